@@ -1,0 +1,121 @@
+//! The command line, as clap types. The contract is `docs/cli.md` (design §4).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+use super::cas::CasCommand;
+use super::enclave::EnclaveCommand;
+
+/// A cargo-style build tool for confidential container meshes.
+#[derive(Debug, Parser)]
+#[command(name = "scone", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build images, enclaves, the policy and the chart under target/.
+    Build(BuildArgs),
+    /// Build, then upload the policy to CAS, push images, write the chart.
+    Apply(ApplyArgs),
+    /// Remove target/ (or one service's outputs with -p).
+    Clean(CleanArgs),
+    /// Validate the manifests and print a summary per mesh.
+    Check(CommonArgs),
+    /// Print the planned step graph.
+    Graph(GraphArgs),
+    /// Measure, sign and inspect SGX enclaves.
+    #[command(subcommand)]
+    Enclave(EnclaveCommand),
+    /// The embedded local CAS.
+    #[command(subcommand)]
+    Cas(CasCommand),
+}
+
+/// Options every workspace command shares.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// A Meshfile or service manifest (repeatable). Default: scone.toml members,
+    /// else mesh.yml / Meshfile / Meshfile.yaml in the current folder.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Only this service (its mesh name or its build.name); repeatable.
+    #[arg(short = 'p', long = "package", value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Where outputs go (default: <root>/target).
+    #[arg(long, value_name = "DIR", env = "SCONE_TARGET_DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Refuse to change scone.lock.
+    #[arg(long)]
+    pub locked: bool,
+    /// --locked and --offline.
+    #[arg(long)]
+    pub frozen: bool,
+    /// Never touch the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// How to print messages.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// Say, for each step that runs, which input changed.
+    #[arg(long)]
+    pub explain: bool,
+    /// More output (-v shows fresh steps).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Parallel steps (default: the number of cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Push images to their registries (after the policy upload).
+    #[arg(long)]
+    pub push: bool,
+    /// Load images into a Docker-API engine (DOCKER_HOST honoured).
+    #[arg(long)]
+    pub load: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CleanArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum MessageFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}

@@ -1,0 +1,5 @@
+//! The command-line front end: argument types, dispatch, human and JSON output.
+
+pub mod args;
+pub mod cas;
+pub mod enclave;

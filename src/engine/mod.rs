@@ -1,0 +1,1 @@
+//! The incremental engine: fingerprints, stat cache, action cache, scheduler.

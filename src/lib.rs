@@ -1,0 +1,15 @@
+//! scone: a cargo-style build tool for confidential container meshes.
+//!
+//! Data flows one way: [`manifest`] → [`plan`] → [`engine`] → [`steps`] → outputs.
+//! Manifests know nothing of the engine, the engine knows nothing of a step's
+//! internals, and steps never call the CLI. See `docs/architecture.md`.
+
+pub mod cas;
+pub mod engine;
+pub mod helm;
+pub mod manifest;
+pub mod oci;
+pub mod plan;
+pub mod sgx;
+pub mod steps;
+pub mod workspace;

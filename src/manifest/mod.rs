@@ -1,0 +1,1 @@
+//! Service manifests and Meshfiles: parsing, templating and validation.

@@ -1,0 +1,1 @@
+//! OCI images: deterministic layers, image layouts, base images, registries, Docker.

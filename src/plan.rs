@@ -1,0 +1,1 @@
+//! Manifests → the step DAG.

@@ -1,0 +1,2 @@
+//! SGX enclave measurement (MRENCLAVE), SIGSTRUCT signing and verification, the
+//! scone enclave layout, and file-system protection tags.

@@ -1,0 +1,1 @@
+//! The step kinds of the build graph, one file each.

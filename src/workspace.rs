@@ -1,0 +1,1 @@
+//! Workspace discovery: the root, `scone.toml`, member manifests.
