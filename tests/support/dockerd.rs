@@ -1,0 +1,1 @@
+//! Test support: dockerd (to be written).

@@ -1,0 +1,1 @@
+//! Test support: monorepo generator (to be written).

@@ -1,0 +1,1 @@
+//! Test support: registry (to be written).

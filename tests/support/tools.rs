@@ -1,0 +1,1 @@
+//! Test support: tools (to be written).
