@@ -1,1 +1,115 @@
-//! Workspace discovery: the root, `scone.toml`, member manifests.
+//! Workspace discovery: the root, `scone.toml`, the manifests that take part, and
+//! how mesh services link to service manifests.
+//!
+//! `-f FILE` (repeatable) names Meshfiles or service manifests; without it, the
+//! `members` globs of `scone.toml`; without that, `mesh.yml`, `Meshfile` or
+//! `Meshfile.yaml` in the current folder. The root is the folder of the nearest
+//! `scone.toml` above the first file, else the folder of the first file.
+
+use crate::manifest::{Mesh, ServiceManifest};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `scone.toml` at the workspace root. Every field is optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Globs (relative to the root) of the Meshfiles / service manifests to build.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Where outputs go, relative to the root (default `target`).
+    #[serde(default)]
+    pub target_dir: Option<PathBuf>,
+    /// Default base image per `build.kind` (e.g. `python = "dir:rootfs/python"`).
+    #[serde(default)]
+    pub base: BTreeMap<String, String>,
+    #[serde(default)]
+    pub signing: SigningConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// `[signing]` of `scone.toml`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SigningConfig {
+    /// Enclave signing key (relative to the root).
+    pub key: Option<PathBuf>,
+    /// `debug` (default) or `production`.
+    pub mode: Option<String>,
+}
+
+/// `[cache]` of `scone.toml`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheConfig {
+    pub remote: Option<String>,
+    #[serde(default)]
+    pub remote_write: bool,
+}
+
+/// Everything one invocation works on, parsed, validated and linked.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    /// The root: `target/` and `scone.lock` live here.
+    pub root: PathBuf,
+    /// `scone.toml`, or the defaults.
+    pub config: Config,
+    /// Every service manifest taking part, sorted by `build.name`, each once.
+    pub services: Vec<ServiceUnit>,
+    /// Warnings found while loading (deprecated kinds, renamed names…).
+    pub warnings: Vec<String>,
+    /// Every Meshfile taking part, in the order given.
+    pub meshes: Vec<LinkedMesh>,
+}
+
+/// A service manifest and the folder its `copy:` paths are relative to.
+#[derive(Clone, Debug)]
+pub struct ServiceUnit {
+    pub manifest: ServiceManifest,
+    /// The manifest's folder.
+    pub dir: PathBuf,
+}
+
+impl ServiceUnit {
+    /// `build.name`: names the image-side steps and outputs.
+    pub fn name(&self) -> &str {
+        &self.manifest.build.name.value
+    }
+}
+
+/// A Meshfile with each of its services linked to a service manifest.
+#[derive(Clone, Debug)]
+pub struct LinkedMesh {
+    pub mesh: Mesh,
+    pub services: Vec<LinkedService>,
+}
+
+impl LinkedMesh {
+    /// `policy.namespace`: names the mesh's policy and chart steps.
+    pub fn namespace(&self) -> &str {
+        &self.mesh.policy.namespace.value
+    }
+}
+
+/// One service of a mesh, linked and with its environment resolved.
+#[derive(Clone, Debug)]
+pub struct LinkedService {
+    /// The service's name in the Meshfile (policy and chart name).
+    pub name: String,
+    /// Index into [`Workspace::services`].
+    pub unit: usize,
+    /// The environment CAS gives the program: the manifest's locals in order,
+    /// then its globals with values resolved from the Meshfile (the service's own
+    /// entry beats `helm`, which beats `global`/seed form, which beats the
+    /// manifest's default). Secret references are kept as written.
+    pub environment: Vec<(String, String)>,
+}
+
+/// What to load: the `-f` files (may be empty) and the folder to start from.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub files: Vec<PathBuf>,
+    pub cwd: PathBuf,
+}

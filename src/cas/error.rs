@@ -1,0 +1,137 @@
+//! Errors of the CAS layer: session validation, the local store, the HTTPS server
+//! and the remote client. Messages say what the user should do next and never
+//! contain a secret value.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while rendering, storing, serving or uploading a
+/// CAS session.
+#[derive(Debug, thiserror::Error)]
+pub enum CasError {
+    /// The session (or the input it is rendered from) is not valid.
+    #[error("invalid CAS session: {0}")]
+    InvalidSession(String),
+
+    /// The predecessor named by an upload is not the session's current hash.
+    #[error("{}", conflict_message(name, given.as_deref(), current.as_deref()))]
+    PredecessorConflict {
+        /// Session name.
+        name: String,
+        /// The predecessor the upload named (`None`: it named none).
+        given: Option<String>,
+        /// The session's current hash on CAS (`None`: the session does not exist).
+        current: Option<String>,
+    },
+
+    /// The client certificate is not allowed to read or update the session.
+    #[error(
+        "access to CAS session `{name}` denied: it was created with another client \
+         certificate ({detail}); use the client identity that created it, or choose \
+         another `policy.namespace`"
+    )]
+    NotOwner {
+        /// Session name.
+        name: String,
+        /// What the server said.
+        detail: String,
+    },
+
+    /// No session of that name exists.
+    #[error("CAS session `{name}` does not exist")]
+    NotFound {
+        /// Session name.
+        name: String,
+    },
+
+    /// The TLS handshake with the CAS failed (server not trusted, certificate refused…).
+    #[error(
+        "TLS connection to CAS at {url} failed: {detail}; check that the URL is right and \
+         that the CA certificate you trust ({ca}) is the one of this CAS \
+         (`scone cas serve` prints the path of its CA certificate on start)"
+    )]
+    Tls {
+        /// The CAS URL.
+        url: String,
+        /// The underlying error chain.
+        detail: String,
+        /// Which trust was used.
+        ca: String,
+    },
+
+    /// The CAS could not be reached at all.
+    #[error("cannot reach CAS at {url}: {detail}; is the CAS running and is `cas_url` right?")]
+    Unreachable {
+        /// The CAS URL.
+        url: String,
+        /// The underlying error chain.
+        detail: String,
+    },
+
+    /// The CAS answered with an unexpected status.
+    #[error("CAS at {url} answered {status}: {message}")]
+    Server {
+        /// The CAS URL.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// The CAS's error text.
+        message: String,
+    },
+
+    /// A certificate or key file could not be read, parsed or generated.
+    #[error("CAS TLS identity: {0}")]
+    Identity(String),
+
+    /// The local CAS store is damaged.
+    #[error("local CAS store {path}: {detail}")]
+    Store {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// A file-system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was attempted (`read`, `write`, `create directory`, …).
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CasError {
+    /// Wraps an I/O error with the operation and the path it concerns.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CasError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn conflict_message(name: &str, given: Option<&str>, current: Option<&str>) -> String {
+    match (given, current) {
+        (Some(given), None) => format!(
+            "CAS session `{name}` does not exist, but the upload names predecessor {given}; \
+             remove the session's entry from `scone.lock` (or run `scone apply` again, which \
+             creates it) to create it anew"
+        ),
+        (None, Some(current)) => format!(
+            "CAS session `{name}` already exists (it is at {current}) and an update must name \
+             its current hash as predecessor; run `scone apply` again to rebase on it, or pass \
+             the current hash as predecessor"
+        ),
+        (Some(given), Some(current)) => format!(
+            "the CAS session `{name}` changed since your last apply: it is at {current}, not at \
+             {given}; run `scone apply` again to rebase on it, or pass the current hash as \
+             predecessor"
+        ),
+        (None, None) => format!("CAS session `{name}`: predecessor conflict"),
+    }
+}

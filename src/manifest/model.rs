@@ -1,0 +1,249 @@
+//! The manifest model: service manifests (`kind: genImage`) and Meshfiles
+//! (`kind: mesh`) as typed values, exactly as design §1 describes them.
+//!
+//! These types deserialize straight from YAML (unknown fields are refused); the
+//! nodes that validation points at are [`Located`]. After parsing, the model is
+//! checked by [`super::validate`] and linked into a [`Workspace`](super::Workspace).
+
+use super::located::Located;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `apiVersion` and `kind`, read first to tell manifests apart.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Header {
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<Located<String>>,
+    pub kind: Option<Located<String>>,
+}
+
+/// One service manifest (`kind: genImage`, `genservice` or `genAppImage`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceManifest {
+    #[serde(rename = "apiVersion")]
+    pub api_version: Located<String>,
+    pub kind: Located<String>,
+    #[serde(default)]
+    pub environment: Environment,
+    #[serde(default)]
+    pub secrets: Secrets,
+    pub build: Build,
+    /// Ports the service listens on (a chart Service is generated for them).
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    /// Where this manifest was read from (set by the parser, not the YAML).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// `environment:` of a service manifest.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Fixed by the service; a Meshfile cannot change them. `SCONE_*` locals
+    /// configure the enclave (heap, stack, threads, dlopen).
+    #[serde(default)]
+    pub local: Vec<EnvVar>,
+    /// Values come from the Meshfile (or the default given here).
+    #[serde(default)]
+    pub global: Vec<EnvVar>,
+}
+
+/// One environment variable. A value may reference a CAS secret as
+/// `$$SCONE::name$$` or `$$SCONE::name`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvVar {
+    pub name: Located<String>,
+    #[serde(default)]
+    pub value: Option<Located<String>>,
+}
+
+/// `secrets:` of a service manifest: declarations only, CAS generates values.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    /// Shared with the other services of the mesh.
+    #[serde(default)]
+    pub global: Vec<Secret>,
+    /// Only this service.
+    #[serde(default)]
+    pub local: Vec<Secret>,
+    /// Names of global secrets that other services of the mesh define.
+    #[serde(default)]
+    pub import: Vec<Located<String>>,
+}
+
+/// One secret declaration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    pub name: Located<String>,
+    /// `ascii`, `binary`, or a kind CAS knows (kept opaque).
+    pub kind: Located<String>,
+    #[serde(default)]
+    pub size: Option<Located<u32>>,
+    /// A fixed value (multi-line block scalars are kept byte-exact).
+    #[serde(default)]
+    pub value: Option<Located<String>>,
+}
+
+/// `build:` of a service manifest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// Names the image-side steps and outputs (`image:<name>`, `target/images/<name>/`).
+    pub name: Located<String>,
+    /// `python`, `binary`, …: selects the default base image and entry binary.
+    pub kind: Located<String>,
+    /// Base image; see design §3.1. Default: the kind's base from `scone.toml`.
+    #[serde(default)]
+    pub from: Option<Located<String>>,
+    /// The image reference to produce.
+    pub to: Located<String>,
+    /// Working directory inside the image; the copied files land here.
+    pub pwd: Located<String>,
+    /// The protected command line.
+    pub command: Located<String>,
+    /// Files or folders to copy, relative to the manifest's folder.
+    #[serde(default)]
+    pub copy: Vec<Located<String>>,
+    /// The entry binary, if not the first word of `command` looked up on PATH.
+    #[serde(default)]
+    pub binary: Option<Located<String>>,
+    /// Enclave signing.
+    #[serde(default)]
+    pub signature: Option<Signature>,
+}
+
+/// `build.signature`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// Path of the RSA-3072 (e = 3) signing key, relative to the manifest.
+    pub key: Located<String>,
+}
+
+/// A port the service listens on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub name: Located<String>,
+    pub port: Located<u16>,
+    #[serde(default)]
+    pub protocol: Option<Located<String>>,
+}
+
+/// A Meshfile (`kind: mesh`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mesh {
+    #[serde(rename = "apiVersion")]
+    pub api_version: Located<String>,
+    pub kind: Located<String>,
+    #[serde(default)]
+    pub cas: Vec<Cas>,
+    pub policy: Policy,
+    #[serde(default)]
+    pub env: Vec<MeshEnvEntry>,
+    #[serde(default)]
+    pub services: Vec<MeshService>,
+    /// Chart version (default 0.1.0).
+    #[serde(default)]
+    pub version: Option<Located<String>>,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// One CAS instance of a Meshfile.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cas {
+    pub name: Located<String>,
+    pub cas_url: Located<String>,
+    #[serde(default)]
+    pub alias: Option<Located<String>>,
+    #[serde(default)]
+    pub cas_key: Option<Located<String>>,
+    #[serde(default)]
+    pub tolerance: Option<Located<String>>,
+    #[serde(default)]
+    pub mode: Option<Located<String>>,
+}
+
+/// `policy:` of a Meshfile.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The CAS session name (and the `SCONE_CONFIG_ID` prefix).
+    pub namespace: Located<String>,
+    #[serde(default)]
+    pub tolerate: Option<StringOrList>,
+    #[serde(default)]
+    pub ignore_advisories: Option<StringOrList>,
+}
+
+/// A comma-separated string (`"a, b"`) or a YAML list (`[a, b]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StringOrList {
+    One(Located<String>),
+    Many(Vec<Located<String>>),
+}
+
+impl StringOrList {
+    /// The items, trimmed, empty ones dropped.
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            StringOrList::One(s) => s
+                .value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            StringOrList::Many(v) => v
+                .iter()
+                .map(|s| s.value.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+}
+
+/// One entry of a Meshfile's `env:`. Two forms:
+/// the seed's `{key|name, value}` (a global value), and the per-service form
+/// `{service: global|helm|<svc>, env: [{name, value}]}`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshEnvEntry {
+    #[serde(default)]
+    pub key: Option<Located<String>>,
+    #[serde(default)]
+    pub name: Option<Located<String>>,
+    #[serde(default)]
+    pub value: Option<Located<String>>,
+    #[serde(default)]
+    pub service: Option<Located<String>>,
+    #[serde(default)]
+    pub env: Option<Vec<EnvVar>>,
+}
+
+/// One service of a Meshfile.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshService {
+    /// The service's name in the policy and the chart.
+    pub name: Located<String>,
+    /// The image; links to the service manifest whose `build.to` equals it.
+    pub image: Located<String>,
+    /// Explicit link to the service manifest, relative to the Meshfile.
+    #[serde(default)]
+    pub manifest: Option<Located<String>>,
+}
+
+/// The three spellings of the service manifest kind.
+pub const SERVICE_KINDS: &[&str] = &["genImage", "genservice", "genAppImage"];
+/// The Meshfile kind.
+pub const MESH_KIND: &str = "mesh";
