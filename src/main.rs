@@ -1,4 +1,6 @@
 //! The `scone` binary: parse arguments, call the library, render errors.
+//!
+//! Exit codes: 0 success, 1 build failure, 2 bad manifest or usage.
 
 mod cli;
 
@@ -9,13 +11,18 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Check(args) => cli::check::run(args),
         Command::Enclave(cmd) => cli::enclave::run(cmd),
         Command::Cas(cmd) => cli::cas::run(cmd),
         _ => Err(anyhow::anyhow!("this command is not implemented yet")),
     };
     match result {
-        Ok(code) => ExitCode::from(code as u8),
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
+            if let Some(diags) = err.downcast_ref::<scone::manifest::Diagnostics>() {
+                eprintln!("{diags}");
+                return ExitCode::from(2);
+            }
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }

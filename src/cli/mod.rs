@@ -2,4 +2,5 @@
 
 pub mod args;
 pub mod cas;
+pub mod check;
 pub mod enclave;

@@ -1,1 +1,32 @@
-//! The incremental engine: fingerprints, stat cache, action cache, scheduler.
+//! The incremental engine: a build is a DAG of pure steps; each step's
+//! fingerprint decides whether it runs; only what changed is rebuilt.
+//!
+//! * [`step`] — the contract every step kind implements;
+//! * [`fingerprint`] — what goes into a fingerprint, and `--explain`;
+//! * [`statcache`] — so a no-op build hashes nothing;
+//! * [`store`] — blobs, action records, per-step state under `target/.scone/`;
+//! * [`publish`] — atomic publishing of outputs under `target/`;
+//! * [`scheduler`] — parallel execution on a rayon pool;
+//! * [`lock`] — one build per `target/` at a time;
+//! * [`events`] — what the CLI is told.
+//!
+//! The engine knows nothing of a step's internals.
+
+pub mod durable;
+pub mod events;
+pub mod fingerprint;
+pub mod inputs;
+pub mod lock;
+pub mod publish;
+pub mod scheduler;
+pub mod statcache;
+pub mod step;
+pub mod store;
+
+pub use events::{Event, EventSink, Status};
+pub use scheduler::{build, BuildReport, EngineError, EngineOptions, Node};
+pub use step::{
+    BlobSource, Input, InputKind, Publish, PublishFile, ResolvedInput, Step, StepContext,
+    StepError, StepId, StepOutput,
+};
+pub use store::{ActionRecord, Published};

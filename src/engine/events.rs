@@ -1,0 +1,55 @@
+//! What the engine reports while it runs. The CLI turns these into cargo-style
+//! lines on stderr or JSON messages on stdout (design §4).
+
+use super::step::StepId;
+use serde_json::Value;
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Its fingerprint had an intact cached result (or an effect had nothing to do).
+    Fresh,
+    /// It ran.
+    Built,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Fresh => "fresh",
+            Status::Built => "built",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// One event.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A step starts running (not sent for fresh steps).
+    Started { id: StepId },
+    /// A step finished.
+    Finished {
+        id: StepId,
+        status: Status,
+        fingerprint: String,
+        /// The step's record (digests); empty for failures.
+        outputs: Value,
+        /// The first changed input, for built steps; the error for failures.
+        why: Option<String>,
+        ms: u64,
+    },
+}
+
+/// Receives events; called from worker threads.
+pub trait EventSink: Sync {
+    fn event(&self, event: Event);
+}
+
+/// Drops every event.
+pub struct Silent;
+
+impl EventSink for Silent {
+    fn event(&self, _: Event) {}
+}

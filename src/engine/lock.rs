@@ -1,0 +1,64 @@
+//! The build-directory lock: one scone at a time per `target/`.
+//!
+//! An advisory lock (`flock`) on `target/.scone/lock`, held for the whole run.
+//! A second build waits, saying so once, like cargo's "Blocking waiting for file
+//! lock on build directory". The kernel drops the lock when the process dies,
+//! so a `kill -9` never leaves a stale lock behind.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// Held while alive.
+#[derive(Debug)]
+pub struct TargetLock {
+    _file: File,
+}
+
+impl TargetLock {
+    /// Takes the lock on `<target>/.scone/lock`, waiting if another process has
+    /// it; `on_wait` is called once before waiting.
+    pub fn acquire(target_dir: &Path, on_wait: impl FnOnce()) -> io::Result<TargetLock> {
+        let dir = target_dir.join(".scone");
+        fs::create_dir_all(&dir)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(dir.join("lock"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                on_wait();
+                file.lock()?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+        Ok(TargetLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn second_locker_waits_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = TargetLock::acquire(dir.path(), || panic!("first must not wait")).unwrap();
+        let waited = Arc::new(AtomicBool::new(false));
+        let (w, p) = (waited.clone(), dir.path().to_path_buf());
+        let handle = std::thread::spawn(move || {
+            TargetLock::acquire(&p, || w.store(true, Ordering::SeqCst)).unwrap()
+        });
+        while !waited.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        drop(first);
+        let _second = handle.join().unwrap();
+        assert!(waited.load(Ordering::SeqCst));
+    }
+}

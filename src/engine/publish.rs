@@ -1,0 +1,142 @@
+//! Publishing step outputs under `target/` from the blob store.
+//!
+//! A published folder (`target/images/<service>/`) is rebuilt beside itself
+//! (`.<name>.tmp-*`), then swapped in with two renames, so a reader never sees
+//! a half-written folder; a build killed between the renames leaves the folder
+//! missing, and the next build publishes it again. Files are hard links to their
+//! blobs (copies where links fail), so publishing costs no data copies.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::durable;
+use super::store::{Published, Store};
+
+/// Whether `target/<entry>` holds exactly what the entry says.
+pub fn is_current(target: &Path, entry: &Published, store: &Store) -> bool {
+    match entry {
+        Published::File { path, digest } => file_is(store, &target.join(path), digest),
+        Published::Dir { dir, files } => {
+            let root = target.join(dir);
+            let Ok(found) = list_files(&root) else {
+                return false;
+            };
+            found.len() == files.len()
+                && found.iter().all(|rel| {
+                    files
+                        .get(rel)
+                        .is_some_and(|d| file_is(store, &root.join(rel), d))
+                })
+        }
+    }
+}
+
+fn file_is(store: &Store, path: &Path, digest: &str) -> bool {
+    store
+        .stats()
+        .digest(path)
+        .map(|d| d.digest == digest)
+        .unwrap_or(false)
+}
+
+/// Every regular file under `root`, as `/`-separated relative paths.
+fn list_files(root: &Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.map_err(io::Error::other)?;
+        if !entry.file_type().is_dir() {
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .map_err(io::Error::other)?
+                .to_string_lossy()
+                .into_owned();
+            out.push(rel);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `target/<entry>` from the store.
+pub fn publish(target: &Path, entry: &Published, store: &Store) -> io::Result<()> {
+    match entry {
+        Published::File { path, digest } => {
+            let dest = target.join(path);
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            let tmp = durable::temp_sibling(&dest);
+            link_or_copy(&store.blob_path(digest), &tmp)?;
+            fs::rename(&tmp, &dest)?;
+            store.stats().record_written(&dest, digest)
+        }
+        Published::Dir { dir, files } => publish_dir(&target.join(dir), files, store),
+    }
+}
+
+fn publish_dir(dest: &Path, files: &BTreeMap<String, String>, store: &Store) -> io::Result<()> {
+    let parent = dest
+        .parent()
+        .ok_or_else(|| io::Error::other("cannot publish to the filesystem root"))?;
+    fs::create_dir_all(parent)?;
+    sweep_leftovers(dest)?;
+    let tmp = durable::temp_sibling(dest);
+    fs::create_dir_all(&tmp)?;
+    for (rel, digest) in files {
+        let path = tmp.join(rel);
+        if let Some(p) = path.parent() {
+            fs::create_dir_all(p)?;
+        }
+        link_or_copy(&store.blob_path(digest), &path)?;
+    }
+    if fs::symlink_metadata(dest).is_ok() {
+        let old = old_name(dest);
+        fs::rename(dest, &old)?;
+        fs::rename(&tmp, dest)?;
+        durable::remove_all(&old)?;
+    } else {
+        fs::rename(&tmp, dest)?;
+    }
+    for (rel, digest) in files {
+        store.stats().record_written(&dest.join(rel), digest)?;
+    }
+    Ok(())
+}
+
+fn old_name(dest: &Path) -> PathBuf {
+    let tmp = durable::temp_sibling(dest);
+    let name = tmp.file_name().map(|n| n.to_string_lossy().replace(".tmp-", ".old-"));
+    tmp.with_file_name(name.unwrap_or_default())
+}
+
+/// Removes `.<name>.tmp-*` / `.<name>.old-*` left by an interrupted publish.
+fn sweep_leftovers(dest: &Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let prefixes = [
+        format!(".{}.tmp-", name.to_string_lossy()),
+        format!(".{}.old-", name.to_string_lossy()),
+    ];
+    for entry in fs::read_dir(parent)?.flatten() {
+        let n = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| n.starts_with(p)) {
+            durable::remove_all(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    let _ = fs::remove_file(to);
+    if fs::hard_link(from, to).is_err() {
+        let tmp = durable::temp_sibling(to);
+        fs::copy(from, &tmp)?;
+        fs::File::open(&tmp)?.sync_all()?;
+        super::statcache::pin_mtime(&tmp)?;
+        fs::rename(&tmp, to)?;
+    }
+    Ok(())
+}

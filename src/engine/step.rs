@@ -1,0 +1,210 @@
+//! The step contract: what a step declares, what it receives, what it returns.
+//!
+//! A step is a pure function of its declared inputs:
+//!
+//! * **params** — canonical key/value pairs (command line, env, settings…);
+//! * **inputs** — workspace files and folders it reads, hashed by the engine;
+//! * **deps** — upstream steps, whose *outputs* (record + blob digests) it reads.
+//!
+//! From those the engine computes the fingerprint (see [`super::fingerprint`]).
+//! On a miss it calls [`Step::run`] with a [`StepContext`] that hands over exactly
+//! the declared inputs (with digests), the upstream results and a scratch folder;
+//! the step returns a [`StepOutput`]: a small JSON record, the files it made
+//! (moved into the content-addressed blob store) and what to publish under
+//! `target/`. A step never reads anything it did not declare and never writes
+//! outside its scratch folder; the engine does all publishing.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::store::{ActionRecord, Store};
+
+/// A step's identity: its kind (`copy`, `layer`, …) and unit (service or mesh).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StepId {
+    pub kind: String,
+    pub unit: String,
+}
+
+impl StepId {
+    pub fn new(kind: &str, unit: &str) -> StepId {
+        StepId {
+            kind: kind.to_string(),
+            unit: unit.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.unit)
+    }
+}
+
+/// A workspace path a step reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// One file, under a label (shown by `--explain`).
+    File { label: String, path: PathBuf },
+    /// Every file under a folder (sorted, recursive; symlinks not followed),
+    /// each labelled `<label>/<relative path>`.
+    Tree { label: String, path: PathBuf },
+}
+
+/// Whether a resolved input is a regular file or a symlink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputKind {
+    File,
+    Symlink,
+}
+
+/// A declared input after the engine resolved and hashed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedInput {
+    pub label: String,
+    pub path: PathBuf,
+    pub kind: InputKind,
+    /// Unix permission bits (the exec bit matters for layers).
+    pub mode: u32,
+    pub size: u64,
+    /// blake3 of the content (of the link target for symlinks).
+    pub digest: String,
+}
+
+/// How a step failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub message: String,
+}
+
+impl StepError {
+    pub fn new(message: impl Into<String>) -> StepError {
+        StepError {
+            message: message.into(),
+        }
+    }
+
+    /// Wraps any error with what the step was doing.
+    pub fn context(what: impl fmt::Display, err: impl fmt::Display) -> StepError {
+        StepError::new(format!("{what}: {err}"))
+    }
+}
+
+/// Where a published file's bytes come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobSource {
+    /// A file this step returned in [`StepOutput::files`], by name.
+    Own(String),
+    /// A blob already in the store (e.g. an upstream step's), by digest.
+    Stored(String),
+}
+
+/// One file of a published folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishFile {
+    /// Path inside the published folder.
+    pub path: String,
+    pub source: BlobSource,
+}
+
+/// Something a step publishes under `target/`. Folders are replaced as a whole,
+/// atomically: a reader never sees a half-written one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Publish {
+    Dir {
+        /// Relative to the target dir, e.g. `images/python_hello_user`.
+        dir: String,
+        files: Vec<PublishFile>,
+    },
+    File {
+        /// Relative to the target dir, e.g. `policy/myPythonApp.yaml`.
+        path: String,
+        source: BlobSource,
+    },
+}
+
+/// What a step returns.
+#[derive(Debug, Default)]
+pub struct StepOutput {
+    /// A small JSON record (digests, MRENCLAVE, …) that downstream steps and
+    /// messages read. Never put a secret here.
+    pub record: serde_json::Value,
+    /// Files the step made in its scratch folder, by name; moved into the store.
+    pub files: BTreeMap<String, PathBuf>,
+    /// What to publish under `target/`.
+    pub publish: Vec<Publish>,
+    /// For effect steps (not cached): whether the effect did anything.
+    pub changed: bool,
+}
+
+/// What a step gets to work with.
+pub struct StepContext<'a> {
+    /// The declared inputs, resolved and hashed, in declaration order.
+    pub inputs: &'a [ResolvedInput],
+    /// The results of the declared deps, in declaration order.
+    pub deps: &'a [(StepId, Arc<ActionRecord>)],
+    /// A fresh, empty folder for this run.
+    pub scratch: &'a Path,
+    pub(crate) store: &'a Store,
+}
+
+impl StepContext<'_> {
+    /// The result of the dep with this kind (the first, if several).
+    pub fn dep(&self, kind: &str) -> Result<&ActionRecord, StepError> {
+        self.deps
+            .iter()
+            .find(|(id, _)| id.kind == kind)
+            .map(|(_, r)| r.as_ref())
+            .ok_or_else(|| StepError::new(format!("internal: no `{kind}` dependency")))
+    }
+
+    /// All deps of this kind.
+    pub fn deps_of<'b>(&'b self, kind: &'b str) -> impl Iterator<Item = &'b ActionRecord> + 'b {
+        self.deps
+            .iter()
+            .filter(move |(id, _)| id.kind == kind)
+            .map(|(_, r)| r.as_ref())
+    }
+
+    /// The store path of a file an upstream step made.
+    pub fn dep_file(&self, record: &ActionRecord, name: &str) -> Result<PathBuf, StepError> {
+        let digest = record.files.get(name).ok_or_else(|| {
+            StepError::new(format!("internal: `{}` made no file `{name}`", record.step))
+        })?;
+        Ok(self.store.blob_path(digest))
+    }
+
+    /// The store path of a blob by digest.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        self.store.blob_path(digest)
+    }
+
+    /// Puts a file into the store now (e.g. a base layer a later step publishes)
+    /// and returns its digest.
+    pub fn store_file(&self, path: &Path) -> Result<String, StepError> {
+        self.store
+            .ingest_copy(path)
+            .map_err(|e| StepError::context(format!("storing {}", path.display()), e))
+    }
+}
+
+/// A step of the build graph. See the module documentation.
+pub trait Step: Send + Sync {
+    fn id(&self) -> &StepId;
+    /// Everything besides inputs and deps that decides the output.
+    fn params(&self) -> BTreeMap<String, String>;
+    /// Workspace files and folders the step reads.
+    fn inputs(&self) -> Vec<Input> {
+        Vec::new()
+    }
+    /// Effect steps (upload, push) are not cached: they run every time and say
+    /// through [`StepOutput::changed`] whether they did anything.
+    fn cacheable(&self) -> bool {
+        true
+    }
+    fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError>;
+}

@@ -1,0 +1,257 @@
+//! The content-addressed store under `target/.scone/`: blobs, action records and
+//! per-step state.
+//!
+//! ```text
+//! target/.scone/
+//!   lock                      advisory lock held for a whole build (lock.rs)
+//!   stat-cache.json           path+stat → blake3 (statcache.rs)
+//!   blobs/<2 hex>/<blake3>    every file a step made, by content; mtime pinned
+//!   actions/<2 hex>/<fp>.json fingerprint → ActionRecord (the action cache)
+//!   steps/<kind>/<unit>.json  the last fingerprint and input list of a step
+//!                             (for --explain and `clean -p`)
+//!   tmp/                      scratch folders of running steps; wiped per build
+//! ```
+//!
+//! A cache hit counts only when the action record parses and every blob it
+//! names is present with the right digest (checked through the stat cache, so
+//! an untouched blob is not re-read, and a flipped byte is seen).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::durable;
+use super::statcache::{self, StatCache};
+use super::step::StepId;
+
+/// A published entry with its blob digests resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Published {
+    Dir {
+        dir: String,
+        files: BTreeMap<String, String>,
+    },
+    File {
+        path: String,
+        digest: String,
+    },
+}
+
+/// The result of one step: what the action cache maps a fingerprint to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// `<kind>:<unit>`.
+    pub step: String,
+    pub fingerprint: String,
+    /// The step's small JSON record.
+    pub record: serde_json::Value,
+    /// Files the step made: name → blob digest.
+    pub files: BTreeMap<String, String>,
+    /// What the step published under `target/`.
+    pub publish: Vec<Published>,
+}
+
+impl ActionRecord {
+    /// The digest of everything downstream steps can see of this result. Deps
+    /// enter fingerprints through it, so a rebuilt step whose output did not
+    /// change leaves its dependents fresh.
+    pub fn output_digest(&self) -> String {
+        let canonical = serde_json::json!({
+            "record": self.record,
+            "files": self.files,
+            "publish": self.publish,
+        });
+        blake3::hash(canonical.to_string().as_bytes())
+            .to_hex()
+            .to_string()
+    }
+
+    /// Every blob digest this record depends on.
+    pub fn blob_digests(&self) -> impl Iterator<Item = &String> {
+        self.files.values().chain(self.publish.iter().flat_map(|p| {
+            let v: Box<dyn Iterator<Item = &String>> = match p {
+                Published::Dir { files, .. } => Box::new(files.values()),
+                Published::File { digest, .. } => Box::new(std::iter::once(digest)),
+            };
+            v
+        }))
+    }
+}
+
+/// The last successful run of a step: for `--explain` and `clean -p`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StepState {
+    pub fingerprint: String,
+    /// `(label, digest)` of every fingerprint input, in order.
+    pub inputs: Vec<(String, String)>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    stats: StatCache,
+}
+
+fn fan_out(dir: &Path, key: &str, suffix: &str) -> PathBuf {
+    let prefix = key.get(..2).unwrap_or("xx");
+    dir.join(prefix).join(format!("{key}{suffix}"))
+}
+
+/// File-name-safe form of a unit name.
+fn safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '%'
+            }
+        })
+        .collect()
+}
+
+impl Store {
+    /// Opens (creating) the store in `<target>/.scone`.
+    pub fn open(target_dir: &Path) -> io::Result<Store> {
+        let root = target_dir.join(".scone");
+        fs::create_dir_all(root.join("blobs"))?;
+        fs::create_dir_all(root.join("actions"))?;
+        let stats = StatCache::load(&root.join("stat-cache.json"));
+        Ok(Store { root, stats })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn stats(&self) -> &StatCache {
+        &self.stats
+    }
+
+    /// Empties `tmp/` (left-overs of an interrupted build) and returns it.
+    pub fn reset_tmp(&self) -> io::Result<PathBuf> {
+        let tmp = self.root.join("tmp");
+        durable::remove_all(&tmp)?;
+        fs::create_dir_all(&tmp)?;
+        Ok(tmp)
+    }
+
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        fan_out(&self.root.join("blobs"), digest, "")
+    }
+
+    /// Whether the blob is present with the right content.
+    pub fn blob_intact(&self, digest: &str) -> bool {
+        match self.stats.digest(&self.blob_path(digest)) {
+            Ok(d) => d.digest == digest,
+            Err(_) => false,
+        }
+    }
+
+    /// Moves a finished file into the store; returns its digest.
+    pub fn ingest_move(&self, path: &Path) -> io::Result<String> {
+        let (digest, _) = statcache::hash_file(path)?;
+        let dest = self.blob_path(&digest);
+        if self.blob_intact(&digest) {
+            fs::remove_file(path)?;
+            return Ok(digest);
+        }
+        File::open(path)?.sync_all()?;
+        self.place(path, &dest, &digest)?;
+        Ok(digest)
+    }
+
+    /// Copies a file into the store (the original stays); returns its digest.
+    pub fn ingest_copy(&self, path: &Path) -> io::Result<String> {
+        let (digest, _) = statcache::hash_file(path)?;
+        if self.blob_intact(&digest) {
+            return Ok(digest);
+        }
+        let dest = self.blob_path(&digest);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let tmp = durable::temp_sibling(&dest);
+        fs::copy(path, &tmp)?;
+        File::open(&tmp)?.sync_all()?;
+        // Verify what we copied: the source may have changed under us.
+        let (copied, _) = statcache::hash_file(&tmp)?;
+        if copied != digest {
+            let _ = fs::remove_file(&tmp);
+            return Err(io::Error::other(format!(
+                "{} changed while it was being stored",
+                path.display()
+            )));
+        }
+        self.place(&tmp, &dest, &digest)?;
+        Ok(digest)
+    }
+
+    fn place(&self, from: &Path, dest: &Path, digest: &str) -> io::Result<()> {
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut perms = fs::metadata(from)?.permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+        fs::set_permissions(from, perms)?;
+        statcache::pin_mtime(from)?;
+        fs::rename(from, dest)?;
+        self.stats.record_written(dest, digest)
+    }
+
+    fn action_path(&self, fingerprint: &str) -> PathBuf {
+        fan_out(&self.root.join("actions"), fingerprint, ".json")
+    }
+
+    /// The action record for a fingerprint, if present and whole.
+    pub fn load_action(&self, fingerprint: &str) -> Option<ActionRecord> {
+        let bytes = fs::read(self.action_path(fingerprint)).ok()?;
+        let rec: ActionRecord = serde_json::from_slice(&bytes).ok()?;
+        (rec.fingerprint == fingerprint).then_some(rec)
+    }
+
+    /// Whether every blob of a record is present and intact.
+    pub fn action_intact(&self, rec: &ActionRecord) -> bool {
+        rec.blob_digests().all(|d| self.blob_intact(d))
+    }
+
+    pub fn save_action(&self, rec: &ActionRecord) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(rec).map_err(io::Error::other)?;
+        durable::write(&self.action_path(&rec.fingerprint), &bytes)
+    }
+
+    /// Removes one action record (e.g. for `clean -p`).
+    pub fn remove_action(&self, fingerprint: &str) -> io::Result<()> {
+        durable::remove_all(&self.action_path(fingerprint))
+    }
+
+    fn state_path(&self, id: &StepId) -> PathBuf {
+        self.root
+            .join("steps")
+            .join(safe(&id.kind))
+            .join(format!("{}.json", safe(&id.unit)))
+    }
+
+    pub fn load_state(&self, id: &StepId) -> Option<StepState> {
+        let bytes = fs::read(self.state_path(id)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn save_state(&self, id: &StepId, state: &StepState) -> io::Result<()> {
+        let bytes = serde_json::to_vec(state).map_err(io::Error::other)?;
+        durable::write(&self.state_path(id), &bytes)
+    }
+
+    pub fn remove_state(&self, id: &StepId) -> io::Result<()> {
+        durable::remove_all(&self.state_path(id))
+    }
+
+    /// Saves the stat cache.
+    pub fn save_stats(&self) -> io::Result<()> {
+        self.stats.save()
+    }
+}
