@@ -242,6 +242,9 @@ fn run_step(
                 .map_err(|e| StepError::context(format!("storing output {name}"), e))?;
             files.insert(name.clone(), digest);
         }
+        for (name, digest) in &output.stored {
+            files.insert(name.clone(), digest.clone());
+        }
         let publish = resolve_publish(&output.publish, &files, store)?;
         let record = ActionRecord {
             step: id.to_string(),

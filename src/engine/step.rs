@@ -135,6 +135,9 @@ pub struct StepOutput {
     pub record: serde_json::Value,
     /// Files the step made in its scratch folder, by name; moved into the store.
     pub files: BTreeMap<String, PathBuf>,
+    /// Files already put into the store with [`StepContext::store_file`], by
+    /// name → digest; checked for integrity like `files`.
+    pub stored: BTreeMap<String, String>,
     /// What to publish under `target/`.
     pub publish: Vec<Publish>,
     /// For effect steps (not cached): whether the effect did anything.

@@ -1,0 +1,140 @@
+//! `base:<reference>`: resolve a base image (design §3.1) and put its config
+//! and layers into the store, shared by every image built on it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::to_record;
+use crate::engine::{Input, Step, StepContext, StepError, StepId, StepOutput};
+use crate::oci::base::{resolve, BaseContext, BaseImage, BaseLayer, BaseSpec};
+
+/// One base layer, by OCI digest and store digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseLayerRecord {
+    pub digest: String,
+    pub diff_id: String,
+    pub size: u64,
+    pub media_type: String,
+    /// Store digest of the blob.
+    pub blob: String,
+}
+
+/// The record of a base step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseRecord {
+    pub reference: String,
+    /// Manifest digest: what `scone.lock` pins.
+    pub digest: String,
+    pub layers: Vec<BaseLayerRecord>,
+}
+
+impl BaseRecord {
+    /// The [`BaseImage`] with layer paths in the store.
+    pub fn to_image(&self, cx: &StepContext<'_>, record: &crate::engine::ActionRecord) -> Result<BaseImage, StepError> {
+        let config = std::fs::read(cx.dep_file(record, "config")?)
+            .map_err(|e| StepError::context("reading the base config", e))?;
+        Ok(BaseImage {
+            reference: self.reference.clone(),
+            digest: self.digest.clone(),
+            config,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| BaseLayer {
+                    digest: l.digest.clone(),
+                    diff_id: l.diff_id.clone(),
+                    size: l.size,
+                    media_type: l.media_type.clone(),
+                    path: cx.blob_path(&l.blob),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// See the module documentation.
+pub struct BaseStep {
+    pub id: StepId,
+    /// The reference as the user wrote it (after making `dir:`/`oci:` absolute).
+    pub reference: String,
+    pub spec: BaseSpec,
+    pub context: BaseContext,
+}
+
+impl BaseStep {
+    /// A local folder whose content identifies the base, if any.
+    fn local_tree(&self) -> Option<PathBuf> {
+        match &self.spec {
+            BaseSpec::Dir(dir) => Some(dir.clone()),
+            BaseSpec::Oci { dir, .. } => Some(dir.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Step for BaseStep {
+    fn id(&self) -> &StepId {
+        &self.id
+    }
+
+    fn params(&self) -> BTreeMap<String, String> {
+        let mut p = BTreeMap::from([("reference".to_string(), format!("{:?}", self.spec))]);
+        if let Some(pin) = &self.context.pinned {
+            p.insert("pinned".into(), pin.clone());
+        }
+        p
+    }
+
+    fn inputs(&self) -> Vec<Input> {
+        self.local_tree()
+            .map(|path| Input::Tree {
+                label: "base".into(),
+                path,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// A registry tag or a Docker image may move: resolve it again unless
+    /// `scone.lock` pins a digest.
+    fn cacheable(&self) -> bool {
+        match self.spec {
+            BaseSpec::Registry(_) => self.context.pinned.is_some(),
+            BaseSpec::DockerDaemon(_) => false,
+            _ => true,
+        }
+    }
+
+    fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
+        let image = resolve(&self.spec, &self.context)
+            .map_err(|e| StepError::context(format!("base image {}", self.reference), e))?;
+        let mut stored = BTreeMap::new();
+        let mut layers = Vec::new();
+        for layer in &image.layers {
+            let blob = cx.store_file(&layer.path)?;
+            stored.insert(format!("layer:{}", layer.digest), blob.clone());
+            layers.push(BaseLayerRecord {
+                digest: layer.digest.clone(),
+                diff_id: layer.diff_id.clone(),
+                size: layer.size,
+                media_type: layer.media_type.clone(),
+                blob,
+            });
+        }
+        let config = cx.scratch.join("config.json");
+        std::fs::write(&config, &image.config)
+            .map_err(|e| StepError::context("writing the base config", e))?;
+        Ok(StepOutput {
+            record: to_record(&BaseRecord {
+                reference: self.reference.clone(),
+                digest: image.digest.clone(),
+                layers,
+            })?,
+            files: BTreeMap::from([("config".to_string(), config)]),
+            stored,
+            changed: true,
+            ..StepOutput::default()
+        })
+    }
+}

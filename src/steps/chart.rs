@@ -1,0 +1,157 @@
+//! `chart:<namespace>`: the mesh's Helm chart, with every image pinned by the
+//! digest the image step produced. Published in `target/helm/` (one mesh) or
+//! `target/helm/<namespace>/` (several), plus plain manifests in
+//! `target/manifests/` with `--output yaml`.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::image::ImageRecord;
+use super::policy::PolicyRecord;
+use super::{from_record, param, to_record};
+use crate::engine::{BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput};
+use crate::helm::{render, ChartInput, ChartPort, ChartService};
+
+/// A service of the chart, before its image digest is known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChartUnit {
+    /// Mesh service name.
+    pub name: String,
+    /// `build.name`: which `image:` dep is this service's.
+    pub unit: String,
+    /// `(name, port, protocol)`.
+    pub ports: Vec<(String, u16, String)>,
+}
+
+/// See the module documentation.
+pub struct ChartStep {
+    pub id: StepId,
+    pub namespace: String,
+    pub version: String,
+    pub cas_addr: String,
+    pub services: Vec<ChartUnit>,
+    /// Where under `target/` the chart goes (`helm` or `helm/<namespace>`).
+    pub dir: String,
+    /// How the docs should name the chart folder.
+    pub chart_path: String,
+    /// A user template folder (`--helm-template`).
+    pub templates: Option<PathBuf>,
+    /// Also publish plain manifests (`--output yaml`) under this dir.
+    pub manifests_dir: Option<String>,
+}
+
+impl Step for ChartStep {
+    fn id(&self) -> &StepId {
+        &self.id
+    }
+
+    fn params(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("namespace".to_string(), self.namespace.clone()),
+            ("version".to_string(), self.version.clone()),
+            ("cas".to_string(), self.cas_addr.clone()),
+            ("services".to_string(), param(&self.services)),
+            ("dir".to_string(), self.dir.clone()),
+            ("chart-path".to_string(), self.chart_path.clone()),
+            ("manifests".to_string(), param(&self.manifests_dir)),
+        ])
+    }
+
+    fn inputs(&self) -> Vec<Input> {
+        self.templates
+            .iter()
+            .map(|path| Input::Tree {
+                label: "templates".into(),
+                path: path.clone(),
+            })
+            .collect()
+    }
+
+    fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
+        let policy: PolicyRecord = from_record(&cx.dep("policy")?.record)?;
+        let mut input = ChartInput::new(&self.namespace, &policy.hash[..12.min(policy.hash.len())], &self.cas_addr);
+        input.chart_version = self.version.clone();
+        input.chart_path = self.chart_path.clone();
+        for s in &self.services {
+            let image = cx
+                .deps
+                .iter()
+                .find(|(id, _)| id.kind == "image" && id.unit == s.unit)
+                .ok_or_else(|| StepError::new(format!("internal: no image step for {}", s.unit)))?;
+            let image: ImageRecord = from_record(&image.1.record)?;
+            let mut service = ChartService::new(
+                &self.namespace,
+                &s.name,
+                &repository_of(&image.reference),
+                &image.manifest_digest,
+            );
+            service.ports = s
+                .ports
+                .iter()
+                .map(|(name, port, protocol)| ChartPort {
+                    name: name.clone(),
+                    port: *port,
+                    protocol: protocol.clone(),
+                })
+                .collect();
+            input.services.push(service);
+        }
+        let chart = render(&input, self.templates.as_deref())
+            .map_err(|e| StepError::context("rendering the Helm chart", e))?;
+        let mut files = BTreeMap::new();
+        let mut publish = Vec::new();
+        let mut add = |dir: &str, set: &BTreeMap<PathBuf, Vec<u8>>, prefix: &str| -> Result<(), StepError> {
+            let mut entries = Vec::new();
+            for (rel, bytes) in set {
+                let name = format!("{prefix}/{}", rel.display());
+                let path = cx.scratch.join(files.len().to_string());
+                std::fs::write(&path, bytes).map_err(|e| StepError::context("writing the chart", e))?;
+                files.insert(name.clone(), path);
+                entries.push(PublishFile {
+                    path: rel.to_string_lossy().into_owned(),
+                    source: BlobSource::Own(name),
+                });
+            }
+            publish.push(Publish::Dir {
+                dir: dir.to_string(),
+                files: entries,
+            });
+            Ok(())
+        };
+        add(&self.dir, &chart.files, "chart")?;
+        if let Some(dir) = &self.manifests_dir {
+            add(dir, &chart.manifests, "manifests")?;
+        }
+        Ok(StepOutput {
+            record: to_record(&serde_json::json!({
+                "chart": self.dir,
+                "warnings": chart.warnings,
+            }))?,
+            files,
+            publish,
+            ..StepOutput::default()
+        })
+    }
+}
+
+/// `host/repo:tag` or `host/repo@sha256:…` → `host/repo`.
+pub fn repository_of(reference: &str) -> String {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    match without_digest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo.to_string(),
+        _ => without_digest.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_of;
+
+    #[test]
+    fn repository_strips_tag_and_digest_but_not_port() {
+        assert_eq!(repository_of("registry.scontain.com:5050/cicd/app:latest"), "registry.scontain.com:5050/cicd/app");
+        assert_eq!(repository_of("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
+        assert_eq!(repository_of("a/b@sha256:00"), "a/b");
+    }
+}

@@ -1,0 +1,115 @@
+//! `copy:<service>`: stage the `copy:` inputs (content, path under `pwd`, exec
+//! bit) in the store, for the layer step.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{image_path, param, to_record};
+use crate::engine::{Input, InputKind, Step, StepContext, StepError, StepId, StepOutput};
+
+/// One staged entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedEntry {
+    /// Path inside the image, without a leading `/`.
+    pub path: String,
+    /// `file` or `symlink`.
+    pub kind: String,
+    pub executable: bool,
+    pub size: u64,
+    /// Store digest of the content (files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    /// Link target (symlinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// The record of a copy step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRecord {
+    pub entries: Vec<StagedEntry>,
+}
+
+/// See the module documentation.
+pub struct CopyStep {
+    pub id: StepId,
+    /// The service manifest's folder.
+    pub dir: PathBuf,
+    pub pwd: String,
+    /// `copy:` paths, relative to `dir`, as written.
+    pub copy: Vec<String>,
+}
+
+impl Step for CopyStep {
+    fn id(&self) -> &StepId {
+        &self.id
+    }
+
+    fn params(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("pwd".to_string(), self.pwd.clone()),
+            ("copy".to_string(), param(&self.copy)),
+        ])
+    }
+
+    fn inputs(&self) -> Vec<Input> {
+        self.copy
+            .iter()
+            .map(|rel| {
+                let label = rel.trim_end_matches('/').trim_start_matches("./").to_string();
+                let path = self.dir.join(rel);
+                if path.is_dir() {
+                    Input::Tree { label, path }
+                } else {
+                    Input::File { label, path }
+                }
+            })
+            .collect()
+    }
+
+    fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
+        let mut entries = Vec::new();
+        let mut stored = BTreeMap::new();
+        for input in cx.inputs {
+            let path = image_path(&self.pwd, &input.label);
+            match input.kind {
+                InputKind::File => {
+                    let digest = cx.store_file(&input.path)?;
+                    if digest != input.digest {
+                        return Err(StepError::new(format!(
+                            "{} changed during the build; build again",
+                            input.path.display()
+                        )));
+                    }
+                    stored.insert(path.clone(), digest.clone());
+                    entries.push(StagedEntry {
+                        path,
+                        kind: "file".into(),
+                        executable: input.mode & 0o111 != 0,
+                        size: input.size,
+                        blob: Some(digest),
+                        target: None,
+                    });
+                }
+                InputKind::Symlink => {
+                    let target = std::fs::read_link(&input.path)
+                        .map_err(|e| StepError::context(input.path.display(), e))?;
+                    entries.push(StagedEntry {
+                        path,
+                        kind: "symlink".into(),
+                        executable: false,
+                        size: 0,
+                        blob: None,
+                        target: Some(target.to_string_lossy().into_owned()),
+                    });
+                }
+            }
+        }
+        Ok(StepOutput {
+            record: to_record(&CopyRecord { entries })?,
+            stored,
+            ..StepOutput::default()
+        })
+    }
+}
