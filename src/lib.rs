@@ -7,6 +7,7 @@
 pub mod cas;
 pub mod engine;
 pub mod helm;
+pub mod lockfile;
 pub mod manifest;
 pub mod oci;
 pub mod plan;

@@ -11,10 +11,13 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Build(args) => cli::build::run_build(args),
+        Command::Apply(args) => cli::build::run_apply(args),
+        Command::Clean(args) => cli::clean::run(args),
+        Command::Graph(args) => cli::graph::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Enclave(cmd) => cli::enclave::run(cmd),
         Command::Cas(cmd) => cli::cas::run(cmd),
-        _ => Err(anyhow::anyhow!("this command is not implemented yet")),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -1,1 +1,477 @@
-//! Manifests → the step DAG.
+//! Manifests → the step DAG (design §2).
+//!
+//! ```text
+//! per service:  copy ──▶ layer ──▶ image ──▶ sign ─┐
+//!               base (shared) ───────────▶ image    ├─▶ policy ──▶ chart   (per mesh)
+//! apply adds:   policy ──▶ upload ──▶ push (images) ──▶ chart
+//! ```
+//!
+//! Image-side steps are named by `build.name` (`image:python_hello_user`),
+//! mesh steps by `policy.namespace` (`policy:myPythonApp`), base steps by the
+//! base reference. The plan is data (ids and edges) plus the step objects; it
+//! does no I/O, so `scone graph` can print it before anything is built.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::engine::{Node, Step, StepId};
+use crate::oci::base::{BaseContext, BaseSpec};
+use crate::oci::tar::Compression;
+use crate::steps::base::BaseStep;
+use crate::steps::chart::{ChartStep, ChartUnit};
+use crate::steps::copy::CopyStep;
+use crate::steps::image::ImageStep;
+use crate::steps::layer::LayerStep;
+use crate::steps::policy::{PolicySecret, PolicyService, PolicyStep};
+use crate::steps::push::PushStep;
+use crate::steps::sign::SignStep;
+use crate::steps::upload::{CasTarget, UploadStep};
+use crate::workspace::{ServiceUnit, Workspace};
+
+/// Everything besides the manifests that shapes the plan.
+pub struct Settings {
+    pub target_dir: PathBuf,
+    /// `SOURCE_DATE_EPOCH` (0 when unset): layer mtimes, image `created`, SIGSTRUCT date.
+    pub source_date_epoch: u64,
+    pub compression: Compression,
+    /// Enclave DEBUG attribute.
+    pub debug: bool,
+    pub signing_key: PathBuf,
+    /// The user cache (base images).
+    pub cache_dir: PathBuf,
+    pub offline: bool,
+    pub insecure_registries: Vec<String>,
+    pub docker_host: Option<String>,
+    /// Base digests pinned by `scone.lock`, by reference.
+    pub pinned_bases: BTreeMap<String, String>,
+    /// Session hashes `scone.lock` remembers, by namespace.
+    pub known_sessions: BTreeMap<String, String>,
+    /// Only these services (indices into `Workspace::services`); empty = all.
+    pub only: Vec<usize>,
+    pub helm_templates: Option<PathBuf>,
+    pub output_yaml: bool,
+    /// `apply`: effects to add.
+    pub apply: Option<ApplySettings>,
+}
+
+/// What `apply` adds.
+pub struct ApplySettings {
+    pub push: bool,
+    /// Upload to the embedded local CAS in this folder, or to each mesh's `cas_url`.
+    pub cas: CasChoice,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where `apply` uploads sessions.
+pub enum CasChoice {
+    Local(PathBuf),
+    Remote,
+}
+
+/// The planned graph.
+pub struct Plan {
+    pub nodes: Vec<Node>,
+}
+
+impl Plan {
+    pub fn ids(&self) -> impl Iterator<Item = &StepId> {
+        self.nodes.iter().map(|n| n.step.id())
+    }
+
+    /// `(from, to)` edges by id: `from` must finish before `to`.
+    pub fn edges(&self) -> Vec<(StepId, StepId)> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            for &d in &node.deps {
+                out.push((self.nodes[d].step.id().clone(), node.step.id().clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Errors found while planning (after validation passed).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{manifest}: build.from `{reference}`: {reason}")]
+    Base {
+        manifest: PathBuf,
+        reference: String,
+        reason: String,
+    },
+    #[error("{manifest}: no base image for build.kind `{kind}`: set `build.from`, or `[base] {kind} = \"…\"` in scone.toml")]
+    NoBase { manifest: PathBuf, kind: String },
+}
+
+/// The default base of a build kind when neither the manifest nor `scone.toml`
+/// names one: `python` uses the local rootfs made by `scripts/python-rootfs.sh`
+/// (`$SCONE_PYTHON_ROOTFS`, else `<cache>/rootfs/python3`); `binary` starts from
+/// scratch (the entry binary comes from `copy:`).
+pub fn default_base(kind: &str, cache_dir: &Path) -> Option<String> {
+    match kind {
+        "python" => Some(match std::env::var_os("SCONE_PYTHON_ROOTFS") {
+            Some(dir) => format!("dir:{}", PathBuf::from(dir).display()),
+            None => format!("dir:{}", cache_dir.join("rootfs").join("python3").display()),
+        }),
+        "binary" => Some("scratch".into()),
+        _ => None,
+    }
+}
+
+struct Builder {
+    nodes: Vec<Node>,
+    index: HashMap<StepId, usize>,
+}
+
+impl Builder {
+    fn add(&mut self, step: Box<dyn Step>, deps: Vec<usize>) -> usize {
+        let id = step.id().clone();
+        if let Some(&i) = self.index.get(&id) {
+            return i;
+        }
+        let i = self.nodes.len();
+        self.nodes.push(Node { step, deps });
+        self.index.insert(id, i);
+        i
+    }
+}
+
+fn absolute_spec(spec: &str, base_dir: &Path) -> String {
+    for prefix in ["dir:", "oci:"] {
+        if let Some(path) = spec.strip_prefix(prefix) {
+            let p = Path::new(path);
+            if p.is_relative() {
+                return format!("{prefix}{}", base_dir.join(p).display());
+            }
+        }
+    }
+    spec.to_string()
+}
+
+/// Splits a command line into argv (whitespace; single and double quotes group).
+pub fn split_command(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    for c in command.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if !cur.is_empty() || any {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if !cur.is_empty() || any {
+        out.push(cur);
+    }
+    out
+}
+
+fn has_secret_ref(value: &str) -> bool {
+    value.contains("$$SCONE::")
+}
+
+/// Plans the build of `ws`.
+pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
+    let mut b = Builder {
+        nodes: Vec::new(),
+        index: HashMap::new(),
+    };
+    let selected: BTreeSet<usize> = if settings.only.is_empty() {
+        (0..ws.services.len()).collect()
+    } else {
+        settings.only.iter().copied().collect()
+    };
+    let mut image_of = HashMap::new();
+    let mut sign_of = HashMap::new();
+    for &i in &selected {
+        let (image, sign) = plan_service(&mut b, ws, &ws.services[i], settings)?;
+        image_of.insert(i, image);
+        sign_of.insert(i, sign);
+    }
+    if settings.only.is_empty() {
+        let several = ws.meshes.len() > 1;
+        for mesh in &ws.meshes {
+            plan_mesh(&mut b, ws, mesh, settings, &image_of, &sign_of, several);
+        }
+    }
+    Ok(Plan { nodes: b.nodes })
+}
+
+fn plan_service(
+    b: &mut Builder,
+    ws: &Workspace,
+    unit: &ServiceUnit,
+    settings: &Settings,
+) -> Result<(usize, usize), PlanError> {
+    let m = &unit.manifest;
+    let name = unit.name().to_string();
+    let id = |kind: &str| StepId::new(kind, &name);
+
+    let spec_text = match &m.build.from {
+        Some(from) => absolute_spec(&from.value, &unit.dir),
+        None => match ws.config.base.get(&m.build.kind.value) {
+            Some(spec) => absolute_spec(spec, &ws.root),
+            None => default_base(&m.build.kind.value, &settings.cache_dir).ok_or_else(|| PlanError::NoBase {
+                manifest: m.path.clone(),
+                kind: m.build.kind.value.clone(),
+            })?,
+        },
+    };
+    let spec = BaseSpec::parse(&spec_text).map_err(|e| PlanError::Base {
+        manifest: m.path.clone(),
+        reference: spec_text.clone(),
+        reason: e.to_string(),
+    })?;
+    let base_unit = match spec_text.strip_prefix("dir:").map(Path::new) {
+        Some(p) => match p.strip_prefix(&ws.root) {
+            Ok(rel) => format!("dir:{}", rel.display()),
+            Err(_) => spec_text.clone(),
+        },
+        None => spec_text.clone(),
+    };
+    let base = b.add(
+        Box::new(BaseStep {
+            id: StepId::new("base", &base_unit),
+            reference: spec_text.clone(),
+            spec,
+            context: BaseContext {
+                cache_dir: settings.cache_dir.clone(),
+                offline: settings.offline,
+                pinned: settings.pinned_bases.get(&spec_text).cloned(),
+                insecure_registries: settings.insecure_registries.clone(),
+                docker_host: settings.docker_host.clone(),
+            },
+        }),
+        vec![],
+    );
+
+    let copy = b.add(
+        Box::new(CopyStep {
+            id: id("copy"),
+            dir: unit.dir.clone(),
+            pwd: m.build.pwd.value.clone(),
+            copy: m.build.copy.iter().map(|c| c.value.clone()).collect(),
+        }),
+        vec![],
+    );
+    let layer = b.add(
+        Box::new(LayerStep {
+            id: id("layer"),
+            compression: settings.compression,
+            mtime: settings.source_date_epoch,
+        }),
+        vec![copy],
+    );
+    let locals: Vec<(String, String)> = m
+        .environment
+        .local
+        .iter()
+        .map(|v| (v.name.value.clone(), v.value.as_ref().map(|x| x.value.clone()).unwrap_or_default()))
+        .collect();
+    let image_env: Vec<(String, String)> = locals.iter().filter(|(_, v)| !has_secret_ref(v)).cloned().collect();
+    let argv = split_command(&m.build.command.value);
+    let image = b.add(
+        Box::new(ImageStep {
+            id: id("image"),
+            to: m.build.to.value.clone(),
+            env: image_env,
+            pwd: m.build.pwd.value.clone(),
+            argv: argv.clone(),
+            service: name.clone(),
+            created: settings.source_date_epoch,
+        }),
+        vec![base, layer],
+    );
+    let enclave_env: Vec<(String, String)> = locals.iter().filter(|(k, _)| k.starts_with("SCONE_")).cloned().collect();
+    let binary = match &m.build.binary {
+        Some(bin) => bin.value.clone(),
+        None => argv.first().cloned().unwrap_or_default(),
+    };
+    let binary = if binary.contains('/') && !binary.starts_with('/') {
+        // Relative to the working directory inside the image.
+        format!("{}/{}", m.build.pwd.value.trim_end_matches('/'), binary.trim_start_matches("./"))
+    } else {
+        binary
+    };
+    let key = match &m.build.signature {
+        Some(sig) => unit.dir.join(&sig.key.value),
+        None => settings.signing_key.clone(),
+    };
+    let sign = b.add(
+        Box::new(SignStep {
+            id: id("sign"),
+            service: name.clone(),
+            binary,
+            enclave_env,
+            debug: settings.debug,
+            date: crate::sgx::sigstruct::bcd_date_from_epoch(settings.source_date_epoch).unwrap_or(0x1970_0101),
+            key,
+        }),
+        vec![image, copy],
+    );
+    Ok((image, sign))
+}
+
+fn plan_mesh(
+    b: &mut Builder,
+    ws: &Workspace,
+    mesh: &crate::workspace::LinkedMesh,
+    settings: &Settings,
+    image_of: &HashMap<usize, usize>,
+    sign_of: &HashMap<usize, usize>,
+    several: bool,
+) {
+    let ns = mesh.namespace().to_string();
+    let mut services = Vec::new();
+    let mut sign_deps = Vec::new();
+    let mut secrets: BTreeMap<String, PolicySecret> = BTreeMap::new();
+    for s in &mesh.services {
+        let unit = &ws.services[s.unit];
+        let m = &unit.manifest;
+        services.push(PolicyService {
+            name: s.name.clone(),
+            unit: unit.name().to_string(),
+            image_name: s.name.clone(),
+            command: m.build.command.value.clone(),
+            pwd: m.build.pwd.value.clone(),
+            environment: s.environment.clone(),
+        });
+        if let Some(&i) = sign_of.get(&s.unit) {
+            sign_deps.push(i);
+        }
+        for secret in m.secrets.global.iter().chain(&m.secrets.local) {
+            let entry = secrets.entry(secret.name.value.clone()).or_insert_with(|| PolicySecret {
+                name: secret.name.value.clone(),
+                kind: secret.kind.value.clone(),
+                size: secret.size.as_ref().map(|s| s.value),
+                value: secret.value.as_ref().map(|v| v.value.clone()),
+                export_to: Vec::new(),
+            });
+            entry.export_to.push(s.name.clone());
+        }
+        for import in &m.secrets.import {
+            if let Some(entry) = secrets.get_mut(&import.value) {
+                entry.export_to.push(s.name.clone());
+            }
+        }
+    }
+    for s in &mesh.services {
+        let m = &ws.services[s.unit].manifest;
+        for import in &m.secrets.import {
+            if let Some(entry) = secrets.get_mut(&import.value) {
+                if !entry.export_to.contains(&s.name) {
+                    entry.export_to.push(s.name.clone());
+                }
+            }
+        }
+    }
+    let policy = &mesh.mesh.policy;
+    let policy_step = b.add(
+        Box::new(PolicyStep {
+            id: StepId::new("policy", &ns),
+            namespace: ns.clone(),
+            services,
+            secrets: secrets.into_values().collect(),
+            tolerate: policy.tolerate.as_ref().map(|t| t.items()).unwrap_or_default(),
+            ignore_advisories: policy.ignore_advisories.as_ref().map(|t| t.items()).unwrap_or_default(),
+        }),
+        sign_deps,
+    );
+
+    let mut chart_deps = vec![policy_step];
+    if let Some(apply) = &settings.apply {
+        let target = match &apply.cas {
+            CasChoice::Local(dir) => CasTarget::Local(dir.clone()),
+            CasChoice::Remote => CasTarget::Remote {
+                url: mesh.mesh.cas.first().map(|c| c.cas_url.value.clone()).unwrap_or_default(),
+                ca_file: apply.ca_file.clone(),
+            },
+        };
+        let upload = b.add(
+            Box::new(UploadStep {
+                id: StepId::new("upload", &ns),
+                namespace: ns.clone(),
+                target,
+                known_predecessor: settings.known_sessions.get(&ns).cloned(),
+            }),
+            vec![policy_step],
+        );
+        chart_deps.push(upload);
+        if apply.push {
+            for s in &mesh.services {
+                let unit = &ws.services[s.unit];
+                if let Some(&image) = image_of.get(&s.unit) {
+                    let push = b.add(
+                        Box::new(PushStep {
+                            id: StepId::new("push", unit.name()),
+                            layout: settings.target_dir.join("images").join(unit.name()),
+                            insecure: settings.insecure_registries.clone(),
+                        }),
+                        vec![image, upload],
+                    );
+                    chart_deps.push(push);
+                }
+            }
+        }
+    }
+    let mut units = Vec::new();
+    for s in &mesh.services {
+        let unit = &ws.services[s.unit];
+        if let Some(&image) = image_of.get(&s.unit) {
+            chart_deps.push(image);
+        }
+        units.push(ChartUnit {
+            name: s.name.clone(),
+            unit: unit.name().to_string(),
+            ports: unit
+                .manifest
+                .ports
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.value.clone(),
+                        p.port.value,
+                        p.protocol.as_ref().map(|x| x.value.clone()).unwrap_or_else(|| "TCP".into()),
+                    )
+                })
+                .collect(),
+        });
+    }
+    let dir = if several { format!("helm/{ns}") } else { "helm".to_string() };
+    b.add(
+        Box::new(ChartStep {
+            id: StepId::new("chart", &ns),
+            namespace: ns.clone(),
+            version: mesh.mesh.version.as_ref().map(|v| v.value.clone()).unwrap_or_else(|| "0.1.0".into()),
+            cas_addr: mesh.mesh.cas.first().map(|c| c.cas_url.value.clone()).unwrap_or_default(),
+            services: units,
+            chart_path: format!("target/{dir}"),
+            dir,
+            templates: settings.helm_templates.clone(),
+            manifests_dir: settings.output_yaml.then(|| if several { format!("manifests/{ns}") } else { "manifests".to_string() }),
+        }),
+        chart_deps,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_command;
+
+    #[test]
+    fn split_command_handles_quotes() {
+        assert_eq!(split_command("python3 print_env.py"), ["python3", "print_env.py"]);
+        assert_eq!(split_command("sh -c 'echo a  b' \"\""), ["sh", "-c", "echo a  b", ""]);
+    }
+}

@@ -77,6 +77,48 @@ pub struct BuildArgs {
     /// Parallel steps (default: the number of cores).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Enclave mode: `debug` sets the SGX DEBUG attribute.
+    #[arg(long, value_enum)]
+    pub mode: Option<EnclaveMode>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+    pub compression: LayerCompression,
+    /// A folder of Helm chart templates overriding the embedded ones.
+    #[arg(long, value_name = "DIR")]
+    pub helm_template: Option<PathBuf>,
+    /// Also write plain Kubernetes manifests to target/manifests/.
+    #[arg(long, value_enum)]
+    pub output: Option<OutputExtra>,
+    /// Reach this registry (`host[:port]`) over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnclaveMode {
+    Debug,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LayerCompression {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputExtra {
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CasKind {
+    /// The embedded local CAS (default).
+    #[default]
+    Local,
+    /// The mesh's `cas_url`, over HTTPS with a client certificate.
+    Remote,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -89,6 +131,12 @@ pub struct ApplyArgs {
     /// Load images into a Docker-API engine (DOCKER_HOST honoured).
     #[arg(long)]
     pub load: bool,
+    /// Which CAS to upload the policy to.
+    #[arg(long, value_enum, default_value_t = CasKind::Local)]
+    pub cas: CasKind,
+    /// CA certificate to trust for a remote CAS.
+    #[arg(long, value_name = "PEM")]
+    pub cas_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -1,0 +1,272 @@
+//! `scone build` and `scone apply`: load the workspace, plan, run the engine,
+//! update `scone.lock`; `apply` adds the policy upload, pushes and loads.
+
+use anyhow::{bail, Context};
+use scone::engine::{self, EngineOptions};
+use scone::lockfile::{BaseLock, ImageLock, Lockfile, SessionLock};
+use scone::oci::tar::Compression;
+use scone::plan::{self, ApplySettings, CasChoice, Settings};
+use scone::steps::base::BaseRecord;
+use scone::steps::image::ImageRecord;
+use scone::steps::policy::PolicyRecord;
+use scone::steps::sign::SignRecord;
+use scone::steps::upload::UploadRecord;
+use scone::workspace::Workspace;
+use std::path::{Path, PathBuf};
+
+use super::args::{ApplyArgs, BuildArgs, CasKind, CommonArgs, EnclaveMode, LayerCompression, OutputExtra};
+use super::output::Output;
+
+/// Loads and validates the workspace of the common arguments.
+pub fn load_workspace(common: &CommonArgs) -> anyhow::Result<Workspace> {
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let ws = scone::workspace::load(&scone::workspace::LoadOptions {
+        files: common.files.clone(),
+        cwd,
+    })?;
+    Ok(ws)
+}
+
+/// The services `-p` names, as indices; empty = all.
+pub fn selected(ws: &Workspace, common: &CommonArgs) -> anyhow::Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for name in &common.services {
+        let i = ws
+            .find_service(name)
+            .map_err(scone::manifest::Diagnostics::from)?;
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+fn source_date_epoch() -> anyhow::Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        _ => Ok(0),
+    }
+}
+
+/// The user cache (base images): `$SCONE_CACHE_DIR`, else the platform cache dir.
+pub fn cache_dir() -> PathBuf {
+    scone::oci::base::default_cache_dir()
+}
+
+/// The signing key: `scone.toml` `[signing] key`, else the user's default key,
+/// generated on first use (outside `target/`, mode 0600).
+fn signing_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
+    if let Some(key) = &ws.config.signing.key {
+        let path = ws.root.join(key);
+        if !path.exists() {
+            bail!(
+                "the signing key {} (scone.toml [signing] key) does not exist",
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
+    let path = scone::sgx::keys::default_key_path()?;
+    if !path.exists() {
+        scone::sgx::keys::SigningKey::generate_at(&path)
+            .with_context(|| format!("generating a signing key at {}", path.display()))?;
+        out.status(
+            "Generated",
+            &format!(
+                "an enclave signing key (RSA-3072, e=3) at {}; keep it: it decides MRSIGNER",
+                path.display()
+            ),
+        );
+    }
+    Ok(path)
+}
+
+/// Runs `scone build`.
+pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
+    run(args, None)
+}
+
+/// Runs `scone apply`.
+pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<i32> {
+    run(&args.build, Some(args))
+}
+
+fn run(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<i32> {
+    let common = &args.common;
+    let ws = load_workspace(common)?;
+    let only = selected(&ws, common)?;
+    let probe = Output::new(common, 0);
+    for w in &ws.warnings {
+        probe.warn(w);
+    }
+    let target_dir = ws.target_dir(common.target_dir.as_deref());
+    let lock_path = ws.root.join("scone.lock");
+    let lock = Lockfile::load(&lock_path)?;
+    let locked = common.locked || common.frozen;
+    let offline = common.offline || common.frozen;
+    let debug = match args.mode {
+        Some(EnclaveMode::Production) => false,
+        Some(EnclaveMode::Debug) => true,
+        None => ws.config.signing.mode.as_deref() != Some("production"),
+    };
+    let settings = |apply: Option<ApplySettings>, key: PathBuf| Settings {
+        target_dir: target_dir.clone(),
+        source_date_epoch: 0,
+        compression: match args.compression {
+            LayerCompression::Gzip => Compression::Gzip,
+            LayerCompression::Zstd => Compression::Zstd,
+        },
+        debug,
+        signing_key: key,
+        cache_dir: cache_dir(),
+        offline,
+        insecure_registries: args.insecure_registries.clone(),
+        docker_host: std::env::var("DOCKER_HOST").ok(),
+        pinned_bases: lock.base.iter().map(|(k, v)| (k.clone(), v.digest.clone())).collect(),
+        known_sessions: lock
+            .session
+            .iter()
+            .filter_map(|(k, v)| v.cas_hash.clone().map(|h| (k.clone(), h)))
+            .collect(),
+        only: only.clone(),
+        helm_templates: args.helm_template.clone(),
+        output_yaml: args.output == Some(OutputExtra::Yaml),
+        apply,
+    };
+    let epoch = source_date_epoch()?;
+    let key = signing_key(&ws, &probe)?;
+
+    // With --locked, an apply first builds without effects and checks the lock,
+    // so that nothing is uploaded or pushed from a build that changes it.
+    let phases: Vec<Option<ApplySettings>> = match apply {
+        None => vec![None],
+        Some(a) => {
+            let effects = ApplySettings {
+                push: a.push,
+                cas: match a.cas {
+                    CasKind::Local => CasChoice::Local(scone::cas::local::default_dir()?),
+                    CasKind::Remote => CasChoice::Remote,
+                },
+                ca_file: a.cas_ca.clone(),
+            };
+            if locked {
+                vec![None, Some(effects)]
+            } else {
+                vec![Some(effects)]
+            }
+        }
+    };
+    let mut new_lock = lock.clone();
+    for phase in phases {
+        let effects = phase.is_some();
+        let mut s = settings(phase, key.clone());
+        s.source_date_epoch = epoch;
+        let planned = plan::plan(&ws, &s)?;
+        let out = Output::new(common, planned.nodes.len());
+        let report = engine::build(
+            planned.nodes,
+            &EngineOptions {
+                target_dir: target_dir.clone(),
+                jobs: args.jobs.unwrap_or(0),
+            },
+            &out,
+            || out.status("Blocking", "waiting for file lock on build directory"),
+        )?;
+        out.finished(&report);
+        if !report.success() {
+            return Ok(1);
+        }
+        new_lock = updated_lock(&lock, &report, &ws);
+        if locked && new_lock != lock {
+            let diff = lock.diff(&new_lock).join("\n");
+            bail!(
+                "scone.lock needs to be updated but --locked was given:\n{diff}\nhelp: run without --locked to update scone.lock"
+            );
+        }
+        if !effects && apply.is_some() {
+            continue;
+        }
+    }
+    if new_lock.save(&lock_path)? && common.verbose > 0 {
+        probe.status("Updated", &lock_path.display().to_string());
+    }
+    if let Some(a) = apply {
+        if a.load {
+            load_images(&ws, &only, &target_dir, &probe)?;
+        }
+    }
+    Ok(0)
+}
+
+fn load_images(ws: &Workspace, only: &[usize], target: &Path, out: &Output) -> anyhow::Result<()> {
+    let host = std::env::var("DOCKER_HOST").ok();
+    for (i, unit) in ws.services.iter().enumerate() {
+        if !only.is_empty() && !only.contains(&i) {
+            continue;
+        }
+        let layout = target.join("images").join(unit.name());
+        let tag = &unit.manifest.build.to.value;
+        scone::oci::docker::load(&layout, tag, host.as_deref())
+            .with_context(|| format!("loading {tag} into the Docker engine"))?;
+        out.status("Loaded", tag);
+    }
+    Ok(())
+}
+
+/// The lock after a build: this build's entries over the old ones.
+fn updated_lock(old: &Lockfile, report: &engine::BuildReport, ws: &Workspace) -> Lockfile {
+    let mut lock = old.clone();
+    let record = |kind: &str, unit: &str| {
+        report
+            .results
+            .get(&engine::StepId::new(kind, unit))
+            .map(|r| r.record.clone())
+    };
+    for (id, rec) in &report.results {
+        if id.kind == "base" {
+            if let Ok(base) = serde_json::from_value::<BaseRecord>(rec.record.clone()) {
+                if base.reference.starts_with("dir:") || base.reference == "scratch" {
+                    continue;
+                }
+                lock.base.insert(base.reference, BaseLock { digest: base.digest });
+            }
+        }
+    }
+    for unit in &ws.services {
+        let name = unit.name();
+        let (Some(image), Some(sign)) = (record("image", name), record("sign", name)) else {
+            continue;
+        };
+        let (Ok(image), Ok(sign)) = (
+            serde_json::from_value::<ImageRecord>(image),
+            serde_json::from_value::<SignRecord>(sign),
+        ) else {
+            continue;
+        };
+        lock.image.insert(
+            name.to_string(),
+            ImageLock {
+                reference: image.reference,
+                digest: image.manifest_digest,
+                mrenclave: sign.mrenclave,
+                mrsigner: sign.mrsigner,
+                fspf_tag: sign.fspf_tag,
+            },
+        );
+    }
+    for mesh in &ws.meshes {
+        let ns = mesh.namespace();
+        let Some(Ok(policy)) = record("policy", ns).map(serde_json::from_value::<PolicyRecord>) else {
+            continue;
+        };
+        let entry = lock.session.entry(ns.to_string()).or_insert_with(SessionLock::default);
+        entry.content = policy.hash;
+        if let Some(Ok(upload)) = record("upload", ns).map(serde_json::from_value::<UploadRecord>) {
+            entry.cas_hash = Some(upload.hash);
+        }
+    }
+    lock
+}

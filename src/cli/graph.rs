@@ -1,0 +1,73 @@
+//! `scone graph --format dot|mermaid|json`: the planned step DAG, printed before
+//! anything is built.
+
+use scone::plan::{self, Settings};
+use std::path::PathBuf;
+
+use super::args::{GraphArgs, GraphFormat};
+use super::build::{cache_dir, load_workspace, selected};
+
+/// Runs `scone graph`.
+pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
+    let ws = load_workspace(&args.common)?;
+    let only = selected(&ws, &args.common)?;
+    let settings = Settings {
+        target_dir: ws.target_dir(args.common.target_dir.as_deref()),
+        source_date_epoch: 0,
+        compression: scone::oci::tar::Compression::Gzip,
+        debug: true,
+        signing_key: PathBuf::from("signing-key.pem"),
+        cache_dir: cache_dir(),
+        offline: true,
+        insecure_registries: Vec::new(),
+        docker_host: None,
+        pinned_bases: Default::default(),
+        known_sessions: Default::default(),
+        only,
+        helm_templates: None,
+        output_yaml: false,
+        apply: None,
+    };
+    let planned = plan::plan(&ws, &settings)?;
+    let ids: Vec<String> = planned.ids().map(|id| id.to_string()).collect();
+    let edges: Vec<(String, String)> = planned
+        .edges()
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    match args.format {
+        GraphFormat::Dot => {
+            println!("digraph scone {{");
+            println!("  rankdir=LR;");
+            for id in &ids {
+                println!("  {id:?};");
+            }
+            for (a, b) in &edges {
+                println!("  {a:?} -> {b:?};");
+            }
+            println!("}}");
+        }
+        GraphFormat::Mermaid => {
+            println!("graph LR");
+            let key = |id: &str| format!("n{}", ids.iter().position(|x| x == id).unwrap_or(0));
+            for id in &ids {
+                println!("  {}[\"{id}\"]", key(id));
+            }
+            for (a, b) in &edges {
+                println!("  {} --> {}", key(a), key(b));
+            }
+        }
+        GraphFormat::Json => {
+            let nodes: Vec<serde_json::Value> = planned
+                .ids()
+                .map(|id| serde_json::json!({"id": id.to_string(), "step": id.kind, "unit": id.unit}))
+                .collect();
+            let edges: Vec<serde_json::Value> = edges
+                .iter()
+                .map(|(a, b)| serde_json::json!({"from": a, "to": b}))
+                .collect();
+            println!("{}", serde_json::json!({"nodes": nodes, "edges": edges}));
+        }
+    }
+    Ok(0)
+}
