@@ -139,13 +139,27 @@ impl Builder {
 fn absolute_spec(spec: &str, base_dir: &Path) -> String {
     for prefix in ["dir:", "oci:"] {
         if let Some(path) = spec.strip_prefix(prefix) {
-            let p = Path::new(path);
-            if p.is_relative() {
-                return format!("{prefix}{}", base_dir.join(p).display());
-            }
+            return format!("{prefix}{}", normalize(&base_dir.join(path)).display());
         }
     }
     spec.to_string()
+}
+
+/// `a/b/../c` → `a/c`, lexically (so two spellings of one base are one step).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Splits a command line into argv (whitespace; single and double quotes group).

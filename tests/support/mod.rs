@@ -33,3 +33,111 @@ pub fn scone() -> assert_cmd::Command {
     cmd.env_remove("SCONE_TARGET_DIR").env("NO_COLOR", "1");
     cmd
 }
+
+/// An isolated user environment for one test: its own cache, CAS and config
+/// folders, and the public sig1 test key (from ../shared) as the signing key,
+/// so tests never touch the real user's folders and never wait for key
+/// generation.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// `scone` with this sandbox's environment, run in `cwd`.
+    pub fn scone(&self, cwd: &std::path::Path) -> assert_cmd::Command {
+        let mut cmd = scone();
+        cmd.current_dir(cwd)
+            .env("SCONE_CACHE_DIR", self.path().join("cache"))
+            .env("SCONE_CAS_DIR", self.path().join("cas"))
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("XDG_DATA_HOME", self.path().join("data"))
+            .env(
+                "SCONE_SIGNING_KEY",
+                shared_dir().join("vectors/sgx/sig1.key.pem"),
+            )
+            .env("SCONE_PYTHON_ROOTFS", python_rootfs())
+            .env_remove("SOURCE_DATE_EPOCH");
+        cmd
+    }
+}
+
+/// A python3 rootfs made once per `cargo test` run by `scripts/python-rootfs.sh`
+/// (under `target/test-assets/`), the base of the hello-world example.
+pub fn python_rootfs() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let out = project_root().join("target/test-assets/python3");
+        let lock = project_root().join("target/test-assets.lock");
+        std::fs::create_dir_all(project_root().join("target")).expect("target/");
+        let file = std::fs::File::create(&lock).expect("lock file");
+        file.lock().expect("locking test assets");
+        let status = std::process::Command::new("sh")
+            .arg(project_root().join("scripts/python-rootfs.sh"))
+            .arg(&out)
+            .status()
+            .expect("running scripts/python-rootfs.sh");
+        assert!(status.success(), "scripts/python-rootfs.sh failed");
+        out
+    })
+    .clone()
+}
+
+/// Every file under `dir` (relative path → content), skipping `.scone`.
+pub fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.expect("walking a tree");
+        let rel = entry
+            .path()
+            .strip_prefix(dir)
+            .expect("prefix")
+            .to_string_lossy()
+            .into_owned();
+        if rel.starts_with(".scone") || !entry.file_type().is_file() {
+            continue;
+        }
+        out.insert(rel, std::fs::read(entry.path()).expect("reading a file"));
+    }
+    out
+}
+
+/// The JSON messages a `--message-format json` run printed.
+pub fn messages(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON message per line"))
+        .collect()
+}
+
+/// `(step, unit, status)` of every step message.
+pub fn step_statuses(msgs: &[serde_json::Value]) -> Vec<(String, String, String)> {
+    msgs.iter()
+        .filter(|m| m["reason"] == "step")
+        .map(|m| {
+            (
+                m["step"].as_str().unwrap_or_default().to_string(),
+                m["unit"].as_str().unwrap_or_default().to_string(),
+                m["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The `build-finished` message.
+pub fn finished(msgs: &[serde_json::Value]) -> serde_json::Value {
+    msgs.iter()
+        .find(|m| m["reason"] == "build-finished")
+        .cloned()
+        .expect("a build-finished message")
+}

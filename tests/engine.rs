@@ -1,0 +1,303 @@
+//! The incremental engine through the real binary (issue 3): no-op builds hash
+//! nothing, one change rebuilds exactly its chain, interrupted builds resume
+//! correctly, concurrent builds agree, damaged cache blobs are detected.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+use support::monorepo::{generate, MonorepoOptions};
+use support::{finished, messages, step_statuses, tree, Sandbox};
+
+fn build_json(sb: &Sandbox, root: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = sb
+        .scone(root)
+        .args(["build", "-f", "mesh.yml", "--message-format", "json"])
+        .args(extra)
+        .output()
+        .expect("running scone");
+    assert!(
+        out.status.success(),
+        "scone build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    messages(&out.stdout)
+}
+
+fn built(msgs: &[serde_json::Value]) -> BTreeSet<String> {
+    step_statuses(msgs)
+        .into_iter()
+        .filter(|(_, _, s)| s == "built")
+        .map(|(k, u, _)| format!("{k}:{u}"))
+        .collect()
+}
+
+/// Moves every file's mtime into the past, so no input is "racy" (modified in
+/// the same instant it is hashed) — racy files are hashed again by design.
+fn age_tree(dir: &Path) {
+    let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            filetime::set_file_mtime(entry.path(), past).unwrap();
+        }
+    }
+}
+
+fn repo(services: usize) -> (Sandbox, std::path::PathBuf) {
+    let sb = Sandbox::new();
+    let root = sb.path().join("repo");
+    generate(
+        &root,
+        MonorepoOptions {
+            services,
+            ..MonorepoOptions::default()
+        },
+    );
+    age_tree(&root);
+    (sb, root)
+}
+
+#[test]
+fn second_build_is_all_fresh_and_hashes_nothing() {
+    let (sb, root) = repo(5);
+    let first = build_json(&sb, &root, &[]);
+    assert!(finished(&first)["built"].as_u64().unwrap() > 0);
+    let second = build_json(&sb, &root, &[]);
+    let done = finished(&second);
+    assert_eq!(done["built"], 0, "{second:?}");
+    assert_eq!(done["success"], true);
+    assert_eq!(done["hashed_files"], 0, "a no-op build must not hash file content");
+    assert!(step_statuses(&second).iter().all(|(_, _, s)| s == "fresh"));
+    // 5 services × 4 steps + base + policy + chart.
+    assert_eq!(step_statuses(&second).len(), 5 * 4 + 3);
+}
+
+#[test]
+fn identical_rewrite_is_fresh_and_one_byte_rebuilds_exactly_one_chain() {
+    let (sb, root) = repo(50);
+    build_json(&sb, &root, &[]);
+    let file = root.join("services/svc-0007/lib/file-1.txt");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    let again = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&again)["built"], 0, "same bytes, new mtime: {:?}", built(&again));
+
+    let mut changed = bytes.clone();
+    changed[0] ^= 1;
+    std::fs::write(&file, &changed).unwrap();
+    let msgs = build_json(&sb, &root, &[]);
+    let expected: BTreeSet<String> = [
+        "copy:svc_0007",
+        "layer:svc_0007",
+        "image:svc_0007",
+        "sign:svc_0007",
+        "policy:mono-0",
+        "chart:mono-0",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(built(&msgs), expected);
+    let why = msgs
+        .iter()
+        .find(|m| m["step"] == "copy" && m["unit"] == "svc_0007")
+        .unwrap()["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(why, "file:lib/file-1.txt changed");
+}
+
+#[test]
+fn explain_names_the_changed_input_in_human_output() {
+    let (sb, root) = repo(2);
+    build_json(&sb, &root, &[]);
+    std::fs::write(root.join("services/svc-0001/main.cfg"), b"new content").unwrap();
+    let out = sb
+        .scone(&root)
+        .args(["build", "-f", "mesh.yml", "--explain"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Built copy:svc_0001"), "{stderr}");
+    assert!(stderr.contains("file:main.cfg changed"), "{stderr}");
+    assert!(stderr.contains("dep:copy:svc_0001 changed"), "{stderr}");
+    assert!(stderr.contains("Finished"), "{stderr}");
+}
+
+#[test]
+fn a_flipped_byte_in_a_cached_blob_is_detected_and_rebuilt() {
+    let (sb, root) = repo(2);
+    let first = build_json(&sb, &root, &[]);
+    let reference = tree(&root.join("target"));
+    let layer = first
+        .iter()
+        .find(|m| m["step"] == "layer" && m["unit"] == "svc_0000")
+        .unwrap()["outputs"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    // The published layer is a hard link to its store blob: damage it in place.
+    let published = root.join("target/images/svc_0000/blobs/sha256").join(&layer);
+    let mut bytes = std::fs::read(&published).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let mut perms = std::fs::metadata(&published).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&published, perms).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&published)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .unwrap();
+    let msgs = build_json(&sb, &root, &[]);
+    assert!(built(&msgs).contains("layer:svc_0000"), "{:?}", built(&msgs));
+    assert_eq!(tree(&root.join("target")), reference, "outputs restored exactly");
+}
+
+#[test]
+fn deleted_outputs_are_published_again_without_rebuilding() {
+    let (sb, root) = repo(2);
+    build_json(&sb, &root, &[]);
+    let reference = tree(&root.join("target"));
+    std::fs::remove_dir_all(root.join("target/images/svc_0001")).unwrap();
+    std::fs::remove_file(root.join("target/policy/mono-0.yaml")).unwrap();
+    let msgs = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&msgs)["built"], 0);
+    assert_eq!(tree(&root.join("target")), reference);
+}
+
+#[test]
+fn concurrent_builds_both_succeed_with_identical_outputs() {
+    let (sb, root) = repo(6);
+    let spawn = || {
+        sb.scone(&root)
+            .args(["build", "-f", "mesh.yml", "--message-format", "json"])
+            .timeout(Duration::from_secs(300))
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert!(a.status.success() && b.status.success());
+    let (ma, mb) = (messages(&a.stdout), messages(&b.stdout));
+    let digests = |m: &[serde_json::Value]| -> Vec<String> {
+        m.iter()
+            .filter(|x| x["step"] == "image")
+            .map(|x| x["outputs"]["manifest_digest"].to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    assert_eq!(digests(&ma), digests(&mb));
+    // One waited for the other and found everything fresh.
+    let total_built = finished(&ma)["built"].as_u64().unwrap() + finished(&mb)["built"].as_u64().unwrap();
+    assert_eq!(total_built, 6 * 4 + 3);
+}
+
+#[test]
+fn kill_9_at_random_moments_never_leaves_a_wrong_state() {
+    let (sb, reference_root) = repo(8);
+    build_json(&sb, &reference_root, &[]);
+    let reference = tree(&reference_root.join("target"));
+
+    let root = sb.path().join("victim");
+    generate(&root, MonorepoOptions { services: 8, ..MonorepoOptions::default() });
+    age_tree(&root);
+    let bin = assert_cmd::cargo::cargo_bin("scone");
+    let mut seed: u64 = 0x5eed_1234;
+    for round in 0..20 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis((seed >> 33) % 400);
+        if round % 5 == 4 {
+            // Change an input between kills too.
+            let f = root.join(format!("services/svc-000{}/main.cfg", round % 8));
+            std::fs::write(&f, format!("round {round}")).unwrap();
+        }
+        let mut child = std::process::Command::new(&bin)
+            .current_dir(&root)
+            .args(["build", "-f", "mesh.yml", "-q"])
+            .envs(sb.scone(&root).get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Put the inputs back to the reference's content and finish the build.
+    for i in 0..8 {
+        let name = format!("services/svc-000{i}/main.cfg");
+        std::fs::copy(reference_root.join(&name), root.join(&name)).unwrap();
+    }
+    build_json(&sb, &root, &[]);
+    assert_eq!(tree(&root.join("target")), reference);
+    let again = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&again)["built"], 0);
+}
+
+#[test]
+fn clean_p_removes_one_service_only() {
+    let (sb, root) = repo(3);
+    build_json(&sb, &root, &[]);
+    let out = sb.scone(&root).args(["clean", "-f", "mesh.yml", "-p", "svc_0001"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!root.join("target/images/svc_0001").exists());
+    assert!(!root.join("target/enclave/svc_0001").exists());
+    assert!(root.join("target/images/svc_0000").exists());
+    let msgs = build_json(&sb, &root, &[]);
+    let rebuilt = built(&msgs);
+    assert!(rebuilt.contains("image:svc_0001") && rebuilt.contains("sign:svc_0001"), "{rebuilt:?}");
+    assert!(!rebuilt.iter().any(|s| s.ends_with("svc_0000") || s.ends_with("svc_0002")), "{rebuilt:?}");
+
+    let out = sb.scone(&root).args(["clean", "-f", "mesh.yml"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(!root.join("target/images").exists());
+    let msgs = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&msgs)["fresh"], 0);
+}
+
+#[test]
+fn json_messages_follow_the_contract() {
+    let (sb, root) = repo(1);
+    let msgs = build_json(&sb, &root, &[]);
+    for m in msgs.iter().filter(|m| m["reason"] == "step") {
+        for key in ["step", "unit", "status", "fingerprint", "outputs", "ms"] {
+            assert!(m.get(key).is_some(), "{key} missing in {m}");
+        }
+        assert_eq!(m["fingerprint"].as_str().unwrap().len(), 64);
+        assert!(["copy", "layer", "image", "sign", "policy", "chart", "base"].contains(&m["step"].as_str().unwrap()));
+        assert_eq!(m["status"], "built");
+        assert_eq!(m["why"], "never built");
+    }
+    let done = finished(&msgs);
+    assert_eq!(done["success"], true);
+    assert_eq!(done["built"], 4 + 3);
+    assert!(done["ms"].is_u64());
+}
+
+#[test]
+fn a_failing_step_fails_the_build_with_exit_1_and_reports_it() {
+    let (sb, root) = repo(2);
+    // The entry binary is missing from the base: sign fails for every service.
+    std::fs::remove_file(root.join("base/usr/bin/app")).unwrap();
+    let out = sb
+        .scone(&root)
+        .args(["build", "-f", "mesh.yml", "--message-format", "json", "-j", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let msgs = messages(&out.stdout);
+    let failed: Vec<_> = step_statuses(&msgs).into_iter().filter(|(_, _, s)| s == "failed").collect();
+    assert!(!failed.is_empty());
+    assert!(failed.iter().all(|(k, _, _)| k == "sign"), "{failed:?}");
+    assert_eq!(finished(&msgs)["success"], false);
+    assert!(msgs.iter().any(|m| m["status"] == "failed" && m["error"].as_str().unwrap().contains("app")));
+}
