@@ -252,6 +252,7 @@ fn run_step(
             record: output.record,
             files,
             publish,
+            info: output.info,
         };
         for entry in &record.publish {
             publish::publish(target, entry, store)
@@ -274,11 +275,15 @@ fn run_step(
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok((record, status, why)) => {
+            let mut outputs = record.record.clone();
+            if let (Some(out), Some(info)) = (outputs.as_object_mut(), record.info.as_object()) {
+                out.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
             sink.event(Event::Finished {
                 id,
                 status,
                 fingerprint,
-                outputs: record.record.clone(),
+                outputs,
                 why,
                 ms,
             });

@@ -142,6 +142,9 @@ pub struct StepOutput {
     pub publish: Vec<Publish>,
     /// For effect steps (not cached): whether the effect did anything.
     pub changed: bool,
+    /// What this run did (e.g. an upload's predecessor): shown in messages, but
+    /// not part of the output downstream steps see, so it does not dirty them.
+    pub info: serde_json::Value,
 }
 
 /// What a step gets to work with.

@@ -52,6 +52,9 @@ pub struct ActionRecord {
     pub files: BTreeMap<String, String>,
     /// What the step published under `target/`.
     pub publish: Vec<Published>,
+    /// What the run did; not part of [`ActionRecord::output_digest`].
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub info: serde_json::Value,
 }
 
 impl ActionRecord {

@@ -17,8 +17,6 @@ use crate::oci::registry::{RegistryClient, RegistryOptions};
 pub struct PushRecord {
     pub reference: String,
     pub digest: String,
-    pub uploaded: usize,
-    pub skipped: usize,
 }
 
 /// See the module documentation.
@@ -65,9 +63,8 @@ impl Step for PushStep {
             record: to_record(&PushRecord {
                 reference: image.reference,
                 digest: report.manifest_digest,
-                uploaded: report.uploaded.len(),
-                skipped: report.skipped.len(),
             })?,
+            info: serde_json::json!({ "uploaded": report.uploaded, "skipped": report.skipped.len() }),
             changed,
             ..StepOutput::default()
         })

@@ -24,8 +24,6 @@ pub struct UploadRecord {
     pub name: String,
     /// The session's hash on the CAS after the upload.
     pub hash: String,
-    pub uploaded: bool,
-    pub predecessor: Option<String>,
 }
 
 /// See the module documentation.
@@ -77,9 +75,8 @@ impl Step for UploadStep {
             record: to_record(&UploadRecord {
                 name: self.namespace.clone(),
                 hash: outcome.hash().to_string(),
-                uploaded,
-                predecessor,
             })?,
+            info: serde_json::json!({ "uploaded": uploaded, "predecessor": predecessor }),
             changed: uploaded,
             ..StepOutput::default()
         })
