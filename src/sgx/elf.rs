@@ -6,8 +6,8 @@
 use super::error::SgxError;
 
 const PT_LOAD: u32 = 1;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
+pub(crate) const ET_EXEC: u16 = 2;
+pub(crate) const ET_DYN: u16 = 3;
 const EM_X86_64: u16 = 62;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
@@ -88,7 +88,9 @@ fn u64_at(bytes: &[u8], at: usize) -> Result<u64, SgxError> {
 /// Parses the ELF header and the `PT_LOAD` program headers of `bytes`.
 pub fn parse(bytes: &[u8]) -> Result<ElfImage<'_>, SgxError> {
     if bytes.len() < EHDR_SIZE || bytes[..4] != [0x7f, b'E', b'L', b'F'] {
-        return Err(bad("no ELF magic (is it a script? give build.binary the interpreter)"));
+        return Err(bad(
+            "no ELF magic (is it a script? give build.binary the interpreter)",
+        ));
     }
     match bytes[4] {
         2 => {}
@@ -96,12 +98,18 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage<'_>, SgxError> {
         c => return Err(bad(format!("unknown ELF class {c}"))),
     }
     if bytes[5] != 1 {
-        return Err(bad("big-endian ELF; SGX enclaves need a little-endian x86-64 binary"));
+        return Err(bad(
+            "big-endian ELF; SGX enclaves need a little-endian x86-64 binary",
+        ));
     }
     let kind = match u16_at(bytes, 16)? {
         ET_EXEC => ElfKind::Executable,
         ET_DYN => ElfKind::PositionIndependent,
-        t => return Err(bad(format!("ELF type {t} is neither an executable nor a PIE"))),
+        t => {
+            return Err(bad(format!(
+                "ELF type {t} is neither an executable nor a PIE"
+            )))
+        }
     };
     let machine = u16_at(bytes, 18)?;
     if machine != EM_X86_64 {
@@ -122,7 +130,10 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage<'_>, SgxError> {
         let at = i
             .checked_mul(phentsize)
             .and_then(|o| o.checked_add(phoff))
-            .filter(|o| o.checked_add(PHDR_SIZE).is_some_and(|end| end <= bytes.len()))
+            .filter(|o| {
+                o.checked_add(PHDR_SIZE)
+                    .is_some_and(|end| end <= bytes.len())
+            })
             .ok_or_else(|| bad(format!("program header {i} lies outside the file")))?;
         if u32_at(bytes, at)? != PT_LOAD {
             continue;
@@ -133,7 +144,9 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage<'_>, SgxError> {
         let filesz = u64_at(bytes, at + 32)?;
         let memsz = u64_at(bytes, at + 40)?;
         if filesz > memsz {
-            return Err(bad(format!("segment {i}: file size {filesz} exceeds memory size {memsz}")));
+            return Err(bad(format!(
+                "segment {i}: file size {filesz} exceeds memory size {memsz}"
+            )));
         }
         if vaddr.checked_add(memsz).is_none() {
             return Err(bad(format!("segment {i}: address range overflows")));
@@ -199,7 +212,11 @@ mod tests {
 
     #[test]
     fn parses_synthetic_segments() {
-        let elf = synthetic(ET_DYN, 0x1010, &[(0, 0x100, 5, b"code"), (0x2000, 0x3000, 6, b"data")]);
+        let elf = synthetic(
+            ET_DYN,
+            0x1010,
+            &[(0, 0x100, 5, b"code"), (0x2000, 0x3000, 6, b"data")],
+        );
         let img = parse(&elf).expect("valid ELF");
         assert_eq!(img.kind, ElfKind::PositionIndependent);
         assert_eq!(img.entry, 0x1010);

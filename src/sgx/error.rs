@@ -19,6 +19,16 @@ pub enum SgxError {
     /// The entry binary is not an ELF file we can measure.
     #[error("entry binary is not a measurable ELF file: {0}")]
     Elf(String),
+    /// The program of `command` is not an executable file in the image.
+    #[error(
+        "entry binary `{program}` not found in the image (looked at {searched}); set build.binary"
+    )]
+    EntryNotFound {
+        /// The first word of `command`.
+        program: String,
+        /// The in-image paths tried.
+        searched: String,
+    },
     /// The enclave layout does not fit (sizes overflow or exceed the supported maximum).
     #[error("enclave layout: {0}")]
     Layout(String),
@@ -64,7 +74,9 @@ pub enum SgxError {
     #[error("{0}: a file already exists there; refusing to overwrite a signing key")]
     KeyExists(PathBuf),
     /// No per-user configuration directory is known and `SCONE_SIGNING_KEY` is unset.
-    #[error("cannot find a configuration directory for the default signing key; set SCONE_SIGNING_KEY")]
+    #[error(
+        "cannot find a configuration directory for the default signing key; set SCONE_SIGNING_KEY"
+    )]
     NoConfigDir,
     /// An RSA operation failed.
     #[error("RSA {operation} failed: {reason}")]

@@ -1,0 +1,108 @@
+//! File-system protection: the canonical list of protected files of a service (its own
+//! files under `pwd` and the entry binary) and its digest, the `fspf_tag` written into
+//! the policy. The serialization is "scone fspf v1" (see docs/enclave.md): a header
+//! line, then one line per file sorted by path bytes, each
+//! `<sha256 hex> <mode, 4 octal digits> <size> <path length>:<path>\n`. The length
+//! prefix keeps any path (even one with spaces or newlines) unambiguous.
+
+use sha2::{Digest, Sha256};
+
+/// First line of the serialization.
+pub const FSPF_HEADER: &str = "scone fspf v1\n";
+
+/// One protected file as it is inside the image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FspfEntry {
+    /// Absolute path in the image, `/`-separated (e.g. `/python/print_env.py`).
+    pub path: String,
+    /// Permission bits (masked to `0o7777`).
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the contents.
+    pub sha256: [u8; 32],
+}
+
+impl FspfEntry {
+    /// The entry for a file with these contents.
+    pub fn from_contents(path: impl Into<String>, mode: u32, contents: &[u8]) -> Self {
+        FspfEntry {
+            path: path.into(),
+            mode: mode & 0o7777,
+            size: contents.len() as u64,
+            sha256: Sha256::digest(contents).into(),
+        }
+    }
+}
+
+/// Sorts `entries` by path (then by the other fields, so equal paths are ordered too)
+/// and returns the canonical serialization.
+pub fn canonical_bytes(entries: &mut [FspfEntry]) -> Vec<u8> {
+    entries.sort();
+    let mut out = Vec::with_capacity(FSPF_HEADER.len() + entries.len() * 100);
+    out.extend_from_slice(FSPF_HEADER.as_bytes());
+    for e in entries.iter() {
+        let line = format!(
+            "{} {:04o} {} {}:",
+            hex::encode(e.sha256),
+            e.mode & 0o7777,
+            e.size,
+            e.path.len()
+        );
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(e.path.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The `fspf_tag`: hex SHA-256 of [`canonical_bytes`]. Sorts `entries` in place.
+pub fn fspf_tag(entries: &mut [FspfEntry]) -> String {
+    hex::encode(Sha256::digest(canonical_bytes(entries)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<FspfEntry> {
+        vec![
+            FspfEntry::from_contents("/usr/bin/python3.11", 0o755, b"\x7fELF binary"),
+            FspfEntry::from_contents("/python/print_env.py", 0o644, b"print('hi')\n"),
+        ]
+    }
+
+    #[test]
+    fn order_of_input_does_not_matter() {
+        let mut a = sample();
+        let mut b = sample();
+        b.reverse();
+        assert_eq!(fspf_tag(&mut a), fspf_tag(&mut b));
+        assert_eq!(a[0].path, "/python/print_env.py");
+    }
+
+    #[test]
+    fn serialization_is_the_documented_format() {
+        let mut e = vec![FspfEntry::from_contents("/a b", 0o100644, b"")];
+        let text = String::from_utf8(canonical_bytes(&mut e)).expect("utf-8");
+        assert_eq!(
+            text,
+            "scone fspf v1\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0644 0 4:/a b\n"
+        );
+    }
+
+    #[test]
+    fn content_mode_and_path_change_the_tag() {
+        let base = fspf_tag(&mut sample());
+        let mut changed = sample();
+        changed[1] = FspfEntry::from_contents("/python/print_env.py", 0o644, b"print('bye')\n");
+        assert_ne!(fspf_tag(&mut changed), base);
+        let mut mode = sample();
+        mode[1].mode = 0o600;
+        assert_ne!(fspf_tag(&mut mode), base);
+        let mut renamed = sample();
+        renamed[1].path = "/python/print_env2.py".to_string();
+        assert_ne!(fspf_tag(&mut renamed), base);
+        assert_eq!(base.len(), 64);
+    }
+}

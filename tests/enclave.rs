@@ -1,0 +1,256 @@
+//! `scone enclave measure|sign|show` through the binary, against the public SGX vectors
+//! in `../shared/vectors/sgx` (read at test time, never copied into the project).
+
+mod support;
+
+use predicates::prelude::*;
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use std::path::PathBuf;
+
+fn vectors() -> PathBuf {
+    support::shared_dir().join("vectors/sgx")
+}
+
+fn vector(name: &str) -> PathBuf {
+    vectors().join(name)
+}
+
+#[test]
+fn measure_prints_the_readme_mrenclaves() {
+    for (file, expected) in [
+        (
+            "test_enclave.sgxs",
+            "784acfd7d5096a8f0fbd3265760bff21b120f62407a9a9e5ba31aa3c8ed198fc",
+        ),
+        (
+            "report.sgxs",
+            "a06a560b26f5e397b2d7872fac66fe4b43bf4f507296ee048f110be6fb1a2290",
+        ),
+    ] {
+        support::scone()
+            .args(["enclave", "measure"])
+            .arg(vector(file))
+            .assert()
+            .success()
+            .stdout(format!("{expected}\n"));
+    }
+}
+
+#[test]
+fn measure_refuses_a_file_that_is_not_sgxs() {
+    support::scone()
+        .args(["enclave", "measure"])
+        .arg(vector("sig1.key.pem"))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("invalid SGXS stream"))
+        .stderr(predicate::str::contains("PRIVATE").not());
+}
+
+#[test]
+fn sign_reproduces_sig1_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("sig1.bin");
+    support::scone()
+        .args(["enclave", "sign", "--key"])
+        .arg(vector("sig1.key.pem"))
+        .args([
+            "--enclave-hash",
+            "c50673624a6cb17c1c6c2a4e6906f47a170c4629b8723781d1017ef376f1a75d",
+            "--date",
+            "2016-01-09",
+            "--flags",
+            "0x4",
+            "--flags-mask",
+            "0xfffffffffffffffd",
+            "--xfrm",
+            "3",
+            "--xfrm-mask",
+            "0xffffffffffffff1b",
+            "--miscselect",
+            "0",
+            "--miscmask",
+            "4294967295",
+            "--isvprodid",
+            "0",
+            "--isvsvn",
+            "0",
+            "--vendor",
+            "0",
+            "-o",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let ours = std::fs::read(&out).expect("written");
+    let expected = std::fs::read(vector("sig1.sigstruct.bin")).expect("vector");
+    assert_eq!(ours, expected);
+}
+
+#[test]
+fn show_verifies_test_enclave_sig_and_rejects_a_flipped_byte() {
+    support::scone()
+        .args(["enclave", "show"])
+        .arg(vector("test_enclave.sig"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "enclavehash          784acfd7d5096a8f0fbd3265760bff21b120f62407a9a9e5ba31aa3c8ed198fc",
+        ))
+        .stdout(predicate::str::contains("date                 2016-12-14"))
+        .stdout(predicate::str::contains("mrsigner"))
+        .stdout(predicate::str::contains("FAILED").not());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = std::fs::read(vector("test_enclave.sig")).expect("vector");
+    bytes[1024] ^= 0x01; // ISVPRODID: a signed field
+    let tampered = dir.path().join("tampered.sig");
+    std::fs::write(&tampered, &bytes).expect("write");
+    support::scone()
+        .args(["enclave", "show"])
+        .arg(&tampered)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("rsa signature        FAILED"))
+        .stderr(predicate::str::contains("does not verify"));
+
+    let short = dir.path().join("short.sig");
+    std::fs::write(&short, &bytes[..100]).expect("write");
+    support::scone()
+        .args(["enclave", "show"])
+        .arg(&short)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("1808 bytes"));
+}
+
+#[test]
+fn show_json_is_one_sorted_object() {
+    let out = support::scone()
+        .args(["enclave", "show", "--json"])
+        .arg(vector("test_enclave.sig"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).expect("utf-8");
+    assert_eq!(text.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["verification"]["q1"], true);
+    assert_eq!(
+        v["enclavehash"],
+        "784acfd7d5096a8f0fbd3265760bff21b120f62407a9a9e5ba31aa3c8ed198fc"
+    );
+    assert_eq!(v["isvprodid"], 65535);
+    assert_eq!(v["mrsigner"].as_str().map(str::len), Some(64));
+    let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert!(text.find("\"attributemask_flags\"") < text.find("\"valid\""));
+}
+
+#[test]
+fn sign_an_sgxs_reproducibly_from_source_date_epoch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sign = |out: &std::path::Path| {
+        support::scone()
+            .env("SOURCE_DATE_EPOCH", "1452340800")
+            .args(["enclave", "sign", "--mode", "debug", "--key"])
+            .arg(vector("sig1.key.pem"))
+            .arg("--sgxs")
+            .arg(vector("test_enclave.sgxs"))
+            .arg("-o")
+            .arg(out)
+            .assert()
+            .success()
+            .stderr(predicate::str::contains(
+                "784acfd7d5096a8f0fbd3265760bff21b120f62407a9a9e5ba31aa3c8ed198fc",
+            ));
+    };
+    let (a, b) = (dir.path().join("a.sig"), dir.path().join("b.sig"));
+    sign(&a);
+    sign(&b);
+    assert_eq!(std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
+    support::scone()
+        .args(["enclave", "show"])
+        .arg(&a)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("date                 2016-01-09"))
+        .stdout(predicate::str::contains("debug                true"))
+        .stdout(predicate::str::contains(
+            "enclavehash          784acfd7d5096a8f0fbd3265760bff21b120f62407a9a9e5ba31aa3c8ed198fc",
+        ));
+}
+
+#[test]
+fn sign_refuses_non_sgx_keys_and_bad_arguments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key =
+        rsa::PrivateKey::new_with_exp(&mut getrandom::SysRng, 2048, rsa::BoxedUint::from(3u64))
+            .expect("keygen");
+    let small = dir.path().join("small.pem");
+    std::fs::write(
+        &small,
+        key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+            .expect("pem")
+            .as_bytes(),
+    )
+    .expect("write");
+    let hash = "00".repeat(32);
+    let out = dir.path().join("out.sig");
+    support::scone()
+        .args(["enclave", "sign", "--key"])
+        .arg(&small)
+        .args(["--enclave-hash", &hash, "-o"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("RSA-3072 with public exponent 3"))
+        .stderr(predicate::str::contains("RSA-2048"));
+    assert!(!out.exists());
+
+    // Neither --sgxs nor --enclave-hash, a non-number, a too-large number: usage errors.
+    support::scone()
+        .args(["enclave", "sign", "--key"])
+        .arg(vector("sig1.key.pem"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(2);
+    for (flag, value) in [
+        ("--flags", "zz"),
+        ("--isvsvn", "0x10000"),
+        ("--miscmask", "0x100000000"),
+    ] {
+        support::scone()
+            .args(["enclave", "sign", "--key"])
+            .arg(vector("sig1.key.pem"))
+            .args(["--enclave-hash", &hash, flag, value, "-o"])
+            .arg(&out)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(flag));
+    }
+    support::scone()
+        .args(["enclave", "sign", "--key"])
+        .arg(vector("sig1.key.pem"))
+        .args(["--enclave-hash", "abc", "-o"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("64 hex digits"));
+    support::scone()
+        .args(["enclave", "sign", "--key"])
+        .arg(vector("sig1.key.pem"))
+        .args(["--enclave-hash", &hash, "--date", "2023-02-30", "-o"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("2023-02-30"));
+    assert!(!out.exists());
+}
