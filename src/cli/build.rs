@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use scone::engine::{self, EngineOptions};
-use scone::lockfile::{BaseLock, ImageLock, Lockfile, SessionLock};
+use scone::lockfile::{BaseLock, ImageLock, Lockfile};
 use scone::oci::tar::Compression;
 use scone::plan::{self, ApplySettings, CasChoice, Settings};
 use scone::steps::base::BaseRecord;
@@ -262,7 +262,7 @@ fn updated_lock(old: &Lockfile, report: &engine::BuildReport, ws: &Workspace) ->
         let Some(Ok(policy)) = record("policy", ns).map(serde_json::from_value::<PolicyRecord>) else {
             continue;
         };
-        let entry = lock.session.entry(ns.to_string()).or_insert_with(SessionLock::default);
+        let entry = lock.session.entry(ns.to_string()).or_default();
         entry.content = policy.hash;
         if let Some(Ok(upload)) = record("upload", ns).map(serde_json::from_value::<UploadRecord>) {
             entry.cas_hash = Some(upload.hash);

@@ -101,9 +101,15 @@ mod tests {
     #[test]
     fn port_names_follow_iana() {
         assert_eq!(port_name("http", "TCP", 80), ("http".to_owned(), false));
-        assert_eq!(port_name("Web__Api", "TCP", 80), ("web-api".to_owned(), true));
+        assert_eq!(
+            port_name("Web__Api", "TCP", 80),
+            ("web-api".to_owned(), true)
+        );
         assert_eq!(port_name("", "UDP", 53), ("udp-53".to_owned(), true));
-        assert_eq!(port_name("8080", "TCP", 8080), ("tcp-8080".to_owned(), true));
+        assert_eq!(
+            port_name("8080", "TCP", 8080),
+            ("tcp-8080".to_owned(), true)
+        );
         let (long, changed) = port_name("a-very-long-port-name", "TCP", 1);
         assert!(changed);
         assert_eq!(long, "a-very-long-por");

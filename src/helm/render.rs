@@ -1,0 +1,102 @@
+//! Rendering a chart: the model of a [`ChartInput`] through a [`TemplateSet`] into the chart's
+//! files and, per service, plain Kubernetes manifests (for `--output yaml`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::error::HelmError;
+use super::input::ChartInput;
+use super::model::ChartModel;
+use super::templates::{TemplateSet, HANDLEBARS_SUFFIX, MANIFESTS_DIR};
+
+/// A rendered chart, nothing written yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedChart {
+    /// The chart's files, by path relative to the chart folder (`Chart.yaml`,
+    /// `templates/deployment.yaml`, ...).
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Plain manifests, one `<kubernetes name>.yaml` per service (Deployment, then Service
+    /// if it has ports), what `helm template <release>` would give minus Helm's own labels.
+    pub manifests: BTreeMap<PathBuf, Vec<u8>>,
+    /// Names changed to fit Kubernetes, and the install line to use then.
+    pub warnings: Vec<String>,
+}
+
+/// Renders the chart of `input` with the embedded templates, overlaid by the files of
+/// `templates` when given. A template with a syntax or render error gives its file, line and
+/// column.
+pub fn render(input: &ChartInput, templates: Option<&Path>) -> Result<RenderedChart, HelmError> {
+    let set = match templates {
+        Some(dir) => TemplateSet::with_overrides(dir)?,
+        None => TemplateSet::embedded(),
+    };
+    render_with(input, &set)
+}
+
+/// [`render`] with an already loaded template set.
+pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChart, HelmError> {
+    let (model, warnings) = ChartModel::build(input)?;
+    let registry = set.registry()?;
+    let context = serde_json::to_value(&model).map_err(|e| HelmError::InvalidInput {
+        field: "services",
+        reason: e.to_string(),
+    })?;
+
+    let mut files = BTreeMap::new();
+    let mut plain_static = BTreeMap::new();
+    let mut per_service = Vec::new();
+    for (name, file) in set.files() {
+        if let Some(inside) = name.strip_prefix(MANIFESTS_DIR) {
+            if name.ends_with(HANDLEBARS_SUFFIX) {
+                per_service.push(name.as_str());
+            } else {
+                plain_static.insert(PathBuf::from(inside), file.bytes.clone());
+            }
+            continue;
+        }
+        match name.strip_suffix(HANDLEBARS_SUFFIX) {
+            Some(output) => {
+                let text = registry
+                    .render(name, &context)
+                    .map_err(|e| set.render_error(name, &e))?;
+                files.insert(PathBuf::from(output), text.into_bytes());
+            }
+            None => {
+                files.insert(PathBuf::from(name), file.bytes.clone());
+            }
+        }
+    }
+
+    let mut manifests = plain_static;
+    for service in &model.services {
+        let mut service_context = context.clone();
+        if let serde_json::Value::Object(map) = &mut service_context {
+            let value = serde_json::to_value(service).map_err(|e| HelmError::InvalidService {
+                service: service.name.clone(),
+                reason: e.to_string(),
+            })?;
+            map.insert("service".to_owned(), value);
+        }
+        let mut documents = String::new();
+        for name in &per_service {
+            let text = registry
+                .render(name, &service_context)
+                .map_err(|e| set.render_error(name, &e))?;
+            let text = text.trim();
+            if !text.is_empty() {
+                documents.push_str("---\n");
+                documents.push_str(text);
+                documents.push('\n');
+            }
+        }
+        manifests.insert(
+            PathBuf::from(format!("{}.yaml", service.key)),
+            documents.into_bytes(),
+        );
+    }
+    Ok(RenderedChart {
+        files,
+        manifests,
+        warnings,
+    })
+}
