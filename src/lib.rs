@@ -11,6 +11,7 @@ pub mod lockfile;
 pub mod manifest;
 pub mod oci;
 pub mod plan;
+pub mod run;
 pub mod sgx;
 pub mod steps;
 pub mod workspace;

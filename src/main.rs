@@ -16,6 +16,8 @@ fn main() -> ExitCode {
         Command::Clean(args) => cli::clean::run(args),
         Command::Graph(args) => cli::graph::run(args),
         Command::Check(args) => cli::check::run(args),
+        Command::Run(args) => cli::run::run(args),
+        Command::Dev(_) => Err(anyhow::anyhow!("`scone dev` is not implemented yet")),
         Command::Enclave(cmd) => cli::enclave::run(cmd),
         Command::Cas(cmd) => cli::cas::run(cmd),
     };

@@ -25,8 +25,8 @@ pub enum CasError {
 
     /// The client certificate is not allowed to read or update the session.
     #[error(
-        "access to CAS session `{name}` denied: it was created with another client \
-         certificate ({detail}); use the client identity that created it, or choose \
+        "CAS refused access to session `{name}`: {detail}; use the client identity that \
+         created it (client.crt and client.key in the CAS config directory), or choose \
          another `policy.namespace`"
     )]
     NotOwner {
@@ -78,6 +78,19 @@ pub enum CasError {
         message: String,
     },
 
+    /// A CAS URL that cannot be used.
+    #[error("invalid CAS URL `{url}`: {detail}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// The system's random generator failed.
+    #[error("cannot generate a secret: the system random generator failed: {0}")]
+    Random(String),
+
     /// A certificate or key file could not be read, parsed or generated.
     #[error("CAS TLS identity: {0}")]
     Identity(String),
@@ -119,18 +132,18 @@ fn conflict_message(name: &str, given: Option<&str>, current: Option<&str>) -> S
     match (given, current) {
         (Some(given), None) => format!(
             "CAS session `{name}` does not exist, but the upload names predecessor {given}; \
-             remove the session's entry from `scone.lock` (or run `scone apply` again, which \
-             creates it) to create it anew"
+             create it without a predecessor (`scone apply` does so when the CAS lacks it)"
         ),
         (None, Some(current)) => format!(
             "CAS session `{name}` already exists (it is at {current}) and an update must name \
-             its current hash as predecessor; run `scone apply` again to rebase on it, or pass \
-             the current hash as predecessor"
+             its current hash as predecessor: pass {current}, or let `scone apply` fetch it \
+             (remove the session's hash from scone.lock)"
         ),
         (Some(given), Some(current)) => format!(
             "the CAS session `{name}` changed since your last apply: it is at {current}, not at \
-             {given}; run `scone apply` again to rebase on it, or pass the current hash as \
-             predecessor"
+             {given} as scone.lock says; review that change, then set the session's hash in \
+             scone.lock to {current} (or remove it) and run `scone apply` again to replace the \
+             session with yours"
         ),
         (None, None) => format!("CAS session `{name}`: predecessor conflict"),
     }

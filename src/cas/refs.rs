@@ -77,13 +77,22 @@ mod tests {
 
     #[test]
     fn open_references_are_closed_and_closed_ones_kept() {
-        assert_eq!(normalize_secret_refs("$$SCONE::password"), "$$SCONE::password$$");
-        assert_eq!(normalize_secret_refs("$$SCONE::password$$"), "$$SCONE::password$$");
+        assert_eq!(
+            normalize_secret_refs("$$SCONE::password"),
+            "$$SCONE::password$$"
+        );
+        assert_eq!(
+            normalize_secret_refs("$$SCONE::password$$"),
+            "$$SCONE::password$$"
+        );
         assert_eq!(
             normalize_secret_refs("u=$$SCONE::a and $$SCONE::b$$/x $$SCONE::c:crt"),
             "u=$$SCONE::a$$ and $$SCONE::b$$/x $$SCONE::c:crt$$"
         );
-        assert_eq!(normalize_secret_refs("no refs: $$ $ SCONE"), "no refs: $$ $ SCONE");
+        assert_eq!(
+            normalize_secret_refs("no refs: $$ $ SCONE"),
+            "no refs: $$ $ SCONE"
+        );
         assert_eq!(normalize_secret_refs(""), "");
     }
 

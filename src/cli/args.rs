@@ -26,6 +26,10 @@ pub enum Command {
     Check(CommonArgs),
     /// Print the planned step graph.
     Graph(GraphArgs),
+    /// Run one service locally in simulation mode (after applying to the local CAS).
+    Run(RunArgs),
+    /// Watch the inputs; rebuild, re-apply and restart what changed.
+    Dev(DevArgs),
     /// Measure, sign and inspect SGX enclaves.
     #[command(subcommand)]
     Enclave(EnclaveCommand),
@@ -137,6 +141,27 @@ pub struct ApplyArgs {
     /// CA certificate to trust for a remote CAS.
     #[arg(long, value_name = "PEM")]
     pub cas_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Run on this host in the unpacked rootfs instead of a Docker-API engine.
+    #[arg(long)]
+    pub native: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Run the services natively instead of in a Docker-API engine.
+    #[arg(long)]
+    pub native: bool,
+    /// Quiet period after a change before rebuilding, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub debounce_ms: u64,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -1,21 +1,95 @@
-//! `scone cas serve`: the embedded local CAS over HTTPS with client certificates.
+//! `scone cas …`: serve the embedded local CAS over HTTPS, show the client
+//! identity used for remote CAS, and inspect a session of the local CAS.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::Subcommand;
+use scone::cas::local::{default_dir, LocalCas};
+use scone::cas::serve::serve;
+use scone::cas::tls::{default_config_dir, ClientIdentity};
+use scone::cas::Cas as _;
 
 /// Subcommands of `scone cas`.
 #[derive(Debug, Subcommand)]
 pub enum CasCommand {
     /// Serve the embedded local CAS over HTTPS (client certificates required).
     Serve {
-        /// Address to listen on.
+        /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: String,
+        /// The CAS directory to serve (default: $SCONE_CAS_DIR, else the user data dir).
+        #[arg(long, value_name = "DIR")]
+        cas_dir: Option<PathBuf>,
+        /// Extra DNS name or address for the server certificate (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
     },
+    /// Show (creating on first use) the client certificate used with a remote CAS.
+    Identity,
+    /// Show the current hash, chain and YAML of a session in the local CAS.
+    Session {
+        /// The session name (the mesh's `policy.namespace`).
+        name: String,
+        /// The CAS directory (default: $SCONE_CAS_DIR, else the user data dir).
+        #[arg(long, value_name = "DIR")]
+        cas_dir: Option<PathBuf>,
+    },
+}
+
+fn cas_dir(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(default_dir()?),
+    }
 }
 
 /// Runs one `scone cas` subcommand; returns the process exit code.
 pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
     match cmd {
-        CasCommand::Serve { .. } => anyhow::bail!("`scone cas serve` is not implemented yet"),
+        CasCommand::Serve {
+            listen,
+            cas_dir: dir,
+            hosts,
+        } => {
+            let addr: SocketAddr = listen
+                .parse()
+                .with_context(|| format!("--listen `{listen}` is not an IP:PORT address"))?;
+            let dir = cas_dir(dir)?;
+            serve(addr, &dir, hosts, |info| {
+                eprintln!(
+                    "     Serving local CAS {} on https://{}",
+                    info.cas_dir.display(),
+                    info.addr
+                );
+                eprintln!(
+                    "  CA certificate {} (clients trust this file)",
+                    info.ca_cert_path.display()
+                );
+                eprintln!("       Stopping with Ctrl-C");
+            })?;
+            Ok(0)
+        }
+        CasCommand::Identity => {
+            let dir = default_config_dir()?;
+            let identity = ClientIdentity::load_or_create(&dir)?;
+            println!("certificate: {}", dir.join("client.crt").display());
+            println!("key:         {}", dir.join("client.key").display());
+            println!("fingerprint: {}", identity.fingerprint()?);
+            Ok(0)
+        }
+        CasCommand::Session { name, cas_dir: dir } => {
+            let cas = LocalCas::open(&cas_dir(dir)?)?;
+            let Some(record) = cas.session(name)? else {
+                anyhow::bail!("the local CAS has no session `{name}`");
+            };
+            println!("# hash: {}", record.hash);
+            for (i, earlier) in cas.history(name)?.iter().rev().enumerate() {
+                println!("# predecessor {}: {earlier}", i + 1);
+            }
+            print!("{}", record.yaml);
+            Ok(0)
+        }
     }
 }

@@ -8,3 +8,4 @@ pub mod clean;
 pub mod enclave;
 pub mod graph;
 pub mod output;
+pub mod run;

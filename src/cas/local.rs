@@ -1,0 +1,304 @@
+//! The embedded local CAS: sessions by name with their predecessor hash chain and
+//! the secrets CAS generates for them, kept in the user's data directory (never
+//! under `target/`) with private, crash-safe files and a lock for concurrent use.
+//!
+//! Layout of the CAS directory (0700): `sessions/<name>.json` (0600) per session,
+//! `.lock`, and `tls/` for `scone cas serve`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::durable::{private_dir, read_optional, write_private, DirLock};
+use super::error::CasError;
+use super::secret::{generate, SecretValue};
+use super::session::{
+    check_session_name, content_hash, parse_session, session_hash, with_predecessor, ParsedSecret,
+    SecretKind,
+};
+use super::{Cas, SessionRecord};
+
+/// Environment variable that overrides the local CAS directory.
+pub const CAS_DIR_ENV: &str = "SCONE_CAS_DIR";
+
+/// The local CAS directory: `$SCONE_CAS_DIR`, else `<user data dir>/scone/cas`.
+pub fn default_dir() -> Result<PathBuf, CasError> {
+    if let Some(dir) = std::env::var_os(CAS_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    dirs::data_dir()
+        .map(|d| d.join("scone").join("cas"))
+        .ok_or_else(|| CasError::Store {
+            path: PathBuf::from("~"),
+            detail: format!("no user data directory is known; set {CAS_DIR_ENV}"),
+        })
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSecret {
+    kind: String,
+    size: Option<u32>,
+    /// SHA-256 over kind, size and fixed value: a change regenerates the secret.
+    declaration: String,
+    /// The value, base64 (absent for opaque kinds).
+    value: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSession {
+    name: String,
+    hash: String,
+    content_hash: String,
+    /// The session exactly as uploaded.
+    yaml: String,
+    /// Fingerprint of the client certificate that created it (`None`: created locally).
+    owner: Option<String>,
+    /// Earlier hashes of this session, oldest first.
+    history: Vec<String>,
+    secrets: BTreeMap<String, StoredSecret>,
+}
+
+fn declaration_digest(secret: &ParsedSecret) -> String {
+    let mut h = Sha256::new();
+    h.update(secret.kind.as_bytes());
+    h.update([0]);
+    h.update(
+        secret
+            .size
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    h.update([0]);
+    match &secret.value {
+        Some(v) => {
+            h.update([1]);
+            h.update(v.as_bytes());
+        }
+        None => h.update([0]),
+    }
+    hex::encode(h.finalize())
+}
+
+/// The embedded local CAS rooted at one directory.
+#[derive(Debug, Clone)]
+pub struct LocalCas {
+    dir: PathBuf,
+}
+
+impl LocalCas {
+    /// Opens (creating, mode 0700) the local CAS in `dir`.
+    pub fn open(dir: &Path) -> Result<LocalCas, CasError> {
+        private_dir(dir)?;
+        private_dir(&dir.join("sessions"))?;
+        Ok(LocalCas {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Opens the local CAS in [`default_dir`].
+    pub fn open_default() -> Result<LocalCas, CasError> {
+        Self::open(&default_dir()?)
+    }
+
+    /// The CAS directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn session_path(&self, name: &str) -> PathBuf {
+        self.dir.join("sessions").join(format!("{name}.json"))
+    }
+
+    fn load(&self, name: &str) -> Result<Option<StoredSession>, CasError> {
+        check_session_name(name)?;
+        let path = self.session_path(name);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let stored: StoredSession =
+            serde_json::from_slice(&bytes).map_err(|e| CasError::Store {
+                path: path.clone(),
+                detail: format!(
+                    "unreadable session record ({e}); restore it from a backup or remove it"
+                ),
+            })?;
+        Ok(Some(stored))
+    }
+
+    fn save(&self, stored: &StoredSession) -> Result<(), CasError> {
+        let path = self.session_path(&stored.name);
+        let bytes = serde_json::to_vec_pretty(stored).map_err(|e| CasError::Store {
+            path: path.clone(),
+            detail: format!("cannot encode session record: {e}"),
+        })?;
+        write_private(&path, &bytes)
+    }
+
+    /// Uploads a session on behalf of `owner` (a client certificate fingerprint;
+    /// `None` for the local user, who owns the directory and may update any
+    /// session). The top-level `predecessor` of `session_yaml` is set to
+    /// `predecessor` first. Creating needs no predecessor; updating must name the
+    /// current hash. Secrets are generated on create, kept on update unless their
+    /// declaration (kind, size, fixed value) changed, and dropped when undeclared.
+    /// Returns the new session hash.
+    pub fn upload_as(
+        &self,
+        session_yaml: &str,
+        predecessor: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<String, CasError> {
+        self.upload_document_as(with_predecessor(session_yaml, predecessor), owner)
+    }
+
+    /// Uploads a session document exactly as given (its own `predecessor` field
+    /// names the predecessor), as the HTTPS server receives it; see [`Self::upload_as`].
+    pub fn upload_document_as(
+        &self,
+        yaml: String,
+        owner: Option<&str>,
+    ) -> Result<String, CasError> {
+        let parsed = parse_session(&yaml)?;
+        let _lock = DirLock::exclusive(&self.dir)?;
+        let existing = self.load(&parsed.name)?;
+        if let (Some(owner), Some(current)) = (owner, &existing) {
+            if current.owner.as_deref() != Some(owner) {
+                return Err(not_owner(&parsed.name));
+            }
+        }
+        let current_hash = existing.as_ref().map(|s| s.hash.clone());
+        if parsed.predecessor != current_hash {
+            return Err(CasError::PredecessorConflict {
+                name: parsed.name,
+                given: parsed.predecessor,
+                current: current_hash,
+            });
+        }
+        let mut old_secrets = BTreeMap::new();
+        let mut history = Vec::new();
+        let mut created_by = owner.map(str::to_string);
+        if let Some(current) = existing {
+            old_secrets = current.secrets;
+            history = current.history;
+            history.push(current.hash);
+            created_by = current.owner;
+        }
+        let mut secrets = BTreeMap::new();
+        for decl in &parsed.secrets {
+            let declaration = declaration_digest(decl);
+            if let Some(kept) = old_secrets.remove(&decl.name) {
+                if kept.declaration == declaration {
+                    secrets.insert(decl.name.clone(), kept);
+                    continue;
+                }
+            }
+            let kind = SecretKind::parse(&decl.kind);
+            let value = match &decl.value {
+                Some(fixed) => Some(fixed.as_bytes().to_vec()),
+                None => generate(&kind, decl.size)?.map(|v| v.expose_bytes().to_vec()),
+            };
+            secrets.insert(
+                decl.name.clone(),
+                StoredSecret {
+                    kind: decl.kind.clone(),
+                    size: decl.size,
+                    declaration,
+                    value: value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
+                },
+            );
+        }
+        let hash = session_hash(&yaml);
+        self.save(&StoredSession {
+            name: parsed.name,
+            hash: hash.clone(),
+            content_hash: content_hash(&yaml),
+            yaml,
+            owner: created_by,
+            history,
+            secrets,
+        })?;
+        Ok(hash)
+    }
+
+    /// The current session `name` as seen by `owner` (`None`: the local user).
+    pub fn session_as(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<Option<SessionRecord>, CasError> {
+        let _lock = DirLock::shared(&self.dir)?;
+        let Some(stored) = self.load(name)? else {
+            return Ok(None);
+        };
+        if let Some(owner) = owner {
+            if stored.owner.as_deref() != Some(owner) {
+                return Err(not_owner(name));
+            }
+        }
+        Ok(Some(SessionRecord {
+            name: stored.name,
+            hash: stored.hash,
+            yaml: stored.yaml,
+        }))
+    }
+
+    /// Earlier hashes of session `name`, oldest first (empty if it does not exist).
+    pub fn history(&self, name: &str) -> Result<Vec<String>, CasError> {
+        let _lock = DirLock::shared(&self.dir)?;
+        Ok(self.load(name)?.map(|s| s.history).unwrap_or_default())
+    }
+
+    /// The secret values of session `name`, for `scone run` to inject as CAS
+    /// would. Opaque kinds (neither ascii nor binary, without a fixed value) are
+    /// not included.
+    pub fn secret_values(&self, name: &str) -> Result<BTreeMap<String, SecretValue>, CasError> {
+        let _lock = DirLock::shared(&self.dir)?;
+        let stored = self.load(name)?.ok_or_else(|| CasError::NotFound {
+            name: name.to_string(),
+        })?;
+        let path = self.session_path(name);
+        let mut values = BTreeMap::new();
+        for (secret, record) in stored.secrets {
+            let Some(encoded) = record.value else {
+                continue;
+            };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|_| CasError::Store {
+                    path: path.clone(),
+                    detail: format!("the value of secret `{secret}` is not valid base64"),
+                })?;
+            values.insert(
+                secret,
+                SecretValue::new(SecretKind::parse(&record.kind), bytes),
+            );
+        }
+        Ok(values)
+    }
+}
+
+fn not_owner(name: &str) -> CasError {
+    CasError::NotOwner {
+        name: name.to_string(),
+        detail: "the session was created with another client certificate and its access \
+                 policy lets only its CREATOR read or update it"
+            .to_string(),
+    }
+}
+
+impl Cas for LocalCas {
+    fn upload(&self, session_yaml: &str, predecessor: Option<&str>) -> Result<String, CasError> {
+        self.upload_as(session_yaml, predecessor, None)
+    }
+
+    fn session(&self, name: &str) -> Result<Option<SessionRecord>, CasError> {
+        self.session_as(name, None)
+    }
+}
+
+#[cfg(test)]
+#[path = "local_tests.rs"]
+mod tests;

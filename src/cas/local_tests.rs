@@ -1,0 +1,225 @@
+//! Tests of the embedded local CAS: predecessor chain, secrets, file modes.
+
+use super::*;
+use crate::cas::session::{render, SecretDecl, ServiceInput, SessionInput};
+use crate::cas::{apply_session, ApplyOutcome};
+use std::os::unix::fs::PermissionsExt;
+
+fn input(user: &str, size: u32) -> SessionInput {
+    SessionInput {
+        name: "myPythonApp".into(),
+        services: vec![ServiceInput {
+            name: "python_app".into(),
+            image_name: "python_hello_user".into(),
+            mrenclaves: vec!["ab".repeat(32)],
+            command: "python3 print_env.py".into(),
+            pwd: "/python".into(),
+            environment: vec![
+                ("API_PASSWORD".into(), "$$SCONE::password".into()),
+                ("API_USER".into(), user.into()),
+            ],
+            fspf_tag: None,
+        }],
+        secrets: vec![
+            SecretDecl {
+                name: "password".into(),
+                kind: SecretKind::Ascii,
+                size: Some(size),
+                value: None,
+                export_to: vec![],
+            },
+            SecretDecl {
+                name: "key".into(),
+                kind: SecretKind::Other("private-key".into()),
+                size: None,
+                value: None,
+                export_to: vec![],
+            },
+        ],
+        ..SessionInput::default()
+    }
+}
+
+fn yaml(user: &str, size: u32) -> String {
+    render(&input(user, size)).expect("renders")
+}
+
+fn password(cas: &LocalCas) -> Vec<u8> {
+    let values = cas.secret_values("myPythonApp").expect("values");
+    assert!(!values.contains_key("key"), "opaque kinds carry no value");
+    values["password"].expose_bytes().to_vec()
+}
+
+#[test]
+fn predecessor_chain_is_enforced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cas = LocalCas::open(dir.path()).expect("opens");
+    assert_eq!(cas.current_hash("myPythonApp").expect("reads"), None);
+
+    let bogus = "0".repeat(64);
+    let err = cas
+        .upload(&yaml("me", 10), Some(&bogus))
+        .expect_err("no session yet");
+    assert!(matches!(
+        err,
+        CasError::PredecessorConflict { current: None, .. }
+    ));
+
+    let first = cas.upload(&yaml("me", 10), None).expect("creates");
+    assert_eq!(
+        cas.current_hash("myPythonApp").expect("reads"),
+        Some(first.clone())
+    );
+    assert_eq!(first, session_hash(&yaml("me", 10)));
+
+    let err = cas
+        .upload(&yaml("you", 10), None)
+        .expect_err("update needs predecessor");
+    assert!(err.to_string().contains(&first), "{err}");
+    let err = cas
+        .upload(&yaml("you", 10), Some(&bogus))
+        .expect_err("wrong predecessor");
+    let text = err.to_string();
+    assert!(
+        text.contains(&first) && text.contains("scone apply"),
+        "{text}"
+    );
+
+    let second = cas.upload(&yaml("you", 10), Some(&first)).expect("updates");
+    assert_ne!(first, second);
+    let record = cas.session("myPythonApp").expect("reads").expect("exists");
+    assert_eq!(record.hash, second);
+    assert!(record.yaml.contains(&format!("predecessor: \"{first}\"")));
+    assert_eq!(cas.history("myPythonApp").expect("history"), vec![first]);
+}
+
+#[test]
+fn secrets_are_kept_on_update_and_regenerated_when_redeclared() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cas = LocalCas::open(dir.path()).expect("opens");
+    let h1 = cas.upload(&yaml("me", 10), None).expect("creates");
+    let p1 = password(&cas);
+    assert_eq!(p1.len(), 10);
+
+    let h2 = cas.upload(&yaml("you", 10), Some(&h1)).expect("updates");
+    assert_eq!(password(&cas), p1, "kept when its declaration is unchanged");
+
+    cas.upload(&yaml("you", 12), Some(&h2)).expect("updates");
+    let p3 = password(&cas);
+    assert_eq!(p3.len(), 12, "regenerated with the new size");
+    assert_ne!(p3[..10], p1[..]);
+}
+
+#[test]
+fn files_are_private() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("cas");
+    let cas = LocalCas::open(&root).expect("opens");
+    cas.upload(&yaml("me", 10), None).expect("creates");
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&root.join("sessions")), 0o700);
+    let file = root.join("sessions").join("myPythonApp.json");
+    assert_eq!(mode(&file), 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("sessions"))
+        .expect("lists")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "no temp files left behind");
+}
+
+#[test]
+fn ownership_is_enforced_for_certificate_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cas = LocalCas::open(dir.path()).expect("opens");
+    let h1 = cas
+        .upload_as(&yaml("me", 10), None, Some("alice"))
+        .expect("creates");
+    let err = cas
+        .upload_as(&yaml("you", 10), Some(&h1), Some("mallory"))
+        .expect_err("not the creator");
+    assert!(matches!(err, CasError::NotOwner { .. }));
+    assert!(cas.session_as("myPythonApp", Some("mallory")).is_err());
+    assert!(cas
+        .session_as("myPythonApp", Some("alice"))
+        .expect("reads")
+        .is_some());
+    cas.upload_as(&yaml("you", 10), Some(&h1), Some("alice"))
+        .expect("creator updates");
+}
+
+#[test]
+fn apply_uploads_only_changes_and_chains_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cas = LocalCas::open(dir.path()).expect("opens");
+    let forgotten = "f".repeat(64);
+    let first = apply_session(&cas, &yaml("me", 10), Some(&forgotten)).expect("applies");
+    let ApplyOutcome::Uploaded {
+        hash: h1,
+        predecessor: None,
+    } = first
+    else {
+        panic!("first apply creates, whatever the lock remembers: {first:?}");
+    };
+    let p1 = password(&cas);
+
+    let again = apply_session(&cas, &yaml("me", 10), Some(&h1)).expect("applies");
+    assert_eq!(again, ApplyOutcome::Unchanged { hash: h1.clone() });
+
+    let changed = apply_session(&cas, &yaml("you", 10), Some(&h1)).expect("applies");
+    let ApplyOutcome::Uploaded {
+        hash: h2,
+        predecessor,
+    } = changed
+    else {
+        panic!("a change uploads: {changed:?}");
+    };
+    assert_eq!(predecessor.as_deref(), Some(h1.as_str()));
+    assert_eq!(password(&cas), p1);
+
+    let unchanged = apply_session(&cas, &yaml("you", 10), None).expect("applies");
+    assert_eq!(unchanged, ApplyOutcome::Unchanged { hash: h2.clone() });
+
+    let stale = apply_session(&cas, &yaml("them", 10), Some(&h1)).expect_err("stale lock");
+    assert!(matches!(stale, CasError::PredecessorConflict { .. }));
+    let fetched = apply_session(&cas, &yaml("them", 10), None).expect("fetches predecessor");
+    assert!(matches!(fetched, ApplyOutcome::Uploaded { predecessor: Some(p), .. } if p == h2));
+}
+
+#[test]
+fn concurrent_writers_keep_the_chain_consistent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cas = LocalCas::open(dir.path()).expect("opens");
+    let first = cas.upload(&yaml("start", 10), None).expect("creates");
+    let successes: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let cas = LocalCas::open(dir.path()).expect("opens");
+                scope.spawn(move || {
+                    let mut ok = 0;
+                    for round in 0..5 {
+                        let current = cas.current_hash("myPythonApp").expect("reads");
+                        let body = yaml(&format!("writer {i} round {round}"), 10);
+                        match cas.upload(&body, current.as_deref()) {
+                            Ok(_) => ok += 1,
+                            Err(CasError::PredecessorConflict { .. }) => {}
+                            Err(e) => panic!("unexpected error: {e}"),
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    assert!(successes >= 1);
+    let history = cas.history("myPythonApp").expect("history");
+    assert_eq!(
+        history.len(),
+        successes,
+        "one history entry per accepted update"
+    );
+    assert_eq!(history[0], first);
+    assert_eq!(password(&cas).len(), 10);
+}

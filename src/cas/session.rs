@@ -1,0 +1,445 @@
+//! The CAS session (SCONE session language 0.3.10) of one mesh: the plain-data
+//! input the `policy` step fills in, its deterministic YAML rendering, the session
+//! hash CAS uses for the predecessor chain, and the parse of an uploaded session.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::error::CasError;
+pub use super::refs::{normalize_secret_refs, secret_refs, split_list};
+
+/// The session language version every rendered session declares.
+pub const SESSION_VERSION: &str = "0.3.10";
+
+/// The session of one mesh, as plain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionInput {
+    /// Session name: the mesh's `policy.namespace`.
+    pub name: String,
+    /// One entry per mesh service.
+    pub services: Vec<ServiceInput>,
+    /// Secret declarations (CAS generates the values unless one is given).
+    pub secrets: Vec<SecretDecl>,
+    /// `security.attestation.tolerate` (list items; use [`split_list`] for the comma form).
+    pub tolerate: Vec<String>,
+    /// `security.attestation.ignore_advisories`.
+    pub ignore_advisories: Vec<String>,
+    /// Hash of the session this one replaces (`None` when creating it).
+    pub predecessor: Option<String>,
+}
+
+/// One service of the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceInput {
+    /// The mesh service's name.
+    pub name: String,
+    /// Name of the session image entry the service runs in.
+    pub image_name: String,
+    /// Accepted MRENCLAVEs (hex), from the sign step.
+    pub mrenclaves: Vec<String>,
+    /// The protected command line.
+    pub command: String,
+    /// Working directory.
+    pub pwd: String,
+    /// Environment, ordered as given (locals, then resolved globals); values may hold
+    /// `$$SCONE::x` references, which are normalized to `$$SCONE::x$$`.
+    pub environment: Vec<(String, String)>,
+    /// File-system protection tag from the sign step.
+    pub fspf_tag: Option<String>,
+}
+
+/// The kind of a secret.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SecretKind {
+    /// Printable characters; CAS generates `size` of them.
+    Ascii,
+    /// Random bytes; CAS generates `size` of them.
+    Binary,
+    /// Any other CAS kind (`private-key`, `x509`, …): declared and kept opaque.
+    Other(String),
+}
+
+impl SecretKind {
+    /// Parses a manifest's `kind:` (`ascii`, `binary`, anything else kept as given).
+    pub fn parse(kind: &str) -> SecretKind {
+        match kind {
+            "ascii" => SecretKind::Ascii,
+            "binary" => SecretKind::Binary,
+            other => SecretKind::Other(other.to_string()),
+        }
+    }
+
+    /// The kind as written in a session.
+    pub fn as_str(&self) -> &str {
+        match self {
+            SecretKind::Ascii => "ascii",
+            SecretKind::Binary => "binary",
+            SecretKind::Other(kind) => kind,
+        }
+    }
+}
+
+/// A secret declaration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretDecl {
+    /// Secret name, as referenced by `$$SCONE::name$$`.
+    pub name: String,
+    /// Its kind.
+    pub kind: SecretKind,
+    /// Size (characters for ascii, bytes for binary); CAS's default when `None`.
+    pub size: Option<u32>,
+    /// A fixed value the manifest gives (kept byte-exact, multi-line included).
+    pub value: Option<String>,
+    /// The mesh services that use it (all of them belong to this session).
+    pub export_to: Vec<String>,
+}
+
+impl std::fmt::Debug for SecretDecl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretDecl")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("size", &self.size)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .field("export_to", &self.export_to)
+            .finish()
+    }
+}
+
+/// Quotes `text` as a YAML double-quoted scalar that parses back to exactly `text`.
+pub fn yaml_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            '\u{85}' | '\u{a0}' | '\u{2028}' | '\u{2029}' | '\u{feff}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn is_session_hash(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Checks a session name: non-empty, letters, digits, `_`, `-`, `.`, not starting
+/// with `.` (CAS names; they also name files of the local CAS).
+pub fn check_session_name(name: &str) -> Result<(), CasError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CasError::InvalidSession(format!(
+            "session name `{name}` must be 1-128 letters, digits, `_`, `-` or `.`, \
+             not starting with `.`"
+        )))
+    }
+}
+
+fn check_input(input: &SessionInput) -> Result<(), CasError> {
+    check_session_name(&input.name)?;
+    let invalid = |m: String| Err(CasError::InvalidSession(m));
+    if let Some(p) = &input.predecessor {
+        if !is_session_hash(p) {
+            return invalid(format!(
+                "predecessor `{p}` is not a session hash (64 hex digits)"
+            ));
+        }
+    }
+    let mut services = BTreeSet::new();
+    for service in &input.services {
+        if service.name.is_empty() {
+            return invalid("a service has an empty name".into());
+        }
+        if !services.insert(service.name.as_str()) {
+            return invalid(format!("service `{}` appears twice", service.name));
+        }
+        let mut names = BTreeSet::new();
+        for (key, _) in &service.environment {
+            if key.is_empty() || !names.insert(key.as_str()) {
+                return invalid(format!(
+                    "service `{}`: environment variable `{key}` is empty or set twice",
+                    service.name
+                ));
+            }
+        }
+    }
+    let mut secrets = BTreeSet::new();
+    for secret in &input.secrets {
+        if secret.name.is_empty() || !secrets.insert(secret.name.as_str()) {
+            return invalid(format!(
+                "secret `{}` is empty or declared twice",
+                secret.name
+            ));
+        }
+        if secret.size == Some(0) {
+            return invalid(format!("secret `{}` has size 0", secret.name));
+        }
+        if let Some(unknown) = secret
+            .export_to
+            .iter()
+            .find(|s| !services.contains(s.as_str()))
+        {
+            return invalid(format!(
+                "secret `{}` is exported to `{unknown}`, which is not a service of this mesh",
+                secret.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn sorted_unique(items: &[String]) -> Vec<&str> {
+    let set: BTreeSet<&str> = items.iter().map(String::as_str).collect();
+    set.into_iter().collect()
+}
+
+fn push_list(out: &mut String, indent: &str, key: &str, items: &[&str]) {
+    if items.is_empty() {
+        let _ = writeln!(out, "{indent}{key}: []");
+        return;
+    }
+    let _ = writeln!(out, "{indent}{key}:");
+    for item in items {
+        let _ = writeln!(out, "{indent}  - {}", yaml_quote(item));
+    }
+}
+
+/// Renders the session as YAML with a fixed key order, every string double-quoted
+/// (so `$$`, `:`, leading spaces and multi-line values round-trip exactly), services
+/// and secrets sorted by name, MRENCLAVEs, `tolerate` and `ignore_advisories` sorted
+/// and de-duplicated, environment in the order given with references normalized.
+///
+/// Secrets are declared at session level: in SCONE every service of a session can
+/// reference them and no other session can (no `export:` entry), which is the
+/// mesh-only sharing the manifests ask for. `access_policy` names `CREATOR` for
+/// read and update: only the client certificate that created the session may read
+/// or change it.
+pub fn render(input: &SessionInput) -> Result<String, CasError> {
+    check_input(input)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "name: {}", yaml_quote(&input.name));
+    let _ = writeln!(out, "version: {}", yaml_quote(SESSION_VERSION));
+    if let Some(p) = &input.predecessor {
+        let _ = writeln!(out, "predecessor: {}", yaml_quote(p));
+    }
+    out.push_str("\naccess_policy:\n");
+    push_list(&mut out, "  ", "read", &["CREATOR"]);
+    push_list(&mut out, "  ", "update", &["CREATOR"]);
+
+    let tolerate = sorted_unique(&input.tolerate);
+    let ignore = sorted_unique(&input.ignore_advisories);
+    if !tolerate.is_empty() || !ignore.is_empty() {
+        out.push_str("\nsecurity:\n  attestation:\n");
+        push_list(&mut out, "    ", "tolerate", &tolerate);
+        push_list(&mut out, "    ", "ignore_advisories", &ignore);
+    }
+
+    let mut services: Vec<&ServiceInput> = input.services.iter().collect();
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    out.push_str("\nservices:");
+    out.push_str(if services.is_empty() { " []\n" } else { "\n" });
+    for s in &services {
+        let _ = writeln!(out, "  - name: {}", yaml_quote(&s.name));
+        let _ = writeln!(out, "    image_name: {}", yaml_quote(&s.image_name));
+        push_list(
+            &mut out,
+            "    ",
+            "mrenclaves",
+            &sorted_unique(&s.mrenclaves),
+        );
+        let _ = writeln!(out, "    command: {}", yaml_quote(&s.command));
+        let _ = writeln!(out, "    pwd: {}", yaml_quote(&s.pwd));
+        if s.environment.is_empty() {
+            out.push_str("    environment: {}\n");
+        } else {
+            out.push_str("    environment:\n");
+            for (key, value) in &s.environment {
+                let value = normalize_secret_refs(value);
+                let _ = writeln!(out, "      {}: {}", yaml_quote(key), yaml_quote(&value));
+            }
+        }
+        if let Some(tag) = &s.fspf_tag {
+            let _ = writeln!(out, "    fspf_tag: {}", yaml_quote(tag));
+        }
+    }
+
+    let images: BTreeSet<&str> = services.iter().map(|s| s.image_name.as_str()).collect();
+    if !images.is_empty() {
+        out.push_str("\nimages:\n");
+        for image in images {
+            let _ = writeln!(out, "  - name: {}", yaml_quote(image));
+        }
+    }
+
+    let mut secrets: Vec<&SecretDecl> = input.secrets.iter().collect();
+    secrets.sort_by(|a, b| a.name.cmp(&b.name));
+    if !secrets.is_empty() {
+        out.push_str("\nsecrets:\n");
+        for secret in secrets {
+            let _ = writeln!(out, "  - name: {}", yaml_quote(&secret.name));
+            let _ = writeln!(out, "    kind: {}", yaml_quote(secret.kind.as_str()));
+            if let Some(size) = secret.size {
+                let _ = writeln!(out, "    size: {size}");
+            }
+            if let Some(value) = &secret.value {
+                let _ = writeln!(out, "    value: {}", yaml_quote(value));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The session hash: SHA-256 (lowercase hex) of the session YAML's exact bytes, the
+/// `predecessor` line included. It is what CAS answers on upload and what the next
+/// update must name as its predecessor.
+pub fn session_hash(yaml: &str) -> String {
+    hex::encode(Sha256::digest(yaml.as_bytes()))
+}
+
+/// The content hash: [`session_hash`] of the YAML with its top-level `predecessor`
+/// removed ([`with_predecessor`]`(yaml, None)`). Two uploads of the same content
+/// have the same content hash whatever their place in the chain, so `apply` can
+/// compare it with the content hash of the session on CAS and upload nothing when
+/// they are equal.
+pub fn content_hash(yaml: &str) -> String {
+    session_hash(&with_predecessor(yaml, None))
+}
+
+fn is_top_level_key(line: &str, key: &str) -> bool {
+    line.strip_prefix(key)
+        .is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// Returns `yaml` with its top-level `predecessor:` line replaced by `predecessor`
+/// (removed when `None`); a new line goes right after `version:` (or first).
+/// Works on block-style sessions, which is what [`render`] writes.
+pub fn with_predecessor(yaml: &str, predecessor: Option<&str>) -> String {
+    let mut out = String::with_capacity(yaml.len() + 80);
+    let mut inserted = predecessor.is_none();
+    let line = predecessor.map(|p| format!("predecessor: {}\n", yaml_quote(p)));
+    let has_version = yaml
+        .split_inclusive('\n')
+        .any(|l| is_top_level_key(l, "version"));
+    if !has_version {
+        if let Some(line) = &line {
+            out.push_str(line);
+            inserted = true;
+        }
+    }
+    for l in yaml.split_inclusive('\n') {
+        if is_top_level_key(l, "predecessor") {
+            continue;
+        }
+        out.push_str(l);
+        if !inserted && is_top_level_key(l, "version") {
+            if !l.ends_with('\n') {
+                out.push('\n');
+            }
+            if let Some(line) = &line {
+                out.push_str(line);
+            }
+            inserted = true;
+        }
+    }
+    out
+}
+
+/// The parts of an uploaded session that CAS itself acts on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ParsedSession {
+    /// Session name.
+    pub name: String,
+    /// Session language version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The hash it claims to replace.
+    #[serde(default)]
+    pub predecessor: Option<String>,
+    /// Its secret declarations.
+    #[serde(default)]
+    pub secrets: Vec<ParsedSecret>,
+}
+
+/// A secret declaration as found in an uploaded session.
+#[derive(Clone, Deserialize)]
+pub struct ParsedSecret {
+    /// Secret name.
+    pub name: String,
+    /// Secret kind as written.
+    pub kind: String,
+    /// Declared size.
+    #[serde(default)]
+    pub size: Option<u32>,
+    /// Fixed value, if the session gives one.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl std::fmt::Debug for ParsedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedSecret")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("size", &self.size)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Parses an uploaded session and checks its name and predecessor form. The error
+/// text never quotes the document (it may hold fixed secret values).
+pub fn parse_session(yaml: &str) -> Result<ParsedSession, CasError> {
+    let parsed: ParsedSession = serde_saphyr::from_str(yaml).map_err(|e| {
+        let location = e
+            .location()
+            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        CasError::InvalidSession(format!("the session is not valid YAML{location}"))
+    })?;
+    check_session_name(&parsed.name)?;
+    if let Some(p) = &parsed.predecessor {
+        if !is_session_hash(p) {
+            return Err(CasError::InvalidSession(format!(
+                "predecessor `{p}` is not a session hash (64 hex digits)"
+            )));
+        }
+    }
+    let mut names = BTreeSet::new();
+    for secret in &parsed.secrets {
+        if !names.insert(secret.name.as_str()) {
+            return Err(CasError::InvalidSession(format!(
+                "secret `{}` is declared twice",
+                secret.name
+            )));
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

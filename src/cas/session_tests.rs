@@ -1,0 +1,234 @@
+//! Tests of session rendering, hashing and parsing.
+
+use super::*;
+use serde_json::Value;
+
+const MRENCLAVE: &str = "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a7988";
+
+fn hello_world() -> SessionInput {
+    SessionInput {
+        name: "myPythonApp".into(),
+        services: vec![ServiceInput {
+            name: "python_app".into(),
+            image_name: "python_hello_user".into(),
+            mrenclaves: vec![MRENCLAVE.into()],
+            command: "python3 print_env.py".into(),
+            pwd: "/python".into(),
+            environment: vec![
+                ("API_PASSWORD".into(), "$$SCONE::password".into()),
+                ("API_USER".into(), "myself".into()),
+            ],
+            fspf_tag: Some("a1b2c3".into()),
+        }],
+        secrets: vec![SecretDecl {
+            name: "password".into(),
+            kind: SecretKind::Ascii,
+            size: Some(10),
+            value: None,
+            export_to: vec!["python_app".into()],
+        }],
+        tolerate: split_list("outdated-tcb, debug-mode"),
+        ignore_advisories: vec!["*".into()],
+        predecessor: None,
+    }
+}
+
+fn parse(yaml: &str) -> Value {
+    serde_saphyr::from_str(yaml).expect("rendered session parses")
+}
+
+#[test]
+fn hello_world_session_has_the_expected_fields() {
+    let yaml = render(&hello_world()).expect("renders");
+    let doc = parse(&yaml);
+    assert_eq!(doc["name"], "myPythonApp");
+    assert_eq!(doc["version"], "0.3.10");
+    assert!(doc.get("predecessor").is_none());
+    let service = &doc["services"][0];
+    assert_eq!(service["name"], "python_app");
+    assert_eq!(service["image_name"], "python_hello_user");
+    assert_eq!(service["mrenclaves"][0], MRENCLAVE);
+    assert_eq!(service["command"], "python3 print_env.py");
+    assert_eq!(service["pwd"], "/python");
+    assert_eq!(service["environment"]["API_USER"], "myself");
+    assert_eq!(
+        service["environment"]["API_PASSWORD"],
+        "$$SCONE::password$$"
+    );
+    assert_eq!(service["fspf_tag"], "a1b2c3");
+    let secret = &doc["secrets"][0];
+    assert_eq!(secret["name"], "password");
+    assert_eq!(secret["kind"], "ascii");
+    assert_eq!(secret["size"], 10);
+    assert!(secret.get("value").is_none());
+    assert!(secret.get("export").is_none());
+    let attestation = &doc["security"]["attestation"];
+    assert_eq!(
+        attestation["tolerate"],
+        serde_json::json!(["debug-mode", "outdated-tcb"])
+    );
+    assert_eq!(attestation["ignore_advisories"], serde_json::json!(["*"]));
+    assert_eq!(doc["images"][0]["name"], "python_hello_user");
+    assert_eq!(
+        doc["access_policy"]["update"],
+        serde_json::json!(["CREATOR"])
+    );
+}
+
+#[test]
+fn environment_keeps_given_order_and_key_order_is_fixed() {
+    let yaml = render(&hello_world()).expect("renders");
+    let pw = yaml.find("API_PASSWORD").expect("has API_PASSWORD");
+    let user = yaml.find("API_USER").expect("has API_USER");
+    assert!(pw < user, "locals first, as given");
+    let order = [
+        "name:",
+        "version:",
+        "access_policy:",
+        "security:",
+        "services:",
+        "images:",
+        "secrets:",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|k| yaml.find(&format!("\n{k}")).map_or(0, |p| p + 1))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "{positions:?}\n{yaml}"
+    );
+}
+
+#[test]
+fn rendering_is_deterministic_whatever_the_input_order() {
+    let mut a = hello_world();
+    a.services.push(ServiceInput {
+        name: "a_first".into(),
+        image_name: "img".into(),
+        ..ServiceInput::default()
+    });
+    a.secrets.push(SecretDecl {
+        name: "aaa".into(),
+        kind: SecretKind::Binary,
+        size: Some(32),
+        value: None,
+        export_to: vec![],
+    });
+    let mut b = a.clone();
+    b.services.reverse();
+    b.secrets.reverse();
+    b.tolerate.reverse();
+    assert_eq!(render(&a).expect("a"), render(&b).expect("b"));
+    let doc = parse(&render(&a).expect("a"));
+    assert_eq!(doc["services"][0]["name"], "a_first");
+    assert_eq!(doc["secrets"][0]["name"], "aaa");
+}
+
+#[test]
+fn tricky_strings_round_trip_exactly() {
+    let tricky = [
+        "  leading spaces",
+        "key: value # not a comment",
+        "multi\nline\n  indented\n",
+        "quotes \" and \\ backslash",
+        "$$SCONE::x$$ and $$ alone",
+        "tab\there, cr\r, nul-ish \u{1}",
+        "- dash",
+        "yes",
+        "0123",
+        "ünïcödé ✓",
+        "",
+    ];
+    let mut input = hello_world();
+    input.services[0].environment = tricky
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("V{i}"), v.to_string()))
+        .collect();
+    input.services[0].command = tricky[1].into();
+    input.secrets[0].value = Some("-----BEGIN KEY-----\nabc\n-----END KEY-----\n".into());
+    let doc = parse(&render(&input).expect("renders"));
+    for (i, v) in tricky.iter().enumerate() {
+        assert_eq!(
+            doc["services"][0]["environment"][format!("V{i}")],
+            *v,
+            "value {i}"
+        );
+    }
+    assert_eq!(doc["services"][0]["command"], tricky[1]);
+    assert_eq!(
+        doc["secrets"][0]["value"],
+        "-----BEGIN KEY-----\nabc\n-----END KEY-----\n"
+    );
+}
+
+#[test]
+fn invalid_inputs_are_refused() {
+    let mut dup = hello_world();
+    dup.services.push(dup.services[0].clone());
+    assert!(matches!(render(&dup), Err(CasError::InvalidSession(_))));
+    let mut bad_export = hello_world();
+    bad_export.secrets[0].export_to = vec!["elsewhere".into()];
+    let err = render(&bad_export).expect_err("unknown service");
+    assert!(err.to_string().contains("elsewhere"));
+    let mut bad_name = hello_world();
+    bad_name.name = "a/b".into();
+    assert!(render(&bad_name).is_err());
+    let mut bad_pred = hello_world();
+    bad_pred.predecessor = Some("nothex".into());
+    assert!(render(&bad_pred).is_err());
+}
+
+#[test]
+fn hashes_and_predecessor_rewrites() {
+    let yaml = render(&hello_world()).expect("renders");
+    let hash = session_hash(&yaml);
+    assert_eq!(hash.len(), 64);
+    assert_eq!(hash, hex::encode(Sha256::digest(yaml.as_bytes())));
+
+    let mut next = hello_world();
+    next.predecessor = Some(hash.clone());
+    let chained = render(&next).expect("renders");
+    assert_eq!(with_predecessor(&yaml, Some(&hash)), chained);
+    assert_eq!(with_predecessor(&chained, None), yaml);
+    assert_ne!(session_hash(&chained), hash);
+    assert_eq!(content_hash(&chained), content_hash(&yaml));
+    assert_eq!(content_hash(&yaml), hash);
+    assert_eq!(
+        parse_session(&chained).expect("parses").predecessor,
+        Some(hash)
+    );
+
+    let mut changed = hello_world();
+    changed.services[0].environment[1].1 = "someone else".into();
+    assert_ne!(
+        content_hash(&render(&changed).expect("renders")),
+        content_hash(&yaml)
+    );
+}
+
+#[test]
+fn uploaded_sessions_are_parsed_and_checked() {
+    let parsed = parse_session(&render(&hello_world()).expect("renders")).expect("parses");
+    assert_eq!(parsed.name, "myPythonApp");
+    assert_eq!(parsed.secrets.len(), 1);
+    assert_eq!(parsed.secrets[0].size, Some(10));
+    let err = parse_session("name: [unclosed\nvalue: \"s3cr3t\"").expect_err("not yaml");
+    assert!(!err.to_string().contains("s3cr3t"));
+    assert!(parse_session("name: \"../x\"\n").is_err());
+}
+
+#[test]
+fn secret_values_are_redacted_in_debug() {
+    let decl = SecretDecl {
+        name: "k".into(),
+        kind: SecretKind::Other("private-key".into()),
+        size: None,
+        value: Some("TOPSECRET".into()),
+        export_to: vec![],
+    };
+    assert!(!format!("{decl:?}").contains("TOPSECRET"));
+    assert_eq!(SecretKind::parse("private-key").as_str(), "private-key");
+    assert_eq!(SecretKind::parse("ascii"), SecretKind::Ascii);
+}

@@ -1,0 +1,282 @@
+//! `scone run`: run one built service locally in **simulation mode**, with the
+//! environment CAS would inject: the session's command, pwd and environment,
+//! `$$SCONE::x$$` replaced by the secret values the embedded local CAS holds.
+//! No SGX: the secrets are visible to this host, and we say so.
+//!
+//! Two ways to run: in a Docker-API engine through bollard (the image loaded
+//! from `target/images/<service>/`, `--network=none`, logs streamed, exit code
+//! propagated), or `--native`: the image's rootfs unpacked to a temp folder and
+//! the command run on the host in its `pwd`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::cas::secret::SecretValue;
+
+/// What to run, resolved from the session.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// The mesh service name.
+    pub service: String,
+    pub argv: Vec<String>,
+    pub pwd: String,
+    /// With secret values substituted: never print this.
+    pub env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for RunSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSpec")
+            .field("service", &self.service)
+            .field("argv", &self.argv)
+            .field("pwd", &self.pwd)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Why a service cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the session has no service `{0}`")]
+    NoService(String),
+    #[error("the session cannot be read: {0}")]
+    Session(String),
+    #[error("`$$SCONE::{0}$$` names a secret the local CAS does not hold; run `scone apply` first")]
+    NoSecret(String),
+    #[error("secret `{0}` is binary and cannot be put into an environment variable")]
+    BinarySecret(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Engine(String),
+}
+
+#[derive(Deserialize)]
+struct Session {
+    #[serde(default)]
+    services: Vec<SessionService>,
+}
+
+#[derive(Deserialize)]
+struct SessionService {
+    name: String,
+    command: String,
+    #[serde(default)]
+    pwd: String,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+}
+
+/// Resolves `service` of a session as CAS would hand it to the attested program.
+pub fn resolve(
+    session_yaml: &str,
+    service: &str,
+    secrets: &BTreeMap<String, SecretValue>,
+) -> Result<RunSpec, RunError> {
+    let session: Session =
+        serde_saphyr::from_str(session_yaml).map_err(|e| RunError::Session(e.to_string()))?;
+    let svc = session
+        .services
+        .into_iter()
+        .find(|s| s.name == service)
+        .ok_or_else(|| RunError::NoService(service.to_string()))?;
+    let mut env = Vec::new();
+    for (name, value) in svc.environment {
+        env.push((name, substitute(&value, secrets)?));
+    }
+    Ok(RunSpec {
+        service: svc.name,
+        argv: crate::plan::split_command(&svc.command),
+        pwd: if svc.pwd.is_empty() { "/".into() } else { svc.pwd },
+        env,
+    })
+}
+
+/// Replaces every `$$SCONE::name$$` with the secret's value.
+pub fn substitute(value: &str, secrets: &BTreeMap<String, SecretValue>) -> Result<String, RunError> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("$$SCONE::") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "$$SCONE::".len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))
+            .unwrap_or(after.len());
+        let name = &after[..end];
+        let secret = secrets.get(name).ok_or_else(|| RunError::NoSecret(name.to_string()))?;
+        out.push_str(secret.expose_str().ok_or_else(|| RunError::BinarySecret(name.to_string()))?);
+        rest = after[end..].strip_prefix("$$").unwrap_or(&after[end..]);
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Unpacks image layers (bottom first) into `dest`, honouring whiteouts.
+pub fn unpack(layers: &[PathBuf], dest: &Path) -> Result<(), RunError> {
+    let io = |context: String| move |source| RunError::Io { context, source };
+    std::fs::create_dir_all(dest).map_err(io(format!("creating {}", dest.display())))?;
+    for layer in layers {
+        let reader = crate::oci::rootfs::open_layer(layer).map_err(|e| RunError::Engine(e.to_string()))?;
+        let mut archive = tar::Archive::new(reader);
+        archive.set_preserve_permissions(true);
+        archive.set_overwrite(true);
+        for entry in archive.entries().map_err(io(format!("reading {}", layer.display())))? {
+            let mut entry = entry.map_err(io(format!("reading {}", layer.display())))?;
+            let path = entry.path().map_err(io("an entry path".into()))?.into_owned();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            if name == ".wh..wh..opq" {
+                let dir = dest.join(&parent);
+                if dir.is_dir() {
+                    for child in std::fs::read_dir(&dir).map_err(io(dir.display().to_string()))?.flatten() {
+                        crate::engine::durable::remove_all(&child.path()).map_err(io(child.path().display().to_string()))?;
+                    }
+                }
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                let victim = dest.join(&parent).join(hidden);
+                crate::engine::durable::remove_all(&victim).map_err(io(victim.display().to_string()))?;
+                continue;
+            }
+            // `unpack_in` refuses paths that escape `dest`.
+            entry.unpack_in(dest).map_err(io(format!("unpacking {}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the spec on the host, in `<rootfs>/<pwd>`; returns the exit code.
+pub fn run_native(spec: &RunSpec, rootfs: &Path) -> Result<i32, RunError> {
+    let cwd = rootfs.join(spec.pwd.trim_start_matches('/'));
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| RunError::Engine("the command is empty".into()))?;
+    let status = std::process::Command::new(program)
+        .args(args)
+        .current_dir(&cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .status()
+        .map_err(|source| RunError::Io {
+            context: format!("running `{program}` in {}", cwd.display()),
+            source,
+        })?;
+    Ok(status.code().unwrap_or(128))
+}
+
+/// Runs the spec in a Docker-API engine (image `tag`, already loaded);
+/// streams its output; returns its exit code. The container is removed after.
+pub fn run_docker(spec: &RunSpec, tag: &str, docker_host: Option<&str>, network: bool) -> Result<i32, RunError> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    use bollard::query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder};
+    use futures_util::StreamExt;
+    use std::io::Write;
+
+    let host = docker_host
+        .map(str::to_string)
+        .or_else(|| std::env::var("DOCKER_HOST").ok())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+    let engine = |e: bollard::errors::Error| RunError::Engine(format!("{host}: {e}"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| RunError::Io {
+            context: "starting a runtime".into(),
+            source,
+        })?;
+    rt.block_on(async {
+        let docker = bollard::Docker::connect_with_host(&host).map_err(engine)?;
+        let docker = docker.negotiate_version().await.map_err(engine)?;
+        let body = ContainerCreateBody {
+            image: Some(tag.to_string()),
+            entrypoint: Some(spec.argv.clone()),
+            cmd: Some(Vec::new()),
+            working_dir: Some(spec.pwd.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(std::collections::HashMap::from([("dev.scone.run".to_string(), spec.service.clone())])),
+            host_config: Some(HostConfig {
+                network_mode: Some(if network { "bridge" } else { "none" }.into()),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let created = docker.create_container(None, body).await.map_err(engine)?;
+        let id = created.id;
+        let result = async {
+            docker.start_container(&id, None).await.map_err(engine)?;
+            let mut logs = docker.logs(
+                &id,
+                Some(LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build()),
+            );
+            while let Some(chunk) = logs.next().await {
+                match chunk.map_err(engine)? {
+                    bollard::container::LogOutput::StdErr { message } => {
+                        let _ = std::io::stderr().write_all(&message);
+                    }
+                    other => {
+                        let _ = std::io::stdout().write_all(&other.into_bytes());
+                    }
+                }
+            }
+            let _ = std::io::stdout().flush();
+            let mut wait = docker.wait_container(&id, None);
+            let mut code = 0i64;
+            while let Some(r) = wait.next().await {
+                match r {
+                    Ok(w) => code = w.status_code,
+                    Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
+                    Err(e) => return Err(engine(e)),
+                }
+            }
+            Ok(i32::try_from(code).unwrap_or(1))
+        }
+        .await;
+        let _ = docker
+            .remove_container(&id, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
+            .await;
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cas::session::SecretKind;
+
+    fn secrets() -> BTreeMap<String, SecretValue> {
+        BTreeMap::from([(
+            "password".to_string(),
+            SecretValue::new(SecretKind::Ascii, b"s3cr3t-pw!".to_vec()),
+        )])
+    }
+
+    #[test]
+    fn substitutes_both_reference_forms() {
+        let s = secrets();
+        assert_eq!(substitute("$$SCONE::password$$", &s).unwrap(), "s3cr3t-pw!");
+        assert_eq!(substitute("$$SCONE::password", &s).unwrap(), "s3cr3t-pw!");
+        assert_eq!(substitute("a=$$SCONE::password$$;b", &s).unwrap(), "a=s3cr3t-pw!;b");
+        assert_eq!(substitute("plain", &s).unwrap(), "plain");
+        assert!(matches!(substitute("$$SCONE::nope$$", &s), Err(RunError::NoSecret(n)) if n == "nope"));
+    }
+
+    #[test]
+    fn resolves_a_service_and_hides_values_in_debug() {
+        let yaml = "name: ns\nservices:\n  - name: app\n    command: \"python3 x.py\"\n    pwd: /p\n    environment:\n      A: \"$$SCONE::password$$\"\n      B: plain\n";
+        let spec = resolve(yaml, "app", &secrets()).unwrap();
+        assert_eq!(spec.argv, ["python3", "x.py"]);
+        assert_eq!(spec.pwd, "/p");
+        assert_eq!(spec.env, [("A".into(), "s3cr3t-pw!".into()), ("B".into(), "plain".into())]);
+        assert!(!format!("{spec:?}").contains("s3cr3t"));
+        assert!(matches!(resolve(yaml, "other", &secrets()), Err(RunError::NoService(_))));
+    }
+}
