@@ -11,6 +11,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod load;
+pub use load::load;
+
 /// `scone.toml` at the workspace root. Every field is optional.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -112,4 +115,53 @@ pub struct LinkedService {
 pub struct LoadOptions {
     pub files: Vec<PathBuf>,
     pub cwd: PathBuf,
+}
+
+impl Workspace {
+    /// The service named `name`: a mesh service name (of any mesh) or a
+    /// `build.name`. Returns the index into [`Workspace::services`]; an unknown
+    /// name is an [`ErrorKind::UnknownService`](crate::manifest::ErrorKind)
+    /// diagnostic with did-you-mean.
+    pub fn find_service(&self, name: &str) -> Result<usize, crate::manifest::Diagnostic> {
+        if let Some(i) = self.services.iter().position(|u| u.name() == name) {
+            return Ok(i);
+        }
+        if let Some(s) = self
+            .meshes
+            .iter()
+            .flat_map(|m| &m.services)
+            .find(|s| s.name == name)
+        {
+            return Ok(s.unit);
+        }
+        let known: Vec<&str> = self
+            .services
+            .iter()
+            .map(ServiceUnit::name)
+            .chain(
+                self.meshes
+                    .iter()
+                    .flat_map(|m| m.services.iter().map(|s| s.name.as_str())),
+            )
+            .collect();
+        let hint = crate::manifest::suggest::hint(name, known)
+            .unwrap_or_else(|| "the workspace has no services".into());
+        Err(crate::manifest::Diagnostic::new(
+            crate::manifest::ErrorKind::UnknownService,
+            "-p",
+            crate::manifest::Pos::default(),
+            format!("no service named `{name}` (neither a mesh service nor a build.name)"),
+        )
+        .with_hint(hint))
+    }
+
+    /// The target directory: `--target-dir`, else `scone.toml`'s `target-dir`
+    /// (relative to the root), else `<root>/target`.
+    pub fn target_dir(&self, cli: Option<&std::path::Path>) -> PathBuf {
+        match (cli, &self.config.target_dir) {
+            (Some(dir), _) => dir.to_path_buf(),
+            (None, Some(dir)) => self.root.join(dir),
+            (None, None) => self.root.join("target"),
+        }
+    }
 }

@@ -1,0 +1,188 @@
+//! Finding manifests: the nearest `scone.toml`, the default Meshfile names, the
+//! `members` globs, and the service manifests under a root (every `*.yml` /
+//! `*.yaml` whose `kind` is a service kind, skipping `target/`, hidden folders
+//! and what `.gitignore` ignores).
+
+use super::diag::{Diagnostic, ErrorKind};
+use super::located::Pos;
+use super::model::SERVICE_KINDS;
+use ignore::overrides::{Override, OverrideBuilder};
+use std::path::{Path, PathBuf};
+
+/// The workspace configuration file name.
+pub const CONFIG_FILE: &str = "scone.toml";
+
+/// The Meshfile names looked for in the current folder, in this order.
+pub const DEFAULT_MESHFILES: &[&str] = &["mesh.yml", "Meshfile", "Meshfile.yaml"];
+
+/// The nearest `scone.toml` in `start` or a folder above it.
+pub fn find_config(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join(CONFIG_FILE))
+        .find(|p| p.is_file())
+}
+
+/// The first default Meshfile that exists in `dir`.
+pub fn default_meshfile(dir: &Path) -> Option<PathBuf> {
+    DEFAULT_MESHFILES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+/// Files under `root` (gitignore-aware, no hidden folders, no `target/`), sorted.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ignore::WalkBuilder::new(root)
+        .require_git(false)
+        .filter_entry(|e| {
+            !(e.depth() > 0
+                && e.file_name() == "target"
+                && e.file_type().is_some_and(|t| t.is_dir()))
+        })
+        .build()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        .map(ignore::DirEntry::into_path)
+        .collect();
+    files.sort();
+    files
+}
+
+/// The files under `root` matched by the `members` globs of `scone.toml`
+/// (`config` is that file, for diagnostics), sorted. A glob that is invalid or
+/// matches nothing is a [`ErrorKind::Config`] diagnostic.
+pub fn members(
+    root: &Path,
+    globs: &[String],
+    config: &Path,
+) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut matchers: Vec<(&str, Override)> = Vec::new();
+    for glob in globs {
+        let built = OverrideBuilder::new(root).add(glob).and_then(|b| b.build());
+        match built {
+            Ok(ov) => matchers.push((glob, ov)),
+            Err(e) => diags.push(member_diag(
+                config,
+                glob,
+                &format!("is not a valid glob: {e}"),
+            )),
+        }
+    }
+    let files = walk(root);
+    let mut found = Vec::new();
+    for (glob, ov) in &matchers {
+        let before = found.len();
+        for f in &files {
+            if ov.matched(f, false).is_whitelist() && !found.contains(f) {
+                found.push(f.clone());
+            }
+        }
+        if found.len() == before {
+            diags.push(member_diag(config, glob, "matches no file"));
+        }
+    }
+    if diags.is_empty() {
+        Ok(found)
+    } else {
+        Err(diags)
+    }
+}
+
+fn member_diag(config: &Path, glob: &str, what: &str) -> Diagnostic {
+    Diagnostic::new(
+        ErrorKind::Config,
+        config,
+        Pos::default(),
+        format!("member `{glob}` {what}"),
+    )
+    .with_hint(
+        "`members` globs are relative to the folder of scone.toml, e.g. `services/*/mesh.yml`",
+    )
+}
+
+/// Every `*.yml` / `*.yaml` under `root` (gitignore-aware) that looks like a
+/// service manifest, with its text, sorted by path.
+pub fn service_candidates(root: &Path) -> Vec<(PathBuf, String)> {
+    walk(root)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            let kind = sniff_kind(&text)?;
+            SERVICE_KINDS.contains(&kind.as_str()).then_some((p, text))
+        })
+        .collect()
+}
+
+/// The top-level `kind:` of a manifest by a line scan (works on templates that
+/// are not YAML before rendering).
+pub fn sniff_kind(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix("kind:")?;
+        let value = rest.split('#').next().unwrap_or("").trim();
+        let value = value.trim_matches(|c| c == '"' || c == '\'');
+        (!value.is_empty()).then(|| value.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_kind() {
+        assert_eq!(
+            sniff_kind("a: 1\nkind: genImage # x\n").as_deref(),
+            Some("genImage")
+        );
+        assert_eq!(sniff_kind("kind: \"mesh\"\n").as_deref(), Some("mesh"));
+        assert_eq!(sniff_kind("  kind: nested\n"), None);
+    }
+
+    #[test]
+    fn candidates_skip_target_hidden_and_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let svc = "apiVersion: scone/5.8\nkind: genImage\n";
+        for dir in ["a", "target/x", ".hidden", "ignored", "b"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(root.join(dir).join("service.yml"), svc).unwrap();
+        }
+        std::fs::write(root.join("b/mesh.yaml"), "kind: mesh\n").unwrap();
+        std::fs::write(root.join("b/other.yaml"), "kind: genservice\n").unwrap();
+        std::fs::write(root.join(".gitignore"), "ignored/\n").unwrap();
+        let got: Vec<PathBuf> = service_candidates(root)
+            .into_iter()
+            .map(|(p, _)| p.strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        let want: Vec<PathBuf> = ["a/service.yml", "b/other.yaml", "b/service.yml"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn member_globs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for dir in ["m1", "m2", "target/m3"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(root.join(dir).join("mesh.yml"), "kind: mesh\n").unwrap();
+        }
+        let cfg = root.join(CONFIG_FILE);
+        let got = members(root, &["*/mesh.yml".to_string()], &cfg).unwrap();
+        assert_eq!(
+            got,
+            vec![root.join("m1/mesh.yml"), root.join("m2/mesh.yml")]
+        );
+        let err = members(root, &["nope/*.yml".to_string()], &cfg).unwrap_err();
+        assert_eq!(err[0].kind, ErrorKind::Config);
+        assert!(err[0].message.contains("matches no file"));
+        assert_eq!(find_config(&root.join("m1")), None);
+        std::fs::write(&cfg, "").unwrap();
+        assert_eq!(find_config(&root.join("m1")), Some(cfg));
+    }
+}

@@ -1,0 +1,395 @@
+//! Rules across the manifests of one mesh: the Meshfile's `env` (both forms),
+//! resolving each service's environment (own entry > `helm` > `global` / seed
+//! form > the manifest's default), globals nobody defines, locals the mesh tries
+//! to override, per-service blocks naming unknown services, and imports nobody
+//! exports.
+
+use super::diag::{Diagnostic, ErrorKind};
+use super::located::{Located, Pos};
+use super::model::{EnvVar, Mesh, ServiceManifest};
+use super::suggest;
+use super::validate::is_env_name;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Reserved per-service env targets.
+pub const GLOBAL: &str = "global";
+pub const HELM: &str = "helm";
+
+/// Variables set in one scope of a Meshfile's `env`.
+pub type EnvScope = BTreeMap<String, Located<String>>;
+
+/// A Meshfile's `env`, by scope.
+#[derive(Clone, Debug, Default)]
+pub struct MeshEnv {
+    /// The seed form (`{key|name, value}`) and `service: global` entries.
+    pub global: EnvScope,
+    /// `service: helm` entries.
+    pub helm: EnvScope,
+    /// `service: <svc>` entries, with where the `service:` was written.
+    pub services: BTreeMap<String, (Pos, EnvScope)>,
+    /// Whether the Meshfile uses the per-service form (for hints).
+    pub per_service_form: bool,
+}
+
+fn insert(
+    scope: &mut EnvScope,
+    name: &Located<String>,
+    value: Located<String>,
+    file: &Path,
+    out: &mut Vec<Diagnostic>,
+) {
+    if !is_env_name(&name.value) {
+        out.push(
+            Diagnostic::new(
+                ErrorKind::InvalidValue,
+                file,
+                name.pos,
+                format!("`{}` is not an environment variable name", name.value),
+            )
+            .with_hint("letters, digits and `_`, not starting with a digit"),
+        );
+    }
+    if let Some(first) = scope.get(&name.value) {
+        out.push(
+            Diagnostic::new(
+                ErrorKind::DuplicateEnv,
+                file,
+                name.pos,
+                format!("`{}` is set twice in the same scope", name.value),
+            )
+            .with_hint(format!("first set at line {}", first.pos.line)),
+        );
+        return;
+    }
+    scope.insert(name.value.clone(), value);
+}
+
+fn vars_into(scope: &mut EnvScope, vars: &[EnvVar], file: &Path, out: &mut Vec<Diagnostic>) {
+    for var in vars {
+        match &var.value {
+            Some(v) => insert(scope, &var.name, v.clone(), file, out),
+            None => out.push(
+                Diagnostic::new(
+                    ErrorKind::MissingField,
+                    file,
+                    var.name.pos,
+                    format!("`{}` has no value", var.name.value),
+                )
+                .with_hint(format!(
+                    "write `- {{ name: {}, value: … }}`",
+                    var.name.value
+                )),
+            ),
+        }
+    }
+}
+
+/// Reads a Meshfile's `env` into scopes, reporting malformed entries.
+pub fn mesh_env(mesh: &Mesh, out: &mut Vec<Diagnostic>) -> MeshEnv {
+    let file = mesh.path.as_path();
+    let mut env = MeshEnv::default();
+    for entry in &mesh.env {
+        let seed_field = entry.key.as_ref().or(entry.name.as_ref());
+        match (&entry.service, seed_field) {
+            (Some(service), Some(field)) => out.push(
+                Diagnostic::new(
+                    ErrorKind::InvalidValue,
+                    file,
+                    field.pos,
+                    "this env entry mixes the two forms",
+                )
+                .with_hint(format!(
+                    "either `{{ name: {}, value: … }}` or `{{ service: {}, env: [ … ] }}`",
+                    field.value, service.value
+                )),
+            ),
+            (Some(service), None) => {
+                env.per_service_form = true;
+                let Some(vars) = &entry.env else {
+                    out.push(
+                        Diagnostic::new(
+                            ErrorKind::MissingField,
+                            file,
+                            service.pos,
+                            "missing required field `env`",
+                        )
+                        .with_hint(format!(
+                            "`{{ service: {}, env: [ {{ name: X, value: … }} ] }}`",
+                            service.value
+                        )),
+                    );
+                    continue;
+                };
+                let scope = match service.value.as_str() {
+                    GLOBAL => &mut env.global,
+                    HELM => &mut env.helm,
+                    other => {
+                        &mut env
+                            .services
+                            .entry(other.to_string())
+                            .or_insert_with(|| (service.pos, EnvScope::new()))
+                            .1
+                    }
+                };
+                vars_into(scope, vars, file, out);
+            }
+            (None, Some(field)) => {
+                if let (Some(k), Some(n)) = (&entry.key, &entry.name) {
+                    out.push(
+                        Diagnostic::new(
+                            ErrorKind::InvalidValue,
+                            file,
+                            n.pos,
+                            format!("both `key: {}` and `name: {}`", k.value, n.value),
+                        )
+                        .with_hint("`key` is the old spelling of `name`: keep one"),
+                    );
+                    continue;
+                }
+                if entry.env.is_some() {
+                    out.push(
+                        Diagnostic::new(
+                            ErrorKind::MissingField,
+                            file,
+                            field.pos,
+                            "an entry with `env:` needs `service:`",
+                        )
+                        .with_hint("`{ service: global|helm|<service>, env: [ … ] }`"),
+                    );
+                    continue;
+                }
+                match &entry.value {
+                    Some(v) => insert(&mut env.global, field, v.clone(), file, out),
+                    None => out.push(
+                        Diagnostic::new(
+                            ErrorKind::MissingField,
+                            file,
+                            field.pos,
+                            format!("`{}` has no value", field.value),
+                        )
+                        .with_hint(format!("add `value: …` below `name: {}`", field.value)),
+                    ),
+                }
+            }
+            (None, None) => {
+                let pos = entry.value.as_ref().map(|v| v.pos).unwrap_or_default();
+                out.push(
+                    Diagnostic::new(ErrorKind::MissingField, file, pos, "this env entry has neither `name` nor `service`")
+                        .with_hint("`{ name: X, value: … }` or `{ service: global|helm|<service>, env: [ … ] }`"),
+                );
+            }
+        }
+    }
+    env
+}
+
+/// One mesh service linked to its manifest, as the rules below see it.
+pub struct Member<'a> {
+    pub name: &'a str,
+    pub manifest: &'a ServiceManifest,
+}
+
+/// The environment CAS gives service `name`: its locals in order, then its
+/// globals resolved. A global nobody defines is an UndefinedGlobal diagnostic
+/// at the manifest's entry.
+pub fn resolve_environment(
+    mesh: &Mesh,
+    env: &MeshEnv,
+    member: &Member<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Vec<(String, String)> {
+    let m = member.manifest;
+    let own = env.services.get(member.name).map(|(_, s)| s);
+    let mut resolved: Vec<(String, String)> = m
+        .environment
+        .local
+        .iter()
+        .map(|v| {
+            (
+                v.name.value.clone(),
+                v.value
+                    .as_ref()
+                    .map(|v| v.value.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    for g in &m.environment.global {
+        let name = &g.name.value;
+        let value = own
+            .and_then(|s| s.get(name))
+            .or_else(|| env.helm.get(name))
+            .or_else(|| env.global.get(name))
+            .or(g.value.as_ref());
+        match value {
+            Some(v) => resolved.push((name.clone(), v.value.clone())),
+            None => out.push(
+                Diagnostic::new(
+                    ErrorKind::UndefinedGlobal,
+                    &m.path,
+                    g.name.pos,
+                    format!(
+                        "global `{name}` of service `{}` has no value in mesh `{}`",
+                        member.name, mesh.policy.namespace.value
+                    ),
+                )
+                .with_hint(undefined_hint(mesh, env, name)),
+            ),
+        }
+    }
+    resolved
+}
+
+fn undefined_hint(mesh: &Mesh, env: &MeshEnv, name: &str) -> String {
+    let file = mesh
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if env.per_service_form {
+        format!("add to {file}:\n    env:\n      - service: global\n        env:\n          - name: {name}\n            value: …\n  or give it a default in the service manifest (`value:`)")
+    } else {
+        format!("add to {file}:\n    env:\n      - name: {name}\n        value: …\n  or give it a default in the service manifest (`value:`)")
+    }
+}
+
+/// Cross-service checks of a mesh's `env` against its linked services:
+/// unknown per-service targets, local overrides, and (as warnings) variables
+/// no service declares global.
+pub fn check_env(
+    mesh: &Mesh,
+    env: &MeshEnv,
+    members: &[Member<'_>],
+    out: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<String>,
+) {
+    let file = mesh.path.as_path();
+    let names: Vec<&str> = mesh
+        .services
+        .iter()
+        .map(|s| s.name.value.as_str())
+        .collect();
+    let declares = |m: &ServiceManifest, local: bool, var: &str| {
+        let list = if local {
+            &m.environment.local
+        } else {
+            &m.environment.global
+        };
+        list.iter().any(|v| v.name.value == var)
+    };
+    for (target, (pos, scope)) in &env.services {
+        let Some(member) = members.iter().find(|m| m.name == target) else {
+            if !names.contains(&target.as_str()) {
+                let hint = suggest::hint(target, names.iter().copied().chain([GLOBAL, HELM]))
+                    .unwrap_or_default();
+                out.push(
+                    Diagnostic::new(
+                        ErrorKind::UnknownService,
+                        file,
+                        *pos,
+                        format!("env block for unknown service `{target}`"),
+                    )
+                    .with_hint(hint),
+                );
+            }
+            continue;
+        };
+        for (var, value) in scope {
+            if declares(member.manifest, true, var) {
+                out.push(local_override(file, value.pos, var, member));
+            } else if !declares(member.manifest, false, var) {
+                warnings.push(format!(
+                    "{}:{}: mesh sets `{var}` for service `{target}`, which does not declare it global",
+                    file.display(),
+                    value.pos
+                ));
+            }
+        }
+    }
+    for (var, value) in &env.global {
+        let global_somewhere = members.iter().any(|m| declares(m.manifest, false, var));
+        if global_somewhere {
+            continue;
+        }
+        match members.iter().find(|m| declares(m.manifest, true, var)) {
+            Some(member) => out.push(local_override(file, value.pos, var, member)),
+            None => warnings.push(format!(
+                "{}:{}: mesh sets `{var}`, which no service declares global",
+                file.display(),
+                value.pos
+            )),
+        }
+    }
+}
+
+fn local_override(file: &Path, pos: Pos, var: &str, member: &Member<'_>) -> Diagnostic {
+    Diagnostic::new(
+        ErrorKind::LocalOverride,
+        file,
+        pos,
+        format!(
+            "`{var}` is local to service `{}`: the mesh cannot set it",
+            member.name
+        ),
+    )
+    .with_hint(format!(
+        "remove this entry, or move `{var}` to `environment.global` in {}",
+        member
+            .manifest
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ))
+}
+
+/// Every imported secret must be exported (declared global) by some service of
+/// the mesh.
+pub fn check_imports(mesh: &Mesh, members: &[Member<'_>], out: &mut Vec<Diagnostic>) {
+    let exported: Vec<&str> = members
+        .iter()
+        .flat_map(|m| {
+            m.manifest
+                .secrets
+                .global
+                .iter()
+                .map(|s| s.name.value.as_str())
+        })
+        .collect();
+    let mut seen_files = Vec::new();
+    for member in members {
+        let m = member.manifest;
+        if seen_files.contains(&&m.path) {
+            continue;
+        }
+        seen_files.push(&m.path);
+        for import in &m.secrets.import {
+            if !exported.contains(&import.value.as_str()) {
+                let hint = match suggest::did_you_mean(&import.value, exported.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!(
+                        "declare it under `secrets.global` of the service that owns it (mesh `{}`)",
+                        mesh.policy.namespace.value
+                    ),
+                };
+                out.push(
+                    Diagnostic::new(
+                        ErrorKind::UnexportedImport,
+                        &m.path,
+                        import.pos,
+                        format!(
+                            "imported secret `{}` is exported by no service of mesh `{}`",
+                            import.value, mesh.policy.namespace.value
+                        ),
+                    )
+                    .with_hint(hint),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;

@@ -1,0 +1,226 @@
+//! Unit tests of the Meshfile `env` forms, precedence and cross-service rules.
+
+use super::*;
+use crate::manifest::parse::{parse_mesh, parse_service};
+use crate::manifest::template::Variables;
+use std::path::PathBuf;
+
+const MESH: &str = "apiVersion: scone/5.8
+kind: mesh
+policy:
+  namespace: ns
+env:
+  - key: A
+    value: seed
+  - service: global
+    env:
+      - name: B
+        value: global
+      - name: C
+        value: global
+  - service: helm
+    env:
+      - name: C
+        value: helm
+      - name: D
+        value: helm
+  - service: svc
+    env:
+      - name: D
+        value: own
+services:
+  - name: svc
+    image: reg/svc:1
+";
+
+const SERVICE: &str = "apiVersion: scone/5.8
+kind: genImage
+environment:
+  local:
+    - name: L
+      value: fixed
+  global:
+    - name: A
+    - name: B
+    - name: C
+    - name: D
+    - name: E
+      value: default
+build:
+  name: svc
+  kind: python
+  to: reg/svc:1
+  pwd: /app
+  command: python3 x.py
+";
+
+fn service(text: &str) -> ServiceManifest {
+    parse_service(text, Path::new("s.yml"), &Variables::new()).unwrap()
+}
+
+#[test]
+fn both_forms_and_precedence() {
+    let (mesh, _) = parse_mesh(MESH, Path::new("mesh.yml")).unwrap();
+    let mut out = Vec::new();
+    let env = mesh_env(&mesh, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(env.per_service_form);
+    let m = service(SERVICE);
+    let member = Member {
+        name: "svc",
+        manifest: &m,
+    };
+    let got = resolve_environment(&mesh, &env, &member, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let want: Vec<(String, String)> = [
+        ("L", "fixed"),
+        ("A", "seed"),
+        ("B", "global"),
+        ("C", "helm"),
+        ("D", "own"),
+        ("E", "default"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    let mut warnings = Vec::new();
+    check_env(&mesh, &env, &[member], &mut out, &mut warnings);
+    assert!(
+        out.is_empty() && warnings.is_empty(),
+        "{out:?} {warnings:?}"
+    );
+}
+
+#[test]
+fn undefined_global_points_at_the_manifest() {
+    let mesh_text = MESH.replace("  - key: A\n    value: seed\n", "");
+    let (mesh, _) = parse_mesh(&mesh_text, Path::new("mesh.yml")).unwrap();
+    let mut out = Vec::new();
+    let env = mesh_env(&mesh, &mut out);
+    let m = service(SERVICE);
+    resolve_environment(
+        &mesh,
+        &env,
+        &Member {
+            name: "svc",
+            manifest: &m,
+        },
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].kind, ErrorKind::UndefinedGlobal);
+    assert_eq!(out[0].file, Path::new("s.yml"));
+    assert_eq!(
+        out[0].pos,
+        Pos {
+            line: 8,
+            column: 13
+        }
+    );
+    let hint = out[0].hint.as_deref().unwrap_or_default();
+    assert!(
+        hint.contains("- service: global") && hint.contains("- name: A"),
+        "{hint}"
+    );
+}
+
+#[test]
+fn overrides_unknown_targets_and_stray_values() {
+    let mesh_text = MESH
+        .replace("  - service: svc\n", "  - service: svx\n")
+        .replace(
+            "  - key: A\n    value: seed\n",
+            "  - key: L\n    value: nope\n  - key: Z\n    value: z\n  - key: A\n    value: seed\n",
+        );
+    let (mesh, _) = parse_mesh(&mesh_text, Path::new("mesh.yml")).unwrap();
+    let mut out = Vec::new();
+    let env = mesh_env(&mesh, &mut out);
+    let m = service(SERVICE);
+    let mut warnings = Vec::new();
+    check_env(
+        &mesh,
+        &env,
+        &[Member {
+            name: "svc",
+            manifest: &m,
+        }],
+        &mut out,
+        &mut warnings,
+    );
+    let kinds: Vec<ErrorKind> = out.iter().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        [ErrorKind::UnknownService, ErrorKind::LocalOverride],
+        "{out:?}"
+    );
+    assert_eq!(out[0].hint.as_deref(), Some("did you mean `svc`?"));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("`Z`"), "{warnings:?}");
+}
+
+#[test]
+fn malformed_entries() {
+    let mesh_text = "apiVersion: scone/5.8
+kind: mesh
+policy:
+  namespace: ns
+env:
+  - key: A
+    name: A
+    value: x
+  - service: global
+  - name: B
+  - name: C
+    value: 1
+  - name: C
+    value: 2
+";
+    let (mesh, _) = parse_mesh(mesh_text, Path::new("mesh.yml")).unwrap();
+    let mut out = Vec::new();
+    mesh_env(&mesh, &mut out);
+    let got: Vec<(ErrorKind, u32)> = out.iter().map(|d| (d.kind, d.pos.line)).collect();
+    assert_eq!(
+        got,
+        [
+            (ErrorKind::InvalidValue, 7),
+            (ErrorKind::MissingField, 9),
+            (ErrorKind::MissingField, 10),
+            (ErrorKind::DuplicateEnv, 13)
+        ],
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn imports_need_an_exporter() {
+    let (mesh, _) = parse_mesh(MESH, Path::new("mesh.yml")).unwrap();
+    let exporter = service(&SERVICE.replace(
+        "build:",
+        "secrets:\n  global:\n    - { name: token, kind: ascii, size: 8 }\nbuild:",
+    ));
+    let mut importer = service(
+        &SERVICE
+            .replace("build:", "secrets:\n  import: [tokn, other]\nbuild:")
+            .replace("name: svc", "name: imp"),
+    );
+    importer.path = PathBuf::from("i.yml");
+    let mut out = Vec::new();
+    check_imports(
+        &mesh,
+        &[
+            Member {
+                name: "svc",
+                manifest: &exporter,
+            },
+            Member {
+                name: "imp",
+                manifest: &importer,
+            },
+        ],
+        &mut out,
+    );
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.iter().all(|d| d.kind == ErrorKind::UnexportedImport));
+    assert_eq!(out[0].hint.as_deref(), Some("did you mean `token`?"));
+}

@@ -1,0 +1,273 @@
+//! Reading manifests: file → Handlebars → YAML → typed model, every failure a
+//! [`Diagnostic`] naming file:line:column.
+//!
+//! serde-saphyr's structured errors are mapped to our kinds: unknown field
+//! (with did-you-mean), missing field, wrong type, YAML syntax.
+
+use super::diag::{Diagnostic, ErrorKind};
+use super::located::Pos;
+use super::model::{Header, Mesh, ServiceManifest};
+use super::suggest;
+use super::template::{self, Variables};
+use serde::de::DeserializeOwned;
+use serde_saphyr::Error as YamlError;
+use std::path::Path;
+
+/// Reads a manifest file as UTF-8 text.
+pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::NoManifest
+        } else {
+            ErrorKind::Io
+        };
+        Diagnostic::new(
+            kind,
+            path,
+            Pos::default(),
+            format!("cannot read the manifest: {e}"),
+        )
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        Diagnostic::new(
+            ErrorKind::Io,
+            path,
+            Pos::default(),
+            format!(
+                "the manifest is not UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+fn options() -> serde_saphyr::Options {
+    let mut opts = serde_saphyr::Options::default();
+    opts.with_snippet = false;
+    opts
+}
+
+/// Parses YAML `text` into `T`, mapping errors to diagnostics of `file`.
+pub fn from_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, Diagnostic> {
+    if text.trim().is_empty() || is_only_comments(text) {
+        return Err(Diagnostic::new(
+            ErrorKind::Yaml,
+            file,
+            Pos { line: 1, column: 1 },
+            "the manifest is empty",
+        )
+        .with_hint("a manifest starts with `apiVersion: scone/5.8` and `kind: …`"));
+    }
+    serde_saphyr::from_str_with_options(text, options()).map_err(|e| yaml_error(&e, file, text))
+}
+
+fn is_only_comments(text: &str) -> bool {
+    text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---"
+    })
+}
+
+/// `apiVersion` and `kind` of a manifest, ignoring everything else.
+pub fn parse_header(text: &str, file: &Path) -> Result<Header, Diagnostic> {
+    from_yaml(text, file)
+}
+
+/// A service manifest read from `file` and rendered with `vars`.
+pub fn load_service(file: &Path, vars: &Variables) -> Result<ServiceManifest, Diagnostic> {
+    let text = read_text(file)?;
+    parse_service(&text, file, vars)
+}
+
+/// A service manifest from `text`, rendered with `vars`.
+pub fn parse_service(
+    text: &str,
+    file: &Path,
+    vars: &Variables,
+) -> Result<ServiceManifest, Diagnostic> {
+    let rendered = template::render(text, vars, file)?;
+    let mut manifest: ServiceManifest = from_yaml(&rendered, file)?;
+    manifest.path = file.to_path_buf();
+    Ok(manifest)
+}
+
+/// A Meshfile and the template variables it defines.
+pub fn load_mesh(file: &Path) -> Result<(Mesh, Variables), Diagnostic> {
+    let text = read_text(file)?;
+    parse_mesh(&text, file)
+}
+
+/// A Meshfile from `text`: parsed loosely to collect its variables, rendered
+/// with them (strict), then parsed into the typed model.
+pub fn parse_mesh(text: &str, file: &Path) -> Result<(Mesh, Variables), Diagnostic> {
+    let loose: serde_json::Value = from_yaml(text, file).map_err(|d| {
+        if text.contains("{{") && d.kind == ErrorKind::Yaml {
+            d.with_hint(
+                "the Meshfile is read as YAML before rendering: quote values that are \
+                 templates, e.g. `value: \"{{x}}\"`",
+            )
+        } else {
+            d
+        }
+    })?;
+    let vars = template::mesh_variables(&loose);
+    let rendered = template::render(text, &vars, file)?;
+    let mut mesh: Mesh = from_yaml(&rendered, file)?;
+    mesh.path = file.to_path_buf();
+    Ok((mesh, vars))
+}
+
+/// Maps a serde-saphyr error on `text` to a diagnostic with a human message.
+pub fn yaml_error(err: &YamlError, file: &Path, text: &str) -> Diagnostic {
+    let inner = innermost(err);
+    let pos = inner
+        .location()
+        .or_else(|| err.location())
+        .map(Pos::from)
+        .unwrap_or_default();
+    let diag = |kind, msg: String| Diagnostic::new(kind, file, pos, msg);
+    match inner {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let d = diag(ErrorKind::UnknownField, format!("unknown field `{field}`"));
+            match suggest::hint(field, expected.iter().copied()) {
+                Some(h) => d.with_hint(h),
+                None => d.with_hint("this mapping takes no fields"),
+            }
+        }
+        YamlError::SerdeMissingField { field, .. } => Diagnostic::new(
+            ErrorKind::MissingField,
+            file,
+            parent_pos(text, pos),
+            format!("missing required field `{field}`"),
+        )
+        .with_hint(format!(
+            "add `{field}: …` to this mapping (see docs/manifests.md)"
+        )),
+        YamlError::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => diag(
+            ErrorKind::Type,
+            format!("expected {}, found {unexpected}", human_expected(expected)),
+        ),
+        YamlError::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => diag(
+            ErrorKind::Type,
+            format!("expected {}, found {unexpected}", human_expected(expected)),
+        ),
+        YamlError::InvalidScalar { ty, .. } => diag(
+            ErrorKind::Type,
+            format!("this value is not {}", human_expected(ty)),
+        ),
+        YamlError::NullIntoString { .. } => diag(
+            ErrorKind::Type,
+            "expected a string, found an empty value".to_string(),
+        )
+        .with_hint("write a value after the `:`, or quote it: `\"\"`"),
+        YamlError::SerdeInvalidLength { expected, .. } => diag(
+            ErrorKind::Type,
+            format!("expected {}", human_expected(expected)),
+        ),
+        YamlError::Unexpected { expected, .. } => diag(
+            ErrorKind::Type,
+            format!("expected {}", human_expected(expected)),
+        ),
+        YamlError::Message { msg, .. } if msg.contains("untagged enum StringOrList") => diag(
+            ErrorKind::Type,
+            "expected a string or a list of strings".to_string(),
+        )
+        .with_hint("write `a, b` or `[a, b]`"),
+        YamlError::Message { msg, .. } => diag(ErrorKind::Type, msg.clone()),
+        YamlError::DuplicateMappingKey { key, .. } => {
+            let what = key
+                .as_deref()
+                .map(|k| format!(" `{k}`"))
+                .unwrap_or_default();
+            diag(
+                ErrorKind::Yaml,
+                format!("duplicate key{what} in this mapping"),
+            )
+        }
+        other => diag(
+            ErrorKind::Yaml,
+            format!("invalid YAML: {}", strip_location(&other.to_string())),
+        ),
+    }
+}
+
+fn innermost(err: &YamlError) -> &YamlError {
+    match err {
+        YamlError::WithSnippet { error, .. } => innermost(error),
+        YamlError::AliasError { error, .. } => innermost(error),
+        other => other,
+    }
+}
+
+/// serde's "expected" phrases, made friendlier for our field types.
+fn human_expected(expected: &str) -> String {
+    match expected {
+        "u32" | "u16" | "u64" | "usize" => "a non-negative whole number".to_string(),
+        "a string" | "string" | "string scalar" => "a string".to_string(),
+        "a sequence" => "a list".to_string(),
+        "mapping start" | "a map" => "a mapping (`key: value` lines)".to_string(),
+        e if e.starts_with("struct ") => "a mapping".to_string(),
+        e => e.to_string(),
+    }
+}
+
+/// Where the block mapping that holds the node at `pos` starts: the nearest
+/// line above that is less indented (its `- ` or key), or the document's first
+/// line for a top-level mapping. serde reports a missing field where the
+/// mapping ends; users look for it where the mapping begins.
+fn parent_pos(text: &str, pos: Pos) -> Pos {
+    let lines: Vec<&str> = text.lines().collect();
+    let content = |l: &str| {
+        let t = l.trim_start();
+        !(t.is_empty() || t.starts_with('#') || t == "---")
+    };
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let Some(at) = (pos.line as usize)
+        .checked_sub(1)
+        .filter(|i| *i < lines.len())
+    else {
+        return pos;
+    };
+    let own = usize::try_from(pos.column.saturating_sub(1)).unwrap_or(usize::MAX);
+    if own == 0 {
+        let first = lines.iter().position(|l| content(l)).unwrap_or(0);
+        return Pos {
+            line: u32::try_from(first + 1).unwrap_or(u32::MAX),
+            column: 1,
+        };
+    }
+    for i in (0..at).rev() {
+        let l = lines[i];
+        if content(l) && indent(l) < own {
+            let column = u32::try_from(indent(l) + 1).unwrap_or(u32::MAX);
+            return Pos {
+                line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                column,
+            };
+        }
+    }
+    pos
+}
+
+/// Removes a trailing " at line N, column M" (the diagnostic carries it).
+fn strip_location(msg: &str) -> String {
+    let first = msg.lines().next().unwrap_or(msg);
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].to_string(),
+        None => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

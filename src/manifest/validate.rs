@@ -1,0 +1,401 @@
+//! Validation of one manifest on its own (design §1): `apiVersion`, `kind`,
+//! names, `build`, environment and secret declarations, `$$SCONE::x` references,
+//! and (in [`super::validate_paths`]) the `copy` paths. Cross-manifest rules
+//! (linking, globals, imports) live in [`super::link`].
+//!
+//! Every check pushes a [`Diagnostic`]; nothing stops at the first problem.
+
+use super::diag::{Diagnostic, ErrorKind};
+use super::located::{Located, Pos};
+use super::model::{Mesh, Secret, ServiceManifest, MESH_KIND, SERVICE_KINDS};
+use super::suggest;
+use super::validate_paths;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The `build.kind`s we know. `binary`: the entry binary is `build.binary`, or
+/// else the first word of `command` looked up on the image's PATH.
+pub const BUILD_KINDS: &[&str] = &["binary", "java", "node", "python"];
+
+/// The kind spellings that still work but print a deprecation warning.
+pub const DEPRECATED_KINDS: &[&str] = &["genservice", "genAppImage"];
+
+/// Checks `apiVersion`: any `scone/5.x`.
+pub fn check_api_version(v: &Located<String>, file: &Path, out: &mut Vec<Diagnostic>) {
+    let ok = v
+        .value
+        .strip_prefix("scone/5.")
+        .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()));
+    if !ok {
+        out.push(
+            Diagnostic::new(
+                ErrorKind::ApiVersion,
+                file,
+                v.pos,
+                format!("unsupported apiVersion `{}`", v.value),
+            )
+            .with_hint("supported: scone/5.x (e.g. `apiVersion: scone/5.8`)"),
+        );
+    }
+}
+
+/// Checks a service manifest's `kind`; deprecated spellings add a warning.
+pub fn check_service_kind(
+    kind: &Located<String>,
+    file: &Path,
+    out: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<String>,
+) {
+    if DEPRECATED_KINDS.contains(&kind.value.as_str()) {
+        warnings.push(format!(
+            "{}:{}: `kind: {}` is deprecated, write `kind: genImage`",
+            file.display(),
+            kind.pos,
+            kind.value
+        ));
+    } else if !SERVICE_KINDS.contains(&kind.value.as_str()) {
+        out.push(kind_error(kind, file));
+    }
+}
+
+/// The diagnostic for a `kind` that is no manifest kind at all.
+pub fn kind_error(kind: &Located<String>, file: &Path) -> Diagnostic {
+    let known = SERVICE_KINDS.iter().copied().chain([MESH_KIND]);
+    let hint = suggest::hint(&kind.value, known).unwrap_or_default();
+    Diagnostic::new(
+        ErrorKind::Kind,
+        file,
+        kind.pos,
+        format!("unknown manifest kind `{}`", kind.value),
+    )
+    .with_hint(hint)
+}
+
+/// A name made of `[A-Za-z0-9_.-]`, starting with a letter or digit.
+pub fn is_sane_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_env_name(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn invalid(file: &Path, pos: Pos, msg: String, hint: &str) -> Diagnostic {
+    Diagnostic::new(ErrorKind::InvalidValue, file, pos, msg).with_hint(hint)
+}
+
+/// Checks a name field: non-empty and [`is_sane_name`].
+pub fn check_name(what: &str, name: &Located<String>, file: &Path, out: &mut Vec<Diagnostic>) {
+    if name.value.trim().is_empty() {
+        out.push(invalid(
+            file,
+            name.pos,
+            format!("{what} is empty"),
+            "give it a name",
+        ));
+    } else if !is_sane_name(&name.value) {
+        out.push(invalid(
+            file,
+            name.pos,
+            format!(
+                "{what} `{}` has characters other than letters, digits, `_`, `.`, `-`",
+                name.value
+            ),
+            "e.g. `python_hello_user`",
+        ));
+    }
+}
+
+/// Every check of a service manifest that needs nothing but the manifest and
+/// its folder. Problems go to `out`, deprecations to `warnings`.
+pub fn check_service(
+    m: &ServiceManifest,
+    dir: &Path,
+    out: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<String>,
+) {
+    let file = m.path.as_path();
+    check_api_version(&m.api_version, file, out);
+    check_service_kind(&m.kind, file, out, warnings);
+    let b = &m.build;
+    check_name("build.name", &b.name, file, out);
+    if !BUILD_KINDS.contains(&b.kind.value.as_str()) {
+        let hint = suggest::hint(&b.kind.value, BUILD_KINDS.iter().copied()).unwrap_or_default();
+        out.push(
+            Diagnostic::new(
+                ErrorKind::BuildKind,
+                file,
+                b.kind.pos,
+                format!("unknown build.kind `{}`", b.kind.value),
+            )
+            .with_hint(hint),
+        );
+    }
+    if b.to.value.trim().is_empty() || b.to.value.chars().any(char::is_whitespace) {
+        out.push(invalid(
+            file,
+            b.to.pos,
+            format!("build.to `{}` is not an image reference", b.to.value),
+            "e.g. `registry.example.com/team/app:1.0`",
+        ));
+    }
+    if !b.pwd.value.starts_with('/') {
+        out.push(invalid(
+            file,
+            b.pwd.pos,
+            format!("build.pwd `{}` is not an absolute path", b.pwd.value),
+            "the working directory inside the image, e.g. `/app`",
+        ));
+    }
+    if b.command.value.trim().is_empty() {
+        out.push(invalid(
+            file,
+            b.command.pos,
+            "build.command is empty".into(),
+            "the protected command line, e.g. `python3 main.py`",
+        ));
+    }
+    for p in &m.ports {
+        if p.port.value == 0 {
+            out.push(invalid(
+                file,
+                p.port.pos,
+                "port 0 is not a port".into(),
+                "a port between 1 and 65535",
+            ));
+        }
+    }
+    validate_paths::check_copy(&b.copy, dir, file, out);
+    if let Some(sig) = &b.signature {
+        validate_paths::check_key(&sig.key, dir, file, out);
+    }
+    check_env_decls(m, out);
+    check_secret_decls(m, out);
+    check_secret_refs(m, out);
+}
+
+fn check_env_decls(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
+    let file = m.path.as_path();
+    let mut seen: BTreeMap<&str, Pos> = BTreeMap::new();
+    let all = m
+        .environment
+        .local
+        .iter()
+        .map(|v| (v, true))
+        .chain(m.environment.global.iter().map(|v| (v, false)));
+    for (var, local) in all {
+        let name = &var.name;
+        if !is_env_name(&name.value) {
+            out.push(invalid(
+                file,
+                name.pos,
+                format!("`{}` is not an environment variable name", name.value),
+                "letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        if let Some(first) = seen.insert(&name.value, name.pos) {
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::DuplicateEnv,
+                    file,
+                    name.pos,
+                    format!("environment variable `{}` is declared twice", name.value),
+                )
+                .with_hint(format!(
+                    "first declared at line {}; a variable is either local or global, once",
+                    first.line
+                )),
+            );
+        }
+        if local && var.value.is_none() {
+            out.push(invalid(
+                file,
+                name.pos,
+                format!("local variable `{}` has no value", name.value),
+                "a local is fixed by the service: add `value: …`, or move it to `global:`",
+            ));
+        }
+    }
+}
+
+fn check_secret_decls(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
+    let file = m.path.as_path();
+    let mut seen: BTreeMap<String, Pos> = BTreeMap::new();
+    let mut note = |name: &Located<String>, out: &mut Vec<Diagnostic>| {
+        if let Some(first) = seen.insert(name.value.clone(), name.pos) {
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::DuplicateSecret,
+                    file,
+                    name.pos,
+                    format!("secret `{}` is declared twice", name.value),
+                )
+                .with_hint(format!("first declared at line {}", first.line)),
+            );
+        }
+    };
+    for s in m.secrets.global.iter().chain(&m.secrets.local) {
+        check_name("secret name", &s.name, file, out);
+        note(&s.name, out);
+        check_secret(s, file, out);
+    }
+    for name in &m.secrets.import {
+        check_name("imported secret name", name, file, out);
+        note(name, out);
+    }
+}
+
+fn check_secret(s: &Secret, file: &Path, out: &mut Vec<Diagnostic>) {
+    if let Some(size) = &s.size {
+        if size.value == 0 {
+            out.push(invalid(
+                file,
+                size.pos,
+                format!("secret `{}` has size 0", s.name.value),
+                "a size in bytes (binary) or characters (ascii), > 0",
+            ));
+        }
+    }
+    let needs_size = matches!(s.kind.value.as_str(), "ascii" | "binary");
+    if needs_size && s.size.is_none() && s.value.is_none() {
+        out.push(invalid(
+            file,
+            s.name.pos,
+            format!(
+                "{} secret `{}` has neither `size` nor `value`",
+                s.kind.value, s.name.value
+            ),
+            "add `size: 16` (CAS generates it) or a fixed `value:`",
+        ));
+    }
+    if s.kind.value.trim().is_empty() {
+        out.push(invalid(
+            file,
+            s.kind.pos,
+            "secret kind is empty".into(),
+            "e.g. `ascii` or `binary`",
+        ));
+    }
+}
+
+/// Every `$$SCONE::name` / `$$SCONE::name$$` in `text`: the name and its byte
+/// offset in `text`. Names are `[A-Za-z0-9_.-]+`.
+pub fn secret_refs(text: &str) -> Vec<(&str, usize)> {
+    const MARK: &str = "$$SCONE::";
+    let mut refs = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(MARK) {
+        let start = from + i;
+        let name_start = start + MARK.len();
+        let len = text[name_start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))
+            .unwrap_or(text.len() - name_start);
+        if len > 0 {
+            refs.push((&text[name_start..name_start + len], start));
+        }
+        from = name_start + len;
+    }
+    refs
+}
+
+fn check_secret_refs(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
+    let file = m.path.as_path();
+    let declared: Vec<&str> = m
+        .secrets
+        .global
+        .iter()
+        .chain(&m.secrets.local)
+        .map(|s| s.name.value.as_str())
+        .chain(m.secrets.import.iter().map(|s| s.value.as_str()))
+        .collect();
+    let values = m
+        .environment
+        .local
+        .iter()
+        .chain(&m.environment.global)
+        .filter_map(|v| v.value.as_ref())
+        .chain(std::iter::once(&m.build.command));
+    for value in values {
+        for (name, _) in secret_refs(&value.value) {
+            if !declared.contains(&name) {
+                let hint = match suggest::did_you_mean(name, declared.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!("declare it under `secrets: {{ local: [{{ name: {name}, kind: ascii, size: 16 }}] }}` or import it"),
+                };
+                out.push(
+                    Diagnostic::new(
+                        ErrorKind::UndeclaredSecret,
+                        file,
+                        value.pos,
+                        format!("`$$SCONE::{name}` names no declared or imported secret"),
+                    )
+                    .with_hint(hint),
+                );
+            }
+        }
+    }
+}
+
+/// Checks of a Meshfile on its own: header, namespace, cas entries, service
+/// names (duplicates) and the shape of each `env` entry.
+pub fn check_mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
+    let file = mesh.path.as_path();
+    check_api_version(&mesh.api_version, file, out);
+    if mesh.kind.value != MESH_KIND {
+        out.push(kind_error(&mesh.kind, file));
+    }
+    check_name("policy.namespace", &mesh.policy.namespace, file, out);
+    let mut cas_names: BTreeMap<&str, Pos> = BTreeMap::new();
+    for cas in &mesh.cas {
+        check_name("cas name", &cas.name, file, out);
+        if cas_names.insert(&cas.name.value, cas.name.pos).is_some() {
+            out.push(invalid(
+                file,
+                cas.name.pos,
+                format!("cas `{}` is listed twice", cas.name.value),
+                "give each CAS a different name",
+            ));
+        }
+        if cas.cas_url.value.trim().is_empty() {
+            out.push(invalid(
+                file,
+                cas.cas_url.pos,
+                "cas_url is empty".into(),
+                "e.g. `cas_url: edge.scone-cas.cf`",
+            ));
+        }
+    }
+    let mut names: BTreeMap<&str, Pos> = BTreeMap::new();
+    for svc in &mesh.services {
+        check_name("service name", &svc.name, file, out);
+        if let Some(first) = names.insert(&svc.name.value, svc.name.pos) {
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::DuplicateService,
+                    file,
+                    svc.name.pos,
+                    format!("service `{}` is listed twice", svc.name.value),
+                )
+                .with_hint(format!("first listed at line {}", first.line)),
+            );
+        }
+        if svc.image.value.trim().is_empty() {
+            out.push(invalid(
+                file,
+                svc.image.pos,
+                format!("service `{}` has an empty image", svc.name.value),
+                "the `build.to` of its service manifest",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

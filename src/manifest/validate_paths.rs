@@ -1,0 +1,182 @@
+//! Checks of the paths a service manifest names: each `copy` entry must be
+//! relative, stay inside the manifest's folder (no `..` escape, no symlink that
+//! resolves outside, also inside copied folders) and exist; the signing key must
+//! exist.
+
+use super::diag::{Diagnostic, ErrorKind};
+use super::located::{Located, Pos};
+use std::path::{Component, Path};
+
+/// Checks every `copy` entry against the manifest folder `dir`.
+pub fn check_copy(copy: &[Located<String>], dir: &Path, file: &Path, out: &mut Vec<Diagnostic>) {
+    let canonical_dir = dir.canonicalize().ok();
+    for entry in copy {
+        if let Some(d) = check_one(&entry.value, entry.pos, dir, canonical_dir.as_deref(), file) {
+            out.push(d);
+        }
+    }
+}
+
+fn check_one(
+    raw: &str,
+    pos: Pos,
+    dir: &Path,
+    canonical_dir: Option<&Path>,
+    file: &Path,
+) -> Option<Diagnostic> {
+    let diag =
+        |kind, msg: String, hint: &str| Some(Diagnostic::new(kind, file, pos, msg).with_hint(hint));
+    if raw.trim().is_empty() {
+        return diag(
+            ErrorKind::InvalidValue,
+            "empty copy path".into(),
+            "a file or folder relative to the manifest",
+        );
+    }
+    let path = Path::new(raw);
+    if path.has_root() {
+        return diag(
+            ErrorKind::AbsolutePath,
+            format!("copy path `{raw}` is absolute"),
+            "copy paths are relative to the manifest's folder",
+        );
+    }
+    if escapes(path) {
+        return diag(
+            ErrorKind::PathEscape,
+            format!("copy path `{raw}` leaves the service folder"),
+            "copy only files under the manifest's folder; move the file there",
+        );
+    }
+    let full = dir.join(path);
+    if std::fs::symlink_metadata(&full).is_err() {
+        return diag(
+            ErrorKind::MissingFile,
+            format!("copy path `{raw}` does not exist"),
+            "copy paths are relative to the manifest's folder",
+        );
+    }
+    let canonical_dir = canonical_dir?;
+    let resolved = match full.canonicalize() {
+        Ok(r) => r,
+        Err(_) => {
+            return diag(
+                ErrorKind::MissingFile,
+                format!("copy path `{raw}` is a dangling symlink"),
+                "the link's target does not exist",
+            )
+        }
+    };
+    if !resolved.starts_with(canonical_dir) {
+        return diag(
+            ErrorKind::PathEscape,
+            format!("copy path `{raw}` is a symlink that resolves outside the service folder"),
+            "copy only files under the manifest's folder; replace the link by the file",
+        );
+    }
+    if resolved.is_dir() {
+        if let Some(link) = escaping_link_inside(&resolved, canonical_dir) {
+            return diag(
+                ErrorKind::PathEscape,
+                format!("copy folder `{raw}` holds a symlink that resolves outside the service folder: {link}"),
+                "replace the link by the file, or remove it",
+            );
+        }
+    }
+    None
+}
+
+/// `true` if the lexical path climbs above its start with `..`.
+fn escapes(path: &Path) -> bool {
+    let mut depth: i64 = 0;
+    for c in path.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The first symlink under `folder` (not followed) whose target resolves
+/// outside `root`, as a path relative to `folder`.
+fn escaping_link_inside(folder: &Path, root: &Path) -> Option<String> {
+    walkdir::WalkDir::new(folder)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path_is_symlink())
+        .find(|e| match e.path().canonicalize() {
+            Ok(target) => !target.starts_with(root),
+            Err(_) => false,
+        })
+        .map(|e| {
+            e.path()
+                .strip_prefix(folder)
+                .unwrap_or(e.path())
+                .display()
+                .to_string()
+        })
+}
+
+/// Checks `build.signature.key`: it must exist (relative to the manifest).
+pub fn check_key(key: &Located<String>, dir: &Path, file: &Path, out: &mut Vec<Diagnostic>) {
+    let path = dir.join(&key.value);
+    if key.value.trim().is_empty() || !path.is_file() {
+        out.push(
+            Diagnostic::new(ErrorKind::MissingFile, file, key.pos, format!("signing key `{}` does not exist", key.value))
+                .with_hint("a PEM RSA-3072 key with e = 3, relative to the manifest (`scone enclave keygen` makes one)"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn located(s: &str) -> Located<String> {
+        Located::new(s.to_string(), Pos { line: 3, column: 7 })
+    }
+
+    fn kinds(copy: &[&str], dir: &Path) -> Vec<ErrorKind> {
+        let copy: Vec<_> = copy.iter().map(|s| located(s)).collect();
+        let mut out = Vec::new();
+        check_copy(&copy, dir, Path::new("s.yml"), &mut out);
+        out.iter().map(|d| d.kind).collect()
+    }
+
+    #[test]
+    fn lexical_escape() {
+        assert!(escapes(Path::new("../x")));
+        assert!(escapes(Path::new("a/../../x")));
+        assert!(!escapes(Path::new("a/../x")));
+        assert!(!escapes(Path::new("./a/b")));
+    }
+
+    #[test]
+    fn copy_rules() {
+        let tmp = tempfile::tempdir().unwrap();
+        let svc = tmp.path().join("svc");
+        std::fs::create_dir_all(svc.join("dir")).unwrap();
+        std::fs::write(svc.join("ok.py"), "print(1)\n").unwrap();
+        std::fs::write(tmp.path().join("outside.txt"), "secret\n").unwrap();
+        std::os::unix::fs::symlink("../outside.txt", svc.join("link.txt")).unwrap();
+        std::os::unix::fs::symlink("ok.py", svc.join("inner.py")).unwrap();
+        std::os::unix::fs::symlink("../../outside.txt", svc.join("dir/escape")).unwrap();
+        assert_eq!(kinds(&["ok.py", "inner.py", "./ok.py"], &svc), vec![]);
+        assert_eq!(kinds(&["/etc/passwd"], &svc), vec![ErrorKind::AbsolutePath]);
+        assert_eq!(
+            kinds(&["../outside.txt"], &svc),
+            vec![ErrorKind::PathEscape]
+        );
+        assert_eq!(kinds(&["link.txt"], &svc), vec![ErrorKind::PathEscape]);
+        assert_eq!(kinds(&["dir"], &svc), vec![ErrorKind::PathEscape]);
+        assert_eq!(kinds(&["nope.py"], &svc), vec![ErrorKind::MissingFile]);
+        assert_eq!(kinds(&[""], &svc), vec![ErrorKind::InvalidValue]);
+    }
+}

@@ -1,0 +1,95 @@
+//! Unit tests of single-manifest validation.
+
+use super::*;
+use crate::manifest::parse::parse_service;
+use crate::manifest::template::Variables;
+
+#[test]
+fn finds_both_reference_forms() {
+    let refs = secret_refs("a $$SCONE::one$$-$$SCONE::two and $$SCONE::th.r-e_3$$x $$SCONE::");
+    let names: Vec<&str> = refs.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["one", "two", "th.r-e_3"]);
+    assert_eq!(refs[0].1, 2);
+    assert!(secret_refs("no refs, $$SCONE: here").is_empty());
+}
+
+#[test]
+fn api_versions() {
+    let mut out = Vec::new();
+    for ok in ["scone/5.8", "scone/5.10", "scone/5.0"] {
+        check_api_version(
+            &Located::new(ok.into(), Pos::default()),
+            Path::new("m"),
+            &mut out,
+        );
+    }
+    assert!(out.is_empty(), "{out:?}");
+    for bad in ["scone/4.2", "scone/5", "scone/5.x", "v1", "scone/5.8.1"] {
+        check_api_version(
+            &Located::new(bad.into(), Pos::default()),
+            Path::new("m"),
+            &mut out,
+        );
+    }
+    assert_eq!(out.len(), 5);
+    assert!(out.iter().all(|d| d.kind == ErrorKind::ApiVersion));
+}
+
+const BAD: &str = "apiVersion: scone/5.8
+kind: genservice
+environment:
+  local:
+    - name: PASSWORD
+      value: \"$$SCONE::passwrd$$\"
+    - name: PASSWORD
+      value: x
+  global:
+    - name: 1BAD
+secrets:
+  global:
+    - name: password
+      kind: ascii
+    - name: key
+      kind: binary
+      size: 0
+  import: [key]
+build:
+  name: svc
+  kind: pyton
+  to: reg/svc
+  pwd: app
+  command: \" \"
+";
+
+#[test]
+fn collects_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yml");
+    let m = parse_service(BAD, &file, &Variables::new()).unwrap();
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    check_service(&m, dir.path(), &mut out, &mut warnings);
+    let got: Vec<(ErrorKind, u32)> = out.iter().map(|d| (d.kind, d.pos.line)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (ErrorKind::BuildKind, 21),
+            (ErrorKind::InvalidValue, 23),
+            (ErrorKind::InvalidValue, 24),
+            (ErrorKind::DuplicateEnv, 7),
+            (ErrorKind::InvalidValue, 10),
+            (ErrorKind::InvalidValue, 13),
+            (ErrorKind::InvalidValue, 17),
+            (ErrorKind::DuplicateSecret, 18),
+            (ErrorKind::UndeclaredSecret, 6),
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(out[0].hint.as_deref(), Some("did you mean `python`?"));
+    assert_eq!(out[8].hint.as_deref(), Some("did you mean `password`?"));
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].contains("`kind: genservice` is deprecated"),
+        "{warnings:?}"
+    );
+}

@@ -1,0 +1,479 @@
+//! `load`: from `-f` files (or `scone.toml` members, or the default Meshfile)
+//! to a validated, linked [`Workspace`], or every problem found as
+//! [`Diagnostics`]. Nothing is written.
+
+use super::{Config, LinkedMesh, LinkedService, LoadOptions, ServiceUnit, Workspace};
+use crate::manifest::discover;
+use crate::manifest::link::{self, Member};
+use crate::manifest::template::{self, Variables};
+use crate::manifest::{
+    parse, validate, Diagnostic, Diagnostics, ErrorKind, Mesh, MeshService, Pos, ServiceManifest,
+};
+use crate::manifest::{MESH_KIND, SERVICE_KINDS};
+use std::path::{Path, PathBuf};
+
+mod inputs;
+
+/// Loads, validates and links the workspace described by `opts`.
+pub fn load(opts: &LoadOptions) -> Result<Workspace, Diagnostics> {
+    let cwd = if opts.cwd.as_os_str().is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        opts.cwd.clone()
+    };
+    let mut loader = Loader::new(cwd);
+    let result = loader.run(opts);
+    let Loader { cwd, mut diags, .. } = loader;
+    match result {
+        Some(mut ws) if diags.is_empty() => {
+            ws.warnings = ws.warnings.iter().map(|w| relative_text(w, &cwd)).collect();
+            Ok(ws)
+        }
+        _ => {
+            for d in &mut diags {
+                d.file = relative(&d.file, &cwd);
+            }
+            diags.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+            diags.dedup();
+            Err(Diagnostics(diags))
+        }
+    }
+}
+
+fn relative(path: &Path, cwd: &Path) -> PathBuf {
+    path.strip_prefix(cwd)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn relative_text(text: &str, cwd: &Path) -> String {
+    let prefix = format!("{}/", cwd.display());
+    text.strip_prefix(&prefix).unwrap_or(text).to_string()
+}
+
+/// A service manifest loaded once, whatever links to it.
+struct Unit {
+    key: PathBuf,
+    manifest: ServiceManifest,
+    dir: PathBuf,
+    rendered: String,
+    /// The Meshfile whose variables rendered it (None: used alone).
+    mesh: Option<PathBuf>,
+}
+
+/// A Meshfile with its services' links (in Meshfile order) and its env.
+struct LoadedMesh {
+    mesh: Mesh,
+    links: Vec<(String, Link)>,
+    env: link::MeshEnv,
+}
+
+/// How a mesh service linked.
+enum Link {
+    Unit(usize),
+    /// Already reported (the manifest is broken).
+    Failed,
+}
+
+struct Loader {
+    cwd: PathBuf,
+    root: PathBuf,
+    diags: Vec<Diagnostic>,
+    warnings: Vec<String>,
+    units: Vec<Unit>,
+    candidates: Option<Vec<(PathBuf, String)>>,
+}
+
+impl Loader {
+    fn new(cwd: PathBuf) -> Self {
+        Loader {
+            root: cwd.clone(),
+            cwd,
+            diags: Vec::new(),
+            warnings: Vec::new(),
+            units: Vec::new(),
+            candidates: None,
+        }
+    }
+
+    fn run(&mut self, opts: &LoadOptions) -> Option<Workspace> {
+        let (files, config) = self.files(opts)?;
+        let mut meshes = Vec::new();
+        let mut alone = Vec::new();
+        let mut seen = Vec::new();
+        for file in files {
+            let key = file.canonicalize().unwrap_or_else(|_| file.clone());
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let text = match parse::read_text(&file) {
+                Ok(t) => t,
+                Err(d) => {
+                    self.diags.push(d);
+                    continue;
+                }
+            };
+            match self.kind_of(&file, &text) {
+                Some(true) => meshes.push((file, text)),
+                Some(false) => alone.push((file, text)),
+                None => {}
+            }
+        }
+        let mut linked = Vec::new();
+        for (file, text) in meshes {
+            if let Some(m) = self.mesh(&file, &text) {
+                linked.push(m);
+            }
+        }
+        for (file, text) in alone {
+            let key = file.canonicalize().unwrap_or_else(|_| file.clone());
+            if !self.units.iter().any(|u| u.key == key) {
+                self.unit(&file, Some(text), &Variables::new(), None);
+            }
+        }
+        self.duplicate_names();
+        Some(self.finish(config, linked))
+    }
+
+    /// `Some(true)` for a Meshfile, `Some(false)` for a service manifest.
+    fn kind_of(&mut self, file: &Path, text: &str) -> Option<bool> {
+        let kind = match parse::parse_header(text, file) {
+            Ok(h) => h.kind,
+            Err(d) => match discover::sniff_kind(text) {
+                Some(k) if text.contains("{{") => {
+                    Some(crate::manifest::Located::new(k, Pos::default()))
+                }
+                _ => {
+                    self.diags.push(d);
+                    return None;
+                }
+            },
+        };
+        let Some(kind) = kind else {
+            self.diags.push(
+                Diagnostic::new(
+                    ErrorKind::MissingField,
+                    file,
+                    Pos { line: 1, column: 1 },
+                    "missing required field `kind`",
+                )
+                .with_hint("`kind: genImage` for a service manifest, `kind: mesh` for a Meshfile"),
+            );
+            return None;
+        };
+        if kind.value == MESH_KIND {
+            Some(true)
+        } else if SERVICE_KINDS.contains(&kind.value.as_str()) {
+            Some(false)
+        } else {
+            self.diags.push(validate::kind_error(&kind, file));
+            None
+        }
+    }
+
+    /// Loads (once) the service manifest at `path`, rendered with `vars`.
+    fn unit(
+        &mut self,
+        path: &Path,
+        text: Option<String>,
+        vars: &Variables,
+        mesh: Option<&Path>,
+    ) -> Option<usize> {
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let text = match text.map(Ok).unwrap_or_else(|| parse::read_text(path)) {
+            Ok(t) => t,
+            Err(d) => return self.fail(d),
+        };
+        let rendered = match template::render(&text, vars, path) {
+            Ok(r) => r.into_owned(),
+            Err(d) => return self.fail(d),
+        };
+        if let Some(i) = self.units.iter().position(|u| u.key == key) {
+            if self.units[i].rendered != rendered {
+                let other = self.units[i]
+                    .mesh
+                    .as_ref()
+                    .map(|p| relative(p, &self.cwd).display().to_string())
+                    .unwrap_or_default();
+                let this = mesh
+                    .map(|p| relative(p, &self.cwd).display().to_string())
+                    .unwrap_or_default();
+                self.diags.push(
+                    Diagnostic::new(ErrorKind::Template, path, Pos { line: 1, column: 1 }, format!("this manifest renders differently for {other} and {this}"))
+                        .with_hint("a service manifest shared by meshes must render the same: give the variables it uses the same values"),
+                );
+            }
+            return Some(i);
+        }
+        let mut manifest: ServiceManifest = match parse::from_yaml(&rendered, path) {
+            Ok(m) => m,
+            Err(d) => return self.fail(d),
+        };
+        manifest.path = path.to_path_buf();
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.cwd.clone());
+        validate::check_service(&manifest, &dir, &mut self.diags, &mut self.warnings);
+        self.units.push(Unit {
+            key,
+            manifest,
+            dir,
+            rendered,
+            mesh: mesh.map(Path::to_path_buf),
+        });
+        Some(self.units.len() - 1)
+    }
+
+    fn fail(&mut self, d: Diagnostic) -> Option<usize> {
+        self.diags.push(d);
+        None
+    }
+
+    fn mesh(&mut self, file: &Path, text: &str) -> Option<LoadedMesh> {
+        let (mesh, vars) = match parse::parse_mesh(text, file) {
+            Ok(m) => m,
+            Err(d) => {
+                self.diags.push(d);
+                return None;
+            }
+        };
+        validate::check_mesh(&mesh, &mut self.diags);
+        let env = link::mesh_env(&mesh, &mut self.diags);
+        let mut links = Vec::new();
+        for svc in &mesh.services {
+            if let Some(l) = self.link(&mesh, svc, &vars) {
+                links.push((svc.name.value.clone(), l));
+            }
+        }
+        Some(LoadedMesh { mesh, links, env })
+    }
+
+    /// Links one mesh service: by `manifest:`, else by `image` == `build.to`.
+    fn link(&mut self, mesh: &Mesh, svc: &MeshService, vars: &Variables) -> Option<Link> {
+        let mesh_dir = mesh
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        if let Some(rel) = &svc.manifest {
+            let path = mesh_dir.join(&rel.value);
+            if !path.is_file() {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::MissingFile,
+                        &mesh.path,
+                        rel.pos,
+                        format!("service manifest `{}` does not exist", rel.value),
+                    )
+                    .with_hint("`manifest:` is relative to the Meshfile's folder"),
+                );
+                return None;
+            }
+            let text = match parse::read_text(&path) {
+                Ok(t) => t,
+                Err(d) => {
+                    self.diags.push(d);
+                    return Some(Link::Failed);
+                }
+            };
+            if let Some(kind) =
+                discover::sniff_kind(&text).filter(|k| !SERVICE_KINDS.contains(&k.as_str()))
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::Kind,
+                        &mesh.path,
+                        rel.pos,
+                        format!(
+                            "`{}` is a `kind: {kind}` file, not a service manifest",
+                            rel.value
+                        ),
+                    )
+                    .with_hint("`manifest:` must name a service manifest (`kind: genImage`)"),
+                );
+                return Some(Link::Failed);
+            }
+            let idx = self.unit(&path, Some(text), vars, Some(&mesh.path));
+            if let Some(i) = idx {
+                let to = &self.units[i].manifest.build.to.value;
+                if *to != svc.image.value {
+                    self.warnings.push(format!(
+                        "{}:{}: image `{}` of service `{}` differs from its manifest's build.to `{to}`; the built image is `{to}`",
+                        mesh.path.display(),
+                        svc.image.pos,
+                        svc.image.value,
+                        svc.name.value
+                    ));
+                }
+            }
+            return Some(idx.map_or(Link::Failed, Link::Unit));
+        }
+        let root = self.root.clone();
+        let candidates = self
+            .candidates
+            .get_or_insert_with(|| discover::service_candidates(&root));
+        let mut matching = Vec::new();
+        let mut known = Vec::new();
+        for (path, text) in candidates.iter() {
+            if let Some(to) = build_to(text, path, vars) {
+                if to == svc.image.value {
+                    matching.push((path.clone(), text.clone()));
+                }
+                known.push(to);
+            }
+        }
+        match matching.len() {
+            1 => {
+                let (path, text) = matching.remove(0);
+                Some(
+                    self.unit(&path, Some(text), vars, Some(&mesh.path))
+                        .map_or(Link::Failed, Link::Unit),
+                )
+            }
+            0 => {
+                let hint = match crate::manifest::suggest::did_you_mean(&svc.image.value, known.iter().map(String::as_str)) {
+                    Some(best) => format!("did you mean `{best}`? (or add `manifest: <path>` to this service)"),
+                    None => format!("add `manifest: <path>` to this service, or fix `image` to the `build.to` of a service manifest under {}", relative(&self.root, &self.cwd).display()),
+                };
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::UnlinkedService,
+                        &mesh.path,
+                        svc.image.pos,
+                        format!(
+                            "no service manifest builds image `{}` (service `{}`)",
+                            svc.image.value, svc.name.value
+                        ),
+                    )
+                    .with_hint(hint),
+                );
+                None
+            }
+            _ => {
+                let list: Vec<String> = matching
+                    .iter()
+                    .map(|(p, _)| relative(p, &self.cwd).display().to_string())
+                    .collect();
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::UnlinkedService,
+                        &mesh.path,
+                        svc.image.pos,
+                        format!(
+                            "several service manifests build image `{}`: {}",
+                            svc.image.value,
+                            list.join(", ")
+                        ),
+                    )
+                    .with_hint("add `manifest: <path>` to this service to pick one"),
+                );
+                None
+            }
+        }
+    }
+
+    fn duplicate_names(&mut self) {
+        for (i, u) in self.units.iter().enumerate() {
+            if let Some(first) = self.units[..i]
+                .iter()
+                .find(|f| f.manifest.build.name.value == u.manifest.build.name.value)
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::DuplicateService,
+                        &u.manifest.path,
+                        u.manifest.build.name.pos,
+                        format!(
+                            "build.name `{}` is used by two service manifests",
+                            u.manifest.build.name.value
+                        ),
+                    )
+                    .with_hint(format!(
+                        "also in {}; build.name names the image and its outputs, it must be unique",
+                        relative(&first.manifest.path, &self.cwd).display()
+                    )),
+                );
+            }
+        }
+    }
+
+    /// Cross-manifest checks, environment resolution, sorting by build.name.
+    fn finish(&mut self, config: Config, linked: Vec<LoadedMesh>) -> Workspace {
+        let mut order: Vec<usize> = (0..self.units.len()).collect();
+        order.sort_by(|a, b| {
+            self.units[*a]
+                .manifest
+                .build
+                .name
+                .value
+                .cmp(&self.units[*b].manifest.build.name.value)
+        });
+        let mut new_index = vec![0; self.units.len()];
+        for (new, old) in order.iter().enumerate() {
+            new_index[*old] = new;
+        }
+        let mut meshes = Vec::new();
+        for LoadedMesh { mesh, links, env } in linked {
+            let complete = links.len() == mesh.services.len()
+                && links.iter().all(|(_, l)| matches!(l, Link::Unit(_)));
+            let members: Vec<Member<'_>> = links
+                .iter()
+                .filter_map(|(name, l)| match l {
+                    Link::Unit(i) => Some(Member {
+                        name,
+                        manifest: &self.units[*i].manifest,
+                    }),
+                    Link::Failed => None,
+                })
+                .collect();
+            let mut services = Vec::new();
+            for (member, (_, l)) in members
+                .iter()
+                .zip(links.iter().filter(|(_, l)| matches!(l, Link::Unit(_))))
+            {
+                let Link::Unit(i) = l else { continue };
+                let environment = link::resolve_environment(&mesh, &env, member, &mut self.diags);
+                services.push(LinkedService {
+                    name: member.name.to_string(),
+                    unit: new_index[*i],
+                    environment,
+                });
+            }
+            link::check_env(&mesh, &env, &members, &mut self.diags, &mut self.warnings);
+            if complete {
+                link::check_imports(&mesh, &members, &mut self.diags);
+            }
+            meshes.push(LinkedMesh { mesh, services });
+        }
+        let mut units: Vec<Option<Unit>> = std::mem::take(&mut self.units)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let services = order
+            .iter()
+            .filter_map(|i| units[*i].take())
+            .map(|u| ServiceUnit {
+                manifest: u.manifest,
+                dir: u.dir,
+            })
+            .collect();
+        Workspace {
+            root: self.root.clone(),
+            config,
+            services,
+            warnings: std::mem::take(&mut self.warnings),
+            meshes,
+        }
+    }
+}
+
+/// The `build.to` of a candidate manifest, rendered with `vars` when it can be.
+fn build_to(text: &str, path: &Path, vars: &Variables) -> Option<String> {
+    let rendered = template::render(text, vars, path).ok()?;
+    let doc: serde_json::Value = parse::from_yaml(&rendered, path).ok()?;
+    doc.pointer("/build/to")
+        .and_then(serde_json::Value::as_str)
+        .map(String::from)
+}

@@ -1,0 +1,123 @@
+//! The inputs of a load: which files (`-f`, else `scone.toml` members, else
+//! the default Meshfile), the root, and `scone.toml` itself.
+
+use super::Loader;
+use crate::manifest::discover::{self, CONFIG_FILE};
+use crate::manifest::{Diagnostic, ErrorKind, Pos};
+use crate::workspace::{Config, LoadOptions};
+use std::path::{Path, PathBuf};
+
+impl Loader {
+    /// The files to load and the configuration; sets the root.
+    pub(super) fn files(&mut self, opts: &LoadOptions) -> Option<(Vec<PathBuf>, Config)> {
+        let given: Vec<PathBuf> = opts.files.iter().map(|f| self.cwd.join(f)).collect();
+        let start = match given.first() {
+            Some(f) => f
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| self.cwd.clone()),
+            None => self.cwd.clone(),
+        };
+        let config_file = discover::find_config(&start);
+        self.root = match &config_file {
+            Some(c) => c
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| start.clone()),
+            None => start.clone(),
+        };
+        let config = match &config_file {
+            Some(c) => self.config(c)?,
+            None => Config::default(),
+        };
+        if !given.is_empty() {
+            return Some((given, config));
+        }
+        if let (Some(cfg_file), false) = (&config_file, config.members.is_empty()) {
+            return match discover::members(&self.root, &config.members, cfg_file) {
+                Ok(files) => Some((files, config)),
+                Err(ds) => {
+                    self.diags.extend(ds);
+                    None
+                }
+            };
+        }
+        match discover::default_meshfile(&self.cwd) {
+            Some(f) => {
+                if config_file.is_none() {
+                    self.root = self.cwd.clone();
+                }
+                Some((vec![f], config))
+            }
+            None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::NoManifest,
+                        &self.cwd,
+                        Pos::default(),
+                        "no manifest to load",
+                    )
+                    .with_hint(format!(
+                        "give one with `-f FILE`, add `members` to {CONFIG_FILE}, or create {}",
+                        discover::DEFAULT_MESHFILES.join(" / ")
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads `scone.toml`; a parse error is a Config diagnostic at its line:column.
+    fn config(&mut self, file: &Path) -> Option<Config> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                self.diags.push(Diagnostic::new(
+                    ErrorKind::Config,
+                    file,
+                    Pos::default(),
+                    format!("cannot read {CONFIG_FILE}: {e}"),
+                ));
+                return None;
+            }
+        };
+        match toml::from_str::<Config>(&text) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let pos = e.span().map(|s| pos_of(&text, s.start)).unwrap_or_default();
+                let msg = e.message().trim().to_string();
+                self.diags.push(
+                    Diagnostic::new(ErrorKind::Config, file, pos, msg)
+                        .with_hint("see docs/manifests.md for the keys of scone.toml"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn pos_of(text: &str, offset: usize) -> Pos {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Pos {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pos_of;
+    use crate::manifest::Pos;
+
+    #[test]
+    fn offsets_to_positions() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(pos_of(text, 0), Pos { line: 1, column: 1 });
+        assert_eq!(pos_of(text, 6), Pos { line: 2, column: 1 });
+        assert_eq!(pos_of(text, 10), Pos { line: 2, column: 4 });
+        assert_eq!(pos_of(text, 999), Pos { line: 3, column: 1 });
+    }
+}
