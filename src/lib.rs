@@ -5,6 +5,7 @@
 //! internals, and steps never call the CLI. See `docs/architecture.md`.
 
 pub mod cas;
+pub mod dev;
 pub mod engine;
 pub mod helm;
 pub mod lockfile;

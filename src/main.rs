@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Command::Graph(args) => cli::graph::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Run(args) => cli::run::run(args),
-        Command::Dev(_) => Err(anyhow::anyhow!("`scone dev` is not implemented yet")),
+        Command::Dev(args) => cli::dev::run(args),
         Command::Enclave(cmd) => cli::enclave::run(cmd),
         Command::Cas(cmd) => cli::cas::run(cmd),
     };

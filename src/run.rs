@@ -154,97 +154,162 @@ pub fn unpack(layers: &[PathBuf], dest: &Path) -> Result<(), RunError> {
 
 /// Runs the spec on the host, in `<rootfs>/<pwd>`; returns the exit code.
 pub fn run_native(spec: &RunSpec, rootfs: &Path) -> Result<i32, RunError> {
-    let cwd = rootfs.join(spec.pwd.trim_start_matches('/'));
-    let (program, args) = spec
-        .argv
-        .split_first()
-        .ok_or_else(|| RunError::Engine("the command is empty".into()))?;
-    let status = std::process::Command::new(program)
-        .args(args)
-        .current_dir(&cwd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .status()
-        .map_err(|source| RunError::Io {
-            context: format!("running `{program}` in {}", cwd.display()),
-            source,
-        })?;
+    let status = start_native(spec, rootfs)?.wait().map_err(|source| RunError::Io {
+        context: "waiting for the service".into(),
+        source,
+    })?;
     Ok(status.code().unwrap_or(128))
 }
 
-/// Runs the spec in a Docker-API engine (image `tag`, already loaded);
-/// streams its output; returns its exit code. The container is removed after.
-pub fn run_docker(spec: &RunSpec, tag: &str, docker_host: Option<&str>, network: bool) -> Result<i32, RunError> {
-    use bollard::models::{ContainerCreateBody, HostConfig};
-    use bollard::query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder};
-    use futures_util::StreamExt;
-    use std::io::Write;
+/// A container started by [`start_docker`]; its output streams to ours.
+pub struct DockerRun {
+    id: String,
+    host: String,
+    waiter: Option<std::thread::JoinHandle<Result<i32, RunError>>>,
+}
 
-    let host = docker_host
+fn docker_host(docker_host: Option<&str>) -> String {
+    docker_host
         .map(str::to_string)
         .or_else(|| std::env::var("DOCKER_HOST").ok())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
-    let engine = |e: bollard::errors::Error| RunError::Engine(format!("{host}: {e}"));
-    let rt = tokio::runtime::Builder::new_current_thread()
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| RunError::Io {
             context: "starting a runtime".into(),
             source,
-        })?;
-    rt.block_on(async {
-        let docker = bollard::Docker::connect_with_host(&host).map_err(engine)?;
-        let docker = docker.negotiate_version().await.map_err(engine)?;
-        let body = ContainerCreateBody {
-            image: Some(tag.to_string()),
-            entrypoint: Some(spec.argv.clone()),
-            cmd: Some(Vec::new()),
-            working_dir: Some(spec.pwd.clone()),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(std::collections::HashMap::from([("dev.scone.run".to_string(), spec.service.clone())])),
-            host_config: Some(HostConfig {
-                network_mode: Some(if network { "bridge" } else { "none" }.into()),
-                ..HostConfig::default()
-            }),
-            ..ContainerCreateBody::default()
-        };
+        })
+}
+
+async fn connect(host: &str) -> Result<bollard::Docker, RunError> {
+    let engine = |e: bollard::errors::Error| RunError::Engine(format!("{host}: {e}"));
+    let docker = bollard::Docker::connect_with_host(host).map_err(engine)?;
+    docker.negotiate_version().await.map_err(engine)
+}
+
+/// Creates and starts a container for the spec (image `tag`, already loaded),
+/// `--network=none` unless `network`; a thread streams its logs and waits.
+pub fn start_docker(spec: &RunSpec, tag: &str, docker_host_arg: Option<&str>, network: bool) -> Result<DockerRun, RunError> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    let host = docker_host(docker_host_arg);
+    let engine = |e: bollard::errors::Error| RunError::Engine(format!("{e}"));
+    let body = ContainerCreateBody {
+        image: Some(tag.to_string()),
+        entrypoint: Some(spec.argv.clone()),
+        cmd: Some(Vec::new()),
+        working_dir: Some(spec.pwd.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(std::collections::HashMap::from([("dev.scone.run".to_string(), spec.service.clone())])),
+        host_config: Some(HostConfig {
+            network_mode: Some(if network { "bridge" } else { "none" }.into()),
+            ..HostConfig::default()
+        }),
+        ..ContainerCreateBody::default()
+    };
+    let id = runtime()?.block_on(async {
+        let docker = connect(&host).await?;
         let created = docker.create_container(None, body).await.map_err(engine)?;
-        let id = created.id;
-        let result = async {
-            docker.start_container(&id, None).await.map_err(engine)?;
-            let mut logs = docker.logs(
-                &id,
-                Some(LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build()),
-            );
-            while let Some(chunk) = logs.next().await {
-                match chunk.map_err(engine)? {
-                    bollard::container::LogOutput::StdErr { message } => {
-                        let _ = std::io::stderr().write_all(&message);
-                    }
-                    other => {
-                        let _ = std::io::stdout().write_all(&other.into_bytes());
-                    }
+        docker.start_container(&created.id, None).await.map_err(engine)?;
+        Ok::<_, RunError>(created.id)
+    })?;
+    let (wait_host, wait_id) = (host.clone(), id.clone());
+    let waiter = std::thread::spawn(move || stream_and_wait(&wait_host, &wait_id));
+    Ok(DockerRun { id, host, waiter: Some(waiter) })
+}
+
+fn stream_and_wait(host: &str, id: &str) -> Result<i32, RunError> {
+    use bollard::query_parameters::LogsOptionsBuilder;
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let engine = |e: bollard::errors::Error| RunError::Engine(format!("{host}: {e}"));
+    runtime()?.block_on(async {
+        let docker = connect(host).await?;
+        let mut logs = docker.logs(id, Some(LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build()));
+        while let Some(chunk) = logs.next().await {
+            match chunk.map_err(engine)? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    let _ = std::io::stderr().write_all(&message);
+                }
+                other => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&other.into_bytes());
+                    let _ = out.flush();
                 }
             }
-            let _ = std::io::stdout().flush();
-            let mut wait = docker.wait_container(&id, None);
-            let mut code = 0i64;
-            while let Some(r) = wait.next().await {
-                match r {
-                    Ok(w) => code = w.status_code,
-                    Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
-                    Err(e) => return Err(engine(e)),
-                }
-            }
-            Ok(i32::try_from(code).unwrap_or(1))
         }
-        .await;
-        let _ = docker
-            .remove_container(&id, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
-            .await;
-        result
+        let mut wait = docker.wait_container(id, None);
+        let mut code = 0i64;
+        while let Some(r) = wait.next().await {
+            match r {
+                Ok(w) => code = w.status_code,
+                Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
+                Err(e) => return Err(engine(e)),
+            }
+        }
+        Ok(i32::try_from(code).unwrap_or(1))
     })
+}
+
+impl DockerRun {
+    /// Waits for the container to exit; returns its exit code. Removes it.
+    pub fn wait(mut self) -> Result<i32, RunError> {
+        let code = match self.waiter.take().map(|w| w.join()) {
+            Some(Ok(result)) => result,
+            _ => Err(RunError::Engine("the log streamer panicked".into())),
+        };
+        self.remove();
+        code
+    }
+
+    /// Stops and removes the container.
+    pub fn stop(mut self) {
+        self.remove();
+        if let Some(w) = self.waiter.take() {
+            let _ = w.join();
+        }
+    }
+
+    fn remove(&self) {
+        use bollard::query_parameters::RemoveContainerOptionsBuilder;
+        if let Ok(rt) = runtime() {
+            let _ = rt.block_on(async {
+                let docker = connect(&self.host).await?;
+                docker
+                    .remove_container(&self.id, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
+                    .await
+                    .map_err(|e| RunError::Engine(e.to_string()))
+            });
+        }
+    }
+}
+
+/// Runs the spec in a Docker-API engine and waits for it; returns its exit code.
+pub fn run_docker(spec: &RunSpec, tag: &str, docker_host: Option<&str>, network: bool) -> Result<i32, RunError> {
+    start_docker(spec, tag, docker_host, network)?.wait()
+}
+
+/// Starts the spec on the host, in `<rootfs>/<pwd>`, without waiting.
+pub fn start_native(spec: &RunSpec, rootfs: &Path) -> Result<std::process::Child, RunError> {
+    let cwd = rootfs.join(spec.pwd.trim_start_matches('/'));
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| RunError::Engine("the command is empty".into()))?;
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(&cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .spawn()
+        .map_err(|source| RunError::Io {
+            context: format!("running `{program}` in {}", cwd.display()),
+            source,
+        })
 }
 
 #[cfg(test)]

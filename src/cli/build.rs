@@ -86,15 +86,24 @@ fn signing_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
 
 /// Runs `scone build`.
 pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
-    run(args, None)
+    Ok(execute(args, None)?.code)
 }
 
 /// Runs `scone apply`.
 pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<i32> {
-    run(&args.build, Some(args))
+    Ok(execute(&args.build, Some(args))?.code)
 }
 
-fn run(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<i32> {
+/// What one build or apply did.
+pub struct Outcome {
+    pub code: i32,
+    pub workspace: Workspace,
+    /// The report of the last engine run.
+    pub report: Option<engine::BuildReport>,
+}
+
+/// Builds (and with `apply`, applies) once.
+pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Outcome> {
     let common = &args.common;
     let ws = load_workspace(common)?;
     let only = selected(&ws, common)?;
@@ -160,6 +169,7 @@ fn run(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<i32> {
         }
     };
     let mut new_lock = lock.clone();
+    let mut last = None;
     for phase in phases {
         let effects = phase.is_some();
         let mut s = settings(phase, key.clone());
@@ -177,9 +187,14 @@ fn run(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<i32> {
         )?;
         out.finished(&report);
         if !report.success() {
-            return Ok(1);
+            return Ok(Outcome {
+                code: 1,
+                workspace: ws,
+                report: Some(report),
+            });
         }
         new_lock = updated_lock(&lock, &report, &ws);
+        last = Some(report);
         if locked && new_lock != lock {
             let diff = lock.diff(&new_lock).join("\n");
             bail!(
@@ -198,7 +213,11 @@ fn run(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<i32> {
             load_images(&ws, &only, &target_dir, &probe)?;
         }
     }
-    Ok(0)
+    Ok(Outcome {
+        code: 0,
+        workspace: ws,
+        report: last,
+    })
 }
 
 fn load_images(ws: &Workspace, only: &[usize], target: &Path, out: &Output) -> anyhow::Result<()> {

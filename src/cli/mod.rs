@@ -5,6 +5,7 @@ pub mod build;
 pub mod cas;
 pub mod check;
 pub mod clean;
+pub mod dev;
 pub mod enclave;
 pub mod graph;
 pub mod output;

@@ -22,8 +22,15 @@ pub fn digest_hex(digest: &str) -> Result<&str> {
     let hex = digest
         .strip_prefix("sha256:")
         .ok_or_else(|| OciError::invalid("digest", format!("`{digest}` is not a sha256 digest")))?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(OciError::invalid("digest", format!("`{digest}` is not a sha256 digest")));
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(OciError::invalid(
+            "digest",
+            format!("`{digest}` is not a sha256 digest"),
+        ));
     }
     Ok(hex)
 }

@@ -360,3 +360,74 @@ pub fn entries_from_dir(root: &Path, prefix: &str, modes: ModePolicy) -> Result<
     }
     Ok(entries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_is_sorted_with_parents_and_fixed_metadata() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        fs::write(&a, b"hello").unwrap();
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o700)).unwrap();
+        let entries = vec![
+            LayerEntry::file("app/z.txt", a.clone(), 5, false),
+            LayerEntry::file("app/bin/run", a.clone(), 5, true),
+            LayerEntry::symlink("app/link", "z.txt"),
+            LayerEntry::file("app.txt", a.clone(), 5, false),
+        ];
+        let planned = plan_entries(&entries).unwrap();
+        let mut tar = Vec::new();
+        write_tar(&planned, 42, &mut tar).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let listing: Vec<(String, u32, u64, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+                (
+                    String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                    h.mode().unwrap(),
+                    h.mtime().unwrap(),
+                    h.size().unwrap(),
+                )
+            })
+            .collect();
+        let names: Vec<&str> = listing.iter().map(|l| l.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "app/",
+                "app/bin/",
+                "app/bin/run",
+                "app/link",
+                "app/z.txt",
+                "app.txt"
+            ]
+        );
+        assert!(listing.iter().all(|l| l.2 == 42));
+        assert_eq!(listing[2].1, 0o755);
+        assert_eq!(listing[4].1, 0o644);
+        assert_eq!(listing[4].3, 5);
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        for bad in ["/abs", "a/../b", "", "a//b", "./a"] {
+            assert!(plan_entries(&[LayerEntry::dir(bad)]).is_err(), "{bad}");
+        }
+        let clash = [LayerEntry::symlink("a", "b"), LayerEntry::dir("a/c")];
+        assert!(plan_entries(&clash).is_err());
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        fs::write(&f, b"abc").unwrap();
+        let wrong_size = [LayerEntry::file("f", f, 10, false)];
+        let err = write_layer(&wrong_size, 0, Compression::Gzip, tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("changed size"), "{err}");
+        // No temp file left behind.
+        assert_eq!(fs::read_dir(tmp.path().join("sha256")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,212 @@
+//! `scone dev`: watch every input, rebuild what changed, re-apply the policy to
+//! the local CAS, restart only the services whose image or policy changed, and
+//! print one line per cycle. A broken manifest is reported and the loop goes
+//! on; Ctrl-C stops every service it started.
+
+use anyhow::Context;
+use scone::cas::Cas;
+use scone::dev::{watch, DevEvent};
+use scone::run::{DockerRun, RunSpec};
+use std::collections::BTreeMap;
+use std::process::Child;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::args::{ApplyArgs, BuildArgs, DevArgs};
+use super::build::{execute, Outcome};
+use super::output::Output;
+
+/// A service the loop started.
+enum Running {
+    Native(Child, tempfile::TempDir),
+    Docker(DockerRun),
+}
+
+impl Running {
+    fn stop(self) {
+        match self {
+            Running::Native(mut child, _rootfs) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Running::Docker(run) => run.stop(),
+        }
+    }
+}
+
+/// One service's identity for restarts: what it runs and with what.
+#[derive(PartialEq, Eq)]
+struct Fingerprint {
+    spec: RunSpec,
+    image: String,
+}
+
+/// Runs `scone dev`.
+pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
+    let out = Output::new(&args.common, 0);
+    let mut common = args.common.clone();
+    let only = std::mem::take(&mut common.services);
+    let apply = ApplyArgs {
+        build: BuildArgs {
+            common,
+            ..BuildArgs::default()
+        },
+        ..ApplyArgs::default()
+    };
+    let (tx, rx) = mpsc::channel();
+    let stop_tx = tx.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+                let _ = stop_tx.send(DevEvent::Stop);
+            }
+        }
+    });
+
+    let mut running: BTreeMap<String, (Fingerprint, Running)> = BTreeMap::new();
+    let mut watcher = None;
+    let mut pending: Option<(Vec<std::path::PathBuf>, Instant)> = None;
+    loop {
+        let current = pending.take();
+        let started = current.as_ref().map_or_else(Instant::now, |p| p.1);
+        match cycle(&apply, &only, args.native, &mut running, &out) {
+            Ok(Some((outcome, restarted))) => {
+                if watcher.is_none() {
+                    let ws = &outcome.workspace;
+                    let target = ws.target_dir(apply.build.common.target_dir.as_deref());
+                    let root = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
+                    let target = target.canonicalize().unwrap_or(target);
+                    watcher = Some(
+                        watch(&root, &target, Duration::from_millis(args.debounce_ms), tx.clone())
+                            .context("watching the workspace")?,
+                    );
+                    out.status("Watching", &format!("{} (Ctrl-C to stop)", root.display()));
+                }
+                let built = outcome
+                    .report
+                    .as_ref()
+                    .map(|r| r.built)
+                    .unwrap_or_default();
+                let changed = current
+                    .map(|(paths, _)| {
+                        paths
+                            .iter()
+                            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_else(|| "initial build".into());
+                let restarted = if restarted.is_empty() { "none".to_string() } else { restarted.join(", ") };
+                out.status(
+                    "Cycle",
+                    &format!(
+                        "changed: {changed}; rebuilt {built} step(s); restarted: {restarted}; {:.2}s from save to running",
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+            }
+            Ok(None) => {}
+            Err(err) => {
+                if let Some(diags) = err.downcast_ref::<scone::manifest::Diagnostics>() {
+                    eprintln!("{diags}");
+                } else {
+                    out.error(&format!("{err:#}"));
+                }
+                out.status("Watching", "for a fix");
+                if watcher.is_none() {
+                    // Nothing could be loaded yet: watch the current folder.
+                    let cwd = std::env::current_dir()?;
+                    watcher = Some(watch(&cwd, &cwd.join("target"), Duration::from_millis(args.debounce_ms), tx.clone())?);
+                }
+            }
+        }
+        match rx.recv() {
+            Ok(DevEvent::Changed { paths, at }) => {
+                // Coalesce everything that arrived meanwhile.
+                let mut all = paths;
+                let mut first = at;
+                while let Ok(DevEvent::Changed { paths, at }) = rx.try_recv() {
+                    all.extend(paths);
+                    first = first.min(at);
+                }
+                pending = Some((all, first));
+            }
+            Ok(DevEvent::Stop) | Err(_) => break,
+        }
+    }
+    for (_, (_, r)) in std::mem::take(&mut running) {
+        r.stop();
+    }
+    out.status("Stopped", "every service scone dev started");
+    Ok(0)
+}
+
+/// One build + apply + restart. `Ok(None)`: the build failed (reported).
+fn cycle(
+    apply: &ApplyArgs,
+    only: &[String],
+    native: bool,
+    running: &mut BTreeMap<String, (Fingerprint, Running)>,
+    out: &Output,
+) -> anyhow::Result<Option<(Outcome, Vec<String>)>> {
+    let outcome = execute(&apply.build, Some(apply))?;
+    if outcome.code != 0 {
+        return Ok(None);
+    }
+    let ws = &outcome.workspace;
+    let target = ws.target_dir(apply.build.common.target_dir.as_deref());
+    let cas = scone::cas::local::LocalCas::open(&scone::cas::local::default_dir()?)?;
+    let mut restarted = Vec::new();
+    let mut wanted = Vec::new();
+    for mesh in &ws.meshes {
+        let ns = mesh.namespace();
+        let Some(session) = cas.session(ns)? else { continue };
+        let secrets = cas.secret_values(ns)?;
+        for service in &mesh.services {
+            let unit = &ws.services[service.unit];
+            if !only.is_empty() && !only.iter().any(|n| n == &service.name || n == unit.name()) {
+                continue;
+            }
+            wanted.push(service.name.clone());
+            let spec = scone::run::resolve(&session.yaml, &service.name, &secrets)?;
+            let image = outcome
+                .report
+                .as_ref()
+                .and_then(|r| r.results.get(&scone::engine::StepId::new("image", unit.name())))
+                .map(|r| r.record["manifest_digest"].to_string())
+                .unwrap_or_default();
+            let fp = Fingerprint { spec, image };
+            if running.get(&service.name).is_some_and(|(old, _)| *old == fp) {
+                continue;
+            }
+            if let Some((_, old)) = running.remove(&service.name) {
+                old.stop();
+            }
+            let layout = target.join("images").join(unit.name());
+            let tag = &unit.manifest.build.to.value;
+            let handle = if native {
+                let image = scone::oci::layout::read_layout(&layout, Some(tag))?;
+                let layers: Vec<_> = image.layers.iter().map(|l| l.path.clone()).collect();
+                let rootfs = tempfile::Builder::new().prefix("scone-dev-").tempdir()?;
+                scone::run::unpack(&layers, rootfs.path())?;
+                Running::Native(scone::run::start_native(&fp.spec, rootfs.path())?, rootfs)
+            } else {
+                let host = std::env::var("DOCKER_HOST").ok();
+                scone::oci::docker::load(&layout, tag, host.as_deref())?;
+                let network = !unit.manifest.ports.is_empty();
+                Running::Docker(scone::run::start_docker(&fp.spec, tag, host.as_deref(), network)?)
+            };
+            restarted.push(service.name.clone());
+            running.insert(service.name.clone(), (fp, handle));
+        }
+    }
+    for name in running.keys().filter(|n| !wanted.contains(n)).cloned().collect::<Vec<_>>() {
+        if let Some((_, r)) = running.remove(&name) {
+            r.stop();
+        }
+    }
+    if restarted.is_empty() && outcome.report.as_ref().is_some_and(|r| r.built > 0) {
+        out.status("Unchanged", "no service's image or policy changed");
+    }
+    Ok(Some((outcome, restarted)))
+}

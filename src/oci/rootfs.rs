@@ -1,0 +1,337 @@
+//! Read files out of a stack of layer blobs (bottom first) as the container would see
+//! them: later layers win, whiteouts (`.wh.NAME`, `.wh..wh..opq`) delete, and symlinks
+//! (absolute or relative) are followed inside the image root, never outside it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::error::{io_at, OciError, Result};
+
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// What a path is in the merged file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir,
+    /// A regular file stored in layer `layer` (index into the stack) under `name`.
+    File {
+        layer: usize,
+        name: String,
+    },
+    Symlink(String),
+    /// A hard link to another path of the image.
+    Hardlink(String),
+    Other,
+}
+
+/// Open a layer blob, decompressing gzip or zstd (sniffed from the magic bytes).
+pub fn open_layer(path: &Path) -> Result<Box<dyn Read>> {
+    let mut magic = [0u8; 4];
+    let mut file = File::open(path).map_err(io_at("opening layer", path))?;
+    let n = file
+        .read(&mut magic)
+        .map_err(io_at("reading layer", path))?;
+    let file = BufReader::new(File::open(path).map_err(io_at("opening layer", path))?);
+    Ok(if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        Box::new(zstd::Decoder::new(file).map_err(io_at("reading zstd layer", path))?)
+    } else {
+        Box::new(file)
+    })
+}
+
+/// `./a/b/` → `a/b`; `/` → ``.
+fn normalize(path: &str) -> String {
+    path.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn remove_tree(map: &mut BTreeMap<String, Node>, path: &str, keep_self: bool) {
+    let prefix = format!("{path}/");
+    let children: Vec<String> = map
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for child in children {
+        map.remove(&child);
+    }
+    if !keep_self {
+        map.remove(path);
+    }
+}
+
+/// The merged view of a stack of layers (metadata only; contents are read on demand).
+pub struct RootFs {
+    layers: Vec<PathBuf>,
+    nodes: BTreeMap<String, Node>,
+}
+
+impl RootFs {
+    /// Index the layers (bottom first).
+    pub fn open(layers: &[PathBuf]) -> Result<RootFs> {
+        let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+        for (index, layer) in layers.iter().enumerate() {
+            let mut archive = tar::Archive::new(open_layer(layer)?);
+            let mut added = Vec::new();
+            let mut whiteouts = Vec::new();
+            let mut opaque = Vec::new();
+            let bad =
+                |e: std::io::Error| OciError::io(format!("reading layer {}", layer.display()), e);
+            for entry in archive.entries().map_err(bad)? {
+                let entry = entry.map_err(bad)?;
+                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                let path = normalize(&raw);
+                if path.is_empty() {
+                    continue;
+                }
+                let (dir, name) = match path.rsplit_once('/') {
+                    Some((d, n)) => (d.to_string(), n.to_string()),
+                    None => (String::new(), path.clone()),
+                };
+                if name == ".wh..wh..opq" {
+                    opaque.push(dir);
+                    continue;
+                }
+                if let Some(hidden) = name.strip_prefix(".wh.") {
+                    whiteouts.push(if dir.is_empty() {
+                        hidden.to_string()
+                    } else {
+                        format!("{dir}/{hidden}")
+                    });
+                    continue;
+                }
+                let link = || {
+                    entry
+                        .link_name_bytes()
+                        .map(|l| String::from_utf8_lossy(&l).into_owned())
+                        .unwrap_or_default()
+                };
+                let node = match entry.header().entry_type() {
+                    tar::EntryType::Directory => Node::Dir,
+                    tar::EntryType::Regular | tar::EntryType::Continuous => Node::File {
+                        layer: index,
+                        name: raw.clone(),
+                    },
+                    tar::EntryType::Symlink => Node::Symlink(link()),
+                    tar::EntryType::Link => Node::Hardlink(normalize(&link())),
+                    _ => Node::Other,
+                };
+                added.push((path, node));
+            }
+            for dir in opaque {
+                remove_tree(&mut nodes, &dir, true);
+            }
+            for path in whiteouts {
+                remove_tree(&mut nodes, &path, false);
+            }
+            for (path, node) in added {
+                if node != Node::Dir {
+                    remove_tree(&mut nodes, &path, true);
+                }
+                nodes.insert(path, node);
+            }
+        }
+        Ok(RootFs {
+            layers: layers.to_vec(),
+            nodes,
+        })
+    }
+
+    fn node(&self, path: &str) -> Option<Node> {
+        if path.is_empty() {
+            return Some(Node::Dir);
+        }
+        match self.nodes.get(path) {
+            Some(n) => Some(n.clone()),
+            None => {
+                // Parents a layer did not list explicitly still exist.
+                let prefix = format!("{path}/");
+                self.nodes
+                    .range(prefix.clone()..)
+                    .next()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|_| Node::Dir)
+            }
+        }
+    }
+
+    /// Follow symlinks: the real path (no leading `/`) of `path`, or None if it does not exist.
+    pub fn resolve(&self, path: &str) -> Result<Option<String>> {
+        let mut pending: Vec<String> = path.split('/').rev().map(str::to_string).collect();
+        let mut current: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    current.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(part);
+            let joined = current.join("/");
+            match self.node(&joined) {
+                None => return Ok(None),
+                Some(Node::Symlink(target)) => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(OciError::invalid(
+                            format!("path /{path} in the image"),
+                            "too many levels of symbolic links",
+                        ));
+                    }
+                    current.pop();
+                    if target.starts_with('/') {
+                        current.clear();
+                    }
+                    pending.extend(target.split('/').rev().map(str::to_string));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Some(current.join("/")))
+    }
+
+    /// The content of the regular file at `path` (symlinks followed), None if absent.
+    /// A directory or special file at `path` is an error.
+    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(real) = self.resolve(path)? else {
+            return Ok(None);
+        };
+        let mut node = self.node(&real);
+        if let Some(Node::Hardlink(target)) = &node {
+            node = self.node(target);
+        }
+        let (layer, name) = match node {
+            Some(Node::File { layer, name }) => (layer, name),
+            None => return Ok(None),
+            Some(_) => {
+                return Err(OciError::invalid(
+                    format!("path /{path} in the image"),
+                    "is not a regular file",
+                ))
+            }
+        };
+        let blob = &self.layers[layer];
+        let mut archive = tar::Archive::new(open_layer(blob)?);
+        let bad = |e: std::io::Error| OciError::io(format!("reading layer {}", blob.display()), e);
+        for entry in archive.entries().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            if String::from_utf8_lossy(&entry.path_bytes()) == name.as_str() {
+                let mut content = Vec::new();
+                entry.read_to_end(&mut content).map_err(bad)?;
+                return Ok(Some(content));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Find `name` like a shell would on `path_var` (`/usr/local/bin:/usr/bin:/bin`):
+    /// the absolute real path (symlinks followed) of the first regular file found.
+    /// A `name` containing `/` is resolved as a path (relative to `/`).
+    pub fn which(&self, name: &str, path_var: &str) -> Result<Option<String>> {
+        let candidates: Vec<String> = if name.contains('/') {
+            vec![name.to_string()]
+        } else {
+            path_var
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| format!("{}/{name}", d.trim_end_matches('/')))
+                .collect()
+        };
+        for candidate in candidates {
+            if let Some(real) = self.resolve(&candidate)? {
+                match self.node(&real) {
+                    Some(Node::File { .. }) | Some(Node::Hardlink(_)) => {
+                        return Ok(Some(format!("/{real}")))
+                    }
+                    _ => continue,
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Read one file (symlinks followed, whiteouts honoured) from a stack of layer blobs.
+pub fn read_file(layers: &[PathBuf], path: &str) -> Result<Option<Vec<u8>>> {
+    RootFs::open(layers)?.read_file(path)
+}
+
+/// Find an executable on `path_var` in a stack of layer blobs; returns its real path.
+pub fn which(layers: &[PathBuf], name: &str, path_var: &str) -> Result<Option<String>> {
+    RootFs::open(layers)?.which(name, path_var)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tar::{write_layer, Compression, LayerEntry};
+    use super::*;
+
+    fn layer(dir: &Path, entries: &[LayerEntry]) -> PathBuf {
+        let blob = write_layer(entries, 0, Compression::Gzip, dir).unwrap();
+        dir.join("sha256")
+            .join(blob.digest.trim_start_matches("sha256:"))
+    }
+
+    #[test]
+    fn symlinks_whiteouts_and_which() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let py = src.join("py");
+        std::fs::write(&py, b"ELF python").unwrap();
+        let gone = src.join("gone");
+        std::fs::write(&gone, b"old").unwrap();
+        let out = tmp.path().join("blobs");
+        let bottom = layer(
+            &out,
+            &[
+                LayerEntry::file("usr/bin/python3.11", py.clone(), 10, true),
+                LayerEntry::symlink("usr/bin/python3", "python3.11"),
+                LayerEntry::symlink("bin", "usr/bin"),
+                LayerEntry::file("etc/old", gone.clone(), 3, false),
+                LayerEntry::file("opt/x/a", gone.clone(), 3, false),
+            ],
+        );
+        let empty = src.join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        let top = layer(
+            &out,
+            &[
+                LayerEntry::file("etc/.wh.old", empty.clone(), 0, false),
+                LayerEntry::file("opt/x/.wh..wh..opq", empty.clone(), 0, false),
+                LayerEntry::file("opt/x/b", py.clone(), 10, false),
+            ],
+        );
+        let layers = vec![bottom, top];
+        let fs = RootFs::open(&layers).unwrap();
+        assert_eq!(fs.read_file("bin/python3").unwrap().unwrap(), b"ELF python");
+        assert_eq!(
+            fs.resolve("/bin/python3").unwrap().unwrap(),
+            "usr/bin/python3.11"
+        );
+        assert_eq!(
+            fs.which("python3", "/usr/local/bin:/bin").unwrap().unwrap(),
+            "/usr/bin/python3.11"
+        );
+        assert_eq!(fs.which("nope", "/bin").unwrap(), None);
+        assert_eq!(fs.read_file("etc/old").unwrap(), None);
+        assert_eq!(fs.read_file("opt/x/a").unwrap(), None);
+        assert_eq!(fs.read_file("opt/x/b").unwrap().unwrap(), b"ELF python");
+        assert!(fs.read_file("usr/bin").is_err());
+        assert_eq!(
+            read_file(&layers, "../../usr/bin/python3")
+                .unwrap()
+                .unwrap(),
+            b"ELF python"
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! `scone dev` driven in the background (issue 8): an edit re-runs the edited
+//! service only; a broken manifest is reported and the loop stays alive.
+
+mod support;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use support::Sandbox;
+
+const OTHER: &str = "apiVersion: scone/5.8
+kind: genImage
+environment:
+  global:
+    - name: API_USER
+build:
+  name: other_svc
+  kind: python
+  to: example.com/other:latest
+  pwd: /other
+  command: python3 other.py
+  copy:
+    - other.py
+";
+
+const MESH: &str = "apiVersion: scone/5.8
+kind: mesh
+cas:
+  - name: cas
+    cas_url: 127.0.0.1:8081
+policy:
+  namespace: devmesh
+env:
+  - name: API_USER
+    value: myself
+services:
+  - name: python_app
+    image: registry.scontain.com:5050/cicd/python_hello_user:latest
+    manifest: app/service.yml
+  - name: other
+    image: example.com/other:latest
+    manifest: other/service.yml
+";
+
+fn workspace(sb: &Sandbox) -> PathBuf {
+    let root = sb.path().join("ws");
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::create_dir_all(root.join("other")).unwrap();
+    for f in ["service.yml", "print_env.py"] {
+        std::fs::copy(support::fixtures().join("hello-world").join(f), root.join("app").join(f)).unwrap();
+    }
+    std::fs::write(root.join("other/service.yml"), OTHER).unwrap();
+    std::fs::write(root.join("other/other.py"), "import os\nprint('other says ' + os.environ['API_USER'])\n").unwrap();
+    std::fs::write(root.join("mesh.yml"), MESH).unwrap();
+    root
+}
+
+/// The dev process with its output captured into files we can poll.
+struct Dev {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Dev {
+    fn start(sb: &Sandbox, root: &Path) -> Dev {
+        let stdout = sb.path().join("dev.out");
+        let stderr = sb.path().join("dev.err");
+        let cmd = sb.scone(root);
+        let mut std_cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("scone"));
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => std_cmd.env(k, v),
+                None => std_cmd.env_remove(k),
+            };
+        }
+        let child = std_cmd
+            .current_dir(root)
+            .args(["dev", "-f", "mesh.yml", "--native", "--debounce-ms", "100"])
+            .stdout(Stdio::from(std::fs::File::create(&stdout).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
+            .spawn()
+            .unwrap();
+        Dev { child, stdout, stderr }
+    }
+
+    fn read(path: &Path) -> String {
+        let mut s = String::new();
+        std::fs::File::open(path).unwrap().read_to_string(&mut s).unwrap();
+        s
+    }
+
+    /// Waits until `count` occurrences of `needle` are in stdout (or stderr).
+    fn wait_for(&mut self, err: bool, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = Self::read(if err { &self.stderr } else { &self.stdout });
+            if text.matches(needle).count() >= count {
+                return text;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("scone dev exited ({status}) waiting for {needle:?}:\n{}\n{}", Self::read(&self.stdout), Self::read(&self.stderr));
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {needle:?}:\n{text}\n{}", Self::read(&self.stderr));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cycles(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("Cycle ")).collect()
+}
+
+#[test]
+fn dev_reruns_only_what_changed_and_survives_a_broken_manifest() {
+    let sb = Sandbox::new();
+    let root = workspace(&sb);
+    let mut dev = Dev::start(&sb, &root);
+    dev.wait_for(false, "Hello 'myself' - thanks for passing along the API_PASSWORD", 1);
+    dev.wait_for(false, "other says myself", 1);
+    dev.wait_for(true, "Watching", 1);
+
+    // Edit the app: its output changes; the other service is not restarted.
+    std::fs::write(root.join("app/print_env.py"), "import os\nprint('v2 ' + os.environ['API_USER'] + ' ' + str(len(os.environ['API_PASSWORD'])))\n").unwrap();
+    dev.wait_for(false, "v2 myself 10", 1);
+    let err = dev.wait_for(true, "Cycle ", 2);
+    let last = *cycles(&err).last().unwrap();
+    assert!(last.contains("changed: print_env.py"), "{last}");
+    assert!(last.contains("restarted: python_app;"), "{last}");
+    let after_edit = &err[err.find("Watching").unwrap()..];
+    assert!(!after_edit.contains("Built copy:other_svc"), "{after_edit}");
+    assert_eq!(Dev::read(&dev.stdout).matches("other says").count(), 1);
+
+    // Edit the other service: the app is not restarted.
+    std::fs::write(root.join("other/other.py"), "print('other v2')\n").unwrap();
+    dev.wait_for(false, "other v2", 1);
+    let err = dev.wait_for(true, "Cycle ", 3);
+    let last = *cycles(&err).last().unwrap();
+    assert!(last.contains("restarted: other;"), "{last}");
+    assert_eq!(Dev::read(&dev.stdout).matches("v2 myself").count(), 1);
+
+    // A broken manifest: error shown, loop alive; fixing it resumes.
+    let good = std::fs::read_to_string(root.join("other/service.yml")).unwrap();
+    std::fs::write(root.join("other/service.yml"), good.replace("pwd: /other", "pwd: [oops")).unwrap();
+    dev.wait_for(true, "error", 1);
+    dev.wait_for(true, "Watching for a fix", 1);
+    assert!(dev.child.try_wait().unwrap().is_none(), "scone dev must keep running");
+    std::fs::write(root.join("other/service.yml"), good.replace("other.py\n", "other.py\n  # fixed\n")).unwrap();
+    dev.wait_for(true, "Cycle ", 4);
+
+    // Ctrl-C stops it cleanly.
+    let pid = dev.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = dev.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "scone dev did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
+    assert!(Dev::read(&dev.stderr).contains("Stopped"));
+}
