@@ -232,14 +232,18 @@ fn plan_service(
     let name = unit.name().to_string();
     let id = |kind: &str| StepId::new(kind, &name);
 
+    let mut default_unit = None;
     let spec_text = match &m.build.from {
         Some(from) => absolute_spec(&from.value, &unit.dir),
         None => match ws.config.base.get(&m.build.kind.value) {
             Some(spec) => absolute_spec(spec, &ws.root),
-            None => default_base(&m.build.kind.value, &settings.cache_dir).ok_or_else(|| PlanError::NoBase {
-                manifest: m.path.clone(),
-                kind: m.build.kind.value.clone(),
-            })?,
+            None => {
+                default_unit = Some(format!("default:{}", m.build.kind.value));
+                default_base(&m.build.kind.value, &settings.cache_dir).ok_or_else(|| PlanError::NoBase {
+                    manifest: m.path.clone(),
+                    kind: m.build.kind.value.clone(),
+                })?
+            }
         },
     };
     let spec = BaseSpec::parse(&spec_text).map_err(|e| PlanError::Base {
@@ -248,6 +252,7 @@ fn plan_service(
         reason: e.to_string(),
     })?;
     let base_unit = match spec_text.strip_prefix("dir:").map(Path::new) {
+        _ if default_unit.is_some() => default_unit.clone().unwrap_or_default(),
         Some(p) => match p.strip_prefix(&ws.root) {
             Ok(rel) => format!("dir:{}", rel.display()),
             Err(_) => spec_text.clone(),
