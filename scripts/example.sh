@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job on the bundled example, with embedded defaults: a local python base
+# image made from Debian packages, the embedded local CAS, no registry, no Docker.
+#
+#   scripts/example.sh
+#
+# Builds scone, builds fixtures/hello-world (image, signed enclave, CAS session, Helm
+# chart under fixtures/hello-world/target/), applies the session to the local CAS,
+# then runs the service natively in simulation mode.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cache=${SCONE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/scone}
+scripts/python-rootfs.sh "$cache/rootfs/python3"
+cargo build --quiet
+scone=target/debug/scone
+"$scone" apply -f fixtures/hello-world/mesh.yml
+"$scone" run -p python_app -f fixtures/hello-world/mesh.yml --native
+echo
+echo "Outputs: fixtures/hello-world/target/{images,enclave,policy,helm}"
+echo "Next: helm install python-app fixtures/hello-world/target/helm"
