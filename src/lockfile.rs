@@ -140,3 +140,29 @@ mod tests {
         assert_eq!(back.to_text(), text);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// `scone.lock.example` documents a lock scone can read, with every field.
+    #[test]
+    fn the_documented_example_parses_with_every_field() {
+        let text = include_str!("../scone.lock.example");
+        let lock: Lockfile = toml::from_str(text).expect("scone.lock.example parses");
+        assert_eq!(lock.version, VERSION);
+        assert_eq!(lock.base.len(), 1);
+        let image = &lock.image["python_hello_user"];
+        assert!(!image.reference.is_empty() && image.digest.starts_with("sha256:"));
+        assert_eq!(image.mrenclave.len(), 64);
+        assert_eq!(image.mrsigner.len(), 64);
+        assert_eq!(image.fspf_tag.len(), 64);
+        let session = &lock.session["myPythonApp"];
+        assert!(session.cas_hash.is_some());
+        // Nothing scone writes is missing from the example.
+        for line in lock.to_text().lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap_or_default();
+            assert!(text.contains(&format!("\n{key} = ")), "{key} is not documented");
+        }
+    }
+}
