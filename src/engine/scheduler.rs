@@ -210,7 +210,11 @@ fn run_step(
         fingerprint = fp.digest();
         let previous = store.load_state(&id);
         if step.cacheable() {
-            if let Some(record) = store.load_action(&fingerprint) {
+            let known = previous
+                .as_ref()
+                .filter(|p| p.fingerprint == fingerprint)
+                .and_then(|p| p.record.clone());
+            if let Some(record) = known.or_else(|| store.load_action(&fingerprint)) {
                 if store.action_intact(&record) {
                     for entry in &record.publish {
                         if !publish::is_current(target, entry, store) {
@@ -219,7 +223,7 @@ fn run_step(
                         }
                     }
                     if previous.as_ref().map(|p| p.fingerprint.as_str()) != Some(&fingerprint) {
-                        save_state(store, &id, &fingerprint, fp.pairs())?;
+                        save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
                     }
                     return Ok((record, Status::Fresh, None));
                 }
@@ -268,7 +272,8 @@ fn run_step(
         } else {
             Status::Fresh
         };
-        save_state(store, &id, &fingerprint, fp.pairs())?;
+        let cached = step.cacheable().then_some(&record);
+        save_state(store, &id, &fingerprint, fp.pairs(), cached)?;
         let _ = fs::remove_dir_all(scratch);
         Ok((record, status, (status == Status::Built).then_some(why)))
     })();
@@ -308,10 +313,12 @@ fn save_state(
     id: &StepId,
     fingerprint: &str,
     pairs: &[(String, String)],
+    record: Option<&ActionRecord>,
 ) -> Result<(), StepError> {
     let state = StepState {
         fingerprint: fingerprint.to_string(),
         inputs: pairs.to_vec(),
+        record: record.cloned(),
     };
     store
         .save_state(id, &state)
@@ -382,5 +389,6 @@ pub fn clean_steps(target: &Path, ids: &[StepId]) -> std::io::Result<Vec<PathBuf
         }
         store.remove_state(id)?;
     }
+    store.save_stats()?;
     Ok(removed)
 }

@@ -7,8 +7,10 @@
 //!   stat-cache.json           path+stat → blake3 (statcache.rs)
 //!   blobs/<2 hex>/<blake3>    every file a step made, by content; mtime pinned
 //!   actions/<2 hex>/<fp>.json fingerprint → ActionRecord (the action cache)
-//!   steps/<kind>/<unit>.json  the last fingerprint and input list of a step
-//!                             (for --explain and `clean -p`)
+//!   index.json                per step: the last fingerprint, its input list
+//!                             (for --explain and `clean -p`) and its action
+//!                             record, read once per build so a no-op build
+//!                             opens one file instead of two per step
 //!   tmp/                      scratch folders of running steps; wiped per build
 //! ```
 //!
@@ -17,7 +19,9 @@
 //! an untouched blob is not re-read, and a flipped byte is seen).
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -84,37 +88,38 @@ impl ActionRecord {
     }
 }
 
-/// The last successful run of a step: for `--explain` and `clean -p`.
+/// The last successful run of a step: for `--explain` and `clean -p`, and its
+/// record so a fresh step needs no file of its own.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StepState {
     pub fingerprint: String,
     /// `(label, digest)` of every fingerprint input, in order.
     pub inputs: Vec<(String, String)>,
+    /// The action record of that run (cacheable steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<ActionRecord>,
 }
+
+#[derive(Default, Serialize, Deserialize)]
+struct Index {
+    version: u32,
+    steps: HashMap<String, StepState>,
+}
+
+const INDEX_VERSION: u32 = 1;
 
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
     stats: StatCache,
+    index: Mutex<HashMap<String, StepState>>,
+    index_dirty: AtomicBool,
 }
 
 fn fan_out(dir: &Path, key: &str, suffix: &str) -> PathBuf {
     let prefix = key.get(..2).unwrap_or("xx");
     dir.join(prefix).join(format!("{key}{suffix}"))
-}
-
-/// File-name-safe form of a unit name.
-fn safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '%'
-            }
-        })
-        .collect()
 }
 
 impl Store {
@@ -124,7 +129,18 @@ impl Store {
         fs::create_dir_all(root.join("blobs"))?;
         fs::create_dir_all(root.join("actions"))?;
         let stats = StatCache::load(&root.join("stat-cache.json"));
-        Ok(Store { root, stats })
+        let index = fs::read(root.join("index.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Index>(&b).ok())
+            .filter(|i| i.version == INDEX_VERSION)
+            .map(|i| i.steps)
+            .unwrap_or_default();
+        Ok(Store {
+            root,
+            stats,
+            index: Mutex::new(index),
+            index_dirty: AtomicBool::new(false),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -232,29 +248,37 @@ impl Store {
         durable::remove_all(&self.action_path(fingerprint))
     }
 
-    fn state_path(&self, id: &StepId) -> PathBuf {
-        self.root
-            .join("steps")
-            .join(safe(&id.kind))
-            .join(format!("{}.json", safe(&id.unit)))
+    fn index(&self) -> std::sync::MutexGuard<'_, HashMap<String, StepState>> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn load_state(&self, id: &StepId) -> Option<StepState> {
-        let bytes = fs::read(self.state_path(id)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        self.index().get(&id.to_string()).cloned()
     }
 
     pub fn save_state(&self, id: &StepId, state: &StepState) -> io::Result<()> {
-        let bytes = serde_json::to_vec(state).map_err(io::Error::other)?;
-        durable::write(&self.state_path(id), &bytes)
+        self.index().insert(id.to_string(), state.clone());
+        self.index_dirty.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn remove_state(&self, id: &StepId) -> io::Result<()> {
-        durable::remove_all(&self.state_path(id))
+        self.index().remove(&id.to_string());
+        self.index_dirty.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
-    /// Saves the stat cache.
+    /// Saves the stat cache and the step index (if they changed).
     pub fn save_stats(&self) -> io::Result<()> {
-        self.stats.save()
+        self.stats.save()?;
+        if self.index_dirty.swap(false, Ordering::Relaxed) {
+            let index = Index {
+                version: INDEX_VERSION,
+                steps: self.index().clone(),
+            };
+            let bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
+            durable::write(&self.root.join("index.json"), &bytes)?;
+        }
+        Ok(())
     }
 }
