@@ -357,13 +357,12 @@ pub fn check_imports(mesh: &Mesh, members: &[Member<'_>], out: &mut Vec<Diagnost
                 .map(|s| s.name.value.as_str())
         })
         .collect();
-    let mut seen_files = Vec::new();
+    let mut seen_files = std::collections::HashSet::new();
     for member in members {
         let m = member.manifest;
-        if seen_files.contains(&&m.path) {
+        if !seen_files.insert(&m.path) {
             continue;
         }
-        seen_files.push(&m.path);
         for import in &m.secrets.import {
             if !exported.contains(&import.value.as_str()) {
                 let hint = match suggest::did_you_mean(&import.value, exported.iter().copied()) {

@@ -53,7 +53,6 @@ fn relative_text(text: &str, cwd: &Path) -> String {
 
 /// A service manifest loaded once, whatever links to it.
 struct Unit {
-    key: PathBuf,
     manifest: ServiceManifest,
     dir: PathBuf,
     rendered: String,
@@ -81,6 +80,8 @@ struct Loader {
     diags: Vec<Diagnostic>,
     warnings: Vec<String>,
     units: Vec<Unit>,
+    /// `Unit::key` → index into `units`.
+    unit_index: std::collections::HashMap<PathBuf, usize>,
     candidates: Option<Vec<(PathBuf, String)>>,
 }
 
@@ -92,6 +93,7 @@ impl Loader {
             diags: Vec::new(),
             warnings: Vec::new(),
             units: Vec::new(),
+            unit_index: std::collections::HashMap::new(),
             candidates: None,
         }
     }
@@ -100,13 +102,12 @@ impl Loader {
         let (files, config) = self.files(opts)?;
         let mut meshes = Vec::new();
         let mut alone = Vec::new();
-        let mut seen = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for file in files {
             let key = file.canonicalize().unwrap_or_else(|_| file.clone());
-            if seen.contains(&key) {
+            if !seen.insert(key) {
                 continue;
             }
-            seen.push(key);
             let text = match parse::read_text(&file) {
                 Ok(t) => t,
                 Err(d) => {
@@ -128,7 +129,7 @@ impl Loader {
         }
         for (file, text) in alone {
             let key = file.canonicalize().unwrap_or_else(|_| file.clone());
-            if !self.units.iter().any(|u| u.key == key) {
+            if !self.unit_index.contains_key(&key) {
                 self.unit(&file, Some(text), &Variables::new(), None);
             }
         }
@@ -189,7 +190,7 @@ impl Loader {
             Ok(r) => r.into_owned(),
             Err(d) => return self.fail(d),
         };
-        if let Some(i) = self.units.iter().position(|u| u.key == key) {
+        if let Some(&i) = self.unit_index.get(&key) {
             if self.units[i].rendered != rendered {
                 let other = self.units[i]
                     .mesh
@@ -216,8 +217,8 @@ impl Loader {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.cwd.clone());
         validate::check_service(&manifest, &dir, &mut self.diags, &mut self.warnings);
+        self.unit_index.insert(key.clone(), self.units.len());
         self.units.push(Unit {
-            key,
             manifest,
             dir,
             rendered,
@@ -375,11 +376,11 @@ impl Loader {
     }
 
     fn duplicate_names(&mut self) {
+        let mut first_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (i, u) in self.units.iter().enumerate() {
-            if let Some(first) = self.units[..i]
-                .iter()
-                .find(|f| f.manifest.build.name.value == u.manifest.build.name.value)
-            {
+            let first = *first_of.entry(u.manifest.build.name.value.as_str()).or_insert(i);
+            if first != i {
+                let first = &self.units[first];
                 self.diags.push(
                     Diagnostic::new(
                         ErrorKind::DuplicateService,
