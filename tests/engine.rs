@@ -301,3 +301,46 @@ fn a_failing_step_fails_the_build_with_exit_1_and_reports_it() {
     assert_eq!(finished(&msgs)["success"], false);
     assert!(msgs.iter().any(|m| m["status"] == "failed" && m["error"].as_str().unwrap().contains("app")));
 }
+
+#[test]
+fn the_no_op_fast_path_answers_only_when_nothing_changed() {
+    let (sb, root) = repo(3);
+    build_json(&sb, &root, &[]);
+    let fast = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&fast)["fast_path"], true);
+    assert_eq!(step_statuses(&fast).len(), 3 * 4 + 3, "every step is still reported");
+    assert!(step_statuses(&fast).iter().all(|(_, _, s)| s == "fresh"));
+
+    // Other arguments: the full engine path, which must hash nothing either.
+    let full = build_json(&sb, &root, &["-j", "1"]);
+    assert_eq!(finished(&full)["fast_path"], false);
+    assert_eq!(finished(&full)["built"], 0);
+    assert_eq!(finished(&full)["hashed_files"], 0);
+
+    // A new file in a copied folder: the fast path must not answer.
+    std::fs::write(root.join("services/svc-0002/lib/new.txt"), b"new").unwrap();
+    let msgs = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&msgs)["fast_path"], false);
+    assert!(built(&msgs).contains("copy:svc_0002"));
+
+    // A different SOURCE_DATE_EPOCH: different outputs, no fast path.
+    build_json(&sb, &root, &[]);
+    let out = sb
+        .scone(&root)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "-f", "mesh.yml", "--message-format", "json"])
+        .output()
+        .unwrap();
+    let msgs = messages(&out.stdout);
+    assert_eq!(finished(&msgs)["fast_path"], false);
+    assert!(built(&msgs).contains("layer:svc_0000"));
+
+    // An edited manifest: no fast path.
+    build_json(&sb, &root, &[]);
+    let manifest = root.join("services/svc-0001/service.yml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("command: \"app main.cfg\"", "command: \"app main.cfg --v2\"")).unwrap();
+    let msgs = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&msgs)["fast_path"], false);
+    assert!(built(&msgs).contains("image:svc_0001"));
+}

@@ -84,8 +84,14 @@ fn signing_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs `scone build`.
+/// Runs `scone build`: the no-op fast path when nothing changed since the last
+/// successful build with the same command line, else a full build.
 pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
+    let key = super::noop::key();
+    let replay = args.common.message_format == super::args::MessageFormat::Json || args.common.verbose > 0;
+    if super::noop::try_fast_path(&key, &Output::new(&args.common, 0), replay) {
+        return Ok(0);
+    }
     Ok(execute(args, None)?.code)
 }
 
@@ -105,6 +111,7 @@ pub struct Outcome {
 /// Builds (and with `apply`, applies) once.
 pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Outcome> {
     let common = &args.common;
+    let fast_key = apply.is_none().then(super::noop::key);
     let ws = load_workspace(common)?;
     let only = selected(&ws, common)?;
     let probe = Output::new(common, 0);
@@ -207,6 +214,9 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     }
     if new_lock.save(&lock_path)? && common.verbose > 0 {
         probe.status("Updated", &lock_path.display().to_string());
+    }
+    if let (Some(key), Some(report)) = (&fast_key, &last) {
+        super::noop::record(key, &ws, report);
     }
     if let Some(a) = apply {
         if a.load {

@@ -8,5 +8,6 @@ pub mod clean;
 pub mod dev;
 pub mod enclave;
 pub mod graph;
+pub mod noop;
 pub mod output;
 pub mod run;

@@ -113,6 +113,7 @@ impl Output {
                 "fresh": report.fresh,
                 "failed": report.failed.len(),
                 "hashed_files": report.hashed_files,
+                "fast_path": report.fast_path,
                 "ms": report.ms,
             })),
             MessageFormat::Human => {

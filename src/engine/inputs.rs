@@ -9,13 +9,15 @@ use std::path::Path;
 use super::statcache::StatCache;
 use super::step::{Input, InputKind, ResolvedInput};
 
-/// Resolves every declared input, in declaration order (folders sorted).
-pub fn resolve(inputs: &[Input], stats: &StatCache) -> io::Result<Vec<ResolvedInput>> {
+/// Resolves every declared input, in declaration order (folders sorted). The
+/// folders walked are added to `dirs` (their listing is an input too).
+pub fn resolve(inputs: &[Input], stats: &StatCache, dirs: &mut Vec<std::path::PathBuf>) -> io::Result<Vec<ResolvedInput>> {
     let mut out = Vec::new();
     for input in inputs {
         match input {
             Input::File { label, path } => out.push(resolve_one(label.clone(), path, stats)?),
             Input::Tree { label, path } => {
+                dirs.push(path.clone());
                 let walk = walkdir::WalkDir::new(path)
                     .follow_links(false)
                     .sort_by_file_name()
@@ -25,6 +27,7 @@ pub fn resolve(inputs: &[Input], stats: &StatCache) -> io::Result<Vec<ResolvedIn
                         io::Error::other(format!("reading {}: {e}", path.display()))
                     })?;
                     if entry.file_type().is_dir() {
+                        dirs.push(entry.path().to_path_buf());
                         continue;
                     }
                     let rel = entry

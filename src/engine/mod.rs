@@ -17,6 +17,7 @@ pub mod events;
 pub mod fingerprint;
 pub mod inputs;
 pub mod lock;
+pub mod noop;
 pub mod publish;
 pub mod scheduler;
 pub mod statcache;

@@ -43,6 +43,13 @@ pub struct BuildReport {
     pub results: BTreeMap<StepId, Arc<ActionRecord>>,
     /// Files whose content was hashed (not served by the stat cache).
     pub hashed_files: u64,
+    /// Every path the build consulted (inputs, folders listed, outputs, blobs):
+    /// what the no-op fast path must stat (see [`super::noop`]).
+    pub consulted: Vec<PathBuf>,
+    /// Whether every step was cacheable (effects rule out the fast path).
+    pub all_cacheable: bool,
+    /// Whether the no-op fast path answered (nothing was planned or run).
+    pub fast_path: bool,
     pub ms: u64,
 }
 
@@ -102,7 +109,7 @@ pub fn build(
 
 struct Done {
     index: usize,
-    result: Result<(Arc<ActionRecord>, Status), String>,
+    result: Result<(Arc<ActionRecord>, Status, Vec<PathBuf>), String>,
 }
 
 fn run_graph(
@@ -123,7 +130,10 @@ fn run_graph(
     }
     let mut results: Vec<Option<Arc<ActionRecord>>> = vec![None; n];
     let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).rev().collect();
-    let mut report = BuildReport::default();
+    let mut report = BuildReport {
+        all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
+        ..BuildReport::default()
+    };
     let scratch_counter = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<Done>();
     let mut running = 0usize;
@@ -159,7 +169,8 @@ fn run_graph(
             finished += 1;
             let id = nodes[done.index].step.id().clone();
             match done.result {
-                Ok((record, status)) => {
+                Ok((record, status, consulted)) => {
+                    report.consulted.extend(consulted);
                     match status {
                         Status::Fresh => report.fresh += 1,
                         _ => report.built += 1,
@@ -192,13 +203,15 @@ fn run_step(
     scratch: &Path,
     target: &Path,
     sink: &dyn EventSink,
-) -> Result<(Arc<ActionRecord>, Status), String> {
+) -> Result<(Arc<ActionRecord>, Status, Vec<PathBuf>), String> {
     let started = Instant::now();
     let id = step.id().clone();
     let mut fingerprint = String::new();
+    let mut consulted = Vec::new();
     let outcome = (|| -> Result<(ActionRecord, Status, Option<String>), StepError> {
-        let resolved = inputs::resolve(&step.inputs(), store.stats())
+        let resolved = inputs::resolve(&step.inputs(), store.stats(), &mut consulted)
             .map_err(|e| StepError::context("reading inputs", e))?;
+        consulted.extend(resolved.iter().map(|r| r.path.clone()));
         let mut fp = Fingerprint::new(&id.kind);
         fp.params(&step.params());
         for input in &resolved {
@@ -280,6 +293,27 @@ fn run_step(
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok((record, status, why)) => {
+            consulted.extend(record.blob_digests().map(|d| store.blob_path(d)));
+            for entry in &record.publish {
+                match entry {
+                    Published::Dir { dir, files } => {
+                        let root = target.join(dir);
+                        for rel in files.keys() {
+                            let path = root.join(rel);
+                            let mut parent = path.parent();
+                            while let Some(p) = parent {
+                                if !p.starts_with(&root) {
+                                    break;
+                                }
+                                consulted.push(p.to_path_buf());
+                                parent = p.parent();
+                            }
+                            consulted.push(path);
+                        }
+                    }
+                    Published::File { path, .. } => consulted.push(target.join(path)),
+                }
+            }
             let mut outputs = record.record.clone();
             if let (Some(out), Some(info)) = (outputs.as_object_mut(), record.info.as_object()) {
                 out.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -292,7 +326,7 @@ fn run_step(
                 why,
                 ms,
             });
-            Ok((Arc::new(record), status))
+            Ok((Arc::new(record), status, consulted))
         }
         Err(err) => {
             sink.event(Event::Finished {

@@ -1,0 +1,146 @@
+//! The CLI side of the no-op fast path (see [`scone::engine::noop`]): the key
+//! of an invocation, the workspace files to watch besides the engine's, and
+//! replaying the step messages.
+
+use scone::engine::noop::{NoopRecord, StepMessage};
+use scone::engine::{BuildReport, Event, EventSink, Status, StepId};
+use scone::workspace::Workspace;
+use std::path::{Path, PathBuf};
+
+use super::output::Output;
+
+/// Environment variables that can change what a build does.
+fn shapes_the_build(name: &str) -> bool {
+    name.starts_with("SCONE_")
+        || name.starts_with("XDG_")
+        || matches!(name, "HOME" | "SOURCE_DATE_EPOCH" | "DOCKER_HOST" | "DOCKER_CONFIG" | "PATH")
+}
+
+/// The key: scone's version, the command line, the folder, the environment.
+pub fn key() -> String {
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| shapes_the_build(k)).collect();
+    env.sort();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!(
+        "{}\n{}\n{:?}\n{:?}",
+        scone::engine::fingerprint::tool_version(),
+        cwd.display(),
+        args,
+        env
+    )
+}
+
+/// Where the record of this key lives: in the user cache, so that it can be
+/// found before the workspace (and so `target/`) is known.
+pub fn record_dir(key: &str) -> PathBuf {
+    let hash = blake3::hash(key.as_bytes()).to_hex().to_string();
+    scone::oci::base::default_cache_dir().join("noop").join(&hash[..32])
+}
+
+/// Replays a fresh build if nothing changed; returns whether it did. The step
+/// messages are decoded only when they are printed (JSON or `-v`).
+pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> bool {
+    let started = std::time::Instant::now();
+    let dir = record_dir(key);
+    let (fresh, steps) = if replay {
+        let Some(steps) = NoopRecord::check(&dir, key) else {
+            return false;
+        };
+        (steps.len(), steps)
+    } else {
+        let Some(count) = NoopRecord::check_count(&dir, key) else {
+            return false;
+        };
+        (count, Vec::new())
+    };
+    for step in steps {
+        out.event(Event::Finished {
+            id: StepId::new(&step.kind, &step.unit),
+            status: Status::Fresh,
+            fingerprint: step.fingerprint,
+            outputs: step.outputs,
+            why: None,
+            ms: 0,
+        });
+    }
+    out.finished(&BuildReport {
+        fresh,
+        all_cacheable: true,
+        fast_path: true,
+        ms: started.elapsed().as_millis() as u64,
+        ..BuildReport::default()
+    });
+    true
+}
+
+/// Records a successful build for the next invocation with the same key.
+pub fn record(key: &str, ws: &Workspace, report: &BuildReport) {
+    let dir = record_dir(key);
+    if !report.all_cacheable || !report.success() {
+        let _ = NoopRecord::invalidate(&dir);
+        return;
+    }
+    // Blobs that are also published are the same inode (hard links): stat once.
+    let published: std::collections::HashSet<&String> = report
+        .results
+        .values()
+        .flat_map(|r| r.publish.iter())
+        .flat_map(|p| match p {
+            scone::engine::Published::Dir { files, .. } => files.values().collect::<Vec<_>>(),
+            scone::engine::Published::File { digest, .. } => vec![digest],
+        })
+        .collect();
+    let mut paths: Vec<PathBuf> = report
+        .consulted
+        .iter()
+        .filter(|p| {
+            !(p.parent().and_then(|d| d.parent()).is_some_and(|d| d.ends_with(".scone/blobs"))
+                && p.file_name().is_some_and(|n| published.contains(&n.to_string_lossy().into_owned())))
+        })
+        .cloned()
+        .collect();
+    let manifests = ws
+        .services
+        .iter()
+        .map(|s| s.manifest.path.clone())
+        .chain(ws.meshes.iter().map(|m| m.mesh.path.clone()));
+    for m in manifests {
+        let m = absolute(&m);
+        if let Some(dir) = m.parent() {
+            paths.push(dir.to_path_buf());
+        }
+        paths.push(m);
+    }
+    let root = absolute(&ws.root);
+    for dir in root.ancestors() {
+        paths.push(dir.join(scone::manifest::discover::CONFIG_FILE));
+    }
+    paths.push(root.join("scone.lock"));
+    paths.push(root);
+    let steps = report
+        .results
+        .iter()
+        .map(|(id, rec)| {
+            let mut outputs = rec.record.clone();
+            if let (Some(o), Some(info)) = (outputs.as_object_mut(), rec.info.as_object()) {
+                o.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            StepMessage {
+                kind: id.kind.clone(),
+                unit: id.unit.clone(),
+                fingerprint: rec.fingerprint.clone(),
+                outputs,
+            }
+        })
+        .collect();
+    let _ = NoopRecord::capture(key.to_string(), paths, steps).save(&dir);
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    }
+}

@@ -1,0 +1,281 @@
+//! The no-op fast path: "did anything change since the last successful build?"
+//! answered before a single manifest is parsed.
+//!
+//! After a successful build the CLI writes `target/.scone/noop.bin`: a key (scone's
+//! version, the command line, the working folder and the environment variables
+//! that shape a build), the stat of every path the build consulted — manifests and
+//! their folders, `scone.toml`, `scone.lock`, every declared input and the folders
+//! they were listed from, every published output and every blob — and the step
+//! messages to replay. The next build with the same key stats those paths (in
+//! parallel); if every stat matches and none is racy (see
+//! [`super::statcache::is_racy`]), nothing can have changed and the build is done,
+//! as ninja decides from its log. Any difference, a missing or unreadable record,
+//! or a different key falls back to the full build, which is always correct; the
+//! fast path only ever skips work the full path would find fresh.
+
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::durable;
+use super::statcache::{is_racy, Stat};
+
+const MAGIC: &[u8; 8] = b"sconeNP1";
+
+/// A step's message, replayed as `fresh`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMessage {
+    pub kind: String,
+    pub unit: String,
+    pub fingerprint: String,
+    pub outputs: serde_json::Value,
+}
+
+/// What the fast path needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NoopRecord {
+    pub key: String,
+    pub written_at_ns: i64,
+    pub files: Vec<(PathBuf, Option<Stat>)>,
+    pub steps: Vec<StepMessage>,
+}
+
+fn path_of(target: &Path) -> PathBuf {
+    target.join(".scone").join("noop.bin")
+}
+
+fn stat_of(path: &Path) -> Option<Stat> {
+    fs::symlink_metadata(path).ok().map(|m| Stat::of(&m))
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u64(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn u64(&mut self) -> Option<u64> {
+        let (head, rest) = self.0.split_at_checked(8)?;
+        self.0 = rest;
+        Some(u64::from_le_bytes(head.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+}
+
+impl NoopRecord {
+    /// Stats `paths` now and records them with the steps to replay.
+    pub fn capture(key: String, mut paths: Vec<PathBuf>, steps: Vec<StepMessage>) -> NoopRecord {
+        paths.sort();
+        paths.dedup();
+        use rayon::prelude::*;
+        let mut files: Vec<(PathBuf, Option<Stat>)> = paths
+            .into_par_iter()
+            .map(|p| {
+                let s = stat_of(&p);
+                (p, s)
+            })
+            .collect();
+        // Files modified just now (scone.lock, published folders) would be racy:
+        // wait out the window once, stat them again, and date the record after.
+        let newest = files
+            .iter()
+            .filter_map(|(_, s)| s.map(|s| s.mtime_ns))
+            .filter(|m| m % 1_000_000_000 != 0)
+            .max()
+            .unwrap_or(0);
+        let before = now_ns();
+        let wait = newest + super::statcache::RACY_WINDOW_NS + 1_000_000 - before;
+        if wait > 0 {
+            std::thread::sleep(std::time::Duration::from_nanos(wait as u64));
+            for (p, s) in files.iter_mut() {
+                if s.is_some_and(|s| is_racy(s.mtime_ns, before)) {
+                    *s = stat_of(p);
+                }
+            }
+        }
+        NoopRecord {
+            key,
+            written_at_ns: now_ns(),
+            files,
+            steps,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 * self.files.len() + 4096);
+        out.extend_from_slice(MAGIC);
+        put_bytes(&mut out, self.key.as_bytes());
+        put_u64(&mut out, self.written_at_ns as u64);
+        put_u64(&mut out, self.files.len() as u64);
+        for (path, stat) in &self.files {
+            put_bytes(&mut out, path.as_os_str().as_encoded_bytes());
+            match stat {
+                None => put_u64(&mut out, 0),
+                Some(s) => {
+                    put_u64(&mut out, 1);
+                    for v in [s.size, s.mtime_ns as u64, s.ctime_ns as u64, s.inode, u64::from(s.mode)] {
+                        put_u64(&mut out, v);
+                    }
+                }
+            }
+        }
+        put_u64(&mut out, self.steps.len() as u64);
+        let steps = serde_json::to_vec(&self.steps).unwrap_or_default();
+        put_bytes(&mut out, &steps);
+        out
+    }
+
+    /// Decodes everything but the steps; returns them still encoded.
+    fn decode_lazy(bytes: &[u8]) -> Option<(NoopRecord, usize, &[u8])> {
+        let rest = bytes.strip_prefix(MAGIC)?;
+        let mut r = Reader(rest);
+        let key = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+        let written_at_ns = r.u64()? as i64;
+        let n = usize::try_from(r.u64()?).ok()?;
+        let mut files = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            let raw = r.bytes()?;
+            let path = PathBuf::from(std::ffi::OsStr::new(std::str::from_utf8(raw).ok()?));
+            let stat = match r.u64()? {
+                0 => None,
+                _ => Some(Stat {
+                    size: r.u64()?,
+                    mtime_ns: r.u64()? as i64,
+                    ctime_ns: r.u64()? as i64,
+                    inode: r.u64()?,
+                    mode: u32::try_from(r.u64()?).ok()?,
+                }),
+            };
+            files.push((path, stat));
+        }
+        let count = usize::try_from(r.u64()?).ok()?;
+        let steps = r.bytes()?;
+        Some((
+            NoopRecord {
+                key,
+                written_at_ns,
+                files,
+                steps: Vec::new(),
+            },
+            count,
+            steps,
+        ))
+    }
+
+    /// Writes the record for `target`.
+    pub fn save(&self, target: &Path) -> io::Result<()> {
+        durable::write(&path_of(target), &self.encode())
+    }
+
+    /// Forgets the record (before any build that may change things).
+    pub fn invalidate(target: &Path) -> io::Result<()> {
+        durable::remove_all(&path_of(target))
+    }
+
+    /// The steps to replay, if nothing changed since the record was written
+    /// under the same key.
+    pub fn check(target: &Path, key: &str) -> Option<Vec<StepMessage>> {
+        let bytes = fs::read(path_of(target)).ok()?;
+        let (record, _, steps) = NoopRecord::decode_lazy(&bytes)?;
+        if record.key != key || !record.unchanged() {
+            return None;
+        }
+        serde_json::from_slice(steps).ok()
+    }
+
+    /// How many steps are fresh, if nothing changed (without decoding them).
+    pub fn check_count(target: &Path, key: &str) -> Option<usize> {
+        let bytes = fs::read(path_of(target)).ok()?;
+        let (record, count, _) = NoopRecord::decode_lazy(&bytes)?;
+        (record.key == key && record.unchanged()).then_some(count)
+    }
+
+    fn unchanged(&self) -> bool {
+        let record = self;
+        use rayon::prelude::*;
+        let written = record.written_at_ns;
+        let unchanged = record.files.par_iter().all(|(path, old)| match (old, stat_of(path)) {
+            (None, None) => true,
+            (Some(old), Some(now)) => old.matches(&now) && !is_racy(now.mtime_ns, written),
+            _ => false,
+        });
+        unchanged
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aged(path: &Path) {
+        let t = filetime::FileTime::from_unix_time(1_600_000_000, 5);
+        filetime::set_file_mtime(path, t).unwrap();
+    }
+
+    #[test]
+    fn matches_until_something_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let a = dir.path().join("a");
+        fs::write(&a, b"one").unwrap();
+        aged(&a);
+        let missing = dir.path().join("missing");
+        let steps = vec![StepMessage {
+            kind: "copy".into(),
+            unit: "x".into(),
+            fingerprint: "f".into(),
+            outputs: serde_json::json!({"k": 1}),
+        }];
+        NoopRecord::capture("key".into(), vec![a.clone(), missing.clone()], steps.clone())
+            .save(&target)
+            .unwrap();
+        assert_eq!(NoopRecord::check(&target, "key"), Some(steps));
+        assert_eq!(NoopRecord::check(&target, "other key"), None);
+        fs::write(&missing, b"new").unwrap();
+        assert_eq!(NoopRecord::check(&target, "key"), None, "a new file");
+        fs::remove_file(&missing).unwrap();
+        fs::write(&a, b"two").unwrap();
+        aged(&a);
+        assert_eq!(NoopRecord::check(&target, "key"), None, "same size and mtime, new ctime");
+    }
+
+    #[test]
+    fn capture_waits_out_a_just_written_file_and_still_sees_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let a = dir.path().join("a");
+        fs::write(&a, b"one").unwrap();
+        NoopRecord::capture("k".into(), vec![a.clone()], vec![]).save(&target).unwrap();
+        assert_eq!(NoopRecord::check(&target, "k"), Some(vec![]));
+        fs::write(&a, b"two").unwrap();
+        assert_eq!(NoopRecord::check(&target, "k"), None);
+    }
+
+    #[test]
+    fn garbage_is_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::create_dir_all(target.join(".scone")).unwrap();
+        fs::write(target.join(".scone/noop.bin"), b"sconeNP1\xff\xff").unwrap();
+        assert_eq!(NoopRecord::check(&target, "k"), None);
+    }
+}
