@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs every tool the scone test suite and benchmarks need, on a fresh
 # Debian 12 machine (run as root). Idempotent: each tool is checked first, and
-# `apt-get update` runs only when a Debian package is missing, so a second run
-# takes about a second. Ends with one line per tool and its version.
+# `apt-get update` runs only when a Debian package is missing or the package lists
+# are more than a day old, so a second run takes about a second. Ends with one line
+# per tool and its version.
 #
 # Environment (all optional):
 #   SCONE_BIN_DIR   where helm and the kubernetes-validate link go (/usr/local/bin)
@@ -30,8 +31,24 @@ log() { printf 'ci-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 WORK_DIRS=()
-cleanup() { ((${#WORK_DIRS[@]} == 0)) || rm -rf "${WORK_DIRS[@]}"; }
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_RC_OURS=0
+cleanup() {
+    ((${#WORK_DIRS[@]} == 0)) || rm -rf "${WORK_DIRS[@]}"
+    [[ $POLICY_RC_OURS == 0 ]] || rm -f "$POLICY_RC"
+}
 trap cleanup EXIT
+
+# Packages such as docker-registry and docker.io start their daemons on install where
+# an init system runs; the tests start their own (on their own ports and sockets), so
+# services are held back during installs, as in container images.
+hold_back_services() {
+    if [[ ! -e $POLICY_RC ]]; then
+        printf '#!/bin/sh\n# scone ci-deps: no service starts during installs\nexit 101\n' >"$POLICY_RC"
+        chmod 0755 "$POLICY_RC"
+        POLICY_RC_OURS=1
+    fi
+}
 
 export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-y -q -o DPkg::Lock::Timeout=300)
@@ -42,12 +59,30 @@ apt_installed() {
 }
 
 APT_UPDATED=0
+APT_STAMP=/var/cache/scone/apt-updated
 apt_update_once() {
     if [[ $APT_UPDATED == 0 ]]; then
+        [[ $EUID == 0 ]] || die "apt-get update needs root: run this script as root"
         log "apt-get update"
         apt-get update -q -o DPkg::Lock::Timeout=300 >&2
+        mkdir -p "$(dirname "$APT_STAMP")"
+        touch "$APT_STAMP"
         APT_UPDATED=1
     fi
+}
+
+# `apt-get download` (scripts/python-rootfs.sh builds the Python base rootfs with it)
+# needs package lists that match the mirror: refresh them when this script has not
+# done so in the last day, even if every package is installed.
+apt_lists_fresh() {
+    if [[ -n "$(find "$APT_STAMP" -mmin -1440 2>/dev/null)" ]]; then
+        return
+    fi
+    if [[ $EUID != 0 ]]; then
+        log "not root: the package lists may be stale (apt-get update skipped)"
+        return
+    fi
+    apt_update_once
 }
 
 # apt_ensure [--no-install-recommends] PKG...: installs the packages that are missing.
@@ -65,12 +100,13 @@ apt_ensure() {
     if ((${#missing[@]})); then
         [[ $EUID == 0 ]] || die "missing Debian packages (${missing[*]}): run this script as root"
         apt_update_once
+        hold_back_services
         log "apt-get install ${extra[*]} ${missing[*]}"
         apt-get install "${APT_OPTS[@]}" "${extra[@]}" "${missing[@]}" >&2
     fi
 }
 
-# The tools Debian's base system must provide (the python base rootfs script uses
+# The tools Debian's base system must provide (scripts/python-rootfs.sh uses
 # apt-get download + dpkg-deb -x).
 require_base_tools() {
     local tool
@@ -197,6 +233,7 @@ print_versions() {
 
 main() {
     require_base_tools
+    apt_lists_fresh
     apt_ensure "${APT_PACKAGES[@]}"
     apt_ensure --no-install-recommends "${APT_PACKAGES_NO_RECOMMENDS[@]}"
     helm_ok || install_helm

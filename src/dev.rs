@@ -45,7 +45,8 @@ pub fn is_relevant(path: &Path, root: &Path, target: &Path) -> bool {
     if rel == Path::new("scone.lock") {
         return false;
     }
-    !rel.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+    !rel.components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
 }
 
 /// Watches `root` recursively; sends debounced, filtered changes to `tx`.
@@ -59,7 +60,11 @@ pub fn watch(
     let (root_c, target_c) = (root.to_path_buf(), target.to_path_buf());
     let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
         let Ok(events) = result else { return };
-        let at = events.iter().map(|e| e.time).min().unwrap_or_else(Instant::now);
+        let at = events
+            .iter()
+            .map(|e| e.time)
+            .min()
+            .unwrap_or_else(Instant::now);
         let mut paths: Vec<PathBuf> = events
             .iter()
             .filter(|e| !e.kind.is_access())

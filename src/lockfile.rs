@@ -135,7 +135,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scone.lock");
         assert!(lock.save(&path).unwrap());
-        assert!(!lock.save(&path).unwrap(), "unchanged content is not rewritten");
+        assert!(
+            !lock.save(&path).unwrap(),
+            "unchanged content is not rewritten"
+        );
         let back = Lockfile::load(&path).unwrap();
         assert_eq!(back.to_text(), text);
     }
@@ -162,7 +165,10 @@ mod example_tests {
         // Nothing scone writes is missing from the example.
         for line in lock.to_text().lines().filter(|l| l.contains(" = ")) {
             let key = line.split(" = ").next().unwrap_or_default();
-            assert!(text.contains(&format!("\n{key} = ")), "{key} is not documented");
+            assert!(
+                text.contains(&format!("\n{key} = ")),
+                "{key} is not documented"
+            );
         }
     }
 }

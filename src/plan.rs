@@ -239,9 +239,11 @@ fn plan_service(
             Some(spec) => absolute_spec(spec, &ws.root),
             None => {
                 default_unit = Some(format!("default:{}", m.build.kind.value));
-                default_base(&m.build.kind.value, &settings.cache_dir).ok_or_else(|| PlanError::NoBase {
-                    manifest: m.path.clone(),
-                    kind: m.build.kind.value.clone(),
+                default_base(&m.build.kind.value, &settings.cache_dir).ok_or_else(|| {
+                    PlanError::NoBase {
+                        manifest: m.path.clone(),
+                        kind: m.build.kind.value.clone(),
+                    }
                 })?
             }
         },
@@ -296,9 +298,21 @@ fn plan_service(
         .environment
         .local
         .iter()
-        .map(|v| (v.name.value.clone(), v.value.as_ref().map(|x| x.value.clone()).unwrap_or_default()))
+        .map(|v| {
+            (
+                v.name.value.clone(),
+                v.value
+                    .as_ref()
+                    .map(|x| x.value.clone())
+                    .unwrap_or_default(),
+            )
+        })
         .collect();
-    let image_env: Vec<(String, String)> = locals.iter().filter(|(_, v)| !has_secret_ref(v)).cloned().collect();
+    let image_env: Vec<(String, String)> = locals
+        .iter()
+        .filter(|(_, v)| !has_secret_ref(v))
+        .cloned()
+        .collect();
     let argv = split_command(&m.build.command.value);
     let image = b.add(
         Box::new(ImageStep {
@@ -312,14 +326,22 @@ fn plan_service(
         }),
         vec![base, layer],
     );
-    let enclave_env: Vec<(String, String)> = locals.iter().filter(|(k, _)| k.starts_with("SCONE_")).cloned().collect();
+    let enclave_env: Vec<(String, String)> = locals
+        .iter()
+        .filter(|(k, _)| k.starts_with("SCONE_"))
+        .cloned()
+        .collect();
     let binary = match &m.build.binary {
         Some(bin) => bin.value.clone(),
         None => argv.first().cloned().unwrap_or_default(),
     };
     let binary = if binary.contains('/') && !binary.starts_with('/') {
         // Relative to the working directory inside the image.
-        format!("{}/{}", m.build.pwd.value.trim_end_matches('/'), binary.trim_start_matches("./"))
+        format!(
+            "{}/{}",
+            m.build.pwd.value.trim_end_matches('/'),
+            binary.trim_start_matches("./")
+        )
     } else {
         binary
     };
@@ -334,7 +356,8 @@ fn plan_service(
             binary,
             enclave_env,
             debug: settings.debug,
-            date: crate::sgx::sigstruct::bcd_date_from_epoch(settings.source_date_epoch).unwrap_or(0x1970_0101),
+            date: crate::sgx::sigstruct::bcd_date_from_epoch(settings.source_date_epoch)
+                .unwrap_or(0x1970_0101),
             key,
         }),
         vec![image, copy],
@@ -370,13 +393,15 @@ fn plan_mesh(
             sign_deps.push(i);
         }
         for secret in m.secrets.global.iter().chain(&m.secrets.local) {
-            let entry = secrets.entry(secret.name.value.clone()).or_insert_with(|| PolicySecret {
-                name: secret.name.value.clone(),
-                kind: secret.kind.value.clone(),
-                size: secret.size.as_ref().map(|s| s.value),
-                value: secret.value.as_ref().map(|v| v.value.clone()),
-                export_to: Vec::new(),
-            });
+            let entry = secrets
+                .entry(secret.name.value.clone())
+                .or_insert_with(|| PolicySecret {
+                    name: secret.name.value.clone(),
+                    kind: secret.kind.value.clone(),
+                    size: secret.size.as_ref().map(|s| s.value),
+                    value: secret.value.as_ref().map(|v| v.value.clone()),
+                    export_to: Vec::new(),
+                });
             entry.export_to.push(s.name.clone());
         }
         for import in &m.secrets.import {
@@ -402,8 +427,16 @@ fn plan_mesh(
             namespace: ns.clone(),
             services,
             secrets: secrets.into_values().collect(),
-            tolerate: policy.tolerate.as_ref().map(|t| t.items()).unwrap_or_default(),
-            ignore_advisories: policy.ignore_advisories.as_ref().map(|t| t.items()).unwrap_or_default(),
+            tolerate: policy
+                .tolerate
+                .as_ref()
+                .map(|t| t.items())
+                .unwrap_or_default(),
+            ignore_advisories: policy
+                .ignore_advisories
+                .as_ref()
+                .map(|t| t.items())
+                .unwrap_or_default(),
         }),
         sign_deps,
     );
@@ -413,7 +446,12 @@ fn plan_mesh(
         let target = match &apply.cas {
             CasChoice::Local(dir) => CasTarget::Local(dir.clone()),
             CasChoice::Remote => CasTarget::Remote {
-                url: mesh.mesh.cas.first().map(|c| c.cas_url.value.clone()).unwrap_or_default(),
+                url: mesh
+                    .mesh
+                    .cas
+                    .first()
+                    .map(|c| c.cas_url.value.clone())
+                    .unwrap_or_default(),
                 ca_file: apply.ca_file.clone(),
             },
         };
@@ -461,24 +499,47 @@ fn plan_mesh(
                     (
                         p.name.value.clone(),
                         p.port.value,
-                        p.protocol.as_ref().map(|x| x.value.clone()).unwrap_or_else(|| "TCP".into()),
+                        p.protocol
+                            .as_ref()
+                            .map(|x| x.value.clone())
+                            .unwrap_or_else(|| "TCP".into()),
                     )
                 })
                 .collect(),
         });
     }
-    let dir = if several { format!("helm/{ns}") } else { "helm".to_string() };
+    let dir = if several {
+        format!("helm/{ns}")
+    } else {
+        "helm".to_string()
+    };
     b.add(
         Box::new(ChartStep {
             id: StepId::new("chart", &ns),
             namespace: ns.clone(),
-            version: mesh.mesh.version.as_ref().map(|v| v.value.clone()).unwrap_or_else(|| "0.1.0".into()),
-            cas_addr: mesh.mesh.cas.first().map(|c| c.cas_url.value.clone()).unwrap_or_default(),
+            version: mesh
+                .mesh
+                .version
+                .as_ref()
+                .map(|v| v.value.clone())
+                .unwrap_or_else(|| "0.1.0".into()),
+            cas_addr: mesh
+                .mesh
+                .cas
+                .first()
+                .map(|c| c.cas_url.value.clone())
+                .unwrap_or_default(),
             services: units,
             chart_path: format!("target/{dir}"),
             dir,
             templates: settings.helm_templates.clone(),
-            manifests_dir: settings.output_yaml.then(|| if several { format!("manifests/{ns}") } else { "manifests".to_string() }),
+            manifests_dir: settings.output_yaml.then(|| {
+                if several {
+                    format!("manifests/{ns}")
+                } else {
+                    "manifests".to_string()
+                }
+            }),
         }),
         chart_deps,
     );
@@ -490,7 +551,13 @@ mod tests {
 
     #[test]
     fn split_command_handles_quotes() {
-        assert_eq!(split_command("python3 print_env.py"), ["python3", "print_env.py"]);
-        assert_eq!(split_command("sh -c 'echo a  b' \"\""), ["sh", "-c", "echo a  b", ""]);
+        assert_eq!(
+            split_command("python3 print_env.py"),
+            ["python3", "print_env.py"]
+        );
+        assert_eq!(
+            split_command("sh -c 'echo a  b' \"\""),
+            ["sh", "-c", "echo a  b", ""]
+        );
     }
 }

@@ -43,7 +43,9 @@ pub enum RunError {
     NoService(String),
     #[error("the session cannot be read: {0}")]
     Session(String),
-    #[error("`$$SCONE::{0}$$` names a secret the local CAS does not hold; run `scone apply` first")]
+    #[error(
+        "`$$SCONE::{0}$$` names a secret the local CAS does not hold; run `scone apply` first"
+    )]
     NoSecret(String),
     #[error("secret `{0}` is binary and cannot be put into an environment variable")]
     BinarySecret(String),
@@ -93,13 +95,20 @@ pub fn resolve(
     Ok(RunSpec {
         service: svc.name,
         argv: crate::plan::split_command(&svc.command),
-        pwd: if svc.pwd.is_empty() { "/".into() } else { svc.pwd },
+        pwd: if svc.pwd.is_empty() {
+            "/".into()
+        } else {
+            svc.pwd
+        },
         env,
     })
 }
 
 /// Replaces every `$$SCONE::name$$` with the secret's value.
-pub fn substitute(value: &str, secrets: &BTreeMap<String, SecretValue>) -> Result<String, RunError> {
+pub fn substitute(
+    value: &str,
+    secrets: &BTreeMap<String, SecretValue>,
+) -> Result<String, RunError> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("$$SCONE::") {
@@ -109,8 +118,14 @@ pub fn substitute(value: &str, secrets: &BTreeMap<String, SecretValue>) -> Resul
             .find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))
             .unwrap_or(after.len());
         let name = &after[..end];
-        let secret = secrets.get(name).ok_or_else(|| RunError::NoSecret(name.to_string()))?;
-        out.push_str(secret.expose_str().ok_or_else(|| RunError::BinarySecret(name.to_string()))?);
+        let secret = secrets
+            .get(name)
+            .ok_or_else(|| RunError::NoSecret(name.to_string()))?;
+        out.push_str(
+            secret
+                .expose_str()
+                .ok_or_else(|| RunError::BinarySecret(name.to_string()))?,
+        );
         rest = after[end..].strip_prefix("$$").unwrap_or(&after[end..]);
     }
     out.push_str(rest);
@@ -122,31 +137,48 @@ pub fn unpack(layers: &[PathBuf], dest: &Path) -> Result<(), RunError> {
     let io = |context: String| move |source| RunError::Io { context, source };
     std::fs::create_dir_all(dest).map_err(io(format!("creating {}", dest.display())))?;
     for layer in layers {
-        let reader = crate::oci::rootfs::open_layer(layer).map_err(|e| RunError::Engine(e.to_string()))?;
+        let reader =
+            crate::oci::rootfs::open_layer(layer).map_err(|e| RunError::Engine(e.to_string()))?;
         let mut archive = tar::Archive::new(reader);
         archive.set_preserve_permissions(true);
         archive.set_overwrite(true);
-        for entry in archive.entries().map_err(io(format!("reading {}", layer.display())))? {
+        for entry in archive
+            .entries()
+            .map_err(io(format!("reading {}", layer.display())))?
+        {
             let mut entry = entry.map_err(io(format!("reading {}", layer.display())))?;
-            let path = entry.path().map_err(io("an entry path".into()))?.into_owned();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let path = entry
+                .path()
+                .map_err(io("an entry path".into()))?
+                .into_owned();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
             if name == ".wh..wh..opq" {
                 let dir = dest.join(&parent);
                 if dir.is_dir() {
-                    for child in std::fs::read_dir(&dir).map_err(io(dir.display().to_string()))?.flatten() {
-                        crate::engine::durable::remove_all(&child.path()).map_err(io(child.path().display().to_string()))?;
+                    for child in std::fs::read_dir(&dir)
+                        .map_err(io(dir.display().to_string()))?
+                        .flatten()
+                    {
+                        crate::engine::durable::remove_all(&child.path())
+                            .map_err(io(child.path().display().to_string()))?;
                     }
                 }
                 continue;
             }
             if let Some(hidden) = name.strip_prefix(".wh.") {
                 let victim = dest.join(&parent).join(hidden);
-                crate::engine::durable::remove_all(&victim).map_err(io(victim.display().to_string()))?;
+                crate::engine::durable::remove_all(&victim)
+                    .map_err(io(victim.display().to_string()))?;
                 continue;
             }
             // `unpack_in` refuses paths that escape `dest`.
-            entry.unpack_in(dest).map_err(io(format!("unpacking {}", path.display())))?;
+            entry
+                .unpack_in(dest)
+                .map_err(io(format!("unpacking {}", path.display())))?;
         }
     }
     Ok(())
@@ -154,10 +186,12 @@ pub fn unpack(layers: &[PathBuf], dest: &Path) -> Result<(), RunError> {
 
 /// Runs the spec on the host, in `<rootfs>/<pwd>`; returns the exit code.
 pub fn run_native(spec: &RunSpec, rootfs: &Path) -> Result<i32, RunError> {
-    let status = start_native(spec, rootfs)?.wait().map_err(|source| RunError::Io {
-        context: "waiting for the service".into(),
-        source,
-    })?;
+    let status = start_native(spec, rootfs)?
+        .wait()
+        .map_err(|source| RunError::Io {
+            context: "waiting for the service".into(),
+            source,
+        })?;
     Ok(status.code().unwrap_or(128))
 }
 
@@ -193,7 +227,12 @@ async fn connect(host: &str) -> Result<bollard::Docker, RunError> {
 
 /// Creates and starts a container for the spec (image `tag`, already loaded),
 /// `--network=none` unless `network`; a thread streams its logs and waits.
-pub fn start_docker(spec: &RunSpec, tag: &str, docker_host_arg: Option<&str>, network: bool) -> Result<DockerRun, RunError> {
+pub fn start_docker(
+    spec: &RunSpec,
+    tag: &str,
+    docker_host_arg: Option<&str>,
+    network: bool,
+) -> Result<DockerRun, RunError> {
     use bollard::models::{ContainerCreateBody, HostConfig};
     let host = docker_host(docker_host_arg);
     let engine = |e: bollard::errors::Error| RunError::Engine(format!("{e}"));
@@ -203,7 +242,10 @@ pub fn start_docker(spec: &RunSpec, tag: &str, docker_host_arg: Option<&str>, ne
         cmd: Some(Vec::new()),
         working_dir: Some(spec.pwd.clone()),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(std::collections::HashMap::from([("dev.scone.run".to_string(), spec.service.clone())])),
+        labels: Some(std::collections::HashMap::from([(
+            "dev.scone.run".to_string(),
+            spec.service.clone(),
+        )])),
         host_config: Some(HostConfig {
             network_mode: Some(if network { "bridge" } else { "none" }.into()),
             ..HostConfig::default()
@@ -213,12 +255,19 @@ pub fn start_docker(spec: &RunSpec, tag: &str, docker_host_arg: Option<&str>, ne
     let id = runtime()?.block_on(async {
         let docker = connect(&host).await?;
         let created = docker.create_container(None, body).await.map_err(engine)?;
-        docker.start_container(&created.id, None).await.map_err(engine)?;
+        docker
+            .start_container(&created.id, None)
+            .await
+            .map_err(engine)?;
         Ok::<_, RunError>(created.id)
     })?;
     let (wait_host, wait_id) = (host.clone(), id.clone());
     let waiter = std::thread::spawn(move || stream_and_wait(&wait_host, &wait_id));
-    Ok(DockerRun { id, host, waiter: Some(waiter) })
+    Ok(DockerRun {
+        id,
+        host,
+        waiter: Some(waiter),
+    })
 }
 
 fn stream_and_wait(host: &str, id: &str) -> Result<i32, RunError> {
@@ -228,7 +277,16 @@ fn stream_and_wait(host: &str, id: &str) -> Result<i32, RunError> {
     let engine = |e: bollard::errors::Error| RunError::Engine(format!("{host}: {e}"));
     runtime()?.block_on(async {
         let docker = connect(host).await?;
-        let mut logs = docker.logs(id, Some(LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build()));
+        let mut logs = docker.logs(
+            id,
+            Some(
+                LogsOptionsBuilder::new()
+                    .follow(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .build(),
+            ),
+        );
         while let Some(chunk) = logs.next().await {
             match chunk.map_err(engine)? {
                 bollard::container::LogOutput::StdErr { message } => {
@@ -279,7 +337,10 @@ impl DockerRun {
             let _ = rt.block_on(async {
                 let docker = connect(&self.host).await?;
                 docker
-                    .remove_container(&self.id, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
+                    .remove_container(
+                        &self.id,
+                        Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                    )
                     .await
                     .map_err(|e| RunError::Engine(e.to_string()))
             });
@@ -288,7 +349,12 @@ impl DockerRun {
 }
 
 /// Runs the spec in a Docker-API engine and waits for it; returns its exit code.
-pub fn run_docker(spec: &RunSpec, tag: &str, docker_host: Option<&str>, network: bool) -> Result<i32, RunError> {
+pub fn run_docker(
+    spec: &RunSpec,
+    tag: &str,
+    docker_host: Option<&str>,
+    network: bool,
+) -> Result<i32, RunError> {
     start_docker(spec, tag, docker_host, network)?.wait()
 }
 
@@ -329,9 +395,14 @@ mod tests {
         let s = secrets();
         assert_eq!(substitute("$$SCONE::password$$", &s).unwrap(), "s3cr3t-pw!");
         assert_eq!(substitute("$$SCONE::password", &s).unwrap(), "s3cr3t-pw!");
-        assert_eq!(substitute("a=$$SCONE::password$$;b", &s).unwrap(), "a=s3cr3t-pw!;b");
+        assert_eq!(
+            substitute("a=$$SCONE::password$$;b", &s).unwrap(),
+            "a=s3cr3t-pw!;b"
+        );
         assert_eq!(substitute("plain", &s).unwrap(), "plain");
-        assert!(matches!(substitute("$$SCONE::nope$$", &s), Err(RunError::NoSecret(n)) if n == "nope"));
+        assert!(
+            matches!(substitute("$$SCONE::nope$$", &s), Err(RunError::NoSecret(n)) if n == "nope")
+        );
     }
 
     #[test]
@@ -340,8 +411,17 @@ mod tests {
         let spec = resolve(yaml, "app", &secrets()).unwrap();
         assert_eq!(spec.argv, ["python3", "x.py"]);
         assert_eq!(spec.pwd, "/p");
-        assert_eq!(spec.env, [("A".into(), "s3cr3t-pw!".into()), ("B".into(), "plain".into())]);
+        assert_eq!(
+            spec.env,
+            [
+                ("A".into(), "s3cr3t-pw!".into()),
+                ("B".into(), "plain".into())
+            ]
+        );
         assert!(!format!("{spec:?}").contains("s3cr3t"));
-        assert!(matches!(resolve(yaml, "other", &secrets()), Err(RunError::NoService(_))));
+        assert!(matches!(
+            resolve(yaml, "other", &secrets()),
+            Err(RunError::NoService(_))
+        ));
     }
 }

@@ -18,7 +18,9 @@ fn example(sb: &Sandbox, image: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let src = support::fixtures().join("hello-world");
     for f in ["service.yml", "mesh.yml"] {
-        let text = std::fs::read_to_string(src.join(f)).unwrap().replace(SEED_IMAGE, image);
+        let text = std::fs::read_to_string(src.join(f))
+            .unwrap()
+            .replace(SEED_IMAGE, image);
         std::fs::write(dir.join(f), text).unwrap();
     }
     let program = std::fs::read_to_string(src.join("print_env.py")).unwrap()
@@ -34,7 +36,11 @@ fn apply(sb: &Sandbox, dir: &Path, extra: &[&str]) -> (bool, Vec<serde_json::Val
         .args(extra)
         .output()
         .unwrap();
-    (out.status.success(), messages(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        messages(&out.stdout),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn stored_password(sb: &Sandbox) -> String {
@@ -58,15 +64,24 @@ fn apply_push_uploads_the_policy_first_then_pushes_to_a_real_registry() {
     let pushed = &msgs[push]["outputs"];
     assert!(!pushed["uploaded"].as_array().unwrap().is_empty());
 
-    let built_digest = msgs.iter().find(|m| m["step"] == "image").unwrap()["outputs"]["manifest_digest"]
+    let built_digest = msgs.iter().find(|m| m["step"] == "image").unwrap()["outputs"]
+        ["manifest_digest"]
         .as_str()
         .unwrap()
         .to_string();
     let out = tools::skopeo()
-        .args(["inspect", "--tls-verify=false", &format!("docker://{image}")])
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["Digest"], built_digest.as_str());
 
@@ -85,17 +100,33 @@ fn a_failed_upload_pushes_nothing() {
     let image = format!("{}/cicd/python_hello_user:latest", registry.addr());
     let dir = example(&sb, &image);
     // A remote CAS that is not there.
-    let mesh = std::fs::read_to_string(dir.join("mesh.yml")).unwrap().replace("edge.scone-cas.cf", "127.0.0.1:9");
+    let mesh = std::fs::read_to_string(dir.join("mesh.yml"))
+        .unwrap()
+        .replace("edge.scone-cas.cf", "127.0.0.1:9");
     std::fs::write(dir.join("mesh.yml"), mesh).unwrap();
     let (ok, msgs, err) = apply(&sb, &dir, &["--push", "--cas", "remote"]);
     assert!(!ok);
-    assert!(msgs.iter().any(|m| m["step"] == "upload" && m["status"] == "failed"), "{err}");
-    assert!(!msgs.iter().any(|m| m["step"] == "push"), "nothing may be pushed");
+    assert!(
+        msgs.iter()
+            .any(|m| m["step"] == "upload" && m["status"] == "failed"),
+        "{err}"
+    );
+    assert!(
+        !msgs.iter().any(|m| m["step"] == "push"),
+        "nothing may be pushed"
+    );
     let out = tools::skopeo()
-        .args(["inspect", "--tls-verify=false", &format!("docker://{image}")])
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
         .output()
         .unwrap();
-    assert!(!out.status.success(), "the registry must not have the image");
+    assert!(
+        !out.status.success(),
+        "the registry must not have the image"
+    );
 }
 
 #[test]
@@ -107,9 +138,16 @@ fn run_native_gets_the_stored_secret() {
         .args(["run", "-p", "python_app", "-f", "mesh.yml", "--native"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Hello 'myself' - thanks for passing along the API_PASSWORD"), "{stdout}");
+    assert!(
+        stdout.contains("Hello 'myself' - thanks for passing along the API_PASSWORD"),
+        "{stdout}"
+    );
     let password = stored_password(&sb);
     assert_eq!(password.len(), 10);
     assert!(stdout.contains(&format!("PW={password}")));
@@ -117,7 +155,14 @@ fn run_native_gets_the_stored_secret() {
     // The manifest name works too.
     let out = sb
         .scone(&dir)
-        .args(["run", "-p", "python_hello_user", "-f", "mesh.yml", "--native"])
+        .args([
+            "run",
+            "-p",
+            "python_hello_user",
+            "-f",
+            "mesh.yml",
+            "--native",
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Hello 'myself'"));
@@ -134,9 +179,17 @@ fn run_in_docker_gets_the_stored_secret() {
         .args(["run", "-p", "python_app", "-f", "mesh.yml"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), dockerd.log());
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        dockerd.log()
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Hello 'myself' - thanks for passing along the API_PASSWORD"), "{stdout}");
+    assert!(
+        stdout.contains("Hello 'myself' - thanks for passing along the API_PASSWORD"),
+        "{stdout}"
+    );
     assert!(stdout.contains(&format!("PW={}", stored_password(&sb))));
 }
 
@@ -147,16 +200,37 @@ fn applied_chart_passes_helm_lint_and_kubernetes_schemas_with_the_built_digest()
     let (ok, msgs, err) = apply(&sb, &dir, &[]);
     assert!(ok, "{err}");
     let chart = dir.join("target/helm");
-    let out = tools::helm().args(["lint", "--strict"]).arg(&chart).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let rendered = tools::helm().args(["template", "python-app"]).arg(&chart).output().unwrap();
-    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let out = tools::helm()
+        .args(["lint", "--strict"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rendered = tools::helm()
+        .args(["template", "python-app"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
     let yaml = String::from_utf8_lossy(&rendered.stdout).into_owned();
     let digest = msgs.iter().find(|m| m["step"] == "image").unwrap()["outputs"]["manifest_digest"]
         .as_str()
         .unwrap()
         .to_string();
-    assert!(yaml.contains(&format!("registry.scontain.com:5050/cicd/python_hello_user@{digest}")), "{yaml}");
+    assert!(
+        yaml.contains(&format!(
+            "registry.scontain.com:5050/cicd/python_hello_user@{digest}"
+        )),
+        "{yaml}"
+    );
     assert!(yaml.contains("myPythonApp/python_app"), "SCONE_CONFIG_ID");
     let mut validate = tools::kubernetes_validate()
         .args(["--strict", "-k", "1.32.0", "-"])
@@ -167,5 +241,10 @@ fn applied_chart_passes_helm_lint_and_kubernetes_schemas_with_the_built_digest()
         .unwrap();
     std::io::Write::write_all(&mut validate.stdin.take().unwrap(), yaml.as_bytes()).unwrap();
     let out = validate.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -48,10 +48,18 @@ fn workspace(sb: &Sandbox) -> PathBuf {
     std::fs::create_dir_all(root.join("app")).unwrap();
     std::fs::create_dir_all(root.join("other")).unwrap();
     for f in ["service.yml", "print_env.py"] {
-        std::fs::copy(support::fixtures().join("hello-world").join(f), root.join("app").join(f)).unwrap();
+        std::fs::copy(
+            support::fixtures().join("hello-world").join(f),
+            root.join("app").join(f),
+        )
+        .unwrap();
     }
     std::fs::write(root.join("other/service.yml"), OTHER).unwrap();
-    std::fs::write(root.join("other/other.py"), "import os\nprint('other says ' + os.environ['API_USER'])\n").unwrap();
+    std::fs::write(
+        root.join("other/other.py"),
+        "import os\nprint('other says ' + os.environ['API_USER'])\n",
+    )
+    .unwrap();
     std::fs::write(root.join("mesh.yml"), MESH).unwrap();
     root
 }
@@ -82,12 +90,19 @@ impl Dev {
             .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
             .spawn()
             .unwrap();
-        Dev { child, stdout, stderr }
+        Dev {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     fn read(path: &Path) -> String {
         let mut s = String::new();
-        std::fs::File::open(path).unwrap().read_to_string(&mut s).unwrap();
+        std::fs::File::open(path)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         s
     }
 
@@ -100,9 +115,17 @@ impl Dev {
                 return text;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("scone dev exited ({status}) waiting for {needle:?}:\n{}\n{}", Self::read(&self.stdout), Self::read(&self.stderr));
+                panic!(
+                    "scone dev exited ({status}) waiting for {needle:?}:\n{}\n{}",
+                    Self::read(&self.stdout),
+                    Self::read(&self.stderr)
+                );
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {needle:?}:\n{text}\n{}", Self::read(&self.stderr));
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}:\n{text}\n{}",
+                Self::read(&self.stderr)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -124,7 +147,11 @@ fn dev_reruns_only_what_changed_and_survives_a_broken_manifest() {
     let sb = Sandbox::new();
     let root = workspace(&sb);
     let mut dev = Dev::start(&sb, &root);
-    dev.wait_for(false, "Hello 'myself' - thanks for passing along the API_PASSWORD", 1);
+    dev.wait_for(
+        false,
+        "Hello 'myself' - thanks for passing along the API_PASSWORD",
+        1,
+    );
     dev.wait_for(false, "other says myself", 1);
     dev.wait_for(true, "Watching", 1);
 
@@ -149,22 +176,40 @@ fn dev_reruns_only_what_changed_and_survives_a_broken_manifest() {
 
     // A broken manifest: error shown, loop alive; fixing it resumes.
     let good = std::fs::read_to_string(root.join("other/service.yml")).unwrap();
-    std::fs::write(root.join("other/service.yml"), good.replace("pwd: /other", "pwd: [oops")).unwrap();
+    std::fs::write(
+        root.join("other/service.yml"),
+        good.replace("pwd: /other", "pwd: [oops"),
+    )
+    .unwrap();
     dev.wait_for(true, "error", 1);
     dev.wait_for(true, "Watching for a fix", 1);
-    assert!(dev.child.try_wait().unwrap().is_none(), "scone dev must keep running");
-    std::fs::write(root.join("other/service.yml"), good.replace("other.py\n", "other.py\n  # fixed\n")).unwrap();
+    assert!(
+        dev.child.try_wait().unwrap().is_none(),
+        "scone dev must keep running"
+    );
+    std::fs::write(
+        root.join("other/service.yml"),
+        good.replace("other.py\n", "other.py\n  # fixed\n"),
+    )
+    .unwrap();
     dev.wait_for(true, "Cycle ", 4);
 
     // Ctrl-C stops it cleanly.
     let pid = dev.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = dev.child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "scone dev did not stop on SIGINT");
+        assert!(
+            Instant::now() < deadline,
+            "scone dev did not stop on SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success());

@@ -68,7 +68,10 @@ fn second_build_is_all_fresh_and_hashes_nothing() {
     let done = finished(&second);
     assert_eq!(done["built"], 0, "{second:?}");
     assert_eq!(done["success"], true);
-    assert_eq!(done["hashed_files"], 0, "a no-op build must not hash file content");
+    assert_eq!(
+        done["hashed_files"], 0,
+        "a no-op build must not hash file content"
+    );
     assert!(step_statuses(&second).iter().all(|(_, _, s)| s == "fresh"));
     // 5 services × 4 steps + base + policy + chart.
     assert_eq!(step_statuses(&second).len(), 5 * 4 + 3);
@@ -82,7 +85,12 @@ fn identical_rewrite_is_fresh_and_one_byte_rebuilds_exactly_one_chain() {
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes).unwrap();
     let again = build_json(&sb, &root, &[]);
-    assert_eq!(finished(&again)["built"], 0, "same bytes, new mtime: {:?}", built(&again));
+    assert_eq!(
+        finished(&again)["built"],
+        0,
+        "same bytes, new mtime: {:?}",
+        built(&again)
+    );
 
     let mut changed = bytes.clone();
     changed[0] ^= 1;
@@ -142,7 +150,9 @@ fn a_flipped_byte_in_a_cached_blob_is_detected_and_rebuilt() {
         .trim_start_matches("sha256:")
         .to_string();
     // The published layer is a hard link to its store blob: damage it in place.
-    let published = root.join("target/images/svc_0000/blobs/sha256").join(&layer);
+    let published = root
+        .join("target/images/svc_0000/blobs/sha256")
+        .join(&layer);
     let mut bytes = std::fs::read(&published).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -155,8 +165,16 @@ fn a_flipped_byte_in_a_cached_blob_is_detected_and_rebuilt() {
         .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
         .unwrap();
     let msgs = build_json(&sb, &root, &[]);
-    assert!(built(&msgs).contains("layer:svc_0000"), "{:?}", built(&msgs));
-    assert_eq!(tree(&root.join("target")), reference, "outputs restored exactly");
+    assert!(
+        built(&msgs).contains("layer:svc_0000"),
+        "{:?}",
+        built(&msgs)
+    );
+    assert_eq!(
+        tree(&root.join("target")),
+        reference,
+        "outputs restored exactly"
+    );
 }
 
 #[test]
@@ -197,7 +215,8 @@ fn concurrent_builds_both_succeed_with_identical_outputs() {
     };
     assert_eq!(digests(&ma), digests(&mb));
     // One waited for the other and found everything fresh.
-    let total_built = finished(&ma)["built"].as_u64().unwrap() + finished(&mb)["built"].as_u64().unwrap();
+    let total_built =
+        finished(&ma)["built"].as_u64().unwrap() + finished(&mb)["built"].as_u64().unwrap();
     assert_eq!(total_built, 6 * 4 + 3);
 }
 
@@ -208,12 +227,20 @@ fn kill_9_at_random_moments_never_leaves_a_wrong_state() {
     let reference = tree(&reference_root.join("target"));
 
     let root = sb.path().join("victim");
-    generate(&root, MonorepoOptions { services: 8, ..MonorepoOptions::default() });
+    generate(
+        &root,
+        MonorepoOptions {
+            services: 8,
+            ..MonorepoOptions::default()
+        },
+    );
     age_tree(&root);
     let bin = assert_cmd::cargo::cargo_bin("scone");
     let mut seed: u64 = 0x5eed_1234;
     for round in 0..20 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis((seed >> 33) % 400);
         if round % 5 == 4 {
             // Change an input between kills too.
@@ -223,7 +250,11 @@ fn kill_9_at_random_moments_never_leaves_a_wrong_state() {
         let mut child = std::process::Command::new(&bin)
             .current_dir(&root)
             .args(["build", "-f", "mesh.yml", "-q"])
-            .envs(sb.scone(&root).get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
+            .envs(
+                sb.scone(&root)
+                    .get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -247,17 +278,37 @@ fn kill_9_at_random_moments_never_leaves_a_wrong_state() {
 fn clean_p_removes_one_service_only() {
     let (sb, root) = repo(3);
     build_json(&sb, &root, &[]);
-    let out = sb.scone(&root).args(["clean", "-f", "mesh.yml", "-p", "svc_0001"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sb
+        .scone(&root)
+        .args(["clean", "-f", "mesh.yml", "-p", "svc_0001"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!root.join("target/images/svc_0001").exists());
     assert!(!root.join("target/enclave/svc_0001").exists());
     assert!(root.join("target/images/svc_0000").exists());
     let msgs = build_json(&sb, &root, &[]);
     let rebuilt = built(&msgs);
-    assert!(rebuilt.contains("image:svc_0001") && rebuilt.contains("sign:svc_0001"), "{rebuilt:?}");
-    assert!(!rebuilt.iter().any(|s| s.ends_with("svc_0000") || s.ends_with("svc_0002")), "{rebuilt:?}");
+    assert!(
+        rebuilt.contains("image:svc_0001") && rebuilt.contains("sign:svc_0001"),
+        "{rebuilt:?}"
+    );
+    assert!(
+        !rebuilt
+            .iter()
+            .any(|s| s.ends_with("svc_0000") || s.ends_with("svc_0002")),
+        "{rebuilt:?}"
+    );
 
-    let out = sb.scone(&root).args(["clean", "-f", "mesh.yml"]).output().unwrap();
+    let out = sb
+        .scone(&root)
+        .args(["clean", "-f", "mesh.yml"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(!root.join("target/images").exists());
     let msgs = build_json(&sb, &root, &[]);
@@ -273,7 +324,10 @@ fn json_messages_follow_the_contract() {
             assert!(m.get(key).is_some(), "{key} missing in {m}");
         }
         assert_eq!(m["fingerprint"].as_str().unwrap().len(), 64);
-        assert!(["copy", "layer", "image", "sign", "policy", "chart", "base"].contains(&m["step"].as_str().unwrap()));
+        assert!(
+            ["copy", "layer", "image", "sign", "policy", "chart", "base"]
+                .contains(&m["step"].as_str().unwrap())
+        );
         assert_eq!(m["status"], "built");
         assert_eq!(m["why"], "never built");
     }
@@ -290,16 +344,29 @@ fn a_failing_step_fails_the_build_with_exit_1_and_reports_it() {
     std::fs::remove_file(root.join("base/usr/bin/app")).unwrap();
     let out = sb
         .scone(&root)
-        .args(["build", "-f", "mesh.yml", "--message-format", "json", "-j", "1"])
+        .args([
+            "build",
+            "-f",
+            "mesh.yml",
+            "--message-format",
+            "json",
+            "-j",
+            "1",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let msgs = messages(&out.stdout);
-    let failed: Vec<_> = step_statuses(&msgs).into_iter().filter(|(_, _, s)| s == "failed").collect();
+    let failed: Vec<_> = step_statuses(&msgs)
+        .into_iter()
+        .filter(|(_, _, s)| s == "failed")
+        .collect();
     assert!(!failed.is_empty());
     assert!(failed.iter().all(|(k, _, _)| k == "sign"), "{failed:?}");
     assert_eq!(finished(&msgs)["success"], false);
-    assert!(msgs.iter().any(|m| m["status"] == "failed" && m["error"].as_str().unwrap().contains("app")));
+    assert!(msgs
+        .iter()
+        .any(|m| m["status"] == "failed" && m["error"].as_str().unwrap().contains("app")));
 }
 
 #[test]
@@ -308,7 +375,11 @@ fn the_no_op_fast_path_answers_only_when_nothing_changed() {
     build_json(&sb, &root, &[]);
     let fast = build_json(&sb, &root, &[]);
     assert_eq!(finished(&fast)["fast_path"], true);
-    assert_eq!(step_statuses(&fast).len(), 3 * 4 + 3, "every step is still reported");
+    assert_eq!(
+        step_statuses(&fast).len(),
+        3 * 4 + 3,
+        "every step is still reported"
+    );
     assert!(step_statuses(&fast).iter().all(|(_, _, s)| s == "fresh"));
 
     // Other arguments: the full engine path, which must hash nothing either.
@@ -339,7 +410,14 @@ fn the_no_op_fast_path_answers_only_when_nothing_changed() {
     build_json(&sb, &root, &[]);
     let manifest = root.join("services/svc-0001/service.yml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replace("command: \"app main.cfg\"", "command: \"app main.cfg --v2\"")).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "command: \"app main.cfg\"",
+            "command: \"app main.cfg --v2\"",
+        ),
+    )
+    .unwrap();
     let msgs = build_json(&sb, &root, &[]);
     assert_eq!(finished(&msgs)["fast_path"], false);
     assert!(built(&msgs).contains("image:svc_0001"));

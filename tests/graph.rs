@@ -11,7 +11,11 @@ fn graph(format: &str) -> String {
         .args(["--format", format])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -28,7 +32,12 @@ fn three_services_give_three_chains_a_policy_and_a_chart() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["from"].as_str().unwrap().to_string(), e["to"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().to_string(),
+                e["to"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let services = ["multi_a", "multi_b", "multi_c"];
     let mut expected_nodes = BTreeSet::new();

@@ -26,28 +26,45 @@ fn apply(sb: &Sandbox, dir: &Path) -> Vec<serde_json::Value> {
         .args(["apply", "-f", "mesh.yml", "--message-format", "json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     messages(&out.stdout)
 }
 
 fn step<'a>(msgs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
-    msgs.iter().find(|m| m["step"] == kind).unwrap_or_else(|| panic!("no {kind} step"))
+    msgs.iter()
+        .find(|m| m["step"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} step"))
 }
 
 #[test]
 fn build_gives_an_image_skopeo_and_umoci_accept() {
     let sb = Sandbox::new();
     let dir = example(&sb, "hw");
-    sb.scone(&dir).args(["build", "-f", "mesh.yml"]).assert().success();
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml"])
+        .assert()
+        .success();
     let layout = dir.join("target/images/python_hello_user");
     let out = tools::skopeo()
         .args(["inspect", &format!("oci:{}:{TAG}", layout.display())])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["Architecture"], "amd64");
-    assert_eq!(info["Layers"].as_array().unwrap().len(), 2, "python base + our layer");
+    assert_eq!(
+        info["Layers"].as_array().unwrap().len(),
+        2,
+        "python base + our layer"
+    );
 
     let bundle = sb.path().join("bundle");
     let out = tools::umoci()
@@ -56,25 +73,38 @@ fn build_gives_an_image_skopeo_and_umoci_accept() {
         .arg(&bundle)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let copied = bundle.join("rootfs/python/print_env.py");
     assert_eq!(
         std::fs::read(&copied).unwrap(),
         std::fs::read(support::fixtures().join("hello-world/print_env.py")).unwrap()
     );
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&copied).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&copied).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o644);
     assert!(bundle.join("rootfs/usr/bin/python3.11").exists());
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["process"]["cwd"], "/python");
-    assert_eq!(config["process"]["args"], serde_json::json!(["python3", "print_env.py"]));
+    assert_eq!(
+        config["process"]["args"],
+        serde_json::json!(["python3", "print_env.py"])
+    );
 }
 
 fn manifest_digest(dir: &Path) -> String {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("target/images/python_hello_user/index.json")).unwrap()).unwrap();
-    index["manifests"][0]["digest"].as_str().unwrap().to_string()
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("target/images/python_hello_user/index.json")).unwrap(),
+    )
+    .unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -90,7 +120,9 @@ fn builds_in_different_folders_times_and_umasks_are_identical() {
             src = support::fixtures().join("hello-world").display()
         );
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script).arg(assert_cmd::cargo::cargo_bin("scone"));
+        cmd.arg("-c")
+            .arg(script)
+            .arg(assert_cmd::cargo::cargo_bin("scone"));
         for (k, v) in sb.scone(sb.path()).get_envs() {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -101,7 +133,10 @@ fn builds_in_different_folders_times_and_umasks_are_identical() {
         cmd.env("SCONE_CACHE_DIR", sb.path().join(format!("cache-{i}")));
         let status = cmd.status().unwrap();
         assert!(status.success());
-        digests.push((manifest_digest(&dir), std::fs::read(dir.join("target/enclave/python_hello_user/sigstruct.bin")).unwrap()));
+        digests.push((
+            manifest_digest(&dir),
+            std::fs::read(dir.join("target/enclave/python_hello_user/sigstruct.bin")).unwrap(),
+        ));
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     assert_eq!(digests[0].0, digests[1].0, "manifest digests differ");
@@ -131,10 +166,21 @@ fn apply_uploads_the_session_to_the_local_cas_and_keeps_secrets_out() {
     assert_eq!(svc["command"], "python3 print_env.py");
     assert_eq!(svc["pwd"], "/python");
     let secret = &session["secrets"][0];
-    assert_eq!((secret["name"].as_str(), secret["kind"].as_str(), secret["size"].as_u64()), (Some("password"), Some("ascii"), Some(10)));
-    let sigstruct = std::fs::read(dir.join("target/enclave/python_hello_user/sigstruct.bin")).unwrap();
+    assert_eq!(
+        (
+            secret["name"].as_str(),
+            secret["kind"].as_str(),
+            secret["size"].as_u64()
+        ),
+        (Some("password"), Some("ascii"), Some(10))
+    );
+    let sigstruct =
+        std::fs::read(dir.join("target/enclave/python_hello_user/sigstruct.bin")).unwrap();
     assert_eq!(sigstruct.len(), 1808);
-    assert_eq!(svc["mrenclaves"][0].as_str().unwrap(), hex::encode(&sigstruct[960..992]));
+    assert_eq!(
+        svc["mrenclaves"][0].as_str().unwrap(),
+        hex::encode(&sigstruct[960..992])
+    );
     let sign = step(&first, "sign");
     assert_eq!(svc["fspf_tag"], sign["outputs"]["fspf_tag"]);
 
@@ -148,7 +194,10 @@ fn apply_uploads_the_session_to_the_local_cas_and_keeps_secrets_out() {
     let third = apply(&sb, &dir);
     let upload = step(&third, "upload");
     assert_eq!(upload["status"], "built");
-    assert_eq!(upload["outputs"]["predecessor"].as_str(), Some(first_hash.as_str()));
+    assert_eq!(
+        upload["outputs"]["predecessor"].as_str(),
+        Some(first_hash.as_str())
+    );
 
     // The password CAS generated is the same across updates, and appears nowhere.
     let cas = scone::cas::local::LocalCas::open(&sb.path().join("cas")).unwrap();
@@ -169,7 +218,13 @@ fn apply_uploads_the_session_to_the_local_cas_and_keeps_secrets_out() {
         let entry = entry.unwrap();
         if entry.file_type().is_file() {
             let bytes = std::fs::read(entry.path()).unwrap();
-            assert!(!bytes.windows(password.len()).any(|w| w == password.as_bytes()), "{}", entry.path().display());
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "{}",
+                entry.path().display()
+            );
         }
     }
     let lock = std::fs::read_to_string(dir.join("scone.lock")).unwrap();
@@ -182,14 +237,29 @@ fn apply_uploads_the_session_to_the_local_cas_and_keeps_secrets_out() {
 fn changing_the_heap_changes_mrenclave_but_a_source_edit_changes_only_fspf() {
     let sb = Sandbox::new();
     let dir = example(&sb, "hw");
-    let read = |name: &str| std::fs::read_to_string(dir.join("target/enclave/python_hello_user").join(name)).unwrap();
-    sb.scone(&dir).args(["build", "-f", "mesh.yml", "-q"]).assert().success();
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join("target/enclave/python_hello_user").join(name)).unwrap()
+    };
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
     let (mr1, tag1) = (read("mrenclave"), read("fspf_tag"));
-    sb.scone(&dir).args(["build", "-f", "mesh.yml", "-q"]).assert().success();
-    assert_eq!((read("mrenclave"), read("fspf_tag")), (mr1.clone(), tag1.clone()), "rebuild of the same inputs");
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
+    assert_eq!(
+        (read("mrenclave"), read("fspf_tag")),
+        (mr1.clone(), tag1.clone()),
+        "rebuild of the same inputs"
+    );
 
     std::fs::write(dir.join("print_env.py"), b"print('edited')\n").unwrap();
-    sb.scone(&dir).args(["build", "-f", "mesh.yml", "-q"]).assert().success();
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
     let (mr2, tag2) = (read("mrenclave"), read("fspf_tag"));
     assert_eq!(mr2, mr1, "a source edit must not change MRENCLAVE");
     assert_ne!(tag2, tag1, "a source edit must change the fspf tag");
@@ -201,6 +271,9 @@ fn changing_the_heap_changes_mrenclave_but_a_source_edit_changes_only_fspf() {
     );
     assert_ne!(with_heap, manifest);
     std::fs::write(dir.join("service.yml"), with_heap).unwrap();
-    sb.scone(&dir).args(["build", "-f", "mesh.yml", "-q"]).assert().success();
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
     assert_ne!(read("mrenclave"), mr2, "SCONE_HEAP must change MRENCLAVE");
 }

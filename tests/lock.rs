@@ -17,11 +17,15 @@ fn example(sb: &Sandbox) -> std::path::PathBuf {
 fn lock_records_images_enclaves_and_sessions_and_locked_refuses_changes() {
     let sb = Sandbox::new();
     let dir = example(&sb);
-    sb.scone(&dir).args(["apply", "-f", "mesh.yml", "-q"]).assert().success();
+    sb.scone(&dir)
+        .args(["apply", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
     let lock = std::fs::read_to_string(dir.join("scone.lock")).unwrap();
     let parsed: toml::Value = toml::from_str(&lock).unwrap();
     let image = &parsed["image"]["python_hello_user"];
-    let mrenclave = std::fs::read_to_string(dir.join("target/enclave/python_hello_user/mrenclave")).unwrap();
+    let mrenclave =
+        std::fs::read_to_string(dir.join("target/enclave/python_hello_user/mrenclave")).unwrap();
     assert_eq!(image["mrenclave"].as_str().unwrap(), mrenclave.trim());
     assert!(image["digest"].as_str().unwrap().starts_with("sha256:"));
     let session = &parsed["session"]["myPythonApp"];
@@ -29,22 +33,47 @@ fn lock_records_images_enclaves_and_sessions_and_locked_refuses_changes() {
     assert_eq!(session["cas_hash"].as_str().unwrap().len(), 64);
 
     // An unchanged build under --locked succeeds and leaves the lock as it was.
-    sb.scone(&dir).args(["build", "-f", "mesh.yml", "--locked", "-q"]).assert().success();
-    assert_eq!(std::fs::read_to_string(dir.join("scone.lock")).unwrap(), lock);
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "--locked", "-q"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("scone.lock")).unwrap(),
+        lock
+    );
 
     // A change under --locked: exit 1, a clear message, the lock untouched, nothing uploaded.
     std::fs::write(dir.join("print_env.py"), b"print('changed')\n").unwrap();
     let out = sb
         .scone(&dir)
-        .args(["apply", "-f", "mesh.yml", "--locked", "--message-format", "json"])
+        .args([
+            "apply",
+            "-f",
+            "mesh.yml",
+            "--locked",
+            "--message-format",
+            "json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("scone.lock needs to be updated but --locked was given"), "{stderr}");
-    assert!(stderr.contains("fspf_tag"), "the diff names what changes: {stderr}");
-    assert!(!messages(&out.stdout).iter().any(|m| m["step"] == "upload"), "no effect under a failed --locked");
-    assert_eq!(std::fs::read_to_string(dir.join("scone.lock")).unwrap(), lock);
+    assert!(
+        stderr.contains("scone.lock needs to be updated but --locked was given"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fspf_tag"),
+        "the diff names what changes: {stderr}"
+    );
+    assert!(
+        !messages(&out.stdout).iter().any(|m| m["step"] == "upload"),
+        "no effect under a failed --locked"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("scone.lock")).unwrap(),
+        lock
+    );
 
     // Without --locked the lock follows; the new session names the old as predecessor.
     let out = sb
@@ -53,7 +82,16 @@ fn lock_records_images_enclaves_and_sessions_and_locked_refuses_changes() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let upload = messages(&out.stdout).into_iter().find(|m| m["step"] == "upload").unwrap();
-    assert_eq!(upload["outputs"]["predecessor"], session["cas_hash"].as_str().unwrap());
-    assert_ne!(std::fs::read_to_string(dir.join("scone.lock")).unwrap(), lock);
+    let upload = messages(&out.stdout)
+        .into_iter()
+        .find(|m| m["step"] == "upload")
+        .unwrap();
+    assert_eq!(
+        upload["outputs"]["predecessor"],
+        session["cas_hash"].as_str().unwrap()
+    );
+    assert_ne!(
+        std::fs::read_to_string(dir.join("scone.lock")).unwrap(),
+        lock
+    );
 }

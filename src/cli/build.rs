@@ -14,7 +14,9 @@ use scone::steps::upload::UploadRecord;
 use scone::workspace::Workspace;
 use std::path::{Path, PathBuf};
 
-use super::args::{ApplyArgs, BuildArgs, CasKind, CommonArgs, EnclaveMode, LayerCompression, OutputExtra};
+use super::args::{
+    ApplyArgs, BuildArgs, CasKind, CommonArgs, EnclaveMode, LayerCompression, OutputExtra,
+};
 use super::output::Output;
 
 /// Loads and validates the workspace of the common arguments.
@@ -88,7 +90,8 @@ fn signing_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
 /// successful build with the same command line, else a full build.
 pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
     let key = super::noop::key();
-    let replay = args.common.message_format == super::args::MessageFormat::Json || args.common.verbose > 0;
+    let replay =
+        args.common.message_format == super::args::MessageFormat::Json || args.common.verbose > 0;
     if super::noop::try_fast_path(&key, &Output::new(&args.common, 0), replay) {
         return Ok(0);
     }
@@ -141,7 +144,11 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         offline,
         insecure_registries: args.insecure_registries.clone(),
         docker_host: std::env::var("DOCKER_HOST").ok(),
-        pinned_bases: lock.base.iter().map(|(k, v)| (k.clone(), v.digest.clone())).collect(),
+        pinned_bases: lock
+            .base
+            .iter()
+            .map(|(k, v)| (k.clone(), v.digest.clone()))
+            .collect(),
         known_sessions: lock
             .session
             .iter()
@@ -260,7 +267,12 @@ fn updated_lock(old: &Lockfile, report: &engine::BuildReport, ws: &Workspace) ->
                 if base.reference.starts_with("dir:") || base.reference == "scratch" {
                     continue;
                 }
-                lock.base.insert(base.reference, BaseLock { digest: base.digest });
+                lock.base.insert(
+                    base.reference,
+                    BaseLock {
+                        digest: base.digest,
+                    },
+                );
             }
         }
     }
@@ -288,7 +300,8 @@ fn updated_lock(old: &Lockfile, report: &engine::BuildReport, ws: &Workspace) ->
     }
     for mesh in &ws.meshes {
         let ns = mesh.namespace();
-        let Some(Ok(policy)) = record("policy", ns).map(serde_json::from_value::<PolicyRecord>) else {
+        let Some(Ok(policy)) = record("policy", ns).map(serde_json::from_value::<PolicyRecord>)
+        else {
             continue;
         };
         let entry = lock.session.entry(ns.to_string()).or_default();

@@ -20,10 +20,14 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
     if !target.exists() {
         return Ok(0);
     }
-    let _lock = TargetLock::acquire(&target, || out.status("Blocking", "waiting for file lock on build directory"))
-        .with_context(|| format!("locking {}", target.display()))?;
+    let _lock = TargetLock::acquire(&target, || {
+        out.status("Blocking", "waiting for file lock on build directory")
+    })
+    .with_context(|| format!("locking {}", target.display()))?;
     if only.is_empty() {
-        for entry in std::fs::read_dir(&target).with_context(|| format!("reading {}", target.display()))? {
+        for entry in
+            std::fs::read_dir(&target).with_context(|| format!("reading {}", target.display()))?
+        {
             let path = entry?.path();
             if path.file_name().is_some_and(|n| n == ".scone") {
                 // Keep the lock file we hold; remove the rest of the cache.
@@ -46,7 +50,10 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
         let removed = clean_steps(&target, &ids)?;
         out.status(
             "Removed",
-            &format!("{name}: {} output folder(s) and its cache entries", removed.len()),
+            &format!(
+                "{name}: {} output folder(s) and its cache entries",
+                removed.len()
+            ),
         );
     }
     Ok(0)

@@ -56,7 +56,10 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
     let (tx, rx) = mpsc::channel();
     let stop_tx = tx.clone();
     std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
                 let _ = stop_tx.send(DevEvent::Stop);
             }
@@ -77,26 +80,35 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                     let root = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
                     let target = target.canonicalize().unwrap_or(target);
                     watcher = Some(
-                        watch(&root, &target, Duration::from_millis(args.debounce_ms), tx.clone())
-                            .context("watching the workspace")?,
+                        watch(
+                            &root,
+                            &target,
+                            Duration::from_millis(args.debounce_ms),
+                            tx.clone(),
+                        )
+                        .context("watching the workspace")?,
                     );
                     out.status("Watching", &format!("{} (Ctrl-C to stop)", root.display()));
                 }
-                let built = outcome
-                    .report
-                    .as_ref()
-                    .map(|r| r.built)
-                    .unwrap_or_default();
+                let built = outcome.report.as_ref().map(|r| r.built).unwrap_or_default();
                 let changed = current
                     .map(|(paths, _)| {
                         paths
                             .iter()
-                            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+                            .map(|p| {
+                                p.file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default()
+                            })
                             .collect::<Vec<_>>()
                             .join(", ")
                     })
                     .unwrap_or_else(|| "initial build".into());
-                let restarted = if restarted.is_empty() { "none".to_string() } else { restarted.join(", ") };
+                let restarted = if restarted.is_empty() {
+                    "none".to_string()
+                } else {
+                    restarted.join(", ")
+                };
                 out.status(
                     "Cycle",
                     &format!(
@@ -116,7 +128,12 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                 if watcher.is_none() {
                     // Nothing could be loaded yet: watch the current folder.
                     let cwd = std::env::current_dir()?;
-                    watcher = Some(watch(&cwd, &cwd.join("target"), Duration::from_millis(args.debounce_ms), tx.clone())?);
+                    watcher = Some(watch(
+                        &cwd,
+                        &cwd.join("target"),
+                        Duration::from_millis(args.debounce_ms),
+                        tx.clone(),
+                    )?);
                 }
             }
         }
@@ -160,7 +177,9 @@ fn cycle(
     let mut wanted = Vec::new();
     for mesh in &ws.meshes {
         let ns = mesh.namespace();
-        let Some(session) = cas.session(ns)? else { continue };
+        let Some(session) = cas.session(ns)? else {
+            continue;
+        };
         let secrets = cas.secret_values(ns)?;
         for service in &mesh.services {
             let unit = &ws.services[service.unit];
@@ -172,11 +191,17 @@ fn cycle(
             let image = outcome
                 .report
                 .as_ref()
-                .and_then(|r| r.results.get(&scone::engine::StepId::new("image", unit.name())))
+                .and_then(|r| {
+                    r.results
+                        .get(&scone::engine::StepId::new("image", unit.name()))
+                })
                 .map(|r| r.record["manifest_digest"].to_string())
                 .unwrap_or_default();
             let fp = Fingerprint { spec, image };
-            if running.get(&service.name).is_some_and(|(old, _)| *old == fp) {
+            if running
+                .get(&service.name)
+                .is_some_and(|(old, _)| *old == fp)
+            {
                 continue;
             }
             if let Some((_, old)) = running.remove(&service.name) {
@@ -194,13 +219,23 @@ fn cycle(
                 let host = std::env::var("DOCKER_HOST").ok();
                 scone::oci::docker::load(&layout, tag, host.as_deref())?;
                 let network = !unit.manifest.ports.is_empty();
-                Running::Docker(scone::run::start_docker(&fp.spec, tag, host.as_deref(), network)?)
+                Running::Docker(scone::run::start_docker(
+                    &fp.spec,
+                    tag,
+                    host.as_deref(),
+                    network,
+                )?)
             };
             restarted.push(service.name.clone());
             running.insert(service.name.clone(), (fp, handle));
         }
     }
-    for name in running.keys().filter(|n| !wanted.contains(n)).cloned().collect::<Vec<_>>() {
+    for name in running
+        .keys()
+        .filter(|n| !wanted.contains(n))
+        .cloned()
+        .collect::<Vec<_>>()
+    {
         if let Some((_, r)) = running.remove(&name) {
             r.stop();
         }

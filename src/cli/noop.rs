@@ -13,12 +13,17 @@ use super::output::Output;
 fn shapes_the_build(name: &str) -> bool {
     name.starts_with("SCONE_")
         || name.starts_with("XDG_")
-        || matches!(name, "HOME" | "SOURCE_DATE_EPOCH" | "DOCKER_HOST" | "DOCKER_CONFIG" | "PATH")
+        || matches!(
+            name,
+            "HOME" | "SOURCE_DATE_EPOCH" | "DOCKER_HOST" | "DOCKER_CONFIG" | "PATH"
+        )
 }
 
 /// The key: scone's version, the command line, the folder, the environment.
 pub fn key() -> String {
-    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| shapes_the_build(k)).collect();
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| shapes_the_build(k))
+        .collect();
     env.sort();
     let cwd = std::env::current_dir().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,7 +40,9 @@ pub fn key() -> String {
 /// found before the workspace (and so `target/`) is known.
 pub fn record_dir(key: &str) -> PathBuf {
     let hash = blake3::hash(key.as_bytes()).to_hex().to_string();
-    scone::oci::base::default_cache_dir().join("noop").join(&hash[..32])
+    scone::oci::base::default_cache_dir()
+        .join("noop")
+        .join(&hash[..32])
 }
 
 /// Replays a fresh build if nothing changed; returns whether it did. The step
@@ -95,8 +102,11 @@ pub fn record(key: &str, ws: &Workspace, report: &BuildReport) {
         .consulted
         .iter()
         .filter(|p| {
-            !(p.parent().and_then(|d| d.parent()).is_some_and(|d| d.ends_with(".scone/blobs"))
-                && p.file_name().is_some_and(|n| published.contains(&n.to_string_lossy().into_owned())))
+            !(p.parent()
+                .and_then(|d| d.parent())
+                .is_some_and(|d| d.ends_with(".scone/blobs"))
+                && p.file_name()
+                    .is_some_and(|n| published.contains(&n.to_string_lossy().into_owned())))
         })
         .cloned()
         .collect();

@@ -64,12 +64,20 @@ impl Output {
     }
 
     pub fn warn(&self, text: &str) {
-        let label = if self.color { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
+        let label = if self.color {
+            "\x1b[1;33mwarning\x1b[0m"
+        } else {
+            "warning"
+        };
         self.raw(&format!("{label}: {text}"));
     }
 
     pub fn error(&self, text: &str) {
-        let label = if self.color { "\x1b[1;31merror\x1b[0m" } else { "error" };
+        let label = if self.color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
         self.raw(&format!("{label}: {text}"));
     }
 
@@ -186,7 +194,9 @@ impl EventSink for Output {
                             }
                             self.status("Built", &text);
                         }
-                        Status::Fresh if self.verbosity.verbose > 0 => self.status("Fresh", &id.to_string()),
+                        Status::Fresh if self.verbosity.verbose > 0 => {
+                            self.status("Fresh", &id.to_string())
+                        }
                         Status::Fresh => {}
                         Status::Failed => self.error(&format!("{id}: {}", why.unwrap_or_default())),
                     },

@@ -30,7 +30,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     let ws = load_workspace(&common)?;
-    let unit = ws.find_service(&name).map_err(scone::manifest::Diagnostics::from)?;
+    let unit = ws
+        .find_service(&name)
+        .map_err(scone::manifest::Diagnostics::from)?;
     let (mesh, service) = ws
         .meshes
         .iter()
@@ -69,8 +71,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         return Ok(scone::run::run_native(&spec, rootfs.path())?);
     }
     let host = std::env::var("DOCKER_HOST").ok();
-    scone::oci::docker::load(&layout, tag, host.as_deref())
-        .with_context(|| format!("loading {tag} (is a Docker engine running? set DOCKER_HOST, or use --native)"))?;
+    scone::oci::docker::load(&layout, tag, host.as_deref()).with_context(|| {
+        format!("loading {tag} (is a Docker engine running? set DOCKER_HOST, or use --native)")
+    })?;
     let network = !unit.manifest.ports.is_empty();
-    Ok(scone::run::run_docker(&spec, tag, host.as_deref(), network)?)
+    Ok(scone::run::run_docker(
+        &spec,
+        tag,
+        host.as_deref(),
+        network,
+    )?)
 }

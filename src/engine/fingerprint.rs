@@ -144,7 +144,12 @@ mod tests {
         assert_eq!(explain(None, &old), "never built");
         let new = fp(&[("tool", "1"), ("file:a", "x"), ("file:b", "z")]);
         assert_eq!(explain(Some(&old), &new), "file:b changed");
-        let added = fp(&[("tool", "1"), ("file:a", "x"), ("file:b", "y"), ("file:c", "q")]);
+        let added = fp(&[
+            ("tool", "1"),
+            ("file:a", "x"),
+            ("file:b", "y"),
+            ("file:c", "q"),
+        ]);
         assert_eq!(explain(Some(&old), &added), "file:c is new");
         let removed = fp(&[("tool", "1"), ("file:a", "x")]);
         assert_eq!(explain(Some(&old), &removed), "file:b was removed");

@@ -11,7 +11,11 @@ use super::step::{Input, InputKind, ResolvedInput};
 
 /// Resolves every declared input, in declaration order (folders sorted). The
 /// folders walked are added to `dirs` (their listing is an input too).
-pub fn resolve(inputs: &[Input], stats: &StatCache, dirs: &mut Vec<std::path::PathBuf>) -> io::Result<Vec<ResolvedInput>> {
+pub fn resolve(
+    inputs: &[Input],
+    stats: &StatCache,
+    dirs: &mut Vec<std::path::PathBuf>,
+) -> io::Result<Vec<ResolvedInput>> {
     let mut out = Vec::new();
     for input in inputs {
         match input {

@@ -125,7 +125,13 @@ impl NoopRecord {
                 None => put_u64(&mut out, 0),
                 Some(s) => {
                     put_u64(&mut out, 1);
-                    for v in [s.size, s.mtime_ns as u64, s.ctime_ns as u64, s.inode, u64::from(s.mode)] {
+                    for v in [
+                        s.size,
+                        s.mtime_ns as u64,
+                        s.ctime_ns as u64,
+                        s.inode,
+                        u64::from(s.mode),
+                    ] {
                         put_u64(&mut out, v);
                     }
                 }
@@ -206,11 +212,14 @@ impl NoopRecord {
         let record = self;
         use rayon::prelude::*;
         let written = record.written_at_ns;
-        let unchanged = record.files.par_iter().all(|(path, old)| match (old, stat_of(path)) {
-            (None, None) => true,
-            (Some(old), Some(now)) => old.matches(&now) && !is_racy(now.mtime_ns, written),
-            _ => false,
-        });
+        let unchanged = record
+            .files
+            .par_iter()
+            .all(|(path, old)| match (old, stat_of(path)) {
+                (None, None) => true,
+                (Some(old), Some(now)) => old.matches(&now) && !is_racy(now.mtime_ns, written),
+                _ => false,
+            });
         unchanged
     }
 }
@@ -245,9 +254,13 @@ mod tests {
             fingerprint: "f".into(),
             outputs: serde_json::json!({"k": 1}),
         }];
-        NoopRecord::capture("key".into(), vec![a.clone(), missing.clone()], steps.clone())
-            .save(&target)
-            .unwrap();
+        NoopRecord::capture(
+            "key".into(),
+            vec![a.clone(), missing.clone()],
+            steps.clone(),
+        )
+        .save(&target)
+        .unwrap();
         assert_eq!(NoopRecord::check(&target, "key"), Some(steps));
         assert_eq!(NoopRecord::check(&target, "other key"), None);
         fs::write(&missing, b"new").unwrap();
@@ -255,7 +268,11 @@ mod tests {
         fs::remove_file(&missing).unwrap();
         fs::write(&a, b"two").unwrap();
         aged(&a);
-        assert_eq!(NoopRecord::check(&target, "key"), None, "same size and mtime, new ctime");
+        assert_eq!(
+            NoopRecord::check(&target, "key"),
+            None,
+            "same size and mtime, new ctime"
+        );
     }
 
     #[test]
@@ -264,7 +281,9 @@ mod tests {
         let target = dir.path().join("target");
         let a = dir.path().join("a");
         fs::write(&a, b"one").unwrap();
-        NoopRecord::capture("k".into(), vec![a.clone()], vec![]).save(&target).unwrap();
+        NoopRecord::capture("k".into(), vec![a.clone()], vec![])
+            .save(&target)
+            .unwrap();
         assert_eq!(NoopRecord::check(&target, "k"), Some(vec![]));
         fs::write(&a, b"two").unwrap();
         assert_eq!(NoopRecord::check(&target, "k"), None);

@@ -107,7 +107,9 @@ fn publish_dir(dest: &Path, files: &BTreeMap<String, String>, store: &Store) -> 
 
 fn old_name(dest: &Path) -> PathBuf {
     let tmp = durable::temp_sibling(dest);
-    let name = tmp.file_name().map(|n| n.to_string_lossy().replace(".tmp-", ".old-"));
+    let name = tmp
+        .file_name()
+        .map(|n| n.to_string_lossy().replace(".tmp-", ".old-"));
     tmp.with_file_name(name.unwrap_or_default())
 }
 

@@ -139,53 +139,47 @@ fn run_graph(
     let mut running = 0usize;
     let mut finished = 0usize;
 
-    pool.in_place_scope(|scope| {
-        loop {
-            while report.failed.is_empty() {
-                let Some(i) = ready.pop() else { break };
-                let deps: Vec<(StepId, Arc<ActionRecord>)> = nodes[i]
-                    .deps
-                    .iter()
-                    .filter_map(|&d| {
-                        results[d]
-                            .clone()
-                            .map(|r| (nodes[d].step.id().clone(), r))
-                    })
-                    .collect();
-                let tx = tx.clone();
-                let scratch = tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
-                let step = nodes[i].step.as_ref();
-                running += 1;
-                scope.spawn(move |_| {
-                    let result = run_step(step, &deps, store, &scratch, target, sink);
-                    let _ = tx.send(Done { index: i, result });
-                });
-            }
-            if running == 0 {
-                break;
-            }
-            let Ok(done) = rx.recv() else { break };
-            running -= 1;
-            finished += 1;
-            let id = nodes[done.index].step.id().clone();
-            match done.result {
-                Ok((record, status, consulted)) => {
-                    report.consulted.extend(consulted);
-                    match status {
-                        Status::Fresh => report.fresh += 1,
-                        _ => report.built += 1,
-                    }
-                    report.results.insert(id, record.clone());
-                    results[done.index] = Some(record);
-                    for &j in &dependents[done.index] {
-                        waiting[j] -= 1;
-                        if waiting[j] == 0 {
-                            ready.push(j);
-                        }
+    pool.in_place_scope(|scope| loop {
+        while report.failed.is_empty() {
+            let Some(i) = ready.pop() else { break };
+            let deps: Vec<(StepId, Arc<ActionRecord>)> = nodes[i]
+                .deps
+                .iter()
+                .filter_map(|&d| results[d].clone().map(|r| (nodes[d].step.id().clone(), r)))
+                .collect();
+            let tx = tx.clone();
+            let scratch = tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
+            let step = nodes[i].step.as_ref();
+            running += 1;
+            scope.spawn(move |_| {
+                let result = run_step(step, &deps, store, &scratch, target, sink);
+                let _ = tx.send(Done { index: i, result });
+            });
+        }
+        if running == 0 {
+            break;
+        }
+        let Ok(done) = rx.recv() else { break };
+        running -= 1;
+        finished += 1;
+        let id = nodes[done.index].step.id().clone();
+        match done.result {
+            Ok((record, status, consulted)) => {
+                report.consulted.extend(consulted);
+                match status {
+                    Status::Fresh => report.fresh += 1,
+                    _ => report.built += 1,
+                }
+                report.results.insert(id, record.clone());
+                results[done.index] = Some(record);
+                for &j in &dependents[done.index] {
+                    waiting[j] -= 1;
+                    if waiting[j] == 0 {
+                        ready.push(j);
                     }
                 }
-                Err(message) => report.failed.push((id, message)),
             }
+            Err(message) => report.failed.push((id, message)),
         }
     });
     if report.failed.is_empty() && finished < n {
@@ -215,7 +209,10 @@ fn run_step(
         let mut fp = Fingerprint::new(&id.kind);
         fp.params(&step.params());
         for input in &resolved {
-            fp.push(format!("file:{}", input.label), inputs::fingerprint_value(input));
+            fp.push(
+                format!("file:{}", input.label),
+                inputs::fingerprint_value(input),
+            );
         }
         for (dep, record) in deps {
             fp.push(format!("dep:{dep}"), record.output_digest());
@@ -366,10 +363,9 @@ fn resolve_publish(
 ) -> Result<Vec<Published>, StepError> {
     let digest_of = |source: &BlobSource| -> Result<String, StepError> {
         match source {
-            BlobSource::Own(name) => files
-                .get(name)
-                .cloned()
-                .ok_or_else(|| StepError::new(format!("internal: publishes unknown file `{name}`"))),
+            BlobSource::Own(name) => files.get(name).cloned().ok_or_else(|| {
+                StepError::new(format!("internal: publishes unknown file `{name}`"))
+            }),
             BlobSource::Stored(d) if store.blob_intact(d) => Ok(d.clone()),
             BlobSource::Stored(d) => Err(StepError::new(format!(
                 "internal: publishes blob {d}, which is not in the store"
@@ -383,7 +379,10 @@ fn resolve_publish(
                 path: path.clone(),
                 digest: digest_of(source)?,
             },
-            Publish::Dir { dir, files: entries } => {
+            Publish::Dir {
+                dir,
+                files: entries,
+            } => {
                 let mut map = BTreeMap::new();
                 for f in entries {
                     map.insert(f.path.clone(), digest_of(&f.source)?);
@@ -414,7 +413,11 @@ pub fn clean_steps(target: &Path, ids: &[StepId]) -> std::io::Result<Vec<PathBuf
                     Published::Dir { dir, .. } => target.join(dir),
                     Published::File { path, .. } => target.join(path),
                 };
-                if seen.insert(path.to_string_lossy().into_owned(), ()).is_none() && path.exists() {
+                if seen
+                    .insert(path.to_string_lossy().into_owned(), ())
+                    .is_none()
+                    && path.exists()
+                {
                     super::durable::remove_all(&path)?;
                     removed.push(path);
                 }

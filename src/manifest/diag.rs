@@ -105,7 +105,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(kind: ErrorKind, file: impl Into<PathBuf>, pos: Pos, message: impl Into<String>) -> Self {
+    pub fn new(
+        kind: ErrorKind,
+        file: impl Into<PathBuf>,
+        pos: Pos,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             kind,
             file: file.into(),

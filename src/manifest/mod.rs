@@ -8,11 +8,11 @@ pub mod discover;
 pub mod link;
 pub mod located;
 pub mod model;
-pub mod validate;
-pub mod validate_paths;
 pub mod parse;
 pub mod suggest;
 pub mod template;
+pub mod validate;
+pub mod validate_paths;
 
 pub use diag::{Diagnostic, Diagnostics, ErrorKind};
 pub use located::{Located, Pos};

@@ -31,7 +31,11 @@ pub struct BaseRecord {
 
 impl BaseRecord {
     /// The [`BaseImage`] with layer paths in the store.
-    pub fn to_image(&self, cx: &StepContext<'_>, record: &crate::engine::ActionRecord) -> Result<BaseImage, StepError> {
+    pub fn to_image(
+        &self,
+        cx: &StepContext<'_>,
+        record: &crate::engine::ActionRecord,
+    ) -> Result<BaseImage, StepError> {
         let config = std::fs::read(cx.dep_file(record, "config")?)
             .map_err(|e| StepError::context("reading the base config", e))?;
         Ok(BaseImage {

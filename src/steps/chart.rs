@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use super::image::ImageRecord;
 use super::policy::PolicyRecord;
 use super::{from_record, param, to_record};
-use crate::engine::{BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput};
+use crate::engine::{
+    BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput,
+};
 use crate::helm::{render, ChartInput, ChartPort, ChartService};
 
 /// A service of the chart, before its image digest is known.
@@ -70,7 +72,11 @@ impl Step for ChartStep {
 
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         let policy: PolicyRecord = from_record(&cx.dep("policy")?.record)?;
-        let mut input = ChartInput::new(&self.namespace, &policy.hash[..12.min(policy.hash.len())], &self.cas_addr);
+        let mut input = ChartInput::new(
+            &self.namespace,
+            &policy.hash[..12.min(policy.hash.len())],
+            &self.cas_addr,
+        );
         input.chart_version = self.version.clone();
         input.chart_path = self.chart_path.clone();
         for s in &self.services {
@@ -101,24 +107,26 @@ impl Step for ChartStep {
             .map_err(|e| StepError::context("rendering the Helm chart", e))?;
         let mut files = BTreeMap::new();
         let mut publish = Vec::new();
-        let mut add = |dir: &str, set: &BTreeMap<PathBuf, Vec<u8>>, prefix: &str| -> Result<(), StepError> {
-            let mut entries = Vec::new();
-            for (rel, bytes) in set {
-                let name = format!("{prefix}/{}", rel.display());
-                let path = cx.scratch.join(files.len().to_string());
-                std::fs::write(&path, bytes).map_err(|e| StepError::context("writing the chart", e))?;
-                files.insert(name.clone(), path);
-                entries.push(PublishFile {
-                    path: rel.to_string_lossy().into_owned(),
-                    source: BlobSource::Own(name),
+        let mut add =
+            |dir: &str, set: &BTreeMap<PathBuf, Vec<u8>>, prefix: &str| -> Result<(), StepError> {
+                let mut entries = Vec::new();
+                for (rel, bytes) in set {
+                    let name = format!("{prefix}/{}", rel.display());
+                    let path = cx.scratch.join(files.len().to_string());
+                    std::fs::write(&path, bytes)
+                        .map_err(|e| StepError::context("writing the chart", e))?;
+                    files.insert(name.clone(), path);
+                    entries.push(PublishFile {
+                        path: rel.to_string_lossy().into_owned(),
+                        source: BlobSource::Own(name),
+                    });
+                }
+                publish.push(Publish::Dir {
+                    dir: dir.to_string(),
+                    files: entries,
                 });
-            }
-            publish.push(Publish::Dir {
-                dir: dir.to_string(),
-                files: entries,
-            });
-            Ok(())
-        };
+                Ok(())
+            };
         add(&self.dir, &chart.files, "chart")?;
         if let Some(dir) = &self.manifests_dir {
             add(dir, &chart.manifests, "manifests")?;
@@ -150,7 +158,10 @@ mod tests {
 
     #[test]
     fn repository_strips_tag_and_digest_but_not_port() {
-        assert_eq!(repository_of("registry.scontain.com:5050/cicd/app:latest"), "registry.scontain.com:5050/cicd/app");
+        assert_eq!(
+            repository_of("registry.scontain.com:5050/cicd/app:latest"),
+            "registry.scontain.com:5050/cicd/app"
+        );
         assert_eq!(repository_of("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
         assert_eq!(repository_of("a/b@sha256:00"), "a/b");
     }

@@ -57,7 +57,10 @@ impl Step for CopyStep {
         self.copy
             .iter()
             .map(|rel| {
-                let label = rel.trim_end_matches('/').trim_start_matches("./").to_string();
+                let label = rel
+                    .trim_end_matches('/')
+                    .trim_start_matches("./")
+                    .to_string();
                 let path = self.dir.join(rel);
                 if path.is_dir() {
                     Input::Tree { label, path }

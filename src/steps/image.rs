@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use super::base::BaseRecord;
 use super::layer::LayerRecord;
 use super::{from_record, param, to_record};
-use crate::engine::{BlobSource, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput};
+use crate::engine::{
+    BlobSource, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput,
+};
 use crate::oci::image::{build, canonical_json, ImageInput, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::oci::layout::REF_NAME;
 use crate::oci::tar::LayerBlob;
@@ -74,7 +76,10 @@ impl Step for ImageStep {
         let labels = BTreeMap::from([
             ("dev.scone.service".to_string(), self.service.clone()),
             ("dev.scone.layer.diff_id".to_string(), layer.diff_id.clone()),
-            ("org.opencontainers.image.ref.name".to_string(), self.to.clone()),
+            (
+                "org.opencontainers.image.ref.name".to_string(),
+                self.to.clone(),
+            ),
         ]);
         let input = ImageInput {
             base: Some(&base_image),
@@ -90,12 +95,17 @@ impl Step for ImageStep {
             cmd: Vec::new(),
             labels,
         };
-        let blobs = build(&input, self.created).map_err(|e| StepError::context("building the image", e))?;
+        let blobs =
+            build(&input, self.created).map_err(|e| StepError::context("building the image", e))?;
         let config: serde_json::Value = serde_json::from_slice(&blobs.config)
             .map_err(|e| StepError::context("internal: image config", e))?;
         let path_var = config["config"]["Env"]
             .as_array()
-            .and_then(|env| env.iter().filter_map(|v| v.as_str()).find_map(|v| v.strip_prefix("PATH=")))
+            .and_then(|env| {
+                env.iter()
+                    .filter_map(|v| v.as_str())
+                    .find_map(|v| v.strip_prefix("PATH="))
+            })
             .unwrap_or(crate::oci::image::DEFAULT_PATH)
             .to_string();
 
@@ -121,19 +131,38 @@ impl Step for ImageStep {
             std::fs::write(&path, bytes).map_err(|e| StepError::context("writing the image", e))?;
             files.insert(name.to_string(), path);
         }
-        let blob_file = |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+        let blob_file =
+            |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
         let mut publish = vec![
-            PublishFile { path: "oci-layout".into(), source: BlobSource::Own("oci-layout".into()) },
-            PublishFile { path: "index.json".into(), source: BlobSource::Own("index.json".into()) },
-            PublishFile { path: blob_file(&blobs.config_digest), source: BlobSource::Own("config".into()) },
-            PublishFile { path: blob_file(&blobs.manifest_digest), source: BlobSource::Own("manifest".into()) },
+            PublishFile {
+                path: "oci-layout".into(),
+                source: BlobSource::Own("oci-layout".into()),
+            },
+            PublishFile {
+                path: "index.json".into(),
+                source: BlobSource::Own("index.json".into()),
+            },
+            PublishFile {
+                path: blob_file(&blobs.config_digest),
+                source: BlobSource::Own("config".into()),
+            },
+            PublishFile {
+                path: blob_file(&blobs.manifest_digest),
+                source: BlobSource::Own("manifest".into()),
+            },
         ];
         let mut layer_blobs = Vec::new();
         for l in &base.layers {
-            publish.push(PublishFile { path: blob_file(&l.digest), source: BlobSource::Stored(l.blob.clone()) });
+            publish.push(PublishFile {
+                path: blob_file(&l.digest),
+                source: BlobSource::Stored(l.blob.clone()),
+            });
             layer_blobs.push(l.blob.clone());
         }
-        publish.push(PublishFile { path: blob_file(&layer.digest), source: BlobSource::Stored(layer_blob.clone()) });
+        publish.push(PublishFile {
+            path: blob_file(&layer.digest),
+            source: BlobSource::Stored(layer_blob.clone()),
+        });
         layer_blobs.push(layer_blob);
         publish.sort_by(|a, b| a.path.cmp(&b.path));
         publish.dedup_by(|a, b| a.path == b.path);

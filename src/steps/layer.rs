@@ -55,7 +55,12 @@ impl Step for LayerStep {
                 ("symlink", _, Some(target)) => {
                     entries.push(LayerEntry::symlink(e.path.clone(), target.clone()))
                 }
-                _ => return Err(StepError::new(format!("internal: bad staged entry {}", e.path))),
+                _ => {
+                    return Err(StepError::new(format!(
+                        "internal: bad staged entry {}",
+                        e.path
+                    )))
+                }
             }
         }
         let blob = write_layer(&entries, self.mtime, self.compression, cx.scratch)

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use super::sign::SignRecord;
 use super::{from_record, param, to_record};
-use crate::cas::session::{content_hash, render, SecretDecl, SecretKind, ServiceInput, SessionInput};
+use crate::cas::session::{
+    content_hash, render, SecretDecl, SecretKind, ServiceInput, SessionInput,
+};
 use crate::engine::{BlobSource, Publish, Step, StepContext, StepError, StepId, StepOutput};
 
 /// A service of the session, before the sign step's results are known.
@@ -37,7 +39,9 @@ pub struct PolicySecret {
 
 impl std::fmt::Debug for PolicySecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicySecret").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("PolicySecret")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,7 +76,10 @@ impl Step for PolicyStep {
             ("services".to_string(), param(&self.services)),
             ("secrets".to_string(), param(&self.secrets)),
             ("tolerate".to_string(), param(&self.tolerate)),
-            ("ignore-advisories".to_string(), param(&self.ignore_advisories)),
+            (
+                "ignore-advisories".to_string(),
+                param(&self.ignore_advisories),
+            ),
         ])
     }
 

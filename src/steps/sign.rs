@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use super::copy::CopyRecord;
 use super::image::ImageRecord;
 use super::{from_record, param, to_record};
-use crate::engine::{BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput};
+use crate::engine::{
+    BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput,
+};
 use crate::oci::rootfs::RootFs;
 use crate::sgx::fspf::{fspf_tag, FspfEntry};
 use crate::sgx::keys::SigningKey;
@@ -66,7 +68,8 @@ impl Step for SignStep {
         let image: ImageRecord = from_record(&cx.dep("image")?.record)?;
         let staged: CopyRecord = from_record(&cx.dep("copy")?.record)?;
         let layers: Vec<PathBuf> = image.layer_blobs.iter().map(|b| cx.blob_path(b)).collect();
-        let rootfs = RootFs::open(&layers).map_err(|e| StepError::context("reading the image", e))?;
+        let rootfs =
+            RootFs::open(&layers).map_err(|e| StepError::context("reading the image", e))?;
         let binary_path = if self.binary.contains('/') {
             Some(self.binary.clone())
         } else {
@@ -83,7 +86,11 @@ impl Step for SignStep {
         let elf = rootfs
             .read_file(&binary_path)
             .map_err(|e| StepError::context(format!("reading {binary_path}"), e))?
-            .ok_or_else(|| StepError::new(format!("the entry binary {binary_path} is not in the image")))?;
+            .ok_or_else(|| {
+                StepError::new(format!(
+                    "the entry binary {binary_path} is not in the image"
+                ))
+            })?;
 
         let mut settings = EnclaveSettings::from_env(&self.enclave_env)
             .map_err(|e| StepError::context(format!("enclave settings of {}", self.service), e))?;
@@ -101,7 +108,11 @@ impl Step for SignStep {
                 let bytes = std::fs::read(cx.blob_path(blob))
                     .map_err(|err| StepError::context(format!("reading {}", e.path), err))?;
                 let mode = if e.executable { 0o755 } else { 0o644 };
-                protected.push(FspfEntry::from_contents(format!("/{}", e.path), mode, &bytes));
+                protected.push(FspfEntry::from_contents(
+                    format!("/{}", e.path),
+                    mode,
+                    &bytes,
+                ));
             }
         }
         protected.push(FspfEntry::from_contents(binary_path.clone(), 0o755, &elf));
@@ -118,7 +129,8 @@ impl Step for SignStep {
             ("fspf_tag", format!("{tag}\n").into_bytes()),
         ] {
             let path = cx.scratch.join(name);
-            std::fs::write(&path, bytes).map_err(|e| StepError::context("writing enclave files", e))?;
+            std::fs::write(&path, bytes)
+                .map_err(|e| StepError::context("writing enclave files", e))?;
             files.insert(name.to_string(), path);
         }
         let publish = Publish::Dir {

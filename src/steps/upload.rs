@@ -15,7 +15,10 @@ pub enum CasTarget {
     /// The embedded local CAS (its folder).
     Local(std::path::PathBuf),
     /// A remote CAS at this URL (client identity from the CAS config dir).
-    Remote { url: String, ca_file: Option<std::path::PathBuf> },
+    Remote {
+        url: String,
+        ca_file: Option<std::path::PathBuf>,
+    },
 }
 
 /// The record of an upload step.
@@ -58,7 +61,8 @@ impl Step for UploadStep {
             .map_err(|e| StepError::context("reading the session", e))?;
         let cas: Box<dyn Cas> = match &self.target {
             CasTarget::Local(dir) => Box::new(
-                crate::cas::local::LocalCas::open(dir).map_err(|e| StepError::context("local CAS", e))?,
+                crate::cas::local::LocalCas::open(dir)
+                    .map_err(|e| StepError::context("local CAS", e))?,
             ),
             CasTarget::Remote { url, ca_file } => Box::new(
                 crate::cas::remote::RemoteCas::connect_default(url, ca_file.as_deref())

@@ -378,7 +378,9 @@ impl Loader {
     fn duplicate_names(&mut self) {
         let mut first_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (i, u) in self.units.iter().enumerate() {
-            let first = *first_of.entry(u.manifest.build.name.value.as_str()).or_insert(i);
+            let first = *first_of
+                .entry(u.manifest.build.name.value.as_str())
+                .or_insert(i);
             if first != i {
                 let first = &self.units[first];
                 self.diags.push(
