@@ -6,6 +6,7 @@
 
 pub mod cas;
 pub mod dev;
+pub mod durable;
 pub mod engine;
 pub mod helm;
 pub mod lockfile;

@@ -92,7 +92,7 @@ impl Lockfile {
         if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
             return Ok(false);
         }
-        crate::engine::durable::write(path, text.as_bytes())?;
+        crate::durable::write(path, text.as_bytes())?;
         Ok(true)
     }
 

@@ -294,20 +294,7 @@ fn plan_service(
         }),
         vec![copy],
     );
-    let locals: Vec<(String, String)> = m
-        .environment
-        .local
-        .iter()
-        .map(|v| {
-            (
-                v.name.value.clone(),
-                v.value
-                    .as_ref()
-                    .map(|x| x.value.clone())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let locals: Vec<(String, String)> = m.environment.locals();
     let image_env: Vec<(String, String)> = locals
         .iter()
         .filter(|(_, v)| !has_secret_ref(v))

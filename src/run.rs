@@ -163,7 +163,7 @@ pub fn unpack(layers: &[PathBuf], dest: &Path) -> Result<(), RunError> {
                         .map_err(io(dir.display().to_string()))?
                         .flatten()
                     {
-                        crate::engine::durable::remove_all(&child.path())
+                        crate::durable::remove_all(&child.path())
                             .map_err(io(child.path().display().to_string()))?;
                     }
                 }
@@ -171,8 +171,7 @@ pub fn unpack(layers: &[PathBuf], dest: &Path) -> Result<(), RunError> {
             }
             if let Some(hidden) = name.strip_prefix(".wh.") {
                 let victim = dest.join(&parent).join(hidden);
-                crate::engine::durable::remove_all(&victim)
-                    .map_err(io(victim.display().to_string()))?;
+                crate::durable::remove_all(&victim).map_err(io(victim.display().to_string()))?;
                 continue;
             }
             // `unpack_in` refuses paths that escape `dest`.

@@ -34,11 +34,11 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
                 for inner in std::fs::read_dir(&path)? {
                     let inner = inner?.path();
                     if inner.file_name().is_some_and(|n| n != "lock") {
-                        scone::engine::durable::remove_all(&inner)?;
+                        scone::durable::remove_all(&inner)?;
                     }
                 }
             } else {
-                scone::engine::durable::remove_all(&path)?;
+                scone::durable::remove_all(&path)?;
             }
         }
         out.status("Removed", &target.display().to_string());

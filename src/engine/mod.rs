@@ -12,7 +12,6 @@
 //!
 //! The engine knows nothing of a step's internals.
 
-pub mod durable;
 pub mod events;
 pub mod fingerprint;
 pub mod inputs;

@@ -18,8 +18,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::durable;
 use super::statcache::{is_racy, Stat};
+use crate::durable;
 
 const MAGIC: &[u8; 8] = b"sconeNP1";
 

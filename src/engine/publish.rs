@@ -11,8 +11,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::durable;
 use super::store::{Published, Store};
+use crate::durable;
 
 /// Whether `target/<entry>` holds exactly what the entry says.
 pub fn is_current(target: &Path, entry: &Published, store: &Store) -> bool {

@@ -418,7 +418,7 @@ pub fn clean_steps(target: &Path, ids: &[StepId]) -> std::io::Result<Vec<PathBuf
                     .is_none()
                     && path.exists()
                 {
-                    super::durable::remove_all(&path)?;
+                    crate::durable::remove_all(&path)?;
                     removed.push(path);
                 }
             }

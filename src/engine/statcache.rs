@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::durable;
+use crate::durable;
 
 /// How close to the hash time a modification makes an entry racy. Covers coarse
 /// (jiffy-based) timestamp clocks; on filesystems whose mtimes are whole

@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use super::durable;
 use super::statcache::{self, StatCache};
 use super::step::StepId;
+use crate::durable;
 
 /// A published entry with its blob digests resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

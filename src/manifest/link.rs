@@ -201,20 +201,7 @@ pub fn resolve_environment(
 ) -> Vec<(String, String)> {
     let m = member.manifest;
     let own = env.services.get(member.name).map(|(_, s)| s);
-    let mut resolved: Vec<(String, String)> = m
-        .environment
-        .local
-        .iter()
-        .map(|v| {
-            (
-                v.name.value.clone(),
-                v.value
-                    .as_ref()
-                    .map(|v| v.value.clone())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let mut resolved: Vec<(String, String)> = m.environment.locals();
     for g in &m.environment.global {
         let name = &g.name.value;
         let value = own

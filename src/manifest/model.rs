@@ -50,6 +50,23 @@ pub struct Environment {
     pub global: Vec<EnvVar>,
 }
 
+impl Environment {
+    /// The locals as `(name, value)`, in order (a missing value is empty).
+    pub fn locals(&self) -> Vec<(String, String)> {
+        self.local
+            .iter()
+            .map(|v| {
+                let value = v
+                    .value
+                    .as_ref()
+                    .map(|x| x.value.clone())
+                    .unwrap_or_default();
+                (v.name.value.clone(), value)
+            })
+            .collect()
+    }
+}
+
 /// One environment variable. A value may reference a CAS secret as
 /// `$$SCONE::name$$` or `$$SCONE::name`.
 #[derive(Clone, Debug, Deserialize)]

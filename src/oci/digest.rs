@@ -150,10 +150,7 @@ pub fn sync_dir(dir: &Path) {
 
 /// Write `bytes` to `dest` crash-safely (temp in the same folder + fsync + rename).
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let (temp, mut file) = TempFile::new_in(dir)?;
-    file.write_all(bytes).map_err(io_at("writing", dest))?;
-    temp.persist(file, dest)
+    crate::durable::write(dest, bytes).map_err(io_at("writing", dest))
 }
 
 /// Store `bytes` as `dir/sha256/<hex>` (content-addressed) and return its digest.

@@ -2,40 +2,15 @@
 //! `target/enclave/<service>/` folder (`enclave.sgxs`, `sigstruct.bin`, `mrenclave`,
 //! `mrsigner`; the last two as lowercase hex and a newline).
 
-use std::io::Write;
 use std::path::Path;
 
 use super::error::SgxError;
 use super::layout::Enclave;
 use super::sigstruct::Sigstruct;
 
-/// Writes `bytes` to `path`: temp file in the same folder, fsync, rename, fsync folder.
-/// Creates the parent folders.
+/// Writes `bytes` to `path` crash-safely ([`crate::durable::write`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SgxError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| SgxError::io(&dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| SgxError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| SgxError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| SgxError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| SgxError::io(path, e))?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::durable::write(path, bytes).map_err(|e| SgxError::io(path, e))
 }
 
 /// Writes `enclave.sgxs`, `sigstruct.bin`, `mrenclave` and `mrsigner` into `dir`.

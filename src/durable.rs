@@ -1,7 +1,8 @@
 //! Durable file writes: nothing half-written is ever trusted.
 //!
-//! Every file the engine writes goes to a temporary sibling first, is fsynced,
-//! then renamed over its final name, so a reader (or a build after `kill -9`)
+//! Every file scone writes (engine records, layers, enclaves, sessions) goes to a
+//! temporary sibling first, is fsynced, then renamed over its final name (and the
+//! folder fsynced), so a reader — or a build after `kill -9` or a power loss —
 //! sees either the old file or the new one, never a torn one.
 
 use std::fs::{self, File};
@@ -31,7 +32,12 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Best effort: some filesystems refuse to fsync a folder.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
