@@ -68,8 +68,14 @@ pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChar
     }
 
     let mut manifests = plain_static;
+    // Each manifest sees the chart-wide values and its own service, not the list
+    // of all services: cloning that list per service would make this quadratic.
+    let mut shared = context.clone();
+    if let serde_json::Value::Object(map) = &mut shared {
+        map.remove("services");
+    }
     for service in &model.services {
-        let mut service_context = context.clone();
+        let mut service_context = shared.clone();
         if let serde_json::Value::Object(map) = &mut service_context {
             let value = serde_json::to_value(service).map_err(|e| HelmError::InvalidService {
                 service: service.name.clone(),
