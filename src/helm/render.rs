@@ -42,6 +42,12 @@ pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChar
         reason: e.to_string(),
     })?;
 
+    // Wrapped once: `Registry::render` would serialize the whole mesh again for
+    // every template.
+    let wrapped = handlebars::Context::wraps(&context).map_err(|e| HelmError::InvalidInput {
+        field: "services",
+        reason: e.to_string(),
+    })?;
     let mut files = BTreeMap::new();
     let mut plain_static = BTreeMap::new();
     let mut per_service = Vec::new();
@@ -57,7 +63,7 @@ pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChar
         match name.strip_suffix(HANDLEBARS_SUFFIX) {
             Some(output) => {
                 let text = registry
-                    .render(name, &context)
+                    .render_with_context(name, &wrapped)
                     .map_err(|e| set.render_error(name, &e))?;
                 files.insert(PathBuf::from(output), text.into_bytes());
             }
@@ -68,11 +74,12 @@ pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChar
     }
 
     let mut manifests = plain_static;
-    // Each manifest sees the chart-wide values and its own service, not the list
-    // of all services: cloning that list per service would make this quadratic.
+    // Each manifest sees the chart-wide values and its own service, not the lists
+    // of all services and renames: cloning those per service would be quadratic.
     let mut shared = context.clone();
     if let serde_json::Value::Object(map) = &mut shared {
         map.remove("services");
+        map.remove("renamed");
     }
     for service in &model.services {
         let mut service_context = shared.clone();
