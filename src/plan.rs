@@ -219,6 +219,32 @@ pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
             plan_mesh(&mut b, ws, mesh, settings, &image_of, &sign_of, several);
         }
     }
+    // `apply --push` of a service manifest used alone: no mesh, so no policy to
+    // wait for. (A mesh service is pushed only after its mesh's upload.)
+    if settings.apply.as_ref().is_some_and(|a| a.push) {
+        let in_mesh: BTreeSet<usize> = ws
+            .meshes
+            .iter()
+            .flat_map(|m| m.services.iter().map(|s| s.unit))
+            .collect();
+        let mut alone: Vec<(usize, usize)> = image_of
+            .iter()
+            .filter(|(i, _)| !in_mesh.contains(i))
+            .map(|(&i, &image)| (i, image))
+            .collect();
+        alone.sort_unstable();
+        for (i, image) in alone {
+            let unit = &ws.services[i];
+            b.add(
+                Box::new(PushStep {
+                    id: StepId::new("push", unit.name()),
+                    layout: settings.target_dir.join("images").join(unit.name()),
+                    insecure: settings.insecure_registries.clone(),
+                }),
+                vec![image],
+            );
+        }
+    }
     Ok(Plan { nodes: b.nodes })
 }
 

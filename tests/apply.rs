@@ -248,3 +248,71 @@ fn applied_chart_passes_helm_lint_and_kubernetes_schemas_with_the_built_digest()
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_service_manifest_alone_builds_and_pushes_without_a_mesh() {
+    let registry = Registry::start();
+    let sb = Sandbox::new();
+    let image = format!("{}/cicd/alone:latest", registry.addr());
+    let dir = example(&sb, &image);
+    let out = sb
+        .scone(&dir)
+        .args([
+            "apply",
+            "-f",
+            "service.yml",
+            "--push",
+            "--message-format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = messages(&out.stdout);
+    let steps: Vec<&str> = msgs.iter().filter_map(|m| m["step"].as_str()).collect();
+    for kind in ["copy", "layer", "image", "sign", "push"] {
+        assert!(steps.contains(&kind), "{kind} missing: {steps:?}");
+    }
+    assert!(
+        !steps.contains(&"policy") && !steps.contains(&"upload"),
+        "no mesh, no policy: {steps:?}"
+    );
+    assert!(dir
+        .join("target/enclave/python_hello_user/sigstruct.bin")
+        .exists());
+    let out = tools::skopeo()
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_dns_1123_rename_is_a_warning_with_the_install_line() {
+    let sb = Sandbox::new();
+    let dir = example(&sb, SEED_IMAGE);
+    let out = sb
+        .scone(&dir)
+        .args(["build", "-f", "mesh.yml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("python-app"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("helm install"), "{stderr}");
+}

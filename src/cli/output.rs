@@ -186,6 +186,13 @@ impl EventSink for Output {
                     }
                     MessageFormat::Human => match status {
                         Status::Built => {
+                            if let Some(warnings) =
+                                outputs.get("warnings").and_then(|w| w.as_array())
+                            {
+                                for w in warnings.iter().filter_map(|w| w.as_str()) {
+                                    self.warn(w);
+                                }
+                            }
                             let mut text = format!("{id} ({ms} ms)");
                             if self.verbosity.explain {
                                 if let Some(why) = why {
