@@ -75,16 +75,8 @@ impl Dev {
     fn start(sb: &Sandbox, root: &Path) -> Dev {
         let stdout = sb.path().join("dev.out");
         let stderr = sb.path().join("dev.err");
-        let cmd = sb.scone(root);
-        let mut std_cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("scone"));
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => std_cmd.env(k, v),
-                None => std_cmd.env_remove(k),
-            };
-        }
+        let mut std_cmd = sb.std_command(root);
         let child = std_cmd
-            .current_dir(root)
             .args(["dev", "-f", "mesh.yml", "--native", "--debounce-ms", "100"])
             .stdout(Stdio::from(std::fs::File::create(&stdout).unwrap()))
             .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))

@@ -235,7 +235,6 @@ fn kill_9_at_random_moments_never_leaves_a_wrong_state() {
         },
     );
     age_tree(&root);
-    let bin = assert_cmd::cargo::cargo_bin("scone");
     let mut seed: u64 = 0x5eed_1234;
     for round in 0..20 {
         seed = seed
@@ -247,14 +246,9 @@ fn kill_9_at_random_moments_never_leaves_a_wrong_state() {
             let f = root.join(format!("services/svc-000{}/main.cfg", round % 8));
             std::fs::write(&f, format!("round {round}")).unwrap();
         }
-        let mut child = std::process::Command::new(&bin)
-            .current_dir(&root)
+        let mut child = sb
+            .std_command(&root)
             .args(["build", "-f", "mesh.yml", "-q"])
-            .envs(
-                sb.scone(&root)
-                    .get_envs()
-                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -10,14 +10,8 @@ use support::{finished, messages, step_statuses, tools, Sandbox};
 
 const TAG: &str = "registry.scontain.com:5050/cicd/python_hello_user:latest";
 
-/// A copy of the example in the sandbox (so target/ and scone.lock land there).
 fn example(sb: &Sandbox, name: &str) -> PathBuf {
-    let dir = sb.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["service.yml", "mesh.yml", "print_env.py"] {
-        std::fs::copy(support::fixtures().join("hello-world").join(f), dir.join(f)).unwrap();
-    }
-    dir
+    sb.hello_world(name)
 }
 
 fn apply(sb: &Sandbox, dir: &Path) -> Vec<serde_json::Value> {

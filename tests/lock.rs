@@ -5,12 +5,7 @@ mod support;
 use support::{messages, Sandbox};
 
 fn example(sb: &Sandbox) -> std::path::PathBuf {
-    let dir = sb.path().join("hw");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["service.yml", "mesh.yml", "print_env.py"] {
-        std::fs::copy(support::fixtures().join("hello-world").join(f), dir.join(f)).unwrap();
-    }
-    dir
+    sb.hello_world("hw")
 }
 
 #[test]

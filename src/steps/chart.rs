@@ -89,7 +89,7 @@ impl Step for ChartStep {
             let mut service = ChartService::new(
                 &self.namespace,
                 &s.name,
-                &repository_of(&image.reference),
+                crate::helm::image_repository(&image.reference),
                 &image.manifest_digest,
             );
             service.ports = s
@@ -140,29 +140,5 @@ impl Step for ChartStep {
             publish,
             ..StepOutput::default()
         })
-    }
-}
-
-/// `host/repo:tag` or `host/repo@sha256:…` → `host/repo`.
-pub fn repository_of(reference: &str) -> String {
-    let without_digest = reference.split('@').next().unwrap_or(reference);
-    match without_digest.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo.to_string(),
-        _ => without_digest.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::repository_of;
-
-    #[test]
-    fn repository_strips_tag_and_digest_but_not_port() {
-        assert_eq!(
-            repository_of("registry.scontain.com:5050/cicd/app:latest"),
-            "registry.scontain.com:5050/cicd/app"
-        );
-        assert_eq!(repository_of("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
-        assert_eq!(repository_of("a/b@sha256:00"), "a/b");
     }
 }

@@ -71,6 +71,34 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// A copy of `fixtures/hello-world` in the sandbox (so target/ and scone.lock
+    /// land there).
+    pub fn hello_world(&self, name: &str) -> PathBuf {
+        let dir = self.path().join(name);
+        std::fs::create_dir_all(&dir).expect("the example folder");
+        for f in ["service.yml", "mesh.yml", "print_env.py"] {
+            std::fs::copy(fixtures().join("hello-world").join(f), dir.join(f))
+                .expect("copying the example");
+        }
+        dir
+    }
+
+    /// The sandboxed `scone` as a plain `std::process::Command` (for children
+    /// the test drives itself: killed, backgrounded, run under a shell).
+    pub fn std_command(&self, cwd: &std::path::Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("scone"));
+        cmd.current_dir(cwd);
+        for (k, v) in self.scone(cwd).get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
+}
+
 /// A python3 rootfs made once per `cargo test` run by `scripts/python-rootfs.sh`
 /// (under `target/test-assets/`), the base of the hello-world example.
 pub fn python_rootfs() -> PathBuf {
