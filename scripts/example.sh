@@ -11,6 +11,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cache=${SCONE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/scone}
+# The python base is made from Debian packages: a fresh machine may have no package
+# lists yet for `apt-get download`.
+if [[ ! -x $cache/rootfs/python3/usr/bin/python3.11 ]] && ! apt-cache show python3.11-minimal >/dev/null 2>&1; then
+    echo "example: refreshing the Debian package lists (apt-get update)" >&2
+    if [[ $(id -u) == 0 ]]; then apt-get update -q >&2; else sudo apt-get update -q >&2; fi
+fi
 scripts/python-rootfs.sh "$cache/rootfs/python3"
 cargo build --quiet
 scone=target/debug/scone
