@@ -19,6 +19,7 @@ pub mod lock;
 pub mod noop;
 pub mod publish;
 pub mod scheduler;
+pub mod shards;
 pub mod statcache;
 pub mod step;
 pub mod store;

@@ -22,8 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::durable;
-
 /// How close to the hash time a modification makes an entry racy. Covers coarse
 /// (jiffy-based) timestamp clocks; on filesystems whose mtimes are whole
 /// seconds, [`is_racy`] widens it to two seconds.
@@ -86,18 +84,13 @@ pub struct FileDigest {
 pub struct StatCache {
     path: PathBuf,
     entries: Mutex<HashMap<PathBuf, Entry>>,
-    dirty: std::sync::atomic::AtomicBool,
+    /// Shards with changed entries (see [`super::shards`]).
+    dirty: Mutex<std::collections::HashSet<usize>>,
     hashed_files: AtomicU64,
     hashed_bytes: AtomicU64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct OnDisk {
-    version: u32,
-    entries: Vec<(PathBuf, Entry)>,
-}
-
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -141,14 +134,10 @@ pub fn pin_mtime(path: &Path) -> io::Result<()> {
 }
 
 impl StatCache {
-    /// Loads the cache at `path`; a missing or unreadable cache starts empty.
+    /// Loads the cache kept (in shards) in the folder `path`; a missing or
+    /// unreadable cache starts empty.
     pub fn load(path: &Path) -> StatCache {
-        let entries = fs::read(path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<OnDisk>(&bytes).ok())
-            .filter(|d| d.version == VERSION)
-            .map(|d| d.entries.into_iter().collect())
-            .unwrap_or_default();
+        let entries = super::shards::load(path, VERSION);
         StatCache {
             path: path.to_path_buf(),
             entries: Mutex::new(entries),
@@ -196,13 +185,29 @@ impl StatCache {
                 digest: digest.to_string(),
             },
         );
-        self.dirty.store(true, Ordering::Relaxed);
+        self.mark(path);
+    }
+
+    fn mark(&self, path: &Path) {
+        let shard = super::shards::shard_of(path.as_os_str().as_encoded_bytes());
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(shard);
     }
 
     /// Forgets entries under `prefix` (after `clean -p`).
     pub fn forget_under(&self, prefix: &Path) {
-        self.lock().retain(|p, _| !p.starts_with(prefix));
-        self.dirty.store(true, Ordering::Relaxed);
+        let mut entries = self.lock();
+        let gone: Vec<PathBuf> = entries
+            .keys()
+            .filter(|p| p.starts_with(prefix))
+            .cloned()
+            .collect();
+        for p in gone {
+            entries.remove(&p);
+            self.mark(&p);
+        }
     }
 
     /// How many files were hashed (not served from the cache) so far.
@@ -215,24 +220,12 @@ impl StatCache {
         self.hashed_bytes.load(Ordering::Relaxed)
     }
 
-    /// Saves the cache atomically if anything changed. Entries whose file is
-    /// gone are dropped.
+    /// Saves the shards that changed, each atomically.
     pub fn save(&self) -> io::Result<()> {
-        if !self.dirty.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let mut entries: Vec<(PathBuf, Entry)> = self
-            .lock()
-            .iter()
-            .map(|(p, e)| (p.clone(), e.clone()))
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let bytes = serde_json::to_vec(&OnDisk {
-            version: VERSION,
-            entries,
+        let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        super::shards::save(&self.path, VERSION, &self.lock(), &dirty, |p| {
+            p.as_os_str().as_encoded_bytes()
         })
-        .map_err(io::Error::other)?;
-        durable::write(&self.path, &bytes)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Entry>> {

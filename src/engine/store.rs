@@ -4,10 +4,10 @@
 //! ```text
 //! target/.scone/
 //!   lock                      advisory lock held for a whole build (lock.rs)
-//!   stat-cache.json           path+stat → blake3 (statcache.rs)
+//!   stat-cache/NN.json        path+stat → blake3 (statcache.rs), in 64 shards
 //!   blobs/<2 hex>/<blake3>    every file a step made, by content; mtime pinned
 //!   actions/<2 hex>/<fp>.json fingerprint → ActionRecord (the action cache)
-//!   index.json                per step: the last fingerprint, its input list
+//!   index/NN.json             per step (64 shards): the last fingerprint, its input list
 //!                             (for --explain and `clean -p`) and its action
 //!                             record, read once per build so a no-op build
 //!                             opens one file instead of two per step
@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use super::statcache::{self, StatCache};
@@ -100,13 +99,7 @@ pub struct StepState {
     pub record: Option<ActionRecord>,
 }
 
-#[derive(Default, Serialize, Deserialize)]
-struct Index {
-    version: u32,
-    steps: HashMap<String, StepState>,
-}
-
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -114,7 +107,8 @@ pub struct Store {
     root: PathBuf,
     stats: StatCache,
     index: Mutex<HashMap<String, StepState>>,
-    index_dirty: AtomicBool,
+    /// Index shards with changed entries.
+    index_dirty: Mutex<std::collections::HashSet<usize>>,
 }
 
 fn fan_out(dir: &Path, key: &str, suffix: &str) -> PathBuf {
@@ -128,18 +122,13 @@ impl Store {
         let root = target_dir.join(".scone");
         fs::create_dir_all(root.join("blobs"))?;
         fs::create_dir_all(root.join("actions"))?;
-        let stats = StatCache::load(&root.join("stat-cache.json"));
-        let index = fs::read(root.join("index.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Index>(&b).ok())
-            .filter(|i| i.version == INDEX_VERSION)
-            .map(|i| i.steps)
-            .unwrap_or_default();
+        let stats = StatCache::load(&root.join("stat-cache"));
+        let index = super::shards::load(&root.join("index"), INDEX_VERSION);
         Ok(Store {
             root,
             stats,
             index: Mutex::new(index),
-            index_dirty: AtomicBool::new(false),
+            index_dirty: Mutex::default(),
         })
     }
 
@@ -256,29 +245,39 @@ impl Store {
         self.index().get(&id.to_string()).cloned()
     }
 
+    fn mark(&self, key: &str) {
+        let shard = super::shards::shard_of(key.as_bytes());
+        self.index_dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(shard);
+    }
+
     pub fn save_state(&self, id: &StepId, state: &StepState) -> io::Result<()> {
-        self.index().insert(id.to_string(), state.clone());
-        self.index_dirty.store(true, Ordering::Relaxed);
+        let key = id.to_string();
+        self.mark(&key);
+        self.index().insert(key, state.clone());
         Ok(())
     }
 
     pub fn remove_state(&self, id: &StepId) -> io::Result<()> {
-        self.index().remove(&id.to_string());
-        self.index_dirty.store(true, Ordering::Relaxed);
+        let key = id.to_string();
+        self.mark(&key);
+        self.index().remove(&key);
         Ok(())
     }
 
     /// Saves the stat cache and the step index (if they changed).
     pub fn save_stats(&self) -> io::Result<()> {
         self.stats.save()?;
-        if self.index_dirty.swap(false, Ordering::Relaxed) {
-            let index = Index {
-                version: INDEX_VERSION,
-                steps: self.index().clone(),
-            };
-            let bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
-            durable::write(&self.root.join("index.json"), &bytes)?;
-        }
-        Ok(())
+        let dirty =
+            std::mem::take(&mut *self.index_dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        super::shards::save(
+            &self.root.join("index"),
+            INDEX_VERSION,
+            &self.index(),
+            &dirty,
+            |k| k.as_bytes(),
+        )
     }
 }
