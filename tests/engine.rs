@@ -366,9 +366,25 @@ fn a_failing_step_fails_the_build_with_exit_1_and_reports_it() {
 #[test]
 fn the_no_op_fast_path_answers_only_when_nothing_changed() {
     let (sb, root) = repo(3);
-    build_json(&sb, &root, &[]);
+    let first = build_json(&sb, &root, &[]);
     let fast = build_json(&sb, &root, &[]);
     assert_eq!(finished(&fast)["fast_path"], true);
+    // The replayed messages carry the same fingerprints and outputs.
+    let by_step = |msgs: &[serde_json::Value]| -> std::collections::BTreeMap<
+        String,
+        (serde_json::Value, serde_json::Value),
+    > {
+        msgs.iter()
+            .filter(|m| m["reason"] == "step")
+            .map(|m| {
+                (
+                    format!("{}:{}", m["step"], m["unit"]),
+                    (m["fingerprint"].clone(), m["outputs"].clone()),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(by_step(&fast), by_step(&first));
     assert_eq!(
         step_statuses(&fast).len(),
         3 * 4 + 3,

@@ -223,7 +223,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         probe.status("Updated", &lock_path.display().to_string());
     }
     if let (Some(key), Some(report)) = (&fast_key, &last) {
-        super::noop::record(key, &ws, report);
+        super::noop::record(key, &ws, &target_dir, report);
     }
     if let Some(a) = apply {
         if a.load {

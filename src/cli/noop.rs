@@ -3,6 +3,7 @@
 //! replaying the step messages.
 
 use scone::engine::noop::{NoopRecord, StepMessage};
+use scone::engine::store::StepState;
 use scone::engine::{BuildReport, Event, EventSink, Status, StepId};
 use scone::workspace::Workspace;
 use std::path::{Path, PathBuf};
@@ -51,22 +52,43 @@ pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> bool {
     let started = std::time::Instant::now();
     let dir = record_dir(key);
     let (fresh, steps) = if replay {
-        let Some(steps) = NoopRecord::check(&dir, key) else {
+        let Some((steps, target)) = NoopRecord::check(&dir, key) else {
             return false;
         };
-        (steps.len(), steps)
+        // The outputs to print come from the step index of that build.
+        let index: std::collections::HashMap<String, StepState> = scone::engine::shards::load(
+            &target.join(".scone").join("index"),
+            scone::engine::store::INDEX_VERSION,
+        );
+        let mut messages = Vec::with_capacity(steps.len());
+        for step in steps {
+            let id = StepId::new(&step.kind, &step.unit);
+            let Some(record) = index
+                .get(&id.to_string())
+                .filter(|s| s.fingerprint == step.fingerprint)
+                .and_then(|s| s.record.as_ref())
+            else {
+                return false;
+            };
+            let mut outputs = record.record.clone();
+            if let (Some(o), Some(info)) = (outputs.as_object_mut(), record.info.as_object()) {
+                o.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            messages.push((id, step.fingerprint, outputs));
+        }
+        (messages.len(), messages)
     } else {
         let Some(count) = NoopRecord::check_count(&dir, key) else {
             return false;
         };
         (count, Vec::new())
     };
-    for step in steps {
+    for (id, fingerprint, outputs) in steps {
         out.event(Event::Finished {
-            id: StepId::new(&step.kind, &step.unit),
+            id,
             status: Status::Fresh,
-            fingerprint: step.fingerprint,
-            outputs: step.outputs,
+            fingerprint,
+            outputs,
             why: None,
             ms: 0,
         });
@@ -82,7 +104,7 @@ pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> bool {
 }
 
 /// Records a successful build for the next invocation with the same key.
-pub fn record(key: &str, ws: &Workspace, report: &BuildReport) {
+pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport) {
     let dir = record_dir(key);
     if !report.all_cacheable || !report.success() {
         let _ = NoopRecord::invalidate(&dir);
@@ -131,20 +153,13 @@ pub fn record(key: &str, ws: &Workspace, report: &BuildReport) {
     let steps = report
         .results
         .iter()
-        .map(|(id, rec)| {
-            let mut outputs = rec.record.clone();
-            if let (Some(o), Some(info)) = (outputs.as_object_mut(), rec.info.as_object()) {
-                o.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-            StepMessage {
-                kind: id.kind.clone(),
-                unit: id.unit.clone(),
-                fingerprint: rec.fingerprint.clone(),
-                outputs,
-            }
+        .map(|(id, rec)| StepMessage {
+            kind: id.kind.clone(),
+            unit: id.unit.clone(),
+            fingerprint: rec.fingerprint.clone(),
         })
         .collect();
-    let _ = NoopRecord::capture(key.to_string(), paths, steps).save(&dir);
+    let _ = NoopRecord::capture(key.to_string(), absolute(target), paths, steps).save(&dir);
 }
 
 fn absolute(p: &Path) -> PathBuf {

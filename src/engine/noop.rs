@@ -23,13 +23,13 @@ use crate::durable;
 
 const MAGIC: &[u8; 8] = b"sconeNP1";
 
-/// A step's message, replayed as `fresh`.
+/// A step to replay as `fresh`. Its outputs are read from the step index of
+/// the target dir when they are printed, so the record stays small.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepMessage {
     pub kind: String,
     pub unit: String,
     pub fingerprint: String,
-    pub outputs: serde_json::Value,
 }
 
 /// What the fast path needs.
@@ -39,6 +39,8 @@ pub struct NoopRecord {
     pub written_at_ns: i64,
     pub files: Vec<(PathBuf, Option<Stat>)>,
     pub steps: Vec<StepMessage>,
+    /// The target dir of the build (where the step index is).
+    pub target: PathBuf,
 }
 
 fn path_of(target: &Path) -> PathBuf {
@@ -76,7 +78,12 @@ impl<'a> Reader<'a> {
 
 impl NoopRecord {
     /// Stats `paths` now and records them with the steps to replay.
-    pub fn capture(key: String, mut paths: Vec<PathBuf>, steps: Vec<StepMessage>) -> NoopRecord {
+    pub fn capture(
+        key: String,
+        target: PathBuf,
+        mut paths: Vec<PathBuf>,
+        steps: Vec<StepMessage>,
+    ) -> NoopRecord {
         paths.sort();
         paths.dedup();
         use rayon::prelude::*;
@@ -110,6 +117,7 @@ impl NoopRecord {
             written_at_ns: now_ns(),
             files,
             steps,
+            target,
         }
     }
 
@@ -140,6 +148,7 @@ impl NoopRecord {
         put_u64(&mut out, self.steps.len() as u64);
         let steps = serde_json::to_vec(&self.steps).unwrap_or_default();
         put_bytes(&mut out, &steps);
+        put_bytes(&mut out, self.target.as_os_str().as_encoded_bytes());
         out
     }
 
@@ -168,12 +177,14 @@ impl NoopRecord {
         }
         let count = usize::try_from(r.u64()?).ok()?;
         let steps = r.bytes()?;
+        let target = PathBuf::from(std::ffi::OsStr::new(std::str::from_utf8(r.bytes()?).ok()?));
         Some((
             NoopRecord {
                 key,
                 written_at_ns,
                 files,
                 steps: Vec::new(),
+                target,
             },
             count,
             steps,
@@ -190,15 +201,15 @@ impl NoopRecord {
         durable::remove_all(&path_of(target))
     }
 
-    /// The steps to replay, if nothing changed since the record was written
-    /// under the same key.
-    pub fn check(target: &Path, key: &str) -> Option<Vec<StepMessage>> {
+    /// The steps to replay and the build's target dir, if nothing changed since
+    /// the record was written under the same key.
+    pub fn check(target: &Path, key: &str) -> Option<(Vec<StepMessage>, PathBuf)> {
         let bytes = fs::read(path_of(target)).ok()?;
         let (record, _, steps) = NoopRecord::decode_lazy(&bytes)?;
         if record.key != key || !record.unchanged() {
             return None;
         }
-        serde_json::from_slice(steps).ok()
+        Some((serde_json::from_slice(steps).ok()?, record.target))
     }
 
     /// How many steps are fresh, if nothing changed (without decoding them).
@@ -252,16 +263,20 @@ mod tests {
             kind: "copy".into(),
             unit: "x".into(),
             fingerprint: "f".into(),
-            outputs: serde_json::json!({"k": 1}),
         }];
         NoopRecord::capture(
             "key".into(),
+            "t".into(),
             vec![a.clone(), missing.clone()],
             steps.clone(),
         )
         .save(&target)
         .unwrap();
-        assert_eq!(NoopRecord::check(&target, "key"), Some(steps));
+        assert_eq!(
+            NoopRecord::check(&target, "key"),
+            Some((steps, PathBuf::from("t")))
+        );
+        assert_eq!(NoopRecord::check_count(&target, "key"), Some(1));
         assert_eq!(NoopRecord::check(&target, "other key"), None);
         fs::write(&missing, b"new").unwrap();
         assert_eq!(NoopRecord::check(&target, "key"), None, "a new file");
@@ -281,10 +296,13 @@ mod tests {
         let target = dir.path().join("target");
         let a = dir.path().join("a");
         fs::write(&a, b"one").unwrap();
-        NoopRecord::capture("k".into(), vec![a.clone()], vec![])
+        NoopRecord::capture("k".into(), "t".into(), vec![a.clone()], vec![])
             .save(&target)
             .unwrap();
-        assert_eq!(NoopRecord::check(&target, "k"), Some(vec![]));
+        assert_eq!(
+            NoopRecord::check(&target, "k"),
+            Some((vec![], PathBuf::from("t")))
+        );
         fs::write(&a, b"two").unwrap();
         assert_eq!(NoopRecord::check(&target, "k"), None);
     }

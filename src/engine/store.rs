@@ -99,7 +99,8 @@ pub struct StepState {
     pub record: Option<ActionRecord>,
 }
 
-const INDEX_VERSION: u32 = 2;
+/// The step index format version.
+pub const INDEX_VERSION: u32 = 2;
 
 /// See the module documentation.
 #[derive(Debug)]
