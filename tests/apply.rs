@@ -43,6 +43,18 @@ fn apply(sb: &Sandbox, dir: &Path, extra: &[&str]) -> (bool, Vec<serde_json::Val
     )
 }
 
+/// The manifest digest the image step reported.
+fn image_digest(msgs: &[serde_json::Value]) -> String {
+    let image = msgs
+        .iter()
+        .find(|m| m["step"] == "image")
+        .expect("an image step");
+    image["outputs"]["manifest_digest"]
+        .as_str()
+        .expect("a manifest digest")
+        .to_string()
+}
+
 fn stored_password(sb: &Sandbox) -> String {
     let cas = scone::cas::local::LocalCas::open(&sb.path().join("cas")).unwrap();
     let secrets = cas.secret_values("myPythonApp").unwrap();
@@ -64,26 +76,8 @@ fn apply_push_uploads_the_policy_first_then_pushes_to_a_real_registry() {
     let pushed = &msgs[push]["outputs"];
     assert!(!pushed["uploaded"].as_array().unwrap().is_empty());
 
-    let built_digest = msgs.iter().find(|m| m["step"] == "image").unwrap()["outputs"]
-        ["manifest_digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = tools::skopeo()
-        .args([
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{image}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["Digest"], built_digest.as_str());
+    let info = tools::skopeo_inspect(&format!("docker://{image}")).expect("the pushed image");
+    assert_eq!(info["Digest"], image_digest(&msgs).as_str());
 
     // Again: the registry has every blob; nothing is uploaded.
     let (ok, msgs, err) = apply(&sb, &dir, &["--push"]);
@@ -115,16 +109,8 @@ fn a_failed_upload_pushes_nothing() {
         !msgs.iter().any(|m| m["step"] == "push"),
         "nothing may be pushed"
     );
-    let out = tools::skopeo()
-        .args([
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{image}"),
-        ])
-        .output()
-        .unwrap();
     assert!(
-        !out.status.success(),
+        tools::skopeo_inspect(&format!("docker://{image}")).is_err(),
         "the registry must not have the image"
     );
 }
@@ -221,10 +207,7 @@ fn applied_chart_passes_helm_lint_and_kubernetes_schemas_with_the_built_digest()
         String::from_utf8_lossy(&rendered.stderr)
     );
     let yaml = String::from_utf8_lossy(&rendered.stdout).into_owned();
-    let digest = msgs.iter().find(|m| m["step"] == "image").unwrap()["outputs"]["manifest_digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let digest = image_digest(&msgs);
     assert!(
         yaml.contains(&format!(
             "registry.scontain.com:5050/cicd/python_hello_user@{digest}"
@@ -284,19 +267,7 @@ fn a_service_manifest_alone_builds_and_pushes_without_a_mesh() {
     assert!(dir
         .join("target/enclave/python_hello_user/sigstruct.bin")
         .exists());
-    let out = tools::skopeo()
-        .args([
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{image}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tools::skopeo_inspect(&format!("docker://{image}")).expect("the pushed image");
 }
 
 #[test]

@@ -43,16 +43,8 @@ fn build_gives_an_image_skopeo_and_umoci_accept() {
         .assert()
         .success();
     let layout = dir.join("target/images/python_hello_user");
-    let out = tools::skopeo()
-        .args(["inspect", &format!("oci:{}:{TAG}", layout.display())])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info = tools::skopeo_inspect(&format!("oci:{}:{TAG}", layout.display()))
+        .expect("skopeo reads the layout");
     assert_eq!(info["Architecture"], "amd64");
     assert_eq!(
         info["Layers"].as_array().unwrap().len(),

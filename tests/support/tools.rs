@@ -99,3 +99,19 @@ fn remove_dead_process_dirs(parent: &Path) {
         }
     }
 }
+
+/// `skopeo inspect` of an image (`docker://…` is reached over plain HTTP, as the
+/// tests' registries are on loopback): its JSON, or `Err(stderr)` when skopeo
+/// cannot find or read it.
+pub fn skopeo_inspect(image: &str) -> Result<serde_json::Value, String> {
+    let mut cmd = skopeo();
+    cmd.arg("inspect");
+    if image.starts_with("docker://") {
+        cmd.arg("--tls-verify=false");
+    }
+    let out = cmd.arg(image).output().expect("running skopeo");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("skopeo printed no JSON: {e}"))
+}
