@@ -25,7 +25,7 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 # Debian packages installed with their recommends.
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils ninja-build hyperfine b3sum busybox-static)
 # Debian packages installed with --no-install-recommends.
-APT_PACKAGES_NO_RECOMMENDS=(docker.io)
+APT_PACKAGES_NO_RECOMMENDS=(docker.io nginx-core)
 
 log() { printf 'ci-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -225,6 +225,7 @@ print_versions() {
     line hyperfine "$(hyperfine --version | awk '{print $NF}')"
     line b3sum "$(b3sum --version | awk '{print $NF}')"
     line busybox "$(busybox 2>&1 | head -n 1 | awk '{print $2}')"
+    line nginx "$(nginx -v 2>&1 | sed 's|^nginx version: nginx/||')"
     line dockerd "$(dockerd --version | sed 's/^Docker version //')"
     line helm "$("$BIN_DIR/helm" version --short)"
     line kubernetes-validate "$("$BIN_DIR/kubernetes-validate" --version)"
@@ -239,6 +240,8 @@ main() {
     helm_ok || install_helm
     kubernetes_validate_ok || install_kubernetes_validate
     check_kubernetes_validate_offline
+    # The remote-cache tests serve the Bazel HTTP cache protocol with nginx's WebDAV PUT.
+    nginx -V 2>&1 | grep -q -- --with-http_dav_module || die "nginx lacks the WebDAV module"
     print_versions
 }
 

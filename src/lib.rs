@@ -13,6 +13,7 @@ pub mod lockfile;
 pub mod manifest;
 pub mod oci;
 pub mod plan;
+pub mod remote;
 pub mod run;
 pub mod sgx;
 pub mod steps;

@@ -47,9 +47,13 @@ pub struct SigningConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CacheConfig {
+    /// The remote cache URL (`oci://…` or `http(s)://…`).
     pub remote: Option<String>,
+    /// Upload build results to it.
     #[serde(default)]
     pub remote_write: bool,
+    /// Bound on one remote request, in seconds (default 30).
+    pub timeout: Option<u64>,
 }
 
 /// Everything one invocation works on, parsed, validated and linked.

@@ -11,18 +11,7 @@ use support::monorepo::{generate, MonorepoOptions};
 use support::{finished, messages, step_statuses, tree, Sandbox};
 
 fn build_json(sb: &Sandbox, root: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = sb
-        .scone(root)
-        .args(["build", "-f", "mesh.yml", "--message-format", "json"])
-        .args(extra)
-        .output()
-        .expect("running scone");
-    assert!(
-        out.status.success(),
-        "scone build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    messages(&out.stdout)
+    sb.build_json(root, extra)
 }
 
 fn built(msgs: &[serde_json::Value]) -> BTreeSet<String> {

@@ -96,6 +96,16 @@ pub struct BuildArgs {
     /// Reach this registry (`host[:port]`) over plain HTTP (repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+    /// A shared cache behind the local one: `oci://HOST[:PORT]/REPO` or
+    /// `http(s)://HOST[:PORT]/PREFIX` (Bazel HTTP cache). Overrides `[cache] remote`.
+    #[arg(long, value_name = "URL", env = "SCONE_REMOTE_CACHE")]
+    pub remote_cache: Option<String>,
+    /// Upload what this build makes to the remote cache (CI writes, laptops read).
+    #[arg(long)]
+    pub remote_cache_write: bool,
+    /// Ignore the remote cache of scone.toml for this build.
+    #[arg(long, conflicts_with_all = ["remote_cache", "remote_cache_write"])]
+    pub no_remote_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -19,6 +19,30 @@ use super::args::{
 };
 use super::output::Output;
 
+/// The remote cache tier of `--remote-cache` or `[cache] remote`, unless
+/// `--no-remote-cache` or `--offline`.
+fn remote_tier(
+    ws: &Workspace,
+    args: &BuildArgs,
+    offline: bool,
+) -> anyhow::Result<Option<std::sync::Arc<scone::remote::Tier>>> {
+    let config = &ws.config.cache;
+    let url = args.remote_cache.clone().or_else(|| config.remote.clone());
+    let Some(url) = url.filter(|_| !args.no_remote_cache && !offline) else {
+        return Ok(None);
+    };
+    let tier = scone::remote::open(&scone::remote::RemoteOptions {
+        url,
+        write: args.remote_cache_write || config.remote_write,
+        timeout: config
+            .timeout
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(scone::remote::DEFAULT_TIMEOUT),
+        insecure: args.insecure_registries.clone(),
+    })?;
+    Ok(Some(tier))
+}
+
 /// Loads and validates the workspace of the common arguments.
 pub fn load_workspace(common: &CommonArgs) -> anyhow::Result<Workspace> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
@@ -126,6 +150,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     let lock = Lockfile::load(&lock_path)?;
     let locked = common.locked || common.frozen;
     let offline = common.offline || common.frozen;
+    let remote = remote_tier(&ws, args, offline)?;
     let debug = match args.mode {
         Some(EnclaveMode::Production) => false,
         Some(EnclaveMode::Debug) => true,
@@ -195,11 +220,29 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
             &EngineOptions {
                 target_dir: target_dir.clone(),
                 jobs: args.jobs.unwrap_or(0),
+                remote: remote
+                    .clone()
+                    .map(|t| t as std::sync::Arc<dyn engine::RemoteTier>),
             },
             &out,
             || out.status("Blocking", "waiting for file lock on build directory"),
         )?;
         out.finished(&report);
+        if let Some(tier) = remote.as_deref().filter(|_| common.verbose > 0) {
+            let st = tier.stats();
+            out.status(
+                "Remote",
+                &format!(
+                    "{}: {} hits, {} misses, {:.1} MB downloaded, {} entries and {} blobs uploaded",
+                    tier.url(),
+                    st.hits,
+                    st.misses,
+                    st.downloaded_bytes as f64 / 1e6,
+                    st.uploaded_entries,
+                    st.uploaded_blobs
+                ),
+            );
+        }
         if !report.success() {
             return Ok(Outcome {
                 code: 1,

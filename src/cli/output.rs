@@ -119,18 +119,29 @@ impl Output {
                 "success": report.success(),
                 "built": report.built,
                 "fresh": report.fresh,
+                "remote": report.remote,
                 "failed": report.failed.len(),
                 "hashed_files": report.hashed_files,
                 "fast_path": report.fast_path,
                 "ms": report.ms,
             })),
             MessageFormat::Human => {
-                let mut text = format!(
-                    "in {:.2}s: {} built, {} fresh",
-                    report.ms as f64 / 1000.0,
-                    report.built,
-                    report.fresh
-                );
+                let mut text = if report.remote_configured {
+                    format!(
+                        "in {:.2}s: {} built, {} remote hits, {} local hits",
+                        report.ms as f64 / 1000.0,
+                        report.built,
+                        report.remote,
+                        report.fresh
+                    )
+                } else {
+                    format!(
+                        "in {:.2}s: {} built, {} fresh",
+                        report.ms as f64 / 1000.0,
+                        report.built,
+                        report.fresh
+                    )
+                };
                 if !report.failed.is_empty() {
                     text.push_str(&format!(", {} failed", report.failed.len()));
                 }
@@ -180,7 +191,7 @@ impl EventSink for Output {
                         match status {
                             Status::Built => msg["why"] = serde_json::json!(why),
                             Status::Failed => msg["error"] = serde_json::json!(why),
-                            Status::Fresh => {}
+                            Status::Fresh | Status::Remote => {}
                         }
                         self.json(msg);
                     }
@@ -201,14 +212,24 @@ impl EventSink for Output {
                             }
                             self.status("Built", &text);
                         }
+                        Status::Remote => {
+                            self.status("Downloaded", &format!("{id} (remote hit, {ms} ms)"))
+                        }
                         Status::Fresh if self.verbosity.verbose > 0 => {
-                            self.status("Fresh", &id.to_string())
+                            self.status("Fresh", &format!("{id} (local hit)"))
                         }
                         Status::Fresh => {}
                         Status::Failed => self.error(&format!("{id}: {}", why.unwrap_or_default())),
                     },
                 }
             }
+            Event::Warning { message } => match self.format {
+                MessageFormat::Json => self.json(serde_json::json!({
+                    "reason": "warning",
+                    "message": message,
+                })),
+                MessageFormat::Human => self.warn(&message),
+            },
         }
     }
 }

@@ -11,6 +11,8 @@ pub enum Status {
     Fresh,
     /// It ran.
     Built,
+    /// Its result came from the remote cache (verified, now in the local store).
+    Remote,
     Failed,
 }
 
@@ -19,6 +21,7 @@ impl Status {
         match self {
             Status::Fresh => "fresh",
             Status::Built => "built",
+            Status::Remote => "remote",
             Status::Failed => "failed",
         }
     }
@@ -40,6 +43,9 @@ pub enum Event {
         why: Option<String>,
         ms: u64,
     },
+    /// Something the user should know that does not fail the build (e.g. the
+    /// remote cache is unreachable).
+    Warning { message: String },
 }
 
 /// Receives events; called from worker threads.

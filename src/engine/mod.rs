@@ -5,6 +5,7 @@
 //! * [`fingerprint`] — what goes into a fingerprint, and `--explain`;
 //! * [`statcache`] — so a no-op build hashes nothing;
 //! * [`store`] — blobs, action records, per-step state under `target/.scone/`;
+//! * [`remote`] — the remote tier behind the store (a shared cache);
 //! * [`publish`] — atomic publishing of outputs under `target/`;
 //! * [`scheduler`] — parallel execution on a rayon pool;
 //! * [`lock`] — one build per `target/` at a time;
@@ -18,16 +19,19 @@ pub mod inputs;
 pub mod lock;
 pub mod noop;
 pub mod publish;
+pub mod remote;
 pub mod scheduler;
 pub mod shards;
+pub mod slots;
 pub mod statcache;
 pub mod step;
 pub mod store;
 
 pub use events::{Event, EventSink, Status};
+pub use remote::{Lookup, RemoteTier};
 pub use scheduler::{build, BuildReport, EngineError, EngineOptions, Node};
 pub use step::{
     BlobSource, Input, InputKind, Publish, PublishFile, ResolvedInput, Step, StepContext,
     StepError, StepId, StepOutput,
 };
-pub use store::{ActionRecord, Published};
+pub use store::{ActionRecord, Published, Store};

@@ -16,6 +16,8 @@ use super::fingerprint::{explain, Fingerprint};
 use super::inputs;
 use super::lock::TargetLock;
 use super::publish;
+use super::remote::{Lookup, RemoteTier};
+use super::slots::Slots;
 use super::step::{BlobSource, Publish, Step, StepContext, StepError, StepId};
 use super::store::{ActionRecord, Published, StepState, Store};
 
@@ -26,18 +28,35 @@ pub struct Node {
 }
 
 /// How to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EngineOptions {
     pub target_dir: PathBuf,
     /// Parallel steps; 0 means the number of cores.
     pub jobs: usize,
+    /// The remote cache tier, if any.
+    pub remote: Option<Arc<dyn RemoteTier>>,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("target_dir", &self.target_dir)
+            .field("jobs", &self.jobs)
+            .field("remote", &self.remote.is_some())
+            .finish()
+    }
 }
 
 /// What a build did.
 #[derive(Debug, Default)]
 pub struct BuildReport {
     pub built: usize,
+    /// Local hits.
     pub fresh: usize,
+    /// Remote hits (results downloaded from the remote cache).
+    pub remote: usize,
+    /// Whether a remote cache was configured.
+    pub remote_configured: bool,
     pub failed: Vec<(StepId, String)>,
     /// Results of every step that finished, by id.
     pub results: BTreeMap<StepId, Arc<ActionRecord>>,
@@ -93,13 +112,36 @@ pub fn build(
     } else {
         opts.jobs
     };
+    // Remote lookups mostly wait on the network: more threads look up, but
+    // only `jobs` of them run a step at a time (see `slots`).
+    let threads = if opts.remote.is_some() {
+        jobs * 4
+    } else {
+        jobs
+    };
+    let slots = Slots::new(jobs);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
+        .num_threads(threads)
         .thread_name(|i| format!("scone-step-{i}"))
         .build()
         .map_err(|e| io_err(std::io::Error::other(e)))?;
 
-    let mut report = run_graph(&nodes, &store, &tmp, &opts.target_dir, &pool, sink)?;
+    let remote = opts.remote.as_deref();
+    let cx = RunContext {
+        store: &store,
+        target: &opts.target_dir,
+        remote,
+        slots: &slots,
+        sink,
+    };
+    let run = run_graph(&nodes, &cx, &tmp, &pool);
+    if let Some(remote) = remote {
+        for message in remote.finish() {
+            sink.event(Event::Warning { message });
+        }
+    }
+    let mut report = run?;
+    report.remote_configured = remote.is_some();
     store.save_stats().map_err(io_err)?;
     let _ = fs::remove_dir_all(&tmp);
     report.hashed_files = store.stats().hashed_files();
@@ -112,13 +154,20 @@ struct Done {
     result: Result<(Arc<ActionRecord>, Status, Vec<PathBuf>), String>,
 }
 
+/// What every step run shares.
+struct RunContext<'a> {
+    store: &'a Store,
+    target: &'a Path,
+    remote: Option<&'a dyn RemoteTier>,
+    slots: &'a Slots,
+    sink: &'a dyn EventSink,
+}
+
 fn run_graph(
     nodes: &[Node],
-    store: &Store,
+    cx: &RunContext<'_>,
     tmp: &Path,
-    target: &Path,
     pool: &rayon::ThreadPool,
-    sink: &dyn EventSink,
 ) -> Result<BuildReport, EngineError> {
     let n = nodes.len();
     let mut waiting: Vec<usize> = nodes.iter().map(|node| node.deps.len()).collect();
@@ -152,7 +201,7 @@ fn run_graph(
             let step = nodes[i].step.as_ref();
             running += 1;
             scope.spawn(move |_| {
-                let result = run_step(step, &deps, store, &scratch, target, sink);
+                let result = run_step(step, &deps, cx, &scratch);
                 let _ = tx.send(Done { index: i, result });
             });
         }
@@ -168,6 +217,7 @@ fn run_graph(
                 report.consulted.extend(consulted);
                 match status {
                     Status::Fresh => report.fresh += 1,
+                    Status::Remote => report.remote += 1,
                     _ => report.built += 1,
                 }
                 report.results.insert(id, record.clone());
@@ -193,11 +243,16 @@ fn run_graph(
 fn run_step(
     step: &dyn Step,
     deps: &[(StepId, Arc<ActionRecord>)],
-    store: &Store,
+    cx: &RunContext<'_>,
     scratch: &Path,
-    target: &Path,
-    sink: &dyn EventSink,
 ) -> Result<(Arc<ActionRecord>, Status, Vec<PathBuf>), String> {
+    let RunContext {
+        store,
+        target,
+        remote,
+        slots,
+        sink,
+    } = *cx;
     let started = Instant::now();
     let id = step.id().clone();
     let mut fingerprint = String::new();
@@ -226,20 +281,36 @@ fn run_step(
                 .and_then(|p| p.record.clone());
             if let Some(record) = known.or_else(|| store.load_action(&fingerprint)) {
                 if store.action_intact(&record) {
-                    for entry in &record.publish {
-                        if !publish::is_current(target, entry, store) {
-                            publish::publish(target, entry, store)
-                                .map_err(|e| StepError::context("publishing outputs", e))?;
-                        }
-                    }
+                    publish_current(target, &record, store)?;
                     if previous.as_ref().map(|p| p.fingerprint.as_str()) != Some(&fingerprint) {
                         save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
                     }
                     return Ok((record, Status::Fresh, None));
                 }
             }
+            if let Some(remote) = remote {
+                let mut warn = |message| sink.event(Event::Warning { message });
+                if let Lookup::Hit(record) =
+                    remote.fetch(&id.to_string(), &fingerprint, store, &mut warn)
+                {
+                    // The tier verified every blob; check the record names this
+                    // step and fingerprint before trusting it.
+                    if record.fingerprint == fingerprint
+                        && record.step == id.to_string()
+                        && store.action_intact(&record)
+                    {
+                        store
+                            .save_action(&record)
+                            .map_err(|e| StepError::context("saving the action record", e))?;
+                        publish_current(target, &record, store)?;
+                        save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
+                        return Ok((record, Status::Remote, None));
+                    }
+                }
+            }
         }
         let why = explain(previous.as_ref().map(|p| p.inputs.as_slice()), fp.pairs());
+        let _slot = slots.take();
         sink.event(Event::Started { id: id.clone() });
         fs::create_dir_all(scratch).map_err(|e| StepError::context("creating scratch dir", e))?;
         let cx = StepContext {
@@ -276,6 +347,9 @@ fn run_step(
             store
                 .save_action(&record)
                 .map_err(|e| StepError::context("saving the action record", e))?;
+            if let Some(remote) = remote {
+                remote.offer(&record, store);
+            }
             Status::Built
         } else if output.changed {
             Status::Built
@@ -337,6 +411,17 @@ fn run_step(
             Err(err.message)
         }
     }
+}
+
+/// Publishes a cached record's outputs that are not already in place.
+fn publish_current(target: &Path, record: &ActionRecord, store: &Store) -> Result<(), StepError> {
+    for entry in &record.publish {
+        if !publish::is_current(target, entry, store) {
+            publish::publish(target, entry, store)
+                .map_err(|e| StepError::context("publishing outputs", e))?;
+        }
+    }
+    Ok(())
 }
 
 fn save_state(

@@ -200,6 +200,26 @@ impl Store {
         Ok(digest)
     }
 
+    /// A fresh temporary path beside where blob `digest` goes, for a download
+    /// that [`Store::adopt`] moves into place once verified.
+    pub fn download_path(&self, digest: &str) -> io::Result<PathBuf> {
+        let dest = self.blob_path(digest);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        Ok(durable::temp_sibling(&dest))
+    }
+
+    /// Moves a downloaded file whose blake3 the caller has verified to be
+    /// `digest` into the store (fsynced first).
+    pub fn adopt(&self, path: &Path, digest: &str) -> io::Result<()> {
+        if self.blob_intact(digest) {
+            return fs::remove_file(path);
+        }
+        File::open(path)?.sync_all()?;
+        self.place(path, &self.blob_path(digest), digest)
+    }
+
     fn place(&self, from: &Path, dest: &Path, digest: &str) -> io::Result<()> {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;

@@ -35,6 +35,9 @@ pub struct RegistryOptions {
     pub auth: Option<DockerAuth>,
     /// User-Agent header; empty means `scone/<version>`.
     pub user_agent: String,
+    /// Bound on each request (connect included); `None`: 30 s to connect, an hour
+    /// per request (pushes of big layers).
+    pub timeout: Option<Duration>,
 }
 
 /// Progress of a push, one event per blob and one for the manifest.
@@ -97,10 +100,14 @@ impl RegistryClient {
         } else {
             opts.user_agent.clone()
         };
+        let (connect, total) = match opts.timeout {
+            Some(t) => (t.min(Duration::from_secs(30)), t),
+            None => (Duration::from_secs(30), Duration::from_secs(3600)),
+        };
         let http = Client::builder()
             .user_agent(user_agent)
-            .connect_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(3600))
+            .connect_timeout(connect)
+            .timeout(total)
             .build()
             .map_err(|e| OciError::Registry {
                 registry: "-".into(),
@@ -333,6 +340,33 @@ impl RegistryClient {
             .map_err(|e| OciError::io("writing blob", e.into_error()))?;
         temp.persist(file, dest)?;
         Ok(size)
+    }
+
+    /// Stream blob `digest` of `reference`'s repository into `out`; `Ok(None)` if the
+    /// registry does not have it. The caller verifies the bytes.
+    pub fn fetch_blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<Option<u64>> {
+        let url = format!(
+            "{}/v2/{}/blobs/{digest}",
+            self.base_url(reference),
+            reference.repository
+        );
+        let response = self.send(reference, "pull", &|| Ok(self.http.get(&url)))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let mut response = Self::check(reference, response, &format!("fetching blob {digest}"))?;
+        let size = response.copy_to(out).map_err(|e| {
+            Self::err(
+                reference,
+                format!("downloading {digest}: {}", without_url(&e)),
+            )
+        })?;
+        Ok(Some(size))
     }
 
     /// Whether the repository of `reference` has blob `digest`.

@@ -67,6 +67,19 @@ pub struct BaseStep {
 }
 
 impl BaseStep {
+    /// The reference as it enters the fingerprint and the record: a `dir:`
+    /// base by its name in the graph, not by where the checkout is, so two
+    /// checkouts share results (its content is an input anyway).
+    fn portable_reference(&self) -> String {
+        match &self.spec {
+            BaseSpec::Dir(_) => {
+                let unit = self.id.unit.strip_prefix("dir:").unwrap_or(&self.id.unit);
+                format!("dir:{unit}")
+            }
+            _ => self.reference.clone(),
+        }
+    }
+
     /// A local folder whose content identifies the base, if any.
     fn local_tree(&self) -> Option<PathBuf> {
         match &self.spec {
@@ -83,7 +96,11 @@ impl Step for BaseStep {
     }
 
     fn params(&self) -> BTreeMap<String, String> {
-        let mut p = BTreeMap::from([("reference".to_string(), format!("{:?}", self.spec))]);
+        let reference = match &self.spec {
+            BaseSpec::Dir(_) => "dir".to_string(),
+            spec => format!("{spec:?}"),
+        };
+        let mut p = BTreeMap::from([("reference".to_string(), reference)]);
         if let Some(pin) = &self.context.pinned {
             p.insert("pinned".into(), pin.clone());
         }
@@ -131,7 +148,7 @@ impl Step for BaseStep {
             .map_err(|e| StepError::context("writing the base config", e))?;
         Ok(StepOutput {
             record: to_record(&BaseRecord {
-                reference: self.reference.clone(),
+                reference: self.portable_reference(),
                 digest: image.digest.clone(),
                 layers,
             })?,

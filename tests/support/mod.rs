@@ -6,6 +6,7 @@ pub mod dockerd;
 pub mod monorepo;
 pub mod registry;
 pub mod tools;
+pub mod webdav;
 
 use std::path::PathBuf;
 
@@ -160,6 +161,47 @@ pub fn step_statuses(msgs: &[serde_json::Value]) -> Vec<(String, String, String)
             )
         })
         .collect()
+}
+
+impl Sandbox {
+    /// `scone build -f mesh.yml --message-format json EXTRA…` in `root`; panics
+    /// with both outputs if it fails; returns the messages.
+    pub fn build_json(&self, root: &std::path::Path, extra: &[&str]) -> Vec<serde_json::Value> {
+        let out = self
+            .scone(root)
+            .args(["build", "-f", "mesh.yml", "--message-format", "json"])
+            .args(extra)
+            .output()
+            .expect("running scone");
+        assert!(
+            out.status.success(),
+            "scone build {extra:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        messages(&out.stdout)
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for servers the tests start).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The status code of `GET path` on `addr` (HTTP/1.0), if it answers.
+pub fn http_status(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 /// The `build-finished` message.

@@ -4,7 +4,7 @@
 //! ES256 JWTs with a self-signed certificate the registry trusts, as `docker_auth` or
 //! Harbor would). Killed on drop.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -39,23 +39,6 @@ fn require(binary: &str) {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// Status code of `GET /v2/` on `addr`, if it answers.
-fn probe(addr: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
-
 impl Registry {
     /// Start an anonymous registry.
     pub fn start() -> Registry {
@@ -76,7 +59,7 @@ impl Registry {
     fn launch(auth: Auth<'_>) -> Registry {
         require("docker-registry");
         let dir = tempfile::tempdir().expect("temp dir for the registry");
-        let port = free_port();
+        let port = super::free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
@@ -130,7 +113,7 @@ impl Registry {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(status) = probe(&self.addr) {
+            if let Some(status) = super::http_status(&self.addr, "/v2/") {
                 if status == 200 || status == 401 {
                     return;
                 }

@@ -115,3 +115,41 @@ pub fn skopeo_inspect(image: &str) -> Result<serde_json::Value, String> {
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("skopeo printed no JSON: {e}"))
 }
+
+/// The tags of a repository (`HOST:PORT/REPO`, plain HTTP) as `skopeo list-tags` sees them.
+pub fn skopeo_list_tags(repository: &str) -> Vec<String> {
+    let out = skopeo()
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{repository}"))
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo list-tags: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("skopeo JSON");
+    value["Tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The manifest of `HOST:PORT/REPO:TAG` exactly as the registry serves it.
+pub fn skopeo_raw_manifest(image: &str) -> serde_json::Value {
+    let out = skopeo()
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{image}"))
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo inspect --raw: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON manifest")
+}

@@ -1,0 +1,186 @@
+//! One remote cache entry: an action record plus the sha256 of every blob it
+//! names, so registries and HTTP caches (which address content by sha256) can
+//! store the blobs while the local store keeps addressing them by blake3.
+//!
+//! ```json
+//! {
+//!   "format": "scone-action-v1",
+//!   "record": { "step": "layer:svc-0001", "fingerprint": "…", "record": {…},
+//!               "files": {"layer.tar.gz": "<blake3>"}, "publish": [ … ] },
+//!   "blobs": { "<blake3>": { "sha256": "<hex>", "size": 1234 } }
+//! }
+//! ```
+//!
+//! An entry read from a remote is checked before anything of it is used:
+//! it must be for the fingerprint asked, name a blob entry for every blob of
+//! the record, and publish only relative paths inside `target/`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Component, Path};
+
+use crate::engine::{ActionRecord, Published};
+
+/// The value of [`Entry::format`].
+pub const FORMAT: &str = "scone-action-v1";
+
+/// A blob as the remote addresses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// Lowercase hex sha256 of the content.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// See the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub format: String,
+    pub record: ActionRecord,
+    /// blake3 → how the remote names the same bytes.
+    pub blobs: BTreeMap<String, BlobRef>,
+}
+
+/// Why an entry read from a remote is not used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EntryError {
+    #[error("it is not a scone cache entry ({0})")]
+    Parse(String),
+    #[error("it has format `{0}`, this scone reads `{FORMAT}`")]
+    Format(String),
+    #[error("it is for fingerprint {found}, not {wanted}")]
+    Fingerprint { wanted: String, found: String },
+    #[error("it names blob {0} without its sha256")]
+    MissingBlob(String),
+    #[error("it publishes `{0}`, which is not a plain relative path")]
+    UnsafePath(String),
+}
+
+impl Entry {
+    pub fn new(record: ActionRecord, blobs: BTreeMap<String, BlobRef>) -> Entry {
+        Entry {
+            format: FORMAT.to_string(),
+            record,
+            blobs,
+        }
+    }
+
+    /// Canonical bytes (sorted keys, compact): the same entry always has the
+    /// same sha256, which the OCI tier uses as its config digest.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // serde_json writes struct fields in declaration order and BTreeMaps
+        // sorted; the record's JSON values keep their (sorted) map order.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses and checks an entry read from a remote for `fingerprint`.
+    pub fn parse(bytes: &[u8], fingerprint: &str) -> Result<Entry, EntryError> {
+        let entry: Entry =
+            serde_json::from_slice(bytes).map_err(|e| EntryError::Parse(e.to_string()))?;
+        if entry.format != FORMAT {
+            return Err(EntryError::Format(entry.format));
+        }
+        if entry.record.fingerprint != fingerprint {
+            return Err(EntryError::Fingerprint {
+                wanted: fingerprint.to_string(),
+                found: entry.record.fingerprint,
+            });
+        }
+        if let Some(missing) = entry
+            .record
+            .blob_digests()
+            .find(|d| !entry.blobs.contains_key(*d))
+        {
+            return Err(EntryError::MissingBlob(missing.clone()));
+        }
+        for published in &entry.record.publish {
+            let paths: Vec<&str> = match published {
+                Published::Dir { dir, files } => std::iter::once(dir.as_str())
+                    .chain(files.keys().map(|f| f.as_str()))
+                    .collect(),
+                Published::File { path, .. } => vec![path.as_str()],
+            };
+            if let Some(bad) = paths.into_iter().find(|p| !is_plain_relative(p)) {
+                return Err(EntryError::UnsafePath(bad.to_string()));
+            }
+        }
+        Ok(entry)
+    }
+}
+
+/// Non-empty, relative, and without `..`: it cannot leave the folder it is
+/// joined to.
+fn is_plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(publish: Vec<Published>) -> ActionRecord {
+        ActionRecord {
+            step: "copy:a".into(),
+            fingerprint: "f".repeat(64),
+            record: serde_json::json!({"x": 1}),
+            files: BTreeMap::from([("out".to_string(), "b".repeat(64))]),
+            publish,
+            info: serde_json::Value::Null,
+        }
+    }
+
+    fn blobs() -> BTreeMap<String, BlobRef> {
+        BTreeMap::from([(
+            "b".repeat(64),
+            BlobRef {
+                sha256: "c".repeat(64),
+                size: 3,
+            },
+        )])
+    }
+
+    #[test]
+    fn round_trips_and_checks_the_fingerprint() {
+        let entry = Entry::new(record(Vec::new()), blobs());
+        let bytes = entry.to_bytes();
+        assert_eq!(Entry::parse(&bytes, &"f".repeat(64)), Ok(entry));
+        assert!(matches!(
+            Entry::parse(&bytes, &"e".repeat(64)),
+            Err(EntryError::Fingerprint { .. })
+        ));
+        assert!(matches!(
+            Entry::parse(b"{", &"f".repeat(64)),
+            Err(EntryError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_entries_without_blob_refs_or_with_escaping_paths() {
+        let bytes = Entry::new(record(Vec::new()), BTreeMap::new()).to_bytes();
+        assert_eq!(
+            Entry::parse(&bytes, &"f".repeat(64)),
+            Err(EntryError::MissingBlob("b".repeat(64)))
+        );
+        for bad in ["../etc/passwd", "/etc/passwd", "images/../../x", ""] {
+            let publish = vec![Published::File {
+                path: bad.to_string(),
+                digest: "b".repeat(64),
+            }];
+            let bytes = Entry::new(record(publish), blobs()).to_bytes();
+            assert_eq!(
+                Entry::parse(&bytes, &"f".repeat(64)),
+                Err(EntryError::UnsafePath(bad.to_string())),
+                "{bad}"
+            );
+        }
+        let ok = vec![Published::Dir {
+            dir: "images/a".into(),
+            files: BTreeMap::from([("blobs/sha256/x".to_string(), "b".repeat(64))]),
+        }];
+        let bytes = Entry::new(record(ok), blobs()).to_bytes();
+        assert!(Entry::parse(&bytes, &"f".repeat(64)).is_ok());
+    }
+}

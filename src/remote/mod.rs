@@ -1,0 +1,151 @@
+//! The shared remote cache: a tier behind the local store, on engines teams
+//! already run (we do not build a cache server).
+//!
+//! | URL                          | engine                                   | module     |
+//! |------------------------------|------------------------------------------|------------|
+//! | `oci://HOST[:PORT]/REPO`     | any OCI registry (distribution, Harbor…) | [`oci`]    |
+//! | `http(s)://HOST[:PORT]/PREFIX` | the Bazel HTTP cache protocol (bazel-remote, nginx WebDAV…) | [`http`] |
+//!
+//! What is stored, per step result, is an [`entry::Entry`] (the action
+//! record and the sha256 of each blob) and the blobs themselves; nothing
+//! else. Signing keys, CAS secrets and secret values never reach a step's
+//! outputs, and effect steps (policy upload, push) are never cached, so none
+//! of them can be uploaded. See `docs/cache.md` ("Remote cache").
+//!
+//! [`tier::Tier`] puts a [`Backend`] behind the engine's
+//! [`RemoteTier`](crate::engine::RemoteTier) contract: verified downloads,
+//! background uploads, one warning and local builds when the remote fails.
+
+pub mod entry;
+pub mod http;
+pub mod oci;
+pub mod tier;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use entry::{BlobRef, Entry};
+pub use tier::Tier;
+
+/// What went wrong talking to a remote. Never holds credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("{what}: HTTP {status}")]
+    Status { what: String, status: u16 },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bad `--remote-cache` / `[cache] remote` value.
+#[derive(Debug, thiserror::Error)]
+#[error("remote cache `{url}`: {reason}")]
+pub struct RemoteUrlError {
+    pub url: String,
+    pub reason: String,
+}
+
+/// The storage operations a remote engine offers.
+pub trait Backend: Send + Sync {
+    /// The entry stored for a fingerprint, if any.
+    fn get_entry(&self, fingerprint: &str) -> Result<Option<Vec<u8>>, RemoteError>;
+    /// Streams a blob (by hex sha256) into `out`; `false` if the remote lacks it.
+    fn get_blob(&self, sha256: &str, out: &mut dyn Write) -> Result<bool, RemoteError>;
+    fn has_blob(&self, sha256: &str) -> Result<bool, RemoteError>;
+    fn put_blob(&self, sha256: &str, size: u64, path: &Path) -> Result<(), RemoteError>;
+    /// Stores an entry; called after all its blobs are stored.
+    fn put_entry(&self, fingerprint: &str, entry: &Entry) -> Result<(), RemoteError>;
+}
+
+/// How to reach and use a remote.
+#[derive(Clone, Debug)]
+pub struct RemoteOptions {
+    /// The URL as configured (may carry credentials; never printed as is).
+    pub url: String,
+    /// Upload what this build makes.
+    pub write: bool,
+    /// Bound on each request.
+    pub timeout: Duration,
+    /// Registries to reach over plain HTTP (`--insecure-registry`).
+    pub insecure: Vec<String>,
+}
+
+/// The default bound on one remote request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens the remote named by `opts.url`. Only a malformed URL is an error;
+/// an unreachable remote is found (and warned about) during the build.
+pub fn open(opts: &RemoteOptions) -> Result<Arc<Tier>, RemoteUrlError> {
+    let url = opts.url.trim();
+    let bad = |reason: &str| RemoteUrlError {
+        url: redact(url),
+        reason: reason.to_string(),
+    };
+    let backend: Box<dyn Backend> = if let Some(rest) = url.strip_prefix("oci://") {
+        Box::new(oci::OciBackend::new(rest, opts).map_err(|e| bad(&e))?)
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        Box::new(http::HttpBackend::new(url, opts.timeout).map_err(|e| bad(&e))?)
+    } else {
+        return Err(bad(
+            "unknown scheme; use oci://HOST[:PORT]/REPO or http(s)://HOST[:PORT]/PREFIX",
+        ));
+    };
+    Ok(Arc::new(Tier::new(backend, redact(url), opts)))
+}
+
+/// The URL without user-info, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_credentials_only() {
+        assert_eq!(
+            redact("https://user:s3cret@cache.example/p"),
+            "https://***@cache.example/p"
+        );
+        assert_eq!(redact("oci://127.0.0.1:5000/c"), "oci://127.0.0.1:5000/c");
+    }
+
+    #[test]
+    fn open_rejects_unknown_schemes_and_bad_urls() {
+        let opts = |url: &str| RemoteOptions {
+            url: url.into(),
+            write: false,
+            timeout: DEFAULT_TIMEOUT,
+            insecure: Vec::new(),
+        };
+        let err = open(&opts("s3://bucket")).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("unknown scheme"));
+        assert!(
+            open(&opts("oci://127.0.0.1:5000")).is_err(),
+            "no repository"
+        );
+        assert!(open(&opts("oci://127.0.0.1:5000/cache")).is_ok());
+        assert!(open(&opts("http://127.0.0.1:1/cache")).is_ok());
+        let err = open(&opts("https://u:pw@[bad/x"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            !err.unwrap_or_default().contains("pw"),
+            "credentials leaked"
+        );
+    }
+}

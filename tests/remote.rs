@@ -1,0 +1,359 @@
+//! The shared remote cache against real servers: Debian's `docker-registry`
+//! (`oci://`) and nginx with WebDAV (`http://`, the Bazel HTTP cache protocol).
+//!
+//! Folder A builds with `--remote-cache-write`; folder B (another checkout, an
+//! empty `target/` and an empty user cache) must then download everything,
+//! build nothing, and end up with byte-identical outputs.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use support::monorepo::{generate, MonorepoOptions};
+use support::registry::Registry;
+use support::webdav::Webdav;
+use support::{finished, messages, step_statuses, tree, Sandbox};
+
+const SERVICES: usize = 50;
+
+/// A sandbox (own user cache) with a generated monorepo in it.
+fn checkout(services: usize) -> (Sandbox, PathBuf) {
+    let sb = Sandbox::new();
+    let root = sb.path().join("repo");
+    generate(
+        &root,
+        MonorepoOptions {
+            services,
+            ..MonorepoOptions::default()
+        },
+    );
+    (sb, root)
+}
+
+fn build_json(sb: &Sandbox, root: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    sb.build_json(root, extra)
+}
+
+fn count(msgs: &[serde_json::Value], key: &str) -> u64 {
+    finished(msgs)[key].as_u64().unwrap_or(u64::MAX)
+}
+
+fn warnings(msgs: &[serde_json::Value]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m["reason"] == "warning")
+        .map(|m| m["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
+}
+
+/// A → remote → B: B is all remote hits with A's exact outputs; a third
+/// checkout shows the hits in `-v` output. Returns A's messages.
+fn round_trip(url: &str) -> Vec<serde_json::Value> {
+    let (sa, a) = checkout(SERVICES);
+    let built = build_json(&sa, &a, &["--remote-cache", url, "--remote-cache-write"]);
+    let steps = step_statuses(&built).len() as u64;
+    assert_eq!(count(&built, "built"), steps, "A builds everything");
+    assert_eq!(count(&built, "remote"), 0);
+    assert!(warnings(&built).is_empty(), "{:?}", warnings(&built));
+
+    let (sb, b) = checkout(SERVICES);
+    let got = build_json(&sb, &b, &["--remote-cache", url]);
+    let statuses = step_statuses(&got);
+    assert_eq!(statuses.len() as u64, steps);
+    let not_remote: Vec<_> = statuses.iter().filter(|s| s.2 != "remote").collect();
+    assert!(not_remote.is_empty(), "not remote hits: {not_remote:?}");
+    assert_eq!(count(&got, "built"), 0);
+    assert_eq!(count(&got, "remote"), steps);
+    assert!(warnings(&got).is_empty(), "{:?}", warnings(&got));
+    let (ta, tb) = (tree(&a.join("target")), tree(&b.join("target")));
+    assert!(ta.len() > SERVICES * 3, "A published {} files", ta.len());
+    assert_eq!(
+        ta.keys().collect::<Vec<_>>(),
+        tb.keys().collect::<Vec<_>>(),
+        "same files"
+    );
+    assert!(ta == tb, "A's and B's outputs differ");
+
+    // B again: everything is a local hit now.
+    let again = build_json(&sb, &b, &["--remote-cache", url]);
+    assert_eq!(count(&again, "fresh"), steps);
+
+    // A third checkout, human output with -v: per step "remote hit", and the
+    // closing line counts each kind.
+    let (sc, c) = checkout(SERVICES);
+    let out = sc
+        .scone(&c)
+        .args(["build", "-f", "mesh.yml", "-v", "--remote-cache", url])
+        .output()
+        .expect("run scone");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Downloaded copy:svc_0000 (remote hit"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("0 built, {steps} remote hits, 0 local hits")),
+        "{stderr}"
+    );
+    let summary = format!("{url}: {steps} hits, 0 misses, ");
+    let line = stderr.lines().find(|l| l.contains(&summary));
+    assert!(
+        line.is_some_and(|l| l.ends_with("MB downloaded, 0 entries and 0 blobs uploaded")),
+        "{stderr}"
+    );
+    let again = sc
+        .scone(&c)
+        .args(["build", "-f", "mesh.yml", "-v", "--remote-cache", url])
+        .output()
+        .expect("run scone");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("Fresh copy:svc_0000 (local hit)"),
+        "{stderr}"
+    );
+    built
+}
+
+/// Nothing secret reached the remote: not the signing key, in any form we hold.
+fn assert_no_secrets(files: &[PathBuf]) {
+    let key_path = support::shared_dir().join("vectors/sgx/sig1.key.pem");
+    let pem = std::fs::read_to_string(&key_path).expect("the test signing key");
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .join("");
+    let needle = &body.as_bytes()[..48];
+    assert!(!files.is_empty());
+    for f in files {
+        let bytes = std::fs::read(f).expect("a remote file");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("PRIVATE KEY"), "{} holds a key", f.display());
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{} holds the signing key",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn http_cache_serves_a_second_checkout_entirely() {
+    let server = Webdav::start();
+    let url = server.url("cache");
+    round_trip(&url);
+    let data = server.data().join("cache");
+    let ac = files_under(&data.join("ac"));
+    let cas = files_under(&data.join("cas"));
+    assert!(ac.len() > SERVICES * 4, "{} entries", ac.len());
+    for blob in &cas {
+        let name = blob
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let bytes = std::fs::read(blob).expect("a cas blob");
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        assert_eq!(name, digest, "cas/ is addressed by sha256");
+    }
+    assert_no_secrets(&[ac, cas].concat());
+}
+
+#[test]
+fn oci_registry_cache_serves_a_second_checkout_entirely() {
+    let registry = Registry::start();
+    let url = format!("oci://{}/scone-cache", registry.addr());
+    round_trip(&url);
+    // One manifest per fingerprint, with our artifact type, checked by skopeo.
+    let tags = support::tools::skopeo_list_tags(&format!("{}/scone-cache", registry.addr()));
+    assert!(tags.len() > SERVICES * 4, "{} tags", tags.len());
+    assert!(tags.iter().all(|t| t.starts_with("fp-")), "{tags:?}");
+    let raw = support::tools::skopeo_raw_manifest(&format!(
+        "{}/scone-cache:{}",
+        registry.addr(),
+        tags[0]
+    ));
+    assert_eq!(raw["artifactType"], "application/vnd.scone.action.v1+json");
+    assert_eq!(
+        raw["config"]["mediaType"],
+        "application/vnd.scone.action.v1+json"
+    );
+    assert_no_secrets(&files_under(registry.storage()));
+}
+
+#[test]
+fn stopping_the_registry_mid_build_warns_once_and_builds_locally() {
+    let registry = Registry::start();
+    let url = format!("oci://{}/scone-cache", registry.addr());
+    let (sa, a) = checkout(SERVICES);
+    build_json(&sa, &a, &["--remote-cache", &url, "--remote-cache-write"]);
+
+    let (sb, b) = checkout(SERVICES);
+    let mut child = sb
+        .std_command(&b)
+        .args([
+            "build",
+            "-f",
+            "mesh.yml",
+            "--message-format=json",
+            "--jobs=1",
+        ])
+        .args(["--remote-cache", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start scone");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = Vec::new();
+    let mut registry = Some(registry);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        if registry.is_some() && line.contains("\"status\":\"remote\"") {
+            // The first remote hit: stop the registry under the running build.
+            if let Some(r) = registry.take() {
+                r.stop();
+            }
+        }
+        lines.push(line);
+    }
+    let status = child.wait().expect("scone exits");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(status.success(), "the build failed:\n{stderr}");
+    let msgs = messages(lines.join("\n").as_bytes());
+    let warns = warnings(&msgs);
+    assert_eq!(warns.len(), 1, "exactly one warning: {warns:?}");
+    assert!(
+        warns[0].contains(&url) && warns[0].contains("building locally"),
+        "{}",
+        warns[0]
+    );
+    assert!(count(&msgs, "remote") >= 1, "some hits before the stop");
+    assert!(count(&msgs, "built") >= 1, "the rest built locally");
+    assert!(
+        tree(&a.join("target")) == tree(&b.join("target")),
+        "outputs differ"
+    );
+}
+
+#[test]
+fn a_tampered_remote_blob_is_detected_and_rebuilt_locally() {
+    let server = Webdav::start();
+    let url = server.url("cache");
+    let (sa, a) = checkout(3);
+    build_json(&sa, &a, &["--remote-cache", &url, "--remote-cache-write"]);
+
+    // Find the layer of svc-0001 through its entry, and change its bytes on disk.
+    let data = server.data().join("cache");
+    let mut layer_blobs = Vec::new();
+    for path in files_under(&data.join("ac")) {
+        let entry: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("an entry")).expect("JSON");
+        if entry["record"]["step"] == "layer:svc_0001" {
+            let blobs: BTreeMap<String, serde_json::Value> =
+                serde_json::from_value(entry["blobs"].clone()).expect("blobs");
+            layer_blobs.extend(
+                blobs
+                    .values()
+                    .map(|b| b["sha256"].as_str().unwrap_or_default().to_string()),
+            );
+        }
+    }
+    assert_eq!(layer_blobs.len(), 1, "one layer blob");
+    let blob = data.join("cas").join(&layer_blobs[0]);
+    let mut bytes = std::fs::read(&blob).expect("the layer blob");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&blob, &bytes).expect("tamper");
+
+    let (sb, b) = checkout(3);
+    let msgs = build_json(&sb, &b, &["--remote-cache", &url]);
+    let warns = warnings(&msgs);
+    assert!(
+        warns
+            .iter()
+            .any(|w| w.contains("does not match") && w.contains("layer:svc_0001")),
+        "{warns:?}"
+    );
+    let statuses = step_statuses(&msgs);
+    let layer = statuses
+        .iter()
+        .find(|s| s.0 == "layer" && s.1 == "svc_0001");
+    assert_eq!(layer.map(|s| s.2.as_str()), Some("built"), "{statuses:?}");
+    let others_built: Vec<_> = statuses
+        .iter()
+        .filter(|s| s.2 == "built" && !(s.0 == "layer" && s.1 == "svc_0001"))
+        .collect();
+    assert!(
+        others_built.is_empty(),
+        "only the tampered step builds: {others_built:?}"
+    );
+    assert!(
+        tree(&a.join("target")) == tree(&b.join("target")),
+        "outputs differ"
+    );
+    // Nothing of the tampered bytes is in B's store.
+    let tampered = blake3::hash(&bytes).to_hex().to_string();
+    let store = b.join("target/.scone/blobs");
+    assert!(
+        !files_under(&store).iter().any(|p| p.ends_with(&tampered)),
+        "the tampered blob entered the store"
+    );
+}
+
+#[test]
+fn a_remote_that_never_answers_costs_one_timeout_and_a_warning() {
+    // A real socket that accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let (sb, root) = checkout(3);
+    // Configured in scone.toml this time, with a 1 s bound per request.
+    std::fs::write(
+        root.join("scone.toml"),
+        format!("[cache]\nremote = \"http://{addr}/cache\"\nremote-write = true\ntimeout = 1\n"),
+    )
+    .expect("scone.toml");
+    let msgs = build_json(&sb, &root, &["-j", "1"]);
+    let warns = warnings(&msgs);
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(warns[0].contains(&addr.to_string()), "{}", warns[0]);
+    let steps = step_statuses(&msgs);
+    assert_eq!(
+        steps.len(),
+        3 * 4 + 3,
+        "3 services × 4 + base, policy, chart"
+    );
+    assert!(steps.iter().all(|s| s.2 == "built"), "{steps:?}");
+    // After the first timeout the remote is off: only the lookups already in
+    // flight (4 per job) reached it, not one per step, and no upload did.
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=4).contains(&n), "{n} connections");
+    // --no-remote-cache ignores the configured remote: no warning, no connection.
+    std::fs::remove_dir_all(root.join("target")).expect("clean");
+    let msgs = build_json(&sb, &root, &["--no-remote-cache"]);
+    assert!(warnings(&msgs).is_empty());
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), n);
+}
