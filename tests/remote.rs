@@ -357,3 +357,68 @@ fn a_remote_that_never_answers_costs_one_timeout_and_a_warning() {
     assert!(warnings(&msgs).is_empty());
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), n);
 }
+
+#[test]
+fn a_registry_with_basic_auth_uses_the_push_credentials() {
+    let registry = Registry::start_with_basic_auth("scone", "s3cret-pw");
+    let url = format!("oci://{}/team/cache", registry.addr());
+    // Credentials from a Docker config.json, as `docker login` writes it (and as
+    // pushes use them): base64("scone:s3cret-pw").
+    let docker_config = |sb: &Sandbox| {
+        let dir = sb.path().join("docker");
+        std::fs::create_dir_all(&dir).expect("docker config dir");
+        std::fs::write(
+            dir.join("config.json"),
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"c2NvbmU6czNjcmV0LXB3"}}}}}}"#,
+                registry.addr()
+            ),
+        )
+        .expect("config.json");
+        dir
+    };
+    let run = |sb: &Sandbox, root: &Path, docker: Option<&Path>, extra: &[&str]| {
+        let mut cmd = sb.scone(root);
+        cmd.args(["build", "-f", "mesh.yml", "--message-format=json"])
+            .args(["--remote-cache", &url])
+            .args(extra);
+        match docker {
+            Some(dir) => cmd.env("DOCKER_CONFIG", dir),
+            None => cmd.env("DOCKER_CONFIG", sb.path().join("no-docker-config")),
+        };
+        let out = cmd.output().expect("run scone");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        messages(&out.stdout)
+    };
+    let (sa, a) = checkout(3);
+    let filled = run(
+        &sa,
+        &a,
+        Some(&docker_config(&sa)),
+        &["--remote-cache-write"],
+    );
+    assert!(warnings(&filled).is_empty(), "{:?}", warnings(&filled));
+
+    let (sb, b) = checkout(3);
+    let hits = run(&sb, &b, Some(&docker_config(&sb)), &[]);
+    assert_eq!(count(&hits, "built"), 0);
+    assert_eq!(count(&hits, "remote"), step_statuses(&hits).len() as u64);
+
+    // Without credentials: refused, one warning that names the registry and not
+    // the password, and a local build.
+    let (sc, c) = checkout(3);
+    let refused = run(&sc, &c, None, &[]);
+    let warns = warnings(&refused);
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(warns[0].contains(registry.addr()), "{}", warns[0]);
+    assert!(!warns[0].contains("s3cret"), "{}", warns[0]);
+    assert_eq!(count(&refused, "remote"), 0);
+    assert!(
+        tree(&a.join("target")) == tree(&c.join("target")),
+        "outputs differ"
+    );
+}
