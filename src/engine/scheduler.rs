@@ -151,7 +151,16 @@ pub fn build(
 
 struct Done {
     index: usize,
-    result: Result<(Arc<ActionRecord>, Status, Vec<PathBuf>), String>,
+    result: Result<StepResult, String>,
+}
+
+/// A finished step, as its dependents and the report need it.
+struct StepResult {
+    record: Arc<ActionRecord>,
+    /// `record.output_digest()`, computed once on the worker, not once per dependent.
+    digest: Arc<str>,
+    status: Status,
+    consulted: Vec<PathBuf>,
 }
 
 /// What every step run shares.
@@ -177,7 +186,7 @@ fn run_graph(
             dependents[d].push(i);
         }
     }
-    let mut results: Vec<Option<Arc<ActionRecord>>> = vec![None; n];
+    let mut results: Vec<Option<(Arc<ActionRecord>, Arc<str>)>> = vec![None; n];
     let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).rev().collect();
     let mut report = BuildReport {
         all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
@@ -191,17 +200,21 @@ fn run_graph(
     pool.in_place_scope(|scope| loop {
         while report.failed.is_empty() {
             let Some(i) = ready.pop() else { break };
-            let deps: Vec<(StepId, Arc<ActionRecord>)> = nodes[i]
-                .deps
-                .iter()
-                .filter_map(|&d| results[d].clone().map(|r| (nodes[d].step.id().clone(), r)))
-                .collect();
+            let mut deps: Vec<(StepId, Arc<ActionRecord>)> =
+                Vec::with_capacity(nodes[i].deps.len());
+            let mut digests: Vec<Arc<str>> = Vec::with_capacity(nodes[i].deps.len());
+            for &d in &nodes[i].deps {
+                if let Some((record, digest)) = &results[d] {
+                    deps.push((nodes[d].step.id().clone(), Arc::clone(record)));
+                    digests.push(Arc::clone(digest));
+                }
+            }
             let tx = tx.clone();
             let scratch = tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
             let step = nodes[i].step.as_ref();
             running += 1;
             scope.spawn(move |_| {
-                let result = run_step(step, &deps, cx, &scratch);
+                let result = run_step(step, &deps, &digests, cx, &scratch);
                 let _ = tx.send(Done { index: i, result });
             });
         }
@@ -213,7 +226,12 @@ fn run_graph(
         finished += 1;
         let id = nodes[done.index].step.id().clone();
         match done.result {
-            Ok((record, status, consulted)) => {
+            Ok(StepResult {
+                record,
+                digest,
+                status,
+                consulted,
+            }) => {
                 report.consulted.extend(consulted);
                 match status {
                     Status::Fresh => report.fresh += 1,
@@ -221,7 +239,7 @@ fn run_graph(
                     _ => report.built += 1,
                 }
                 report.results.insert(id, record.clone());
-                results[done.index] = Some(record);
+                results[done.index] = Some((record, digest));
                 for &j in &dependents[done.index] {
                     waiting[j] -= 1;
                     if waiting[j] == 0 {
@@ -243,9 +261,10 @@ fn run_graph(
 fn run_step(
     step: &dyn Step,
     deps: &[(StepId, Arc<ActionRecord>)],
+    dep_digests: &[Arc<str>],
     cx: &RunContext<'_>,
     scratch: &Path,
-) -> Result<(Arc<ActionRecord>, Status, Vec<PathBuf>), String> {
+) -> Result<StepResult, String> {
     let RunContext {
         store,
         target,
@@ -269,8 +288,8 @@ fn run_step(
                 inputs::fingerprint_value(input),
             );
         }
-        for (dep, record) in deps {
-            fp.push(format!("dep:{dep}"), record.output_digest());
+        for ((dep, _), digest) in deps.iter().zip(dep_digests) {
+            fp.push(format!("dep:{dep}"), digest.to_string());
         }
         fingerprint = fp.digest();
         let previous = store.load_state(&id);
@@ -397,7 +416,13 @@ fn run_step(
                 why,
                 ms,
             });
-            Ok((Arc::new(record), status, consulted))
+            let digest: Arc<str> = record.output_digest().into();
+            Ok(StepResult {
+                record: Arc::new(record),
+                digest,
+                status,
+                consulted,
+            })
         }
         Err(err) => {
             sink.event(Event::Finished {
