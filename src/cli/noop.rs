@@ -111,7 +111,9 @@ pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport) {
         return;
     }
     // Blobs that are also published are the same inode (hard links): stat once.
-    let published: std::collections::HashSet<&String> = report
+    // Compared as bytes: path component parsing of 30k paths costs more than
+    // the stats themselves.
+    let mut published: Vec<&[u8]> = report
         .results
         .values()
         .flat_map(|r| r.publish.iter())
@@ -119,17 +121,14 @@ pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport) {
             scone::engine::Published::Dir { files, .. } => files.values().collect::<Vec<_>>(),
             scone::engine::Published::File { digest, .. } => vec![digest],
         })
+        .map(|d| d.as_bytes())
         .collect();
+    published.sort_unstable();
+    published.dedup();
     let mut paths: Vec<PathBuf> = report
         .consulted
         .iter()
-        .filter(|p| {
-            !(p.parent()
-                .and_then(|d| d.parent())
-                .is_some_and(|d| d.ends_with(".scone/blobs"))
-                && p.file_name()
-                    .is_some_and(|n| published.contains(&n.to_string_lossy().into_owned())))
-        })
+        .filter(|p| !is_published_blob(p, &published))
         .cloned()
         .collect();
     let manifests = ws
@@ -162,10 +161,44 @@ pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport) {
     let _ = NoopRecord::capture(key.to_string(), absolute(target), paths, steps).save(&dir);
 }
 
+/// Whether `path` is `…/.scone/blobs/<fan-out>/<digest>` with a published digest
+/// (`published` is sorted).
+fn is_published_blob(path: &Path, published: &[&[u8]]) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let Some(slash) = bytes.iter().rposition(|&b| b == b'/') else {
+        return false;
+    };
+    let (dir, name) = (&bytes[..slash], &bytes[slash + 1..]);
+    let Some(fan) = dir.iter().rposition(|&b| b == b'/') else {
+        return false;
+    };
+    // The cheap test first: most consulted paths are no blobs at all.
+    dir[..fan].ends_with(b"/.scone/blobs") && published.binary_search(&name).is_ok()
+}
+
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir().unwrap_or_default().join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_published_blobs_of_the_store_are_left_out() {
+        let d = "ab".repeat(32);
+        let published = [d.as_bytes()];
+        let blob = PathBuf::from(format!("/w/target/.scone/blobs/ab/{d}"));
+        assert!(is_published_blob(&blob, &published));
+        let other = "cd".repeat(32);
+        let unpublished = PathBuf::from(format!("/w/target/.scone/blobs/cd/{other}"));
+        assert!(!is_published_blob(&unpublished, &published));
+        let not_a_blob = PathBuf::from(format!("/w/target/images/x/blobs/sha256/{d}"));
+        assert!(!is_published_blob(&not_a_blob, &published));
+        assert!(!is_published_blob(Path::new(&d), &published));
     }
 }

@@ -65,8 +65,9 @@ fn resolve_one(label: String, path: &Path, stats: &StatCache) -> io::Result<Reso
             digest,
         });
     }
+    // Not a symlink: the lstat above is the stat the cache needs.
     let d = stats
-        .digest(path)
+        .digest_as(path, &meta)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     Ok(ResolvedInput {
         label,

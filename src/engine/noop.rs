@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::statcache::{is_racy, Stat};
@@ -84,9 +85,14 @@ impl NoopRecord {
         mut paths: Vec<PathBuf>,
         steps: Vec<StepMessage>,
     ) -> NoopRecord {
-        paths.sort();
-        paths.dedup();
         use rayon::prelude::*;
+        // Byte order: as deterministic as component order, and much cheaper.
+        paths.par_sort_unstable_by(|a, b| {
+            a.as_os_str()
+                .as_encoded_bytes()
+                .cmp(b.as_os_str().as_encoded_bytes())
+        });
+        paths.dedup_by(|a, b| a.as_os_str() == b.as_os_str());
         let mut files: Vec<(PathBuf, Option<Stat>)> = paths
             .into_par_iter()
             .map(|p| {
@@ -152,17 +158,18 @@ impl NoopRecord {
         out
     }
 
-    /// Decodes everything but the steps; returns them still encoded.
-    fn decode_lazy(bytes: &[u8]) -> Option<(NoopRecord, usize, &[u8])> {
+    /// Decodes everything but the steps, borrowing the paths from `bytes` (no
+    /// allocation per file); returns the steps still encoded.
+    fn decode_lazy(bytes: &[u8]) -> Option<Decoded<'_>> {
         let rest = bytes.strip_prefix(MAGIC)?;
         let mut r = Reader(rest);
-        let key = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+        let key = std::str::from_utf8(r.bytes()?).ok()?;
         let written_at_ns = r.u64()? as i64;
         let n = usize::try_from(r.u64()?).ok()?;
         let mut files = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {
             let raw = r.bytes()?;
-            let path = PathBuf::from(std::ffi::OsStr::new(std::str::from_utf8(raw).ok()?));
+            let path = Path::new(std::ffi::OsStr::from_bytes(raw));
             let stat = match r.u64()? {
                 0 => None,
                 _ => Some(Stat {
@@ -177,18 +184,15 @@ impl NoopRecord {
         }
         let count = usize::try_from(r.u64()?).ok()?;
         let steps = r.bytes()?;
-        let target = PathBuf::from(std::ffi::OsStr::new(std::str::from_utf8(r.bytes()?).ok()?));
-        Some((
-            NoopRecord {
-                key,
-                written_at_ns,
-                files,
-                steps: Vec::new(),
-                target,
-            },
+        let target = Path::new(std::ffi::OsStr::from_bytes(r.bytes()?));
+        Some(Decoded {
+            key,
+            written_at_ns,
+            files,
             count,
             steps,
-        ))
+            target,
+        })
     }
 
     /// Writes the record for `target`.
@@ -205,33 +209,47 @@ impl NoopRecord {
     /// the record was written under the same key.
     pub fn check(target: &Path, key: &str) -> Option<(Vec<StepMessage>, PathBuf)> {
         let bytes = fs::read(path_of(target)).ok()?;
-        let (record, _, steps) = NoopRecord::decode_lazy(&bytes)?;
+        let record = NoopRecord::decode_lazy(&bytes)?;
         if record.key != key || !record.unchanged() {
             return None;
         }
-        Some((serde_json::from_slice(steps).ok()?, record.target))
+        Some((
+            serde_json::from_slice(record.steps).ok()?,
+            record.target.to_path_buf(),
+        ))
     }
 
     /// How many steps are fresh, if nothing changed (without decoding them).
     pub fn check_count(target: &Path, key: &str) -> Option<usize> {
         let bytes = fs::read(path_of(target)).ok()?;
-        let (record, count, _) = NoopRecord::decode_lazy(&bytes)?;
-        (record.key == key && record.unchanged()).then_some(count)
+        let record = NoopRecord::decode_lazy(&bytes)?;
+        (record.key == key && record.unchanged()).then_some(record.count)
     }
+}
 
+/// A record as read back: paths and steps still point into the file's bytes.
+struct Decoded<'a> {
+    key: &'a str,
+    written_at_ns: i64,
+    files: Vec<(&'a Path, Option<Stat>)>,
+    count: usize,
+    steps: &'a [u8],
+    target: &'a Path,
+}
+
+impl Decoded<'_> {
+    /// Whether every path still has its recorded stat (and none is racy). The
+    /// paths are stat'ed in parallel, straight from the record's bytes.
     fn unchanged(&self) -> bool {
-        let record = self;
         use rayon::prelude::*;
-        let written = record.written_at_ns;
-        let unchanged = record
-            .files
+        let written = self.written_at_ns;
+        self.files
             .par_iter()
             .all(|(path, old)| match (old, stat_of(path)) {
                 (None, None) => true,
                 (Some(old), Some(now)) => old.matches(&now) && !is_racy(now.mtime_ns, written),
                 _ => false,
-            });
-        unchanged
+            })
     }
 }
 

@@ -1,13 +1,18 @@
 //! Maps kept on disk in shards (`<dir>/00.json` … `<dir>/63.json`), so that a
 //! build that changes a few entries rewrites a few small files, not the whole
 //! map: the stat cache and the step index of a 1000-service repo are ~15 MB.
+//!
+//! Shards are read and written in parallel. [`load`] and [`save`] keep them as
+//! JSON; [`load_with`] and [`save_with`] take the caller's own encoding (the stat
+//! cache uses a checksummed binary one, see [`super::statcache`]).
 
+use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How many shards a map is split into.
 pub const SHARDS: usize = 64;
@@ -23,54 +28,95 @@ struct Shard<K, V> {
     entries: Vec<(K, V)>,
 }
 
-/// Loads every shard of `dir` written with `version`; unreadable shards are
-/// skipped (their entries are only a cache).
-pub fn load<K, V>(dir: &Path, version: u32) -> HashMap<K, V>
+fn shard_path(dir: &Path, i: usize, ext: &str) -> PathBuf {
+    dir.join(format!("{i:02}.{ext}"))
+}
+
+/// Loads every shard `<dir>/NN.<ext>` that `decode` accepts; unreadable or
+/// rejected shards are skipped (their entries are only a cache).
+pub fn load_with<K, V>(
+    dir: &Path,
+    ext: &str,
+    decode: impl Fn(&[u8]) -> Option<Vec<(K, V)>> + Sync,
+) -> HashMap<K, V>
 where
-    K: DeserializeOwned + Eq + Hash,
-    V: DeserializeOwned,
+    K: Eq + Hash + Send,
+    V: Send,
 {
-    let mut map = HashMap::new();
-    for i in 0..SHARDS {
-        let Ok(bytes) = std::fs::read(dir.join(format!("{i:02}.json"))) else {
-            continue;
-        };
-        if let Ok(shard) = serde_json::from_slice::<Shard<K, V>>(&bytes) {
-            if shard.version == version {
-                map.extend(shard.entries);
-            }
-        }
+    let shards: Vec<Vec<(K, V)>> = (0..SHARDS)
+        .into_par_iter()
+        .filter_map(|i| decode(&std::fs::read(shard_path(dir, i, ext)).ok()?))
+        .collect();
+    let mut map = HashMap::with_capacity(shards.iter().map(Vec::len).sum());
+    for entries in shards {
+        map.extend(entries);
     }
     map
 }
 
-/// Rewrites the `dirty` shards of `map` (each atomically).
+/// Loads every JSON shard of `dir` written with `version`.
+pub fn load<K, V>(dir: &Path, version: u32) -> HashMap<K, V>
+where
+    K: DeserializeOwned + Eq + Hash + Send,
+    V: DeserializeOwned + Send,
+{
+    load_with(dir, "json", |bytes| {
+        serde_json::from_slice::<Shard<K, V>>(bytes)
+            .ok()
+            .filter(|shard| shard.version == version)
+            .map(|shard| shard.entries)
+    })
+}
+
+/// Rewrites the `dirty` shards of `map` as `<dir>/NN.<ext>` (each atomically),
+/// `encode` getting each shard's entries sorted by key.
+pub fn save_with<K, V>(
+    dir: &Path,
+    ext: &str,
+    map: &HashMap<K, V>,
+    dirty: &HashSet<usize>,
+    key_bytes: impl Fn(&K) -> &[u8] + Sync,
+    encode: impl Fn(&[(&K, &V)]) -> io::Result<Vec<u8>> + Sync,
+) -> io::Result<()>
+where
+    K: Ord + Sync,
+    V: Sync,
+{
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    let mut shards: HashMap<usize, Vec<(&K, &V)>> =
+        dirty.iter().map(|&i| (i, Vec::new())).collect();
+    for (k, v) in map {
+        if let Some(entries) = shards.get_mut(&shard_of(key_bytes(k))) {
+            entries.push((k, v));
+        }
+    }
+    shards.into_par_iter().try_for_each(|(i, mut entries)| {
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        crate::durable::write(&shard_path(dir, i, ext), &encode(&entries)?)
+    })
+}
+
+/// Rewrites the `dirty` shards of `map` as JSON (each atomically).
 pub fn save<K, V>(
     dir: &Path,
     version: u32,
     map: &HashMap<K, V>,
     dirty: &HashSet<usize>,
-    key_bytes: impl Fn(&K) -> &[u8],
+    key_bytes: impl Fn(&K) -> &[u8] + Sync,
 ) -> io::Result<()>
 where
-    K: Serialize + Ord + Clone,
-    V: Serialize + Clone,
+    K: Serialize + Ord + Sync,
+    V: Serialize + Sync,
 {
-    if dirty.is_empty() {
-        return Ok(());
-    }
-    let mut shards: HashMap<usize, Vec<(K, V)>> = dirty.iter().map(|&i| (i, Vec::new())).collect();
-    for (k, v) in map {
-        if let Some(entries) = shards.get_mut(&shard_of(key_bytes(k))) {
-            entries.push((k.clone(), v.clone()));
-        }
-    }
-    for (i, mut entries) in shards {
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let bytes = serde_json::to_vec(&Shard { version, entries }).map_err(io::Error::other)?;
-        crate::durable::write(&dir.join(format!("{i:02}.json")), &bytes)?;
-    }
-    Ok(())
+    save_with(dir, "json", map, dirty, key_bytes, |entries| {
+        serde_json::to_vec(&Shard {
+            version,
+            entries: entries.to_vec(),
+        })
+        .map_err(io::Error::other)
+    })
 }
 
 #[cfg(test)]

@@ -11,11 +11,15 @@
 //!
 //! The cache is loaded once per build (under the `target/` lock), shared by the
 //! parallel steps, and saved atomically at the end; losing it only costs hashing.
+//! On disk it is 64 shards (`stat-cache/NN.bin`) in a compact binary form that
+//! ends with the blake3 of its content: a shard that does not check out is
+//! ignored, so a damaged cache can cost hashing but never give a wrong digest.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,9 +92,96 @@ pub struct StatCache {
     dirty: Mutex<std::collections::HashSet<usize>>,
     hashed_files: AtomicU64,
     hashed_bytes: AtomicU64,
+    /// `<store>/blobs/` (the sibling of the cache folder), as bytes with a
+    /// trailing `/`: see [`StatCache::digest`].
+    blobs_prefix: Vec<u8>,
+    /// Blobs already verified by this build.
+    verified_blobs: Mutex<HashMap<PathBuf, FileDigest>>,
 }
 
-const VERSION: u32 = 2;
+/// The first bytes of a stat cache shard (the format version is its last byte).
+const MAGIC: &[u8; 8] = b"sconeSC3";
+const SHARD_EXT: &str = "bin";
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u64(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// One shard: magic, count, entries, then the blake3 of everything before.
+fn encode_shard(entries: &[(&PathBuf, &Entry)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + entries.len() * 200);
+    out.extend_from_slice(MAGIC);
+    put_u64(&mut out, entries.len() as u64);
+    for (path, e) in entries {
+        put_bytes(&mut out, path.as_os_str().as_encoded_bytes());
+        for v in [
+            e.stat.size,
+            e.stat.mtime_ns as u64,
+            e.stat.ctime_ns as u64,
+            e.stat.inode,
+            u64::from(e.stat.mode),
+            e.hashed_at_ns as u64,
+        ] {
+            put_u64(&mut out, v);
+        }
+        put_bytes(&mut out, e.digest.as_bytes());
+    }
+    let sum = blake3::hash(&out);
+    out.extend_from_slice(sum.as_bytes());
+    out
+}
+
+fn decode_shard(bytes: &[u8]) -> Option<Vec<(PathBuf, Entry)>> {
+    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    if blake3::hash(body).as_bytes() != sum {
+        return None;
+    }
+    let mut reader = ShardReader(body.strip_prefix(MAGIC)?);
+    let n = usize::try_from(reader.u64()?).ok()?;
+    let mut entries = Vec::with_capacity(n.min(1 << 20));
+    for _ in 0..n {
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(reader.bytes()?));
+        let stat = Stat {
+            size: reader.u64()?,
+            mtime_ns: reader.u64()? as i64,
+            ctime_ns: reader.u64()? as i64,
+            inode: reader.u64()?,
+            mode: u32::try_from(reader.u64()?).ok()?,
+        };
+        let hashed_at_ns = reader.u64()? as i64;
+        let digest = std::str::from_utf8(reader.bytes()?).ok()?.to_string();
+        entries.push((
+            path,
+            Entry {
+                stat,
+                hashed_at_ns,
+                digest,
+            },
+        ));
+    }
+    reader.0.is_empty().then_some(entries)
+}
+
+struct ShardReader<'a>(&'a [u8]);
+
+impl<'a> ShardReader<'a> {
+    fn u64(&mut self) -> Option<u64> {
+        let (head, rest) = self.0.split_at_checked(8)?;
+        self.0 = rest;
+        Some(u64::from_le_bytes(head.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+}
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -108,6 +199,10 @@ pub fn is_racy(mtime_ns: i64, hashed_at_ns: i64) -> bool {
         RACY_WINDOW_NS
     };
     mtime_ns.saturating_add(window) >= hashed_at_ns
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// blake3 of a file's content, streamed.
@@ -137,18 +232,47 @@ impl StatCache {
     /// Loads the cache kept (in shards) in the folder `path`; a missing or
     /// unreadable cache starts empty.
     pub fn load(path: &Path) -> StatCache {
-        let entries = super::shards::load(path, VERSION);
+        let entries = super::shards::load_with(path, SHARD_EXT, decode_shard);
+        let mut blobs_prefix = path
+            .parent()
+            .map(|store| store.join("blobs").into_os_string().into_encoded_bytes())
+            .unwrap_or_default();
+        blobs_prefix.push(b'/');
         StatCache {
             path: path.to_path_buf(),
             entries: Mutex::new(entries),
+            blobs_prefix,
             ..StatCache::default()
         }
     }
 
     /// The digest of `path`, from the cache when its stat still matches.
+    ///
+    /// A blob of the store (`<store>/blobs/…`, written only by the engine, its
+    /// mtime pinned) is stat'ed once per build: the base image layers every
+    /// service shares are checked by every service's steps, 2000 stats each in
+    /// a 1000-service repo. A blob the build stores again is verified afresh.
     pub fn digest(&self, path: &Path) -> io::Result<FileDigest> {
-        let meta = fs::metadata(path)?;
-        let stat = Stat::of(&meta);
+        let blob = path
+            .as_os_str()
+            .as_encoded_bytes()
+            .starts_with(&self.blobs_prefix);
+        if blob {
+            if let Some(d) = lock(&self.verified_blobs).get(path) {
+                return Ok(d.clone());
+            }
+        }
+        let d = self.digest_as(path, &fs::metadata(path)?)?;
+        if blob && d.stat.mtime_ns == PINNED_MTIME_SECS * 1_000_000_000 {
+            lock(&self.verified_blobs).insert(path.to_path_buf(), d.clone());
+        }
+        Ok(d)
+    }
+
+    /// [`StatCache::digest`] with the file's metadata already at hand (from a
+    /// `stat` the caller just made, which saves making it twice).
+    pub fn digest_as(&self, path: &Path, meta: &fs::Metadata) -> io::Result<FileDigest> {
+        let stat = Stat::of(meta);
         if let Some(entry) = self.lock().get(path) {
             if entry.stat.matches(&stat) && !is_racy(stat.mtime_ns, entry.hashed_at_ns) {
                 return Ok(FileDigest {
@@ -177,6 +301,7 @@ impl StatCache {
     }
 
     fn record(&self, path: &Path, stat: Stat, hashed_at_ns: i64, digest: &str) {
+        lock(&self.verified_blobs).remove(path);
         self.lock().insert(
             path.to_path_buf(),
             Entry {
@@ -223,9 +348,14 @@ impl StatCache {
     /// Saves the shards that changed, each atomically.
     pub fn save(&self) -> io::Result<()> {
         let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
-        super::shards::save(&self.path, VERSION, &self.lock(), &dirty, |p| {
-            p.as_os_str().as_encoded_bytes()
-        })
+        super::shards::save_with(
+            &self.path,
+            SHARD_EXT,
+            &self.lock(),
+            &dirty,
+            |p| p.as_os_str().as_encoded_bytes(),
+            |entries| Ok(encode_shard(entries)),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Entry>> {
@@ -297,5 +427,88 @@ mod tests {
         let again = StatCache::load(&path);
         again.digest(&f).unwrap();
         assert_eq!(again.hashed_files(), 0);
+    }
+
+    #[test]
+    fn damaged_or_foreign_shards_are_ignored_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a");
+        fs::write(&f, b"x").unwrap();
+        age(&f, 10);
+        let path = dir.path().join("cache");
+        let cache = StatCache::load(&path);
+        let good = cache.digest(&f).unwrap();
+        cache.save().unwrap();
+        let shard = path.join(format!(
+            "{:02}.bin",
+            super::super::shards::shard_of(f.as_os_str().as_encoded_bytes())
+        ));
+        let bytes = fs::read(&shard).unwrap();
+        // Flip one character of the stored digest: the checksum must reject it.
+        let at = bytes
+            .windows(good.digest.len())
+            .position(|w| w == good.digest.as_bytes())
+            .unwrap();
+        let mut bad = bytes.clone();
+        bad[at] = if bad[at] == b'0' { b'1' } else { b'0' };
+        fs::write(&shard, &bad).unwrap();
+        let again = StatCache::load(&path);
+        assert_eq!(again.digest(&f).unwrap().digest, good.digest);
+        assert_eq!(again.hashed_files(), 1, "the damaged shard was not used");
+        // Truncated and foreign files are no cache either.
+        fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(StatCache::load(&path).lock().len(), 0);
+        fs::write(&shard, b"{\"version\":2,\"entries\":[]}").unwrap();
+        assert_eq!(StatCache::load(&path).lock().len(), 0);
+        // The intact shard is read back whole.
+        fs::write(&shard, &bytes).unwrap();
+        let whole = StatCache::load(&path);
+        whole.digest(&f).unwrap();
+        assert_eq!(whole.hashed_files(), 0);
+    }
+
+    #[test]
+    fn a_blob_is_stat_ed_once_per_build_and_again_when_stored_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join(".scone");
+        let blob = store.join("blobs/ab/blob");
+        let source = dir.path().join("source");
+        fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        for f in [&blob, &source] {
+            fs::write(f, b"one").unwrap();
+            pin_mtime(f).unwrap();
+        }
+        let cache = StatCache::load(&store.join("stat-cache"));
+        let first = cache.digest(&blob).unwrap();
+        let src_first = cache.digest(&source).unwrap();
+        // Replace both behind the cache's back (same pinned mtime, new size).
+        for f in [&blob, &source] {
+            fs::remove_file(f).unwrap();
+            fs::write(f, b"two!").unwrap();
+            pin_mtime(f).unwrap();
+        }
+        assert_eq!(
+            cache.digest(&blob).unwrap(),
+            first,
+            "verified once per build"
+        );
+        assert_ne!(
+            cache.digest(&source).unwrap().digest,
+            src_first.digest,
+            "files outside the blobs are stat'ed every time"
+        );
+        // The build storing the blob again refreshes it.
+        cache.record_written(&blob, "new").unwrap();
+        assert_eq!(cache.digest(&blob).unwrap().digest, "new");
+        // The next build (a new cache) stats it again and sees the new content.
+        cache.save().unwrap();
+        let next = StatCache::load(&store.join("stat-cache"));
+        fs::remove_file(&blob).unwrap();
+        fs::write(&blob, b"three").unwrap();
+        pin_mtime(&blob).unwrap();
+        assert_eq!(
+            next.digest(&blob).unwrap().digest,
+            blake3::hash(b"three").to_hex().to_string()
+        );
     }
 }

@@ -26,25 +26,39 @@ pub struct RenderedChart {
 /// `templates` when given. A template with a syntax or render error gives its file, line and
 /// column.
 pub fn render(input: &ChartInput, templates: Option<&Path>) -> Result<RenderedChart, HelmError> {
+    render_chart(input, templates, true)
+}
+
+/// [`render`], rendering the plain per-service manifests only when `manifests`
+/// (they cost more than the chart itself: two templates per service).
+/// Without them, [`RenderedChart::manifests`] is empty.
+pub fn render_chart(
+    input: &ChartInput,
+    templates: Option<&Path>,
+    manifests: bool,
+) -> Result<RenderedChart, HelmError> {
     let set = match templates {
         Some(dir) => TemplateSet::with_overrides(dir)?,
         None => TemplateSet::embedded(),
     };
-    render_with(input, &set)
+    render_set(input, &set, manifests)
 }
 
 /// [`render`] with an already loaded template set.
 pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChart, HelmError> {
+    render_set(input, set, true)
+}
+
+fn render_set(
+    input: &ChartInput,
+    set: &TemplateSet,
+    with_manifests: bool,
+) -> Result<RenderedChart, HelmError> {
     let (model, warnings) = ChartModel::build(input)?;
     let registry = set.registry()?;
-    let context = serde_json::to_value(&model).map_err(|e| HelmError::InvalidInput {
-        field: "services",
-        reason: e.to_string(),
-    })?;
-
-    // Wrapped once: `Registry::render` would serialize the whole mesh again for
-    // every template.
-    let wrapped = handlebars::Context::wraps(&context).map_err(|e| HelmError::InvalidInput {
+    // Serialized once, straight into the context: `Registry::render` would
+    // serialize the whole mesh again for every template.
+    let wrapped = handlebars::Context::wraps(&model).map_err(|e| HelmError::InvalidInput {
         field: "services",
         reason: e.to_string(),
     })?;
@@ -74,9 +88,16 @@ pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChar
     }
 
     let mut manifests = plain_static;
+    if !with_manifests {
+        return Ok(RenderedChart {
+            files,
+            manifests: BTreeMap::new(),
+            warnings,
+        });
+    }
     // Each manifest sees the chart-wide values and its own service, not the lists
     // of all services and renames: cloning those per service would be quadratic.
-    let mut shared = context.clone();
+    let mut shared = wrapped.data().clone();
     if let serde_json::Value::Object(map) = &mut shared {
         map.remove("services");
         map.remove("renamed");
@@ -112,4 +133,30 @@ pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChar
         manifests,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::helm::ChartService;
+
+    #[test]
+    fn chart_without_manifests_has_the_same_chart_files() {
+        let mut input = ChartInput::new("mesh", "0123456789ab", "cas.example:8081");
+        for name in ["api", "db"] {
+            input.services.push(ChartService::new(
+                "mesh",
+                name,
+                "registry.example/app",
+                &format!("sha256:{}", "a".repeat(64)),
+            ));
+        }
+        let full = render(&input, None).unwrap();
+        let chart_only = render_chart(&input, None, false).unwrap();
+        assert_eq!(chart_only.files, full.files);
+        assert_eq!(chart_only.warnings, full.warnings);
+        assert!(chart_only.manifests.is_empty());
+        assert!(full.manifests.contains_key(&PathBuf::from("api.yaml")));
+        assert!(full.files.contains_key(&PathBuf::from("values.yaml")));
+    }
 }

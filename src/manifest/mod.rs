@@ -3,6 +3,7 @@
 //! `model` holds the typed manifests; `located` the line/column wrapper every
 //! error points with.
 
+pub mod codec;
 pub mod diag;
 pub mod discover;
 pub mod link;

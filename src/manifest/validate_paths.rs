@@ -49,22 +49,39 @@ fn check_one(
         );
     }
     let full = dir.join(path);
-    if std::fs::symlink_metadata(&full).is_err() {
+    let Ok(meta) = std::fs::symlink_metadata(&full) else {
         return diag(
             ErrorKind::MissingFile,
             format!("copy path `{raw}` does not exist"),
             "copy paths are relative to the manifest's folder",
         );
-    }
+    };
     let canonical_dir = canonical_dir?;
-    let resolved = match full.canonicalize() {
-        Ok(r) => r,
-        Err(_) => {
-            return diag(
-                ErrorKind::MissingFile,
-                format!("copy path `{raw}` is a dangling symlink"),
-                "the link's target does not exist",
-            )
+    // A single plain name (no `/`, so no trailing-slash lookup through a link)
+    // that is no symlink resolves to itself inside the (canonical) folder: no
+    // need to resolve it component by component.
+    let mut parts = path.components();
+    let plain = !raw.contains('/')
+        && matches!(
+            (parts.next(), parts.next()),
+            (Some(Component::Normal(_)), None)
+        )
+        && !meta.file_type().is_symlink();
+    let (resolved, is_dir) = if plain {
+        (canonical_dir.join(path), meta.is_dir())
+    } else {
+        match full.canonicalize() {
+            Ok(r) => {
+                let is_dir = r.is_dir();
+                (r, is_dir)
+            }
+            Err(_) => {
+                return diag(
+                    ErrorKind::MissingFile,
+                    format!("copy path `{raw}` is a dangling symlink"),
+                    "the link's target does not exist",
+                )
+            }
         }
     };
     if !resolved.starts_with(canonical_dir) {
@@ -74,7 +91,7 @@ fn check_one(
             "copy only files under the manifest's folder; replace the link by the file",
         );
     }
-    if resolved.is_dir() {
+    if is_dir {
         if let Some(link) = escaping_link_inside(&resolved, canonical_dir) {
             return diag(
                 ErrorKind::PathEscape,
@@ -178,5 +195,19 @@ mod tests {
         assert_eq!(kinds(&["dir"], &svc), vec![ErrorKind::PathEscape]);
         assert_eq!(kinds(&["nope.py"], &svc), vec![ErrorKind::MissingFile]);
         assert_eq!(kinds(&[""], &svc), vec![ErrorKind::InvalidValue]);
+        // A link to a folder outside, named with a trailing slash (which looks
+        // through the link) or inside a subfolder, still escapes.
+        std::fs::create_dir_all(tmp.path().join("outdir")).unwrap();
+        std::os::unix::fs::symlink("../outdir", svc.join("linkdir")).unwrap();
+        std::os::unix::fs::symlink("../../outdir", svc.join("dir/deeper")).unwrap();
+        for raw in [
+            "linkdir",
+            "linkdir/",
+            "./linkdir",
+            "dir/deeper",
+            "dir/deeper/",
+        ] {
+            assert_eq!(kinds(&[raw], &svc), vec![ErrorKind::PathEscape], "{raw}");
+        }
     }
 }

@@ -11,7 +11,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::digest::{HashingWriter, TempFile};
+
+mod gzip;
 use super::error::{io_at, OciError, Result};
+use gzip::ParallelGzip;
 
 /// OCI media type of a gzip layer.
 pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -259,9 +262,7 @@ pub fn write_layer(
     let outer = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
     let (outer, diff_id) = match compression {
         Compression::Gzip => {
-            let encoder = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(outer, flate2::Compression::new(GZIP_LEVEL));
+            let encoder = ParallelGzip::new(outer, GZIP_LEVEL);
             let mut inner = HashingWriter::new(encoder);
             write_tar(&planned, mtime, &mut inner)?;
             let (encoder, diff_id, _) = inner.finish();

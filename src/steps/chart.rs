@@ -13,7 +13,7 @@ use super::{from_record, param, to_record};
 use crate::engine::{
     BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput,
 };
-use crate::helm::{render, ChartInput, ChartPort, ChartService};
+use crate::helm::{render_chart, ChartInput, ChartPort, ChartService};
 
 /// A service of the chart, before its image digest is known.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -103,8 +103,12 @@ impl Step for ChartStep {
                 .collect();
             input.services.push(service);
         }
-        let chart = render(&input, self.templates.as_deref())
-            .map_err(|e| StepError::context("rendering the Helm chart", e))?;
+        let chart = render_chart(
+            &input,
+            self.templates.as_deref(),
+            self.manifests_dir.is_some(),
+        )
+        .map_err(|e| StepError::context("rendering the Helm chart", e))?;
         let mut files = BTreeMap::new();
         let mut publish = Vec::new();
         let mut add =

@@ -13,6 +13,8 @@ use crate::manifest::{MESH_KIND, SERVICE_KINDS};
 use std::path::{Path, PathBuf};
 
 mod inputs;
+pub mod parse_cache;
+mod prefetch;
 
 /// Loads, validates and links the workspace described by `opts`.
 pub fn load(opts: &LoadOptions) -> Result<Workspace, Diagnostics> {
@@ -83,6 +85,10 @@ struct Loader {
     /// `Unit::key` → index into `units`.
     unit_index: std::collections::HashMap<PathBuf, usize>,
     candidates: Option<Vec<(PathBuf, String)>>,
+    /// Parsed manifests by rendered text (see [`parse_cache`]).
+    cache: parse_cache::ParseCache,
+    /// The current Meshfile's manifests, prepared in parallel (see [`prefetch`]).
+    prepared: std::collections::HashMap<PathBuf, prefetch::Prepared>,
 }
 
 impl Loader {
@@ -95,11 +101,17 @@ impl Loader {
             units: Vec::new(),
             unit_index: std::collections::HashMap::new(),
             candidates: None,
+            cache: parse_cache::ParseCache::default(),
+            prepared: std::collections::HashMap::new(),
         }
     }
 
     fn run(&mut self, opts: &LoadOptions) -> Option<Workspace> {
         let (files, config) = self.files(opts)?;
+        let target = self
+            .root
+            .join(config.target_dir.as_deref().unwrap_or(Path::new("target")));
+        self.cache = parse_cache::ParseCache::open(&target.join(".scone"));
         let mut meshes = Vec::new();
         let mut alone = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -134,11 +146,15 @@ impl Loader {
             }
         }
         self.duplicate_names();
+        std::mem::take(&mut self.cache).save();
         Some(self.finish(config, linked))
     }
 
     /// `Some(true)` for a Meshfile, `Some(false)` for a service manifest.
     fn kind_of(&mut self, file: &Path, text: &str) -> Option<bool> {
+        if self.cache.knows_mesh(text) {
+            return Some(true);
+        }
         let kind = match parse::parse_header(text, file) {
             Ok(h) => h.kind,
             Err(d) => match discover::sniff_kind(text) {
@@ -181,13 +197,24 @@ impl Loader {
         vars: &Variables,
         mesh: Option<&Path>,
     ) -> Option<usize> {
-        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let prepared = self
+            .prepared
+            .remove(path)
+            .filter(|p| text.as_deref() == Some(p.text.as_str()));
+        let key = match &prepared {
+            Some(p) => p.key.clone(),
+            None => path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+        };
         let text = match text.map(Ok).unwrap_or_else(|| parse::read_text(path)) {
             Ok(t) => t,
             Err(d) => return self.fail(d),
         };
-        let rendered = match template::render(&text, vars, path) {
-            Ok(r) => r.into_owned(),
+        let rendered = match &prepared {
+            Some(p) => p.rendered.clone(),
+            None => template::render(&text, vars, path).map(|r| r.into_owned()),
+        };
+        let rendered = match rendered {
+            Ok(r) => r,
             Err(d) => return self.fail(d),
         };
         if let Some(&i) = self.unit_index.get(&key) {
@@ -207,16 +234,26 @@ impl Loader {
             }
             return Some(i);
         }
-        let mut manifest: ServiceManifest = match parse::from_yaml(&rendered, path) {
-            Ok(m) => m,
-            Err(d) => return self.fail(d),
+        let (manifest, dir) = match prepared.and_then(|p| p.checked) {
+            Some(Ok(c)) => {
+                self.diags.extend(c.diags);
+                self.warnings.extend(c.warnings);
+                (c.manifest, c.dir)
+            }
+            Some(Err(d)) => return self.fail(d),
+            None => {
+                let manifest = match self.cache.service(&rendered, path) {
+                    Ok(m) => m,
+                    Err(d) => return self.fail(d),
+                };
+                let dir = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| self.cwd.clone());
+                validate::check_service(&manifest, &dir, &mut self.diags, &mut self.warnings);
+                (manifest, dir)
+            }
         };
-        manifest.path = path.to_path_buf();
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.cwd.clone());
-        validate::check_service(&manifest, &dir, &mut self.diags, &mut self.warnings);
         self.unit_index.insert(key.clone(), self.units.len());
         self.units.push(Unit {
             manifest,
@@ -233,7 +270,7 @@ impl Loader {
     }
 
     fn mesh(&mut self, file: &Path, text: &str) -> Option<LoadedMesh> {
-        let (mesh, vars) = match parse::parse_mesh(text, file) {
+        let (mesh, vars) = match self.cache.mesh(text, file) {
             Ok(m) => m,
             Err(d) => {
                 self.diags.push(d);
@@ -242,12 +279,14 @@ impl Loader {
         };
         validate::check_mesh(&mesh, &mut self.diags);
         let env = link::mesh_env(&mesh, &mut self.diags);
+        self.prefetch(&mesh, &vars);
         let mut links = Vec::new();
         for svc in &mesh.services {
             if let Some(l) = self.link(&mesh, svc, &vars) {
                 links.push((svc.name.value.clone(), l));
             }
         }
+        self.prepared.clear();
         Some(LoadedMesh { mesh, links, env })
     }
 
@@ -272,7 +311,11 @@ impl Loader {
                 );
                 return None;
             }
-            let text = match parse::read_text(&path) {
+            let read = match self.prepared.get(&path) {
+                Some(p) => Ok(p.text.clone()),
+                None => parse::read_text(&path),
+            };
+            let text = match read {
                 Ok(t) => t,
                 Err(d) => {
                     self.diags.push(d);
@@ -480,3 +523,6 @@ fn build_to(text: &str, path: &Path, vars: &Variables) -> Option<String> {
         .and_then(serde_json::Value::as_str)
         .map(String::from)
 }
+
+#[cfg(test)]
+mod cache_tests;
