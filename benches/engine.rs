@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
-use scone::engine::noop::NoopRecord;
+use scone::engine::noop::{NoopRecord, Seen};
 use scone::engine::statcache::{hash_file, StatCache};
 use scone::manifest::codec::{decode_service, encode_service};
 use scone::manifest::{parse, ServiceManifest};
@@ -73,7 +73,9 @@ fn hash_one_file(bencher: Bencher, size: usize) {
 fn noop_check(bencher: Bencher, n: usize) {
     let (dir, paths) = files(n, 16);
     let target = dir.path().join("target");
-    NoopRecord::capture("key".into(), target.clone(), paths, Vec::new())
+    let paths = paths.into_iter().map(|p| (p, Seen::Own)).collect();
+    NoopRecord::capture("key".into(), target.clone(), paths, Vec::new(), 0)
+        .expect("a record")
         .save(&target)
         .expect("save");
     bencher.counter(ItemsCount::new(n)).bench(|| {

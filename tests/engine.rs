@@ -26,9 +26,11 @@ fn built(msgs: &[serde_json::Value]) -> BTreeSet<String> {
 /// the same instant it is hashed) — racy files are hashed again by design.
 fn age_tree(dir: &Path) {
     let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
-    for entry in walkdir::WalkDir::new(dir) {
+    // Folders too: a tree made within the racy window of a build's start is
+    // (rightly) not recorded for the no-op fast path.
+    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
         let entry = entry.unwrap();
-        if entry.file_type().is_file() {
+        if entry.file_type().is_file() || entry.file_type().is_dir() {
             filetime::set_file_mtime(entry.path(), past).unwrap();
         }
     }
@@ -420,4 +422,55 @@ fn the_no_op_fast_path_answers_only_when_nothing_changed() {
     let msgs = build_json(&sb, &root, &[]);
     assert_eq!(finished(&msgs)["fast_path"], false);
     assert!(built(&msgs).contains("image:svc_0001"));
+}
+
+#[test]
+fn a_source_edited_while_the_build_runs_is_not_recorded_as_fresh() {
+    use std::io::BufRead;
+    let (sb, root) = repo(20);
+    let source = root.join("services/svc-0000/main.cfg");
+    let mut child = sb
+        .std_command(&root)
+        .args([
+            "build",
+            "-f",
+            "mesh.yml",
+            "--message-format=json",
+            "--jobs=1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut edited = false;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if !edited && line.contains(r#""step":"copy""#) && line.contains(r#""unit":"svc_0000""#) {
+            // The build has read the file: change it (same size) under it.
+            let mut bytes = std::fs::read(&source).unwrap();
+            bytes[0] ^= 0x20;
+            std::fs::write(&source, &bytes).unwrap();
+            edited = true;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(edited, "copy:svc_0000 was reported");
+    // The next build (same command line, so the same fast-path key) must see
+    // the edit: no fast path, the service rebuilt.
+    let out = sb
+        .scone(&root)
+        .args([
+            "build",
+            "-f",
+            "mesh.yml",
+            "--message-format=json",
+            "--jobs=1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let msgs = messages(&out.stdout);
+    assert_eq!(finished(&msgs)["fast_path"], false);
+    assert!(built(&msgs).contains("copy:svc_0000"), "{:?}", built(&msgs));
 }

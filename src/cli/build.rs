@@ -138,6 +138,10 @@ pub struct Outcome {
 /// Builds (and with `apply`, applies) once.
 pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Outcome> {
     let common = &args.common;
+    // Anything the build reads and that changes after this is not recorded as fresh.
+    let started_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     let fast_key = apply.is_none().then(super::noop::key);
     let ws = load_workspace(common)?;
     let only = selected(&ws, common)?;
@@ -266,7 +270,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         probe.status("Updated", &lock_path.display().to_string());
     }
     if let (Some(key), Some(report)) = (&fast_key, &last) {
-        super::noop::record(key, &ws, &target_dir, report);
+        super::noop::record(key, &ws, &target_dir, report, started_ns);
     }
     if let Some(a) = apply {
         if a.load {

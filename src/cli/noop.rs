@@ -2,7 +2,7 @@
 //! of an invocation, the workspace files to watch besides the engine's, and
 //! replaying the step messages.
 
-use scone::engine::noop::{NoopRecord, StepMessage};
+use scone::engine::noop::{NoopRecord, Seen, StepMessage};
 use scone::engine::store::StepState;
 use scone::engine::{BuildReport, Event, EventSink, Status, StepId};
 use scone::workspace::Workspace;
@@ -104,7 +104,9 @@ pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> bool {
 }
 
 /// Records a successful build for the next invocation with the same key.
-pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport) {
+/// Records the fast path after a successful build that started at `started_ns`
+/// (before the workspace was loaded).
+pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport, started_ns: i64) {
     let dir = record_dir(key);
     if !report.all_cacheable || !report.success() {
         let _ = NoopRecord::invalidate(&dir);
@@ -125,30 +127,31 @@ pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport) {
         .collect();
     published.sort_unstable();
     published.dedup();
-    let mut paths: Vec<PathBuf> = report
+    let mut paths: Vec<(PathBuf, Seen)> = report
         .consulted
         .iter()
-        .filter(|p| !is_published_blob(p, &published))
-        .cloned()
+        .filter(|(p, _)| !is_published_blob(p, &published))
+        .map(|(p, stat)| (p.clone(), stat.map_or(Seen::Own, Seen::Stat)))
         .collect();
     let manifests = ws
         .services
         .iter()
         .map(|s| s.manifest.path.clone())
         .chain(ws.meshes.iter().map(|m| m.mesh.path.clone()));
+    let root = absolute(&ws.root);
     for m in manifests {
         let m = absolute(&m);
-        if let Some(dir) = m.parent() {
-            paths.push(dir.to_path_buf());
+        // The root's listing changes when scone.lock is written: ours.
+        if let Some(dir) = m.parent().filter(|d| *d != root) {
+            paths.push((dir.to_path_buf(), Seen::Read));
         }
-        paths.push(m);
+        paths.push((m, Seen::Read));
     }
-    let root = absolute(&ws.root);
     for dir in root.ancestors() {
-        paths.push(dir.join(scone::manifest::discover::CONFIG_FILE));
+        paths.push((dir.join(scone::manifest::discover::CONFIG_FILE), Seen::Read));
     }
-    paths.push(root.join("scone.lock"));
-    paths.push(root);
+    paths.push((root.join("scone.lock"), Seen::Own));
+    paths.push((root, Seen::Own));
     let steps = report
         .results
         .iter()
@@ -158,7 +161,14 @@ pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport) {
             fingerprint: rec.fingerprint.clone(),
         })
         .collect();
-    let _ = NoopRecord::capture(key.to_string(), absolute(target), paths, steps).save(&dir);
+    match NoopRecord::capture(key.to_string(), absolute(target), paths, steps, started_ns) {
+        Some(record) => {
+            let _ = record.save(&dir);
+        }
+        None => {
+            let _ = NoopRecord::invalidate(&dir);
+        }
+    }
 }
 
 /// Whether `path` is `…/.scone/blobs/<fan-out>/<digest>` with a published digest

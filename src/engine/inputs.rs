@@ -6,22 +6,24 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::statcache::StatCache;
+use super::statcache::{Stat, StatCache};
 use super::step::{Input, InputKind, ResolvedInput};
 
 /// Resolves every declared input, in declaration order (folders sorted). The
-/// folders walked are added to `dirs` (their listing is an input too).
+/// folders walked are added to `dirs` (their listing is an input too), each
+/// with its stat taken *before* it was listed.
 pub fn resolve(
     inputs: &[Input],
     stats: &StatCache,
-    dirs: &mut Vec<std::path::PathBuf>,
+    dirs: &mut Vec<(std::path::PathBuf, Option<Stat>)>,
 ) -> io::Result<Vec<ResolvedInput>> {
     let mut out = Vec::new();
     for input in inputs {
         match input {
             Input::File { label, path } => out.push(resolve_one(label.clone(), path, stats)?),
             Input::Tree { label, path } => {
-                dirs.push(path.clone());
+                let stat = fs::symlink_metadata(path).ok().map(|m| Stat::of(&m));
+                dirs.push((path.clone(), stat));
                 let walk = walkdir::WalkDir::new(path)
                     .follow_links(false)
                     .sort_by_file_name()
@@ -31,7 +33,9 @@ pub fn resolve(
                         io::Error::other(format!("reading {}: {e}", path.display()))
                     })?;
                     if entry.file_type().is_dir() {
-                        dirs.push(entry.path().to_path_buf());
+                        // Listed after this: the stat precedes the listing.
+                        let stat = entry.metadata().ok().map(|m| Stat::of(&m));
+                        dirs.push((entry.path().to_path_buf(), stat));
                         continue;
                     }
                     let rel = entry
@@ -63,6 +67,7 @@ fn resolve_one(label: String, path: &Path, stats: &StatCache) -> io::Result<Reso
             mode: 0o777,
             size: 0,
             digest,
+            stat: Stat::of(&meta),
         });
     }
     // Not a symlink: the lstat above is the stat the cache needs.
@@ -76,6 +81,7 @@ fn resolve_one(label: String, path: &Path, stats: &StatCache) -> io::Result<Reso
         mode: meta.permissions().mode() & 0o7777,
         size: meta.len(),
         digest: d.digest,
+        stat: d.stat,
     })
 }
 

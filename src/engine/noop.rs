@@ -9,7 +9,10 @@
 //! messages to replay. The next build with the same key stats those paths (in
 //! parallel); if every stat matches and none is racy (see
 //! [`super::statcache::is_racy`]), nothing can have changed and the build is done,
-//! as ninja decides from its log. Any difference, a missing or unreadable record,
+//! as ninja decides from its log. The stats recorded for inputs are the ones the
+//! build read them under, not fresh ones: a file edited while the build ran (after
+//! it was read) means no record at all, so the next build takes the full path
+//! ([`Seen`]). Any difference, a missing or unreadable record,
 //! or a different key falls back to the full build, which is always correct; the
 //! fast path only ever skips work the full path would find fresh.
 
@@ -77,29 +80,58 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// How the build came to know a path, which decides how it is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// The build read it under this stat (inputs, folders it listed). If the
+    /// path no longer has it, it changed while the build ran: no record.
+    Stat(Stat),
+    /// The build read it at some point (manifests, `scone.toml`): it must not
+    /// have changed since the build started.
+    Read,
+    /// The build wrote it (outputs, blobs, `scone.lock`): recorded as it is.
+    Own,
+}
+
 impl NoopRecord {
-    /// Stats `paths` now and records them with the steps to replay.
+    /// Stats `paths` now and records them with the steps to replay; `None` if
+    /// a path the build read changed while it ran (or just before it started,
+    /// within the racy window of `started_ns`), since its stat could then
+    /// describe content the build never saw. The next build then takes the
+    /// full path, which sees the change, and records again.
     pub fn capture(
         key: String,
         target: PathBuf,
-        mut paths: Vec<PathBuf>,
+        mut paths: Vec<(PathBuf, Seen)>,
         steps: Vec<StepMessage>,
-    ) -> NoopRecord {
+        started_ns: i64,
+    ) -> Option<NoopRecord> {
         use rayon::prelude::*;
         // Byte order: as deterministic as component order, and much cheaper.
         paths.par_sort_unstable_by(|a, b| {
-            a.as_os_str()
+            a.0.as_os_str()
                 .as_encoded_bytes()
-                .cmp(b.as_os_str().as_encoded_bytes())
+                .cmp(b.0.as_os_str().as_encoded_bytes())
         });
-        paths.dedup_by(|a, b| a.as_os_str() == b.as_os_str());
-        let mut files: Vec<(PathBuf, Option<Stat>)> = paths
+        paths.dedup_by(|a, b| a.0.as_os_str() == b.0.as_os_str());
+        // Content written within the racy window of the start could change
+        // again within the same mtime tick without the stat showing it. (A
+        // mode change shows in the stat itself.)
+        let recent = |s: &Stat| is_racy(s.mtime_ns, started_ns);
+        let files: Option<Vec<(PathBuf, Option<Stat>)>> = paths
             .into_par_iter()
-            .map(|p| {
-                let s = stat_of(&p);
-                (p, s)
+            .map(|(p, seen)| {
+                let now = stat_of(&p);
+                let trusted = match (seen, &now) {
+                    (Seen::Stat(then), Some(now)) => then.matches(now) && !recent(&then),
+                    (Seen::Stat(_), None) => false,
+                    (Seen::Read, Some(now)) => !recent(now),
+                    (Seen::Read, None) | (Seen::Own, _) => true,
+                };
+                trusted.then_some((p, now))
             })
             .collect();
+        let mut files = files?;
         // Files modified just now (scone.lock, published folders) would be racy:
         // wait out the window once, stat them again, and date the record after.
         let newest = files
@@ -118,13 +150,13 @@ impl NoopRecord {
                 }
             }
         }
-        NoopRecord {
+        Some(NoopRecord {
             key,
             written_at_ns: now_ns(),
             files,
             steps,
             target,
-        }
+        })
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -285,9 +317,11 @@ mod tests {
         NoopRecord::capture(
             "key".into(),
             "t".into(),
-            vec![a.clone(), missing.clone()],
+            vec![(a.clone(), Seen::Read), (missing.clone(), Seen::Read)],
             steps.clone(),
+            now_ns(),
         )
+        .unwrap()
         .save(&target)
         .unwrap();
         assert_eq!(
@@ -314,15 +348,46 @@ mod tests {
         let target = dir.path().join("target");
         let a = dir.path().join("a");
         fs::write(&a, b"one").unwrap();
-        NoopRecord::capture("k".into(), "t".into(), vec![a.clone()], vec![])
-            .save(&target)
-            .unwrap();
+        NoopRecord::capture(
+            "k".into(),
+            "t".into(),
+            vec![(a.clone(), Seen::Own)],
+            vec![],
+            0,
+        )
+        .unwrap()
+        .save(&target)
+        .unwrap();
         assert_eq!(
             NoopRecord::check(&target, "k"),
             Some((vec![], PathBuf::from("t")))
         );
         fs::write(&a, b"two").unwrap();
         assert_eq!(NoopRecord::check(&target, "k"), None);
+    }
+
+    #[test]
+    fn a_file_changed_during_the_build_means_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        fs::write(&a, b"one").unwrap();
+        aged(&a);
+        let seen = Stat::of(&fs::symlink_metadata(&a).unwrap());
+        let started = now_ns();
+        let capture = |paths: Vec<(PathBuf, Seen)>| {
+            NoopRecord::capture("k".into(), "t".into(), paths, vec![], started)
+        };
+        assert!(capture(vec![(a.clone(), Seen::Stat(seen))]).is_some());
+        // Edited after the build read it (same size, an old mtime: only ctime moves).
+        fs::write(&a, b"two").unwrap();
+        aged(&a);
+        assert!(capture(vec![(a.clone(), Seen::Stat(seen))]).is_none());
+        // A manifest edited after the build started.
+        let m = dir.path().join("service.yml");
+        fs::write(&m, b"x").unwrap();
+        assert!(capture(vec![(m.clone(), Seen::Read)]).is_none());
+        // What the build wrote itself is recorded as it is.
+        assert!(capture(vec![(m, Seen::Own)]).is_some());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::lock::TargetLock;
 use super::publish;
 use super::remote::{Lookup, RemoteTier};
 use super::slots::Slots;
+use super::statcache::Stat;
 use super::step::{BlobSource, Publish, Step, StepContext, StepError, StepId};
 use super::store::{ActionRecord, Published, StepState, Store};
 
@@ -63,8 +64,10 @@ pub struct BuildReport {
     /// Files whose content was hashed (not served by the stat cache).
     pub hashed_files: u64,
     /// Every path the build consulted (inputs, folders listed, outputs, blobs):
-    /// what the no-op fast path must stat (see [`super::noop`]).
-    pub consulted: Vec<PathBuf>,
+    /// what the no-op fast path must stat (see [`super::noop`]). Inputs and
+    /// folders come with the stat the build saw when it read them; the others
+    /// (outputs, blobs) are the build's own and are stat'ed when recorded.
+    pub consulted: Vec<(PathBuf, Option<Stat>)>,
     /// Whether every step was cacheable (effects rule out the fast path).
     pub all_cacheable: bool,
     /// Whether the no-op fast path answered (nothing was planned or run).
@@ -160,7 +163,7 @@ struct StepResult {
     /// `record.output_digest()`, computed once on the worker, not once per dependent.
     digest: Arc<str>,
     status: Status,
-    consulted: Vec<PathBuf>,
+    consulted: Vec<(PathBuf, Option<Stat>)>,
 }
 
 /// What every step run shares.
@@ -279,7 +282,7 @@ fn run_step(
     let outcome = (|| -> Result<(ActionRecord, Status, Option<String>), StepError> {
         let resolved = inputs::resolve(&step.inputs(), store.stats(), &mut consulted)
             .map_err(|e| StepError::context("reading inputs", e))?;
-        consulted.extend(resolved.iter().map(|r| r.path.clone()));
+        consulted.extend(resolved.iter().map(|r| (r.path.clone(), Some(r.stat))));
         let mut fp = Fingerprint::new(&id.kind);
         fp.params(&step.params());
         for input in &resolved {
@@ -383,7 +386,7 @@ fn run_step(
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok((record, status, why)) => {
-            consulted.extend(record.blob_digests().map(|d| store.blob_path(d)));
+            consulted.extend(record.blob_digests().map(|d| (store.blob_path(d), None)));
             for entry in &record.publish {
                 match entry {
                     Published::Dir { dir, files } => {
@@ -395,13 +398,13 @@ fn run_step(
                                 if !p.starts_with(&root) {
                                     break;
                                 }
-                                consulted.push(p.to_path_buf());
+                                consulted.push((p.to_path_buf(), None));
                                 parent = p.parent();
                             }
-                            consulted.push(path);
+                            consulted.push((path, None));
                         }
                     }
-                    Published::File { path, .. } => consulted.push(target.join(path)),
+                    Published::File { path, .. } => consulted.push((target.join(path), None)),
                 }
             }
             let mut outputs = record.record.clone();

@@ -72,6 +72,9 @@ pub struct ResolvedInput {
     pub size: u64,
     /// blake3 of the content (of the link target for symlinks).
     pub digest: String,
+    /// The `lstat` the digest was taken under (for the no-op record: a file
+    /// changed after it was read must not look unchanged next time).
+    pub stat: super::statcache::Stat,
 }
 
 /// How a step failed.

@@ -4,7 +4,8 @@
 //! ```text
 //! target/.scone/
 //!   lock                      advisory lock held for a whole build (lock.rs)
-//!   stat-cache/NN.json        path+stat → blake3 (statcache.rs), in 64 shards
+//!   stat-cache/NN.bin         path+stat → blake3 (statcache.rs), in 64 checksummed shards
+//!   parse-cache.bin           parsed manifests by their text (workspace/load/parse_cache.rs)
 //!   blobs/<2 hex>/<blake3>    every file a step made, by content; mtime pinned
 //!   actions/<2 hex>/<fp>.json fingerprint → ActionRecord (the action cache)
 //!   index/NN.json             per step (64 shards): the last fingerprint, its input list
