@@ -422,3 +422,58 @@ fn a_registry_with_basic_auth_uses_the_push_credentials() {
         "outputs differ"
     );
 }
+
+#[test]
+fn big_layers_with_a_remote_cache_do_not_hang() {
+    // Layers over 1 MiB are compressed by a parallel loop inside the step, on
+    // the scheduler's pool, while more steps than cores are in flight (remote
+    // lookups): a build once deadlocked here. A hang guard, not a timing.
+    let server = Webdav::start();
+    let url = server.url("cache");
+    let sb = Sandbox::new();
+    let root = sb.path().join("repo");
+    generate(
+        &root,
+        MonorepoOptions {
+            services: 6,
+            files_per_service: 3,
+            file_size: 1 << 20,
+            ..MonorepoOptions::default()
+        },
+    );
+    let mut child = sb
+        .std_command(&root)
+        .args(["build", "-f", "mesh.yml", "-q", "--jobs=2"])
+        .args(["--remote-cache", &url, "--remote-cache-write"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start scone");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the build hung (killed after 300 s)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success());
+    // And a second checkout gets all of it from the remote.
+    let sc = Sandbox::new();
+    let other = sc.path().join("repo");
+    generate(
+        &other,
+        MonorepoOptions {
+            services: 6,
+            files_per_service: 3,
+            file_size: 1 << 20,
+            ..MonorepoOptions::default()
+        },
+    );
+    let msgs = build_json(&sc, &other, &["--remote-cache", &url]);
+    assert_eq!(count(&msgs, "built"), 0);
+    assert!(tree(&root.join("target")) == tree(&other.join("target")));
+}

@@ -22,7 +22,6 @@ pub mod publish;
 pub mod remote;
 pub mod scheduler;
 pub mod shards;
-pub mod slots;
 pub mod statcache;
 pub mod step;
 pub mod store;

@@ -17,7 +17,6 @@ use super::inputs;
 use super::lock::TargetLock;
 use super::publish;
 use super::remote::{Lookup, RemoteTier};
-use super::slots::Slots;
 use super::statcache::Stat;
 use super::step::{BlobSource, Publish, Step, StepContext, StepError, StepId};
 use super::store::{ActionRecord, Published, StepState, Store};
@@ -115,14 +114,15 @@ pub fn build(
     } else {
         opts.jobs
     };
-    // Remote lookups mostly wait on the network: more threads look up, but
-    // only `jobs` of them run a step at a time (see `slots`).
+    // Remote lookups mostly wait on the network, so with a remote cache more
+    // steps are in flight than there are cores. (No semaphore limits how many
+    // of them run: a step blocked on one inside a rayon pool could be the one
+    // that a nested parallel loop, e.g. the layer's gzip, is waiting for.)
     let threads = if opts.remote.is_some() {
         jobs * 4
     } else {
         jobs
     };
-    let slots = Slots::new(jobs);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("scone-step-{i}"))
@@ -134,7 +134,6 @@ pub fn build(
         store: &store,
         target: &opts.target_dir,
         remote,
-        slots: &slots,
         sink,
     };
     let run = run_graph(&nodes, &cx, &tmp, &pool);
@@ -171,7 +170,6 @@ struct RunContext<'a> {
     store: &'a Store,
     target: &'a Path,
     remote: Option<&'a dyn RemoteTier>,
-    slots: &'a Slots,
     sink: &'a dyn EventSink,
 }
 
@@ -272,7 +270,6 @@ fn run_step(
         store,
         target,
         remote,
-        slots,
         sink,
     } = *cx;
     let started = Instant::now();
@@ -332,7 +329,6 @@ fn run_step(
             }
         }
         let why = explain(previous.as_ref().map(|p| p.inputs.as_slice()), fp.pairs());
-        let _slot = slots.take();
         sink.event(Event::Started { id: id.clone() });
         fs::create_dir_all(scratch).map_err(|e| StepError::context("creating scratch dir", e))?;
         let cx = StepContext {

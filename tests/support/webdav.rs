@@ -99,7 +99,14 @@ impl Webdav {
 impl Drop for Webdav {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            // SIGTERM, not SIGKILL: the master then stops its workers too.
+            let stopped = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !stopped {
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
     }
