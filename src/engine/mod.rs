@@ -25,6 +25,7 @@ pub mod shards;
 pub mod statcache;
 pub mod step;
 pub mod store;
+pub mod wire;
 
 pub use events::{Event, EventSink, Status};
 pub use remote::{Lookup, RemoteTier};

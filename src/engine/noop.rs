@@ -23,6 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::statcache::{is_racy, Stat};
+use super::wire::{put_bytes, put_stat, put_u64, Reader};
 use crate::durable;
 
 const MAGIC: &[u8; 8] = b"sconeNP1";
@@ -53,31 +54,6 @@ fn path_of(target: &Path) -> PathBuf {
 
 fn stat_of(path: &Path) -> Option<Stat> {
     fs::symlink_metadata(path).ok().map(|m| Stat::of(&m))
-}
-
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_u64(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn u64(&mut self) -> Option<u64> {
-        let (head, rest) = self.0.split_at_checked(8)?;
-        self.0 = rest;
-        Some(u64::from_le_bytes(head.try_into().ok()?))
-    }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = usize::try_from(self.u64()?).ok()?;
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
 }
 
 /// How the build came to know a path, which decides how it is recorded.
@@ -171,15 +147,7 @@ impl NoopRecord {
                 None => put_u64(&mut out, 0),
                 Some(s) => {
                     put_u64(&mut out, 1);
-                    for v in [
-                        s.size,
-                        s.mtime_ns as u64,
-                        s.ctime_ns as u64,
-                        s.inode,
-                        u64::from(s.mode),
-                    ] {
-                        put_u64(&mut out, v);
-                    }
+                    put_stat(&mut out, s);
                 }
             }
         }
@@ -204,13 +172,7 @@ impl NoopRecord {
             let path = Path::new(std::ffi::OsStr::from_bytes(raw));
             let stat = match r.u64()? {
                 0 => None,
-                _ => Some(Stat {
-                    size: r.u64()?,
-                    mtime_ns: r.u64()? as i64,
-                    ctime_ns: r.u64()? as i64,
-                    inode: r.u64()?,
-                    mode: u32::try_from(r.u64()?).ok()?,
-                }),
+                _ => Some(r.stat()?),
             };
             files.push((path, stat));
         }

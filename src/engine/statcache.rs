@@ -15,6 +15,7 @@
 //! ends with the blake3 of its content: a shard that does not check out is
 //! ignored, so a damaged cache can cost hashing but never give a wrong digest.
 
+use super::wire::{put_bytes, put_stat, put_u64, seal, unseal, Reader};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -103,15 +104,6 @@ pub struct StatCache {
 const MAGIC: &[u8; 8] = b"sconeSC3";
 const SHARD_EXT: &str = "bin";
 
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_u64(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
 /// One shard: magic, count, entries, then the blake3 of everything before.
 fn encode_shard(entries: &[(&PathBuf, &Entry)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + entries.len() * 200);
@@ -119,40 +111,21 @@ fn encode_shard(entries: &[(&PathBuf, &Entry)]) -> Vec<u8> {
     put_u64(&mut out, entries.len() as u64);
     for (path, e) in entries {
         put_bytes(&mut out, path.as_os_str().as_encoded_bytes());
-        for v in [
-            e.stat.size,
-            e.stat.mtime_ns as u64,
-            e.stat.ctime_ns as u64,
-            e.stat.inode,
-            u64::from(e.stat.mode),
-            e.hashed_at_ns as u64,
-        ] {
-            put_u64(&mut out, v);
-        }
+        put_stat(&mut out, &e.stat);
+        put_u64(&mut out, e.hashed_at_ns as u64);
         put_bytes(&mut out, e.digest.as_bytes());
     }
-    let sum = blake3::hash(&out);
-    out.extend_from_slice(sum.as_bytes());
+    seal(&mut out);
     out
 }
 
 fn decode_shard(bytes: &[u8]) -> Option<Vec<(PathBuf, Entry)>> {
-    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
-    if blake3::hash(body).as_bytes() != sum {
-        return None;
-    }
-    let mut reader = ShardReader(body.strip_prefix(MAGIC)?);
+    let mut reader = Reader(unseal(bytes)?.strip_prefix(MAGIC)?);
     let n = usize::try_from(reader.u64()?).ok()?;
     let mut entries = Vec::with_capacity(n.min(1 << 20));
     for _ in 0..n {
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(reader.bytes()?));
-        let stat = Stat {
-            size: reader.u64()?,
-            mtime_ns: reader.u64()? as i64,
-            ctime_ns: reader.u64()? as i64,
-            inode: reader.u64()?,
-            mode: u32::try_from(reader.u64()?).ok()?,
-        };
+        let stat = reader.stat()?;
         let hashed_at_ns = reader.u64()? as i64;
         let digest = std::str::from_utf8(reader.bytes()?).ok()?.to_string();
         entries.push((
@@ -164,23 +137,7 @@ fn decode_shard(bytes: &[u8]) -> Option<Vec<(PathBuf, Entry)>> {
             },
         ));
     }
-    reader.0.is_empty().then_some(entries)
-}
-
-struct ShardReader<'a>(&'a [u8]);
-
-impl<'a> ShardReader<'a> {
-    fn u64(&mut self) -> Option<u64> {
-        let (head, rest) = self.0.split_at_checked(8)?;
-        self.0 = rest;
-        Some(u64::from_le_bytes(head.try_into().ok()?))
-    }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = usize::try_from(self.u64()?).ok()?;
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
+    reader.is_empty().then_some(entries)
 }
 
 fn now_ns() -> i64 {

@@ -16,6 +16,7 @@
 //! an entry that does not decode is a miss. It is rewritten (atomically) only
 //! when a load parsed something new.
 
+use crate::engine::wire::{put_bytes, put_u64, seal, unseal, Reader};
 use crate::manifest::codec::{decode_mesh, decode_service, encode_mesh, encode_service};
 use crate::manifest::template::Variables;
 use crate::manifest::{parse, Diagnostic, Mesh, ServiceManifest};
@@ -148,58 +149,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
 fn encode_file(entries: &[(Key, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + entries.iter().map(|e| e.1.len() + 40).sum::<usize>());
     out.extend_from_slice(MAGIC);
-    let version = version();
-    put_u64(&mut out, version.len() as u64);
-    out.extend_from_slice(version.as_bytes());
+    put_bytes(&mut out, version().as_bytes());
     put_u64(&mut out, entries.len() as u64);
     for (k, v) in entries {
         out.extend_from_slice(k);
-        put_u64(&mut out, v.len() as u64);
-        out.extend_from_slice(v);
+        put_bytes(&mut out, v);
     }
-    let sum = blake3::hash(&out);
-    out.extend_from_slice(sum.as_bytes());
+    seal(&mut out);
     out
 }
 
 fn decode_file(bytes: &[u8]) -> Option<HashMap<Key, Vec<u8>>> {
-    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
-    if blake3::hash(body).as_bytes() != sum {
-        return None;
-    }
-    let mut r = Reader(body.strip_prefix(MAGIC)?);
-    let n = r.len()?;
-    if r.take(n)? != version().as_bytes() {
+    let mut r = Reader(unseal(bytes)?.strip_prefix(MAGIC)?);
+    if r.bytes()? != version().as_bytes() {
         return None;
     }
     let count = r.len()?;
     let mut map = HashMap::with_capacity(count.min(1 << 16));
     for _ in 0..count {
         let key: Key = r.take(32)?.try_into().ok()?;
-        let len = r.len()?;
-        map.insert(key, r.take(len)?.to_vec());
+        map.insert(key, r.bytes()?.to_vec());
     }
-    r.0.is_empty().then_some(map)
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
-    fn len(&mut self) -> Option<usize> {
-        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
-    }
+    r.is_empty().then_some(map)
 }
 
 #[cfg(test)]

@@ -1,0 +1,106 @@
+//! The little binary encoding of scone's own cache files (stat cache shards,
+//! the no-op record, the parse cache): little-endian `u64`s and
+//! length-prefixed byte strings, read back without copying, plus a trailing
+//! blake3 checksum so a damaged file reads as absent.
+
+use super::statcache::Stat;
+
+pub fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// A length-prefixed byte string.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u64(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+pub fn put_stat(out: &mut Vec<u8>, s: &Stat) {
+    for v in [
+        s.size,
+        s.mtime_ns as u64,
+        s.ctime_ns as u64,
+        s.inode,
+        u64::from(s.mode),
+    ] {
+        put_u64(out, v);
+    }
+}
+
+/// Appends the blake3 of everything written so far.
+pub fn seal(out: &mut Vec<u8>) {
+    let sum = blake3::hash(out);
+    out.extend_from_slice(sum.as_bytes());
+}
+
+/// The body of a [`seal`]ed buffer, if its checksum holds.
+pub fn unseal(bytes: &[u8]) -> Option<&[u8]> {
+    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    (blake3::hash(body).as_bytes() == sum).then_some(body)
+}
+
+/// Reads what the `put_*` functions wrote; every read is `None` past the end.
+pub struct Reader<'a>(pub &'a [u8]);
+
+impl<'a> Reader<'a> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    pub fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    pub fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.u64()?).ok()
+    }
+
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
+    pub fn stat(&mut self) -> Option<Stat> {
+        Some(Stat {
+            size: self.u64()?,
+            mtime_ns: self.u64()? as i64,
+            ctime_ns: self.u64()? as i64,
+            inode: self.u64()?,
+            mode: u32::try_from(self.u64()?).ok()?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_stops_at_the_end() {
+        let stat = Stat {
+            size: 3,
+            mtime_ns: 5,
+            ctime_ns: 7,
+            inode: 11,
+            mode: 0o100644,
+        };
+        let mut out = Vec::new();
+        put_bytes(&mut out, b"path");
+        put_stat(&mut out, &stat);
+        seal(&mut out);
+        let body = unseal(&out).unwrap();
+        let mut r = Reader(body);
+        assert_eq!(r.bytes(), Some(&b"path"[..]));
+        assert_eq!(r.stat(), Some(stat));
+        assert!(r.is_empty());
+        assert_eq!(r.u64(), None);
+        out[0] ^= 1;
+        assert_eq!(unseal(&out), None, "a flipped byte fails the checksum");
+    }
+}
