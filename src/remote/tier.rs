@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
+use crate::oci::digest::{digest_reader, HashingWriter};
 
 use super::{Backend, BlobRef, Entry, RemoteError, RemoteOptions};
 use crate::engine::{ActionRecord, Lookup, RemoteTier, Store};
@@ -112,36 +112,23 @@ impl Shared {
     }
 }
 
+/// The hex sha256 and size of a file (the remote's name for it).
 fn sha256_file(path: &std::path::Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = io::Read::read(&mut file, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
+    let (digest, size) = digest_reader(File::open(path)?)?;
+    Ok((digest.trim_start_matches("sha256:").to_string(), size))
 }
 
-/// Hashes what is written with both digests on the way to the file.
-struct Verifying<W> {
+/// Hashes (blake3) what passes through on its way to `inner`; sha256 and the
+/// byte count come from the [`HashingWriter`] around it.
+struct Blake3Writer<W> {
     inner: W,
-    sha256: Sha256,
-    blake3: blake3::Hasher,
-    size: u64,
+    hasher: blake3::Hasher,
 }
 
-impl<W: Write> Write for Verifying<W> {
+impl<W: Write> Write for Blake3Writer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.sha256.update(&buf[..n]);
-        self.blake3.update(&buf[..n]);
-        self.size += n as u64;
+        self.hasher.update(&buf[..n]);
         Ok(n)
     }
 
@@ -203,27 +190,20 @@ impl Tier {
             .map_err(|e| BlobProblem::Transport(e.into()))?;
         let result = (|| {
             let file = File::create(&tmp).map_err(|e| BlobProblem::Transport(e.into()))?;
-            let mut out = Verifying {
+            let mut out = HashingWriter::new(Blake3Writer {
                 inner: BufWriter::new(file),
-                sha256: Sha256::new(),
-                blake3: blake3::Hasher::new(),
-                size: 0,
-            };
+                hasher: blake3::Hasher::new(),
+            });
             match self.shared.backend.get_blob(&blob.sha256, &mut out) {
                 Ok(true) => {}
                 Ok(false) => return Err(BlobProblem::Missing),
                 Err(e) => return Err(BlobProblem::Transport(e)),
             }
             out.flush().map_err(|e| BlobProblem::Transport(e.into()))?;
-            let Verifying {
-                inner,
-                sha256,
-                blake3: b3,
-                size,
-            } = out;
-            drop(inner);
-            let sha256 = hex::encode(sha256.finalize());
-            let actual = b3.finalize().to_hex().to_string();
+            let (written, sha256, size) = out.finish();
+            let sha256 = sha256.trim_start_matches("sha256:").to_string();
+            let actual = written.hasher.finalize().to_hex().to_string();
+            drop(written);
             if sha256 != blob.sha256 || actual != blake3 || size != blob.size {
                 return Err(BlobProblem::Mismatch(format!(
                     "blob sha256:{} does not match its digest (got sha256:{sha256}, {size} bytes)",
