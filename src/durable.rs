@@ -3,7 +3,9 @@
 //! Every file scone writes (engine records, layers, enclaves, sessions) goes to a
 //! temporary sibling first, is fsynced, then renamed over its final name (and the
 //! folder fsynced), so a reader — or a build after `kill -9` or a power loss —
-//! sees either the old file or the new one, never a torn one.
+//! sees either the old file or the new one, never a torn one. scone's own
+//! checksummed caches skip the fsync ([`write_checked`]): a torn one reads as
+//! absent.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -39,6 +41,25 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         }
         Ok(())
     })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes `bytes` to `path` atomically (temp file, rename) without waiting
+/// for the disk: only for files that every reader verifies whole before it
+/// trusts them — sealed with a checksum ([`crate::engine::wire::seal`]: the
+/// caches) or checked against their own key (an action record must parse and
+/// name its fingerprint). After a power loss such a file may be empty or torn,
+/// which its reader sees as absent, never as wrong, so the fsync buys nothing
+/// but latency.
+pub fn write_checked(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let tmp = temp_sibling(path);
+    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

@@ -7,15 +7,16 @@
 //! `scone.toml` above the first file, else the folder of the first file.
 
 use crate::manifest::{Mesh, ServiceManifest};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 mod load;
+pub mod snapshot;
 pub use load::load;
 
 /// `scone.toml` at the workspace root. Every field is optional.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// Globs (relative to the root) of the Meshfiles / service manifests to build.
@@ -34,7 +35,7 @@ pub struct Config {
 }
 
 /// `[signing]` of `scone.toml`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SigningConfig {
     /// Enclave signing key (relative to the root).
@@ -44,7 +45,7 @@ pub struct SigningConfig {
 }
 
 /// `[cache]` of `scone.toml`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CacheConfig {
     /// The remote cache URL (`oci://…` or `http(s)://…`).

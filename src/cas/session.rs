@@ -2,7 +2,7 @@
 //! input the `policy` step fills in, its deterministic YAML rendering, the session
 //! hash CAS uses for the predecessor chain, and the parse of an uploaded session.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use serde::Deserialize;
@@ -112,7 +112,25 @@ impl std::fmt::Debug for SecretDecl {
 /// Quotes `text` as a YAML double-quoted scalar that parses back to exactly `text`.
 pub fn yaml_quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
+    push_quoted(&mut out, text);
+    out
+}
+
+/// Whether a byte stands for itself inside a YAML double-quoted scalar: printable
+/// ASCII other than `"` and `\`. Anything else takes the escaping path.
+fn is_plain_byte(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
+}
+
+/// Appends [`yaml_quote`]`(text)` to `out` without an intermediate string; text of
+/// plain bytes only (the usual case) is copied as one slice.
+pub fn push_quoted(out: &mut String, text: &str) {
     out.push('"');
+    if text.bytes().all(is_plain_byte) {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -130,7 +148,6 @@ pub fn yaml_quote(text: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 fn is_session_hash(text: &str) -> bool {
@@ -169,7 +186,7 @@ fn check_input(input: &SessionInput) -> Result<(), CasError> {
             ));
         }
     }
-    let mut services = BTreeSet::new();
+    let mut services = HashSet::with_capacity(input.services.len());
     for service in &input.services {
         if service.name.is_empty() {
             return invalid("a service has an empty name".into());
@@ -177,9 +194,9 @@ fn check_input(input: &SessionInput) -> Result<(), CasError> {
         if !services.insert(service.name.as_str()) {
             return invalid(format!("service `{}` appears twice", service.name));
         }
-        let mut names = BTreeSet::new();
-        for (key, _) in &service.environment {
-            if key.is_empty() || !names.insert(key.as_str()) {
+        for (i, (key, _)) in service.environment.iter().enumerate() {
+            let twice = || service.environment[..i].iter().any(|(k, _)| k == key);
+            if key.is_empty() || twice() {
                 return invalid(format!(
                     "service `{}`: environment variable `{key}` is empty or set twice",
                     service.name
@@ -213,19 +230,33 @@ fn check_input(input: &SessionInput) -> Result<(), CasError> {
 }
 
 fn sorted_unique(items: &[String]) -> Vec<&str> {
-    let set: BTreeSet<&str> = items.iter().map(String::as_str).collect();
-    set.into_iter().collect()
+    let mut sorted: Vec<&str> = items.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted
 }
 
 fn push_list(out: &mut String, indent: &str, key: &str, items: &[&str]) {
+    out.push_str(indent);
+    out.push_str(key);
     if items.is_empty() {
-        let _ = writeln!(out, "{indent}{key}: []");
+        out.push_str(": []\n");
         return;
     }
-    let _ = writeln!(out, "{indent}{key}:");
+    out.push_str(":\n");
     for item in items {
-        let _ = writeln!(out, "{indent}  - {}", yaml_quote(item));
+        out.push_str(indent);
+        out.push_str("  - ");
+        push_quoted(out, item);
+        out.push('\n');
     }
+}
+
+/// Appends `<prefix><quoted value>\n`.
+fn push_field(out: &mut String, prefix: &str, value: &str) {
+    out.push_str(prefix);
+    push_quoted(out, value);
+    out.push('\n');
 }
 
 /// Renders the session as YAML with a fixed key order, every string double-quoted
@@ -240,11 +271,13 @@ fn push_list(out: &mut String, indent: &str, key: &str, items: &[&str]) {
 /// or change it.
 pub fn render(input: &SessionInput) -> Result<String, CasError> {
     check_input(input)?;
-    let mut out = String::new();
-    let _ = writeln!(out, "name: {}", yaml_quote(&input.name));
-    let _ = writeln!(out, "version: {}", yaml_quote(SESSION_VERSION));
+    // About what a service with a short environment takes, so the text rarely moves.
+    let mut out =
+        String::with_capacity(512 + 480 * input.services.len() + 96 * input.secrets.len());
+    push_field(&mut out, "name: ", &input.name);
+    push_field(&mut out, "version: ", SESSION_VERSION);
     if let Some(p) = &input.predecessor {
-        let _ = writeln!(out, "predecessor: {}", yaml_quote(p));
+        push_field(&mut out, "predecessor: ", p);
     }
     out.push_str("\naccess_policy:\n");
     push_list(&mut out, "  ", "read", &["CREATOR"]);
@@ -259,54 +292,59 @@ pub fn render(input: &SessionInput) -> Result<String, CasError> {
     }
 
     let mut services: Vec<&ServiceInput> = input.services.iter().collect();
-    services.sort_by(|a, b| a.name.cmp(&b.name));
+    services.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     out.push_str("\nservices:");
     out.push_str(if services.is_empty() { " []\n" } else { "\n" });
     for s in &services {
-        let _ = writeln!(out, "  - name: {}", yaml_quote(&s.name));
-        let _ = writeln!(out, "    image_name: {}", yaml_quote(&s.image_name));
+        push_field(&mut out, "  - name: ", &s.name);
+        push_field(&mut out, "    image_name: ", &s.image_name);
         push_list(
             &mut out,
             "    ",
             "mrenclaves",
             &sorted_unique(&s.mrenclaves),
         );
-        let _ = writeln!(out, "    command: {}", yaml_quote(&s.command));
-        let _ = writeln!(out, "    pwd: {}", yaml_quote(&s.pwd));
+        push_field(&mut out, "    command: ", &s.command);
+        push_field(&mut out, "    pwd: ", &s.pwd);
         if s.environment.is_empty() {
             out.push_str("    environment: {}\n");
         } else {
             out.push_str("    environment:\n");
             for (key, value) in &s.environment {
-                let value = normalize_secret_refs(value);
-                let _ = writeln!(out, "      {}: {}", yaml_quote(key), yaml_quote(&value));
+                out.push_str("      ");
+                push_quoted(&mut out, key);
+                out.push_str(": ");
+                push_quoted(&mut out, &normalize_secret_refs(value));
+                out.push('\n');
             }
         }
         if let Some(tag) = &s.fspf_tag {
-            let _ = writeln!(out, "    fspf_tag: {}", yaml_quote(tag));
+            push_field(&mut out, "    fspf_tag: ", tag);
         }
     }
 
-    let images: BTreeSet<&str> = services.iter().map(|s| s.image_name.as_str()).collect();
+    let mut images: Vec<&str> = services.iter().map(|s| s.image_name.as_str()).collect();
+    images.sort_unstable();
+    images.dedup();
     if !images.is_empty() {
         out.push_str("\nimages:\n");
         for image in images {
-            let _ = writeln!(out, "  - name: {}", yaml_quote(image));
+            push_field(&mut out, "  - name: ", image);
         }
     }
 
     let mut secrets: Vec<&SecretDecl> = input.secrets.iter().collect();
-    secrets.sort_by(|a, b| a.name.cmp(&b.name));
+    secrets.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     if !secrets.is_empty() {
         out.push_str("\nsecrets:\n");
         for secret in secrets {
-            let _ = writeln!(out, "  - name: {}", yaml_quote(&secret.name));
-            let _ = writeln!(out, "    kind: {}", yaml_quote(secret.kind.as_str()));
+            push_field(&mut out, "  - name: ", &secret.name);
+            push_field(&mut out, "    kind: ", secret.kind.as_str());
             if let Some(size) = secret.size {
                 let _ = writeln!(out, "    size: {size}");
             }
             if let Some(value) = &secret.value {
-                let _ = writeln!(out, "    value: {}", yaml_quote(value));
+                push_field(&mut out, "    value: ", value);
             }
         }
     }
@@ -326,7 +364,19 @@ pub fn session_hash(yaml: &str) -> String {
 /// compare it with the content hash of the session on CAS and upload nothing when
 /// they are equal.
 pub fn content_hash(yaml: &str) -> String {
-    session_hash(&with_predecessor(yaml, None))
+    if has_top_level_key(yaml, "predecessor") {
+        session_hash(&with_predecessor(yaml, None))
+    } else {
+        // Nothing to remove: hash the text as it is, without copying it.
+        session_hash(yaml)
+    }
+}
+
+/// Whether a line of `yaml` starts with `key:` (a top-level key).
+fn has_top_level_key(yaml: &str, key: &str) -> bool {
+    let at_line_start = |i: usize| i == 0 || yaml.as_bytes()[i - 1] == b'\n';
+    yaml.match_indices(key)
+        .any(|(i, _)| at_line_start(i) && yaml[i + key.len()..].starts_with(':'))
 }
 
 fn is_top_level_key(line: &str, key: &str) -> bool {

@@ -232,3 +232,58 @@ fn secret_values_are_redacted_in_debug() {
     assert_eq!(SecretKind::parse("private-key").as_str(), "private-key");
     assert_eq!(SecretKind::parse("ascii"), SecretKind::Ascii);
 }
+
+/// The quoting of a character, one at a time (the escaping path), as reference.
+fn quoted_char_by_char(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        let mut one = String::new();
+        push_quoted(&mut one, &c.to_string());
+        out.push_str(&one[1..one.len() - 1]);
+    }
+    out.push('"');
+    out
+}
+
+#[test]
+fn quoting_takes_the_plain_path_only_for_plain_text() {
+    for text in [
+        "plain text: with $$SCONE::x$$ and 'quotes'",
+        "",
+        "q\"b\\s",
+        "tab\tnl\ncr\r",
+        "\u{1}\u{7f}",
+        "ünïcödé \u{85}\u{a0}\u{2028}\u{2029}\u{feff}",
+        "~!@#%^&*()_+`{}|[]:;<>?,./",
+    ] {
+        assert_eq!(yaml_quote(text), quoted_char_by_char(text), "{text:?}");
+    }
+    assert_eq!(yaml_quote("a\"b"), "\"a\\\"b\"");
+    assert_eq!(yaml_quote("x\u{7f}"), "\"x\\x7f\"");
+}
+
+#[test]
+fn content_hash_without_a_predecessor_line_is_the_session_hash() {
+    let input = SessionInput {
+        name: "mesh".into(),
+        services: vec![ServiceInput {
+            name: "api".into(),
+            image_name: "api".into(),
+            environment: vec![("predecessor".into(), "x".into())],
+            ..ServiceInput::default()
+        }],
+        ..SessionInput::default()
+    };
+    let yaml = render(&input).unwrap();
+    assert_eq!(content_hash(&yaml), session_hash(&yaml));
+    assert_eq!(
+        content_hash(&yaml),
+        session_hash(&with_predecessor(&yaml, None))
+    );
+    let chained = with_predecessor(&yaml, Some(&"a".repeat(64)));
+    assert_ne!(session_hash(&chained), session_hash(&yaml));
+    assert_eq!(content_hash(&chained), content_hash(&yaml));
+    assert!(has_top_level_key(&chained, "predecessor"));
+    assert!(!has_top_level_key(&yaml, "predecessor"));
+    assert!(!has_top_level_key("predecessors: 1\n", "predecessor"));
+}

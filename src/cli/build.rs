@@ -116,15 +116,22 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
     let key = super::noop::key();
     let replay =
         args.common.message_format == super::args::MessageFormat::Json || args.common.verbose > 0;
-    if super::noop::try_fast_path(&key, &Output::new(&args.common, 0), replay) {
-        return Ok(0);
-    }
-    Ok(execute(args, None)?.code)
+    let previous = match super::noop::try_fast_path(&key, &Output::new(&args.common, 0), replay) {
+        super::noop::Start::Done => return Ok(0),
+        super::noop::Start::Incremental(previous) => Some(previous),
+        super::noop::Start::Full => None,
+    };
+    let outcome = execute(args, None, previous)?;
+    let code = outcome.code;
+    // The process exits next: freeing the workspace and report of a big repo
+    // one allocation at a time would only delay that.
+    std::mem::forget(outcome);
+    Ok(code)
 }
 
 /// Runs `scone apply`.
 pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<i32> {
-    Ok(execute(&args.build, Some(args))?.code)
+    Ok(execute(&args.build, Some(args), None)?.code)
 }
 
 /// What one build or apply did.
@@ -135,15 +142,33 @@ pub struct Outcome {
     pub report: Option<engine::BuildReport>,
 }
 
-/// Builds (and with `apply`, applies) once.
-pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Outcome> {
+/// Builds (and with `apply`, applies) once. With `previous` (a build only,
+/// see [`super::noop::Start`]), the steps nothing they consulted changed since
+/// are reused.
+pub fn execute(
+    args: &BuildArgs,
+    apply: Option<&ApplyArgs>,
+    previous: Option<scone::engine::noop::Previous>,
+) -> anyhow::Result<Outcome> {
+    let reuse = previous
+        .as_ref()
+        .filter(|_| apply.is_none())
+        .map(|p| std::sync::Arc::new(super::noop::reusable(p)));
     let common = &args.common;
     // Anything the build reads and that changes after this is not recorded as fresh.
     let started_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     let fast_key = apply.is_none().then(super::noop::key);
-    let ws = load_workspace(common)?;
+    // On the incremental path the last build's workspace is this one's.
+    let snapshot = fast_key
+        .as_deref()
+        .zip(previous.as_ref())
+        .and_then(|(key, p)| super::noop::snapshot(key, p));
+    let (ws, snapshot) = match snapshot {
+        Some((ws, digest)) => (ws, Some(digest)),
+        None => (load_workspace(common)?, None),
+    };
     let only = selected(&ws, common)?;
     let probe = Output::new(common, 0);
     for w in &ws.warnings {
@@ -227,6 +252,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
                 remote: remote
                     .clone()
                     .map(|t| t as std::sync::Arc<dyn engine::RemoteTier>),
+                reuse: reuse.clone(),
             },
             &out,
             || out.status("Blocking", "waiting for file lock on build directory"),
@@ -270,7 +296,15 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         probe.status("Updated", &lock_path.display().to_string());
     }
     if let (Some(key), Some(report)) = (&fast_key, &last) {
-        super::noop::record(key, &ws, &target_dir, report, started_ns);
+        super::noop::record(
+            key,
+            &ws,
+            &target_dir,
+            report,
+            started_ns,
+            previous,
+            snapshot,
+        );
     }
     if let Some(a) = apply {
         if a.load {

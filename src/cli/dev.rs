@@ -166,7 +166,7 @@ fn cycle(
     running: &mut BTreeMap<String, (Fingerprint, Running)>,
     out: &Output,
 ) -> anyhow::Result<Option<(Outcome, Vec<String>)>> {
-    let outcome = execute(&apply.build, Some(apply))?;
+    let outcome = execute(&apply.build, Some(apply), None)?;
     if outcome.code != 0 {
         return Ok(None);
     }

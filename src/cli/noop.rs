@@ -2,10 +2,11 @@
 //! of an invocation, the workspace files to watch besides the engine's, and
 //! replaying the step messages.
 
-use scone::engine::noop::{NoopRecord, Seen, StepMessage};
-use scone::engine::store::StepState;
-use scone::engine::{BuildReport, Event, EventSink, Status, StepId};
+use scone::engine::index::StepIndex;
+use scone::engine::noop::{Consulted, NoopRecord, Previous, Ran, Seen, StepMessage, Verdict};
+use scone::engine::{BuildReport, Event, EventSink, Reuse, Status, StepId};
 use scone::workspace::Workspace;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::output::Output;
@@ -46,29 +47,42 @@ pub fn record_dir(key: &str) -> PathBuf {
         .join(&hash[..32])
 }
 
-/// Replays a fresh build if nothing changed; returns whether it did. The step
-/// messages are decoded only when they are printed (JSON or `-v`).
-pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> bool {
+/// Where a build starts, by what changed since the last one with this key.
+pub enum Start {
+    /// Nothing changed: the fresh build was replayed.
+    Done,
+    /// Only what some steps consulted changed: the others can be reused.
+    Incremental(Previous),
+    /// Anything else: the full build.
+    Full,
+}
+
+/// Replays a fresh build if nothing changed. The step messages are decoded
+/// only when they are printed (JSON or `-v`).
+pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> Start {
     let started = std::time::Instant::now();
     let dir = record_dir(key);
-    let (fresh, steps) = if replay {
-        let Some((steps, target)) = NoopRecord::check(&dir, key) else {
-            return false;
-        };
+    let (count, steps, target) = match NoopRecord::check(&dir, key, replay) {
+        Verdict::Unchanged {
+            count,
+            steps,
+            target,
+        } => (count, steps, target),
+        Verdict::Dirty(previous) => return Start::Incremental(previous),
+        Verdict::Full => return Start::Full,
+    };
+    let mut messages = Vec::new();
+    if let Some(steps) = steps {
         // The outputs to print come from the step index of that build.
-        let index: std::collections::HashMap<String, StepState> = scone::engine::shards::load(
-            &target.join(".scone").join("index"),
-            scone::engine::store::INDEX_VERSION,
-        );
-        let mut messages = Vec::with_capacity(steps.len());
+        let index = StepIndex::load(&target.join(".scone").join("index"));
         for step in steps {
             let id = StepId::new(&step.kind, &step.unit);
             let Some(record) = index
                 .get(&id.to_string())
                 .filter(|s| s.fingerprint == step.fingerprint)
-                .and_then(|s| s.record.as_ref())
+                .and_then(|s| s.record())
             else {
-                return false;
+                return Start::Full;
             };
             let mut outputs = record.record.clone();
             if let (Some(o), Some(info)) = (outputs.as_object_mut(), record.info.as_object()) {
@@ -76,14 +90,8 @@ pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> bool {
             }
             messages.push((id, step.fingerprint, outputs));
         }
-        (messages.len(), messages)
-    } else {
-        let Some(count) = NoopRecord::check_count(&dir, key) else {
-            return false;
-        };
-        (count, Vec::new())
-    };
-    for (id, fingerprint, outputs) in steps {
+    }
+    for (id, fingerprint, outputs) in messages {
         out.event(Event::Finished {
             id,
             status: Status::Fresh,
@@ -94,75 +102,220 @@ pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> bool {
         });
     }
     out.finished(&BuildReport {
-        fresh,
+        fresh: count,
         all_cacheable: true,
         fast_path: true,
         ms: started.elapsed().as_millis() as u64,
         ..BuildReport::default()
     });
-    true
+    Start::Done
 }
 
-/// Records a successful build for the next invocation with the same key.
+/// The steps of the last build that nothing they consulted changed since, for
+/// the engine to reuse.
+pub fn reusable(previous: &Previous) -> Reuse {
+    previous
+        .record
+        .steps
+        .iter()
+        .zip(&previous.dirty)
+        .filter(|(_, dirty)| !**dirty)
+        .map(|(s, _)| (StepId::new(&s.kind, &s.unit), s.fingerprint.clone()))
+        .collect()
+}
+
+fn snapshot_path(key: &str) -> PathBuf {
+    record_dir(key).join(".scone").join("workspace.bin")
+}
+
+/// The workspace the last build loaded, if `previous` names its snapshot and
+/// the checks of the services whose steps must run again (their copied files
+/// may have changed) still pass; with the snapshot's digest.
+pub fn snapshot(key: &str, previous: &Previous) -> Option<(Workspace, [u8; 32])> {
+    let digest = previous.record.workspace?;
+    let bytes = std::fs::read(snapshot_path(key)).ok()?;
+    if blake3::hash(&bytes).as_bytes() != &digest {
+        return None;
+    }
+    let ws = scone::workspace::snapshot::decode(&bytes)?;
+    let dirty: std::collections::HashSet<&str> = previous
+        .record
+        .steps
+        .iter()
+        .zip(&previous.dirty)
+        .filter(|(_, d)| **d)
+        .map(|(s, _)| s.unit.as_str())
+        .collect();
+    let units = (0..ws.services.len()).filter(|&i| dirty.contains(ws.services[i].name()));
+    scone::workspace::snapshot::revalidate(&ws, units).then_some((ws, digest))
+}
+
 /// Records the fast path after a successful build that started at `started_ns`
-/// (before the workspace was loaded).
-pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport, started_ns: i64) {
+/// (before the workspace was loaded). Steps the engine reused keep what the
+/// `previous` record had of them.
+pub fn record(
+    key: &str,
+    ws: &Workspace,
+    target: &Path,
+    report: &BuildReport,
+    started_ns: i64,
+    previous: Option<Previous>,
+    snapshot: Option<[u8; 32]>,
+) {
     let dir = record_dir(key);
     if !report.all_cacheable || !report.success() {
         let _ = NoopRecord::invalidate(&dir);
         return;
     }
-    // Blobs that are also published are the same inode (hard links): stat once.
-    // Compared as bytes: path component parsing of 30k paths costs more than
-    // the stats themselves.
-    let mut published: Vec<&[u8]> = report
-        .results
-        .values()
-        .flat_map(|r| r.publish.iter())
-        .flat_map(|p| match p {
-            scone::engine::Published::Dir { files, .. } => files.values().collect::<Vec<_>>(),
-            scone::engine::Published::File { digest, .. } => vec![digest],
-        })
-        .map(|d| d.as_bytes())
-        .collect();
-    published.sort_unstable();
-    published.dedup();
-    let mut paths: Vec<(PathBuf, Seen)> = report
-        .consulted
-        .iter()
-        .filter(|(p, _)| !is_published_blob(p, &published))
-        .map(|(p, stat)| (p.clone(), stat.map_or(Seen::Own, Seen::Stat)))
-        .collect();
+    // Blobs that are also published are the same inode (hard links): stat
+    // once, by the published path, which the step that read the blob then
+    // consulted too (a damaged published file is a damaged blob). Compared as
+    // bytes: path component parsing of 30k paths costs more than the stats.
+    fn links_of<'r>(
+        rec: &'r scone::engine::ActionRecord,
+        target: &Path,
+    ) -> HashMap<&'r [u8], Vec<PathBuf>> {
+        let mut links: HashMap<&[u8], Vec<PathBuf>> = HashMap::new();
+        for p in &rec.publish {
+            match p {
+                scone::engine::Published::Dir { dir, files } => {
+                    let root = target.join(dir);
+                    for (rel, digest) in files {
+                        links
+                            .entry(digest.as_bytes())
+                            .or_default()
+                            .push(root.join(rel));
+                    }
+                }
+                scone::engine::Published::File { path, digest } => links
+                    .entry(digest.as_bytes())
+                    .or_default()
+                    .push(target.join(path)),
+            }
+        }
+        links
+    }
+    let mut published: HashMap<&[u8], Vec<PathBuf>> = HashMap::new();
+    for rec in report.results.values() {
+        for (digest, links) in links_of(rec, target) {
+            published.entry(digest).or_default().extend(links);
+        }
+    }
+    let mut steps = Vec::with_capacity(report.results.len() + report.reused.len());
+    let mut paths: Vec<Consulted> = Vec::new();
+    for (id, consulted) in &report.consulted {
+        let Some(rec) = report.results.get(id) else {
+            continue;
+        };
+        let owner = Some(steps.len() as u32);
+        steps.push(StepMessage {
+            kind: id.kind.clone(),
+            unit: id.unit.clone(),
+            fingerprint: rec.fingerprint.clone(),
+            files: Vec::new(),
+        });
+        // A step's own published copy of a blob stands for it; a blob it
+        // only read stands for all of them.
+        let own = links_of(rec, target);
+        for (p, stat) in consulted {
+            match published_as(p, &own).or_else(|| published_as(p, &published)) {
+                Some(links) => paths.extend(links.iter().map(|l| Consulted {
+                    path: l.clone(),
+                    seen: Seen::Own,
+                    owner,
+                })),
+                None => paths.push(Consulted {
+                    path: p.clone(),
+                    seen: stat.map_or(Seen::Own, Seen::Stat),
+                    owner,
+                }),
+            }
+        }
+    }
+    let root = absolute(&ws.root);
+    if !report.reused.is_empty() {
+        // The incremental path: the last record, with the steps that ran
+        // recorded again.
+        let Some(previous) = previous else {
+            let _ = NoopRecord::invalidate(&dir);
+            return;
+        };
+        let mut ran: Vec<Ran> = steps
+            .into_iter()
+            .map(|step| Ran {
+                step,
+                consulted: Vec::new(),
+            })
+            .collect();
+        for c in paths {
+            if let Some(r) = c.owner.and_then(|o| ran.get_mut(o as usize)) {
+                r.consulted.push((c.path, c.seen));
+            }
+        }
+        let expected = report.reused.len() + ran.len();
+        let own = vec![root.join("scone.lock"), root];
+        let record = previous
+            .record
+            .patched(ran, own, started_ns)
+            .filter(|r| r.steps.len() == expected && r.workspace == snapshot);
+        match record {
+            Some(record) => {
+                let _ = record.save(&dir);
+            }
+            None => {
+                let _ = NoopRecord::invalidate(&dir);
+            }
+        }
+        return;
+    }
+    let global = |path, seen| Consulted {
+        path,
+        seen,
+        owner: None,
+    };
     let manifests = ws
         .services
         .iter()
         .map(|s| s.manifest.path.clone())
         .chain(ws.meshes.iter().map(|m| m.mesh.path.clone()));
-    let root = absolute(&ws.root);
     for m in manifests {
         let m = absolute(&m);
         // The root's listing changes when scone.lock is written: ours.
         if let Some(dir) = m.parent().filter(|d| *d != root) {
-            paths.push((dir.to_path_buf(), Seen::Read));
+            paths.push(global(dir.to_path_buf(), Seen::Read));
         }
-        paths.push((m, Seen::Read));
+        paths.push(global(m, Seen::Read));
     }
     for dir in root.ancestors() {
-        paths.push((dir.join(scone::manifest::discover::CONFIG_FILE), Seen::Read));
+        paths.push(global(
+            dir.join(scone::manifest::discover::CONFIG_FILE),
+            Seen::Read,
+        ));
     }
-    paths.push((root.join("scone.lock"), Seen::Own));
-    paths.push((root, Seen::Own));
-    let steps = report
-        .results
-        .iter()
-        .map(|(id, rec)| StepMessage {
-            kind: id.kind.clone(),
-            unit: id.unit.clone(),
-            fingerprint: rec.fingerprint.clone(),
-        })
-        .collect();
-    match NoopRecord::capture(key.to_string(), absolute(target), paths, steps, started_ns) {
-        Some(record) => {
+    paths.push(global(root.join("scone.lock"), Seen::Own));
+    paths.push(global(root, Seen::Own));
+    // Sorted, so that the record does not depend on the order steps finished in.
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by(|&a, &b| (&steps[a].kind, &steps[a].unit).cmp(&(&steps[b].kind, &steps[b].unit)));
+    let mut rank = vec![0u32; steps.len()];
+    for (new, &old) in order.iter().enumerate() {
+        rank[old] = new as u32;
+    }
+    for p in &mut paths {
+        p.owner = p.owner.map(|o| rank[o as usize]);
+    }
+    let steps: Vec<StepMessage> = order.into_iter().map(|i| steps[i].clone()).collect();
+    let captured = NoopRecord::capture(key.to_string(), absolute(target), paths, steps, started_ns);
+    match captured {
+        Some(mut record) => {
+            // The workspace goes with the record (written first: a record
+            // never names a snapshot that is not there).
+            record.workspace = snapshot.or_else(|| {
+                let bytes = scone::workspace::snapshot::encode(ws);
+                scone::durable::write_checked(&snapshot_path(key), &bytes)
+                    .ok()
+                    .map(|()| *blake3::hash(&bytes).as_bytes())
+            });
             let _ = record.save(&dir);
         }
         None => {
@@ -171,19 +324,21 @@ pub fn record(key: &str, ws: &Workspace, target: &Path, report: &BuildReport, st
     }
 }
 
-/// Whether `path` is `…/.scone/blobs/<fan-out>/<digest>` with a published digest
-/// (`published` is sorted).
-fn is_published_blob(path: &Path, published: &[&[u8]]) -> bool {
+/// Where `path`, if it is a store blob (`…/.scone/blobs/<fan-out>/<digest>`),
+/// is published.
+fn published_as<'a>(
+    path: &Path,
+    published: &'a HashMap<&[u8], Vec<PathBuf>>,
+) -> Option<&'a Vec<PathBuf>> {
     let bytes = path.as_os_str().as_encoded_bytes();
-    let Some(slash) = bytes.iter().rposition(|&b| b == b'/') else {
-        return false;
-    };
+    let slash = bytes.iter().rposition(|&b| b == b'/')?;
     let (dir, name) = (&bytes[..slash], &bytes[slash + 1..]);
-    let Some(fan) = dir.iter().rposition(|&b| b == b'/') else {
-        return false;
-    };
+    let fan = dir.iter().rposition(|&b| b == b'/')?;
     // The cheap test first: most consulted paths are no blobs at all.
-    dir[..fan].ends_with(b"/.scone/blobs") && published.binary_search(&name).is_ok()
+    if !dir[..fan].ends_with(b"/.scone/blobs") {
+        return None;
+    }
+    published.get(name)
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -199,16 +354,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_published_blobs_of_the_store_are_left_out() {
+    fn only_published_blobs_of_the_store_are_replaced_by_their_links() {
         let d = "ab".repeat(32);
-        let published = [d.as_bytes()];
+        let link = PathBuf::from(format!("/w/target/images/x/blobs/sha256/{d}"));
+        let published = HashMap::from([(d.as_bytes(), vec![link.clone()])]);
         let blob = PathBuf::from(format!("/w/target/.scone/blobs/ab/{d}"));
-        assert!(is_published_blob(&blob, &published));
+        assert_eq!(published_as(&blob, &published), Some(&vec![link.clone()]));
         let other = "cd".repeat(32);
         let unpublished = PathBuf::from(format!("/w/target/.scone/blobs/cd/{other}"));
-        assert!(!is_published_blob(&unpublished, &published));
-        let not_a_blob = PathBuf::from(format!("/w/target/images/x/blobs/sha256/{d}"));
-        assert!(!is_published_blob(&not_a_blob, &published));
-        assert!(!is_published_blob(Path::new(&d), &published));
+        assert_eq!(published_as(&unpublished, &published), None);
+        assert_eq!(published_as(&link, &published), None, "not a store blob");
+        assert_eq!(published_as(Path::new(&d), &published), None);
     }
 }

@@ -123,6 +123,7 @@ impl Output {
                 "failed": report.failed.len(),
                 "hashed_files": report.hashed_files,
                 "fast_path": report.fast_path,
+                "reused": report.reused.len(),
                 "ms": report.ms,
             })),
             MessageFormat::Human => {
@@ -146,7 +147,14 @@ impl Output {
                     text.push_str(&format!(", {} failed", report.failed.len()));
                 }
                 if self.verbosity.verbose > 0 {
-                    text.push_str(&format!(" ({} files hashed)", report.hashed_files));
+                    text.push_str(&format!(" ({} files hashed", report.hashed_files));
+                    if !report.reused.is_empty() {
+                        text.push_str(&format!(
+                            ", {} reused unchecked: nothing they read changed",
+                            report.reused.len()
+                        ));
+                    }
+                    text.push(')');
                 }
                 if report.success() {
                     self.status("Finished", &text);
@@ -159,6 +167,10 @@ impl Output {
 }
 
 impl EventSink for Output {
+    fn wants_outputs(&self) -> bool {
+        self.format == MessageFormat::Json
+    }
+
     fn event(&self, event: Event) {
         match event {
             Event::Started { id } => {

@@ -51,6 +51,12 @@ pub enum Event {
 /// Receives events; called from worker threads.
 pub trait EventSink: Sync {
     fn event(&self, event: Event);
+
+    /// Whether `Finished` events of reused steps need their outputs (which
+    /// costs parsing their records); `false` sends them `null`.
+    fn wants_outputs(&self) -> bool {
+        true
+    }
 }
 
 /// Drops every event.

@@ -5,9 +5,11 @@
 //! * [`fingerprint`] — what goes into a fingerprint, and `--explain`;
 //! * [`statcache`] — so a no-op build hashes nothing;
 //! * [`store`] — blobs, action records, per-step state under `target/.scone/`;
+//! * [`index`] — the last state of every step, read lazily;
 //! * [`remote`] — the remote tier behind the store (a shared cache);
 //! * [`publish`] — atomic publishing of outputs under `target/`;
-//! * [`scheduler`] — parallel execution on a rayon pool;
+//! * [`scheduler`] — parallel execution on a rayon pool, reusing unaffected steps;
+//! * `run` — one step: fingerprint, cache lookups, run, publish;
 //! * [`lock`] — one build per `target/` at a time;
 //! * [`events`] — what the CLI is told.
 //!
@@ -15,11 +17,13 @@
 
 pub mod events;
 pub mod fingerprint;
+pub mod index;
 pub mod inputs;
 pub mod lock;
 pub mod noop;
 pub mod publish;
 pub mod remote;
+mod run;
 pub mod scheduler;
 pub mod shards;
 pub mod statcache;
@@ -29,7 +33,7 @@ pub mod wire;
 
 pub use events::{Event, EventSink, Status};
 pub use remote::{Lookup, RemoteTier};
-pub use scheduler::{build, BuildReport, EngineError, EngineOptions, Node};
+pub use scheduler::{build, BuildReport, EngineError, EngineOptions, Node, Reuse};
 pub use step::{
     BlobSource, Input, InputKind, Publish, PublishFile, ResolvedInput, Step, StepContext,
     StepError, StepId, StepOutput,

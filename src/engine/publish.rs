@@ -33,7 +33,17 @@ pub fn is_current(target: &Path, entry: &Published, store: &Store) -> bool {
     }
 }
 
+/// A hard link to the intact blob is current as it is (one inode: any write
+/// to it is a write to the blob, which the blob's check sees); a copy is
+/// checked through the stat cache.
 fn file_is(store: &Store, path: &Path, digest: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let blob = store.blob_path(digest);
+    if let (Ok(p), Ok(b)) = (fs::symlink_metadata(path), fs::symlink_metadata(&blob)) {
+        if p.ino() == b.ino() && p.dev() == b.dev() {
+            return store.blob_intact(digest);
+        }
+    }
     store
         .stats()
         .digest(path)
@@ -68,9 +78,13 @@ pub fn publish(target: &Path, entry: &Published, store: &Store) -> io::Result<()
                 fs::create_dir_all(parent)?;
             }
             let tmp = durable::temp_sibling(&dest);
-            link_or_copy(&store.blob_path(digest), &tmp)?;
+            let linked = link_or_copy(&store.blob_path(digest), &tmp)?;
             fs::rename(&tmp, &dest)?;
-            store.stats().record_written(&dest, digest)
+            if linked {
+                Ok(())
+            } else {
+                store.stats().record_written(&dest, digest)
+            }
         }
         Published::Dir { dir, files } => publish_dir(&target.join(dir), files, store),
     }
@@ -84,12 +98,15 @@ fn publish_dir(dest: &Path, files: &BTreeMap<String, String>, store: &Store) -> 
     sweep_leftovers(dest)?;
     let tmp = durable::temp_sibling(dest);
     fs::create_dir_all(&tmp)?;
+    let mut copied = Vec::new();
     for (rel, digest) in files {
         let path = tmp.join(rel);
         if let Some(p) = path.parent() {
             fs::create_dir_all(p)?;
         }
-        link_or_copy(&store.blob_path(digest), &path)?;
+        if !link_or_copy(&store.blob_path(digest), &path)? {
+            copied.push((rel, digest));
+        }
     }
     if fs::symlink_metadata(dest).is_ok() {
         let old = old_name(dest);
@@ -99,7 +116,7 @@ fn publish_dir(dest: &Path, files: &BTreeMap<String, String>, store: &Store) -> 
     } else {
         fs::rename(&tmp, dest)?;
     }
-    for (rel, digest) in files {
+    for (rel, digest) in copied {
         store.stats().record_written(&dest.join(rel), digest)?;
     }
     Ok(())
@@ -131,14 +148,16 @@ fn sweep_leftovers(dest: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+/// Hard-links `from` to `to`, or copies it where links fail; whether it linked.
+fn link_or_copy(from: &Path, to: &Path) -> io::Result<bool> {
     let _ = fs::remove_file(to);
-    if fs::hard_link(from, to).is_err() {
-        let tmp = durable::temp_sibling(to);
-        fs::copy(from, &tmp)?;
-        fs::File::open(&tmp)?.sync_all()?;
-        super::statcache::pin_mtime(&tmp)?;
-        fs::rename(&tmp, to)?;
+    if fs::hard_link(from, to).is_ok() {
+        return Ok(true);
     }
-    Ok(())
+    let tmp = durable::temp_sibling(to);
+    fs::copy(from, &tmp)?;
+    fs::File::open(&tmp)?.sync_all()?;
+    super::statcache::pin_mtime(&tmp)?;
+    fs::rename(&tmp, to)?;
+    Ok(false)
 }

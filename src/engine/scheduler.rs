@@ -12,14 +12,12 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use super::events::{Event, EventSink, Status};
-use super::fingerprint::{explain, Fingerprint};
-use super::inputs;
 use super::lock::TargetLock;
-use super::publish;
-use super::remote::{Lookup, RemoteTier};
+use super::remote::RemoteTier;
+use super::run::{outputs_of, run_step, DepRecord, RunContext, StepResult};
 use super::statcache::Stat;
-use super::step::{BlobSource, Publish, Step, StepContext, StepError, StepId};
-use super::store::{ActionRecord, Published, StepState, Store};
+use super::step::{Step, StepId};
+use super::store::{ActionRecord, Published, Store};
 
 /// One node of the graph: a step and the indices of the nodes it depends on.
 pub struct Node {
@@ -35,7 +33,17 @@ pub struct EngineOptions {
     pub jobs: usize,
     /// The remote cache tier, if any.
     pub remote: Option<Arc<dyn RemoteTier>>,
+    /// Steps known to be unaffected since the last build, if known.
+    pub reuse: Option<Arc<Reuse>>,
 }
+
+/// Steps the caller knows are unaffected since the last build (nothing they
+/// consulted changed, see [`super::noop`]), by id, with the fingerprint they
+/// had. Such a step is reused without resolving its inputs or computing its
+/// fingerprint — as long as the step index still holds that fingerprint and
+/// none of its deps' outputs changed in this build; its record is parsed only
+/// if a dependent runs.
+pub type Reuse = HashMap<StepId, String>;
 
 impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,9 +51,14 @@ impl std::fmt::Debug for EngineOptions {
             .field("target_dir", &self.target_dir)
             .field("jobs", &self.jobs)
             .field("remote", &self.remote.is_some())
+            .field("reuse", &self.reuse.as_ref().map(|r| r.len()))
             .finish()
     }
 }
+
+/// Paths one step consulted, with the stat it read them under (inputs and
+/// folders) or `None` (its own outputs and blobs).
+pub type Consulted = Vec<(PathBuf, Option<Stat>)>;
 
 /// What a build did.
 #[derive(Debug, Default)]
@@ -58,15 +71,19 @@ pub struct BuildReport {
     /// Whether a remote cache was configured.
     pub remote_configured: bool,
     pub failed: Vec<(StepId, String)>,
-    /// Results of every step that finished, by id.
+    /// Results of every step that finished, by id, but the reused ones.
     pub results: BTreeMap<StepId, Arc<ActionRecord>>,
+    /// Steps reused as the last build left them (see [`Reuse`]); counted as
+    /// fresh, not in `results`.
+    pub reused: Vec<StepId>,
     /// Files whose content was hashed (not served by the stat cache).
     pub hashed_files: u64,
-    /// Every path the build consulted (inputs, folders listed, outputs, blobs):
-    /// what the no-op fast path must stat (see [`super::noop`]). Inputs and
-    /// folders come with the stat the build saw when it read them; the others
-    /// (outputs, blobs) are the build's own and are stat'ed when recorded.
-    pub consulted: Vec<(PathBuf, Option<Stat>)>,
+    /// Per step that ran (not reused): every path it consulted (inputs,
+    /// folders listed, outputs, blobs): what the no-op fast path must stat
+    /// (see [`super::noop`]). Inputs and folders come with the stat the build
+    /// saw when it read them; the others (outputs, blobs) are the build's own
+    /// and are stat'ed when recorded.
+    pub consulted: Vec<(StepId, Consulted)>,
     /// Whether every step was cacheable (effects rule out the fast path).
     pub all_cacheable: bool,
     /// Whether the no-op fast path answered (nothing was planned or run).
@@ -136,7 +153,7 @@ pub fn build(
         remote,
         sink,
     };
-    let run = run_graph(&nodes, &cx, &tmp, &pool);
+    let run = run_graph(&nodes, &cx, opts.reuse.as_deref(), &tmp, &pool);
     if let Some(remote) = remote {
         for message in remote.finish() {
             sink.event(Event::Warning { message });
@@ -148,6 +165,10 @@ pub fn build(
     let _ = fs::remove_dir_all(&tmp);
     report.hashed_files = store.stats().hashed_files();
     report.ms = started.elapsed().as_millis() as u64;
+    // Freeing a big graph and store (tens of thousands of small allocations)
+    // takes longer than some whole builds: let it happen off the caller's path
+    // (and not at all when the process exits first).
+    std::thread::spawn(move || drop((nodes, store)));
     Ok(report)
 }
 
@@ -156,26 +177,18 @@ struct Done {
     result: Result<StepResult, String>,
 }
 
-/// A finished step, as its dependents and the report need it.
-struct StepResult {
-    record: Arc<ActionRecord>,
-    /// `record.output_digest()`, computed once on the worker, not once per dependent.
+/// A finished step, as its dependents see it.
+struct Finished {
+    record: DepRecord,
     digest: Arc<str>,
-    status: Status,
-    consulted: Vec<(PathBuf, Option<Stat>)>,
-}
-
-/// What every step run shares.
-struct RunContext<'a> {
-    store: &'a Store,
-    target: &'a Path,
-    remote: Option<&'a dyn RemoteTier>,
-    sink: &'a dyn EventSink,
+    /// Whether its output differs from the last build's.
+    changed: bool,
 }
 
 fn run_graph(
     nodes: &[Node],
     cx: &RunContext<'_>,
+    reuse: Option<&Reuse>,
     tmp: &Path,
     pool: &rayon::ThreadPool,
 ) -> Result<BuildReport, EngineError> {
@@ -187,7 +200,7 @@ fn run_graph(
             dependents[d].push(i);
         }
     }
-    let mut results: Vec<Option<(Arc<ActionRecord>, Arc<str>)>> = vec![None; n];
+    let mut results: Vec<Option<Finished>> = (0..n).map(|_| None).collect();
     let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).rev().collect();
     let mut report = BuildReport {
         all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
@@ -197,27 +210,83 @@ fn run_graph(
     let (tx, rx) = mpsc::channel::<Done>();
     let mut running = 0usize;
     let mut finished = 0usize;
+    // The output digest each running step had in the last build.
+    let mut before: HashMap<usize, Option<Arc<str>>> = HashMap::new();
+    let wants_outputs = cx.sink.wants_outputs();
 
     pool.in_place_scope(|scope| loop {
         while report.failed.is_empty() {
             let Some(i) = ready.pop() else { break };
-            let mut deps: Vec<(StepId, Arc<ActionRecord>)> =
-                Vec::with_capacity(nodes[i].deps.len());
-            let mut digests: Vec<Arc<str>> = Vec::with_capacity(nodes[i].deps.len());
-            for &d in &nodes[i].deps {
-                if let Some((record, digest)) = &results[d] {
-                    deps.push((nodes[d].step.id().clone(), Arc::clone(record)));
-                    digests.push(Arc::clone(digest));
+            let id = nodes[i].step.id();
+            let deps_unchanged = || {
+                nodes[i]
+                    .deps
+                    .iter()
+                    .all(|&d| results[d].as_ref().is_some_and(|f| !f.changed))
+            };
+            let reusable = reuse
+                .and_then(|r| r.get(id))
+                .filter(|_| deps_unchanged())
+                .and_then(|fp| cx.store.indexed(id).filter(|e| &e.fingerprint == fp))
+                .filter(|e| !e.output.is_empty());
+            let mut done = Vec::new();
+            if let Some(entry) = reusable {
+                let outputs = if wants_outputs {
+                    entry
+                        .record()
+                        .map_or(serde_json::Value::Null, |r| outputs_of(&r))
+                } else {
+                    serde_json::Value::Null
+                };
+                cx.sink.event(Event::Finished {
+                    id: id.clone(),
+                    status: Status::Fresh,
+                    fingerprint: entry.fingerprint.clone(),
+                    outputs,
+                    why: None,
+                    ms: 0,
+                });
+                report.fresh += 1;
+                report.reused.push(id.clone());
+                results[i] = Some(Finished {
+                    digest: Arc::clone(&entry.output),
+                    record: DepRecord::Indexed(entry),
+                    changed: false,
+                });
+                finished += 1;
+                done.push(i);
+            } else {
+                let deps: Vec<(StepId, DepRecord)> = nodes[i]
+                    .deps
+                    .iter()
+                    .filter_map(|&d| {
+                        let f = results[d].as_ref()?;
+                        Some((nodes[d].step.id().clone(), f.record.clone()))
+                    })
+                    .collect();
+                let digests: Vec<Arc<str>> = nodes[i]
+                    .deps
+                    .iter()
+                    .filter_map(|&d| Some(Arc::clone(&results[d].as_ref()?.digest)))
+                    .collect();
+                before.insert(i, cx.store.indexed(id).map(|e| Arc::clone(&e.output)));
+                let tx = tx.clone();
+                let scratch = tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
+                let step = nodes[i].step.as_ref();
+                running += 1;
+                scope.spawn(move |_| {
+                    let result = run_step(step, &deps, &digests, cx, &scratch);
+                    let _ = tx.send(Done { index: i, result });
+                });
+            }
+            for i in done {
+                for &j in &dependents[i] {
+                    waiting[j] -= 1;
+                    if waiting[j] == 0 {
+                        ready.push(j);
+                    }
                 }
             }
-            let tx = tx.clone();
-            let scratch = tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
-            let step = nodes[i].step.as_ref();
-            running += 1;
-            scope.spawn(move |_| {
-                let result = run_step(step, &deps, &digests, cx, &scratch);
-                let _ = tx.send(Done { index: i, result });
-            });
         }
         if running == 0 {
             break;
@@ -233,14 +302,22 @@ fn run_graph(
                 status,
                 consulted,
             }) => {
-                report.consulted.extend(consulted);
+                report.consulted.push((id.clone(), consulted));
                 match status {
                     Status::Fresh => report.fresh += 1,
                     Status::Remote => report.remote += 1,
                     _ => report.built += 1,
                 }
-                report.results.insert(id, record.clone());
-                results[done.index] = Some((record, digest));
+                let changed = before
+                    .remove(&done.index)
+                    .flatten()
+                    .is_none_or(|old| old != digest);
+                report.results.insert(id, Arc::clone(&record));
+                results[done.index] = Some(Finished {
+                    record: DepRecord::Ready(record),
+                    digest,
+                    changed,
+                });
                 for &j in &dependents[done.index] {
                     waiting[j] -= 1;
                     if waiting[j] == 0 {
@@ -256,254 +333,6 @@ fn run_graph(
         return Err(EngineError::Cycle(nodes[stuck].step.id().clone()));
     }
     Ok(report)
-}
-
-/// Decides fresh or built for one step and does the work.
-fn run_step(
-    step: &dyn Step,
-    deps: &[(StepId, Arc<ActionRecord>)],
-    dep_digests: &[Arc<str>],
-    cx: &RunContext<'_>,
-    scratch: &Path,
-) -> Result<StepResult, String> {
-    let RunContext {
-        store,
-        target,
-        remote,
-        sink,
-    } = *cx;
-    let started = Instant::now();
-    let id = step.id().clone();
-    let mut fingerprint = String::new();
-    let mut consulted = Vec::new();
-    let outcome = (|| -> Result<(ActionRecord, Status, Option<String>), StepError> {
-        let resolved = inputs::resolve(&step.inputs(), store.stats(), &mut consulted)
-            .map_err(|e| StepError::context("reading inputs", e))?;
-        consulted.extend(resolved.iter().map(|r| (r.path.clone(), Some(r.stat))));
-        let mut fp = Fingerprint::new(&id.kind);
-        fp.params(&step.params());
-        for input in &resolved {
-            fp.push(
-                format!("file:{}", input.label),
-                inputs::fingerprint_value(input),
-            );
-        }
-        for ((dep, _), digest) in deps.iter().zip(dep_digests) {
-            fp.push(format!("dep:{dep}"), digest.to_string());
-        }
-        fingerprint = fp.digest();
-        let previous = store.load_state(&id);
-        if step.cacheable() {
-            let known = previous
-                .as_ref()
-                .filter(|p| p.fingerprint == fingerprint)
-                .and_then(|p| p.record.clone());
-            if let Some(record) = known.or_else(|| store.load_action(&fingerprint)) {
-                if store.action_intact(&record) {
-                    publish_current(target, &record, store)?;
-                    if previous.as_ref().map(|p| p.fingerprint.as_str()) != Some(&fingerprint) {
-                        save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
-                    }
-                    return Ok((record, Status::Fresh, None));
-                }
-            }
-            if let Some(remote) = remote {
-                let mut warn = |message| sink.event(Event::Warning { message });
-                if let Lookup::Hit(record) =
-                    remote.fetch(&id.to_string(), &fingerprint, store, &mut warn)
-                {
-                    // The tier verified every blob; check the record names this
-                    // step and fingerprint before trusting it.
-                    if record.fingerprint == fingerprint
-                        && record.step == id.to_string()
-                        && store.action_intact(&record)
-                    {
-                        store
-                            .save_action(&record)
-                            .map_err(|e| StepError::context("saving the action record", e))?;
-                        publish_current(target, &record, store)?;
-                        save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
-                        return Ok((record, Status::Remote, None));
-                    }
-                }
-            }
-        }
-        let why = explain(previous.as_ref().map(|p| p.inputs.as_slice()), fp.pairs());
-        sink.event(Event::Started { id: id.clone() });
-        fs::create_dir_all(scratch).map_err(|e| StepError::context("creating scratch dir", e))?;
-        let cx = StepContext {
-            inputs: &resolved,
-            deps,
-            scratch,
-            store,
-        };
-        let output = step.run(&cx)?;
-        let mut files = BTreeMap::new();
-        for (name, path) in &output.files {
-            let digest = store
-                .ingest_move(path)
-                .map_err(|e| StepError::context(format!("storing output {name}"), e))?;
-            files.insert(name.clone(), digest);
-        }
-        for (name, digest) in &output.stored {
-            files.insert(name.clone(), digest.clone());
-        }
-        let publish = resolve_publish(&output.publish, &files, store)?;
-        let record = ActionRecord {
-            step: id.to_string(),
-            fingerprint: fingerprint.clone(),
-            record: output.record,
-            files,
-            publish,
-            info: output.info,
-        };
-        for entry in &record.publish {
-            publish::publish(target, entry, store)
-                .map_err(|e| StepError::context("publishing outputs", e))?;
-        }
-        let status = if step.cacheable() {
-            store
-                .save_action(&record)
-                .map_err(|e| StepError::context("saving the action record", e))?;
-            if let Some(remote) = remote {
-                remote.offer(&record, store);
-            }
-            Status::Built
-        } else if output.changed {
-            Status::Built
-        } else {
-            Status::Fresh
-        };
-        let cached = step.cacheable().then_some(&record);
-        save_state(store, &id, &fingerprint, fp.pairs(), cached)?;
-        let _ = fs::remove_dir_all(scratch);
-        Ok((record, status, (status == Status::Built).then_some(why)))
-    })();
-    let ms = started.elapsed().as_millis() as u64;
-    match outcome {
-        Ok((record, status, why)) => {
-            consulted.extend(record.blob_digests().map(|d| (store.blob_path(d), None)));
-            for entry in &record.publish {
-                match entry {
-                    Published::Dir { dir, files } => {
-                        let root = target.join(dir);
-                        for rel in files.keys() {
-                            let path = root.join(rel);
-                            let mut parent = path.parent();
-                            while let Some(p) = parent {
-                                if !p.starts_with(&root) {
-                                    break;
-                                }
-                                consulted.push((p.to_path_buf(), None));
-                                parent = p.parent();
-                            }
-                            consulted.push((path, None));
-                        }
-                    }
-                    Published::File { path, .. } => consulted.push((target.join(path), None)),
-                }
-            }
-            let mut outputs = record.record.clone();
-            if let (Some(out), Some(info)) = (outputs.as_object_mut(), record.info.as_object()) {
-                out.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-            sink.event(Event::Finished {
-                id,
-                status,
-                fingerprint,
-                outputs,
-                why,
-                ms,
-            });
-            let digest: Arc<str> = record.output_digest().into();
-            Ok(StepResult {
-                record: Arc::new(record),
-                digest,
-                status,
-                consulted,
-            })
-        }
-        Err(err) => {
-            sink.event(Event::Finished {
-                id,
-                status: Status::Failed,
-                fingerprint,
-                outputs: serde_json::Value::Null,
-                why: Some(err.message.clone()),
-                ms,
-            });
-            Err(err.message)
-        }
-    }
-}
-
-/// Publishes a cached record's outputs that are not already in place.
-fn publish_current(target: &Path, record: &ActionRecord, store: &Store) -> Result<(), StepError> {
-    for entry in &record.publish {
-        if !publish::is_current(target, entry, store) {
-            publish::publish(target, entry, store)
-                .map_err(|e| StepError::context("publishing outputs", e))?;
-        }
-    }
-    Ok(())
-}
-
-fn save_state(
-    store: &Store,
-    id: &StepId,
-    fingerprint: &str,
-    pairs: &[(String, String)],
-    record: Option<&ActionRecord>,
-) -> Result<(), StepError> {
-    let state = StepState {
-        fingerprint: fingerprint.to_string(),
-        inputs: pairs.to_vec(),
-        record: record.cloned(),
-    };
-    store
-        .save_state(id, &state)
-        .map_err(|e| StepError::context("saving step state", e))
-}
-
-fn resolve_publish(
-    publish: &[Publish],
-    files: &BTreeMap<String, String>,
-    store: &Store,
-) -> Result<Vec<Published>, StepError> {
-    let digest_of = |source: &BlobSource| -> Result<String, StepError> {
-        match source {
-            BlobSource::Own(name) => files.get(name).cloned().ok_or_else(|| {
-                StepError::new(format!("internal: publishes unknown file `{name}`"))
-            }),
-            BlobSource::Stored(d) if store.blob_intact(d) => Ok(d.clone()),
-            BlobSource::Stored(d) => Err(StepError::new(format!(
-                "internal: publishes blob {d}, which is not in the store"
-            ))),
-        }
-    };
-    let mut out = Vec::new();
-    for p in publish {
-        out.push(match p {
-            Publish::File { path, source } => Published::File {
-                path: path.clone(),
-                digest: digest_of(source)?,
-            },
-            Publish::Dir {
-                dir,
-                files: entries,
-            } => {
-                let mut map = BTreeMap::new();
-                for f in entries {
-                    map.insert(f.path.clone(), digest_of(&f.source)?);
-                }
-                Published::Dir {
-                    dir: dir.clone(),
-                    files: map,
-                }
-            }
-        });
-    }
-    Ok(out)
 }
 
 /// For `scone clean -p`: forgets the cached results of these steps and removes

@@ -1,35 +1,27 @@
-//! Maps kept on disk in shards (`<dir>/00.json` … `<dir>/63.json`), so that a
+//! Maps kept on disk in 256 shards (`<dir>/00.bin` … `<dir>/ff.bin`), so that a
 //! build that changes a few entries rewrites a few small files, not the whole
-//! map: the stat cache and the step index of a 1000-service repo are ~15 MB.
+//! map: the stat cache and the step index of a 1000-service repo are ~12 MB.
 //!
-//! Shards are read and written in parallel. [`load`] and [`save`] keep them as
-//! JSON; [`load_with`] and [`save_with`] take the caller's own encoding (the stat
-//! cache uses a checksummed binary one, see [`super::statcache`]).
+//! Shards are read and written in parallel, in the caller's own checksummed
+//! encoding (see [`super::statcache`] and [`super::index`]).
 
 use rayon::prelude::*;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// How many shards a map is split into.
-pub const SHARDS: usize = 64;
+pub const SHARDS: usize = 256;
 
 /// The shard of a key.
 pub fn shard_of(key: &[u8]) -> usize {
-    usize::from(blake3::hash(key).as_bytes()[0]) % SHARDS
+    usize::from(blake3::hash(key).as_bytes()[0])
 }
 
-#[derive(Serialize, Deserialize)]
-struct Shard<K, V> {
-    version: u32,
-    entries: Vec<(K, V)>,
-}
-
-fn shard_path(dir: &Path, i: usize, ext: &str) -> PathBuf {
-    dir.join(format!("{i:02}.{ext}"))
+/// The file of shard `i`.
+pub fn shard_path(dir: &Path, i: usize, ext: &str) -> PathBuf {
+    dir.join(format!("{i:02x}.{ext}"))
 }
 
 /// Loads every shard `<dir>/NN.<ext>` that `decode` accepts; unreadable or
@@ -54,22 +46,10 @@ where
     map
 }
 
-/// Loads every JSON shard of `dir` written with `version`.
-pub fn load<K, V>(dir: &Path, version: u32) -> HashMap<K, V>
-where
-    K: DeserializeOwned + Eq + Hash + Send,
-    V: DeserializeOwned + Send,
-{
-    load_with(dir, "json", |bytes| {
-        serde_json::from_slice::<Shard<K, V>>(bytes)
-            .ok()
-            .filter(|shard| shard.version == version)
-            .map(|shard| shard.entries)
-    })
-}
-
 /// Rewrites the `dirty` shards of `map` as `<dir>/NN.<ext>` (each atomically),
-/// `encode` getting each shard's entries sorted by key.
+/// `encode` getting each shard's entries sorted by key. `encode` must seal its
+/// output with a checksum that `decode` verifies: shards are written without
+/// an fsync ([`crate::durable::write_checked`]).
 pub fn save_with<K, V>(
     dir: &Path,
     ext: &str,
@@ -94,28 +74,7 @@ where
     }
     shards.into_par_iter().try_for_each(|(i, mut entries)| {
         entries.sort_by(|a, b| a.0.cmp(b.0));
-        crate::durable::write(&shard_path(dir, i, ext), &encode(&entries)?)
-    })
-}
-
-/// Rewrites the `dirty` shards of `map` as JSON (each atomically).
-pub fn save<K, V>(
-    dir: &Path,
-    version: u32,
-    map: &HashMap<K, V>,
-    dirty: &HashSet<usize>,
-    key_bytes: impl Fn(&K) -> &[u8] + Sync,
-) -> io::Result<()>
-where
-    K: Serialize + Ord + Sync,
-    V: Serialize + Sync,
-{
-    save_with(dir, "json", map, dirty, key_bytes, |entries| {
-        serde_json::to_vec(&Shard {
-            version,
-            entries: entries.to_vec(),
-        })
-        .map_err(io::Error::other)
+        crate::durable::write_checked(&shard_path(dir, i, ext), &encode(&entries)?)
     })
 }
 
@@ -123,41 +82,67 @@ where
 mod tests {
     use super::*;
 
+    fn encode(entries: &[(&String, &u32)]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            crate::engine::wire::put_bytes(&mut out, k.as_bytes());
+            crate::engine::wire::put_u64(&mut out, u64::from(**v));
+        }
+        crate::engine::wire::seal(&mut out);
+        Ok(out)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Vec<(String, u32)>> {
+        let mut r = crate::engine::wire::Reader(crate::engine::wire::unseal(bytes)?);
+        let mut out = Vec::new();
+        while !r.is_empty() {
+            let k = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+            out.push((k, u32::try_from(r.u64()?).ok()?));
+        }
+        Some(out)
+    }
+
     #[test]
     fn only_dirty_shards_are_written_and_all_are_read_back() {
         let dir = tempfile::tempdir().unwrap();
+        let save = |map: &HashMap<String, u32>, dirty: &HashSet<usize>| {
+            save_with(dir.path(), "bin", map, dirty, |k| k.as_bytes(), encode).unwrap()
+        };
+        let load = || load_with(dir.path(), "bin", decode);
         let map: HashMap<String, u32> = (0..500).map(|i| (format!("key-{i}"), i)).collect();
-        let all: HashSet<usize> = (0..SHARDS).collect();
-        save(dir.path(), 1, &map, &all, |k| k.as_bytes()).unwrap();
-        assert_eq!(load::<String, u32>(dir.path(), 1), map);
-        assert!(
-            load::<String, u32>(dir.path(), 2).is_empty(),
-            "another version is ignored"
-        );
+        save(&map, &(0..SHARDS).collect());
+        assert_eq!(load(), map);
 
         let mut changed = map.clone();
         changed.insert("key-7".into(), 7000);
         let shard = shard_of(b"key-7");
-        let before: Vec<_> = (0..SHARDS)
-            .map(|i| {
-                std::fs::metadata(dir.path().join(format!("{i:02}.json")))
-                    .unwrap()
-                    .modified()
-                    .unwrap()
-            })
-            .collect();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        save(dir.path(), 1, &changed, &HashSet::from([shard]), |k| {
-            k.as_bytes()
-        })
-        .unwrap();
-        for (i, t) in before.iter().enumerate() {
-            let now = std::fs::metadata(dir.path().join(format!("{i:02}.json")))
+        let mtime = |i: usize| {
+            std::fs::metadata(shard_path(dir.path(), i, "bin"))
                 .unwrap()
                 .modified()
-                .unwrap();
-            assert_eq!(now != *t, i == shard, "shard {i}");
+                .unwrap()
+        };
+        let before: Vec<_> = (0..SHARDS).map(mtime).collect();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        save(&changed, &HashSet::from([shard]));
+        for (i, t) in before.iter().enumerate() {
+            assert_eq!(mtime(i) != *t, i == shard, "shard {i}");
         }
-        assert_eq!(load::<String, u32>(dir.path(), 1), changed);
+        assert_eq!(load(), changed);
+        // A damaged shard reads as absent: its entries are gone, the rest stay.
+        let path = shard_path(dir.path(), shard, "bin");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let damaged = load();
+        assert!(!damaged.contains_key("key-7"));
+        assert_eq!(
+            damaged.len(),
+            changed.len()
+                - changed
+                    .keys()
+                    .filter(|k| shard_of(k.as_bytes()) == shard)
+                    .count()
+        );
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! The cache is loaded once per build (under the `target/` lock), shared by the
 //! parallel steps, and saved atomically at the end; losing it only costs hashing.
-//! On disk it is 64 shards (`stat-cache/NN.bin`) in a compact binary form that
+//! On disk it is 256 shards (`stat-cache/XX.bin`) in a compact binary form that
 //! ends with the blake3 of its content: a shard that does not check out is
 //! ignored, so a damaged cache can cost hashing but never give a wrong digest.
 
@@ -24,7 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How close to the hash time a modification makes an entry racy. Covers coarse
@@ -85,11 +85,13 @@ pub struct FileDigest {
 }
 
 /// See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatCache {
     path: PathBuf,
-    entries: Mutex<HashMap<PathBuf, Entry>>,
-    /// Shards with changed entries (see [`super::shards`]).
+    /// One map per shard (see [`super::shards`]), each read on first use: a
+    /// build that looks up a few paths reads a few shards.
+    shards: Vec<OnceLock<Mutex<HashMap<PathBuf, Entry>>>>,
+    /// Shards with changed entries.
     dirty: Mutex<std::collections::HashSet<usize>>,
     hashed_files: AtomicU64,
     hashed_bytes: AtomicU64,
@@ -101,7 +103,7 @@ pub struct StatCache {
 }
 
 /// The first bytes of a stat cache shard (the format version is its last byte).
-const MAGIC: &[u8; 8] = b"sconeSC3";
+const MAGIC: &[u8; 8] = b"sconeSC4";
 const SHARD_EXT: &str = "bin";
 
 /// One shard: magic, count, entries, then the blake3 of everything before.
@@ -189,7 +191,6 @@ impl StatCache {
     /// Loads the cache kept (in shards) in the folder `path`; a missing or
     /// unreadable cache starts empty.
     pub fn load(path: &Path) -> StatCache {
-        let entries = super::shards::load_with(path, SHARD_EXT, decode_shard);
         let mut blobs_prefix = path
             .parent()
             .map(|store| store.join("blobs").into_os_string().into_encoded_bytes())
@@ -197,9 +198,14 @@ impl StatCache {
         blobs_prefix.push(b'/');
         StatCache {
             path: path.to_path_buf(),
-            entries: Mutex::new(entries),
+            shards: (0..super::shards::SHARDS)
+                .map(|_| OnceLock::new())
+                .collect(),
+            dirty: Mutex::default(),
+            hashed_files: AtomicU64::new(0),
+            hashed_bytes: AtomicU64::new(0),
             blobs_prefix,
-            ..StatCache::default()
+            verified_blobs: Mutex::default(),
         }
     }
 
@@ -230,7 +236,7 @@ impl StatCache {
     /// `stat` the caller just made, which saves making it twice).
     pub fn digest_as(&self, path: &Path, meta: &fs::Metadata) -> io::Result<FileDigest> {
         let stat = Stat::of(meta);
-        if let Some(entry) = self.lock().get(path) {
+        if let Some(entry) = self.shard_of(path).get(path) {
             if entry.stat.matches(&stat) && !is_racy(stat.mtime_ns, entry.hashed_at_ns) {
                 return Ok(FileDigest {
                     digest: entry.digest.clone(),
@@ -259,7 +265,7 @@ impl StatCache {
 
     fn record(&self, path: &Path, stat: Stat, hashed_at_ns: i64, digest: &str) {
         lock(&self.verified_blobs).remove(path);
-        self.lock().insert(
+        self.shard_of(path).insert(
             path.to_path_buf(),
             Entry {
                 stat,
@@ -280,16 +286,27 @@ impl StatCache {
 
     /// Forgets entries under `prefix` (after `clean -p`).
     pub fn forget_under(&self, prefix: &Path) {
-        let mut entries = self.lock();
-        let gone: Vec<PathBuf> = entries
-            .keys()
-            .filter(|p| p.starts_with(prefix))
-            .cloned()
-            .collect();
-        for p in gone {
-            entries.remove(&p);
-            self.mark(&p);
+        for i in 0..self.shards.len() {
+            let mut entries = self.shard(i);
+            let gone: Vec<PathBuf> = entries
+                .keys()
+                .filter(|p| p.starts_with(prefix))
+                .cloned()
+                .collect();
+            for p in gone {
+                entries.remove(&p);
+                self.mark(&p);
+            }
         }
+    }
+
+    /// How many entries the cache holds (reads every shard).
+    pub fn len(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.shard(i).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// How many files were hashed (not served from the cache) so far.
@@ -302,21 +319,36 @@ impl StatCache {
         self.hashed_bytes.load(Ordering::Relaxed)
     }
 
-    /// Saves the shards that changed, each atomically.
+    /// Saves the shards that changed, each atomically (without an fsync:
+    /// they are checksummed, see [`crate::durable::write_checked`]).
     pub fn save(&self) -> io::Result<()> {
+        use rayon::prelude::*;
         let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
-        super::shards::save_with(
-            &self.path,
-            SHARD_EXT,
-            &self.lock(),
-            &dirty,
-            |p| p.as_os_str().as_encoded_bytes(),
-            |entries| Ok(encode_shard(entries)),
-        )
+        dirty.into_par_iter().try_for_each(|i| {
+            let shard = self.shard(i);
+            let mut entries: Vec<(&PathBuf, &Entry)> = shard.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            crate::durable::write_checked(
+                &super::shards::shard_path(&self.path, i, SHARD_EXT),
+                &encode_shard(&entries),
+            )
+        })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    /// Shard `i`, read from disk on first use.
+    fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Entry>> {
+        lock(self.shards[i].get_or_init(|| {
+            let path = super::shards::shard_path(&self.path, i, SHARD_EXT);
+            let entries = std::fs::read(path)
+                .ok()
+                .and_then(|b| decode_shard(&b))
+                .unwrap_or_default();
+            Mutex::new(entries.into_iter().collect())
+        }))
+    }
+
+    fn shard_of(&self, path: &Path) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Entry>> {
+        self.shard(super::shards::shard_of(path.as_os_str().as_encoded_bytes()))
     }
 }
 
@@ -397,7 +429,7 @@ mod tests {
         let good = cache.digest(&f).unwrap();
         cache.save().unwrap();
         let shard = path.join(format!(
-            "{:02}.bin",
+            "{:02x}.bin",
             super::super::shards::shard_of(f.as_os_str().as_encoded_bytes())
         ));
         let bytes = fs::read(&shard).unwrap();
@@ -414,9 +446,9 @@ mod tests {
         assert_eq!(again.hashed_files(), 1, "the damaged shard was not used");
         // Truncated and foreign files are no cache either.
         fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
-        assert_eq!(StatCache::load(&path).lock().len(), 0);
+        assert_eq!(StatCache::load(&path).len(), 0);
         fs::write(&shard, b"{\"version\":2,\"entries\":[]}").unwrap();
-        assert_eq!(StatCache::load(&path).lock().len(), 0);
+        assert_eq!(StatCache::load(&path).len(), 0);
         // The intact shard is read back whole.
         fs::write(&shard, &bytes).unwrap();
         let whole = StatCache::load(&path);

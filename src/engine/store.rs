@@ -4,14 +4,13 @@
 //! ```text
 //! target/.scone/
 //!   lock                      advisory lock held for a whole build (lock.rs)
-//!   stat-cache/NN.bin         path+stat → blake3 (statcache.rs), in 64 checksummed shards
+//!   stat-cache/XX.bin         path+stat → blake3 (statcache.rs), in 256 checksummed shards
 //!   parse-cache.bin           parsed manifests by their text (workspace/load/parse_cache.rs)
 //!   blobs/<2 hex>/<blake3>    every file a step made, by content; mtime pinned
 //!   actions/<2 hex>/<fp>.json fingerprint → ActionRecord (the action cache)
-//!   index/NN.json             per step (64 shards): the last fingerprint, its input list
-//!                             (for --explain and `clean -p`) and its action
-//!                             record, read once per build so a no-op build
-//!                             opens one file instead of two per step
+//!   index/XX.bin              per step (256 shards): the last fingerprint, its output
+//!                             digest, its action record and its input list (for
+//!                             --explain and `clean -p`), parsed lazily (index.rs)
 //!   tmp/                      scratch folders of running steps; wiped per build
 //! ```
 //!
@@ -20,12 +19,13 @@
 //! an untouched blob is not re-read, and a flipped byte is seen).
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 
+use super::index::{IndexEntry, StepIndex};
 use super::statcache::{self, StatCache};
 use super::step::StepId;
 use crate::durable;
@@ -100,17 +100,12 @@ pub struct StepState {
     pub record: Option<ActionRecord>,
 }
 
-/// The step index format version.
-pub const INDEX_VERSION: u32 = 2;
-
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
     stats: StatCache,
-    index: Mutex<HashMap<String, StepState>>,
-    /// Index shards with changed entries.
-    index_dirty: Mutex<std::collections::HashSet<usize>>,
+    index: StepIndex,
 }
 
 fn fan_out(dir: &Path, key: &str, suffix: &str) -> PathBuf {
@@ -125,13 +120,8 @@ impl Store {
         fs::create_dir_all(root.join("blobs"))?;
         fs::create_dir_all(root.join("actions"))?;
         let stats = StatCache::load(&root.join("stat-cache"));
-        let index = super::shards::load(&root.join("index"), INDEX_VERSION);
-        Ok(Store {
-            root,
-            stats,
-            index: Mutex::new(index),
-            index_dirty: Mutex::default(),
-        })
+        let index = StepIndex::load(&root.join("index"));
+        Ok(Store { root, stats, index })
     }
 
     pub fn root(&self) -> &Path {
@@ -229,7 +219,21 @@ impl Store {
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
         fs::set_permissions(from, perms)?;
         statcache::pin_mtime(from)?;
-        fs::rename(from, dest)?;
+        // Linked, not renamed, into place: a step storing the same content at
+        // the same time (every image's `oci-layout`) must not swap the inode
+        // under the hard links already published from it. A damaged blob is
+        // replaced.
+        match fs::hard_link(from, dest) {
+            Ok(()) => fs::remove_file(from)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if self.blob_intact(digest) {
+                    fs::remove_file(from)?;
+                    return Ok(());
+                }
+                fs::rename(from, dest)?;
+            }
+            Err(_) => fs::rename(from, dest)?,
+        }
         self.stats.record_written(dest, digest)
     }
 
@@ -251,7 +255,10 @@ impl Store {
 
     pub fn save_action(&self, rec: &ActionRecord) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(rec).map_err(io::Error::other)?;
-        durable::write(&self.action_path(&rec.fingerprint), &bytes)
+        // No fsync: a record is used only if it parses whole and names its own
+        // fingerprint, and every blob it names is checked by digest; a record
+        // torn by a power loss is a miss.
+        durable::write_checked(&self.action_path(&rec.fingerprint), &bytes)
     }
 
     /// Removes one action record (e.g. for `clean -p`).
@@ -259,47 +266,30 @@ impl Store {
         durable::remove_all(&self.action_path(fingerprint))
     }
 
-    fn index(&self) -> std::sync::MutexGuard<'_, HashMap<String, StepState>> {
-        self.index.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+    /// The whole last state of a step (input list included).
     pub fn load_state(&self, id: &StepId) -> Option<StepState> {
-        self.index().get(&id.to_string()).cloned()
+        self.index.get(&id.to_string()).map(|e| e.state())
     }
 
-    fn mark(&self, key: &str) {
-        let shard = super::shards::shard_of(key.as_bytes());
-        self.index_dirty
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(shard);
+    /// The index entry of a step: its last fingerprint and output digest, and
+    /// its record parsed on demand.
+    pub fn indexed(&self, id: &StepId) -> Option<Arc<IndexEntry>> {
+        self.index.get(&id.to_string())
     }
 
     pub fn save_state(&self, id: &StepId, state: &StepState) -> io::Result<()> {
-        let key = id.to_string();
-        self.mark(&key);
-        self.index().insert(key, state.clone());
+        self.index.insert(id.to_string(), state);
         Ok(())
     }
 
     pub fn remove_state(&self, id: &StepId) -> io::Result<()> {
-        let key = id.to_string();
-        self.mark(&key);
-        self.index().remove(&key);
+        self.index.remove(&id.to_string());
         Ok(())
     }
 
     /// Saves the stat cache and the step index (if they changed).
     pub fn save_stats(&self) -> io::Result<()> {
         self.stats.save()?;
-        let dirty =
-            std::mem::take(&mut *self.index_dirty.lock().unwrap_or_else(|e| e.into_inner()));
-        super::shards::save(
-            &self.root.join("index"),
-            INDEX_VERSION,
-            &self.index(),
-            &dirty,
-            |k| k.as_bytes(),
-        )
+        self.index.save()
     }
 }

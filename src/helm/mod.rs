@@ -10,6 +10,7 @@ mod error;
 mod input;
 mod model;
 mod names;
+mod native;
 mod render;
 mod templates;
 mod write;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::error::HelmError;
 use super::input::ChartInput;
 use super::model::ChartModel;
+use super::native;
 use super::templates::{TemplateSet, HANDLEBARS_SUFFIX, MANIFESTS_DIR};
 
 /// A rendered chart, nothing written yet.
@@ -49,19 +50,43 @@ pub fn render_with(input: &ChartInput, set: &TemplateSet) -> Result<RenderedChar
     render_set(input, set, true)
 }
 
+/// Handlebars and the JSON form of the model, made only when a template needs them.
+struct Engine {
+    registry: handlebars::Handlebars<'static>,
+    wrapped: handlebars::Context,
+}
+
+impl Engine {
+    fn new(set: &TemplateSet, model: &ChartModel) -> Result<Engine, HelmError> {
+        let registry = set.registry()?;
+        // Serialized once, straight into the context: `Registry::render` would
+        // serialize the whole mesh again for every template.
+        let wrapped = handlebars::Context::wraps(model).map_err(|e| HelmError::InvalidInput {
+            field: "services",
+            reason: e.to_string(),
+        })?;
+        Ok(Engine { registry, wrapped })
+    }
+}
+
 fn render_set(
     input: &ChartInput,
     set: &TemplateSet,
     with_manifests: bool,
 ) -> Result<RenderedChart, HelmError> {
     let (model, warnings) = ChartModel::build(input)?;
-    let registry = set.registry()?;
-    // Serialized once, straight into the context: `Registry::render` would
-    // serialize the whole mesh again for every template.
-    let wrapped = handlebars::Context::wraps(&model).map_err(|e| HelmError::InvalidInput {
-        field: "services",
-        reason: e.to_string(),
-    })?;
+    // Any template the native writers do not cover (a user's, or the per-service
+    // manifests) needs Handlebars; it is then set up first, so that a syntax error
+    // in any template is reported as before.
+    let needs_engine = with_manifests
+        || set.files().iter().any(|(name, file)| {
+            name.ends_with(HANDLEBARS_SUFFIX) && !native::covers(name, &file.bytes)
+        });
+    let mut engine = if needs_engine {
+        Some(Engine::new(set, &model)?)
+    } else {
+        None
+    };
     let mut files = BTreeMap::new();
     let mut plain_static = BTreeMap::new();
     let mut per_service = Vec::new();
@@ -76,9 +101,21 @@ fn render_set(
         }
         match name.strip_suffix(HANDLEBARS_SUFFIX) {
             Some(output) => {
-                let text = registry
-                    .render_with_context(name, &wrapped)
-                    .map_err(|e| set.render_error(name, &e))?;
+                let text = match native::render(name, &file.bytes, &model) {
+                    Some(text) => text,
+                    None => {
+                        if engine.is_none() {
+                            engine = Some(Engine::new(set, &model)?);
+                        }
+                        let Some(engine) = &engine else {
+                            continue;
+                        };
+                        engine
+                            .registry
+                            .render_with_context(name, &engine.wrapped)
+                            .map_err(|e| set.render_error(name, &e))?
+                    }
+                };
                 files.insert(PathBuf::from(output), text.into_bytes());
             }
             None => {
@@ -88,13 +125,13 @@ fn render_set(
     }
 
     let mut manifests = plain_static;
-    if !with_manifests {
+    let Some(Engine { registry, wrapped }) = engine.filter(|_| with_manifests) else {
         return Ok(RenderedChart {
             files,
             manifests: BTreeMap::new(),
             warnings,
         });
-    }
+    };
     // Each manifest sees the chart-wide values and its own service, not the lists
     // of all services and renames: cloning those per service would be quadratic.
     let mut shared = wrapped.data().clone();

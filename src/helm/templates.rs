@@ -53,6 +53,14 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The text of the embedded template `name`, if there is one.
+pub(super) fn embedded_text(name: &str) -> Option<&'static str> {
+    EMBEDDED
+        .iter()
+        .find(|(embedded, _)| *embedded == name)
+        .map(|(_, text)| *text)
+}
+
 /// One file of a template set.
 #[derive(Debug, Clone)]
 pub struct TemplateFile {

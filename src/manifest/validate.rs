@@ -120,6 +120,23 @@ pub fn check_service(
     out: &mut Vec<Diagnostic>,
     warnings: &mut Vec<String>,
 ) {
+    let canonical_dir = if m.build.copy.is_empty() {
+        None
+    } else {
+        dir.canonicalize().ok()
+    };
+    check_service_in(m, dir, canonical_dir.as_deref(), out, warnings);
+}
+
+/// [`check_service`] with the folder already resolved: `canonical_dir` must be
+/// what `dir.canonicalize().ok()` gives (see [`validate_paths::check_copy_in`]).
+pub fn check_service_in(
+    m: &ServiceManifest,
+    dir: &Path,
+    canonical_dir: Option<&Path>,
+    out: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<String>,
+) {
     let file = m.path.as_path();
     check_api_version(&m.api_version, file, out);
     check_service_kind(&m.kind, file, out, warnings);
@@ -171,7 +188,7 @@ pub fn check_service(
             ));
         }
     }
-    validate_paths::check_copy(&b.copy, dir, file, out);
+    validate_paths::check_copy_in(&b.copy, dir, canonical_dir, file, out);
     if let Some(sig) = &b.signature {
         validate_paths::check_key(&sig.key, dir, file, out);
     }

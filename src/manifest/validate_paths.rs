@@ -9,9 +9,20 @@ use std::path::{Component, Path};
 
 /// Checks every `copy` entry against the manifest folder `dir`.
 pub fn check_copy(copy: &[Located<String>], dir: &Path, file: &Path, out: &mut Vec<Diagnostic>) {
-    let canonical_dir = dir.canonicalize().ok();
+    check_copy_in(copy, dir, dir.canonicalize().ok().as_deref(), file, out);
+}
+
+/// [`check_copy`] with `dir` already resolved: `canonical_dir` must be what
+/// `dir.canonicalize().ok()` gives (a loader resolving many folders remembers them).
+pub fn check_copy_in(
+    copy: &[Located<String>],
+    dir: &Path,
+    canonical_dir: Option<&Path>,
+    file: &Path,
+    out: &mut Vec<Diagnostic>,
+) {
     for entry in copy {
-        if let Some(d) = check_one(&entry.value, entry.pos, dir, canonical_dir.as_deref(), file) {
+        if let Some(d) = check_one(&entry.value, entry.pos, dir, canonical_dir, file) {
             out.push(d);
         }
     }
@@ -120,25 +131,35 @@ fn escapes(path: &Path) -> bool {
 }
 
 /// The first symlink under `folder` (not followed) whose target resolves
-/// outside `root`, as a path relative to `folder`.
+/// outside `root`, as a path relative to `folder`: entries in file-name order,
+/// each folder's content right after it (the order of a sorted walk). Folders
+/// that cannot be read are skipped.
 fn escaping_link_inside(folder: &Path, root: &Path) -> Option<String> {
-    walkdir::WalkDir::new(folder)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
+    escaping_link_under(folder, Path::new(""), root).map(|p| p.display().to_string())
+}
+
+fn escaping_link_under(dir: &Path, rel: &Path, root: &Path) -> Option<std::path::PathBuf> {
+    // Only links and folders matter: plain files are neither checked nor sorted.
+    let mut interesting: Vec<(std::ffi::OsString, bool)> = std::fs::read_dir(dir)
+        .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.path_is_symlink())
-        .find(|e| match e.path().canonicalize() {
-            Ok(target) => !target.starts_with(root),
-            Err(_) => false,
+        .filter_map(|e| {
+            let t = e.file_type().ok()?;
+            (t.is_symlink() || t.is_dir()).then(|| (e.file_name(), t.is_symlink()))
         })
-        .map(|e| {
-            e.path()
-                .strip_prefix(folder)
-                .unwrap_or(e.path())
-                .display()
-                .to_string()
-        })
+        .collect();
+    interesting.sort_unstable();
+    for (name, is_link) in interesting {
+        let path = dir.join(&name);
+        if is_link {
+            if path.canonicalize().is_ok_and(|t| !t.starts_with(root)) {
+                return Some(rel.join(&name));
+            }
+        } else if let Some(found) = escaping_link_under(&path, &rel.join(&name), root) {
+            return Some(found);
+        }
+    }
+    None
 }
 
 /// Checks `build.signature.key`: it must exist (relative to the manifest).
@@ -209,5 +230,67 @@ mod tests {
         ] {
             assert_eq!(kinds(&[raw], &svc), vec![ErrorKind::PathEscape], "{raw}");
         }
+    }
+
+    /// The link a copied folder is refused for is the first in a sorted walk:
+    /// file-name order, each folder's content right after it; links that stay
+    /// inside, and unreadable folders, do not count.
+    #[test]
+    fn the_first_escaping_link_of_a_folder_is_named() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let svc = tmp.path().join("svc");
+        let lib = svc.join("lib");
+        for d in ["a", "b/inner", "c", "locked"] {
+            std::fs::create_dir_all(lib.join(d)).unwrap();
+        }
+        std::fs::write(tmp.path().join("out.txt"), "x").unwrap();
+        std::fs::write(lib.join("a/f.txt"), "x").unwrap();
+        symlink("f.txt", lib.join("a/stays")).unwrap();
+        symlink("../../../../out.txt", lib.join("b/inner/z-escape")).unwrap();
+        symlink("../../out.txt", lib.join("c-escape")).unwrap();
+        symlink("../../../out.txt", lib.join("c/escape")).unwrap();
+        symlink("nowhere", lib.join("b/dangling")).unwrap();
+        let canonical = svc.canonicalize().unwrap();
+        assert_eq!(
+            escaping_link_inside(&lib.canonicalize().unwrap(), &canonical).as_deref(),
+            Some("b/inner/z-escape")
+        );
+        std::fs::remove_file(lib.join("b/inner/z-escape")).unwrap();
+        // `c` sorts before `c-escape`, and its content comes right after it.
+        assert_eq!(
+            escaping_link_inside(&lib, &canonical).as_deref(),
+            Some("c/escape")
+        );
+        std::fs::remove_file(lib.join("c/escape")).unwrap();
+        assert_eq!(
+            escaping_link_inside(&lib, &canonical).as_deref(),
+            Some("c-escape")
+        );
+        std::fs::remove_file(lib.join("c-escape")).unwrap();
+        assert_eq!(escaping_link_inside(&lib, &canonical), None);
+        let copy = [located("lib")];
+        let mut out = Vec::new();
+        check_copy(&copy, &svc, Path::new("s.yml"), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        symlink("../../../out.txt", lib.join("locked/escape")).unwrap();
+        let mut out = Vec::new();
+        check_copy(&copy, &svc, Path::new("s.yml"), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0]
+                .message
+                .ends_with("outside the service folder: locked/escape"),
+            "{}",
+            out[0].message
+        );
+        std::fs::set_permissions(lib.join("locked"), std::fs::Permissions::from_mode(0o000))
+            .unwrap();
+        // root reads any folder: only check the skip where permissions hold.
+        if std::fs::read_dir(lib.join("locked")).is_err() {
+            assert_eq!(escaping_link_inside(&lib, &canonical), None);
+        }
+        std::fs::set_permissions(lib.join("locked"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
     }
 }

@@ -3,13 +3,12 @@
 //! `target/helm/<namespace>/` (several), plus plain manifests in
 //! `target/manifests/` with `--output yaml`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::image::ImageRecord;
-use super::policy::PolicyRecord;
-use super::{from_record, param, to_record};
+use super::policy::{borrow_record, deps_by_unit, sorted_json};
+use super::{param, to_record};
 use crate::engine::{
     BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput,
 };
@@ -24,6 +23,38 @@ pub struct ChartUnit {
     pub unit: String,
     /// `(name, port, protocol)`.
     pub ports: Vec<(String, u16, String)>,
+}
+
+/// The fields of an image step's record (`ImageRecord`) the chart needs, borrowed.
+#[derive(Deserialize)]
+struct PinnedImage<'a> {
+    reference: &'a str,
+    manifest_digest: &'a str,
+}
+
+/// The field of the policy step's record (`PolicyRecord`) the chart needs.
+#[derive(Deserialize)]
+struct SessionHash<'a> {
+    hash: &'a str,
+}
+
+/// A [`ChartUnit`] with its fields in alphabetical order: the text `param` gives
+/// without a `serde_json::Value` of the whole mesh (see `policy::sorted_json`).
+#[derive(Serialize)]
+struct UnitParam<'a> {
+    name: &'a str,
+    ports: &'a [(String, u16, String)],
+    unit: &'a str,
+}
+
+impl<'a> UnitParam<'a> {
+    fn of(s: &'a ChartUnit) -> Self {
+        UnitParam {
+            name: &s.name,
+            ports: &s.ports,
+            unit: &s.unit,
+        }
+    }
 }
 
 /// See the module documentation.
@@ -53,7 +84,10 @@ impl Step for ChartStep {
             ("namespace".to_string(), self.namespace.clone()),
             ("version".to_string(), self.version.clone()),
             ("cas".to_string(), self.cas_addr.clone()),
-            ("services".to_string(), param(&self.services)),
+            (
+                "services".to_string(),
+                sorted_json(&self.services, UnitParam::of),
+            ),
             ("dir".to_string(), self.dir.clone()),
             ("chart-path".to_string(), self.chart_path.clone()),
             ("manifests".to_string(), param(&self.manifests_dir)),
@@ -71,7 +105,7 @@ impl Step for ChartStep {
     }
 
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        let policy: PolicyRecord = from_record(&cx.dep("policy")?.record)?;
+        let policy: SessionHash<'_> = borrow_record(&cx.dep("policy")?.record)?;
         let mut input = ChartInput::new(
             &self.namespace,
             &policy.hash[..12.min(policy.hash.len())],
@@ -79,18 +113,18 @@ impl Step for ChartStep {
         );
         input.chart_version = self.version.clone();
         input.chart_path = self.chart_path.clone();
+        let images = deps_by_unit(cx.deps, "image");
+        input.services.reserve(self.services.len());
         for s in &self.services {
-            let image = cx
-                .deps
-                .iter()
-                .find(|(id, _)| id.kind == "image" && id.unit == s.unit)
+            let image = images
+                .get(s.unit.as_str())
                 .ok_or_else(|| StepError::new(format!("internal: no image step for {}", s.unit)))?;
-            let image: ImageRecord = from_record(&image.1.record)?;
+            let image: PinnedImage<'_> = borrow_record(&image.record)?;
             let mut service = ChartService::new(
                 &self.namespace,
                 &s.name,
-                crate::helm::image_repository(&image.reference),
-                &image.manifest_digest,
+                crate::helm::image_repository(image.reference),
+                image.manifest_digest,
             );
             service.ports = s
                 .ports
@@ -144,5 +178,38 @@ impl Step for ChartStep {
             publish,
             ..StepOutput::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_param_is_the_text_of_the_generic_param() {
+        let services = vec![
+            ChartUnit {
+                name: "svc \"a\"".into(),
+                unit: "a".into(),
+                ports: vec![("http".into(), 80, "TCP".into())],
+            },
+            ChartUnit {
+                name: "b".into(),
+                unit: "ü".into(),
+                ports: Vec::new(),
+            },
+        ];
+        let step = ChartStep {
+            id: StepId::new("chart", "mesh"),
+            namespace: "mesh".into(),
+            version: "0.1.0".into(),
+            cas_addr: "cas:8081".into(),
+            services: services.clone(),
+            dir: "helm".into(),
+            chart_path: "target/helm".into(),
+            templates: None,
+            manifests_dir: None,
+        };
+        assert_eq!(step.params()["services"], param(&services));
     }
 }

@@ -4,14 +4,16 @@
 //! Secret *declarations* only: CAS generates the values.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use super::sign::SignRecord;
-use super::{from_record, param, to_record};
+use super::{param, to_record};
 use crate::cas::session::{
     content_hash, render, SecretDecl, SecretKind, ServiceInput, SessionInput,
 };
-use crate::engine::{BlobSource, Publish, Step, StepContext, StepError, StepId, StepOutput};
+use crate::engine::{
+    ActionRecord, BlobSource, Publish, Step, StepContext, StepError, StepId, StepOutput,
+};
 
 /// A service of the session, before the sign step's results are known.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -55,6 +57,93 @@ pub struct PolicyRecord {
     pub path: String,
 }
 
+/// The fields of a sign step's record (`SignRecord`) the session needs, borrowed
+/// from the record: no copy of the other fields, no clone of the JSON.
+#[derive(Deserialize)]
+struct SignedEnclave<'a> {
+    mrenclave: &'a str,
+    fspf_tag: &'a str,
+}
+
+/// The deps of one kind by unit, built once so that a mesh of N services finds
+/// each service's dep in O(1) rather than scanning all deps per service. When a
+/// unit appears twice, the first wins (as a linear `find` would).
+pub(super) fn deps_by_unit<'a>(
+    deps: &'a [(StepId, Arc<ActionRecord>)],
+    kind: &str,
+) -> HashMap<&'a str, &'a ActionRecord> {
+    let mut index = HashMap::with_capacity(deps.len());
+    for (id, record) in deps.iter().filter(|(id, _)| id.kind == kind) {
+        index.entry(id.unit.as_str()).or_insert(record.as_ref());
+    }
+    index
+}
+
+/// Reads `T` straight from an upstream record, borrowing its strings.
+pub(super) fn borrow_record<'a, T: Deserialize<'a>>(
+    value: &'a serde_json::Value,
+) -> Result<T, StepError> {
+    T::deserialize(value)
+        .map_err(|e| StepError::context("internal: decoding an upstream record", e))
+}
+
+/// A [`PolicyService`] with its fields in alphabetical order: serialized
+/// directly it gives the text [`param`] gives (a `serde_json::Value` sorts object
+/// keys) without building the `Value` of a 1,000-service mesh first.
+#[derive(Serialize)]
+struct ServiceParam<'a> {
+    command: &'a str,
+    environment: &'a [(String, String)],
+    image_name: &'a str,
+    name: &'a str,
+    pwd: &'a str,
+    unit: &'a str,
+}
+
+impl<'a> ServiceParam<'a> {
+    fn of(s: &'a PolicyService) -> Self {
+        ServiceParam {
+            command: &s.command,
+            environment: &s.environment,
+            image_name: &s.image_name,
+            name: &s.name,
+            pwd: &s.pwd,
+            unit: &s.unit,
+        }
+    }
+}
+
+/// A [`PolicySecret`] with its fields in alphabetical order (see [`ServiceParam`]).
+#[derive(Serialize)]
+struct SecretParam<'a> {
+    export_to: &'a [String],
+    kind: &'a str,
+    name: &'a str,
+    size: Option<u32>,
+    value: Option<&'a str>,
+}
+
+impl<'a> SecretParam<'a> {
+    fn of(s: &'a PolicySecret) -> Self {
+        SecretParam {
+            export_to: &s.export_to,
+            kind: &s.kind,
+            name: &s.name,
+            size: s.size,
+            value: s.value.as_deref(),
+        }
+    }
+}
+
+/// The JSON array of `items` seen through `view`, as [`param`] would write it.
+pub(super) fn sorted_json<'a, T, V: Serialize>(
+    items: &'a [T],
+    view: impl Fn(&'a T) -> V,
+) -> String {
+    let views: Vec<V> = items.iter().map(view).collect();
+    serde_json::to_string(&views).unwrap_or_default()
+}
+
 /// See the module documentation.
 pub struct PolicyStep {
     pub id: StepId,
@@ -73,8 +162,14 @@ impl Step for PolicyStep {
     fn params(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("namespace".to_string(), self.namespace.clone()),
-            ("services".to_string(), param(&self.services)),
-            ("secrets".to_string(), param(&self.secrets)),
+            (
+                "services".to_string(),
+                sorted_json(&self.services, ServiceParam::of),
+            ),
+            (
+                "secrets".to_string(),
+                sorted_json(&self.secrets, SecretParam::of),
+            ),
             ("tolerate".to_string(), param(&self.tolerate)),
             (
                 "ignore-advisories".to_string(),
@@ -84,22 +179,21 @@ impl Step for PolicyStep {
     }
 
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        let mut services = Vec::new();
+        let signs = deps_by_unit(cx.deps, "sign");
+        let mut services = Vec::with_capacity(self.services.len());
         for s in &self.services {
-            let sign = cx
-                .deps
-                .iter()
-                .find(|(id, _)| id.kind == "sign" && id.unit == s.unit)
+            let sign = signs
+                .get(s.unit.as_str())
                 .ok_or_else(|| StepError::new(format!("internal: no sign step for {}", s.unit)))?;
-            let sign: SignRecord = from_record(&sign.1.record)?;
+            let sign: SignedEnclave<'_> = borrow_record(&sign.record)?;
             services.push(ServiceInput {
                 name: s.name.clone(),
                 image_name: s.image_name.clone(),
-                mrenclaves: vec![sign.mrenclave],
+                mrenclaves: vec![sign.mrenclave.to_owned()],
                 command: s.command.clone(),
                 pwd: s.pwd.clone(),
                 environment: s.environment.clone(),
-                fspf_tag: Some(sign.fspf_tag),
+                fspf_tag: Some(sign.fspf_tag.to_owned()),
             });
         }
         let input = SessionInput {
@@ -137,5 +231,95 @@ impl Step for PolicyStep {
             }],
             ..StepOutput::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(kind: &str, unit: &str, record: serde_json::Value) -> (StepId, Arc<ActionRecord>) {
+        let record = ActionRecord {
+            step: format!("{kind}:{unit}"),
+            fingerprint: format!("fp-{kind}-{unit}"),
+            record,
+            files: BTreeMap::new(),
+            publish: Vec::new(),
+            info: serde_json::Value::Null,
+        };
+        (StepId::new(kind, unit), Arc::new(record))
+    }
+
+    #[test]
+    fn params_are_the_text_of_the_generic_param() {
+        let services: Vec<PolicyService> = (0..3)
+            .map(|i| PolicyService {
+                name: format!("svc_{i}"),
+                unit: format!("unit-{i}"),
+                image_name: format!("img \"{i}\""),
+                command: "app --flag=ü\\n".into(),
+                pwd: "/app".into(),
+                environment: vec![
+                    ("A".into(), "$$SCONE::s".into()),
+                    ("B\u{1}".into(), String::new()),
+                ],
+            })
+            .collect();
+        assert_eq!(sorted_json(&services, ServiceParam::of), param(&services));
+        let secrets = vec![
+            PolicySecret {
+                name: "s".into(),
+                kind: "ascii".into(),
+                size: Some(32),
+                value: None,
+                export_to: vec!["svc_0".into(), "svc_1".into()],
+            },
+            PolicySecret {
+                name: "t".into(),
+                kind: "x509".into(),
+                size: None,
+                value: Some("line\nline".into()),
+                export_to: Vec::new(),
+            },
+        ];
+        assert_eq!(sorted_json(&secrets, SecretParam::of), param(&secrets));
+        assert_eq!(sorted_json(&[] as &[PolicySecret], SecretParam::of), "[]");
+    }
+
+    #[test]
+    fn deps_by_unit_finds_each_units_dep_of_that_kind_only() {
+        let deps = vec![
+            dep("image", "a", serde_json::json!({"n": "image-a"})),
+            dep("sign", "b", serde_json::json!({"n": "sign-b"})),
+            dep("sign", "a", serde_json::json!({"n": "sign-a"})),
+            dep("sign", "a", serde_json::json!({"n": "second"})),
+        ];
+        let index = deps_by_unit(&deps, "sign");
+        assert_eq!(index.len(), 2);
+        assert_eq!(index["a"].record["n"], "sign-a", "the first of a unit wins");
+        assert_eq!(index["b"].record["n"], "sign-b");
+        let images = deps_by_unit(&deps, "image");
+        assert_eq!(images.len(), 1);
+        assert_eq!(images["a"].record["n"], "image-a");
+        assert!(deps_by_unit(&deps, "layer").is_empty());
+    }
+
+    #[test]
+    fn a_sign_record_is_read_without_copying_it() {
+        let record = serde_json::json!({
+            "mrenclave": "ab".repeat(32),
+            "mrsigner": "cd".repeat(32),
+            "fspf_tag": "ef".repeat(32),
+            "binary": "/usr/bin/app",
+        });
+        let sign: SignedEnclave<'_> = borrow_record(&record).unwrap();
+        assert_eq!(sign.mrenclave, "ab".repeat(32));
+        assert_eq!(sign.fspf_tag, "ef".repeat(32));
+        let broken = serde_json::json!({"mrenclave": 7});
+        let err = borrow_record::<SignedEnclave<'_>>(&broken).err().unwrap();
+        assert!(
+            err.to_string().contains("decoding an upstream record"),
+            "{err}"
+        );
     }
 }

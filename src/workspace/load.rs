@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 mod inputs;
 pub mod parse_cache;
 mod prefetch;
+mod resolve;
 
 /// Loads, validates and links the workspace described by `opts`.
 pub fn load(opts: &LoadOptions) -> Result<Workspace, Diagnostics> {
@@ -89,6 +90,8 @@ struct Loader {
     cache: parse_cache::ParseCache,
     /// The current Meshfile's manifests, prepared in parallel (see [`prefetch`]).
     prepared: std::collections::HashMap<PathBuf, prefetch::Prepared>,
+    /// Canonical paths, folders remembered (see [`resolve`]).
+    resolver: resolve::Resolver,
 }
 
 impl Loader {
@@ -103,6 +106,7 @@ impl Loader {
             candidates: None,
             cache: parse_cache::ParseCache::default(),
             prepared: std::collections::HashMap::new(),
+            resolver: resolve::Resolver::default(),
         }
     }
 
@@ -116,7 +120,10 @@ impl Loader {
         let mut alone = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for file in files {
-            let key = file.canonicalize().unwrap_or_else(|_| file.clone());
+            let key = self
+                .resolver
+                .canonical(&file)
+                .unwrap_or_else(|_| file.clone());
             if !seen.insert(key) {
                 continue;
             }
@@ -140,7 +147,10 @@ impl Loader {
             }
         }
         for (file, text) in alone {
-            let key = file.canonicalize().unwrap_or_else(|_| file.clone());
+            let key = self
+                .resolver
+                .canonical(&file)
+                .unwrap_or_else(|_| file.clone());
             if !self.unit_index.contains_key(&key) {
                 self.unit(&file, Some(text), &Variables::new(), None);
             }
@@ -197,21 +207,30 @@ impl Loader {
         vars: &Variables,
         mesh: Option<&Path>,
     ) -> Option<usize> {
-        let prepared = self
-            .prepared
-            .remove(path)
-            .filter(|p| text.as_deref() == Some(p.text.as_str()));
+        let (prepared, text) = match self.prepared.remove(path) {
+            Some(mut p) if text.is_none() || text.as_deref() == Some(p.text.as_str()) => {
+                let text = std::mem::take(&mut p.text);
+                (Some(p), Some(text))
+            }
+            _ => (None, text),
+        };
         let key = match &prepared {
             Some(p) => p.key.clone(),
-            None => path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            None => self
+                .resolver
+                .canonical(path)
+                .unwrap_or_else(|_| path.to_path_buf()),
         };
         let text = match text.map(Ok).unwrap_or_else(|| parse::read_text(path)) {
             Ok(t) => t,
             Err(d) => return self.fail(d),
         };
-        let rendered = match &prepared {
-            Some(p) => p.rendered.clone(),
-            None => template::render(&text, vars, path).map(|r| r.into_owned()),
+        let (rendered, checked) = match prepared {
+            Some(p) => (p.rendered, p.checked),
+            None => (
+                template::render(&text, vars, path).map(|r| r.into_owned()),
+                None,
+            ),
         };
         let rendered = match rendered {
             Ok(r) => r,
@@ -234,7 +253,7 @@ impl Loader {
             }
             return Some(i);
         }
-        let (manifest, dir) = match prepared.and_then(|p| p.checked) {
+        let (manifest, dir) = match checked {
             Some(Ok(c)) => {
                 self.diags.extend(c.diags);
                 self.warnings.extend(c.warnings);
@@ -250,7 +269,18 @@ impl Loader {
                     .parent()
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| self.cwd.clone());
-                validate::check_service(&manifest, &dir, &mut self.diags, &mut self.warnings);
+                let canonical_dir = if manifest.build.copy.is_empty() {
+                    None
+                } else {
+                    self.resolver.folder(&dir).ok()
+                };
+                validate::check_service_in(
+                    &manifest,
+                    &dir,
+                    canonical_dir.as_deref(),
+                    &mut self.diags,
+                    &mut self.warnings,
+                );
                 (manifest, dir)
             }
         };
@@ -299,7 +329,11 @@ impl Loader {
             .unwrap_or_default();
         if let Some(rel) = &svc.manifest {
             let path = mesh_dir.join(&rel.value);
-            if !path.is_file() {
+            let is_file = match self.prepared.get(&path) {
+                Some(p) => p.is_file,
+                None => path.is_file(),
+            };
+            if !is_file {
                 self.diags.push(
                     Diagnostic::new(
                         ErrorKind::MissingFile,
@@ -311,19 +345,22 @@ impl Loader {
                 );
                 return None;
             }
-            let read = match self.prepared.get(&path) {
-                Some(p) => Ok(p.text.clone()),
-                None => parse::read_text(&path),
+            // A prepared manifest is a service manifest read without error:
+            // `unit` takes its text.
+            let text = match self.prepared.contains_key(&path) {
+                true => None,
+                false => match parse::read_text(&path) {
+                    Ok(t) => Some(t),
+                    Err(d) => {
+                        self.diags.push(d);
+                        return Some(Link::Failed);
+                    }
+                },
             };
-            let text = match read {
-                Ok(t) => t,
-                Err(d) => {
-                    self.diags.push(d);
-                    return Some(Link::Failed);
-                }
-            };
-            if let Some(kind) =
-                discover::sniff_kind(&text).filter(|k| !SERVICE_KINDS.contains(&k.as_str()))
+            if let Some(kind) = text
+                .as_deref()
+                .and_then(discover::sniff_kind)
+                .filter(|k| !SERVICE_KINDS.contains(&k.as_str()))
             {
                 self.diags.push(
                     Diagnostic::new(
@@ -339,7 +376,7 @@ impl Loader {
                 );
                 return Some(Link::Failed);
             }
-            let idx = self.unit(&path, Some(text), vars, Some(&mesh.path));
+            let idx = self.unit(&path, text, vars, Some(&mesh.path));
             if let Some(i) = idx {
                 let to = &self.units[i].manifest.build.to.value;
                 if *to != svc.image.value {

@@ -132,3 +132,34 @@ fn a_damaged_cache_file_gives_the_same_workspace() {
     assert_eq!(summary(&run(dir.path()).unwrap()), good);
     assert_ne!(fs::read(&path).unwrap(), b"garbage", "rewritten whole");
 }
+
+#[test]
+fn a_manifest_named_through_a_folder_link_is_one_service() {
+    let dir = tree();
+    std::os::unix::fs::symlink("a", dir.path().join("alias")).unwrap();
+    std::os::unix::fs::symlink("service.yml", dir.path().join("a/same.yml")).unwrap();
+    let mesh = MESH.replace(
+        "  - name: b\n",
+        "  - name: a2\n    image: r/a:1\n    manifest: alias/service.yml\n  - name: a3\n    image: r/a:1\n    manifest: ./a/same.yml\n  - name: b\n",
+    );
+    fs::write(dir.path().join("mesh.yml"), mesh).unwrap();
+    fs::create_dir_all(dir.path().join("target/.scone")).unwrap();
+    for _ in 0..2 {
+        let ws = run(dir.path()).unwrap();
+        assert_eq!(ws.services.len(), 2, "{:?}", ws.services);
+        let units: Vec<(&str, usize)> = ws.meshes[0]
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.unit))
+            .collect();
+        assert_eq!(units, [("a", 0), ("a2", 0), ("a3", 0), ("b", 1)]);
+        assert_eq!(ws.services[0].dir, dir.path().join("a"));
+    }
+    fs::remove_file(dir.path().join("alias/main.cfg")).unwrap();
+    let err = run(dir.path()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("copy path `main.cfg` does not exist"),
+        "{err}"
+    );
+}

@@ -7,13 +7,16 @@
 use super::Loader;
 use crate::manifest::template::{self, Variables};
 use crate::manifest::SERVICE_KINDS;
-use crate::manifest::{discover, parse, validate, Diagnostic, Mesh, ServiceManifest};
+use crate::manifest::{discover, validate, Diagnostic, Mesh, ServiceManifest};
 use rayon::prelude::*;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A service manifest read, rendered and (if that worked) parsed and validated.
 pub(super) struct Prepared {
     pub text: String,
+    /// What `Path::is_file` says (the file as opened, links followed).
+    pub is_file: bool,
     /// The canonical path (how units are told apart).
     pub key: PathBuf,
     pub rendered: Result<String, Diagnostic>,
@@ -49,15 +52,16 @@ impl Loader {
         paths.dedup();
         let cwd = &self.cwd;
         let cache = &self.cache;
+        let resolver = &self.resolver;
         let prepared: Vec<(PathBuf, Prepared)> = paths
             .into_par_iter()
             .filter_map(|path| {
-                let text = parse::read_text(&path).ok()?;
+                let (text, is_file) = read(&path)?;
                 if discover::sniff_kind(&text).is_some_and(|k| !SERVICE_KINDS.contains(&k.as_str()))
                 {
                     return None;
                 }
-                let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+                let key = resolver.canonical(&path).unwrap_or_else(|_| path.clone());
                 let rendered = template::render(&text, vars, &path).map(|r| r.into_owned());
                 let checked = rendered.as_ref().ok().map(|r| {
                     cache.service(r, &path).map(|manifest| {
@@ -65,9 +69,20 @@ impl Loader {
                             .parent()
                             .map(Path::to_path_buf)
                             .unwrap_or_else(|| cwd.clone());
+                        let canonical_dir = if manifest.build.copy.is_empty() {
+                            None
+                        } else {
+                            resolver.folder(&dir).ok()
+                        };
                         let mut diags = Vec::new();
                         let mut warnings = Vec::new();
-                        validate::check_service(&manifest, &dir, &mut diags, &mut warnings);
+                        validate::check_service_in(
+                            &manifest,
+                            &dir,
+                            canonical_dir.as_deref(),
+                            &mut diags,
+                            &mut warnings,
+                        );
                         Checked {
                             manifest,
                             dir,
@@ -80,6 +95,7 @@ impl Loader {
                     path,
                     Prepared {
                         text,
+                        is_file,
                         key,
                         rendered,
                         checked,
@@ -89,4 +105,37 @@ impl Loader {
             .collect();
         self.prepared = prepared.into_iter().collect();
     }
+}
+
+/// The UTF-8 text of `path` and whether it is a regular file (links followed),
+/// from one open; `None` on any error (the linker reads it again and reports).
+/// One `fstat` (that `fs::read` does too, and `is_file` would do again) and no
+/// seek: the buffer is sized from it, and reading goes on until end of file.
+fn read(path: &Path) -> Option<(String, bool)> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let mut bytes = vec![
+        0;
+        usize::try_from(meta.len())
+            .ok()?
+            .saturating_add(1)
+            .max(4096)
+    ];
+    let mut filled = 0;
+    loop {
+        if filled == bytes.len() {
+            bytes.resize(bytes.len() * 2, 0);
+        }
+        let n = match file.read(&mut bytes[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        filled += n;
+        if n == 0 {
+            break;
+        }
+    }
+    bytes.truncate(filled);
+    Some((String::from_utf8(bytes).ok()?, meta.is_file()))
 }

@@ -1,0 +1,328 @@
+//! Runs one step: resolves and hashes its inputs, computes its fingerprint,
+//! looks it up in the local store and the remote tier, and on a miss calls
+//! [`Step::run`], stores what it made and publishes it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::events::{Event, EventSink, Status};
+use super::fingerprint::{explain, Fingerprint};
+use super::index::IndexEntry;
+use super::inputs;
+use super::publish;
+use super::remote::{Lookup, RemoteTier};
+use super::statcache::Stat;
+use super::step::{BlobSource, Publish, Step, StepContext, StepError, StepId};
+use super::store::{ActionRecord, Published, StepState, Store};
+
+/// A finished dep's record: at hand, or still unparsed in the step index (a
+/// reused step's, parsed only if a dependent runs).
+#[derive(Clone, Debug)]
+pub(super) enum DepRecord {
+    Ready(Arc<ActionRecord>),
+    Indexed(Arc<IndexEntry>),
+}
+
+impl DepRecord {
+    pub fn get(&self) -> Option<Arc<ActionRecord>> {
+        match self {
+            DepRecord::Ready(r) => Some(Arc::clone(r)),
+            DepRecord::Indexed(e) => e.record(),
+        }
+    }
+}
+
+/// A finished step, as its dependents and the report need it.
+pub(super) struct StepResult {
+    pub record: Arc<ActionRecord>,
+    /// `record.output_digest()`, computed once on the worker, not once per dependent.
+    pub digest: Arc<str>,
+    pub status: Status,
+    pub consulted: Vec<(PathBuf, Option<Stat>)>,
+}
+
+/// What every step run shares.
+pub(super) struct RunContext<'a> {
+    pub store: &'a Store,
+    pub target: &'a Path,
+    pub remote: Option<&'a dyn RemoteTier>,
+    pub sink: &'a dyn EventSink,
+}
+
+/// What a step's messages show of its result: its record and what the run did.
+pub(super) fn outputs_of(record: &ActionRecord) -> serde_json::Value {
+    let mut outputs = record.record.clone();
+    if let (Some(out), Some(info)) = (outputs.as_object_mut(), record.info.as_object()) {
+        out.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    outputs
+}
+
+/// Decides fresh or built for one step and does the work.
+pub(super) fn run_step(
+    step: &dyn Step,
+    deps: &[(StepId, DepRecord)],
+    dep_digests: &[Arc<str>],
+    cx: &RunContext<'_>,
+    scratch: &Path,
+) -> Result<StepResult, String> {
+    let RunContext {
+        store,
+        target,
+        remote,
+        sink,
+    } = *cx;
+    let started = Instant::now();
+    let id = step.id().clone();
+    let mut fingerprint = String::new();
+    let mut consulted = Vec::new();
+    let outcome = (|| -> Result<(Arc<ActionRecord>, Status, Option<String>), StepError> {
+        let resolved = inputs::resolve(&step.inputs(), store.stats(), &mut consulted)
+            .map_err(|e| StepError::context("reading inputs", e))?;
+        consulted.extend(resolved.iter().map(|r| (r.path.clone(), Some(r.stat))));
+        let mut fp = Fingerprint::new(&id.kind);
+        fp.params(&step.params());
+        for input in &resolved {
+            fp.push(
+                format!("file:{}", input.label),
+                inputs::fingerprint_value(input),
+            );
+        }
+        for ((dep, _), digest) in deps.iter().zip(dep_digests) {
+            fp.push(format!("dep:{dep}"), digest.to_string());
+        }
+        fingerprint = fp.digest();
+        let previous = store.indexed(&id);
+        if step.cacheable() {
+            let known = previous
+                .as_ref()
+                .filter(|p| p.fingerprint == fingerprint)
+                .and_then(|p| p.record());
+            let known = known.or_else(|| store.load_action(&fingerprint).map(Arc::new));
+            if let Some(record) = known {
+                if store.action_intact(&record) {
+                    publish_current(target, &record, store)?;
+                    if previous.as_ref().map(|p| p.fingerprint.as_str()) != Some(&fingerprint) {
+                        save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
+                    }
+                    return Ok((record, Status::Fresh, None));
+                }
+            }
+            if let Some(remote) = remote {
+                let mut warn = |message| sink.event(Event::Warning { message });
+                if let Lookup::Hit(record) =
+                    remote.fetch(&id.to_string(), &fingerprint, store, &mut warn)
+                {
+                    // The tier verified every blob; check the record names this
+                    // step and fingerprint before trusting it.
+                    if record.fingerprint == fingerprint
+                        && record.step == id.to_string()
+                        && store.action_intact(&record)
+                    {
+                        store
+                            .save_action(&record)
+                            .map_err(|e| StepError::context("saving the action record", e))?;
+                        publish_current(target, &record, store)?;
+                        save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
+                        return Ok((Arc::new(record), Status::Remote, None));
+                    }
+                }
+            }
+        }
+        let before = previous.map(|p| p.state().inputs);
+        let why = explain(before.as_deref(), fp.pairs());
+        sink.event(Event::Started { id: id.clone() });
+        fs::create_dir_all(scratch).map_err(|e| StepError::context("creating scratch dir", e))?;
+        // A mesh step reads thousands of reused deps' records: parse them on
+        // all cores.
+        let records: Vec<(StepId, Arc<ActionRecord>)> = {
+            use rayon::prelude::*;
+            deps.par_iter()
+                .map(|(dep, record)| {
+                    let record = record.get().ok_or_else(|| {
+                        StepError::new(format!(
+                            "the step index has no readable result of {dep}; run `scone clean` and build again"
+                        ))
+                    })?;
+                    Ok((dep.clone(), record))
+                })
+                .collect::<Result<_, StepError>>()?
+        };
+        let cx = StepContext {
+            inputs: &resolved,
+            deps: &records,
+            scratch,
+            store,
+        };
+        let output = step.run(&cx)?;
+        let mut files = BTreeMap::new();
+        for (name, path) in &output.files {
+            let digest = store
+                .ingest_move(path)
+                .map_err(|e| StepError::context(format!("storing output {name}"), e))?;
+            files.insert(name.clone(), digest);
+        }
+        for (name, digest) in &output.stored {
+            files.insert(name.clone(), digest.clone());
+        }
+        let publish = resolve_publish(&output.publish, &files, store)?;
+        let record = ActionRecord {
+            step: id.to_string(),
+            fingerprint: fingerprint.clone(),
+            record: output.record,
+            files,
+            publish,
+            info: output.info,
+        };
+        for entry in &record.publish {
+            publish::publish(target, entry, store)
+                .map_err(|e| StepError::context("publishing outputs", e))?;
+        }
+        let status = if step.cacheable() {
+            store
+                .save_action(&record)
+                .map_err(|e| StepError::context("saving the action record", e))?;
+            if let Some(remote) = remote {
+                remote.offer(&record, store);
+            }
+            Status::Built
+        } else if output.changed {
+            Status::Built
+        } else {
+            Status::Fresh
+        };
+        let cached = step.cacheable().then_some(&record);
+        save_state(store, &id, &fingerprint, fp.pairs(), cached)?;
+        let _ = fs::remove_dir_all(scratch);
+        Ok((
+            Arc::new(record),
+            status,
+            (status == Status::Built).then_some(why),
+        ))
+    })();
+    let ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok((record, status, why)) => {
+            consulted.extend(record.blob_digests().map(|d| (store.blob_path(d), None)));
+            for entry in &record.publish {
+                match entry {
+                    Published::Dir { dir, files } => {
+                        let root = target.join(dir);
+                        for rel in files.keys() {
+                            let path = root.join(rel);
+                            let mut parent = path.parent();
+                            while let Some(p) = parent {
+                                if !p.starts_with(&root) {
+                                    break;
+                                }
+                                consulted.push((p.to_path_buf(), None));
+                                parent = p.parent();
+                            }
+                            consulted.push((path, None));
+                        }
+                    }
+                    Published::File { path, .. } => consulted.push((target.join(path), None)),
+                }
+            }
+            let outputs = outputs_of(&record);
+            sink.event(Event::Finished {
+                id,
+                status,
+                fingerprint,
+                outputs,
+                why,
+                ms,
+            });
+            let digest: Arc<str> = record.output_digest().into();
+            Ok(StepResult {
+                record,
+                digest,
+                status,
+                consulted,
+            })
+        }
+        Err(err) => {
+            sink.event(Event::Finished {
+                id,
+                status: Status::Failed,
+                fingerprint,
+                outputs: serde_json::Value::Null,
+                why: Some(err.message.clone()),
+                ms,
+            });
+            Err(err.message)
+        }
+    }
+}
+
+/// Publishes a cached record's outputs that are not already in place.
+fn publish_current(target: &Path, record: &ActionRecord, store: &Store) -> Result<(), StepError> {
+    for entry in &record.publish {
+        if !publish::is_current(target, entry, store) {
+            publish::publish(target, entry, store)
+                .map_err(|e| StepError::context("publishing outputs", e))?;
+        }
+    }
+    Ok(())
+}
+
+fn save_state(
+    store: &Store,
+    id: &StepId,
+    fingerprint: &str,
+    pairs: &[(String, String)],
+    record: Option<&ActionRecord>,
+) -> Result<(), StepError> {
+    let state = StepState {
+        fingerprint: fingerprint.to_string(),
+        inputs: pairs.to_vec(),
+        record: record.cloned(),
+    };
+    store
+        .save_state(id, &state)
+        .map_err(|e| StepError::context("saving step state", e))
+}
+
+fn resolve_publish(
+    publish: &[Publish],
+    files: &BTreeMap<String, String>,
+    store: &Store,
+) -> Result<Vec<Published>, StepError> {
+    let digest_of = |source: &BlobSource| -> Result<String, StepError> {
+        match source {
+            BlobSource::Own(name) => files.get(name).cloned().ok_or_else(|| {
+                StepError::new(format!("internal: publishes unknown file `{name}`"))
+            }),
+            BlobSource::Stored(d) if store.blob_intact(d) => Ok(d.clone()),
+            BlobSource::Stored(d) => Err(StepError::new(format!(
+                "internal: publishes blob {d}, which is not in the store"
+            ))),
+        }
+    };
+    let mut out = Vec::new();
+    for p in publish {
+        out.push(match p {
+            Publish::File { path, source } => Published::File {
+                path: path.clone(),
+                digest: digest_of(source)?,
+            },
+            Publish::Dir {
+                dir,
+                files: entries,
+            } => {
+                let mut map = BTreeMap::new();
+                for f in entries {
+                    map.insert(f.path.clone(), digest_of(&f.source)?);
+                }
+                Published::Dir {
+                    dir: dir.clone(),
+                    files: map,
+                }
+            }
+        });
+    }
+    Ok(out)
+}

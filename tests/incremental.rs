@@ -1,0 +1,240 @@
+//! The incremental path through the real binary (issue 9): after an edit to
+//! files only some steps read, the steps nothing they read changed are reused
+//! without being checked — and the outputs are always exactly those of a
+//! build from scratch.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use support::monorepo::{generate, MonorepoOptions};
+use support::{finished, step_statuses, tree, Sandbox};
+
+const SERVICES: usize = 6;
+/// 6 services × 4 steps + base + policy + chart.
+const STEPS: u64 = SERVICES as u64 * 4 + 3;
+
+fn built(msgs: &[serde_json::Value]) -> BTreeSet<String> {
+    step_statuses(msgs)
+        .into_iter()
+        .filter(|(_, _, s)| s == "built")
+        .map(|(k, u, _)| format!("{k}:{u}"))
+        .collect()
+}
+
+fn chain(unit: &str) -> BTreeSet<String> {
+    ["copy", "layer", "image", "sign"]
+        .iter()
+        .map(|k| format!("{k}:{unit}"))
+        .chain(["policy:mono-0".to_string(), "chart:mono-0".to_string()])
+        .collect()
+}
+
+fn age_tree(dir: &Path) {
+    let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
+        let entry = entry.unwrap();
+        filetime::set_symlink_file_times(entry.path(), past, past).unwrap();
+    }
+}
+
+fn repo() -> (Sandbox, PathBuf) {
+    let sb = Sandbox::new();
+    let root = sb.path().join("repo");
+    generate(
+        &root,
+        MonorepoOptions {
+            services: SERVICES,
+            ..MonorepoOptions::default()
+        },
+    );
+    age_tree(&root);
+    (sb, root)
+}
+
+/// What a build published: `target/` (without the store) and `scone.lock`.
+fn outputs(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = tree(&root.join("target"));
+    out.insert(
+        "scone.lock".into(),
+        std::fs::read(root.join("scone.lock")).unwrap(),
+    );
+    out
+}
+
+/// The outputs of a build from scratch of a copy of `root` (sources only).
+fn from_scratch(sb: &Sandbox, root: &Path, n: usize) -> BTreeMap<String, Vec<u8>> {
+    let copy = sb.path().join(format!("scratch-{n}"));
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(root).unwrap();
+        if rel.starts_with("target") || rel == Path::new("scone.lock") {
+            continue;
+        }
+        let dest = copy.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+    let msgs = sb.build_json(&copy, &[]);
+    assert_eq!(finished(&msgs)["reused"], 0);
+    outputs(&copy)
+}
+
+/// Appends to a file and dates it in the past, as an edit made a while
+/// before the build is (one made within the racy window of the build's start
+/// is rightly not recorded for the fast paths: the next build is a full one).
+fn edit(path: &Path, text: &str) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.extend_from_slice(text.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+    let past = filetime::FileTime::from_unix_time(1_600_000_100, 0);
+    filetime::set_file_mtime(path, past).unwrap();
+}
+
+#[test]
+fn edits_rebuild_their_chain_reuse_the_rest_and_equal_a_build_from_scratch() {
+    let (sb, root) = repo();
+    let first = sb.build_json(&root, &[]);
+    assert_eq!(finished(&first)["built"], STEPS);
+    let file = root.join("services/svc-0003/lib/file-1.txt");
+    let original = std::fs::read(&file).unwrap();
+
+    edit(&file, "one more line\n");
+    let msgs = sb.build_json(&root, &[]);
+    let done = finished(&msgs);
+    assert_eq!(done["fast_path"], false);
+    assert_eq!(built(&msgs), chain("svc_0003"));
+    assert_eq!(
+        done["reused"],
+        STEPS - 6,
+        "the other services and the base were reused unchecked"
+    );
+    assert_eq!(
+        step_statuses(&msgs).len() as u64,
+        STEPS,
+        "every step reported"
+    );
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+
+    // A second edit elsewhere: the first service's new result is carried on.
+    edit(&root.join("services/svc-0005/main.cfg"), "x");
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(built(&msgs), chain("svc_0005"));
+    assert_eq!(finished(&msgs)["reused"], STEPS - 6);
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 2));
+
+    // Back to the original bytes: those results are still in the action cache.
+    std::fs::write(&file, &original).unwrap();
+    filetime::set_file_mtime(&file, filetime::FileTime::from_unix_time(1_600_000_200, 0)).unwrap();
+    let msgs = sb.build_json(&root, &[]);
+    assert!(
+        !built(&msgs).contains("copy:svc_0003"),
+        "{:?}",
+        built(&msgs)
+    );
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 3));
+
+    // And then nothing changed at all.
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(finished(&msgs)["fast_path"], true);
+}
+
+#[test]
+fn a_rewrite_with_the_same_bytes_checks_one_step_and_builds_nothing() {
+    let (sb, root) = repo();
+    sb.build_json(&root, &[]);
+    let file = root.join("services/svc-0001/lib/file-0.txt");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    let msgs = sb.build_json(&root, &[]);
+    let done = finished(&msgs);
+    assert_eq!(done["built"], 0);
+    assert_eq!(done["hashed_files"], 1);
+    assert_eq!(
+        done["reused"],
+        STEPS - 1,
+        "its output did not change, so its dependents are reused"
+    );
+}
+
+#[test]
+fn a_deleted_output_of_an_untouched_service_is_published_again() {
+    let (sb, root) = repo();
+    sb.build_json(&root, &[]);
+    let before = outputs(&root);
+    std::fs::remove_dir_all(root.join("target/images/svc_0002")).unwrap();
+    std::fs::remove_file(root.join("target/enclave/svc_0004/mrenclave")).unwrap();
+    let msgs = sb.build_json(&root, &[]);
+    let done = finished(&msgs);
+    assert_eq!(done["fast_path"], false);
+    assert_eq!(done["built"], 0, "{:?}", built(&msgs));
+    // Checked: the two publishers and the makers of the blobs they publish
+    // (the service's layer and the base).
+    assert_eq!(done["reused"], STEPS - 4);
+    assert_eq!(outputs(&root), before);
+}
+
+#[test]
+fn an_edited_manifest_or_lock_takes_the_full_path() {
+    let (sb, root) = repo();
+    sb.build_json(&root, &[]);
+    let manifest = root.join("services/svc-0001/service.yml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "command: \"app main.cfg\"",
+            "command: \"app main.cfg --v2\"",
+        ),
+    )
+    .unwrap();
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(finished(&msgs)["reused"], 0);
+    assert!(built(&msgs).contains("image:svc_0001"));
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+
+    // scone.lock edited by hand (same size): the full path, which rewrites it.
+    let lock = root.join("scone.lock");
+    let good = std::fs::read(&lock).unwrap();
+    let mut bad = good.clone();
+    let at = bad.iter().rposition(|b| b.is_ascii_hexdigit()).unwrap();
+    bad[at] = if bad[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&lock, &bad).unwrap();
+    edit(&root.join("services/svc-0002/main.cfg"), "y");
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(finished(&msgs)["reused"], 0);
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 2));
+}
+
+#[test]
+fn a_copied_folder_gaining_a_link_out_fails_as_a_full_build_would() {
+    let (sb, root) = repo();
+    sb.build_json(&root, &[]);
+    // The second build takes the incremental path with the last workspace.
+    edit(&root.join("services/svc-0004/main.cfg"), "z");
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(finished(&msgs)["reused"], STEPS - 6);
+    // Then a link out of the service appears in a copied folder: the checks
+    // that look at copied files run again and stop the build.
+    let lib = root.join("services/svc-0002/lib");
+    std::os::unix::fs::symlink("../../../mesh.yml", lib.join("out")).unwrap();
+    // (The same command line as the builds before: the same record.)
+    let out = sb
+        .scone(&root)
+        .args(["build", "-f", "mesh.yml", "--message-format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("holds a symlink that resolves outside the service folder"),
+        "{stderr}"
+    );
+    // Removed again: the build goes through and equals one from scratch.
+    std::fs::remove_file(lib.join("out")).unwrap();
+    sb.build_json(&root, &[]);
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+}
