@@ -171,9 +171,7 @@ pub fn execute(
     };
     let only = selected(&ws, common)?;
     let probe = Output::new(common, 0);
-    for w in &ws.warnings {
-        probe.warn(w);
-    }
+    probe.warn_all(&ws.warnings);
     let target_dir = ws.target_dir(common.target_dir.as_deref());
     let lock_path = ws.root.join("scone.lock");
     let lock = Lockfile::load(&lock_path)?;

@@ -72,6 +72,28 @@ impl Output {
         self.raw(&format!("{label}: {text}"));
     }
 
+    /// Every warning of `texts`, in one write (a big repo can have thousands).
+    pub fn warn_all(&self, texts: &[String]) {
+        if texts.is_empty() {
+            return;
+        }
+        let label = if self.color {
+            "\x1b[1;33mwarning\x1b[0m"
+        } else {
+            "warning"
+        };
+        let mut all = String::with_capacity(texts.iter().map(|t| t.len() + 16).sum());
+        for (i, t) in texts.iter().enumerate() {
+            if i > 0 {
+                all.push('\n');
+            }
+            all.push_str(label);
+            all.push_str(": ");
+            all.push_str(t);
+        }
+        self.raw(&all);
+    }
+
     pub fn error(&self, text: &str) {
         let label = if self.color {
             "\x1b[1;31merror\x1b[0m"
