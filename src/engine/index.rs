@@ -37,20 +37,20 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
+    /// The entry of a state; its record is kept only as JSON (parsed again if
+    /// asked for), so a big build does not hold every record twice.
     fn new(state: &StepState) -> IndexEntry {
-        let record = state.record.clone().map(Arc::new);
+        let record = state.record.as_ref();
         IndexEntry {
             fingerprint: state.fingerprint.clone(),
             output: record
-                .as_ref()
                 .map_or_else(String::new, |r| r.output_digest())
                 .into(),
             record_json: record
-                .as_ref()
-                .and_then(|r| serde_json::to_vec(r.as_ref()).ok())
+                .and_then(|r| serde_json::to_vec(r).ok())
                 .unwrap_or_default()
                 .into(),
-            record: OnceLock::from(record),
+            record: OnceLock::new(),
             inputs_json: serde_json::to_vec(&state.inputs).unwrap_or_default().into(),
         }
     }
