@@ -84,11 +84,7 @@ pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> Start {
             else {
                 return Start::Full;
             };
-            let mut outputs = record.record.clone();
-            if let (Some(o), Some(info)) = (outputs.as_object_mut(), record.info.as_object()) {
-                o.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-            messages.push((id, step.fingerprint, outputs));
+            messages.push((id, step.fingerprint, record.outputs()));
         }
     }
     for (id, fingerprint, outputs) in messages {
@@ -195,43 +191,47 @@ pub fn record(
         }
         links
     }
+    // Per step that ran: its message, its own published copies, what it consulted.
+    let ran_steps: Vec<_> = report
+        .consulted
+        .iter()
+        .filter_map(|(id, consulted)| {
+            let rec = report.results.get(id)?;
+            Some((id, rec, links_of(rec, target), consulted))
+        })
+        .collect();
     let mut published: HashMap<&[u8], Vec<PathBuf>> = HashMap::new();
-    for rec in report.results.values() {
-        for (digest, links) in links_of(rec, target) {
-            published.entry(digest).or_default().extend(links);
+    for (_, _, own, _) in &ran_steps {
+        for (digest, links) in own {
+            published
+                .entry(digest)
+                .or_default()
+                .extend(links.iter().cloned());
         }
     }
-    let mut steps = Vec::with_capacity(report.results.len() + report.reused.len());
-    let mut paths: Vec<Consulted> = Vec::new();
-    for (id, consulted) in &report.consulted {
-        let Some(rec) = report.results.get(id) else {
-            continue;
-        };
-        let owner = Some(steps.len() as u32);
-        steps.push(StepMessage {
-            kind: id.kind.clone(),
-            unit: id.unit.clone(),
-            fingerprint: rec.fingerprint.clone(),
-            files: Vec::new(),
-        });
-        // A step's own published copy of a blob stands for it; a blob it
-        // only read stands for all of them.
-        let own = links_of(rec, target);
-        for (p, stat) in consulted {
-            match published_as(p, &own).or_else(|| published_as(p, &published)) {
-                Some(links) => paths.extend(links.iter().map(|l| Consulted {
-                    path: l.clone(),
-                    seen: Seen::Own,
-                    owner,
-                })),
-                None => paths.push(Consulted {
-                    path: p.clone(),
-                    seen: stat.map_or(Seen::Own, Seen::Stat),
-                    owner,
-                }),
+    let ran: Vec<Ran> = ran_steps
+        .iter()
+        .map(|(id, rec, own, consulted)| {
+            let mut paths = Vec::with_capacity(consulted.len());
+            for (p, stat) in consulted.iter() {
+                // A step's own published copy of a blob stands for it; a blob
+                // it only read stands for all of them.
+                match published_as(p, own).or_else(|| published_as(p, &published)) {
+                    Some(links) => paths.extend(links.iter().map(|l| (l.clone(), Seen::Own))),
+                    None => paths.push((p.clone(), stat.map_or(Seen::Own, Seen::Stat))),
+                }
             }
-        }
-    }
+            Ran {
+                step: StepMessage {
+                    kind: id.kind.clone(),
+                    unit: id.unit.clone(),
+                    fingerprint: rec.fingerprint.clone(),
+                    files: Vec::new(),
+                },
+                consulted: paths,
+            }
+        })
+        .collect();
     let root = absolute(&ws.root);
     if !report.reused.is_empty() {
         // The incremental path: the last record, with the steps that ran
@@ -240,18 +240,6 @@ pub fn record(
             let _ = NoopRecord::invalidate(&dir);
             return;
         };
-        let mut ran: Vec<Ran> = steps
-            .into_iter()
-            .map(|step| Ran {
-                step,
-                consulted: Vec::new(),
-            })
-            .collect();
-        for c in paths {
-            if let Some(r) = c.owner.and_then(|o| ran.get_mut(o as usize)) {
-                r.consulted.push((c.path, c.seen));
-            }
-        }
         let expected = report.reused.len() + ran.len();
         let own = vec![root.join("scone.lock"), root];
         let record = previous
@@ -267,6 +255,16 @@ pub fn record(
             }
         }
         return;
+    }
+    let mut steps = Vec::with_capacity(ran.len());
+    let mut paths: Vec<Consulted> = Vec::new();
+    for (i, r) in ran.into_iter().enumerate() {
+        steps.push(r.step);
+        paths.extend(r.consulted.into_iter().map(|(path, seen)| Consulted {
+            path,
+            seen,
+            owner: Some(i as u32),
+        }));
     }
     let global = |path, seen| Consulted {
         path,
@@ -294,17 +292,6 @@ pub fn record(
     }
     paths.push(global(root.join("scone.lock"), Seen::Own));
     paths.push(global(root, Seen::Own));
-    // Sorted, so that the record does not depend on the order steps finished in.
-    let mut order: Vec<usize> = (0..steps.len()).collect();
-    order.sort_by(|&a, &b| (&steps[a].kind, &steps[a].unit).cmp(&(&steps[b].kind, &steps[b].unit)));
-    let mut rank = vec![0u32; steps.len()];
-    for (new, &old) in order.iter().enumerate() {
-        rank[old] = new as u32;
-    }
-    for p in &mut paths {
-        p.owner = p.owner.map(|o| rank[o as usize]);
-    }
-    let steps: Vec<StepMessage> = order.into_iter().map(|i| steps[i].clone()).collect();
     let captured = NoopRecord::capture(key.to_string(), absolute(target), paths, steps, started_ns);
     match captured {
         Some(mut record) => {

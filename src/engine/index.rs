@@ -228,9 +228,7 @@ mod tests {
         let index = StepIndex::load(dir.path());
         index.insert("copy:x".into(), &state("f1"));
         index.save().unwrap();
-        let shard = dir
-            .path()
-            .join(format!("{:02x}.{EXT}", shard_of(b"copy:x")));
+        let shard = shards::shard_path(dir.path(), shard_of(b"copy:x"), EXT);
         let mut bytes = std::fs::read(&shard).unwrap();
         let at = bytes.len() / 2;
         bytes[at] ^= 1;

@@ -95,8 +95,6 @@ pub enum Seen {
     Read,
     /// The build wrote it (outputs, blobs, `scone.lock`): recorded as it is.
     Own,
-    /// A reused step's path, recorded as the last record had it.
-    Kept(Option<Recorded>),
 }
 
 impl Seen {
@@ -106,7 +104,6 @@ impl Seen {
             Seen::Stat(_) => 0,
             Seen::Read => 1,
             Seen::Own => 2,
-            Seen::Kept(_) => 3,
         }
     }
 }
@@ -143,16 +140,6 @@ pub struct Previous {
     pub dirty: Vec<bool>,
 }
 
-impl Previous {
-    /// The recorded paths of step `i`, as they were recorded.
-    pub fn files_of(&self, i: usize) -> impl Iterator<Item = (&Path, Option<Recorded>)> + '_ {
-        self.record.steps[i].files.iter().filter_map(|&f| {
-            let (p, r) = self.record.files.get(f as usize)?;
-            Some((p.as_path(), *r))
-        })
-    }
-}
-
 /// The digest of what a path holds: a file's bytes, a link's target, a
 /// folder's sorted entry names.
 fn content_digest(path: &Path) -> Option<[u8; 32]> {
@@ -183,15 +170,29 @@ impl NoopRecord {
     /// the racy window of `started_ns`), since its stat could then describe
     /// content the build never saw. The next build then takes the full path,
     /// which sees the change, and records again. The steps' `files` are
-    /// filled in from the owners of `paths`.
+    /// filled in from the owners of `paths` (indices into `steps`); the steps
+    /// are recorded sorted by kind and unit, so that the record does not
+    /// depend on the order they finished in.
     pub fn capture(
         key: String,
         target: PathBuf,
         mut paths: Vec<Consulted>,
-        mut steps: Vec<StepMessage>,
+        steps: Vec<StepMessage>,
         started_ns: i64,
     ) -> Option<NoopRecord> {
         use rayon::prelude::*;
+        let mut order: Vec<usize> = (0..steps.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&steps[a].kind, &steps[a].unit).cmp(&(&steps[b].kind, &steps[b].unit))
+        });
+        let mut rank = vec![0u32; steps.len()];
+        for (new, &old) in order.iter().enumerate() {
+            rank[old] = new as u32;
+        }
+        for p in &mut paths {
+            p.owner = p.owner.and_then(|o| rank.get(o as usize).copied());
+        }
+        let mut steps: Vec<StepMessage> = order.into_iter().map(|i| steps[i].clone()).collect();
         // Byte order: as deterministic as component order, and much cheaper.
         paths.par_sort_unstable_by(|a, b| {
             a.path
@@ -354,7 +355,6 @@ fn seen_now(
                 None
             },
         }),
-        Seen::Kept(r) => r,
     })
 }
 

@@ -52,15 +52,6 @@ pub(super) struct RunContext<'a> {
     pub sink: &'a dyn EventSink,
 }
 
-/// What a step's messages show of its result: its record and what the run did.
-pub(super) fn outputs_of(record: &ActionRecord) -> serde_json::Value {
-    let mut outputs = record.record.clone();
-    if let (Some(out), Some(info)) = (outputs.as_object_mut(), record.info.as_object()) {
-        out.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    outputs
-}
-
 /// Decides fresh or built for one step and does the work.
 pub(super) fn run_step(
     step: &dyn Step,
@@ -227,12 +218,11 @@ pub(super) fn run_step(
                     Published::File { path, .. } => consulted.push((target.join(path), None)),
                 }
             }
-            let outputs = outputs_of(&record);
             sink.event(Event::Finished {
                 id,
                 status,
                 fingerprint,
-                outputs,
+                outputs: record.outputs(),
                 why,
                 ms,
             });

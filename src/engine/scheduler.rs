@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::events::{Event, EventSink, Status};
 use super::lock::TargetLock;
 use super::remote::RemoteTier;
-use super::run::{outputs_of, run_step, DepRecord, RunContext, StepResult};
+use super::run::{run_step, DepRecord, RunContext, StepResult};
 use super::statcache::Stat;
 use super::step::{Step, StepId};
 use super::store::{ActionRecord, Published, Store};
@@ -185,6 +185,17 @@ struct Finished {
     changed: bool,
 }
 
+/// A step is done: its dependents wait for one dep fewer; those that wait
+/// for none are ready.
+fn release(dependents: &[usize], waiting: &mut [usize], ready: &mut Vec<usize>) {
+    for &j in dependents {
+        waiting[j] -= 1;
+        if waiting[j] == 0 {
+            ready.push(j);
+        }
+    }
+}
+
 fn run_graph(
     nodes: &[Node],
     cx: &RunContext<'_>,
@@ -229,12 +240,11 @@ fn run_graph(
                 .filter(|_| deps_unchanged())
                 .and_then(|fp| cx.store.indexed(id).filter(|e| &e.fingerprint == fp))
                 .filter(|e| !e.output.is_empty());
-            let mut done = Vec::new();
             if let Some(entry) = reusable {
                 let outputs = if wants_outputs {
                     entry
                         .record()
-                        .map_or(serde_json::Value::Null, |r| outputs_of(&r))
+                        .map_or(serde_json::Value::Null, |r| r.outputs())
                 } else {
                     serde_json::Value::Null
                 };
@@ -254,7 +264,7 @@ fn run_graph(
                     changed: false,
                 });
                 finished += 1;
-                done.push(i);
+                release(&dependents[i], &mut waiting, &mut ready);
             } else {
                 let deps: Vec<(StepId, DepRecord)> = nodes[i]
                     .deps
@@ -278,14 +288,6 @@ fn run_graph(
                     let result = run_step(step, &deps, &digests, cx, &scratch);
                     let _ = tx.send(Done { index: i, result });
                 });
-            }
-            for i in done {
-                for &j in &dependents[i] {
-                    waiting[j] -= 1;
-                    if waiting[j] == 0 {
-                        ready.push(j);
-                    }
-                }
             }
         }
         if running == 0 {
@@ -318,12 +320,7 @@ fn run_graph(
                     digest,
                     changed,
                 });
-                for &j in &dependents[done.index] {
-                    waiting[j] -= 1;
-                    if waiting[j] == 0 {
-                        ready.push(j);
-                    }
-                }
+                release(&dependents[done.index], &mut waiting, &mut ready);
             }
             Err(message) => report.failed.push((id, message)),
         }

@@ -428,10 +428,11 @@ mod tests {
         let cache = StatCache::load(&path);
         let good = cache.digest(&f).unwrap();
         cache.save().unwrap();
-        let shard = path.join(format!(
-            "{:02x}.bin",
-            super::super::shards::shard_of(f.as_os_str().as_encoded_bytes())
-        ));
+        let shard = super::super::shards::shard_path(
+            &path,
+            super::super::shards::shard_of(f.as_os_str().as_encoded_bytes()),
+            SHARD_EXT,
+        );
         let bytes = fs::read(&shard).unwrap();
         // Flip one character of the stored digest: the checksum must reject it.
         let at = bytes

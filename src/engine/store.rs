@@ -62,6 +62,16 @@ pub struct ActionRecord {
 }
 
 impl ActionRecord {
+    /// What a step's messages show of this result: its record and what the
+    /// run did (`info`).
+    pub fn outputs(&self) -> serde_json::Value {
+        let mut outputs = self.record.clone();
+        if let (Some(out), Some(info)) = (outputs.as_object_mut(), self.info.as_object()) {
+            out.extend(info.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        outputs
+    }
+
     /// The digest of everything downstream steps can see of this result. Deps
     /// enter fingerprints through it, so a rebuilt step whose output did not
     /// change leaves its dependents fresh.
