@@ -8,6 +8,12 @@ use clap::Parser;
 use cli::args::{Cli, Command};
 use std::process::ExitCode;
 
+/// mimalloc: a build allocates and frees tens of thousands of small strings
+/// and a few big buffers; glibc's allocator spends much of a small build in
+/// `malloc`, `free` and page faults on freshly mapped buffers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {

@@ -160,6 +160,12 @@ pub fn execute(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     let fast_key = apply.is_none().then(super::noop::key);
+    // On the incremental path the build directory is the last build's: it is
+    // opened (its lock, its step index) while the workspace is planned.
+    let mut opening = reuse.as_ref().and(previous.as_ref()).map(|p| {
+        let dir = p.record.target.clone();
+        std::thread::spawn(move || engine::Session::try_open(&dir))
+    });
     // On the incremental path the last build's workspace is this one's.
     let snapshot = fast_key
         .as_deref()
@@ -242,19 +248,24 @@ pub fn execute(
         s.source_date_epoch = epoch;
         let planned = plan::plan(&ws, &s)?;
         let out = Output::new(common, planned.nodes.len());
-        let report = engine::build(
-            planned.nodes,
-            &EngineOptions {
-                target_dir: target_dir.clone(),
-                jobs: args.jobs.unwrap_or(0),
-                remote: remote
-                    .clone()
-                    .map(|t| t as std::sync::Arc<dyn engine::RemoteTier>),
-                reuse: reuse.clone(),
-            },
-            &out,
-            || out.status("Blocking", "waiting for file lock on build directory"),
-        )?;
+        let opts = EngineOptions {
+            target_dir: target_dir.clone(),
+            jobs: args.jobs.unwrap_or(0),
+            remote: remote
+                .clone()
+                .map(|t| t as std::sync::Arc<dyn engine::RemoteTier>),
+            reuse: reuse.clone(),
+        };
+        let session = opening
+            .take()
+            .and_then(|o| o.join().ok().flatten())
+            .filter(|s| s.dir() == target_dir);
+        let report = match session {
+            Some(session) => engine::build_in(session, planned.nodes, &opts, &out)?,
+            None => engine::build(planned.nodes, &opts, &out, || {
+                out.status("Blocking", "waiting for file lock on build directory")
+            })?,
+        };
         out.finished(&report);
         if let Some(tier) = remote.as_deref().filter(|_| common.verbose > 0) {
             let st = tier.stats();
@@ -290,19 +301,31 @@ pub fn execute(
             continue;
         }
     }
-    if new_lock.save(&lock_path)? && common.verbose > 0 {
+    // The lock is saved (an fsync) while the fast-path record is made.
+    let updated = std::thread::scope(|s| {
+        let saving = s.spawn(|| new_lock.save(&lock_path));
+        let pending = match (&fast_key, &last) {
+            (Some(key), Some(report)) => Some(super::noop::prepare(
+                key,
+                &ws,
+                &target_dir,
+                report,
+                started_ns,
+                previous,
+                snapshot,
+            )),
+            _ => None,
+        };
+        let updated = saving
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("saving scone.lock panicked")));
+        if let Some(pending) = pending {
+            pending.finish(updated.is_ok());
+        }
+        updated
+    })?;
+    if updated && common.verbose > 0 {
         probe.status("Updated", &lock_path.display().to_string());
-    }
-    if let (Some(key), Some(report)) = (&fast_key, &last) {
-        super::noop::record(
-            key,
-            &ws,
-            &target_dir,
-            report,
-            started_ns,
-            previous,
-            snapshot,
-        );
     }
     if let Some(a) = apply {
         if a.load {
@@ -355,7 +378,15 @@ fn updated_lock(old: &Lockfile, report: &engine::BuildReport, ws: &Workspace) ->
             }
         }
     }
-    for unit in &ws.services {
+    // Only services whose steps ran can have changed (on the incremental path,
+    // a handful of a thousand).
+    let ran: std::collections::HashSet<&str> = report
+        .results
+        .keys()
+        .filter(|id| id.kind == "image" || id.kind == "sign")
+        .map(|id| id.unit.as_str())
+        .collect();
+    for unit in ws.services.iter().filter(|u| ran.contains(u.name())) {
         let name = unit.name();
         let (Some(image), Some(sign)) = (record("image", name), record("sign", name)) else {
             continue;

@@ -146,10 +146,36 @@ pub fn snapshot(key: &str, previous: &Previous) -> Option<(Workspace, [u8; 32])>
     scone::workspace::snapshot::revalidate(&ws, units).then_some((ws, digest))
 }
 
+/// A record of the fast paths, ready but for the workspace files the build
+/// writes last (`scone.lock`, and so the root's listing): see [`prepare`].
+pub struct Pending {
+    dir: PathBuf,
+    /// `None`: no record can be made (it is removed).
+    record: Option<NoopRecord>,
+    own: Vec<PathBuf>,
+    started_ns: i64,
+}
+
+impl Pending {
+    /// Writes the record once `scone.lock` is written (`saved`), or removes
+    /// the last one if it was not.
+    pub fn finish(self, saved: bool) {
+        let record = self.record.filter(|_| saved).and_then(|mut r| {
+            r.own_written(&self.own, self.started_ns)?;
+            Some(r)
+        });
+        let _ = match record {
+            Some(record) => record.save(&self.dir),
+            None => NoopRecord::invalidate(&self.dir),
+        };
+    }
+}
+
 /// Records the fast path after a successful build that started at `started_ns`
 /// (before the workspace was loaded). Steps the engine reused keep what the
-/// `previous` record had of them.
-pub fn record(
+/// `previous` record had of them. The record is finished by
+/// [`Pending::finish`] after `scone.lock` is saved, which can happen meanwhile.
+pub fn prepare(
     key: &str,
     ws: &Workspace,
     target: &Path,
@@ -157,11 +183,17 @@ pub fn record(
     started_ns: i64,
     previous: Option<Previous>,
     snapshot: Option<[u8; 32]>,
-) {
-    let dir = record_dir(key);
+) -> Pending {
+    let root = absolute(&ws.root);
+    let own = vec![root.join("scone.lock"), root.clone()];
+    let pending = |record| Pending {
+        dir: record_dir(key),
+        record,
+        own: own.clone(),
+        started_ns,
+    };
     if !report.all_cacheable || !report.success() {
-        let _ = NoopRecord::invalidate(&dir);
-        return;
+        return pending(None);
     }
     // Blobs that are also published are the same inode (hard links): stat
     // once, by the published path, which the step that read the blob then
@@ -232,29 +264,18 @@ pub fn record(
             }
         })
         .collect();
-    let root = absolute(&ws.root);
     if !report.reused.is_empty() {
         // The incremental path: the last record, with the steps that ran
         // recorded again.
         let Some(previous) = previous else {
-            let _ = NoopRecord::invalidate(&dir);
-            return;
+            return pending(None);
         };
         let expected = report.reused.len() + ran.len();
-        let own = vec![root.join("scone.lock"), root];
         let record = previous
             .record
-            .patched(ran, own, started_ns)
+            .patched(ran, started_ns)
             .filter(|r| r.steps.len() == expected && r.workspace == snapshot);
-        match record {
-            Some(record) => {
-                let _ = record.save(&dir);
-            }
-            None => {
-                let _ = NoopRecord::invalidate(&dir);
-            }
-        }
-        return;
+        return pending(record);
     }
     let mut steps = Vec::with_capacity(ran.len());
     let mut paths: Vec<Consulted> = Vec::new();
@@ -290,25 +311,29 @@ pub fn record(
             Seen::Read,
         ));
     }
-    paths.push(global(root.join("scone.lock"), Seen::Own));
-    paths.push(global(root, Seen::Own));
-    let captured = NoopRecord::capture(key.to_string(), absolute(target), paths, steps, started_ns);
-    match captured {
-        Some(mut record) => {
-            // The workspace goes with the record (written first: a record
-            // never names a snapshot that is not there).
-            record.workspace = snapshot.or_else(|| {
-                let bytes = scone::workspace::snapshot::encode(ws);
-                scone::durable::write_checked(&snapshot_path(key), &bytes)
-                    .ok()
-                    .map(|()| *blake3::hash(&bytes).as_bytes())
-            });
-            let _ = record.save(&dir);
-        }
-        None => {
-            let _ = NoopRecord::invalidate(&dir);
-        }
+    for path in &own {
+        paths.push(global(path.clone(), Seen::Own));
     }
+    // The target as the engine was given it: the next incremental build opens
+    // it before it knows the workspace (see `build::execute`).
+    let captured = NoopRecord::capture(
+        key.to_string(),
+        target.to_path_buf(),
+        paths,
+        steps,
+        started_ns,
+    );
+    pending(captured.map(|mut record| {
+        // The workspace goes with the record (written first: a record never
+        // names a snapshot that is not there).
+        record.workspace = snapshot.or_else(|| {
+            let bytes = scone::workspace::snapshot::encode(ws);
+            scone::durable::write_checked(&snapshot_path(key), &bytes)
+                .ok()
+                .map(|()| *blake3::hash(&bytes).as_bytes())
+        });
+        record
+    }))
 }
 
 /// Where `path`, if it is a store blob (`…/.scone/blobs/<fan-out>/<digest>`),

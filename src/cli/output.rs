@@ -234,9 +234,11 @@ impl EventSink for Output {
                             if let Some(warnings) =
                                 outputs.get("warnings").and_then(|w| w.as_array())
                             {
-                                for w in warnings.iter().filter_map(|w| w.as_str()) {
-                                    self.warn(w);
-                                }
+                                let texts: Vec<String> = warnings
+                                    .iter()
+                                    .filter_map(|w| Some(w.as_str()?.to_string()))
+                                    .collect();
+                                self.warn_all(&texts);
                             }
                             let mut text = format!("{id} ({ms} ms)");
                             if self.verbosity.explain {

@@ -4,8 +4,9 @@
 //!
 //! A build consults it for every step, so it is read cheaply: each of the 256
 //! checksummed shards is read whole (in parallel), but an entry's JSON — the
-//! record, and the input list, which is much larger — is parsed only when
-//! asked for, and then once. A build that reuses 4,000 steps without running
+//! record, and the input list, which is much larger — stays a slice of the
+//! shard's buffer (not copied) and is parsed only when asked for, and then
+//! once. A build that reuses 4,000 steps without running
 //! them parses none; one that rebuilds the mesh policy parses the records of
 //! the steps it reads, and nothing else. The output digest is kept beside the
 //! record so a dependent's fingerprint needs no record at all.
@@ -13,6 +14,7 @@
 //! A damaged shard reads as empty: its steps are checked the slow way (by
 //! fingerprint), which is always correct.
 
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,9 +33,10 @@ pub struct IndexEntry {
     pub fingerprint: String,
     /// [`ActionRecord::output_digest`] of the record ("" without one).
     pub output: Arc<str>,
-    record_json: Box<[u8]>,
+    /// Slices of the shard as read (no copy per entry).
+    record_json: Bytes,
     record: OnceLock<Option<Arc<ActionRecord>>>,
-    inputs_json: Box<[u8]>,
+    inputs_json: Bytes,
 }
 
 impl IndexEntry {
@@ -154,8 +157,13 @@ fn encode_shard(entries: &[(&String, &Arc<IndexEntry>)]) -> Vec<u8> {
     out
 }
 
-fn decode_shard(bytes: &[u8]) -> Option<Vec<(String, Arc<IndexEntry>)>> {
-    let mut r = Reader(unseal(bytes)?.strip_prefix(MAGIC)?);
+/// The entries of a shard; their JSON stays in the shard's buffer.
+fn decode_shard(bytes: Vec<u8>) -> Option<Vec<(String, Arc<IndexEntry>)>> {
+    let shard = Bytes::from(bytes);
+    let body = unseal(&shard)?.strip_prefix(MAGIC)?;
+    let mut r = Reader(body);
+    // A slice of the shard, by where `r` read it.
+    let slice = |b: &[u8]| shard.slice_ref(b);
     let n = r.len()?;
     let mut out = Vec::with_capacity(n.min(1 << 20));
     let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
@@ -163,8 +171,8 @@ fn decode_shard(bytes: &[u8]) -> Option<Vec<(String, Arc<IndexEntry>)>> {
         let key = text(r.bytes()?)?;
         let fingerprint = text(r.bytes()?)?;
         let output: Arc<str> = std::str::from_utf8(r.bytes()?).ok()?.into();
-        let record_json = r.bytes()?.into();
-        let inputs_json = r.bytes()?.into();
+        let record_json = slice(r.bytes()?);
+        let inputs_json = slice(r.bytes()?);
         out.push((
             key,
             Arc::new(IndexEntry {

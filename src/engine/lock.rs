@@ -19,14 +19,7 @@ impl TargetLock {
     /// Takes the lock on `<target>/.scone/lock`, waiting if another process has
     /// it; `on_wait` is called once before waiting.
     pub fn acquire(target_dir: &Path, on_wait: impl FnOnce()) -> io::Result<TargetLock> {
-        let dir = target_dir.join(".scone");
-        fs::create_dir_all(&dir)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(dir.join("lock"))?;
+        let file = open(target_dir)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -37,6 +30,27 @@ impl TargetLock {
         }
         Ok(TargetLock { _file: file })
     }
+
+    /// Takes the lock if no other process has it; `None` if one has.
+    pub fn try_acquire(target_dir: &Path) -> io::Result<Option<TargetLock>> {
+        let file = open(target_dir)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(TargetLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+fn open(target_dir: &Path) -> io::Result<File> {
+    let dir = target_dir.join(".scone");
+    fs::create_dir_all(&dir)?;
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join("lock"))
 }
 
 #[cfg(test)]
@@ -60,5 +74,15 @@ mod tests {
         drop(first);
         let _second = handle.join().unwrap();
         assert!(waited.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn trying_never_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = TargetLock::try_acquire(dir.path()).unwrap();
+        assert!(first.is_some());
+        assert!(TargetLock::try_acquire(dir.path()).unwrap().is_none());
+        drop(first);
+        assert!(TargetLock::try_acquire(dir.path()).unwrap().is_some());
     }
 }

@@ -33,7 +33,9 @@ pub mod wire;
 
 pub use events::{Event, EventSink, Status};
 pub use remote::{Lookup, RemoteTier};
-pub use scheduler::{build, BuildReport, EngineError, EngineOptions, Node, Reuse};
+pub use scheduler::{
+    build, build_in, BuildReport, EngineError, EngineOptions, Node, Reuse, Session,
+};
 pub use step::{
     BlobSource, Input, InputKind, Publish, PublishFile, ResolvedInput, Step, StepContext,
     StepError, StepId, StepOutput,

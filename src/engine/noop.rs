@@ -69,7 +69,8 @@ pub struct NoopRecord {
     /// Sorted by path bytes; `None`: the path did not exist.
     pub files: Vec<(PathBuf, Option<Recorded>)>,
     pub steps: Vec<StepMessage>,
-    /// The target dir of the build (where the step index is).
+    /// The target dir of the build (where the step index is), as the engine
+    /// was given it (the working folder is part of the key).
     pub target: PathBuf,
     /// The blake3 of the workspace snapshot written with this record, if any
     /// (see `workspace::snapshot`).

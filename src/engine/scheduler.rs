@@ -12,6 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use super::events::{Event, EventSink, Status};
+use super::index::IndexEntry;
 use super::lock::TargetLock;
 use super::remote::RemoteTier;
 use super::run::{run_step, DepRecord, RunContext, StepResult};
@@ -110,6 +111,49 @@ pub enum EngineError {
     Cycle(StepId),
 }
 
+/// A build directory held for one build: its lock taken, its store open.
+/// Opening reads the step index, so a caller that knows the build directory
+/// early can open it while it plans ([`Session::try_open`]).
+pub struct Session {
+    dir: PathBuf,
+    _lock: TargetLock,
+    store: Store,
+}
+
+impl Session {
+    /// Takes the lock of `target_dir`, waiting (after `on_wait`) if another
+    /// scone holds it, and opens the store.
+    pub fn open(target_dir: &Path, on_wait: impl FnOnce()) -> Result<Session, EngineError> {
+        let io_err = |source| EngineError::Io {
+            dir: target_dir.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(target_dir).map_err(io_err)?;
+        let lock = TargetLock::acquire(target_dir, on_wait).map_err(io_err)?;
+        Session::with_lock(target_dir, lock).map_err(io_err)
+    }
+
+    /// [`Session::open`] if no other scone holds the lock (and nothing fails).
+    pub fn try_open(target_dir: &Path) -> Option<Session> {
+        fs::create_dir_all(target_dir).ok()?;
+        let lock = TargetLock::try_acquire(target_dir).ok()??;
+        Session::with_lock(target_dir, lock).ok()
+    }
+
+    fn with_lock(target_dir: &Path, lock: TargetLock) -> std::io::Result<Session> {
+        Ok(Session {
+            dir: target_dir.to_path_buf(),
+            _lock: lock,
+            store: Store::open(target_dir)?,
+        })
+    }
+
+    /// The build directory, as given.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
 /// Runs the graph. `on_wait` is called if another scone holds the lock.
 pub fn build(
     nodes: Vec<Node>,
@@ -117,14 +161,34 @@ pub fn build(
     sink: &dyn EventSink,
     on_wait: impl FnOnce(),
 ) -> Result<BuildReport, EngineError> {
+    let session = Session::open(&opts.target_dir, on_wait)?;
+    build_in(session, nodes, opts, sink)
+}
+
+/// Runs the graph in an open session, whose directory must be
+/// `opts.target_dir`.
+pub fn build_in(
+    session: Session,
+    nodes: Vec<Node>,
+    opts: &EngineOptions,
+    sink: &dyn EventSink,
+) -> Result<BuildReport, EngineError> {
     let started = Instant::now();
     let io_err = |source| EngineError::Io {
         dir: opts.target_dir.clone(),
         source,
     };
-    fs::create_dir_all(&opts.target_dir).map_err(io_err)?;
-    let _lock = TargetLock::acquire(&opts.target_dir, on_wait).map_err(io_err)?;
-    let store = Store::open(&opts.target_dir).map_err(io_err)?;
+    if session.dir != opts.target_dir {
+        return Err(io_err(std::io::Error::other(format!(
+            "internal: the session is for {}",
+            session.dir.display()
+        ))));
+    }
+    let Session {
+        _lock: _held,
+        store,
+        ..
+    } = session;
     let tmp = store.reset_tmp().map_err(io_err)?;
     let jobs = if opts.jobs == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -186,14 +250,46 @@ struct Finished {
 }
 
 /// A step is done: its dependents wait for one dep fewer; those that wait
-/// for none are ready.
-fn release(dependents: &[usize], waiting: &mut [usize], ready: &mut Vec<usize>) {
+/// for none are ready (to run, if tainted; else likely to be reused).
+fn release(
+    dependents: &[usize],
+    tainted: &[bool],
+    waiting: &mut [usize],
+    ready_run: &mut Vec<usize>,
+    ready: &mut Vec<usize>,
+) {
     for &j in dependents {
         waiting[j] -= 1;
         if waiting[j] == 0 {
-            ready.push(j);
+            if tainted[j] {
+                ready_run.push(j);
+            } else {
+                ready.push(j);
+            }
         }
     }
+}
+
+/// Per node: whether it will likely run — it is not in `reuse`, or one of its
+/// deps (transitively) is not. Without `reuse`, every node.
+fn tainted(nodes: &[Node], dependents: &[Vec<usize>], reuse: Option<&Reuse>) -> Vec<bool> {
+    let Some(reuse) = reuse else {
+        return vec![true; nodes.len()];
+    };
+    let mut tainted: Vec<bool> = nodes
+        .iter()
+        .map(|n| !reuse.contains_key(n.step.id()))
+        .collect();
+    let mut queue: Vec<usize> = (0..nodes.len()).filter(|&i| tainted[i]).collect();
+    while let Some(i) = queue.pop() {
+        for &j in &dependents[i] {
+            if !tainted[j] {
+                tainted[j] = true;
+                queue.push(j);
+            }
+        }
+    }
+    tainted
 }
 
 fn run_graph(
@@ -212,7 +308,17 @@ fn run_graph(
         }
     }
     let mut results: Vec<Option<Finished>> = (0..n).map(|_| None).collect();
-    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).rev().collect();
+    let tainted = tainted(nodes, &dependents, reuse);
+    // Steps that will likely run are started before any reused step is
+    // bookkept, so the chain of rebuilt steps never waits on the loop.
+    let (mut ready_run, mut ready): (Vec<usize>, Vec<usize>) = (0..n)
+        .filter(|&i| waiting[i] == 0)
+        .rev()
+        .partition(|&i| tainted[i]);
+    // Records of reused steps that a tainted step will read: the mesh steps
+    // read thousands. The loop parses them while it waits for running steps
+    // (the chain of rebuilt steps before the mesh steps leaves a core idle).
+    let mut preparse: Vec<Arc<IndexEntry>> = Vec::new();
     let mut report = BuildReport {
         all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
         ..BuildReport::default()
@@ -226,74 +332,104 @@ fn run_graph(
     let wants_outputs = cx.sink.wants_outputs();
 
     pool.in_place_scope(|scope| loop {
-        while report.failed.is_empty() {
-            let Some(i) = ready.pop() else { break };
-            let id = nodes[i].step.id();
-            let deps_unchanged = || {
-                nodes[i]
-                    .deps
-                    .iter()
-                    .all(|&d| results[d].as_ref().is_some_and(|f| !f.changed))
-            };
-            let reusable = reuse
-                .and_then(|r| r.get(id))
-                .filter(|_| deps_unchanged())
-                .and_then(|fp| cx.store.indexed(id).filter(|e| &e.fingerprint == fp))
-                .filter(|e| !e.output.is_empty());
-            if let Some(entry) = reusable {
-                let outputs = if wants_outputs {
-                    entry
-                        .record()
-                        .map_or(serde_json::Value::Null, |r| r.outputs())
-                } else {
-                    serde_json::Value::Null
-                };
-                cx.sink.event(Event::Finished {
-                    id: id.clone(),
-                    status: Status::Fresh,
-                    fingerprint: entry.fingerprint.clone(),
-                    outputs,
-                    why: None,
-                    ms: 0,
-                });
-                report.fresh += 1;
-                report.reused.push(id.clone());
-                results[i] = Some(Finished {
-                    digest: Arc::clone(&entry.output),
-                    record: DepRecord::Indexed(entry),
-                    changed: false,
-                });
-                finished += 1;
-                release(&dependents[i], &mut waiting, &mut ready);
+        // A finished step first: its dependents may be on the critical path.
+        let mut done = rx.try_recv().ok();
+        if done.is_none() {
+            let next = if report.failed.is_empty() {
+                ready_run.pop().or_else(|| ready.pop())
             } else {
-                let deps: Vec<(StepId, DepRecord)> = nodes[i]
-                    .deps
-                    .iter()
-                    .filter_map(|&d| {
-                        let f = results[d].as_ref()?;
-                        Some((nodes[d].step.id().clone(), f.record.clone()))
-                    })
-                    .collect();
-                let digests: Vec<Arc<str>> = nodes[i]
-                    .deps
-                    .iter()
-                    .filter_map(|&d| Some(Arc::clone(&results[d].as_ref()?.digest)))
-                    .collect();
-                before.insert(i, cx.store.indexed(id).map(|e| Arc::clone(&e.output)));
-                let tx = tx.clone();
-                let scratch = tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
-                let step = nodes[i].step.as_ref();
-                running += 1;
-                scope.spawn(move |_| {
-                    let result = run_step(step, &deps, &digests, cx, &scratch);
-                    let _ = tx.send(Done { index: i, result });
-                });
+                None
+            };
+            if let Some(i) = next {
+                let id = nodes[i].step.id();
+                let deps_unchanged = || {
+                    nodes[i]
+                        .deps
+                        .iter()
+                        .all(|&d| results[d].as_ref().is_some_and(|f| !f.changed))
+                };
+                let reusable = reuse
+                    .and_then(|r| r.get(id))
+                    .filter(|_| deps_unchanged())
+                    .and_then(|fp| cx.store.indexed(id).filter(|e| &e.fingerprint == fp))
+                    .filter(|e| !e.output.is_empty());
+                if let Some(entry) = reusable {
+                    let outputs = if wants_outputs {
+                        entry
+                            .record()
+                            .map_or(serde_json::Value::Null, |r| r.outputs())
+                    } else {
+                        serde_json::Value::Null
+                    };
+                    cx.sink.event(Event::Finished {
+                        id: id.clone(),
+                        status: Status::Fresh,
+                        fingerprint: entry.fingerprint.clone(),
+                        outputs,
+                        why: None,
+                        ms: 0,
+                    });
+                    report.fresh += 1;
+                    report.reused.push(id.clone());
+                    if dependents[i].iter().any(|&j| tainted[j]) {
+                        preparse.push(Arc::clone(&entry));
+                    }
+                    results[i] = Some(Finished {
+                        digest: Arc::clone(&entry.output),
+                        record: DepRecord::Indexed(entry),
+                        changed: false,
+                    });
+                    finished += 1;
+                    release(
+                        &dependents[i],
+                        &tainted,
+                        &mut waiting,
+                        &mut ready_run,
+                        &mut ready,
+                    );
+                } else {
+                    let deps: Vec<(StepId, DepRecord)> = nodes[i]
+                        .deps
+                        .iter()
+                        .filter_map(|&d| {
+                            let f = results[d].as_ref()?;
+                            Some((nodes[d].step.id().clone(), f.record.clone()))
+                        })
+                        .collect();
+                    let digests: Vec<Arc<str>> = nodes[i]
+                        .deps
+                        .iter()
+                        .filter_map(|&d| Some(Arc::clone(&results[d].as_ref()?.digest)))
+                        .collect();
+                    before.insert(i, cx.store.indexed(id).map(|e| Arc::clone(&e.output)));
+                    let tx = tx.clone();
+                    let scratch =
+                        tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
+                    let step = nodes[i].step.as_ref();
+                    running += 1;
+                    scope.spawn(move |_| {
+                        let result = run_step(step, &deps, &digests, cx, &scratch);
+                        let _ = tx.send(Done { index: i, result });
+                    });
+                }
+                continue;
             }
+            if running == 0 {
+                break;
+            }
+            // Nothing to start: parse records ahead while steps run.
+            done = loop {
+                let Some(entry) = preparse.pop() else {
+                    break rx.recv().ok();
+                };
+                // Parsed once (a step asking for it meanwhile waits).
+                drop(entry.record());
+                if let Ok(d) = rx.try_recv() {
+                    break Some(d);
+                }
+            };
         }
-        if running == 0 {
-            break;
-        }
-        let Ok(done) = rx.recv() else { break };
+        let Some(done) = done else { break };
         running -= 1;
         finished += 1;
         let id = nodes[done.index].step.id().clone();
@@ -320,7 +456,13 @@ fn run_graph(
                     digest,
                     changed,
                 });
-                release(&dependents[done.index], &mut waiting, &mut ready);
+                release(
+                    &dependents[done.index],
+                    &tainted,
+                    &mut waiting,
+                    &mut ready_run,
+                    &mut ready,
+                );
             }
             Err(message) => report.failed.push((id, message)),
         }
@@ -363,4 +505,53 @@ pub fn clean_steps(target: &Path, ids: &[StepId]) -> std::io::Result<Vec<PathBuf
     }
     store.save_stats()?;
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::step::{StepContext, StepError, StepOutput};
+
+    struct Named(StepId);
+
+    impl Step for Named {
+        fn id(&self) -> &StepId {
+            &self.0
+        }
+        fn params(&self) -> BTreeMap<String, String> {
+            BTreeMap::new()
+        }
+        fn run(&self, _: &StepContext<'_>) -> Result<StepOutput, StepError> {
+            Err(StepError::new("not run in this test"))
+        }
+    }
+
+    #[test]
+    fn what_is_not_reused_taints_its_dependents_only() {
+        // a → b → c, and d alone; only b is not reusable.
+        let deps = [vec![], vec![0], vec![1], vec![]];
+        let nodes: Vec<Node> = ["a", "b", "c", "d"]
+            .iter()
+            .zip(deps)
+            .map(|(u, deps)| Node {
+                step: Box::new(Named(StepId::new("k", u))),
+                deps,
+            })
+            .collect();
+        let mut dependents = vec![Vec::new(); nodes.len()];
+        for (i, n) in nodes.iter().enumerate() {
+            for &d in &n.deps {
+                dependents[d].push(i);
+            }
+        }
+        let reuse: Reuse = ["a", "c", "d"]
+            .iter()
+            .map(|u| (StepId::new("k", u), "fp".to_string()))
+            .collect();
+        assert_eq!(
+            tainted(&nodes, &dependents, Some(&reuse)),
+            vec![false, true, true, false]
+        );
+        assert_eq!(tainted(&nodes, &dependents, None), vec![true; 4]);
+    }
 }

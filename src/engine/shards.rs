@@ -29,7 +29,7 @@ pub fn shard_path(dir: &Path, i: usize, ext: &str) -> PathBuf {
 pub fn load_with<K, V>(
     dir: &Path,
     ext: &str,
-    decode: impl Fn(&[u8]) -> Option<Vec<(K, V)>> + Sync,
+    decode: impl Fn(Vec<u8>) -> Option<Vec<(K, V)>> + Sync,
 ) -> HashMap<K, V>
 where
     K: Eq + Hash + Send,
@@ -37,7 +37,7 @@ where
 {
     let shards: Vec<Vec<(K, V)>> = (0..SHARDS)
         .into_par_iter()
-        .filter_map(|i| decode(&std::fs::read(shard_path(dir, i, ext)).ok()?))
+        .filter_map(|i| decode(std::fs::read(shard_path(dir, i, ext)).ok()?))
         .collect();
     let mut map = HashMap::with_capacity(shards.iter().map(Vec::len).sum());
     for entries in shards {
@@ -92,8 +92,8 @@ mod tests {
         Ok(out)
     }
 
-    fn decode(bytes: &[u8]) -> Option<Vec<(String, u32)>> {
-        let mut r = crate::engine::wire::Reader(crate::engine::wire::unseal(bytes)?);
+    fn decode(bytes: Vec<u8>) -> Option<Vec<(String, u32)>> {
+        let mut r = crate::engine::wire::Reader(crate::engine::wire::unseal(&bytes)?);
         let mut out = Vec::new();
         while !r.is_empty() {
             let k = String::from_utf8(r.bytes()?.to_vec()).ok()?;

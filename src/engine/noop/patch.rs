@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::{now_ns, seen_now, NoopRecord, Recorded, Seen, StepMessage};
+use crate::engine::statcache::RACY_WINDOW_NS;
 
 /// A recorded path.
 type Entry = (PathBuf, Option<Recorded>);
@@ -29,16 +30,17 @@ fn same(a: &Option<Recorded>, b: &Option<Recorded>) -> bool {
 
 impl NoopRecord {
     /// This record (the last build's) after an incremental build in which the
-    /// steps `ran` ran (every other step of the record was reused) and the
-    /// workspace files `own` were written (`scone.lock`, the root). Reused
-    /// steps keep what they had; their paths are not stat'ed again.
+    /// steps `ran` ran (every other step of the record was reused). Reused
+    /// steps keep what they had; their paths are not stat'ed again. The
+    /// workspace files the build writes last are recorded by
+    /// [`NoopRecord::own_written`].
     ///
     /// `None` where [`NoopRecord::capture`] would give none (a path a step read
     /// changed while the build ran), and also when a step that ran saw a path
     /// that a reused step or the workspace consulted in another state than the
     /// one recorded for it: the reused step's result was made under the old
     /// state, so the next build must not take it as current.
-    pub fn patched(mut self, ran: Vec<Ran>, own: Vec<PathBuf>, started_ns: i64) -> Option<Self> {
+    pub fn patched(mut self, ran: Vec<Ran>, started_ns: i64) -> Option<Self> {
         use rayon::prelude::*;
         let written_at_ns = now_ns();
         let n = self.files.len();
@@ -116,19 +118,6 @@ impl NoopRecord {
             }
             lists.push(list);
         }
-        // The workspace's own files, written by this build.
-        let mut own_added = Vec::new();
-        for path in own {
-            let rec = seen_now(&path, Seen::Own, started_ns, written_at_ns)?;
-            match find(&path, &self.files) {
-                Some(i) => self.files[i].1 = rec,
-                None if !added_at.contains_key(&path) => {
-                    own_added.push(n + added.len());
-                    added.push((path, rec));
-                }
-                None => {}
-            }
-        }
         // New steps (none on the incremental path, but be exact).
         for (step, at) in ran_steps.iter().zip(ran_at.iter_mut()) {
             if at.is_none() {
@@ -144,9 +133,6 @@ impl NoopRecord {
         // Keep the paths still consulted by a step or the workspace's.
         let mut keep: Vec<bool> = global;
         keep.resize(n + added.len(), false);
-        for &k in &own_added {
-            keep[k] = true;
-        }
         for (i, s) in self.steps.iter().enumerate() {
             if i < reran.len() && !reran[i] {
                 for &f in &s.files {
@@ -160,6 +146,33 @@ impl NoopRecord {
             }
         }
         Some(self.merged(added, &keep, lists, &ran_at, &reran, written_at_ns))
+    }
+
+    /// Records the workspace files the build wrote last (`scone.lock`, the
+    /// root, whose listing changes with it) as they are now: the rest of the
+    /// record is made while `scone.lock` is saved. `None` if one is not in the
+    /// record (every record has them).
+    ///
+    /// The record's time moves to now if that is at most half the racy
+    /// window later: a path recorded at the earlier time with an mtime within
+    /// one timestamp tick of it is then still racy at the later one (ticks are
+    /// at most 10 ms), so a same-tick edit is still caught by its content
+    /// digest. Otherwise the earlier time stays, and the paths written since
+    /// are compared by content at each check.
+    pub fn own_written(&mut self, own: &[PathBuf], started_ns: i64) -> Option<()> {
+        let now = now_ns();
+        if now.saturating_sub(self.written_at_ns) <= RACY_WINDOW_NS / 2 {
+            self.written_at_ns = now;
+        }
+        for path in own {
+            let key = path.as_os_str().as_encoded_bytes();
+            let i = self
+                .files
+                .binary_search_by(|(p, _)| p.as_os_str().as_encoded_bytes().cmp(key))
+                .ok()?;
+            self.files[i].1 = seen_now(path, Seen::Own, started_ns, self.written_at_ns)?;
+        }
+        Some(())
     }
 
     /// Merges the `added` paths into the sorted files, drops the ones no one

@@ -250,7 +250,6 @@ fn a_patched_record_re_records_only_the_steps_that_ran() {
     // Step x ran again: it read `a` (changed) and `new`, no longer `old`.
     fs::write(&a, "A!").unwrap();
     aged(&a);
-    fs::write(&lock, "lock 2").unwrap();
     let mut x = step("x");
     x.fingerprint = "fp-x2".into();
     let ran = vec![Ran {
@@ -260,10 +259,20 @@ fn a_patched_record_re_records_only_the_steps_that_ran() {
             (new.clone(), Seen::Stat(stat(&new))),
         ],
     }];
-    let patched = first
-        .clone()
-        .patched(ran, vec![lock.clone()], now_ns())
+    let started = now_ns();
+    let mut patched = first.clone().patched(ran, started).unwrap();
+    // scone.lock is written while the record is patched, and recorded after.
+    fs::write(&lock, "lock 2").unwrap();
+    patched
+        .own_written(std::slice::from_ref(&lock), started)
         .unwrap();
+    assert!(
+        patched
+            .clone()
+            .own_written(&[new.with_extension("x")], started)
+            .is_none(),
+        "a workspace file the record does not have"
+    );
     let paths: Vec<&Path> = patched.files.iter().map(|(p, _)| p.as_path()).collect();
     assert_eq!(
         paths,
@@ -282,7 +291,7 @@ fn a_patched_record_re_records_only_the_steps_that_ran() {
         step: step("x"),
         consulted: vec![(b.clone(), Seen::Stat(stat(&b)))],
     }];
-    assert!(first.patched(shared, vec![], now_ns()).is_none());
+    assert!(first.patched(shared, now_ns()).is_none());
 }
 
 #[test]
