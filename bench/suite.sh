@@ -6,8 +6,9 @@
 #   3. layer creation                          vs  `tar -c | gzip -1` and `tar -c | zstd -1`
 #      hashing                                 vs  `b3sum`
 #   4. peak memory (max RSS) of a cold 1000-service build
-# Medians of RUNS runs (hyperfine); every ratio is measured in the same run, since these
-# machines are noisy. Needs scripts/ci-deps.sh (hyperfine, ninja, docker.io, b3sum, zstd).
+# Medians of RUNS runs (hyperfine; the change row alternates change and peer builds
+# round by round, bench/change.py); every ratio is measured in the same run, since
+# these machines are noisy. Needs scripts/ci-deps.sh (hyperfine, ninja, docker.io, b3sum, zstd).
 #
 #   SCONE=target/release/scone bench/suite.sh      (default: builds the release binary)
 #   RUNS=10 ONLY="change cold layer rss" BENCH_DIR=/tmp/b KEEP=1
@@ -37,20 +38,13 @@ if [[ " $ONLY " == *" change "* ]]; then
     log "one-file change, 1000 services"
     rm -rf "$WORK/m1000" && "$GEN" --services 1000 "$WORK/m1000" >/dev/null
     (cd "$WORK/m1000" && "$SCONE" build -f mesh.yml -q 2>/dev/null)
-    f=$WORK/m1000/services/svc-0500/lib/file-1.txt
-    # The edit lands 100 ms before the build, as a person's would (not within
-    # the racy window of the stat cache). Every run of both sides starts with
-    # the page cache written back (`sync`), so that no run pays for flushing
-    # the data of the one before (a build's fsyncs wait for it on ext4).
-    hyperfine -N -w 1 -r "$RUNS" --export-json "$WORK/change.json" \
-        --prepare "sh -c 'date +%s%N > $f; sync; sleep 0.1'" "sh -c 'cd $WORK/m1000 && $SCONE build -f mesh.yml -q'" >/dev/null
-    # The peer: that one service cold, alone (its own tree), plus a no-op of the repo.
+    # The peer: that one service cold, alone (its own tree), plus a no-op of the
+    # repo. Change and peer builds alternate round by round (bench/change.py),
+    # so a slow spell of the machine lands on both sides of the ratio.
     rm -rf "$WORK/m1" && "$GEN" --services 1 "$WORK/m1" >/dev/null
-    hyperfine -N -w 1 -r "$RUNS" --export-json "$WORK/single.json" \
-        --prepare "sh -c 'rm -rf $WORK/m1/target; sync'" "sh -c 'cd $WORK/m1 && $SCONE build -f mesh.yml -q'" >/dev/null
-    hyperfine -N -w 2 -r "$RUNS" --export-json "$WORK/noop.json" "sh -c 'cd $WORK/m1000 && $SCONE build -f mesh.yml -q'" >/dev/null
-    peer=$(python3 -c "print($(median "$WORK/single.json") + $(median "$WORK/noop.json"))")
-    row "one-file change (1000 svc) vs cold 1 + no-op" "$(median "$WORK/change.json")" "$peer"
+    read -r change peer _ per_round < <(python3 "$ROOT/bench/change.py" "$SCONE" "$WORK/m1000" "$WORK/m1" "$RUNS" "$WORK/change.json")
+    log "one-file change: median of per-round ratios $per_round"
+    row "one-file change (1000 svc) vs cold 1 + no-op" "$change" "$peer"
 fi
 
 if [[ " $ONLY " == *" rss "* ]]; then

@@ -238,8 +238,18 @@ pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
     };
     let mut image_of = HashMap::new();
     let mut sign_of = HashMap::new();
-    for &i in &selected {
-        let (image, sign) = plan_service(&mut b, ws, &ws.services[i], settings)?;
+    // Each service's steps are made on all cores, then added in order (the
+    // first error in that order wins).
+    let made: Vec<(usize, Result<ServiceSteps, PlanError>)> = {
+        use rayon::prelude::*;
+        let order: Vec<usize> = selected.iter().copied().collect();
+        order
+            .into_par_iter()
+            .map(|i| (i, service_steps(ws, &ws.services[i], settings)))
+            .collect()
+    };
+    for (i, steps) in made {
+        let (image, sign) = add_service(&mut b, steps?);
         image_of.insert(i, image);
         sign_of.insert(i, sign);
     }
@@ -278,12 +288,34 @@ pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
     Ok(Plan { nodes: b.nodes })
 }
 
-fn plan_service(
-    b: &mut Builder,
+/// A service's steps, made apart from the graph.
+struct ServiceSteps {
+    /// Its base step, which services mostly share: added the first time only.
+    base: BaseStep,
+    copy: CopyStep,
+    layer: LayerStep,
+    image: ImageStep,
+    sign: SignStep,
+}
+
+/// Adds a service's steps to the graph; returns its image and sign nodes.
+fn add_service(b: &mut Builder, s: ServiceSteps) -> (usize, usize) {
+    let base = match b.known(&s.base.id) {
+        Some(i) => i,
+        None => b.add(Box::new(s.base), vec![]),
+    };
+    let copy = b.add(Box::new(s.copy), vec![]);
+    let layer = b.add(Box::new(s.layer), vec![copy]);
+    let image = b.add(Box::new(s.image), vec![base, layer]);
+    let sign = b.add(Box::new(s.sign), vec![image, copy]);
+    (image, sign)
+}
+
+fn service_steps(
     ws: &Workspace,
     unit: &ServiceUnit,
     settings: &Settings,
-) -> Result<(usize, usize), PlanError> {
+) -> Result<ServiceSteps, PlanError> {
     let m = &unit.manifest;
     let name = unit.name().to_string();
     let id = |kind: &str| StepId::new(kind, &name);
@@ -317,44 +349,29 @@ fn plan_service(
         },
         None => spec_text.clone(),
     };
-    // Services mostly share a base: build its step only the first time.
-    let base_id = StepId::new("base", &base_unit);
-    let base = match b.known(&base_id) {
-        Some(i) => i,
-        None => b.add(
-            Box::new(BaseStep {
-                id: base_id,
-                reference: spec_text.clone(),
-                spec,
-                context: BaseContext {
-                    cache_dir: settings.cache_dir.clone(),
-                    offline: settings.offline,
-                    pinned: settings.pinned_bases.get(&spec_text).cloned(),
-                    insecure_registries: settings.insecure_registries.clone(),
-                    docker_host: settings.docker_host.clone(),
-                },
-            }),
-            vec![],
-        ),
+    let base = BaseStep {
+        id: StepId::new("base", &base_unit),
+        reference: spec_text.clone(),
+        spec,
+        context: BaseContext {
+            cache_dir: settings.cache_dir.clone(),
+            offline: settings.offline,
+            pinned: settings.pinned_bases.get(&spec_text).cloned(),
+            insecure_registries: settings.insecure_registries.clone(),
+            docker_host: settings.docker_host.clone(),
+        },
     };
-
-    let copy = b.add(
-        Box::new(CopyStep {
-            id: id("copy"),
-            dir: unit.dir.clone(),
-            pwd: m.build.pwd.value.clone(),
-            copy: m.build.copy.iter().map(|c| c.value.clone()).collect(),
-        }),
-        vec![],
-    );
-    let layer = b.add(
-        Box::new(LayerStep {
-            id: id("layer"),
-            compression: settings.compression,
-            mtime: settings.source_date_epoch,
-        }),
-        vec![copy],
-    );
+    let copy = CopyStep {
+        id: id("copy"),
+        dir: unit.dir.clone(),
+        pwd: m.build.pwd.value.clone(),
+        copy: m.build.copy.iter().map(|c| c.value.clone()).collect(),
+    };
+    let layer = LayerStep {
+        id: id("layer"),
+        compression: settings.compression,
+        mtime: settings.source_date_epoch,
+    };
     let locals: Vec<(String, String)> = m.environment.locals();
     let image_env: Vec<(String, String)> = locals
         .iter()
@@ -370,18 +387,15 @@ fn plan_service(
         Some(bin) => bin.value.clone(),
         None => argv.first().cloned().unwrap_or_default(),
     };
-    let image = b.add(
-        Box::new(ImageStep {
-            id: id("image"),
-            to: m.build.to.value.clone(),
-            env: image_env,
-            pwd: m.build.pwd.value.clone(),
-            argv,
-            service: name.clone(),
-            created: settings.source_date_epoch,
-        }),
-        vec![base, layer],
-    );
+    let image = ImageStep {
+        id: id("image"),
+        to: m.build.to.value.clone(),
+        env: image_env,
+        pwd: m.build.pwd.value.clone(),
+        argv,
+        service: name.clone(),
+        created: settings.source_date_epoch,
+    };
     let binary = if binary.contains('/') && !binary.starts_with('/') {
         // Relative to the working directory inside the image.
         format!(
@@ -396,20 +410,23 @@ fn plan_service(
         Some(sig) => unit.dir.join(&sig.key.value),
         None => settings.signing_key.clone(),
     };
-    let sign = b.add(
-        Box::new(SignStep {
-            id: id("sign"),
-            service: name,
-            binary,
-            enclave_env,
-            debug: settings.debug,
-            date: crate::sgx::sigstruct::bcd_date_from_epoch(settings.source_date_epoch)
-                .unwrap_or(0x1970_0101),
-            key,
-        }),
-        vec![image, copy],
-    );
-    Ok((image, sign))
+    let sign = SignStep {
+        id: id("sign"),
+        service: name,
+        binary,
+        enclave_env,
+        debug: settings.debug,
+        date: crate::sgx::sigstruct::bcd_date_from_epoch(settings.source_date_epoch)
+            .unwrap_or(0x1970_0101),
+        key,
+    };
+    Ok(ServiceSteps {
+        base,
+        copy,
+        layer,
+        image,
+        sign,
+    })
 }
 
 fn plan_mesh(

@@ -150,10 +150,13 @@ pub fn execute(
     apply: Option<&ApplyArgs>,
     previous: Option<scone::engine::noop::Previous>,
 ) -> anyhow::Result<Outcome> {
+    // Shared with the engine (which reads what it may reuse from it), then
+    // patched into the next record.
+    let previous = previous.map(std::sync::Arc::new);
     let reuse = previous
         .as_ref()
         .filter(|_| apply.is_none())
-        .map(|p| std::sync::Arc::new(super::noop::reusable(p)));
+        .map(|p| std::sync::Arc::new(engine::Reuse::new(std::sync::Arc::clone(p))));
     let common = &args.common;
     // Anything the build reads and that changes after this is not recorded as fresh.
     let started_ns = std::time::SystemTime::now()
@@ -169,7 +172,7 @@ pub fn execute(
     // On the incremental path the last build's workspace is this one's.
     let snapshot = fast_key
         .as_deref()
-        .zip(previous.as_ref())
+        .zip(previous.as_deref())
         .and_then(|(key, p)| super::noop::snapshot(key, p));
     let (ws, snapshot) = match snapshot {
         Some((ws, digest)) => (ws, Some(digest)),
@@ -301,6 +304,9 @@ pub fn execute(
             continue;
         }
     }
+    // The engine is done with the last record: it is this build's to patch.
+    drop(reuse);
+    let previous = previous.and_then(|p| std::sync::Arc::try_unwrap(p).ok());
     // The lock is saved (an fsync) while the fast-path record is made.
     let updated = std::thread::scope(|s| {
         let saving = s.spawn(|| new_lock.save(&lock_path));
@@ -324,6 +330,9 @@ pub fn execute(
         }
         updated
     })?;
+    if let Some(report) = last.as_mut() {
+        report.saving.wait()?;
+    }
     if updated && common.verbose > 0 {
         probe.status("Updated", &lock_path.display().to_string());
     }

@@ -4,7 +4,7 @@
 
 use scone::engine::index::StepIndex;
 use scone::engine::noop::{Consulted, NoopRecord, Previous, Ran, Seen, StepMessage, Verdict};
-use scone::engine::{BuildReport, Event, EventSink, Reuse, Status, StepId};
+use scone::engine::{BuildReport, Event, EventSink, Status, StepId};
 use scone::workspace::Workspace;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -105,19 +105,6 @@ pub fn try_fast_path(key: &str, out: &Output, replay: bool) -> Start {
         ..BuildReport::default()
     });
     Start::Done
-}
-
-/// The steps of the last build that nothing they consulted changed since, for
-/// the engine to reuse.
-pub fn reusable(previous: &Previous) -> Reuse {
-    previous
-        .record
-        .steps
-        .iter()
-        .zip(&previous.dirty)
-        .filter(|(_, dirty)| !**dirty)
-        .map(|(s, _)| (StepId::new(&s.kind, &s.unit), s.fingerprint.clone()))
-        .collect()
 }
 
 fn snapshot_path(key: &str) -> PathBuf {

@@ -33,6 +33,19 @@ pub fn tool_version() -> String {
     format!("{}+{}", env!("CARGO_PKG_VERSION"), SOURCE_DIGEST)
 }
 
+/// What [`Fingerprint::params`] adds: `param:<name>` and the digest of each
+/// value. A mesh step's params describe every service, so the scheduler makes
+/// them ahead of time, while the steps before it run.
+pub fn param_pairs(params: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(name, value)| {
+            let digest = blake3::hash(value.as_bytes()).to_hex().to_string();
+            (format!("param:{name}"), digest)
+        })
+        .collect()
+}
+
 /// An ordered list of fingerprint inputs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fingerprint {
@@ -53,10 +66,12 @@ impl Fingerprint {
     }
 
     pub fn params(&mut self, params: &BTreeMap<String, String>) {
-        for (name, value) in params {
-            let digest = blake3::hash(value.as_bytes()).to_hex().to_string();
-            self.push(format!("param:{name}"), digest);
-        }
+        self.pairs.extend(param_pairs(params));
+    }
+
+    /// Pairs made by [`param_pairs`] ahead of time, in its place.
+    pub fn param_pairs(&mut self, pairs: Vec<(String, String)>) {
+        self.pairs.extend(pairs);
     }
 
     pub fn pairs(&self) -> &[(String, String)] {

@@ -3,13 +3,13 @@
 //! its fingerprint inputs (for `--explain`).
 //!
 //! A build consults it for every step, so it is read cheaply: each of the 256
-//! checksummed shards is read whole (in parallel), but an entry's JSON — the
-//! record, and the input list, which is much larger — stays a slice of the
-//! shard's buffer (not copied) and is parsed only when asked for, and then
-//! once. A build that reuses 4,000 steps without running
-//! them parses none; one that rebuilds the mesh policy parses the records of
-//! the steps it reads, and nothing else. The output digest is kept beside the
-//! record so a dependent's fingerprint needs no record at all.
+//! checksummed shards is read whole (in parallel), but an entry's record (in a
+//! binary form, `record_codec`) and input list (JSON) stay slices of the
+//! shard's buffer (not copied) and are decoded only when asked for, and then
+//! once. A build that reuses 4,000 steps without running them decodes none;
+//! one that rebuilds the mesh policy decodes the records of the steps it
+//! reads, and nothing else. The output digest is kept beside the record so a
+//! dependent's fingerprint needs no record at all.
 //!
 //! A damaged shard reads as empty: its steps are checked the slow way (by
 //! fingerprint), which is always correct.
@@ -20,28 +20,30 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::record_codec;
 use super::shards::{self, shard_of};
 use super::store::{ActionRecord, StepState};
 use super::wire::{put_bytes, put_u64, seal, unseal, Reader};
 
-const MAGIC: &[u8; 8] = b"sconeIX3";
+const MAGIC: &[u8; 8] = b"sconeIX4";
 const EXT: &str = "bin";
 
-/// One step's entry; its JSON is parsed on first use.
+/// One step's entry; its record is decoded on first use.
 #[derive(Debug)]
 pub struct IndexEntry {
     pub fingerprint: String,
     /// [`ActionRecord::output_digest`] of the record ("" without one).
     pub output: Arc<str>,
-    /// Slices of the shard as read (no copy per entry).
-    record_json: Bytes,
+    /// Slices of the shard as read (no copy per entry): the record in its
+    /// binary form (`record_codec`), the inputs as JSON.
+    record_bin: Bytes,
     record: OnceLock<Option<Arc<ActionRecord>>>,
     inputs_json: Bytes,
 }
 
 impl IndexEntry {
-    /// The entry of a state; its record is kept only as JSON (parsed again if
-    /// asked for), so a big build does not hold every record twice.
+    /// The entry of a state; its record is kept only encoded (decoded again
+    /// if asked for), so a big build does not hold every record twice.
     fn new(state: &StepState) -> IndexEntry {
         let record = state.record.as_ref();
         IndexEntry {
@@ -49,10 +51,7 @@ impl IndexEntry {
             output: record
                 .map_or_else(String::new, |r| r.output_digest())
                 .into(),
-            record_json: record
-                .and_then(|r| serde_json::to_vec(r).ok())
-                .unwrap_or_default()
-                .into(),
+            record_bin: record.map(record_codec::encode).unwrap_or_default().into(),
             record: OnceLock::new(),
             inputs_json: serde_json::to_vec(&state.inputs).unwrap_or_default().into(),
         }
@@ -62,11 +61,10 @@ impl IndexEntry {
     pub fn record(&self) -> Option<Arc<ActionRecord>> {
         self.record
             .get_or_init(|| {
-                if self.record_json.is_empty() {
+                if self.record_bin.is_empty() {
                     return None;
                 }
-                serde_json::from_slice::<ActionRecord>(&self.record_json)
-                    .ok()
+                record_codec::decode(&self.record_bin)
                     .filter(|r| r.fingerprint == self.fingerprint)
                     .map(Arc::new)
             })
@@ -141,7 +139,7 @@ impl StepIndex {
 fn encode_shard(entries: &[(&String, &Arc<IndexEntry>)]) -> Vec<u8> {
     let size: usize = entries
         .iter()
-        .map(|(k, e)| 64 + k.len() + e.record_json.len() + e.inputs_json.len() + 128)
+        .map(|(k, e)| 64 + k.len() + e.record_bin.len() + e.inputs_json.len() + 128)
         .sum();
     let mut out = Vec::with_capacity(size + 64);
     out.extend_from_slice(MAGIC);
@@ -150,14 +148,14 @@ fn encode_shard(entries: &[(&String, &Arc<IndexEntry>)]) -> Vec<u8> {
         put_bytes(&mut out, key.as_bytes());
         put_bytes(&mut out, e.fingerprint.as_bytes());
         put_bytes(&mut out, e.output.as_bytes());
-        put_bytes(&mut out, &e.record_json);
+        put_bytes(&mut out, &e.record_bin);
         put_bytes(&mut out, &e.inputs_json);
     }
     seal(&mut out);
     out
 }
 
-/// The entries of a shard; their JSON stays in the shard's buffer.
+/// The entries of a shard; their records and inputs stay in its buffer.
 fn decode_shard(bytes: Vec<u8>) -> Option<Vec<(String, Arc<IndexEntry>)>> {
     let shard = Bytes::from(bytes);
     let body = unseal(&shard)?.strip_prefix(MAGIC)?;
@@ -171,14 +169,14 @@ fn decode_shard(bytes: Vec<u8>) -> Option<Vec<(String, Arc<IndexEntry>)>> {
         let key = text(r.bytes()?)?;
         let fingerprint = text(r.bytes()?)?;
         let output: Arc<str> = std::str::from_utf8(r.bytes()?).ok()?.into();
-        let record_json = slice(r.bytes()?);
+        let record_bin = slice(r.bytes()?);
         let inputs_json = slice(r.bytes()?);
         out.push((
             key,
             Arc::new(IndexEntry {
                 fingerprint,
                 output,
-                record_json,
+                record_bin,
                 record: OnceLock::new(),
                 inputs_json,
             }),

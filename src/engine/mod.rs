@@ -22,6 +22,7 @@ pub mod inputs;
 pub mod lock;
 pub mod noop;
 pub mod publish;
+mod record_codec;
 pub mod remote;
 mod run;
 pub mod scheduler;

@@ -53,10 +53,12 @@ pub(super) struct RunContext<'a> {
 }
 
 /// Decides fresh or built for one step and does the work.
+/// `params`: [`super::fingerprint::param_pairs`] of the step, if made ahead.
 pub(super) fn run_step(
     step: &dyn Step,
     deps: &[(StepId, DepRecord)],
     dep_digests: &[Arc<str>],
+    params: Option<Vec<(String, String)>>,
     cx: &RunContext<'_>,
     scratch: &Path,
 ) -> Result<StepResult, String> {
@@ -75,7 +77,10 @@ pub(super) fn run_step(
             .map_err(|e| StepError::context("reading inputs", e))?;
         consulted.extend(resolved.iter().map(|r| (r.path.clone(), Some(r.stat))));
         let mut fp = Fingerprint::new(&id.kind);
-        fp.params(&step.params());
+        match params {
+            Some(pairs) => fp.param_pairs(pairs),
+            None => fp.params(&step.params()),
+        }
         for input in &resolved {
             fp.push(
                 format!("file:{}", input.label),
@@ -149,13 +154,21 @@ pub(super) fn run_step(
             store,
         };
         let output = step.run(&cx)?;
-        let mut files = BTreeMap::new();
-        for (name, path) in &output.files {
-            let digest = store
-                .ingest_move(path)
-                .map_err(|e| StepError::context(format!("storing output {name}"), e))?;
-            files.insert(name.clone(), digest);
-        }
+        // In parallel: each new blob is fsynced, and fsyncs at the same time
+        // share the filesystem's journal commits.
+        let mut files: BTreeMap<String, String> = {
+            use rayon::prelude::*;
+            output
+                .files
+                .par_iter()
+                .map(|(name, path)| {
+                    let digest = store
+                        .ingest_move(path)
+                        .map_err(|e| StepError::context(format!("storing output {name}"), e))?;
+                    Ok((name.clone(), digest))
+                })
+                .collect::<Result<_, StepError>>()?
+        };
         for (name, digest) in &output.stored {
             files.insert(name.clone(), digest.clone());
         }

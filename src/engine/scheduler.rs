@@ -12,8 +12,10 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use super::events::{Event, EventSink, Status};
+use super::fingerprint::param_pairs;
 use super::index::IndexEntry;
 use super::lock::TargetLock;
+use super::noop::Previous;
 use super::remote::RemoteTier;
 use super::run::{run_step, DepRecord, RunContext, StepResult};
 use super::statcache::Stat;
@@ -39,12 +41,40 @@ pub struct EngineOptions {
 }
 
 /// Steps the caller knows are unaffected since the last build (nothing they
-/// consulted changed, see [`super::noop`]), by id, with the fingerprint they
-/// had. Such a step is reused without resolving its inputs or computing its
-/// fingerprint — as long as the step index still holds that fingerprint and
-/// none of its deps' outputs changed in this build; its record is parsed only
-/// if a dependent runs.
-pub type Reuse = HashMap<StepId, String>;
+/// consulted changed, see [`super::noop`]), with the fingerprint they had:
+/// the last build's record, shared, not copied. Such a step is reused without
+/// resolving its inputs or computing its fingerprint — as long as the step
+/// index still holds that fingerprint and none of its deps' outputs changed in
+/// this build; its record is parsed only if a dependent runs.
+#[derive(Debug)]
+pub struct Reuse {
+    previous: Arc<Previous>,
+}
+
+impl Reuse {
+    pub fn new(previous: Arc<Previous>) -> Reuse {
+        Reuse { previous }
+    }
+
+    /// The fingerprint step `id` had, if it is unaffected.
+    pub fn get(&self, id: &StepId) -> Option<&str> {
+        let steps = &self.previous.record.steps;
+        // Recorded sorted by kind and unit (see `NoopRecord::capture`).
+        let i = steps
+            .binary_search_by(|s| (s.kind.as_str(), s.unit.as_str()).cmp(&(&id.kind, &id.unit)))
+            .ok()?;
+        (!self.previous.dirty.get(i)?).then_some(steps[i].fingerprint.as_str())
+    }
+
+    /// How many steps are unaffected.
+    pub fn len(&self) -> usize {
+        self.previous.dirty.iter().filter(|d| !**d).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,6 +120,8 @@ pub struct BuildReport {
     /// Whether the no-op fast path answered (nothing was planned or run).
     pub fast_path: bool,
     pub ms: u64,
+    /// The caches of this build, being saved (wait before relying on them).
+    pub saving: Saving,
 }
 
 impl BuildReport {
@@ -225,15 +257,57 @@ pub fn build_in(
     }
     let mut report = run?;
     report.remote_configured = remote.is_some();
-    store.save_stats().map_err(io_err)?;
-    let _ = fs::remove_dir_all(&tmp);
     report.hashed_files = store.stats().hashed_files();
     report.ms = started.elapsed().as_millis() as u64;
-    // Freeing a big graph and store (tens of thousands of small allocations)
-    // takes longer than some whole builds: let it happen off the caller's path
-    // (and not at all when the process exits first).
-    std::thread::spawn(move || drop((nodes, store)));
+    // The step index and stat cache are saved while the caller writes
+    // `scone.lock` and the fast-path record, still under the lock; then the
+    // graph and store are freed (tens of thousands of small allocations),
+    // off the caller's path and not at all when the process exits first.
+    let dir = opts.target_dir.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let saved = store.save_stats();
+        let _ = fs::remove_dir_all(&tmp);
+        drop(_held);
+        let _ = tx.send(saved);
+        drop((nodes, store));
+    });
+    report.saving = Saving(Some((dir, rx)));
     Ok(report)
+}
+
+/// The step index and stat cache of a finished build, being saved; see
+/// [`Saving::wait`]. Dropping it waits too.
+#[derive(Default)]
+pub struct Saving(Option<(PathBuf, mpsc::Receiver<std::io::Result<()>>)>);
+
+impl Saving {
+    /// Waits until the build's caches are saved (and its lock released).
+    pub fn wait(&mut self) -> Result<(), EngineError> {
+        match self.0.take() {
+            Some((dir, rx)) => match rx.recv() {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(source)) => Err(EngineError::Io { dir, source }),
+                Err(_) => Err(EngineError::Io {
+                    dir,
+                    source: std::io::Error::other("saving the step index failed"),
+                }),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Saving {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
+impl std::fmt::Debug for Saving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Saving" } else { "Saved" })
+    }
 }
 
 struct Done {
@@ -278,7 +352,7 @@ fn tainted(nodes: &[Node], dependents: &[Vec<usize>], reuse: Option<&Reuse>) -> 
     };
     let mut tainted: Vec<bool> = nodes
         .iter()
-        .map(|n| !reuse.contains_key(n.step.id()))
+        .map(|n| reuse.get(n.step.id()).is_none())
         .collect();
     let mut queue: Vec<usize> = (0..nodes.len()).filter(|&i| tainted[i]).collect();
     while let Some(i) = queue.pop() {
@@ -319,6 +393,10 @@ fn run_graph(
     // read thousands. The loop parses them while it waits for running steps
     // (the chain of rebuilt steps before the mesh steps leaves a core idle).
     let mut preparse: Vec<Arc<IndexEntry>> = Vec::new();
+    // Likewise the params of tainted steps that are not ready yet (a mesh
+    // step's describe every service).
+    let mut ahead: Vec<usize> = (0..n).filter(|&i| tainted[i] && waiting[i] > 0).collect();
+    let mut params: Vec<Option<Vec<(String, String)>>> = vec![None; n];
     let mut report = BuildReport {
         all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
         ..BuildReport::default()
@@ -351,7 +429,7 @@ fn run_graph(
                 let reusable = reuse
                     .and_then(|r| r.get(id))
                     .filter(|_| deps_unchanged())
-                    .and_then(|fp| cx.store.indexed(id).filter(|e| &e.fingerprint == fp))
+                    .and_then(|fp| cx.store.indexed(id).filter(|e| e.fingerprint == fp))
                     .filter(|e| !e.output.is_empty());
                 if let Some(entry) = reusable {
                     let outputs = if wants_outputs {
@@ -406,9 +484,10 @@ fn run_graph(
                     let scratch =
                         tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
                     let step = nodes[i].step.as_ref();
+                    let params = params[i].take();
                     running += 1;
                     scope.spawn(move |_| {
-                        let result = run_step(step, &deps, &digests, cx, &scratch);
+                        let result = run_step(step, &deps, &digests, params, cx, &scratch);
                         let _ = tx.send(Done { index: i, result });
                     });
                 }
@@ -417,13 +496,18 @@ fn run_graph(
             if running == 0 {
                 break;
             }
-            // Nothing to start: parse records ahead while steps run.
+            // Nothing to start: work ahead while steps run.
             done = loop {
-                let Some(entry) = preparse.pop() else {
+                if let Some(j) = ahead.pop() {
+                    if waiting[j] > 0 {
+                        params[j] = Some(param_pairs(&nodes[j].step.params()));
+                    }
+                } else if let Some(entry) = preparse.pop() {
+                    // Parsed once (a step asking for it meanwhile waits).
+                    drop(entry.record());
+                } else {
                     break rx.recv().ok();
-                };
-                // Parsed once (a step asking for it meanwhile waits).
-                drop(entry.record());
+                }
                 if let Ok(d) = rx.try_recv() {
                     break Some(d);
                 }
@@ -544,10 +628,27 @@ mod tests {
                 dependents[d].push(i);
             }
         }
-        let reuse: Reuse = ["a", "c", "d"]
+        // The last build had all four; b's paths changed.
+        let steps = ["a", "b", "c", "d"]
             .iter()
-            .map(|u| (StepId::new("k", u), "fp".to_string()))
+            .map(|u| crate::engine::noop::StepMessage {
+                kind: "k".into(),
+                unit: u.to_string(),
+                fingerprint: format!("fp-{u}"),
+                files: Vec::new(),
+            })
             .collect();
+        let reuse = Reuse::new(Arc::new(Previous {
+            record: crate::engine::noop::NoopRecord {
+                steps,
+                ..Default::default()
+            },
+            dirty: vec![false, true, false, false],
+        }));
+        assert_eq!(reuse.get(&StepId::new("k", "c")), Some("fp-c"));
+        assert_eq!(reuse.get(&StepId::new("k", "b")), None, "dirty");
+        assert_eq!(reuse.get(&StepId::new("k", "e")), None, "unknown");
+        assert_eq!(reuse.len(), 3);
         assert_eq!(
             tainted(&nodes, &dependents, Some(&reuse)),
             vec![false, true, true, false]

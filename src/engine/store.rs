@@ -299,7 +299,7 @@ impl Store {
 
     /// Saves the stat cache and the step index (if they changed).
     pub fn save_stats(&self) -> io::Result<()> {
-        self.stats.save()?;
-        self.index.save()
+        let (stats, index) = rayon::join(|| self.stats.save(), || self.index.save());
+        stats.and(index)
     }
 }

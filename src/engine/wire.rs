@@ -9,6 +9,20 @@ pub fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+/// A LEB128 varint: 1 byte below 128, at most 10.
+pub fn put_var(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A signed varint (zigzag): small magnitudes stay short.
+pub fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    put_var(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
 /// A length-prefixed byte string.
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_u64(out, b.len() as u64);
@@ -51,6 +65,24 @@ impl<'a> Reader<'a> {
 
     pub fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    pub fn var(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = self.0.split_first()?;
+            self.0 = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    pub fn zigzag(&mut self) -> Option<i64> {
+        let v = self.var()?;
+        Some((v >> 1) as i64 ^ -((v & 1) as i64))
     }
 
     pub fn len(&mut self) -> Option<usize> {
@@ -102,5 +134,31 @@ mod tests {
         assert_eq!(r.u64(), None);
         out[0] ^= 1;
         assert_eq!(unseal(&out), None, "a flipped byte fails the checksum");
+    }
+
+    #[test]
+    fn varints_round_trip_at_every_size() {
+        let values = [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX];
+        let signed = [0, 1, -1, 63, -64, 64, i64::MAX, i64::MIN];
+        let mut out = Vec::new();
+        for v in values {
+            put_var(&mut out, v);
+        }
+        for v in signed {
+            put_zigzag(&mut out, v);
+        }
+        let mut r = Reader(&out);
+        for v in values {
+            assert_eq!(r.var(), Some(v));
+        }
+        for v in signed {
+            assert_eq!(r.zigzag(), Some(v));
+        }
+        assert!(r.is_empty());
+        assert_eq!(Reader(&[0x80]).var(), None, "cut off");
+        assert_eq!(Reader(&[0xff; 11]).var(), None, "too long");
+        let mut one = Vec::new();
+        put_var(&mut one, 127);
+        assert_eq!(one.len(), 1);
     }
 }

@@ -82,14 +82,22 @@ pub fn decode(bytes: &[u8]) -> Option<Workspace> {
         warnings.push(text(&mut r)?);
     }
     let n = r.len()?;
-    let mut services = Vec::with_capacity(n.min(1 << 20));
+    let mut encoded = Vec::with_capacity(n.min(1 << 20));
     for _ in 0..n {
-        let dir = path(&mut r)?;
-        let file = path(&mut r)?;
-        let mut manifest = codec::decode_service(r.bytes()?)?;
-        manifest.path = file;
-        services.push(ServiceUnit { manifest, dir });
+        encoded.push((path(&mut r)?, path(&mut r)?, r.bytes()?));
     }
+    // A thousand manifests: decoded on all cores.
+    let services: Vec<ServiceUnit> = {
+        use rayon::prelude::*;
+        encoded
+            .into_par_iter()
+            .map(|(dir, file, bytes)| {
+                let mut manifest = codec::decode_service(bytes)?;
+                manifest.path = file;
+                Some(ServiceUnit { manifest, dir })
+            })
+            .collect::<Option<_>>()?
+    };
     let n = r.len()?;
     let mut meshes = Vec::with_capacity(n.min(1 << 16));
     for _ in 0..n {
