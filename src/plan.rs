@@ -18,15 +18,15 @@ use crate::engine::{Node, Step, StepId};
 use crate::oci::base::{BaseContext, BaseSpec};
 use crate::oci::tar::Compression;
 use crate::steps::base::BaseStep;
-use crate::steps::chart::{ChartStep, ChartUnit};
 use crate::steps::copy::CopyStep;
 use crate::steps::image::ImageStep;
 use crate::steps::layer::LayerStep;
-use crate::steps::policy::{PolicySecret, PolicyService, PolicyStep};
 use crate::steps::push::PushStep;
 use crate::steps::sign::SignStep;
-use crate::steps::upload::{CasTarget, UploadStep};
 use crate::workspace::{ServiceUnit, Workspace};
+
+mod mesh;
+use mesh::plan_mesh;
 
 /// Everything besides the manifests that shapes the plan.
 pub struct Settings {
@@ -427,186 +427,6 @@ fn service_steps(
         image,
         sign,
     })
-}
-
-fn plan_mesh(
-    b: &mut Builder,
-    ws: &Workspace,
-    mesh: &crate::workspace::LinkedMesh,
-    settings: &Settings,
-    image_of: &HashMap<usize, usize>,
-    sign_of: &HashMap<usize, usize>,
-    several: bool,
-) {
-    let ns = mesh.namespace().to_string();
-    let mut services = Vec::new();
-    let mut sign_deps = Vec::new();
-    let mut secrets: BTreeMap<String, PolicySecret> = BTreeMap::new();
-    for s in &mesh.services {
-        let unit = &ws.services[s.unit];
-        let m = &unit.manifest;
-        services.push(PolicyService {
-            name: s.name.clone(),
-            unit: unit.name().to_string(),
-            image_name: s.name.clone(),
-            command: m.build.command.value.clone(),
-            pwd: m.build.pwd.value.clone(),
-            environment: s.environment.clone(),
-        });
-        if let Some(&i) = sign_of.get(&s.unit) {
-            sign_deps.push(i);
-        }
-        for secret in m.secrets.global.iter().chain(&m.secrets.local) {
-            let entry = secrets
-                .entry(secret.name.value.clone())
-                .or_insert_with(|| PolicySecret {
-                    name: secret.name.value.clone(),
-                    kind: secret.kind.value.clone(),
-                    size: secret.size.as_ref().map(|s| s.value),
-                    value: secret.value.as_ref().map(|v| v.value.clone()),
-                    export_to: Vec::new(),
-                });
-            entry.export_to.push(s.name.clone());
-        }
-        for import in &m.secrets.import {
-            if let Some(entry) = secrets.get_mut(&import.value) {
-                entry.export_to.push(s.name.clone());
-            }
-        }
-    }
-    for s in &mesh.services {
-        let m = &ws.services[s.unit].manifest;
-        for import in &m.secrets.import {
-            if let Some(entry) = secrets.get_mut(&import.value) {
-                if !entry.export_to.contains(&s.name) {
-                    entry.export_to.push(s.name.clone());
-                }
-            }
-        }
-    }
-    let policy = &mesh.mesh.policy;
-    let policy_step = b.add(
-        Box::new(PolicyStep {
-            id: StepId::new("policy", &ns),
-            namespace: ns.clone(),
-            services,
-            secrets: secrets.into_values().collect(),
-            tolerate: policy
-                .tolerate
-                .as_ref()
-                .map(|t| t.items())
-                .unwrap_or_default(),
-            ignore_advisories: policy
-                .ignore_advisories
-                .as_ref()
-                .map(|t| t.items())
-                .unwrap_or_default(),
-        }),
-        sign_deps,
-    );
-
-    let mut chart_deps = vec![policy_step];
-    if let Some(apply) = &settings.apply {
-        let target = match &apply.cas {
-            CasChoice::Local(dir) => CasTarget::Local(dir.clone()),
-            CasChoice::Remote => CasTarget::Remote {
-                url: mesh
-                    .mesh
-                    .cas
-                    .first()
-                    .map(|c| c.cas_url.value.clone())
-                    .unwrap_or_default(),
-                ca_file: apply.ca_file.clone(),
-            },
-        };
-        let upload = b.add(
-            Box::new(UploadStep {
-                id: StepId::new("upload", &ns),
-                namespace: ns.clone(),
-                target,
-                known_predecessor: settings.known_sessions.get(&ns).cloned(),
-            }),
-            vec![policy_step],
-        );
-        chart_deps.push(upload);
-        if apply.push {
-            for s in &mesh.services {
-                let unit = &ws.services[s.unit];
-                if let Some(&image) = image_of.get(&s.unit) {
-                    let push = b.add(
-                        Box::new(PushStep {
-                            id: StepId::new("push", unit.name()),
-                            layout: settings.target_dir.join("images").join(unit.name()),
-                            insecure: settings.insecure_registries.clone(),
-                        }),
-                        vec![image, upload],
-                    );
-                    chart_deps.push(push);
-                }
-            }
-        }
-    }
-    let mut units = Vec::new();
-    for s in &mesh.services {
-        let unit = &ws.services[s.unit];
-        if let Some(&image) = image_of.get(&s.unit) {
-            chart_deps.push(image);
-        }
-        units.push(ChartUnit {
-            name: s.name.clone(),
-            unit: unit.name().to_string(),
-            ports: unit
-                .manifest
-                .ports
-                .iter()
-                .map(|p| {
-                    (
-                        p.name.value.clone(),
-                        p.port.value,
-                        p.protocol
-                            .as_ref()
-                            .map(|x| x.value.clone())
-                            .unwrap_or_else(|| "TCP".into()),
-                    )
-                })
-                .collect(),
-        });
-    }
-    let dir = if several {
-        format!("helm/{ns}")
-    } else {
-        "helm".to_string()
-    };
-    b.add(
-        Box::new(ChartStep {
-            id: StepId::new("chart", &ns),
-            namespace: ns.clone(),
-            version: mesh
-                .mesh
-                .version
-                .as_ref()
-                .map(|v| v.value.clone())
-                .unwrap_or_else(|| "0.1.0".into()),
-            cas_addr: mesh
-                .mesh
-                .cas
-                .first()
-                .map(|c| c.cas_url.value.clone())
-                .unwrap_or_default(),
-            services: units,
-            chart_path: format!("target/{dir}"),
-            dir,
-            templates: settings.helm_templates.clone(),
-            manifests_dir: settings.output_yaml.then(|| {
-                if several {
-                    format!("manifests/{ns}")
-                } else {
-                    "manifests".to_string()
-                }
-            }),
-        }),
-        chart_deps,
-    );
 }
 
 #[cfg(test)]

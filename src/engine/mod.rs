@@ -26,6 +26,7 @@ mod record_codec;
 pub mod remote;
 mod run;
 pub mod scheduler;
+pub mod session;
 pub mod shards;
 pub mod statcache;
 pub mod step;
@@ -34,9 +35,8 @@ pub mod wire;
 
 pub use events::{Event, EventSink, Status};
 pub use remote::{Lookup, RemoteTier};
-pub use scheduler::{
-    build, build_in, BuildReport, EngineError, EngineOptions, Node, Reuse, Session,
-};
+pub use scheduler::{build, build_in, BuildReport, EngineError, EngineOptions, Node, Reuse};
+pub use session::{Saving, Session};
 pub use step::{
     BlobSource, Input, InputKind, Publish, PublishFile, ResolvedInput, Step, StepContext,
     StepError, StepId, StepOutput,

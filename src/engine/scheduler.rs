@@ -14,10 +14,10 @@ use std::time::Instant;
 use super::events::{Event, EventSink, Status};
 use super::fingerprint::param_pairs;
 use super::index::IndexEntry;
-use super::lock::TargetLock;
 use super::noop::Previous;
 use super::remote::RemoteTier;
 use super::run::{run_step, DepRecord, RunContext, StepResult};
+use super::session::{Saving, Session};
 use super::statcache::Stat;
 use super::step::{Step, StepId};
 use super::store::{ActionRecord, Published, Store};
@@ -143,49 +143,6 @@ pub enum EngineError {
     Cycle(StepId),
 }
 
-/// A build directory held for one build: its lock taken, its store open.
-/// Opening reads the step index, so a caller that knows the build directory
-/// early can open it while it plans ([`Session::try_open`]).
-pub struct Session {
-    dir: PathBuf,
-    _lock: TargetLock,
-    store: Store,
-}
-
-impl Session {
-    /// Takes the lock of `target_dir`, waiting (after `on_wait`) if another
-    /// scone holds it, and opens the store.
-    pub fn open(target_dir: &Path, on_wait: impl FnOnce()) -> Result<Session, EngineError> {
-        let io_err = |source| EngineError::Io {
-            dir: target_dir.to_path_buf(),
-            source,
-        };
-        fs::create_dir_all(target_dir).map_err(io_err)?;
-        let lock = TargetLock::acquire(target_dir, on_wait).map_err(io_err)?;
-        Session::with_lock(target_dir, lock).map_err(io_err)
-    }
-
-    /// [`Session::open`] if no other scone holds the lock (and nothing fails).
-    pub fn try_open(target_dir: &Path) -> Option<Session> {
-        fs::create_dir_all(target_dir).ok()?;
-        let lock = TargetLock::try_acquire(target_dir).ok()??;
-        Session::with_lock(target_dir, lock).ok()
-    }
-
-    fn with_lock(target_dir: &Path, lock: TargetLock) -> std::io::Result<Session> {
-        Ok(Session {
-            dir: target_dir.to_path_buf(),
-            _lock: lock,
-            store: Store::open(target_dir)?,
-        })
-    }
-
-    /// The build directory, as given.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
 /// Runs the graph. `on_wait` is called if another scone holds the lock.
 pub fn build(
     nodes: Vec<Node>,
@@ -217,9 +174,7 @@ pub fn build_in(
         ))));
     }
     let Session {
-        _lock: _held,
-        store,
-        ..
+        lock: _held, store, ..
     } = session;
     let tmp = store.reset_tmp().map_err(io_err)?;
     let jobs = if opts.jobs == 0 {
@@ -274,40 +229,6 @@ pub fn build_in(
     });
     report.saving = Saving(Some((dir, rx)));
     Ok(report)
-}
-
-/// The step index and stat cache of a finished build, being saved; see
-/// [`Saving::wait`]. Dropping it waits too.
-#[derive(Default)]
-pub struct Saving(Option<(PathBuf, mpsc::Receiver<std::io::Result<()>>)>);
-
-impl Saving {
-    /// Waits until the build's caches are saved (and its lock released).
-    pub fn wait(&mut self) -> Result<(), EngineError> {
-        match self.0.take() {
-            Some((dir, rx)) => match rx.recv() {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(source)) => Err(EngineError::Io { dir, source }),
-                Err(_) => Err(EngineError::Io {
-                    dir,
-                    source: std::io::Error::other("saving the step index failed"),
-                }),
-            },
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Saving {
-    fn drop(&mut self) {
-        let _ = self.wait();
-    }
-}
-
-impl std::fmt::Debug for Saving {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Saving" } else { "Saved" })
-    }
 }
 
 struct Done {
