@@ -265,6 +265,29 @@ fn release(
     }
 }
 
+/// The index entry to reuse `node` from, if [`Reuse`] lists it as unaffected,
+/// none of its deps' outputs changed in this build, and the step index still
+/// holds its fingerprint with an output.
+fn reusable(
+    node: &Node,
+    results: &[Option<Finished>],
+    reuse: Option<&Reuse>,
+    store: &Store,
+) -> Option<Arc<IndexEntry>> {
+    let id = node.step.id();
+    let fingerprint = reuse?.get(id)?;
+    let deps_unchanged = node
+        .deps
+        .iter()
+        .all(|&d| results[d].as_ref().is_some_and(|f| !f.changed));
+    if !deps_unchanged {
+        return None;
+    }
+    store
+        .indexed(id)
+        .filter(|e| e.fingerprint == fingerprint && !e.output.is_empty())
+}
+
 /// Per node: whether it will likely run — it is not in `reuse`, or one of its
 /// deps (transitively) is not. Without `reuse`, every node.
 fn tainted(nodes: &[Node], dependents: &[Vec<usize>], reuse: Option<&Reuse>) -> Vec<bool> {
@@ -341,18 +364,7 @@ fn run_graph(
             };
             if let Some(i) = next {
                 let id = nodes[i].step.id();
-                let deps_unchanged = || {
-                    nodes[i]
-                        .deps
-                        .iter()
-                        .all(|&d| results[d].as_ref().is_some_and(|f| !f.changed))
-                };
-                let reusable = reuse
-                    .and_then(|r| r.get(id))
-                    .filter(|_| deps_unchanged())
-                    .and_then(|fp| cx.store.indexed(id).filter(|e| e.fingerprint == fp))
-                    .filter(|e| !e.output.is_empty());
-                if let Some(entry) = reusable {
+                if let Some(entry) = reusable(&nodes[i], &results, reuse, cx.store) {
                     let outputs = if wants_outputs {
                         entry
                             .record()
