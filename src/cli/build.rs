@@ -118,7 +118,7 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
         args.common.message_format == super::args::MessageFormat::Json || args.common.verbose > 0;
     let previous = match super::noop::try_fast_path(&key, &Output::new(&args.common, 0), replay) {
         super::noop::Start::Done => return Ok(0),
-        super::noop::Start::Incremental(previous) => Some(previous),
+        super::noop::Start::Incremental(previous) => Some(*previous),
         super::noop::Start::Full => None,
     };
     let outcome = execute(args, None, previous)?;

@@ -52,7 +52,7 @@ pub enum Start {
     /// Nothing changed: the fresh build was replayed.
     Done,
     /// Only what some steps consulted changed: the others can be reused.
-    Incremental(Previous),
+    Incremental(Box<Previous>),
     /// Anything else: the full build.
     Full,
 }

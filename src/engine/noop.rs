@@ -30,8 +30,12 @@
 //! paths only ever skip work the full path would find fresh.
 
 mod encode;
+mod files;
+mod journal;
 mod patch;
 
+pub use files::Files;
+pub use journal::Origin;
 pub use patch::Ran;
 
 use std::fs;
@@ -67,7 +71,7 @@ pub struct NoopRecord {
     pub key: String,
     pub written_at_ns: i64,
     /// Sorted by path bytes; `None`: the path did not exist.
-    pub files: Vec<(PathBuf, Option<Recorded>)>,
+    pub files: Files,
     pub steps: Vec<StepMessage>,
     /// The target dir of the build (where the step index is), as the engine
     /// was given it (the working folder is part of the key).
@@ -75,10 +79,17 @@ pub struct NoopRecord {
     /// The blake3 of the workspace snapshot written with this record, if any
     /// (see `workspace::snapshot`).
     pub workspace: Option<[u8; 32]>,
+    /// The file this record was read from, if it was: saving it again then
+    /// writes only what changed since (see [`journal`]).
+    pub origin: Option<Origin>,
 }
 
 fn path_of(dir: &Path) -> PathBuf {
     dir.join(".scone").join("noop.bin")
+}
+
+fn journal_of(dir: &Path) -> PathBuf {
+    dir.join(".scone").join("noop.log")
 }
 
 fn stat_of(path: &Path) -> Option<Stat> {
@@ -129,7 +140,7 @@ pub enum Verdict {
         steps: Option<Vec<StepMessage>>,
         target: PathBuf,
     },
-    Dirty(Previous),
+    Dirty(Box<Previous>),
     Full,
 }
 
@@ -243,25 +254,31 @@ impl NoopRecord {
                 Some((p, recorded))
             })
             .collect();
-        let files = files?;
         Some(NoopRecord {
             key,
             written_at_ns,
-            files,
+            files: files?.into_iter().collect(),
             steps,
             target,
             workspace: None,
+            origin: None,
         })
     }
 
-    /// Writes the record into `dir`.
+    /// Writes the record into `dir`: as a journal of the record it was read
+    /// from while that is enough, else whole (then the journal is removed).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        durable::write_checked(&path_of(dir), &encode::encode(self))
+        if let Some(bytes) = self.origin.as_ref().and_then(|o| journal::encode(self, o)) {
+            return durable::write_checked(&journal_of(dir), &bytes);
+        }
+        durable::write_checked(&path_of(dir), &encode::encode(self))?;
+        durable::remove_all(&journal_of(dir))
     }
 
-    /// Forgets the record (before any build that may change things).
+    /// Forgets the record.
     pub fn invalidate(dir: &Path) -> io::Result<()> {
-        durable::remove_all(&path_of(dir))
+        durable::remove_all(&path_of(dir))?;
+        durable::remove_all(&journal_of(dir))
     }
 
     /// What changed since the record in `dir` was written under `key`; the
@@ -270,7 +287,17 @@ impl NoopRecord {
         let Ok(bytes) = fs::read(path_of(dir)) else {
             return Verdict::Full;
         };
-        let Some(record) = encode::Lazy::decode(&bytes) else {
+        let journal = match fs::read(journal_of(dir)) {
+            Ok(journal) => Some(journal),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(_) => return Verdict::Full,
+        };
+        let journal = match journal.as_deref().map(journal::decode) {
+            Some(None) => return Verdict::Full,
+            Some(Some(j)) => Some(j),
+            None => None,
+        };
+        let Some(record) = encode::Lazy::decode(&bytes, journal) else {
             return Verdict::Full;
         };
         if record.key != key {
@@ -292,7 +319,7 @@ impl NoopRecord {
                 target: record.target.to_path_buf(),
             };
         }
-        let Some(full) = record.materialize() else {
+        let Some(full) = record.into_record() else {
             return Verdict::Full;
         };
         let mut owned = vec![false; full.files.len()];
@@ -315,10 +342,10 @@ impl NoopRecord {
             .iter()
             .map(|s| s.files.iter().any(|&f| is_changed[f as usize]))
             .collect();
-        Verdict::Dirty(Previous {
+        Verdict::Dirty(Box::new(Previous {
             record: full,
             dirty,
-        })
+        }))
     }
 }
 

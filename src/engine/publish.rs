@@ -81,6 +81,12 @@ pub fn publish(target: &Path, entry: &Published, store: &Store) -> io::Result<()
             let linked = link_or_copy(&store.blob_path(digest), &tmp)?;
             fs::rename(&tmp, &dest)?;
             if linked {
+                // Renaming a link onto another link of the same inode (the
+                // file was published from this blob before) does nothing
+                // and leaves both names.
+                let _ = fs::remove_file(&tmp);
+            }
+            if linked {
                 Ok(())
             } else {
                 store.stats().record_written(&dest, digest)
@@ -160,4 +166,36 @@ fn link_or_copy(from: &Path, to: &Path) -> io::Result<bool> {
     super::statcache::pin_mtime(&tmp)?;
     fs::rename(&tmp, to)?;
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishing_a_file_again_leaves_no_temp_name_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("target")).unwrap();
+        let made = dir.path().join("made");
+        fs::write(&made, "policy").unwrap();
+        let digest = store.ingest_copy(&made).unwrap();
+        let target = dir.path().join("target");
+        let entry = Published::File {
+            path: "policy/mesh.yaml".into(),
+            digest,
+        };
+        for _ in 0..2 {
+            publish(&target, &entry, &store).unwrap();
+            assert!(is_current(&target, &entry, &store));
+            let names: Vec<String> = fs::read_dir(target.join("policy"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(names, ["mesh.yaml"]);
+        }
+        assert_eq!(
+            fs::read(target.join("policy/mesh.yaml")).unwrap(),
+            b"policy"
+        );
+    }
 }

@@ -10,11 +10,89 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::files::Files;
+use super::journal::{Journal, Op, Origin};
 use super::{still, NoopRecord, Recorded, StepMessage};
 use crate::engine::statcache::Stat;
 use crate::engine::wire::{put_bytes, put_u64, put_var, put_zigzag, seal, unseal, Reader};
 
 const MAGIC: &[u8; 8] = b"sconeNP3";
+
+/// Writes what was recorded of a path; `mtime` and `inode` are those of the
+/// state written before (updated), as its fields are stored as differences.
+pub(super) fn put_state(out: &mut Vec<u8>, rec: &Option<Recorded>, last: &mut (i64, i64)) {
+    match rec {
+        None => out.push(0),
+        Some(Recorded { stat, content }) => {
+            out.push(if content.is_some() { 2 } else { 1 });
+            put_var(out, stat.size);
+            put_zigzag(out, stat.mtime_ns.wrapping_sub(last.0));
+            put_zigzag(out, stat.ctime_ns.wrapping_sub(stat.mtime_ns));
+            put_zigzag(out, (stat.inode as i64).wrapping_sub(last.1));
+            put_var(out, u64::from(stat.mode));
+            *last = (stat.mtime_ns, stat.inode as i64);
+            if let Some(c) = content {
+                out.extend_from_slice(c);
+            }
+        }
+    }
+}
+
+/// Reads what [`put_state`] wrote.
+pub(super) fn state(r: &mut Reader<'_>, last: &mut (i64, i64)) -> Option<Option<Recorded>> {
+    Some(match r.take(1)? {
+        [0] => None,
+        [flag @ (1 | 2)] => {
+            let size = r.var()?;
+            let mtime = last.0.wrapping_add(r.zigzag()?);
+            let ctime = mtime.wrapping_add(r.zigzag()?);
+            let inode = last.1.wrapping_add(r.zigzag()?);
+            let mode = u32::try_from(r.var()?).ok()?;
+            *last = (mtime, inode);
+            Some(Recorded {
+                stat: Stat {
+                    size,
+                    mtime_ns: mtime,
+                    ctime_ns: ctime,
+                    inode: inode as u64,
+                    mode,
+                },
+                content: if *flag == 2 {
+                    Some(r.take(32)?.try_into().ok()?)
+                } else {
+                    None
+                },
+            })
+        }
+        _ => return None,
+    })
+}
+
+/// Writes a step's file list (sorted indices, as differences).
+pub(super) fn put_list(out: &mut Vec<u8>, files: &[u32]) {
+    put_var(out, files.len() as u64);
+    let mut last = 0i64;
+    for &f in files {
+        put_zigzag(out, i64::from(f) - last);
+        last = i64::from(f);
+    }
+}
+
+/// Reads what [`put_list`] wrote; `None` if an index is not below `files`.
+pub(super) fn list(r: &mut Reader<'_>, files: usize) -> Option<Vec<u32>> {
+    let n = usize::try_from(r.var()?).ok()?;
+    let mut out = Vec::with_capacity(n.min(1 << 22));
+    let mut last = 0i64;
+    for _ in 0..n {
+        last = last.checked_add(r.zigzag()?)?;
+        let f = u32::try_from(last).ok()?;
+        if f as usize >= files {
+            return None;
+        }
+        out.push(f);
+    }
+    Some(out)
+}
 
 pub(super) fn encode(r: &NoopRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(40 * r.files.len() + 80 * r.steps.len() + 4096);
@@ -23,29 +101,15 @@ pub(super) fn encode(r: &NoopRecord) -> Vec<u8> {
     put_u64(&mut out, r.written_at_ns as u64);
     put_var(&mut out, r.files.len() as u64);
     let mut prev: &[u8] = &[];
-    let (mut mtime, mut inode) = (0i64, 0i64);
-    for (path, rec) in &r.files {
+    let mut last = (0i64, 0i64);
+    for (path, rec) in r.files.iter() {
         let path = path.as_os_str().as_encoded_bytes();
         let shared = path.iter().zip(prev).take_while(|(a, b)| a == b).count();
         put_var(&mut out, shared as u64);
         put_var(&mut out, (path.len() - shared) as u64);
         out.extend_from_slice(&path[shared..]);
         prev = path;
-        match rec {
-            None => out.push(0),
-            Some(Recorded { stat, content }) => {
-                out.push(if content.is_some() { 2 } else { 1 });
-                put_var(&mut out, stat.size);
-                put_zigzag(&mut out, stat.mtime_ns.wrapping_sub(mtime));
-                put_zigzag(&mut out, stat.ctime_ns.wrapping_sub(stat.mtime_ns));
-                put_zigzag(&mut out, (stat.inode as i64).wrapping_sub(inode));
-                put_var(&mut out, u64::from(stat.mode));
-                (mtime, inode) = (stat.mtime_ns, stat.inode as i64);
-                if let Some(c) = content {
-                    out.extend_from_slice(c);
-                }
-            }
-        }
+        put_state(&mut out, rec, &mut last);
     }
     put_var(&mut out, r.steps.len() as u64);
     let mut steps = Vec::with_capacity(100 * r.steps.len());
@@ -53,12 +117,7 @@ pub(super) fn encode(r: &NoopRecord) -> Vec<u8> {
         put_bytes(&mut steps, s.kind.as_bytes());
         put_bytes(&mut steps, s.unit.as_bytes());
         put_bytes(&mut steps, s.fingerprint.as_bytes());
-        put_var(&mut steps, s.files.len() as u64);
-        let mut last = 0i64;
-        for &f in &s.files {
-            put_zigzag(&mut steps, i64::from(f) - last);
-            last = i64::from(f);
-        }
+        put_list(&mut steps, &s.files);
     }
     put_bytes(&mut out, &steps);
     put_bytes(&mut out, r.target.as_os_str().as_encoded_bytes());
@@ -67,67 +126,86 @@ pub(super) fn encode(r: &NoopRecord) -> Vec<u8> {
     out
 }
 
-/// A record as read back: the paths rebuilt in one buffer; the key, the
-/// target and the steps still point into the file's bytes.
+/// A record as read back: the paths in one buffer; the key, the target and
+/// the steps still point into the file's bytes. Its journal (`noop.log`, see
+/// [`super::journal`]), if any, is applied as it is read.
 pub(super) struct Lazy<'a> {
     pub key: &'a str,
-    written_at_ns: i64,
-    /// Every path, one after the other.
-    paths: Vec<u8>,
-    /// Per path: where it ends in `paths` (it starts where the one before ends).
-    files: Vec<(usize, Option<Recorded>)>,
+    pub(super) written_at_ns: i64,
+    pub(super) files: Files,
     pub count: usize,
     steps: &'a [u8],
     pub target: &'a Path,
     workspace: Option<[u8; 32]>,
+    /// The checksum the file is sealed with: a journal names its record by it.
+    seal: [u8; 32],
+    /// With a journal: per path of the file, its index in `files`
+    /// (`u32::MAX`: dropped). Empty without one.
+    map: Vec<u32>,
+    /// The journal's paths and steps, kept for the next journal.
+    ops: Vec<(&'a [u8], Op)>,
+    overrides: Vec<(usize, String, Vec<u32>)>,
 }
 
 impl<'a> Lazy<'a> {
-    pub fn decode(bytes: &'a [u8]) -> Option<Lazy<'a>> {
-        let mut r = Reader(unseal(bytes)?.strip_prefix(MAGIC)?);
+    /// The record of `bytes` with `journal` applied, if it is this record's
+    /// (one of an earlier record is left out: see [`super::journal`]).
+    pub fn decode(bytes: &'a [u8], journal: Option<Journal<'a>>) -> Option<Lazy<'a>> {
+        let body = unseal(bytes)?;
+        let seal: [u8; 32] = bytes[body.len()..].try_into().ok()?;
+        let journal = journal.filter(|j| j.seal == seal);
+        let mut r = Reader(body.strip_prefix(MAGIC)?);
         let key = std::str::from_utf8(r.bytes()?).ok()?;
-        let written_at_ns = r.u64()? as i64;
+        let mut written_at_ns = r.u64()? as i64;
         let n = usize::try_from(r.var()?).ok()?;
-        let mut files = Vec::with_capacity(n.min(1 << 22));
-        let mut paths: Vec<u8> = Vec::with_capacity(bytes.len().min(1 << 26));
-        let (mut start, mut mtime, mut inode) = (0usize, 0i64, 0i64);
+        let mut files = Files::with_capacity(n.min(1 << 22), bytes.len().min(1 << 26));
+        let mut last = (0i64, 0i64);
+        let (ops, overrides, mut map) = match journal {
+            Some(j) => {
+                written_at_ns = j.written_at_ns;
+                (j.ops, j.steps, Vec::with_capacity(n.min(1 << 22)))
+            }
+            None => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        let mut pending = ops.iter().peekable();
+        // Paths the journal adds before `path`.
+        let mut insert = |files: &mut Files, path: Option<&[u8]>| {
+            while let Some((p, op)) = pending.next_if(|(p, _)| path.is_none_or(|path| *p < path)) {
+                if let Op::Set(state) = op {
+                    files.push(p, *state);
+                }
+            }
+            pending
+                .next_if(|(p, _)| path == Some(*p))
+                .map(|(_, op)| *op)
+        };
+        let mut path: Vec<u8> = Vec::new();
         for _ in 0..n {
             let shared = usize::try_from(r.var()?).ok()?;
             let len = usize::try_from(r.var()?).ok()?;
-            let end = paths.len();
-            if shared > end - start {
+            if shared > path.len() {
                 return None;
             }
-            paths.extend_from_within(start..start + shared);
-            paths.extend_from_slice(r.take(len)?);
-            start = end;
-            let rec = match r.take(1)? {
-                [0] => None,
-                [flag @ (1 | 2)] => {
-                    let size = r.var()?;
-                    mtime = mtime.wrapping_add(r.zigzag()?);
-                    let ctime = mtime.wrapping_add(r.zigzag()?);
-                    inode = inode.wrapping_add(r.zigzag()?);
-                    let mode = u32::try_from(r.var()?).ok()?;
-                    Some(Recorded {
-                        stat: Stat {
-                            size,
-                            mtime_ns: mtime,
-                            ctime_ns: ctime,
-                            inode: inode as u64,
-                            mode,
-                        },
-                        content: if *flag == 2 {
-                            Some(r.take(32)?.try_into().ok()?)
-                        } else {
-                            None
-                        },
-                    })
+            path.truncate(shared);
+            path.extend_from_slice(r.take(len)?);
+            let recorded = state(&mut r, &mut last)?;
+            if ops.is_empty() {
+                files.push_unchecked(&path, recorded);
+                continue;
+            }
+            match insert(&mut files, Some(&path)) {
+                Some(Op::Drop) => map.push(u32::MAX),
+                Some(Op::Set(state)) => {
+                    map.push(files.len() as u32);
+                    files.push(&path, state);
                 }
-                _ => return None,
-            };
-            files.push((paths.len(), rec));
+                None => {
+                    map.push(files.len() as u32);
+                    files.push(&path, recorded);
+                }
+            }
         }
+        insert(&mut files, None);
         let count = usize::try_from(r.var()?).ok()?;
         let steps = r.bytes()?;
         let target = Path::new(OsStr::from_bytes(r.bytes()?));
@@ -135,25 +213,22 @@ impl<'a> Lazy<'a> {
             [] => None,
             w => Some(w.try_into().ok()?),
         };
-        r.is_empty().then_some(Lazy {
+        let fits = overrides
+            .iter()
+            .all(|(i, _, l)| *i < count && l.iter().all(|&f| (f as usize) < files.len()));
+        (r.is_empty() && fits).then_some(Lazy {
             key,
             written_at_ns,
-            paths,
             files,
             count,
             steps,
             target,
             workspace,
+            seal,
+            map,
+            ops,
+            overrides,
         })
-    }
-
-    /// The `i`th path.
-    fn path(&self, i: usize) -> &Path {
-        let start = match i {
-            0 => 0,
-            _ => self.files[i - 1].0,
-        };
-        Path::new(OsStr::from_bytes(&self.paths[start..self.files[i].0]))
     }
 
     /// The indices of the paths that are no longer as recorded (stat'ed in
@@ -161,32 +236,41 @@ impl<'a> Lazy<'a> {
     pub fn changed(&self) -> Vec<u32> {
         use rayon::prelude::*;
         let written = self.written_at_ns;
-        self.files
-            .par_iter()
-            .enumerate()
-            .filter(|(i, (_, old))| !still(self.path(*i), old.as_ref(), written))
-            .map(|(i, _)| i as u32)
+        (0..self.files.len())
+            .into_par_iter()
+            .filter(|&i| !still(self.files.path(i), self.files.state(i).as_ref(), written))
+            .map(|i| i as u32)
             .collect()
     }
 
+    /// The steps, as the journal left them.
     pub fn steps(&self) -> Option<Vec<StepMessage>> {
         let mut r = Reader(self.steps);
         let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
         let mut out = Vec::with_capacity(self.count.min(1 << 22));
-        for _ in 0..self.count {
+        let mut overrides = self.overrides.iter().peekable();
+        for i in 0..self.count {
             let kind = text(r.bytes()?)?;
             let unit = text(r.bytes()?)?;
-            let fingerprint = text(r.bytes()?)?;
-            let n = usize::try_from(r.var()?).ok()?;
-            let mut files = Vec::with_capacity(n.min(1 << 22));
-            let mut last = 0i64;
-            for _ in 0..n {
-                last = last.checked_add(r.zigzag()?)?;
-                let f = u32::try_from(last).ok()?;
-                if f as usize >= self.files.len() {
-                    return None;
+            let mut fingerprint = text(r.bytes()?)?;
+            let recorded = if self.map.is_empty() {
+                self.files.len()
+            } else {
+                self.map.len()
+            };
+            let mut files = list(&mut r, recorded)?;
+            if let Some((_, f, l)) = overrides.next_if(|(j, _, _)| *j == i) {
+                fingerprint.clone_from(f);
+                files.clone_from(l);
+            } else if !self.map.is_empty() {
+                // The file's indices, renumbered; a step the journal did not
+                // record again keeps every path it had.
+                for f in &mut files {
+                    *f = self.map[*f as usize];
+                    if *f == u32::MAX {
+                        return None;
+                    }
                 }
-                files.push(f);
             }
             out.push(StepMessage {
                 kind,
@@ -198,17 +282,30 @@ impl<'a> Lazy<'a> {
         r.is_empty().then_some(out)
     }
 
-    /// The whole record, owned.
-    pub fn materialize(&self) -> Option<NoopRecord> {
+    /// The whole record, owned; it remembers its file and journal, so that
+    /// saving it again can write only what changed (the next journal).
+    pub fn into_record(self) -> Option<NoopRecord> {
+        let steps = self.steps()?;
+        let mut touched = vec![false; steps.len()];
+        for (i, _, _) in &self.overrides {
+            touched[*i] = true;
+        }
+        let origin = Origin {
+            seal: self.seal,
+            key: self.key.to_string(),
+            target: self.target.to_path_buf(),
+            workspace: self.workspace,
+            ops: self.ops.iter().map(|(p, op)| (p.to_vec(), *op)).collect(),
+            steps: touched,
+        };
         Some(NoopRecord {
             key: self.key.to_string(),
             written_at_ns: self.written_at_ns,
-            files: (0..self.files.len())
-                .map(|i| (self.path(i).to_path_buf(), self.files[i].1))
-                .collect(),
-            steps: self.steps()?,
+            files: self.files,
+            steps,
             target: self.target.to_path_buf(),
             workspace: self.workspace,
+            origin: Some(origin),
         })
     }
 }
@@ -255,7 +352,7 @@ mod tests {
         let record = NoopRecord {
             key: "k".into(),
             written_at_ns: 42,
-            files,
+            files: files.into_iter().collect(),
             steps: vec![StepMessage {
                 kind: "copy".into(),
                 unit: "svc".into(),
@@ -264,17 +361,18 @@ mod tests {
             }],
             target: "target".into(),
             workspace: Some([1; 32]),
+            origin: None,
         };
         let bytes = encode(&record);
-        let lazy = Lazy::decode(&bytes).unwrap();
-        assert_eq!(lazy.materialize().unwrap(), record);
-        assert_eq!(lazy.path(2), Path::new("/w/a/c"));
-        let plain: usize = record.files.iter().map(|(p, _)| p.as_os_str().len()).sum();
-        assert_eq!(lazy.paths.len(), plain);
+        let lazy = Lazy::decode(&bytes, None).unwrap();
+        assert_eq!(lazy.files.path(2), Path::new("/w/a/c"));
+        let mut read = Lazy::decode(&bytes, None).unwrap().into_record().unwrap();
+        assert!(read.origin.take().is_some(), "it remembers its file");
+        assert_eq!(read, record);
         let stored = bytes.windows(3).filter(|w| w == b"/w/").count();
         assert_eq!(stored, 1, "the shared prefix is stored once");
         let mut cut = bytes.clone();
         cut.truncate(bytes.len() - 1);
-        assert!(Lazy::decode(&cut).is_none());
+        assert!(Lazy::decode(&cut, None).is_none());
     }
 }

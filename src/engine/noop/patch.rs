@@ -1,11 +1,12 @@
 //! The record of an incremental build: the last record with the steps that ran
-//! re-recorded, in time linear in the record, without sorting or re-stat'ing
-//! the paths of the thousands of steps that were reused.
+//! re-recorded, in place (and so saved as a journal, see `super::journal`)
+//! unless the set of paths changed, without sorting or re-stat'ing the paths
+//! of the thousands of steps that were reused.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::{now_ns, seen_now, NoopRecord, Recorded, Seen, StepMessage};
+use super::{now_ns, seen_now, Files, NoopRecord, Recorded, Seen, StepMessage};
 use crate::engine::statcache::RACY_WINDOW_NS;
 
 /// A recorded path.
@@ -44,12 +45,6 @@ impl NoopRecord {
         use rayon::prelude::*;
         let written_at_ns = now_ns();
         let n = self.files.len();
-        let find = |path: &std::path::Path, files: &[Entry]| {
-            let key = path.as_os_str().as_encoded_bytes();
-            files
-                .binary_search_by(|(p, _)| p.as_os_str().as_encoded_bytes().cmp(key))
-                .ok()
-        };
         let step_of = |s: &StepMessage, steps: &[StepMessage]| {
             steps
                 .binary_search_by(|t| (&t.kind, &t.unit).cmp(&(&s.kind, &s.unit)))
@@ -94,14 +89,14 @@ impl NoopRecord {
         for paths in seen {
             let mut list = Vec::with_capacity(paths.len());
             for (path, rec) in paths {
-                if let Some(i) = find(&path, &self.files) {
-                    let old = &self.files[i].1;
+                if let Some(i) = self.files.find(&path) {
+                    let old = self.files.state(i);
                     if kept[i] || global[i] || touched[i] {
                         if !same(old, &rec) {
                             return None;
                         }
                     } else {
-                        self.files[i].1 = rec;
+                        self.files.set(i, rec);
                         touched[i] = true;
                     }
                     list.push(i);
@@ -118,6 +113,12 @@ impl NoopRecord {
             }
             lists.push(list);
         }
+        if let Some(origin) = self.origin.as_mut() {
+            for i in (0..n).filter(|&i| touched[i]) {
+                origin.set(self.files.path(i), *self.files.state(i));
+            }
+        }
+        let had_steps = self.steps.len();
         // New steps (none on the incremental path, but be exact).
         for (step, at) in ran_steps.iter().zip(ran_at.iter_mut()) {
             if at.is_none() {
@@ -128,7 +129,14 @@ impl NoopRecord {
         for (step, at) in ran_steps.into_iter().zip(&ran_at) {
             if let Some(i) = *at {
                 self.steps[i].fingerprint = step.fingerprint;
+                if let Some(origin) = self.origin.as_mut() {
+                    origin.step(i);
+                }
             }
+        }
+        if self.steps.len() != had_steps {
+            // A journal keeps the record's steps.
+            self.origin = None;
         }
         // Keep the paths still consulted by a step or the workspace's.
         let mut keep: Vec<bool> = global;
@@ -144,6 +152,20 @@ impl NoopRecord {
             for &f in list {
                 keep[f] = true;
             }
+        }
+        if added.is_empty() && self.steps.len() == had_steps && keep.iter().all(|&k| k) {
+            // The same paths and steps: the steps that ran get their lists in
+            // place, and the record can be saved as a journal.
+            for (list, at) in lists.into_iter().zip(&ran_at) {
+                if let Some(i) = *at {
+                    let mut l: Vec<u32> = list.into_iter().map(|f| f as u32).collect();
+                    l.sort_unstable();
+                    l.dedup();
+                    self.steps[i].files = l;
+                }
+            }
+            self.written_at_ns = written_at_ns;
+            return Some(self);
         }
         Some(self.merged(added, &keep, lists, &ran_at, &reran, written_at_ns))
     }
@@ -165,12 +187,12 @@ impl NoopRecord {
             self.written_at_ns = now;
         }
         for path in own {
-            let key = path.as_os_str().as_encoded_bytes();
-            let i = self
-                .files
-                .binary_search_by(|(p, _)| p.as_os_str().as_encoded_bytes().cmp(key))
-                .ok()?;
-            self.files[i].1 = seen_now(path, Seen::Own, started_ns, self.written_at_ns)?;
+            let i = self.files.find(path)?;
+            let recorded = seen_now(path, Seen::Own, started_ns, self.written_at_ns)?;
+            self.files.set(i, recorded);
+            if let Some(origin) = self.origin.as_mut() {
+                origin.set(path, recorded);
+            }
         }
         Some(())
     }
@@ -179,7 +201,7 @@ impl NoopRecord {
     /// keeps, and renumbers every step's list (the steps that ran get `lists`).
     fn merged(
         mut self,
-        mut added: Vec<Entry>,
+        added: Vec<Entry>,
         keep: &[bool],
         lists: Vec<Vec<usize>>,
         ran_at: &[Option<usize>],
@@ -191,31 +213,36 @@ impl NoopRecord {
         let mut order: Vec<usize> = (0..added.len()).collect();
         order.sort_by_cached_key(|&k| bytes(&added[k].0));
         let mut map = vec![u32::MAX; n + added.len()];
-        let mut files = Vec::with_capacity(n + added.len());
-        let mut old = std::mem::take(&mut self.files)
-            .into_iter()
-            .enumerate()
-            .peekable();
-        let mut new = order.into_iter().peekable();
+        let old = std::mem::take(&mut self.files);
+        let mut files = Files::with_capacity(n + added.len(), 0);
+        let (mut i, mut new) = (0, order.into_iter().peekable());
         loop {
-            let take_old = match (old.peek(), new.peek()) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some((_, (p, _))), Some(&k)) => {
-                    p.as_os_str().as_encoded_bytes() < added[k].0.as_os_str().as_encoded_bytes()
+            let take_old = match (i < n, new.peek()) {
+                (false, None) => break,
+                (true, None) => true,
+                (false, Some(_)) => false,
+                (true, Some(&k)) => {
+                    old.path(i).as_os_str().as_encoded_bytes()
+                        < added[k].0.as_os_str().as_encoded_bytes()
                 }
             };
-            let (index, entry) = if take_old {
-                let Some((i, e)) = old.next() else { break };
-                (i, e)
+            let (index, path, state) = if take_old {
+                i += 1;
+                (i - 1, old.path(i - 1), *old.state(i - 1))
             } else {
                 let Some(k) = new.next() else { break };
-                (n + k, (std::mem::take(&mut added[k].0), added[k].1))
+                (n + k, added[k].0.as_path(), added[k].1)
             };
             if keep[index] {
                 map[index] = files.len() as u32;
-                files.push(entry);
+                files.push(path.as_os_str().as_encoded_bytes(), state);
+                if index >= n {
+                    if let Some(origin) = self.origin.as_mut() {
+                        origin.set(path, state);
+                    }
+                }
+            } else if let Some(origin) = self.origin.as_mut() {
+                origin.drop_path(path);
             }
         }
         for (i, s) in self.steps.iter_mut().enumerate() {

@@ -112,7 +112,7 @@ fn only_the_steps_whose_paths_changed_are_dirty() {
             let x: Vec<_> = r.steps[0]
                 .files
                 .iter()
-                .map(|&f| &r.files[f as usize].0)
+                .map(|&f| r.files.path(f as usize))
                 .collect();
             assert_eq!(x, vec![&a, &shared]);
         }
@@ -273,7 +273,7 @@ fn a_patched_record_re_records_only_the_steps_that_ran() {
             .is_none(),
         "a workspace file the record does not have"
     );
-    let paths: Vec<&Path> = patched.files.iter().map(|(p, _)| p.as_path()).collect();
+    let paths: Vec<&Path> = patched.files.iter().map(|(p, _)| p).collect();
     assert_eq!(
         paths,
         vec![a.as_path(), b.as_path(), new.as_path(), lock.as_path()]
