@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::files::Files;
-use super::journal::{Journal, Op, Origin};
+use super::journal::{Journal, Origin};
 use super::{still, NoopRecord, Recorded, StepMessage};
 use crate::engine::statcache::Stat;
 use crate::engine::wire::{put_bytes, put_u64, put_var, put_zigzag, seal, unseal, Reader};
@@ -99,25 +99,42 @@ pub(super) fn encode(r: &NoopRecord) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     put_bytes(&mut out, r.key.as_bytes());
     put_u64(&mut out, r.written_at_ns as u64);
-    put_var(&mut out, r.files.len() as u64);
+    // In the order of their bytes; the steps' lists follow the renumbering.
+    let order = r.files.ordered();
+    let mut renumber = Vec::new();
+    if !r.files.is_ordered() {
+        renumber = vec![u32::MAX; r.files.len()];
+        for (new, &i) in order.iter().enumerate() {
+            renumber[i] = new as u32;
+        }
+    }
+    put_var(&mut out, order.len() as u64);
     let mut prev: &[u8] = &[];
     let mut last = (0i64, 0i64);
-    for (path, rec) in r.files.iter() {
-        let path = path.as_os_str().as_encoded_bytes();
+    for &i in &order {
+        let path = r.files.path(i).as_os_str().as_encoded_bytes();
         let shared = path.iter().zip(prev).take_while(|(a, b)| a == b).count();
         put_var(&mut out, shared as u64);
         put_var(&mut out, (path.len() - shared) as u64);
         out.extend_from_slice(&path[shared..]);
         prev = path;
-        put_state(&mut out, rec, &mut last);
+        put_state(&mut out, r.files.state(i), &mut last);
     }
     put_var(&mut out, r.steps.len() as u64);
     let mut steps = Vec::with_capacity(100 * r.steps.len());
+    let mut list = Vec::new();
     for s in &r.steps {
         put_bytes(&mut steps, s.kind.as_bytes());
         put_bytes(&mut steps, s.unit.as_bytes());
         put_bytes(&mut steps, s.fingerprint.as_bytes());
-        put_list(&mut steps, &s.files);
+        if renumber.is_empty() {
+            put_list(&mut steps, &s.files);
+        } else {
+            list.clear();
+            list.extend(s.files.iter().map(|&f| renumber[f as usize]));
+            list.sort_unstable();
+            put_list(&mut steps, &list);
+        }
     }
     put_bytes(&mut out, &steps);
     put_bytes(&mut out, r.target.as_os_str().as_encoded_bytes());
@@ -139,11 +156,11 @@ pub(super) struct Lazy<'a> {
     workspace: Option<[u8; 32]>,
     /// The checksum the file is sealed with: a journal names its record by it.
     seal: [u8; 32],
-    /// With a journal: per path of the file, its index in `files`
-    /// (`u32::MAX`: dropped). Empty without one.
-    map: Vec<u32>,
-    /// The journal's paths and steps, kept for the next journal.
-    ops: Vec<(&'a [u8], Op)>,
+    /// How many paths the file has.
+    base: usize,
+    /// Per path of the file: whether the journal set its state.
+    set: Vec<bool>,
+    /// Steps the journal recorded again (by index, ascending).
     overrides: Vec<(usize, String, Vec<u32>)>,
 }
 
@@ -153,32 +170,12 @@ impl<'a> Lazy<'a> {
     pub fn decode(bytes: &'a [u8], journal: Option<Journal<'a>>) -> Option<Lazy<'a>> {
         let body = unseal(bytes)?;
         let seal: [u8; 32] = bytes[body.len()..].try_into().ok()?;
-        let journal = journal.filter(|j| j.seal == seal);
         let mut r = Reader(body.strip_prefix(MAGIC)?);
         let key = std::str::from_utf8(r.bytes()?).ok()?;
         let mut written_at_ns = r.u64()? as i64;
         let n = usize::try_from(r.var()?).ok()?;
         let mut files = Files::with_capacity(n.min(1 << 22), bytes.len().min(1 << 26));
         let mut last = (0i64, 0i64);
-        let (ops, overrides, mut map) = match journal {
-            Some(j) => {
-                written_at_ns = j.written_at_ns;
-                (j.ops, j.steps, Vec::with_capacity(n.min(1 << 22)))
-            }
-            None => (Vec::new(), Vec::new(), Vec::new()),
-        };
-        let mut pending = ops.iter().peekable();
-        // Paths the journal adds before `path`.
-        let mut insert = |files: &mut Files, path: Option<&[u8]>| {
-            while let Some((p, op)) = pending.next_if(|(p, _)| path.is_none_or(|path| *p < path)) {
-                if let Op::Set(state) = op {
-                    files.push(p, *state);
-                }
-            }
-            pending
-                .next_if(|(p, _)| path == Some(*p))
-                .map(|(_, op)| *op)
-        };
         let mut path: Vec<u8> = Vec::new();
         for _ in 0..n {
             let shared = usize::try_from(r.var()?).ok()?;
@@ -189,23 +186,8 @@ impl<'a> Lazy<'a> {
             path.truncate(shared);
             path.extend_from_slice(r.take(len)?);
             let recorded = state(&mut r, &mut last)?;
-            if ops.is_empty() {
-                files.push_unchecked(&path, recorded);
-                continue;
-            }
-            match insert(&mut files, Some(&path)) {
-                Some(Op::Drop) => map.push(u32::MAX),
-                Some(Op::Set(state)) => {
-                    map.push(files.len() as u32);
-                    files.push(&path, state);
-                }
-                None => {
-                    map.push(files.len() as u32);
-                    files.push(&path, recorded);
-                }
-            }
+            files.push_unchecked(&path, recorded);
         }
-        insert(&mut files, None);
         let count = usize::try_from(r.var()?).ok()?;
         let steps = r.bytes()?;
         let target = Path::new(OsStr::from_bytes(r.bytes()?));
@@ -213,10 +195,36 @@ impl<'a> Lazy<'a> {
             [] => None,
             w => Some(w.try_into().ok()?),
         };
-        let fits = overrides
-            .iter()
-            .all(|(i, _, l)| *i < count && l.iter().all(|&f| (f as usize) < files.len()));
-        (r.is_empty() && fits).then_some(Lazy {
+        if !r.is_empty() {
+            return None;
+        }
+        let mut set = vec![false; n];
+        let mut overrides = Vec::new();
+        if let Some(j) = journal.filter(|j| j.seal == seal) {
+            written_at_ns = j.written_at_ns;
+            for (i, state) in j.set {
+                *set.get_mut(i)? = true;
+                files.set(i, state);
+            }
+            for i in j.dropped {
+                if i >= n {
+                    return None;
+                }
+                files.drop_path(i);
+            }
+            for (path, state) in j.added {
+                files.push(path, state);
+            }
+            let fits = j
+                .steps
+                .iter()
+                .all(|(i, _, l)| *i < count && l.iter().all(|&f| (f as usize) < files.len()));
+            if !fits {
+                return None;
+            }
+            overrides = j.steps;
+        }
+        Some(Lazy {
             key,
             written_at_ns,
             files,
@@ -225,8 +233,8 @@ impl<'a> Lazy<'a> {
             target,
             workspace,
             seal,
-            map,
-            ops,
+            base: n,
+            set,
             overrides,
         })
     }
@@ -238,7 +246,10 @@ impl<'a> Lazy<'a> {
         let written = self.written_at_ns;
         (0..self.files.len())
             .into_par_iter()
-            .filter(|&i| !still(self.files.path(i), self.files.state(i).as_ref(), written))
+            .filter(|&i| {
+                self.files.is_live(i)
+                    && !still(self.files.path(i), self.files.state(i).as_ref(), written)
+            })
             .map(|i| i as u32)
             .collect()
     }
@@ -253,24 +264,10 @@ impl<'a> Lazy<'a> {
             let kind = text(r.bytes()?)?;
             let unit = text(r.bytes()?)?;
             let mut fingerprint = text(r.bytes()?)?;
-            let recorded = if self.map.is_empty() {
-                self.files.len()
-            } else {
-                self.map.len()
-            };
-            let mut files = list(&mut r, recorded)?;
+            let mut files = list(&mut r, self.base)?;
             if let Some((_, f, l)) = overrides.next_if(|(j, _, _)| *j == i) {
                 fingerprint.clone_from(f);
                 files.clone_from(l);
-            } else if !self.map.is_empty() {
-                // The file's indices, renumbered; a step the journal did not
-                // record again keeps every path it had.
-                for f in &mut files {
-                    *f = self.map[*f as usize];
-                    if *f == u32::MAX {
-                        return None;
-                    }
-                }
             }
             out.push(StepMessage {
                 kind,
@@ -295,7 +292,7 @@ impl<'a> Lazy<'a> {
             key: self.key.to_string(),
             target: self.target.to_path_buf(),
             workspace: self.workspace,
-            ops: self.ops.iter().map(|(p, op)| (p.to_vec(), *op)).collect(),
+            set: self.set,
             steps: touched,
         };
         Some(NoopRecord {

@@ -10,7 +10,12 @@ use std::path::Path;
 
 use super::Recorded;
 
-/// Paths (sorted by bytes, each once) and what was recorded of each.
+/// Paths and what was recorded of each, by a stable index: the paths read
+/// from a record's file come first, in order; paths added since (by an
+/// incremental build or a journal) follow in the order they were added, and
+/// dropped ones keep their index. Only a whole record's file puts them back
+/// in order ([`Files::ordered`]), so steps' lists never need renumbering in
+/// between.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Files {
     /// Every path, one after the other.
@@ -19,6 +24,10 @@ pub struct Files {
     ends: Vec<usize>,
     /// Per path: `None` if it did not exist.
     states: Vec<Option<Recorded>>,
+    /// How many paths, from the first, are in order.
+    sorted: usize,
+    /// Per path: whether it was dropped (empty: none was).
+    dropped: Vec<bool>,
 }
 
 impl Files {
@@ -28,9 +37,11 @@ impl Files {
             paths: Vec::with_capacity(bytes),
             ends: Vec::with_capacity(n),
             states: Vec::with_capacity(n),
+            ..Files::default()
         }
     }
 
+    /// How many indices there are (dropped paths included).
     pub fn len(&self) -> usize {
         self.ends.len()
     }
@@ -58,41 +69,97 @@ impl Files {
         self.states[i] = state;
     }
 
+    /// Whether the `i`th path is still recorded.
+    pub fn is_live(&self, i: usize) -> bool {
+        self.dropped.get(i) != Some(&true)
+    }
+
+    /// Stops recording the `i`th path (its index stays taken).
+    pub fn drop_path(&mut self, i: usize) {
+        if self.dropped.len() < self.len() {
+            self.dropped.resize(self.len(), false);
+        }
+        self.dropped[i] = true;
+    }
+
+    /// Whether any path was added out of order or dropped.
+    pub fn is_ordered(&self) -> bool {
+        self.sorted == self.len() && !self.dropped.contains(&true)
+    }
+
     /// Where `path` is, if recorded.
     pub fn find(&self, path: &Path) -> Option<usize> {
         let key = path.as_os_str().as_encoded_bytes();
-        let (mut lo, mut hi) = (0, self.len());
+        let (mut lo, mut hi) = (0, self.sorted);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.bytes(mid).cmp(key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
+                std::cmp::Ordering::Equal => {
+                    lo = mid;
+                    break;
+                }
             }
         }
-        None
+        if lo < self.sorted && self.bytes(lo) == key && self.is_live(lo) {
+            return Some(lo);
+        }
+        (self.sorted..self.len()).find(|&i| self.bytes(i) == key && self.is_live(i))
     }
 
-    /// Appends a path that sorts after every path so far (the caller's
-    /// promise: records are built and read in order).
-    pub fn push(&mut self, path: &[u8], state: Option<Recorded>) {
-        debug_assert!(self.is_empty() || self.bytes(self.len() - 1) < path);
-        self.paths.extend_from_slice(path);
-        self.ends.push(self.paths.len());
-        self.states.push(state);
+    /// Adds a path (the caller's promise: one not recorded yet); its index.
+    pub fn push(&mut self, path: &[u8], state: Option<Recorded>) -> usize {
+        let i = self.len();
+        if self.sorted == i && (i == 0 || self.bytes(i - 1) < path) {
+            self.sorted += 1;
+        }
+        self.append(path, state);
+        i
     }
 
     /// Appends a path read from a record's file, trusted to be in order (a
     /// file that is not makes lookups miss, and so only costs a full build).
     pub fn push_unchecked(&mut self, path: &[u8], state: Option<Recorded>) {
+        if self.sorted == self.len() {
+            self.sorted += 1;
+        }
+        self.append(path, state);
+    }
+
+    fn append(&mut self, path: &[u8], state: Option<Recorded>) {
         self.paths.extend_from_slice(path);
         self.ends.push(self.paths.len());
         self.states.push(state);
     }
 
-    /// Every path with its state, in order.
+    /// The indices of the recorded paths, in the order of their bytes.
+    pub fn ordered(&self) -> Vec<usize> {
+        let live = (0..self.sorted).filter(|&i| self.is_live(i));
+        if self.sorted == self.len() {
+            return live.collect();
+        }
+        let mut added: Vec<usize> = (self.sorted..self.len())
+            .filter(|&i| self.is_live(i))
+            .collect();
+        added.sort_by(|&a, &b| self.bytes(a).cmp(self.bytes(b)));
+        let mut out = Vec::with_capacity(self.len());
+        let mut added = added.into_iter().peekable();
+        for i in live {
+            while let Some(a) = added.next_if(|&a| self.bytes(a) < self.bytes(i)) {
+                out.push(a);
+            }
+            out.push(i);
+        }
+        out.extend(added);
+        out
+    }
+
+    /// Every recorded path with its state, in the order of their bytes.
     pub fn iter(&self) -> impl Iterator<Item = (&Path, &Option<Recorded>)> {
-        (0..self.len()).map(|i| (self.path(i), &self.states[i]))
+        self.ordered()
+            .into_iter()
+            .map(|i| (self.path(i), &self.states[i]))
     }
 }
 
@@ -115,6 +182,7 @@ mod tests {
     fn paths_are_found_by_their_bytes() {
         let paths = ["/a", "/a/b", "/a/bc", "/z"].map(Path::new);
         let files: Files = paths.iter().map(|p| (*p, None)).collect();
+        assert!(files.is_ordered());
         let read: Vec<&Path> = files.iter().map(|(p, _)| p).collect();
         assert_eq!(read, paths);
         for (i, p) in paths.iter().enumerate() {
@@ -128,5 +196,23 @@ mod tests {
             unchecked.push_unchecked(p.as_os_str().as_encoded_bytes(), None);
         }
         assert_eq!(unchecked, files);
+    }
+
+    #[test]
+    fn added_and_dropped_paths_keep_every_index_and_sort_on_the_way_out() {
+        let mut files: Files = ["/b", "/d", "/f"].iter().map(|p| (p, None)).collect();
+        let c = files.push(b"/c", None);
+        let a = files.push(b"/a", None);
+        assert_eq!((c, a), (3, 4), "added at the end");
+        files.drop_path(1);
+        assert!(!files.is_ordered());
+        assert_eq!(files.find(Path::new("/d")), None, "dropped");
+        assert_eq!(files.find(Path::new("/a")), Some(4));
+        assert_eq!(files.find(Path::new("/f")), Some(2));
+        let d = files.push(b"/d", None);
+        assert_eq!(files.find(Path::new("/d")), Some(d), "added again");
+        assert_eq!(files.ordered(), vec![4, 0, 3, d, 2]);
+        let read: Vec<&Path> = files.iter().map(|(p, _)| p).collect();
+        assert_eq!(read, ["/a", "/b", "/c", "/d", "/f"].map(Path::new));
     }
 }

@@ -1,15 +1,15 @@
 //! The record of an incremental build: the last record with the steps that ran
-//! re-recorded, in place (and so saved as a journal, see `super::journal`)
-//! unless the set of paths changed, without sorting or re-stat'ing the paths
-//! of the thousands of steps that were reused.
+//! re-recorded in place — paths they no longer consult dropped, new ones
+//! added at the end (see [`super::Files`]) — without sorting or re-stat'ing
+//! the paths of the thousands of steps that were reused. It is saved as a
+//! journal of the record (see `super::journal`).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::{now_ns, seen_now, Files, NoopRecord, Recorded, Seen, StepMessage};
+use super::{now_ns, seen_now, NoopRecord, Recorded, Seen, StepMessage};
 use crate::engine::statcache::RACY_WINDOW_NS;
 
-/// A recorded path.
+/// A path as a step that ran saw it.
 type Entry = (PathBuf, Option<Recorded>);
 
 /// A step that ran in an incremental build, and what it consulted.
@@ -82,40 +82,40 @@ impl NoopRecord {
             })
             .collect();
         let seen = seen?;
-        let mut added: Vec<Entry> = Vec::new();
-        let mut added_at: HashMap<PathBuf, usize> = HashMap::new();
+        // Per index: whether a step that ran recorded it in this build. A
+        // path seen twice must be seen alike.
         let mut touched = vec![false; n];
-        let mut lists: Vec<Vec<usize>> = Vec::with_capacity(seen.len());
+        let mut lists: Vec<Vec<u32>> = Vec::with_capacity(seen.len());
         for paths in seen {
             let mut list = Vec::with_capacity(paths.len());
             for (path, rec) in paths {
-                if let Some(i) = self.files.find(&path) {
-                    let old = self.files.state(i);
-                    if kept[i] || global[i] || touched[i] {
-                        if !same(old, &rec) {
-                            return None;
+                let i = match self.files.find(&path) {
+                    Some(i) => {
+                        let held = kept.get(i) == Some(&true) || global.get(i) == Some(&true);
+                        if held || touched[i] {
+                            if !same(self.files.state(i), &rec) {
+                                return None;
+                            }
+                        } else {
+                            self.files.set(i, rec);
+                            touched[i] = true;
                         }
-                    } else {
-                        self.files.set(i, rec);
-                        touched[i] = true;
+                        i
                     }
-                    list.push(i);
-                } else if let Some(&k) = added_at.get(&path) {
-                    if !same(&added[k].1, &rec) {
-                        return None;
+                    None => {
+                        touched.push(true);
+                        self.files.push(path.as_os_str().as_encoded_bytes(), rec)
                     }
-                    list.push(n + k);
-                } else {
-                    added_at.insert(path.clone(), added.len());
-                    list.push(n + added.len());
-                    added.push((path, rec));
-                }
+                };
+                list.push(i as u32);
             }
+            list.sort_unstable();
+            list.dedup();
             lists.push(list);
         }
         if let Some(origin) = self.origin.as_mut() {
             for i in (0..n).filter(|&i| touched[i]) {
-                origin.set(self.files.path(i), *self.files.state(i));
+                origin.set(i);
             }
         }
         let had_steps = self.steps.len();
@@ -126,9 +126,10 @@ impl NoopRecord {
                 self.steps.push(step.clone());
             }
         }
-        for (step, at) in ran_steps.into_iter().zip(&ran_at) {
+        for ((step, at), list) in ran_steps.into_iter().zip(&ran_at).zip(lists) {
             if let Some(i) = *at {
                 self.steps[i].fingerprint = step.fingerprint;
+                self.steps[i].files = list;
                 if let Some(origin) = self.origin.as_mut() {
                     origin.step(i);
                 }
@@ -137,37 +138,24 @@ impl NoopRecord {
         if self.steps.len() != had_steps {
             // A journal keeps the record's steps.
             self.origin = None;
+            self.steps
+                .sort_by(|a, b| (&a.kind, &a.unit).cmp(&(&b.kind, &b.unit)));
         }
-        // Keep the paths still consulted by a step or the workspace's.
+        // Drop the paths no step and not the workspace consults any more.
         let mut keep: Vec<bool> = global;
-        keep.resize(n + added.len(), false);
-        for (i, s) in self.steps.iter().enumerate() {
-            if i < reran.len() && !reran[i] {
-                for &f in &s.files {
-                    keep[f as usize] = true;
-                }
+        keep.resize(self.files.len(), false);
+        for s in &self.steps {
+            for &f in &s.files {
+                keep[f as usize] = true;
             }
         }
-        for list in &lists {
-            for &f in list {
-                keep[f] = true;
+        for (i, keep) in keep.into_iter().enumerate() {
+            if !keep && self.files.is_live(i) {
+                self.files.drop_path(i);
             }
         }
-        if added.is_empty() && self.steps.len() == had_steps && keep.iter().all(|&k| k) {
-            // The same paths and steps: the steps that ran get their lists in
-            // place, and the record can be saved as a journal.
-            for (list, at) in lists.into_iter().zip(&ran_at) {
-                if let Some(i) = *at {
-                    let mut l: Vec<u32> = list.into_iter().map(|f| f as u32).collect();
-                    l.sort_unstable();
-                    l.dedup();
-                    self.steps[i].files = l;
-                }
-            }
-            self.written_at_ns = written_at_ns;
-            return Some(self);
-        }
-        Some(self.merged(added, &keep, lists, &ran_at, &reran, written_at_ns))
+        self.written_at_ns = written_at_ns;
+        Some(self)
     }
 
     /// Records the workspace files the build wrote last (`scone.lock`, the
@@ -191,79 +179,9 @@ impl NoopRecord {
             let recorded = seen_now(path, Seen::Own, started_ns, self.written_at_ns)?;
             self.files.set(i, recorded);
             if let Some(origin) = self.origin.as_mut() {
-                origin.set(path, recorded);
+                origin.set(i);
             }
         }
         Some(())
-    }
-
-    /// Merges the `added` paths into the sorted files, drops the ones no one
-    /// keeps, and renumbers every step's list (the steps that ran get `lists`).
-    fn merged(
-        mut self,
-        added: Vec<Entry>,
-        keep: &[bool],
-        lists: Vec<Vec<usize>>,
-        ran_at: &[Option<usize>],
-        reran: &[bool],
-        written_at_ns: i64,
-    ) -> NoopRecord {
-        let n = self.files.len();
-        let bytes = |p: &PathBuf| p.as_os_str().as_encoded_bytes().to_vec();
-        let mut order: Vec<usize> = (0..added.len()).collect();
-        order.sort_by_cached_key(|&k| bytes(&added[k].0));
-        let mut map = vec![u32::MAX; n + added.len()];
-        let old = std::mem::take(&mut self.files);
-        let mut files = Files::with_capacity(n + added.len(), 0);
-        let (mut i, mut new) = (0, order.into_iter().peekable());
-        loop {
-            let take_old = match (i < n, new.peek()) {
-                (false, None) => break,
-                (true, None) => true,
-                (false, Some(_)) => false,
-                (true, Some(&k)) => {
-                    old.path(i).as_os_str().as_encoded_bytes()
-                        < added[k].0.as_os_str().as_encoded_bytes()
-                }
-            };
-            let (index, path, state) = if take_old {
-                i += 1;
-                (i - 1, old.path(i - 1), *old.state(i - 1))
-            } else {
-                let Some(k) = new.next() else { break };
-                (n + k, added[k].0.as_path(), added[k].1)
-            };
-            if keep[index] {
-                map[index] = files.len() as u32;
-                files.push(path.as_os_str().as_encoded_bytes(), state);
-                if index >= n {
-                    if let Some(origin) = self.origin.as_mut() {
-                        origin.set(path, state);
-                    }
-                }
-            } else if let Some(origin) = self.origin.as_mut() {
-                origin.drop_path(path);
-            }
-        }
-        for (i, s) in self.steps.iter_mut().enumerate() {
-            if i < reran.len() && !reran[i] {
-                for f in &mut s.files {
-                    *f = map[*f as usize];
-                }
-            }
-        }
-        for (list, at) in lists.into_iter().zip(ran_at) {
-            if let Some(i) = *at {
-                let mut l: Vec<u32> = list.into_iter().map(|f| map[f]).collect();
-                l.sort_unstable();
-                l.dedup();
-                self.steps[i].files = l;
-            }
-        }
-        self.steps
-            .sort_by(|a, b| (&a.kind, &a.unit).cmp(&(&b.kind, &b.unit)));
-        self.files = files;
-        self.written_at_ns = written_at_ns;
-        self
     }
 }
