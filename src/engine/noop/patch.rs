@@ -68,19 +68,24 @@ impl NoopRecord {
             }
         }
         let global: Vec<bool> = owned.iter().map(|o| !o).collect();
-        // What the steps that ran consulted, stat'ed now (in parallel).
-        let seen: Option<Vec<Vec<Entry>>> = consulted
-            .into_par_iter()
-            .map(|paths| {
-                paths
-                    .into_iter()
-                    .map(|(p, seen)| {
-                        let rec = seen_now(&p, seen, started_ns, written_at_ns)?;
-                        Some((p, rec))
-                    })
-                    .collect()
-            })
-            .collect();
+        // What the steps that ran consulted, stat'ed now: in parallel only
+        // when there are many, since the build's own saving (fsyncs on the
+        // shared pool) may hold the pool's threads meanwhile.
+        let stat_all = |paths: Vec<(PathBuf, Seen)>| -> Option<Vec<Entry>> {
+            paths
+                .into_iter()
+                .map(|(p, seen)| {
+                    let rec = seen_now(&p, seen, started_ns, written_at_ns)?;
+                    Some((p, rec))
+                })
+                .collect()
+        };
+        let many = consulted.iter().map(Vec::len).sum::<usize>() > 2048;
+        let seen: Option<Vec<Vec<Entry>>> = if many {
+            consulted.into_par_iter().map(stat_all).collect()
+        } else {
+            consulted.into_iter().map(stat_all).collect()
+        };
         let seen = seen?;
         // Per index: whether a step that ran recorded it in this build. A
         // path seen twice must be seen alike.
