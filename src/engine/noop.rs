@@ -6,7 +6,9 @@
 //! shape a build), the stat of every path the build consulted — manifests and
 //! their folders, `scone.toml`, `scone.lock`, every declared input and the
 //! folders they were listed from, every published output and every blob —,
-//! and every step with its fingerprint and the paths *it* consulted.
+//! and every step with its fingerprint and the paths *it* consulted. An
+//! incremental build leaves it as it is and writes what it changed in it to a
+//! journal beside it, `noop.log` (see `noop/journal.rs`).
 //!
 //! The next build with the same key stats those paths (in parallel) and gets a
 //! [`Verdict`]:
@@ -80,7 +82,7 @@ pub struct NoopRecord {
     /// (see `workspace::snapshot`).
     pub workspace: Option<[u8; 32]>,
     /// The file this record was read from, if it was: saving it again then
-    /// writes only what changed since (see [`journal`]).
+    /// writes only what changed since (see `noop/journal.rs`).
     pub origin: Option<Origin>,
 }
 

@@ -31,7 +31,7 @@ use crate::engine::wire::{put_bytes, put_u64, put_var, seal, unseal, Reader};
 const MAGIC: &[u8; 8] = b"sconeNJ1";
 
 /// The record file a [`NoopRecord`] was read from, and what changed in it
-/// since (its paths by their index, see [`super::Files`]): what [`encode`]
+/// since (its paths by their index, see [`super::Files`]): what `encode`
 /// writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
