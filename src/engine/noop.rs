@@ -72,7 +72,8 @@ pub struct Recorded {
 pub struct NoopRecord {
     pub key: String,
     pub written_at_ns: i64,
-    /// Sorted by path bytes; `None`: the path did not exist.
+    /// Every path by its index (see [`Files`]); a `None` state: the path did
+    /// not exist.
     pub files: Files,
     pub steps: Vec<StepMessage>,
     /// The target dir of the build (where the step index is), as the engine

@@ -1,10 +1,11 @@
 //! The binary form of `noop.bin` (see [`super`]): the [`super::super::wire`]
 //! encoding, sealed with a checksum, made compact because a 1,000-service
-//! build records some 26,000 paths and an incremental build writes it again:
-//! each path shares its prefix with the one before it (they are sorted), and
-//! stats are varints, mtimes and inodes as differences from the path before.
-//! Reading rebuilds the paths into one buffer (no allocation per path); the
-//! steps are decoded only when something changed or they are to be printed.
+//! build records some 26,000 paths: each path shares its prefix with the one
+//! before it (they are sorted), and stats are varints, mtimes and inodes as
+//! differences from the path before. Reading rebuilds the paths into one
+//! buffer (no allocation per path); the steps are decoded only when something
+//! changed or they are to be printed. The journal (`super::journal`) stores
+//! states and step lists the same way.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -18,7 +19,7 @@ use crate::engine::wire::{put_bytes, put_u64, put_var, put_zigzag, seal, unseal,
 
 const MAGIC: &[u8; 8] = b"sconeNP3";
 
-/// Writes what was recorded of a path; `mtime` and `inode` are those of the
+/// Writes what was recorded of a path; `last` is the (mtime, inode) of the
 /// state written before (updated), as its fields are stored as differences.
 pub(super) fn put_state(out: &mut Vec<u8>, rec: &Option<Recorded>, last: &mut (i64, i64)) {
     match rec {
@@ -158,7 +159,8 @@ pub(super) struct Lazy<'a> {
     seal: [u8; 32],
     /// How many paths the file has.
     base: usize,
-    /// Per path of the file: whether the journal set its state.
+    /// Per path of the file: whether the journal set its state (empty
+    /// without a journal).
     set: Vec<bool>,
     /// Steps the journal recorded again (by index, ascending).
     overrides: Vec<(usize, String, Vec<u32>)>,
@@ -176,17 +178,12 @@ impl<'a> Lazy<'a> {
         let n = usize::try_from(r.var()?).ok()?;
         let mut files = Files::with_capacity(n.min(1 << 22), bytes.len().min(1 << 26));
         let mut last = (0i64, 0i64);
-        let mut path: Vec<u8> = Vec::new();
         for _ in 0..n {
             let shared = usize::try_from(r.var()?).ok()?;
             let len = usize::try_from(r.var()?).ok()?;
-            if shared > path.len() {
-                return None;
-            }
-            path.truncate(shared);
-            path.extend_from_slice(r.take(len)?);
+            let rest = r.take(len)?;
             let recorded = state(&mut r, &mut last)?;
-            files.push_unchecked(&path, recorded);
+            files.push_shared(shared, rest, recorded)?;
         }
         let count = usize::try_from(r.var()?).ok()?;
         let steps = r.bytes()?;
@@ -198,10 +195,11 @@ impl<'a> Lazy<'a> {
         if !r.is_empty() {
             return None;
         }
-        let mut set = vec![false; n];
+        let mut set = Vec::new();
         let mut overrides = Vec::new();
         if let Some(j) = journal.filter(|j| j.seal == seal) {
             written_at_ns = j.written_at_ns;
+            set = vec![false; n];
             for (i, state) in j.set {
                 *set.get_mut(i)? = true;
                 files.set(i, state);
@@ -292,7 +290,11 @@ impl<'a> Lazy<'a> {
             key: self.key.to_string(),
             target: self.target.to_path_buf(),
             workspace: self.workspace,
-            set: self.set,
+            set: {
+                let mut set = self.set;
+                set.resize(self.base, false);
+                set
+            },
             steps: touched,
         };
         Some(NoopRecord {

@@ -118,13 +118,29 @@ impl Files {
         i
     }
 
-    /// Appends a path read from a record's file, trusted to be in order (a
-    /// file that is not makes lookups miss, and so only costs a full build).
-    pub fn push_unchecked(&mut self, path: &[u8], state: Option<Recorded>) {
-        if self.sorted == self.len() {
+    /// Appends a path read from a record's file: the first `shared` bytes of
+    /// the last path, then `rest`; `None` if it has not that many. The file is
+    /// trusted to be in order (one that is not makes lookups miss, and so only
+    /// costs a full build).
+    pub fn push_shared(
+        &mut self,
+        shared: usize,
+        rest: &[u8],
+        state: Option<Recorded>,
+    ) -> Option<()> {
+        let n = self.len();
+        let start = if n < 2 { 0 } else { self.ends[n - 2] };
+        if shared > self.paths.len() - start {
+            return None;
+        }
+        if self.sorted == n {
             self.sorted += 1;
         }
-        self.append(path, state);
+        self.paths.extend_from_within(start..start + shared);
+        self.paths.extend_from_slice(rest);
+        self.ends.push(self.paths.len());
+        self.states.push(state);
+        Some(())
     }
 
     fn append(&mut self, path: &[u8], state: Option<Recorded>) {
@@ -191,11 +207,13 @@ mod tests {
         assert_eq!(files.find(Path::new("/a/a")), None);
         assert_eq!(files.find(Path::new("/zz")), None);
         assert_eq!(files.find(Path::new("/")), None);
-        let mut unchecked = Files::default();
-        for p in paths {
-            unchecked.push_unchecked(p.as_os_str().as_encoded_bytes(), None);
-        }
-        assert_eq!(unchecked, files);
+        let mut read = Files::default();
+        read.push_shared(0, b"/a", None).unwrap();
+        read.push_shared(2, b"/b", None).unwrap();
+        read.push_shared(4, b"c", None).unwrap();
+        read.push_shared(0, b"/z", None).unwrap();
+        assert_eq!(read, files, "as a record's file stores them");
+        assert!(read.push_shared(3, b"x", None).is_none(), "/z has 2 bytes");
     }
 
     #[test]

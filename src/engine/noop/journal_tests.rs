@@ -77,6 +77,19 @@ fn ran(unit: &str, fingerprint: &str, paths: &[&Path]) -> Vec<Ran> {
     }]
 }
 
+/// [`recorded`], then `a` changes and x runs again ("x2"): saved as a journal.
+fn journaled(rec: &Path, a: &Path, b: &Path) {
+    recorded(rec, a, b);
+    fs::write(a, "A!").unwrap();
+    aged(a);
+    dirty(rec)
+        .record
+        .patched(ran("x", "x2", &[a]), crate::engine::noop::now_ns())
+        .unwrap()
+        .save(rec)
+        .unwrap();
+}
+
 #[test]
 fn an_incremental_build_writes_a_journal_and_leaves_the_record_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,15 +231,7 @@ fn a_new_step_writes_the_record_whole_and_removes_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("rec");
     let [a, b] = files(dir.path(), ["a", "b"]);
-    recorded(&rec, &a, &b);
-    fs::write(&a, "A!").unwrap();
-    aged(&a);
-    dirty(&rec)
-        .record
-        .patched(ran("x", "x2", &[&a]), crate::engine::noop::now_ns())
-        .unwrap()
-        .save(&rec)
-        .unwrap();
+    journaled(&rec, &a, &b);
     assert!(rec.join(".scone/noop.log").exists());
     fs::write(&a, "A!!").unwrap();
     aged(&a);
@@ -251,15 +256,7 @@ fn a_journal_of_another_record_is_left_out_and_a_damaged_one_is_no_record() {
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("rec");
     let [a, b] = files(dir.path(), ["a", "b"]);
-    recorded(&rec, &a, &b);
-    fs::write(&a, "A!").unwrap();
-    aged(&a);
-    dirty(&rec)
-        .record
-        .patched(ran("x", "x2", &[&a]), crate::engine::noop::now_ns())
-        .unwrap()
-        .save(&rec)
-        .unwrap();
+    journaled(&rec, &a, &b);
     let journal = fs::read(rec.join(".scone/noop.log")).unwrap();
 
     // A full save interrupted before it removed the journal.
