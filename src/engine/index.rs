@@ -2,43 +2,59 @@
 //! its last successful run, the digest of its output, its action record and
 //! its fingerprint inputs (for `--explain`).
 //!
-//! A build consults it for every step, so it is read cheaply: each of the 256
-//! checksummed shards is read whole (in parallel), but an entry's record (in a
-//! binary form, `record_codec`) and input list (JSON) stay slices of the
-//! shard's buffer (not copied) and are decoded only when asked for, and then
-//! once. A build that reuses 4,000 steps without running them decodes none;
-//! one that rebuilds the mesh policy decodes the records of the steps it
-//! reads, and nothing else. The output digest is kept beside the record so a
-//! dependent's fingerprint needs no record at all.
+//! A build consults it for every step, so it is read cheaply. Opening it
+//! reads only the heads of the 256 checksummed shards (in parallel, into
+//! one reused buffer per thread): key, fingerprint and output digest of each
+//! step. An entry's record (in a binary form, `record_codec`) and its input
+//! list (JSON) are read from its shard's file when first asked for, one group
+//! at a time (records by step kind, input lists apart: see `index/shard.rs`),
+//! and the record is decoded once. A build that reuses 4,000 steps without
+//! running them reads no record; one that rebuilds the mesh policy reads the
+//! sign records, and nothing else. The output digest is kept in the heads so
+//! a dependent's fingerprint needs no record at all.
 //!
 //! A damaged shard reads as empty: its steps are checked the slow way (by
-//! fingerprint), which is always correct.
+//! fingerprint), which is always correct. A record that can no longer be
+//! read is looked up in the action cache instead.
+
+mod shard;
 
 use bytes::Bytes;
+use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::record_codec;
-use super::shards::{self, shard_of};
+use super::shards::{self, shard_of, SHARDS};
 use super::store::{ActionRecord, StepState};
-use super::wire::{put_bytes, put_u64, seal, unseal, Reader};
+use shard::{Body, Loc, ShardFile};
 
-const MAGIC: &[u8; 8] = b"sconeIX4";
 const EXT: &str = "bin";
 
-/// One step's entry; its record is decoded on first use.
+/// Where an entry's record and input list are.
+#[derive(Debug)]
+enum Contents {
+    /// Made by this build.
+    Own { record: Bytes, inputs: Bytes },
+    /// In the shard file the index was opened from.
+    Stored {
+        file: Arc<ShardFile>,
+        record: Loc,
+        inputs: Loc,
+    },
+}
+
+/// One step's entry; its record is read and decoded on first use.
 #[derive(Debug)]
 pub struct IndexEntry {
     pub fingerprint: String,
     /// [`ActionRecord::output_digest`] of the record ("" without one).
     pub output: Arc<str>,
-    /// Slices of the shard as read (no copy per entry): the record in its
-    /// binary form (`record_codec`), the inputs as JSON.
-    record_bin: Bytes,
+    body: Contents,
     record: OnceLock<Option<Arc<ActionRecord>>>,
-    inputs_json: Bytes,
 }
 
 impl IndexEntry {
@@ -51,20 +67,40 @@ impl IndexEntry {
             output: record
                 .map_or_else(String::new, |r| r.output_digest())
                 .into(),
-            record_bin: record.map(record_codec::encode).unwrap_or_default().into(),
+            body: Contents::Own {
+                record: record.map(record_codec::encode).unwrap_or_default().into(),
+                inputs: serde_json::to_vec(&state.inputs).unwrap_or_default().into(),
+            },
             record: OnceLock::new(),
-            inputs_json: serde_json::to_vec(&state.inputs).unwrap_or_default().into(),
         }
     }
 
-    /// The action record of the last run (cacheable steps), parsed once.
+    /// The record in its binary form (empty: none, or unreadable).
+    fn record_bin(&self) -> Bytes {
+        match &self.body {
+            Contents::Own { record, .. } => record.clone(),
+            Contents::Stored { file, record, .. } => file.slice(*record).unwrap_or_default(),
+        }
+    }
+
+    /// The input list as JSON (empty: none, or unreadable).
+    fn inputs_json(&self) -> Bytes {
+        match &self.body {
+            Contents::Own { inputs, .. } => inputs.clone(),
+            Contents::Stored { file, inputs, .. } => file.slice(*inputs).unwrap_or_default(),
+        }
+    }
+
+    /// The action record of the last run (cacheable steps), read and parsed
+    /// once; `None` if there is none or it cannot be read.
     pub fn record(&self) -> Option<Arc<ActionRecord>> {
         self.record
             .get_or_init(|| {
-                if self.record_bin.is_empty() {
+                let bin = self.record_bin();
+                if bin.is_empty() {
                     return None;
                 }
-                record_codec::decode(&self.record_bin)
+                record_codec::decode(&bin)
                     .filter(|r| r.fingerprint == self.fingerprint)
                     .map(Arc::new)
             })
@@ -75,7 +111,7 @@ impl IndexEntry {
     pub fn state(&self) -> StepState {
         StepState {
             fingerprint: self.fingerprint.clone(),
-            inputs: serde_json::from_slice(&self.inputs_json).unwrap_or_default(),
+            inputs: serde_json::from_slice(&self.inputs_json()).unwrap_or_default(),
             record: self.record().map(|r| r.as_ref().clone()),
         }
     }
@@ -94,11 +130,61 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The heads of the shard file at `path`, read into `buf` (reused between
+/// shards, so opening the index allocates no buffer per shard).
+fn open_shard(path: &Path, buf: &mut Vec<u8>) -> Option<Vec<(String, Arc<IndexEntry>)>> {
+    let mut file = File::open(path).ok()?;
+    // Most heads fit in the first read; the rest of the file is not read.
+    buf.resize(16 * 1024, 0);
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let end = shard::heads_end(buf.get(..16)?)?;
+    if end > got {
+        buf.resize(end, 0);
+        file.read_exact(&mut buf[got..]).ok()?;
+    }
+    let (file, heads) = shard::decode_heads(path, &buf[..end])?;
+    Some(
+        heads
+            .into_iter()
+            .map(|h| {
+                let entry = IndexEntry {
+                    fingerprint: h.fingerprint,
+                    output: h.output,
+                    body: Contents::Stored {
+                        file: Arc::clone(&file),
+                        record: h.record,
+                        inputs: h.inputs,
+                    },
+                    record: OnceLock::new(),
+                };
+                (h.key, Arc::new(entry))
+            })
+            .collect(),
+    )
+}
+
 impl StepIndex {
-    /// Reads the index kept in the folder `dir`; missing or damaged shards
-    /// are empty.
+    /// Opens the index kept in the folder `dir`: the heads of every shard;
+    /// missing or damaged shards are empty.
     pub fn load(dir: &Path) -> StepIndex {
-        let entries = shards::load_with(dir, EXT, decode_shard);
+        let shards: Vec<Vec<(String, Arc<IndexEntry>)>> = (0..SHARDS)
+            .into_par_iter()
+            .map_init(Vec::new, |buf, i| {
+                open_shard(&shards::shard_path(dir, i, EXT), buf).unwrap_or_default()
+            })
+            .collect();
+        let mut entries = HashMap::with_capacity(shards.iter().map(Vec::len).sum());
+        for shard in shards {
+            entries.extend(shard);
+        }
         StepIndex {
             dir: dir.to_path_buf(),
             entries: Mutex::new(entries),
@@ -122,7 +208,9 @@ impl StepIndex {
         lock(&self.entries).remove(key);
     }
 
-    /// Rewrites the shards that changed, each atomically.
+    /// Rewrites the shards that changed, each atomically. The entries read
+    /// from a shard file are read whole first (the file is about to be
+    /// replaced); one whose record can no longer be read is left out.
     pub fn save(&self) -> io::Result<()> {
         let dirty = std::mem::take(&mut *lock(&self.dirty));
         shards::save_with(
@@ -137,52 +225,24 @@ impl StepIndex {
 }
 
 fn encode_shard(entries: &[(&String, &Arc<IndexEntry>)]) -> Vec<u8> {
-    let size: usize = entries
+    let bodies: Vec<Body<'_>> = entries
         .iter()
-        .map(|(k, e)| 64 + k.len() + e.record_bin.len() + e.inputs_json.len() + 128)
-        .sum();
-    let mut out = Vec::with_capacity(size + 64);
-    out.extend_from_slice(MAGIC);
-    put_u64(&mut out, entries.len() as u64);
-    for (key, e) in entries {
-        put_bytes(&mut out, key.as_bytes());
-        put_bytes(&mut out, e.fingerprint.as_bytes());
-        put_bytes(&mut out, e.output.as_bytes());
-        put_bytes(&mut out, &e.record_bin);
-        put_bytes(&mut out, &e.inputs_json);
-    }
-    seal(&mut out);
-    out
-}
-
-/// The entries of a shard; their records and inputs stay in its buffer.
-fn decode_shard(bytes: Vec<u8>) -> Option<Vec<(String, Arc<IndexEntry>)>> {
-    let shard = Bytes::from(bytes);
-    let body = unseal(&shard)?.strip_prefix(MAGIC)?;
-    let mut r = Reader(body);
-    // A slice of the shard, by where `r` read it.
-    let slice = |b: &[u8]| shard.slice_ref(b);
-    let n = r.len()?;
-    let mut out = Vec::with_capacity(n.min(1 << 20));
-    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
-    for _ in 0..n {
-        let key = text(r.bytes()?)?;
-        let fingerprint = text(r.bytes()?)?;
-        let output: Arc<str> = std::str::from_utf8(r.bytes()?).ok()?.into();
-        let record_bin = slice(r.bytes()?);
-        let inputs_json = slice(r.bytes()?);
-        out.push((
-            key,
-            Arc::new(IndexEntry {
-                fingerprint,
-                output,
-                record_bin,
-                record: OnceLock::new(),
-                inputs_json,
-            }),
-        ));
-    }
-    r.is_empty().then_some(out)
+        .filter_map(|(key, e)| {
+            let record = e.record_bin();
+            // An unreadable record of a step with an output: not kept.
+            if record.is_empty() && !e.output.is_empty() {
+                return None;
+            }
+            Some(Body {
+                key,
+                fingerprint: &e.fingerprint,
+                output: &e.output,
+                record,
+                inputs: e.inputs_json(),
+            })
+        })
+        .collect();
+    shard::encode(&bodies)
 }
 
 #[cfg(test)]
@@ -216,7 +276,7 @@ mod tests {
         let again = StepIndex::load(dir.path());
         let x = again.get("copy:x").unwrap();
         assert_eq!(x.fingerprint, "f1");
-        assert!(x.record.get().is_none(), "not parsed until asked for");
+        assert!(x.record.get().is_none(), "not read until asked for");
         let rec = x.record().unwrap();
         assert_eq!(rec.record["k"], "f1");
         assert_eq!(&*x.output, rec.output_digest());
@@ -229,6 +289,31 @@ mod tests {
     }
 
     #[test]
+    fn a_record_read_after_its_shard_was_replaced_is_absent_not_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = StepIndex::load(dir.path());
+        index.insert("copy:x".into(), &state("f1"));
+        index.save().unwrap();
+        let opened = StepIndex::load(dir.path());
+        let x = opened.get("copy:x").unwrap();
+        // Another build replaces the shard before this one reads the record.
+        let other = StepIndex::load(dir.path());
+        other.insert("copy:x".into(), &state("f2"));
+        other.save().unwrap();
+        assert!(x.record().is_none());
+        // Saving what was opened leaves out the entry it can no longer read.
+        let neighbour = (0..)
+            .map(|i| format!("copy:y{i}"))
+            .find(|k| shard_of(k.as_bytes()) == shard_of(b"copy:x"))
+            .unwrap();
+        opened.insert(neighbour.clone(), &state("f3"));
+        opened.save().unwrap();
+        let again = StepIndex::load(dir.path());
+        assert!(again.get("copy:x").is_none());
+        assert_eq!(again.get(&neighbour).unwrap().fingerprint, "f3");
+    }
+
+    #[test]
     fn a_damaged_shard_reads_as_empty() {
         let dir = tempfile::tempdir().unwrap();
         let index = StepIndex::load(dir.path());
@@ -236,7 +321,7 @@ mod tests {
         index.save().unwrap();
         let shard = shards::shard_path(dir.path(), shard_of(b"copy:x"), EXT);
         let mut bytes = std::fs::read(&shard).unwrap();
-        let at = bytes.len() / 2;
+        let at = 20;
         bytes[at] ^= 1;
         std::fs::write(&shard, &bytes).unwrap();
         assert!(StepIndex::load(dir.path()).get("copy:x").is_none());

@@ -27,10 +27,14 @@ pub(super) enum DepRecord {
 }
 
 impl DepRecord {
-    pub fn get(&self) -> Option<Arc<ActionRecord>> {
+    /// The record; a reused step's from the step index, else (its shard was
+    /// replaced or damaged since it was opened) from the action cache.
+    pub fn get(&self, store: &Store) -> Option<Arc<ActionRecord>> {
         match self {
             DepRecord::Ready(r) => Some(Arc::clone(r)),
-            DepRecord::Indexed(e) => e.record(),
+            DepRecord::Indexed(e) => e
+                .record()
+                .or_else(|| store.load_action(&e.fingerprint).map(Arc::new)),
         }
     }
 }
@@ -138,7 +142,7 @@ pub(super) fn run_step(
             use rayon::prelude::*;
             deps.par_iter()
                 .map(|(dep, record)| {
-                    let record = record.get().ok_or_else(|| {
+                    let record = record.get(store).ok_or_else(|| {
                         StepError::new(format!(
                             "the step index has no readable result of {dep}; run `scone clean` and build again"
                         ))

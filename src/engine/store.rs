@@ -10,7 +10,8 @@
 //!   actions/<2 hex>/<fp>.json fingerprint → ActionRecord (the action cache)
 //!   index/XX.bin              per step (256 shards): the last fingerprint, its output
 //!                             digest, its action record and its input list (for
-//!                             --explain and `clean -p`), parsed lazily (index.rs)
+//!                             --explain and `clean -p`); records and input lists
+//!                             are read on first use (index.rs, index/shard.rs)
 //!   tmp/                      scratch folders of running steps; wiped per build
 //! ```
 //!
