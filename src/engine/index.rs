@@ -55,6 +55,8 @@ pub struct IndexEntry {
     pub output: Arc<str>,
     body: Contents,
     record: OnceLock<Option<Arc<ActionRecord>>>,
+    /// The record without its files (see [`IndexEntry::record_only`]).
+    record_only: OnceLock<Option<Arc<ActionRecord>>>,
 }
 
 impl IndexEntry {
@@ -72,6 +74,7 @@ impl IndexEntry {
                 inputs: serde_json::to_vec(&state.inputs).unwrap_or_default().into(),
             },
             record: OnceLock::new(),
+            record_only: OnceLock::new(),
         }
     }
 
@@ -101,6 +104,22 @@ impl IndexEntry {
                     return None;
                 }
                 record_codec::decode(&bin)
+                    .filter(|r| r.fingerprint == self.fingerprint)
+                    .map(Arc::new)
+            })
+            .clone()
+    }
+
+    /// The record with only its step, fingerprint and `record` (see
+    /// `record_codec::decode_record_only`), decoded once; the whole record if
+    /// that was decoded already.
+    pub fn record_only(&self) -> Option<Arc<ActionRecord>> {
+        if let Some(whole) = self.record.get() {
+            return whole.clone();
+        }
+        self.record_only
+            .get_or_init(|| {
+                record_codec::decode_record_only(&self.record_bin())
                     .filter(|r| r.fingerprint == self.fingerprint)
                     .map(Arc::new)
             })
@@ -164,6 +183,7 @@ fn open_shard(path: &Path, buf: &mut Vec<u8>) -> Option<Vec<(String, Arc<IndexEn
                         inputs: h.inputs,
                     },
                     record: OnceLock::new(),
+                    record_only: OnceLock::new(),
                 };
                 (h.key, Arc::new(entry))
             })
@@ -277,8 +297,18 @@ mod tests {
         let x = again.get("copy:x").unwrap();
         assert_eq!(x.fingerprint, "f1");
         assert!(x.record.get().is_none(), "not read until asked for");
+        let only = x.record_only().unwrap();
+        assert_eq!(only.record["k"], "f1");
+        assert!(only.files.is_empty(), "files are not decoded");
+        assert!(x.record.get().is_none());
         let rec = x.record().unwrap();
         assert_eq!(rec.record["k"], "f1");
+        assert_eq!(rec.files.len(), 1);
+        assert_eq!(
+            x.record_only().unwrap().files.len(),
+            1,
+            "the whole one once decoded"
+        );
         assert_eq!(&*x.output, rec.output_digest());
         assert_eq!(x.state().inputs, state("f1").inputs);
         again.remove("copy:y");

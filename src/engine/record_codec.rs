@@ -59,6 +59,24 @@ fn map(r: &mut Reader<'_>) -> Option<BTreeMap<String, String>> {
     Some(map)
 }
 
+/// The step, fingerprint and `record` of the record `encode` made, with
+/// `files`, `publish` and `info` left empty: what a step that reads only its
+/// deps' records (see [`crate::engine::Step::reads_dep_files`]) is given.
+pub fn decode_record_only(bytes: &[u8]) -> Option<ActionRecord> {
+    let mut r = Reader(bytes);
+    let step = text(&mut r)?;
+    let fingerprint = text(&mut r)?;
+    let record = serde_json::from_slice(r.bytes()?).ok()?;
+    Some(ActionRecord {
+        step,
+        fingerprint,
+        record,
+        files: BTreeMap::new(),
+        publish: Vec::new(),
+        info: serde_json::Value::Null,
+    })
+}
+
 /// The record `encode` made; `None` for anything else.
 pub fn decode(bytes: &[u8]) -> Option<ActionRecord> {
     let mut r = Reader(bytes);
@@ -116,7 +134,14 @@ mod tests {
             info: serde_json::Value::Null,
         };
         let bytes = encode(&record);
-        assert_eq!(decode(&bytes), Some(record));
+        assert_eq!(decode(&bytes), Some(record.clone()));
+        let only = decode_record_only(&bytes).unwrap();
+        assert_eq!(
+            (&only.step, &only.fingerprint),
+            (&record.step, &record.fingerprint)
+        );
+        assert_eq!(only.record, record.record);
+        assert!(only.files.is_empty() && only.publish.is_empty() && only.info.is_null());
         assert_eq!(decode(&bytes[..bytes.len() - 1]), None);
         let mut extra = bytes.clone();
         extra.push(0);

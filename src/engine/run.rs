@@ -27,13 +27,13 @@ pub(super) enum DepRecord {
 }
 
 impl DepRecord {
-    /// The record; a reused step's from the step index, else (its shard was
-    /// replaced or damaged since it was opened) from the action cache.
-    pub fn get(&self, store: &Store) -> Option<Arc<ActionRecord>> {
+    /// The record; a reused step's from the step index (with its `record`
+    /// alone unless `whole`: see [`Step::reads_dep_files`]), else (its shard
+    /// was replaced or damaged since it was opened) from the action cache.
+    pub fn get(&self, store: &Store, whole: bool) -> Option<Arc<ActionRecord>> {
         match self {
             DepRecord::Ready(r) => Some(Arc::clone(r)),
-            DepRecord::Indexed(e) => e
-                .record()
+            DepRecord::Indexed(e) => if whole { e.record() } else { e.record_only() }
                 .or_else(|| store.load_action(&e.fingerprint).map(Arc::new)),
         }
     }
@@ -140,9 +140,10 @@ pub(super) fn run_step(
         // all cores.
         let records: Vec<(StepId, Arc<ActionRecord>)> = {
             use rayon::prelude::*;
+            let whole = step.reads_dep_files();
             deps.par_iter()
                 .map(|(dep, record)| {
-                    let record = record.get(store).ok_or_else(|| {
+                    let record = record.get(store, whole).ok_or_else(|| {
                         StepError::new(format!(
                             "the step index has no readable result of {dep}; run `scone clean` and build again"
                         ))

@@ -336,7 +336,8 @@ fn run_graph(
     // Records of reused steps that a tainted step will read: the mesh steps
     // read thousands. The loop parses them while it waits for running steps
     // (the chain of rebuilt steps before the mesh steps leaves a core idle).
-    let mut preparse: Vec<Arc<IndexEntry>> = Vec::new();
+    // With whether a dependent reads more than their `record`.
+    let mut preparse: Vec<(Arc<IndexEntry>, bool)> = Vec::new();
     // Likewise the params of tainted steps that are not ready yet (a mesh
     // step's describe every service).
     let mut ahead: Vec<usize> = (0..n).filter(|&i| tainted[i] && waiting[i] > 0).collect();
@@ -382,8 +383,10 @@ fn run_graph(
                     });
                     report.fresh += 1;
                     report.reused.push(id.clone());
-                    if dependents[i].iter().any(|&j| tainted[j]) {
-                        preparse.push(Arc::clone(&entry));
+                    let mut readers = dependents[i].iter().filter(|&&j| tainted[j]).peekable();
+                    if readers.peek().is_some() {
+                        let whole = readers.any(|&j| nodes[j].step.reads_dep_files());
+                        preparse.push((Arc::clone(&entry), whole));
                     }
                     results[i] = Some(Finished {
                         digest: Arc::clone(&entry.output),
@@ -435,9 +438,13 @@ fn run_graph(
                     if waiting[j] > 0 {
                         params[j] = Some(param_pairs(&nodes[j].step.params()));
                     }
-                } else if let Some(entry) = preparse.pop() {
+                } else if let Some((entry, whole)) = preparse.pop() {
                     // Parsed once (a step asking for it meanwhile waits).
-                    drop(entry.record());
+                    if whole {
+                        drop(entry.record());
+                    } else {
+                        drop(entry.record_only());
+                    }
                 } else {
                     break rx.recv().ok();
                 }

@@ -215,5 +215,13 @@ pub trait Step: Send + Sync {
     fn cacheable(&self) -> bool {
         true
     }
+    /// Whether the step reads more of its deps' results than their `record`:
+    /// their `files` (through [`StepContext::dep_file`]), `publish` or `info`.
+    /// A step that says `false` is given each dep reused from the last build
+    /// with its `record` alone (the rest empty), which is what lets a mesh step
+    /// read a thousand of them cheaply.
+    fn reads_dep_files(&self) -> bool {
+        true
+    }
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError>;
 }

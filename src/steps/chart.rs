@@ -104,6 +104,11 @@ impl Step for ChartStep {
             .collect()
     }
 
+    /// Reads only its deps' records (MRENCLAVEs, image digests).
+    fn reads_dep_files(&self) -> bool {
+        false
+    }
+
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         let policy: SessionHash<'_> = borrow_record(&cx.dep("policy")?.record)?;
         let mut input = ChartInput::new(

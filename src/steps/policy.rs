@@ -178,6 +178,11 @@ impl Step for PolicyStep {
         ])
     }
 
+    /// Reads only its deps' records (MRENCLAVEs, image digests).
+    fn reads_dep_files(&self) -> bool {
+        false
+    }
+
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         let signs = deps_by_unit(cx.deps, "sign");
         let mut services = Vec::with_capacity(self.services.len());
