@@ -169,11 +169,20 @@ pub fn execute(
         let dir = p.record.target.clone();
         std::thread::spawn(move || engine::Session::try_open(&dir))
     });
-    // On the incremental path the last build's workspace is this one's.
+    // On the incremental path the last build's workspace is this one's, and
+    // its `scone.lock` is read while the snapshot is decoded.
     let snapshot = fast_key
         .as_deref()
         .zip(previous.as_deref())
-        .and_then(|(key, p)| super::noop::snapshot(key, p));
+        .and_then(|(key, p)| Some((super::noop::snapshot_bytes(key, p)?, p)));
+    let early_lock = snapshot
+        .as_ref()
+        .and_then(|(bytes, _)| scone::workspace::snapshot::root(bytes))
+        .map(|root| {
+            let path = root.join("scone.lock");
+            (root, std::thread::spawn(move || Lockfile::load(&path)))
+        });
+    let snapshot = snapshot.and_then(|(bytes, p)| super::noop::snapshot_of(bytes, p));
     let (ws, snapshot) = match snapshot {
         Some((ws, digest)) => (ws, Some(digest)),
         None => (load_workspace(common)?, None),
@@ -183,7 +192,12 @@ pub fn execute(
     probe.warn_all(&ws.warnings);
     let target_dir = ws.target_dir(common.target_dir.as_deref());
     let lock_path = ws.root.join("scone.lock");
-    let lock = Lockfile::load(&lock_path)?;
+    let lock = match early_lock {
+        Some((root, loading)) if root == ws.root => loading
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading {} panicked", lock_path.display()))??,
+        _ => Lockfile::load(&lock_path)?,
+    };
     let locked = common.locked || common.frozen;
     let offline = common.offline || common.frozen;
     let remote = remote_tier(&ws, args, offline)?;
@@ -243,7 +257,7 @@ pub fn execute(
             }
         }
     };
-    let mut new_lock = lock.clone();
+    let mut new_lock = None;
     let mut last = None;
     for phase in phases {
         let effects = phase.is_some();
@@ -292,14 +306,15 @@ pub fn execute(
                 report: Some(report),
             });
         }
-        new_lock = updated_lock(&lock, &report, &ws);
+        let updated = updated_lock(&lock, &report, &ws);
         last = Some(report);
-        if locked && new_lock != lock {
-            let diff = lock.diff(&new_lock).join("\n");
+        if locked && updated != lock {
+            let diff = lock.diff(&updated).join("\n");
             bail!(
                 "scone.lock needs to be updated but --locked was given:\n{diff}\nhelp: run without --locked to update scone.lock"
             );
         }
+        new_lock = Some(updated);
         if !effects && apply.is_some() {
             continue;
         }
@@ -307,6 +322,7 @@ pub fn execute(
     // The engine is done with the last record: it is this build's to patch.
     drop(reuse);
     let previous = previous.and_then(|p| std::sync::Arc::try_unwrap(p).ok());
+    let new_lock = new_lock.unwrap_or_else(|| lock.clone());
     // The lock is saved (an fsync) while the fast-path record is made.
     let updated = std::thread::scope(|s| {
         let saving = s.spawn(|| new_lock.save(&lock_path));

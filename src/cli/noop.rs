@@ -111,15 +111,19 @@ fn snapshot_path(key: &str) -> PathBuf {
     record_dir(key).join(".scone").join("workspace.bin")
 }
 
-/// The workspace the last build loaded, if `previous` names its snapshot and
-/// the checks of the services whose steps must run again (their copied files
-/// may have changed) still pass; with the snapshot's digest.
-pub fn snapshot(key: &str, previous: &Previous) -> Option<(Workspace, [u8; 32])> {
+/// The bytes of the snapshot of the workspace the last build loaded, if
+/// `previous` names it (checked against it); see [`snapshot_of`].
+pub fn snapshot_bytes(key: &str, previous: &Previous) -> Option<Vec<u8>> {
     let digest = previous.record.workspace?;
     let bytes = std::fs::read(snapshot_path(key)).ok()?;
-    if blake3::hash(&bytes).as_bytes() != &digest {
-        return None;
-    }
+    (blake3::hash(&bytes).as_bytes() == &digest).then_some(bytes)
+}
+
+/// The workspace of snapshot bytes [`snapshot_bytes`] gave, if the checks of
+/// the services whose steps must run again (their copied files may have
+/// changed) still pass; with the snapshot's digest.
+pub fn snapshot_of(bytes: Vec<u8>, previous: &Previous) -> Option<(Workspace, [u8; 32])> {
+    let digest = previous.record.workspace?;
     let ws = scone::workspace::snapshot::decode(&bytes)?;
     let dirty: std::collections::HashSet<&str> = previous
         .record

@@ -193,6 +193,10 @@ impl EventSink for Output {
         self.format == MessageFormat::Json
     }
 
+    fn wants_why(&self) -> bool {
+        self.format == MessageFormat::Json || self.verbosity.explain
+    }
+
     fn event(&self, event: Event) {
         match event {
             Event::Started { id } => {

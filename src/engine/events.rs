@@ -57,6 +57,12 @@ pub trait EventSink: Sync {
     fn wants_outputs(&self) -> bool {
         true
     }
+
+    /// Whether `Finished` events of built steps need `why` (which costs
+    /// reading the step's last input list); `false` sends them an empty one.
+    fn wants_why(&self) -> bool {
+        true
+    }
 }
 
 /// Drops every event.
@@ -64,4 +70,8 @@ pub struct Silent;
 
 impl EventSink for Silent {
     fn event(&self, _: Event) {}
+
+    fn wants_why(&self) -> bool {
+        false
+    }
 }

@@ -62,16 +62,19 @@ pub struct IndexEntry {
 impl IndexEntry {
     /// The entry of a state; its record is kept only encoded (decoded again
     /// if asked for), so a big build does not hold every record twice.
-    fn new(state: &StepState) -> IndexEntry {
-        let record = state.record.as_ref();
+    fn new(
+        fingerprint: &str,
+        inputs: &[(String, String)],
+        record: Option<&ActionRecord>,
+    ) -> IndexEntry {
         IndexEntry {
-            fingerprint: state.fingerprint.clone(),
+            fingerprint: fingerprint.to_string(),
             output: record
                 .map_or_else(String::new, |r| r.output_digest())
                 .into(),
             body: Contents::Own {
                 record: record.map(record_codec::encode).unwrap_or_default().into(),
-                inputs: serde_json::to_vec(&state.inputs).unwrap_or_default().into(),
+                inputs: serde_json::to_vec(inputs).unwrap_or_default().into(),
             },
             record: OnceLock::new(),
             record_only: OnceLock::new(),
@@ -126,11 +129,17 @@ impl IndexEntry {
             .clone()
     }
 
+    /// The fingerprint inputs of the last run (`--explain`); empty if they
+    /// cannot be read.
+    pub fn inputs(&self) -> Vec<(String, String)> {
+        serde_json::from_slice(&self.inputs_json()).unwrap_or_default()
+    }
+
     /// The whole state, input list included (for `--explain` and `clean -p`).
     pub fn state(&self) -> StepState {
         StepState {
             fingerprint: self.fingerprint.clone(),
-            inputs: serde_json::from_slice(&self.inputs_json()).unwrap_or_default(),
+            inputs: self.inputs(),
             record: self.record().map(|r| r.as_ref().clone()),
         }
     }
@@ -217,8 +226,40 @@ impl StepIndex {
         lock(&self.entries).get(key).cloned()
     }
 
+    /// The entry of step `kind:unit`, its key made in a buffer of the
+    /// calling thread (a build looks up every step).
+    pub fn get_parts(&self, kind: &str, unit: &str) -> Option<Arc<IndexEntry>> {
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            key.push_str(kind);
+            key.push(':');
+            key.push_str(unit);
+            self.get(key)
+        })
+    }
+
     pub fn insert(&self, key: String, state: &StepState) {
-        let entry = Arc::new(IndexEntry::new(state));
+        self.insert_parts(
+            key,
+            &state.fingerprint,
+            &state.inputs,
+            state.record.as_ref(),
+        );
+    }
+
+    /// [`StepIndex::insert`] of a state given by its parts (a mesh step's
+    /// input list has thousands of entries: it is not copied).
+    pub fn insert_parts(
+        &self,
+        key: String,
+        fingerprint: &str,
+        inputs: &[(String, String)],
+        record: Option<&ActionRecord>,
+    ) {
+        let entry = Arc::new(IndexEntry::new(fingerprint, inputs, record));
         lock(&self.dirty).insert(shard_of(key.as_bytes()));
         lock(&self.entries).insert(key, entry);
     }
@@ -295,6 +336,8 @@ mod tests {
         index.save().unwrap();
         let again = StepIndex::load(dir.path());
         let x = again.get("copy:x").unwrap();
+        assert!(Arc::ptr_eq(&again.get_parts("copy", "x").unwrap(), &x));
+        assert!(again.get_parts("copy", "y").is_some() && again.get_parts("copy", "z").is_none());
         assert_eq!(x.fingerprint, "f1");
         assert!(x.record.get().is_none(), "not read until asked for");
         let only = x.record_only().unwrap();

@@ -16,7 +16,7 @@ use super::publish;
 use super::remote::{Lookup, RemoteTier};
 use super::statcache::Stat;
 use super::step::{BlobSource, Publish, Step, StepContext, StepError, StepId};
-use super::store::{ActionRecord, Published, StepState, Store};
+use super::store::{ActionRecord, Published, Store};
 
 /// A finished dep's record: at hand, or still unparsed in the step index (a
 /// reused step's, parsed only if a dependent runs).
@@ -60,7 +60,7 @@ pub(super) struct RunContext<'a> {
 /// `params`: [`super::fingerprint::param_pairs`] of the step, if made ahead.
 pub(super) fn run_step(
     step: &dyn Step,
-    deps: &[(StepId, DepRecord)],
+    deps: Vec<(StepId, DepRecord)>,
     dep_digests: &[Arc<str>],
     params: Option<Vec<(String, String)>>,
     cx: &RunContext<'_>,
@@ -106,7 +106,7 @@ pub(super) fn run_step(
                 if store.action_intact(&record) {
                     publish_current(target, &record, store)?;
                     if previous.as_ref().map(|p| p.fingerprint.as_str()) != Some(&fingerprint) {
-                        save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
+                        store.save_state_parts(&id, &fingerprint, fp.pairs(), Some(&record));
                     }
                     return Ok((record, Status::Fresh, None));
                 }
@@ -126,14 +126,20 @@ pub(super) fn run_step(
                             .save_action(&record)
                             .map_err(|e| StepError::context("saving the action record", e))?;
                         publish_current(target, &record, store)?;
-                        save_state(store, &id, &fingerprint, fp.pairs(), Some(&record))?;
+                        store.save_state_parts(&id, &fingerprint, fp.pairs(), Some(&record));
                         return Ok((Arc::new(record), Status::Remote, None));
                     }
                 }
             }
         }
-        let before = previous.map(|p| p.state().inputs);
-        let why = explain(before.as_deref(), fp.pairs());
+        // Why it runs, if anyone will read it: a mesh step's last input list
+        // has thousands of entries.
+        let why = if sink.wants_why() {
+            let before = previous.map(|p| p.inputs());
+            explain(before.as_deref(), fp.pairs())
+        } else {
+            String::new()
+        };
         sink.event(Event::Started { id: id.clone() });
         fs::create_dir_all(scratch).map_err(|e| StepError::context("creating scratch dir", e))?;
         // A mesh step reads thousands of reused deps' records: parse them on
@@ -141,14 +147,14 @@ pub(super) fn run_step(
         let records: Vec<(StepId, Arc<ActionRecord>)> = {
             use rayon::prelude::*;
             let whole = step.reads_dep_files();
-            deps.par_iter()
+            deps.into_par_iter()
                 .map(|(dep, record)| {
                     let record = record.get(store, whole).ok_or_else(|| {
                         StepError::new(format!(
                             "the step index has no readable result of {dep}; run `scone clean` and build again"
                         ))
                     })?;
-                    Ok((dep.clone(), record))
+                    Ok((dep, record))
                 })
                 .collect::<Result<_, StepError>>()?
         };
@@ -204,7 +210,7 @@ pub(super) fn run_step(
             Status::Fresh
         };
         let cached = step.cacheable().then_some(&record);
-        save_state(store, &id, &fingerprint, fp.pairs(), cached)?;
+        store.save_state_parts(&id, &fingerprint, fp.pairs(), cached);
         let _ = fs::remove_dir_all(scratch);
         Ok((
             Arc::new(record),
@@ -275,23 +281,6 @@ fn publish_current(target: &Path, record: &ActionRecord, store: &Store) -> Resul
         }
     }
     Ok(())
-}
-
-fn save_state(
-    store: &Store,
-    id: &StepId,
-    fingerprint: &str,
-    pairs: &[(String, String)],
-    record: Option<&ActionRecord>,
-) -> Result<(), StepError> {
-    let state = StepState {
-        fingerprint: fingerprint.to_string(),
-        inputs: pairs.to_vec(),
-        record: record.cloned(),
-    };
-    store
-        .save_state(id, &state)
-        .map_err(|e| StepError::context("saving step state", e))
 }
 
 fn resolve_publish(

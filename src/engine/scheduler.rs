@@ -423,7 +423,7 @@ fn run_graph(
                     let params = params[i].take();
                     running += 1;
                     scope.spawn(move |_| {
-                        let result = run_step(step, &deps, &digests, params, cx, &scratch);
+                        let result = run_step(step, deps, &digests, params, cx, &scratch);
                         let _ = tx.send(Done { index: i, result });
                     });
                 }

@@ -285,12 +285,24 @@ impl Store {
     /// The index entry of a step: its last fingerprint and output digest, and
     /// its record parsed on demand.
     pub fn indexed(&self, id: &StepId) -> Option<Arc<IndexEntry>> {
-        self.index.get(&id.to_string())
+        self.index.get_parts(&id.kind, &id.unit)
     }
 
     pub fn save_state(&self, id: &StepId, state: &StepState) -> io::Result<()> {
         self.index.insert(id.to_string(), state);
         Ok(())
+    }
+
+    /// [`Store::save_state`] of a state given by its parts.
+    pub fn save_state_parts(
+        &self,
+        id: &StepId,
+        fingerprint: &str,
+        inputs: &[(String, String)],
+        record: Option<&ActionRecord>,
+    ) {
+        self.index
+            .insert_parts(id.to_string(), fingerprint, inputs, record);
     }
 
     pub fn remove_state(&self, id: &StepId) -> io::Result<()> {

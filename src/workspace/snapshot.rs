@@ -71,6 +71,13 @@ pub fn encode(ws: &Workspace) -> Vec<u8> {
     out
 }
 
+/// The root a snapshot names, read without checking the rest (for work that
+/// can start before [`decode`] is done, and that is dropped if the decoded
+/// workspace has another root).
+pub fn root(bytes: &[u8]) -> Option<PathBuf> {
+    path(&mut Reader(bytes.strip_prefix(MAGIC)?))
+}
+
 /// The workspace of a snapshot; `None` if it is damaged or of another format.
 pub fn decode(bytes: &[u8]) -> Option<Workspace> {
     let mut r = Reader(unseal(bytes)?.strip_prefix(MAGIC)?);
@@ -179,6 +186,8 @@ mod tests {
         .unwrap();
         let bytes = encode(&ws);
         let back = decode(&bytes).unwrap();
+        assert_eq!(super::root(&bytes).as_deref(), Some(ws.root.as_path()));
+        assert!(super::root(b"sconeWS0").is_none());
         assert_eq!(encode(&back), bytes, "what was decoded encodes the same");
         assert_eq!(back.root, ws.root);
         assert_eq!(back.services[0].manifest.path, ws.services[0].manifest.path);
