@@ -192,6 +192,15 @@ impl StepContext<'_> {
         self.store.blob_path(digest)
     }
 
+    /// Puts bytes made in memory into the store now (to name in
+    /// [`StepOutput::stored`]) and returns their digest: no scratch file to
+    /// write and read back, and nothing written if the store has them.
+    pub fn store_bytes(&self, bytes: &[u8]) -> Result<String, StepError> {
+        self.store
+            .ingest_bytes(bytes)
+            .map_err(|e| StepError::context("storing an output", e))
+    }
+
     /// Puts a file into the store now (e.g. a base layer a later step publishes)
     /// and returns its digest.
     pub fn store_file(&self, path: &Path) -> Result<String, StepError> {

@@ -176,6 +176,32 @@ impl Store {
         Ok(digest)
     }
 
+    /// Puts bytes made in memory into the store; returns their digest. Bytes
+    /// the store already holds are not written at all (a chart whose files
+    /// mostly did not change).
+    pub fn ingest_bytes(&self, bytes: &[u8]) -> io::Result<String> {
+        let digest = blake3::hash(bytes).to_hex().to_string();
+        if self.blob_intact(&digest) {
+            return Ok(digest);
+        }
+        let dest = self.blob_path(&digest);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let tmp = durable::temp_sibling(&dest);
+        let written = (|| {
+            let mut file = File::create(&tmp)?;
+            std::io::Write::write_all(&mut file, bytes)?;
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.place(&tmp, &dest, &digest)?;
+        Ok(digest)
+    }
+
     /// Copies a file into the store (the original stays); returns its digest.
     pub fn ingest_copy(&self, path: &Path) -> io::Result<String> {
         let (digest, _) = statcache::hash_file(path)?;

@@ -148,38 +148,41 @@ impl Step for ChartStep {
             self.manifests_dir.is_some(),
         )
         .map_err(|e| StepError::context("rendering the Helm chart", e))?;
-        let mut files = BTreeMap::new();
-        let mut publish = Vec::new();
-        let mut add =
-            |dir: &str, set: &BTreeMap<PathBuf, Vec<u8>>, prefix: &str| -> Result<(), StepError> {
-                let mut entries = Vec::new();
-                for (rel, bytes) in set {
-                    let name = format!("{prefix}/{}", rel.display());
-                    let path = cx.scratch.join(files.len().to_string());
-                    std::fs::write(&path, bytes)
-                        .map_err(|e| StepError::context("writing the chart", e))?;
-                    files.insert(name.clone(), path);
-                    entries.push(PublishFile {
-                        path: rel.to_string_lossy().into_owned(),
-                        source: BlobSource::Own(name),
-                    });
-                }
-                publish.push(Publish::Dir {
-                    dir: dir.to_string(),
-                    files: entries,
-                });
-                Ok(())
-            };
-        add(&self.dir, &chart.files, "chart")?;
+        // Stored straight from memory (in parallel: new ones are fsynced);
+        // files that did not change are not written again.
+        let mut sets = vec![(self.dir.as_str(), &chart.files, "chart")];
         if let Some(dir) = &self.manifests_dir {
-            add(dir, &chart.manifests, "manifests")?;
+            sets.push((dir.as_str(), &chart.manifests, "manifests"));
+        }
+        let mut stored = BTreeMap::new();
+        let mut publish = Vec::new();
+        for (dir, set, prefix) in sets {
+            let digests: Vec<String> = {
+                use rayon::prelude::*;
+                set.par_iter()
+                    .map(|(_, bytes)| cx.store_bytes(bytes))
+                    .collect::<Result<_, StepError>>()?
+            };
+            let mut entries = Vec::with_capacity(set.len());
+            for ((rel, _), digest) in set.iter().zip(digests) {
+                let name = format!("{prefix}/{}", rel.display());
+                stored.insert(name.clone(), digest);
+                entries.push(PublishFile {
+                    path: rel.to_string_lossy().into_owned(),
+                    source: BlobSource::Own(name),
+                });
+            }
+            publish.push(Publish::Dir {
+                dir: dir.to_string(),
+                files: entries,
+            });
         }
         Ok(StepOutput {
             record: to_record(&serde_json::json!({
                 "chart": self.dir,
                 "warnings": chart.warnings,
             }))?,
-            files,
+            stored,
             publish,
             ..StepOutput::default()
         })

@@ -220,8 +220,7 @@ impl Step for PolicyStep {
             predecessor: None,
         };
         let yaml = render(&input).map_err(|e| StepError::context("rendering the session", e))?;
-        let path = cx.scratch.join("session.yaml");
-        std::fs::write(&path, &yaml).map_err(|e| StepError::context("writing the session", e))?;
+        let session = cx.store_bytes(yaml.as_bytes())?;
         let rel = format!("policy/{}.yaml", self.namespace);
         Ok(StepOutput {
             record: to_record(&PolicyRecord {
@@ -229,7 +228,7 @@ impl Step for PolicyStep {
                 hash: content_hash(&yaml),
                 path: rel.clone(),
             })?,
-            files: BTreeMap::from([("session".to_string(), path)]),
+            stored: BTreeMap::from([("session".to_string(), session)]),
             publish: vec![Publish::File {
                 path: rel,
                 source: BlobSource::Own("session".into()),
