@@ -265,17 +265,17 @@ fn release(
     }
 }
 
-/// The index entry to reuse `node` from, if [`Reuse`] lists it as unaffected,
-/// none of its deps' outputs changed in this build, and the step index still
-/// holds its fingerprint with an output.
+/// The index entry to reuse `node` from, if [`Reuse`] lists it as unaffected
+/// (with `fingerprint`), none of its deps' outputs changed in this build, and
+/// the step index still holds that fingerprint with an output.
 fn reusable(
     node: &Node,
     results: &[Option<Finished>],
-    reuse: Option<&Reuse>,
+    fingerprint: Option<&str>,
     store: &Store,
 ) -> Option<Arc<IndexEntry>> {
     let id = node.step.id();
-    let fingerprint = reuse?.get(id)?;
+    let fingerprint = fingerprint?;
     let deps_unchanged = node
         .deps
         .iter()
@@ -288,17 +288,20 @@ fn reusable(
         .filter(|e| e.fingerprint == fingerprint && !e.output.is_empty())
 }
 
-/// Per node: whether it will likely run — it is not in `reuse`, or one of its
-/// deps (transitively) is not. Without `reuse`, every node.
-fn tainted(nodes: &[Node], dependents: &[Vec<usize>], reuse: Option<&Reuse>) -> Vec<bool> {
-    let Some(reuse) = reuse else {
-        return vec![true; nodes.len()];
-    };
-    let mut tainted: Vec<bool> = nodes
-        .iter()
-        .map(|n| reuse.get(n.step.id()).is_none())
-        .collect();
-    let mut queue: Vec<usize> = (0..nodes.len()).filter(|&i| tainted[i]).collect();
+/// Per node: the fingerprint [`Reuse`] lists it with, if it is unaffected
+/// (looked up once: the scheduler asks twice per node).
+fn recorded<'r>(nodes: &[Node], reuse: Option<&'r Reuse>) -> Vec<Option<&'r str>> {
+    match reuse {
+        Some(reuse) => nodes.iter().map(|n| reuse.get(n.step.id())).collect(),
+        None => vec![None; nodes.len()],
+    }
+}
+
+/// Per node: whether it will likely run — it is not [`recorded`] as
+/// unaffected, or one of its deps (transitively) is not.
+fn tainted(dependents: &[Vec<usize>], recorded: &[Option<&str>]) -> Vec<bool> {
+    let mut tainted: Vec<bool> = recorded.iter().map(Option::is_none).collect();
+    let mut queue: Vec<usize> = (0..tainted.len()).filter(|&i| tainted[i]).collect();
     while let Some(i) = queue.pop() {
         for &j in &dependents[i] {
             if !tainted[j] {
@@ -326,7 +329,8 @@ fn run_graph(
         }
     }
     let mut results: Vec<Option<Finished>> = (0..n).map(|_| None).collect();
-    let tainted = tainted(nodes, &dependents, reuse);
+    let recorded = recorded(nodes, reuse);
+    let tainted = tainted(&dependents, &recorded);
     // Steps that will likely run are started before any reused step is
     // bookkept, so the chain of rebuilt steps never waits on the loop.
     let (mut ready_run, mut ready): (Vec<usize>, Vec<usize>) = (0..n)
@@ -365,7 +369,7 @@ fn run_graph(
             };
             if let Some(i) = next {
                 let id = nodes[i].step.id();
-                if let Some(entry) = reusable(&nodes[i], &results, reuse, cx.store) {
+                if let Some(entry) = reusable(&nodes[i], &results, recorded[i], cx.store) {
                     let outputs = if wants_outputs {
                         entry
                             .record()
@@ -589,10 +593,15 @@ mod tests {
         assert_eq!(reuse.get(&StepId::new("k", "b")), None, "dirty");
         assert_eq!(reuse.get(&StepId::new("k", "e")), None, "unknown");
         assert_eq!(reuse.len(), 3);
+        let fingerprints = recorded(&nodes, Some(&reuse));
         assert_eq!(
-            tainted(&nodes, &dependents, Some(&reuse)),
+            fingerprints,
+            [Some("fp-a"), None, Some("fp-c"), Some("fp-d")]
+        );
+        assert_eq!(
+            tainted(&dependents, &fingerprints),
             vec![false, true, true, false]
         );
-        assert_eq!(tainted(&nodes, &dependents, None), vec![true; 4]);
+        assert_eq!(tainted(&dependents, &recorded(&nodes, None)), vec![true; 4]);
     }
 }
