@@ -4,7 +4,7 @@
 //!
 //! A build consults it for every step, so it is read cheaply. Opening it
 //! reads only the heads of the 256 checksummed shards (in parallel, into
-//! one reused buffer per thread): key, fingerprint and output digest of each
+//! buffers reused from shard to shard): key, fingerprint and output digest of each
 //! step. An entry's record (in a binary form, `record_codec`) and its input
 //! list (JSON) are read from its shard's file when first asked for, one group
 //! at a time (records by step kind, input lists apart: see `index/shard.rs`),
