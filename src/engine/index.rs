@@ -101,16 +101,15 @@ impl IndexEntry {
     /// once; `None` if there is none or it cannot be read.
     pub fn record(&self) -> Option<Arc<ActionRecord>> {
         self.record
-            .get_or_init(|| {
-                let bin = self.record_bin();
-                if bin.is_empty() {
-                    return None;
-                }
-                record_codec::decode(&bin)
-                    .filter(|r| r.fingerprint == self.fingerprint)
-                    .map(Arc::new)
-            })
+            .get_or_init(|| self.decoded(record_codec::decode))
             .clone()
+    }
+
+    /// The record decoded by `decode`, if it is this entry's.
+    fn decoded(&self, decode: fn(&[u8]) -> Option<ActionRecord>) -> Option<Arc<ActionRecord>> {
+        decode(&self.record_bin())
+            .filter(|r| r.fingerprint == self.fingerprint)
+            .map(Arc::new)
     }
 
     /// The record with only its step, fingerprint and `record` (see
@@ -121,11 +120,7 @@ impl IndexEntry {
             return whole.clone();
         }
         self.record_only
-            .get_or_init(|| {
-                record_codec::decode_record_only(&self.record_bin())
-                    .filter(|r| r.fingerprint == self.fingerprint)
-                    .map(Arc::new)
-            })
+            .get_or_init(|| self.decoded(record_codec::decode_record_only))
             .clone()
     }
 
@@ -241,18 +236,10 @@ impl StepIndex {
         })
     }
 
-    pub fn insert(&self, key: String, state: &StepState) {
-        self.insert_parts(
-            key,
-            &state.fingerprint,
-            &state.inputs,
-            state.record.as_ref(),
-        );
-    }
-
-    /// [`StepIndex::insert`] of a state given by its parts (a mesh step's
-    /// input list has thousands of entries: it is not copied).
-    pub fn insert_parts(
+    /// Sets the entry of step `key`: a run's fingerprint, inputs and record,
+    /// given by reference (a mesh step's input list has thousands of entries:
+    /// it is not copied).
+    pub fn insert(
         &self,
         key: String,
         fingerprint: &str,
@@ -326,13 +313,26 @@ mod tests {
         }
     }
 
+    fn put(index: &StepIndex, key: &str, s: &StepState) {
+        index.insert(key.into(), &s.fingerprint, &s.inputs, s.record.as_ref());
+    }
+
+    /// A folder whose index holds `copy:x` at fingerprint `f1`.
+    fn saved_x() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let index = StepIndex::load(dir.path());
+        put(&index, "copy:x", &state("f1"));
+        index.save().unwrap();
+        dir
+    }
+
     #[test]
     fn round_trips_lazily_and_only_dirty_shards_are_written() {
         let dir = tempfile::tempdir().unwrap();
         let index = StepIndex::load(dir.path());
         assert!(index.get("copy:x").is_none());
-        index.insert("copy:x".into(), &state("f1"));
-        index.insert("copy:y".into(), &state("f2"));
+        put(&index, "copy:x", &state("f1"));
+        put(&index, "copy:y", &state("f2"));
         index.save().unwrap();
         let again = StepIndex::load(dir.path());
         let x = again.get("copy:x").unwrap();
@@ -363,15 +363,12 @@ mod tests {
 
     #[test]
     fn a_record_read_after_its_shard_was_replaced_is_absent_not_another() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = StepIndex::load(dir.path());
-        index.insert("copy:x".into(), &state("f1"));
-        index.save().unwrap();
+        let dir = saved_x();
         let opened = StepIndex::load(dir.path());
         let x = opened.get("copy:x").unwrap();
         // Another build replaces the shard before this one reads the record.
         let other = StepIndex::load(dir.path());
-        other.insert("copy:x".into(), &state("f2"));
+        put(&other, "copy:x", &state("f2"));
         other.save().unwrap();
         assert!(x.record().is_none());
         // Saving what was opened leaves out the entry it can no longer read.
@@ -379,7 +376,7 @@ mod tests {
             .map(|i| format!("copy:y{i}"))
             .find(|k| shard_of(k.as_bytes()) == shard_of(b"copy:x"))
             .unwrap();
-        opened.insert(neighbour.clone(), &state("f3"));
+        put(&opened, &neighbour, &state("f3"));
         opened.save().unwrap();
         let again = StepIndex::load(dir.path());
         assert!(again.get("copy:x").is_none());
@@ -388,10 +385,7 @@ mod tests {
 
     #[test]
     fn a_damaged_shard_reads_as_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = StepIndex::load(dir.path());
-        index.insert("copy:x".into(), &state("f1"));
-        index.save().unwrap();
+        let dir = saved_x();
         let shard = shards::shard_path(dir.path(), shard_of(b"copy:x"), EXT);
         let mut bytes = std::fs::read(&shard).unwrap();
         let at = 20;
@@ -408,7 +402,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let index = StepIndex::load(dir.path());
-        index.insert("copy:x".into(), &s);
+        put(&index, "copy:x", &s);
         index.save().unwrap();
         assert!(StepIndex::load(dir.path())
             .get("copy:x")

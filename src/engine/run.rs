@@ -106,7 +106,7 @@ pub(super) fn run_step(
                 if store.action_intact(&record) {
                     publish_current(target, &record, store)?;
                     if previous.as_ref().map(|p| p.fingerprint.as_str()) != Some(&fingerprint) {
-                        store.save_state_parts(&id, &fingerprint, fp.pairs(), Some(&record));
+                        store.save_state(&id, &fingerprint, fp.pairs(), Some(&record));
                     }
                     return Ok((record, Status::Fresh, None));
                 }
@@ -126,7 +126,7 @@ pub(super) fn run_step(
                             .save_action(&record)
                             .map_err(|e| StepError::context("saving the action record", e))?;
                         publish_current(target, &record, store)?;
-                        store.save_state_parts(&id, &fingerprint, fp.pairs(), Some(&record));
+                        store.save_state(&id, &fingerprint, fp.pairs(), Some(&record));
                         return Ok((Arc::new(record), Status::Remote, None));
                     }
                 }
@@ -210,7 +210,7 @@ pub(super) fn run_step(
             Status::Fresh
         };
         let cached = step.cacheable().then_some(&record);
-        store.save_state_parts(&id, &fingerprint, fp.pairs(), cached);
+        store.save_state(&id, &fingerprint, fp.pairs(), cached);
         let _ = fs::remove_dir_all(scratch);
         Ok((
             Arc::new(record),

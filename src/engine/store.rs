@@ -184,11 +184,7 @@ impl Store {
         if self.blob_intact(&digest) {
             return Ok(digest);
         }
-        let dest = self.blob_path(&digest);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let tmp = durable::temp_sibling(&dest);
+        let tmp = self.temp_blob_path(&digest)?;
         let written = (|| {
             let mut file = File::create(&tmp)?;
             std::io::Write::write_all(&mut file, bytes)?;
@@ -198,7 +194,7 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        self.place(&tmp, &dest, &digest)?;
+        self.place(&tmp, &self.blob_path(&digest), &digest)?;
         Ok(digest)
     }
 
@@ -208,11 +204,7 @@ impl Store {
         if self.blob_intact(&digest) {
             return Ok(digest);
         }
-        let dest = self.blob_path(&digest);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let tmp = durable::temp_sibling(&dest);
+        let tmp = self.temp_blob_path(&digest)?;
         fs::copy(path, &tmp)?;
         File::open(&tmp)?.sync_all()?;
         // Verify what we copied: the source may have changed under us.
@@ -224,13 +216,14 @@ impl Store {
                 path.display()
             )));
         }
-        self.place(&tmp, &dest, &digest)?;
+        self.place(&tmp, &self.blob_path(&digest), &digest)?;
         Ok(digest)
     }
 
-    /// A fresh temporary path beside where blob `digest` goes, for a download
-    /// that [`Store::adopt`] moves into place once verified.
-    pub fn download_path(&self, digest: &str) -> io::Result<PathBuf> {
+    /// A fresh temporary path beside where blob `digest` goes (its folder
+    /// made), for bytes moved into place once written and verified (a
+    /// download: [`Store::adopt`]).
+    pub fn temp_blob_path(&self, digest: &str) -> io::Result<PathBuf> {
         let dest = self.blob_path(digest);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
@@ -314,13 +307,9 @@ impl Store {
         self.index.get_parts(&id.kind, &id.unit)
     }
 
-    pub fn save_state(&self, id: &StepId, state: &StepState) -> io::Result<()> {
-        self.index.insert(id.to_string(), state);
-        Ok(())
-    }
-
-    /// [`Store::save_state`] of a state given by its parts.
-    pub fn save_state_parts(
+    /// Records a step's last successful run: its fingerprint, the inputs
+    /// that went into it and its record (cacheable steps).
+    pub fn save_state(
         &self,
         id: &StepId,
         fingerprint: &str,
@@ -328,7 +317,7 @@ impl Store {
         record: Option<&ActionRecord>,
     ) {
         self.index
-            .insert_parts(id.to_string(), fingerprint, inputs, record);
+            .insert(id.to_string(), fingerprint, inputs, record);
     }
 
     pub fn remove_state(&self, id: &StepId) -> io::Result<()> {

@@ -186,7 +186,7 @@ impl Tier {
     /// Downloads one blob into the store, verified.
     fn download(&self, store: &Store, blake3: &str, blob: &BlobRef) -> Result<(), BlobProblem> {
         let tmp = store
-            .download_path(blake3)
+            .temp_blob_path(blake3)
             .map_err(|e| BlobProblem::Transport(e.into()))?;
         let result = (|| {
             let file = File::create(&tmp).map_err(|e| BlobProblem::Transport(e.into()))?;
