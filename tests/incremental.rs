@@ -238,3 +238,53 @@ fn a_copied_folder_gaining_a_link_out_fails_as_a_full_build_would() {
     sb.build_json(&root, &[]);
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
 }
+
+/// The mesh steps keep what they read of their deps (`target/.scone/memo/`);
+/// a damaged, swapped or lost memo costs parsing, never a wrong output.
+#[test]
+fn damaged_or_swapped_mesh_step_memos_change_no_output() {
+    let (sb, root) = repo();
+    sb.build_json(&root, &[]);
+    let memo_dir = root.join("target/.scone/memo");
+    let memos = || -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = std::fs::read_dir(&memo_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(memos().len(), 2, "one memo per mesh step (policy, chart)");
+
+    // The incremental path reads them: an edit gives a build from scratch's outputs.
+    edit(&root.join("services/svc-0001/main.cfg"), "a");
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(built(&msgs), chain("svc_0001"));
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+
+    // One byte flipped in one memo, and the two swapped.
+    let [a, b] = <[PathBuf; 2]>::try_from(memos()).unwrap();
+    let mut bytes = std::fs::read(&a).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&a, &bytes).unwrap();
+    edit(&root.join("services/svc-0002/main.cfg"), "b");
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(built(&msgs), chain("svc_0002"));
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 2));
+    let (sa, sb_) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, &sb_).unwrap();
+    std::fs::write(&b, &sa).unwrap();
+    edit(&root.join("services/svc-0003/main.cfg"), "c");
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(built(&msgs), chain("svc_0003"));
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 3));
+
+    // Lost: the same.
+    std::fs::remove_dir_all(&memo_dir).unwrap();
+    edit(&root.join("services/svc-0004/main.cfg"), "d");
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(built(&msgs), chain("svc_0004"));
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 4));
+    assert_eq!(memos().len(), 2, "written again");
+}

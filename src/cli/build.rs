@@ -272,6 +272,9 @@ pub fn execute(
                 .clone()
                 .map(|t| t as std::sync::Arc<dyn engine::RemoteTier>),
             reuse: reuse.clone(),
+            // Only `scone build` comes without `apply` (`scone dev` applies,
+            // and builds again in the same process).
+            exits_after: apply.is_none(),
         };
         let session = opening
             .take()

@@ -78,6 +78,7 @@ impl Fingerprint {
         &self.pairs
     }
 
+    /// The pairs, moved out (to keep as the step's last inputs).
     pub fn into_pairs(self) -> Vec<(String, String)> {
         self.pairs
     }

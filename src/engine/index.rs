@@ -37,8 +37,12 @@ const EXT: &str = "bin";
 /// Where an entry's record and input list are.
 #[derive(Debug)]
 enum Contents {
-    /// Made by this build.
-    Own { record: Bytes, inputs: Bytes },
+    /// Made by this build. Its input list (a mesh step's has thousands of
+    /// entries) is encoded when its shard is saved, off the build's path.
+    Own {
+        record: Bytes,
+        inputs: Vec<(String, String)>,
+    },
     /// In the shard file the index was opened from.
     Stored {
         file: Arc<ShardFile>,
@@ -64,7 +68,7 @@ impl IndexEntry {
     /// if asked for), so a big build does not hold every record twice.
     fn new(
         fingerprint: &str,
-        inputs: &[(String, String)],
+        inputs: Vec<(String, String)>,
         record: Option<&ActionRecord>,
     ) -> IndexEntry {
         IndexEntry {
@@ -74,7 +78,7 @@ impl IndexEntry {
                 .into(),
             body: Contents::Own {
                 record: record.map(record_codec::encode).unwrap_or_default().into(),
-                inputs: serde_json::to_vec(inputs).unwrap_or_default().into(),
+                inputs,
             },
             record: OnceLock::new(),
             record_only: OnceLock::new(),
@@ -92,7 +96,7 @@ impl IndexEntry {
     /// The input list as JSON (empty: none, or unreadable).
     fn inputs_json(&self) -> Bytes {
         match &self.body {
-            Contents::Own { inputs, .. } => inputs.clone(),
+            Contents::Own { inputs, .. } => serde_json::to_vec(inputs).unwrap_or_default().into(),
             Contents::Stored { file, inputs, .. } => file.slice(*inputs).unwrap_or_default(),
         }
     }
@@ -127,6 +131,9 @@ impl IndexEntry {
     /// The fingerprint inputs of the last run (`--explain`); empty if they
     /// cannot be read.
     pub fn inputs(&self) -> Vec<(String, String)> {
+        if let Contents::Own { inputs, .. } = &self.body {
+            return inputs.clone();
+        }
         serde_json::from_slice(&self.inputs_json()).unwrap_or_default()
     }
 
@@ -236,14 +243,13 @@ impl StepIndex {
         })
     }
 
-    /// Sets the entry of step `key`: a run's fingerprint, inputs and record,
-    /// given by reference (a mesh step's input list has thousands of entries:
-    /// it is not copied).
+    /// Sets the entry of step `key`: a run's fingerprint, inputs and record
+    /// (the input list is moved in: a mesh step's has thousands of entries).
     pub fn insert(
         &self,
         key: String,
         fingerprint: &str,
-        inputs: &[(String, String)],
+        inputs: Vec<(String, String)>,
         record: Option<&ActionRecord>,
     ) {
         let entry = Arc::new(IndexEntry::new(fingerprint, inputs, record));
@@ -314,7 +320,12 @@ mod tests {
     }
 
     fn put(index: &StepIndex, key: &str, s: &StepState) {
-        index.insert(key.into(), &s.fingerprint, &s.inputs, s.record.as_ref());
+        index.insert(
+            key.into(),
+            &s.fingerprint,
+            s.inputs.clone(),
+            s.record.as_ref(),
+        );
     }
 
     /// A folder whose index holds `copy:x` at fingerprint `f1`.

@@ -6,6 +6,7 @@
 //! * [`statcache`] — so a no-op build hashes nothing;
 //! * [`store`] — blobs, action records, per-step state under `target/.scone/`;
 //! * [`index`] — the last state of every step, read lazily;
+//! * [`memo`] — what a mesh step read of its deps, kept across runs;
 //! * [`remote`] — the remote tier behind the store (a shared cache);
 //! * [`publish`] — atomic publishing of outputs under `target/`;
 //! * [`scheduler`] — parallel execution on a rayon pool, reusing unaffected steps;
@@ -15,11 +16,13 @@
 //!
 //! The engine knows nothing of a step's internals.
 
+mod dep;
 pub mod events;
 pub mod fingerprint;
 pub mod index;
 pub mod inputs;
 pub mod lock;
+pub mod memo;
 pub mod noop;
 pub mod publish;
 mod record_codec;
@@ -33,12 +36,13 @@ pub mod step;
 pub mod store;
 pub mod wire;
 
+pub use dep::Dep;
 pub use events::{Event, EventSink, Status};
 pub use remote::{Lookup, RemoteTier};
 pub use scheduler::{build, build_in, BuildReport, EngineError, EngineOptions, Node, Reuse};
 pub use session::{Saving, Session};
 pub use step::{
-    BlobSource, Input, InputKind, Publish, PublishFile, ResolvedInput, Step, StepContext,
-    StepError, StepId, StepOutput,
+    BlobSource, DepFields, DepReads, Input, InputKind, Publish, PublishFile, ResolvedInput, Step,
+    StepContext, StepError, StepId, StepOutput,
 };
 pub use store::{ActionRecord, Published, Store};

@@ -61,7 +61,7 @@ fn map(r: &mut Reader<'_>) -> Option<BTreeMap<String, String>> {
 
 /// The step, fingerprint and `record` of the record `encode` made, with
 /// `files`, `publish` and `info` left empty: what a step that reads only its
-/// deps' records (see [`crate::engine::Step::reads_dep_files`]) is given.
+/// deps' records (see [`crate::engine::DepReads`]) is given.
 pub fn decode_record_only(bytes: &[u8]) -> Option<ActionRecord> {
     let mut r = Reader(bytes);
     let step = text(&mut r)?;

@@ -5,39 +5,19 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use super::dep::Dep;
 use super::events::{Event, EventSink, Status};
 use super::fingerprint::{explain, Fingerprint};
-use super::index::IndexEntry;
 use super::inputs;
+use super::memo::Memo;
 use super::publish;
 use super::remote::{Lookup, RemoteTier};
 use super::statcache::Stat;
-use super::step::{BlobSource, Publish, Step, StepContext, StepError, StepId};
+use super::step::{BlobSource, DepReads, Publish, Step, StepContext, StepError};
 use super::store::{ActionRecord, Published, Store};
-
-/// A finished dep's record: at hand, or still unparsed in the step index (a
-/// reused step's, parsed only if a dependent runs).
-#[derive(Clone, Debug)]
-pub(super) enum DepRecord {
-    Ready(Arc<ActionRecord>),
-    Indexed(Arc<IndexEntry>),
-}
-
-impl DepRecord {
-    /// The record; a reused step's from the step index (with its `record`
-    /// alone unless `whole`: see [`Step::reads_dep_files`]), else (its shard
-    /// was replaced or damaged since it was opened) from the action cache.
-    pub fn get(&self, store: &Store, whole: bool) -> Option<Arc<ActionRecord>> {
-        match self {
-            DepRecord::Ready(r) => Some(Arc::clone(r)),
-            DepRecord::Indexed(e) => if whole { e.record() } else { e.record_only() }
-                .or_else(|| store.load_action(&e.fingerprint).map(Arc::new)),
-        }
-    }
-}
 
 /// A finished step, as its dependents and the report need it.
 pub(super) struct StepResult {
@@ -60,8 +40,7 @@ pub(super) struct RunContext<'a> {
 /// `params`: [`super::fingerprint::param_pairs`] of the step, if made ahead.
 pub(super) fn run_step(
     step: &dyn Step,
-    deps: Vec<(StepId, DepRecord)>,
-    dep_digests: &[Arc<str>],
+    deps: Vec<Dep<'_>>,
     params: Option<Vec<(String, String)>>,
     cx: &RunContext<'_>,
     scratch: &Path,
@@ -91,8 +70,8 @@ pub(super) fn run_step(
                 inputs::fingerprint_value(input),
             );
         }
-        for ((dep, _), digest) in deps.iter().zip(dep_digests) {
-            fp.push(format!("dep:{dep}"), digest.to_string());
+        for dep in &deps {
+            fp.push(format!("dep:{}", dep.id()), dep.digest().to_string());
         }
         fingerprint = fp.digest();
         let previous = store.indexed(&id);
@@ -106,7 +85,7 @@ pub(super) fn run_step(
                 if store.action_intact(&record) {
                     publish_current(target, &record, store)?;
                     if previous.as_ref().map(|p| p.fingerprint.as_str()) != Some(&fingerprint) {
-                        store.save_state(&id, &fingerprint, fp.pairs(), Some(&record));
+                        store.save_state(&id, &fingerprint, fp.into_pairs(), Some(&record));
                     }
                     return Ok((record, Status::Fresh, None));
                 }
@@ -126,7 +105,7 @@ pub(super) fn run_step(
                             .save_action(&record)
                             .map_err(|e| StepError::context("saving the action record", e))?;
                         publish_current(target, &record, store)?;
-                        store.save_state(&id, &fingerprint, fp.pairs(), Some(&record));
+                        store.save_state(&id, &fingerprint, fp.into_pairs(), Some(&record));
                         return Ok((Arc::new(record), Status::Remote, None));
                     }
                 }
@@ -142,29 +121,29 @@ pub(super) fn run_step(
         };
         sink.event(Event::Started { id: id.clone() });
         fs::create_dir_all(scratch).map_err(|e| StepError::context("creating scratch dir", e))?;
-        // A mesh step reads thousands of reused deps' records: parse them on
-        // all cores.
-        let records: Vec<(StepId, Arc<ActionRecord>)> = {
-            use rayon::prelude::*;
-            let whole = step.reads_dep_files();
-            deps.into_par_iter()
-                .map(|(dep, record)| {
-                    let record = record.get(store, whole).ok_or_else(|| {
-                        StepError::new(format!(
-                            "the step index has no readable result of {dep}; run `scone clean` and build again"
-                        ))
-                    })?;
-                    Ok((dep, record))
-                })
-                .collect::<Result<_, StepError>>()?
+        let reads = step.dep_reads();
+        let memo = if reads == DepReads::Fields {
+            Memo::load(store.root(), &id)
+        } else {
+            Memo::default()
         };
         let cx = StepContext {
             inputs: &resolved,
-            deps: &records,
+            deps: &deps,
             scratch,
             store,
+            whole: reads == DepReads::Whole,
+            memo: &memo,
+            kept: Mutex::new(Vec::new()),
         };
+        // Steps that read their deps whole get them parsed ahead, on all
+        // cores; the others parse what they ask for.
+        if reads != DepReads::Fields {
+            use rayon::prelude::*;
+            deps.par_iter().try_for_each(|d| cx.record(d).map(drop))?;
+        }
         let output = step.run(&cx)?;
+        let kept = cx.kept.into_inner().unwrap_or_else(PoisonError::into_inner);
         // In parallel: each new blob is fsynced, and fsyncs at the same time
         // share the filesystem's journal commits.
         let mut files: BTreeMap<String, String> = {
@@ -210,7 +189,10 @@ pub(super) fn run_step(
             Status::Fresh
         };
         let cached = step.cacheable().then_some(&record);
-        store.save_state(&id, &fingerprint, fp.pairs(), cached);
+        store.save_state(&id, &fingerprint, fp.into_pairs(), cached);
+        if !kept.is_empty() {
+            store.keep_memo(&id, kept);
+        }
         let _ = fs::remove_dir_all(scratch);
         Ok((
             Arc::new(record),

@@ -11,15 +11,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
+use super::dep::{Dep, DepRecord};
 use super::events::{Event, EventSink, Status};
 use super::fingerprint::param_pairs;
 use super::index::IndexEntry;
 use super::noop::Previous;
 use super::remote::RemoteTier;
-use super::run::{run_step, DepRecord, RunContext, StepResult};
+use super::run::{run_step, RunContext, StepResult};
 use super::session::{Saving, Session};
 use super::statcache::Stat;
-use super::step::{Step, StepId};
+use super::step::{DepReads, Step, StepId};
 use super::store::{ActionRecord, Published, Store};
 
 /// One node of the graph: a step and the indices of the nodes it depends on.
@@ -38,6 +39,10 @@ pub struct EngineOptions {
     pub remote: Option<Arc<dyn RemoteTier>>,
     /// Steps known to be unaffected since the last build, if known.
     pub reuse: Option<Arc<Reuse>>,
+    /// The process exits after this build: the graph and store (tens of
+    /// thousands of small allocations) are left to the exit to free, so that
+    /// freeing them does not take a core from the end of the build.
+    pub exits_after: bool,
 }
 
 /// Steps the caller knows are unaffected since the last build (nothing they
@@ -83,6 +88,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("jobs", &self.jobs)
             .field("remote", &self.remote.is_some())
             .field("reuse", &self.reuse.as_ref().map(|r| r.len()))
+            .field("exits_after", &self.exits_after)
             .finish()
     }
 }
@@ -217,15 +223,20 @@ pub fn build_in(
     // The step index and stat cache are saved while the caller writes
     // `scone.lock` and the fast-path record, still under the lock; then the
     // graph and store are freed (tens of thousands of small allocations),
-    // off the caller's path and not at all when the process exits first.
+    // off the caller's path, or left to the process's exit.
     let dir = opts.target_dir.clone();
+    let exits_after = opts.exits_after;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let saved = store.save_stats();
+        let saved = store.save();
         let _ = fs::remove_dir_all(&tmp);
         drop(_held);
         let _ = tx.send(saved);
-        drop((nodes, store));
+        if exits_after {
+            std::mem::forget((nodes, store));
+        } else {
+            drop((nodes, store));
+        }
     });
     report.saving = Saving(Some((dir, rx)));
     Ok(report)
@@ -387,9 +398,15 @@ fn run_graph(
                     });
                     report.fresh += 1;
                     report.reused.push(id.clone());
-                    let mut readers = dependents[i].iter().filter(|&&j| tainted[j]).peekable();
+                    // Readers of fields ask for the few records their memo lacks.
+                    let mut readers = dependents[i]
+                        .iter()
+                        .filter(|&&j| tainted[j])
+                        .map(|&j| nodes[j].step.dep_reads())
+                        .filter(|&r| r != DepReads::Fields)
+                        .peekable();
                     if readers.peek().is_some() {
-                        let whole = readers.any(|&j| nodes[j].step.reads_dep_files());
+                        let whole = readers.any(|r| r == DepReads::Whole);
                         preparse.push((Arc::clone(&entry), whole));
                     }
                     results[i] = Some(Finished {
@@ -406,18 +423,17 @@ fn run_graph(
                         &mut ready,
                     );
                 } else {
-                    let deps: Vec<(StepId, DepRecord)> = nodes[i]
+                    let deps: Vec<Dep<'_>> = nodes[i]
                         .deps
                         .iter()
                         .filter_map(|&d| {
                             let f = results[d].as_ref()?;
-                            Some((nodes[d].step.id().clone(), f.record.clone()))
+                            Some(Dep::new(
+                                nodes[d].step.id(),
+                                Arc::clone(&f.digest),
+                                f.record.clone(),
+                            ))
                         })
-                        .collect();
-                    let digests: Vec<Arc<str>> = nodes[i]
-                        .deps
-                        .iter()
-                        .filter_map(|&d| Some(Arc::clone(&results[d].as_ref()?.digest)))
                         .collect();
                     before.insert(i, cx.store.indexed(id).map(|e| Arc::clone(&e.output)));
                     let tx = tx.clone();
@@ -427,7 +443,7 @@ fn run_graph(
                     let params = params[i].take();
                     running += 1;
                     scope.spawn(move |_| {
-                        let result = run_step(step, deps, &digests, params, cx, &scratch);
+                        let result = run_step(step, deps, params, cx, &scratch);
                         let _ = tx.send(Done { index: i, result });
                     });
                 }
@@ -531,7 +547,7 @@ pub fn clean_steps(target: &Path, ids: &[StepId]) -> std::io::Result<Vec<PathBuf
         }
         store.remove_state(id)?;
     }
-    store.save_stats()?;
+    store.save()?;
     Ok(removed)
 }
 

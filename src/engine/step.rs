@@ -15,11 +15,13 @@
 //! outside its scratch folder; the engine does all publishing.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::Mutex;
 
+use super::dep::Dep;
+use super::memo::{Memo, Section};
 use super::store::{ActionRecord, Store};
 
 /// A step's identity: its kind (`copy`, `layer`, …) and unit (service or mesh).
@@ -150,33 +152,146 @@ pub struct StepOutput {
     pub info: serde_json::Value,
 }
 
+/// How much of its deps' results a step reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepReads {
+    /// Their whole results: `record`, `files` (through
+    /// [`StepContext::dep_file`]), `publish` and `info`.
+    Whole,
+    /// Their `record` alone: a dep reused from the last build is given with
+    /// the rest empty, which makes reading a thousand of them cheaper.
+    Record,
+    /// Text fields of their `record`, asked for through
+    /// [`StepContext::dep_fields`] (and whatever [`StepContext::dep`] gives,
+    /// parsed on demand). The engine keeps those fields from one run to the
+    /// next by each dep's output digest (`engine::memo`), so a mesh step
+    /// parses only the records of the deps that changed.
+    Fields,
+}
+
 /// What a step gets to work with.
 pub struct StepContext<'a> {
     /// The declared inputs, resolved and hashed, in declaration order.
     pub inputs: &'a [ResolvedInput],
-    /// The results of the declared deps, in declaration order.
-    pub deps: &'a [(StepId, Arc<ActionRecord>)],
+    /// The declared deps, in declaration order; their records are parsed on
+    /// first use.
+    pub(crate) deps: &'a [Dep<'a>],
     /// A fresh, empty folder for this run.
     pub scratch: &'a Path,
     pub(crate) store: &'a Store,
+    /// Whether a dep's record is parsed with its files ([`DepReads::Whole`]).
+    pub(crate) whole: bool,
+    /// What the last run kept of its deps ([`DepReads::Fields`]).
+    pub(crate) memo: &'a Memo,
+    /// What this run keeps for the next one.
+    pub(crate) kept: Mutex<Vec<Section>>,
+}
+
+/// The text fields [`StepContext::dep_fields`] read, by dep unit.
+#[derive(Debug)]
+pub struct DepFields<'s> {
+    width: usize,
+    at: HashMap<&'s str, usize>,
+    values: Vec<&'s str>,
+}
+
+impl<'s> DepFields<'s> {
+    /// The values of the dep of this unit, in the order the names were given.
+    pub fn get(&self, unit: &str) -> Option<&[&'s str]> {
+        let at = *self.at.get(unit)?;
+        self.values.get(at..at + self.width)
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
 }
 
 impl StepContext<'_> {
-    /// The result of the dep with this kind (the first, if several).
-    pub fn dep(&self, kind: &str) -> Result<&ActionRecord, StepError> {
+    /// The declared deps, in declaration order.
+    pub fn deps(&self) -> &[Dep<'_>] {
         self.deps
-            .iter()
-            .find(|(id, _)| id.kind == kind)
-            .map(|(_, r)| r.as_ref())
-            .ok_or_else(|| StepError::new(format!("internal: no `{kind}` dependency")))
     }
 
-    /// All deps of this kind.
-    pub fn deps_of<'b>(&'b self, kind: &'b str) -> impl Iterator<Item = &'b ActionRecord> + 'b {
-        self.deps
+    /// The result of this dep, parsed on first use.
+    pub fn record<'d>(&self, dep: &'d Dep<'_>) -> Result<&'d ActionRecord, StepError> {
+        dep.record(self.store, self.whole).ok_or_else(|| {
+            StepError::new(format!(
+                "the step index has no readable result of {}; run `scone clean` and build again",
+                dep.id()
+            ))
+        })
+    }
+
+    /// The result of the dep with this kind (the first, if several).
+    pub fn dep(&self, kind: &str) -> Result<&ActionRecord, StepError> {
+        let dep = self
+            .deps
             .iter()
-            .filter(move |(id, _)| id.kind == kind)
-            .map(|(_, r)| r.as_ref())
+            .find(|d| d.id().kind == kind)
+            .ok_or_else(|| StepError::new(format!("internal: no `{kind}` dependency")))?;
+        self.record(dep)
+    }
+
+    /// The text fields `names` of the `record` of every dep of `kind`, by the
+    /// dep's unit (the first dep of a unit, if several). A dep whose output
+    /// is the one the last run read is not parsed: its fields come from what
+    /// that run kept (see [`DepReads::Fields`]); the others are parsed on all
+    /// cores. A missing or non-text field is an error.
+    pub fn dep_fields(&self, kind: &str, names: &[&str]) -> Result<DepFields<'_>, StepError> {
+        let known = self.memo.section(kind, names);
+        let mut units = HashSet::new();
+        let of_kind: Vec<&Dep<'_>> = self
+            .deps
+            .iter()
+            .filter(|d| d.id().kind == kind && units.insert(d.id().unit.as_str()))
+            .collect();
+        {
+            use rayon::prelude::*;
+            of_kind
+                .par_iter()
+                .filter(|d| !known.contains_key(d.digest()))
+                .for_each(|d| {
+                    d.record(self.store, self.whole);
+                });
+        }
+        let width = names.len();
+        let mut out = DepFields {
+            width,
+            at: HashMap::with_capacity(of_kind.len()),
+            values: Vec::with_capacity(of_kind.len() * width),
+        };
+        let mut section = Section::new(kind, names);
+        for dep in of_kind {
+            let at = out.values.len();
+            match known.get(dep.digest()) {
+                Some(values) if values.len() == width => out.values.extend(values),
+                _ => {
+                    let record = &self.record(dep)?.record;
+                    for name in names {
+                        let value =
+                            record.get(*name).and_then(|v| v.as_str()).ok_or_else(|| {
+                                StepError::new(format!(
+                                    "internal: the record of {} has no text field `{name}`",
+                                    dep.id()
+                                ))
+                            })?;
+                        out.values.push(value);
+                    }
+                }
+            }
+            section.push(dep.digest(), &out.values[at..]);
+            out.at.insert(dep.id().unit.as_str(), at);
+        }
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(section);
+        Ok(out)
     }
 
     /// The store path of a file an upstream step made.
@@ -224,13 +339,9 @@ pub trait Step: Send + Sync {
     fn cacheable(&self) -> bool {
         true
     }
-    /// Whether the step reads more of its deps' results than their `record`:
-    /// their `files` (through [`StepContext::dep_file`]), `publish` or `info`.
-    /// A step that says `false` is given each dep reused from the last build
-    /// with its `record` alone (the rest empty), which is what lets a mesh step
-    /// read a thousand of them cheaply.
-    fn reads_dep_files(&self) -> bool {
-        true
+    /// How much of its deps' results the step reads (see [`DepReads`]).
+    fn dep_reads(&self) -> DepReads {
+        DepReads::Whole
     }
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError>;
 }

@@ -12,6 +12,8 @@
 //!                             digest, its action record and its input list (for
 //!                             --explain and `clean -p`); records and input lists
 //!                             are read on first use (index.rs, index/shard.rs)
+//!   memo/<blake3 of step>.bin what a mesh step read of its deps, by their output
+//!                             digests, for its next run (memo.rs)
 //!   tmp/                      scratch folders of running steps; wiped per build
 //! ```
 //!
@@ -24,9 +26,10 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::index::{IndexEntry, StepIndex};
+use super::memo::{self, Section};
 use super::statcache::{self, StatCache};
 use super::step::StepId;
 use crate::durable;
@@ -117,6 +120,8 @@ pub struct Store {
     root: PathBuf,
     stats: StatCache,
     index: StepIndex,
+    /// Memos of the steps that ran, to write at [`Store::save`].
+    memos: Mutex<Vec<(StepId, Vec<Section>)>>,
 }
 
 fn fan_out(dir: &Path, key: &str, suffix: &str) -> PathBuf {
@@ -132,7 +137,12 @@ impl Store {
         fs::create_dir_all(root.join("actions"))?;
         let stats = StatCache::load(&root.join("stat-cache"));
         let index = StepIndex::load(&root.join("index"));
-        Ok(Store { root, stats, index })
+        Ok(Store {
+            root,
+            stats,
+            index,
+            memos: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -313,7 +323,7 @@ impl Store {
         &self,
         id: &StepId,
         fingerprint: &str,
-        inputs: &[(String, String)],
+        inputs: Vec<(String, String)>,
         record: Option<&ActionRecord>,
     ) {
         self.index
@@ -326,8 +336,32 @@ impl Store {
     }
 
     /// Saves the stat cache and the step index (if they changed).
-    pub fn save_stats(&self) -> io::Result<()> {
-        let (stats, index) = rayon::join(|| self.stats.save(), || self.index.save());
+    /// Keeps what a step that just ran read of its deps, for its next run
+    /// (written by [`Store::save`], off the build's path).
+    pub fn keep_memo(&self, id: &StepId, sections: Vec<Section>) {
+        self.memos
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((id.clone(), sections));
+    }
+
+    /// Saves the stat cache, the step index and the kept memos.
+    pub fn save(&self) -> io::Result<()> {
+        let memos = std::mem::take(
+            &mut *self
+                .memos
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let (stats, index) = rayon::join(
+            || self.stats.save(),
+            || {
+                for (id, sections) in memos {
+                    memo::save(&self.root, &id, sections);
+                }
+                self.index.save()
+            },
+        );
         stats.and(index)
     }
 }

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::policy::{borrow_record, deps_by_unit, sorted_json};
+use super::policy::{borrow_record, sorted_json};
 use super::{param, to_record};
 use crate::engine::{
-    BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput,
+    BlobSource, DepReads, Input, Publish, PublishFile, Step, StepContext, StepError, StepId,
+    StepOutput,
 };
 use crate::helm::{render_chart, ChartInput, ChartPort, ChartService};
 
@@ -23,13 +24,6 @@ pub struct ChartUnit {
     pub unit: String,
     /// `(name, port, protocol)`.
     pub ports: Vec<(String, u16, String)>,
-}
-
-/// The fields of an image step's record (`ImageRecord`) the chart needs, borrowed.
-#[derive(Deserialize)]
-struct PinnedImage<'a> {
-    reference: &'a str,
-    manifest_digest: &'a str,
 }
 
 /// The field of the policy step's record (`PolicyRecord`) the chart needs.
@@ -104,9 +98,10 @@ impl Step for ChartStep {
             .collect()
     }
 
-    /// Reads only its deps' records (MRENCLAVEs, image digests).
-    fn reads_dep_files(&self) -> bool {
-        false
+    /// Reads two fields of each image record (`ImageRecord`): kept by the
+    /// engine across runs, so only the changed services' records are parsed.
+    fn dep_reads(&self) -> DepReads {
+        DepReads::Fields
     }
 
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
@@ -118,18 +113,20 @@ impl Step for ChartStep {
         );
         input.chart_version = self.version.clone();
         input.chart_path = self.chart_path.clone();
-        let images = deps_by_unit(cx.deps, "image");
+        let images = cx.dep_fields("image", &["reference", "manifest_digest"])?;
         input.services.reserve(self.services.len());
         for s in &self.services {
-            let image = images
-                .get(s.unit.as_str())
-                .ok_or_else(|| StepError::new(format!("internal: no image step for {}", s.unit)))?;
-            let image: PinnedImage<'_> = borrow_record(&image.record)?;
+            let &[reference, manifest_digest] = images
+                .get(&s.unit)
+                .ok_or_else(|| StepError::new(format!("internal: no image step for {}", s.unit)))?
+            else {
+                return Err(StepError::new("internal: two fields asked, not two given"));
+            };
             let mut service = ChartService::new(
                 &self.namespace,
                 &s.name,
-                crate::helm::image_repository(image.reference),
-                image.manifest_digest,
+                crate::helm::image_repository(reference),
+                manifest_digest,
             );
             service.ports = s
                 .ports

@@ -4,15 +4,14 @@
 //! Secret *declarations* only: CAS generates the values.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use super::{param, to_record};
 use crate::cas::session::{
     content_hash, render, SecretDecl, SecretKind, ServiceInput, SessionInput,
 };
 use crate::engine::{
-    ActionRecord, BlobSource, Publish, Step, StepContext, StepError, StepId, StepOutput,
+    BlobSource, DepReads, Publish, Step, StepContext, StepError, StepId, StepOutput,
 };
 
 /// A service of the session, before the sign step's results are known.
@@ -55,28 +54,6 @@ pub struct PolicyRecord {
     pub hash: String,
     /// Path under `target/`.
     pub path: String,
-}
-
-/// The fields of a sign step's record (`SignRecord`) the session needs, borrowed
-/// from the record: no copy of the other fields, no clone of the JSON.
-#[derive(Deserialize)]
-struct SignedEnclave<'a> {
-    mrenclave: &'a str,
-    fspf_tag: &'a str,
-}
-
-/// The deps of one kind by unit, built once so that a mesh of N services finds
-/// each service's dep in O(1) rather than scanning all deps per service. When a
-/// unit appears twice, the first wins (as a linear `find` would).
-pub(super) fn deps_by_unit<'a>(
-    deps: &'a [(StepId, Arc<ActionRecord>)],
-    kind: &str,
-) -> HashMap<&'a str, &'a ActionRecord> {
-    let mut index = HashMap::with_capacity(deps.len());
-    for (id, record) in deps.iter().filter(|(id, _)| id.kind == kind) {
-        index.entry(id.unit.as_str()).or_insert(record.as_ref());
-    }
-    index
 }
 
 /// Reads `T` straight from an upstream record, borrowing its strings.
@@ -178,27 +155,30 @@ impl Step for PolicyStep {
         ])
     }
 
-    /// Reads only its deps' records (MRENCLAVEs, image digests).
-    fn reads_dep_files(&self) -> bool {
-        false
+    /// Reads two fields of each sign record (`SignRecord`): kept by the
+    /// engine across runs, so only the changed services' records are parsed.
+    fn dep_reads(&self) -> DepReads {
+        DepReads::Fields
     }
 
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        let signs = deps_by_unit(cx.deps, "sign");
+        let signs = cx.dep_fields("sign", &["mrenclave", "fspf_tag"])?;
         let mut services = Vec::with_capacity(self.services.len());
         for s in &self.services {
-            let sign = signs
-                .get(s.unit.as_str())
-                .ok_or_else(|| StepError::new(format!("internal: no sign step for {}", s.unit)))?;
-            let sign: SignedEnclave<'_> = borrow_record(&sign.record)?;
+            let &[mrenclave, fspf_tag] = signs
+                .get(&s.unit)
+                .ok_or_else(|| StepError::new(format!("internal: no sign step for {}", s.unit)))?
+            else {
+                return Err(StepError::new("internal: two fields asked, not two given"));
+            };
             services.push(ServiceInput {
                 name: s.name.clone(),
                 image_name: s.image_name.clone(),
-                mrenclaves: vec![sign.mrenclave.to_owned()],
+                mrenclaves: vec![mrenclave.to_owned()],
                 command: s.command.clone(),
                 pwd: s.pwd.clone(),
                 environment: s.environment.clone(),
-                fspf_tag: Some(sign.fspf_tag.to_owned()),
+                fspf_tag: Some(fspf_tag.to_owned()),
             });
         }
         let input = SessionInput {
@@ -242,18 +222,6 @@ impl Step for PolicyStep {
 mod tests {
     use super::*;
 
-    fn dep(kind: &str, unit: &str, record: serde_json::Value) -> (StepId, Arc<ActionRecord>) {
-        let record = ActionRecord {
-            step: format!("{kind}:{unit}"),
-            fingerprint: format!("fp-{kind}-{unit}"),
-            record,
-            files: BTreeMap::new(),
-            publish: Vec::new(),
-            info: serde_json::Value::Null,
-        };
-        (StepId::new(kind, unit), Arc::new(record))
-    }
-
     #[test]
     fn params_are_the_text_of_the_generic_param() {
         let services: Vec<PolicyService> = (0..3)
@@ -288,42 +256,5 @@ mod tests {
         ];
         assert_eq!(sorted_json(&secrets, SecretParam::of), param(&secrets));
         assert_eq!(sorted_json(&[] as &[PolicySecret], SecretParam::of), "[]");
-    }
-
-    #[test]
-    fn deps_by_unit_finds_each_units_dep_of_that_kind_only() {
-        let deps = vec![
-            dep("image", "a", serde_json::json!({"n": "image-a"})),
-            dep("sign", "b", serde_json::json!({"n": "sign-b"})),
-            dep("sign", "a", serde_json::json!({"n": "sign-a"})),
-            dep("sign", "a", serde_json::json!({"n": "second"})),
-        ];
-        let index = deps_by_unit(&deps, "sign");
-        assert_eq!(index.len(), 2);
-        assert_eq!(index["a"].record["n"], "sign-a", "the first of a unit wins");
-        assert_eq!(index["b"].record["n"], "sign-b");
-        let images = deps_by_unit(&deps, "image");
-        assert_eq!(images.len(), 1);
-        assert_eq!(images["a"].record["n"], "image-a");
-        assert!(deps_by_unit(&deps, "layer").is_empty());
-    }
-
-    #[test]
-    fn a_sign_record_is_read_without_copying_it() {
-        let record = serde_json::json!({
-            "mrenclave": "ab".repeat(32),
-            "mrsigner": "cd".repeat(32),
-            "fspf_tag": "ef".repeat(32),
-            "binary": "/usr/bin/app",
-        });
-        let sign: SignedEnclave<'_> = borrow_record(&record).unwrap();
-        assert_eq!(sign.mrenclave, "ab".repeat(32));
-        assert_eq!(sign.fspf_tag, "ef".repeat(32));
-        let broken = serde_json::json!({"mrenclave": 7});
-        let err = borrow_record::<SignedEnclave<'_>>(&broken).err().unwrap();
-        assert!(
-            err.to_string().contains("decoding an upstream record"),
-            "{err}"
-        );
     }
 }
