@@ -255,13 +255,13 @@ pub fn prepare(
             }
         })
         .collect();
-    if !report.reused.is_empty() {
+    if report.reused > 0 {
         // The incremental path: the last record, with the steps that ran
         // recorded again.
         let Some(previous) = previous else {
             return pending(None);
         };
-        let expected = report.reused.len() + ran.len();
+        let expected = report.reused + ran.len();
         let record = previous
             .record
             .patched(ran, started_ns)

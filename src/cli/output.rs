@@ -145,7 +145,7 @@ impl Output {
                 "failed": report.failed.len(),
                 "hashed_files": report.hashed_files,
                 "fast_path": report.fast_path,
-                "reused": report.reused.len(),
+                "reused": report.reused,
                 "ms": report.ms,
             })),
             MessageFormat::Human => {
@@ -170,10 +170,10 @@ impl Output {
                 }
                 if self.verbosity.verbose > 0 {
                     text.push_str(&format!(" ({} files hashed", report.hashed_files));
-                    if !report.reused.is_empty() {
+                    if report.reused > 0 {
                         text.push_str(&format!(
                             ", {} reused unchecked: nothing they read changed",
-                            report.reused.len()
+                            report.reused
                         ));
                     }
                     text.push(')');
@@ -189,6 +189,11 @@ impl Output {
 }
 
 impl EventSink for Output {
+    fn wants_reused(&self) -> bool {
+        // JSON lists every step, `-v` prints fresh ones, the bar counts them.
+        self.format == MessageFormat::Json || self.verbosity.verbose > 0 || self.bar.is_some()
+    }
+
     fn wants_outputs(&self) -> bool {
         self.format == MessageFormat::Json
     }

@@ -110,9 +110,9 @@ pub struct BuildReport {
     pub failed: Vec<(StepId, String)>,
     /// Results of every step that finished, by id, but the reused ones.
     pub results: BTreeMap<StepId, Arc<ActionRecord>>,
-    /// Steps reused as the last build left them (see [`Reuse`]); counted as
-    /// fresh, not in `results`.
-    pub reused: Vec<StepId>,
+    /// How many steps were reused as the last build left them (see
+    /// [`Reuse`]); counted as fresh, not in `results`.
+    pub reused: usize,
     /// Files whose content was hashed (not served by the stat cache).
     pub hashed_files: u64,
     /// Per step that ran (not reused): every path it consulted (inputs,
@@ -368,6 +368,7 @@ fn run_graph(
     // The output digest each running step had in the last build.
     let mut before: HashMap<usize, Option<Arc<str>>> = HashMap::new();
     let wants_outputs = cx.sink.wants_outputs();
+    let wants_reused = cx.sink.wants_reused();
 
     pool.in_place_scope(|scope| loop {
         // A finished step first: its dependents may be on the critical path.
@@ -381,23 +382,25 @@ fn run_graph(
             if let Some(i) = next {
                 let id = nodes[i].step.id();
                 if let Some(entry) = reusable(&nodes[i], &results, recorded[i], cx.store) {
-                    let outputs = if wants_outputs {
-                        entry
-                            .record()
-                            .map_or(serde_json::Value::Null, |r| r.outputs())
-                    } else {
-                        serde_json::Value::Null
-                    };
-                    cx.sink.event(Event::Finished {
-                        id: id.clone(),
-                        status: Status::Fresh,
-                        fingerprint: entry.fingerprint.clone(),
-                        outputs,
-                        why: None,
-                        ms: 0,
-                    });
+                    if wants_reused {
+                        let outputs = if wants_outputs {
+                            entry
+                                .record()
+                                .map_or(serde_json::Value::Null, |r| r.outputs())
+                        } else {
+                            serde_json::Value::Null
+                        };
+                        cx.sink.event(Event::Finished {
+                            id: id.clone(),
+                            status: Status::Fresh,
+                            fingerprint: entry.fingerprint.clone(),
+                            outputs,
+                            why: None,
+                            ms: 0,
+                        });
+                    }
                     report.fresh += 1;
-                    report.reused.push(id.clone());
+                    report.reused += 1;
                     // Readers of fields ask for the few records their memo lacks.
                     let mut readers = dependents[i]
                         .iter()
