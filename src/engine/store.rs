@@ -335,7 +335,6 @@ impl Store {
         Ok(())
     }
 
-    /// Saves the stat cache and the step index (if they changed).
     /// Keeps what a step that just ran read of its deps, for its next run
     /// (written by [`Store::save`], off the build's path).
     pub fn keep_memo(&self, id: &StepId, sections: Vec<Section>) {
@@ -345,7 +344,8 @@ impl Store {
             .push((id.clone(), sections));
     }
 
-    /// Saves the stat cache, the step index and the kept memos.
+    /// Saves the stat cache and the step index (if they changed) and the
+    /// kept memos.
     pub fn save(&self) -> io::Result<()> {
         let memos = std::mem::take(
             &mut *self
