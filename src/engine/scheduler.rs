@@ -348,11 +348,10 @@ fn run_graph(
         .filter(|&i| waiting[i] == 0)
         .rev()
         .partition(|&i| tainted[i]);
-    // Records of reused steps that a tainted step will read: the mesh steps
-    // read thousands. The loop parses them while it waits for running steps
-    // (the chain of rebuilt steps before the mesh steps leaves a core idle).
-    // With whether a dependent reads more than their `record`.
-    let mut preparse: Vec<(Arc<IndexEntry>, bool)> = Vec::new();
+    // Records of reused steps that a tainted step will read whole. The loop
+    // parses them while it waits for running steps. (The mesh steps, which
+    // read fields of thousands, parse only what their memo lacks.)
+    let mut preparse: Vec<Arc<IndexEntry>> = Vec::new();
     // Likewise the params of tainted steps that are not ready yet (a mesh
     // step's describe every service).
     let mut ahead: Vec<usize> = (0..n).filter(|&i| tainted[i] && waiting[i] > 0).collect();
@@ -402,15 +401,11 @@ fn run_graph(
                     report.fresh += 1;
                     report.reused += 1;
                     // Readers of fields ask for the few records their memo lacks.
-                    let mut readers = dependents[i]
+                    let read_whole = dependents[i]
                         .iter()
-                        .filter(|&&j| tainted[j])
-                        .map(|&j| nodes[j].step.dep_reads())
-                        .filter(|&r| r != DepReads::Fields)
-                        .peekable();
-                    if readers.peek().is_some() {
-                        let whole = readers.any(|r| r == DepReads::Whole);
-                        preparse.push((Arc::clone(&entry), whole));
+                        .any(|&j| tainted[j] && nodes[j].step.dep_reads() == DepReads::Whole);
+                    if read_whole {
+                        preparse.push(Arc::clone(&entry));
                     }
                     results[i] = Some(Finished {
                         digest: Arc::clone(&entry.output),
@@ -461,13 +456,9 @@ fn run_graph(
                     if waiting[j] > 0 {
                         params[j] = Some(param_pairs(&nodes[j].step.params()));
                     }
-                } else if let Some((entry, whole)) = preparse.pop() {
+                } else if let Some(entry) = preparse.pop() {
                     // Parsed once (a step asking for it meanwhile waits).
-                    if whole {
-                        drop(entry.record());
-                    } else {
-                        drop(entry.record_only());
-                    }
+                    drop(entry.record());
                 } else {
                     break rx.recv().ok();
                 }

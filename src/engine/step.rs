@@ -158,12 +158,10 @@ pub enum DepReads {
     /// Their whole results: `record`, `files` (through
     /// [`StepContext::dep_file`]), `publish` and `info`.
     Whole,
-    /// Their `record` alone: a dep reused from the last build is given with
-    /// the rest empty, which makes reading a thousand of them cheaper.
-    Record,
     /// Text fields of their `record`, asked for through
     /// [`StepContext::dep_fields`] (and whatever [`StepContext::dep`] gives,
-    /// parsed on demand). The engine keeps those fields from one run to the
+    /// parsed on demand: a dep reused from the last build with its `record`
+    /// alone, the rest empty). The engine keeps those fields from one run to the
     /// next by each dep's output digest (`engine::memo`), so a mesh step
     /// parses only the records of the deps that changed.
     Fields,
@@ -269,7 +267,7 @@ impl StepContext<'_> {
         for dep in of_kind {
             let at = out.values.len();
             match known.get(dep.digest()) {
-                Some(values) if values.len() == width => out.values.extend(values),
+                Some(values) => out.values.extend(values),
                 _ => {
                     let record = &self.record(dep)?.record;
                     for name in names {
