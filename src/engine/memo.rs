@@ -216,6 +216,7 @@ mod tests {
             whole: false,
             memo: &memo,
             kept: Mutex::new(Vec::new()),
+            prepared: Mutex::new(None),
         };
         let fields = cx.dep_fields("sign", &["mrenclave", "fspf_tag"]).unwrap();
         let values = deps
@@ -281,6 +282,7 @@ mod tests {
             whole: false,
             memo: &memo,
             kept: Mutex::new(Vec::new()),
+            prepared: Mutex::new(None),
         };
         let err = cx.dep_fields("sign", &["mrenclave"]).unwrap_err();
         assert!(err.message.contains("sign:a"), "{err}");

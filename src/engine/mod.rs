@@ -42,7 +42,7 @@ pub use remote::{Lookup, RemoteTier};
 pub use scheduler::{build, build_in, BuildReport, EngineError, EngineOptions, Node, Reuse};
 pub use session::{Saving, Session};
 pub use step::{
-    BlobSource, DepFields, DepReads, Input, InputKind, Publish, PublishFile, ResolvedInput, Step,
-    StepContext, StepError, StepId, StepOutput,
+    BlobSource, DepFields, DepReads, Input, InputKind, Prepared, Publish, PublishFile,
+    ResolvedInput, Step, StepContext, StepError, StepId, StepOutput,
 };
 pub use store::{ActionRecord, Published, Store};

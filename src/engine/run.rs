@@ -12,11 +12,11 @@ use super::dep::Dep;
 use super::events::{Event, EventSink, Status};
 use super::fingerprint::{explain, Fingerprint};
 use super::inputs;
-use super::memo::Memo;
+use super::memo::{Memo, Section};
 use super::publish;
 use super::remote::{Lookup, RemoteTier};
 use super::statcache::Stat;
-use super::step::{BlobSource, DepReads, Publish, Step, StepContext, StepError};
+use super::step::{BlobSource, DepReads, Prepared, Publish, Step, StepContext, StepError};
 use super::store::{ActionRecord, Published, Store};
 
 /// A finished step, as its dependents and the report need it.
@@ -36,12 +36,52 @@ pub(super) struct RunContext<'a> {
     pub sink: &'a dyn EventSink,
 }
 
+/// What [`Step::prepare`] made, with the memo it read and the dep fields it
+/// kept: the run goes on from there.
+pub(super) struct Head {
+    prepared: Prepared,
+    memo: Memo,
+    kept: Vec<Section>,
+}
+
+/// Runs [`Step::prepare`] with the deps that are done. `None`: nothing to
+/// hand over (no prepare, or it failed: the run does it all, and reports
+/// any error it meets).
+pub(super) fn prepare_step(step: &dyn Step, deps: Vec<Dep<'_>>, store: &Store) -> Option<Head> {
+    let reads = step.dep_reads();
+    let memo = if reads == DepReads::Fields {
+        Memo::load(store.root(), step.id())
+    } else {
+        Memo::default()
+    };
+    let cx = StepContext {
+        inputs: &[],
+        deps: &deps,
+        // Not made: a prepare writes through the store only.
+        scratch: Path::new(""),
+        store,
+        whole: reads == DepReads::Whole,
+        memo: &memo,
+        kept: Mutex::new(Vec::new()),
+        prepared: Mutex::new(None),
+    };
+    let prepared = step.prepare(&cx).ok()??;
+    let kept = cx.kept.into_inner().unwrap_or_else(PoisonError::into_inner);
+    Some(Head {
+        prepared,
+        memo,
+        kept,
+    })
+}
+
 /// Decides fresh or built for one step and does the work.
-/// `params`: [`super::fingerprint::param_pairs`] of the step, if made ahead.
+/// `params`: [`super::fingerprint::param_pairs`] of the step, if made ahead;
+/// `head`: what its [`Step::prepare`] made, if it ran.
 pub(super) fn run_step(
     step: &dyn Step,
     deps: Vec<Dep<'_>>,
     params: Option<Vec<(String, String)>>,
+    head: Option<Head>,
     cx: &RunContext<'_>,
     scratch: &Path,
 ) -> Result<StepResult, String> {
@@ -122,10 +162,10 @@ pub(super) fn run_step(
         sink.event(Event::Started { id: id.clone() });
         fs::create_dir_all(scratch).map_err(|e| StepError::context("creating scratch dir", e))?;
         let reads = step.dep_reads();
-        let memo = if reads == DepReads::Fields {
-            Memo::load(store.root(), &id)
-        } else {
-            Memo::default()
+        let (memo, kept, prepared) = match head {
+            Some(head) => (head.memo, head.kept, Some(head.prepared)),
+            None if reads == DepReads::Fields => (Memo::load(store.root(), &id), Vec::new(), None),
+            None => (Memo::default(), Vec::new(), None),
         };
         let cx = StepContext {
             inputs: &resolved,
@@ -134,7 +174,8 @@ pub(super) fn run_step(
             store,
             whole: reads == DepReads::Whole,
             memo: &memo,
-            kept: Mutex::new(Vec::new()),
+            kept: Mutex::new(kept),
+            prepared: Mutex::new(prepared),
         };
         // Steps that read their deps whole get them parsed ahead, on all
         // cores; the others parse what they ask for.

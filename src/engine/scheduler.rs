@@ -17,7 +17,7 @@ use super::fingerprint::param_pairs;
 use super::index::IndexEntry;
 use super::noop::Previous;
 use super::remote::RemoteTier;
-use super::run::{run_step, RunContext, StepResult};
+use super::run::{prepare_step, run_step, Head, RunContext, StepResult};
 use super::session::{Saving, Session};
 use super::statcache::Stat;
 use super::step::{DepReads, Step, StepId};
@@ -242,9 +242,15 @@ pub fn build_in(
     Ok(report)
 }
 
-struct Done {
-    index: usize,
-    result: Result<StepResult, String>,
+/// What a worker sends back.
+enum Done {
+    /// A step finished.
+    Step {
+        index: usize,
+        result: Result<StepResult, String>,
+    },
+    /// A step's [`Step::prepare`] finished: the step may run.
+    Prepared { index: usize, head: Option<Head> },
 }
 
 /// A finished step, as its dependents see it.
@@ -297,6 +303,24 @@ fn reusable(
     store
         .indexed(id)
         .filter(|e| e.fingerprint == fingerprint && !e.output.is_empty())
+}
+
+/// Whether `node`'s [`Step::prepare`] can start: every dep of another kind
+/// than the one it does without is done, and one of that kind is not.
+fn can_prepare(nodes: &[Node], j: usize, results: &[Option<Finished>]) -> bool {
+    let Some(without) = nodes[j].step.prepare_without() else {
+        return false;
+    };
+    let mut missing = false;
+    for &d in &nodes[j].deps {
+        if results[d].is_none() {
+            if nodes[d].step.id().kind != without {
+                return false;
+            }
+            missing = true;
+        }
+    }
+    missing
 }
 
 /// Per node: the fingerprint [`Reuse`] lists it with, if it is unaffected
@@ -356,6 +380,13 @@ fn run_graph(
     // step's describe every service).
     let mut ahead: Vec<usize> = (0..n).filter(|&i| tainted[i] && waiting[i] > 0).collect();
     let mut params: Vec<Option<Vec<(String, String)>>> = vec![None; n];
+    // Tainted steps with a `prepare`, not started yet; what those that ran made.
+    let mut preparable: Vec<usize> = ahead
+        .iter()
+        .copied()
+        .filter(|&i| nodes[i].step.prepare_without().is_some())
+        .collect();
+    let mut heads: Vec<Option<Head>> = (0..n).map(|_| None).collect();
     let mut report = BuildReport {
         all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
         ..BuildReport::default()
@@ -439,16 +470,48 @@ fn run_graph(
                         tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
                     let step = nodes[i].step.as_ref();
                     let params = params[i].take();
+                    let head = heads[i].take();
                     running += 1;
                     scope.spawn(move |_| {
-                        let result = run_step(step, deps, params, cx, &scratch);
-                        let _ = tx.send(Done { index: i, result });
+                        let result = run_step(step, deps, params, head, cx, &scratch);
+                        let _ = tx.send(Done::Step { index: i, result });
                     });
                 }
                 continue;
             }
             if running == 0 {
                 break;
+            }
+            // Nothing to start: a step waiting only for deps its `prepare`
+            // does without gets it started, on a worker the build leaves
+            // free; the step runs once it is done (one more thing to wait for).
+            preparable.retain(|&j| waiting[j] > 0);
+            let startable = preparable
+                .iter()
+                .position(|&j| can_prepare(nodes, j, &results));
+            if let Some(at) = startable.filter(|_| report.failed.is_empty()) {
+                let j = preparable.swap_remove(at);
+                let deps: Vec<Dep<'_>> = nodes[j]
+                    .deps
+                    .iter()
+                    .filter_map(|&d| {
+                        let f = results[d].as_ref()?;
+                        Some(Dep::new(
+                            nodes[d].step.id(),
+                            Arc::clone(&f.digest),
+                            f.record.clone(),
+                        ))
+                    })
+                    .collect();
+                waiting[j] += 1;
+                running += 1;
+                let tx = tx.clone();
+                let step = nodes[j].step.as_ref();
+                scope.spawn(move |_| {
+                    let head = prepare_step(step, deps, cx.store);
+                    let _ = tx.send(Done::Prepared { index: j, head });
+                });
+                continue;
             }
             // Nothing to start: work ahead while steps run.
             done = loop {
@@ -469,9 +532,20 @@ fn run_graph(
         }
         let Some(done) = done else { break };
         running -= 1;
+        let (index, result) = match done {
+            Done::Step { index, result } => (index, result),
+            Done::Prepared { index, head } => {
+                heads[index] = head;
+                waiting[index] -= 1;
+                if waiting[index] == 0 {
+                    ready_run.push(index);
+                }
+                continue;
+            }
+        };
         finished += 1;
-        let id = nodes[done.index].step.id().clone();
-        match done.result {
+        let id = nodes[index].step.id().clone();
+        match result {
             Ok(StepResult {
                 record,
                 digest,
@@ -485,17 +559,17 @@ fn run_graph(
                     _ => report.built += 1,
                 }
                 let changed = before
-                    .remove(&done.index)
+                    .remove(&index)
                     .flatten()
                     .is_none_or(|old| old != digest);
                 report.results.insert(id, Arc::clone(&record));
-                results[done.index] = Some(Finished {
+                results[index] = Some(Finished {
                     record: DepRecord::Ready(record),
                     digest,
                     changed,
                 });
                 release(
-                    &dependents[done.index],
+                    &dependents[index],
                     &tainted,
                     &mut waiting,
                     &mut ready_run,
@@ -613,5 +687,112 @@ mod tests {
             vec![false, true, true, false]
         );
         assert_eq!(tainted(&dependents, &recorded(&nodes, None)), vec![true; 4]);
+    }
+
+    /// `slow:a` waits (up to 10 s) for `mesh:c`'s prepare, which needs only
+    /// `fast:b`; `c` takes what it made.
+    struct Gate {
+        id: StepId,
+        prepared: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Step for Gate {
+        fn id(&self) -> &StepId {
+            &self.id
+        }
+        fn params(&self) -> BTreeMap<String, String> {
+            BTreeMap::new()
+        }
+        fn run(&self, _: &StepContext<'_>) -> Result<StepOutput, StepError> {
+            let waited = Instant::now();
+            while self.id.kind == "slow"
+                && !self.prepared.load(Ordering::SeqCst)
+                && waited.elapsed() < std::time::Duration::from_secs(10)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(StepOutput {
+                record: serde_json::json!({ "unit": self.id.unit }),
+                ..StepOutput::default()
+            })
+        }
+    }
+
+    struct Prepares {
+        id: StepId,
+        prepared: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Step for Prepares {
+        fn id(&self) -> &StepId {
+            &self.id
+        }
+        fn params(&self) -> BTreeMap<String, String> {
+            BTreeMap::new()
+        }
+        fn prepare_without(&self) -> Option<&str> {
+            Some("slow")
+        }
+        fn prepare(
+            &self,
+            cx: &StepContext<'_>,
+        ) -> Result<Option<super::super::Prepared>, StepError> {
+            let seen: Vec<String> = cx.deps().iter().map(|d| d.id().to_string()).collect();
+            self.prepared.store(true, Ordering::SeqCst);
+            Ok(Some(Box::new(seen.join(","))))
+        }
+        fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
+            let head = cx.take_prepared::<String>().map(|h| *h);
+            assert!(cx.take_prepared::<String>().is_none(), "taken once");
+            Ok(StepOutput {
+                record: serde_json::json!({ "prepared": head }),
+                ..StepOutput::default()
+            })
+        }
+    }
+
+    #[test]
+    fn a_step_is_prepared_while_the_dep_it_does_without_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let prepared = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = |kind: &str, unit: &str| -> Box<dyn Step> {
+            Box::new(Gate {
+                id: StepId::new(kind, unit),
+                prepared: Arc::clone(&prepared),
+            })
+        };
+        let nodes = vec![
+            Node {
+                step: gate("slow", "a"),
+                deps: vec![],
+            },
+            Node {
+                step: gate("fast", "b"),
+                deps: vec![],
+            },
+            Node {
+                step: Box::new(Prepares {
+                    id: StepId::new("mesh", "c"),
+                    prepared: Arc::clone(&prepared),
+                }),
+                deps: vec![0, 1],
+            },
+        ];
+        let opts = EngineOptions {
+            target_dir: dir.path().join("target"),
+            jobs: 2,
+            remote: None,
+            reuse: None,
+            exits_after: false,
+        };
+        let mut report = build(nodes, &opts, &super::super::events::Silent, || {}).unwrap();
+        report.saving.wait().unwrap();
+        assert!(report.success(), "{:?}", report.failed);
+        let c = &report.results[&StepId::new("mesh", "c")];
+        assert_eq!(
+            c.record,
+            serde_json::json!({ "prepared": "fast:b" }),
+            "prepared with the done dep only, before the slow one finished"
+        );
     }
 }

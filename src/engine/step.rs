@@ -13,6 +13,12 @@
 //! (moved into the content-addressed blob store) and what to publish under
 //! `target/`. A step never reads anything it did not declare and never writes
 //! outside its scratch folder; the engine does all publishing.
+//!
+//! A step whose run has a part that needs only some of its deps can split
+//! that part off into [`Step::prepare`]: the engine runs it, on a core the
+//! build leaves free, as soon as those deps are done, and hands what it made
+//! to [`Step::run`] ([`StepContext::take_prepared`]). A head start, never an
+//! input: `run` makes the same output without it.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -183,7 +189,13 @@ pub struct StepContext<'a> {
     pub(crate) memo: &'a Memo,
     /// What this run keeps for the next one.
     pub(crate) kept: Mutex<Vec<Section>>,
+    /// What [`Step::prepare`] made, until the run takes it.
+    pub(crate) prepared: Mutex<Option<Prepared>>,
 }
+
+/// What [`Step::prepare`] made, for the step's own [`Step::run`] to take
+/// ([`StepContext::take_prepared`]).
+pub type Prepared = Box<dyn std::any::Any + Send>;
 
 /// The text fields [`StepContext::dep_fields`] read, by dep unit.
 #[derive(Debug)]
@@ -292,6 +304,17 @@ impl StepContext<'_> {
         Ok(out)
     }
 
+    /// What [`Step::prepare`] made for this run, if it ran and made a `T`
+    /// (taken: a second call gives `None`).
+    pub fn take_prepared<T: 'static>(&self) -> Option<Box<T>> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()?
+            .downcast()
+            .ok()
+    }
+
     /// The store path of a file an upstream step made.
     pub fn dep_file(&self, record: &ActionRecord, name: &str) -> Result<PathBuf, StepError> {
         let digest = record.files.get(name).ok_or_else(|| {
@@ -340,6 +363,24 @@ pub trait Step: Send + Sync {
     /// How much of its deps' results the step reads (see [`DepReads`]).
     fn dep_reads(&self) -> DepReads {
         DepReads::Whole
+    }
+    /// The kind of dep [`Step::prepare`] does without; `None` (the default):
+    /// the step has no `prepare`.
+    fn prepare_without(&self) -> Option<&str> {
+        None
+    }
+    /// The part of [`Step::run`] that needs no dep of the kind
+    /// [`Step::prepare_without`] names. The engine may call it once, while
+    /// other steps run, when every other dep is done and one of that kind is
+    /// not, for a step that will likely run; `run` then waits for it and
+    /// takes what it made with [`StepContext::take_prepared`]. Its context
+    /// has the deps that are done, no inputs and no scratch folder (it may
+    /// store bytes). It must not decide the output: `run` without it (not
+    /// called, failed, or `None`) makes the same one; it only moves work off
+    /// the build's critical path.
+    fn prepare(&self, cx: &StepContext<'_>) -> Result<Option<Prepared>, StepError> {
+        let _ = cx;
+        Ok(None)
     }
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError>;
 }

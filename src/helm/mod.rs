@@ -21,6 +21,6 @@ pub use input::{
     DEFAULT_CHART_PATH, DEFAULT_CHART_VERSION, SCONE_SGX_RESOURCE,
 };
 pub use names::{dns1123, is_dns1123, port_name};
-pub use render::{render, render_chart, render_with, RenderedChart};
+pub use render::{prepare_chart, render, render_chart, render_with, PreparedChart, RenderedChart};
 pub use templates::{TemplateFile, TemplateSet};
 pub use write::{write_chart, write_manifests, write_tree};

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::checks::{
-    check_app_version, check_digest, check_plain, check_repository, check_resource_name,
-    check_semver, invalid, invalid_service, is_quantity,
+    check_digest, check_plain, check_repository, check_resource_name, check_semver, invalid,
+    invalid_service, is_quantity,
 };
 use super::error::HelmError;
 use super::input::{ChartInput, ChartService, LasAddr};
@@ -159,7 +159,9 @@ pub struct EnvModel {
 }
 
 impl ChartModel {
-    /// Checks `input` and builds the model; the warnings say which names were changed.
+    /// Checks `input` but for its `app_version` (the session hash, which the
+    /// renderers check: a chart can be made before the session is) and builds
+    /// the model; the warnings say which names were changed.
     pub fn build(input: &ChartInput) -> Result<(ChartModel, Vec<String>), HelmError> {
         let mut warnings = Vec::new();
         let mut renamed = Vec::new();
@@ -177,7 +179,6 @@ impl ChartModel {
             });
         }
         check_semver(&input.chart_version)?;
-        check_app_version(&input.app_version)?;
         check_plain("cas_addr", &input.cas_addr)?;
         let las = las_model(&input.las)?;
         let sgx = sgx_model(input)?;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::checks::check_app_version;
 use super::error::HelmError;
 use super::input::ChartInput;
 use super::model::ChartModel;
@@ -23,6 +24,57 @@ pub struct RenderedChart {
     pub warnings: Vec<String>,
 }
 
+/// The embedded templates whose text shows the CAS session (`appVersion`):
+/// [`PreparedChart::finish`] renders them once the session is known.
+const SHOW_SESSION: [&str; 2] = ["Chart.yaml.hbs", "README.md.hbs"];
+
+/// A chart of the embedded templates, rendered but for the files that show
+/// the CAS session ([`SHOW_SESSION`]): what can be made while the mesh's
+/// policy, whose hash is `appVersion`, is still being made.
+#[derive(Debug)]
+pub struct PreparedChart {
+    model: ChartModel,
+    /// The chart's files but those that show the session.
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+    pub warnings: Vec<String>,
+}
+
+/// The chart of `input` with the embedded templates and no plain manifests,
+/// but for the files that show the session: `input.app_version` is not read.
+pub fn prepare_chart(input: &ChartInput) -> Result<PreparedChart, HelmError> {
+    let (model, warnings) = ChartModel::build(input)?;
+    let set = TemplateSet::embedded();
+    let rendered = render_model(&model, warnings, &set, false, &SHOW_SESSION)?;
+    Ok(PreparedChart {
+        model,
+        files: rendered.files,
+        warnings: rendered.warnings,
+    })
+}
+
+impl PreparedChart {
+    /// The files that show the session, for `app_version` (the short session
+    /// hash): with [`PreparedChart::files`], the whole chart.
+    pub fn finish(&mut self, app_version: &str) -> Result<BTreeMap<PathBuf, Vec<u8>>, HelmError> {
+        check_app_version(app_version)?;
+        let model = &mut self.model;
+        model.chart.app_version = app_version.to_owned();
+        let set = TemplateSet::embedded();
+        let mut files = BTreeMap::new();
+        for name in SHOW_SESSION {
+            let bytes = set.files().get(name).map_or(&[][..], |f| &f.bytes[..]);
+            let text =
+                native::render(name, bytes, model).ok_or_else(|| HelmError::InvalidInput {
+                    field: "templates",
+                    reason: format!("internal: no writer for the embedded {name}"),
+                })?;
+            let output = name.strip_suffix(HANDLEBARS_SUFFIX).unwrap_or(name);
+            files.insert(PathBuf::from(output), text.into_bytes());
+        }
+        Ok(files)
+    }
+}
+
 /// Renders the chart of `input` with the embedded templates, overlaid by the files of
 /// `templates` when given. A template with a syntax or render error gives its file, line and
 /// column.
@@ -40,6 +92,17 @@ pub fn render_chart(
 ) -> Result<RenderedChart, HelmError> {
     let set = match templates {
         Some(dir) => TemplateSet::with_overrides(dir)?,
+        None if !manifests => {
+            // What the chart step makes in two parts, made the same way.
+            let mut prepared = prepare_chart(input)?;
+            let mut files = prepared.finish(&input.app_version)?;
+            files.extend(prepared.files);
+            return Ok(RenderedChart {
+                files,
+                manifests: BTreeMap::new(),
+                warnings: prepared.warnings,
+            });
+        }
         None => TemplateSet::embedded(),
     };
     render_set(input, &set, manifests)
@@ -74,7 +137,19 @@ fn render_set(
     set: &TemplateSet,
     with_manifests: bool,
 ) -> Result<RenderedChart, HelmError> {
+    check_app_version(&input.app_version)?;
     let (model, warnings) = ChartModel::build(input)?;
+    render_model(&model, warnings, set, with_manifests, &[])
+}
+
+/// [`render_set`] of a built model, leaving out the templates `skip` names.
+fn render_model(
+    model: &ChartModel,
+    warnings: Vec<String>,
+    set: &TemplateSet,
+    with_manifests: bool,
+    skip: &[&str],
+) -> Result<RenderedChart, HelmError> {
     // Any template the native writers do not cover (a user's, or the per-service
     // manifests) needs Handlebars; it is then set up first, so that a syntax error
     // in any template is reported as before.
@@ -83,7 +158,7 @@ fn render_set(
             name.ends_with(HANDLEBARS_SUFFIX) && !native::covers(name, &file.bytes)
         });
     let mut engine = if needs_engine {
-        Some(Engine::new(set, &model)?)
+        Some(Engine::new(set, model)?)
     } else {
         None
     };
@@ -91,6 +166,9 @@ fn render_set(
     let mut plain_static = BTreeMap::new();
     let mut per_service = Vec::new();
     for (name, file) in set.files() {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
         if let Some(inside) = name.strip_prefix(MANIFESTS_DIR) {
             if name.ends_with(HANDLEBARS_SUFFIX) {
                 per_service.push(name.as_str());
@@ -101,11 +179,11 @@ fn render_set(
         }
         match name.strip_suffix(HANDLEBARS_SUFFIX) {
             Some(output) => {
-                let text = match native::render(name, &file.bytes, &model) {
+                let text = match native::render(name, &file.bytes, model) {
                     Some(text) => text,
                     None => {
                         if engine.is_none() {
-                            engine = Some(Engine::new(set, &model)?);
+                            engine = Some(Engine::new(set, model)?);
                         }
                         let Some(engine) = &engine else {
                             continue;
@@ -195,5 +273,38 @@ mod tests {
         assert!(chart_only.manifests.is_empty());
         assert!(full.manifests.contains_key(&PathBuf::from("api.yaml")));
         assert!(full.files.contains_key(&PathBuf::from("values.yaml")));
+    }
+
+    #[test]
+    fn a_prepared_chart_does_not_show_the_session_until_finished() {
+        let mut input = ChartInput::new("mesh", "", "cas.example:8081");
+        input.services.push(ChartService::new(
+            "mesh",
+            "api_1",
+            "registry.example/app",
+            &format!("sha256:{}", "b".repeat(64)),
+        ));
+        let mut first = prepare_chart(&input).unwrap();
+        input.app_version = "ffffffffffff".into();
+        let second = prepare_chart(&input).unwrap();
+        assert_eq!(first.files, second.files, "the session is not read");
+        assert_eq!(first.warnings, second.warnings);
+        for shown in ["Chart.yaml", "README.md"] {
+            assert!(!first.files.contains_key(&PathBuf::from(shown)), "{shown}");
+        }
+        let last = first.finish("0123456789ab").unwrap();
+        assert_eq!(
+            last.keys().collect::<Vec<_>>(),
+            [&PathBuf::from("Chart.yaml"), &PathBuf::from("README.md")]
+        );
+        assert!(String::from_utf8_lossy(&last[&PathBuf::from("Chart.yaml")])
+            .contains("appVersion: \"0123456789ab\""));
+        // Whole, it is the chart the one-part renderer (Handlebars for what
+        // the writers do not cover) makes.
+        input.app_version = "0123456789ab".into();
+        let mut whole = last;
+        whole.extend(first.files.clone());
+        assert_eq!(whole, render(&input, None).unwrap().files);
+        assert!(first.finish("not a hash!").is_err());
     }
 }

@@ -10,10 +10,12 @@ use std::path::PathBuf;
 use super::policy::{borrow_record, sorted_json};
 use super::{param, to_record};
 use crate::engine::{
-    BlobSource, DepReads, Input, Publish, PublishFile, Step, StepContext, StepError, StepId,
-    StepOutput,
+    BlobSource, DepReads, Input, Prepared, Publish, PublishFile, Step, StepContext, StepError,
+    StepId, StepOutput,
 };
-use crate::helm::{render_chart, ChartInput, ChartPort, ChartService};
+use crate::helm::{
+    prepare_chart, render_chart, ChartInput, ChartPort, ChartService, PreparedChart,
+};
 
 /// A service of the chart, before its image digest is known.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -104,13 +106,95 @@ impl Step for ChartStep {
         DepReads::Fields
     }
 
+    /// The chart's files but `Chart.yaml` and `README.md`, which show the
+    /// session hash: rendered and stored once the images are known.
+    fn prepare_without(&self) -> Option<&str> {
+        Some("policy")
+    }
+
+    fn prepare(&self, cx: &StepContext<'_>) -> Result<Option<Prepared>, StepError> {
+        if !self.in_two_parts() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(self.head(cx)?)))
+    }
+
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         let policy: SessionHash<'_> = borrow_record(&cx.dep("policy")?.record)?;
-        let mut input = ChartInput::new(
-            &self.namespace,
-            &policy.hash[..12.min(policy.hash.len())],
-            &self.cas_addr,
-        );
+        let app_version = &policy.hash[..12.min(policy.hash.len())];
+        if self.in_two_parts() {
+            let mut head = match cx.take_prepared::<ChartHead>() {
+                Some(head) => *head,
+                None => self.head(cx)?,
+            };
+            let last = head
+                .chart
+                .finish(app_version)
+                .map_err(|e| StepError::context("rendering the Helm chart", e))?;
+            let mut digests = store_all(cx, &last)?;
+            digests.append(&mut head.digests);
+            let (stored, files) = published(digests, "chart");
+            return Ok(StepOutput {
+                record: chart_record(&self.dir, &head.chart.warnings)?,
+                stored,
+                publish: vec![Publish::Dir {
+                    dir: self.dir.clone(),
+                    files,
+                }],
+                ..StepOutput::default()
+            });
+        }
+        let input = self.input(cx, app_version)?;
+        let chart = render_chart(
+            &input,
+            self.templates.as_deref(),
+            self.manifests_dir.is_some(),
+        )
+        .map_err(|e| StepError::context("rendering the Helm chart", e))?;
+        let mut sets = vec![(self.dir.as_str(), &chart.files, "chart")];
+        if let Some(dir) = &self.manifests_dir {
+            sets.push((dir.as_str(), &chart.manifests, "manifests"));
+        }
+        let mut stored = BTreeMap::new();
+        let mut publish = Vec::new();
+        for (dir, set, prefix) in sets {
+            let digests = store_all(cx, set)?;
+            let (names, files) = published(digests, prefix);
+            stored.extend(names);
+            publish.push(Publish::Dir {
+                dir: dir.to_string(),
+                files,
+            });
+        }
+        Ok(StepOutput {
+            record: chart_record(&self.dir, &chart.warnings)?,
+            stored,
+            publish,
+            ..StepOutput::default()
+        })
+    }
+}
+
+/// What [`ChartStep::prepare`] makes: the chart but for what shows the
+/// session, with its files stored.
+struct ChartHead {
+    chart: PreparedChart,
+    /// The digests of `chart.files`, by path.
+    digests: BTreeMap<PathBuf, String>,
+}
+
+impl ChartStep {
+    /// Whether the chart is made in two parts ([`Step::prepare`], then the
+    /// files that show the session): with the embedded templates and no
+    /// plain manifests. A user's template could show the session anywhere.
+    fn in_two_parts(&self) -> bool {
+        self.templates.is_none() && self.manifests_dir.is_none()
+    }
+
+    /// The chart's input, from the image deps (whose two fields are kept by
+    /// the engine across runs, so only the changed services' records are parsed).
+    fn input(&self, cx: &StepContext<'_>, app_version: &str) -> Result<ChartInput, StepError> {
+        let mut input = ChartInput::new(&self.namespace, app_version, &self.cas_addr);
         input.chart_version = self.version.clone();
         input.chart_path = self.chart_path.clone();
         let images = cx.dep_fields("image", &["reference", "manifest_digest"])?;
@@ -139,51 +223,54 @@ impl Step for ChartStep {
                 .collect();
             input.services.push(service);
         }
-        let chart = render_chart(
-            &input,
-            self.templates.as_deref(),
-            self.manifests_dir.is_some(),
-        )
-        .map_err(|e| StepError::context("rendering the Helm chart", e))?;
-        // Stored straight from memory (in parallel: new ones are fsynced);
-        // files that did not change are not written again.
-        let mut sets = vec![(self.dir.as_str(), &chart.files, "chart")];
-        if let Some(dir) = &self.manifests_dir {
-            sets.push((dir.as_str(), &chart.manifests, "manifests"));
-        }
-        let mut stored = BTreeMap::new();
-        let mut publish = Vec::new();
-        for (dir, set, prefix) in sets {
-            let digests: Vec<String> = {
-                use rayon::prelude::*;
-                set.par_iter()
-                    .map(|(_, bytes)| cx.store_bytes(bytes))
-                    .collect::<Result<_, StepError>>()?
-            };
-            let mut entries = Vec::with_capacity(set.len());
-            for ((rel, _), digest) in set.iter().zip(digests) {
-                let name = format!("{prefix}/{}", rel.display());
-                stored.insert(name.clone(), digest);
-                entries.push(PublishFile {
-                    path: rel.to_string_lossy().into_owned(),
-                    source: BlobSource::Own(name),
-                });
-            }
-            publish.push(Publish::Dir {
-                dir: dir.to_string(),
-                files: entries,
-            });
-        }
-        Ok(StepOutput {
-            record: to_record(&serde_json::json!({
-                "chart": self.dir,
-                "warnings": chart.warnings,
-            }))?,
-            stored,
-            publish,
-            ..StepOutput::default()
-        })
+        Ok(input)
     }
+
+    /// The chart but for what shows the session, stored.
+    fn head(&self, cx: &StepContext<'_>) -> Result<ChartHead, StepError> {
+        let input = self.input(cx, "")?;
+        let chart =
+            prepare_chart(&input).map_err(|e| StepError::context("rendering the Helm chart", e))?;
+        let digests = store_all(cx, &chart.files)?;
+        Ok(ChartHead { chart, digests })
+    }
+}
+
+/// Stores each file straight from memory (in parallel: new ones are
+/// fsynced; files that did not change are not written again); their digests.
+fn store_all(
+    cx: &StepContext<'_>,
+    set: &BTreeMap<PathBuf, Vec<u8>>,
+) -> Result<BTreeMap<PathBuf, String>, StepError> {
+    use rayon::prelude::*;
+    set.par_iter()
+        .map(|(path, bytes)| Ok((path.clone(), cx.store_bytes(bytes)?)))
+        .collect()
+}
+
+/// The stored names (`<prefix>/<path>`) and published entries of stored files.
+fn published(
+    digests: BTreeMap<PathBuf, String>,
+    prefix: &str,
+) -> (BTreeMap<String, String>, Vec<PublishFile>) {
+    let mut stored = BTreeMap::new();
+    let mut files = Vec::new();
+    for (rel, digest) in digests {
+        let name = format!("{prefix}/{}", rel.display());
+        stored.insert(name.clone(), digest);
+        files.push(PublishFile {
+            path: rel.to_string_lossy().into_owned(),
+            source: BlobSource::Own(name),
+        });
+    }
+    (stored, files)
+}
+
+fn chart_record(dir: &str, warnings: &[String]) -> Result<serde_json::Value, StepError> {
+    to_record(&serde_json::json!({
+        "chart": dir,
+        "warnings": warnings,
+    }))
 }
 
 #[cfg(test)]
