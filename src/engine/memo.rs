@@ -149,8 +149,21 @@ impl Section {
 }
 
 /// Writes the memo of `id`'s run that just succeeded, replacing the last one.
-/// A failure to write costs the next run parsing, so it is not an error.
+/// Sections of one dep kind and field names (a [`super::step::Step::prepare`]'s
+/// and its run's) are written as one. A failure to write costs the next run
+/// parsing, so it is not an error.
 pub fn save(root: &Path, id: &StepId, sections: Vec<Section>) {
+    let mut merged: Vec<Section> = Vec::with_capacity(sections.len());
+    for s in sections {
+        match merged.iter_mut().find(|m| m.bytes == s.bytes) {
+            Some(m) => {
+                m.entries.extend_from_slice(&s.entries);
+                m.count += s.count;
+            }
+            None => merged.push(s),
+        }
+    }
+    let sections = merged;
     let mut out = Vec::with_capacity(
         64 + sections
             .iter()
@@ -343,5 +356,26 @@ mod tests {
         assert!(Memo::load(dir.path(), &StepId::new("x", "never"))
             .sections
             .is_empty());
+    }
+
+    #[test]
+    fn sections_of_one_head_are_saved_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = StepId::new("policy", "mesh");
+        // A prepare's (two deps), an image section, then its run's (one more).
+        let mut ahead = Section::new("sign", &["mrenclave", "fspf_tag"]);
+        ahead.push("d1", &["m1", "t1"]);
+        ahead.push("d2", &["m2", "t2"]);
+        let mut images = Section::new("image", &["reference"]);
+        images.push("d3", &["r3"]);
+        let mut run = Section::new("sign", &["mrenclave", "fspf_tag"]);
+        run.push("d4", &["m4", "t4"]);
+        save(dir.path(), &id, vec![ahead, images, run]);
+        let memo = Memo::load(dir.path(), &id);
+        let signs = memo.section("sign", &["mrenclave", "fspf_tag"]);
+        assert_eq!(signs.len(), 3);
+        assert_eq!(signs["d1"], ["m1", "t1"]);
+        assert_eq!(signs["d4"], ["m4", "t4"]);
+        assert_eq!(memo.section("image", &["reference"])["d3"], ["r3"]);
     }
 }

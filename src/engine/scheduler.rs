@@ -210,7 +210,7 @@ pub fn build_in(
         remote,
         sink,
     };
-    let run = run_graph(&nodes, &cx, opts.reuse.as_deref(), &tmp, &pool);
+    let run = run_graph(&nodes, &cx, opts.reuse.as_deref(), &tmp, &pool, jobs);
     if let Some(remote) = remote {
         for message in remote.finish() {
             sink.event(Event::Warning { message });
@@ -354,6 +354,7 @@ fn run_graph(
     reuse: Option<&Reuse>,
     tmp: &Path,
     pool: &rayon::ThreadPool,
+    jobs: usize,
 ) -> Result<BuildReport, EngineError> {
     let n = nodes.len();
     let mut waiting: Vec<usize> = nodes.iter().map(|node| node.deps.len()).collect();
@@ -482,14 +483,15 @@ fn run_graph(
             if running == 0 {
                 break;
             }
-            // Nothing to start: a step waiting only for deps its `prepare`
-            // does without gets it started, on a worker the build leaves
-            // free; the step runs once it is done (one more thing to wait for).
+            // Nothing to start, and a core free: a step waiting only for
+            // deps its `prepare` does without gets it started there (late in
+            // a cold build, when most of those deps are done); the step runs
+            // once it is done (one more thing to wait for).
             preparable.retain(|&j| waiting[j] > 0);
             let startable = preparable
                 .iter()
                 .position(|&j| can_prepare(nodes, j, &results));
-            if let Some(at) = startable.filter(|_| report.failed.is_empty()) {
+            if let Some(at) = startable.filter(|_| running < jobs && report.failed.is_empty()) {
                 let j = preparable.swap_remove(at);
                 let deps: Vec<Dep<'_>> = nodes[j]
                     .deps
