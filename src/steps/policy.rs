@@ -200,12 +200,15 @@ impl Step for PolicyStep {
             predecessor: None,
         };
         let yaml = render(&input).map_err(|e| StepError::context("rendering the session", e))?;
-        let session = cx.store_bytes(yaml.as_bytes())?;
+        // Stored (an fsync) while its SHA-256 is taken.
+        let (session, hash) =
+            rayon::join(|| cx.store_bytes(yaml.as_bytes()), || content_hash(&yaml));
+        let session = session?;
         let rel = format!("policy/{}.yaml", self.namespace);
         Ok(StepOutput {
             record: to_record(&PolicyRecord {
                 name: self.namespace.clone(),
-                hash: content_hash(&yaml),
+                hash,
                 path: rel.clone(),
             })?,
             stored: BTreeMap::from([("session".to_string(), session)]),
