@@ -270,6 +270,23 @@ fn push_field(out: &mut String, prefix: &str, value: &str) {
 /// read and update: only the client certificate that created the session may read
 /// or change it.
 pub fn render(input: &SessionInput) -> Result<String, CasError> {
+    render_with_entries(input, &[])
+}
+
+/// A service's entry under `services:`, as [`render`] writes it.
+pub fn service_entry(service: &ServiceInput) -> String {
+    let mut out = String::with_capacity(480);
+    push_service(&mut out, service);
+    out
+}
+
+/// [`render`], taking the entry of `input.services[i]` from `entries[i]`
+/// where that is given: it must be that service's [`service_entry`] (made
+/// ahead, e.g. while the last enclaves are signed).
+pub fn render_with_entries(
+    input: &SessionInput,
+    entries: &[Option<String>],
+) -> Result<String, CasError> {
     check_input(input)?;
     // About what a service with a short environment takes, so the text rarely moves.
     let mut out =
@@ -291,39 +308,21 @@ pub fn render(input: &SessionInput) -> Result<String, CasError> {
         push_list(&mut out, "    ", "ignore_advisories", &ignore);
     }
 
-    let mut services: Vec<&ServiceInput> = input.services.iter().collect();
-    services.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let mut services: Vec<(usize, &ServiceInput)> = input.services.iter().enumerate().collect();
+    services.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name));
     out.push_str("\nservices:");
     out.push_str(if services.is_empty() { " []\n" } else { "\n" });
-    for s in &services {
-        push_field(&mut out, "  - name: ", &s.name);
-        push_field(&mut out, "    image_name: ", &s.image_name);
-        push_list(
-            &mut out,
-            "    ",
-            "mrenclaves",
-            &sorted_unique(&s.mrenclaves),
-        );
-        push_field(&mut out, "    command: ", &s.command);
-        push_field(&mut out, "    pwd: ", &s.pwd);
-        if s.environment.is_empty() {
-            out.push_str("    environment: {}\n");
-        } else {
-            out.push_str("    environment:\n");
-            for (key, value) in &s.environment {
-                out.push_str("      ");
-                push_quoted(&mut out, key);
-                out.push_str(": ");
-                push_quoted(&mut out, &normalize_secret_refs(value));
-                out.push('\n');
-            }
-        }
-        if let Some(tag) = &s.fspf_tag {
-            push_field(&mut out, "    fspf_tag: ", tag);
+    for &(i, s) in &services {
+        match entries.get(i).and_then(Option::as_deref) {
+            Some(entry) => out.push_str(entry),
+            None => push_service(&mut out, s),
         }
     }
 
-    let mut images: Vec<&str> = services.iter().map(|s| s.image_name.as_str()).collect();
+    let mut images: Vec<&str> = services
+        .iter()
+        .map(|(_, s)| s.image_name.as_str())
+        .collect();
     images.sort_unstable();
     images.dedup();
     if !images.is_empty() {
@@ -349,6 +348,30 @@ pub fn render(input: &SessionInput) -> Result<String, CasError> {
         }
     }
     Ok(out)
+}
+
+/// Appends a service's entry under `services:`.
+fn push_service(out: &mut String, s: &ServiceInput) {
+    push_field(out, "  - name: ", &s.name);
+    push_field(out, "    image_name: ", &s.image_name);
+    push_list(out, "    ", "mrenclaves", &sorted_unique(&s.mrenclaves));
+    push_field(out, "    command: ", &s.command);
+    push_field(out, "    pwd: ", &s.pwd);
+    if s.environment.is_empty() {
+        out.push_str("    environment: {}\n");
+    } else {
+        out.push_str("    environment:\n");
+        for (key, value) in &s.environment {
+            out.push_str("      ");
+            push_quoted(out, key);
+            out.push_str(": ");
+            push_quoted(out, &normalize_secret_refs(value));
+            out.push('\n');
+        }
+    }
+    if let Some(tag) = &s.fspf_tag {
+        push_field(out, "    fspf_tag: ", tag);
+    }
 }
 
 /// The session hash: SHA-256 (lowercase hex) of the session YAML's exact bytes, the

@@ -287,3 +287,32 @@ fn content_hash_without_a_predecessor_line_is_the_session_hash() {
     assert!(!has_top_level_key(&yaml, "predecessor"));
     assert!(!has_top_level_key("predecessors: 1\n", "predecessor"));
 }
+
+#[test]
+fn entries_made_ahead_give_the_session_render_gives() {
+    let mut input = hello_world();
+    let mut other = input.services[0].clone();
+    other.name = "a_first".into();
+    other.environment.push(("K".into(), "$$SCONE::s$$".into()));
+    input.services.push(other);
+    let whole = render(&input).unwrap();
+    // Any subset of the entries given, in input order (not name order).
+    for mask in 0..(1u32 << input.services.len()) {
+        let entries: Vec<Option<String>> = input
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (mask & (1 << i) != 0).then(|| service_entry(s)))
+            .collect();
+        assert_eq!(
+            render_with_entries(&input, &entries).unwrap(),
+            whole,
+            "{mask}"
+        );
+    }
+    // An entry is the service's part of the session, and only that.
+    let entry = service_entry(&input.services[1]);
+    assert!(entry.starts_with("  - name: \"a_first\"\n"), "{entry}");
+    assert!(whole.contains(&entry));
+    assert!(!entry.contains("images:"));
+}

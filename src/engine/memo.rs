@@ -378,4 +378,42 @@ mod tests {
         assert_eq!(signs["d4"], ["m4", "t4"]);
         assert_eq!(memo.section("image", &["reference"])["d3"], ["r3"]);
     }
+
+    #[test]
+    fn dep_fields_of_reads_the_wanted_units_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let memo = Memo::default();
+        let signs = [sign("a", "m-a"), sign("b", "m-b")];
+        let deps: Vec<Dep<'_>> = signs
+            .iter()
+            .map(|(id, r)| {
+                Dep::new(
+                    id,
+                    r.output_digest().into(),
+                    DepRecord::Ready(Arc::clone(r)),
+                )
+            })
+            .collect();
+        let cx = StepContext {
+            inputs: &[],
+            deps: &deps,
+            scratch: store.root(),
+            store: &store,
+            whole: false,
+            memo: &memo,
+            kept: Mutex::new(Vec::new()),
+            prepared: Mutex::new(None),
+        };
+        let fields = cx
+            .dep_fields_of("sign", &["mrenclave"], |u| u == "b")
+            .unwrap();
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields.get("b"), Some(&["m-b"][..]));
+        assert!(fields.get("a").is_none());
+        drop(fields);
+        let kept = cx.kept.into_inner().unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].count, 1, "only what was read is kept");
+    }
 }

@@ -305,16 +305,22 @@ fn reusable(
         .filter(|e| e.fingerprint == fingerprint && !e.output.is_empty())
 }
 
-/// Whether `node`'s [`Step::prepare`] can start: every dep of another kind
-/// than the one it does without is done, and one of that kind is not.
-fn can_prepare(nodes: &[Node], j: usize, results: &[Option<Finished>]) -> bool {
+/// Whether step `j`'s [`Step::prepare`] can start: every dep of another kind
+/// than the one it does without is done; one of that kind is not, and each
+/// of those is about to be: started, or waiting for started steps only. (Not
+/// earlier: a prepare takes a core, which a step further up the chain may
+/// use whole, e.g. a layer's compression.)
+fn can_prepare(nodes: &[Node], j: usize, results: &[Option<Finished>], started: &[bool]) -> bool {
     let Some(without) = nodes[j].step.prepare_without() else {
         return false;
     };
+    let underway = |d: usize| results[d].is_some() || started[d];
     let mut missing = false;
     for &d in &nodes[j].deps {
         if results[d].is_none() {
-            if nodes[d].step.id().kind != without {
+            if nodes[d].step.id().kind != without
+                || !(started[d] || nodes[d].deps.iter().all(|&e| underway(e)))
+            {
                 return false;
             }
             missing = true;
@@ -388,6 +394,7 @@ fn run_graph(
         .filter(|&i| nodes[i].step.prepare_without().is_some())
         .collect();
     let mut heads: Vec<Option<Head>> = (0..n).map(|_| None).collect();
+    let mut started = vec![false; n];
     let mut report = BuildReport {
         all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
         ..BuildReport::default()
@@ -472,6 +479,7 @@ fn run_graph(
                     let step = nodes[i].step.as_ref();
                     let params = params[i].take();
                     let head = heads[i].take();
+                    started[i] = true;
                     running += 1;
                     scope.spawn(move |_| {
                         let result = run_step(step, deps, params, head, cx, &scratch);
@@ -490,7 +498,7 @@ fn run_graph(
             preparable.retain(|&j| waiting[j] > 0);
             let startable = preparable
                 .iter()
-                .position(|&j| can_prepare(nodes, j, &results));
+                .position(|&j| can_prepare(nodes, j, &results, &started));
             if let Some(at) = startable.filter(|_| running < jobs && report.failed.is_empty()) {
                 let j = preparable.swap_remove(at);
                 let deps: Vec<Dep<'_>> = nodes[j]
@@ -693,9 +701,11 @@ mod tests {
 
     /// `slow:a` waits (up to 10 s) for `mesh:c`'s prepare, which needs only
     /// `fast:b`; `c` takes what it made.
+    /// `slow:*` waits for the prepare; `first:*` takes 30 ms, then says so.
     struct Gate {
         id: StepId,
         prepared: Arc<std::sync::atomic::AtomicBool>,
+        first_done: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl Step for Gate {
@@ -713,6 +723,10 @@ mod tests {
             {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
+            if self.id.kind == "first" {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                self.first_done.store(true, Ordering::SeqCst);
+            }
             Ok(StepOutput {
                 record: serde_json::json!({ "unit": self.id.unit }),
                 ..StepOutput::default()
@@ -723,6 +737,7 @@ mod tests {
     struct Prepares {
         id: StepId,
         prepared: Arc<std::sync::atomic::AtomicBool>,
+        first_done: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl Step for Prepares {
@@ -739,7 +754,10 @@ mod tests {
             &self,
             cx: &StepContext<'_>,
         ) -> Result<Option<super::super::Prepared>, StepError> {
-            let seen: Vec<String> = cx.deps().iter().map(|d| d.id().to_string()).collect();
+            let mut seen: Vec<String> = cx.deps().iter().map(|d| d.id().to_string()).collect();
+            if self.first_done.load(Ordering::SeqCst) {
+                seen.push("after first".into());
+            }
             self.prepared.store(true, Ordering::SeqCst);
             Ok(Some(Box::new(seen.join(","))))
         }
@@ -753,17 +771,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_step_is_prepared_while_the_dep_it_does_without_runs() {
-        let dir = tempfile::tempdir().unwrap();
+    /// `first:y → up:x → slow:a → mesh:c ← fast:b`; `c` prepares without `slow`.
+    fn prepared_graph(first: bool) -> (Vec<Node>, Arc<std::sync::atomic::AtomicBool>) {
         let prepared = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let first_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let gate = |kind: &str, unit: &str| -> Box<dyn Step> {
             Box::new(Gate {
                 id: StepId::new(kind, unit),
                 prepared: Arc::clone(&prepared),
+                first_done: Arc::clone(&first_done),
             })
         };
-        let nodes = vec![
+        let mut nodes = vec![
             Node {
                 step: gate("slow", "a"),
                 deps: vec![],
@@ -776,10 +795,27 @@ mod tests {
                 step: Box::new(Prepares {
                     id: StepId::new("mesh", "c"),
                     prepared: Arc::clone(&prepared),
+                    first_done: Arc::clone(&first_done),
                 }),
                 deps: vec![0, 1],
             },
         ];
+        if first {
+            nodes.push(Node {
+                step: gate("first", "y"),
+                deps: vec![],
+            });
+            nodes.push(Node {
+                step: gate("up", "x"),
+                deps: vec![3],
+            });
+            nodes[0].deps = vec![4];
+        }
+        (nodes, first_done)
+    }
+
+    fn prepared_record(nodes: Vec<Node>) -> serde_json::Value {
+        let dir = tempfile::tempdir().unwrap();
         let opts = EngineOptions {
             target_dir: dir.path().join("target"),
             jobs: 2,
@@ -790,11 +826,28 @@ mod tests {
         let mut report = build(nodes, &opts, &super::super::events::Silent, || {}).unwrap();
         report.saving.wait().unwrap();
         assert!(report.success(), "{:?}", report.failed);
-        let c = &report.results[&StepId::new("mesh", "c")];
+        report.results[&StepId::new("mesh", "c")].record.clone()
+    }
+
+    #[test]
+    fn a_step_is_prepared_while_the_dep_it_does_without_runs() {
+        let (nodes, _) = prepared_graph(false);
         assert_eq!(
-            c.record,
+            prepared_record(nodes),
             serde_json::json!({ "prepared": "fast:b" }),
             "prepared with the done dep only, before the slow one finished"
         );
+    }
+
+    #[test]
+    fn a_prepare_waits_until_the_deps_it_does_without_are_about_to_be_done() {
+        // While `first:y` runs, `slow:a` is two steps away: no prepare yet
+        // (it would take the core `y` may use). Once `up:x` starts, it is.
+        let (nodes, first_done) = prepared_graph(true);
+        assert_eq!(
+            prepared_record(nodes),
+            serde_json::json!({ "prepared": "fast:b,after first" })
+        );
+        assert!(first_done.load(Ordering::SeqCst));
     }
 }

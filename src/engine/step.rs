@@ -253,13 +253,27 @@ impl StepContext<'_> {
     /// that run kept (see [`DepReads::Fields`]); the others are parsed on all
     /// cores. A missing or non-text field is an error.
     pub fn dep_fields(&self, kind: &str, names: &[&str]) -> Result<DepFields<'_>, StepError> {
-        let known = self.memo.section(kind, names);
+        self.dep_fields_of(kind, names, |_| true)
+    }
+
+    /// [`StepContext::dep_fields`] of the deps of `kind` whose unit `wanted`
+    /// takes (e.g. those a [`Step::prepare`] did not have).
+    pub fn dep_fields_of(
+        &self,
+        kind: &str,
+        names: &[&str],
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<DepFields<'_>, StepError> {
         let mut units = HashSet::new();
         let of_kind: Vec<&Dep<'_>> = self
             .deps
             .iter()
-            .filter(|d| d.id().kind == kind && units.insert(d.id().unit.as_str()))
+            .filter(|d| {
+                let unit = d.id().unit.as_str();
+                d.id().kind == kind && wanted(unit) && units.insert(unit)
+            })
             .collect();
+        let known = self.memo.section(kind, names);
         {
             use rayon::prelude::*;
             of_kind

@@ -8,11 +8,16 @@ use std::collections::BTreeMap;
 
 use super::{param, to_record};
 use crate::cas::session::{
-    content_hash, render, SecretDecl, SecretKind, ServiceInput, SessionInput,
+    content_hash, render_with_entries, service_entry, SecretDecl, SecretKind, ServiceInput,
+    SessionInput,
 };
 use crate::engine::{
-    BlobSource, DepReads, Publish, Step, StepContext, StepError, StepId, StepOutput,
+    BlobSource, DepFields, DepReads, Prepared, Publish, Step, StepContext, StepError, StepId,
+    StepOutput,
 };
+
+/// The fields of a sign record (`SignRecord`) the session shows.
+const SIGN_FIELDS: [&str; 2] = ["mrenclave", "fspf_tag"];
 
 /// A service of the session, before the sign step's results are known.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -161,29 +166,56 @@ impl Step for PolicyStep {
         DepReads::Fields
     }
 
+    /// The services whose sign step is done, with their session entries:
+    /// made while the last enclaves are signed.
+    fn prepare_without(&self) -> Option<&str> {
+        Some("sign")
+    }
+
+    fn prepare(&self, cx: &StepContext<'_>) -> Result<Option<Prepared>, StepError> {
+        let signs = cx.dep_fields("sign", &SIGN_FIELDS)?;
+        let services = self
+            .services
+            .iter()
+            .map(|s| signs.get(&s.unit).map(|v| service_input(s, v)).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        let entries = services
+            .iter()
+            .map(|s| s.as_ref().map(service_entry))
+            .collect();
+        Ok(Some(Box::new(PolicyHead { services, entries })))
+    }
+
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        let signs = cx.dep_fields("sign", &["mrenclave", "fspf_tag"])?;
-        let mut services = Vec::with_capacity(self.services.len());
-        for s in &self.services {
-            let &[mrenclave, fspf_tag] = signs
-                .get(&s.unit)
-                .ok_or_else(|| StepError::new(format!("internal: no sign step for {}", s.unit)))?
-            else {
-                return Err(StepError::new("internal: two fields asked, not two given"));
-            };
-            services.push(ServiceInput {
-                name: s.name.clone(),
-                image_name: s.image_name.clone(),
-                mrenclaves: vec![mrenclave.to_owned()],
-                command: s.command.clone(),
-                pwd: s.pwd.clone(),
-                environment: s.environment.clone(),
-                fspf_tag: Some(fspf_tag.to_owned()),
-            });
+        let PolicyHead {
+            mut services,
+            entries,
+        } = match cx.take_prepared::<PolicyHead>() {
+            Some(head) => *head,
+            None => PolicyHead {
+                services: vec![None; self.services.len()],
+                entries: Vec::new(),
+            },
+        };
+        // The services the prepare did not have (all, without one).
+        let missing: std::collections::HashSet<&str> = self
+            .services
+            .iter()
+            .zip(&services)
+            .filter(|(_, input)| input.is_none())
+            .map(|(s, _)| s.unit.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let signs = cx.dep_fields_of("sign", &SIGN_FIELDS, |u| missing.contains(u))?;
+            for (s, input) in self.services.iter().zip(services.iter_mut()) {
+                if input.is_none() {
+                    *input = Some(service_input(s, fields(&signs, &s.unit)?)?);
+                }
+            }
         }
         let input = SessionInput {
             name: self.namespace.clone(),
-            services,
+            services: services.into_iter().flatten().collect(),
             secrets: self
                 .secrets
                 .iter()
@@ -199,7 +231,8 @@ impl Step for PolicyStep {
             ignore_advisories: self.ignore_advisories.clone(),
             predecessor: None,
         };
-        let yaml = render(&input).map_err(|e| StepError::context("rendering the session", e))?;
+        let yaml = render_with_entries(&input, &entries)
+            .map_err(|e| StepError::context("rendering the session", e))?;
         // Stored (an fsync) while its SHA-256 is taken.
         let (session, hash) =
             rayon::join(|| cx.store_bytes(yaml.as_bytes()), || content_hash(&yaml));
@@ -219,6 +252,36 @@ impl Step for PolicyStep {
             ..StepOutput::default()
         })
     }
+}
+
+/// What [`PolicyStep::prepare`] makes: per service of the step, its session
+/// input and entry, if its sign step was done.
+struct PolicyHead {
+    services: Vec<Option<ServiceInput>>,
+    entries: Vec<Option<String>>,
+}
+
+/// The sign fields of `unit`.
+fn fields<'a>(signs: &'a DepFields<'_>, unit: &str) -> Result<&'a [&'a str], StepError> {
+    signs
+        .get(unit)
+        .ok_or_else(|| StepError::new(format!("internal: no sign step for {unit}")))
+}
+
+/// A service of the session, with its sign step's [`SIGN_FIELDS`].
+fn service_input(s: &PolicyService, sign: &[&str]) -> Result<ServiceInput, StepError> {
+    let &[mrenclave, fspf_tag] = sign else {
+        return Err(StepError::new("internal: two fields asked, not two given"));
+    };
+    Ok(ServiceInput {
+        name: s.name.clone(),
+        image_name: s.image_name.clone(),
+        mrenclaves: vec![mrenclave.to_owned()],
+        command: s.command.clone(),
+        pwd: s.pwd.clone(),
+        environment: s.environment.clone(),
+        fspf_tag: Some(fspf_tag.to_owned()),
+    })
 }
 
 #[cfg(test)]
