@@ -16,7 +16,7 @@
 //! | magic     | `sconeDF1`                                                |
 //! | tool      | [`super::fingerprint::tool_version`]: another scone's memo is not read |
 //! | step      | the step id: a file copied or renamed is not read          |
-//! | sections  | one per [`StepContext::dep_fields`] call: dep kind, field names, then per dep its digest and that many values |
+//! | sections  | one per dep kind and field names a run (and its `prepare`) asked [`StepContext::dep_fields`] for: dep kind, field names, then per dep its digest and that many values |
 //! | checksum  | blake3 of all of the above ([`super::wire::seal`])         |
 //!
 //! A torn, foreign or damaged file reads as empty, which costs parsing and

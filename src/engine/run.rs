@@ -54,11 +54,13 @@ pub(super) fn prepare_step(step: &dyn Step, deps: Vec<Dep<'_>>, store: &Store) -
     } else {
         Memo::default()
     };
+    // Never made: a prepare writes through the store only, and one that
+    // tried a file of its own would fail rather than write anywhere else.
+    let no_scratch = store.root().join("tmp").join("no-scratch-in-prepare");
     let cx = StepContext {
         inputs: &[],
         deps: &deps,
-        // Not made: a prepare writes through the store only.
-        scratch: Path::new(""),
+        scratch: &no_scratch,
         store,
         whole: reads == DepReads::Whole,
         memo: &memo,

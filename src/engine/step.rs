@@ -384,10 +384,11 @@ pub trait Step: Send + Sync {
         None
     }
     /// The part of [`Step::run`] that needs no dep of the kind
-    /// [`Step::prepare_without`] names. The engine may call it once, while
-    /// other steps run, when every other dep is done and one of that kind is
-    /// not, for a step that will likely run; `run` then waits for it and
-    /// takes what it made with [`StepContext::take_prepared`]. Its context
+    /// [`Step::prepare_without`] names. The engine may call it once, on a
+    /// free worker while other steps run, for a step that will likely run:
+    /// when every other dep is done, and those of that kind that are not are
+    /// about to be (see the scheduler). `run` then waits for it and takes
+    /// what it made with [`StepContext::take_prepared`]. Its context
     /// has the deps that are done, no inputs and no scratch folder (it may
     /// store bytes). It must not decide the output: `run` without it (not
     /// called, failed, or `None`) makes the same one; it only moves work off
