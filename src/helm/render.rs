@@ -29,8 +29,8 @@ pub struct RenderedChart {
 const SHOW_SESSION: [&str; 2] = ["Chart.yaml.hbs", "README.md.hbs"];
 
 /// A chart of the embedded templates, rendered but for the files that show
-/// the CAS session ([`SHOW_SESSION`]): what can be made while the mesh's
-/// policy, whose hash is `appVersion`, is still being made.
+/// the CAS session (`Chart.yaml` and `README.md`): what can be made while the
+/// mesh's policy, whose hash is `appVersion`, is still being made.
 #[derive(Debug)]
 pub struct PreparedChart {
     model: ChartModel,
