@@ -202,6 +202,33 @@ mod tests {
         (id, Arc::new(record))
     }
 
+    /// Deps whose records are in memory.
+    fn ready(deps: &[(StepId, Arc<ActionRecord>)]) -> Vec<Dep<'_>> {
+        deps.iter()
+            .map(|(id, r)| {
+                Dep::new(
+                    id,
+                    r.output_digest().into(),
+                    DepRecord::Ready(Arc::clone(r)),
+                )
+            })
+            .collect()
+    }
+
+    /// A step's context over `deps` with `memo`, nothing else.
+    fn context<'a>(store: &'a Store, deps: &'a [Dep<'a>], memo: &'a Memo) -> StepContext<'a> {
+        StepContext {
+            inputs: &[],
+            deps,
+            scratch: store.root(),
+            store,
+            whole: false,
+            memo,
+            kept: Mutex::new(Vec::new()),
+            prepared: Mutex::new(None),
+        }
+    }
+
     /// Runs `dep_fields("sign", [mrenclave, fspf_tag])` over `deps` with the
     /// memo under `store`; the values by unit, which deps were parsed, and
     /// the section kept for the next run.
@@ -211,26 +238,8 @@ mod tests {
         deps: &[(StepId, Arc<ActionRecord>)],
     ) -> (BTreeMap<String, Vec<String>>, Vec<bool>, Vec<Section>) {
         let memo = Memo::load(store.root(), &StepId::new("policy", "mesh"));
-        let deps: Vec<Dep<'_>> = deps
-            .iter()
-            .map(|(id, r)| {
-                Dep::new(
-                    id,
-                    r.output_digest().into(),
-                    DepRecord::Ready(Arc::clone(r)),
-                )
-            })
-            .collect();
-        let cx = StepContext {
-            inputs: &[],
-            deps: &deps,
-            scratch: store.root(),
-            store,
-            whole: false,
-            memo: &memo,
-            kept: Mutex::new(Vec::new()),
-            prepared: Mutex::new(None),
-        };
+        let deps = ready(deps);
+        let cx = context(store, &deps, &memo);
         let fields = cx.dep_fields("sign", &["mrenclave", "fspf_tag"]).unwrap();
         let values = deps
             .iter()
@@ -287,16 +296,7 @@ mod tests {
         Arc::make_mut(&mut record).record = serde_json::json!({"mrenclave": 7});
         let memo = Memo::default();
         let deps = [Dep::new(&id, "d".into(), DepRecord::Ready(record))];
-        let cx = StepContext {
-            inputs: &[],
-            deps: &deps,
-            scratch: store.root(),
-            store: &store,
-            whole: false,
-            memo: &memo,
-            kept: Mutex::new(Vec::new()),
-            prepared: Mutex::new(None),
-        };
+        let cx = context(&store, &deps, &memo);
         let err = cx.dep_fields("sign", &["mrenclave"]).unwrap_err();
         assert!(err.message.contains("sign:a"), "{err}");
         assert!(err.message.contains("`mrenclave`"), "{err}");
@@ -385,26 +385,8 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let memo = Memo::default();
         let signs = [sign("a", "m-a"), sign("b", "m-b")];
-        let deps: Vec<Dep<'_>> = signs
-            .iter()
-            .map(|(id, r)| {
-                Dep::new(
-                    id,
-                    r.output_digest().into(),
-                    DepRecord::Ready(Arc::clone(r)),
-                )
-            })
-            .collect();
-        let cx = StepContext {
-            inputs: &[],
-            deps: &deps,
-            scratch: store.root(),
-            store: &store,
-            whole: false,
-            memo: &memo,
-            kept: Mutex::new(Vec::new()),
-            prepared: Mutex::new(None),
-        };
+        let deps = ready(&signs);
+        let cx = context(&store, &deps, &memo);
         let fields = cx
             .dep_fields_of("sign", &["mrenclave"], |u| u == "b")
             .unwrap();

@@ -9,7 +9,7 @@ use super::error::HelmError;
 use super::input::ChartInput;
 use super::model::ChartModel;
 use super::native;
-use super::templates::{TemplateSet, HANDLEBARS_SUFFIX, MANIFESTS_DIR};
+use super::templates::{embedded_text, TemplateSet, HANDLEBARS_SUFFIX, MANIFESTS_DIR};
 
 /// A rendered chart, nothing written yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,10 +59,9 @@ impl PreparedChart {
         check_app_version(app_version)?;
         let model = &mut self.model;
         model.chart.app_version = app_version.to_owned();
-        let set = TemplateSet::embedded();
         let mut files = BTreeMap::new();
         for name in SHOW_SESSION {
-            let bytes = set.files().get(name).map_or(&[][..], |f| &f.bytes[..]);
+            let bytes = embedded_text(name).unwrap_or_default().as_bytes();
             let text =
                 native::render(name, bytes, model).ok_or_else(|| HelmError::InvalidInput {
                     field: "templates",
