@@ -163,10 +163,19 @@ impl Workspace {
     /// The target directory: `--target-dir`, else `scone.toml`'s `target-dir`
     /// (relative to the root), else `<root>/target`.
     pub fn target_dir(&self, cli: Option<&std::path::Path>) -> PathBuf {
-        match (cli, &self.config.target_dir) {
-            (Some(dir), _) => dir.to_path_buf(),
-            (None, Some(dir)) => self.root.join(dir),
-            (None, None) => self.root.join("target"),
-        }
+        target_dir(&self.root, &self.config, cli)
+    }
+}
+
+/// See [`Workspace::target_dir`].
+pub fn target_dir(
+    root: &std::path::Path,
+    config: &Config,
+    cli: Option<&std::path::Path>,
+) -> PathBuf {
+    match (cli, &config.target_dir) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(dir)) => root.join(dir),
+        (None, None) => root.join("target"),
     }
 }

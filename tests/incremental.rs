@@ -99,6 +99,7 @@ fn edits_rebuild_their_chain_reuse_the_rest_and_equal_a_build_from_scratch() {
     let (sb, root) = repo();
     let first = sb.build_json(&root, &[]);
     assert_eq!(finished(&first)["built"], STEPS);
+    assert_eq!(finished(&first)["stored_plan"], false);
     let file = root.join("services/svc-0003/lib/file-1.txt");
     let original = std::fs::read(&file).unwrap();
 
@@ -106,6 +107,10 @@ fn edits_rebuild_their_chain_reuse_the_rest_and_equal_a_build_from_scratch() {
     let msgs = sb.build_json(&root, &[]);
     let done = finished(&msgs);
     assert_eq!(done["fast_path"], false);
+    assert_eq!(
+        done["stored_plan"], true,
+        "planned by the last build, decoding one manifest"
+    );
     assert_eq!(built(&msgs), chain("svc_0003"));
     assert_eq!(
         done["reused"],
@@ -124,6 +129,7 @@ fn edits_rebuild_their_chain_reuse_the_rest_and_equal_a_build_from_scratch() {
     let msgs = sb.build_json(&root, &[]);
     assert_eq!(built(&msgs), chain("svc_0005"));
     assert_eq!(finished(&msgs)["reused"], STEPS - 6);
+    assert_eq!(finished(&msgs)["stored_plan"], true);
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 2));
 
     // Back to the original bytes: those results are still in the action cache.
@@ -193,6 +199,7 @@ fn an_edited_manifest_or_lock_takes_the_full_path() {
     .unwrap();
     let msgs = sb.build_json(&root, &[]);
     assert_eq!(finished(&msgs)["reused"], 0);
+    assert_eq!(finished(&msgs)["stored_plan"], false);
     assert!(built(&msgs).contains("image:svc_0001"));
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
 
@@ -287,4 +294,86 @@ fn damaged_or_swapped_mesh_step_memos_change_no_output() {
     assert_eq!(built(&msgs), chain("svc_0004"));
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 4));
     assert_eq!(memos().len(), 2, "written again");
+}
+
+/// Outputs with the folder they were built in written as `ROOT` in
+/// `scone.lock` (which pins an `oci:` base by its absolute path).
+fn portable(mut out: BTreeMap<String, Vec<u8>>, root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let lock = String::from_utf8(out["scone.lock"].clone()).unwrap();
+    let lock = lock.replace(&root.display().to_string(), "ROOT");
+    out.insert("scone.lock".into(), lock.into_bytes());
+    out
+}
+
+/// A stored plan is used only under the settings it was made with: a base
+/// that the first build pinned in `scone.lock` makes the next build plan
+/// again, and a later one use a plan stored under the pin.
+#[test]
+fn a_base_pinned_since_the_plan_was_stored_is_planned_again() {
+    let (sb, root) = repo();
+    sb.build_json(&root, &[]);
+    // An OCI layout base (pinned by digest in scone.lock, unlike a folder):
+    // the image of one service, built above.
+    let layout = root.join("base-oci");
+    let image = root.join("target/images/svc_0000");
+    for entry in walkdir::WalkDir::new(&image) {
+        let entry = entry.unwrap();
+        let dest = layout.join(entry.path().strip_prefix(&image).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+    for i in 0..SERVICES {
+        let manifest = root.join(format!("services/svc-{i:04}/service.yml"));
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(
+            &manifest,
+            text.replace("from: \"dir:../../base\"", "from: \"oci:../../base-oci\""),
+        )
+        .unwrap();
+    }
+    age_tree(&root);
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(finished(&msgs)["reused"], 0, "manifests changed");
+    let lock = std::fs::read_to_string(root.join("scone.lock")).unwrap();
+    assert!(lock.contains("base-oci"), "pinned: {lock}");
+
+    let same_as_from_scratch = |n: usize| {
+        assert_eq!(
+            portable(outputs(&root), &root),
+            portable(
+                from_scratch(&sb, &root, n),
+                &sb.path().join(format!("scratch-{n}"))
+            )
+        );
+    };
+    edit(&root.join("services/svc-0001/main.cfg"), "a");
+    let msgs = sb.build_json(&root, &[]);
+    assert_eq!(built(&msgs), chain("svc_0001"));
+    assert_eq!(finished(&msgs)["reused"], STEPS - 6, "incremental");
+    assert_eq!(
+        finished(&msgs)["stored_plan"],
+        false,
+        "stored without the pin"
+    );
+    same_as_from_scratch(1);
+
+    // From now on the settings stay: an incremental build uses the plan
+    // stored under the pin (by the build before, or by a full build: one
+    // that used an `oci:` base may record no fast path, as the base's blobs
+    // are published anew in the images of the services that ran).
+    let mut stored = 0;
+    for (n, svc) in [(2, "svc-0002"), (3, "svc-0003"), (4, "svc-0004")] {
+        edit(&root.join(format!("services/{svc}/main.cfg")), "b");
+        let msgs = sb.build_json(&root, &[]);
+        let done = finished(&msgs);
+        if done["reused"] != 0 {
+            assert_eq!(done["stored_plan"], true, "build {n}");
+            stored += 1;
+        }
+        same_as_from_scratch(n);
+    }
+    assert!(stored > 0, "no incremental build");
 }

@@ -11,22 +11,24 @@ use scone::steps::image::ImageRecord;
 use scone::steps::policy::PolicyRecord;
 use scone::steps::sign::SignRecord;
 use scone::steps::upload::UploadRecord;
-use scone::workspace::Workspace;
+use scone::workspace::{Config, Workspace};
 use std::path::{Path, PathBuf};
 
 use super::args::{
     ApplyArgs, BuildArgs, CasKind, CommonArgs, EnclaveMode, LayerCompression, OutputExtra,
 };
+use super::noop::Stored;
 use super::output::Output;
+use super::source::{Head, Source};
 
 /// The remote cache tier of `--remote-cache` or `[cache] remote`, unless
 /// `--no-remote-cache` or `--offline`.
 fn remote_tier(
-    ws: &Workspace,
+    config: &Config,
     args: &BuildArgs,
     offline: bool,
 ) -> anyhow::Result<Option<std::sync::Arc<scone::remote::Tier>>> {
-    let config = &ws.config.cache;
+    let config = &config.cache;
     let url = args.remote_cache.clone().or_else(|| config.remote.clone());
     let Some(url) = url.filter(|_| !args.no_remote_cache && !offline) else {
         return Ok(None);
@@ -84,9 +86,9 @@ pub fn cache_dir() -> PathBuf {
 
 /// The signing key: `scone.toml` `[signing] key`, else the user's default key,
 /// generated on first use (outside `target/`, mode 0600).
-fn signing_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
-    if let Some(key) = &ws.config.signing.key {
-        let path = ws.root.join(key);
+fn signing_key(head: &Head<'_>, out: &Output) -> anyhow::Result<PathBuf> {
+    if let Some(key) = &head.config.signing.key {
+        let path = head.root.join(key);
         if !path.exists() {
             bail!(
                 "the signing key {} (scone.toml [signing] key) does not exist",
@@ -137,7 +139,9 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<i32> {
 /// What one build or apply did.
 pub struct Outcome {
     pub code: i32,
-    pub workspace: Workspace,
+    /// The workspace, unless the build used the plan stored with the last
+    /// one's snapshot (never with `apply`).
+    pub workspace: Option<Workspace>,
     /// The report of the last engine run.
     pub report: Option<engine::BuildReport>,
 }
@@ -170,7 +174,7 @@ pub fn execute(
         std::thread::spawn(move || engine::Session::try_open(&dir))
     });
     // On the incremental path the last build's workspace is this one's, and
-    // its `scone.lock` is read while the snapshot is decoded.
+    // its `scone.lock` is read while the snapshot is opened.
     let snapshot = fast_key
         .as_deref()
         .zip(previous.as_deref())
@@ -182,29 +186,37 @@ pub fn execute(
             let path = root.join("scone.lock");
             (root, std::thread::spawn(move || Lockfile::load(&path)))
         });
-    let snapshot = snapshot.and_then(|(bytes, p)| super::noop::snapshot_of(bytes, p));
-    let (ws, snapshot) = match snapshot {
-        Some((ws, digest)) => (ws, Some(digest)),
-        None => (load_workspace(common)?, None),
+    let snapshot = snapshot.and_then(|(bytes, p)| super::noop::open_snapshot(bytes, p));
+    let mut source = match snapshot {
+        Some(snapshot) => Source::Snapshot(snapshot),
+        None => Source::Loaded(load_workspace(common)?),
     };
-    let only = selected(&ws, common)?;
+    // `-p` names are looked up in a workspace loaded anyway (a stored plan
+    // was made for the same ones).
+    let mut only = match source.loaded() {
+        Some(ws) => Some(selected(ws, common)?),
+        None => None,
+    };
+    let head = source.head();
     let probe = Output::new(common, 0);
-    probe.warn_all(&ws.warnings);
-    let target_dir = ws.target_dir(common.target_dir.as_deref());
-    let lock_path = ws.root.join("scone.lock");
+    probe.warn_all(head.warnings);
+    let target_dir =
+        scone::workspace::target_dir(head.root, head.config, common.target_dir.as_deref());
+    let root = head.root.to_path_buf();
+    let lock_path = root.join("scone.lock");
     let lock = match early_lock {
-        Some((root, loading)) if root == ws.root => loading
+        Some((early, loading)) if early == root => loading
             .join()
             .map_err(|_| anyhow::anyhow!("reading {} panicked", lock_path.display()))??,
         _ => Lockfile::load(&lock_path)?,
     };
     let locked = common.locked || common.frozen;
     let offline = common.offline || common.frozen;
-    let remote = remote_tier(&ws, args, offline)?;
+    let remote = remote_tier(head.config, args, offline)?;
     let debug = match args.mode {
         Some(EnclaveMode::Production) => false,
         Some(EnclaveMode::Debug) => true,
-        None => ws.config.signing.mode.as_deref() != Some("production"),
+        None => head.config.signing.mode.as_deref() != Some("production"),
     };
     let settings = |apply: Option<ApplySettings>, key: PathBuf| Settings {
         target_dir: target_dir.clone(),
@@ -229,13 +241,13 @@ pub fn execute(
             .iter()
             .filter_map(|(k, v)| v.cas_hash.clone().map(|h| (k.clone(), h)))
             .collect(),
-        only: only.clone(),
+        only: Vec::new(),
         helm_templates: args.helm_template.clone(),
         output_yaml: args.output == Some(OutputExtra::Yaml),
         apply,
     };
     let epoch = source_date_epoch()?;
-    let key = signing_key(&ws, &probe)?;
+    let key = signing_key(&head, &probe)?;
 
     // With --locked, an apply first builds without effects and checks the lock,
     // so that nothing is uploaded or pushed from a build that changes it.
@@ -259,12 +271,36 @@ pub fn execute(
     };
     let mut new_lock = None;
     let mut last = None;
+    // The plan stored with the snapshot (its digest), or the one made now
+    // and stored with the next (built only for a build with a record).
+    let mut kept = None;
+    let mut stored = None;
     for phase in phases {
         let effects = phase.is_some();
         let mut s = settings(phase, key.clone());
         s.source_date_epoch = epoch;
-        let planned = plan::plan(&ws, &s)?;
-        let out = Output::new(common, planned.nodes.len());
+        let nodes = match source.stored_plan(&s) {
+            Some((nodes, digest)) => {
+                kept = Some(digest);
+                nodes
+            }
+            None => {
+                let ws = source.workspace(common)?;
+                s.only = match only.take() {
+                    Some(only) => only,
+                    None => selected(ws, common)?,
+                };
+                only = Some(s.only.clone());
+                if fast_key.is_some() && s.apply.is_none() {
+                    let (planned, plan) = plan::plan_stored(ws, &s)?;
+                    stored = plan;
+                    planned.nodes
+                } else {
+                    plan::plan(ws, &s)?.nodes
+                }
+            }
+        };
+        let out = Output::new(common, nodes.len());
         let opts = EngineOptions {
             target_dir: target_dir.clone(),
             jobs: args.jobs.unwrap_or(0),
@@ -280,12 +316,13 @@ pub fn execute(
             .take()
             .and_then(|o| o.join().ok().flatten())
             .filter(|s| s.dir() == target_dir);
-        let report = match session {
-            Some(session) => engine::build_in(session, planned.nodes, &opts, &out)?,
-            None => engine::build(planned.nodes, &opts, &out, || {
+        let mut report = match session {
+            Some(session) => engine::build_in(session, nodes, &opts, &out)?,
+            None => engine::build(nodes, &opts, &out, || {
                 out.status("Blocking", "waiting for file lock on build directory")
             })?,
         };
+        report.stored_plan = kept.is_some();
         out.finished(&report);
         if let Some(tier) = remote.as_deref().filter(|_| common.verbose > 0) {
             let st = tier.stats();
@@ -305,11 +342,11 @@ pub fn execute(
         if !report.success() {
             return Ok(Outcome {
                 code: 1,
-                workspace: ws,
+                workspace: source.into_loaded(),
                 report: Some(report),
             });
         }
-        let updated = updated_lock(&lock, &report, &ws);
+        let updated = updated_lock(&lock, &report);
         last = Some(report);
         if locked && updated != lock {
             let diff = lock.diff(&updated).join("\n");
@@ -329,10 +366,15 @@ pub fn execute(
     // The lock is saved (an fsync) while the fast-path record is made.
     let updated = std::thread::scope(|s| {
         let saving = s.spawn(|| new_lock.save(&lock_path));
-        let pending = match (&fast_key, &last) {
-            (Some(key), Some(report)) => Some(super::noop::prepare(
+        let snapshot = match (kept, source.loaded()) {
+            (Some(digest), _) => Some(Stored::Kept(digest)),
+            (None, Some(ws)) => Some(Stored::New(ws, stored)),
+            (None, None) => None,
+        };
+        let pending = match (&fast_key, &last, snapshot) {
+            (Some(key), Some(report), Some(snapshot)) => Some(super::noop::prepare(
                 key,
-                &ws,
+                &root,
                 &target_dir,
                 report,
                 started_ns,
@@ -356,13 +398,13 @@ pub fn execute(
         probe.status("Updated", &lock_path.display().to_string());
     }
     if let Some(a) = apply {
-        if a.load {
-            load_images(&ws, &only, &target_dir, &probe)?;
+        if let (true, Some(ws)) = (a.load, source.loaded()) {
+            load_images(ws, &only.unwrap_or_default(), &target_dir, &probe)?;
         }
     }
     Ok(Outcome {
         code: 0,
-        workspace: ws,
+        workspace: source.into_loaded(),
         report: last,
     })
 }
@@ -383,7 +425,7 @@ fn load_images(ws: &Workspace, only: &[usize], target: &Path, out: &Output) -> a
 }
 
 /// The lock after a build: this build's entries over the old ones.
-fn updated_lock(old: &Lockfile, report: &engine::BuildReport, ws: &Workspace) -> Lockfile {
+fn updated_lock(old: &Lockfile, report: &engine::BuildReport) -> Lockfile {
     let mut lock = old.clone();
     let record = |kind: &str, unit: &str| {
         report
@@ -407,15 +449,14 @@ fn updated_lock(old: &Lockfile, report: &engine::BuildReport, ws: &Workspace) ->
         }
     }
     // Only services whose steps ran can have changed (on the incremental path,
-    // a handful of a thousand).
-    let ran: std::collections::HashSet<&str> = report
+    // a handful of a thousand): those whose image or sign step has a result.
+    let ran: std::collections::BTreeSet<&str> = report
         .results
         .keys()
         .filter(|id| id.kind == "image" || id.kind == "sign")
         .map(|id| id.unit.as_str())
         .collect();
-    for unit in ws.services.iter().filter(|u| ran.contains(u.name())) {
-        let name = unit.name();
+    for name in ran {
         let (Some(image), Some(sign)) = (record("image", name), record("sign", name)) else {
             continue;
         };
@@ -436,8 +477,12 @@ fn updated_lock(old: &Lockfile, report: &engine::BuildReport, ws: &Workspace) ->
             },
         );
     }
-    for mesh in &ws.meshes {
-        let ns = mesh.namespace();
+    let namespaces = report
+        .results
+        .keys()
+        .filter(|id| id.kind == "policy")
+        .map(|id| id.unit.as_str());
+    for ns in namespaces {
         let Some(Ok(policy)) = record("policy", ns).map(serde_json::from_value::<PolicyRecord>)
         else {
             continue;

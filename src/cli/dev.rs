@@ -74,8 +74,7 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
         let started = current.as_ref().map_or_else(Instant::now, |p| p.1);
         match cycle(&apply, &only, args.native, &mut running, &out) {
             Ok(Some((outcome, restarted))) => {
-                if watcher.is_none() {
-                    let ws = &outcome.workspace;
+                if let (None, Some(ws)) = (&watcher, outcome.workspace.as_ref()) {
                     let target = ws.target_dir(apply.build.common.target_dir.as_deref());
                     let root = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
                     let target = target.canonicalize().unwrap_or(target);
@@ -170,7 +169,9 @@ fn cycle(
     if outcome.code != 0 {
         return Ok(None);
     }
-    let ws = &outcome.workspace;
+    let Some(ws) = outcome.workspace.as_ref() else {
+        anyhow::bail!("internal: an apply plans from its workspace");
+    };
     let target = ws.target_dir(apply.build.common.target_dir.as_deref());
     let cas = scone::cas::local::LocalCas::open(&scone::cas::local::default_dir()?)?;
     let mut restarted = Vec::new();

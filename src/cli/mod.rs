@@ -11,3 +11,4 @@ pub mod graph;
 pub mod noop;
 pub mod output;
 pub mod run;
+pub mod source;

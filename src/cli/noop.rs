@@ -5,6 +5,7 @@
 use scone::engine::index::StepIndex;
 use scone::engine::noop::{Consulted, NoopRecord, Previous, Ran, Seen, StepMessage, Verdict};
 use scone::engine::{BuildReport, Event, EventSink, Status, StepId};
+use scone::workspace::snapshot::Snapshot;
 use scone::workspace::Workspace;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -111,20 +112,18 @@ fn snapshot_path(key: &str) -> PathBuf {
     record_dir(key).join(".scone").join("workspace.bin")
 }
 
-/// The bytes of the snapshot of the workspace the last build loaded, if
-/// `previous` names it (checked against it); see [`snapshot_of`].
+/// The bytes of the snapshot the last build wrote, if `previous` names one
+/// (not checked yet: see [`open_snapshot`]).
 pub fn snapshot_bytes(key: &str, previous: &Previous) -> Option<Vec<u8>> {
-    let digest = previous.record.workspace?;
-    let bytes = std::fs::read(snapshot_path(key)).ok()?;
-    (blake3::hash(&bytes).as_bytes() == &digest).then_some(bytes)
+    previous.record.workspace?;
+    std::fs::read(snapshot_path(key)).ok()
 }
 
-/// The workspace of snapshot bytes [`snapshot_bytes`] gave, if the checks of
-/// the services whose steps must run again (their copied files may have
-/// changed) still pass; with the snapshot's digest.
-pub fn snapshot_of(bytes: Vec<u8>, previous: &Previous) -> Option<(Workspace, [u8; 32])> {
-    let digest = previous.record.workspace?;
-    let ws = scone::workspace::snapshot::decode(&bytes)?;
+/// The snapshot of [`snapshot_bytes`], if it is the one `previous` names and
+/// the checks of the services whose steps must run again (their copied files
+/// may have changed) still pass.
+pub fn open_snapshot(bytes: Vec<u8>, previous: &Previous) -> Option<Snapshot> {
+    let snapshot = Snapshot::open(bytes, &previous.record.workspace?)?;
     let dirty: std::collections::HashSet<&str> = previous
         .record
         .steps
@@ -133,8 +132,16 @@ pub fn snapshot_of(bytes: Vec<u8>, previous: &Previous) -> Option<(Workspace, [u
         .filter(|(_, d)| **d)
         .map(|(s, _)| s.unit.as_str())
         .collect();
-    let units = (0..ws.services.len()).filter(|&i| dirty.contains(ws.services[i].name()));
-    scone::workspace::snapshot::revalidate(&ws, units).then_some((ws, digest))
+    snapshot.revalidate(&dirty).then_some(snapshot)
+}
+
+/// The snapshot a new record goes with.
+pub enum Stored<'w> {
+    /// The last build's, whose stored plan this build used (by its digest).
+    Kept([u8; 32]),
+    /// This workspace, with the plan made from it (`None`: a plan that is
+    /// not stored).
+    New(&'w Workspace, Option<Vec<u8>>),
 }
 
 /// A record of the fast paths, ready but for the workspace files the build
@@ -168,14 +175,14 @@ impl Pending {
 /// [`Pending::finish`] after `scone.lock` is saved, which can happen meanwhile.
 pub fn prepare(
     key: &str,
-    ws: &Workspace,
+    root: &Path,
     target: &Path,
     report: &BuildReport,
     started_ns: i64,
     previous: Option<Previous>,
-    snapshot: Option<[u8; 32]>,
+    snapshot: Stored<'_>,
 ) -> Pending {
-    let root = absolute(&ws.root);
+    let root = absolute(root);
     let own = vec![root.join("scone.lock"), root.clone()];
     let pending = |record| Pending {
         dir: record_dir(key),
@@ -255,19 +262,26 @@ pub fn prepare(
             }
         })
         .collect();
-    if report.reused > 0 {
+    if let Some(previous) = previous {
         // The incremental path: the last record, with the steps that ran
-        // recorded again.
-        let Some(previous) = previous else {
-            return pending(None);
-        };
+        // recorded again, and a new snapshot if this build made one.
         let expected = report.reused + ran.len();
         let record = previous
             .record
             .patched(ran, started_ns)
-            .filter(|r| r.steps.len() == expected && r.workspace == snapshot);
+            .filter(|r| r.steps.len() == expected)
+            .map(|mut r| {
+                r.workspace = match snapshot {
+                    Stored::Kept(digest) => Some(digest),
+                    Stored::New(ws, plan) => write_snapshot(key, ws, plan.as_deref()),
+                };
+                r
+            });
         return pending(record);
     }
+    let Stored::New(ws, plan) = snapshot else {
+        return pending(None);
+    };
     let mut steps = Vec::with_capacity(ran.len());
     let mut paths: Vec<Consulted> = Vec::new();
     for (i, r) in ran.into_iter().enumerate() {
@@ -315,16 +329,19 @@ pub fn prepare(
         started_ns,
     );
     pending(captured.map(|mut record| {
-        // The workspace goes with the record (written first: a record never
-        // names a snapshot that is not there).
-        record.workspace = snapshot.or_else(|| {
-            let bytes = scone::workspace::snapshot::encode(ws);
-            scone::durable::write_checked(&snapshot_path(key), &bytes)
-                .ok()
-                .map(|()| *blake3::hash(&bytes).as_bytes())
-        });
+        record.workspace = write_snapshot(key, ws, plan.as_deref());
         record
     }))
+}
+
+/// Writes the snapshot of `ws` and its plan for the record of `key`; its
+/// blake3, if it was written. (Before the record: a record never names a
+/// snapshot that is not there.)
+fn write_snapshot(key: &str, ws: &Workspace, plan: Option<&[u8]>) -> Option<[u8; 32]> {
+    let bytes = scone::workspace::snapshot::encode(ws, plan.unwrap_or_default());
+    scone::durable::write_checked(&snapshot_path(key), &bytes)
+        .ok()
+        .map(|()| *blake3::hash(&bytes).as_bytes())
 }
 
 /// Where `path`, if it is a store blob (`…/.scone/blobs/<fan-out>/<digest>`),

@@ -146,6 +146,7 @@ impl Output {
                 "hashed_files": report.hashed_files,
                 "fast_path": report.fast_path,
                 "reused": report.reused,
+                "stored_plan": report.stored_plan,
                 "ms": report.ms,
             })),
             MessageFormat::Human => {
@@ -175,6 +176,9 @@ impl Output {
                             ", {} reused unchecked: nothing they read changed",
                             report.reused
                         ));
+                    }
+                    if report.stored_plan {
+                        text.push_str(", the last build's plan");
                     }
                     text.push(')');
                 }

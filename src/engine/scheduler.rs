@@ -69,12 +69,28 @@ impl Reuse {
 
     /// The fingerprint step `id` had, if it is unaffected.
     pub fn get(&self, id: &StepId) -> Option<&str> {
+        self.fingerprint_at(self.position(id, None)?)
+    }
+
+    /// Where step `id` is in the record, trying `guess` first (one string
+    /// comparison where a search takes a dozen).
+    fn position(&self, id: &StepId, guess: Option<usize>) -> Option<usize> {
         let steps = &self.previous.record.steps;
+        let key = (id.kind.as_str(), id.unit.as_str());
+        if let Some(s) = guess.and_then(|g| steps.get(g)) {
+            if (s.kind.as_str(), s.unit.as_str()) == key {
+                return guess;
+            }
+        }
         // Recorded sorted by kind and unit (see `NoopRecord::capture`).
-        let i = steps
-            .binary_search_by(|s| (s.kind.as_str(), s.unit.as_str()).cmp(&(&id.kind, &id.unit)))
-            .ok()?;
-        (!self.previous.dirty.get(i)?).then_some(steps[i].fingerprint.as_str())
+        steps
+            .binary_search_by(|s| (s.kind.as_str(), s.unit.as_str()).cmp(&key))
+            .ok()
+    }
+
+    fn fingerprint_at(&self, i: usize) -> Option<&str> {
+        let step = self.previous.record.steps.get(i)?;
+        (!self.previous.dirty.get(i)?).then_some(step.fingerprint.as_str())
     }
 
     /// How many steps are unaffected.
@@ -131,6 +147,10 @@ pub struct BuildReport {
     pub all_cacheable: bool,
     /// Whether the no-op fast path answered (nothing was planned or run).
     pub fast_path: bool,
+    /// Whether the plan was the one stored with the last build (set by the
+    /// caller, see `plan::stored`): no manifest was decoded but those of the
+    /// services whose files changed.
+    pub stored_plan: bool,
     pub ms: u64,
     /// The caches of this build, being saved (wait before relying on them).
     pub saving: Saving,
@@ -352,12 +372,28 @@ fn can_prepare(nodes: &[Node], j: usize, results: &[Option<Finished>], started: 
 }
 
 /// Per node: the fingerprint [`Reuse`] lists it with, if it is unaffected
-/// (looked up once: the scheduler asks twice per node).
+/// (looked up once: the scheduler asks twice per node). The plan lists the
+/// steps of one kind mostly in the record's order (by unit), so each lookup
+/// first tries the record's entry after the last one found of its kind.
 fn recorded<'r>(nodes: &[Node], reuse: Option<&'r Reuse>) -> Vec<Option<&'r str>> {
-    match reuse {
-        Some(reuse) => nodes.iter().map(|n| reuse.get(n.step.id())).collect(),
-        None => vec![None; nodes.len()],
-    }
+    let Some(reuse) = reuse else {
+        return vec![None; nodes.len()];
+    };
+    let mut next: Vec<(&str, usize)> = Vec::new();
+    nodes
+        .iter()
+        .map(|n| {
+            let id = n.step.id();
+            let hint = next.iter_mut().find(|(kind, _)| *kind == id.kind);
+            let guess = hint.as_ref().map(|(_, at)| *at);
+            let at = reuse.position(id, guess)?;
+            match hint {
+                Some((_, next_at)) => *next_at = at + 1,
+                None => next.push((id.kind.as_str(), at + 1)),
+            }
+            reuse.fingerprint_at(at)
+        })
+        .collect()
 }
 
 /// Per node: whether it will likely run — it is not [`recorded`] as

@@ -66,6 +66,33 @@ fn what_is_not_reused_taints_its_dependents_only() {
         vec![false, true, true, false]
     );
     assert_eq!(tainted(&dependents, &recorded(&nodes, None)), vec![true; 4]);
+
+    // In any order, with kinds interleaved and steps the record lacks, each
+    // node gets what `get` gives it (the lookup tries the entry after the
+    // last one of the kind first).
+    let units = ["d", "b", "a", "c", "e", "a", "d"];
+    let mixed: Vec<Node> = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| Node {
+            step: Box::new(Named(StepId::new(if i % 3 == 2 { "j" } else { "k" }, u))),
+            deps: Vec::new(),
+        })
+        .collect();
+    let expected: Vec<Option<&str>> = mixed.iter().map(|n| reuse.get(n.step.id())).collect();
+    assert_eq!(recorded(&mixed, Some(&reuse)), expected);
+    assert_eq!(
+        expected,
+        [
+            Some("fp-d"),
+            None,
+            None,
+            Some("fp-c"),
+            None,
+            None,
+            Some("fp-d")
+        ]
+    );
 }
 
 /// `slow:a` waits (up to 10 s) for `mesh:c`'s prepare, which needs only

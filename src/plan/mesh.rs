@@ -68,7 +68,7 @@ pub(super) fn plan_mesh(
     }
     let policy = &mesh.mesh.policy;
     let policy_step = b.add(
-        Box::new(PolicyStep {
+        PolicyStep {
             id: StepId::new("policy", &ns),
             namespace: ns.clone(),
             services,
@@ -83,7 +83,7 @@ pub(super) fn plan_mesh(
                 .as_ref()
                 .map(|t| t.items())
                 .unwrap_or_default(),
-        }),
+        },
         sign_deps,
     );
 
@@ -101,7 +101,7 @@ pub(super) fn plan_mesh(
                 ca_file: apply.ca_file.clone(),
             },
         };
-        let upload = b.add(
+        let upload = b.add_unstored(
             Box::new(UploadStep {
                 id: StepId::new("upload", &ns),
                 namespace: ns.clone(),
@@ -115,7 +115,7 @@ pub(super) fn plan_mesh(
             for s in &mesh.services {
                 let unit = &ws.services[s.unit];
                 if let Some(&image) = image_of.get(&s.unit) {
-                    let push = b.add(
+                    let push = b.add_unstored(
                         Box::new(PushStep {
                             id: StepId::new("push", unit.name()),
                             layout: settings.target_dir.join("images").join(unit.name()),
@@ -160,7 +160,7 @@ pub(super) fn plan_mesh(
         "helm".to_string()
     };
     b.add(
-        Box::new(ChartStep {
+        ChartStep {
             id: StepId::new("chart", &ns),
             namespace: ns.clone(),
             version: mesh
@@ -186,7 +186,7 @@ pub(super) fn plan_mesh(
                     "manifests".to_string()
                 }
             }),
-        }),
+        },
         chart_deps,
     );
 }
