@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
+mod pins;
 mod text;
+
+pub use pins::{Pins, Reading};
 
 /// The file format version.
 pub const VERSION: u32 = 1;
@@ -64,23 +67,33 @@ pub struct LockError {
     pub message: String,
 }
 
+/// The text of the lock at `path`; `None` if there is none.
+fn read_text(path: &Path) -> Result<Option<String>, LockError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LockError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
 impl Lockfile {
     /// Reads `path`; a missing file is an empty lock.
     pub fn load(path: &Path) -> Result<Lockfile, LockError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lockfile::default()),
-            Err(e) => {
-                return Err(LockError {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })
-            }
-        };
-        if let Some(lock) = text::read(&text) {
+        match read_text(path)? {
+            Some(text) => Lockfile::parse(&text, path),
+            None => Ok(Lockfile::default()),
+        }
+    }
+
+    /// The lock of `text`, read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Lockfile, LockError> {
+        if let Some(lock) = text::read(text) {
             return Ok(lock);
         }
-        toml::from_str(&text).map_err(|e| LockError {
+        toml::from_str(text).map_err(|e| LockError {
             path: path.display().to_string(),
             message: format!("{e}\nhelp: delete scone.lock and build again to recreate it"),
         })

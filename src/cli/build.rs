@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use scone::engine::{self, EngineOptions};
-use scone::lockfile::{BaseLock, ImageLock, Lockfile};
+use scone::lockfile::{BaseLock, ImageLock, Lockfile, Pins};
 use scone::oci::tar::Compression;
 use scone::plan::{self, ApplySettings, CasChoice, Settings};
 use scone::steps::base::BaseRecord;
@@ -184,7 +184,7 @@ pub fn execute(
         .and_then(|(bytes, _)| scone::workspace::snapshot::root(bytes))
         .map(|root| {
             let path = root.join("scone.lock");
-            (root, std::thread::spawn(move || Lockfile::load(&path)))
+            (root, Lockfile::read_in_background(path))
         });
     let snapshot = snapshot.and_then(|(bytes, p)| super::noop::open_snapshot(bytes, p));
     let mut source = match snapshot {
@@ -204,11 +204,20 @@ pub fn execute(
         scone::workspace::target_dir(head.root, head.config, common.target_dir.as_deref());
     let root = head.root.to_path_buf();
     let lock_path = root.join("scone.lock");
-    let lock = match early_lock {
-        Some((early, loading)) if early == root => loading
-            .join()
-            .map_err(|_| anyhow::anyhow!("reading {} panicked", lock_path.display()))??,
-        _ => Lockfile::load(&lock_path)?,
+    // The plan needs the lock's pins; the rest (its image table) is read
+    // meanwhile, and needed once the engine is done.
+    let (pins, mut lock) = match early_lock {
+        Some((early, reading)) if early == root => match reading.pins() {
+            Some(pins) => (pins, Lock::Reading(Some(reading))),
+            None => {
+                let lock = reading.finish(&lock_path, None)?;
+                (lock.pins(), Lock::Read(lock))
+            }
+        },
+        _ => {
+            let lock = Lockfile::load(&lock_path)?;
+            (lock.pins(), Lock::Read(lock))
+        }
     };
     let locked = common.locked || common.frozen;
     let offline = common.offline || common.frozen;
@@ -231,12 +240,12 @@ pub fn execute(
         offline,
         insecure_registries: args.insecure_registries.clone(),
         docker_host: std::env::var("DOCKER_HOST").ok(),
-        pinned_bases: lock
+        pinned_bases: pins
             .base
             .iter()
             .map(|(k, v)| (k.clone(), v.digest.clone()))
             .collect(),
-        known_sessions: lock
+        known_sessions: pins
             .session
             .iter()
             .filter_map(|(k, v)| v.cas_hash.clone().map(|h| (k.clone(), h)))
@@ -346,9 +355,10 @@ pub fn execute(
                 report: Some(report),
             });
         }
-        let updated = updated_lock(&lock, &report);
+        let lock = lock.whole(&lock_path, &pins)?;
+        let updated = updated_lock(lock, &report);
         last = Some(report);
-        if locked && updated != lock {
+        if locked && updated != *lock {
             let diff = lock.diff(&updated).join("\n");
             bail!(
                 "scone.lock needs to be updated but --locked was given:\n{diff}\nhelp: run without --locked to update scone.lock"
@@ -362,7 +372,10 @@ pub fn execute(
     // The engine is done with the last record: it is this build's to patch.
     drop(reuse);
     let previous = previous.and_then(|p| std::sync::Arc::try_unwrap(p).ok());
-    let new_lock = new_lock.unwrap_or_else(|| lock.clone());
+    let new_lock = match new_lock {
+        Some(lock) => lock,
+        None => lock.whole(&lock_path, &pins)?.clone(),
+    };
     // The lock is saved (an fsync) while the fast-path record is made.
     let updated = std::thread::scope(|s| {
         let saving = s.spawn(|| new_lock.save(&lock_path));
@@ -422,6 +435,29 @@ fn load_images(ws: &Workspace, only: &[usize], target: &Path, out: &Output) -> a
         out.status("Loaded", tag);
     }
     Ok(())
+}
+
+/// `scone.lock` as a build reads it: whole, or its pins first and the rest
+/// on another thread.
+enum Lock {
+    Read(Lockfile),
+    Reading(Option<scone::lockfile::Reading>),
+}
+
+impl Lock {
+    /// The whole lock, which must have the `pins` the build planned with.
+    fn whole(&mut self, path: &Path, pins: &Pins) -> anyhow::Result<&Lockfile> {
+        if let Lock::Reading(reading) = self {
+            let reading = reading
+                .take()
+                .context("internal: scone.lock was read before, and failed")?;
+            *self = Lock::Read(reading.finish(path, Some(pins))?);
+        }
+        match self {
+            Lock::Read(lock) => Ok(lock),
+            Lock::Reading(_) => anyhow::bail!("internal: scone.lock was not read"),
+        }
+    }
 }
 
 /// The lock after a build: this build's entries over the old ones.
