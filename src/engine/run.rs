@@ -104,7 +104,7 @@ pub(super) fn run_step(
         let mut fp = Fingerprint::new(&id.kind);
         match params {
             Some(pairs) => fp.param_pairs(pairs),
-            None => fp.params(&step.params()),
+            None => fp.param_pairs(step.param_pairs()),
         }
         for input in &resolved {
             fp.push(

@@ -19,7 +19,6 @@ use std::time::Instant;
 
 use super::dep::{Dep, DepRecord};
 use super::events::{Event, EventSink, Status};
-use super::fingerprint::param_pairs;
 use super::index::IndexEntry;
 use super::noop::Previous;
 use super::remote::RemoteTier;
@@ -563,7 +562,7 @@ fn run_graph(
             done = loop {
                 if let Some(j) = ahead.pop() {
                     if waiting[j] > 0 {
-                        params[j] = Some(param_pairs(&nodes[j].step.params()));
+                        params[j] = Some(nodes[j].step.param_pairs());
                     }
                 } else if let Some(entry) = preparse.pop() {
                     // Parsed once (a step asking for it meanwhile waits).

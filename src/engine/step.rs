@@ -365,6 +365,12 @@ pub trait Step: Send + Sync {
     fn id(&self) -> &StepId;
     /// Everything besides inputs and deps that decides the output.
     fn params(&self) -> BTreeMap<String, String>;
+    /// What the params add to the fingerprint (see
+    /// [`super::fingerprint::param_pairs`]); a step that has them at hand
+    /// (a stored one, see `plan::stored`) gives them without its params.
+    fn param_pairs(&self) -> Vec<(String, String)> {
+        super::fingerprint::param_pairs(&self.params())
+    }
     /// Workspace files and folders the step reads.
     fn inputs(&self) -> Vec<Input> {
         Vec::new()

@@ -14,7 +14,7 @@
 //! | the step's kind and unit | its [`StepId`], which the engine asks of every node |
 //! | the indices of its deps | the graph |
 //! | `cacheable`, `dep_reads`, `prepare_without` | the engine asks them of nodes it may never run |
-//! | a mesh step's params | they describe every service: made once, not per build (the engine needs them for the fingerprint) |
+//! | a mesh step's param pairs (name and digest of each param) | its params describe every service: hashed once, not per build (what the engine needs of them for the fingerprint) |
 //! | the step's fields, encoded | the step itself, decoded the first time the engine needs more than the above |
 //!
 //! Every field of every step kind is written and read back (the codecs below
@@ -38,8 +38,8 @@ const MAGIC: &[u8; 8] = b"sconePL1";
 /// A step kind the plan can store.
 pub(super) trait Stored: Step + Sized + 'static {
     const KIND: &'static str;
-    /// Whether [`Step::params`] are stored too: those of a mesh step, which
-    /// describe every service.
+    /// Whether [`Step::param_pairs`] are stored too: those of a mesh step,
+    /// whose params describe every service.
     const STORE_PARAMS: bool = false;
     /// Writes every field but the id.
     fn encode(&self, out: &mut Vec<u8>);
@@ -78,9 +78,9 @@ impl Recorder {
         out.push(u8::from(step.dep_reads() == DepReads::Fields));
         put_opt(out, step.prepare_without());
         if S::STORE_PARAMS {
-            let params = step.params();
-            put_var(out, params.len() as u64 + 1);
-            for (k, v) in &params {
+            let pairs = step.param_pairs();
+            put_var(out, pairs.len() as u64 + 1);
+            for (k, v) in &pairs {
                 put_str(out, k);
                 put_str(out, v);
             }
@@ -129,14 +129,14 @@ pub fn decode(bytes: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Option<Vec
         }
         let flags = r.take(2)?;
         let prepare_without = opt(&mut r)?;
-        let params = match count(&mut r)? {
+        let param_pairs = match count(&mut r)? {
             0 => None,
             n => {
-                let mut params = BTreeMap::new();
+                let mut pairs = Vec::with_capacity(n.min(1 << 16));
                 for _ in 1..n {
-                    params.insert(text(&mut r)?, text(&mut r)?);
+                    pairs.push((text(&mut r)?, text(&mut r)?));
                 }
-                Some(params)
+                Some(pairs)
             }
         };
         let len = count(&mut r)?;
@@ -153,7 +153,7 @@ pub fn decode(bytes: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Option<Vec
                     DepReads::Whole
                 },
                 prepare_without,
-                params,
+                param_pairs,
                 bytes: Arc::clone(bytes),
                 body: start..start + len,
                 step: OnceLock::new(),
@@ -172,8 +172,8 @@ struct LazyStep {
     cacheable: bool,
     dep_reads: DepReads,
     prepare_without: Option<String>,
-    /// The params, if stored.
-    params: Option<BTreeMap<String, String>>,
+    /// The param pairs, if stored.
+    param_pairs: Option<Vec<(String, String)>>,
     bytes: Arc<Vec<u8>>,
     body: std::ops::Range<usize>,
     step: OnceLock<Box<dyn Step>>,
@@ -201,9 +201,12 @@ impl Step for LazyStep {
         &self.id
     }
     fn params(&self) -> BTreeMap<String, String> {
-        match &self.params {
-            Some(params) => params.clone(),
-            None => self.step().params(),
+        self.step().params()
+    }
+    fn param_pairs(&self) -> Vec<(String, String)> {
+        match &self.param_pairs {
+            Some(pairs) => pairs.clone(),
+            None => self.step().param_pairs(),
         }
     }
     fn inputs(&self) -> Vec<Input> {

@@ -192,6 +192,7 @@ fn a_stored_plan_decodes_to_the_plan_it_was_made_with() {
         assert_eq!(a.dep_reads(), b.dep_reads(), "{}", b.id());
         assert_eq!(a.prepare_without(), b.prepare_without(), "{}", b.id());
         assert_eq!(a.params(), b.params(), "{}", b.id());
+        assert_eq!(a.param_pairs(), b.param_pairs(), "{}", b.id());
         assert_eq!(a.inputs(), b.inputs(), "{}", b.id());
     }
     // Cut short, or read from the wrong place: no plan.
