@@ -295,11 +295,10 @@ pub fn execute(
             }
             None => {
                 let ws = source.workspace(common)?;
-                s.only = match only.take() {
-                    Some(only) => only,
-                    None => selected(ws, common)?,
-                };
-                only = Some(s.only.clone());
+                if only.is_none() {
+                    only = Some(selected(ws, common)?);
+                }
+                s.only = only.clone().unwrap_or_default();
                 if fast_key.is_some() && s.apply.is_none() {
                     let (planned, plan) = plan::plan_stored(ws, &s)?;
                     stored = plan;

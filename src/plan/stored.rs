@@ -17,10 +17,10 @@
 //! | a mesh step's param pairs (name and digest of each param) | its params describe every service: hashed once, not per build (what the engine needs of them for the fingerprint) |
 //! | the step's fields, encoded | the step itself, decoded the first time the engine needs more than the above |
 //!
-//! Every field of every step kind is written and read back (the codecs below
-//! destructure each step, so a new field does not compile until it is
-//! stored). `apply` adds steps that are not stored (upload, push): its plans
-//! are never stored.
+//! Every field of every step kind is written and read back (the codecs in
+//! `stored/codec.rs` destructure each step, so a new field does not compile
+//! until it is stored). `apply` adds steps that are not stored (upload,
+//! push): its plans are never stored.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
