@@ -377,3 +377,39 @@ fn a_base_pinned_since_the_plan_was_stored_is_planned_again() {
     }
     assert!(stored > 0, "no incremental build");
 }
+
+/// Another key at the same path signs every enclave again on the incremental
+/// path while the images are reused: `scone.lock` then has the new MRSIGNER,
+/// as a build from scratch has.
+#[test]
+fn a_new_signing_key_signs_again_and_the_lock_follows() {
+    let (sb, root) = repo();
+    let key = root.join("keys/signing.pem");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::copy(support::shared_dir().join("vectors/sgx/sig1.key.pem"), &key).unwrap();
+    std::fs::write(
+        root.join("scone.toml"),
+        "[signing]\nkey = \"keys/signing.pem\"\n",
+    )
+    .unwrap();
+    age_tree(&root);
+    sb.build_json(&root, &[]);
+    let before = std::fs::read_to_string(root.join("scone.lock")).unwrap();
+
+    let other = sb.path().join("other.pem");
+    scone::sgx::keys::SigningKey::generate_at(&other).unwrap();
+    std::fs::copy(&other, &key).unwrap();
+    let past = filetime::FileTime::from_unix_time(1_600_000_100, 0);
+    filetime::set_file_mtime(&key, past).unwrap();
+    let msgs = sb.build_json(&root, &[]);
+    assert_ne!(finished(&msgs)["reused"], 0, "incremental");
+    let ran = built(&msgs);
+    assert!(
+        ran.contains("sign:svc_0000") && ran.contains("sign:svc_0005"),
+        "{ran:?}"
+    );
+    assert!(!ran.iter().any(|s| s.starts_with("image:")), "{ran:?}");
+    let after = std::fs::read_to_string(root.join("scone.lock")).unwrap();
+    assert_ne!(before, after, "a new MRSIGNER");
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+}

@@ -492,25 +492,40 @@ fn updated_lock(old: &Lockfile, report: &engine::BuildReport) -> Lockfile {
         .map(|id| id.unit.as_str())
         .collect();
     for name in ran {
-        let (Some(image), Some(sign)) = (record("image", name), record("sign", name)) else {
-            continue;
-        };
-        let (Ok(image), Ok(sign)) = (
-            serde_json::from_value::<ImageRecord>(image),
-            serde_json::from_value::<SignRecord>(sign),
-        ) else {
-            continue;
-        };
-        lock.image.insert(
-            name.to_string(),
-            ImageLock {
+        let image =
+            record("image", name).and_then(|r| serde_json::from_value::<ImageRecord>(r).ok());
+        let sign = record("sign", name).and_then(|r| serde_json::from_value::<SignRecord>(r).ok());
+        // A step reused from the last build (an image, when only the signing
+        // key changed) left the fields it decides as that build wrote them.
+        let old = lock.image.get(name);
+        let entry = match (image, sign) {
+            (Some(image), Some(sign)) => ImageLock {
                 reference: image.reference,
                 digest: image.manifest_digest,
                 mrenclave: sign.mrenclave,
                 mrsigner: sign.mrsigner,
                 fspf_tag: sign.fspf_tag,
             },
-        );
+            (Some(image), None) => match old {
+                Some(old) => ImageLock {
+                    reference: image.reference,
+                    digest: image.manifest_digest,
+                    ..old.clone()
+                },
+                None => continue,
+            },
+            (None, Some(sign)) => match old {
+                Some(old) => ImageLock {
+                    mrenclave: sign.mrenclave,
+                    mrsigner: sign.mrsigner,
+                    fspf_tag: sign.fspf_tag,
+                    ..old.clone()
+                },
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        lock.image.insert(name.to_string(), entry);
     }
     let namespaces = report
         .results
