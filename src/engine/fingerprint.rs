@@ -33,9 +33,10 @@ pub fn tool_version() -> String {
     format!("{}+{}", env!("CARGO_PKG_VERSION"), SOURCE_DIGEST)
 }
 
-/// What [`Fingerprint::params`] adds: `param:<name>` and the digest of each
-/// value. A mesh step's params describe every service, so the scheduler makes
-/// them ahead of time, while the steps before it run.
+/// What a step's params add to its fingerprint: `param:<name>` and the
+/// digest of each value. A mesh step's params describe every service, so the
+/// scheduler makes them ahead of time, while the steps before it run (and a
+/// stored plan keeps them, see [`super::Step::param_pairs`]).
 pub fn param_pairs(params: &BTreeMap<String, String>) -> Vec<(String, String)> {
     params
         .iter()
@@ -65,11 +66,7 @@ impl Fingerprint {
         self.pairs.push((label.into(), digest));
     }
 
-    pub fn params(&mut self, params: &BTreeMap<String, String>) {
-        self.pairs.extend(param_pairs(params));
-    }
-
-    /// Pairs made by [`param_pairs`] ahead of time, in its place.
+    /// A step's param pairs (see [`param_pairs`]).
     pub fn param_pairs(&mut self, pairs: Vec<(String, String)>) {
         self.pairs.extend(pairs);
     }
