@@ -2,12 +2,13 @@
 //! incremental build of a thousand services makes the step objects of the
 //! few steps that run, not of all of them.
 //!
-//! A plan is a function of the workspace and the [`Settings`](super::Settings). The snapshot
-//! the plan is stored in holds the workspace (and is used only while no
-//! manifest, `scone.toml` or `scone.lock` changed since, see
-//! `engine::noop`); the plan is used only if [`Settings::digest`](super::Settings::digest) is the one
-//! it was planned under (a base pin that `scone.lock` gained since, say,
-//! makes it stale). What is stored per node:
+//! A plan is a function of the workspace and the
+//! [`Settings`](super::Settings). The snapshot the plan is stored in holds the
+//! workspace (and is used only while no manifest, `scone.toml` or
+//! `scone.lock` changed since, see `engine::noop`); the plan is used only if
+//! [`Settings::digest`](super::Settings::digest) is the one it was planned
+//! under (a base pin that `scone.lock` gained since, say, makes it stale).
+//! What is stored per node:
 //!
 //! | value | why |
 //! |---|---|
