@@ -23,6 +23,12 @@ pub fn put_zigzag(out: &mut Vec<u8>, v: i64) {
     put_var(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
+/// A byte string prefixed with its length as a varint (for many short ones).
+pub fn put_var_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_var(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
 /// A length-prefixed byte string.
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_u64(out, b.len() as u64);
@@ -89,6 +95,17 @@ impl<'a> Reader<'a> {
         usize::try_from(self.u64()?).ok()
     }
 
+    /// A count written with [`put_var`].
+    pub fn var_len(&mut self) -> Option<usize> {
+        usize::try_from(self.var()?).ok()
+    }
+
+    /// What [`put_var_bytes`] wrote.
+    pub fn var_bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.var_len()?;
+        self.take(n)
+    }
+
     pub fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.len()?;
         self.take(n)
@@ -125,11 +142,14 @@ mod tests {
         let mut out = Vec::new();
         put_bytes(&mut out, b"path");
         put_stat(&mut out, &stat);
+        let long = vec![7u8; 300];
+        put_var_bytes(&mut out, &long);
         seal(&mut out);
         let body = unseal(&out).unwrap();
         let mut r = Reader(body);
         assert_eq!(r.bytes(), Some(&b"path"[..]));
         assert_eq!(r.stat(), Some(stat));
+        assert_eq!(r.var_bytes(), Some(&long[..]), "a two-byte length");
         assert!(r.is_empty());
         assert_eq!(r.u64(), None);
         out[0] ^= 1;

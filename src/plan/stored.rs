@@ -26,13 +26,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::engine::wire::{put_var, Reader};
+use crate::engine::wire::{put_var, put_var_bytes, Reader};
 use crate::engine::{
     DepReads, Input, Node, Prepared, Step, StepContext, StepError, StepId, StepOutput,
 };
 
 mod codec;
-use codec::{count, decode_step, opt, put_bytes, put_opt, put_str, text, KINDS};
+use codec::{decode_step, opt, put_opt, put_str, text, KINDS};
 
 const MAGIC: &[u8; 8] = b"sconePL1";
 
@@ -90,7 +90,7 @@ impl Recorder {
         }
         let mut body = Vec::with_capacity(256);
         step.encode(&mut body);
-        put_bytes(out, &body);
+        put_var_bytes(out, &body);
         self.nodes += 1;
     }
 
@@ -117,8 +117,8 @@ pub fn decode(bytes: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Option<Vec
     for _ in 0..n {
         let tag = usize::try_from(r.var()?).ok()?;
         let kind = KINDS.get(tag)?;
-        let id = StepId::new(kind, std::str::from_utf8(codec::str_bytes(&mut r)?).ok()?);
-        let n_deps = count(&mut r)?;
+        let id = StepId::new(kind, std::str::from_utf8(r.var_bytes()?).ok()?);
+        let n_deps = r.var_len()?;
         let mut deps = Vec::with_capacity(n_deps.min(1 << 24));
         for _ in 0..n_deps {
             let d = usize::try_from(r.var()?).ok()?;
@@ -130,7 +130,7 @@ pub fn decode(bytes: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Option<Vec
         }
         let flags = r.take(2)?;
         let prepare_without = opt(&mut r)?;
-        let param_pairs = match count(&mut r)? {
+        let param_pairs = match r.var_len()? {
             0 => None,
             n => {
                 let mut pairs = Vec::with_capacity(n.min(1 << 16));
@@ -140,7 +140,7 @@ pub fn decode(bytes: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Option<Vec
                 Some(pairs)
             }
         };
-        let len = count(&mut r)?;
+        let len = r.var_len()?;
         let start = range.start + (plan.len() - r.0.len());
         r.take(len)?;
         nodes.push(Node {

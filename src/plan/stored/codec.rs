@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::Stored;
-use crate::engine::wire::{put_var, Reader};
+use crate::engine::wire::{put_var, put_var_bytes, Reader};
 use crate::engine::{Step, StepId};
 use crate::oci::base::{BaseContext, BaseSpec};
 use crate::oci::tar::Compression;
@@ -45,17 +45,12 @@ pub(super) fn decode_step(tag: usize, id: StepId, r: &mut Reader<'_>) -> Option<
     }
 }
 
-pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_var(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
 pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_bytes(out, s.as_bytes());
+    put_var_bytes(out, s.as_bytes());
 }
 
 fn put_path(out: &mut Vec<u8>, p: &std::path::Path) {
-    put_bytes(out, p.as_os_str().as_encoded_bytes());
+    put_var_bytes(out, p.as_os_str().as_encoded_bytes());
 }
 
 pub(super) fn put_opt(out: &mut Vec<u8>, s: Option<&str>) {
@@ -83,25 +78,19 @@ fn put_pairs(out: &mut Vec<u8>, list: &[(String, String)]) {
     }
 }
 
-pub(super) fn str_bytes<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
-    let n = usize::try_from(r.var()?).ok()?;
-    r.take(n)
-}
-
 pub(super) fn text(r: &mut Reader<'_>) -> Option<String> {
-    String::from_utf8(str_bytes(r)?.to_vec()).ok()
+    String::from_utf8(r.var_bytes()?.to_vec()).ok()
 }
 
 fn path(r: &mut Reader<'_>) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
-    Some(PathBuf::from(std::ffi::OsStr::from_bytes(str_bytes(r)?)))
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(r.var_bytes()?)))
 }
 
 pub(super) fn opt(r: &mut Reader<'_>) -> Option<Option<String>> {
-    match r.take(1)?[0] {
-        0 => Some(None),
-        1 => Some(Some(text(r)?)),
-        _ => None,
+    match flag(r)? {
+        false => Some(None),
+        true => Some(Some(text(r)?)),
     }
 }
 
@@ -122,12 +111,8 @@ fn put_opt_path(out: &mut Vec<u8>, p: Option<&std::path::Path>) {
     }
 }
 
-pub(super) fn count(r: &mut Reader<'_>) -> Option<usize> {
-    usize::try_from(r.var()?).ok()
-}
-
 fn strs(r: &mut Reader<'_>) -> Option<Vec<String>> {
-    let n = count(r)?;
+    let n = r.var_len()?;
     let mut out = Vec::with_capacity(n.min(1 << 20));
     for _ in 0..n {
         out.push(text(r)?);
@@ -136,7 +121,7 @@ fn strs(r: &mut Reader<'_>) -> Option<Vec<String>> {
 }
 
 fn pairs(r: &mut Reader<'_>) -> Option<Vec<(String, String)>> {
-    let n = count(r)?;
+    let n = r.var_len()?;
     let mut out = Vec::with_capacity(n.min(1 << 20));
     for _ in 0..n {
         out.push((text(r)?, text(r)?));
@@ -150,10 +135,6 @@ fn flag(r: &mut Reader<'_>) -> Option<bool> {
         1 => Some(true),
         _ => None,
     }
-}
-
-fn int(r: &mut Reader<'_>) -> Option<u64> {
-    r.var()
 }
 
 impl Stored for BaseStep {
@@ -244,7 +225,7 @@ impl Stored for LayerStep {
         Some(LayerStep {
             id,
             compression,
-            mtime: int(r)?,
+            mtime: r.var()?,
         })
     }
 }
@@ -276,7 +257,7 @@ impl Stored for ImageStep {
             pwd: text(r)?,
             argv: strs(r)?,
             service: text(r)?,
-            created: int(r)?,
+            created: r.var()?,
         })
     }
 }
@@ -307,7 +288,7 @@ impl Stored for SignStep {
             binary: text(r)?,
             enclave_env: pairs(r)?,
             debug: flag(r)?,
-            date: u32::try_from(int(r)?).ok()?,
+            date: u32::try_from(r.var()?).ok()?,
             key: path(r)?,
         })
     }
@@ -367,7 +348,7 @@ impl Stored for PolicyStep {
     }
     fn decode(id: StepId, r: &mut Reader<'_>) -> Option<Self> {
         let namespace = text(r)?;
-        let n = count(r)?;
+        let n = r.var_len()?;
         let mut services = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {
             services.push(PolicyService {
@@ -379,7 +360,7 @@ impl Stored for PolicyStep {
                 environment: pairs(r)?,
             });
         }
-        let n = count(r)?;
+        let n = r.var_len()?;
         let mut secrets = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {
             secrets.push(PolicySecret {
@@ -387,7 +368,7 @@ impl Stored for PolicyStep {
                 kind: text(r)?,
                 size: match flag(r)? {
                     false => None,
-                    true => Some(u32::try_from(int(r)?).ok()?),
+                    true => Some(u32::try_from(r.var()?).ok()?),
                 },
                 value: opt(r)?,
                 export_to: strs(r)?,
@@ -443,15 +424,15 @@ impl Stored for ChartStep {
         let namespace = text(r)?;
         let version = text(r)?;
         let cas_addr = text(r)?;
-        let n = count(r)?;
+        let n = r.var_len()?;
         let mut services = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {
             let name = text(r)?;
             let unit = text(r)?;
-            let ports_n = count(r)?;
+            let ports_n = r.var_len()?;
             let mut ports = Vec::with_capacity(ports_n.min(1 << 16));
             for _ in 0..ports_n {
-                ports.push((text(r)?, u16::try_from(int(r)?).ok()?, text(r)?));
+                ports.push((text(r)?, u16::try_from(r.var()?).ok()?, text(r)?));
             }
             services.push(ChartUnit { name, unit, ports });
         }
