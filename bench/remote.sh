@@ -42,7 +42,7 @@ if [[ -z $GEN ]]; then
     (cd "$ROOT" && cargo build --release --quiet --example gen-monorepo)
     GEN=$ROOT/target/release/examples/gen-monorepo
 fi
-export SCONE_CAS_DIR=$WORK/cas SCONE_SIGNING_KEY=$ROOT/../shared/vectors/sgx/sig1.key.pem
+export SCONE_CAS_DIR=$WORK/cas SCONE_SIGNING_KEY=$ROOT/fixtures/sgx/sig1.key.pem
 [[ -f $SCONE_SIGNING_KEY ]] || { log "no signing key at $SCONE_SIGNING_KEY"; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }

@@ -1,5 +1,5 @@
 //! `scone enclave measure|sign|show` through the binary, against the public SGX vectors
-//! in `../shared/vectors/sgx` (read at test time, never copied into the project).
+//! in `fixtures/sgx` (see its README for their source).
 
 mod support;
 
@@ -8,7 +8,7 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use std::path::PathBuf;
 
 fn vectors() -> PathBuf {
-    support::shared_dir().join("vectors/sgx")
+    support::vectors()
 }
 
 fn vector(name: &str) -> PathBuf {

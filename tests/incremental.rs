@@ -386,7 +386,7 @@ fn a_new_signing_key_signs_again_and_the_lock_follows() {
     let (sb, root) = repo();
     let key = root.join("keys/signing.pem");
     std::fs::create_dir_all(key.parent().unwrap()).unwrap();
-    std::fs::copy(support::shared_dir().join("vectors/sgx/sig1.key.pem"), &key).unwrap();
+    std::fs::copy(support::sig1_key(), &key).unwrap();
     std::fs::write(
         root.join("scone.toml"),
         "[signing]\nkey = \"keys/signing.pem\"\n",

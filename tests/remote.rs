@@ -129,7 +129,7 @@ fn round_trip(url: &str) -> Vec<serde_json::Value> {
 
 /// Nothing secret reached the remote: not the signing key, in any form we hold.
 fn assert_no_secrets(files: &[PathBuf]) {
-    let key_path = support::shared_dir().join("vectors/sgx/sig1.key.pem");
+    let key_path = support::sig1_key();
     let pem = std::fs::read_to_string(&key_path).expect("the test signing key");
     let body: String = pem
         .lines()

@@ -202,13 +202,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn vectors() -> PathBuf {
-        match std::env::var_os("SCONE_SHARED") {
-            Some(dir) => PathBuf::from(dir).join("vectors/sgx"),
-            None => PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/vectors/sgx"
-            )),
-        }
+        crate::sgx::tests::vectors_dir()
     }
 
     #[test]

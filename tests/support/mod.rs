@@ -20,12 +20,14 @@ pub fn fixtures() -> PathBuf {
     project_root().join("fixtures")
 }
 
-/// `../shared` beside the project (or `$SCONE_SHARED`): public test vectors.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("SCONE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => project_root().join("..").join("shared"),
-    }
+/// `fixtures/sgx`: the public SGX test vectors (see its README for their source).
+pub fn vectors() -> PathBuf {
+    fixtures().join("sgx")
+}
+
+/// The public sig1 test signing key (RSA-3072, e = 3) of the vectors.
+pub fn sig1_key() -> PathBuf {
+    vectors().join("sig1.key.pem")
 }
 
 /// The `scone` binary under test.
@@ -36,7 +38,7 @@ pub fn scone() -> assert_cmd::Command {
 }
 
 /// An isolated user environment for one test: its own cache, CAS and config
-/// folders, and the public sig1 test key (from ../shared) as the signing key,
+/// folders, and the public sig1 test key (`fixtures/sgx`) as the signing key,
 /// so tests never touch the real user's folders and never wait for key
 /// generation.
 pub struct Sandbox {
@@ -62,10 +64,7 @@ impl Sandbox {
             .env("SCONE_CAS_DIR", self.path().join("cas"))
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env("XDG_DATA_HOME", self.path().join("data"))
-            .env(
-                "SCONE_SIGNING_KEY",
-                shared_dir().join("vectors/sgx/sig1.key.pem"),
-            )
+            .env("SCONE_SIGNING_KEY", sig1_key())
             .env("SCONE_PYTHON_ROOTFS", python_rootfs())
             .env_remove("SOURCE_DATE_EPOCH");
         cmd

@@ -8,15 +8,9 @@ mod vectors;
 
 use std::path::PathBuf;
 
-/// `../shared/vectors/sgx` (or `$SCONE_SHARED/vectors/sgx`).
+/// `fixtures/sgx`: the public vectors (see its README for their source).
 pub(crate) fn vectors_dir() -> PathBuf {
-    match std::env::var_os("SCONE_SHARED") {
-        Some(dir) => PathBuf::from(dir).join("vectors/sgx"),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/sgx"
-        )),
-    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sgx"))
 }
 
 /// Reads a vector file.
