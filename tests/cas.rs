@@ -5,112 +5,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use scone::cas::local::LocalCas;
 use scone::cas::remote::RemoteCas;
 use scone::cas::session::{render, SecretDecl, SecretKind, ServiceInput, SessionInput};
 use scone::cas::tls::{ClientIdentity, ServerTls};
 use scone::cas::{apply_session, ApplyOutcome, Cas, CasError};
-
-/// A running `scone cas serve`, stopped on drop.
-struct Server {
-    child: Child,
-    url: String,
-    ca_pem: String,
-    ca_path: PathBuf,
-    cas_dir: PathBuf,
-    log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cas_dir = dir.path().join("cas");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scone"))
-            .args(["cas", "serve", "--listen", "127.0.0.1:0", "--cas-dir"])
-            .arg(&cas_dir)
-            .env("NO_COLOR", "1")
-            .env("SCONE_CAS_CONFIG_DIR", dir.path().join("config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("scone cas serve starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
-        let (mut url, mut ca_path) = (None, None);
-        let mut seen = String::new();
-        while url.is_none() || ca_path.is_none() {
-            let mut line = String::new();
-            if lines.read_line(&mut line).expect("reads stderr") == 0 {
-                panic!("scone cas serve exited early:\n{seen}");
-            }
-            seen.push_str(&line);
-            if let Some(at) = line.find("https://") {
-                url = Some(line[at..].trim().to_string());
-            }
-            if let Some(rest) = line.trim().strip_prefix("CA certificate ") {
-                let path = rest.split(" (").next().expect("path");
-                ca_path = Some(PathBuf::from(path));
-            }
-        }
-        let log = Arc::new(Mutex::new(seen));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
-                sink.lock().expect("log").push_str(&line);
-                line.clear();
-            }
-        });
-        let ca_path = ca_path.expect("CA path printed");
-        assert!(ca_path.starts_with(&cas_dir), "the CA lives in the CAS dir");
-        Server {
-            child,
-            url: url.expect("URL printed"),
-            ca_pem: std::fs::read_to_string(&ca_path).expect("CA readable"),
-            ca_path,
-            cas_dir,
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// Waits (up to 10 s) for the server log to mention `needle`; returns the log.
-    fn wait_for_log(&self, needle: &str) -> String {
-        for _ in 0..100 {
-            let log = self.log.lock().expect("log").clone();
-            if log.contains(needle) {
-                return log;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!(
-            "the server never logged `{needle}`:\n{}",
-            self.log.lock().expect("log")
-        );
-    }
-
-    fn client(&self, identity: &ClientIdentity) -> RemoteCas {
-        RemoteCas::connect(&self.url, identity, Some(&self.ca_pem)).expect("client builds")
-    }
-
-    fn password(&self) -> String {
-        let cas = LocalCas::open(&self.cas_dir).expect("opens");
-        let values = cas.secret_values("myPythonApp").expect("session exists");
-        values["password"].expose_str().expect("ascii").to_string()
-    }
-}
+use support::cas_server::Server;
 
 fn session(user: &str) -> String {
     render(&SessionInput {

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::CasError;
 pub use super::refs::{normalize_secret_refs, secret_refs, split_list};
+use super::secret::check_declarations;
 
 /// The session language version every rendered session declares.
 pub const SESSION_VERSION: &str = "0.3.10";
@@ -204,6 +205,12 @@ fn check_input(input: &SessionInput) -> Result<(), CasError> {
             }
         }
     }
+    check_declarations(
+        input
+            .secrets
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind.as_str(), s.size)),
+    )?;
     let mut secrets = BTreeSet::new();
     for secret in &input.secrets {
         if secret.name.is_empty() || !secrets.insert(secret.name.as_str()) {
@@ -510,6 +517,12 @@ pub fn parse_session(yaml: &str) -> Result<ParsedSession, CasError> {
             )));
         }
     }
+    check_declarations(
+        parsed
+            .secrets
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind.as_str(), s.size)),
+    )?;
     Ok(parsed)
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Subcommand;
 use scone::cas::local::{default_dir, LocalCas};
-use scone::cas::serve::serve;
+use scone::cas::serve::{serve, Limits, DEFAULT_MAX_CONNECTIONS};
 use scone::cas::tls::{default_config_dir, ClientIdentity};
 use scone::cas::Cas as _;
 
@@ -25,6 +25,11 @@ pub enum CasCommand {
         /// Extra DNS name or address for the server certificate (repeatable).
         #[arg(long = "host", value_name = "NAME")]
         hosts: Vec<String>,
+        /// Connections kept open at once; past it a new connection closes the
+        /// oldest idle one (lowered to fit the open-files limit).
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS as u32,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_connections: u32,
     },
     /// Show (creating on first use) the client certificate used with a remote CAS.
     Identity,
@@ -52,16 +57,25 @@ pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
             listen,
             cas_dir: dir,
             hosts,
+            max_connections,
         } => {
             let addr: SocketAddr = listen
                 .parse()
                 .with_context(|| format!("--listen `{listen}` is not an IP:PORT address"))?;
             let dir = cas_dir(dir)?;
-            serve(addr, &dir, hosts, |info| {
+            let limits = Limits {
+                max_connections: *max_connections as usize,
+                ..Limits::default()
+            };
+            serve(addr, &dir, hosts, limits, |info| {
                 eprintln!(
                     "     Serving local CAS {} on https://{}",
                     info.cas_dir.display(),
                     info.addr
+                );
+                eprintln!(
+                    "      Limits {} connections, sessions up to {} bytes (docs/cas.md)",
+                    info.limits.max_connections, info.limits.max_body_bytes
                 );
                 eprintln!(
                     "  CA certificate {} (clients trust this file)",

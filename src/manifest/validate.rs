@@ -10,6 +10,7 @@ use super::located::{Located, Pos};
 use super::model::{Mesh, Secret, ServiceManifest, MESH_KIND, SERVICE_KINDS};
 use super::suggest;
 use super::validate_paths;
+use crate::cas::secret::MAX_SECRET_SIZE;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -276,6 +277,17 @@ fn check_secret(s: &Secret, file: &Path, out: &mut Vec<Diagnostic>) {
                 size.pos,
                 format!("secret `{}` has size 0", s.name.value),
                 "a size in bytes (binary) or characters (ascii), > 0",
+            ));
+        } else if size.value > MAX_SECRET_SIZE {
+            out.push(invalid(
+                file,
+                size.pos,
+                format!(
+                    "secret `{}` has size {}, more than the maximum of {MAX_SECRET_SIZE}",
+                    s.name.value, size.value
+                ),
+                "CAS generates at most 65536 characters (ascii) or bytes (binary) per \
+                 secret: declare a smaller size (docs/cas.md, \"Bounds\")",
             ));
         }
     }
