@@ -286,7 +286,7 @@ fn scone_toml_members_are_loaded() {
     write(&root.join("scone.toml"), "members = [\"meshes/*.yml\"]\n");
     write(&root.join("svc/service.yml"), SERVICE);
     write(&root.join("svc/app.py"), "print(1)\n");
-    let mesh = "apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns{}\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n";
+    let mesh = "apiVersion: scone/5.8\nkind: mesh\ncas:\n  - name: cas\n    cas_url: cas.example.com\npolicy:\n  namespace: ns{}\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n";
     write(&root.join("meshes/one.yml"), &mesh.replace("{}", "1"));
     write(&root.join("meshes/two.yml"), &mesh.replace("{}", "2"));
     let ws = load(&LoadOptions {
@@ -483,7 +483,7 @@ fn a_shared_manifest_must_render_the_same_for_every_mesh() {
     let templated = SERVICE.replace("  pwd: /app", "  pwd: /{{namespace}}");
     write(&root.join("svc/service.yml"), &templated);
     write(&root.join("svc/app.py"), "print(1)\n");
-    let mesh = "apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: NS\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n    manifest: svc/service.yml\n";
+    let mesh = "apiVersion: scone/5.8\nkind: mesh\ncas:\n  - name: cas\n    cas_url: cas.example.com\npolicy:\n  namespace: NS\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n    manifest: svc/service.yml\n";
     write(&root.join("one.yml"), &mesh.replace("NS", "one"));
     write(&root.join("two.yml"), &mesh.replace("NS", "two"));
     write(

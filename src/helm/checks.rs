@@ -32,12 +32,19 @@ pub(super) fn check_plain(field: &'static str, value: &str) -> Result<(), HelmEr
 
 /// SemVer 2: `MAJOR.MINOR.PATCH[-pre][+build]`, as Helm requires for `version`.
 pub(super) fn check_semver(version: &str) -> Result<(), HelmError> {
-    let bad = || {
-        invalid(
+    if is_semver(version) {
+        Ok(())
+    } else {
+        Err(invalid(
             "chart_version",
             format!("`{version}` is not SemVer (like 0.1.0)"),
-        )
-    };
+        ))
+    }
+}
+
+/// Whether `version` is SemVer 2 (`MAJOR.MINOR.PATCH[-pre][+build]`), as Helm
+/// requires for a chart's `version` (a Meshfile's `version` is checked with it).
+pub fn is_semver(version: &str) -> bool {
     let (rest, build) = match version.split_once('+') {
         Some((rest, build)) => (rest, Some(build)),
         None => (version, None),
@@ -53,7 +60,7 @@ pub(super) fn check_semver(version: &str) -> Result<(), HelmError> {
             && (n.len() == 1 || !n.starts_with('0'))
     };
     if numbers.len() != 3 || !numbers.iter().all(numeric) {
-        return Err(bad());
+        return false;
     }
     let ident = |s: &str| {
         !s.is_empty()
@@ -62,9 +69,9 @@ pub(super) fn check_semver(version: &str) -> Result<(), HelmError> {
             })
     };
     if pre.is_some_and(|p| !ident(p)) || build.is_some_and(|b| !ident(b)) {
-        return Err(bad());
+        return false;
     }
-    Ok(())
+    true
 }
 
 /// appVersion is also a label value: ≤ 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends.

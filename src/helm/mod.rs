@@ -15,6 +15,7 @@ mod render;
 mod templates;
 mod write;
 
+pub use checks::is_semver;
 pub use error::{HelmError, TemplateLocation};
 pub use input::{
     image_repository, ChartInput, ChartPort, ChartResources, ChartService, LasAddr, SgxDevice,

@@ -32,7 +32,7 @@ pub fn default_meshfile(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Files under `root` (gitignore-aware, no hidden folders, no `target/`), sorted.
-fn walk(root: &Path) -> Vec<PathBuf> {
+pub fn walk(root: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = ignore::WalkBuilder::new(root)
         .require_git(false)
         .filter_entry(|e| {

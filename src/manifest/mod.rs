@@ -11,9 +11,11 @@ pub mod located;
 pub mod model;
 pub mod parse;
 pub mod suggest;
+pub mod suspect;
 pub mod template;
 pub mod validate;
 pub mod validate_paths;
+pub mod validate_values;
 
 pub use diag::{Diagnostic, Diagnostics, ErrorKind};
 pub use located::{Located, Pos};

@@ -28,17 +28,26 @@ pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
             format!("cannot read the manifest: {e}"),
         )
     })?;
-    String::from_utf8(bytes).map_err(|e| {
-        Diagnostic::new(
-            ErrorKind::Io,
-            path,
-            Pos::default(),
-            format!(
-                "the manifest is not UTF-8 (byte {})",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))
+}
+
+/// Where the first byte that is not UTF-8 is, as a diagnostic with a hint.
+pub fn not_utf8(path: &Path, bytes: &[u8], err: std::str::Utf8Error) -> Diagnostic {
+    let at = err.valid_up_to();
+    let before = String::from_utf8_lossy(&bytes[..at]);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let pos = Pos {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+    };
+    Diagnostic::new(
+        ErrorKind::Io,
+        path,
+        pos,
+        format!("the manifest is not UTF-8 (byte 0x{:02X})", bytes[at]),
+    )
+    .with_hint("save the file as UTF-8 (an editor's \"encoding\" setting); Latin-1 or UTF-16 text is not read")
 }
 
 fn options() -> serde_saphyr::Options {
@@ -193,12 +202,56 @@ pub fn yaml_error(err: &YamlError, file: &Path, text: &str) -> Diagnostic {
                 ErrorKind::Yaml,
                 format!("duplicate key{what} in this mapping"),
             )
+            .with_hint("a mapping names each key once: remove this one or rename it")
         }
-        other => diag(
-            ErrorKind::Yaml,
-            format!("invalid YAML: {}", strip_location(&other.to_string())),
-        ),
+        other => {
+            let msg = strip_location(&other.to_string());
+            if msg.contains("budget breached") {
+                diag(
+                    ErrorKind::Yaml,
+                    "the manifest expands to too many YAML nodes (aliases of aliases: an alias bomb?)"
+                        .to_string(),
+                )
+                .with_hint("write the values out instead of repeating `*alias` references")
+            } else if msg.contains("tab") {
+                Diagnostic::new(
+                    ErrorKind::Yaml,
+                    file,
+                    first_tab(text, pos).unwrap_or(pos),
+                    format!("invalid YAML: {msg}"),
+                )
+                .with_hint("YAML indents with spaces: replace this tab by spaces")
+            } else {
+                diag(ErrorKind::Yaml, format!("invalid YAML: {msg}")).with_hint(
+                    "check the YAML here: indentation, a `:` after each key, quotes around values \
+                     with `: `, ` #` or a leading `*`, `&`, `{`, `[`",
+                )
+            }
+        }
     }
+}
+
+/// The first tab at or after `pos` (the parser reports tabs where the token
+/// before them ends).
+fn first_tab(text: &str, pos: Pos) -> Option<Pos> {
+    let start = usize::try_from(pos.line.max(1) - 1).ok()?;
+    text.lines().enumerate().skip(start).find_map(|(i, line)| {
+        let skip = if i == start {
+            usize::try_from(pos.column.saturating_sub(1)).ok()?
+        } else {
+            0
+        };
+        let col = line
+            .chars()
+            .enumerate()
+            .skip(skip)
+            .find(|(_, c)| *c == '\t')?
+            .0;
+        Some(Pos {
+            line: u32::try_from(i + 1).ok()?,
+            column: u32::try_from(col + 1).ok()?,
+        })
+    })
 }
 
 fn innermost(err: &YamlError) -> &YamlError {

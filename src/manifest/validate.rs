@@ -10,6 +10,7 @@ use super::located::{Located, Pos};
 use super::model::{Mesh, Secret, ServiceManifest, MESH_KIND, SERVICE_KINDS};
 use super::suggest;
 use super::validate_paths;
+use super::validate_values;
 use crate::cas::secret::MAX_SECRET_SIZE;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -196,6 +197,7 @@ pub fn check_service_in(
     check_env_decls(m, out);
     check_secret_decls(m, out);
     check_secret_refs(m, out);
+    validate_values::check_service(m, out);
 }
 
 fn check_env_decls(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
@@ -380,6 +382,23 @@ pub fn check_mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
         out.push(kind_error(&mesh.kind, file));
     }
     check_name("policy.namespace", &mesh.policy.namespace, file, out);
+    validate_values::check_mesh(mesh, out);
+    if mesh.cas.is_empty() {
+        out.push(
+            Diagnostic::new(
+                ErrorKind::MissingField,
+                file,
+                Pos {
+                    line: mesh.api_version.pos.line,
+                    column: 1,
+                },
+                "the mesh defines no CAS (`cas:` is missing or empty)",
+            )
+            .with_hint(
+                "add the CAS that keeps the policy:\n    cas:\n      - name: cas\n        cas_url: cas.example.com",
+            ),
+        );
+    }
     let mut cas_names: BTreeMap<&str, Pos> = BTreeMap::new();
     for cas in &mesh.cas {
         check_name("cas name", &cas.name, file, out);

@@ -3,9 +3,9 @@
 //! [`Diagnostics`]. Nothing is written.
 
 use super::{Config, LinkedMesh, LinkedService, LoadOptions, ServiceUnit, Workspace};
-use crate::manifest::discover;
 use crate::manifest::link::{self, Member};
 use crate::manifest::template::{self, Variables};
+use crate::manifest::{discover, suspect};
 use crate::manifest::{
     parse, validate, Diagnostic, Diagnostics, ErrorKind, Mesh, MeshService, Pos, ServiceManifest,
 };
@@ -414,10 +414,28 @@ impl Loader {
                 )
             }
             0 => {
+                let mut unreadable: Vec<Diagnostic> = candidates
+                    .iter()
+                    .filter(|(_, text)| suspect::could_build(text, &svc.image.value))
+                    .filter_map(|(path, text)| candidate_error(text, path, vars))
+                    .collect();
+                unreadable.extend(suspect::unreadable_under(
+                    &discover::walk(&root),
+                    &svc.image.value,
+                ));
+                let under = match relative(&root, &self.cwd) {
+                    p if p.as_os_str().is_empty() => ".".to_string(),
+                    p => p.display().to_string(),
+                };
                 let hint = match crate::manifest::suggest::did_you_mean(&svc.image.value, known.iter().map(String::as_str)) {
                     Some(best) => format!("did you mean `{best}`? (or add `manifest: <path>` to this service)"),
-                    None => format!("add `manifest: <path>` to this service, or fix `image` to the `build.to` of a service manifest under {}", relative(&self.root, &self.cwd).display()),
+                    None if !unreadable.is_empty() => format!(
+                        "{} file(s) under `{under}` that could build it cannot be read: fix the error(s) reported there",
+                        unreadable.len()
+                    ),
+                    None => format!("add `manifest: <path>` to this service, or fix `image` to the `build.to` of a service manifest under `{under}` (the folder searched)"),
                 };
+                self.diags.extend(unreadable);
                 self.diags.push(
                     Diagnostic::new(
                         ErrorKind::UnlinkedService,
@@ -550,6 +568,16 @@ impl Loader {
             meshes,
         }
     }
+}
+
+/// Why a candidate manifest has no `build.to` to link by: it does not render
+/// with `vars`, or is not YAML. `None` when it reads (it builds another image).
+fn candidate_error(text: &str, path: &Path, vars: &Variables) -> Option<Diagnostic> {
+    let rendered = match template::render(text, vars, path) {
+        Ok(r) => r,
+        Err(d) => return Some(d),
+    };
+    parse::from_yaml::<serde_json::Value>(&rendered, path).err()
 }
 
 /// The `build.to` of a candidate manifest, rendered with `vars` when it can be.

@@ -297,7 +297,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             root.join("mesh.yml"),
-            "apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: demo\nservices:\n  - name: svc-a\n    image: example.com/a:1\n    manifest: svc/service.yml\n",
+            "apiVersion: scone/5.8\nkind: mesh\ncas:\n  - name: cas\n    cas_url: cas.example.com\npolicy:\n  namespace: demo\nservices:\n  - name: svc-a\n    image: example.com/a:1\n    manifest: svc/service.yml\n",
         )
         .unwrap();
         let ws = super::super::load(&super::super::LoadOptions {

@@ -1,0 +1,226 @@
+//! Every manifest mistake is shown where it is, whichever way the manifest is
+//! read: given alone (`check -f service.yml`) or found through a Meshfile by
+//! its image (`check -f mesh.yml`, the README's way). Each test writes a good
+//! mesh and service manifest, makes one mistake, and expects exit 2 with the
+//! mistake's real `file:line:col`, its kind and a hint, through the binary.
+
+mod support;
+
+use std::path::Path;
+use support::Sandbox;
+
+const SERVICE: &str = "\
+apiVersion: scone/5.8
+kind: genImage
+environment:
+  local:
+    - name: API_PASSWORD
+      value: \"$$SCONE::password\"
+  global:
+    - name: API_USER
+secrets:
+  global:
+    - name: password
+      kind: ascii
+      size: 10
+build:
+  name: hello
+  kind: python
+  to: registry.example.com/team/hello:1
+  pwd: /python
+  command: python3 print_env.py
+  copy:
+    - print_env.py
+";
+
+const MESH: &str = "\
+apiVersion: scone/5.8
+kind: mesh
+cas:
+  - name: cas
+    cas_url: cas.example.com
+policy:
+  namespace: hello
+env:
+  - name: API_USER
+    value: myself
+services:
+  - name: hello
+    image: registry.example.com/team/hello:1
+";
+
+/// A folder with the good mesh and service manifest, `service` replacing the
+/// service manifest's text (as bytes: some mistakes are not UTF-8).
+fn workspace(sb: &Sandbox, service: &[u8], mesh: &str) -> std::path::PathBuf {
+    let dir = sb.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("service.yml"), service).unwrap();
+    std::fs::write(dir.join("mesh.yml"), mesh).unwrap();
+    std::fs::write(dir.join("print_env.py"), "print('hi')\n").unwrap();
+    dir
+}
+
+/// `scone check -f FILE` in `dir`: exit code and stderr.
+fn check(sb: &Sandbox, dir: &Path, file: &str) -> (Option<i32>, String) {
+    let out = sb
+        .scone(dir)
+        .args(["check", "-f", file])
+        .output()
+        .expect("scone runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Exit 2 and an `error: AT: … [KIND]` line followed by a `help:` line.
+fn assert_shown(got: &(Option<i32>, String), at: &str, kind: &str) {
+    let (code, stderr) = got;
+    assert_eq!(*code, Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("error: {at}: ")) && l.ends_with(&format!("[{kind}]")))
+        .unwrap_or_else(|| panic!("no `error: {at}: … [{kind}]` in:\n{stderr}"));
+    let help = lines.get(i + 1).copied().unwrap_or_default();
+    assert!(
+        help.trim_start().starts_with("help: ") && help.trim().len() > "help: ".len(),
+        "the error at {at} has no hint:\n{stderr}"
+    );
+}
+
+/// The service manifest with `from` replaced by `to` (exactly once).
+fn service_with(from: &str, to: &str) -> String {
+    assert_eq!(SERVICE.matches(from).count(), 1, "{from}");
+    SERVICE.replace(from, to)
+}
+
+/// Checks the broken service manifest both alone and through the mesh.
+fn both_ways(service: &[u8], at: &str, kind: &str) {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, service, MESH);
+    assert_shown(&check(&sb, &dir, "service.yml"), at, kind);
+    assert_shown(&check(&sb, &dir, "mesh.yml"), at, kind);
+}
+
+#[test]
+fn the_good_manifests_pass_both_ways() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    for file in ["service.yml", "mesh.yml"] {
+        let (code, stderr) = check(&sb, &dir, file);
+        assert_eq!(code, Some(0), "{file}: {stderr}");
+    }
+}
+
+#[test]
+fn a_misspelt_kind_is_shown() {
+    let service = service_with("kind: genImage", "kind: genImag");
+    both_ways(service.as_bytes(), "service.yml:2:7", "kind");
+}
+
+#[test]
+fn an_undefined_template_variable_is_shown() {
+    let service = service_with("python3 print_env.py", "python3 {{SCRIPT}}");
+    both_ways(service.as_bytes(), "service.yml:19:20", "template");
+}
+
+#[test]
+fn a_tab_is_shown() {
+    let service = service_with("  kind: python", "\tkind: python");
+    both_ways(service.as_bytes(), "service.yml:16:1", "yaml");
+}
+
+#[test]
+fn an_alias_bomb_is_shown() {
+    let mut bomb =
+        String::from("x-laughs:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let mut prev = 'a';
+    for n in "bcdefghij".chars() {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        bomb.push_str(&format!("  {n}: &{n} [{refs}]\n"));
+        prev = n;
+    }
+    let service = format!("{SERVICE}{bomb}");
+    both_ways(service.as_bytes(), "service.yml:23:9", "yaml");
+}
+
+#[test]
+fn a_duplicate_key_is_shown() {
+    let service = service_with("  pwd: /python\n", "  pwd: /python\n  name: hello2\n");
+    both_ways(service.as_bytes(), "service.yml:19:3", "yaml");
+}
+
+#[test]
+fn bad_utf8_is_shown() {
+    let mut service = service_with("secrets:\n", "# caf\u{e9}\nsecrets:\n").into_bytes();
+    let at = service
+        .windows(2)
+        .position(|w| w == "\u{e9}".as_bytes())
+        .unwrap();
+    service.splice(at..at + 2, [0xe9]);
+    both_ways(&service, "service.yml:9:6", "io");
+}
+
+#[test]
+fn a_version_in_a_service_manifest_is_shown() {
+    let service = format!("{SERVICE}version: 1.0\n");
+    both_ways(service.as_bytes(), "service.yml:22:1", "unknown-field");
+}
+
+#[test]
+fn a_non_semver_mesh_version_is_shown() {
+    let sb = Sandbox::new();
+    let dir = workspace(
+        &sb,
+        SERVICE.as_bytes(),
+        &format!("{MESH}version: \"1.0\"\n"),
+    );
+    assert_shown(
+        &check(&sb, &dir, "mesh.yml"),
+        "mesh.yml:14:10",
+        "invalid-value",
+    );
+}
+
+#[test]
+fn a_heap_that_is_no_size_is_shown() {
+    let service = service_with(
+        "  global:\n    - name: API_USER\n",
+        "    - name: SCONE_HEAP\n      value: lots\n  global:\n    - name: API_USER\n",
+    );
+    both_ways(service.as_bytes(), "service.yml:8:14", "invalid-value");
+}
+
+#[test]
+fn copying_the_manifest_folder_itself_is_shown() {
+    let service = service_with("    - print_env.py\n", "    - .\n");
+    both_ways(service.as_bytes(), "service.yml:21:7", "invalid-value");
+}
+
+#[test]
+fn a_mesh_without_cas_is_shown() {
+    let sb = Sandbox::new();
+    let mesh = MESH.replace("cas:\n  - name: cas\n    cas_url: cas.example.com\n", "");
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    assert_shown(
+        &check(&sb, &dir, "mesh.yml"),
+        "mesh.yml:1:1",
+        "missing-field",
+    );
+}
+
+#[test]
+fn an_unlinked_image_names_the_searched_folder() {
+    let sb = Sandbox::new();
+    let mesh = MESH.replace("team/hello:1", "team/other:1");
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    let (code, stderr) = check(&sb, &dir, "mesh.yml");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("[unlinked-service]"), "{stderr}");
+    assert!(
+        !stderr.contains(" under \n") && !stderr.contains(" under  "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("under `.`"), "{stderr}");
+}
