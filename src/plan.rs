@@ -474,8 +474,8 @@ fn service_steps(
     } else {
         binary
     };
-    let key = match &m.build.signature {
-        Some(sig) => unit.dir.join(&sig.key.value),
+    let key = match m.build.signature.as_ref().and_then(|s| s.key.as_ref()) {
+        Some(key) => unit.dir.join(&key.value),
         None => settings.signing_key.clone(),
     };
     let sign = SignStep {

@@ -9,7 +9,7 @@
 use super::located::{Located, Pos};
 use super::model::{
     Build, Cas, EnvVar, Environment, Mesh, MeshEnvEntry, MeshService, Policy, Port, Secret,
-    Secrets, ServiceManifest, Signature, StringOrList,
+    Secrets, ServiceManifest, Signature, StringOrList, Unused,
 };
 use super::template::Variables;
 use std::path::PathBuf;
@@ -85,6 +85,26 @@ impl Codec for u16 {
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
         Some(u16::from_le_bytes(r.take(2)?.try_into().ok()?))
+    }
+}
+
+impl Codec for Unused {
+    fn put(&self, _out: &mut Vec<u8>) {}
+    fn get(_r: &mut Reader<'_>) -> Option<Self> {
+        Some(Unused)
+    }
+}
+
+impl Codec for bool {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(*self));
+    }
+    fn get(r: &mut Reader<'_>) -> Option<Self> {
+        match r.take(1)?[0] {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
     }
 }
 
@@ -175,6 +195,8 @@ impl Codec for ServiceManifest {
             secrets,
             build,
             ports,
+            injection_files,
+            requirements,
             path: _,
         } = self;
         api_version.put(out);
@@ -183,6 +205,8 @@ impl Codec for ServiceManifest {
         secrets.put(out);
         build.put(out);
         ports.put(out);
+        injection_files.put(out);
+        requirements.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
         Some(ServiceManifest {
@@ -192,6 +216,8 @@ impl Codec for ServiceManifest {
             secrets: Codec::get(r)?,
             build: Codec::get(r)?,
             ports: Codec::get(r)?,
+            injection_files: Codec::get(r)?,
+            requirements: Codec::get(r)?,
             path: PathBuf::new(),
         })
     }
@@ -252,11 +278,19 @@ impl Codec for Secret {
             kind,
             size,
             value,
+            private_key,
+            issuer,
+            dns,
+            common_name,
         } = self;
         name.put(out);
         kind.put(out);
         size.put(out);
         value.put(out);
+        private_key.put(out);
+        issuer.put(out);
+        dns.put(out);
+        common_name.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
         Some(Secret {
@@ -264,6 +298,10 @@ impl Codec for Secret {
             kind: Codec::get(r)?,
             size: Codec::get(r)?,
             value: Codec::get(r)?,
+            private_key: Codec::get(r)?,
+            issuer: Codec::get(r)?,
+            dns: Codec::get(r)?,
+            common_name: Codec::get(r)?,
         })
     }
 }
@@ -280,6 +318,11 @@ impl Codec for Build {
             copy,
             binary,
             signature,
+            requirements,
+            run,
+            stable,
+            host_paths,
+            host_path,
         } = self;
         name.put(out);
         kind.put(out);
@@ -290,6 +333,11 @@ impl Codec for Build {
         copy.put(out);
         binary.put(out);
         signature.put(out);
+        requirements.put(out);
+        run.put(out);
+        stable.put(out);
+        host_paths.put(out);
+        host_path.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
         Some(Build {
@@ -302,18 +350,25 @@ impl Codec for Build {
             copy: Codec::get(r)?,
             binary: Codec::get(r)?,
             signature: Codec::get(r)?,
+            requirements: Codec::get(r)?,
+            run: Codec::get(r)?,
+            stable: Codec::get(r)?,
+            host_paths: Codec::get(r)?,
+            host_path: Codec::get(r)?,
         })
     }
 }
 
 impl Codec for Signature {
     fn put(&self, out: &mut Vec<u8>) {
-        let Signature { key } = self;
+        let Signature { key, sign } = self;
         key.put(out);
+        sign.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
         Some(Signature {
             key: Codec::get(r)?,
+            sign: Codec::get(r)?,
         })
     }
 }
@@ -348,6 +403,9 @@ impl Codec for Mesh {
             env,
             services,
             version,
+            helm,
+            helm_extra_values,
+            extra_policies,
             path: _,
         } = self;
         api_version.put(out);
@@ -357,6 +415,9 @@ impl Codec for Mesh {
         env.put(out);
         services.put(out);
         version.put(out);
+        helm.put(out);
+        helm_extra_values.put(out);
+        extra_policies.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
         Some(Mesh {
@@ -367,6 +428,9 @@ impl Codec for Mesh {
             env: Codec::get(r)?,
             services: Codec::get(r)?,
             version: Codec::get(r)?,
+            helm: Codec::get(r)?,
+            helm_extra_values: Codec::get(r)?,
+            extra_policies: Codec::get(r)?,
             path: PathBuf::new(),
         })
     }
@@ -379,6 +443,8 @@ impl Codec for Cas {
             cas_url,
             alias,
             cas_key,
+            cas_software_key,
+            cas_encryption_key,
             tolerance,
             mode,
         } = self;
@@ -386,6 +452,8 @@ impl Codec for Cas {
         cas_url.put(out);
         alias.put(out);
         cas_key.put(out);
+        cas_software_key.put(out);
+        cas_encryption_key.put(out);
         tolerance.put(out);
         mode.put(out);
     }
@@ -395,6 +463,8 @@ impl Codec for Cas {
             cas_url: Codec::get(r)?,
             alias: Codec::get(r)?,
             cas_key: Codec::get(r)?,
+            cas_software_key: Codec::get(r)?,
+            cas_encryption_key: Codec::get(r)?,
             tolerance: Codec::get(r)?,
             mode: Codec::get(r)?,
         })
@@ -407,16 +477,25 @@ impl Codec for Policy {
             namespace,
             tolerate,
             ignore_advisories,
+            attestation_policy_name,
+            access_policy_name,
+            security_policy_name,
         } = self;
         namespace.put(out);
         tolerate.put(out);
         ignore_advisories.put(out);
+        attestation_policy_name.put(out);
+        access_policy_name.put(out);
+        security_policy_name.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
         Some(Policy {
             namespace: Codec::get(r)?,
             tolerate: Codec::get(r)?,
             ignore_advisories: Codec::get(r)?,
+            attestation_policy_name: Codec::get(r)?,
+            access_policy_name: Codec::get(r)?,
+            security_policy_name: Codec::get(r)?,
         })
     }
 }
@@ -475,16 +554,22 @@ impl Codec for MeshService {
             name,
             image,
             manifest,
+            image_secrets,
+            helm_extra_values,
         } = self;
         name.put(out);
         image.put(out);
         manifest.put(out);
+        image_secrets.put(out);
+        helm_extra_values.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
         Some(MeshService {
             name: Codec::get(r)?,
             image: Codec::get(r)?,
             manifest: Codec::get(r)?,
+            image_secrets: Codec::get(r)?,
+            helm_extra_values: Codec::get(r)?,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod parse;
 pub mod suggest;
 pub mod suspect;
 pub mod template;
+pub mod unimplemented;
 pub mod validate;
 pub mod validate_paths;
 pub mod validate_values;

@@ -32,6 +32,12 @@ pub struct ServiceManifest {
     /// Ports the service listens on (a chart Service is generated for them).
     #[serde(default)]
     pub ports: Vec<Port>,
+    /// Published, not implemented: files CAS injects into the enclave.
+    #[serde(default)]
+    pub injection_files: Option<Located<Unused>>,
+    /// Published (early tutorials), not implemented: a pip requirements file.
+    #[serde(default)]
+    pub requirements: Option<Located<Unused>>,
     /// Where this manifest was read from (set by the parser, not the YAML).
     #[serde(skip)]
     pub path: PathBuf,
@@ -104,6 +110,15 @@ pub struct Secret {
     /// A fixed value (multi-line block scalars are kept byte-exact).
     #[serde(default)]
     pub value: Option<Located<String>>,
+    /// Published certificate fields (`x509`, `x509-ca`), not passed to CAS yet.
+    #[serde(default)]
+    pub private_key: Option<Located<Unused>>,
+    #[serde(default)]
+    pub issuer: Option<Located<Unused>>,
+    #[serde(default)]
+    pub dns: Option<Located<Unused>>,
+    #[serde(default)]
+    pub common_name: Option<Located<Unused>>,
 }
 
 /// `build:` of a service manifest.
@@ -132,6 +147,21 @@ pub struct Build {
     /// Enclave signing.
     #[serde(default)]
     pub signature: Option<Signature>,
+    /// Published, not implemented: a pip requirements file to install.
+    #[serde(default)]
+    pub requirements: Option<Located<Unused>>,
+    /// Published, not implemented: commands run while building the image.
+    #[serde(default)]
+    pub run: Option<Located<Unused>>,
+    /// Published, not implemented: the image this one updates.
+    #[serde(default)]
+    pub stable: Option<Located<Unused>>,
+    /// Published, not implemented: host folders the enclave may read
+    /// (`host_paths`, earlier `host_path`).
+    #[serde(default)]
+    pub host_paths: Option<Located<Unused>>,
+    #[serde(default)]
+    pub host_path: Option<Located<Unused>>,
 }
 
 /// `build.signature`.
@@ -139,7 +169,11 @@ pub struct Build {
 #[serde(deny_unknown_fields)]
 pub struct Signature {
     /// Path of the RSA-3072 (e = 3) signing key, relative to the manifest.
-    pub key: Located<String>,
+    #[serde(default)]
+    pub key: Option<Located<String>>,
+    /// sconectl's `sign: true` (scone always signs; `false` is warned about).
+    #[serde(default)]
+    pub sign: Option<Located<bool>>,
 }
 
 /// A port the service listens on.
@@ -169,6 +203,15 @@ pub struct Mesh {
     /// Chart version (default 0.1.0).
     #[serde(default)]
     pub version: Option<Located<String>>,
+    /// Published, not implemented: `--set`-style chart overrides.
+    #[serde(default)]
+    pub helm: Option<Located<Unused>>,
+    /// Published, not implemented: values merged into the chart.
+    #[serde(default)]
+    pub helm_extra_values: Option<Located<Unused>>,
+    /// Published, not implemented: more policies to upload.
+    #[serde(default)]
+    pub extra_policies: Option<Located<Unused>>,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -179,10 +222,17 @@ pub struct Mesh {
 pub struct Cas {
     pub name: Located<String>,
     pub cas_url: Located<String>,
+    /// The roles this CAS plays (`image`, `security`, `access`, `attestation`),
+    /// a list or a comma string; see [`Mesh::cas_roles`] for the default.
     #[serde(default)]
-    pub alias: Option<Located<String>>,
+    pub alias: Option<StringOrList>,
+    /// The next four are published and kept as template variables, not used.
     #[serde(default)]
     pub cas_key: Option<Located<String>>,
+    #[serde(default)]
+    pub cas_software_key: Option<Located<String>>,
+    #[serde(default)]
+    pub cas_encryption_key: Option<Located<String>>,
     #[serde(default)]
     pub tolerance: Option<Located<String>>,
     #[serde(default)]
@@ -199,6 +249,13 @@ pub struct Policy {
     pub tolerate: Option<StringOrList>,
     #[serde(default)]
     pub ignore_advisories: Option<StringOrList>,
+    /// Published, not implemented: policies kept under other names/CAS roles.
+    #[serde(default)]
+    pub attestation_policy_name: Option<Located<Unused>>,
+    #[serde(default)]
+    pub access_policy_name: Option<Located<Unused>>,
+    #[serde(default)]
+    pub security_policy_name: Option<Located<Unused>>,
 }
 
 /// A comma-separated string (`"a, b"`) or a YAML list (`[a, b]`).
@@ -258,6 +315,69 @@ pub struct MeshService {
     /// Explicit link to the service manifest, relative to the Meshfile.
     #[serde(default)]
     pub manifest: Option<Located<String>>,
+    /// Published, not implemented: a file of more secrets for the image.
+    #[serde(default)]
+    pub image_secrets: Option<Located<Unused>>,
+    /// Published, not implemented: chart values of this service.
+    #[serde(default)]
+    pub helm_extra_values: Option<Located<Unused>>,
+}
+
+/// A published field scone accepts but does not implement: any YAML value,
+/// kept only for where it was written, so that validation can warn about it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unused;
+
+impl<'de> Deserialize<'de> for Unused {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Unused)
+    }
+}
+
+/// The roles a CAS plays for a mesh (its `alias`).
+pub const CAS_ROLES: &[&str] = &["image", "security", "access", "attestation"];
+
+impl Mesh {
+    /// The roles of each `cas` entry, in order: its `alias`, or else — the
+    /// default alias — every role no entry names in its `alias`, for the first
+    /// entry without one (later entries without one get none). A mesh with one
+    /// CAS thus uses it for everything, as the published Meshfiles spell out.
+    pub fn cas_roles(&self) -> Vec<Vec<String>> {
+        let claimed: Vec<String> = self
+            .cas
+            .iter()
+            .filter_map(|c| c.alias.as_ref())
+            .flat_map(StringOrList::items)
+            .collect();
+        let mut default_given = false;
+        self.cas
+            .iter()
+            .map(|c| match &c.alias {
+                Some(a) => a.items(),
+                None if !default_given => {
+                    default_given = true;
+                    CAS_ROLES
+                        .iter()
+                        .filter(|r| !claimed.iter().any(|c| c == *r))
+                        .map(|r| r.to_string())
+                        .collect()
+                }
+                None => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The CAS that keeps the policy: the one playing `security`, else the first.
+    pub fn policy_cas(&self) -> Option<&Cas> {
+        let roles = self.cas_roles();
+        self.cas
+            .iter()
+            .zip(&roles)
+            .find(|(_, r)| r.iter().any(|r| r == "security"))
+            .map(|(c, _)| c)
+            .or_else(|| self.cas.first())
+    }
 }
 
 /// The three spellings of the service manifest kind.

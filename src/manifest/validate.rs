@@ -9,6 +9,7 @@ use super::diag::{Diagnostic, ErrorKind};
 use super::located::{Located, Pos};
 use super::model::{Mesh, Secret, ServiceManifest, MESH_KIND, SERVICE_KINDS};
 use super::suggest;
+use super::unimplemented;
 use super::validate_paths;
 use super::validate_values;
 use crate::cas::secret::MAX_SECRET_SIZE;
@@ -18,6 +19,23 @@ use std::path::Path;
 /// The `build.kind`s we know. `binary`: the entry binary is `build.binary`, or
 /// else the first word of `command` looked up on the image's PATH.
 pub const BUILD_KINDS: &[&str] = &["binary", "java", "node", "python"];
+
+/// A known `build.kind`, or a Java kind with its version as SCONE publishes it
+/// (`java17`, `java17-bullseye`): the base image is looked up by the kind as
+/// written (`[base] java17 = "…"` in scone.toml).
+pub fn is_build_kind(kind: &str) -> bool {
+    if BUILD_KINDS.contains(&kind) {
+        return true;
+    }
+    let Some(rest) = kind.strip_prefix("java") else {
+        return false;
+    };
+    let (version, distro) = rest.split_once('-').unwrap_or((rest, "a"));
+    !version.is_empty()
+        && version.bytes().all(|b| b.is_ascii_digit())
+        && !distro.is_empty()
+        && distro.bytes().all(|b| b.is_ascii_alphanumeric())
+}
 
 /// The kind spellings that still work but print a deprecation warning.
 pub const DEPRECATED_KINDS: &[&str] = &["genservice", "genAppImage"];
@@ -144,7 +162,7 @@ pub fn check_service_in(
     check_service_kind(&m.kind, file, out, warnings);
     let b = &m.build;
     check_name("build.name", &b.name, file, out);
-    if !BUILD_KINDS.contains(&b.kind.value.as_str()) {
+    if !is_build_kind(&b.kind.value) {
         let hint = suggest::hint(&b.kind.value, BUILD_KINDS.iter().copied()).unwrap_or_default();
         out.push(
             Diagnostic::new(
@@ -191,13 +209,14 @@ pub fn check_service_in(
         }
     }
     validate_paths::check_copy_in(&b.copy, dir, canonical_dir, file, out);
-    if let Some(sig) = &b.signature {
-        validate_paths::check_key(&sig.key, dir, file, out);
+    if let Some(key) = b.signature.as_ref().and_then(|s| s.key.as_ref()) {
+        validate_paths::check_key(key, dir, file, out);
     }
     check_env_decls(m, out);
     check_secret_decls(m, out);
     check_secret_refs(m, out);
     validate_values::check_service(m, out);
+    unimplemented::service(m, warnings);
 }
 
 fn check_env_decls(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
@@ -354,7 +373,9 @@ fn check_secret_refs(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
         .chain(std::iter::once(&m.build.command));
     for value in values {
         for (name, _) in secret_refs(&value.value) {
-            if !declared.contains(&name) {
+            // `$$SCONE::cert.crt$$`: a part (`crt`, `key`, `chain`) of a certificate.
+            let base = name.rsplit_once('.').map_or(name, |(b, _)| b);
+            if !declared.contains(&name) && !declared.contains(&base) {
                 let hint = match suggest::did_you_mean(name, declared.iter().copied()) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => format!("declare it under `secrets: {{ local: [{{ name: {name}, kind: ascii, size: 16 }}] }}` or import it"),
@@ -417,6 +438,24 @@ pub fn check_mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
                 "cas_url is empty".into(),
                 "e.g. `cas_url: edge.scone-cas.cf`",
             ));
+        }
+    }
+    let mut role_of: BTreeMap<String, &str> = BTreeMap::new();
+    for (cas, roles) in mesh.cas.iter().zip(mesh.cas_roles()) {
+        for role in roles {
+            if let Some(first) = role_of.insert(role.clone(), &cas.name.value) {
+                if first != cas.name.value {
+                    out.push(invalid(
+                        file,
+                        cas.name.pos,
+                        format!(
+                            "cas `{}` and cas `{first}` both have alias `{role}`",
+                            cas.name.value
+                        ),
+                        "each role (image, security, access, attestation) belongs to one CAS",
+                    ));
+                }
+            }
         }
     }
     let mut names: BTreeMap<&str, Pos> = BTreeMap::new();

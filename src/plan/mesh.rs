@@ -94,8 +94,7 @@ pub(super) fn plan_mesh(
             CasChoice::Remote => CasTarget::Remote {
                 url: mesh
                     .mesh
-                    .cas
-                    .first()
+                    .policy_cas()
                     .map(|c| c.cas_url.value.clone())
                     .unwrap_or_default(),
                 ca_file: apply.ca_file.clone(),
@@ -171,8 +170,7 @@ pub(super) fn plan_mesh(
                 .unwrap_or_else(|| "0.1.0".into()),
             cas_addr: mesh
                 .mesh
-                .cas
-                .first()
+                .policy_cas()
                 .map(|c| c.cas_url.value.clone())
                 .unwrap_or_default(),
             services: units,

@@ -156,6 +156,7 @@ impl Loader {
             }
         }
         self.duplicate_names();
+        self.bases(&config);
         std::mem::take(&mut self.cache).save();
         Some(self.finish(config, linked))
     }
@@ -308,6 +309,7 @@ impl Loader {
             }
         };
         validate::check_mesh(&mesh, &mut self.diags);
+        crate::manifest::unimplemented::mesh(&mesh, &mut self.warnings);
         let env = link::mesh_env(&mesh, &mut self.diags);
         self.prefetch(&mesh, &vars);
         let mut links = Vec::new();
@@ -469,6 +471,31 @@ impl Loader {
                     .with_hint("add `manifest: <path>` to this service to pick one"),
                 );
                 None
+            }
+        }
+    }
+
+    /// Every service has a base image: `build.from`, its kind's `[base]` in
+    /// scone.toml, or the kind's default (the plan would refuse it at build).
+    fn bases(&mut self, config: &Config) {
+        for u in &self.units {
+            let b = &u.manifest.build;
+            let kind = &b.kind.value;
+            let known = b.from.is_some()
+                || config.base.contains_key(kind)
+                || crate::plan::default_base(kind, Path::new("")).is_some();
+            if !known && validate::is_build_kind(kind) {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::BuildKind,
+                        &u.manifest.path,
+                        b.kind.pos,
+                        format!("no base image for build.kind `{kind}`"),
+                    )
+                    .with_hint(format!(
+                        "set `build.from`, or `[base] {kind} = \"…\"` in scone.toml (scone has defaults for python and binary only)"
+                    )),
+                );
             }
         }
     }
