@@ -6,6 +6,7 @@ pub mod cas_server;
 pub mod dockerd;
 pub mod monorepo;
 pub mod registry;
+pub mod secrets;
 pub mod tools;
 pub mod webdav;
 
