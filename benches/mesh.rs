@@ -47,7 +47,7 @@ fn session(n: usize) -> SessionInput {
                 name: format!("secret_{i:04}"),
                 kind: SecretKind::Ascii,
                 size: Some(32),
-                value: None,
+                fixed: false,
                 export_to: vec![format!("svc_{i:04}")],
             })
             .collect(),

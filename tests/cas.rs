@@ -33,7 +33,7 @@ fn session(user: &str) -> String {
             name: "password".into(),
             kind: SecretKind::Ascii,
             size: Some(10),
-            value: None,
+            fixed: false,
             export_to: vec!["python_app".into()],
         }],
         tolerate: vec!["debug-mode".into()],

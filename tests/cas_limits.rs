@@ -41,7 +41,7 @@ fn session(name: &str, user: &str) -> String {
             name: "password".into(),
             kind: SecretKind::Ascii,
             size: Some(10),
-            value: None,
+            fixed: false,
             export_to: vec!["python_app".into()],
         }],
         ..SessionInput::default()

@@ -396,7 +396,7 @@ fn multi_line_secret_values_are_byte_exact() {
                 MIIBszCCAVmgAwIBAgIUXq0fake0certificate0for0tests0AwCgYIKoZIzj0E\n\
                 AwIwDzENMAsGA1UEAwwEdGVzdDAeFw0yNDAxMDEwMDAwMDBaFw0zNDAxMDEwMDAw\n\
                 -----END CERTIFICATE-----\n";
-    assert_eq!(cert.value, want);
+    assert_eq!(cert.value.expose(), Some(want));
 }
 
 #[test]

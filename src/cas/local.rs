@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::durable::{private_dir, read_optional, write_private, DirLock};
 use super::error::CasError;
+use super::fixed::check_filled;
 use super::secret::{generate, SecretValue};
 use super::session::{
     check_session_name, content_hash, parse_session, session_hash, with_predecessor, ParsedSecret,
@@ -144,7 +145,8 @@ impl LocalCas {
     /// `predecessor` first. Creating needs no predecessor; updating must name the
     /// current hash. Secrets are generated on create, kept on update unless their
     /// declaration (kind, size, fixed value) changed, and dropped when undeclared.
-    /// Returns the new session hash.
+    /// A session holding the placeholder of a fixed value
+    /// ([`super::fixed::PLACEHOLDER`]) is refused. Returns the new session hash.
     pub fn upload_as(
         &self,
         session_yaml: &str,
@@ -162,6 +164,7 @@ impl LocalCas {
         owner: Option<&str>,
     ) -> Result<String, CasError> {
         let parsed = parse_session(&yaml)?;
+        check_filled(&parsed)?;
         let _lock = DirLock::exclusive(&self.dir)?;
         let existing = self.load(&parsed.name)?;
         if let (Some(owner), Some(current)) = (owner, &existing) {

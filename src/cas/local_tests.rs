@@ -25,14 +25,14 @@ fn input(user: &str, size: u32) -> SessionInput {
                 name: "password".into(),
                 kind: SecretKind::Ascii,
                 size: Some(size),
-                value: None,
+                fixed: false,
                 export_to: vec![],
             },
             SecretDecl {
                 name: "key".into(),
                 kind: SecretKind::Other("private-key".into()),
                 size: None,
-                value: None,
+                fixed: false,
                 export_to: vec![],
             },
         ],
@@ -222,4 +222,28 @@ fn concurrent_writers_keep_the_chain_consistent() {
     );
     assert_eq!(history[0], first);
     assert_eq!(password(&cas).len(), 10);
+}
+
+#[test]
+fn a_session_holding_a_placeholder_is_refused_and_its_values_are_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cas = LocalCas::open(dir.path()).expect("opens");
+    let mut with_fixed = input("me", 10);
+    with_fixed.secrets[0].fixed = true;
+    with_fixed.secrets[0].size = None;
+    let template = render(&with_fixed).expect("renders");
+    let err = cas.upload(&template, None).expect_err("a placeholder");
+    assert!(err.to_string().contains("scone apply"), "{err}");
+    assert_eq!(cas.current_hash("myPythonApp").expect("reads"), None);
+
+    let values = [("password".to_string(), "fixed-pw-1".to_string())].into();
+    let salt = crate::cas::fixed::new_salt().expect("rng");
+    let filled = crate::cas::fixed::fill(&template, &values, &salt).expect("fills");
+    cas.upload(&filled, None).expect("uploads");
+    assert_eq!(password(&cas), b"fixed-pw-1");
+    let stored = cas.secret_values("myPythonApp").expect("values");
+    assert_eq!(
+        stored[crate::cas::fixed::SALT_SECRET].expose_str(),
+        Some(salt.as_str())
+    );
 }

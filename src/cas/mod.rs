@@ -7,6 +7,7 @@
 
 mod durable;
 pub mod error;
+pub mod fixed;
 pub mod local;
 pub mod refs;
 pub mod remote;
@@ -87,10 +88,32 @@ pub fn apply_session(
     session_yaml: &str,
     known_predecessor: Option<&str>,
 ) -> Result<ApplyOutcome, CasError> {
-    let parsed = session::parse_session(session_yaml)?;
-    let current = cas.session(&parsed.name)?;
+    let name = session::parse_session(session_yaml)?.name;
+    apply_session_with(cas, &name, known_predecessor, |_| {
+        Ok(session_yaml.to_string())
+    })
+}
+
+/// [`apply_session`] of the session `make` gives, from the session CAS holds
+/// now (`None`: none): the upload step makes the session it sends with the
+/// salt of the one on CAS ([`fixed::fill`], [`fixed::salt_of`]). The session
+/// made must be named `name`.
+pub fn apply_session_with(
+    cas: &dyn Cas,
+    name: &str,
+    known_predecessor: Option<&str>,
+    make: impl FnOnce(Option<&SessionRecord>) -> Result<String, CasError>,
+) -> Result<ApplyOutcome, CasError> {
+    let current = cas.session(name)?;
+    let session_yaml = make(current.as_ref())?;
+    let made = session::parse_session(&session_yaml)?.name;
+    if made != name {
+        return Err(CasError::InvalidSession(format!(
+            "internal: session `{made}` made for `{name}`"
+        )));
+    }
     if let Some(current) = &current {
-        if current.content_hash() == session::content_hash(session_yaml) {
+        if current.content_hash() == session::content_hash(&session_yaml) {
             return Ok(ApplyOutcome::Unchanged {
                 hash: current.hash.clone(),
             });
@@ -99,6 +122,6 @@ pub fn apply_session(
     // A CAS without the session cannot continue a chain: the session is created
     // (a fresh or wiped development CAS), whatever `scone.lock` remembers.
     let predecessor = current.map(|c| known_predecessor.map_or(c.hash, str::to_string));
-    let hash = cas.upload(session_yaml, predecessor.as_deref())?;
+    let hash = cas.upload(&session_yaml, predecessor.as_deref())?;
     Ok(ApplyOutcome::Uploaded { hash, predecessor })
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::error::CasError;
+use super::fixed;
 pub use super::refs::{normalize_secret_refs, secret_refs, split_list};
 use super::secret::check_declarations;
 
@@ -84,7 +85,7 @@ impl SecretKind {
 }
 
 /// A secret declaration.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretDecl {
     /// Secret name, as referenced by `$$SCONE::name$$`.
     pub name: String,
@@ -92,22 +93,12 @@ pub struct SecretDecl {
     pub kind: SecretKind,
     /// Size (characters for ascii, bytes for binary); CAS's default when `None`.
     pub size: Option<u32>,
-    /// A fixed value the manifest gives (kept byte-exact, multi-line included).
-    pub value: Option<String>,
+    /// Whether a service manifest gives it a fixed value: the session holds
+    /// [`fixed::PLACEHOLDER`] until the upload puts the value in
+    /// ([`fixed::fill`]).
+    pub fixed: bool,
     /// The mesh services that use it (all of them belong to this session).
     pub export_to: Vec<String>,
-}
-
-impl std::fmt::Debug for SecretDecl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretDecl")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("size", &self.size)
-            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
-            .field("export_to", &self.export_to)
-            .finish()
-    }
 }
 
 /// Quotes `text` as a YAML double-quoted scalar that parses back to exactly `text`.
@@ -222,6 +213,12 @@ fn check_input(input: &SessionInput) -> Result<(), CasError> {
         if secret.size == Some(0) {
             return invalid(format!("secret `{}` has size 0", secret.name));
         }
+        if secret.name == fixed::SALT_SECRET {
+            return invalid(format!(
+                "secret name `{}` is taken by scone (it salts sessions with fixed values)",
+                secret.name
+            ));
+        }
         if let Some(unknown) = secret
             .export_to
             .iter()
@@ -275,7 +272,9 @@ fn push_field(out: &mut String, prefix: &str, value: &str) {
 /// reference them and no other session can (no `export:` entry), which is the
 /// mesh-only sharing the manifests ask for. `access_policy` names `CREATOR` for
 /// read and update: only the client certificate that created the session may read
-/// or change it.
+/// or change it. No secret value is rendered: a fixed one is
+/// [`fixed::PLACEHOLDER`], and `secrets:` comes last, where [`fixed::fill`]
+/// adds the salt.
 pub fn render(input: &SessionInput) -> Result<String, CasError> {
     render_with_entries(input, &[])
 }
@@ -349,8 +348,8 @@ pub fn render_with_entries(
             if let Some(size) = secret.size {
                 let _ = writeln!(out, "    size: {size}");
             }
-            if let Some(value) = &secret.value {
-                push_field(&mut out, "    value: ", value);
+            if secret.fixed {
+                push_field(&mut out, "    value: ", fixed::PLACEHOLDER);
             }
         }
     }

@@ -24,7 +24,7 @@ fn hello_world() -> SessionInput {
             name: "password".into(),
             kind: SecretKind::Ascii,
             size: Some(10),
-            value: None,
+            fixed: false,
             export_to: vec!["python_app".into()],
         }],
         tolerate: split_list("outdated-tcb, debug-mode"),
@@ -112,7 +112,7 @@ fn rendering_is_deterministic_whatever_the_input_order() {
         name: "aaa".into(),
         kind: SecretKind::Binary,
         size: Some(32),
-        value: None,
+        fixed: false,
         export_to: vec![],
     });
     let mut b = a.clone();
@@ -147,7 +147,7 @@ fn tricky_strings_round_trip_exactly() {
         .map(|(i, v)| (format!("V{i}"), v.to_string()))
         .collect();
     input.services[0].command = tricky[1].into();
-    input.secrets[0].value = Some("-----BEGIN KEY-----\nabc\n-----END KEY-----\n".into());
+    input.secrets[0].fixed = true;
     let doc = parse(&render(&input).expect("renders"));
     for (i, v) in tricky.iter().enumerate() {
         assert_eq!(
@@ -157,10 +157,8 @@ fn tricky_strings_round_trip_exactly() {
         );
     }
     assert_eq!(doc["services"][0]["command"], tricky[1]);
-    assert_eq!(
-        doc["secrets"][0]["value"],
-        "-----BEGIN KEY-----\nabc\n-----END KEY-----\n"
-    );
+    // A fixed value is put in at upload (`cas::fixed::fill`, tested there).
+    assert_eq!(doc["secrets"][0]["value"], crate::cas::fixed::PLACEHOLDER);
 }
 
 #[test]
@@ -221,14 +219,12 @@ fn uploaded_sessions_are_parsed_and_checked() {
 
 #[test]
 fn secret_values_are_redacted_in_debug() {
-    let decl = SecretDecl {
-        name: "k".into(),
-        kind: SecretKind::Other("private-key".into()),
-        size: None,
-        value: Some("TOPSECRET".into()),
-        export_to: vec![],
-    };
-    assert!(!format!("{decl:?}").contains("TOPSECRET"));
+    let parsed = parse_session(
+        "name: m\nsecrets:\n  - name: k\n    kind: private-key\n    value: TOPSECRET\n",
+    )
+    .expect("parses");
+    assert_eq!(parsed.secrets[0].value.as_deref(), Some("TOPSECRET"));
+    assert!(!format!("{parsed:?}").contains("TOPSECRET"));
     assert_eq!(SecretKind::parse("private-key").as_str(), "private-key");
     assert_eq!(SecretKind::parse("ascii"), SecretKind::Ascii);
 }

@@ -102,7 +102,8 @@ pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
             for (i, earlier) in cas.history(name)?.iter().rev().enumerate() {
                 println!("# predecessor {}: {earlier}", i + 1);
             }
-            print!("{}", record.yaml);
+            // The values stay in CAS: `scone run` reads them from there.
+            print!("{}", scone::cas::fixed::redact(&record.yaml));
             Ok(0)
         }
     }

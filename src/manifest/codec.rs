@@ -5,11 +5,15 @@
 //!
 //! Every struct is destructured exhaustively, so a field added to the model
 //! does not compile until it is encoded here too.
+//!
+//! A secret's fixed value is never written: only that it is given, and where
+//! (it reads back as [`FixedValue::Withheld`]). The parse cache lives under
+//! `target/` and the snapshot in the user cache, where no secret may be.
 
 use super::located::{Located, Pos};
 use super::model::{
-    Build, Cas, EnvVar, Environment, Mesh, MeshEnvEntry, MeshService, Policy, Port, Secret,
-    Secrets, ServiceManifest, Signature, StringOrList, Unused,
+    Build, Cas, EnvVar, Environment, FixedValue, Mesh, MeshEnvEntry, MeshService, Policy, Port,
+    Secret, Secrets, ServiceManifest, Signature, StringOrList, Unused,
 };
 use super::template::Variables;
 use std::path::PathBuf;
@@ -303,6 +307,14 @@ impl Codec for Secret {
             dns: Codec::get(r)?,
             common_name: Codec::get(r)?,
         })
+    }
+}
+
+/// Nothing: a fixed value is not written (its `Located` keeps where it was).
+impl Codec for FixedValue {
+    fn put(&self, _out: &mut Vec<u8>) {}
+    fn get(_r: &mut Reader<'_>) -> Option<Self> {
+        Some(FixedValue::Withheld)
     }
 }
 
@@ -630,10 +642,12 @@ ports:
         assert_eq!(back.build.copy[1].pos.line, 30);
         assert_eq!(back.build.copy[1].pos, m.build.copy[1].pos);
         assert_eq!(back.ports[0].port.value, 8080);
-        assert_eq!(
-            back.secrets.local[0].value.as_ref().unwrap().value,
-            "line one\nline two\n"
-        );
+        let given = m.secrets.local[0].value.as_ref().unwrap();
+        assert_eq!(given.value.expose(), Some("line one\nline two\n"));
+        let back = back.secrets.local[0].value.as_ref().unwrap();
+        assert_eq!(back.value, FixedValue::Withheld, "the value is not kept");
+        assert_eq!(back.pos, given.pos);
+        assert!(!bytes.windows(8).any(|w| w == b"line one"));
     }
 
     #[test]

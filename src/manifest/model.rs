@@ -83,7 +83,8 @@ pub struct EnvVar {
     pub value: Option<Located<String>>,
 }
 
-/// `secrets:` of a service manifest: declarations only, CAS generates values.
+/// `secrets:` of a service manifest: declarations; CAS generates the values
+/// but for fixed ones.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
@@ -107,9 +108,10 @@ pub struct Secret {
     pub kind: Located<String>,
     #[serde(default)]
     pub size: Option<Located<u32>>,
-    /// A fixed value (multi-line block scalars are kept byte-exact).
+    /// A fixed value (multi-line block scalars are kept byte-exact). It is
+    /// for CAS only: see [`FixedValue`].
     #[serde(default)]
-    pub value: Option<Located<String>>,
+    pub value: Option<Located<FixedValue>>,
     /// Published certificate fields (`x509`, `x509-ca`), not passed to CAS yet.
     #[serde(default)]
     pub private_key: Option<Located<Unused>>,
@@ -119,6 +121,44 @@ pub struct Secret {
     pub dns: Option<Located<Unused>>,
     #[serde(default)]
     pub common_name: Option<Located<Unused>>,
+}
+
+/// A secret's fixed value as its service manifest gives it. Only the upload
+/// to CAS reads it (`steps::upload`): the policy under `target/` holds a
+/// placeholder, fingerprints hold only that a value is given, and the binary
+/// form of a manifest (the parse cache, the workspace snapshot) never holds
+/// it: a manifest read back from there has [`FixedValue::Withheld`]. `Debug`
+/// shows neither.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum FixedValue {
+    /// The value, as parsed from the manifest's text.
+    Given(String),
+    /// Given in the manifest, not held here (read back from a cache).
+    Withheld,
+}
+
+impl FixedValue {
+    /// The value, to send to CAS (never to print or store); `None` when
+    /// [`FixedValue::Withheld`].
+    pub fn expose(&self) -> Option<&str> {
+        match self {
+            FixedValue::Given(value) => Some(value),
+            FixedValue::Withheld => None,
+        }
+    }
+}
+
+impl From<String> for FixedValue {
+    fn from(value: String) -> Self {
+        FixedValue::Given(value)
+    }
+}
+
+impl std::fmt::Debug for FixedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FixedValue(<not shown>)")
+    }
 }
 
 /// `build:` of a service manifest.

@@ -29,7 +29,10 @@ build:
 fn block_scalar_values_are_byte_exact() {
     let m = parse_service(SERVICE, file(), &Variables::new()).unwrap();
     let value = m.secrets.local[0].value.as_ref().unwrap();
-    assert_eq!(value.value, "-----BEGIN-----\nabc\n-----END-----\n");
+    assert_eq!(
+        value.value.expose(),
+        Some("-----BEGIN-----\nabc\n-----END-----\n")
+    );
     assert_eq!(
         m.build.name.pos,
         Pos {

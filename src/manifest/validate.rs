@@ -291,6 +291,17 @@ fn check_secret_decls(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
 }
 
 fn check_secret(s: &Secret, file: &Path, out: &mut Vec<Diagnostic>) {
+    if s.name.value == crate::cas::fixed::SALT_SECRET {
+        out.push(invalid(
+            file,
+            s.name.pos,
+            format!(
+                "secret name `{}` is taken by scone: it salts a session that holds fixed values",
+                s.name.value
+            ),
+            "give the secret another name",
+        ));
+    }
     if let Some(size) = &s.size {
         if size.value == 0 {
             out.push(invalid(

@@ -93,3 +93,23 @@ fn collects_every_problem() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn the_salt_secret_name_is_taken() {
+    let text = "apiVersion: scone/5.8\nkind: genImage\nsecrets:\n  local:\n    - name: scone_session_salt\n      kind: ascii\n      size: 43\nbuild:\n  name: a\n  kind: binary\n  from: scratch\n  to: r/a:1\n  pwd: /app\n  command: app\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yml");
+    let m = parse_service(text, &file, &Variables::new()).unwrap();
+    let mut out = Vec::new();
+    check_service(&m, dir.path(), &mut out, &mut Vec::new());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        (out[0].kind, out[0].pos.line, out[0].pos.column),
+        (ErrorKind::InvalidValue, 5, 13)
+    );
+    assert!(
+        out[0].message.contains("taken by scone"),
+        "{}",
+        out[0].message
+    );
+}

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Builder, CasChoice, Settings};
 use crate::engine::StepId;
+use crate::manifest::FixedValue;
 use crate::steps::chart::{ChartStep, ChartUnit};
 use crate::steps::policy::{PolicySecret, PolicyService, PolicyStep};
 use crate::steps::push::PushStep;
@@ -24,6 +25,8 @@ pub(super) fn plan_mesh(
     let mut services = Vec::new();
     let mut sign_deps = Vec::new();
     let mut secrets: BTreeMap<String, PolicySecret> = BTreeMap::new();
+    // The fixed values, for the upload only (see `cas::fixed`).
+    let mut fixed_values: BTreeMap<String, FixedValue> = BTreeMap::new();
     for s in &mesh.services {
         let unit = &ws.services[s.unit];
         let m = &unit.manifest;
@@ -39,13 +42,18 @@ pub(super) fn plan_mesh(
             sign_deps.push(i);
         }
         for secret in m.secrets.global.iter().chain(&m.secrets.local) {
+            // The first declaration of a name decides, as for the policy's.
+            if let (false, Some(value)) = (secrets.contains_key(&secret.name.value), &secret.value)
+            {
+                fixed_values.insert(secret.name.value.clone(), value.value.clone());
+            }
             let entry = secrets
                 .entry(secret.name.value.clone())
                 .or_insert_with(|| PolicySecret {
                     name: secret.name.value.clone(),
                     kind: secret.kind.value.clone(),
                     size: secret.size.as_ref().map(|s| s.value),
-                    value: secret.value.as_ref().map(|v| v.value.clone()),
+                    fixed: secret.value.is_some(),
                     export_to: Vec::new(),
                 });
             entry.export_to.push(s.name.clone());
@@ -106,6 +114,7 @@ pub(super) fn plan_mesh(
                 namespace: ns.clone(),
                 target,
                 known_predecessor: settings.known_sessions.get(&ns).cloned(),
+                fixed_values,
             }),
             vec![policy_step],
         );

@@ -1,7 +1,9 @@
 //! `policy:<namespace>`: the CAS session of a mesh (SCONE session language
 //! 0.3.10), from the services' commands, environments and signed enclaves.
 //! Published as `target/policy/<namespace>.yaml`; the record carries its hash.
-//! Secret *declarations* only: CAS generates the values.
+//! Secret *declarations* only: CAS generates the values, and a fixed value a
+//! service manifest gives is not an input of this step at all: the session
+//! holds a placeholder ([`crate::cas::fixed`]) that the upload step fills.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,22 +35,15 @@ pub struct PolicyService {
 }
 
 /// A secret declaration (no value is ever generated here).
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolicySecret {
     pub name: String,
     pub kind: String,
     pub size: Option<u32>,
-    /// A fixed value the manifest gives: it goes into the session, as in the manifest.
-    pub value: Option<String>,
+    /// Whether the manifest gives a fixed value: only that, not the value,
+    /// is a param (fingerprints go to the remote cache).
+    pub fixed: bool,
     pub export_to: Vec<String>,
-}
-
-impl std::fmt::Debug for PolicySecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicySecret")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The record of a policy step.
@@ -99,20 +94,20 @@ impl<'a> ServiceParam<'a> {
 #[derive(Serialize)]
 struct SecretParam<'a> {
     export_to: &'a [String],
+    fixed: bool,
     kind: &'a str,
     name: &'a str,
     size: Option<u32>,
-    value: Option<&'a str>,
 }
 
 impl<'a> SecretParam<'a> {
     fn of(s: &'a PolicySecret) -> Self {
         SecretParam {
             export_to: &s.export_to,
+            fixed: s.fixed,
             kind: &s.kind,
             name: &s.name,
             size: s.size,
-            value: s.value.as_deref(),
         }
     }
 }
@@ -223,7 +218,7 @@ impl Step for PolicyStep {
                     name: s.name.clone(),
                     kind: SecretKind::parse(&s.kind),
                     size: s.size,
-                    value: s.value.clone(),
+                    fixed: s.fixed,
                     export_to: s.export_to.clone(),
                 })
                 .collect(),
@@ -309,14 +304,14 @@ mod tests {
                 name: "s".into(),
                 kind: "ascii".into(),
                 size: Some(32),
-                value: None,
+                fixed: false,
                 export_to: vec!["svc_0".into(), "svc_1".into()],
             },
             PolicySecret {
                 name: "t".into(),
                 kind: "x509".into(),
                 size: None,
-                value: Some("line\nline".into()),
+                fixed: true,
                 export_to: Vec::new(),
             },
         ];

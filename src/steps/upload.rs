@@ -2,13 +2,20 @@
 //! effect, not cached: it runs every apply, and uploads nothing when the CAS
 //! already holds the same content. The update names the predecessor from
 //! `scone.lock` (or the CAS's current hash).
+//!
+//! The session the `policy` step made holds a placeholder for each fixed
+//! secret value; this step puts the values in (from the service manifests as
+//! this apply loaded them, with the salt of the session on CAS, see
+//! [`crate::cas::fixed`]) and sends the result. That text lives in memory
+//! only: it is not a param, not part of the record, and not written.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::to_record;
-use crate::cas::{apply_session, ApplyOutcome, Cas};
+use crate::cas::{apply_session_with, fixed, ApplyOutcome, Cas};
 use crate::engine::{Step, StepContext, StepError, StepId, StepOutput};
+use crate::manifest::FixedValue;
 
 /// Which CAS to upload to.
 pub enum CasTarget {
@@ -36,6 +43,9 @@ pub struct UploadStep {
     pub target: CasTarget,
     /// The session hash `scone.lock` remembers.
     pub known_predecessor: Option<String>,
+    /// The fixed secret values of the mesh's service manifests, by secret
+    /// name: sent to CAS, never a param (`FixedValue`'s `Debug` hides them).
+    pub fixed_values: BTreeMap<String, FixedValue>,
 }
 
 impl Step for UploadStep {
@@ -69,8 +79,21 @@ impl Step for UploadStep {
                     .map_err(|e| StepError::context(format!("CAS {url}"), e))?,
             ),
         };
-        let outcome = apply_session(cas.as_ref(), &yaml, self.known_predecessor.as_deref())
-            .map_err(|e| StepError::context(format!("uploading session {}", self.namespace), e))?;
+        let values = self.values()?;
+        let outcome = apply_session_with(
+            cas.as_ref(),
+            &self.namespace,
+            self.known_predecessor.as_deref(),
+            |current| {
+                let salt = match current.and_then(|c| fixed::salt_of(&c.yaml)) {
+                    Some(salt) => salt,
+                    None if values.is_empty() => String::new(),
+                    None => fixed::new_salt()?,
+                };
+                fixed::fill(&yaml, &values, &salt)
+            },
+        )
+        .map_err(|e| StepError::context(format!("uploading session {}", self.namespace), e))?;
         let (uploaded, predecessor) = match &outcome {
             ApplyOutcome::Unchanged { .. } => (false, None),
             ApplyOutcome::Uploaded { predecessor, .. } => (true, predecessor.clone()),
@@ -84,5 +107,21 @@ impl Step for UploadStep {
             changed: uploaded,
             ..StepOutput::default()
         })
+    }
+}
+
+impl UploadStep {
+    /// The fixed values to put in, by secret name.
+    fn values(&self) -> Result<BTreeMap<String, String>, StepError> {
+        self.fixed_values
+            .iter()
+            .map(|(name, value)| match value.expose() {
+                Some(v) => Ok((name.clone(), v.to_string())),
+                None => Err(StepError::new(format!(
+                    "internal: the fixed value of secret `{name}` was not loaded from its \
+                     service manifest; run `scone apply` again"
+                ))),
+            })
+            .collect()
     }
 }

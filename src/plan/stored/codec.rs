@@ -328,7 +328,7 @@ impl Stored for PolicyStep {
                 name,
                 kind,
                 size,
-                value,
+                fixed,
                 export_to,
             } = s;
             put_str(out, name);
@@ -340,7 +340,7 @@ impl Stored for PolicyStep {
                     put_var(out, u64::from(*n));
                 }
             }
-            put_opt(out, value.as_deref());
+            out.push(u8::from(*fixed));
             put_strs(out, export_to);
         }
         put_strs(out, tolerate);
@@ -370,7 +370,7 @@ impl Stored for PolicyStep {
                     false => None,
                     true => Some(u32::try_from(r.var()?).ok()?),
                 },
-                value: opt(r)?,
+                fixed: flag(r)?,
                 export_to: strs(r)?,
             });
         }

@@ -163,3 +163,25 @@ fn a_manifest_named_through_a_folder_link_is_one_service() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fixed_secret_value_is_never_cached_and_always_loaded() {
+    let dir = tree();
+    let store = dir.path().join("target/.scone");
+    fs::create_dir_all(&store).unwrap();
+    let file = dir.path().join("a/service.yml");
+    let with_secret = service("a", "genImage").replace(
+        "build:",
+        "secrets:\n  local:\n    - name: db\n      kind: ascii\n      value: \"cacheMeNot-8642\"\nbuild:",
+    );
+    fs::write(&file, &with_secret).unwrap();
+    for _ in 0..2 {
+        let ws = run(dir.path()).unwrap();
+        let a = &ws.services[ws.find_service("a").unwrap()].manifest;
+        let value = a.secrets.local[0].value.as_ref().unwrap();
+        assert_eq!(value.value.expose(), Some("cacheMeNot-8642"));
+        assert!(!format!("{ws:?}").contains("cacheMeNot"), "Debug hides it");
+        let cache = fs::read(store.join(FILE_NAME)).unwrap();
+        assert!(!cache.windows(10).any(|w| w == b"cacheMeNot"));
+    }
+}

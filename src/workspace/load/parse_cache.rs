@@ -14,7 +14,8 @@
 //! nothing). It holds scone's version (another scone ignores it) and ends with
 //! the blake3 of its content: a damaged or foreign file is an empty cache, and
 //! an entry that does not decode is a miss. It is rewritten (atomically) only
-//! when a load parsed something new.
+//! when a load parsed something new. A manifest that gives a secret a fixed
+//! value is not cached: its binary form leaves the value out.
 
 use crate::engine::wire::{put_bytes, put_u64, seal, unseal, Reader};
 use crate::manifest::codec::{decode_mesh, decode_service, encode_mesh, encode_service};
@@ -81,13 +82,16 @@ impl ParseCache {
             return parse_service(rendered, file);
         }
         let key = key_of(b"service", rendered);
-        if let Some(mut m) = self.stored.get(&key).and_then(|b| decode_service(b)) {
+        let cached = self.stored.get(&key).and_then(|b| decode_service(b));
+        if let Some(mut m) = cached.filter(|m| !has_fixed_values(m)) {
             m.path = file.to_path_buf();
             lock(&self.used).insert(key);
             return Ok(m);
         }
         let m = parse_service(rendered, file)?;
-        lock(&self.added).insert(key, encode_service(&m));
+        if !has_fixed_values(&m) {
+            lock(&self.added).insert(key, encode_service(&m));
+        }
         Ok(m)
     }
 
@@ -137,6 +141,14 @@ impl ParseCache {
         entries.dedup_by(|a, b| a.0 == b.0);
         let _ = crate::durable::write(&file, &encode_file(&entries));
     }
+}
+
+/// Whether `m` gives a secret a fixed value: such a manifest is parsed from
+/// its text at every load, since its binary form does not hold the value
+/// (`manifest::codec`) and the upload step needs it.
+fn has_fixed_values(m: &ServiceManifest) -> bool {
+    let s = &m.secrets;
+    s.global.iter().chain(&s.local).any(|s| s.value.is_some())
 }
 
 fn parse_service(rendered: &str, file: &Path) -> Result<ServiceManifest, Diagnostic> {
