@@ -136,6 +136,17 @@ pub fn push_quoted(out: &mut String, text: &str) {
             '\u{85}' | '\u{a0}' | '\u{2028}' | '\u{2029}' | '\u{feff}' => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
+            // C1 controls and noncharacters are not YAML's printable set.
+            c if (0x80..=0x9f).contains(&(c as u32))
+                || (0xfdd0..=0xfdef).contains(&(c as u32))
+                || (c as u32) & 0xfffe == 0xfffe =>
+            {
+                if (c as u32) <= 0xffff {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                } else {
+                    let _ = write!(out, "\\U{:08x}", c as u32);
+                }
+            }
             c => out.push(c),
         }
     }

@@ -312,3 +312,31 @@ fn entries_made_ahead_give_the_session_render_gives() {
     assert!(whole.contains(&entry));
     assert!(!entry.contains("images:"));
 }
+
+#[test]
+fn every_character_round_trips_through_a_quoted_scalar() {
+    let ranges = [
+        0..0x3000u32,
+        0xd700..0xd800,
+        0xe000..0xe100,
+        0xfdd0..0xfdf0,
+        0xfff0..0x10100,
+        0x1fff0..0x20010,
+        0x10fff0..0x110000,
+    ];
+    let mut broken = Vec::new();
+    for c in ranges.into_iter().flatten().filter_map(char::from_u32) {
+        let text = format!("a{c}b");
+        let yaml = format!("v: {}\n", yaml_quote(&text));
+        match serde_saphyr::from_str::<Value>(&yaml) {
+            Ok(doc) if doc["v"] == text.as_str() => {}
+            _ => broken.push(format!("U+{:04X}", c as u32)),
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "{} characters do not round-trip: {}",
+        broken.len(),
+        broken.join(" ")
+    );
+}
