@@ -48,7 +48,7 @@ fn session(name: &str) -> String {
             name: "token".into(),
             kind: SecretKind::Ascii,
             size: Some(16),
-            value: None,
+            fixed: false,
             export_to: vec!["app".into()],
         }],
         ..SessionInput::default()

@@ -29,7 +29,7 @@ fn handler() -> Arc<Handler> {
                 max_body_bytes: 64 << 10,
                 ..Limits::default()
             };
-            (dir, Handler::new(cas, limits))
+            (dir, Handler::quiet(cas, limits))
         })
         .1
         .clone()

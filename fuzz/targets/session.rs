@@ -1,14 +1,19 @@
-//! Target (b): the session renderer and parser round trip (`scone::cas::session`).
-//! A `SessionInput` drawn with `arbitrary` (any Unicode in every string) is
-//! rendered; a rendered session must parse back, as CAS and as plain YAML, to
-//! exactly what was given (names, secrets, environment with references closed,
-//! command, lists sorted and de-duplicated), its hashes must follow the
-//! predecessor rules, and rendering must not depend on the input's order. Any
-//! text also goes through `parse_session`, `with_predecessor` and `content_hash`,
-//! which must return without panicking.
+//! Target (b): the session renderer and parser round trip (`scone::cas::session`,
+//! `scone::cas::fixed`). A `SessionInput` drawn with `arbitrary` (any Unicode in
+//! every string) is rendered; a rendered session must parse back, as CAS and as
+//! plain YAML, to exactly what was given (names, secrets, a fixed value's
+//! placeholder, environment with references closed, command, lists sorted and
+//! de-duplicated), its hashes must follow the predecessor rules, and rendering
+//! must not depend on the input's order. Drawn fixed values are then put in
+//! (`fixed::fill`): each must read back byte-exact, and `fixed::redact` must take
+//! every one out again. Any text also goes through `parse_session`,
+//! `with_predecessor`, `content_hash` and `redact`, which must not panic.
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 
+use std::collections::BTreeMap;
+
+use scone::cas::fixed::{fill, redact, PLACEHOLDER};
 use scone::cas::session::{
     content_hash, normalize_secret_refs, parse_session, render, session_hash, with_predecessor,
     SecretDecl, SecretKind, ServiceInput, SessionInput,
@@ -25,6 +30,7 @@ pub fn run(data: &[u8]) {
     let mut u = Unstructured::new(rest);
     if let Ok(input) = session_input(&mut u) {
         round_trip(&input);
+        let _ = fill_round_trip(&input, &mut u);
     }
 }
 
@@ -135,7 +141,7 @@ pub fn session_input(u: &mut Unstructured<'_>) -> Result<SessionInput> {
                 name: text(u)?,
                 kind,
                 size,
-                value: if u.arbitrary()? { Some(text(u)?) } else { None },
+                fixed: u.ratio(1, 3)?,
                 export_to,
             })
         })
@@ -181,7 +187,8 @@ pub fn round_trip(input: &SessionInput) {
         assert_eq!(got.name, want.name);
         assert_eq!(got.kind, want.kind.as_str());
         assert_eq!(got.size, want.size);
-        assert_eq!(got.value, want.value, "secret `{}`'s value", want.name);
+        let placeholder = want.fixed.then_some(PLACEHOLDER);
+        assert_eq!(got.value.as_deref(), placeholder, "secret `{}`", want.name);
     }
 
     // As plain YAML: every string exactly as given.
@@ -248,4 +255,45 @@ pub fn round_trip(input: &SessionInput) {
 fn serde_saphyr_value(yaml: &str) -> serde_json::Value {
     serde_saphyr::from_str(yaml)
         .unwrap_or_else(|e| panic!("a rendered session is YAML: {e}\n{yaml}"))
+}
+
+/// Puts drawn values in for the fixed secrets of `input`'s rendered session:
+/// each must read back exactly, and `redact` must show none of them.
+fn fill_round_trip(input: &SessionInput, u: &mut Unstructured<'_>) -> Result<()> {
+    let Ok(template) = render(input) else {
+        return Ok(());
+    };
+    let mut values = BTreeMap::new();
+    for secret in input.secrets.iter().filter(|s| s.fixed) {
+        values.insert(secret.name.clone(), text(u)?);
+    }
+    let salt: String = "s".repeat(43);
+    let Ok(filled) = fill(&template, &values, &salt) else {
+        return Ok(());
+    };
+    let parsed =
+        parse_session(&filled).unwrap_or_else(|e| panic!("a filled session must parse: {e}"));
+    for (name, value) in &values {
+        let got = parsed
+            .secrets
+            .iter()
+            .find(|s| &s.name == name)
+            .expect("filled");
+        assert_eq!(
+            got.value.as_ref(),
+            Some(value),
+            "secret `{name}` reads back"
+        );
+    }
+    let shown = redact(&filled);
+    if let Ok(shown) = parse_session(&shown) {
+        for secret in &shown.secrets {
+            assert!(
+                secret.value.is_none() || secret.value.as_deref() == Some(PLACEHOLDER),
+                "redact left the value of `{}`",
+                secret.name
+            );
+        }
+    }
+    Ok(())
 }
