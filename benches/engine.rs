@@ -1,7 +1,8 @@
 //! divan micro-benchmarks of the hot paths of a no-op and of a one-file change in
-//! a large repo (see docs/performance.md): the stat cache's per-file cost, file
-//! hashing, the no-op fast-path check, and parsing a service manifest from YAML
-//! against reading it back from the parse cache's binary form.
+//! a large repo (see docs/performance.md): the path table's per-file cost, file
+//! hashing, the build state's check (load + one stat per path), and parsing a
+//! service manifest from YAML against reading it back from the parse cache's
+//! binary form.
 //!
 //! `cargo bench --bench engine` (optimised; add `--profile dev` for a quick run
 //! whose numbers mean little).
@@ -11,10 +12,12 @@ use std::path::{Path, PathBuf};
 
 use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
-use scone::engine::noop::{Consulted, NoopRecord, Seen, Verdict};
-use scone::engine::statcache::{hash_file, StatCache};
+use scone::engine::stat::hash_file;
+use scone::engine::state::{BuildState, LastLoad, NextState, Own, PathTable, Verdict};
+use scone::engine::{ActionRecord, StepId};
 use scone::manifest::codec::{decode_service, encode_service};
 use scone::manifest::{parse, ServiceManifest};
+use std::sync::Arc;
 
 fn main() {
     divan::main();
@@ -39,11 +42,11 @@ fn files(n: usize, size: usize) -> (tempfile::TempDir, Vec<PathBuf>) {
     (dir, paths)
 }
 
-/// A stat cache hit: one stat and one map lookup per file, nothing hashed.
+/// A path table hit: one stat and one map lookup per file, nothing hashed.
 #[divan::bench(args = [1000, 10000])]
-fn statcache_hit(bencher: Bencher, n: usize) {
+fn path_table_hit(bencher: Bencher, n: usize) {
     let (dir, paths) = files(n, 512);
-    let cache = StatCache::load(&dir.path().join("cache"));
+    let cache = PathTable::new(Arc::default(), &dir.path().join("store"));
     for p in &paths {
         cache.digest(p).expect("digest");
     }
@@ -68,33 +71,52 @@ fn hash_one_file(bencher: Bencher, size: usize) {
         .bench(|| hash_file(&paths[0]).expect("hash"));
 }
 
-/// The no-op fast path's check: stat every recorded path (in parallel).
+/// The no-op check: load the state and stat every path it records (in
+/// parallel), as a build does before it knows whether anything changed.
 #[divan::bench(args = [1000, 10000])]
-fn noop_check(bencher: Bencher, n: usize) {
+fn state_check(bencher: Bencher, n: usize) {
     let (dir, paths) = files(n, 16);
     let target = dir.path().join("target");
-    // Written long ago, as sources are: no path is racy.
-    let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
-    let paths = paths
-        .into_iter()
-        .map(|path| {
-            filetime::set_file_mtime(&path, past).expect("mtime");
-            Consulted {
-                path,
-                seen: Seen::Own,
-                owner: None,
-            }
+    let table = PathTable::new(Arc::default(), &target.join(".scone"));
+    let consulted: Vec<Own> = paths
+        .iter()
+        .map(|p| {
+            let digest = table.digest(p).expect("digest").digest;
+            let mut raw = [0u8; 32];
+            hex::decode_to_slice(&digest, &mut raw).expect("hex");
+            Own::Read(p.clone(), Some(raw))
         })
         .collect();
-    NoopRecord::capture("key".into(), target.clone(), paths, Vec::new(), 0)
-        .expect("a record")
-        .save(&target)
-        .expect("save");
+    let record = ActionRecord {
+        step: "copy:a".into(),
+        fingerprint: "ab".repeat(32),
+        record: serde_json::json!({}),
+        files: Default::default(),
+        publish: Vec::new(),
+        info: serde_json::Value::Null,
+        inputs: Vec::new(),
+    };
+    let id = StepId::new("copy", "a");
+    NextState {
+        ran: vec![(id.clone(), Arc::new(record), consulted)],
+        planned: vec![id],
+        whole: true,
+        last: Some(LastLoad {
+            key: [1; 32],
+            started_ns: 0,
+            watched: Vec::new(),
+            own_names: Vec::new(),
+            lock: dir.path().join("scone.lock"),
+            outputs: Vec::new(),
+            warnings: Vec::new(),
+        }),
+        ..NextState::default()
+    }
+    .write(&target, table)
+    .expect("write the state");
     bencher.counter(ItemsCount::new(n)).bench(|| {
-        assert!(matches!(
-            NoopRecord::check(&target, "key", false),
-            Verdict::Unchanged { count: 0, .. }
-        ));
+        let state = BuildState::load(&target);
+        assert!(matches!(state.check(&[1; 32], &[]), Verdict::Fresh));
     });
 }
 

@@ -17,4 +17,5 @@ pub mod remote;
 pub mod run;
 pub mod sgx;
 pub mod steps;
+pub mod watch;
 pub mod workspace;

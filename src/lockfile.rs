@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
-mod pins;
 mod text;
+mod update;
 
-pub use pins::{Pins, Reading};
+pub use update::updated;
 
 /// The file format version.
 pub const VERSION: u32 = 1;

@@ -26,9 +26,7 @@ use crate::steps::sign::SignStep;
 use crate::workspace::{ServiceUnit, Workspace};
 
 mod mesh;
-pub mod stored;
 use mesh::plan_mesh;
-use stored::{Recorder, Stored};
 
 /// Everything besides the manifests that shapes the plan.
 pub struct Settings {
@@ -68,38 +66,6 @@ pub struct ApplySettings {
 pub enum CasChoice {
     Local(PathBuf),
     Remote,
-}
-
-impl Settings {
-    /// What a plan stored for these settings is checked against (see
-    /// [`stored`]): every field, but for `only` and `apply`. `only` is the
-    /// services `-p` names, fixed by the command line and the workspace that a
-    /// stored plan is already bound to; a plan with `apply` is not stored.
-    /// (Destructured, so that a new field does not compile until it is here.)
-    pub fn digest(&self) -> [u8; 32] {
-        let Settings {
-            target_dir,
-            source_date_epoch,
-            compression,
-            debug,
-            signing_key,
-            cache_dir,
-            offline,
-            insecure_registries,
-            docker_host,
-            pinned_bases,
-            known_sessions,
-            only: _,
-            helm_templates,
-            output_yaml,
-            apply,
-        } = self;
-        let text = format!(
-            "{target_dir:?}\n{source_date_epoch}\n{compression:?}\n{debug}\n{signing_key:?}\n{cache_dir:?}\n{offline}\n{insecure_registries:?}\n{docker_host:?}\n{pinned_bases:?}\n{known_sessions:?}\n{helm_templates:?}\n{output_yaml}\n{}",
-            apply.is_some()
-        );
-        *blake3::hash(text.as_bytes()).as_bytes()
-    }
 }
 
 /// The planned graph.
@@ -179,29 +145,19 @@ type IdIndex = HashMap<StepId, usize, std::hash::BuildHasherDefault<IdHasher>>;
 struct Builder {
     nodes: Vec<Node>,
     index: IdIndex,
-    /// The plan as it is stored, if it is (see [`plan_stored`]).
-    recorder: Option<Recorder>,
 }
 
 impl Builder {
     /// Adds a step (once per id); returns its node.
-    fn add<S: Stored>(&mut self, step: S, deps: Vec<usize>) -> usize {
-        if let Some(i) = self.known(step.id()) {
-            return i;
-        }
-        if let Some(recorder) = &mut self.recorder {
-            recorder.add(&step, &deps);
-        }
-        self.push(Box::new(step), deps)
+    fn add(&mut self, step: impl Step + 'static, deps: Vec<usize>) -> usize {
+        self.add_boxed(Box::new(step), deps)
     }
 
-    /// Adds a step of a kind a plan does not store (those of `apply`): this
-    /// plan is not stored.
-    fn add_unstored(&mut self, step: Box<dyn Step>, deps: Vec<usize>) -> usize {
+    /// [`Builder::add`] of a boxed step.
+    fn add_boxed(&mut self, step: Box<dyn Step>, deps: Vec<usize>) -> usize {
         if let Some(i) = self.known(step.id()) {
             return i;
         }
-        self.recorder = None;
         self.push(step, deps)
     }
 
@@ -279,27 +235,9 @@ fn has_secret_ref(value: &str) -> bool {
 
 /// Plans the build of `ws`.
 pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
-    Ok(plan_with(ws, settings, None)?.0)
-}
-
-/// Plans the build of `ws`, and stores the plan (see [`stored`]): `None`
-/// for a plan that is not stored (one with `apply`'s steps).
-pub fn plan_stored(
-    ws: &Workspace,
-    settings: &Settings,
-) -> Result<(Plan, Option<Vec<u8>>), PlanError> {
-    plan_with(ws, settings, Some(Recorder::new(settings.digest())))
-}
-
-fn plan_with(
-    ws: &Workspace,
-    settings: &Settings,
-    recorder: Option<Recorder>,
-) -> Result<(Plan, Option<Vec<u8>>), PlanError> {
     let mut b = Builder {
         nodes: Vec::with_capacity(4 * ws.services.len() + 2 * ws.meshes.len() + 1),
         index: IdIndex::default(),
-        recorder,
     };
     let selected: BTreeSet<usize> = if settings.only.is_empty() {
         (0..ws.services.len()).collect()
@@ -345,7 +283,7 @@ fn plan_with(
         alone.sort_unstable();
         for (i, image) in alone {
             let unit = &ws.services[i];
-            b.add_unstored(
+            b.add_boxed(
                 Box::new(PushStep {
                     id: StepId::new("push", unit.name()),
                     layout: settings.target_dir.join("images").join(unit.name()),
@@ -355,8 +293,7 @@ fn plan_with(
             );
         }
     }
-    let stored = b.recorder.map(Recorder::finish);
-    Ok((Plan { nodes: b.nodes }, stored))
+    Ok(Plan { nodes: b.nodes })
 }
 
 /// A service's steps, made apart from the graph.

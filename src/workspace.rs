@@ -7,12 +7,13 @@
 //! `scone.toml` above the first file, else the folder of the first file.
 
 use crate::manifest::{Mesh, ServiceManifest};
+use crate::watch::{Watch, Watched};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 mod load;
-pub mod snapshot;
+mod watched;
 pub use load::load;
 
 /// `scone.toml` at the workspace root. Every field is optional.
@@ -70,6 +71,9 @@ pub struct Workspace {
     pub warnings: Vec<String>,
     /// Every Meshfile taking part, in the order given.
     pub meshes: Vec<LinkedMesh>,
+    /// Every path the load read, and what of it this workspace depends on
+    /// (see [`crate::watch`]).
+    pub watched: Watched,
 }
 
 /// A service manifest and the folder its `copy:` paths are relative to.
@@ -120,6 +124,69 @@ pub struct LinkedService {
 pub struct LoadOptions {
     pub files: Vec<PathBuf>,
     pub cwd: PathBuf,
+}
+
+/// Where a workspace is, found before anything is parsed: its root and its
+/// `scone.toml`.
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// The folder of `scone.toml`, else of the first file, else the
+    /// current folder.
+    pub root: PathBuf,
+    pub config_file: Option<PathBuf>,
+    /// Every `scone.toml` looked for (the last one found, if any).
+    pub probed: Vec<PathBuf>,
+}
+
+/// Finds the root and `scone.toml` of `opts`: the nearest `scone.toml` in
+/// the folder of the first `-f` file (or the current folder) or above it.
+pub fn locate(opts: &LoadOptions) -> Location {
+    let start = match opts.files.first() {
+        Some(f) => opts
+            .cwd
+            .join(f)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| opts.cwd.clone()),
+        None => opts.cwd.clone(),
+    };
+    let mut probed = Vec::new();
+    let mut config_file = None;
+    for dir in start.ancestors() {
+        let candidate = dir.join(crate::manifest::discover::CONFIG_FILE);
+        probed.push(candidate.clone());
+        if candidate.is_file() {
+            config_file = Some(candidate);
+            break;
+        }
+    }
+    let root = config_file
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or(start);
+    Location {
+        root,
+        config_file,
+        probed,
+    }
+}
+
+impl Location {
+    /// `scone.toml` read without diagnostics (a broken one reads as the
+    /// defaults here; loading the workspace reports it).
+    pub fn config(&self) -> Config {
+        self.config_file
+            .as_deref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| toml::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// The `scone.toml` files looked for, watched.
+    pub fn watched(&self) -> impl Iterator<Item = (PathBuf, Watch)> + '_ {
+        self.probed.iter().map(|p| (p.clone(), Watch::Content))
+    }
 }
 
 impl Workspace {

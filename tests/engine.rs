@@ -384,7 +384,10 @@ fn the_no_op_fast_path_answers_only_when_nothing_changed() {
     assert!(step_statuses(&fast).iter().all(|(_, _, s)| s == "fresh"));
 
     // Other arguments: the full engine path, which must hash nothing either.
-    let full = build_json(&sb, &root, &["-j", "1"]);
+    // (`-j` does not count: it changes how, not what, a build makes.)
+    let same = build_json(&sb, &root, &["-j", "1"]);
+    assert_eq!(finished(&same)["fast_path"], true);
+    let full = build_json(&sb, &root, &["--mode", "debug"]);
     assert_eq!(finished(&full)["fast_path"], false);
     assert_eq!(finished(&full)["built"], 0);
     assert_eq!(finished(&full)["hashed_files"], 0);

@@ -178,6 +178,10 @@ pub struct DevArgs {
 pub struct CleanArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Keep the outputs; remove the cached results (blobs, action records)
+    /// that no step of the last builds refers to.
+    #[arg(long, conflicts_with = "services")]
+    pub gc: bool,
 }
 
 #[derive(Debug, Args, Clone)]

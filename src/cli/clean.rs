@@ -1,8 +1,10 @@
-//! `scone clean`: remove `target/`, or with `-p` one service's outputs and
-//! cache entries only.
+//! `scone clean`: remove `target/`'s outputs and its whole build state, or
+//! with `-p` one service's outputs and its steps' results; with `--gc`, the
+//! blobs and action records no step of the build state refers to.
 
 use anyhow::Context;
-use scone::engine::{lock::TargetLock, scheduler::clean_steps, StepId};
+use scone::engine::state::NextState;
+use scone::engine::{Session, StepId};
 
 use super::args::CleanArgs;
 use super::build::{load_workspace, selected};
@@ -20,17 +22,31 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
     if !target.exists() {
         return Ok(0);
     }
-    let _lock = TargetLock::acquire(&target, || {
+    let session = Session::open(&target, || {
         out.status("Blocking", "waiting for file lock on build directory")
     })
     .with_context(|| format!("locking {}", target.display()))?;
+    if args.gc {
+        let freed = scone::engine::gc::collect(session.store())
+            .with_context(|| format!("collecting garbage in {}", target.display()))?;
+        out.status(
+            "Removed",
+            &format!(
+                "{} blobs and {} action records no step refers to ({:.1} MB)",
+                freed.blobs,
+                freed.actions,
+                freed.bytes as f64 / 1e6
+            ),
+        );
+        return Ok(0);
+    }
     if only.is_empty() {
         for entry in
             std::fs::read_dir(&target).with_context(|| format!("reading {}", target.display()))?
         {
             let path = entry?.path();
             if path.file_name().is_some_and(|n| n == ".scone") {
-                // Keep the lock file we hold; remove the rest of the cache.
+                // Keep the lock file we hold; remove the rest of the state.
                 for inner in std::fs::read_dir(&path)? {
                     let inner = inner?.path();
                     if inner.file_name().is_some_and(|n| n != "lock") {
@@ -44,10 +60,11 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
         out.status("Removed", &target.display().to_string());
         return Ok(0);
     }
+    let mut dropped = Vec::new();
     for i in only {
         let name = ws.services[i].name();
         let ids: Vec<StepId> = SERVICE_STEPS.iter().map(|k| StepId::new(k, name)).collect();
-        let removed = clean_steps(&target, &ids)?;
+        let removed = scone::engine::gc::forget(session.store(), &target, &ids)?;
         out.status(
             "Removed",
             &format!(
@@ -55,6 +72,11 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
                 removed.len()
             ),
         );
+        dropped.extend(ids);
     }
+    session.finish(NextState {
+        dropped,
+        ..NextState::default()
+    })?;
     Ok(0)
 }

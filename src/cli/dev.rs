@@ -165,7 +165,7 @@ fn cycle(
     running: &mut BTreeMap<String, (Fingerprint, Running)>,
     out: &Output,
 ) -> anyhow::Result<Option<(Outcome, Vec<String>)>> {
-    let outcome = execute(&apply.build, Some(apply), None)?;
+    let outcome = execute(&apply.build, Some(apply))?;
     if outcome.code != 0 {
         return Ok(None);
     }

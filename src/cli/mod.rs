@@ -8,7 +8,6 @@ pub mod clean;
 pub mod dev;
 pub mod enclave;
 pub mod graph;
-pub mod noop;
+pub mod invocation;
 pub mod output;
 pub mod run;
-pub mod source;

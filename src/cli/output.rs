@@ -144,9 +144,8 @@ impl Output {
                 "remote": report.remote,
                 "failed": report.failed.len(),
                 "hashed_files": report.hashed_files,
-                "fast_path": report.fast_path,
-                "reused": report.reused,
-                "stored_plan": report.stored_plan,
+                "fast_path": report.replayed,
+                "reused": report.reused.len(),
                 "ms": report.ms,
             })),
             MessageFormat::Human => {
@@ -171,14 +170,11 @@ impl Output {
                 }
                 if self.verbosity.verbose > 0 {
                     text.push_str(&format!(" ({} files hashed", report.hashed_files));
-                    if report.reused > 0 {
+                    if !report.reused.is_empty() {
                         text.push_str(&format!(
                             ", {} reused unchecked: nothing they read changed",
-                            report.reused
+                            report.reused.len()
                         ));
-                    }
-                    if report.stored_plan {
-                        text.push_str(", the last build's plan");
                     }
                     text.push(')');
                 }

@@ -1,7 +1,7 @@
 //! What the engine reports while it runs. The CLI turns these into cargo-style
 //! lines on stderr or JSON messages on stdout (design §4).
 
-use super::step::StepId;
+use super::id::StepId;
 use serde_json::Value;
 
 /// How a step ended.

@@ -11,7 +11,7 @@
 //! | `step`                 | the step kind (`copy`, `layer`, …)               | two kinds never share results |
 //! | `param:<name>`         | blake3 of each canonical parameter value         | command, pwd, env, settings, base reference… |
 //! | `file:<label>`         | blake3 of the content + kind + mode of each declared input file | the sources; the exec bit ends up in layers |
-//! | `dep:<kind>:<unit>`    | the dep's [`output_digest`](super::store::ActionRecord::output_digest) | upstream *outputs*, not fingerprints: a rebuilt dep with identical output leaves us fresh (early cut-off) |
+//! | `dep:<kind>:<unit>`    | the dep's [`output_digest`](super::record::ActionRecord::output_digest) | upstream *outputs*, not fingerprints: a rebuilt dep with identical output leaves us fresh (early cut-off) |
 //!
 //! Not included, on purpose: paths of the workspace or `target/` (a moved
 //! checkout stays fresh), timestamps (a rewrite with identical bytes is fresh),

@@ -1,41 +1,40 @@
 //! Resolving a step's declared inputs: walking folders, hashing files through
-//! the stat cache.
+//! the path table; and checking, after the step ran, that they did not change
+//! meanwhile (a step must not store what it read from a file edited after it
+//! was hashed under the old digest).
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::statcache::{Stat, StatCache};
+use super::stat::Stat;
+use super::state::{Own, PathTable};
 use super::step::{Input, InputKind, ResolvedInput};
 
-/// Resolves every declared input, in declaration order (folders sorted). The
-/// folders walked are added to `dirs` (their listing is an input too), each
-/// with its stat taken *before* it was listed.
+/// Resolves every declared input, in declaration order (folders sorted).
+/// The folders walked are added to `consulted` with the digest of their
+/// listing (taken after their stat).
 pub fn resolve(
     inputs: &[Input],
-    stats: &StatCache,
-    dirs: &mut Vec<(std::path::PathBuf, Option<Stat>)>,
+    paths: &PathTable,
+    consulted: &mut Vec<Own>,
 ) -> io::Result<Vec<ResolvedInput>> {
     let mut out = Vec::new();
     for input in inputs {
         match input {
-            Input::File { label, path } => out.push(resolve_one(label.clone(), path, stats)?),
+            Input::File { label, path } => out.push(resolve_one(label.clone(), path, paths)?),
             Input::Tree { label, path } => {
-                let stat = fs::symlink_metadata(path).ok().map(|m| Stat::of(&m));
-                dirs.push((path.clone(), stat));
                 let walk = walkdir::WalkDir::new(path)
                     .follow_links(false)
-                    .sort_by_file_name()
-                    .min_depth(1);
+                    .sort_by_file_name();
                 for entry in walk {
                     let entry = entry.map_err(|e| {
                         io::Error::other(format!("reading {}: {e}", path.display()))
                     })?;
                     if entry.file_type().is_dir() {
-                        // Listed after this: the stat precedes the listing.
-                        let stat = entry.metadata().ok().map(|m| Stat::of(&m));
-                        dirs.push((entry.path().to_path_buf(), stat));
+                        let (_, digest) = paths.listing(entry.path())?;
+                        consulted.push(Own::Read(entry.path().to_path_buf(), Some(digest)));
                         continue;
                     }
                     let rel = entry
@@ -44,7 +43,7 @@ pub fn resolve(
                         .map_err(io::Error::other)?
                         .to_string_lossy()
                         .into_owned();
-                    out.push(resolve_one(format!("{label}/{rel}"), entry.path(), stats)?);
+                    out.push(resolve_one(format!("{label}/{rel}"), entry.path(), paths)?);
                 }
             }
         }
@@ -52,26 +51,30 @@ pub fn resolve(
     Ok(out)
 }
 
-fn resolve_one(label: String, path: &Path, stats: &StatCache) -> io::Result<ResolvedInput> {
+fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<ResolvedInput> {
     let meta = fs::symlink_metadata(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     if meta.file_type().is_symlink() {
+        let stat = Stat::of(&meta);
         let target = fs::read_link(path)?;
-        let digest = blake3::hash(target.to_string_lossy().as_bytes())
-            .to_hex()
-            .to_string();
+        let digest = blake3::hash(target.as_os_str().as_encoded_bytes());
         return Ok(ResolvedInput {
             label,
             path: path.to_path_buf(),
             kind: InputKind::Symlink,
             mode: 0o777,
             size: 0,
-            digest,
-            stat: Stat::of(&meta),
+            digest: digest.to_hex().to_string(),
+            stat,
         });
     }
-    // Not a symlink: the lstat above is the stat the cache needs.
-    let d = stats
+    if !meta.file_type().is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file, folder or symlink",
+            path.display()
+        )));
+    }
+    let d = paths
         .digest_as(path, &meta)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     Ok(ResolvedInput {
@@ -83,6 +86,26 @@ fn resolve_one(label: String, path: &Path, stats: &StatCache) -> io::Result<Reso
         digest: d.digest,
         stat: d.stat,
     })
+}
+
+/// What the build state records of a resolved input: the digest it depended on.
+pub fn consult(input: &ResolvedInput) -> Own {
+    let mut raw = [0u8; 32];
+    let digest = hex::decode_to_slice(&input.digest, &mut raw)
+        .ok()
+        .map(|()| raw);
+    Own::Read(input.path.clone(), digest)
+}
+
+/// The first input whose `lstat` is not the one it was resolved under: it
+/// changed while the step used it. (A write within the same timestamp tick
+/// is the build state's to catch: such an input is racy, and is hashed again
+/// next time.)
+pub fn changed_since(inputs: &[ResolvedInput]) -> Option<&PathBuf> {
+    inputs
+        .iter()
+        .find(|i| Stat::of_path(&i.path) != Some(i.stat))
+        .map(|i| &i.path)
 }
 
 /// The fingerprint value of a resolved input: content, kind and exec bit only

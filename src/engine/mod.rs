@@ -3,14 +3,17 @@
 //!
 //! * [`step`] — the contract every step kind implements;
 //! * [`fingerprint`] — what goes into a fingerprint, and `--explain`;
-//! * [`statcache`] — so a no-op build hashes nothing;
-//! * [`store`] — blobs, action records, per-step state under `target/.scone/`;
-//! * [`index`] — the last state of every step, read lazily;
-//! * [`memo`] — what a mesh step read of its deps, kept across runs;
+//! * [`state`] — the one build state under `target/.scone`: what changed
+//!   since the last build, and the stat cache;
+//! * [`stat`] — what the state remembers of a path;
+//! * [`id`], [`record`] — a step's name, and what its run leaves;
+//! * [`store`] — blobs and action records (the action cache);
+//! * [`gc`] — removing what the state no longer refers to;
 //! * [`remote`] — the remote tier behind the store (a shared cache);
 //! * [`publish`] — atomic publishing of outputs under `target/`;
 //! * [`scheduler`] — parallel execution on a rayon pool, reusing unaffected steps;
 //! * `run` — one step: fingerprint, cache lookups, run, publish;
+//! * [`session`] — one build in a target folder: its lock, store and state;
 //! * [`lock`] — one build per `target/` at a time;
 //! * [`events`] — what the CLI is told.
 //!
@@ -19,19 +22,18 @@
 mod dep;
 pub mod events;
 pub mod fingerprint;
-pub mod index;
+pub mod gc;
+pub mod id;
 pub mod inputs;
 pub mod lock;
-pub mod memo;
-pub mod noop;
 pub mod publish;
-mod record_codec;
+pub mod record;
 pub mod remote;
 mod run;
 pub mod scheduler;
 pub mod session;
-pub mod shards;
-pub mod statcache;
+pub mod stat;
+pub mod state;
 pub mod step;
 pub mod store;
 pub mod wire;
@@ -39,10 +41,10 @@ pub mod wire;
 pub use dep::Dep;
 pub use events::{Event, EventSink, Status};
 pub use remote::{Lookup, RemoteTier};
-pub use scheduler::{build, build_in, BuildReport, EngineError, EngineOptions, Node, Reuse};
-pub use session::{Saving, Session};
+pub use scheduler::{BuildReport, EngineError, EngineOptions, Node, Reuse};
+pub use session::Session;
 pub use step::{
-    BlobSource, DepFields, DepReads, Input, InputKind, Prepared, Publish, PublishFile,
-    ResolvedInput, Step, StepContext, StepError, StepId, StepOutput,
+    BlobSource, DepFields, Input, InputKind, Prepared, Publish, PublishFile, ResolvedInput, Step,
+    StepContext, StepError, StepId, StepOutput,
 };
 pub use store::{ActionRecord, Published, Store};

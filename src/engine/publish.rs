@@ -14,6 +14,53 @@ use std::path::{Path, PathBuf};
 use super::store::{Published, Store};
 use crate::durable;
 
+/// The folders of `target/` that steps publish into (`images/<name>`,
+/// `enclave/<name>`, `policy/<ns>.yaml`, `helm` or `helm/<ns>`,
+/// `manifests/…`). Nothing else under them is kept by a build that planned
+/// the whole workspace ([`prune`]).
+pub const OUTPUT_FOLDERS: &[&str] = &["images", "enclave", "policy", "helm", "manifests"];
+
+/// Removes from the [`OUTPUT_FOLDERS`] of `target` whatever none of
+/// `published` put there (the outputs of removed services and meshes, and
+/// leftovers of interrupted publishing): what a build from scratch would not
+/// have. A folder nothing is published into goes as a whole.
+pub fn prune<'a>(
+    target: &Path,
+    published: impl Iterator<Item = &'a Published>,
+    paths: &super::state::PathTable,
+) -> io::Result<()> {
+    let tops: std::collections::BTreeSet<PathBuf> = published
+        .map(|p| match p {
+            Published::Dir { dir, .. } => PathBuf::from(dir),
+            Published::File { path, .. } => PathBuf::from(path),
+        })
+        .collect();
+    for folder in OUTPUT_FOLDERS {
+        let folder = Path::new(folder);
+        if tops.contains(folder) {
+            continue;
+        }
+        let root = target.join(folder);
+        if !tops.iter().any(|t| t.starts_with(folder)) {
+            paths.churn_tree(&root);
+            durable::remove_all(&root)?;
+            continue;
+        }
+        let Ok(entries) = fs::read_dir(&root) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            let rel = folder.join(entry.file_name());
+            if !tops.iter().any(|t| t.starts_with(&rel)) {
+                paths.churn_tree(&entry.path());
+                durable::remove_all(&entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether `target/<entry>` holds exactly what the entry says.
 pub fn is_current(target: &Path, entry: &Published, store: &Store) -> bool {
     match entry {
@@ -45,7 +92,7 @@ fn file_is(store: &Store, path: &Path, digest: &str) -> bool {
         }
     }
     store
-        .stats()
+        .paths()
         .digest(path)
         .map(|d| d.digest == digest)
         .unwrap_or(false)
@@ -78,7 +125,10 @@ pub fn publish(target: &Path, entry: &Published, store: &Store) -> io::Result<()
                 fs::create_dir_all(parent)?;
             }
             let tmp = durable::temp_sibling(&dest);
-            let linked = link_or_copy(&store.blob_path(digest), &tmp)?;
+            let blob = store.blob_path(digest);
+            store.paths().churn(&blob);
+            store.paths().churn(&dest);
+            let linked = link_or_copy(&blob, &tmp)?;
             fs::rename(&tmp, &dest)?;
             if linked {
                 // Renaming a link onto another link of the same inode (the
@@ -86,11 +136,7 @@ pub fn publish(target: &Path, entry: &Published, store: &Store) -> io::Result<()
                 // and leaves both names.
                 let _ = fs::remove_file(&tmp);
             }
-            if linked {
-                Ok(())
-            } else {
-                store.stats().record_written(&dest, digest)
-            }
+            Ok(())
         }
         Published::Dir { dir, files } => publish_dir(&target.join(dir), files, store),
     }
@@ -101,29 +147,26 @@ fn publish_dir(dest: &Path, files: &BTreeMap<String, String>, store: &Store) -> 
         .parent()
         .ok_or_else(|| io::Error::other("cannot publish to the filesystem root"))?;
     fs::create_dir_all(parent)?;
-    sweep_leftovers(dest)?;
+    sweep_leftovers(dest, store)?;
     let tmp = durable::temp_sibling(dest);
     fs::create_dir_all(&tmp)?;
-    let mut copied = Vec::new();
     for (rel, digest) in files {
         let path = tmp.join(rel);
         if let Some(p) = path.parent() {
             fs::create_dir_all(p)?;
         }
-        if !link_or_copy(&store.blob_path(digest), &path)? {
-            copied.push((rel, digest));
-        }
+        let blob = store.blob_path(digest);
+        store.paths().churn(&blob);
+        link_or_copy(&blob, &path)?;
     }
     if fs::symlink_metadata(dest).is_ok() {
         let old = old_name(dest);
         fs::rename(dest, &old)?;
         fs::rename(&tmp, dest)?;
+        store.paths().churn_tree(&old);
         durable::remove_all(&old)?;
     } else {
         fs::rename(&tmp, dest)?;
-    }
-    for (rel, digest) in copied {
-        store.stats().record_written(&dest.join(rel), digest)?;
     }
     Ok(())
 }
@@ -137,7 +180,7 @@ fn old_name(dest: &Path) -> PathBuf {
 }
 
 /// Removes `.<name>.tmp-*` / `.<name>.old-*` left by an interrupted publish.
-fn sweep_leftovers(dest: &Path) -> io::Result<()> {
+fn sweep_leftovers(dest: &Path, store: &Store) -> io::Result<()> {
     let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
         return Ok(());
     };
@@ -148,6 +191,7 @@ fn sweep_leftovers(dest: &Path) -> io::Result<()> {
     for entry in fs::read_dir(parent)?.flatten() {
         let n = entry.file_name().to_string_lossy().into_owned();
         if prefixes.iter().any(|p| n.starts_with(p)) {
+            store.paths().churn_tree(&entry.path());
             durable::remove_all(&entry.path())?;
         }
     }
@@ -163,7 +207,7 @@ fn link_or_copy(from: &Path, to: &Path) -> io::Result<bool> {
     let tmp = durable::temp_sibling(to);
     fs::copy(from, &tmp)?;
     fs::File::open(&tmp)?.sync_all()?;
-    super::statcache::pin_mtime(&tmp)?;
+    super::stat::pin_mtime(&tmp)?;
     fs::rename(&tmp, to)?;
     Ok(false)
 }
@@ -173,9 +217,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prune_keeps_what_was_published_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        for p in [
+            "images/a/index.json",
+            "images/gone/index.json",
+            "policy/ns.yaml",
+            "policy/old.yaml",
+            "helm/Chart.yaml",
+            "manifests/x.yaml",
+            "other/keep",
+        ] {
+            fs::create_dir_all(t.join(p).parent().unwrap()).unwrap();
+            fs::write(t.join(p), "x").unwrap();
+        }
+        let published = [
+            Published::Dir {
+                dir: "images/a".into(),
+                files: BTreeMap::new(),
+            },
+            Published::File {
+                path: "policy/ns.yaml".into(),
+                digest: String::new(),
+            },
+            Published::Dir {
+                dir: "helm/ns".into(),
+                files: BTreeMap::new(),
+            },
+        ];
+        let table = crate::engine::state::PathTable::new(Default::default(), t);
+        prune(t, published.iter(), &table).unwrap();
+        assert!(t.join("images/a/index.json").exists());
+        assert!(!t.join("images/gone").exists());
+        assert!(t.join("policy/ns.yaml").exists());
+        assert!(!t.join("policy/old.yaml").exists());
+        assert!(
+            !t.join("helm/Chart.yaml").exists(),
+            "one mesh became several"
+        );
+        assert!(!t.join("manifests").exists());
+        assert!(t.join("other/keep").exists(), "not an output folder");
+    }
+
+    #[test]
     fn publishing_a_file_again_leaves_no_temp_name_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("target")).unwrap();
+        let store = Store::open(&dir.path().join("target"), Default::default()).unwrap();
         let made = dir.path().join("made");
         fs::write(&made, "policy").unwrap();
         let digest = store.ingest_copy(&made).unwrap();

@@ -4,19 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::dep::Dep;
 use super::events::{Event, EventSink, Status};
 use super::fingerprint::{explain, Fingerprint};
 use super::inputs;
-use super::memo::{Memo, Section};
 use super::publish;
 use super::remote::{Lookup, RemoteTier};
-use super::statcache::Stat;
-use super::step::{BlobSource, DepReads, Prepared, Publish, Step, StepContext, StepError};
+use super::state::Own;
+use super::step::{BlobSource, Prepared, Publish, Step, StepContext, StepError};
 use super::store::{ActionRecord, Published, Store};
 
 /// A finished step, as its dependents and the report need it.
@@ -25,7 +24,8 @@ pub(super) struct StepResult {
     /// `record.output_digest()`, computed once on the worker, not once per dependent.
     pub digest: Arc<str>,
     pub status: Status,
-    pub consulted: Vec<(PathBuf, Option<Stat>)>,
+    /// Every path it consulted, for the build state.
+    pub consulted: Vec<Own>,
 }
 
 /// What every step run shares.
@@ -36,24 +36,17 @@ pub(super) struct RunContext<'a> {
     pub sink: &'a dyn EventSink,
 }
 
-/// What [`Step::prepare`] made, with the memo it read and the dep fields it
-/// kept: the run goes on from there.
-pub(super) struct Head {
-    prepared: Prepared,
-    memo: Memo,
-    kept: Vec<Section>,
-}
+/// What [`Step::prepare`] made: the run goes on from there.
+pub(super) struct HeadStart(Prepared);
 
 /// Runs [`Step::prepare`] with the deps that are done. `None`: nothing to
 /// hand over (no prepare, or it failed: the run does it all, and reports
 /// any error it meets).
-pub(super) fn prepare_step(step: &dyn Step, deps: Vec<Dep<'_>>, store: &Store) -> Option<Head> {
-    let reads = step.dep_reads();
-    let memo = if reads == DepReads::Fields {
-        Memo::load(store.root(), step.id())
-    } else {
-        Memo::default()
-    };
+pub(super) fn prepare_step(
+    step: &dyn Step,
+    deps: Vec<Dep<'_>>,
+    store: &Store,
+) -> Option<HeadStart> {
     // Never made: a prepare writes through the store only, and one that
     // tried a file of its own would fail rather than write anywhere else.
     let no_scratch = store.root().join("tmp").join("no-scratch-in-prepare");
@@ -62,18 +55,9 @@ pub(super) fn prepare_step(step: &dyn Step, deps: Vec<Dep<'_>>, store: &Store) -
         deps: &deps,
         scratch: &no_scratch,
         store,
-        whole: reads == DepReads::Whole,
-        memo: &memo,
-        kept: Mutex::new(Vec::new()),
         prepared: Mutex::new(None),
     };
-    let prepared = step.prepare(&cx).ok()??;
-    let kept = cx.kept.into_inner().unwrap_or_else(PoisonError::into_inner);
-    Some(Head {
-        prepared,
-        memo,
-        kept,
-    })
+    step.prepare(&cx).ok()?.map(HeadStart)
 }
 
 /// Decides fresh or built for one step and does the work.
@@ -83,7 +67,7 @@ pub(super) fn run_step(
     step: &dyn Step,
     deps: Vec<Dep<'_>>,
     params: Option<Vec<(String, String)>>,
-    head: Option<Head>,
+    head: Option<HeadStart>,
     cx: &RunContext<'_>,
     scratch: &Path,
 ) -> Result<StepResult, String> {
@@ -98,9 +82,9 @@ pub(super) fn run_step(
     let mut fingerprint = String::new();
     let mut consulted = Vec::new();
     let outcome = (|| -> Result<(Arc<ActionRecord>, Status, Option<String>), StepError> {
-        let resolved = inputs::resolve(&step.inputs(), store.stats(), &mut consulted)
+        let resolved = inputs::resolve(&step.inputs(), store.paths(), &mut consulted)
             .map_err(|e| StepError::context("reading inputs", e))?;
-        consulted.extend(resolved.iter().map(|r| (r.path.clone(), Some(r.stat))));
+        consulted.extend(resolved.iter().map(inputs::consult));
         let mut fp = Fingerprint::new(&id.kind);
         match params {
             Some(pairs) => fp.param_pairs(pairs),
@@ -116,19 +100,15 @@ pub(super) fn run_step(
             fp.push(format!("dep:{}", dep.id()), dep.digest().to_string());
         }
         fingerprint = fp.digest();
-        let previous = store.indexed(&id);
+        let previous = store.previous(&id);
         if step.cacheable() {
             let known = previous
-                .as_ref()
                 .filter(|p| p.fingerprint == fingerprint)
-                .and_then(|p| p.record());
+                .and_then(|p| p.record(store.state()));
             let known = known.or_else(|| store.load_action(&fingerprint).map(Arc::new));
             if let Some(record) = known {
                 if store.action_intact(&record) {
                     publish_current(target, &record, store)?;
-                    if previous.as_ref().map(|p| p.fingerprint.as_str()) != Some(&fingerprint) {
-                        store.save_state(&id, &fingerprint, fp.into_pairs(), Some(&record));
-                    }
                     return Ok((record, Status::Fresh, None));
                 }
             }
@@ -147,46 +127,42 @@ pub(super) fn run_step(
                             .save_action(&record)
                             .map_err(|e| StepError::context("saving the action record", e))?;
                         publish_current(target, &record, store)?;
-                        store.save_state(&id, &fingerprint, fp.into_pairs(), Some(&record));
                         return Ok((Arc::new(record), Status::Remote, None));
                     }
                 }
             }
         }
-        // Why it runs, if anyone will read it: a mesh step's last input list
-        // has thousands of entries.
+        // Why it runs, if anyone will read it: the inputs of its last
+        // fingerprint are in that fingerprint's action record.
         let why = if sink.wants_why() {
-            let before = previous.map(|p| p.inputs());
+            let before = previous
+                .and_then(|p| store.load_action(&p.fingerprint))
+                .map(|r| r.inputs);
             explain(before.as_deref(), fp.pairs())
         } else {
             String::new()
         };
         sink.event(Event::Started { id: id.clone() });
         fs::create_dir_all(scratch).map_err(|e| StepError::context("creating scratch dir", e))?;
-        let reads = step.dep_reads();
-        let (memo, kept, prepared) = match head {
-            Some(head) => (head.memo, head.kept, Some(head.prepared)),
-            None if reads == DepReads::Fields => (Memo::load(store.root(), &id), Vec::new(), None),
-            None => (Memo::default(), Vec::new(), None),
-        };
         let cx = StepContext {
             inputs: &resolved,
             deps: &deps,
             scratch,
             store,
-            whole: reads == DepReads::Whole,
-            memo: &memo,
-            kept: Mutex::new(kept),
-            prepared: Mutex::new(prepared),
+            prepared: Mutex::new(head.map(|h| h.0)),
         };
-        // Steps that read their deps whole get them parsed ahead, on all
-        // cores; the others parse what they ask for.
-        if reads != DepReads::Fields {
+        // Deps are parsed ahead, on all cores.
+        {
             use rayon::prelude::*;
             deps.par_iter().try_for_each(|d| cx.record(d).map(drop))?;
         }
         let output = step.run(&cx)?;
-        let kept = cx.kept.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some(path) = inputs::changed_since(&resolved) {
+            return Err(StepError::new(format!(
+                "{} changed while the build used it; build again",
+                path.display()
+            )));
+        }
         // In parallel: each new blob is fsynced, and fsyncs at the same time
         // share the filesystem's journal commits.
         let mut files: BTreeMap<String, String> = {
@@ -213,6 +189,7 @@ pub(super) fn run_step(
             files,
             publish,
             info: output.info,
+            inputs: fp.into_pairs(),
         };
         for entry in &record.publish {
             publish::publish(target, entry, store)
@@ -231,11 +208,6 @@ pub(super) fn run_step(
         } else {
             Status::Fresh
         };
-        let cached = step.cacheable().then_some(&record);
-        store.save_state(&id, &fingerprint, fp.into_pairs(), cached);
-        if !kept.is_empty() {
-            store.keep_memo(&id, kept);
-        }
         let _ = fs::remove_dir_all(scratch);
         Ok((
             Arc::new(record),
@@ -246,27 +218,7 @@ pub(super) fn run_step(
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok((record, status, why)) => {
-            consulted.extend(record.blob_digests().map(|d| (store.blob_path(d), None)));
-            for entry in &record.publish {
-                match entry {
-                    Published::Dir { dir, files } => {
-                        let root = target.join(dir);
-                        for rel in files.keys() {
-                            let path = root.join(rel);
-                            let mut parent = path.parent();
-                            while let Some(p) = parent {
-                                if !p.starts_with(&root) {
-                                    break;
-                                }
-                                consulted.push((p.to_path_buf(), None));
-                                parent = p.parent();
-                            }
-                            consulted.push((path, None));
-                        }
-                    }
-                    Published::File { path, .. } => consulted.push((target.join(path), None)),
-                }
-            }
+            made_paths(&record, target, store, &mut consulted);
             sink.event(Event::Finished {
                 id,
                 status,
@@ -293,6 +245,37 @@ pub(super) fn run_step(
                 ms,
             });
             Err(err.message)
+        }
+    }
+}
+
+/// What a step's result consists of on disk: its blobs, and what it
+/// published (files, and folders with every folder inside them).
+fn made_paths(record: &ActionRecord, target: &Path, store: &Store, out: &mut Vec<Own>) {
+    for d in record.files.values() {
+        out.push(Own::Made(store.blob_path(d), Some(d.clone())));
+    }
+    for entry in &record.publish {
+        match entry {
+            Published::Dir { dir, files } => {
+                let root = target.join(dir);
+                let mut folders = std::collections::BTreeSet::new();
+                for (rel, digest) in files {
+                    let path = root.join(rel);
+                    let mut parent = path.parent();
+                    while let Some(p) = parent.filter(|p| p.starts_with(&root)) {
+                        if !folders.insert(p.to_path_buf()) {
+                            break;
+                        }
+                        parent = p.parent();
+                    }
+                    out.push(Own::Made(path, Some(digest.clone())));
+                }
+                out.extend(folders.into_iter().map(|f| Own::Made(f, None)));
+            }
+            Published::File { path, digest } => {
+                out.push(Own::Made(target.join(path), Some(digest.clone())))
+            }
         }
     }
 }

@@ -11,22 +11,17 @@
 //! every failure is reported. Steps whose deps failed are not run.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
 
 use super::dep::{Dep, DepRecord};
 use super::events::{Event, EventSink, Status};
-use super::index::IndexEntry;
-use super::noop::Previous;
 use super::remote::RemoteTier;
-use super::run::{prepare_step, run_step, Head, RunContext, StepResult};
-use super::session::{Saving, Session};
-use super::statcache::Stat;
-use super::step::{DepReads, Step, StepId};
-use super::store::{ActionRecord, Published, Store};
+use super::run::{prepare_step, run_step, HeadStart, RunContext, StepResult};
+use super::state::Own;
+use super::step::{Step, StepId};
+use super::store::{ActionRecord, Store};
 
 /// One node of the graph: a step and the indices of the nodes it depends on.
 pub struct Node {
@@ -37,64 +32,38 @@ pub struct Node {
 /// How to run.
 #[derive(Clone)]
 pub struct EngineOptions {
-    pub target_dir: PathBuf,
     /// Parallel steps; 0 means the number of cores.
     pub jobs: usize,
     /// The remote cache tier, if any.
     pub remote: Option<Arc<dyn RemoteTier>>,
     /// Steps known to be unaffected since the last build, if known.
     pub reuse: Option<Arc<Reuse>>,
-    /// The process exits after this build: the graph and store (tens of
-    /// thousands of small allocations) are left to the exit to free, so that
-    /// freeing them does not take a core from the end of the build.
-    pub exits_after: bool,
 }
 
-/// Steps the caller knows are unaffected since the last build (nothing they
-/// consulted changed, see [`super::noop`]), with the fingerprint they had:
-/// the last build's record, shared, not copied. Such a step is reused without
-/// resolving its inputs or computing its fingerprint — as long as the step
-/// index still holds that fingerprint and none of its deps' outputs changed in
-/// this build; its record is parsed only if a dependent runs.
+/// The steps of the last build nothing they consulted changed since (see
+/// [`super::state::Verdict::Dirty`]), by their place in the build state. Such
+/// a step is reused without resolving its inputs or computing its fingerprint
+/// — as long as none of its deps' outputs changed in this build; its record
+/// is parsed only if a dependent runs.
 #[derive(Debug)]
 pub struct Reuse {
-    previous: Arc<Previous>,
+    /// Per step of the state: whether a path it consulted changed.
+    dirty: Vec<bool>,
 }
 
 impl Reuse {
-    pub fn new(previous: Arc<Previous>) -> Reuse {
-        Reuse { previous }
+    pub fn new(dirty: Vec<bool>) -> Reuse {
+        Reuse { dirty }
     }
 
-    /// The fingerprint step `id` had, if it is unaffected.
-    pub fn get(&self, id: &StepId) -> Option<&str> {
-        self.fingerprint_at(self.position(id, None)?)
-    }
-
-    /// Where step `id` is in the record, trying `guess` first (one string
-    /// comparison where a search takes a dozen).
-    fn position(&self, id: &StepId, guess: Option<usize>) -> Option<usize> {
-        let steps = &self.previous.record.steps;
-        let key = (id.kind.as_str(), id.unit.as_str());
-        if let Some(s) = guess.and_then(|g| steps.get(g)) {
-            if (s.kind.as_str(), s.unit.as_str()) == key {
-                return guess;
-            }
-        }
-        // Recorded sorted by kind and unit (see `NoopRecord::capture`).
-        steps
-            .binary_search_by(|s| (s.kind.as_str(), s.unit.as_str()).cmp(&key))
-            .ok()
-    }
-
-    fn fingerprint_at(&self, i: usize) -> Option<&str> {
-        let step = self.previous.record.steps.get(i)?;
-        (!self.previous.dirty.get(i)?).then_some(step.fingerprint.as_str())
+    /// Whether the state's step at `position` is unaffected.
+    fn clean(&self, position: usize) -> bool {
+        self.dirty.get(position).is_some_and(|d| !d)
     }
 
     /// How many steps are unaffected.
     pub fn len(&self) -> usize {
-        self.previous.dirty.iter().filter(|d| !**d).count()
+        self.dirty.iter().filter(|d| !**d).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -105,18 +74,12 @@ impl Reuse {
 impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineOptions")
-            .field("target_dir", &self.target_dir)
             .field("jobs", &self.jobs)
             .field("remote", &self.remote.is_some())
             .field("reuse", &self.reuse.as_ref().map(|r| r.len()))
-            .field("exits_after", &self.exits_after)
             .finish()
     }
 }
-
-/// Paths one step consulted, with the stat it read them under (inputs and
-/// folders) or `None` (its own outputs and blobs).
-pub type Consulted = Vec<(PathBuf, Option<Stat>)>;
 
 /// What a build did.
 #[derive(Debug, Default)]
@@ -131,28 +94,19 @@ pub struct BuildReport {
     pub failed: Vec<(StepId, String)>,
     /// Results of every step that finished, by id, but the reused ones.
     pub results: BTreeMap<StepId, Arc<ActionRecord>>,
-    /// How many steps were reused as the last build left them (see
-    /// [`Reuse`]); counted as fresh, not in `results`.
-    pub reused: usize,
-    /// Files whose content was hashed (not served by the stat cache).
+    /// The steps reused as the last build left them (see [`Reuse`]);
+    /// counted as fresh, not in `results`.
+    pub reused: Vec<StepId>,
+    /// Files whose content was hashed (not served by the path table).
     pub hashed_files: u64,
-    /// Per step that ran (not reused): every path it consulted (inputs,
-    /// folders listed, outputs, blobs): what the no-op fast path must stat
-    /// (see [`super::noop`]). Inputs and folders come with the stat the build
-    /// saw when it read them; the others (outputs, blobs) are the build's own
-    /// and are stat'ed when recorded.
-    pub consulted: Vec<(StepId, Consulted)>,
-    /// Whether every step was cacheable (effects rule out the fast path).
+    /// Per step that ran (not reused): every path it consulted, for the
+    /// build state.
+    pub consulted: Vec<(StepId, Vec<Own>)>,
+    /// Whether every step was cacheable (effects rule out replaying it).
     pub all_cacheable: bool,
-    /// Whether the no-op fast path answered (nothing was planned or run).
-    pub fast_path: bool,
-    /// Whether the plan was the one stored with the last build (set by the
-    /// caller, see `plan::stored`): no manifest was decoded but those of the
-    /// services whose files changed.
-    pub stored_plan: bool,
+    /// Whether the build state answered: nothing was planned or run.
+    pub replayed: bool,
     pub ms: u64,
-    /// The caches of this build, being saved (wait before relying on them).
-    pub saving: Saving,
 }
 
 impl BuildReport {
@@ -174,40 +128,19 @@ pub enum EngineError {
     Cycle(StepId),
 }
 
-/// Runs the graph. `on_wait` is called if another scone holds the lock.
-pub fn build(
-    nodes: Vec<Node>,
-    opts: &EngineOptions,
-    sink: &dyn EventSink,
-    on_wait: impl FnOnce(),
-) -> Result<BuildReport, EngineError> {
-    let session = Session::open(&opts.target_dir, on_wait)?;
-    build_in(session, nodes, opts, sink)
-}
-
-/// Runs the graph in an open session, whose directory must be
-/// `opts.target_dir`.
-pub fn build_in(
-    session: Session,
-    nodes: Vec<Node>,
+/// Runs the graph with the store of `target`, `tmp` its scratch folder.
+pub(super) fn run(
+    store: &Store,
+    target: &Path,
+    tmp: &Path,
+    nodes: &[Node],
     opts: &EngineOptions,
     sink: &dyn EventSink,
 ) -> Result<BuildReport, EngineError> {
-    let started = Instant::now();
     let io_err = |source| EngineError::Io {
-        dir: opts.target_dir.clone(),
+        dir: target.to_path_buf(),
         source,
     };
-    if session.dir != opts.target_dir {
-        return Err(io_err(std::io::Error::other(format!(
-            "internal: the session is for {}",
-            session.dir.display()
-        ))));
-    }
-    let Session {
-        lock: _held, store, ..
-    } = session;
-    let tmp = store.reset_tmp().map_err(io_err)?;
     let jobs = if opts.jobs == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -227,15 +160,14 @@ pub fn build_in(
         .thread_name(|i| format!("scone-step-{i}"))
         .build()
         .map_err(|e| io_err(std::io::Error::other(e)))?;
-
     let remote = opts.remote.as_deref();
     let cx = RunContext {
-        store: &store,
-        target: &opts.target_dir,
+        store,
+        target,
         remote,
         sink,
     };
-    let run = run_graph(&nodes, &cx, opts.reuse.as_deref(), &tmp, &pool, jobs);
+    let run = run_graph(nodes, &cx, opts.reuse.as_deref(), tmp, &pool, jobs);
     if let Some(remote) = remote {
         for message in remote.finish() {
             sink.event(Event::Warning { message });
@@ -243,27 +175,7 @@ pub fn build_in(
     }
     let mut report = run?;
     report.remote_configured = remote.is_some();
-    report.hashed_files = store.stats().hashed_files();
-    report.ms = started.elapsed().as_millis() as u64;
-    // The step index and stat cache are saved while the caller writes
-    // `scone.lock` and the fast-path record, still under the lock; then the
-    // graph and store are freed (tens of thousands of small allocations),
-    // off the caller's path, or left to the process's exit.
-    let dir = opts.target_dir.clone();
-    let exits_after = opts.exits_after;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let saved = store.save();
-        let _ = fs::remove_dir_all(&tmp);
-        drop(_held);
-        let _ = tx.send(saved);
-        if exits_after {
-            std::mem::forget((nodes, store));
-        } else {
-            drop((nodes, store));
-        }
-    });
-    report.saving = Saving(Some((dir, rx)));
+    report.hashed_files = store.paths().hashed_files();
     Ok(report)
 }
 
@@ -275,7 +187,10 @@ enum Done {
         result: Result<StepResult, String>,
     },
     /// A step's [`Step::prepare`] finished: the step may run.
-    Prepared { index: usize, head: Option<Head> },
+    Prepared {
+        index: usize,
+        head: Option<HeadStart>,
+    },
 }
 
 /// A finished step, as its dependents see it.
@@ -307,27 +222,16 @@ fn release(
     }
 }
 
-/// The index entry to reuse `node` from, if [`Reuse`] lists it as unaffected
-/// (with `fingerprint`), none of its deps' outputs changed in this build, and
-/// the step index still holds that fingerprint with an output.
-fn reusable(
-    node: &Node,
-    results: &[Option<Finished>],
-    fingerprint: Option<&str>,
-    store: &Store,
-) -> Option<Arc<IndexEntry>> {
-    let id = node.step.id();
-    let fingerprint = fingerprint?;
+/// The place in the build state to reuse `node` from, if [`Reuse`] lists it
+/// as unaffected (`recorded`) and none of its deps' outputs changed in this
+/// build.
+fn reusable(node: &Node, results: &[Option<Finished>], recorded: Option<usize>) -> Option<usize> {
+    let position = recorded?;
     let deps_unchanged = node
         .deps
         .iter()
         .all(|&d| results[d].as_ref().is_some_and(|f| !f.changed));
-    if !deps_unchanged {
-        return None;
-    }
-    store
-        .indexed(id)
-        .filter(|e| e.fingerprint == fingerprint && !e.output.is_empty())
+    deps_unchanged.then_some(position)
 }
 
 /// The deps of step `j` that are done, as it gets them.
@@ -370,34 +274,22 @@ fn can_prepare(nodes: &[Node], j: usize, results: &[Option<Finished>], started: 
     missing
 }
 
-/// Per node: the fingerprint [`Reuse`] lists it with, if it is unaffected
-/// (looked up once: the scheduler asks twice per node). The plan lists the
-/// steps of one kind mostly in the record's order (by unit), so each lookup
-/// first tries the record's entry after the last one found of its kind.
-fn recorded<'r>(nodes: &[Node], reuse: Option<&'r Reuse>) -> Vec<Option<&'r str>> {
+/// Per node: its place in the build state, if [`Reuse`] lists it as
+/// unaffected.
+fn recorded(nodes: &[Node], reuse: Option<&Reuse>, store: &Store) -> Vec<Option<usize>> {
     let Some(reuse) = reuse else {
         return vec![None; nodes.len()];
     };
-    let mut next: Vec<(&str, usize)> = Vec::new();
+    let state = store.state();
     nodes
         .iter()
-        .map(|n| {
-            let id = n.step.id();
-            let hint = next.iter_mut().find(|(kind, _)| *kind == id.kind);
-            let guess = hint.as_ref().map(|(_, at)| *at);
-            let at = reuse.position(id, guess)?;
-            match hint {
-                Some((_, next_at)) => *next_at = at + 1,
-                None => next.push((id.kind.as_str(), at + 1)),
-            }
-            reuse.fingerprint_at(at)
-        })
+        .map(|n| state.position(n.step.id()).filter(|&p| reuse.clean(p)))
         .collect()
 }
 
 /// Per node: whether it will likely run — it is not [`recorded`] as
 /// unaffected, or one of its deps (transitively) is not.
-fn tainted(dependents: &[Vec<usize>], recorded: &[Option<&str>]) -> Vec<bool> {
+fn tainted(dependents: &[Vec<usize>], recorded: &[Option<usize>]) -> Vec<bool> {
     let mut tainted: Vec<bool> = recorded.iter().map(Option::is_none).collect();
     let mut queue: Vec<usize> = (0..tainted.len()).filter(|&i| tainted[i]).collect();
     while let Some(i) = queue.pop() {
@@ -428,7 +320,7 @@ fn run_graph(
         }
     }
     let mut results: Vec<Option<Finished>> = (0..n).map(|_| None).collect();
-    let recorded = recorded(nodes, reuse);
+    let recorded = recorded(nodes, reuse, cx.store);
     let tainted = tainted(&dependents, &recorded);
     // Steps that will likely run are started before any reused step is
     // bookkept, so the chain of rebuilt steps never waits on the loop.
@@ -436,10 +328,9 @@ fn run_graph(
         .filter(|&i| waiting[i] == 0)
         .rev()
         .partition(|&i| tainted[i]);
-    // Records of reused steps that a tainted step will read whole. The loop
-    // parses them while it waits for running steps. (The mesh steps, which
-    // read fields of thousands, parse only what their memo lacks.)
-    let mut preparse: Vec<Arc<IndexEntry>> = Vec::new();
+    // Records of reused steps that a tainted step will read. The loop parses
+    // them while it waits for running steps.
+    let mut preparse: Vec<usize> = Vec::new();
     // Likewise the params of tainted steps that are not ready yet (a mesh
     // step's describe every service).
     let mut ahead: Vec<usize> = (0..n).filter(|&i| tainted[i] && waiting[i] > 0).collect();
@@ -450,7 +341,7 @@ fn run_graph(
         .copied()
         .filter(|&i| nodes[i].step.prepare_without().is_some())
         .collect();
-    let mut heads: Vec<Option<Head>> = (0..n).map(|_| None).collect();
+    let mut heads: Vec<Option<HeadStart>> = (0..n).map(|_| None).collect();
     let mut started = vec![false; n];
     let mut report = BuildReport {
         all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
@@ -462,6 +353,7 @@ fn run_graph(
     let mut finished = 0usize;
     // The output digest each running step had in the last build.
     let mut before: HashMap<usize, Option<Arc<str>>> = HashMap::new();
+    let state = cx.store.state();
     let wants_outputs = cx.sink.wants_outputs();
     let wants_reused = cx.sink.wants_reused();
 
@@ -476,11 +368,12 @@ fn run_graph(
             };
             if let Some(i) = next {
                 let id = nodes[i].step.id();
-                if let Some(entry) = reusable(&nodes[i], &results, recorded[i], cx.store) {
+                if let Some(position) = reusable(&nodes[i], &results, recorded[i]) {
+                    let entry = &state.steps[position];
                     if wants_reused {
                         let outputs = if wants_outputs {
                             entry
-                                .record()
+                                .record(state)
                                 .map_or(serde_json::Value::Null, |r| r.outputs())
                         } else {
                             serde_json::Value::Null
@@ -495,17 +388,13 @@ fn run_graph(
                         });
                     }
                     report.fresh += 1;
-                    report.reused += 1;
-                    // Readers of fields ask for the few records their memo lacks.
-                    let read_whole = dependents[i]
-                        .iter()
-                        .any(|&j| tainted[j] && nodes[j].step.dep_reads() == DepReads::Whole);
-                    if read_whole {
-                        preparse.push(Arc::clone(&entry));
+                    report.reused.push(id.clone());
+                    if dependents[i].iter().any(|&j| tainted[j]) {
+                        preparse.push(position);
                     }
                     results[i] = Some(Finished {
                         digest: Arc::clone(&entry.output),
-                        record: DepRecord::Indexed(entry),
+                        record: DepRecord::Previous(position),
                         changed: false,
                     });
                     finished += 1;
@@ -518,7 +407,7 @@ fn run_graph(
                     );
                 } else {
                     let deps = done_deps(nodes, i, &results);
-                    before.insert(i, cx.store.indexed(id).map(|e| Arc::clone(&e.output)));
+                    before.insert(i, cx.store.previous(id).map(|e| Arc::clone(&e.output)));
                     let tx = tx.clone();
                     let scratch =
                         tmp.join(scratch_counter.fetch_add(1, Ordering::Relaxed).to_string());
@@ -564,9 +453,9 @@ fn run_graph(
                     if waiting[j] > 0 {
                         params[j] = Some(nodes[j].step.param_pairs());
                     }
-                } else if let Some(entry) = preparse.pop() {
+                } else if let Some(position) = preparse.pop() {
                     // Parsed once (a step asking for it meanwhile waits).
-                    drop(entry.record());
+                    drop(state.steps[position].record(state));
                 } else {
                     break rx.recv().ok();
                 }
@@ -629,39 +518,6 @@ fn run_graph(
         return Err(EngineError::Cycle(nodes[stuck].step.id().clone()));
     }
     Ok(report)
-}
-
-/// For `scone clean -p`: forgets the cached results of these steps and removes
-/// what they published. Returns the removed paths.
-pub fn clean_steps(target: &Path, ids: &[StepId]) -> std::io::Result<Vec<PathBuf>> {
-    let store = Store::open(target)?;
-    let mut removed = Vec::new();
-    let mut seen: HashMap<String, ()> = HashMap::new();
-    for id in ids {
-        let Some(state) = store.load_state(id) else {
-            continue;
-        };
-        if let Some(record) = store.load_action(&state.fingerprint) {
-            for entry in &record.publish {
-                let path = match entry {
-                    Published::Dir { dir, .. } => target.join(dir),
-                    Published::File { path, .. } => target.join(path),
-                };
-                if seen
-                    .insert(path.to_string_lossy().into_owned(), ())
-                    .is_none()
-                    && path.exists()
-                {
-                    crate::durable::remove_all(&path)?;
-                    removed.push(path);
-                }
-            }
-            store.remove_action(&state.fingerprint)?;
-        }
-        store.remove_state(id)?;
-    }
-    store.save()?;
-    Ok(removed)
 }
 
 #[cfg(test)]

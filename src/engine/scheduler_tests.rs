@@ -35,64 +35,57 @@ fn what_is_not_reused_taints_its_dependents_only() {
             dependents[d].push(i);
         }
     }
-    // The last build had all four; b's paths changed.
-    let steps = ["a", "b", "c", "d"]
-        .iter()
-        .map(|u| crate::engine::noop::StepMessage {
-            kind: "k".into(),
-            unit: u.to_string(),
-            fingerprint: format!("fp-{u}"),
-            files: Vec::new(),
-        })
-        .collect();
-    let reuse = Reuse::new(Arc::new(Previous {
-        record: crate::engine::noop::NoopRecord {
-            steps,
-            ..Default::default()
-        },
-        dirty: vec![false, true, false, false],
-    }));
-    assert_eq!(reuse.get(&StepId::new("k", "c")), Some("fp-c"));
-    assert_eq!(reuse.get(&StepId::new("k", "b")), None, "dirty");
-    assert_eq!(reuse.get(&StepId::new("k", "e")), None, "unknown");
-    assert_eq!(reuse.len(), 3);
-    let fingerprints = recorded(&nodes, Some(&reuse));
+    // The last build had all four (and `e`, which this plan lacks); b's
+    // paths changed.
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_of(&["a", "b", "c", "d", "e"]);
+    let store = Store::open(dir.path(), Arc::new(state)).unwrap();
+    let reuse = Reuse::new(vec![false, true, false, false, false]);
+    assert_eq!(reuse.len(), 4);
+    let places = recorded(&nodes, Some(&reuse), &store);
+    assert_eq!(places, [Some(0), None, Some(2), Some(3)]);
     assert_eq!(
-        fingerprints,
-        [Some("fp-a"), None, Some("fp-c"), Some("fp-d")]
-    );
-    assert_eq!(
-        tainted(&dependents, &fingerprints),
+        tainted(&dependents, &places),
         vec![false, true, true, false]
     );
-    assert_eq!(tainted(&dependents, &recorded(&nodes, None)), vec![true; 4]);
+    assert_eq!(
+        tainted(&dependents, &recorded(&nodes, None, &store)),
+        vec![true; 4]
+    );
+    let unknown = [Node {
+        step: Box::new(Named(StepId::new("j", "a"))),
+        deps: Vec::new(),
+    }];
+    assert_eq!(recorded(&unknown, Some(&reuse), &store), [None]);
+}
 
-    // In any order, with kinds interleaved and steps the record lacks, each
-    // node gets what `get` gives it (the lookup tries the entry after the
-    // last one of the kind first).
-    let units = ["d", "b", "a", "c", "e", "a", "d"];
-    let mixed: Vec<Node> = units
+/// A build state with steps `k:<unit>` (no paths), as the codec reads one.
+fn state_of(units: &[&str]) -> crate::engine::state::BuildState {
+    use crate::engine::state::NextState;
+    let dir = tempfile::tempdir().unwrap();
+    let table = crate::engine::state::PathTable::new(Arc::default(), dir.path());
+    let ran = units
         .iter()
-        .enumerate()
-        .map(|(i, u)| Node {
-            step: Box::new(Named(StepId::new(if i % 3 == 2 { "j" } else { "k" }, u))),
-            deps: Vec::new(),
+        .map(|u| {
+            let record = ActionRecord {
+                step: format!("k:{u}"),
+                fingerprint: "ab".repeat(32),
+                record: serde_json::json!({}),
+                files: BTreeMap::new(),
+                publish: Vec::new(),
+                info: serde_json::Value::Null,
+                inputs: Vec::new(),
+            };
+            (StepId::new("k", u), Arc::new(record), Vec::new())
         })
         .collect();
-    let expected: Vec<Option<&str>> = mixed.iter().map(|n| reuse.get(n.step.id())).collect();
-    assert_eq!(recorded(&mixed, Some(&reuse)), expected);
-    assert_eq!(
-        expected,
-        [
-            Some("fp-d"),
-            None,
-            None,
-            Some("fp-c"),
-            None,
-            None,
-            Some("fp-d")
-        ]
-    );
+    NextState {
+        ran,
+        ..NextState::default()
+    }
+    .write(dir.path(), table)
+    .unwrap();
+    crate::engine::state::BuildState::load(dir.path())
 }
 
 /// `slow:a` waits (up to 10 s) for `mesh:c`'s prepare, which needs only
@@ -112,7 +105,7 @@ impl Step for Gate {
         BTreeMap::new()
     }
     fn run(&self, _: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        let waited = Instant::now();
+        let waited = std::time::Instant::now();
         while self.id.kind == "slow"
             && !self.prepared.load(Ordering::SeqCst)
             && waited.elapsed() < std::time::Duration::from_secs(10)
@@ -210,14 +203,14 @@ fn prepared_graph(first: bool) -> (Vec<Node>, Arc<std::sync::atomic::AtomicBool>
 fn prepared_record(nodes: Vec<Node>) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let opts = EngineOptions {
-        target_dir: dir.path().join("target"),
         jobs: 2,
         remote: None,
         reuse: None,
-        exits_after: false,
     };
-    let mut report = build(nodes, &opts, &super::super::events::Silent, || {}).unwrap();
-    report.saving.wait().unwrap();
+    let session = crate::engine::Session::open(&dir.path().join("target"), || {}).unwrap();
+    let report = session
+        .run(&nodes, &opts, &super::super::events::Silent)
+        .unwrap();
     assert!(report.success(), "{:?}", report.failed);
     report.results[&StepId::new("mesh", "c")].record.clone()
 }

@@ -1,27 +1,33 @@
-//! A build directory held for one build (a [`Session`]: its lock taken, its
-//! store open) and the saving of its caches once the graph is done
-//! ([`Saving`]), which the caller overlaps with its own writes.
+//! One build in a target folder, start to end: [`Session::open`] takes the
+//! target lock and reads the build state; [`Session::run`] runs a graph;
+//! [`Session::finish`] writes the next state — the last file of the build —
+//! and only then lets the lock go. Nothing a build writes is outside a
+//! session's lock.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
 
+use super::events::EventSink;
 use super::lock::TargetLock;
-use super::scheduler::EngineError;
+use super::scheduler::{self, BuildReport, EngineError, EngineOptions, Node};
+use super::state::{BuildState, NextState};
 use super::store::Store;
+use crate::durable;
 
-/// A build directory held for one build: its lock taken, its store open.
-/// Opening reads the step index, so a caller that knows the build directory
-/// early can open it while it plans ([`Session::try_open`]).
+/// See the module documentation.
+#[derive(Debug)]
 pub struct Session {
-    pub(super) dir: PathBuf,
-    pub(super) lock: TargetLock,
-    pub(super) store: Store,
+    dir: PathBuf,
+    lock: TargetLock,
+    store: Store,
 }
 
 impl Session {
-    /// Takes the lock of `target_dir`, waiting (after `on_wait`) if another
-    /// scone holds it, and opens the store.
+    /// Opens the build directory `target_dir` (creating it), holding its lock
+    /// (`on_wait` is called if another scone has it), with the last build's
+    /// state.
     pub fn open(target_dir: &Path, on_wait: impl FnOnce()) -> Result<Session, EngineError> {
         let io_err = |source| EngineError::Io {
             dir: target_dir.to_path_buf(),
@@ -29,21 +35,12 @@ impl Session {
         };
         fs::create_dir_all(target_dir).map_err(io_err)?;
         let lock = TargetLock::acquire(target_dir, on_wait).map_err(io_err)?;
-        Session::with_lock(target_dir, lock).map_err(io_err)
-    }
-
-    /// [`Session::open`] if no other scone holds the lock (and nothing fails).
-    pub fn try_open(target_dir: &Path) -> Option<Session> {
-        fs::create_dir_all(target_dir).ok()?;
-        let lock = TargetLock::try_acquire(target_dir).ok()??;
-        Session::with_lock(target_dir, lock).ok()
-    }
-
-    fn with_lock(target_dir: &Path, lock: TargetLock) -> std::io::Result<Session> {
+        let state = Arc::new(BuildState::load(target_dir));
+        let store = Store::open(target_dir, state).map_err(io_err)?;
         Ok(Session {
             dir: target_dir.to_path_buf(),
             lock,
-            store: Store::open(target_dir)?,
+            store,
         })
     }
 
@@ -51,38 +48,43 @@ impl Session {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-}
 
-/// The step index and stat cache of a finished build, being saved; see
-/// [`Saving::wait`]. Dropping it waits too.
-#[derive(Default)]
-pub struct Saving(pub(super) Option<(PathBuf, mpsc::Receiver<std::io::Result<()>>)>);
-
-impl Saving {
-    /// Waits until the build's caches are saved (and its lock released).
-    pub fn wait(&mut self) -> Result<(), EngineError> {
-        match self.0.take() {
-            Some((dir, rx)) => match rx.recv() {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(source)) => Err(EngineError::Io { dir, source }),
-                Err(_) => Err(EngineError::Io {
-                    dir,
-                    source: std::io::Error::other("saving the step index failed"),
-                }),
-            },
-            None => Ok(()),
-        }
+    /// The last build's state.
+    pub fn state(&self) -> &BuildState {
+        self.store.state()
     }
-}
 
-impl Drop for Saving {
-    fn drop(&mut self) {
-        let _ = self.wait();
+    pub fn store(&self) -> &Store {
+        &self.store
     }
-}
 
-impl std::fmt::Debug for Saving {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Saving" } else { "Saved" })
+    /// Runs the graph (its scratch folders wiped before and after).
+    pub fn run(
+        &self,
+        nodes: &[Node],
+        opts: &EngineOptions,
+        sink: &dyn EventSink,
+    ) -> Result<BuildReport, EngineError> {
+        let started = Instant::now();
+        let io_err = |source| EngineError::Io {
+            dir: self.dir.clone(),
+            source,
+        };
+        let tmp = self.store.root().join("tmp");
+        durable::remove_all(&tmp).map_err(io_err)?;
+        fs::create_dir_all(&tmp).map_err(io_err)?;
+        let report = scheduler::run(&self.store, &self.dir, &tmp, nodes, opts, sink);
+        let _ = durable::remove_all(&tmp);
+        let mut report = report?;
+        report.ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Writes the next state, then releases the lock.
+    pub fn finish(self, next: NextState) -> Result<(), EngineError> {
+        let Session { dir, lock, store } = self;
+        let written = next.write(&dir, store.into_paths());
+        drop(lock);
+        written.map_err(|source| EngineError::Io { dir, source })
     }
 }

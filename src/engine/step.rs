@@ -27,30 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::dep::Dep;
-use super::memo::{Memo, Section};
+pub use super::id::StepId;
 use super::store::{ActionRecord, Store};
-
-/// A step's identity: its kind (`copy`, `layer`, …) and unit (service or mesh).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct StepId {
-    pub kind: String,
-    pub unit: String,
-}
-
-impl StepId {
-    pub fn new(kind: &str, unit: &str) -> StepId {
-        StepId {
-            kind: kind.to_string(),
-            unit: unit.to_string(),
-        }
-    }
-}
-
-impl fmt::Display for StepId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind, self.unit)
-    }
-}
 
 /// A workspace path a step reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,9 +58,10 @@ pub struct ResolvedInput {
     pub size: u64,
     /// blake3 of the content (of the link target for symlinks).
     pub digest: String,
-    /// The `lstat` the digest was taken under (for the no-op record: a file
-    /// changed after it was read must not look unchanged next time).
-    pub stat: super::statcache::Stat,
+    /// The `lstat` the digest was taken under: checked again after the step
+    /// ran (an input edited meanwhile fails the step), and recorded in the
+    /// build state.
+    pub stat: super::stat::Stat,
 }
 
 /// How a step failed.
@@ -158,21 +137,6 @@ pub struct StepOutput {
     pub info: serde_json::Value,
 }
 
-/// How much of its deps' results a step reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DepReads {
-    /// Their whole results: `record`, `files` (through
-    /// [`StepContext::dep_file`]), `publish` and `info`.
-    Whole,
-    /// Text fields of their `record`, asked for through
-    /// [`StepContext::dep_fields`] (and whatever [`StepContext::dep`] gives,
-    /// parsed on demand: a dep reused from the last build with its `record`
-    /// alone, the rest empty). The engine keeps those fields from one run to the
-    /// next by each dep's output digest (`engine::memo`), so a mesh step
-    /// parses only the records of the deps that changed.
-    Fields,
-}
-
 /// What a step gets to work with.
 pub struct StepContext<'a> {
     /// The declared inputs, resolved and hashed, in declaration order.
@@ -183,12 +147,6 @@ pub struct StepContext<'a> {
     /// A fresh, empty folder for this run.
     pub scratch: &'a Path,
     pub(crate) store: &'a Store,
-    /// Whether a dep's record is parsed with its files ([`DepReads::Whole`]).
-    pub(crate) whole: bool,
-    /// What the last run kept of its deps ([`DepReads::Fields`]).
-    pub(crate) memo: &'a Memo,
-    /// What this run keeps for the next one.
-    pub(crate) kept: Mutex<Vec<Section>>,
     /// What [`Step::prepare`] made, until the run takes it.
     pub(crate) prepared: Mutex<Option<Prepared>>,
 }
@@ -229,9 +187,9 @@ impl StepContext<'_> {
 
     /// The result of this dep, parsed on first use.
     pub fn record<'d>(&self, dep: &'d Dep<'_>) -> Result<&'d ActionRecord, StepError> {
-        dep.record(self.store, self.whole).ok_or_else(|| {
+        dep.record(self.store).ok_or_else(|| {
             StepError::new(format!(
-                "the step index has no readable result of {}; run `scone clean` and build again",
+                "the build state has no readable result of {}; run `scone clean` and build again",
                 dep.id()
             ))
         })
@@ -248,10 +206,8 @@ impl StepContext<'_> {
     }
 
     /// The text fields `names` of the `record` of every dep of `kind`, by the
-    /// dep's unit (the first dep of a unit, if several). A dep whose output
-    /// is the one the last run read is not parsed: its fields come from what
-    /// that run kept (see [`DepReads::Fields`]); the others are parsed on all
-    /// cores. A missing or non-text field is an error.
+    /// dep's unit (the first dep of a unit, if several), parsed on all cores.
+    /// A missing or non-text field is an error.
     pub fn dep_fields(&self, kind: &str, names: &[&str]) -> Result<DepFields<'_>, StepError> {
         self.dep_fields_of(kind, names, |_| true)
     }
@@ -273,15 +229,11 @@ impl StepContext<'_> {
                 d.id().kind == kind && wanted(unit) && units.insert(unit)
             })
             .collect();
-        let known = self.memo.section(kind, names);
         {
             use rayon::prelude::*;
-            of_kind
-                .par_iter()
-                .filter(|d| !known.contains_key(d.digest()))
-                .for_each(|d| {
-                    d.record(self.store, self.whole);
-                });
+            of_kind.par_iter().for_each(|d| {
+                d.record(self.store);
+            });
         }
         let width = names.len();
         let mut out = DepFields {
@@ -289,32 +241,20 @@ impl StepContext<'_> {
             at: HashMap::with_capacity(of_kind.len()),
             values: Vec::with_capacity(of_kind.len() * width),
         };
-        let mut section = Section::new(kind, names);
         for dep in of_kind {
             let at = out.values.len();
-            match known.get(dep.digest()) {
-                Some(values) => out.values.extend(values),
-                _ => {
-                    let record = &self.record(dep)?.record;
-                    for name in names {
-                        let value =
-                            record.get(*name).and_then(|v| v.as_str()).ok_or_else(|| {
-                                StepError::new(format!(
-                                    "internal: the record of {} has no text field `{name}`",
-                                    dep.id()
-                                ))
-                            })?;
-                        out.values.push(value);
-                    }
-                }
+            let record = &self.record(dep)?.record;
+            for name in names {
+                let value = record.get(*name).and_then(|v| v.as_str()).ok_or_else(|| {
+                    StepError::new(format!(
+                        "internal: the record of {} has no text field `{name}`",
+                        dep.id()
+                    ))
+                })?;
+                out.values.push(value);
             }
-            section.push(dep.digest(), &out.values[at..]);
             out.at.insert(dep.id().unit.as_str(), at);
         }
-        self.kept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(section);
         Ok(out)
     }
 
@@ -379,10 +319,6 @@ pub trait Step: Send + Sync {
     /// through [`StepOutput::changed`] whether they did anything.
     fn cacheable(&self) -> bool {
         true
-    }
-    /// How much of its deps' results the step reads (see [`DepReads`]).
-    fn dep_reads(&self) -> DepReads {
-        DepReads::Whole
     }
     /// The kind of dep [`Step::prepare`] does without; `None` (the default):
     /// the step has no `prepare`.

@@ -3,7 +3,7 @@
 //! length-prefixed byte strings, read back without copying, plus a trailing
 //! blake3 checksum so a damaged file reads as absent.
 
-use super::statcache::Stat;
+use super::stat::Stat;
 
 pub fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());

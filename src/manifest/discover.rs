@@ -1,11 +1,18 @@
 //! Finding manifests: the nearest `scone.toml`, the default Meshfile names, the
 //! `members` globs, and the service manifests under a root (every `*.yml` /
 //! `*.yaml` whose `kind` is a service kind, skipping `target/`, hidden folders
-//! and what `.gitignore` ignores).
+//! and what the `.gitignore` and `.ignore` files under the root ignore — not
+//! those above it, nor the user's global ones: what a workspace builds depends
+//! on the workspace alone).
+//!
+//! Every walk reports what it read (each folder it listed, each ignore file
+//! it honoured, each candidate it opened) into a [`Watched`] list, so that a
+//! later build knows when discovery could find something else.
 
 use super::diag::{Diagnostic, ErrorKind};
 use super::located::Pos;
 use super::model::SERVICE_KINDS;
+use crate::watch::{Watch, Watched};
 use ignore::overrides::{Override, OverrideBuilder};
 use std::path::{Path, PathBuf};
 
@@ -15,14 +22,6 @@ pub const CONFIG_FILE: &str = "scone.toml";
 /// The Meshfile names looked for in the current folder, in this order.
 pub const DEFAULT_MESHFILES: &[&str] = &["mesh.yml", "Meshfile", "Meshfile.yaml"];
 
-/// The nearest `scone.toml` in `start` or a folder above it.
-pub fn find_config(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|d| d.join(CONFIG_FILE))
-        .find(|p| p.is_file())
-}
-
 /// The first default Meshfile that exists in `dir`.
 pub fn default_meshfile(dir: &Path) -> Option<PathBuf> {
     DEFAULT_MESHFILES
@@ -31,20 +30,41 @@ pub fn default_meshfile(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Files under `root` (gitignore-aware, no hidden folders, no `target/`), sorted.
-pub fn walk(root: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = ignore::WalkBuilder::new(root)
+/// The ignore files a walk honours in each folder it lists.
+const IGNORE_FILES: &[&str] = &[".gitignore", ".ignore"];
+
+/// Files under `root` (ignore-aware, no hidden folders, no `target/`),
+/// sorted; every folder listed and ignore file read goes to `watched`.
+pub fn walk(root: &Path, watched: &mut Watched) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let walker = ignore::WalkBuilder::new(root)
         .require_git(false)
+        .parents(false)
+        .git_global(false)
+        .git_exclude(false)
         .filter_entry(|e| {
             !(e.depth() > 0
                 && e.file_name() == "target"
                 && e.file_type().is_some_and(|t| t.is_dir()))
         })
-        .build()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-        .map(ignore::DirEntry::into_path)
-        .collect();
+        .build();
+    for entry in walker.filter_map(Result::ok) {
+        let Some(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            let dir = entry.path();
+            watched.push((dir.to_path_buf(), Watch::Listing));
+            for name in IGNORE_FILES {
+                let file = dir.join(name);
+                if file.is_file() {
+                    watched.push((file, Watch::Content));
+                }
+            }
+        } else if kind.is_file() {
+            files.push(entry.into_path());
+        }
+    }
     files.sort();
     files
 }
@@ -56,6 +76,7 @@ pub fn members(
     root: &Path,
     globs: &[String],
     config: &Path,
+    watched: &mut Watched,
 ) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut matchers: Vec<(&str, Override)> = Vec::new();
@@ -70,7 +91,7 @@ pub fn members(
             )),
         }
     }
-    let files = walk(root);
+    let files = walk(root, watched);
     let mut found = Vec::new();
     for (glob, ov) in &matchers {
         let before = found.len();
@@ -102,12 +123,16 @@ fn member_diag(config: &Path, glob: &str, what: &str) -> Diagnostic {
     )
 }
 
-/// Every `*.yml` / `*.yaml` under `root` (gitignore-aware) that looks like a
-/// service manifest, with its text, sorted by path.
-pub fn service_candidates(root: &Path) -> Vec<(PathBuf, String)> {
-    walk(root)
+/// Every `*.yml` / `*.yaml` under `root` (ignore-aware) that looks like a
+/// service manifest, with its text, sorted by path. Every one it opened goes
+/// to `watched`.
+pub fn service_candidates(root: &Path, watched: &mut Watched) -> Vec<(PathBuf, String)> {
+    let yaml: Vec<PathBuf> = walk(root, watched)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    watched.extend(yaml.iter().map(|p| (p.clone(), Watch::Content)));
+    yaml.into_iter()
         .filter_map(|p| {
             let text = std::fs::read_to_string(&p).ok()?;
             let kind = sniff_kind(&text)?;
@@ -153,7 +178,8 @@ mod tests {
         std::fs::write(root.join("b/mesh.yaml"), "kind: mesh\n").unwrap();
         std::fs::write(root.join("b/other.yaml"), "kind: genservice\n").unwrap();
         std::fs::write(root.join(".gitignore"), "ignored/\n").unwrap();
-        let got: Vec<PathBuf> = service_candidates(root)
+        let mut watched = Vec::new();
+        let got: Vec<PathBuf> = service_candidates(root, &mut watched)
             .into_iter()
             .map(|(p, _)| p.strip_prefix(root).unwrap().to_path_buf())
             .collect();
@@ -162,6 +188,20 @@ mod tests {
             .map(PathBuf::from)
             .collect();
         assert_eq!(got, want);
+        for (path, watch) in [
+            ("", Watch::Listing),
+            ("a", Watch::Listing),
+            (".gitignore", Watch::Content),
+            ("b/mesh.yaml", Watch::Content),
+        ] {
+            assert!(
+                watched.contains(&(root.join(path), watch)),
+                "{path} {watch:?} in {watched:?}"
+            );
+        }
+        assert!(!watched
+            .iter()
+            .any(|(p, _)| p.starts_with(root.join("ignored"))));
     }
 
     #[test]
@@ -173,16 +213,13 @@ mod tests {
             std::fs::write(root.join(dir).join("mesh.yml"), "kind: mesh\n").unwrap();
         }
         let cfg = root.join(CONFIG_FILE);
-        let got = members(root, &["*/mesh.yml".to_string()], &cfg).unwrap();
+        let got = members(root, &["*/mesh.yml".to_string()], &cfg, &mut Vec::new()).unwrap();
         assert_eq!(
             got,
             vec![root.join("m1/mesh.yml"), root.join("m2/mesh.yml")]
         );
-        let err = members(root, &["nope/*.yml".to_string()], &cfg).unwrap_err();
+        let err = members(root, &["nope/*.yml".to_string()], &cfg, &mut Vec::new()).unwrap_err();
         assert_eq!(err[0].kind, ErrorKind::Config);
         assert!(err[0].message.contains("matches no file"));
-        assert_eq!(find_config(&root.join("m1")), None);
-        std::fs::write(&cfg, "").unwrap();
-        assert_eq!(find_config(&root.join("m1")), Some(cfg));
     }
 }

@@ -108,7 +108,7 @@ pub(super) fn plan_mesh(
                 ca_file: apply.ca_file.clone(),
             },
         };
-        let upload = b.add_unstored(
+        let upload = b.add_boxed(
             Box::new(UploadStep {
                 id: StepId::new("upload", &ns),
                 namespace: ns.clone(),
@@ -123,7 +123,7 @@ pub(super) fn plan_mesh(
             for s in &mesh.services {
                 let unit = &ws.services[s.unit];
                 if let Some(&image) = image_of.get(&s.unit) {
-                    let push = b.add_unstored(
+                    let push = b.add_boxed(
                         Box::new(PushStep {
                             id: StepId::new("push", unit.name()),
                             layout: settings.target_dir.join("images").join(unit.name()),

@@ -129,6 +129,7 @@ mod tests {
             files: BTreeMap::from([("out".to_string(), "b".repeat(64))]),
             publish,
             info: serde_json::Value::Null,
+            inputs: Vec::new(),
         }
     }
 

@@ -223,6 +223,7 @@ mod tests {
             files: BTreeMap::new(),
             publish: Vec::new(),
             info: serde_json::Value::Null,
+            inputs: Vec::new(),
         };
         let blob = |s: &str| BlobRef {
             sha256: s.repeat(64),

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use super::policy::{borrow_record, sorted_json};
 use super::{param, to_record};
 use crate::engine::{
-    BlobSource, DepReads, Input, Prepared, Publish, PublishFile, Step, StepContext, StepError,
-    StepId, StepOutput,
+    BlobSource, Input, Prepared, Publish, PublishFile, Step, StepContext, StepError, StepId,
+    StepOutput,
 };
 use crate::helm::{
     prepare_chart, render_chart, ChartInput, ChartPort, ChartService, PreparedChart,
@@ -98,12 +98,6 @@ impl Step for ChartStep {
                 path: path.clone(),
             })
             .collect()
-    }
-
-    /// Reads two fields of each image record (`ImageRecord`): kept by the
-    /// engine across runs, so only the changed services' records are parsed.
-    fn dep_reads(&self) -> DepReads {
-        DepReads::Fields
     }
 
     /// The chart's files but `Chart.yaml` and `README.md`, which show the

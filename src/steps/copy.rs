@@ -72,6 +72,10 @@ impl Step for CopyStep {
     }
 
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
+        // Validation refused links out of the service folder when the
+        // workspace was loaded; one made since is refused here, where it is
+        // read.
+        let folder = self.dir.canonicalize().ok();
         let mut entries = Vec::new();
         let mut stored = BTreeMap::new();
         for input in cx.inputs {
@@ -96,8 +100,24 @@ impl Step for CopyStep {
                     });
                 }
                 InputKind::Symlink => {
+                    let resolved = input.path.canonicalize().ok();
+                    if let (Some(folder), Some(resolved)) = (&folder, &resolved) {
+                        if !resolved.starts_with(folder) {
+                            return Err(StepError::new(format!(
+                                "{} is a symlink that resolves outside the service folder",
+                                input.path.display()
+                            )));
+                        }
+                    }
                     let target = std::fs::read_link(&input.path)
                         .map_err(|e| StepError::context(input.path.display(), e))?;
+                    let digest = blake3::hash(target.as_os_str().as_encoded_bytes());
+                    if digest.to_hex().as_str() != input.digest {
+                        return Err(StepError::new(format!(
+                            "{} changed during the build; build again",
+                            input.path.display()
+                        )));
+                    }
                     entries.push(StagedEntry {
                         path,
                         kind: "symlink".into(),

@@ -14,8 +14,7 @@ use crate::cas::session::{
     SessionInput,
 };
 use crate::engine::{
-    BlobSource, DepFields, DepReads, Prepared, Publish, Step, StepContext, StepError, StepId,
-    StepOutput,
+    BlobSource, DepFields, Prepared, Publish, Step, StepContext, StepError, StepId, StepOutput,
 };
 
 /// The fields of a sign record (`SignRecord`) the session shows.
@@ -153,12 +152,6 @@ impl Step for PolicyStep {
                 param(&self.ignore_advisories),
             ),
         ])
-    }
-
-    /// Reads two fields of each sign record (`SignRecord`): kept by the
-    /// engine across runs, so only the changed services' records are parsed.
-    fn dep_reads(&self) -> DepReads {
-        DepReads::Fields
     }
 
     /// The services whose sign step is done, with their session entries:

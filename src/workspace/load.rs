@@ -92,6 +92,8 @@ struct Loader {
     prepared: std::collections::HashMap<PathBuf, prefetch::Prepared>,
     /// Canonical paths, folders remembered (see [`resolve`]).
     resolver: resolve::Resolver,
+    /// What the load read (see [`Workspace::watched`]).
+    watched: crate::watch::Watched,
 }
 
 impl Loader {
@@ -107,6 +109,7 @@ impl Loader {
             cache: parse_cache::ParseCache::default(),
             prepared: std::collections::HashMap::new(),
             resolver: resolve::Resolver::default(),
+            watched: Vec::new(),
         }
     }
 
@@ -394,9 +397,10 @@ impl Loader {
             return Some(idx.map_or(Link::Failed, Link::Unit));
         }
         let root = self.root.clone();
+        let watched = &mut self.watched;
         let candidates = self
             .candidates
-            .get_or_insert_with(|| discover::service_candidates(&root));
+            .get_or_insert_with(|| discover::service_candidates(&root, watched));
         let mut matching = Vec::new();
         let mut known = Vec::new();
         for (path, text) in candidates.iter() {
@@ -422,7 +426,7 @@ impl Loader {
                     .filter_map(|(path, text)| candidate_error(text, path, vars))
                     .collect();
                 unreadable.extend(suspect::unreadable_under(
-                    &discover::walk(&root),
+                    &discover::walk(&root, &mut Vec::new()),
                     &svc.image.value,
                 ));
                 let under = match relative(&root, &self.cwd) {
@@ -587,13 +591,16 @@ impl Loader {
                 dir: u.dir,
             })
             .collect();
-        Workspace {
+        let mut ws = Workspace {
             root: self.root.clone(),
             config,
             services,
             warnings: std::mem::take(&mut self.warnings),
             meshes,
-        }
+            watched: std::mem::take(&mut self.watched),
+        };
+        super::watched::add_validated(&mut ws);
+        ws
     }
 }
 

@@ -4,6 +4,7 @@
 use super::Loader;
 use crate::manifest::discover::{self, CONFIG_FILE};
 use crate::manifest::{Diagnostic, ErrorKind, Pos};
+use crate::watch::Watch;
 use crate::workspace::{Config, LoadOptions};
 use std::path::{Path, PathBuf};
 
@@ -11,30 +12,25 @@ impl Loader {
     /// The files to load and the configuration; sets the root.
     pub(super) fn files(&mut self, opts: &LoadOptions) -> Option<(Vec<PathBuf>, Config)> {
         let given: Vec<PathBuf> = opts.files.iter().map(|f| self.cwd.join(f)).collect();
-        let start = match given.first() {
-            Some(f) => f
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| self.cwd.clone()),
-            None => self.cwd.clone(),
-        };
-        let config_file = discover::find_config(&start);
-        self.root = match &config_file {
-            Some(c) => c
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| start.clone()),
-            None => start.clone(),
-        };
+        let location = crate::workspace::locate(&LoadOptions {
+            files: opts.files.clone(),
+            cwd: self.cwd.clone(),
+        });
+        self.watched.extend(location.watched());
+        self.root = location.root.clone();
+        let config_file = location.config_file;
         let config = match &config_file {
             Some(c) => self.config(c)?,
             None => Config::default(),
         };
         if !given.is_empty() {
+            self.watched
+                .extend(given.iter().map(|f| (f.clone(), Watch::Content)));
             return Some((given, config));
         }
         if let (Some(cfg_file), false) = (&config_file, config.members.is_empty()) {
-            return match discover::members(&self.root, &config.members, cfg_file) {
+            return match discover::members(&self.root, &config.members, cfg_file, &mut self.watched)
+            {
                 Ok(files) => Some((files, config)),
                 Err(ds) => {
                     self.diags.extend(ds);
@@ -42,6 +38,11 @@ impl Loader {
                 }
             };
         }
+        self.watched.extend(
+            discover::DEFAULT_MESHFILES
+                .iter()
+                .map(|n| (self.cwd.join(n), Watch::Content)),
+        );
         match discover::default_meshfile(&self.cwd) {
             Some(f) => {
                 if config_file.is_none() {

@@ -1,0 +1,209 @@
+//! What the build state remembers of a path: its `lstat` ([`Stat`]), whether a
+//! later write could hide behind it ([`Stat::is_racy`]), and the digests that
+//! stand for what a reader depended on — a file's content, a folder's listing,
+//! a path's kind.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// How close to the moment a stat was taken a change makes it untrustworthy:
+/// a write in the same timestamp tick leaves the stat as it was (git's "racy
+/// clean" rule). Covers jiffy-based clocks; whole-second filesystems get two
+/// seconds (see [`Stat::is_racy`]).
+pub const RACY_WINDOW_NS: i64 = 20_000_000;
+
+/// The mtime scone gives the files it writes into its store (1 s after the
+/// epoch): any later write to their content moves it away.
+pub const PINNED_MTIME_SECS: i64 = 1;
+
+const PINNED_MTIME_NS: i64 = PINNED_MTIME_SECS * 1_000_000_000;
+
+/// The fields of an `lstat` that must all match for a path to count as
+/// untouched. ctime is one of them: a byte flipped in place with its mtime
+/// restored (`touch -d`) still moves ctime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Stat {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+    pub mode: u32,
+}
+
+impl Stat {
+    pub fn of(meta: &fs::Metadata) -> Stat {
+        Stat {
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            inode: meta.ino(),
+            mode: meta.mode(),
+        }
+    }
+
+    /// The `lstat` of `path`; `None` if it does not exist (or cannot be read).
+    pub fn of_path(path: &Path) -> Option<Stat> {
+        fs::symlink_metadata(path).ok().map(|m| Stat::of(&m))
+    }
+
+    /// Whether a stat taken at `taken_ns` could miss a change: the path was
+    /// written (its mtime) within the racy window before it, so another write
+    /// in the same timestamp tick would leave the stat as it is. Any later
+    /// write moves mtime to its own time; a restored mtime (`touch -d`) moves
+    /// ctime, which [`PartialEq`] compares. A file scone pinned (mtime 1 s)
+    /// is never racy.
+    pub fn is_racy(&self, taken_ns: i64) -> bool {
+        if self.mtime_ns == PINNED_MTIME_NS {
+            return false;
+        }
+        let whole_seconds = self.mtime_ns % 1_000_000_000 == 0;
+        let window = if whole_seconds {
+            2_000_000_000
+        } else {
+            RACY_WINDOW_NS
+        };
+        self.mtime_ns.saturating_add(window) >= taken_ns
+    }
+
+    /// The file type bits (`S_IFMT`).
+    pub fn file_type(&self) -> u32 {
+        self.mode & 0o170000
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == 0o040000
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.file_type() == 0o120000
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// blake3 of a file's content, streamed; with the number of bytes read.
+pub fn hash_file(path: &Path) -> io::Result<(blake3::Hash, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((hasher.finalize(), total))
+}
+
+/// What a path holds, as a digest: a file's bytes, a link's target, a
+/// folder's listing ([`listing_digest`]); `None` if it is gone.
+pub fn content_digest(path: &Path, stat: &Stat) -> Option<[u8; 32]> {
+    if stat.is_dir() {
+        listing_digest(path, |_| false)
+    } else if stat.is_symlink() {
+        let target = fs::read_link(path).ok()?;
+        Some(*blake3::hash(target.as_os_str().as_encoded_bytes()).as_bytes())
+    } else {
+        hash_file(path).ok().map(|(h, _)| *h.as_bytes())
+    }
+}
+
+/// The digest of a folder's listing: its entries' names and kinds, sorted,
+/// but for the names `skip` takes (scone's own files in the root, which a
+/// build writes after it listed the folder).
+pub fn listing_digest(dir: &Path, skip: impl Fn(&std::ffi::OsStr) -> bool) -> Option<[u8; 32]> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let name = entry.file_name();
+        if skip(&name) {
+            continue;
+        }
+        let kind = match entry.file_type().ok()? {
+            t if t.is_dir() => b'd',
+            t if t.is_symlink() => b'l',
+            t if t.is_file() => b'f',
+            _ => b'o',
+        };
+        entries.push((name, kind));
+    }
+    entries.sort();
+    let mut h = blake3::Hasher::new();
+    for (name, kind) in entries {
+        h.update(name.as_encoded_bytes());
+        h.update(&[0, kind]);
+    }
+    Some(*h.finalize().as_bytes())
+}
+
+/// Sets a file's mtime to [`PINNED_MTIME_SECS`], marking it as written by
+/// scone's store.
+pub fn pin_mtime(path: &Path) -> io::Result<()> {
+    let t = filetime::FileTime::from_unix_time(PINNED_MTIME_SECS, 0);
+    filetime::set_symlink_file_times(path, t, t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(mtime_ns: i64, ctime_ns: i64) -> Stat {
+        Stat {
+            size: 1,
+            mtime_ns,
+            ctime_ns,
+            inode: 1,
+            mode: 0o100644,
+        }
+    }
+
+    #[test]
+    fn a_change_within_the_window_before_the_stat_is_racy() {
+        let taken = 100_000_000_000 + 5;
+        assert!(stat(taken - 1_000, taken - 10_000_000_000).is_racy(taken));
+        assert!(
+            !stat(taken - 10_000_000_000, taken - 1_000).is_racy(taken),
+            "a restored mtime shows in ctime, which is compared"
+        );
+        assert!(!stat(taken - 1_000_000_000, taken - 1_000_000_000).is_racy(taken));
+        assert!(
+            stat(taken - 1_000_000_005, taken - 1_000_000_005).is_racy(taken),
+            "whole seconds: two seconds"
+        );
+        assert!(
+            !stat(PINNED_MTIME_NS, taken).is_racy(taken),
+            "scone's own files are never racy"
+        );
+    }
+
+    #[test]
+    fn listings_see_names_and_kinds_but_not_skipped_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("a"), "1").unwrap();
+        let before = listing_digest(d, |_| false).unwrap();
+        fs::write(d.join("a"), "changed content").unwrap();
+        assert_eq!(listing_digest(d, |_| false).unwrap(), before);
+        fs::write(d.join("own"), "x").unwrap();
+        assert_ne!(listing_digest(d, |_| false).unwrap(), before);
+        assert_eq!(listing_digest(d, |n| n == "own").unwrap(), before);
+        fs::remove_file(d.join("a")).unwrap();
+        fs::create_dir(d.join("a")).unwrap();
+        assert_ne!(
+            listing_digest(d, |n| n == "own").unwrap(),
+            before,
+            "a file that became a folder"
+        );
+    }
+}

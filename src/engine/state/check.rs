@@ -1,0 +1,150 @@
+//! [`BuildState::check`]: what changed since the last build, found by one
+//! `lstat` per path it consulted (in parallel), hashing nothing.
+
+use rayon::prelude::*;
+
+use super::super::stat::{content_digest, listing_digest, Stat};
+use super::{BuildState, Digest, Watched};
+use crate::watch::Watch;
+
+/// The answer of [`BuildState::check`]. The reasons are what `-v` and
+/// `--explain` print.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Nothing the last build consulted changed: replay it.
+    Fresh,
+    /// The workspace is the same; per step of [`BuildState::steps`], whether
+    /// a path it consulted changed (`true`: dirty). Steps the last build did
+    /// not plan are dirty. `prune`: an output folder changed (see
+    /// [`Watch::Output`]).
+    Dirty {
+        dirty: Vec<bool>,
+        reason: String,
+        prune: bool,
+    },
+    /// The workspace must be loaded again (or there is no usable last build).
+    Full { reason: String },
+}
+
+pub(super) fn check(state: &BuildState, key: &Digest, own: &[&std::ffi::OsStr]) -> Verdict {
+    let full = |reason: String| Verdict::Full { reason };
+    let Some(last) = &state.last else {
+        return full("no earlier build finished in this target folder".into());
+    };
+    if &last.key != key {
+        return full(
+            "the command line, the folder or the environment differs from the last build's".into(),
+        );
+    }
+    // Every path to look at, once.
+    let mut wanted = vec![false; state.paths.len()];
+    for w in &last.watched {
+        wanted[w.path as usize] = true;
+    }
+    for &s in &last.steps {
+        for c in &state.steps[s as usize].consults {
+            wanted[c.path as usize] = true;
+        }
+    }
+    let now: Vec<Option<Option<Stat>>> = state
+        .paths
+        .par_iter()
+        .zip(wanted.par_iter())
+        .map(|(entry, &wanted)| wanted.then(|| Stat::of_path(&entry.path)))
+        .collect();
+    let now_of = |i: u32| now[i as usize].flatten();
+    let mut prune = None;
+    for w in &last.watched {
+        if watched_holds(w, now_of(w.path), state, own) {
+            continue;
+        }
+        let path = &state.paths[w.path as usize].path;
+        if w.watch != Watch::Output {
+            return full(format!("{} changed", path.display()));
+        }
+        prune.get_or_insert_with(|| format!("{} changed", path.display()));
+    }
+    // What each consulted path holds now, where the path table still knows
+    // it; a folder whose stat moved is listed again (cheap, and published
+    // folders are written late in a build, often within the racy window).
+    let digest_now = |i: u32| -> Option<Option<Digest>> {
+        let entry = &state.paths[i as usize];
+        let stat = now_of(i);
+        match stat {
+            None => Some(None),
+            Some(s) => match entry.digest_if(Some(&s)) {
+                Some(d) => Some(Some(d)),
+                None if s.is_dir() => Some(Some(listing_digest(&entry.path, |_| false)?)),
+                None => None,
+            },
+        }
+    };
+    let mut dirty = vec![true; state.steps.len()];
+    let mut reason = None;
+    for &s in &last.steps {
+        let step = &state.steps[s as usize];
+        let changed = step
+            .consults
+            .iter()
+            .find(|c| digest_now(c.path) != Some(c.expect));
+        dirty[s as usize] = changed.is_some();
+        if let (None, Some(c)) = (&reason, changed) {
+            let path = &state.paths[c.path as usize].path;
+            reason = Some(format!("{} changed ({})", path.display(), step.id));
+        }
+    }
+    let must_prune = prune.is_some();
+    match reason.or(prune) {
+        None => Verdict::Fresh,
+        Some(reason) => Verdict::Dirty {
+            dirty,
+            reason,
+            prune: must_prune,
+        },
+    }
+}
+
+/// Whether a path the last build's load read is still what that build saw.
+/// `own`: the names scone writes into the root itself (see [`is_own_name`]).
+fn watched_holds(
+    w: &Watched,
+    now: Option<Stat>,
+    state: &BuildState,
+    own: &[&std::ffi::OsStr],
+) -> bool {
+    let path = &state.paths[w.path as usize].path;
+    let (old, now) = match (w.stat, now) {
+        (None, None) => return true,
+        (Some(old), Some(now)) => (old, now),
+        _ => return false,
+    };
+    if w.watch == Watch::Kind {
+        // Only the type (and a link's target) counts: an edited file is the
+        // same kind. (One replaced by a link between validation and the
+        // observation is refused by the step that reads it: see `CopyStep`.)
+        if old.file_type() != now.file_type() {
+            return false;
+        }
+        return !now.is_symlink()
+            || old == now
+            || (w.digest.is_some() && content_digest(path, &now) == w.digest);
+    }
+    if old == now && !old.is_racy(w.taken_ns) {
+        return true;
+    }
+    // What scone wrote itself (`scone.lock`, the output folders, the root
+    // after `scone.lock`), late in the build: compared by what it holds (a
+    // folder: the names, but scone's own in the root).
+    match (w.digest, now.is_dir()) {
+        (Some(d), true) => listing_digest(path, |n| is_own_name(n, own)) == Some(d),
+        (Some(d), false) => content_digest(path, &now) == Some(d),
+        (None, _) => false,
+    }
+}
+
+/// Whether `name`, in the workspace root, is scone's own: `scone.lock`, its
+/// temporary siblings, or one of `own` (the target folder's name).
+pub fn is_own_name(name: &std::ffi::OsStr, own: &[&std::ffi::OsStr]) -> bool {
+    let bytes = name.as_encoded_bytes();
+    bytes == b"scone.lock" || bytes.starts_with(b".scone.lock.tmp-") || own.contains(&name)
+}

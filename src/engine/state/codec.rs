@@ -1,0 +1,270 @@
+//! The state file's encoding: [`super::super::wire`] varints and byte
+//! strings, sealed with a blake3 checksum (a damaged file reads as no state).
+//!
+//! ```text
+//! "sconeST1", scone's version
+//! paths:  count, then per path (sorted): bytes, flags, [stat], [digest], taken_ns
+//! steps:  count, then per step (sorted): kind, unit, fingerprint, output,
+//!         record JSON, consults (path index ×2 + 1 when the expected digest
+//!         is written out, i.e. differs from the path table's)
+//! last:   present?, key, started_ns, watched paths, planned steps, warnings
+//! checksum
+//! ```
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use super::super::id::StepId;
+use super::super::stat::Stat;
+use super::super::wire::{put_var, put_var_bytes, put_zigzag, seal, unseal, Reader};
+use super::{BuildState, Consult, Digest, LastBuild, PathEntry, StepEntry, Watched};
+use crate::watch::Watch;
+
+const MAGIC: &[u8; 8] = b"sconeST1";
+
+const HAS_STAT: u8 = 1;
+const HAS_DIGEST: u8 = 2;
+
+fn put_stat(out: &mut Vec<u8>, s: &Stat) {
+    put_var(out, s.size);
+    put_zigzag(out, s.mtime_ns);
+    put_zigzag(out, s.ctime_ns);
+    put_var(out, s.inode);
+    put_var(out, u64::from(s.mode));
+}
+
+fn stat(r: &mut Reader<'_>) -> Option<Stat> {
+    Some(Stat {
+        size: r.var()?,
+        mtime_ns: r.zigzag()?,
+        ctime_ns: r.zigzag()?,
+        inode: r.var()?,
+        mode: u32::try_from(r.var()?).ok()?,
+    })
+}
+
+fn put_known(out: &mut Vec<u8>, stat: Option<&Stat>, digest: Option<&Digest>) {
+    let flags =
+        if stat.is_some() { HAS_STAT } else { 0 } | if digest.is_some() { HAS_DIGEST } else { 0 };
+    out.push(flags);
+    if let Some(s) = stat {
+        put_stat(out, s);
+    }
+    if let Some(d) = digest {
+        out.extend_from_slice(d);
+    }
+}
+
+fn known(r: &mut Reader<'_>) -> Option<(Option<Stat>, Option<Digest>)> {
+    let flags = *r.take(1)?.first()?;
+    let stat = if flags & HAS_STAT != 0 {
+        Some(stat(r)?)
+    } else {
+        None
+    };
+    let digest = if flags & HAS_DIGEST != 0 {
+        Some(digest(r)?)
+    } else {
+        None
+    };
+    Some((stat, digest))
+}
+
+fn digest(r: &mut Reader<'_>) -> Option<Digest> {
+    r.take(32)?.try_into().ok()
+}
+
+/// A 64-digit hex digest as its 32 bytes.
+fn put_hex(out: &mut Vec<u8>, hex: &str) -> Option<()> {
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(hex, &mut raw).ok()?;
+    out.extend_from_slice(&raw);
+    Some(())
+}
+
+fn text(r: &mut Reader<'_>) -> Option<String> {
+    String::from_utf8(r.var_bytes()?.to_vec()).ok()
+}
+
+/// The state as bytes; `None` if a step's fingerprint or output is not a
+/// digest (then no state is written, and the next build is a full one).
+pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(1 << 20);
+    out.extend_from_slice(MAGIC);
+    put_var_bytes(
+        &mut out,
+        super::super::fingerprint::tool_version().as_bytes(),
+    );
+    put_var(&mut out, state.paths.len() as u64);
+    for p in &state.paths {
+        put_var_bytes(&mut out, p.path.as_os_str().as_encoded_bytes());
+        put_known(&mut out, p.stat.as_ref(), p.digest.as_ref());
+        put_zigzag(&mut out, p.taken_ns);
+    }
+    put_var(&mut out, state.steps.len() as u64);
+    for s in &state.steps {
+        put_var_bytes(&mut out, s.id.kind.as_bytes());
+        put_var_bytes(&mut out, s.id.unit.as_bytes());
+        put_hex(&mut out, &s.fingerprint)?;
+        put_hex(&mut out, &s.output)?;
+        put_var_bytes(&mut out, s.record_bytes(state));
+        put_var(&mut out, s.consults.len() as u64);
+        for c in &s.consults {
+            let table = state.paths.get(c.path as usize)?;
+            let implied = table.stat.is_some() == c.expect.is_some()
+                && (c.expect.is_none() || table.digest == c.expect);
+            put_var(&mut out, u64::from(c.path) * 2 + u64::from(!implied));
+            if !implied {
+                put_known(&mut out, None, c.expect.as_ref());
+            }
+        }
+    }
+    match &state.last {
+        None => out.push(0),
+        Some(last) => {
+            out.push(1);
+            out.extend_from_slice(&last.key);
+            put_zigzag(&mut out, last.started_ns);
+            put_var(&mut out, last.watched.len() as u64);
+            for w in &last.watched {
+                put_var(&mut out, u64::from(w.path));
+                out.push(w.watch.code());
+                put_known(&mut out, w.stat.as_ref(), w.digest.as_ref());
+                put_zigzag(&mut out, w.taken_ns);
+            }
+            put_var(&mut out, last.steps.len() as u64);
+            for &s in &last.steps {
+                put_var(&mut out, u64::from(s));
+            }
+            put_var(&mut out, last.warnings.len() as u64);
+            for w in &last.warnings {
+                put_var_bytes(&mut out, w.as_bytes());
+            }
+        }
+    }
+    seal(&mut out);
+    Some(out)
+}
+
+/// The state of `bytes`; `None` if they are damaged, cut off, or written by
+/// another version of scone.
+pub fn decode(bytes: Vec<u8>) -> Option<BuildState> {
+    let body_len = unseal(&bytes)?.len();
+    let mut r = Reader(&bytes[..body_len]);
+    if r.take(8)? != MAGIC || r.var_bytes()? != super::super::fingerprint::tool_version().as_bytes()
+    {
+        return None;
+    }
+    let count = r.var_len()?;
+    let mut paths = Vec::with_capacity(count.min(1 << 24));
+    for _ in 0..count {
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes_checked(r.var_bytes()?));
+        let (stat, digest) = known(&mut r)?;
+        paths.push(PathEntry {
+            path,
+            stat,
+            digest,
+            taken_ns: r.zigzag()?,
+        });
+    }
+    let count = r.var_len()?;
+    let mut steps = Vec::with_capacity(count.min(1 << 24));
+    for _ in 0..count {
+        let kind = text(&mut r)?;
+        let unit = text(&mut r)?;
+        let fingerprint = hex::encode(digest(&mut r)?);
+        let output: Arc<str> = hex::encode(digest(&mut r)?).into();
+        let record = offset(&bytes, r.var_bytes()?);
+        let n = r.var_len()?;
+        let mut consults = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            let v = r.var()?;
+            let path = u32::try_from(v / 2).ok()?;
+            let table = paths.get(path as usize)?;
+            let expect = if v % 2 == 1 {
+                known(&mut r)?.1
+            } else if table.stat.is_some() {
+                Some(table.digest?)
+            } else {
+                None
+            };
+            consults.push(Consult { path, expect });
+        }
+        steps.push(StepEntry {
+            id: StepId { kind, unit },
+            fingerprint,
+            output,
+            record,
+            parsed: OnceLock::new(),
+            consults,
+        });
+    }
+    let last = match *r.take(1)?.first()? {
+        0 => None,
+        _ => {
+            let key = digest(&mut r)?;
+            let started_ns = r.zigzag()?;
+            let n = r.var_len()?;
+            let mut watched = Vec::with_capacity(n.min(1 << 24));
+            for _ in 0..n {
+                let path = u32::try_from(r.var()?).ok()?;
+                paths.get(path as usize)?;
+                let watch = Watch::from_code(*r.take(1)?.first()?)?;
+                let (stat, digest) = known(&mut r)?;
+                watched.push(Watched {
+                    path,
+                    watch,
+                    stat,
+                    digest,
+                    taken_ns: r.zigzag()?,
+                });
+            }
+            let n = r.var_len()?;
+            let mut planned = Vec::with_capacity(n.min(1 << 24));
+            for _ in 0..n {
+                let s = u32::try_from(r.var()?).ok()?;
+                steps.get(s as usize)?;
+                planned.push(s);
+            }
+            let n = r.var_len()?;
+            let mut warnings = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                warnings.push(text(&mut r)?);
+            }
+            Some(LastBuild {
+                key,
+                started_ns,
+                watched,
+                steps: planned,
+                warnings,
+            })
+        }
+    };
+    if !r.is_empty() {
+        return None;
+    }
+    Some(BuildState {
+        bytes: Arc::new(bytes),
+        paths,
+        steps,
+        last,
+    })
+}
+
+/// Where `part` (a slice of `bytes`) starts and ends in `bytes`.
+fn offset(bytes: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - bytes.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// `OsStr` from raw bytes (Unix paths are any bytes).
+trait FromBytes {
+    fn from_bytes_checked(bytes: &[u8]) -> &std::ffi::OsStr;
+}
+
+impl FromBytes for std::ffi::OsStr {
+    fn from_bytes_checked(bytes: &[u8]) -> &std::ffi::OsStr {
+        std::os::unix::ffi::OsStrExt::from_bytes(bytes)
+    }
+}

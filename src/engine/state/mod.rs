@@ -1,0 +1,210 @@
+//! The build state: everything scone remembers between two builds, in one
+//! file, `target/.scone/state`, written under the target lock at the end of
+//! every build (cargo's `fingerprint/mod.rs` and ninja's `.ninja_log` +
+//! `.ninja_deps` are the models).
+//!
+//! # What lives under `target/.scone`
+//!
+//! | file | what it holds | written | trusted when |
+//! |---|---|---|---|
+//! | `lock` | nothing: an `flock` | held from the start of a build until its last file is written | — |
+//! | `state` | this module: paths, steps, the last build | at the end of every build, whole (temp file, rename) | its checksum and scone's version match; else it is ignored (a full build) |
+//! | `actions/<fp>.json` | the action cache: fingerprint → [`ActionRecord`](super::ActionRecord) (with the fingerprint's inputs, for `--explain`) | when a step runs | it parses, names its fingerprint, and every blob it names is intact |
+//! | `blobs/<2 hex>/<blake3>` | every file a step made, by content | when a step runs | its content hashes to its name (through the path table) |
+//! | `parse-cache.bin` | parsed manifests by their rendered text (`workspace::load`) | when a manifest was parsed | its checksum matches; a pure function of the text, never stale |
+//! | `tmp/` | scratch folders of running steps | during a build | never: wiped at the start of each build |
+//!
+//! # What the state holds, and when each part is invalid
+//!
+//! | part | what | invalid when (the rule) |
+//! |---|---|---|
+//! | path table | per path: its last `lstat`, the digest of what it held under that stat (content, link target or listing), and when the stat was taken | the path's `lstat` differs, or it was changed within [`RACY_WINDOW_NS`](super::stat::RACY_WINDOW_NS) of the stat (racy): then the digest is unknown until hashed again |
+//! | steps | per step id: its last fingerprint, output digest, action record, and every path it consulted with the digest it depended on (inputs, folders it listed, its published outputs and blobs) | a consulted path's digest is not known to be the one depended on: the step is *dirty* and is checked again (its fingerprint recomputed) |
+//! | last build | the invocation key (scone's version, the folder, the command line and the environment that shape a build), the steps it planned, and every path the load read: `scone.toml` candidates, the files given, manifests, every folder the discovery walk listed and the ignore files it honoured, the kinds of the paths validation looked at, `scone.lock`, the output folders | another key; any of those paths changed (a listing, a manifest's stat, a kind): the workspace is loaded and planned again |
+//!
+//! So a build asks one question, [`BuildState::check`], and gets a
+//! [`Verdict`]:
+//!
+//! | verdict | the build |
+//! |---|---|
+//! | [`Verdict::Fresh`] | nothing to do: the last build's step messages are replayed |
+//! | [`Verdict::Dirty`] | loads and plans; the steps none of whose paths changed (and none of whose deps' outputs change) are reused without being fingerprinted |
+//! | [`Verdict::Full`] | loads and plans; every step is fingerprinted (through the path table, so unchanged files are not hashed) |
+//!
+//! A step's result is never trusted on a stat alone: a dirty step recomputes
+//! its fingerprint, and a fingerprint is a hit only when its action record's
+//! blobs are intact. Steps of units the last build did not plan (a `-p`
+//! build) are kept, so a later full build finds them; a build that planned
+//! the whole workspace drops the steps of removed units (their blobs and
+//! actions stay in the store until `scone clean --gc`).
+
+mod check;
+mod codec;
+mod next;
+mod paths;
+
+pub use check::{is_own_name, Verdict};
+pub use next::{observe, LastLoad, NextState, Observed, Own};
+pub use paths::PathTable;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use super::id::StepId;
+use super::record::ActionRecord;
+use super::stat::Stat;
+use crate::watch::Watch;
+
+/// The file's name under `target/.scone`.
+pub const FILE: &str = "state";
+
+/// A 32-byte digest (blake3), raw.
+pub type Digest = [u8; 32];
+
+/// What the state knows of one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathEntry {
+    pub path: PathBuf,
+    /// `None`: the path did not exist.
+    pub stat: Option<Stat>,
+    /// The digest of what it held under `stat`, if known.
+    pub digest: Option<Digest>,
+    /// When `stat` was taken (for [`Stat::is_racy`]).
+    pub taken_ns: i64,
+}
+
+impl PathEntry {
+    /// The digest of what the path holds now, if the entry still knows it:
+    /// the stat is the same and was not racy.
+    pub fn digest_if(&self, now: Option<&Stat>) -> Option<Digest> {
+        match (&self.stat, now) {
+            (Some(old), Some(now)) if old == now && !old.is_racy(self.taken_ns) => self.digest,
+            _ => None,
+        }
+    }
+}
+
+/// A path a step depended on, and on what of it: `Some(digest)` of what it
+/// held, `None` that it did not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Consult {
+    /// Index into [`BuildState::paths`].
+    pub path: u32,
+    pub expect: Option<Digest>,
+}
+
+/// The last result of one step.
+#[derive(Debug)]
+pub struct StepEntry {
+    pub id: StepId,
+    /// Hex, as the action cache names it.
+    pub fingerprint: String,
+    /// [`ActionRecord::output_digest`], hex.
+    pub output: Arc<str>,
+    /// The action record's JSON: a range of [`BuildState::bytes`].
+    record: Range<usize>,
+    /// Parsed on first use.
+    parsed: OnceLock<Option<Arc<ActionRecord>>>,
+    pub consults: Vec<Consult>,
+}
+
+/// A path the last build's load read, and what of it that build depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watched {
+    /// Index into [`BuildState::paths`].
+    pub path: u32,
+    pub watch: Watch,
+    pub stat: Option<Stat>,
+    /// For a listing scone writes into itself (the root, the output
+    /// folders): the digest of the listing the build relied on, compared
+    /// when the stat moved.
+    pub digest: Option<Digest>,
+    pub taken_ns: i64,
+}
+
+/// The last build that finished: what it planned and what its load read.
+#[derive(Debug, Default)]
+pub struct LastBuild {
+    pub key: Digest,
+    pub started_ns: i64,
+    pub watched: Vec<Watched>,
+    /// Indices into [`BuildState::steps`], in the order the build planned them.
+    pub steps: Vec<u32>,
+    /// The load's warnings, printed again when the build is replayed.
+    pub warnings: Vec<String>,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub struct BuildState {
+    /// The file as read; step records are ranges of it.
+    bytes: Arc<Vec<u8>>,
+    /// Sorted by path bytes.
+    pub paths: Vec<PathEntry>,
+    /// Sorted by id.
+    pub steps: Vec<StepEntry>,
+    /// `None` after a build that failed or had effects: no replay.
+    pub last: Option<LastBuild>,
+}
+
+impl StepEntry {
+    /// The step's action record, parsed once; `None` if it does not parse.
+    pub fn record(&self, state: &BuildState) -> Option<Arc<ActionRecord>> {
+        self.parsed
+            .get_or_init(|| {
+                let bytes = state.bytes.get(self.record.clone())?;
+                serde_json::from_slice(bytes).ok().map(Arc::new)
+            })
+            .clone()
+    }
+
+    /// The action record's JSON.
+    pub fn record_bytes<'s>(&self, state: &'s BuildState) -> &'s [u8] {
+        state.bytes.get(self.record.clone()).unwrap_or_default()
+    }
+}
+
+impl BuildState {
+    /// The state in `<target>/.scone`; empty if it is missing, damaged or
+    /// written by another scone.
+    pub fn load(target: &Path) -> BuildState {
+        match std::fs::read(target.join(".scone").join(FILE)) {
+            Ok(bytes) => codec::decode(bytes).unwrap_or_default(),
+            Err(_) => BuildState::default(),
+        }
+    }
+
+    /// The path table's entry for `path`.
+    pub fn path(&self, path: &Path) -> Option<&PathEntry> {
+        let key = path.as_os_str().as_encoded_bytes();
+        self.paths
+            .binary_search_by(|e| e.path.as_os_str().as_encoded_bytes().cmp(key))
+            .ok()
+            .map(|i| &self.paths[i])
+    }
+
+    /// The last result of step `id`.
+    pub fn step(&self, id: &StepId) -> Option<&StepEntry> {
+        self.position(id).map(|i| &self.steps[i])
+    }
+
+    /// Where step `id` is in [`BuildState::steps`].
+    pub fn position(&self, id: &StepId) -> Option<usize> {
+        let key = (id.kind.as_str(), id.unit.as_str());
+        self.steps
+            .binary_search_by(|s| (s.id.kind.as_str(), s.id.unit.as_str()).cmp(&key))
+            .ok()
+    }
+
+    /// Whether the last build's load is still what the workspace is, and
+    /// which of its steps may have changed: see [`Verdict`]. `own`: names
+    /// scone writes into the workspace root besides `scone.lock` (the target
+    /// folder's).
+    pub fn check(&self, key: &Digest, own: &[&std::ffi::OsStr]) -> Verdict {
+        check::check(self, key, own)
+    }
+}
+
+#[cfg(test)]
+mod tests;

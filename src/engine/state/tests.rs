@@ -1,0 +1,180 @@
+//! The build state's codec and its check, on real files.
+
+use super::*;
+use crate::engine::stat::Stat;
+use std::fs;
+
+fn entry(path: &Path) -> PathEntry {
+    let stat = Stat::of_path(path);
+    let digest = stat.and_then(|s| crate::engine::stat::content_digest(path, &s));
+    PathEntry {
+        path: path.to_path_buf(),
+        stat,
+        digest,
+        taken_ns: crate::engine::stat::now_ns() + 1_000_000_000,
+    }
+}
+
+fn record_json(step: &str, fp: &str) -> Vec<u8> {
+    serde_json::to_vec(&ActionRecord {
+        step: step.into(),
+        fingerprint: fp.into(),
+        record: serde_json::json!({"digest": "d"}),
+        files: Default::default(),
+        publish: Vec::new(),
+        info: serde_json::Value::Null,
+        inputs: vec![("file:a".into(), "x".into())],
+    })
+    .unwrap()
+}
+
+/// A state of one step that consulted `files`, planned by a last build with
+/// `key` that watched `watched`.
+fn state(files: &[&Path], watched: &[(&Path, Watch)], key: Digest) -> BuildState {
+    let mut all: Vec<&Path> = files
+        .iter()
+        .chain(watched.iter().map(|(p, _)| p))
+        .copied()
+        .collect();
+    all.sort_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
+    all.dedup();
+    let paths: Vec<PathEntry> = all.iter().map(|p| entry(p)).collect();
+    let at = |p: &Path| paths.iter().position(|e| e.path == p).unwrap() as u32;
+    let fp = "ab".repeat(32);
+    let bytes = record_json("copy:a", &fp);
+    let len = bytes.len();
+    let steps = vec![StepEntry {
+        id: StepId::new("copy", "a"),
+        fingerprint: fp,
+        output: "cd".repeat(32).into(),
+        record: 0..len,
+        parsed: OnceLock::new(),
+        consults: files
+            .iter()
+            .map(|p| Consult {
+                path: at(p),
+                expect: paths[at(p) as usize].digest,
+            })
+            .collect(),
+    }];
+    let watched = watched
+        .iter()
+        .map(|(p, w)| Watched {
+            path: at(p),
+            watch: *w,
+            stat: Stat::of_path(p),
+            digest: None,
+            taken_ns: crate::engine::stat::now_ns() + 1_000_000_000,
+        })
+        .collect();
+    BuildState {
+        bytes: Arc::new(bytes),
+        paths,
+        steps,
+        last: Some(LastBuild {
+            key,
+            started_ns: 0,
+            watched,
+            steps: vec![0],
+            warnings: vec!["w".into()],
+        }),
+    }
+}
+
+fn age(path: &Path) {
+    let t = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+    filetime::set_symlink_file_times(path, t, t).unwrap();
+}
+
+#[test]
+fn the_codec_round_trips_and_damage_is_no_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
+    fs::write(&a, "a").unwrap();
+    fs::write(&m, "kind: mesh").unwrap();
+    let s = state(
+        &[&a, &dir.path().join("gone")],
+        &[(&m, Watch::Content)],
+        [7; 32],
+    );
+    let bytes = codec::encode(&s).unwrap();
+    let back = codec::decode(bytes.clone()).unwrap();
+    assert_eq!(back.paths, s.paths);
+    assert_eq!(back.steps.len(), 1);
+    assert_eq!(back.steps[0].consults, s.steps[0].consults);
+    assert_eq!(
+        back.steps[0].record_bytes(&back),
+        s.steps[0].record_bytes(&s)
+    );
+    assert_eq!(back.steps[0].record(&back).unwrap().inputs.len(), 1);
+    let last = back.last.as_ref().unwrap();
+    assert_eq!(last.watched, s.last.as_ref().unwrap().watched);
+    assert_eq!(last.warnings, ["w"]);
+    for at in [0, bytes.len() / 2, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 1;
+        assert!(codec::decode(damaged).is_none(), "a flipped byte at {at}");
+    }
+    assert!(codec::decode(bytes[..bytes.len() - 1].to_vec()).is_none());
+}
+
+#[test]
+fn the_check_tells_fresh_dirty_and_full_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, m, lib) = (d.join("a"), d.join("mesh.yml"), d.join("lib"));
+    fs::write(&a, "a").unwrap();
+    fs::write(&m, "kind: mesh").unwrap();
+    fs::create_dir(&lib).unwrap();
+    for p in [&a, &m, &lib] {
+        age(p);
+    }
+    let key = [1; 32];
+    let fresh = || state(&[&a], &[(&m, Watch::Content), (&lib, Watch::Listing)], key);
+    assert!(matches!(fresh().check(&key, &[]), Verdict::Fresh));
+    assert!(
+        matches!(fresh().check(&[2; 32], &[]), Verdict::Full { .. }),
+        "another key"
+    );
+    let no_last = BuildState {
+        last: None,
+        ..fresh()
+    };
+    assert!(matches!(no_last.check(&key, &[]), Verdict::Full { .. }));
+    // A consulted file edited: that step is dirty.
+    let s = fresh();
+    fs::write(&a, "b").unwrap();
+    match s.check(&key, &[]) {
+        Verdict::Dirty { dirty, reason, .. } => {
+            assert_eq!(dirty, [true]);
+            assert!(reason.contains("/a changed"), "{reason}");
+        }
+        v => panic!("{v:?}"),
+    }
+    // A watched listing gains an entry: the workspace is loaded again.
+    let s = fresh();
+    fs::write(lib.join("new"), "n").unwrap();
+    assert!(matches!(s.check(&key, &[]), Verdict::Full { .. }));
+}
+
+#[test]
+fn a_kind_watch_ignores_edits_but_not_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, "one").unwrap();
+    age(&f);
+    let key = [1; 32];
+    let s = state(&[], &[(&f, Watch::Kind)], key);
+    fs::write(&f, "two, longer").unwrap();
+    assert!(
+        matches!(s.check(&key, &[]), Verdict::Fresh),
+        "an edit is no kind change"
+    );
+    fs::remove_file(&f).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &f).unwrap();
+    assert!(matches!(s.check(&key, &[]), Verdict::Full { .. }));
+}
