@@ -36,6 +36,7 @@ fn repo() -> (tempfile::TempDir, LoadOptions, Workspace) {
     let load = LoadOptions {
         files: repo.meshfiles.clone(),
         cwd: repo.root.clone(),
+        target_dir: None,
     };
     let ws = workspace::load(&load).expect("the generated repo loads");
     assert_eq!(ws.services.len(), SERVICES);

@@ -13,6 +13,7 @@ pub mod lockfile;
 pub mod manifest;
 pub mod oci;
 pub mod plan;
+pub mod regular_file;
 pub mod remote;
 pub mod run;
 pub mod sgx;

@@ -67,14 +67,18 @@ pub struct LockError {
     pub message: String,
 }
 
-/// The text of the lock at `path`; `None` if there is none.
+/// The most bytes a `scone.lock` may have (a lock of 10,000 services is a few MB).
+const MAX_LOCK_BYTES: u64 = 256 << 20;
+
+/// The text of the lock at `path`; `None` if there is none. A FIFO or a device
+/// (a committed link to `/dev/zero`) is refused unopened, a size bounded.
 fn read_text(path: &Path) -> Result<Option<String>, LockError> {
-    match std::fs::read_to_string(path) {
+    match crate::regular_file::read_text(path, MAX_LOCK_BYTES) {
         Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(LockError {
             path: path.display().to_string(),
-            message: e.to_string(),
+            message: format!("scone.lock {e}"),
         }),
     }
 }

@@ -4,7 +4,9 @@
 //! `-f FILE` (repeatable) names Meshfiles or service manifests; without it, the
 //! `members` globs of `scone.toml`; without that, `mesh.yml`, `Meshfile` or
 //! `Meshfile.yaml` in the current folder. The root is the folder of the nearest
-//! `scone.toml` above the first file, else the folder of the first file.
+//! `scone.toml` at or above the first file's folder (never above the repository
+//! root, see [`crate::manifest::discover::config_folders`]), else the folder of
+//! the first file.
 
 use crate::manifest::{Mesh, ServiceManifest};
 use crate::watch::{Watch, Watched};
@@ -12,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod boundary;
 mod load;
+pub mod target;
 mod watched;
 pub use load::load;
 
@@ -33,6 +37,18 @@ pub struct Config {
     pub signing: SigningConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub paths: PathsConfig,
+}
+
+/// `[paths]` of `scone.toml`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PathsConfig {
+    /// Folders outside the repository (relative to the root) that manifests may
+    /// name: `dir:`/`oci:` bases, signing keys, `manifest:` (docs/security.md).
+    #[serde(default)]
+    pub allow: Vec<PathBuf>,
 }
 
 /// `[signing]` of `scone.toml`.
@@ -119,11 +135,14 @@ pub struct LinkedService {
     pub environment: Vec<(String, String)>,
 }
 
-/// What to load: the `-f` files (may be empty) and the folder to start from.
+/// What to load: the `-f` files (may be empty), the folder to start from, and
+/// `--target-dir` (checked with the rest: see [`target`]).
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     pub files: Vec<PathBuf>,
     pub cwd: PathBuf,
+    /// `--target-dir`, relative to `cwd`.
+    pub target_dir: Option<PathBuf>,
 }
 
 /// Where a workspace is, found before anything is parsed: its root and its
@@ -139,7 +158,8 @@ pub struct Location {
 }
 
 /// Finds the root and `scone.toml` of `opts`: the nearest `scone.toml` in
-/// the folder of the first `-f` file (or the current folder) or above it.
+/// the folder of the first `-f` file (or the current folder) or above it, up
+/// to the repository root ([`crate::manifest::discover::config_folders`]).
 pub fn locate(opts: &LoadOptions) -> Location {
     let start = match opts.files.first() {
         Some(f) => opts
@@ -152,10 +172,12 @@ pub fn locate(opts: &LoadOptions) -> Location {
     };
     let mut probed = Vec::new();
     let mut config_file = None;
-    for dir in start.ancestors() {
+    for dir in crate::manifest::discover::config_folders(&start) {
         let candidate = dir.join(crate::manifest::discover::CONFIG_FILE);
         probed.push(candidate.clone());
-        if candidate.is_file() {
+        // Found whatever it is: a FIFO or a device is then refused, not
+        // passed over for a scone.toml further up.
+        if std::fs::symlink_metadata(&candidate).is_ok() {
             config_file = Some(candidate);
             break;
         }
@@ -173,12 +195,52 @@ pub fn locate(opts: &LoadOptions) -> Location {
 }
 
 impl Location {
+    /// Why the target dir (`cli`, relative to `cwd`, else `target-dir` of
+    /// `scone.toml`, else `<root>/target`) may not be used, as a diagnostic; a
+    /// build asks before it locks the folder (which marks it as scone's).
+    /// Loading the workspace asks again, with its manifests
+    /// ([`target::refusal`]).
+    pub fn target_refusal(
+        &self,
+        cli: Option<&Path>,
+        cwd: &Path,
+    ) -> Option<crate::manifest::Diagnostic> {
+        let text = self.config_file.as_deref().and_then(|f| {
+            crate::regular_file::read_text(f, crate::regular_file::MAX_MANIFEST_BYTES).ok()
+        });
+        let config: Config = text
+            .as_deref()
+            .and_then(|t| toml::from_str(t).ok())
+            .unwrap_or_default();
+        let target = match (cli, &config.target_dir) {
+            (Some(dir), _) => cwd.join(dir),
+            (None, Some(dir)) => self.root.join(dir),
+            (None, None) => self.root.join("target"),
+        };
+        let files: Vec<PathBuf> = self.config_file.iter().cloned().collect();
+        let why = target::refusal(&target, &self.root, &files)?;
+        let (file, pos) = match (cli, &config.target_dir, &self.config_file, &text) {
+            (Some(_), ..) => (PathBuf::from("--target-dir"), Default::default()),
+            (None, Some(_), Some(file), Some(text)) => {
+                (file.clone(), key_pos(text, None, "target-dir"))
+            }
+            _ => (target.clone(), Default::default()),
+        };
+        let file = file
+            .strip_prefix(cwd)
+            .map(Path::to_path_buf)
+            .unwrap_or(file);
+        Some(target::diagnostic(&target, &why, file, pos))
+    }
+
     /// `scone.toml` read without diagnostics (a broken one reads as the
     /// defaults here; loading the workspace reports it).
     pub fn config(&self) -> Config {
         self.config_file
             .as_deref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|f| {
+                crate::regular_file::read_text(f, crate::regular_file::MAX_MANIFEST_BYTES).ok()
+            })
             .and_then(|t| toml::from_str(&t).ok())
             .unwrap_or_default()
     }
@@ -244,5 +306,55 @@ pub fn target_dir(
         (Some(dir), _) => dir.to_path_buf(),
         (None, Some(dir)) => root.join(dir),
         (None, None) => root.join("target"),
+    }
+}
+
+/// The line:column of `key = …` in `[section]` of a TOML `text` (1:1 if absent).
+pub(crate) fn key_pos(text: &str, section: Option<&str>, key: &str) -> crate::manifest::Pos {
+    let mut current: Option<&str> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            current = header.split(']').next().map(str::trim);
+            continue;
+        }
+        let is_key = trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        if is_key && current == section {
+            let column = line.len() - trimmed.len() + 1;
+            return crate::manifest::Pos {
+                line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                column: u32::try_from(column).unwrap_or(u32::MAX),
+            };
+        }
+    }
+    crate::manifest::Pos { line: 1, column: 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_pos;
+    use crate::manifest::Pos;
+
+    #[test]
+    fn keys_are_found_in_their_section() {
+        let text = "target-dir = \"t\"\n[signing]\n  key = \"k.pem\"\n[paths]\nkey = 1\n";
+        assert_eq!(
+            key_pos(text, None, "target-dir"),
+            Pos { line: 1, column: 1 }
+        );
+        assert_eq!(
+            key_pos(text, Some("signing"), "key"),
+            Pos { line: 3, column: 3 }
+        );
+        assert_eq!(
+            key_pos(text, Some("paths"), "key"),
+            Pos { line: 5, column: 1 }
+        );
+        assert_eq!(
+            key_pos(text, Some("base"), "python"),
+            Pos { line: 1, column: 1 }
+        );
     }
 }

@@ -12,6 +12,7 @@ fn load_fixture(files: &[&str]) -> Workspace {
     let opts = LoadOptions {
         files: files.iter().map(|f| support::fixtures().join(f)).collect(),
         cwd: support::project_root(),
+        target_dir: None,
     };
     match load(&opts) {
         Ok(ws) => ws,
@@ -284,6 +285,8 @@ fn scone_toml_members_are_loaded() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     write(&root.join("scone.toml"), "members = [\"meshes/*.yml\"]\n");
+    // A repository: scone.toml is looked for up to its root, never above.
+    std::fs::create_dir(root.join(".git")).unwrap();
     write(&root.join("svc/service.yml"), SERVICE);
     write(&root.join("svc/app.py"), "print(1)\n");
     let mesh = "apiVersion: scone/5.8\nkind: mesh\ncas:\n  - name: cas\n    cas_url: cas.example.com\npolicy:\n  namespace: ns{}\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n";
@@ -292,6 +295,7 @@ fn scone_toml_members_are_loaded() {
     let ws = load(&LoadOptions {
         files: vec![],
         cwd: root.join("svc"),
+        target_dir: None,
     })
     .unwrap();
     assert_eq!(ws.root, root);
@@ -311,6 +315,7 @@ fn scone_toml_errors_have_a_position() {
     let err = load(&LoadOptions {
         files: vec![],
         cwd: tmp.path().to_path_buf(),
+        target_dir: None,
     })
     .unwrap_err();
     assert_eq!(err.0.len(), 1, "{err}");
@@ -324,6 +329,7 @@ fn no_manifest_is_a_diagnostic() {
     let err = load(&LoadOptions {
         files: vec![],
         cwd: tmp.path().to_path_buf(),
+        target_dir: None,
     })
     .unwrap_err();
     assert_eq!(err.0[0].kind, ErrorKind::NoManifest, "{err}");
@@ -466,6 +472,7 @@ fn all_problems_are_reported_at_once() {
     let err = load(&LoadOptions {
         files: vec!["service.yml".into()],
         cwd: tmp.path().to_path_buf(),
+        target_dir: None,
     })
     .unwrap_err();
     let kinds: Vec<ErrorKind> = err.0.iter().map(|d| d.kind).collect();
@@ -488,21 +495,21 @@ fn all_problems_are_reported_at_once() {
 fn a_shared_manifest_must_render_the_same_for_every_mesh() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let templated = SERVICE.replace("  pwd: /app", "  pwd: /{{namespace}}");
+    let templated = SERVICE.replace("  pwd: /app", "  pwd: /{{APP_DIR}}");
     write(&root.join("svc/service.yml"), &templated);
     write(&root.join("svc/app.py"), "print(1)\n");
-    let mesh = "apiVersion: scone/5.8\nkind: mesh\ncas:\n  - name: cas\n    cas_url: cas.example.com\npolicy:\n  namespace: NS\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n    manifest: svc/service.yml\n";
-    write(&root.join("one.yml"), &mesh.replace("NS", "one"));
-    write(&root.join("two.yml"), &mesh.replace("NS", "two"));
+    let mesh = "apiVersion: scone/5.8\nkind: mesh\ncas:\n  - name: cas\n    cas_url: cas.example.com\npolicy:\n  namespace: NS\nenv:\n  - name: APP_DIR\n    value: VALUE\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n    manifest: svc/service.yml\n";
+    let mesh = |ns: &str, dir: &str| mesh.replace("NS", ns).replace("VALUE", dir);
+    write(&root.join("one.yml"), &mesh("one", "one"));
+    write(&root.join("two.yml"), &mesh("two", "two"));
     write(
         &root.join("again.yml"),
-        &mesh
-            .replace("NS", "one")
-            .replace("kind: mesh", "kind: mesh\nversion: \"2.0.0\""),
+        &mesh("again", "one").replace("kind: mesh", "kind: mesh\nversion: \"2.0.0\""),
     );
     let opts = |files: &[&str]| LoadOptions {
         files: files.iter().map(PathBuf::from).collect(),
         cwd: root.to_path_buf(),
+        target_dir: None,
     };
     let ws = load(&opts(&["one.yml", "again.yml"])).unwrap();
     assert_eq!(

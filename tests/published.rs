@@ -299,6 +299,7 @@ fn mesh_of(file: &str) -> scone::manifest::Mesh {
     let ws = load(&LoadOptions {
         files: vec![support::fixtures().join("published").join(file)],
         cwd: support::project_root(),
+        target_dir: None,
     })
     .unwrap_or_else(|d| panic!("{file}: {d}"));
     ws.meshes.into_iter().next().expect("a mesh").mesh
@@ -312,6 +313,7 @@ fn alias_lists_and_the_default_alias_give_the_roles() {
     let seed = load(&LoadOptions {
         files: vec![support::fixtures().join("hello-world/mesh.yml")],
         cwd: support::project_root(),
+        target_dir: None,
     })
     .unwrap();
     let seed = &seed.meshes[0].mesh;
@@ -347,6 +349,7 @@ fn the_policy_goes_to_the_cas_playing_security() {
     let ws = load(&LoadOptions {
         files: vec![file],
         cwd: tmp.path().to_path_buf(),
+        target_dir: None,
     })
     .unwrap();
     let mesh = &ws.meshes[0].mesh;

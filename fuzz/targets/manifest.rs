@@ -50,6 +50,7 @@ pub fn check_and_plan(mesh: &str, service: &str) {
         let options = LoadOptions {
             files: vec![PathBuf::from(file)],
             cwd: root.to_path_buf(),
+            target_dir: None,
         };
         let Ok(workspace) = load(&options) else {
             continue;

@@ -49,6 +49,7 @@ pub fn load_workspace(common: &CommonArgs) -> anyhow::Result<Workspace> {
     let ws = scone::workspace::load(&scone::workspace::LoadOptions {
         files: common.files.clone(),
         cwd,
+        target_dir: common.target_dir.clone(),
     })?;
     Ok(ws)
 }
@@ -143,8 +144,13 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let location = scone::workspace::locate(&LoadOptions {
         files: common.files.clone(),
-        cwd,
+        cwd: cwd.clone(),
+        target_dir: None,
     });
+    // Before the lock, which marks the folder as scone's (docs/security.md).
+    if let Some(refused) = location.target_refusal(common.target_dir.as_deref(), &cwd) {
+        return Err(scone::manifest::Diagnostics::from(refused).into());
+    }
     let target_dir = scone::workspace::target_dir(
         &location.root,
         &location.config(),

@@ -14,6 +14,7 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<i32> {
     let opts = LoadOptions {
         files: args.files.clone(),
         cwd: cwd.clone(),
+        target_dir: args.target_dir.clone(),
     };
     let ws = load(&opts).map_err(anyhow::Error::new)?;
     let mut unknown = Vec::new();

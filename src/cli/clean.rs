@@ -1,6 +1,9 @@
 //! `scone clean`: remove `target/`'s outputs and its whole build state, or
 //! with `-p` one service's outputs and its steps' results; with `--gc`, the
-//! blobs and action records no step of the build state refers to.
+//! blobs and action records no step of the build state refers to. Only a
+//! target dir scone made is cleaned: loading the workspace refuses any other
+//! (see `scone::workspace::target`), and its mark is looked at again here
+//! before anything is removed.
 
 use anyhow::Context;
 use scone::engine::state::NextState;
@@ -21,6 +24,17 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
     let out = Output::new(&args.common, 0);
     if !target.exists() {
         return Ok(0);
+    }
+    if !scone::workspace::target::is_tagged(&target)
+        && std::fs::read_dir(&target)
+            .with_context(|| format!("reading {}", target.display()))?
+            .next()
+            .is_some()
+    {
+        anyhow::bail!(
+            "{} has no `.scone/` folder: scone did not make it, so it does not clean it",
+            target.display()
+        );
     }
     let session = Session::open(&target, || {
         out.status("Blocking", "waiting for file lock on build directory")
@@ -46,10 +60,14 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
         {
             let path = entry?.path();
             if path.file_name().is_some_and(|n| n == ".scone") {
-                // Keep the lock file we hold; remove the rest of the state.
+                // Keep the lock file we hold and the tag; remove the rest of
+                // the state.
                 for inner in std::fs::read_dir(&path)? {
                     let inner = inner?.path();
-                    if inner.file_name().is_some_and(|n| n != "lock") {
+                    if inner
+                        .file_name()
+                        .is_some_and(|n| n != "lock" && n != "CACHEDIR.TAG")
+                    {
                         scone::durable::remove_all(&inner)?;
                     }
                 }

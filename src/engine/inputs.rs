@@ -37,6 +37,11 @@ pub fn resolve(
                         consulted.push(Own::Read(entry.path().to_path_buf(), Some(digest)));
                         continue;
                     }
+                    // A FIFO, device or socket is never opened (reading one may
+                    // never end); no layer holds one (docs/security.md).
+                    if crate::regular_file::special_kind(&entry.file_type()).is_some() {
+                        continue;
+                    }
                     let rel = entry
                         .path()
                         .strip_prefix(path)
@@ -69,10 +74,16 @@ fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<Reso
         });
     }
     if !meta.file_type().is_file() {
-        return Err(io::Error::other(format!(
-            "{} is not a regular file, folder or symlink",
-            path.display()
-        )));
+        // A FIFO, device or socket is never opened (reading one may never end).
+        let what = crate::regular_file::special_kind(&meta.file_type())
+            .unwrap_or("not a regular file, folder or symlink");
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {what}: scone reads regular files only",
+                path.display()
+            ),
+        ));
     }
     let d = paths
         .digest_as(path, &meta)

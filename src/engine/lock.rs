@@ -45,6 +45,8 @@ impl TargetLock {
 fn open(target_dir: &Path) -> io::Result<File> {
     let dir = target_dir.join(".scone");
     fs::create_dir_all(&dir)?;
+    // The folder is a scone target dir from now on (docs/security.md).
+    crate::workspace::target::tag(target_dir)?;
     OpenOptions::new()
         .create(true)
         .truncate(false)

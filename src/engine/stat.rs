@@ -3,9 +3,9 @@
 //! stand for what a reader depended on — a file's content, a folder's listing,
 //! a path's kind.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// How close to the moment a stat was taken a change makes it untrustworthy:
@@ -91,7 +91,18 @@ pub fn now_ns() -> i64 {
 
 /// blake3 of a file's content, streamed; with the number of bytes read.
 pub fn hash_file(path: &Path) -> io::Result<(blake3::Hash, u64)> {
-    let mut file = File::open(path)?;
+    // Non-blocking, and only a regular file: a path swapped for a FIFO or a
+    // device since it was looked at is refused, never read (docs/security.md).
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;

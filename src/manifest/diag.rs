@@ -35,6 +35,13 @@ pub enum ErrorKind {
     AbsolutePath,
     /// A `copy` path that escapes the service folder (`..` or a symlink).
     PathEscape,
+    /// A path a manifest names (`build.from` `dir:`/`oci:`, `signature.key`,
+    /// `manifest:`) outside the repository and not in `[paths] allow`.
+    OutsideWorkspace,
+    /// A FIFO, device or socket where a file is expected (refused unopened).
+    SpecialFile,
+    /// A target dir scone may not build into or clean (see docs/security.md).
+    TargetDir,
     /// A global env var that neither the Meshfile nor a default defines.
     UndefinedGlobal,
     /// The Meshfile sets a variable the service fixes as local.
@@ -78,6 +85,9 @@ impl ErrorKind {
             ErrorKind::MissingFile => "missing-file",
             ErrorKind::AbsolutePath => "absolute-path",
             ErrorKind::PathEscape => "path-escape",
+            ErrorKind::OutsideWorkspace => "outside-workspace",
+            ErrorKind::SpecialFile => "special-file",
+            ErrorKind::TargetDir => "target-dir",
             ErrorKind::UndefinedGlobal => "undefined-global",
             ErrorKind::LocalOverride => "local-override",
             ErrorKind::UnknownEnv => "unknown-env",

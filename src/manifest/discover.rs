@@ -22,6 +22,30 @@ pub const CONFIG_FILE: &str = "scone.toml";
 /// The Meshfile names looked for in the current folder, in this order.
 pub const DEFAULT_MESHFILES: &[&str] = &["mesh.yml", "Meshfile", "Meshfile.yaml"];
 
+/// The files or folders that mark a repository's root.
+pub const VCS_MARKERS: &[&str] = &[".git", ".hg", ".jj"];
+
+/// The nearest folder at or above `start` that holds a [`VCS_MARKERS`] entry.
+pub fn repository_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|d| {
+            VCS_MARKERS
+                .iter()
+                .any(|m| std::fs::symlink_metadata(d.join(m)).is_ok())
+        })
+        .map(Path::to_path_buf)
+}
+
+/// The folders `scone.toml` is looked for in, nearest first: `start` and the
+/// folders above it up to the repository root, never above it; outside a
+/// repository, `start` only (a `scone.toml` in a shared folder above is
+/// someone else's).
+pub fn config_folders(start: &Path) -> impl Iterator<Item = &Path> {
+    let stop = repository_root(start).unwrap_or_else(|| start.to_path_buf());
+    start.ancestors().take_while(move |d| d.starts_with(&stop))
+}
+
 /// The first default Meshfile that exists in `dir`.
 pub fn default_meshfile(dir: &Path) -> Option<PathBuf> {
     DEFAULT_MESHFILES
@@ -134,7 +158,8 @@ pub fn service_candidates(root: &Path, watched: &mut Watched) -> Vec<(PathBuf, S
     watched.extend(yaml.iter().map(|p| (p.clone(), Watch::Content)));
     yaml.into_iter()
         .filter_map(|p| {
-            let text = std::fs::read_to_string(&p).ok()?;
+            let text =
+                crate::regular_file::read_text(&p, crate::regular_file::MAX_MANIFEST_BYTES).ok()?;
             let kind = sniff_kind(&text)?;
             SERVICE_KINDS.contains(&kind.as_str()).then_some((p, text))
         })
@@ -221,5 +246,18 @@ mod tests {
         let err = members(root, &["nope/*.yml".to_string()], &cfg, &mut Vec::new()).unwrap_err();
         assert_eq!(err[0].kind, ErrorKind::Config);
         assert!(err[0].message.contains("matches no file"));
+        let folders = |d: &Path| config_folders(d).map(Path::to_path_buf).collect::<Vec<_>>();
+        // Outside a repository, only the folder itself is looked at.
+        assert_eq!(folders(&root.join("m1")), [root.join("m1")]);
+        // In one, every folder up to its root.
+        std::fs::create_dir(root.join(".git")).unwrap();
+        assert_eq!(
+            folders(&root.join("m1")),
+            [root.join("m1"), root.to_path_buf()]
+        );
+        assert_eq!(repository_root(&root.join("m1")).as_deref(), Some(root));
+        // Never above the repository's root.
+        std::fs::create_dir(root.join("m1/.jj")).unwrap();
+        assert_eq!(folders(&root.join("m1")), [root.join("m1")]);
     }
 }

@@ -204,12 +204,14 @@ pub fn resolve_environment(
     let mut resolved: Vec<(String, String)> = m.environment.locals();
     for g in &m.environment.global {
         let name = &g.name.value;
-        let value = own
+        let from_mesh = own
             .and_then(|s| s.get(name))
             .or_else(|| env.helm.get(name))
-            .or_else(|| env.global.get(name))
-            .or(g.value.as_ref());
-        match value {
+            .or_else(|| env.global.get(name));
+        if let Some(v) = from_mesh {
+            check_mesh_secret_refs(mesh, member, name, v, out);
+        }
+        match from_mesh.or(g.value.as_ref()) {
             Some(v) => resolved.push((name.clone(), v.value.clone())),
             None => out.push(
                 Diagnostic::new(
@@ -226,6 +228,56 @@ pub fn resolve_environment(
         }
     }
     resolved
+}
+
+/// A Meshfile value given to a service may reference only secrets that service
+/// declares or imports: the service author decides what their program may see,
+/// the Meshfile author only wires it (docs/security.md).
+fn check_mesh_secret_refs(
+    mesh: &Mesh,
+    member: &Member<'_>,
+    var: &str,
+    value: &Located<String>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let secrets = &member.manifest.secrets;
+    let own: Vec<&str> = secrets
+        .global
+        .iter()
+        .chain(&secrets.local)
+        .map(|s| s.name.value.as_str())
+        .chain(secrets.import.iter().map(|s| s.value.as_str()))
+        .collect();
+    for (secret, _) in super::validate::secret_refs(&value.value) {
+        if own.contains(&secret) {
+            continue;
+        }
+        let hint = match suggest::did_you_mean(secret, own.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!(
+                "a Meshfile value may only reference the secrets of the service it is given to: \
+                 declare or import `{secret}` in {}",
+                member
+                    .manifest
+                    .path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+        };
+        out.push(
+            Diagnostic::new(
+                ErrorKind::UndeclaredSecret,
+                &mesh.path,
+                value.pos,
+                format!(
+                    "`$$SCONE::{secret}` in the value of `{var}` is no secret of service `{}` (it neither declares nor imports it)",
+                    member.name
+                ),
+            )
+            .with_hint(hint),
+        );
+    }
 }
 
 fn undefined_hint(mesh: &Mesh, env: &MeshEnv, name: &str) -> String {

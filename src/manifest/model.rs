@@ -43,6 +43,94 @@ pub struct ServiceManifest {
     pub path: PathBuf,
 }
 
+impl ServiceManifest {
+    /// Calls `f` on every string of the manifest (for [`Values::fill`]:
+    /// Meshfile values are put in after parsing).
+    ///
+    /// [`Values::fill`]: super::template::Values::fill
+    pub fn strings_mut(&mut self, f: &mut dyn FnMut(&mut String)) {
+        // Destructured, so that a field added to the model must be added here.
+        let ServiceManifest {
+            api_version,
+            kind,
+            environment: Environment { local, global },
+            secrets,
+            build,
+            ports,
+            path: _,
+            injection_files: _,
+            requirements: _,
+        } = self;
+        f(&mut api_version.value);
+        f(&mut kind.value);
+        for EnvVar { name, value } in local.iter_mut().chain(global) {
+            f(&mut name.value);
+            value.iter_mut().for_each(|x| f(&mut x.value));
+        }
+        let Secrets {
+            global,
+            local,
+            import,
+        } = secrets;
+        for Secret {
+            name,
+            kind,
+            size: _,
+            value,
+            private_key: _,
+            issuer: _,
+            dns: _,
+            common_name: _,
+        } in global.iter_mut().chain(local)
+        {
+            f(&mut name.value);
+            f(&mut kind.value);
+            if let Some(Located {
+                value: FixedValue::Given(v),
+                ..
+            }) = value
+            {
+                f(v);
+            }
+        }
+        import.iter_mut().for_each(|x| f(&mut x.value));
+        let Build {
+            name,
+            kind,
+            from,
+            to,
+            pwd,
+            command,
+            copy,
+            binary,
+            signature,
+            requirements: _,
+            run: _,
+            stable: _,
+            host_paths: _,
+            host_path: _,
+        } = build;
+        for x in [name, kind, to, pwd, command] {
+            f(&mut x.value);
+        }
+        for x in from.iter_mut().chain(binary).chain(copy) {
+            f(&mut x.value);
+        }
+        if let Some(Signature { key, sign: _ }) = signature {
+            key.iter_mut().for_each(|x| f(&mut x.value));
+        }
+        for Port {
+            name,
+            port: _,
+            protocol,
+        } in ports
+        {
+            f(&mut name.value);
+            protocol.iter_mut().for_each(|x| f(&mut x.value));
+        }
+    }
+}
+
 /// `environment:` of a service manifest.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

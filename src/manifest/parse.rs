@@ -13,20 +13,33 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::Error as YamlError;
 use std::path::Path;
 
-/// Reads a manifest file as UTF-8 text.
+/// Reads a manifest file as UTF-8 text: a regular file of at most
+/// [`MAX_MANIFEST_BYTES`](crate::regular_file::MAX_MANIFEST_BYTES) (a FIFO or a
+/// device is refused unopened, see [`crate::regular_file`]).
 pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            ErrorKind::NoManifest
-        } else {
-            ErrorKind::Io
+    use crate::regular_file::{self, ReadError, MAX_MANIFEST_BYTES};
+    let bytes = regular_file::read(path, MAX_MANIFEST_BYTES).map_err(|e| {
+        let (kind, hint) = match &e {
+            _ if e.is_not_found() => (ErrorKind::NoManifest, None),
+            ReadError::Special { .. } => (
+                ErrorKind::SpecialFile,
+                Some("a manifest is a regular file (FIFOs, devices and sockets are never opened)"),
+            ),
+            ReadError::TooLarge { .. } => (
+                ErrorKind::Io,
+                Some("no manifest is that large: is this the right file?"),
+            ),
+            ReadError::Io(_) => (ErrorKind::Io, None),
         };
-        Diagnostic::new(
-            kind,
-            path,
-            Pos::default(),
-            format!("cannot read the manifest: {e}"),
-        )
+        let message = match &e {
+            ReadError::Io(io) => format!("cannot read the manifest: {io}"),
+            other => format!("the manifest {other}"),
+        };
+        let d = Diagnostic::new(kind, path, Pos::default(), message);
+        match hint {
+            Some(h) => d.with_hint(h),
+            None => d,
+        }
     })?;
     String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))
 }
@@ -88,14 +101,17 @@ pub fn load_service(file: &Path, vars: &Variables) -> Result<ServiceManifest, Di
     parse_service(&text, file, vars)
 }
 
-/// A service manifest from `text`, rendered with `vars`.
+/// A service manifest from `text`, rendered with `vars` (values put in as data,
+/// see [`template::render_service`]).
 pub fn parse_service(
     text: &str,
     file: &Path,
     vars: &Variables,
 ) -> Result<ServiceManifest, Diagnostic> {
-    let rendered = template::render(text, vars, file)?;
-    let mut manifest: ServiceManifest = from_yaml(&rendered, file)?;
+    let rendered = template::render_service(text, vars, file)?;
+    let mut manifest: ServiceManifest =
+        from_yaml(&rendered.text, file).map_err(|d| rendered.values.explain(d))?;
+    rendered.values.fill(&mut manifest);
     manifest.path = file.to_path_buf();
     Ok(manifest)
 }

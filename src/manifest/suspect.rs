@@ -124,7 +124,8 @@ pub fn unreadable_under(files: &[PathBuf], image: &str) -> Vec<Diagnostic> {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
         .filter_map(|p| {
-            let bytes = std::fs::read(p).ok()?;
+            let bytes =
+                crate::regular_file::read(p, crate::regular_file::MAX_MANIFEST_BYTES).ok()?;
             unreadable(p, &bytes, image)
         })
         .collect()

@@ -2,6 +2,11 @@
 //! variables a Meshfile provides to it: `cas_<name>_<field>` for every field of
 //! every `cas` entry, `namespace` (= `policy.namespace`) and every global env
 //! value by its name.
+//!
+//! In a service manifest, a Meshfile's values are data, never template source
+//! ([`render_service`]): a value that could change the YAML around it is
+//! rendered as a token and put in after parsing ([`Values`]), so a Meshfile
+//! author cannot add a local to a service through a value (docs/security.md).
 
 use super::diag::{Diagnostic, ErrorKind};
 use super::located::Pos;
@@ -11,6 +16,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Template variables, sorted by name.
 pub type Variables = BTreeMap<String, String>;
@@ -40,6 +46,185 @@ pub fn render<'t>(
             }
             d
         })
+}
+
+/// A service manifest rendered with a Meshfile's variables: the text, where each
+/// value that could change the YAML around it stands as a token, and those
+/// values, to put in after parsing ([`Values::fill`]).
+#[derive(Clone, Debug)]
+pub struct Rendered<'t> {
+    pub text: Cow<'t, str>,
+    pub values: Values,
+}
+
+/// The values a rendered text's tokens stand for. A token is the prefix, the
+/// value's index and `x` (letters and digits only: plain in any YAML context);
+/// the prefix occurs in neither the template nor any value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Values {
+    prefix: String,
+    list: Vec<String>,
+}
+
+impl Values {
+    /// Whether no value stands as a token (the text is the manifest as is).
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// `text` with every token replaced by its value.
+    pub fn expand(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        self.apply(&mut out);
+        out
+    }
+
+    /// Replaces every token in `s` by its value.
+    pub fn apply(&self, s: &mut String) {
+        if self.list.is_empty() || !s.contains(&self.prefix) {
+            return;
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s.as_str();
+        while let Some(at) = rest.find(&self.prefix) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + self.prefix.len()..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let value = after[..digits]
+                .parse::<usize>()
+                .ok()
+                .filter(|_| after[digits..].starts_with('x'))
+                .and_then(|i| self.list.get(i));
+            match value {
+                Some(v) => {
+                    out.push_str(v);
+                    rest = &after[digits + 1..];
+                }
+                None => {
+                    out.push_str(&self.prefix);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        *s = out;
+    }
+
+    /// Puts the values into every string of `m` (after parsing).
+    pub fn fill(&self, m: &mut super::model::ServiceManifest) {
+        if !self.list.is_empty() {
+            m.strings_mut(&mut |s| self.apply(s));
+        }
+    }
+
+    /// A diagnostic about the tokenized text, told in the values (a message may
+    /// quote a scalar).
+    pub fn explain(&self, mut d: Diagnostic) -> Diagnostic {
+        self.apply(&mut d.message);
+        if let Some(h) = &mut d.hint {
+            self.apply(h);
+        }
+        d
+    }
+}
+
+/// Whether `value` can be put into YAML text as it is, whatever the context
+/// (plain, quoted, block scalar, flow, key): letters, digits and `_ . / + -`, not
+/// starting with `-`, `+` or `.`… only a letter, digit, `_` or `/`.
+fn is_plain_safe(value: &str) -> bool {
+    value
+        .chars()
+        .next()
+        .is_none_or(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./+-".contains(c))
+}
+
+/// Where `text` asks for raw output (`{{{x}}}`, `{{&x}}`), which would paste a
+/// value into the YAML as source.
+fn raw_output(text: &str) -> Option<Pos> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("{{") {
+        let at = from + i;
+        let rest = text[at + 2..].trim_start_matches('~');
+        let escaped = at > 0 && text.as_bytes()[at - 1] == b'\\';
+        if !escaped && (rest.starts_with('{') || rest.starts_with('&')) {
+            return Some(pos_at(text, at));
+        }
+        from = at + 2;
+    }
+    None
+}
+
+fn pos_at(text: &str, offset: usize) -> Pos {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Pos {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+    }
+}
+
+/// Renders a service manifest with a Meshfile's variables `vars`: like
+/// [`render`], but a value that could change the YAML around it is rendered as
+/// a token (see [`Values`]), and raw output (`{{{x}}}`, `{{&x}}`) is a
+/// [`ErrorKind::Template`] diagnostic. Block helpers see the real values.
+pub fn render_service<'t>(
+    text: &'t str,
+    vars: &Variables,
+    file: &Path,
+) -> Result<Rendered<'t>, Diagnostic> {
+    if !text.contains("{{") {
+        return Ok(Rendered {
+            text: Cow::Borrowed(text),
+            values: Values::default(),
+        });
+    }
+    if let Some(pos) = raw_output(text) {
+        return Err(Diagnostic::new(
+            ErrorKind::Template,
+            file,
+            pos,
+            "raw output (`{{{x}}}` or `{{&x}}`) would paste a Meshfile value into this manifest as YAML",
+        )
+        .with_hint("write `{{x}}`: a Meshfile value is put in as data, never as YAML"));
+    }
+    let prefix = (0u32..)
+        .map(|k| format!("sconevalue{k}n"))
+        .find(|p| !text.contains(p.as_str()) && !vars.values().any(|v| v.contains(p.as_str())))
+        .unwrap_or_default();
+    let list = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    {
+        let list = Arc::clone(&list);
+        let prefix = prefix.clone();
+        hb.register_escape_fn(move |value| {
+            if is_plain_safe(value) {
+                return value.to_string();
+            }
+            let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+            list.push(value.to_string());
+            format!("{prefix}{}x", list.len() - 1)
+        });
+    }
+    let rendered = hb.render_template(text, vars).map_err(|err| {
+        let mut d = render_error(&err, vars, file);
+        if d.message.starts_with("invalid template") {
+            if let Some(p) = unclosed_block(text) {
+                d.pos = p;
+            }
+        }
+        d
+    })?;
+    drop(hb);
+    let list = std::mem::take(&mut *list.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(Rendered {
+        text: Cow::Owned(rendered),
+        values: Values { prefix, list },
+    })
 }
 
 /// Where the first `{{#block}}` without its `{{/block}}` opens, if any
@@ -259,6 +444,49 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Template);
         assert_eq!(err.pos, Pos { line: 2, column: 4 }, "{err}");
         assert!(err.message.starts_with("invalid template"), "{err}");
+    }
+
+    #[test]
+    fn values_that_could_change_the_yaml_are_put_in_after_parsing() {
+        let text = "a: \"{{X}}\"\nb: {{N}}\nc: {{#if E}}yes{{else}}no{{/if}}\nd: {{P}}\n";
+        let v = vars(&[
+            ("X", "x\"\n- injected: 1"),
+            ("N", "8080"),
+            ("E", ""),
+            ("P", "a/b.c_d+e-f"),
+        ]);
+        let r = render_service(text, &v, Path::new("m.yml")).unwrap();
+        assert_eq!(
+            r.text,
+            "a: \"sconevalue0n0x\"\nb: 8080\nc: no\nd: a/b.c_d+e-f\n"
+        );
+        assert_eq!(
+            r.values.expand(&r.text),
+            "a: \"x\"\n- injected: 1\"\nb: 8080\nc: no\nd: a/b.c_d+e-f\n"
+        );
+        // The prefix is one neither the text nor a value holds.
+        let r = render_service(
+            "a: {{X}} sconevalue0n\n",
+            &vars(&[("X", "a b")]),
+            Path::new("m.yml"),
+        )
+        .unwrap();
+        assert_eq!(r.text, "a: sconevalue1n0x sconevalue0n\n");
+        assert_eq!(r.values.expand(&r.text), "a: a b sconevalue0n\n");
+        for raw in ["a: {{{X}}}\n", "a: {{&X}}\n", "a: {{~{X}~}}\n"] {
+            let d = render_service(raw, &vars(&[("X", "1")]), Path::new("m.yml")).unwrap_err();
+            assert_eq!(d.kind, ErrorKind::Template, "{raw}");
+            assert_eq!(d.pos, Pos { line: 1, column: 4 }, "{raw}");
+        }
+        assert!(render_service("a: \\{{{X}}}\n", &vars(&[]), Path::new("m.yml")).is_ok());
+        for safe in ["", "info", "8080", "a/b", "_x", "v1.2.3+build-4"] {
+            assert!(is_plain_safe(safe), "{safe}");
+        }
+        for unsafe_ in [
+            "-", "-x", ".inf", "+1", "a b", "a:b", "a#b", "a\"b", "[a]", "é",
+        ] {
+            assert!(!is_plain_safe(unsafe_), "{unsafe_}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Validation of one manifest on its own (design §1): `apiVersion`, `kind`,
 //! names, `build`, environment and secret declarations, `$$SCONE::x` references,
-//! and (in [`super::validate_paths`]) the `copy` paths. Cross-manifest rules
+//! (in [`super::validate_paths`]) the `copy` paths, and (in
+//! [`super::validate_values`]) values that must fit the session, the enclave
+//! and the chart. Cross-manifest rules
 //! (linking, globals, imports) live in [`super::link`].
 //!
 //! Every check pushes a [`Diagnostic`]; nothing stops at the first problem.
@@ -11,7 +13,7 @@ use super::model::{Mesh, Secret, ServiceManifest, MESH_KIND, SERVICE_KINDS};
 use super::suggest;
 use super::unimplemented;
 use super::validate_paths;
-use super::validate_values;
+use super::validate_values::{self, check_text};
 use crate::cas::secret::MAX_SECRET_SIZE;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -182,6 +184,8 @@ pub fn check_service_in(
             "e.g. `registry.example.com/team/app:1.0`",
         ));
     }
+    check_text("build.pwd", &b.pwd, file, out);
+    check_text("build.command", &b.command, file, out);
     if !b.pwd.value.starts_with('/') {
         out.push(invalid(
             file,
@@ -251,6 +255,9 @@ fn check_env_decls(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
                     first.line
                 )),
             );
+        }
+        if let Some(value) = &var.value {
+            check_text(&format!("the value of `{}`", name.value), value, file, out);
         }
         if local && var.value.is_none() {
             out.push(invalid(
@@ -442,13 +449,22 @@ pub fn check_mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
                 "give each CAS a different name",
             ));
         }
-        if cas.cas_url.value.trim().is_empty() {
-            out.push(invalid(
-                file,
-                cas.cas_url.pos,
-                "cas_url is empty".into(),
-                "e.g. `cas_url: edge.scone-cas.cf`",
-            ));
+        validate_values::check_cas_url(&cas.cas_url, file, out);
+    }
+    for entry in &mesh.env {
+        let name = entry.key.as_ref().or(entry.name.as_ref());
+        if let (Some(name), Some(value)) = (name, &entry.value) {
+            check_text(&format!("the value of `{}`", name.value), value, file, out);
+        }
+        for var in entry.env.iter().flatten() {
+            if let Some(value) = &var.value {
+                check_text(
+                    &format!("the value of `{}`", var.name.value),
+                    value,
+                    file,
+                    out,
+                );
+            }
         }
     }
     let mut role_of: BTreeMap<String, &str> = BTreeMap::new();
@@ -469,6 +485,7 @@ pub fn check_mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+    validate_values::check_k8s_names(mesh, out);
     let mut names: BTreeMap<&str, Pos> = BTreeMap::new();
     for svc in &mesh.services {
         check_name("service name", &svc.name, file, out);

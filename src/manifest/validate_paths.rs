@@ -1,7 +1,9 @@
 //! Checks of the paths a service manifest names: each `copy` entry must be
 //! relative, stay inside the manifest's folder (no `..` escape, no symlink that
-//! resolves outside, also inside copied folders) and exist; the signing key must
-//! exist.
+//! resolves outside, also inside copied folders), exist, and be no FIFO, device
+//! or socket (nor hold one, in a copied folder); the signing key must be a regular
+//! file. Whether `build.from` and the key stay in the repository is checked where
+//! the repository is known ([`crate::workspace`]).
 
 use super::diag::{Diagnostic, ErrorKind};
 use super::located::{Located, Pos};
@@ -102,17 +104,44 @@ fn check_one(
             "copy only files under the manifest's folder; replace the link by the file",
         );
     }
-    if is_dir {
-        if let Some(link) = escaping_link_inside(&resolved, canonical_dir) {
+    if !is_dir {
+        let kind = if plain {
+            Some(meta.file_type())
+        } else {
+            std::fs::metadata(&resolved).ok().map(|m| m.file_type())
+        };
+        if let Some(what) = kind.as_ref().and_then(crate::regular_file::special_kind) {
             return diag(
-                ErrorKind::PathEscape,
-                format!("copy folder `{raw}` holds a symlink that resolves outside the service folder: {link}"),
-                "replace the link by the file, or remove it",
+                ErrorKind::SpecialFile,
+                format!("copy path `{raw}` is {what}"),
+                SPECIAL_HINT,
             );
+        }
+    }
+    if is_dir {
+        match problem_inside(&resolved, canonical_dir) {
+            Some((link, None)) => {
+                return diag(
+                    ErrorKind::PathEscape,
+                    format!("copy folder `{raw}` holds a symlink that resolves outside the service folder: {link}"),
+                    "replace the link by the file, or remove it",
+                )
+            }
+            Some((path, Some(what))) => {
+                return diag(
+                    ErrorKind::SpecialFile,
+                    format!("copy folder `{raw}` holds {what}: {path}"),
+                    SPECIAL_HINT,
+                )
+            }
+            None => {}
         }
     }
     None
 }
+
+const SPECIAL_HINT: &str =
+    "copy takes files, folders and symlinks; FIFOs, devices and sockets are never opened";
 
 /// `true` if the lexical path climbs above its start with `..`.
 fn escapes(path: &Path) -> bool {
@@ -130,45 +159,72 @@ fn escapes(path: &Path) -> bool {
     false
 }
 
-/// The first symlink under `folder` (not followed) whose target resolves
-/// outside `root`, as a path relative to `folder`: entries in file-name order,
-/// each folder's content right after it (the order of a sorted walk). Folders
-/// that cannot be read are skipped.
-fn escaping_link_inside(folder: &Path, root: &Path) -> Option<String> {
-    escaping_link_under(folder, Path::new(""), root).map(|p| p.display().to_string())
+/// The first entry under `folder` (links not followed) that is a symlink whose
+/// target resolves outside `root` (`(path, None)`) or a FIFO, device or socket
+/// (`(path, Some(what))`), as a path relative to `folder`: entries in file-name
+/// order, each folder's content right after it (the order of a sorted walk).
+/// Folders that cannot be read are skipped.
+fn problem_inside(folder: &Path, root: &Path) -> Option<(String, Option<&'static str>)> {
+    problem_under(folder, Path::new(""), root).map(|(p, what)| (p.display().to_string(), what))
 }
 
-fn escaping_link_under(dir: &Path, rel: &Path, root: &Path) -> Option<std::path::PathBuf> {
-    // Only links and folders matter: plain files are neither checked nor sorted.
-    let mut interesting: Vec<(std::ffi::OsString, bool)> = std::fs::read_dir(dir)
+fn problem_under(
+    dir: &Path,
+    rel: &Path,
+    root: &Path,
+) -> Option<(std::path::PathBuf, Option<&'static str>)> {
+    // Only links, folders and special files matter: plain files are neither
+    // checked nor sorted. The types come from the listing (no `stat`).
+    let mut interesting: Vec<(std::ffi::OsString, std::fs::FileType)> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
         .filter_map(|e| {
             let t = e.file_type().ok()?;
-            (t.is_symlink() || t.is_dir()).then(|| (e.file_name(), t.is_symlink()))
+            (!t.is_file()).then(|| (e.file_name(), t))
         })
         .collect();
-    interesting.sort_unstable();
-    for (name, is_link) in interesting {
+    interesting.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in interesting {
         let path = dir.join(&name);
-        if is_link {
+        if t.is_symlink() {
             if path.canonicalize().is_ok_and(|t| !t.starts_with(root)) {
-                return Some(rel.join(&name));
+                return Some((rel.join(&name), None));
             }
-        } else if let Some(found) = escaping_link_under(&path, &rel.join(&name), root) {
-            return Some(found);
+        } else if t.is_dir() {
+            if let Some(found) = problem_under(&path, &rel.join(&name), root) {
+                return Some(found);
+            }
+        } else if let Some(what) = crate::regular_file::special_kind(&t) {
+            return Some((rel.join(&name), Some(what)));
         }
     }
     None
 }
 
-/// Checks `build.signature.key`: it must exist (relative to the manifest).
+/// Checks `build.signature.key`: a regular file (relative to the manifest),
+/// looked at without being opened.
 pub fn check_key(key: &Located<String>, dir: &Path, file: &Path, out: &mut Vec<Diagnostic>) {
-    let path = dir.join(&key.value);
-    if key.value.trim().is_empty() || !path.is_file() {
+    let hint = "a PEM RSA-3072 key with e = 3, relative to the manifest (`scone enclave keygen` makes one)";
+    let problem = if key.value.trim().is_empty() {
+        Some((ErrorKind::MissingFile, "does not exist".to_string()))
+    } else {
+        match crate::regular_file::check(&dir.join(&key.value)) {
+            Ok(_) => None,
+            Err(crate::regular_file::ReadError::Special { what }) if what != "a folder" => {
+                Some((ErrorKind::SpecialFile, format!("is {what}, not a file")))
+            }
+            Err(_) => Some((ErrorKind::MissingFile, "does not exist".to_string())),
+        }
+    };
+    if let Some((kind, what)) = problem {
         out.push(
-            Diagnostic::new(ErrorKind::MissingFile, file, key.pos, format!("signing key `{}` does not exist", key.value))
-                .with_hint("a PEM RSA-3072 key with e = 3, relative to the manifest (`scone enclave keygen` makes one)"),
+            Diagnostic::new(
+                kind,
+                file,
+                key.pos,
+                format!("signing key `{}` {what}", key.value),
+            )
+            .with_hint(hint),
         );
     }
 }
@@ -253,22 +309,24 @@ mod tests {
         symlink("nowhere", lib.join("b/dangling")).unwrap();
         let canonical = svc.canonicalize().unwrap();
         assert_eq!(
-            escaping_link_inside(&lib.canonicalize().unwrap(), &canonical).as_deref(),
+            problem_inside(&lib.canonicalize().unwrap(), &canonical)
+                .map(|p| p.0)
+                .as_deref(),
             Some("b/inner/z-escape")
         );
         std::fs::remove_file(lib.join("b/inner/z-escape")).unwrap();
         // `c` sorts before `c-escape`, and its content comes right after it.
         assert_eq!(
-            escaping_link_inside(&lib, &canonical).as_deref(),
+            problem_inside(&lib, &canonical).map(|p| p.0).as_deref(),
             Some("c/escape")
         );
         std::fs::remove_file(lib.join("c/escape")).unwrap();
         assert_eq!(
-            escaping_link_inside(&lib, &canonical).as_deref(),
+            problem_inside(&lib, &canonical).map(|p| p.0).as_deref(),
             Some("c-escape")
         );
         std::fs::remove_file(lib.join("c-escape")).unwrap();
-        assert_eq!(escaping_link_inside(&lib, &canonical), None);
+        assert_eq!(problem_inside(&lib, &canonical), None);
         let copy = [located("lib")];
         let mut out = Vec::new();
         check_copy(&copy, &svc, Path::new("s.yml"), &mut out);
@@ -288,7 +346,7 @@ mod tests {
             .unwrap();
         // root reads any folder: only check the skip where permissions hold.
         if std::fs::read_dir(lib.join("locked")).is_err() {
-            assert_eq!(escaping_link_inside(&lib, &canonical), None);
+            assert_eq!(problem_inside(&lib, &canonical), None);
         }
         std::fs::set_permissions(lib.join("locked"), std::fs::Permissions::from_mode(0o755))
             .unwrap();

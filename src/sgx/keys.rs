@@ -86,7 +86,12 @@ impl SigningKey {
 
     /// Reads and checks the key at `path`.
     pub fn load(path: &Path) -> Result<Self, SgxError> {
-        let pem = std::fs::read_to_string(path).map_err(|e| SgxError::io(path, e))?;
+        // A regular file of a key's size: a FIFO or a device is never opened.
+        let pem = crate::regular_file::read_text(path, crate::regular_file::MAX_KEY_BYTES)
+            .map_err(|e| match e {
+                crate::regular_file::ReadError::Io(io) => SgxError::io(path, io),
+                other => SgxError::io(path, std::io::Error::other(other.to_string())),
+            })?;
         Self::from_pem(&pem, path)
     }
 

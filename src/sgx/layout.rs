@@ -27,6 +27,10 @@ pub const MAX_STACK: u64 = 1 << 30;
 pub const MAX_IMAGE: u64 = 1 << 30;
 /// Most threads (TCS pages).
 pub const MAX_THREADS: u32 = 4096;
+/// Most enclave memory laid out: heap + threads × stack (64 GiB). Every page of it
+/// is one 64-byte EADD record of the measured stream (at most 1 GiB then), so the
+/// bound is what a manifest can make a build allocate (docs/security.md).
+pub const MAX_MEMORY: u64 = 64 << 30;
 const PAGE: usize = PAGE_SIZE as usize;
 const CONFIG_MAGIC: &[u8; 8] = b"SCONECFG";
 
@@ -107,7 +111,15 @@ impl EnclaveSettings {
     /// variables are ignored. `debug` stays `false` (the mode comes from the CLI).
     pub fn from_env(env: &[(String, String)]) -> Result<Self, SgxError> {
         let mut s = EnclaveSettings::default();
+        // The size variable given last: the total is reported on it.
+        let mut last_size: Option<(&str, &str)> = None;
         for (name, value) in env {
+            if matches!(
+                name.as_str(),
+                "SCONE_HEAP" | "SCONE_STACK" | "SCONE_THREADS"
+            ) {
+                last_size = Some((name, value));
+            }
             match name.as_str() {
                 "SCONE_HEAP" => {
                     s.heap = round_to_pages(parse_size(name, value)?);
@@ -139,7 +151,23 @@ impl EnclaveSettings {
                 _ => {}
             }
         }
+        if let Some((name, value)) = last_size.filter(|_| s.memory() > MAX_MEMORY) {
+            return Err(invalid(
+                name,
+                value,
+                format!(
+                    "the enclave's memory (heap + threads × stack) would be {} MiB; at most 64 GiB",
+                    s.memory() >> 20
+                ),
+            ));
+        }
         Ok(s)
+    }
+
+    /// Heap + threads × stack, in bytes (what [`MAX_MEMORY`] bounds).
+    pub fn memory(&self) -> u64 {
+        self.heap
+            .saturating_add(self.stack.saturating_mul(u64::from(self.threads)))
     }
 
     fn check(&self) -> Result<(), SgxError> {
@@ -149,13 +177,15 @@ impl EnclaveSettings {
             && self.stack > 0
             && self.stack <= MAX_STACK
             && self.stack.is_multiple_of(PAGE_SIZE)
-            && (1..=MAX_THREADS).contains(&self.threads);
+            && (1..=MAX_THREADS).contains(&self.threads)
+            && self.memory() <= MAX_MEMORY;
         if ok {
             Ok(())
         } else {
             Err(SgxError::Layout(format!(
                 "settings out of range (heap {} bytes, stack {} bytes, {} threads): heap and stack \
-                 must be whole pages up to 64G and 1G, threads 1 to {MAX_THREADS}",
+                 must be whole pages up to 64G and 1G, threads 1 to {MAX_THREADS}, heap + threads \
+                 × stack at most 64G",
                 self.heap, self.stack, self.threads
             )))
         }

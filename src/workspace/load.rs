@@ -12,7 +12,9 @@ use crate::manifest::{
 use crate::manifest::{MESH_KIND, SERVICE_KINDS};
 use std::path::{Path, PathBuf};
 
+mod confine;
 mod inputs;
+mod names;
 pub mod parse_cache;
 mod prefetch;
 mod resolve;
@@ -59,6 +61,8 @@ struct Unit {
     manifest: ServiceManifest,
     dir: PathBuf,
     rendered: String,
+    /// The Meshfile values `rendered` holds as tokens (see [`template::Values`]).
+    values: template::Values,
     /// The Meshfile whose variables rendered it (None: used alone).
     mesh: Option<PathBuf>,
 }
@@ -94,6 +98,14 @@ struct Loader {
     resolver: resolve::Resolver,
     /// What the load read (see [`Workspace::watched`]).
     watched: crate::watch::Watched,
+    /// `scone.toml` and its text, when there is one (for positions).
+    config_text: Option<(PathBuf, String)>,
+    /// `[paths] allow` of `scone.toml`.
+    allow: Vec<PathBuf>,
+    /// Where manifests' paths may lead (see [`confine`]), made on first use.
+    boundary: Option<crate::workspace::boundary::Boundary>,
+    /// The target dir was refused: nothing is written there.
+    target_refused: bool,
 }
 
 impl Loader {
@@ -110,15 +122,21 @@ impl Loader {
             prepared: std::collections::HashMap::new(),
             resolver: resolve::Resolver::default(),
             watched: Vec::new(),
+            config_text: None,
+            allow: Vec::new(),
+            boundary: None,
+            target_refused: false,
         }
     }
 
     fn run(&mut self, opts: &LoadOptions) -> Option<Workspace> {
         let (files, config) = self.files(opts)?;
-        let target = self
-            .root
-            .join(config.target_dir.as_deref().unwrap_or(Path::new("target")));
-        self.cache = parse_cache::ParseCache::open(&target.join(".scone"));
+        self.allow = config.paths.allow.clone();
+        self.check_config(&config);
+        let target = self.settle_target(opts.target_dir.as_deref(), &config, &files);
+        if !self.target_refused {
+            self.cache = parse_cache::ParseCache::open(&target.join(".scone"));
+        }
         let mut meshes = Vec::new();
         let mut alone = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -160,7 +178,11 @@ impl Loader {
         }
         self.duplicate_names();
         self.bases(&config);
-        std::mem::take(&mut self.cache).save();
+        self.duplicate_namespaces(&linked);
+        self.check_target_holds_no_manifest(&target);
+        if !self.target_refused {
+            std::mem::take(&mut self.cache).save();
+        }
         Some(self.finish(config, linked))
     }
 
@@ -232,16 +254,20 @@ impl Loader {
         let (rendered, checked) = match prepared {
             Some(p) => (p.rendered, p.checked),
             None => (
-                template::render(&text, vars, path).map(|r| r.into_owned()),
+                template::render_service(&text, vars, path)
+                    .map(|r| (r.text.into_owned(), r.values)),
                 None,
             ),
         };
-        let rendered = match rendered {
+        let (rendered, values) = match rendered {
             Ok(r) => r,
             Err(d) => return self.fail(d),
         };
         if let Some(&i) = self.unit_index.get(&key) {
-            if self.units[i].rendered != rendered {
+            let first = &self.units[i];
+            let differs = (first.rendered != rendered || first.values != values)
+                && first.values.expand(&first.rendered) != values.expand(&rendered);
+            if differs {
                 let other = self.units[i]
                     .mesh
                     .as_ref()
@@ -266,8 +292,11 @@ impl Loader {
             Some(Err(d)) => return self.fail(d),
             None => {
                 let manifest = match self.cache.service(&rendered, path) {
-                    Ok(m) => m,
-                    Err(d) => return self.fail(d),
+                    Ok(mut m) => {
+                        values.fill(&mut m);
+                        m
+                    }
+                    Err(d) => return self.fail(values.explain(d)),
                 };
                 let dir = path
                     .parent()
@@ -288,11 +317,13 @@ impl Loader {
                 (manifest, dir)
             }
         };
+        self.check_manifest_paths(&manifest, &dir);
         self.unit_index.insert(key.clone(), self.units.len());
         self.units.push(Unit {
             manifest,
             dir,
             rendered,
+            values,
             mesh: mesh.map(Path::to_path_buf),
         });
         Some(self.units.len() - 1)
@@ -334,17 +365,26 @@ impl Loader {
             .unwrap_or_default();
         if let Some(rel) = &svc.manifest {
             let path = mesh_dir.join(&rel.value);
-            let is_file = match self.prepared.get(&path) {
-                Some(p) => p.is_file,
-                None => path.is_file(),
+            if !self.check_manifest_link(&mesh.path, rel) {
+                return Some(Link::Failed);
+            }
+            let problem = match self.prepared.contains_key(&path) {
+                true => None,
+                false => crate::regular_file::check(&path).err(),
             };
-            if !is_file {
+            if let Some(e) = problem {
+                let (kind, what) = match e {
+                    crate::regular_file::ReadError::Special { what } if what != "a folder" => {
+                        (ErrorKind::SpecialFile, format!("is {what}, not a file"))
+                    }
+                    _ => (ErrorKind::MissingFile, "does not exist".to_string()),
+                };
                 self.diags.push(
                     Diagnostic::new(
-                        ErrorKind::MissingFile,
+                        kind,
                         &mesh.path,
                         rel.pos,
-                        format!("service manifest `{}` does not exist", rel.value),
+                        format!("service manifest `{}` {what}", rel.value),
                     )
                     .with_hint("`manifest:` is relative to the Meshfile's folder"),
                 );
@@ -504,33 +544,6 @@ impl Loader {
         }
     }
 
-    fn duplicate_names(&mut self) {
-        let mut first_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (i, u) in self.units.iter().enumerate() {
-            let first = *first_of
-                .entry(u.manifest.build.name.value.as_str())
-                .or_insert(i);
-            if first != i {
-                let first = &self.units[first];
-                self.diags.push(
-                    Diagnostic::new(
-                        ErrorKind::DuplicateService,
-                        &u.manifest.path,
-                        u.manifest.build.name.pos,
-                        format!(
-                            "build.name `{}` is used by two service manifests",
-                            u.manifest.build.name.value
-                        ),
-                    )
-                    .with_hint(format!(
-                        "also in {}; build.name names the image and its outputs, it must be unique",
-                        relative(&first.manifest.path, &self.cwd).display()
-                    )),
-                );
-            }
-        }
-    }
-
     /// Cross-manifest checks, environment resolution, sorting by build.name.
     fn finish(&mut self, config: Config, linked: Vec<LoadedMesh>) -> Workspace {
         let mut order: Vec<usize> = (0..self.units.len()).collect();
@@ -616,11 +629,11 @@ fn candidate_error(text: &str, path: &Path, vars: &Variables) -> Option<Diagnost
 
 /// The `build.to` of a candidate manifest, rendered with `vars` when it can be.
 fn build_to(text: &str, path: &Path, vars: &Variables) -> Option<String> {
-    let rendered = template::render(text, vars, path).ok()?;
-    let doc: serde_json::Value = parse::from_yaml(&rendered, path).ok()?;
+    let rendered = template::render_service(text, vars, path).ok()?;
+    let doc: serde_json::Value = parse::from_yaml(&rendered.text, path).ok()?;
     doc.pointer("/build/to")
         .and_then(serde_json::Value::as_str)
-        .map(String::from)
+        .map(|to| rendered.values.expand(to))
 }
 
 #[cfg(test)]

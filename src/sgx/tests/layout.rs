@@ -156,6 +156,35 @@ fn settings_from_env() {
             "{name}={value}: {err}"
         );
     }
+    // The total is bounded too, and reported on the size given last.
+    let err = EnclaveSettings::from_env(&env(&[("SCONE_THREADS", "4096"), ("SCONE_STACK", "1G")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SCONE_STACK") && err.contains("at most 64 GiB"),
+        "{err}"
+    );
+    let at_bound = env(&[
+        ("SCONE_HEAP", "32G"),
+        ("SCONE_THREADS", "32"),
+        ("SCONE_STACK", "1G"),
+    ]);
+    assert_eq!(
+        EnclaveSettings::from_env(&at_bound)
+            .expect("64 GiB")
+            .memory(),
+        64 << 30
+    );
+    let over = env(&[
+        ("SCONE_THREADS", "32"),
+        ("SCONE_STACK", "1G"),
+        ("SCONE_HEAP", "33G"),
+    ]);
+    let err = EnclaveSettings::from_env(&over).unwrap_err().to_string();
+    assert!(
+        err.contains("SCONE_HEAP") && err.contains("at most 64 GiB"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -39,6 +39,7 @@ fn run(dir: &Path) -> Result<Workspace, Diagnostics> {
     load(&LoadOptions {
         files: vec![PathBuf::from("mesh.yml")],
         cwd: dir.to_path_buf(),
+        target_dir: None,
     })
 }
 

@@ -15,6 +15,7 @@ impl Loader {
         let location = crate::workspace::locate(&LoadOptions {
             files: opts.files.clone(),
             cwd: self.cwd.clone(),
+            target_dir: None,
         });
         self.watched.extend(location.watched());
         self.root = location.root.clone();
@@ -70,20 +71,28 @@ impl Loader {
 
     /// Reads `scone.toml`; a parse error is a Config diagnostic at its line:column.
     fn config(&mut self, file: &Path) -> Option<Config> {
-        let text = match std::fs::read_to_string(file) {
+        use crate::regular_file::{self, ReadError, MAX_MANIFEST_BYTES};
+        let text = match regular_file::read_text(file, MAX_MANIFEST_BYTES) {
             Ok(t) => t,
             Err(e) => {
+                let kind = match e {
+                    ReadError::Special { .. } => ErrorKind::SpecialFile,
+                    _ => ErrorKind::Config,
+                };
                 self.diags.push(Diagnostic::new(
-                    ErrorKind::Config,
+                    kind,
                     file,
                     Pos::default(),
-                    format!("cannot read {CONFIG_FILE}: {e}"),
+                    format!("{CONFIG_FILE} {}", reason(&e)),
                 ));
                 return None;
             }
         };
         match toml::from_str::<Config>(&text) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                self.config_text = Some((file.to_path_buf(), text));
+                Some(c)
+            }
             Err(e) => {
                 let pos = e.span().map(|s| pos_of(&text, s.start)).unwrap_or_default();
                 let msg = e.message().trim().to_string();
@@ -94,6 +103,25 @@ impl Loader {
                 None
             }
         }
+    }
+
+    /// Where `key` of `[section]` (None: the top level) is written in
+    /// `scone.toml`, for a diagnostic: the file and the key's line:column.
+    pub(super) fn config_pos(&self, section: Option<&str>, key: &str) -> (PathBuf, Pos) {
+        let Some((file, text)) = &self.config_text else {
+            return (self.root.join(CONFIG_FILE), Pos::default());
+        };
+        (file.clone(), crate::workspace::key_pos(text, section, key))
+    }
+}
+
+/// What went wrong reading a file, as the end of a sentence about it.
+pub(super) fn reason(e: &crate::regular_file::ReadError) -> String {
+    match e {
+        crate::regular_file::ReadError::Io(io) if io.kind() != std::io::ErrorKind::InvalidData => {
+            format!("cannot be read: {io}")
+        }
+        other => other.to_string(),
     }
 }
 

@@ -9,17 +9,15 @@ use crate::manifest::template::{self, Variables};
 use crate::manifest::SERVICE_KINDS;
 use crate::manifest::{discover, validate, Diagnostic, Mesh, ServiceManifest};
 use rayon::prelude::*;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A service manifest read, rendered and (if that worked) parsed and validated.
 pub(super) struct Prepared {
     pub text: String,
-    /// What `Path::is_file` says (the file as opened, links followed).
-    pub is_file: bool,
     /// The canonical path (how units are told apart).
     pub key: PathBuf,
-    pub rendered: Result<String, Diagnostic>,
+    /// The rendered text and the Meshfile values it holds as tokens.
+    pub rendered: Result<(String, template::Values), Diagnostic>,
     /// `None` when rendering failed.
     pub checked: Option<Result<Checked, Diagnostic>>,
 }
@@ -42,10 +40,18 @@ impl Loader {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        // A manifest outside the boundary is not even read: the linker reports it.
+        let resolved_dir = self
+            .resolver
+            .folder(&mesh_dir)
+            .unwrap_or_else(|_| crate::workspace::boundary::resolve(&mesh_dir));
+        self.boundary();
+        let boundary = self.boundary.as_ref();
         let mut paths: Vec<PathBuf> = mesh
             .services
             .iter()
             .filter_map(|s| s.manifest.as_ref())
+            .filter(|rel| boundary.is_some_and(|b| b.permits_in(&resolved_dir, &rel.value)))
             .map(|rel| mesh_dir.join(&rel.value))
             .collect();
         paths.sort();
@@ -56,15 +62,18 @@ impl Loader {
         let prepared: Vec<(PathBuf, Prepared)> = paths
             .into_par_iter()
             .filter_map(|path| {
-                let (text, is_file) = read(&path)?;
+                let text = read(&path)?;
                 if discover::sniff_kind(&text).is_some_and(|k| !SERVICE_KINDS.contains(&k.as_str()))
                 {
                     return None;
                 }
                 let key = resolver.canonical(&path).unwrap_or_else(|_| path.clone());
-                let rendered = template::render(&text, vars, &path).map(|r| r.into_owned());
-                let checked = rendered.as_ref().ok().map(|r| {
-                    cache.service(r, &path).map(|manifest| {
+                let rendered = template::render_service(&text, vars, &path)
+                    .map(|r| (r.text.into_owned(), r.values));
+                let checked = rendered.as_ref().ok().map(|(r, values)| {
+                    let parsed = cache.service(r, &path).map_err(|d| values.explain(d));
+                    parsed.map(|mut manifest| {
+                        values.fill(&mut manifest);
                         let dir = path
                             .parent()
                             .map(Path::to_path_buf)
@@ -95,7 +104,6 @@ impl Loader {
                     path,
                     Prepared {
                         text,
-                        is_file,
                         key,
                         rendered,
                         checked,
@@ -107,35 +115,9 @@ impl Loader {
     }
 }
 
-/// The UTF-8 text of `path` and whether it is a regular file (links followed),
-/// from one open; `None` on any error (the linker reads it again and reports).
-/// One `fstat` (that `fs::read` does too, and `is_file` would do again) and no
-/// seek: the buffer is sized from it, and reading goes on until end of file.
-fn read(path: &Path) -> Option<(String, bool)> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    let mut bytes = vec![
-        0;
-        usize::try_from(meta.len())
-            .ok()?
-            .saturating_add(1)
-            .max(4096)
-    ];
-    let mut filled = 0;
-    loop {
-        if filled == bytes.len() {
-            bytes.resize(bytes.len() * 2, 0);
-        }
-        let n = match file.read(&mut bytes[filled..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
-        };
-        filled += n;
-        if n == 0 {
-            break;
-        }
-    }
-    bytes.truncate(filled);
-    Some((String::from_utf8(bytes).ok()?, meta.is_file()))
+/// The UTF-8 text of `path` if it is a regular file (links followed) of a
+/// manifest's size, read as [`crate::regular_file::read`] does; `None` on any
+/// error (the linker looks again and reports).
+fn read(path: &Path) -> Option<String> {
+    crate::regular_file::read_text(path, crate::regular_file::MAX_MANIFEST_BYTES).ok()
 }

@@ -1,0 +1,178 @@
+//! The load's boundary checks (docs/security.md): the target dir, the paths
+//! manifests name (`build.from` `dir:`/`oci:`, `signature.key`, `manifest:`),
+//! and what `scone.toml` names itself (`[signing] key`, `[base]`). Every problem
+//! is a diagnostic, so `check` reports it before anything is written.
+
+use super::Loader;
+use crate::manifest::{Diagnostic, ErrorKind, Located, Pos, ServiceManifest};
+use crate::oci::base::BaseSpec;
+use crate::workspace::boundary::Boundary;
+use crate::workspace::{target, Config};
+use std::path::{Path, PathBuf};
+
+const ALLOW_HINT: &str = "a manifest may only name paths inside the repository; \
+     to allow a folder outside, list it in scone.toml: `[paths] allow = [\"/path/to/folder\"]`";
+
+impl Loader {
+    /// The target dir (`--target-dir`, else `target-dir` of `scone.toml`, else
+    /// `<root>/target`); a refusal is a [`ErrorKind::TargetDir`] diagnostic
+    /// (at `--target-dir` or the `scone.toml` line) and keeps the load from
+    /// writing there.
+    pub(super) fn settle_target(
+        &mut self,
+        cli: Option<&Path>,
+        config: &Config,
+        files: &[PathBuf],
+    ) -> PathBuf {
+        let (target, at) = match (cli, &config.target_dir) {
+            (Some(dir), _) => (self.cwd.join(dir), None),
+            (None, Some(dir)) => (self.root.join(dir), Some("target-dir")),
+            (None, None) => (self.root.join("target"), None),
+        };
+        let mut known: Vec<PathBuf> = files.to_vec();
+        if let Some((file, _)) = &self.config_text {
+            known.push(file.clone());
+        }
+        if let Some(why) = target::refusal(&target, &self.root, &known) {
+            self.refuse_target(&target, cli.is_some(), at, &why);
+        }
+        target
+    }
+
+    fn refuse_target(&mut self, target: &Path, cli: bool, at: Option<&str>, why: &str) {
+        let (file, pos) = match (cli, at) {
+            (true, _) => (PathBuf::from("--target-dir"), Pos::default()),
+            (false, Some(key)) => self.config_pos(None, key),
+            (false, None) => (target.to_path_buf(), Pos::default()),
+        };
+        self.target_refused = true;
+        self.diags.push(target::diagnostic(target, why, file, pos));
+    }
+
+    /// Refuses the target dir if it holds a service manifest found while linking.
+    pub(super) fn check_target_holds_no_manifest(&mut self, target: &Path) {
+        if self.target_refused {
+            return;
+        }
+        let paths: Vec<PathBuf> = self.units.iter().map(|u| u.manifest.path.clone()).collect();
+        if let Some(why) = target::refusal(target, &self.root, &paths) {
+            let at = self.config_text.is_some().then_some("target-dir");
+            self.refuse_target(target, false, at, &why);
+        }
+    }
+
+    /// `scone.toml`'s own paths: `[signing] key` a regular file, `[base]` values
+    /// base references.
+    pub(super) fn check_config(&mut self, config: &Config) {
+        if let Some(key) = &config.signing.key {
+            let path = self.root.join(key);
+            if let Err(e) = crate::regular_file::check(&path) {
+                let (file, pos) = self.config_pos(Some("signing"), "key");
+                let kind = match e {
+                    crate::regular_file::ReadError::Special { what } if what != "a folder" => {
+                        ErrorKind::SpecialFile
+                    }
+                    _ => ErrorKind::Config,
+                };
+                self.diags.push(
+                    Diagnostic::new(
+                        kind,
+                        file,
+                        pos,
+                        format!(
+                            "the signing key {} {}",
+                            path.display(),
+                            super::inputs::reason(&e)
+                        ),
+                    )
+                    .with_hint(
+                        "`[signing] key` is a PEM RSA-3072 key (e = 3), relative to scone.toml",
+                    ),
+                );
+            }
+        }
+        for (kind, spec) in &config.base {
+            if let Err(e) = BaseSpec::parse(spec) {
+                let (file, pos) = self.config_pos(Some("base"), kind);
+                self.diags.push(
+                    Diagnostic::new(ErrorKind::Config, file, pos, format!("[base] {kind}: {e}"))
+                        .with_hint("`scratch`, `dir:ROOTFS`, `oci:DIR[:TAG]`, `docker-daemon:NAME` or an image reference"),
+                );
+            }
+        }
+    }
+
+    /// The boundary of this load (made on first use, once the root is known).
+    pub(super) fn boundary(&mut self) -> &Boundary {
+        let root = self.root.clone();
+        let allow = self.allow.clone();
+        self.boundary
+            .get_or_insert_with(|| Boundary::new(&root, &allow))
+    }
+
+    /// Whether `rel`, relative to the folder `dir`, is inside the boundary.
+    pub(super) fn permits(&mut self, dir: &Path, rel: &str) -> bool {
+        let resolved = self
+            .resolver
+            .folder(dir)
+            .unwrap_or_else(|_| crate::workspace::boundary::resolve(dir));
+        self.boundary().permits_in(&resolved, rel)
+    }
+
+    /// A service manifest's `build.from` (`dir:`/`oci:`) and `signature.key`
+    /// must stay in the repository or an allowed folder.
+    pub(super) fn check_manifest_paths(&mut self, m: &ServiceManifest, dir: &Path) {
+        if let Some(from) = &m.build.from {
+            let path = match BaseSpec::parse(&from.value) {
+                Ok(BaseSpec::Dir(p)) => Some(p),
+                Ok(BaseSpec::Oci { dir, .. }) => Some(dir),
+                _ => None,
+            };
+            if let Some(p) = path {
+                self.confine(&m.path, "build.from", from, dir, &p);
+            }
+        }
+        if let Some(key) = m.build.signature.as_ref().and_then(|s| s.key.as_ref()) {
+            let path = PathBuf::from(&key.value);
+            self.confine(&m.path, "signature.key", key, dir, &path);
+        }
+    }
+
+    fn confine(
+        &mut self,
+        file: &Path,
+        field: &str,
+        value: &Located<String>,
+        dir: &Path,
+        path: &Path,
+    ) {
+        if !self.permits(dir, &path.to_string_lossy()) {
+            let repository = self.boundary().repository().display().to_string();
+            self.diags.push(outside(file, field, value, &repository));
+        }
+    }
+
+    /// A Meshfile's `manifest:` must stay in the repository or an allowed folder.
+    pub(super) fn check_manifest_link(&mut self, mesh: &Path, rel: &Located<String>) -> bool {
+        let dir = mesh.parent().map(Path::to_path_buf).unwrap_or_default();
+        if self.permits(&dir, &rel.value) {
+            return true;
+        }
+        let repository = self.boundary().repository().display().to_string();
+        self.diags.push(outside(mesh, "manifest", rel, &repository));
+        false
+    }
+}
+
+fn outside(file: &Path, field: &str, value: &Located<String>, repository: &str) -> Diagnostic {
+    Diagnostic::new(
+        ErrorKind::OutsideWorkspace,
+        file,
+        value.pos,
+        format!(
+            "{field} `{}` is outside the repository ({repository})",
+            value.value
+        ),
+    )
+    .with_hint(ALLOW_HINT)
+}

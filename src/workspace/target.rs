@@ -1,0 +1,130 @@
+//! Which folders scone may build into and clean: its target dir is scone's, so it
+//! must be one scone made (new, empty, or tagged), and never the workspace root, a
+//! folder above it, or one holding the workspace's manifests. See
+//! `docs/security.md` and `docs/cache.md`.
+
+use std::path::{Path, PathBuf};
+
+use super::boundary::resolve;
+
+/// The tag that marks a target dir as scone's, relative to it: a
+/// [CACHEDIR.TAG](https://bford.info/cachedir/) (so backup tools skip the cache).
+pub const TAG_FILE: &str = ".scone/CACHEDIR.TAG";
+
+/// The tag's text.
+pub const TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by scone: this folder is a scone\n\
+# target dir, which `scone clean` may remove. See docs/cache.md.\n";
+
+/// Whether `dir` is marked as scone's: its `.scone/` folder (a real folder,
+/// not a link), which only scone makes, when it first locks the folder for a
+/// build or a clean, and then tags. An older scone's target has the folder
+/// without the tag.
+pub fn is_tagged(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(".scone")).is_ok_and(|m| m.is_dir())
+}
+
+/// Why scone may not use `target` as the target dir of the workspace at
+/// `root` whose manifests (and `scone.toml`) are `files`; `None` if it may.
+pub fn refusal(target: &Path, root: &Path, files: &[PathBuf]) -> Option<String> {
+    let t = resolve(target);
+    let r = resolve(root);
+    if t == r {
+        return Some("is the workspace root".into());
+    }
+    if r.starts_with(&t) {
+        return Some("is a folder above the workspace root".into());
+    }
+    if let Some(f) = files.iter().find(|f| resolve(f).starts_with(&t)) {
+        return Some(format!("holds {}, a file of the workspace", f.display()));
+    }
+    match std::fs::symlink_metadata(&t) {
+        Err(_) => None,
+        Ok(m) if !m.is_dir() => Some("exists and is not a folder".into()),
+        Ok(_) if is_tagged(&t) => None,
+        Ok(_) => match std::fs::read_dir(&t).map(|mut e| e.next().is_none()) {
+            Ok(true) => None,
+            Ok(false) => Some(
+                "is a folder scone did not make (it is not empty and has no `.scone/` tag)".into(),
+            ),
+            Err(e) => Some(format!("cannot be read: {e}")),
+        },
+    }
+}
+
+/// The diagnostic of a refused target dir, at `file`:`pos` (`target-dir` in
+/// scone.toml, or `--target-dir`).
+pub fn diagnostic(
+    target: &Path,
+    why: &str,
+    file: PathBuf,
+    pos: crate::manifest::Pos,
+) -> crate::manifest::Diagnostic {
+    crate::manifest::Diagnostic::new(
+        crate::manifest::ErrorKind::TargetDir,
+        file,
+        pos,
+        format!("the target dir {} {why}", target.display()),
+    )
+    .with_hint(
+        "scone builds into and `scone clean` removes its target dir: give a new or empty \
+         folder, or one scone made, outside the sources (`target-dir` in scone.toml or \
+         --target-dir)",
+    )
+}
+
+/// Writes the tag into `target` if it is missing: when the build directory is
+/// first locked ([`crate::engine::lock::TargetLock`]), so a target dir is tagged
+/// from its first build on.
+pub fn tag(target: &Path) -> std::io::Result<()> {
+    let tag = target.join(TAG_FILE);
+    if std::fs::symlink_metadata(&tag).is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(target.join(".scone"))?;
+    crate::durable::write(&tag, TAG.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_new_empty_or_tagged_folders_outside_the_sources_are_targets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("ws");
+        std::fs::create_dir_all(root.join("svc")).unwrap();
+        let manifest = root.join("svc/service.yml");
+        std::fs::write(&manifest, "x").unwrap();
+        let files = [manifest];
+        let refused = |t: &Path| refusal(t, &root, &files);
+        assert_eq!(refused(&root.join("target")), None, "new");
+        assert_eq!(refused(&root), Some("is the workspace root".into()));
+        assert_eq!(
+            refused(&root.join("svc/..")),
+            Some("is the workspace root".into())
+        );
+        assert!(refused(tmp.path()).unwrap().contains("above"));
+        assert!(refused(&root.join("svc")).unwrap().contains("service.yml"));
+        let victim = tmp.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        assert_eq!(refused(&victim), None, "empty");
+        std::fs::write(victim.join("precious"), "x").unwrap();
+        assert!(refused(&victim).unwrap().contains("did not make"));
+        tag(&root.join("target")).unwrap();
+        assert!(is_tagged(&root.join("target")));
+        std::fs::write(root.join("target/images"), "x").unwrap();
+        assert_eq!(refused(&root.join("target")), None, "tagged");
+        // A target of an older scone: its `.scone/` folder, not a link to one.
+        let old = tmp.path().join("old");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("images"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("target/.scone"), old.join(".scone")).unwrap();
+        assert!(refused(&old).is_some());
+        std::fs::remove_file(old.join(".scone")).unwrap();
+        std::fs::create_dir(old.join(".scone")).unwrap();
+        assert_eq!(refused(&old), None);
+        tag(&old).unwrap();
+        assert!(old.join(TAG_FILE).is_file());
+    }
+}

@@ -1,0 +1,810 @@
+//! The boundaries of `docs/security.md`, tried as an attacker would, through the
+//! `scone` binary: each test is named in that page's table and fails if its
+//! boundary gives way.
+//!
+//! The workspace is a generated two-service monorepo (`support::monorepo`:
+//! `build.kind binary` on a local `dir:` base, so a build needs no registry and
+//! no python rootfs) in a repository (a `.git` folder at its root).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::monorepo::{generate, MonorepoOptions};
+use support::Sandbox;
+
+/// A bound on one command: a command that hangs is killed and fails its test
+/// (its exit code is then `None`). Not a speed assertion.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// A sandbox with a two-service monorepo in `repo/`, marked as a repository.
+fn checkout() -> (Sandbox, PathBuf) {
+    let sb = Sandbox::new();
+    let root = sb.path().join("repo");
+    generate(
+        &root,
+        MonorepoOptions {
+            services: 2,
+            ..MonorepoOptions::default()
+        },
+    );
+    std::fs::create_dir(root.join(".git")).expect("the repository marker");
+    (sb, root)
+}
+
+/// What a finished command said: its exit code (None: killed) and stderr.
+struct Ran {
+    code: Option<i32>,
+    stderr: String,
+}
+
+fn run(sb: &Sandbox, cwd: &Path, args: &[&str]) -> Ran {
+    let out = sb
+        .scone(cwd)
+        .args(args)
+        .timeout(HANG_GUARD)
+        .output()
+        .expect("running scone");
+    Ran {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Asserts exit 2 with an error line that starts with `at` (`file:line:`…)
+/// and ends with `[code]`.
+fn assert_refused(ran: &Ran, at: &str, code: &str, case: &str) {
+    let found = ran
+        .stderr
+        .lines()
+        .any(|l| l.starts_with(&format!("error: {at}")) && l.ends_with(&format!("[{code}]")));
+    assert!(
+        ran.code == Some(2) && found,
+        "{case}: want exit 2 and `error: {at}… [{code}]`, got exit {:?}:\n{}",
+        ran.code,
+        ran.stderr
+    );
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("a folder");
+    std::fs::write(path, text).expect("writing a test file");
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("reading a test file");
+    assert!(text.contains(from), "{} has no `{from}`", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).expect("writing a test file");
+}
+
+/// The 1-based line of the first line of `file` containing `needle`.
+fn line_of(file: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(file)
+        .expect("reading a test file")
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{} has no `{needle}`", file.display()))
+        + 1
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("listing a folder")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("running mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+const SVC0: &str = "services/svc-0000/service.yml";
+
+// ---------------------------------------------------------------------------
+// Item 1: the target dir and scone.toml discovery.
+
+#[test]
+fn clean_refuses_a_target_dir_scone_did_not_make() {
+    let (sb, root) = checkout();
+    let victim = sb.path().join("victim");
+    write(&victim.join("precious.txt"), "not scone's\n");
+    let config = root.join("scone.toml");
+
+    for (setting, case) in [
+        (
+            "target-dir = \"../victim\"",
+            "a folder beside the repository",
+        ),
+        ("target-dir = \".\"", "the workspace root"),
+        ("target-dir = \"..\"", "a folder above the root"),
+        ("target-dir = \"services\"", "a folder holding manifests"),
+    ] {
+        write(&config, &format!("{setting}\n"));
+        for cmd in ["check", "clean", "build"] {
+            let ran = run(&sb, &root, &[cmd]);
+            assert_refused(
+                &ran,
+                "scone.toml:1:",
+                "target-dir",
+                &format!("{cmd}, {case}"),
+            );
+        }
+        assert_eq!(
+            names_in(&victim),
+            ["precious.txt"],
+            "{case}: victim touched"
+        );
+        assert!(
+            root.join("mesh.yml").is_file(),
+            "{case}: the repository was touched"
+        );
+        assert!(
+            root.join(SVC0).is_file(),
+            "{case}: the repository was touched"
+        );
+    }
+    // The same through --target-dir.
+    std::fs::remove_file(&config).expect("removing scone.toml");
+    let victim_arg = victim.display().to_string();
+    for cmd in ["check", "clean", "build"] {
+        let ran = run(&sb, &root, &[cmd, "--target-dir", &victim_arg]);
+        assert_refused(&ran, "--target-dir", "target-dir", cmd);
+        let ran = run(&sb, &root, &[cmd, "--target-dir", "."]);
+        assert_refused(&ran, "--target-dir", "target-dir", cmd);
+    }
+    assert_eq!(names_in(&victim), ["precious.txt"], "victim touched");
+
+    // What scone made, it tags, and cleans.
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let tag = std::fs::read_to_string(root.join("target/.scone/CACHEDIR.TAG")).expect("the tag");
+    assert!(
+        tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55"),
+        "{tag}"
+    );
+    let ran = run(&sb, &root, &["clean"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        !root.join("target/images").exists(),
+        "clean left the images"
+    );
+    // An empty folder of the user's is adopted; a build then owns it.
+    let fresh = sb.path().join("fresh");
+    std::fs::create_dir(&fresh).expect("an empty folder");
+    let fresh_arg = fresh.display().to_string();
+    let ran = run(&sb, &root, &["build", "--target-dir", &fresh_arg]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(fresh.join("images").is_dir());
+    let ran = run(&sb, &root, &["clean", "--target-dir", &fresh_arg]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(!fresh.join("images").exists());
+}
+
+#[test]
+fn a_scone_toml_above_the_repository_is_not_used() {
+    let (sb, root) = checkout();
+    // A shared folder above the repository holds a scone.toml of someone else's.
+    write(
+        &sb.path().join("scone.toml"),
+        "target-dir = \"repo/services\"\nabove = 1\n",
+    );
+    let ran = run(&sb, &root, &["check"]);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "the scone.toml above was read:\n{}",
+        ran.stderr
+    );
+    let ran = run(
+        &sb,
+        &root.join("services"),
+        &["check", "-f", "svc-0000/service.yml"],
+    );
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "the scone.toml above was read:\n{}",
+        ran.stderr
+    );
+    // Inside the repository, the root's scone.toml is found from a subfolder.
+    write(&root.join("scone.toml"), "inside = 1\n");
+    let ran = run(
+        &sb,
+        &root.join("services"),
+        &["check", "-f", "svc-0000/service.yml"],
+    );
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(ran.stderr.contains("inside"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("above"), "{}", ran.stderr);
+    // Outside any repository only the first file's folder is looked at.
+    std::fs::remove_dir(root.join(".git")).expect("removing the marker");
+    std::fs::remove_file(root.join("scone.toml")).expect("removing scone.toml");
+    let ran = run(&sb, &root, &["check", "-f", "mesh.yml"]);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "a folder above the file was read:\n{}",
+        ran.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 2: paths a manifest names stay in the repository.
+
+#[test]
+fn manifest_paths_outside_the_repository_need_the_allow_list() {
+    let (sb, root) = checkout();
+    let svc = root.join(SVC0);
+    // A host folder with something to steal, usable as a rootfs.
+    let host = sb.path().join("host");
+    write(&host.join(".ssh/id_rsa"), "PRIVATE KEY\n");
+    let app = std::fs::read(root.join("base/usr/bin/app")).expect("the base binary");
+    write(&host.join("usr/bin/app"), "");
+    std::fs::write(host.join("usr/bin/app"), app).expect("copying the binary");
+    std::os::unix::fs::symlink(&host, root.join("host-link")).expect("a link");
+    let from_line = line_of(&svc, "from:");
+    let at = format!("{SVC0}:{from_line}:");
+    for (from, case) in [
+        (format!("dir:{}", host.display()), "an absolute dir:"),
+        (
+            "dir:../../../host".to_string(),
+            "a relative dir: escaping the repo",
+        ),
+        (
+            "dir:../../host-link".to_string(),
+            "a link in the repo to a host folder",
+        ),
+        (format!("oci:{}:v1", host.display()), "an oci: layout"),
+    ] {
+        let text = std::fs::read_to_string(&svc).unwrap();
+        let changed = text.replace("from: \"dir:../../base\"", &format!("from: \"{from}\""));
+        std::fs::write(&svc, &changed).unwrap();
+        for cmd in ["check", "build"] {
+            let ran = run(&sb, &root, &[cmd]);
+            assert_refused(&ran, &at, "outside-workspace", &format!("{cmd}: {case}"));
+        }
+        std::fs::write(&svc, text).unwrap();
+    }
+    assert!(
+        !root.join("target/images").exists(),
+        "a refused build wrote images"
+    );
+
+    // A signing key outside the repository.
+    let key = sb.path().join("keys/enclave.pem");
+    write(&key, "");
+    std::fs::copy(support::sig1_key(), &key).expect("the test key");
+    edit(
+        &svc,
+        "  copy:\n",
+        &format!("  signature:\n    key: \"{}\"\n  copy:\n", key.display()),
+    );
+    let at = format!("{SVC0}:{}:", line_of(&svc, "key:"));
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &at,
+        "outside-workspace",
+        "key",
+    );
+    edit(
+        &svc,
+        &format!("    key: \"{}\"\n", key.display()),
+        "    key: \"../../../keys/enclave.pem\"\n",
+    );
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &at,
+        "outside-workspace",
+        "../ key",
+    );
+
+    // A Meshfile naming a manifest outside the repository.
+    let outside = sb.path().join("elsewhere/service.yml");
+    write(
+        &outside,
+        &std::fs::read_to_string(root.join("services/svc-0001/service.yml")).unwrap(),
+    );
+    let mesh = root.join("mesh.yml");
+    edit(
+        &mesh,
+        "manifest: services/svc-0001/service.yml",
+        "manifest: ../elsewhere/service.yml",
+    );
+    let at = format!("mesh.yml:{}:", line_of(&mesh, "../elsewhere"));
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &at,
+        "outside-workspace",
+        "manifest:",
+    );
+    edit(
+        &mesh,
+        "manifest: ../elsewhere/service.yml",
+        "manifest: services/svc-0001/service.yml",
+    );
+
+    // `[paths] allow` lets the repository name a folder outside, and it builds.
+    write(
+        &root.join("scone.toml"),
+        "[paths]\nallow = [\"../host\", \"../keys\"]\n",
+    );
+    edit(
+        &svc,
+        "from: \"dir:../../base\"",
+        &format!("from: \"dir:{}\"", host.display()),
+    );
+    let ran = run(&sb, &root, &["check"]);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "allow-listed paths refused:\n{}",
+        ran.stderr
+    );
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "allow-listed base did not build:\n{}",
+        ran.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 3: a Meshfile hands a service only its own secrets.
+
+#[test]
+fn a_mesh_value_cannot_hand_a_service_another_services_secret() {
+    let (sb, root) = checkout();
+    let mesh = root.join("mesh.yml");
+    // svc_0001 declares LOG_LEVEL global; secret_0000 is svc_0000's local secret.
+    let original = std::fs::read_to_string(&mesh).unwrap();
+    for (value, case) in [
+        ("\"$$SCONE::secret_0000$$\"", "another service's secret"),
+        ("\"level=$$SCONE::nobody_declares\"", "an undeclared secret"),
+    ] {
+        edit(&mesh, "    value: info", &format!("    value: {value}"));
+        let at = format!("mesh.yml:{}:", line_of(&mesh, "$$SCONE::"));
+        let ran = run(&sb, &root, &["check"]);
+        assert_refused(&ran, &at, "undeclared-secret", case);
+        assert_refused(&run(&sb, &root, &["build"]), &at, "undeclared-secret", case);
+        std::fs::write(&mesh, &original).unwrap();
+    }
+    // The per-service form, aimed at one service.
+    edit(
+        &mesh,
+        "env:\n  - name: LOG_LEVEL\n    value: info\n",
+        "env:\n  - name: LOG_LEVEL\n    value: info\n  - service: svc_0001\n    env:\n      - name: LOG_LEVEL\n        value: \"$$SCONE::secret_0000$$\"\n",
+    );
+    let at = format!("mesh.yml:{}:", line_of(&mesh, "$$SCONE::"));
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &at,
+        "undeclared-secret",
+        "per-service",
+    );
+    // A service that imports the secret may be given it: svc_0000 exports it.
+    std::fs::write(&mesh, &original).unwrap();
+    edit(
+        &root.join(SVC0),
+        "  local:\n    - name: secret_0000",
+        "  global:\n    - name: secret_0000",
+    );
+    edit(
+        &root.join("services/svc-0001/service.yml"),
+        "secrets:\n",
+        "secrets:\n  import: [secret_0000]\n",
+    );
+    edit(
+        &mesh,
+        "    value: info",
+        "    value: \"$$SCONE::secret_0000$$\"",
+    );
+    let ran = run(&sb, &root, &["check"]);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "an imported secret was refused:\n{}",
+        ran.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 4: Meshfile values are data, never template source.
+
+/// The environment the session at `path` gives service `name`, as pairs.
+fn session_env(path: &Path, name: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).expect("the session");
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("the session is YAML");
+    let service = doc["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no service {name} in the session"));
+    service["environment"]
+        .as_object()
+        .expect("an environment")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+#[test]
+fn mesh_values_are_data_not_template_source() {
+    let (sb, root) = checkout();
+    let svc = root.join(SVC0);
+    // The service author uses the mesh's LOG_LEVEL in one of their locals.
+    edit(
+        &svc,
+        "    - name: SERVICE_ID\n",
+        "    - name: GREETING\n      value: \"level {{LOG_LEVEL}}\"\n    - name: SERVICE_ID\n",
+    );
+    // The Meshfile author tries to add a local of their own through it.
+    let injected = "x\"\n    - name: SCONE_ALLOW_DLOPEN\n      value: \"1";
+    let mesh = root.join("mesh.yml");
+    edit(
+        &mesh,
+        "    value: info",
+        &format!("    value: {}", serde_json::to_string(injected).unwrap()),
+    );
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let env = session_env(&root.join("target/policy/mono-0.yaml"), "svc_0000");
+    let mut names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["GREETING", "LOG_LEVEL", "SERVICE_ID", "SERVICE_SECRET"],
+        "the mesh changed the service's locals: {env:?}"
+    );
+    let value = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(
+        value("GREETING"),
+        Some(format!("level {injected}")),
+        "not kept as data"
+    );
+    assert_eq!(value("LOG_LEVEL").as_deref(), Some(injected));
+
+    // Raw output would paste the value as template source: refused.
+    edit(&svc, "\"level {{LOG_LEVEL}}\"", "\"level {{{LOG_LEVEL}}}\"");
+    let at = format!("{SVC0}:{}:", line_of(&svc, "GREETING") + 1);
+    assert_refused(&run(&sb, &root, &["check"]), &at, "template", "{{{x}}}");
+    edit(
+        &svc,
+        "\"level {{{LOG_LEVEL}}}\"",
+        "\"level {{&LOG_LEVEL}}\"",
+    );
+    assert_refused(&run(&sb, &root, &["check"]), &at, "template", "{{&x}}");
+}
+
+// ---------------------------------------------------------------------------
+// Item 7: resource exhaustion.
+
+#[test]
+fn special_files_are_refused_before_they_are_opened() {
+    let (sb, root) = checkout();
+    let svc = root.join(SVC0);
+    let copy_line = line_of(&svc, "- main.cfg");
+
+    // A FIFO named in `copy:`.
+    mkfifo(&root.join("services/svc-0000/pipe"));
+    edit(&svc, "    - lib\n", "    - lib\n    - pipe\n");
+    let at = format!("{SVC0}:{}:", copy_line + 2);
+    for cmd in ["check", "build"] {
+        assert_refused(
+            &run(&sb, &root, &[cmd]),
+            &at,
+            "special-file",
+            &format!("{cmd}: FIFO in copy"),
+        );
+    }
+    edit(&svc, "    - lib\n    - pipe\n", "    - lib\n");
+    std::fs::remove_file(root.join("services/svc-0000/pipe")).unwrap();
+
+    // A FIFO inside a copied folder.
+    let at = format!("{SVC0}:{}:", copy_line + 1);
+    mkfifo(&root.join("services/svc-0000/lib/pipe"));
+    for cmd in ["check", "build"] {
+        assert_refused(
+            &run(&sb, &root, &[cmd]),
+            &at,
+            "special-file",
+            &format!("{cmd}: FIFO in a copied folder"),
+        );
+    }
+    std::fs::remove_file(root.join("services/svc-0000/lib/pipe")).unwrap();
+
+    // A FIFO and a link to /dev/zero as `-f`, and as a Meshfile's `manifest:`.
+    mkfifo(&root.join("pipe.yml"));
+    std::os::unix::fs::symlink("/dev/zero", root.join("zero.yml")).unwrap();
+    for file in ["pipe.yml", "zero.yml"] {
+        let ran = run(&sb, &root, &["check", "-f", file]);
+        assert_refused(
+            &ran,
+            &format!("{file}:"),
+            "special-file",
+            &format!("-f {file}"),
+        );
+    }
+    let mesh = root.join("mesh.yml");
+    // (The link leads out of the repository: that is refused first.)
+    for (file, code) in [
+        ("pipe.yml", "special-file"),
+        ("zero.yml", "outside-workspace"),
+    ] {
+        let text = std::fs::read_to_string(&mesh).unwrap();
+        edit(
+            &mesh,
+            "manifest: services/svc-0001/service.yml",
+            &format!("manifest: {file}"),
+        );
+        let at = format!("mesh.yml:{}:", line_of(&mesh, &format!("manifest: {file}")));
+        assert_refused(
+            &run(&sb, &root, &["check"]),
+            &at,
+            code,
+            &format!("manifest: {file}"),
+        );
+        std::fs::write(&mesh, text).unwrap();
+    }
+    // A FIFO as the signing key of a manifest.
+    mkfifo(&root.join("services/svc-0000/key.pem"));
+    edit(
+        &svc,
+        "  copy:\n",
+        "  signature:\n    key: key.pem\n  copy:\n",
+    );
+    let at = format!("{SVC0}:{}:", line_of(&svc, "key: key.pem"));
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &at,
+        "special-file",
+        "FIFO key",
+    );
+    edit(&svc, "  signature:\n    key: key.pem\n", "");
+    // A FIFO as scone.toml, and one as the key scone.toml names.
+    mkfifo(&root.join("scone.toml"));
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        "scone.toml:",
+        "special-file",
+        "FIFO scone.toml",
+    );
+    std::fs::remove_file(root.join("scone.toml")).unwrap();
+    write(
+        &root.join("scone.toml"),
+        "[signing]\nkey = \"services/svc-0000/key.pem\"\n",
+    );
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        "scone.toml:",
+        "special-file",
+        "FIFO [signing] key",
+    );
+    std::fs::remove_file(root.join("scone.toml")).unwrap();
+
+    // A manifest bigger than any manifest is, read no further than the bound.
+    let big = root.join("big.yml");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(64 << 30))
+        .expect("a sparse file");
+    assert_refused(
+        &run(&sb, &root, &["check", "-f", "big.yml"]),
+        "big.yml:",
+        "io",
+        "64 GiB manifest",
+    );
+    std::fs::remove_file(&big).unwrap();
+
+    // Nothing was built from any of it; the workspace still builds.
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    // A FIFO in a `dir:` base (a rootfs may hold special files) is never
+    // opened and stays out of the layer: the build ends.
+    mkfifo(&root.join("base/pipe"));
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(ran.code, Some(0), "FIFO in a dir: base:\n{}", ran.stderr);
+    std::fs::remove_file(root.join("base/pipe")).unwrap();
+    // A FIFO that appears in a copied folder after a build (the incremental
+    // path does not load the manifests again) is never opened: the build ends.
+    mkfifo(&root.join("services/svc-0000/lib/late-pipe"));
+    let ran = run(&sb, &root, &["build"]);
+    assert!(ran.code.is_some(), "the build hung on a FIFO");
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &format!("{SVC0}:{}:", copy_line + 1),
+        "special-file",
+        "late FIFO",
+    );
+}
+
+#[test]
+fn oversized_enclaves_are_refused_by_check() {
+    let (sb, root) = checkout();
+    let svc = root.join(SVC0);
+    let original = std::fs::read_to_string(&svc).unwrap();
+    for (locals, needle, case) in [
+        (
+            "    - name: SCONE_THREADS\n      value: \"4096\"\n    - name: SCONE_STACK\n      value: 1G\n",
+            "value: 1G",
+            "4096 threads of 1 GiB stack",
+        ),
+        ("    - name: SCONE_HEAP\n      value: 65G\n", "value: 65G", "a 65 GiB heap"),
+        ("    - name: SCONE_HEAP\n      value: lots\n", "value: lots", "no size at all"),
+        ("    - name: SCONE_THREADS\n      value: \"0\"\n", "value: \"0\"", "no thread"),
+    ] {
+        edit(&svc, "  local:\n", &format!("  local:\n{locals}"));
+        let at = format!("{SVC0}:{}:", line_of(&svc, needle));
+        assert_refused(&run(&sb, &root, &["check"]), &at, "invalid-value", case);
+        std::fs::write(&svc, &original).unwrap();
+    }
+    // At the bound it is accepted.
+    edit(
+        &svc,
+        "  local:\n",
+        "  local:\n    - name: SCONE_THREADS\n      value: \"16\"\n    - name: SCONE_HEAP\n      value: 1G\n",
+    );
+    let ran = run(&sb, &root, &["check"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}
+
+// ---------------------------------------------------------------------------
+// Item 9: values that used to pass `check` and fail late (or never).
+
+#[test]
+fn invalid_values_are_refused_by_check() {
+    let (sb, root) = checkout();
+    let svc = root.join(SVC0);
+    let mesh = root.join("mesh.yml");
+    let try_case = |file: &Path, from: &str, to: &str, needle: &str, code: &str, case: &str| {
+        let original = std::fs::read_to_string(file).unwrap();
+        edit(file, from, to);
+        let rel = file.strip_prefix(&root).unwrap().display().to_string();
+        let at = format!("{rel}:{}:", line_of(file, needle));
+        assert_refused(&run(&sb, &root, &["check"]), &at, code, case);
+        std::fs::write(file, original).unwrap();
+    };
+    // Control characters and noncharacters in env values (the session would
+    // not be YAML).
+    try_case(
+        &svc,
+        "value: \"svc_0000\"",
+        "value: \"svc\\u0086\"",
+        "u0086",
+        "invalid-value",
+        "C1 in a local",
+    );
+    try_case(
+        &mesh,
+        "value: info",
+        "value: \"in\\uFFFEfo\"",
+        "FFFE",
+        "invalid-value",
+        "U+FFFE in a mesh value",
+    );
+    try_case(
+        &mesh,
+        "value: info",
+        "value: \"in\\u001bfo\"",
+        "001b",
+        "invalid-value",
+        "ESC in a mesh value",
+    );
+    try_case(
+        &svc,
+        "command: \"app main.cfg\"",
+        "command: \"app\\u009bmain.cfg\"",
+        "command:",
+        "invalid-value",
+        "C1 in the command",
+    );
+    // Names that collide once made Kubernetes names.
+    try_case(
+        &mesh,
+        "  - name: svc_0001\n",
+        "  - name: svc-0000\n",
+        "name: svc-0000",
+        "duplicate-service",
+        "svc_0000 and svc-0000",
+    );
+    try_case(
+        &mesh,
+        "  - name: svc_0001\n",
+        "  - name: SVC_0000\n",
+        "name: SVC_0000",
+        "duplicate-service",
+        "svc_0000 and SVC_0000",
+    );
+    // Port names of one service that are one Kubernetes port name.
+    let original = std::fs::read_to_string(&svc).unwrap();
+    std::fs::write(
+        &svc,
+        format!("{original}ports:\n  - {{ name: web_api, port: 80 }}\n  - {{ name: web-api, port: 81 }}\n"),
+    )
+    .unwrap();
+    let at = format!("{SVC0}:{}:", line_of(&svc, "web-api"));
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &at,
+        "invalid-value",
+        "port names",
+    );
+    std::fs::write(&svc, &original).unwrap();
+    // Two meshes whose namespaces are one Kubernetes name (one session and one
+    // chart would replace the other).
+    let other = root.join("other.yml");
+    let text = std::fs::read_to_string(&mesh).unwrap();
+    write(
+        &other,
+        &text.replace("namespace: mono-0", "namespace: Mono-0"),
+    );
+    let ran = run(&sb, &root, &["check", "-f", "mesh.yml", "-f", "other.yml"]);
+    let at = format!("other.yml:{}:", line_of(&other, "Mono-0"));
+    assert_refused(&ran, &at, "duplicate-service", "namespaces");
+    std::fs::remove_file(&other).unwrap();
+    // A cas_url that is no CAS address.
+    for url in [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "https://user:secret@cas.example.com",
+        "http://cas.example.com",
+        "cas.example.com/path",
+        "cas.example.com:99999",
+        "cas example.com",
+        "cas.example.com\\\"\\ninjected: 1",
+    ] {
+        try_case(
+            &mesh,
+            "cas_url: \"127.0.0.1:8081\"",
+            &format!("cas_url: \"{url}\""),
+            "cas_url",
+            "invalid-value",
+            url,
+        );
+    }
+    // A build.to that is no image reference.
+    for to in [
+        "127.0.0.1:5000/Mono/svc:latest",
+        "127.0.0.1:5000/mono/svc:bad/tag!",
+        "127.0.0.1:5000/mono/svc@sha256:1234",
+        "ex ample.com/a:1",
+    ] {
+        try_case(
+            &svc,
+            "to: \"127.0.0.1:5000/mono/svc-0000:latest\"",
+            &format!("to: \"{to}\""),
+            "to:",
+            "invalid-value",
+            to,
+        );
+    }
+    // A CAS listed twice.
+    try_case(
+        &mesh,
+        "    cas_url: \"127.0.0.1:8081\"\n",
+        "    cas_url: \"127.0.0.1:8081\"\n  - name: cas # again\n    cas_url: other.example.com\n",
+        "# again",
+        "invalid-value",
+        "a second cas entry of the same name",
+    );
+    // Several distinct CAS entries are fine.
+    edit(
+        &mesh,
+        "    cas_url: \"127.0.0.1:8081\"\n",
+        "    cas_url: \"127.0.0.1:8081\"\n  - name: backup\n    cas_url: \"https://backup.example.com:8443\"\n",
+    );
+    let ran = run(&sb, &root, &["check"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}
