@@ -32,7 +32,7 @@ fi
 (cd fuzz && nice -n 10 cargo afl build --release --locked)
 
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 \
-    AFL_NO_AFFINITY=1 AFL_SKIP_CRASHES=0 AFL_NO_STARTUP_CALIBRATION=1
+    AFL_NO_AFFINITY=1
 status=0
 summary=()
 for target in "${targets[@]}"; do
