@@ -29,7 +29,8 @@ if ! out=$(cargo afl config --build 2>&1); then
     grep -q "already built" <<<"$out" || { echo "$out"; exit 1; }
 fi
 
-(cd fuzz && nice -n 10 cargo afl build --release --locked)
+# Not --locked: fuzz/Cargo.lock follows scone's dependencies as they change.
+(cd fuzz && nice -n 10 cargo afl build --release)
 
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 \
     AFL_NO_AFFINITY=1
