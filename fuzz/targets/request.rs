@@ -5,11 +5,11 @@
 //! input is raw request bytes (AFL++ mutates `fixtures/fuzz/request/`) or
 //! requests drawn with `arbitrary`: method, path, headers, framing (length,
 //! wrong length, chunked, none) and a body that is a rendered session or any
-//! bytes, one to three on one connection. The server must answer HTTP or close,
-//! and never with a 500.
+//! bytes, one to three on one connection, against a fresh CAS in a scratch
+//! folder. The server must answer HTTP or close, and never with a 500.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,21 +18,15 @@ use scone::cas::local::LocalCas;
 use scone::cas::serve::{serve_http, Handler, Limits};
 use scone::cas::session::render;
 
-/// One CAS for the whole run (sessions stored by one input meet the next ones).
-fn handler() -> Arc<Handler> {
-    static HANDLER: OnceLock<(tempfile::TempDir, Arc<Handler>)> = OnceLock::new();
-    HANDLER
-        .get_or_init(|| {
-            let dir = super::scratch();
-            let cas = LocalCas::open(&dir.path().join("cas")).expect("a scratch CAS");
-            let limits = Limits {
-                max_body_bytes: 64 << 10,
-                ..Limits::default()
-            };
-            (dir, Handler::quiet(cas, limits))
-        })
-        .1
-        .clone()
+/// A fresh CAS (in the scratch folder `dir`) for one input: every run of the
+/// target starts from the same state, and nothing outlives it.
+fn handler(dir: &std::path::Path) -> Arc<Handler> {
+    let cas = LocalCas::open(&dir.join("cas")).expect("a scratch CAS");
+    let limits = Limits {
+        max_body_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    Handler::quiet(cas, limits)
 }
 
 pub fn run(data: &[u8]) {
@@ -58,12 +52,15 @@ pub fn run(data: &[u8]) {
 
 /// Sends `request` to `serve_http` and reads the answer until the server closes.
 pub fn exchange(request: &[u8], owner: Option<&str>) -> Vec<u8> {
+    // Declared first, dropped last: after the runtime has waited for its
+    // blocking work (a store the client did not wait for).
+    let dir = super::scratch();
+    let handler = handler(dir.path());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
         .expect("a runtime");
-    let handler = handler();
     runtime.block_on(async move {
         let (server, client) = tokio::io::duplex(256 << 10);
         let serving = tokio::spawn(serve_http(
