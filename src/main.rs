@@ -6,6 +6,7 @@ mod cli;
 
 use clap::Parser;
 use cli::args::{Cli, Command};
+use scone::manifest::{Diagnostic, Diagnostics, ErrorKind, Pos};
 use std::process::ExitCode;
 
 /// mimalloc: a build allocates and frees tens of thousands of small strings
@@ -17,7 +18,12 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `scone apply -f FILE --help`: the options FILE's kind takes.
+    if let Some(code) = cli::help::manifest_help(&argv) {
+        return ExitCode::from(code);
+    }
+    let cli = Cli::parse_from(&argv);
     let result = match &cli.command {
         Command::Build(args) => cli::build::run_build(args),
         Command::Apply(args) => cli::build::run_apply(args),
@@ -28,15 +34,26 @@ fn main() -> ExitCode {
         Command::Dev(args) => cli::dev::run(args),
         Command::Enclave(cmd) => cli::enclave::run(cmd),
         Command::Cas(cmd) => cli::cas::run(cmd),
+        Command::Reference => cli::reference::run(),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
-            if let Some(diags) = err.downcast_ref::<scone::manifest::Diagnostics>() {
-                eprintln!("{diags}");
+            let out = cli::output::Output::new(&cli.common(), 0);
+            if let Some(diags) = err.downcast_ref::<Diagnostics>() {
+                out.diagnostics(&diags.0);
                 return ExitCode::from(2);
             }
-            eprintln!("error: {err:#}");
+            if let Some(usage) = err.downcast_ref::<cli::UsageError>() {
+                out.diagnostics(&[usage.diagnostic()]);
+                return ExitCode::from(2);
+            }
+            out.diagnostics(&[Diagnostic::new(
+                ErrorKind::Build,
+                "",
+                Pos::default(),
+                format!("{err:#}"),
+            )]);
             ExitCode::from(1)
         }
     }

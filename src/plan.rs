@@ -118,6 +118,24 @@ pub fn default_base(kind: &str, cache_dir: &Path) -> Option<String> {
     }
 }
 
+/// The folder of the default base of `kind` when it does not exist on this
+/// machine, with what to do: `python`'s is made by `scripts/python-rootfs.sh`.
+pub fn missing_default_base(kind: &str, cache_dir: &Path) -> Option<(PathBuf, String)> {
+    let spec = default_base(kind, cache_dir)?;
+    let dir = PathBuf::from(spec.strip_prefix("dir:")?);
+    if dir.is_dir() {
+        return None;
+    }
+    let how = format!(
+        "make it with `scripts/python-rootfs.sh {}` (in scone's source tree: it downloads \
+         Debian's python3.11 packages with `apt-get download` and unpacks them there; \
+         scripts/example.sh does it too), or set SCONE_PYTHON_ROOTFS to a python3 root file \
+         system, or name a base in `build.from` or in scone.toml `[base] {kind} = \"…\"`",
+        dir.display()
+    );
+    Some((dir, how))
+}
+
 /// FNV-1a: step ids are short strings made by scone, not by an adversary, and
 /// SipHash showed in the plan's profile at 4,000 steps.
 #[derive(Default)]

@@ -83,8 +83,9 @@ pub struct Workspace {
     pub config: Config,
     /// Every service manifest taking part, sorted by `build.name`, each once.
     pub services: Vec<ServiceUnit>,
-    /// Warnings found while loading (deprecated kinds, renamed names…).
-    pub warnings: Vec<String>,
+    /// Warnings found while loading (deprecated kinds, unimplemented
+    /// fields…), with their place.
+    pub warnings: Vec<crate::manifest::Diagnostic>,
     /// Every Meshfile taking part, in the order given.
     pub meshes: Vec<LinkedMesh>,
     /// Every path the load read, and what of it this workspace depends on
@@ -282,9 +283,11 @@ impl Workspace {
             .unwrap_or_else(|| "the workspace has no services".into());
         Err(crate::manifest::Diagnostic::new(
             crate::manifest::ErrorKind::UnknownService,
-            "-p",
+            "",
             crate::manifest::Pos::default(),
-            format!("no service named `{name}` (neither a mesh service nor a build.name)"),
+            format!(
+                "-p {name}: no service named `{name}` (neither a mesh service nor a build.name)"
+            ),
         )
         .with_hint(hint))
     }

@@ -271,7 +271,7 @@ fn a_service_manifest_alone_builds_and_pushes_without_a_mesh() {
 }
 
 #[test]
-fn the_dns_1123_rename_is_a_warning_with_the_install_line() {
+fn the_dns_1123_rename_is_a_warning_and_the_install_line_a_note() {
     let sb = Sandbox::new();
     let dir = example(&sb, SEED_IMAGE);
     let out = sb
@@ -282,8 +282,21 @@ fn the_dns_1123_rename_is_a_warning_with_the_install_line() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("warning:") && stderr.contains("python-app"),
+        stderr.lines().any(|l| l.starts_with("warning: ")
+            && l.contains("`python_app`")
+            && l.contains("`python-app`")),
         "{stderr}"
     );
-    assert!(stderr.contains("helm install"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == "note: install the chart with: helm install python-app target/helm"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("warning: ") && l.contains("helm install")),
+        "the install line is no warning:\n{stderr}"
+    );
 }

@@ -425,7 +425,12 @@ fn policy_lists_in_both_forms() {
         ["INTEL-SA-00161", "INTEL-SA-00220"]
     );
     assert_eq!(ws.services.len(), 2, "shared manifests are loaded once");
-    let count = |what: &str| ws.warnings.iter().filter(|w| w.contains(what)).count();
+    let count = |what: &str| {
+        ws.warnings
+            .iter()
+            .filter(|w| w.message.contains(what))
+            .count()
+    };
     assert_eq!(count("is deprecated"), 2, "{:?}", ws.warnings);
     assert_eq!(
         count("is not implemented by scone"),
@@ -433,7 +438,22 @@ fn policy_lists_in_both_forms() {
         "cas_key, mode, tolerance: {:?}",
         ws.warnings
     );
-    assert_eq!(ws.warnings.len(), 5, "{:?}", ws.warnings);
+    let testing: Vec<String> = ws
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("FOR TESTING ONLY"))
+        .map(|w| format!("{}:{}", w.file.display(), w.pos))
+        .collect();
+    assert_eq!(
+        testing,
+        [
+            "fixtures/sconectl/mesh.yml:13:16",
+            "fixtures/sconectl/mesh-list.yml:12:14"
+        ],
+        "one per mesh, at its --only_for_testing-* tolerance or its debug-mode: {:?}",
+        ws.warnings
+    );
+    assert_eq!(ws.warnings.len(), 7, "{:?}", ws.warnings);
 }
 
 #[test]

@@ -73,7 +73,8 @@ fn check(sb: &Sandbox, dir: &Path, file: &str) -> (Option<i32>, String) {
     )
 }
 
-/// Exit 2 and an `error: AT: … [KIND]` line followed by a `help:` line.
+/// Exit 2 and an `error: AT: … [KIND]` line, then (after the source line
+/// and its caret, when shown) a `help:` line.
 fn assert_shown(got: &(Option<i32>, String), at: &str, kind: &str) {
     let (code, stderr) = got;
     assert_eq!(*code, Some(2), "{stderr}");
@@ -82,9 +83,14 @@ fn assert_shown(got: &(Option<i32>, String), at: &str, kind: &str) {
         .iter()
         .position(|l| l.starts_with(&format!("error: {at}: ")) && l.ends_with(&format!("[{kind}]")))
         .unwrap_or_else(|| panic!("no `error: {at}: … [{kind}]` in:\n{stderr}"));
-    let help = lines.get(i + 1).copied().unwrap_or_default();
+    let help = lines[i + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("error: ") && !l.starts_with("warning: "))
+        .find(|l| l.trim_start().starts_with("help: "))
+        .copied()
+        .unwrap_or_default();
     assert!(
-        help.trim_start().starts_with("help: ") && help.trim().len() > "help: ".len(),
+        help.trim().len() > "help: ".len(),
         "the error at {at} has no hint:\n{stderr}"
     );
 }

@@ -11,10 +11,12 @@ use scone::workspace::{load, LoadOptions};
 use std::path::{Path, PathBuf};
 use support::Sandbox;
 
-/// `scone check -f FILE…` from the project root: exit code and stderr.
+/// `scone check -v -f FILE…` from the project root: exit code and stderr
+/// (`-v`: every warning, none collapsed into a count).
 fn check(files: &[&str]) -> (Option<i32>, String) {
     let mut cmd = support::scone();
-    cmd.current_dir(support::project_root()).arg("check");
+    cmd.current_dir(support::project_root())
+        .args(["check", "-v"]);
     for f in files {
         cmd.args(["-f", &format!("fixtures/published/{f}")]);
     }

@@ -43,7 +43,7 @@ fn count(msgs: &[serde_json::Value], key: &str) -> u64 {
 
 fn warnings(msgs: &[serde_json::Value]) -> Vec<String> {
     msgs.iter()
-        .filter(|m| m["reason"] == "warning")
+        .filter(|m| m["reason"] == "diagnostic" && m["level"] == "warning")
         .map(|m| m["message"].as_str().unwrap_or_default().to_string())
         .collect()
 }

@@ -36,6 +36,25 @@ pub enum Command {
     /// The embedded local CAS.
     #[command(subcommand)]
     Cas(CasCommand),
+    /// Print the command reference of docs/cli.md (generated from these definitions).
+    #[command(name = "cli-reference", hide = true)]
+    Reference,
+}
+
+impl Cli {
+    /// The options every workspace command shares (the defaults for others).
+    pub fn common(&self) -> CommonArgs {
+        match &self.command {
+            Command::Build(a) => a.common.clone(),
+            Command::Apply(a) => a.build.common.clone(),
+            Command::Clean(a) => a.common.clone(),
+            Command::Check(a) => a.clone(),
+            Command::Graph(a) => a.common.clone(),
+            Command::Run(a) => a.common.clone(),
+            Command::Dev(a) => a.common.clone(),
+            Command::Enclave(_) | Command::Cas(_) | Command::Reference => CommonArgs::default(),
+        }
+    }
 }
 
 /// Options every workspace command shares.
@@ -106,6 +125,9 @@ pub struct BuildArgs {
     /// Ignore the remote cache of scone.toml for this build.
     #[arg(long, conflicts_with_all = ["remote_cache", "remote_cache_write"])]
     pub no_remote_cache: bool,
+    /// Print each manifest with every default filled in, and build nothing.
+    #[arg(long)]
+    pub print_defaults: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,7 +175,9 @@ pub struct ApplyArgs {
     pub cas_ca: Option<PathBuf>,
 }
 
+/// `-p SERVICE` is required: exactly one service runs.
 #[derive(Debug, Args, Clone, Default)]
+#[command(mut_arg("services", |a| a.required(true)))]
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,

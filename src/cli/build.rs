@@ -113,6 +113,9 @@ fn signing_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
 
 /// Runs `scone build`.
 pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
+    if args.print_defaults {
+        return super::defaults::run(args);
+    }
     let outcome = execute(args, None)?;
     let code = outcome.code;
     // The process exits next: freeing the workspace and report of a big repo
@@ -207,8 +210,33 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         &ws.watched,
         root_listing.map(|d| (location.root.as_path(), d)),
     );
+    let debug = match args.mode {
+        Some(EnclaveMode::Production) => false,
+        Some(EnclaveMode::Debug) => true,
+        None => ws.config.signing.mode.as_deref() != Some("production"),
+    };
+    if !debug {
+        let refused: Vec<_> = ws
+            .meshes
+            .iter()
+            .filter_map(|m| {
+                let text = std::fs::read_to_string(&m.mesh.path).ok();
+                let mut d = scone::manifest::tolerance::diagnostic(&m.mesh, true, text.as_deref())?;
+                d.file = d
+                    .file
+                    .strip_prefix(&cwd)
+                    .map(Path::to_path_buf)
+                    .unwrap_or(d.file);
+                Some(d)
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(scone::manifest::Diagnostics(refused).into());
+        }
+    }
     probe.warn_all(&ws.warnings);
     let only = selected(&ws, common)?;
+    check_default_bases(&ws, &only)?;
 
     // Plan.
     let root = ws.root.clone();
@@ -217,11 +245,6 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     let locked = common.locked || common.frozen;
     let offline = common.offline || common.frozen;
     let remote = remote_tier(&ws.config, args, offline)?;
-    let debug = match args.mode {
-        Some(EnclaveMode::Production) => false,
-        Some(EnclaveMode::Debug) => true,
-        None => ws.config.signing.mode.as_deref() != Some("production"),
-    };
     let epoch = source_date_epoch()?;
     let key_path = signing_key(&ws, &probe)?;
     let settings = |apply: Option<ApplySettings>| Settings {
@@ -350,7 +373,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
             .iter()
             .map(|d| target_dir.join(d))
             .collect(),
-        warnings: ws.warnings.clone(),
+        warnings: super::output::stored_warnings(&ws.warnings),
     });
     session.finish(next_state(&report, planned, whole, load))?;
     if let Some(a) = apply {
@@ -363,6 +386,30 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         workspace: Some(ws),
         report: Some(report),
     })
+}
+
+/// Refuses a build whose services need a default base that is not on this
+/// machine, saying how to make it.
+fn check_default_bases(ws: &Workspace, only: &[usize]) -> anyhow::Result<()> {
+    let cache = cache_dir();
+    for (i, unit) in ws.services.iter().enumerate() {
+        let b = &unit.manifest.build;
+        if (!only.is_empty() && !only.contains(&i))
+            || b.from.is_some()
+            || ws.config.base.contains_key(&b.kind.value)
+        {
+            continue;
+        }
+        if let Some((dir, how)) = scone::plan::missing_default_base(&b.kind.value, &cache) {
+            bail!(
+                "{}: the default base image of build.kind `{}` is not on this machine: {} does not exist\n  help: {how}",
+                unit.manifest.path.display(),
+                b.kind.value,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The state a build leaves (`load`: `None` when it cannot be replayed).
@@ -396,7 +443,7 @@ fn replay(session: &Session, out: &Output) -> engine::BuildReport {
     let Some(last) = &state.last else {
         return engine::BuildReport::default();
     };
-    out.warn_all(&last.warnings);
+    out.warn_all(&super::output::read_stored_warnings(&last.warnings));
     if out.wants_reused() {
         for &i in &last.steps {
             let step = &state.steps[i as usize];

@@ -1,14 +1,17 @@
 //! `scone check`: load and validate the workspace, then print one summary line
-//! per mesh and per service manifest used alone. Problems come back as
-//! [`Diagnostics`] (the binary prints them and exits 2); nothing is written.
+//! per mesh and per service manifest used alone. Problems are printed as
+//! diagnostics (exit 2); nothing is written. With `--message-format json`,
+//! every diagnostic, each summary line and the verdict are JSON objects.
 
-use super::args::CommonArgs;
-use scone::manifest::Diagnostics;
+use super::args::{CommonArgs, MessageFormat};
+use super::output::Output;
+use scone::manifest::{Diagnostic, ErrorKind, Level};
 use scone::workspace::{load, LoadOptions, Workspace};
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::path::Path;
 
-/// Runs `scone check`; returns the exit code (0) or the diagnostics as error.
+/// Runs `scone check`; returns the exit code: 0, or 2 when a manifest is wrong.
 pub fn run(args: &CommonArgs) -> anyhow::Result<i32> {
     let cwd = std::env::current_dir()?;
     let opts = LoadOptions {
@@ -16,25 +19,99 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<i32> {
         cwd: cwd.clone(),
         target_dir: args.target_dir.clone(),
     };
-    let ws = load(&opts).map_err(anyhow::Error::new)?;
-    let mut unknown = Vec::new();
+    let out = Output::new(args, 0);
+    let ws = match load(&opts) {
+        Ok(ws) => ws,
+        Err(diags) => {
+            out.diagnostics(&diags.0);
+            finished(args, &diags.0, &[]);
+            return Ok(2);
+        }
+    };
+    let mut errors = Vec::new();
     for name in &args.services {
         if let Err(d) = ws.find_service(name) {
-            unknown.push(d);
+            errors.push(d);
         }
     }
-    if !unknown.is_empty() {
-        return Err(anyhow::Error::new(Diagnostics(unknown)));
-    }
-    if !args.quiet {
-        for w in &ws.warnings {
-            eprintln!("warning: {w}");
+    let mut warnings = ws.warnings.clone();
+    warnings.extend(missing_bases(&ws, &cwd));
+    out.diagnostics(&warnings);
+    out.diagnostics(&errors);
+    if errors.is_empty() {
+        let summaries = summary(&ws, &cwd);
+        match args.message_format {
+            MessageFormat::Json => {
+                let mut stdout = std::io::stdout().lock();
+                for s in &summaries {
+                    let _ = writeln!(stdout, "{}", s.json);
+                }
+            }
+            MessageFormat::Human if !args.quiet => {
+                for s in &summaries {
+                    eprintln!("{}", s.text);
+                }
+            }
+            MessageFormat::Human => {}
         }
-        for line in summary(&ws, &cwd) {
-            eprintln!("{line}");
-        }
     }
-    Ok(0)
+    finished(args, &errors, &warnings);
+    Ok(if errors.is_empty() { 0 } else { 2 })
+}
+
+/// The closing JSON message: `{"reason":"check-finished","success",…}`.
+fn finished(args: &CommonArgs, errors: &[Diagnostic], warnings: &[Diagnostic]) {
+    if args.message_format != MessageFormat::Json {
+        return;
+    }
+    let count = |level| {
+        errors
+            .iter()
+            .chain(warnings)
+            .filter(|d| d.level == level)
+            .count()
+    };
+    let msg = serde_json::json!({
+        "reason": "check-finished",
+        "success": count(Level::Error) == 0,
+        "errors": count(Level::Error),
+        "warnings": count(Level::Warning),
+    });
+    let _ = writeln!(std::io::stdout().lock(), "{msg}");
+}
+
+/// A warning for each service whose default base is not on this machine:
+/// the check passes, the build would not.
+fn missing_bases(ws: &Workspace, cwd: &Path) -> Vec<Diagnostic> {
+    let cache = super::build::cache_dir();
+    ws.services
+        .iter()
+        .filter(|u| {
+            u.manifest.build.from.is_none()
+                && !ws.config.base.contains_key(&u.manifest.build.kind.value)
+        })
+        .filter_map(|u| {
+            let kind = &u.manifest.build.kind;
+            let (dir, how) = scone::plan::missing_default_base(&kind.value, &cache)?;
+            Some(
+                Diagnostic::warning(
+                    ErrorKind::MissingBase,
+                    u.manifest
+                        .path
+                        .strip_prefix(cwd)
+                        .unwrap_or(&u.manifest.path),
+                    kind.pos,
+                    format!(
+                        "the default base image of build.kind `{}` is not on this machine \
+                         ({} does not exist): a build fails until it is made",
+                        kind.value,
+                        dir.display()
+                    ),
+                )
+                .with_hint(how),
+            )
+        })
+        .collect()
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -49,9 +126,15 @@ fn shown(path: &Path, cwd: &Path) -> String {
     path.strip_prefix(cwd).unwrap_or(path).display().to_string()
 }
 
+/// One summary line, as text and as JSON.
+pub struct Summary {
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
 /// The summary lines, meshes first (in the order given), then the service
 /// manifests that no mesh links (sorted by build.name).
-pub fn summary(ws: &Workspace, cwd: &Path) -> Vec<String> {
+pub fn summary(ws: &Workspace, cwd: &Path) -> Vec<Summary> {
     let mut lines = Vec::new();
     let mut linked = BTreeSet::new();
     for m in &ws.meshes {
@@ -70,30 +153,55 @@ pub fn summary(ws: &Workspace, cwd: &Path) -> Vec<String> {
             );
             globals.extend(man.environment.global.iter().map(|g| g.name.value.clone()));
         }
-        lines.push(format!(
-            "{:>12} {} ({}): {}, {}, {}",
-            "Checked",
-            m.namespace(),
-            shown(&m.mesh.path, cwd),
-            plural(m.services.len(), "service"),
-            plural(secrets.len(), "secret"),
-            plural(globals.len(), "global env"),
-        ));
+        let file = shown(&m.mesh.path, cwd);
+        lines.push(Summary {
+            text: format!(
+                "{:>12} {} ({}): {}, {}, {}",
+                "Checked",
+                m.namespace(),
+                file,
+                plural(m.services.len(), "service"),
+                plural(secrets.len(), "secret"),
+                plural(globals.len(), "global env"),
+            ),
+            json: serde_json::json!({
+                "reason": "checked",
+                "kind": "mesh",
+                "name": m.namespace(),
+                "file": file,
+                "services": m.services.len(),
+                "secrets": secrets.len(),
+                "globals": globals.len(),
+            }),
+        });
     }
     for (i, unit) in ws.services.iter().enumerate() {
         if linked.contains(&i) {
             continue;
         }
         let man = &unit.manifest;
-        lines.push(format!(
-            "{:>12} {} ({}): {}, {}, {}",
-            "Checked",
-            unit.name(),
-            shown(&man.path, cwd),
-            plural(man.build.copy.len(), "copy path"),
-            plural(man.secrets.global.len() + man.secrets.local.len(), "secret"),
-            plural(man.environment.global.len(), "global env"),
-        ));
+        let file = shown(&man.path, cwd);
+        let secrets = man.secrets.global.len() + man.secrets.local.len();
+        lines.push(Summary {
+            text: format!(
+                "{:>12} {} ({}): {}, {}, {}",
+                "Checked",
+                unit.name(),
+                file,
+                plural(man.build.copy.len(), "copy path"),
+                plural(secrets, "secret"),
+                plural(man.environment.global.len(), "global env"),
+            ),
+            json: serde_json::json!({
+                "reason": "checked",
+                "kind": "service",
+                "name": unit.name(),
+                "file": file,
+                "copy": man.build.copy.len(),
+                "secrets": secrets,
+                "globals": man.environment.global.len(),
+            }),
+        });
     }
     lines
 }

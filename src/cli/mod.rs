@@ -5,9 +5,40 @@ pub mod build;
 pub mod cas;
 pub mod check;
 pub mod clean;
+pub mod defaults;
 pub mod dev;
 pub mod enclave;
 pub mod graph;
+pub mod help;
 pub mod invocation;
 pub mod output;
+pub mod reference;
 pub mod run;
+
+use scone::manifest::{Diagnostic, ErrorKind, Pos};
+
+/// A command line that clap accepts but scone cannot run (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UsageError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl UsageError {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> UsageError {
+        UsageError {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// As a diagnostic in no file.
+    pub fn diagnostic(&self) -> Diagnostic {
+        let d = Diagnostic::new(ErrorKind::Usage, "", Pos::default(), &self.message);
+        match &self.hint {
+            Some(h) => d.with_hint(h),
+            None => d,
+        }
+    }
+}

@@ -6,6 +6,8 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use scone::engine::{BuildReport, Event, EventSink, Status};
+use scone::manifest::snippet::Renderer;
+use scone::manifest::{Diagnostic, ErrorKind, Level, Pos};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
@@ -63,35 +65,94 @@ impl Output {
         self.line(&self.verb(verb, "32"), text);
     }
 
+    /// A warning of the run (not of a manifest): human `warning: text`, or a
+    /// JSON diagnostic.
     pub fn warn(&self, text: &str) {
+        self.diagnostics(&[Diagnostic::warning(
+            ErrorKind::Build,
+            "",
+            Pos::default(),
+            text,
+        )]);
+    }
+
+    /// A hint that is no warning (what to do next): `note: text`; no JSON.
+    pub fn note(&self, text: &str) {
+        if self.verbosity.quiet || self.format == MessageFormat::Json {
+            return;
+        }
         let label = if self.color {
-            "\x1b[1;33mwarning\x1b[0m"
+            "\x1b[1;36mnote\x1b[0m"
         } else {
-            "warning"
+            "note"
         };
         self.raw(&format!("{label}: {text}"));
     }
 
-    /// Every warning of `texts`, in one write (a big repo can have thousands).
-    pub fn warn_all(&self, texts: &[String]) {
-        if texts.is_empty() {
+    /// Every diagnostic of `diags`: on stdout one JSON object each (errors
+    /// also as text on stderr), or on stderr as text with the source line, in
+    /// one write (a big repo can have thousands). In text, warnings of one kind (same code, same message but
+    /// for the names in backquotes) collapse into the first with a count,
+    /// unless `-v`; `-q` drops warnings.
+    pub fn diagnostics(&self, diags: &[Diagnostic]) {
+        if diags.is_empty() {
             return;
         }
-        let label = if self.color {
-            "\x1b[1;33mwarning\x1b[0m"
+        if self.format == MessageFormat::Json {
+            {
+                let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut out = std::io::stdout().lock();
+                for d in diags {
+                    let _ = writeln!(out, "{}", d.to_json());
+                }
+                let _ = out.flush();
+            }
+            // As cargo does, why the run fails also shows on stderr.
+            let mut renderer = Renderer::new(self.color);
+            let errors: Vec<String> = diags
+                .iter()
+                .filter(|d| d.level == Level::Error)
+                .map(|d| renderer.render(d))
+                .collect();
+            if !errors.is_empty() {
+                self.raw(&errors.join("\n"));
+            }
+            return;
+        }
+        let shown: Vec<(&Diagnostic, usize)> = if self.verbosity.verbose > 0 {
+            diags.iter().map(|d| (d, 1)).collect()
         } else {
-            "warning"
+            collapse(diags)
         };
-        let mut all = String::with_capacity(texts.iter().map(|t| t.len() + 16).sum());
-        for (i, t) in texts.iter().enumerate() {
-            if i > 0 {
+        let mut renderer = Renderer::new(self.color);
+        let mut all = String::new();
+        for (d, count) in shown {
+            if d.level == Level::Warning && self.verbosity.quiet {
+                continue;
+            }
+            if !all.is_empty() {
                 all.push('\n');
             }
-            all.push_str(label);
-            all.push_str(": ");
-            all.push_str(t);
+            if count > 1 {
+                let mut first = d.clone();
+                first.message = format!(
+                    "{} (and {} more like it; -v lists them)",
+                    d.message,
+                    count - 1
+                );
+                all.push_str(&renderer.render(&first));
+            } else {
+                all.push_str(&renderer.render(d));
+            }
         }
-        self.raw(&all);
+        if !all.is_empty() {
+            self.raw(&all);
+        }
+    }
+
+    /// Every warning of `diags` (see [`Output::diagnostics`]).
+    pub fn warn_all(&self, diags: &[Diagnostic]) {
+        self.diagnostics(diags);
     }
 
     pub fn error(&self, text: &str) {
@@ -243,11 +304,21 @@ impl EventSink for Output {
                             if let Some(warnings) =
                                 outputs.get("warnings").and_then(|w| w.as_array())
                             {
-                                let texts: Vec<String> = warnings
+                                let diags: Vec<Diagnostic> = warnings
                                     .iter()
-                                    .filter_map(|w| Some(w.as_str()?.to_string()))
+                                    .filter_map(|w| {
+                                        Some(Diagnostic::warning(
+                                            ErrorKind::Build,
+                                            "",
+                                            Pos::default(),
+                                            format!("{id}: {}", w.as_str()?),
+                                        ))
+                                    })
                                     .collect();
-                                self.warn_all(&texts);
+                                self.diagnostics(&diags);
+                            }
+                            if let Some(install) = outputs.get("install").and_then(|i| i.as_str()) {
+                                self.note(&format!("install the chart with: {install}"));
                             }
                             let mut text = format!("{id} ({ms} ms)");
                             if self.verbosity.explain {
@@ -268,13 +339,125 @@ impl EventSink for Output {
                     },
                 }
             }
-            Event::Warning { message } => match self.format {
-                MessageFormat::Json => self.json(serde_json::json!({
-                    "reason": "warning",
-                    "message": message,
-                })),
-                MessageFormat::Human => self.warn(&message),
-            },
+            Event::Warning { message } => self.warn(&message),
         }
+    }
+}
+
+/// `warnings` as the build state keeps them (one JSON text each), to print
+/// again when a build is replayed.
+pub fn stored_warnings(warnings: &[Diagnostic]) -> Vec<String> {
+    warnings.iter().map(|w| w.to_json().to_string()).collect()
+}
+
+/// The warnings of [`stored_warnings`] (a text that is none, from an older
+/// state, is a warning of its own).
+pub fn read_stored_warnings(texts: &[String]) -> Vec<Diagnostic> {
+    texts
+        .iter()
+        .map(|t| {
+            serde_json::from_str(t)
+                .ok()
+                .and_then(|v| Diagnostic::from_json(&v))
+                .unwrap_or_else(|| Diagnostic::warning(ErrorKind::Build, "", Pos::default(), t))
+        })
+        .collect()
+}
+
+/// Up to this many warnings of one kind are all shown; more collapse.
+const COLLAPSE_AFTER: usize = 3;
+
+/// `diags` with each warning kind that has more than [`COLLAPSE_AFTER`]
+/// warnings once, with how many there are (in the order each kind first
+/// appears); errors are never collapsed.
+fn collapse(diags: &[Diagnostic]) -> Vec<(&Diagnostic, usize)> {
+    let mut groups: std::collections::HashMap<(ErrorKind, String), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, d) in diags.iter().enumerate() {
+        if d.level == Level::Warning {
+            groups
+                .entry((d.kind, shape(&d.message)))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, d) in diags.iter().enumerate() {
+        let group = match d.level {
+            Level::Error => None,
+            Level::Warning => groups.get(&(d.kind, shape(&d.message))),
+        };
+        match group {
+            Some(members) if members.len() > COLLAPSE_AFTER => {
+                if members[0] == i {
+                    out.push((d, members.len()));
+                }
+            }
+            _ => out.push((d, 1)),
+        }
+    }
+    out
+}
+
+/// A message with every `quoted` name replaced, but for the field after its
+/// last `.` (`secrets[api].issuer` → `….issuer`): what warnings of one kind
+/// share.
+fn shape(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('`').enumerate() {
+        if i % 2 == 0 {
+            out.push_str(part);
+        } else {
+            out.push_str("`…");
+            if let Some((_, field)) = part.rsplit_once('.') {
+                out.push('.');
+                out.push_str(field);
+            }
+            out.push('`');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warning(message: &str) -> Diagnostic {
+        Diagnostic::warning(ErrorKind::Build, "", Pos::default(), message)
+    }
+
+    #[test]
+    fn more_than_three_warnings_of_one_shape_collapse() {
+        let renamed =
+            |n: usize| warning(&format!("service `a_{n}`: its Kubernetes name is `a-{n}`"));
+        let diags = [
+            renamed(1),
+            warning("port `x` is named `y`"),
+            warning("`secrets[a].issuer` is not implemented"),
+            renamed(2),
+            warning("`secrets[b].dns` is not implemented"),
+            warning("`secrets[c].issuer` is not implemented"),
+            warning("`secrets[d].common_name` is not implemented"),
+            renamed(3),
+            renamed(4),
+            warning("port `z` is named `w`"),
+        ];
+        let shown: Vec<(String, usize)> = collapse(&diags)
+            .into_iter()
+            .map(|(d, n)| (d.message.clone(), n))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("service `a_1`: its Kubernetes name is `a-1`".to_string(), 4),
+                ("port `x` is named `y`".to_string(), 1),
+                ("`secrets[a].issuer` is not implemented".to_string(), 1),
+                ("`secrets[b].dns` is not implemented".to_string(), 1),
+                ("`secrets[c].issuer` is not implemented".to_string(), 1),
+                ("`secrets[d].common_name` is not implemented".to_string(), 1),
+                ("port `z` is named `w`".to_string(), 1),
+            ]
+        );
     }
 }

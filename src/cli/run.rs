@@ -1,7 +1,7 @@
 //! `scone run -p SERVICE`: apply to the embedded local CAS, then run the service
 //! locally in simulation mode (see [`scone::run`]).
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use scone::cas::Cas;
 
 use super::args::{ApplyArgs, BuildArgs, RunArgs};
@@ -12,7 +12,14 @@ use super::output::Output;
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let mut common = args.common.clone();
     if common.services.len() != 1 {
-        bail!("`scone run` needs exactly one service: -p SERVICE");
+        return Err(super::UsageError::new(
+            format!(
+                "`scone run` runs exactly one service, not {}",
+                common.services.len()
+            ),
+            "give one: scone run -p SERVICE",
+        )
+        .into());
     }
     let name = common.services[0].clone();
     // Build and apply only what this service needs, to the local CAS.

@@ -161,7 +161,8 @@ pub struct EnvModel {
 impl ChartModel {
     /// Checks `input` but for its `app_version` (the session hash, which the
     /// renderers check: a chart can be made before the session is) and builds
-    /// the model; the warnings say which names were changed.
+    /// the model; the warnings say which names were changed (the line to
+    /// install it with is [`ChartModel::install_line`]).
     pub fn build(input: &ChartInput) -> Result<(ChartModel, Vec<String>), HelmError> {
         let mut warnings = Vec::new();
         let mut renamed = Vec::new();
@@ -214,12 +215,6 @@ impl ChartModel {
         }
 
         let release = release_name(input, &name, &services, &mut warnings, &mut renamed);
-        if !renamed.is_empty() {
-            warnings.push(format!(
-                "install the chart with: helm install {release} {}",
-                input.chart_path
-            ));
-        }
         let model = ChartModel {
             chart: ChartMeta {
                 name,
@@ -240,6 +235,14 @@ impl ChartModel {
             services,
         };
         Ok((model, warnings))
+    }
+
+    /// `helm install <release> <chart path>` when a name had to change (the
+    /// release name then differs from what a user would guess): a hint to
+    /// show, not a warning.
+    pub fn install_line(&self) -> Option<String> {
+        (!self.renamed.is_empty())
+            .then(|| format!("helm install {} {}", self.release, self.chart_path))
     }
 }
 

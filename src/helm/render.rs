@@ -20,8 +20,10 @@ pub struct RenderedChart {
     /// Plain manifests, one `<kubernetes name>.yaml` per service (Deployment, then Service
     /// if it has ports), what `helm template <release>` would give minus Helm's own labels.
     pub manifests: BTreeMap<PathBuf, Vec<u8>>,
-    /// Names changed to fit Kubernetes, and the install line to use then.
+    /// Names changed to fit Kubernetes.
     pub warnings: Vec<String>,
+    /// `helm install …` to use when a name changed (a hint, not a warning).
+    pub install: Option<String>,
 }
 
 /// The embedded templates whose text shows the CAS session (`appVersion`):
@@ -37,6 +39,7 @@ pub struct PreparedChart {
     /// The chart's files but those that show the session.
     pub files: BTreeMap<PathBuf, Vec<u8>>,
     pub warnings: Vec<String>,
+    pub install: Option<String>,
 }
 
 /// The chart of `input` with the embedded templates and no plain manifests,
@@ -49,6 +52,7 @@ pub fn prepare_chart(input: &ChartInput) -> Result<PreparedChart, HelmError> {
         model,
         files: rendered.files,
         warnings: rendered.warnings,
+        install: rendered.install,
     })
 }
 
@@ -100,6 +104,7 @@ pub fn render_chart(
                 files,
                 manifests: BTreeMap::new(),
                 warnings: prepared.warnings,
+                install: prepared.install,
             });
         }
         None => TemplateSet::embedded(),
@@ -207,6 +212,7 @@ fn render_model(
             files,
             manifests: BTreeMap::new(),
             warnings,
+            install: model.install_line(),
         });
     };
     // Each manifest sees the chart-wide values and its own service, not the lists
@@ -246,6 +252,7 @@ fn render_model(
         files,
         manifests,
         warnings,
+        install: model.install_line(),
     })
 }
 

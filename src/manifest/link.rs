@@ -301,7 +301,7 @@ pub fn check_env(
     env: &MeshEnv,
     members: &[Member<'_>],
     out: &mut Vec<Diagnostic>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Diagnostic>,
 ) {
     let file = mesh.path.as_path();
     let names: Vec<&str> = mesh
@@ -338,10 +338,13 @@ pub fn check_env(
             if declares(member.manifest, true, var) {
                 out.push(local_override(file, value.pos, var, member));
             } else if !declares(member.manifest, false, var) {
-                warnings.push(format!(
-                    "{}:{}: mesh sets `{var}` for service `{target}`, which does not declare it global",
-                    file.display(),
-                    value.pos
+                warnings.push(Diagnostic::warning(
+                    ErrorKind::UnusedEnv,
+                    file,
+                    value.pos,
+                    format!(
+                        "mesh sets `{var}` for service `{target}`, which does not declare it global"
+                    ),
                 ));
             }
         }
@@ -353,10 +356,11 @@ pub fn check_env(
         }
         match members.iter().find(|m| declares(m.manifest, true, var)) {
             Some(member) => out.push(local_override(file, value.pos, var, member)),
-            None => warnings.push(format!(
-                "{}:{}: mesh sets `{var}`, which no service declares global",
-                file.display(),
-                value.pos
+            None => warnings.push(Diagnostic::warning(
+                ErrorKind::UnusedEnv,
+                file,
+                value.pos,
+                format!("mesh sets `{var}`, which no service declares global"),
             )),
         }
     }

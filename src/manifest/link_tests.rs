@@ -156,7 +156,7 @@ fn overrides_unknown_targets_and_stray_values() {
     );
     assert_eq!(out[0].hint.as_deref(), Some("did you mean `svc`?"));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("`Z`"), "{warnings:?}");
+    assert!(warnings[0].message.contains("`Z`"), "{warnings:?}");
 }
 
 #[test]

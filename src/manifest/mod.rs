@@ -10,14 +10,16 @@ pub mod link;
 pub mod located;
 pub mod model;
 pub mod parse;
+pub mod snippet;
 pub mod suggest;
 pub mod suspect;
 pub mod template;
+pub mod tolerance;
 pub mod unimplemented;
 pub mod validate;
 pub mod validate_paths;
 pub mod validate_values;
 
-pub use diag::{Diagnostic, Diagnostics, ErrorKind};
+pub use diag::{Diagnostic, Diagnostics, ErrorKind, Level};
 pub use located::{Located, Pos};
 pub use model::*;

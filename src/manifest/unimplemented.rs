@@ -3,20 +3,23 @@
 //! column and field, and says what scone does instead. A manifest copied from
 //! SCONE's tutorials thus passes `check`, and its author sees what is ignored.
 
+use super::diag::{Diagnostic, ErrorKind};
 use super::located::{Located, Pos};
 use super::model::{Mesh, ServiceManifest, Unused, CAS_ROLES};
 use super::suggest;
 use std::path::Path;
 
-fn warn(out: &mut Vec<String>, file: &Path, pos: Pos, field: &str, instead: &str) {
-    out.push(format!(
-        "{}:{pos}: `{field}` is not implemented by scone and is ignored: {instead}",
-        file.display()
+fn warn(out: &mut Vec<Diagnostic>, file: &Path, pos: Pos, field: &str, instead: &str) {
+    out.push(Diagnostic::warning(
+        ErrorKind::Unimplemented,
+        file,
+        pos,
+        format!("`{field}` is not implemented by scone and is ignored: {instead}"),
     ));
 }
 
 fn unused(
-    out: &mut Vec<String>,
+    out: &mut Vec<Diagnostic>,
     file: &Path,
     field: &Option<Located<Unused>>,
     name: &str,
@@ -28,7 +31,7 @@ fn unused(
 }
 
 /// Warnings for a service manifest's published but unimplemented fields.
-pub fn service(m: &ServiceManifest, out: &mut Vec<String>) {
+pub fn service(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
     let file = m.path.as_path();
     unused(
         out,
@@ -109,7 +112,7 @@ pub fn service(m: &ServiceManifest, out: &mut Vec<String>) {
 
 /// Warnings for a Meshfile's published but unimplemented fields, and for
 /// `alias` roles that are no CAS role.
-pub fn mesh(mesh: &Mesh, out: &mut Vec<String>) {
+pub fn mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
     let file = mesh.path.as_path();
     for cas in &mesh.cas {
         for (field, name, instead) in [
@@ -155,12 +158,15 @@ pub fn mesh(mesh: &Mesh, out: &mut Vec<String>) {
                     let hint = suggest::did_you_mean(&role, CAS_ROLES.iter().copied())
                         .map(|b| format!(" (did you mean `{b}`?)"))
                         .unwrap_or_default();
-                    out.push(format!(
-                        "{}:{}: alias `{role}` of cas `{}` is no CAS role{hint}; the roles are {}",
-                        file.display(),
+                    out.push(Diagnostic::warning(
+                        ErrorKind::CasRole,
+                        file,
                         cas.name.pos,
-                        cas.name.value,
-                        CAS_ROLES.join(", ")
+                        format!(
+                            "alias `{role}` of cas `{}` is no CAS role{hint}; the roles are {}",
+                            cas.name.value,
+                            CAS_ROLES.join(", ")
+                        ),
                     ));
                 }
             }

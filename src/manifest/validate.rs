@@ -66,14 +66,17 @@ pub fn check_service_kind(
     kind: &Located<String>,
     file: &Path,
     out: &mut Vec<Diagnostic>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Diagnostic>,
 ) {
     if DEPRECATED_KINDS.contains(&kind.value.as_str()) {
-        warnings.push(format!(
-            "{}:{}: `kind: {}` is deprecated, write `kind: genImage`",
-            file.display(),
+        warnings.push(Diagnostic::warning(
+            ErrorKind::Deprecated,
+            file,
             kind.pos,
-            kind.value
+            format!(
+                "`kind: {}` is deprecated, write `kind: genImage`",
+                kind.value
+            ),
         ));
     } else if !SERVICE_KINDS.contains(&kind.value.as_str()) {
         out.push(kind_error(kind, file));
@@ -140,7 +143,7 @@ pub fn check_service(
     m: &ServiceManifest,
     dir: &Path,
     out: &mut Vec<Diagnostic>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Diagnostic>,
 ) {
     let canonical_dir = if m.build.copy.is_empty() {
         None
@@ -157,7 +160,7 @@ pub fn check_service_in(
     dir: &Path,
     canonical_dir: Option<&Path>,
     out: &mut Vec<Diagnostic>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Diagnostic>,
 ) {
     let file = m.path.as_path();
     check_api_version(&m.api_version, file, out);

@@ -89,7 +89,9 @@ fn collects_every_problem() {
     assert_eq!(out[8].hint.as_deref(), Some("did you mean `password`?"));
     assert_eq!(warnings.len(), 1);
     assert!(
-        warnings[0].contains("`kind: genservice` is deprecated"),
+        warnings[0]
+            .message
+            .contains("`kind: genservice` is deprecated"),
         "{warnings:?}"
     );
 }

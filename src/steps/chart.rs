@@ -129,7 +129,7 @@ impl Step for ChartStep {
             digests.append(&mut head.digests);
             let (stored, files) = published(digests, "chart");
             return Ok(StepOutput {
-                record: chart_record(&self.dir, &head.chart.warnings)?,
+                record: chart_record(&self.dir, &head.chart.warnings, &head.chart.install)?,
                 stored,
                 publish: vec![Publish::Dir {
                     dir: self.dir.clone(),
@@ -161,7 +161,7 @@ impl Step for ChartStep {
             });
         }
         Ok(StepOutput {
-            record: chart_record(&self.dir, &chart.warnings)?,
+            record: chart_record(&self.dir, &chart.warnings, &chart.install)?,
             stored,
             publish,
             ..StepOutput::default()
@@ -260,11 +260,21 @@ fn published(
     (stored, files)
 }
 
-fn chart_record(dir: &str, warnings: &[String]) -> Result<serde_json::Value, StepError> {
-    to_record(&serde_json::json!({
+/// The record: the chart folder, the names changed to fit Kubernetes
+/// (`warnings`) and, then, the line to install it with (`install`).
+fn chart_record(
+    dir: &str,
+    warnings: &[String],
+    install: &Option<String>,
+) -> Result<serde_json::Value, StepError> {
+    let mut record = serde_json::json!({
         "chart": dir,
         "warnings": warnings,
-    }))
+    });
+    if let Some(line) = install {
+        record["install"] = serde_json::json!(line);
+    }
+    to_record(&record)
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ pub fn load(opts: &LoadOptions) -> Result<Workspace, Diagnostics> {
     let Loader { cwd, mut diags, .. } = loader;
     match result {
         Some(mut ws) if diags.is_empty() => {
-            ws.warnings = ws.warnings.iter().map(|w| relative_text(w, &cwd)).collect();
+            for w in &mut ws.warnings {
+                w.file = relative(&w.file, &cwd);
+            }
             Ok(ws)
         }
         _ => {
@@ -49,11 +51,6 @@ fn relative(path: &Path, cwd: &Path) -> PathBuf {
     path.strip_prefix(cwd)
         .map(Path::to_path_buf)
         .unwrap_or_else(|_| path.to_path_buf())
-}
-
-fn relative_text(text: &str, cwd: &Path) -> String {
-    let prefix = format!("{}/", cwd.display());
-    text.strip_prefix(&prefix).unwrap_or(text).to_string()
 }
 
 /// A service manifest loaded once, whatever links to it.
@@ -85,7 +82,7 @@ struct Loader {
     cwd: PathBuf,
     root: PathBuf,
     diags: Vec<Diagnostic>,
-    warnings: Vec<String>,
+    warnings: Vec<Diagnostic>,
     units: Vec<Unit>,
     /// `Unit::key` → index into `units`.
     unit_index: std::collections::HashMap<PathBuf, usize>,
@@ -344,6 +341,11 @@ impl Loader {
         };
         validate::check_mesh(&mesh, &mut self.diags);
         crate::manifest::unimplemented::mesh(&mesh, &mut self.warnings);
+        self.warnings.extend(crate::manifest::tolerance::diagnostic(
+            &mesh,
+            false,
+            Some(text),
+        ));
         let env = link::mesh_env(&mesh, &mut self.diags);
         self.prefetch(&mesh, &vars);
         let mut links = Vec::new();
@@ -425,12 +427,14 @@ impl Loader {
             if let Some(i) = idx {
                 let to = &self.units[i].manifest.build.to.value;
                 if *to != svc.image.value {
-                    self.warnings.push(format!(
-                        "{}:{}: image `{}` of service `{}` differs from its manifest's build.to `{to}`; the built image is `{to}`",
-                        mesh.path.display(),
+                    self.warnings.push(Diagnostic::warning(
+                        ErrorKind::ImageMismatch,
+                        &mesh.path,
                         svc.image.pos,
-                        svc.image.value,
-                        svc.name.value
+                        format!(
+                            "image `{}` of service `{}` differs from its manifest's build.to `{to}`; the built image is `{to}`",
+                            svc.image.value, svc.name.value
+                        ),
                     ));
                 }
             }
@@ -524,6 +528,7 @@ impl Loader {
     fn bases(&mut self, config: &Config) {
         for u in &self.units {
             let b = &u.manifest.build;
+            self.diags.extend(missing_local_base(u));
             let kind = &b.kind.value;
             let known = b.from.is_some()
                 || config.base.contains_key(kind)
@@ -615,6 +620,54 @@ impl Loader {
         super::watched::add_validated(&mut ws);
         ws
     }
+}
+
+/// The error for a `build.from` naming a local base (`dir:`, `oci:`) that is
+/// not there: the build would fail on it.
+fn missing_local_base(u: &Unit) -> Option<Diagnostic> {
+    use crate::oci::base::BaseSpec;
+    let b = &u.manifest.build;
+    let from = b.from.as_ref()?;
+    let (path, there, what) = match BaseSpec::parse(&from.value).ok()? {
+        BaseSpec::Dir(p) => {
+            let path = u.dir.join(p);
+            (path.clone(), path.is_dir(), "a root file system folder")
+        }
+        BaseSpec::Oci { dir, .. } => {
+            let path = u.dir.join(dir);
+            let there = path.join("index.json").is_file();
+            (path, there, "an OCI image layout folder")
+        }
+        _ => return None,
+    };
+    if there {
+        return None;
+    }
+    let make = if b.kind.value == "python" {
+        format!(
+            "make it there (a python3 root file system: `scripts/python-rootfs.sh {}`)",
+            path.display()
+        )
+    } else {
+        "make it there".to_string()
+    };
+    Some(
+        Diagnostic::new(
+            ErrorKind::MissingFile,
+            &u.manifest.path,
+            from.pos,
+            format!(
+                "build.from `{}`: {} does not exist (it should be {what})",
+                from.value,
+                path.display()
+            ),
+        )
+        .with_hint(format!(
+            "a local base is relative to the service manifest's folder: {make}, or leave out \
+             `build.from` to use the default base of build.kind `{}`",
+            b.kind.value
+        )),
+    )
 }
 
 /// Why a candidate manifest has no `build.to` to link by: it does not render

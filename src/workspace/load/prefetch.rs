@@ -27,7 +27,7 @@ pub(super) struct Checked {
     pub manifest: ServiceManifest,
     pub dir: PathBuf,
     pub diags: Vec<Diagnostic>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<crate::manifest::Diagnostic>,
 }
 
 impl Loader {

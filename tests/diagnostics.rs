@@ -1,0 +1,318 @@
+//! How scone reports problems, through the binary: the source line with a
+//! caret under the span; JSON diagnostics for errors and warnings, and the
+//! `check` summary as JSON; no `:0:0` for an error without a place; usage
+//! errors exit 2; repeated warnings collapse (all of them with `-v`); the
+//! chart's install line is a note; tolerances meant for testing warn once
+//! per build and a production build refuses them.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use support::monorepo::{generate, MonorepoOptions};
+use support::Sandbox;
+
+/// `fixtures/hello-world` in the sandbox, with `edit` applied to its
+/// service manifest.
+fn hello(sb: &Sandbox, edit: impl Fn(String) -> String) -> PathBuf {
+    let dir = sb.hello_world("app");
+    let path = dir.join("service.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, edit(text)).unwrap();
+    dir
+}
+
+fn run(sb: &Sandbox, dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = sb.scone(dir).args(args).output().expect("scone runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_diagnostic_shows_its_source_line_with_a_caret_under_the_span() {
+    let sb = Sandbox::new();
+    let dir = hello(&sb, |t| t.replacen("kind: genImage", "kind: genImag", 1));
+    let (code, _, stderr) = run(&sb, &dir, &["check", "-f", "service.yml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("error: service.yml:2:7: ") && l.ends_with("[kind]"))
+        .unwrap_or_else(|| panic!("no error at service.yml:2:7:\n{stderr}"));
+    assert_eq!(
+        &lines[at + 1..at + 5],
+        [
+            "  |",
+            "2 | kind: genImag",
+            "  |       ^^^^^^^",
+            "  help: did you mean `genImage`?"
+        ],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_diagnostics_for_an_error_a_warning_and_the_check_summary() {
+    let sb = Sandbox::new();
+    // A warning (a deprecated kind) and a good check: diagnostics, then the summary.
+    let dir = hello(&sb, |t| t.replacen("kind: genImage", "kind: genservice", 1));
+    let (code, stdout, stderr) = run(
+        &sb,
+        &dir,
+        &["check", "-f", "service.yml", "--message-format", "json"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let msgs = support::messages(stdout.as_bytes());
+    let warning = msgs
+        .iter()
+        .find(|m| m["reason"] == "diagnostic" && m["code"] == "deprecated")
+        .unwrap_or_else(|| panic!("no deprecation diagnostic: {stdout}"));
+    assert_eq!(
+        *warning,
+        serde_json::json!({
+            "reason": "diagnostic",
+            "level": "warning",
+            "code": "deprecated",
+            "file": "service.yml",
+            "line": 2,
+            "column": 7,
+            "message": "`kind: genservice` is deprecated, write `kind: genImage`",
+            "help": null,
+        })
+    );
+    let checked = msgs
+        .iter()
+        .find(|m| m["reason"] == "checked")
+        .unwrap_or_else(|| panic!("no summary: {stdout}"));
+    assert_eq!(checked["kind"], "service");
+    assert_eq!(checked["name"], "python_hello_user");
+    assert_eq!(checked["file"], "service.yml");
+    assert_eq!(checked["secrets"], 1);
+    assert_eq!(checked["globals"], 1);
+    let last = msgs.last().expect("messages");
+    assert_eq!(last["reason"], "check-finished", "{stdout}");
+    assert_eq!(last["success"], true);
+    assert_eq!(last["errors"], 0);
+    assert_eq!(last["warnings"], 1);
+    assert!(
+        !stderr.contains("deprecated"),
+        "JSON goes to stdout only: {stderr}"
+    );
+
+    // An error: its diagnostic, and a failed summary; exit 2.
+    let dir = hello(&sb, |t| t.replacen("pwd: /python", "pwd: python", 1));
+    let (code, stdout, _) = run(&sb, &dir, &["check", "--message-format", "json"]);
+    assert_eq!(code, Some(2), "{stdout}");
+    let msgs = support::messages(stdout.as_bytes());
+    let error = msgs
+        .iter()
+        .find(|m| m["reason"] == "diagnostic" && m["level"] == "error")
+        .unwrap_or_else(|| panic!("no error diagnostic: {stdout}"));
+    assert_eq!(error["file"], "service.yml", "{error}");
+    assert!(error["line"].as_u64().is_some_and(|l| l > 0), "{error}");
+    assert!(error["column"].as_u64().is_some_and(|c| c > 0), "{error}");
+    for key in ["code", "message", "help"] {
+        assert!(
+            error[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key}: {error}"
+        );
+    }
+    let last = msgs.last().expect("messages");
+    assert_eq!(last["reason"], "check-finished");
+    assert_eq!(last["success"], false);
+    assert!(last["errors"].as_u64().is_some_and(|n| n >= 1), "{last}");
+
+    // A build's load warnings are diagnostics too.
+    let dir = hello(&sb, |t| {
+        t.replacen("kind: genImage", "kind: genAppImage", 1)
+    });
+    let (code, stdout, stderr) = run(
+        &sb,
+        &dir,
+        &["build", "-f", "service.yml", "--message-format", "json"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        support::messages(stdout.as_bytes())
+            .iter()
+            .any(|m| m["reason"] == "diagnostic"
+                && m["level"] == "warning"
+                && m["code"] == "deprecated"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_error_without_a_place_prints_none() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let (code, _, stderr) = run(&sb, &dir, &["check", "-f", "mesh.yml", "-p", "nope"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: -p nope: no service named `nope`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(":0:0"), "{stderr}");
+    let (_, stdout, _) = run(
+        &sb,
+        &dir,
+        &[
+            "check",
+            "-f",
+            "mesh.yml",
+            "-p",
+            "nope",
+            "--message-format",
+            "json",
+        ],
+    );
+    let msgs = support::messages(stdout.as_bytes());
+    let error = msgs
+        .iter()
+        .find(|m| m["reason"] == "diagnostic" && m["level"] == "error")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(error["file"], serde_json::Value::Null, "{error}");
+    assert_eq!(error["line"], serde_json::Value::Null, "{error}");
+    assert_eq!(error["code"], "unknown-service", "{error}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    for args in [
+        &["run", "-f", "mesh.yml"][..],
+        &[
+            "run",
+            "-f",
+            "mesh.yml",
+            "-p",
+            "python_app",
+            "-p",
+            "python_hello_user",
+        ],
+        &["build", "--no-such-option"],
+    ] {
+        let (code, _, stderr) = run(&sb, &dir, args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("error:"), "{args:?}: {stderr}");
+    }
+}
+
+/// A monorepo of `n` services whose mesh names are no DNS-1123 names.
+fn renamed_services(sb: &Sandbox, n: usize) -> PathBuf {
+    let repo = generate(
+        &sb.path().join("repo"),
+        MonorepoOptions {
+            services: n,
+            meshes: 1,
+            files_per_service: 1,
+            file_size: 16,
+        },
+    );
+    let mesh = &repo.meshfiles[0];
+    let text = std::fs::read_to_string(mesh).unwrap();
+    std::fs::write(mesh, text.replace("  - name: svc-", "  - name: svc_")).unwrap();
+    repo.root
+}
+
+#[test]
+fn repeated_warnings_collapse_into_one_line_with_a_count_and_v_lists_them() {
+    let sb = Sandbox::new();
+    let root = renamed_services(&sb, 12);
+    let (code, _, stderr) = run(&sb, &root, &["build", "-f", "mesh.yml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let renames: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: ") && l.contains("its Kubernetes name is"))
+        .collect();
+    assert_eq!(renames.len(), 1, "{stderr}");
+    assert!(
+        renames[0].contains("(and 11 more like it; -v lists them)"),
+        "{stderr}"
+    );
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(notes.len(), 1, "the install line is one note: {stderr}");
+    assert!(notes[0].contains("helm install"), "{stderr}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("warning: ") && l.contains("helm install")),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run(&sb, &root, &["clean"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = run(&sb, &root, &["build", "-f", "mesh.yml", "-v"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let renames = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: ") && l.contains("its Kubernetes name is"))
+        .count();
+    assert_eq!(renames, 12, "-v lists every one:\n{stderr}");
+    assert!(!stderr.contains("more like it"), "{stderr}");
+}
+
+#[test]
+fn testing_tolerances_warn_once_per_build_and_production_refuses_them() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let loud = |stderr: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("warning: mesh.yml:7:16: FOR TESTING ONLY: "))
+            .count()
+    };
+    for round in ["first build", "no-op build"] {
+        let (code, _, stderr) = run(&sb, &dir, &["build", "-f", "mesh.yml"]);
+        assert_eq!(code, Some(0), "{round}: {stderr}");
+        assert_eq!(loud(&stderr), 1, "{round}: {stderr}");
+        assert!(stderr.contains("--only_for_testing-trust-any"), "{stderr}");
+    }
+    let (code, _, stderr) = run(
+        &sb,
+        &dir,
+        &["build", "-f", "mesh.yml", "--mode", "production"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("error: mesh.yml:7:16: ")
+                && l.contains("production")
+                && l.ends_with("[testing-tolerance]")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: "), "{stderr}");
+
+    // `debug-mode` in policy.tolerate counts too.
+    let mesh = dir.join("mesh.yml");
+    let text = std::fs::read_to_string(&mesh).unwrap();
+    let text = text.replace(
+        "    tolerance: \"--only_for_testing-trust-any --only_for_testing-debug  --only_for_testing-ignore-signer -C -G -S\"\n",
+        "",
+    );
+    let text = text.replacen(
+        "policy:\n",
+        "policy:\n  tolerate: [hyperthreading, debug-mode]\n",
+        1,
+    );
+    std::fs::write(&mesh, &text).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("debug-mode"))
+        .map(|i| i + 1)
+        .unwrap();
+    let (code, _, stderr) = run(
+        &sb,
+        &dir,
+        &["build", "-f", "mesh.yml", "--mode", "production"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: mesh.yml:{line}:")) && stderr.contains("`debug-mode`"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,119 @@
+//! Manifest-aware help, through the binary: `scone apply -f FILE --help`
+//! shows the options and `scone.toml` keys FILE's kind takes (a service
+//! manifest alone has no CAS or chart options; a Meshfile's help lists its
+//! services and their global variables with defaults), and `scone build
+//! --print-defaults -f FILE` prints the manifests with every default filled in.
+
+mod support;
+
+use std::path::Path;
+use support::Sandbox;
+
+fn help(sb: &Sandbox, dir: &Path, file: &str) -> String {
+    let out = sb
+        .scone(dir)
+        .args(["apply", "-f", file, "--help"])
+        .output()
+        .expect("scone runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn apply_help_depends_on_the_manifest_kind() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let service = help(&sb, &dir, "service.yml");
+    let mesh = help(&sb, &dir, "mesh.yml");
+    assert_ne!(service, mesh);
+    for option in ["--cas ", "--cas-ca", "--helm-template", "--output"] {
+        assert!(
+            !service.contains(option),
+            "a service manifest alone has no {option}:\n{service}"
+        );
+        assert!(mesh.contains(option), "a Meshfile takes {option}:\n{mesh}");
+    }
+    for both in ["--push", "--mode", "--remote-cache", "--file"] {
+        assert!(service.contains(both), "{both}:\n{service}");
+        assert!(mesh.contains(both), "{both}:\n{mesh}");
+    }
+    assert!(service.contains("a service manifest"), "{service}");
+    assert!(
+        service.contains("[base] python"),
+        "the scone.toml key of its kind:\n{service}"
+    );
+    // The Meshfile's services and their global variables, with defaults.
+    assert!(mesh.contains("python_app"), "{mesh}");
+    assert!(
+        mesh.lines()
+            .any(|l| l.contains("API_USER = \"myself\"") && l.contains("default: none")),
+        "{mesh}"
+    );
+    assert!(mesh.contains("[signing] mode"), "{mesh}");
+}
+
+#[test]
+fn help_without_a_file_is_clap_s() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let out = sb
+        .scone(&dir)
+        .args(["apply", "--help"])
+        .output()
+        .expect("scone runs");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("--cas-ca"), "{text}");
+    assert!(!text.contains("scone.toml keys that apply"), "{text}");
+}
+
+#[test]
+fn print_defaults_fills_in_every_default() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let out = sb
+        .scone(&dir)
+        .args(["build", "--print-defaults", "-f", "mesh.yml"])
+        .output()
+        .expect("scone runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_json::Value> = text
+        .split("\n---\n")
+        .map(|doc| serde_saphyr::from_str(doc).expect("each document is YAML"))
+        .collect();
+    assert_eq!(
+        docs.len(),
+        2,
+        "the mesh, then its service manifest:\n{text}"
+    );
+    let (mesh, service) = (&docs[0], &docs[1]);
+    assert_eq!(mesh["kind"], "mesh");
+    assert_eq!(mesh["version"], "0.1.0", "the chart version's default");
+    assert_eq!(
+        mesh["cas"][0]["alias"],
+        serde_json::json!(["image", "security", "access", "attestation"]),
+        "the default alias"
+    );
+    assert_eq!(mesh["services"][0]["manifest"], "service.yml");
+    assert_eq!(mesh["env"][0]["service"], "python_app");
+    assert_eq!(mesh["env"][0]["env"][0]["name"], "API_USER");
+    assert_eq!(mesh["env"][0]["env"][0]["value"], "myself");
+    let build = &service["build"];
+    assert_eq!(
+        build["from"],
+        format!("dir:{}", support::python_rootfs().display()),
+        "the default python base (SCONE_PYTHON_ROOTFS)"
+    );
+    assert_eq!(build["binary"], "python3", "the entry binary");
+    assert_eq!(
+        build["signature"]["key"],
+        support::sig1_key().display().to_string()
+    );
+    assert!(!target_exists(&dir), "nothing is built");
+}
+
+fn target_exists(dir: &Path) -> bool {
+    dir.join("target/images").exists()
+}
