@@ -18,7 +18,8 @@ if [[ ! -x $cache/rootfs/python3/usr/bin/python3.11 ]] && ! apt-cache show pytho
     if [[ $(id -u) == 0 ]]; then apt-get update -q >&2; else sudo apt-get update -q >&2; fi
 fi
 scripts/python-rootfs.sh "$cache/rootfs/python3"
-cargo build --quiet
+echo "example: building scone (cargo build; the first build takes minutes)" >&2
+cargo build
 scone=target/debug/scone
 "$scone" apply -f fixtures/hello-world/mesh.yml
 "$scone" run -p python_app -f fixtures/hello-world/mesh.yml --native
