@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cas_server;
+pub mod differential;
 pub mod dockerd;
 pub mod monorepo;
 pub mod registry;

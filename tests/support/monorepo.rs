@@ -397,7 +397,7 @@ fn content(seed: u64, size: usize) -> Vec<u8> {
 /// Writes `bytes` to `path` with `mode`, creating parent folders: a temp file in the
 /// same folder, then a rename, so a reader never sees half a file. (No fsync: these are
 /// scratch fixtures, and 1000 services × 5 fsyncs would dominate generation time.)
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
 

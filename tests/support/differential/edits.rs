@@ -1,0 +1,338 @@
+//! What one edit is: a concrete change to the workspace (paths, bytes, values),
+//! shown as one readable line (applying it is in [`super::apply`]).
+
+use super::initial::KEY_PATH;
+use super::layout::image;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The two signing keys an edit may put in place: A is the public sig1 test key,
+/// B another RSA-3072 key with e = 3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyId {
+    A,
+    B,
+}
+
+/// The PEM bytes of the two keys.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    pub a: Vec<u8>,
+    pub b: Vec<u8>,
+}
+
+impl Keys {
+    pub fn get(&self, id: KeyId) -> &[u8] {
+        match id {
+            KeyId::A => &self.a,
+            KeyId::B => &self.b,
+        }
+    }
+}
+
+/// The environment variables the edits set, by name (absent: unset). The value of
+/// `SCONE_SIGNING_KEY` is a key name (`user-a`, `user-b`) the runner turns into a path.
+pub type Env = BTreeMap<String, String>;
+
+/// How a file's new bytes are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    /// A new file beside it, renamed over it (a new inode), as most editors save.
+    Replace,
+    /// Truncated and written through the same inode.
+    InPlace,
+    /// In place, the same size, and the old mtime set again (as `cp -p` or an
+    /// archive extraction would): only the ctime tells.
+    KeepMtime,
+}
+
+/// One edit. Paths are relative to the workspace root, with `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    AddService {
+        team: String,
+        svc: String,
+        id: usize,
+        by_manifest: bool,
+        seed: u64,
+    },
+    RemoveService {
+        team: String,
+        svc: String,
+    },
+    MoveService {
+        team: String,
+        from: String,
+        to: String,
+    },
+    RenameService {
+        team: String,
+        svc: String,
+        mesh_name: String,
+        build_name: String,
+    },
+    AddMesh {
+        team: String,
+        services: Vec<(String, usize)>,
+        seed: u64,
+    },
+    RemoveMesh {
+        team: String,
+    },
+    MoveMesh {
+        from: String,
+        to: String,
+    },
+    SetNamespace {
+        team: String,
+        namespace: String,
+    },
+    Write {
+        path: String,
+        content: Vec<u8>,
+        how: How,
+    },
+    /// Appends through the same inode (a comment line to a manifest, a line to a file).
+    Append {
+        path: String,
+        text: String,
+    },
+    Touch {
+        path: String,
+    },
+    Rewrite {
+        path: String,
+    },
+    Chmod {
+        path: String,
+        exec: bool,
+    },
+    ToSymlink {
+        path: String,
+        target: String,
+    },
+    FromSymlink {
+        path: String,
+        content: Vec<u8>,
+    },
+    Copy {
+        from: String,
+        to: String,
+    },
+    Remove {
+        path: String,
+    },
+    SetCommand {
+        manifest: String,
+        command: String,
+    },
+    SetLocal {
+        manifest: String,
+        name: String,
+        value: String,
+    },
+    SetCopy {
+        manifest: String,
+        copy: Vec<String>,
+    },
+    SetMeshEnv {
+        mesh: String,
+        name: String,
+        value: Option<String>,
+    },
+    SetMembers {
+        members: Vec<String>,
+    },
+    SetSigning {
+        key: Option<String>,
+    },
+    SetGitignore {
+        dir: String,
+        lines: Vec<String>,
+    },
+    AddDecoy {
+        of: String,
+        dir: String,
+    },
+    ReplaceKey {
+        key: KeyId,
+    },
+    SetEnv {
+        name: String,
+        value: Option<String>,
+    },
+    /// `first` (which gives the build work), then a build, and `edit` applied
+    /// while it runs, `delay_ms` after it was started.
+    WhileBuilding {
+        first: Box<Edit>,
+        edit: Box<Edit>,
+        delay_ms: u64,
+    },
+}
+
+/// One entry of an edit list: the edit, the kind the generator chose it as, and
+/// whether the build waits out the racy window first (30 ms) or starts at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub kind: &'static str,
+    pub edit: Edit,
+    pub pause: bool,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.edit)?;
+        if !self.pause {
+            write!(f, " [build at once]")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn mesh_path(team: &str) -> String {
+    format!("apps/{team}/mesh.yml")
+}
+
+pub fn svc_dir(team: &str, svc: &str) -> String {
+    format!("apps/{team}/{svc}")
+}
+
+impl fmt::Display for Edit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Edit::AddService {
+                team,
+                svc,
+                id,
+                by_manifest,
+                ..
+            } => write!(
+                f,
+                "add service {} (build.name b{id}, linked by {}) to {}",
+                svc_dir(team, svc),
+                if *by_manifest { "manifest:" } else { "image" },
+                mesh_path(team)
+            ),
+            Edit::RemoveService { team, svc } => write!(
+                f,
+                "remove service {} and its entry in {}",
+                svc_dir(team, svc),
+                mesh_path(team)
+            ),
+            Edit::MoveService { team, from, to } => write!(
+                f,
+                "move service folder {} to {} (and its manifest: link)",
+                svc_dir(team, from),
+                svc_dir(team, to)
+            ),
+            Edit::RenameService {
+                team,
+                svc,
+                mesh_name,
+                build_name,
+            } => write!(
+                f,
+                "rename service {}: mesh name {mesh_name}, build.name {build_name}, image {}",
+                svc_dir(team, svc),
+                image(team, mesh_name)
+            ),
+            Edit::AddMesh { team, services, .. } => {
+                let names: Vec<&str> = services.iter().map(|(s, _)| s.as_str()).collect();
+                write!(
+                    f,
+                    "add mesh {} with services {}",
+                    mesh_path(team),
+                    names.join(", ")
+                )
+            }
+            Edit::RemoveMesh { team } => write!(f, "remove mesh apps/{team}/ (the whole folder)"),
+            Edit::MoveMesh { from, to } => write!(f, "move mesh folder apps/{from}/ to apps/{to}/"),
+            Edit::SetNamespace { team, namespace } => write!(
+                f,
+                "set policy.namespace of {} to {namespace}",
+                mesh_path(team)
+            ),
+            Edit::Write { path, content, how } => {
+                let how = match how {
+                    How::Replace => "a new file renamed over it",
+                    How::InPlace => "in place",
+                    How::KeepMtime => "in place, same size, old mtime set again",
+                };
+                write!(f, "write {} bytes to {path} ({how})", content.len())
+            }
+            Edit::Append { path, text } => write!(f, "append {text:?} to {path}"),
+            Edit::Touch { path } => write!(f, "touch {path} (same bytes, new mtime)"),
+            Edit::Rewrite { path } => write!(f, "write the same bytes to {path} again (new inode)"),
+            Edit::Chmod { path, exec } => {
+                write!(f, "chmod {}x {path}", if *exec { "+" } else { "-" })
+            }
+            Edit::ToSymlink { path, target } => {
+                write!(f, "replace {path} by a symlink to {target}")
+            }
+            Edit::FromSymlink { path, content } => write!(
+                f,
+                "replace the symlink {path} by a file of {} bytes",
+                content.len()
+            ),
+            Edit::Copy { from, to } => write!(f, "copy {from} to {to}"),
+            Edit::Remove { path } => write!(f, "remove {path}"),
+            Edit::SetCommand { manifest, command } => {
+                write!(f, "set build.command of {manifest} to \"{command}\"")
+            }
+            Edit::SetLocal {
+                manifest,
+                name,
+                value,
+            } => {
+                write!(f, "set the local {name}=\"{value}\" in {manifest}")
+            }
+            Edit::SetCopy { manifest, copy } => {
+                write!(f, "set build.copy of {manifest} to [{}]", copy.join(", "))
+            }
+            Edit::SetMeshEnv {
+                mesh,
+                name,
+                value: Some(v),
+            } => {
+                write!(f, "set env {name}=\"{v}\" in {mesh}")
+            }
+            Edit::SetMeshEnv {
+                mesh,
+                name,
+                value: None,
+            } => {
+                write!(f, "remove env {name} from {mesh}")
+            }
+            Edit::SetMembers { members } => {
+                write!(f, "set scone.toml members = [{}]", members.join(", "))
+            }
+            Edit::SetSigning { key: Some(k) } => write!(f, "set scone.toml [signing] key = {k}"),
+            Edit::SetSigning { key: None } => write!(
+                f,
+                "remove [signing] key from scone.toml (SCONE_SIGNING_KEY applies)"
+            ),
+            Edit::SetGitignore { dir, lines } if lines.is_empty() => {
+                write!(f, "remove {dir}.gitignore")
+            }
+            Edit::SetGitignore { dir, lines } => {
+                write!(f, "write {dir}.gitignore: {}", lines.join(" | "))
+            }
+            Edit::AddDecoy { of, dir } => {
+                write!(f, "add {dir}/service.yml building the same image as {of}")
+            }
+            Edit::ReplaceKey { key } => {
+                write!(f, "replace {KEY_PATH} in place with key {key:?}")
+            }
+            Edit::SetEnv {
+                name,
+                value: Some(v),
+            } => write!(f, "set {name}={v} in the environment"),
+            Edit::SetEnv { name, value: None } => write!(f, "unset {name} in the environment"),
+            Edit::WhileBuilding {
+                first,
+                edit,
+                delay_ms,
+            } => write!(f, "{first}; then, {delay_ms} ms into the build: {edit}"),
+        }
+    }
+}

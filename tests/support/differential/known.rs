@@ -1,0 +1,102 @@
+//! The stale results the differential test found on `main` before the build-state
+//! rewrite (issue 21), kept as regression cases: the shrunk edit lists, written out,
+//! and the random runs (seed, edit count, kinds) that first showed them. On the
+//! code they were found on, each fails; after the rewrite each must replay cleanly.
+
+use super::edits::{Edit, Step};
+
+/// A shrunk edit list, replayed on the starting workspace (`Shape::SMALL`) of `seed`.
+pub struct Case {
+    /// What went wrong on `main`.
+    pub what: &'static str,
+    pub seed: u64,
+    pub steps: Vec<Step>,
+}
+
+/// A random run that failed on `main`: `SCONE_DIFF_SEED`, `SCONE_DIFF_EDITS`,
+/// `SCONE_DIFF_KINDS` (empty: all kinds) and what it showed.
+pub const RUNS: &[(u64, usize, &str, &str)] = &[
+    (
+        13,
+        1,
+        "",
+        "a removed service stays in target/ and scone.lock",
+    ),
+    (
+        11,
+        8,
+        "add-service,add-mesh,members,edit-file,touch",
+        "a mesh added under a `members` glob is not built",
+    ),
+    (
+        61,
+        4,
+        "command,local-env,heap,copy-list,mesh-env,namespace,comment",
+        "a renamed namespace leaves its old policy, chart and lock session",
+    ),
+];
+
+fn step(edit: Edit) -> Step {
+    Step {
+        kind: "known",
+        edit,
+        pause: true,
+    }
+}
+
+fn s(text: &str) -> String {
+    text.to_string()
+}
+
+/// The shrunk cases.
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            what: "removing a service (folder and mesh entry) leaves target/images/b1, \
+                   target/enclave/b1 and [image.b1] in scone.lock",
+            seed: 13,
+            steps: vec![step(Edit::RemoveService {
+                team: s("t1"),
+                svc: s("s1"),
+            })],
+        },
+        Case {
+            what: "a new mesh folder matched by `members = [\"apps/*/mesh.yml\"]` is not \
+                   seen: `0 built, N fresh` on the no-op fast path, nothing of it in target/",
+            seed: 11,
+            steps: vec![step(Edit::AddMesh {
+                team: s("t10"),
+                services: vec![(s("s11"), 11), (s("s12"), 12)],
+                seed: 1,
+            })],
+        },
+        Case {
+            what: "a changed policy.namespace leaves target/policy/t1.yaml, target/helm/t1/ \
+                   and [session.t1] in scone.lock",
+            seed: 61,
+            steps: vec![step(Edit::SetNamespace {
+                team: s("t1"),
+                namespace: s("t1-1"),
+            })],
+        },
+        Case {
+            what: "a second manifest building an image-linked service's image, added in a \
+                   folder no longer ignored, is not seen (the build should fail: several \
+                   manifests build that image)",
+            seed: 5,
+            steps: vec![
+                step(Edit::Remove {
+                    path: s("attic/old-b2-old"),
+                }),
+                step(Edit::SetGitignore {
+                    dir: String::new(),
+                    lines: vec![s("*.tmp")],
+                }),
+                step(Edit::AddDecoy {
+                    of: s("apps/t2/s4/service.yml"),
+                    dir: s("attic/old-9"),
+                }),
+            ],
+        },
+    ]
+}
