@@ -342,9 +342,9 @@ impl Edit {
                 c.key = key.clone();
                 true
             }),
-            Edit::SetGitignore { dir, lines } => {
-                let path = root.join(dir).join(".gitignore");
-                if !root.join(dir).is_dir() {
+            Edit::SetIgnore { path, lines } => {
+                let path = root.join(path);
+                if !path.parent().is_some_and(Path::is_dir) {
                     return Ok(false);
                 }
                 if lines.is_empty() {

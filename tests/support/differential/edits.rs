@@ -146,8 +146,10 @@ pub enum Edit {
     SetSigning {
         key: Option<String>,
     },
-    SetGitignore {
-        dir: String,
+    /// Writes an ignore file (`.gitignore` or `.ignore`, both read by the discovery
+    /// walk); no lines: removes it.
+    SetIgnore {
+        path: String,
         lines: Vec<String>,
     },
     AddDecoy {
@@ -311,11 +313,9 @@ impl fmt::Display for Edit {
                 f,
                 "remove [signing] key from scone.toml (SCONE_SIGNING_KEY applies)"
             ),
-            Edit::SetGitignore { dir, lines } if lines.is_empty() => {
-                write!(f, "remove {dir}.gitignore")
-            }
-            Edit::SetGitignore { dir, lines } => {
-                write!(f, "write {dir}.gitignore: {}", lines.join(" | "))
+            Edit::SetIgnore { path, lines } if lines.is_empty() => write!(f, "remove {path}"),
+            Edit::SetIgnore { path, lines } => {
+                write!(f, "write {path}: {}", lines.join(" | "))
             }
             Edit::AddDecoy { of, dir } => {
                 write!(f, "add {dir}/service.yml building the same image as {of}")

@@ -1,10 +1,12 @@
 //! Picks the next edit: reads the tree as it is (teams, meshes, services, files,
-//! links), draws a kind by weight, and makes a concrete edit of that kind. Only the
+//! links), draws a kind by weight, and makes a concrete edit of that kind; while the
+//! tree is broken, a third of the edits repair it (see [`super::repair`]). Only the
 //! tree and the seed decide, never a build: generating a list without building and
 //! replaying it later gives the same edits.
 
 use super::edits::{Edit, How, KeyId, Step};
 use super::initial::{KEY_PATH, MEMBERS};
+use super::repair::repairs;
 use super::state::{Service, State};
 use super::Rng;
 use std::path::Path;
@@ -70,6 +72,14 @@ impl Generator {
     pub fn next(&mut self, root: &Path) -> Step {
         let state = State::read(root);
         let pause = self.rng.chance(85);
+        let fixes = repairs(&state, root);
+        if !fixes.is_empty() && self.rng.chance(35) {
+            return Step {
+                kind: "repair",
+                edit: self.rng.pick(&fixes).clone(),
+                pause,
+            };
+        }
         for _ in 0..100 {
             let kind = draw(&mut self.rng, &self.kinds, false);
             if let Some(edit) = make(kind, &state, root, &mut self.rng, &self.kinds) {
@@ -411,30 +421,43 @@ fn make(
             Edit::SetMembers { members }
         }
         "gitignore" => {
-            if rng.chance(70) {
-                let svc = any(rng, &team_services)?.dir.clone();
-                let lines: Vec<String> = match rng.below(5) {
-                    0 => vec![],
-                    1 => vec!["attic/".into(), "*.tmp".into()],
-                    2 => vec!["attic/".into(), format!("{svc}/")],
-                    3 => vec!["attic/".into(), "lib/sub/".into()],
-                    _ => vec!["attic/".into()],
-                };
-                Edit::SetGitignore {
-                    dir: String::new(),
-                    lines,
-                }
+            let svc = any(rng, &team_services)?;
+            let (team, leaf) = team_and_leaf(svc)?;
+            let name = if rng.chance(75) {
+                ".gitignore"
             } else {
-                let svc = any(rng, &s.services)?.dir.clone();
-                let lines = match rng.below(3) {
-                    0 => vec![],
-                    1 => vec!["*.tmp".to_string()],
-                    _ => vec!["sub/".to_string()],
-                };
-                Edit::SetGitignore {
-                    dir: format!("{svc}/"),
-                    lines,
-                }
+                ".ignore"
+            };
+            match rng.below(10) {
+                // At the root: the second manifests in attic/ stay hidden, or not.
+                0..=5 => Edit::SetIgnore {
+                    path: name.into(),
+                    lines: match rng.below(5) {
+                        0 => vec![],
+                        1 => vec!["attic/".into(), "*.tmp".into()],
+                        2 => vec!["attic/".into(), format!("{}/", svc.dir)],
+                        3 => vec!["attic/".into(), "lib/sub/".into()],
+                        _ => vec!["attic/".into()],
+                    },
+                },
+                // In apps/ (no manifest there): hiding a service folder, or not.
+                6 | 7 => Edit::SetIgnore {
+                    path: format!("apps/{name}"),
+                    lines: match rng.below(3) {
+                        0 => vec![],
+                        1 => vec![format!("{team}/{leaf}/")],
+                        _ => vec!["*.tmp".into()],
+                    },
+                },
+                // In a service folder.
+                _ => Edit::SetIgnore {
+                    path: format!("{}/{name}", any(rng, &s.services)?.dir),
+                    lines: match rng.below(3) {
+                        0 => vec![],
+                        1 => vec!["*.tmp".into()],
+                        _ => vec!["sub/".into()],
+                    },
+                },
             }
         }
         "decoy" if !s.decoys.is_empty() && rng.chance(40) => Edit::Remove {

@@ -34,6 +34,12 @@ pub const RUNS: &[(u64, usize, &str, &str)] = &[
         "command,local-env,heap,copy-list,mesh-env,namespace,comment",
         "a renamed namespace leaves its old policy, chart and lock session",
     ),
+    (
+        92,
+        9,
+        "gitignore,decoy,touch,edit-file",
+        "a new apps/.gitignore hiding an image-linked service's folder is not seen",
+    ),
 ];
 
 fn step(edit: Edit) -> Step {
@@ -82,14 +88,15 @@ pub fn cases() -> Vec<Case> {
         Case {
             what: "a second manifest building an image-linked service's image, added in a \
                    folder no longer ignored, is not seen (the build should fail: several \
-                   manifests build that image)",
+                   manifests build that image); written by hand from the cause of the \
+                   members case",
             seed: 5,
             steps: vec![
                 step(Edit::Remove {
                     path: s("attic/old-b2-old"),
                 }),
-                step(Edit::SetGitignore {
-                    dir: String::new(),
+                step(Edit::SetIgnore {
+                    path: s(".gitignore"),
                     lines: vec![s("*.tmp")],
                 }),
                 step(Edit::AddDecoy {
@@ -97,6 +104,16 @@ pub fn cases() -> Vec<Case> {
                     dir: s("attic/old-9"),
                 }),
             ],
+        },
+        Case {
+            what: "a new ignore file in a folder that holds no manifest (apps/.gitignore \
+                   hiding an image-linked service's folder) is not seen (the build should \
+                   fail: no manifest builds that image)",
+            seed: 92,
+            steps: vec![step(Edit::SetIgnore {
+                path: s("apps/.gitignore"),
+                lines: vec![s("t3/s6/")],
+            })],
         },
     ]
 }

@@ -7,7 +7,8 @@
 //!   as small documents this generator writes and reads back;
 //! - [`initial`]: the workspace an edit sequence starts from;
 //! - [`edits`]: what one edit is and how it is shown; [`apply`]: applying it;
-//! - [`generate`]: picks the next edit from the tree as it is ([`state`]);
+//! - [`generate`]: picks the next edit from the tree as it is ([`state`]), now and
+//!   then one that [`repair`]s a breakage;
 //! - [`outputs`]: what a build published, the source copy for the scratch build,
 //!   and the first difference between two results;
 //! - [`run`]: replays an edit list with builds and comparisons, and the kill -9 rounds;
@@ -36,6 +37,7 @@ pub mod initial;
 pub mod known;
 pub mod layout;
 pub mod outputs;
+pub mod repair;
 pub mod run;
 pub mod shrink;
 pub mod state;
