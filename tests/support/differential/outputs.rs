@@ -162,14 +162,15 @@ impl Ended {
             .find(|m| m["reason"] == "build-finished")
     }
 
-    /// What a failure is compared by: the exit code, the first `error` line of
-    /// stderr and the failed steps with their errors, with `root` written as `ROOT`.
+    /// What a failure is compared by: the exit code, the first `error` (or panic)
+    /// line of stderr and the failed steps with their errors, with `root` written as
+    /// `ROOT`.
     pub fn failure(&self, root: &Path) -> String {
         let root = root.display().to_string();
         let stderr = String::from_utf8_lossy(&self.stderr);
         let first_error = stderr
             .lines()
-            .find(|l| l.trim_start().starts_with("error"))
+            .find(|l| l.trim_start().starts_with("error") || l.contains("panicked at"))
             .unwrap_or("")
             .replace(&root, "ROOT");
         let mut failed: Vec<String> = crate::support::messages(&self.stdout)
