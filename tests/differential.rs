@@ -109,7 +109,7 @@ fn sequence(seed: u64, count: usize, only: &[String]) -> Result<run::Stats, Stri
     };
     let failing = &steps[..mismatch.needed()];
     let mut report = format!(
-        "MISMATCH (seed {seed}) after {}: {}\nreproduce: SCONE_DIFF_SEED={seed} SCONE_DIFF_EDITS={}{kinds} cargo test --test differential -- --include-ignored --nocapture every_build\n",
+        "MISMATCH (seed {seed}) after {}: {}\nreproduce: SCONE_DIFF_SEED={seed} SCONE_DIFF_EDITS={}{kinds} cargo test --test differential -- --nocapture every_build\n",
         match mismatch.after {
             Some(i) => format!("edit {} ({})", i + 1, steps[i]),
             None => "the first build".into(),
@@ -140,7 +140,6 @@ fn sequence(seed: u64, count: usize, only: &[String]) -> Result<run::Stats, Stri
 }
 
 #[test]
-#[ignore = "fails on main until the build-state rewrite lands: issue 21"]
 fn every_build_after_random_edits_equals_a_build_from_scratch() {
     let seed = seed();
     let total = number("SCONE_DIFF_EDITS", 150) as usize;
@@ -173,7 +172,6 @@ fn every_build_after_random_edits_equals_a_build_from_scratch() {
 }
 
 #[test]
-#[ignore = "fails on main until the build-state rewrite lands: issue 21"]
 fn kill_9_at_random_moments_then_one_build_equals_a_build_from_scratch() {
     let seed = seed();
     let wanted = number("SCONE_DIFF_KILLS", 50) as usize;
@@ -190,8 +188,7 @@ fn kill_9_at_random_moments_then_one_build_equals_a_build_from_scratch() {
 }
 
 #[test]
-#[ignore = "fails on main until the build-state rewrite lands: issue 21"]
-fn the_stale_results_found_on_main_are_gone() {
+fn the_stale_results_found_before_the_build_state_rewrite_stay_fixed() {
     let mut failed = Vec::new();
     let wanted = var("SCONE_DIFF_CASE").unwrap_or_default();
     for case in known::cases()

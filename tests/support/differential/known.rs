@@ -1,19 +1,20 @@
 //! The stale results the differential test found on `main` before the build-state
-//! rewrite (issue 21), kept as regression cases: the shrunk edit lists, written out,
-//! and the random runs (seed, edit count, kinds) that first showed them. On the
-//! code they were found on, each fails; after the rewrite each must replay cleanly.
+//! rewrite (issue 21, commit 4012f6a), kept as regression cases: the shrunk edit
+//! lists, written out, and the random runs (seed, edit count, kinds) that first
+//! showed them. Each failed on the code before the rewrite (9b29ce8) and replays
+//! cleanly since.
 
 use super::edits::{Edit, Step};
 
 /// A shrunk edit list, replayed on the starting workspace (`Shape::SMALL`) of `seed`.
 pub struct Case {
-    /// What went wrong on `main`.
+    /// What went wrong before the rewrite.
     pub what: &'static str,
     pub seed: u64,
     pub steps: Vec<Step>,
 }
 
-/// A random run that failed on `main`: `SCONE_DIFF_SEED`, `SCONE_DIFF_EDITS`,
+/// A random run that failed before the rewrite: `SCONE_DIFF_SEED`, `SCONE_DIFF_EDITS`,
 /// `SCONE_DIFF_KINDS` (empty: all kinds) and what it showed.
 pub const RUNS: &[(u64, usize, &str, &str)] = &[
     (
