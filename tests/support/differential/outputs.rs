@@ -163,8 +163,8 @@ impl Ended {
     }
 
     /// What a failure is compared by: the exit code, the first `error` (or panic)
-    /// line of stderr and the failed steps with their errors, with `root` written as
-    /// `ROOT`.
+    /// line of stderr, the error diagnostics and the failed steps with their errors,
+    /// with `root` written as `ROOT`.
     pub fn failure(&self, root: &Path) -> String {
         let root = root.display().to_string();
         let stderr = String::from_utf8_lossy(&self.stderr);
@@ -189,8 +189,24 @@ impl Ended {
             })
             .collect();
         failed.sort();
+        // Diagnostics (`--message-format json` prints them as messages too).
+        let diagnostics: Vec<String> = crate::support::messages(&self.stdout)
+            .into_iter()
+            .filter(|m| m["reason"] == "diagnostic" && m["level"] == "error")
+            .map(|m| {
+                format!(
+                    "{}:{}:{}: {} [{}]",
+                    m["file"].as_str().unwrap_or_default(),
+                    m["line"],
+                    m["column"],
+                    m["message"].as_str().unwrap_or_default(),
+                    m["code"].as_str().unwrap_or_default()
+                )
+                .replace(&root, "ROOT")
+            })
+            .collect();
         format!(
-            "exit {:?}; first error: {first_error:?}; failed steps: {failed:?}",
+            "exit {:?}; first error: {first_error:?}; diagnostics: {diagnostics:?}; failed steps: {failed:?}",
             self.code
         )
     }
