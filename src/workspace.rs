@@ -19,6 +19,7 @@ mod load;
 pub mod target;
 mod watched;
 pub use load::load;
+pub use load::parse_cache::FILE_NAME as PARSE_CACHE;
 
 /// `scone.toml` at the workspace root. Every field is optional.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -203,9 +203,14 @@ pub struct CleanArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Keep the outputs; remove the cached results (blobs, action records)
-    /// that no step of the last builds refers to.
+    /// that no step of the last builds refers to, and the base layers of the
+    /// user cache that this workspace does not use and no project used lately.
     #[arg(long, conflicts_with = "services")]
     pub gc: bool,
+    /// With --gc: how many days a base layer other projects used stays in
+    /// the user cache.
+    #[arg(long, value_name = "DAYS", default_value_t = 30, requires = "gc")]
+    pub keep_days: u64,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -8,6 +8,7 @@
 use anyhow::Context;
 use scone::engine::state::NextState;
 use scone::engine::{Session, StepId};
+use scone::steps::base::BaseRecord;
 
 use super::args::CleanArgs;
 use super::build::{load_workspace, selected};
@@ -15,6 +16,32 @@ use super::output::Output;
 
 /// The step kinds that belong to one service.
 const SERVICE_STEPS: &[&str] = &["copy", "layer", "image", "sign", "push"];
+
+/// The user-cache digests the bases of the last builds use: manifests, their
+/// configs, layers.
+fn base_digests(session: &Session) -> std::collections::HashSet<String> {
+    let state = session.state();
+    let cache = super::build::cache_dir().join("blobs");
+    let mut keep = std::collections::HashSet::new();
+    for step in state.steps.iter().filter(|s| s.id.kind == "base") {
+        let Some(record) = step.record(state) else {
+            continue;
+        };
+        let Ok(base) = serde_json::from_value::<BaseRecord>(record.record.clone()) else {
+            continue;
+        };
+        // A registry manifest names its config.
+        let config = scone::oci::digest::blob_path(&cache, &base.digest)
+            .ok()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|m| m.pointer("/config/digest")?.as_str().map(String::from));
+        keep.extend(config);
+        keep.insert(base.digest);
+        keep.extend(base.layers.into_iter().map(|l| l.digest));
+    }
+    keep
+}
 
 /// Runs `scone clean`.
 pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
@@ -50,6 +77,21 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
                 freed.blobs,
                 freed.actions,
                 freed.bytes as f64 / 1e6
+            ),
+        );
+        let cache = super::build::cache_dir();
+        let cutoff = std::time::SystemTime::now()
+            - std::time::Duration::from_secs(args.keep_days.saturating_mul(86_400));
+        let user = scone::oci::base::collect_user_cache(&cache, &base_digests(&session), cutoff)
+            .with_context(|| format!("collecting garbage in {}", cache.display()))?;
+        out.status(
+            "Removed",
+            &format!(
+                "{} files of base images from {} ({:.1} MB): unused here and by anyone for {} days",
+                user.files,
+                cache.display(),
+                user.bytes as f64 / 1e6,
+                args.keep_days
             ),
         );
         return Ok(0);

@@ -21,8 +21,8 @@ pub struct Freed {
 }
 
 /// Removes every blob and action record that no step of the store's state
-/// refers to (its last fingerprint, and the blobs its record names), and
-/// scratch folders left by a killed build. A step whose record cannot be
+/// refers to (its last fingerprint, and the blobs its record names), scratch
+/// folders left by a killed build, and the parse cache. A step whose record cannot be
 /// read keeps nothing, and runs again next time.
 pub fn collect(store: &Store) -> io::Result<Freed> {
     let state = store.state();
@@ -54,6 +54,9 @@ pub fn collect(store: &Store) -> io::Result<Freed> {
         }
     }
     durable::remove_all(&root.join("tmp"))?;
+    // Parsed manifests of every edit so far: the next load that parses keeps
+    // only what it uses.
+    durable::remove_all(&root.join(crate::workspace::PARSE_CACHE))?;
     Ok(freed)
 }
 

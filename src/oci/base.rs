@@ -190,21 +190,14 @@ pub(crate) fn synthesized(
     })
 }
 
-fn resolve_dir(root: &Path, ctx: &BaseContext) -> Result<BaseImage> {
-    let reference = format!("dir:{}", root.display());
-    if !root.is_dir() {
-        return Err(OciError::BaseNotFound {
-            reference,
-            reason: "no such folder".into(),
-        });
-    }
-    let entries = entries_from_dir(root, "", ModePolicy::Preserve)?;
-    // Content key: paths, modes, link targets and file contents.
+/// The content key of a folder's entries: paths, modes, link targets and
+/// file contents.
+fn dir_key(entries: &[super::tar::LayerEntry]) -> Result<String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"scone dir-layer v1\0");
-    let mut sorted = entries.clone();
+    let mut sorted: Vec<&super::tar::LayerEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    for entry in &sorted {
+    for entry in sorted {
         hasher.update(entry.path.as_bytes());
         hasher.update(&entry.mode.to_le_bytes());
         match &entry.kind {
@@ -226,7 +219,90 @@ fn resolve_dir(root: &Path, ctx: &BaseContext) -> Result<BaseImage> {
         }
         hasher.update(b"\0");
     }
-    let key = hasher.finalize().to_hex().to_string();
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Marks a user-cache file as used now (its mtime), for
+/// [`collect_user_cache`]; `true`, so it can sit in a condition.
+fn used(path: &Path) -> bool {
+    let _ = filetime::set_file_mtime(path, filetime::FileTime::now());
+    true
+}
+
+/// What [`collect_user_cache`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Removes from the user cache every base blob that is not in `keep` (the
+/// digests the calling workspace's bases use) and was not used since
+/// `cutoff` (other projects share the cache: what they used lately stays),
+/// then the `dir:` layer keys and registry refs whose blobs are gone.
+pub fn collect_user_cache(
+    cache_dir: &Path,
+    keep: &std::collections::HashSet<String>,
+    cutoff: std::time::SystemTime,
+) -> std::io::Result<Collected> {
+    let mut out = Collected::default();
+    let sha = cache_dir.join("blobs").join("sha256");
+    let entries = match fs::read_dir(&sha) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+        let meta = entry.metadata()?;
+        let recent = meta.modified().is_ok_and(|m| m > cutoff);
+        if keep.contains(&digest) || recent {
+            continue;
+        }
+        out.bytes += meta.len();
+        out.files += 1;
+        crate::durable::remove_all(&entry.path())?;
+    }
+    let gone =
+        |digest: &str| blob_path(&cache_dir.join("blobs"), digest).map_or(true, |p| !p.exists());
+    for (dir, digest_of) in [
+        (
+            "dir-layers",
+            (|bytes: &[u8]| {
+                serde_json::from_slice::<LayerBlob>(bytes)
+                    .ok()
+                    .map(|l| l.digest)
+            }) as fn(&[u8]) -> Option<String>,
+        ),
+        ("refs", |bytes: &[u8]| {
+            Some(String::from_utf8_lossy(bytes).trim().to_string())
+        }),
+    ] {
+        let Ok(files) = fs::read_dir(cache_dir.join(dir)) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let digest = fs::read(file.path()).ok().and_then(|b| digest_of(&b));
+            if digest.is_none_or(|d| gone(&d)) {
+                out.files += 1;
+                crate::durable::remove_all(&file.path())?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn resolve_dir(root: &Path, ctx: &BaseContext) -> Result<BaseImage> {
+    let reference = format!("dir:{}", root.display());
+    if !root.is_dir() {
+        return Err(OciError::BaseNotFound {
+            reference,
+            reason: "no such folder".into(),
+        });
+    }
+    let entries = entries_from_dir(root, "", ModePolicy::Preserve)?;
+    let key = dir_key(&entries)?;
     let index = ctx.cache_dir.join("dir-layers").join(format!("{key}.json"));
     let blob_dir = ctx.cache_dir.join("blobs");
     let cached: Option<LayerBlob> = fs::read(&index)
@@ -235,13 +311,21 @@ fn resolve_dir(root: &Path, ctx: &BaseContext) -> Result<BaseImage> {
     let layer = match cached {
         Some(layer)
             if blob_path(&blob_dir, &layer.digest)
-                .map(|p| verify_file(&p, &layer.digest, "cached layer").is_ok())
+                .map(|p| verify_file(&p, &layer.digest, "cached layer").is_ok() && used(&p))
                 .unwrap_or(false) =>
         {
             layer
         }
         _ => {
             let layer = write_layer(&entries, 0, Compression::Gzip, &blob_dir)?;
+            // The layer read the files again: it is cached under the key only
+            // if they still hold what the key was made of.
+            if dir_key(&entries)? != key {
+                return Err(OciError::BaseNotFound {
+                    reference,
+                    reason: "a file changed while the layer was made; build again".into(),
+                });
+            }
             let json = serde_json::to_value(&layer).map_err(|e| OciError::invalid("layer", e))?;
             write_atomic(&index, &canonical_json(&json))?;
             layer
@@ -388,7 +472,7 @@ fn from_cache(
     };
     let fetch = |d: &str, what: &str| -> Result<PathBuf> {
         let path = blob_path(blob_dir, d)?;
-        if path.is_file() && verify_file(&path, d, what).is_ok() {
+        if path.is_file() && verify_file(&path, d, what).is_ok() && used(&path) {
             return Ok(path);
         }
         match client {
