@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The no-op build benchmark: how long `scone build` takes when nothing changed, against
-# ninja on the same step graph (the generator's build.ninja), on generated monorepos of
-# 10, 100 and 1000 services. Each tool builds each tree once, the script checks that a
+# ninja on the user's view of the same tree (the generator's build.ninja: per service one
+# stamp over its input files, per mesh one over its Meshfile and the services' stamps),
+# on generated monorepos of 10, 100 and 1000 services. Each tool builds each tree once, the script checks that a
 # second build does no work, then measures the median wall time of RUNS no-op builds
 # (hyperfine when installed, else a `date +%s%N` loop) and prints a table with the
 # ratio scone/ninja. See bench/README.md.
@@ -9,6 +10,7 @@
 # Environment (all optional):
 #   SIZES="10 100 1000"  service counts     RUNS=10        measured runs per tool and size
 #   MESHES=1             meshes per tree    FILES=3        lib/ files per service
+#   LINK=manifest        how Meshfiles find manifests: manifest | image | members
 #   FILE_SIZE=512        bytes per file     ONLY=all       all | ninja | scone
 #   SCONE=PATH           the scone binary (default: `cargo build --release`, then
 #                        target/release/scone)
@@ -21,6 +23,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SIZES=${SIZES:-10 100 1000}
 RUNS=${RUNS:-10}
 MESHES=${MESHES:-1}
+LINK=${LINK:-manifest}
 FILES=${FILES:-3}
 FILE_SIZE=${FILE_SIZE:-512}
 ONLY=${ONLY:-all}
@@ -133,7 +136,7 @@ for n in $SIZES; do
     rm -rf "$dir"
     log "generating $n services in $MESHES mesh(es) under $dir"
     mapfile -t meshfiles < <("$GEN" --services "$n" --meshes "$MESHES" --files "$FILES" \
-        --file-size "$FILE_SIZE" "$dir" 2>/dev/null)
+        --file-size "$FILE_SIZE" --link "$LINK" "$dir" 2>/dev/null)
     ((${#meshfiles[@]})) || die "the generator wrote no Meshfile for $n services"
 
     if [[ $ONLY != scone ]]; then
@@ -147,9 +150,11 @@ for n in $SIZES; do
 
     if [[ $ONLY != ninja && $SCONE_FAILED == 0 ]]; then
         fargs=()
-        for meshfile in "${meshfiles[@]}"; do
-            fargs+=(-f "$meshfile")
-        done
+        if [[ $LINK != members ]]; then
+            for meshfile in "${meshfiles[@]}"; do
+                fargs+=(-f "$meshfile")
+            done
+        fi
         log "scone: first build ($n services)"
         if ! (cd "$dir" && "$SCONE" build "${fargs[@]}") >"$dir.scone-build.log" 2>&1; then
             log "error: \`scone build\` failed on the $n-service monorepo; its last lines:"
@@ -169,7 +174,7 @@ for n in $SIZES; do
 done
 
 echo
-echo "No-op build, median of $RUNS runs (ms), $MESHES mesh(es), $FILES+1 files of $FILE_SIZE B per service"
+echo "No-op build, median of $RUNS runs (ms), $MESHES mesh(es), linked by $LINK, $FILES+1 files of $FILE_SIZE B per service"
 echo "ninja $(ninja --version 2>/dev/null || echo '-'), $(hyperfine --version 2>/dev/null || echo 'date loop'), $(nproc) cores"
 printf '%10s %12s %12s %12s\n' services ninja scone scone/ninja
 [[ -z $OUT ]] || printf 'services\tninja_ms\tscone_ms\tratio\n' >"$OUT"

@@ -2,7 +2,8 @@
 //! base rootfs and an equivalent `build.ninja`) for scale tests and the no-op benchmark:
 //!
 //! ```text
-//! cargo run --example gen-monorepo -- --services 1000 [--meshes 2] [--files 3] [--file-size 512] DIR
+//! cargo run --example gen-monorepo -- --services 1000 [--meshes 2] [--files 3] [--file-size 512]
+//!     [--link manifest|image|members] DIR
 //! ```
 //!
 //! The generator itself is `tests/support/monorepo.rs`, shared with the tests.
@@ -32,6 +33,11 @@ struct Args {
     /// Size in bytes of each copied file.
     #[arg(long, default_value_t = 512)]
     file_size: usize,
+    /// How Meshfiles find service manifests: `manifest` (a path per service),
+    /// `image` (scone searches the tree by `build.to`), `members` (as
+    /// `image`, and the Meshfiles are scone.toml members: no `-f` needed).
+    #[arg(long, default_value = "manifest", value_parser = ["manifest", "image", "members"])]
+    link: String,
     /// Where to write it (created; must be new or empty).
     dir: PathBuf,
 }
@@ -43,6 +49,11 @@ fn main() -> ExitCode {
         meshes: args.meshes,
         files_per_service: args.files,
         file_size: args.file_size,
+        link: match args.link.as_str() {
+            "image" => monorepo::Link::Image,
+            "members" => monorepo::Link::Members,
+            _ => monorepo::Link::Manifest,
+        },
     };
     let repo = match monorepo::try_generate(&args.dir, opts) {
         Ok(repo) => repo,

@@ -75,3 +75,30 @@ impl ActionRecord {
         }))
     }
 }
+
+/// An [`ActionRecord`] as the build state keeps it: without the fingerprint's
+/// inputs, which only `--explain` reads (from the action cache). It reads back
+/// as an `ActionRecord` with no inputs.
+#[derive(Serialize)]
+pub(crate) struct RecordView<'a> {
+    step: &'a str,
+    fingerprint: &'a str,
+    record: &'a serde_json::Value,
+    files: &'a BTreeMap<String, String>,
+    publish: &'a [Published],
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    info: &'a serde_json::Value,
+}
+
+impl<'a> RecordView<'a> {
+    pub(crate) fn of(record: &'a ActionRecord) -> RecordView<'a> {
+        RecordView {
+            step: &record.step,
+            fingerprint: &record.fingerprint,
+            record: &record.record,
+            files: &record.files,
+            publish: &record.publish,
+            info: &record.info,
+        }
+    }
+}

@@ -249,29 +249,24 @@ pub(super) fn run_step(
     }
 }
 
-/// What a step's result consists of on disk: its blobs, and what it
-/// published (files, and folders with every folder inside them).
+/// What of a step's result the build state watches: every file it
+/// published. Not watched: its blobs in the store (scone's own: they are
+/// verified by digest whenever the step's result is checked, and a published
+/// file is a hard link to its blob, so a byte changed in one shows in the
+/// published file's stat), and the published folders themselves (a file no
+/// step made inside one is removed when its step is checked; the output
+/// folders' listings catch removed or foreign folders).
 fn made_paths(record: &ActionRecord, target: &Path, store: &Store, out: &mut Vec<Own>) {
-    for d in record.files.values() {
-        out.push(Own::Made(store.blob_path(d), Some(d.clone())));
+    for digest in record.files.values() {
+        out.push(Own::Cached(store.blob_path(digest), digest.clone()));
     }
     for entry in &record.publish {
         match entry {
             Published::Dir { dir, files } => {
                 let root = target.join(dir);
-                let mut folders = std::collections::BTreeSet::new();
                 for (rel, digest) in files {
-                    let path = root.join(rel);
-                    let mut parent = path.parent();
-                    while let Some(p) = parent.filter(|p| p.starts_with(&root)) {
-                        if !folders.insert(p.to_path_buf()) {
-                            break;
-                        }
-                        parent = p.parent();
-                    }
-                    out.push(Own::Made(path, Some(digest.clone())));
+                    out.push(Own::Made(root.join(rel), Some(digest.clone())));
                 }
-                out.extend(folders.into_iter().map(|f| Own::Made(f, None)));
             }
             Published::File { path, digest } => {
                 out.push(Own::Made(target.join(path), Some(digest.clone())))

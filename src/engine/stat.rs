@@ -81,6 +81,26 @@ impl Stat {
     }
 }
 
+/// The `lstat` of every path (in the order given; `None` where one does not
+/// exist), in parallel. A path under the current folder is stat'ed relative to
+/// it: the kernel then walks only the components below it, which is most of
+/// what a stat costs.
+pub fn stat_all(paths: &[&Path]) -> Vec<Option<Stat>> {
+    use rayon::prelude::*;
+    let cwd = std::env::current_dir().ok();
+    paths
+        .par_iter()
+        .with_min_len(256)
+        .map(|path| {
+            let relative = cwd
+                .as_deref()
+                .and_then(|cwd| path.strip_prefix(cwd).ok())
+                .filter(|rel| !rel.as_os_str().is_empty());
+            Stat::of_path(relative.unwrap_or(path))
+        })
+        .collect()
+}
+
 /// Nanoseconds since the epoch, now.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
@@ -196,6 +216,25 @@ mod tests {
             !stat(PINNED_MTIME_NS, taken).is_racy(taken),
             "scone's own files are never racy"
         );
+    }
+
+    #[test]
+    fn stat_all_is_lstat_of_each_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("sub")).unwrap();
+        fs::write(d.join("sub/a"), "a").unwrap();
+        std::os::unix::fs::symlink("a", d.join("sub/link")).unwrap();
+        let paths: Vec<std::path::PathBuf> = ["sub", "sub/a", "sub/gone", "sub/link", "x/y"]
+            .iter()
+            .map(|p| d.join(p))
+            .collect();
+        let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+        let got = stat_all(&refs);
+        let want: Vec<Option<Stat>> = paths.iter().map(|p| Stat::of_path(p)).collect();
+        assert_eq!(got, want);
+        assert!(got[3].is_some_and(|s| s.is_symlink()), "not followed");
+        assert_eq!(got[2], None);
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! [`BuildState::check`]: what changed since the last build, found by one
 //! `lstat` per path it consulted (in parallel), hashing nothing.
 
-use rayon::prelude::*;
-
-use super::super::stat::{content_digest, listing_digest, Stat};
+use super::super::stat::{content_digest, listing_digest, stat_all, Stat};
 use super::{BuildState, Digest, Watched};
 use crate::watch::Watch;
 
@@ -42,16 +40,26 @@ pub(super) fn check(state: &BuildState, key: &Digest, own: &[&std::ffi::OsStr]) 
         wanted[w.path as usize] = true;
     }
     for &s in &last.steps {
-        for c in &state.steps[s as usize].consults {
+        for c in state.steps[s as usize]
+            .consults
+            .iter()
+            .filter(|c| c.watched)
+        {
             wanted[c.path as usize] = true;
         }
     }
-    let now: Vec<Option<Option<Stat>>> = state
-        .paths
-        .par_iter()
-        .zip(wanted.par_iter())
-        .map(|(entry, &wanted)| wanted.then(|| Stat::of_path(&entry.path)))
-        .collect();
+    let order: Vec<usize> = (0..state.paths.len()).filter(|&i| wanted[i]).collect();
+    let stats = {
+        let paths: Vec<&std::path::Path> = order
+            .iter()
+            .map(|&i| state.paths[i].path.as_path())
+            .collect();
+        stat_all(&paths)
+    };
+    let mut now: Vec<Option<Option<Stat>>> = vec![None; state.paths.len()];
+    for (i, stat) in order.into_iter().zip(stats) {
+        now[i] = Some(stat);
+    }
     let now_of = |i: u32| now[i as usize].flatten();
     let mut prune = None;
     for w in &last.watched {
@@ -86,6 +94,7 @@ pub(super) fn check(state: &BuildState, key: &Digest, own: &[&std::ffi::OsStr]) 
         let changed = step
             .consults
             .iter()
+            .filter(|c| c.watched)
             .find(|c| digest_now(c.path) != Some(c.expect));
         dirty[s as usize] = changed.is_some();
         if let (None, Some(c)) = (&reason, changed) {

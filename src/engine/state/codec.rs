@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! "sconeST1", scone's version
-//! paths:  count, then per path (sorted): bytes, flags, [stat], [digest], taken_ns
+//! paths:  count, then per path (sorted): the length it shares with the one
+//!         before, the rest of its bytes, flags, [stat], [digest], taken_ns
 //! steps:  count, then per step (sorted): kind, unit, fingerprint, output,
-//!         record JSON, consults (path index ×2 + 1 when the expected digest
-//!         is written out, i.e. differs from the path table's)
+//!         record JSON, consults (path index ×4, + 2 when the expected digest
+//!         is written out, i.e. differs from the path table's, + 1 when the
+//!         consult is not watched)
 //! last:   present?, key, started_ns, watched paths, planned steps, warnings
 //! checksum
 //! ```
@@ -97,8 +99,19 @@ pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
         super::super::fingerprint::tool_version().as_bytes(),
     );
     put_var(&mut out, state.paths.len() as u64);
+    let mut previous: &[u8] = &[];
     for p in &state.paths {
-        put_var_bytes(&mut out, p.path.as_os_str().as_encoded_bytes());
+        // Sorted paths share long prefixes: each is written as the length it
+        // shares with the one before, and the rest.
+        let bytes = p.path.as_os_str().as_encoded_bytes();
+        let shared = bytes
+            .iter()
+            .zip(previous)
+            .take_while(|(a, b)| a == b)
+            .count();
+        put_var(&mut out, shared as u64);
+        put_var_bytes(&mut out, &bytes[shared..]);
+        previous = bytes;
         put_known(&mut out, p.stat.as_ref(), p.digest.as_ref());
         put_zigzag(&mut out, p.taken_ns);
     }
@@ -114,7 +127,10 @@ pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
             let table = state.paths.get(c.path as usize)?;
             let implied = table.stat.is_some() == c.expect.is_some()
                 && (c.expect.is_none() || table.digest == c.expect);
-            put_var(&mut out, u64::from(c.path) * 2 + u64::from(!implied));
+            put_var(
+                &mut out,
+                u64::from(c.path) * 4 + u64::from(!implied) * 2 + u64::from(!c.watched),
+            );
             if !implied {
                 put_known(&mut out, None, c.expect.as_ref());
             }
@@ -157,9 +173,18 @@ pub fn decode(bytes: Vec<u8>) -> Option<BuildState> {
         return None;
     }
     let count = r.var_len()?;
-    let mut paths = Vec::with_capacity(count.min(1 << 24));
+    let mut paths: Vec<PathEntry> = Vec::with_capacity(count.min(1 << 24));
+    let mut joined: Vec<u8> = Vec::new();
     for _ in 0..count {
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes_checked(r.var_bytes()?));
+        let shared = r.var_len()?;
+        let rest = r.var_bytes()?;
+        let previous = paths
+            .last()
+            .map_or(&b""[..], |p| p.path.as_os_str().as_encoded_bytes());
+        joined.clear();
+        joined.extend_from_slice(previous.get(..shared)?);
+        joined.extend_from_slice(rest);
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes_checked(&joined));
         let (stat, digest) = known(&mut r)?;
         paths.push(PathEntry {
             path,
@@ -180,16 +205,20 @@ pub fn decode(bytes: Vec<u8>) -> Option<BuildState> {
         let mut consults = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {
             let v = r.var()?;
-            let path = u32::try_from(v / 2).ok()?;
+            let path = u32::try_from(v / 4).ok()?;
             let table = paths.get(path as usize)?;
-            let expect = if v % 2 == 1 {
+            let expect = if v & 2 != 0 {
                 known(&mut r)?.1
             } else if table.stat.is_some() {
                 Some(table.digest?)
             } else {
                 None
             };
-            consults.push(Consult { path, expect });
+            consults.push(Consult {
+                path,
+                expect,
+                watched: v & 1 == 0,
+            });
         }
         steps.push(StepEntry {
             id: StepId { kind, unit },

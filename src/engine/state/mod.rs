@@ -86,12 +86,15 @@ impl PathEntry {
 }
 
 /// A path a step depended on, and on what of it: `Some(digest)` of what it
-/// held, `None` that it did not exist.
+/// held, `None` that it did not exist. An unwatched one (a blob of the store)
+/// is not looked at by [`BuildState::check`]: it is kept only so that its
+/// path table entry spares hashing it when the step's result is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Consult {
     /// Index into [`BuildState::paths`].
     pub path: u32,
     pub expect: Option<Digest>,
+    pub watched: bool,
 }
 
 /// The last result of one step.

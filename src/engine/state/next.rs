@@ -19,10 +19,13 @@ pub enum Own {
     /// An input it read: the digest it was hashed to (through the path
     /// table), or `None` if it did not exist.
     Read(PathBuf, Option<Digest>),
-    /// Something the build made: a blob or a published file with its digest
-    /// (hex), or a published folder (`None`: listed when the state is
-    /// written).
+    /// Something the build made: a published file with its digest (hex), or
+    /// a published folder (`None`: listed when the state is written).
     Made(PathBuf, Option<String>),
+    /// A blob of the store the step made, with its digest (hex): kept in the
+    /// path table (so that checking the step's result later hashes nothing),
+    /// not watched.
+    Cached(PathBuf, String),
 }
 
 /// What a build that finished adds to the state.
@@ -110,14 +113,14 @@ struct Paths {
 impl NextState {
     /// Writes the state into `<target>/.scone/state`.
     pub fn write(self, target: &Path, table: PathTable) -> std::io::Result<()> {
-        let state = self.assemble(table);
+        let state = self.assemble(target, table);
         match codec::encode(&state) {
             Some(bytes) => crate::durable::write_checked(&target.join(".scone").join(FILE), &bytes),
             None => crate::durable::remove_all(&target.join(".scone").join(FILE)),
         }
     }
 
-    fn assemble(self, table: PathTable) -> BuildState {
+    fn assemble(self, target: &Path, table: PathTable) -> BuildState {
         let recorded_ns = now_ns();
         let (previous, fresh, churned) = table.into_parts();
         let newest = |path: &Path| -> Option<PathEntry> {
@@ -131,7 +134,7 @@ impl NextState {
             fingerprint: String,
             output: Arc<str>,
             record: Vec<u8>,
-            consults: Vec<(PathBuf, Option<Digest>)>,
+            consults: Vec<(PathBuf, Option<Digest>, bool)>,
         }
         let mut steps: BTreeMap<StepId, Next> = BTreeMap::new();
         let mut entries: HashMap<PathBuf, PathEntry> = HashMap::new();
@@ -144,7 +147,10 @@ impl NextState {
                 consults: old
                     .consults
                     .iter()
-                    .map(|c| (previous.paths[c.path as usize].path.clone(), c.expect))
+                    .map(|c| {
+                        let path = previous.paths[c.path as usize].path.clone();
+                        (path, c.expect, c.watched)
+                    })
                     .collect(),
             })
         };
@@ -167,15 +173,23 @@ impl NextState {
             let mut consults = Vec::with_capacity(consulted.len());
             for own in consulted {
                 match own {
-                    Own::Read(path, expect) => consults.push((path, expect)),
+                    Own::Read(path, expect) => consults.push((path, expect, true)),
                     Own::Made(path, digest) => {
                         let entry = made(&path, digest.as_deref(), fresh.get(&path), recorded_ns);
-                        consults.push((path.clone(), entry.digest));
+                        consults.push((path.clone(), entry.digest, true));
+                        entries.insert(path, entry);
+                    }
+                    Own::Cached(path, digest) => {
+                        let entry = made(&path, Some(&digest), fresh.get(&path), recorded_ns);
+                        consults.push((path.clone(), entry.digest, false));
                         entries.insert(path, entry);
                     }
                 }
             }
-            let Ok(json) = serde_json::to_vec(record.as_ref()) else {
+            // The fingerprint's inputs stay in the action cache (`--explain`
+            // reads them there): the state holds what dependents read.
+            let json = serde_json::to_vec(&super::super::record::RecordView::of(&record));
+            let Ok(json) = json else {
                 continue;
             };
             steps.insert(
@@ -187,6 +201,45 @@ impl NextState {
                     consults,
                 },
             );
+        }
+        // A blob another step published (the layer in every image of it) is
+        // watched by its maker too, through the published hard link: a byte
+        // changed there makes the maker check its result, and make it again.
+        let store = target.join(".scone");
+        let mut published: HashMap<Digest, &Path> = HashMap::new();
+        for next in steps.values() {
+            for (path, expect, watched) in &next.consults {
+                if let (true, Some(d)) = (*watched, expect) {
+                    if path.starts_with(target) && !path.starts_with(&store) {
+                        published.entry(*d).or_insert(path);
+                    }
+                }
+            }
+        }
+        let mut watch_links: Vec<(StepId, PathBuf, Digest)> = Vec::new();
+        for (id, next) in &steps {
+            let own: HashMap<Digest, &Path> = next
+                .consults
+                .iter()
+                .filter(|(_, _, watched)| *watched)
+                .filter_map(|(p, d, _)| Some(((*d)?, p.as_path())))
+                .collect();
+            for (_, expect, watched) in &next.consults {
+                let Some(d) = expect.filter(|_| !*watched) else {
+                    continue;
+                };
+                if own.contains_key(&d) {
+                    continue;
+                }
+                if let Some(link) = published.get(&d) {
+                    watch_links.push((id.clone(), link.to_path_buf(), d));
+                }
+            }
+        }
+        for (id, link, d) in watch_links {
+            if let Some(next) = steps.get_mut(&id) {
+                next.consults.push((link, Some(d), true));
+            }
         }
         // Every path a step or the load consulted, with its newest entry.
         let mut paths = Paths {
@@ -206,7 +259,7 @@ impl NextState {
             paths.table.insert(key, entry);
         };
         for next in steps.values() {
-            for (path, _) in &next.consults {
+            for (path, ..) in &next.consults {
                 let entry = entries.get(path).cloned().or_else(|| newest(path));
                 add(path, entry);
             }
@@ -281,10 +334,11 @@ impl NextState {
                 consults: next
                     .consults
                     .iter()
-                    .filter_map(|(path, expect)| {
+                    .filter_map(|(path, expect, watched)| {
                         Some(Consult {
                             path: at(path)?,
                             expect: *expect,
+                            watched: *watched,
                         })
                     })
                     .collect(),

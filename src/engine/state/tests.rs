@@ -58,6 +58,7 @@ fn state(files: &[&Path], watched: &[(&Path, Watch)], key: Digest) -> BuildState
             .map(|p| Consult {
                 path: at(p),
                 expect: paths[at(p) as usize].digest,
+                watched: true,
             })
             .collect(),
     }];
