@@ -157,6 +157,10 @@ pub struct Location {
     pub config_file: Option<PathBuf>,
     /// Every `scone.toml` looked for (the last one found, if any).
     pub probed: Vec<PathBuf>,
+    /// The repository markers (`.git`, …) whose presence decided where the
+    /// search for `scone.toml` stopped: in every folder from the first up to
+    /// the repository root (to `/` outside a repository).
+    pub markers: Vec<PathBuf>,
 }
 
 /// Finds the root and `scone.toml` of `opts`: the nearest `scone.toml` in
@@ -184,6 +188,16 @@ pub fn locate(opts: &LoadOptions) -> Location {
             break;
         }
     }
+    let repository = crate::manifest::discover::repository_root(&start);
+    let markers = start
+        .ancestors()
+        .take_while(|d| repository.as_deref().is_none_or(|r| d.starts_with(r)))
+        .flat_map(|d| {
+            crate::manifest::discover::VCS_MARKERS
+                .iter()
+                .map(move |m| d.join(m))
+        })
+        .collect();
     let root = config_file
         .as_deref()
         .and_then(Path::parent)
@@ -193,6 +207,7 @@ pub fn locate(opts: &LoadOptions) -> Location {
         root,
         config_file,
         probed,
+        markers,
     }
 }
 
@@ -249,7 +264,10 @@ impl Location {
 
     /// The `scone.toml` files looked for, watched.
     pub fn watched(&self) -> impl Iterator<Item = (PathBuf, Watch)> + '_ {
-        self.probed.iter().map(|p| (p.clone(), Watch::Content))
+        self.probed
+            .iter()
+            .map(|p| (p.clone(), Watch::Content))
+            .chain(self.markers.iter().map(|m| (m.clone(), Watch::Kind)))
     }
 }
 

@@ -169,6 +169,54 @@ fn a_flipped_byte_in_a_cached_blob_is_detected_and_rebuilt() {
     );
 }
 
+/// Issue 22, item 8: a byte flipped in a published blob with its size and its
+/// (pinned) mtime restored, as a careful tamperer or a bad disk leaves it,
+/// still moves ctime: the next build sees it, makes the blob again, and the
+/// outputs are those of a clean build.
+#[test]
+fn a_flipped_byte_with_size_and_mtime_restored_is_not_reported_fresh() {
+    let (sb, root) = repo(2);
+    let first = build_json(&sb, &root, &[]);
+    let reference = tree(&root.join("target"));
+    let layer = first
+        .iter()
+        .find(|m| m["step"] == "layer" && m["unit"] == "svc_0001")
+        .unwrap()["outputs"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let published = root
+        .join("target/images/svc_0001/blobs/sha256")
+        .join(&layer);
+    let before = std::fs::metadata(&published).unwrap();
+    let mut bytes = std::fs::read(&published).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&published)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .unwrap();
+    let mtime = filetime::FileTime::from_last_modification_time(&before);
+    filetime::set_file_mtime(&published, mtime).unwrap();
+    let after = std::fs::metadata(&published).unwrap();
+    assert_eq!(after.len(), before.len(), "same size");
+    assert_eq!(
+        filetime::FileTime::from_last_modification_time(&after),
+        mtime,
+        "same mtime"
+    );
+    let msgs = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&msgs)["fast_path"], false, "not replayed as fresh");
+    assert!(
+        built(&msgs).contains("layer:svc_0001"),
+        "{:?}",
+        built(&msgs)
+    );
+    assert_eq!(tree(&root.join("target")), reference, "outputs restored");
+}
+
 #[test]
 fn deleted_outputs_are_published_again_without_rebuilding() {
     let (sb, root) = repo(2);

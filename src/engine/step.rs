@@ -269,17 +269,26 @@ impl StepContext<'_> {
             .ok()
     }
 
-    /// The store path of a file an upstream step made.
+    /// The store path of a file an upstream step made, checked (see
+    /// [`StepContext::blob_path`]).
     pub fn dep_file(&self, record: &ActionRecord, name: &str) -> Result<PathBuf, StepError> {
         let digest = record.files.get(name).ok_or_else(|| {
             StepError::new(format!("internal: `{}` made no file `{name}`", record.step))
         })?;
-        Ok(self.store.blob_path(digest))
+        self.blob_path(digest)
     }
 
-    /// The store path of a blob by digest.
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.store.blob_path(digest)
+    /// The store path of a blob by digest, once the blob is known to hold it
+    /// (through the path table: an untouched blob is not read again). A
+    /// blob damaged since it was made is an error, never read: the step that
+    /// made it runs again next time.
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf, StepError> {
+        if !self.store.blob_intact(digest) {
+            return Err(StepError::new(format!(
+                "the cached blob {digest} is missing or damaged; build again to make it anew"
+            )));
+        }
+        Ok(self.store.blob_path(digest))
     }
 
     /// Puts bytes made in memory into the store now (to name in

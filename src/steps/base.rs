@@ -45,14 +45,16 @@ impl BaseRecord {
             layers: self
                 .layers
                 .iter()
-                .map(|l| BaseLayer {
-                    digest: l.digest.clone(),
-                    diff_id: l.diff_id.clone(),
-                    size: l.size,
-                    media_type: l.media_type.clone(),
-                    path: cx.blob_path(&l.blob),
+                .map(|l| {
+                    Ok(BaseLayer {
+                        digest: l.digest.clone(),
+                        diff_id: l.diff_id.clone(),
+                        size: l.size,
+                        media_type: l.media_type.clone(),
+                        path: cx.blob_path(&l.blob)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, StepError>>()?,
         })
     }
 }

@@ -48,7 +48,7 @@ impl Step for LayerStep {
             match (e.kind.as_str(), &e.blob, &e.target) {
                 ("file", Some(blob), _) => entries.push(LayerEntry::file(
                     e.path.clone(),
-                    cx.blob_path(blob),
+                    cx.blob_path(blob)?,
                     e.size,
                     e.executable,
                 )),

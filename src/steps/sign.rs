@@ -67,7 +67,11 @@ impl Step for SignStep {
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         let image: ImageRecord = from_record(&cx.dep("image")?.record)?;
         let staged: CopyRecord = from_record(&cx.dep("copy")?.record)?;
-        let layers: Vec<PathBuf> = image.layer_blobs.iter().map(|b| cx.blob_path(b)).collect();
+        let layers: Vec<PathBuf> = image
+            .layer_blobs
+            .iter()
+            .map(|b| cx.blob_path(b))
+            .collect::<Result<_, _>>()?;
         let rootfs =
             RootFs::open(&layers).map_err(|e| StepError::context("reading the image", e))?;
         let binary_path = if self.binary.contains('/') {
@@ -105,7 +109,7 @@ impl Step for SignStep {
         let mut protected = Vec::new();
         for e in &staged.entries {
             if let Some(blob) = &e.blob {
-                let bytes = std::fs::read(cx.blob_path(blob))
+                let bytes = std::fs::read(cx.blob_path(blob)?)
                     .map_err(|err| StepError::context(format!("reading {}", e.path), err))?;
                 let mode = if e.executable { 0o755 } else { 0o644 };
                 protected.push(FspfEntry::from_contents(
