@@ -210,6 +210,7 @@ fn renamed_services(sb: &Sandbox, n: usize) -> PathBuf {
             meshes: 1,
             files_per_service: 1,
             file_size: 16,
+            ..MonorepoOptions::default()
         },
     );
     let mesh = &repo.meshfiles[0];
