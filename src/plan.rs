@@ -60,11 +60,18 @@ pub struct ApplySettings {
     /// Upload to the embedded local CAS in this folder, or to each mesh's `cas_url`.
     pub cas: CasChoice,
     pub ca_file: Option<PathBuf>,
+    /// The namespaces whose session is replaced as it is now (`--take-over`).
+    pub take_over: Vec<String>,
 }
 
 /// Where `apply` uploads sessions.
 pub enum CasChoice {
-    Local(PathBuf),
+    /// The embedded local CAS in `dir`, for `project` (the canonical
+    /// workspace root: the local CAS's sessions belong to projects).
+    Local {
+        dir: PathBuf,
+        project: String,
+    },
     Remote,
 }
 

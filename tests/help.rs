@@ -26,7 +26,13 @@ fn apply_help_depends_on_the_manifest_kind() {
     let service = help(&sb, &dir, "service.yml");
     let mesh = help(&sb, &dir, "mesh.yml");
     assert_ne!(service, mesh);
-    for option in ["--cas ", "--cas-ca", "--helm-template", "--output"] {
+    for option in [
+        "--cas ",
+        "--cas-ca",
+        "--take-over",
+        "--helm-template",
+        "--output",
+    ] {
         assert!(
             !service.contains(option),
             "a service manifest alone has no {option}:\n{service}"

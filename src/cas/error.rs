@@ -36,6 +36,27 @@ pub enum CasError {
         detail: String,
     },
 
+    /// The local CAS session belongs to another project (see
+    /// `LocalCas::for_project`).
+    #[error(
+        "the local CAS session `{name}` belongs to the project in {owner}, not to this one \
+         ({project}): an apply from here would replace that project's session (local CAS: \
+         {cas}). Give this project another `policy.namespace`, or take the session over: \
+         `scone apply --take-over {name}` (the other project's next apply is then refused \
+         the same way)",
+        cas = cas.display()
+    )]
+    OtherProject {
+        /// Session name.
+        name: String,
+        /// The project it belongs to.
+        owner: String,
+        /// The project that tried to replace it.
+        project: String,
+        /// The local CAS folder.
+        cas: PathBuf,
+    },
+
     /// No session of that name exists.
     #[error("CAS session `{name}` does not exist")]
     NotFound {
@@ -136,14 +157,13 @@ fn conflict_message(name: &str, given: Option<&str>, current: Option<&str>) -> S
         ),
         (None, Some(current)) => format!(
             "CAS session `{name}` already exists (it is at {current}) and an update must name \
-             its current hash as predecessor: pass {current}, or let `scone apply` fetch it \
-             (remove the session's hash from scone.lock)"
+             its current hash as predecessor: pass {current}, or replace the session as it is \
+             now with `scone apply --take-over {name}`"
         ),
         (Some(given), Some(current)) => format!(
             "the CAS session `{name}` changed since your last apply: it is at {current}, not at \
-             {given} as scone.lock says; review that change, then set the session's hash in \
-             scone.lock to {current} (or remove it) and run `scone apply` again to replace the \
-             session with yours"
+             {given} as scone.lock says; review that change (`scone cas session {name}` for \
+             the local CAS), then replace it with yours: `scone apply --take-over {name}`"
         ),
         (None, None) => format!("CAS session `{name}`: predecessor conflict"),
     }

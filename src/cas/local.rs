@@ -4,6 +4,11 @@
 //!
 //! Layout of the CAS directory (0700): `sessions/<name>.json` (0600) per session,
 //! `.lock`, and `tls/` for `scone cas serve`.
+//!
+//! One local CAS serves every project of its user, so a session belongs to the
+//! project whose `scone apply` created it (its canonical workspace root): a
+//! [`LocalCas::for_project`] refuses to replace another project's session
+//! unless told to take it over.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +62,10 @@ struct StoredSession {
     yaml: String,
     /// Fingerprint of the client certificate that created it (`None`: created locally).
     owner: Option<String>,
+    /// The project whose apply created it or took it over (its canonical
+    /// workspace root; `None`: made before sessions had one, or over HTTPS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    project: Option<String>,
     /// Earlier hashes of this session, oldest first.
     history: Vec<String>,
     secrets: BTreeMap<String, StoredSecret>,
@@ -88,6 +97,10 @@ fn declaration_digest(secret: &ParsedSecret) -> String {
 #[derive(Debug, Clone)]
 pub struct LocalCas {
     dir: PathBuf,
+    /// The project uploads are made for (see [`LocalCas::for_project`]).
+    project: Option<String>,
+    /// Whether this project may replace another project's session.
+    take_over: bool,
 }
 
 impl LocalCas {
@@ -97,6 +110,49 @@ impl LocalCas {
         private_dir(&dir.join("sessions"))?;
         Ok(LocalCas {
             dir: dir.to_path_buf(),
+            project: None,
+            take_over: false,
+        })
+    }
+
+    /// This CAS as `project` sees it (its canonical workspace root): an
+    /// upload of a session another project created is refused with
+    /// [`CasError::OtherProject`], unless `take_over`; a session this
+    /// project creates or takes over becomes its own.
+    pub fn for_project(mut self, project: impl Into<String>, take_over: bool) -> LocalCas {
+        self.project = Some(project.into());
+        self.take_over = take_over;
+        self
+    }
+
+    /// Refuses (as an upload would) when session `name` belongs to another
+    /// project than [`LocalCas::for_project`]'s: checked before anything is
+    /// sent, even a session that would come out the same.
+    pub fn check_project(&self, name: &str) -> Result<(), CasError> {
+        let _lock = DirLock::shared(&self.dir)?;
+        let existing = self.load(name)?;
+        self.refuse_other_project(name, existing.as_ref())
+    }
+
+    fn refuse_other_project(
+        &self,
+        name: &str,
+        existing: Option<&StoredSession>,
+    ) -> Result<(), CasError> {
+        let (Some(ours), Some(theirs)) = (
+            self.project.as_deref(),
+            existing.and_then(|s| s.project.as_deref()),
+        ) else {
+            return Ok(());
+        };
+        if ours == theirs || self.take_over {
+            return Ok(());
+        }
+        Err(CasError::OtherProject {
+            name: name.to_string(),
+            owner: theirs.to_string(),
+            project: ours.to_string(),
+            cas: self.dir.clone(),
         })
     }
 
@@ -167,6 +223,9 @@ impl LocalCas {
         check_filled(&parsed)?;
         let _lock = DirLock::exclusive(&self.dir)?;
         let existing = self.load(&parsed.name)?;
+        if owner.is_none() {
+            self.refuse_other_project(&parsed.name, existing.as_ref())?;
+        }
         if let (Some(owner), Some(current)) = (owner, &existing) {
             if current.owner.as_deref() != Some(owner) {
                 return Err(not_owner(&parsed.name));
@@ -183,11 +242,21 @@ impl LocalCas {
         let mut old_secrets = BTreeMap::new();
         let mut history = Vec::new();
         let mut created_by = owner.map(str::to_string);
+        // A local apply makes the session its project's (created, taken over,
+        // or one made before sessions had a project); an HTTPS client keeps it.
+        let mut project = if owner.is_none() {
+            self.project.clone()
+        } else {
+            None
+        };
         if let Some(current) = existing {
             old_secrets = current.secrets;
             history = current.history;
             history.push(current.hash);
             created_by = current.owner;
+            if owner.is_some() || project.is_none() {
+                project = current.project;
+            }
         }
         let mut secrets = BTreeMap::new();
         for decl in &parsed.secrets {
@@ -220,6 +289,7 @@ impl LocalCas {
             content_hash: content_hash(&yaml),
             yaml,
             owner: created_by,
+            project,
             history,
             secrets,
         })?;
@@ -246,6 +316,12 @@ impl LocalCas {
             hash: stored.hash,
             yaml: stored.yaml,
         }))
+    }
+
+    /// The project session `name` belongs to (see [`LocalCas::for_project`]).
+    pub fn project_of(&self, name: &str) -> Result<Option<String>, CasError> {
+        let _lock = DirLock::shared(&self.dir)?;
+        Ok(self.load(name)?.and_then(|s| s.project))
     }
 
     /// Earlier hashes of session `name`, oldest first (empty if it does not exist).

@@ -247,3 +247,48 @@ fn a_session_holding_a_placeholder_is_refused_and_its_values_are_stored() {
         Some(salt.as_str())
     );
 }
+
+#[test]
+fn a_session_belongs_to_the_project_that_made_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = LocalCas::open(dir.path()).expect("opens");
+    // Made before sessions had a project: the first project to apply adopts it.
+    let h0 = plain.upload(&yaml("old", 10), None).expect("creates");
+    assert_eq!(plain.project_of("myPythonApp").expect("reads"), None);
+    let one = plain.clone().for_project("/one", false);
+    let h1 = one.upload(&yaml("one", 10), Some(&h0)).expect("adopts");
+    assert_eq!(
+        plain.project_of("myPythonApp").expect("reads").as_deref(),
+        Some("/one")
+    );
+    // Another project is refused, before and at the upload; nothing changes.
+    let two = plain.clone().for_project("/two", false);
+    assert!(matches!(
+        two.check_project("myPythonApp"),
+        Err(CasError::OtherProject { ref owner, .. }) if owner == "/one"
+    ));
+    assert!(matches!(
+        two.upload(&yaml("two", 10), Some(&h1)),
+        Err(CasError::OtherProject { .. })
+    ));
+    assert_eq!(
+        plain.current_hash("myPythonApp").expect("reads"),
+        Some(h1.clone())
+    );
+    // Taken over, it is the other project's, and the first one is refused.
+    let taker = plain.clone().for_project("/two", true);
+    taker.check_project("myPythonApp").expect("may take over");
+    taker
+        .upload(&yaml("two", 10), Some(&h1))
+        .expect("takes over");
+    assert_eq!(
+        plain.project_of("myPythonApp").expect("reads").as_deref(),
+        Some("/two")
+    );
+    assert!(matches!(
+        one.check_project("myPythonApp"),
+        Err(CasError::OtherProject { .. })
+    ));
+    // Secrets stay with the session whoever holds it.
+    assert_eq!(password(&plain).len(), 10);
+}

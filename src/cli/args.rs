@@ -173,6 +173,11 @@ pub struct ApplyArgs {
     /// CA certificate to trust for a remote CAS.
     #[arg(long, value_name = "PEM")]
     pub cas_ca: Option<PathBuf>,
+    /// Replace the CAS session NAMESPACE as it is now, whoever made it: take
+    /// over a local CAS session another project created, or accept a session
+    /// that changed since this project's last apply (repeatable).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub take_over: Vec<String>,
 }
 
 /// `-p SERVICE` is required: exactly one service runs.

@@ -280,13 +280,18 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     let phases: Vec<Option<ApplySettings>> = match apply {
         None => vec![None],
         Some(a) => {
+            check_take_over(&ws, &a.take_over)?;
             let effects = ApplySettings {
                 push: a.push,
                 cas: match a.cas {
-                    CasKind::Local => CasChoice::Local(scone::cas::local::default_dir()?),
+                    CasKind::Local => CasChoice::Local {
+                        dir: scone::cas::local::default_dir()?,
+                        project: project_of(&ws),
+                    },
                     CasKind::Remote => CasChoice::Remote,
                 },
                 ca_file: a.cas_ca.clone(),
+                take_over: a.take_over.clone(),
             };
             if locked {
                 vec![None, Some(effects)]
@@ -386,6 +391,33 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         workspace: Some(ws),
         report: Some(report),
     })
+}
+
+/// The project a local CAS session belongs to: the canonical workspace root.
+fn project_of(ws: &Workspace) -> String {
+    ws.root
+        .canonicalize()
+        .unwrap_or_else(|_| ws.root.clone())
+        .display()
+        .to_string()
+}
+
+/// `--take-over` names a mesh's namespace of this workspace (a usage error
+/// otherwise, with did-you-mean).
+fn check_take_over(ws: &Workspace, names: &[String]) -> anyhow::Result<()> {
+    let known: Vec<&str> = ws.meshes.iter().map(|m| m.namespace()).collect();
+    for name in names {
+        if !known.contains(&name.as_str()) {
+            let hint = scone::manifest::suggest::hint(name, known.iter().copied())
+                .unwrap_or_else(|| "no Meshfile of this workspace has a policy.namespace".into());
+            return Err(super::UsageError::new(
+                format!("--take-over {name}: no mesh of this workspace has the namespace `{name}`"),
+                hint,
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a build whose services need a default base that is not on this

@@ -33,7 +33,7 @@ pub enum CasCommand {
     },
     /// Show (creating on first use) the client certificate used with a remote CAS.
     Identity,
-    /// Show the current hash, chain and YAML of a session in the local CAS.
+    /// Show the current hash, chain, project and YAML of a session in the local CAS.
     Session {
         /// The session name (the mesh's `policy.namespace`).
         name: String,
@@ -99,6 +99,9 @@ pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
                 anyhow::bail!("the local CAS has no session `{name}`");
             };
             println!("# hash: {}", record.hash);
+            if let Some(project) = cas.project_of(name)? {
+                println!("# project: {project}");
+            }
             for (i, earlier) in cas.history(name)?.iter().rev().enumerate() {
                 println!("# predecessor {}: {earlier}", i + 1);
             }

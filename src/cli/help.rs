@@ -17,7 +17,7 @@ use super::args::Cli;
 const WORKSPACE_COMMANDS: &[&str] = &["build", "apply", "check", "graph", "clean", "run", "dev"];
 
 /// Options (clap ids) that only a Meshfile uses: the policy upload and the chart.
-const MESH_ONLY: &[&str] = &["cas", "cas_ca", "helm_template", "output"];
+const MESH_ONLY: &[&str] = &["cas", "cas_ca", "take_over", "helm_template", "output"];
 
 /// The `scone.toml` keys every workspace reads.
 const CONFIG_KEYS: &[(&str, &str)] = &[

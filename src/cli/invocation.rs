@@ -39,7 +39,7 @@ pub fn key(args: &BuildArgs, apply: Option<&ApplyArgs>) -> [u8; 32] {
         "{}\n{}\n{shaping:?}\n{:?}\n{env:?}",
         scone::engine::fingerprint::tool_version(),
         cwd.display(),
-        apply.map(|a| (a.push, a.load, a.cas, &a.cas_ca)),
+        apply.map(|a| (a.push, a.load, a.cas, &a.cas_ca, &a.take_over)),
     );
     *blake3::hash(text.as_bytes()).as_bytes()
 }

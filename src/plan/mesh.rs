@@ -98,7 +98,10 @@ pub(super) fn plan_mesh(
     let mut chart_deps = vec![policy_step];
     if let Some(apply) = &settings.apply {
         let target = match &apply.cas {
-            CasChoice::Local(dir) => CasTarget::Local(dir.clone()),
+            CasChoice::Local { dir, project } => CasTarget::Local {
+                dir: dir.clone(),
+                project: project.clone(),
+            },
             CasChoice::Remote => CasTarget::Remote {
                 url: mesh
                     .mesh
@@ -114,6 +117,8 @@ pub(super) fn plan_mesh(
                 namespace: ns.clone(),
                 target,
                 known_predecessor: settings.known_sessions.get(&ns).cloned(),
+                take_over: apply.take_over.contains(&ns),
+                lock: ws.root.join("scone.lock"),
                 fixed_values,
             }),
             vec![policy_step],

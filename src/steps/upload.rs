@@ -1,7 +1,10 @@
 //! `upload:<namespace>` (apply only): bring the CAS to the mesh's session. An
 //! effect, not cached: it runs every apply, and uploads nothing when the CAS
 //! already holds the same content. The update names the predecessor from
-//! `scone.lock` (or the CAS's current hash).
+//! `scone.lock` (or the CAS's current hash). On the local CAS the session must
+//! be this project's (see [`crate::cas::local::LocalCas::for_project`]); with
+//! `take_over` it is replaced as it is now, whoever made it, and whatever
+//! `scone.lock` remembers.
 //!
 //! The session the `policy` step made holds a placeholder for each fixed
 //! secret value; this step puts the values in (from the service manifests as
@@ -13,14 +16,18 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::to_record;
-use crate::cas::{apply_session_with, fixed, ApplyOutcome, Cas};
+use crate::cas::{apply_session_with, fixed, ApplyOutcome, Cas, CasError};
 use crate::engine::{Step, StepContext, StepError, StepId, StepOutput};
 use crate::manifest::FixedValue;
 
 /// Which CAS to upload to.
 pub enum CasTarget {
-    /// The embedded local CAS (its folder).
-    Local(std::path::PathBuf),
+    /// The embedded local CAS: its folder, and the project uploading (its
+    /// canonical workspace root).
+    Local {
+        dir: std::path::PathBuf,
+        project: String,
+    },
     /// A remote CAS at this URL (client identity from the CAS config dir).
     Remote {
         url: String,
@@ -43,6 +50,11 @@ pub struct UploadStep {
     pub target: CasTarget,
     /// The session hash `scone.lock` remembers.
     pub known_predecessor: Option<String>,
+    /// `--take-over`: replace the session as it is now (another project's,
+    /// or changed since this project's last apply).
+    pub take_over: bool,
+    /// This project's `scone.lock` (named when the session changed since).
+    pub lock: std::path::PathBuf,
     /// The fixed secret values of the mesh's service manifests, by secret
     /// name: sent to CAS, never a param (`FixedValue`'s `Debug` hides them).
     pub fixed_values: BTreeMap<String, FixedValue>,
@@ -55,7 +67,7 @@ impl Step for UploadStep {
 
     fn params(&self) -> BTreeMap<String, String> {
         let target = match &self.target {
-            CasTarget::Local(dir) => format!("local:{}", dir.display()),
+            CasTarget::Local { dir, .. } => format!("local:{}", dir.display()),
             CasTarget::Remote { url, .. } => format!("remote:{url}"),
         };
         BTreeMap::from([("cas".to_string(), target)])
@@ -70,30 +82,33 @@ impl Step for UploadStep {
         let yaml = std::fs::read_to_string(cx.dep_file(policy, "session")?)
             .map_err(|e| StepError::context("reading the session", e))?;
         let cas: Box<dyn Cas> = match &self.target {
-            CasTarget::Local(dir) => Box::new(
-                crate::cas::local::LocalCas::open(dir)
-                    .map_err(|e| StepError::context("local CAS", e))?,
-            ),
+            CasTarget::Local { dir, project } => {
+                let cas = crate::cas::local::LocalCas::open(dir)
+                    .map_err(|e| StepError::context("local CAS", e))?
+                    .for_project(project.clone(), self.take_over);
+                cas.check_project(&self.namespace)
+                    .map_err(|e| StepError::new(e.to_string()))?;
+                Box::new(cas)
+            }
             CasTarget::Remote { url, ca_file } => Box::new(
                 crate::cas::remote::RemoteCas::connect_default(url, ca_file.as_deref())
                     .map_err(|e| StepError::context(format!("CAS {url}"), e))?,
             ),
         };
         let values = self.values()?;
-        let outcome = apply_session_with(
-            cas.as_ref(),
-            &self.namespace,
-            self.known_predecessor.as_deref(),
-            |current| {
-                let salt = match current.and_then(|c| fixed::salt_of(&c.yaml)) {
-                    Some(salt) => salt,
-                    None if values.is_empty() => String::new(),
-                    None => fixed::new_salt()?,
-                };
-                fixed::fill(&yaml, &values, &salt)
-            },
-        )
-        .map_err(|e| StepError::context(format!("uploading session {}", self.namespace), e))?;
+        let known = match self.take_over {
+            true => None,
+            false => self.known_predecessor.as_deref(),
+        };
+        let outcome = apply_session_with(cas.as_ref(), &self.namespace, known, |current| {
+            let salt = match current.and_then(|c| fixed::salt_of(&c.yaml)) {
+                Some(salt) => salt,
+                None if values.is_empty() => String::new(),
+                None => fixed::new_salt()?,
+            };
+            fixed::fill(&yaml, &values, &salt)
+        })
+        .map_err(|e| self.upload_error(e))?;
         let (uploaded, predecessor) = match &outcome {
             ApplyOutcome::Unchanged { .. } => (false, None),
             ApplyOutcome::Uploaded { predecessor, .. } => (true, predecessor.clone()),
@@ -111,6 +126,31 @@ impl Step for UploadStep {
 }
 
 impl UploadStep {
+    /// What went wrong, and what to do: a session changed since this
+    /// project's last apply names `scone.lock` and the command that accepts
+    /// the CAS's session and replaces it (never a hand edit of the lock).
+    fn upload_error(&self, err: CasError) -> StepError {
+        let ns = &self.namespace;
+        match err {
+            CasError::PredecessorConflict {
+                given: Some(given),
+                current: Some(current),
+                ..
+            } => StepError::new(format!(
+                "the CAS session `{ns}` changed since this project's last apply: it is at \
+                 {current}, not at {given} as {} says. Review that change{}, then replace \
+                 the session as it is now with this project's: `scone apply --take-over {ns}`",
+                self.lock.display(),
+                match self.target {
+                    CasTarget::Local { .. } => format!(" (`scone cas session {ns}`)"),
+                    CasTarget::Remote { .. } => String::new(),
+                },
+            )),
+            CasError::OtherProject { .. } => StepError::new(err.to_string()),
+            err => StepError::context(format!("uploading session {ns}"), err),
+        }
+    }
+
     /// The fixed values to put in, by secret name.
     fn values(&self) -> Result<BTreeMap<String, String>, StepError> {
         self.fixed_values

@@ -1,0 +1,160 @@
+//! The local CAS is shared by every project of a user: a session belongs to
+//! the project whose apply created it. Through the binary: a first apply of a
+//! namespace another project uses is refused, naming both projects and the
+//! command that takes it over; taken over, the first project is refused the
+//! same way. A session changed since a project's last apply names that
+//! project's `scone.lock` and the command that accepts the change — never a
+//! hand edit of the lock.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use support::Sandbox;
+
+/// A copy of the hello-world example whose mesh gives `API_USER` = `user`
+/// (so two projects make different sessions of one namespace).
+fn project(sb: &Sandbox, name: &str, user: &str) -> PathBuf {
+    let dir = sb.hello_world(name);
+    set_user(&dir, user);
+    dir
+}
+
+fn set_user(dir: &Path, user: &str) {
+    let mesh = dir.join("mesh.yml");
+    let text = std::fs::read_to_string(&mesh).unwrap();
+    let start = text.find("    value: ").expect("the API_USER value");
+    let end = start + text[start..].find('\n').unwrap();
+    let text = format!("{}    value: {user}{}", &text[..start], &text[end..]);
+    std::fs::write(&mesh, text).unwrap();
+}
+
+fn apply(sb: &Sandbox, dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = sb
+        .scone(dir)
+        .args(["apply", "-f", "mesh.yml"])
+        .args(extra)
+        .output()
+        .expect("scone runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The session's hash on the sandbox's local CAS.
+fn cas_hash(sb: &Sandbox) -> String {
+    let out = sb
+        .scone(sb.path())
+        .args(["cas", "session", "myPythonApp"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("# hash: "))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|| panic!("no hash in `scone cas session`: {text}"))
+}
+
+fn lock_hash(dir: &Path) -> String {
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("scone.lock")).unwrap()).unwrap();
+    lock["session"]["myPythonApp"]["cas_hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn canonical(dir: &Path) -> String {
+    dir.canonicalize().unwrap().display().to_string()
+}
+
+#[test]
+fn another_project_s_session_is_refused_until_taken_over() {
+    let sb = Sandbox::new();
+    let one = project(&sb, "one", "alice");
+    let two = project(&sb, "two", "bob");
+    let (code, stderr) = apply(&sb, &one, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let ones = cas_hash(&sb);
+
+    // Two's first apply of the same namespace: refused, naming both projects
+    // and the command; one's session is untouched.
+    let (code, stderr) = apply(&sb, &two, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&canonical(&one)),
+        "names the owner:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&canonical(&two)),
+        "names this project:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("scone apply --take-over myPythonApp"),
+        "{stderr}"
+    );
+    assert_eq!(cas_hash(&sb), ones, "one's session is as it was");
+    let (code, stderr) = apply(&sb, &one, &[]);
+    assert_eq!(code, Some(0), "one goes on applying: {stderr}");
+
+    // Taken over: two's session replaces one's, and one is refused.
+    let (code, stderr) = apply(&sb, &two, &["--take-over", "myPythonApp"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_ne!(cas_hash(&sb), ones);
+    assert_eq!(lock_hash(&two), cas_hash(&sb));
+    let (code, stderr) = apply(&sb, &two, &[]);
+    assert_eq!(code, Some(0), "two owns it now: {stderr}");
+    let (code, stderr) = apply(&sb, &one, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&canonical(&two)), "{stderr}");
+    assert!(
+        stderr.contains("scone apply --take-over myPythonApp"),
+        "{stderr}"
+    );
+
+    // A name no mesh has is a usage error.
+    let (code, stderr) = apply(&sb, &one, &["--take-over", "myPythonAp"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("did you mean `myPythonApp`"), "{stderr}");
+}
+
+#[test]
+fn a_session_changed_since_the_last_apply_names_scone_lock_and_the_command() {
+    let sb = Sandbox::new();
+    let dir = project(&sb, "one", "alice");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let old_lock = std::fs::read(dir.join("scone.lock")).unwrap();
+    // The session moves on (e.g. from another checkout of this folder's
+    // history), and scone.lock is back at the first apply.
+    set_user(&dir, "bob");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let moved = cas_hash(&sb);
+    std::fs::write(dir.join("scone.lock"), &old_lock).unwrap();
+
+    set_user(&dir, "carol");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let lock = dir.join("scone.lock").canonicalize().unwrap();
+    assert!(
+        stderr.contains(&lock.display().to_string()),
+        "names the lock:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("scone apply --take-over myPythonApp"),
+        "offers the command:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("set the session's hash in scone.lock"),
+        "no hand edit:\n{stderr}"
+    );
+    assert_eq!(cas_hash(&sb), moved, "nothing was uploaded");
+
+    let (code, stderr) = apply(&sb, &dir, &["--take-over", "myPythonApp"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_ne!(cas_hash(&sb), moved);
+    assert_eq!(lock_hash(&dir), cas_hash(&sb));
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "and applies go on: {stderr}");
+}
