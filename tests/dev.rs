@@ -89,6 +89,24 @@ impl Dev {
         }
     }
 
+    /// `scone dev` with stdout and stderr both appended to `log` (inside the
+    /// workspace, as `scone dev -f mesh.yml > dev.log 2>&1` would).
+    fn start_logging_to(sb: &Sandbox, root: &Path, log: &Path) -> Dev {
+        let file = std::fs::File::create(log).unwrap();
+        let child = sb
+            .std_command(root)
+            .args(["dev", "-f", "mesh.yml", "--native", "--debounce-ms", "100"])
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        Dev {
+            child,
+            stdout: log.to_path_buf(),
+            stderr: log.to_path_buf(),
+        }
+    }
+
     fn read(path: &Path) -> String {
         let mut s = String::new();
         std::fs::File::open(path)
@@ -132,6 +150,36 @@ impl Drop for Dev {
 
 fn cycles(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.contains("Cycle ")).collect()
+}
+
+#[test]
+fn a_change_to_its_own_log_or_a_file_no_step_reads_starts_no_cycle() {
+    let sb = Sandbox::new();
+    let root = workspace(&sb);
+    std::fs::write(root.join("notes.txt"), "todo\n").unwrap();
+    let log = root.join("dev.log");
+    let mut dev = Dev::start_logging_to(&sb, &root, &log);
+    dev.wait_for(true, "Watching", 1);
+    dev.wait_for(true, "Cycle ", 1);
+    // scone writes its log meanwhile; then a file no step reads changes,
+    // then an input: only the input starts a cycle.
+    std::fs::write(root.join("notes.txt"), "todo: more\n").unwrap();
+    std::fs::write(
+        root.join("app/print_env.py"),
+        "import os\nprint('v2 ' + os.environ['API_USER'])\n",
+    )
+    .unwrap();
+    dev.wait_for(false, "v2 myself", 1);
+    let text = dev.wait_for(true, "Cycle ", 2);
+    let cycles = cycles(&text);
+    assert!(
+        cycles
+            .iter()
+            .all(|c| !c.contains("dev.log") && !c.contains("notes.txt")),
+        "{text}"
+    );
+    assert_eq!(cycles.len(), 2, "{text}");
+    assert!(cycles[1].contains("changed: print_env.py;"), "{text}");
 }
 
 #[test]

@@ -136,6 +136,9 @@ pub struct Outcome {
     pub workspace: Option<Workspace>,
     /// The report of the last engine run.
     pub report: Option<engine::BuildReport>,
+    /// The inputs the planned steps declare (`(path, is a folder)`), for
+    /// `scone dev` to tell what a change touches.
+    pub inputs: Vec<(PathBuf, bool)>,
 }
 
 /// Builds (and with `apply`, applies) once: load → plan → run → record.
@@ -182,6 +185,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
                 code: 0,
                 workspace: None,
                 report: Some(report),
+                inputs: Vec::new(),
             });
         }
         Verdict::Dirty {
@@ -302,10 +306,12 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     };
     let whole = only.is_empty();
     let mut last = None;
+    let mut inputs = Vec::new();
     for phase in phases {
         let effects = phase.is_some();
         let nodes = plan::plan(&ws, &settings(phase))?.nodes;
         let planned: Vec<StepId> = nodes.iter().map(|n| n.step.id().clone()).collect();
+        inputs = declared_inputs(&nodes);
 
         // Run.
         let out = Output::new(common, nodes.len());
@@ -327,6 +333,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
                 code: 1,
                 workspace: Some(ws),
                 report: Some(report),
+                inputs,
             });
         }
         let updated = scone::lockfile::updated(&lock, &report.results, whole.then_some(&planned));
@@ -390,7 +397,20 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         code: 0,
         workspace: Some(ws),
         report: Some(report),
+        inputs,
     })
+}
+
+/// The paths the steps of `nodes` declare as inputs: `(path, is a folder)`.
+fn declared_inputs(nodes: &[engine::Node]) -> Vec<(PathBuf, bool)> {
+    nodes
+        .iter()
+        .flat_map(|n| n.step.inputs())
+        .map(|input| match input {
+            engine::Input::File { path, .. } => (path, false),
+            engine::Input::Tree { path, .. } => (path, true),
+        })
+        .collect()
 }
 
 /// The project a local CAS session belongs to: the canonical workspace root.

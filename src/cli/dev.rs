@@ -1,11 +1,14 @@
 //! `scone dev`: watch every input, rebuild what changed, re-apply the policy to
 //! the local CAS, restart only the services whose image or policy changed, and
-//! print one line per cycle. A broken manifest is reported and the loop goes
-//! on; Ctrl-C stops every service it started.
+//! print one line per cycle. Only a change to a path the last load read or a
+//! step declares as input starts a cycle (never one to the file the loop's
+//! output goes to); while the manifests are broken, any change does. A broken
+//! manifest is reported and the loop goes on; Ctrl-C stops every service it
+//! started.
 
 use anyhow::Context;
 use scone::cas::Cas;
-use scone::dev::{watch, DevEvent};
+use scone::dev::{watch, Change, DevEvent, OwnOutput, Relevance};
 use scone::run::{DockerRun, RunSpec};
 use std::collections::BTreeMap;
 use std::process::Child;
@@ -68,12 +71,20 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
 
     let mut running: BTreeMap<String, (Fingerprint, Running)> = BTreeMap::new();
     let mut watcher = None;
-    let mut pending: Option<(Vec<std::path::PathBuf>, Instant)> = None;
+    let mut pending: Option<(Vec<Change>, Instant)> = None;
+    let own = OwnOutput::of_this_process();
+    // What the last good cycle depends on (`None`: nothing loaded yet, or
+    // broken: any change may be the fix).
+    let mut relevance: Option<Relevance>;
     loop {
         let current = pending.take();
         let started = current.as_ref().map_or_else(Instant::now, |p| p.1);
         match cycle(&apply, &only, args.native, &mut running, &out) {
             Ok(Some((outcome, restarted))) => {
+                relevance = outcome
+                    .workspace
+                    .as_ref()
+                    .map(|ws| Relevance::new(&ws.watched, &outcome.inputs));
                 if let (None, Some(ws)) = (&watcher, outcome.workspace.as_ref()) {
                     let target = ws.target_dir(apply.build.common.target_dir.as_deref());
                     let root = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
@@ -91,11 +102,12 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                 }
                 let built = outcome.report.as_ref().map(|r| r.built).unwrap_or_default();
                 let changed = current
-                    .map(|(paths, _)| {
-                        paths
+                    .map(|(changes, _)| {
+                        changes
                             .iter()
-                            .map(|p| {
-                                p.file_name()
+                            .map(|c| {
+                                c.path
+                                    .file_name()
                                     .map(|n| n.to_string_lossy().into_owned())
                                     .unwrap_or_default()
                             })
@@ -116,8 +128,9 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                     ),
                 );
             }
-            Ok(None) => {}
+            Ok(None) => relevance = None,
             Err(err) => {
+                relevance = None;
                 if let Some(diags) = err.downcast_ref::<scone::manifest::Diagnostics>() {
                     eprintln!("{diags}");
                 } else {
@@ -136,18 +149,9 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                 }
             }
         }
-        match rx.recv() {
-            Ok(DevEvent::Changed { paths, at }) => {
-                // Coalesce everything that arrived meanwhile.
-                let mut all = paths;
-                let mut first = at;
-                while let Ok(DevEvent::Changed { paths, at }) = rx.try_recv() {
-                    all.extend(paths);
-                    first = first.min(at);
-                }
-                pending = Some((all, first));
-            }
-            Ok(DevEvent::Stop) | Err(_) => break,
+        match next_change(&rx, &own, relevance.as_ref()) {
+            Some(change) => pending = Some(change),
+            None => break,
         }
     }
     for (_, (_, r)) in std::mem::take(&mut running) {
@@ -155,6 +159,40 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
     }
     out.status("Stopped", "every service scone dev started");
     Ok(0)
+}
+
+/// Waits for changes that can matter (everything that arrived meanwhile
+/// coalesced); `None` on Ctrl-C.
+fn next_change(
+    rx: &mpsc::Receiver<DevEvent>,
+    own: &OwnOutput,
+    relevance: Option<&Relevance>,
+) -> Option<(Vec<Change>, Instant)> {
+    let matters = |c: &Change| !own.is_ours(&c.path) && relevance.is_none_or(|r| r.matters(c));
+    loop {
+        let (changes, at) = match rx.recv() {
+            Ok(DevEvent::Changed { changes, at }) => (changes, at),
+            Ok(DevEvent::Stop) | Err(_) => return None,
+        };
+        let mut all: Vec<Change> = changes.into_iter().filter(|c| matters(c)).collect();
+        let mut first = (!all.is_empty()).then_some(at);
+        loop {
+            match rx.try_recv() {
+                Ok(DevEvent::Changed { changes, at }) => {
+                    let before = all.len();
+                    all.extend(changes.into_iter().filter(|c| matters(c)));
+                    if all.len() > before {
+                        first = Some(first.map_or(at, |f| f.min(at)));
+                    }
+                }
+                Ok(DevEvent::Stop) => return None,
+                Err(_) => break,
+            }
+        }
+        if let Some(first) = first {
+            return Some((all, first));
+        }
+    }
 }
 
 /// One build + apply + restart. `Ok(None)`: the build failed (reported).
