@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
-            let out = cli::output::Output::new(&cli.common(), 0);
+            let out = cli::output::Output::messages(&cli.common());
             if let Some(diags) = err.downcast_ref::<Diagnostics>() {
                 out.diagnostics(&diags.0);
                 return ExitCode::from(2);

@@ -19,7 +19,7 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<i32> {
         cwd: cwd.clone(),
         target_dir: args.target_dir.clone(),
     };
-    let out = Output::new(args, 0);
+    let out = Output::messages(args);
     let ws = match load(&opts) {
         Ok(ws) => ws,
         Err(diags) => {

@@ -132,7 +132,7 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
             Err(err) => {
                 relevance = None;
                 if let Some(diags) = err.downcast_ref::<scone::manifest::Diagnostics>() {
-                    eprintln!("{diags}");
+                    out.diagnostics(&diags.0);
                 } else {
                     out.error(&format!("{err:#}"));
                 }

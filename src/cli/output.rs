@@ -57,6 +57,19 @@ impl Output {
         }
     }
 
+    /// An output for messages only: never a progress bar.
+    pub fn messages(args: &CommonArgs) -> Output {
+        let mut out = Output::new(
+            &CommonArgs {
+                quiet: true,
+                ..args.clone()
+            },
+            0,
+        );
+        out.verbosity.quiet = args.quiet;
+        out
+    }
+
     /// A cargo-style status line on stderr: a right-aligned verb, then text.
     pub fn status(&self, verb: &str, text: &str) {
         if self.verbosity.quiet {

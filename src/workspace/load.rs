@@ -12,6 +12,7 @@ use crate::manifest::{
 use crate::manifest::{MESH_KIND, SERVICE_KINDS};
 use std::path::{Path, PathBuf};
 
+mod bases;
 mod confine;
 mod inputs;
 mod names;
@@ -523,32 +524,6 @@ impl Loader {
         }
     }
 
-    /// Every service has a base image: `build.from`, its kind's `[base]` in
-    /// scone.toml, or the kind's default (the plan would refuse it at build).
-    fn bases(&mut self, config: &Config) {
-        for u in &self.units {
-            let b = &u.manifest.build;
-            self.diags.extend(missing_local_base(u));
-            let kind = &b.kind.value;
-            let known = b.from.is_some()
-                || config.base.contains_key(kind)
-                || crate::plan::default_base(kind, Path::new("")).is_some();
-            if !known && validate::is_build_kind(kind) {
-                self.diags.push(
-                    Diagnostic::new(
-                        ErrorKind::BuildKind,
-                        &u.manifest.path,
-                        b.kind.pos,
-                        format!("no base image for build.kind `{kind}`"),
-                    )
-                    .with_hint(format!(
-                        "set `build.from`, or `[base] {kind} = \"…\"` in scone.toml (scone has defaults for python and binary only)"
-                    )),
-                );
-            }
-        }
-    }
-
     /// Cross-manifest checks, environment resolution, sorting by build.name.
     fn finish(&mut self, config: Config, linked: Vec<LoadedMesh>) -> Workspace {
         let mut order: Vec<usize> = (0..self.units.len()).collect();
@@ -620,54 +595,6 @@ impl Loader {
         super::watched::add_validated(&mut ws);
         ws
     }
-}
-
-/// The error for a `build.from` naming a local base (`dir:`, `oci:`) that is
-/// not there: the build would fail on it.
-fn missing_local_base(u: &Unit) -> Option<Diagnostic> {
-    use crate::oci::base::BaseSpec;
-    let b = &u.manifest.build;
-    let from = b.from.as_ref()?;
-    let (path, there, what) = match BaseSpec::parse(&from.value).ok()? {
-        BaseSpec::Dir(p) => {
-            let path = u.dir.join(p);
-            (path.clone(), path.is_dir(), "a root file system folder")
-        }
-        BaseSpec::Oci { dir, .. } => {
-            let path = u.dir.join(dir);
-            let there = path.join("index.json").is_file();
-            (path, there, "an OCI image layout folder")
-        }
-        _ => return None,
-    };
-    if there {
-        return None;
-    }
-    let make = if b.kind.value == "python" {
-        format!(
-            "make it there (a python3 root file system: `scripts/python-rootfs.sh {}`)",
-            path.display()
-        )
-    } else {
-        "make it there".to_string()
-    };
-    Some(
-        Diagnostic::new(
-            ErrorKind::MissingFile,
-            &u.manifest.path,
-            from.pos,
-            format!(
-                "build.from `{}`: {} does not exist (it should be {what})",
-                from.value,
-                path.display()
-            ),
-        )
-        .with_hint(format!(
-            "a local base is relative to the service manifest's folder: {make}, or leave out \
-             `build.from` to use the default base of build.kind `{}`",
-            b.kind.value
-        )),
-    )
 }
 
 /// Why a candidate manifest has no `build.to` to link by: it does not render
