@@ -35,13 +35,20 @@ pub fn prune<'a>(
             Published::File { path, .. } => PathBuf::from(path),
         })
         .collect();
+    // Whether something published is `rel` or lies under it (the first
+    // published path not before `rel` in order is the one to look at).
+    let holds = |rel: &Path| {
+        tops.range(rel.to_path_buf()..)
+            .next()
+            .is_some_and(|t| t.starts_with(rel))
+    };
     for folder in OUTPUT_FOLDERS {
         let folder = Path::new(folder);
         if tops.contains(folder) {
             continue;
         }
         let root = target.join(folder);
-        if !tops.iter().any(|t| t.starts_with(folder)) {
+        if !holds(folder) {
             paths.churn_tree(&root);
             durable::remove_all(&root)?;
             continue;
@@ -52,7 +59,7 @@ pub fn prune<'a>(
         for entry in entries {
             let entry = entry?;
             let rel = folder.join(entry.file_name());
-            if !tops.iter().any(|t| t.starts_with(&rel)) {
+            if !holds(&rel) {
                 paths.churn_tree(&entry.path());
                 durable::remove_all(&entry.path())?;
             }

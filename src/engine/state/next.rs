@@ -2,7 +2,7 @@
 //! the steps it reused or did not plan, and what its load read. Assembled and
 //! written under the target lock, after every other file of the build.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -105,9 +105,17 @@ pub fn observe(watched: &crate::watch::Watched, root: Option<(&Path, Digest)>) -
         .collect()
 }
 
-/// Paths of the next state, by path, each with its newest entry.
-struct Paths {
-    table: BTreeMap<Vec<u8>, PathEntry>,
+/// A step that ran, as the next state will hold it.
+struct Ran {
+    id: StepId,
+    fingerprint: String,
+    output: Arc<str>,
+    record: Vec<u8>,
+    consults: Vec<(PathBuf, Option<Digest>, bool)>,
+}
+
+fn key(path: &Path) -> &[u8] {
+    path.as_os_str().as_encoded_bytes()
 }
 
 impl NextState {
@@ -120,56 +128,43 @@ impl NextState {
         }
     }
 
+    /// The next state: the steps that ran, with what they consulted; the
+    /// last state's steps this build kept (reused, or not planned by a build
+    /// of part of the workspace), carried over as they were, their paths
+    /// renumbered; and what the load read. A path's entry is the newest this
+    /// build knows.
     fn assemble(self, target: &Path, table: PathTable) -> BuildState {
         let recorded_ns = now_ns();
         let (previous, fresh, churned) = table.into_parts();
-        let newest = |path: &Path| -> Option<PathEntry> {
-            fresh
-                .get(path)
-                .cloned()
-                .or_else(|| previous.path(path).cloned())
+        let store = target.join(".scone");
+        let ran_ids: HashSet<&StepId> = self.ran.iter().map(|(id, ..)| id).collect();
+        let dropped: HashSet<&StepId> = self.dropped.iter().collect();
+        let kept: Vec<usize> = if self.whole {
+            let mut kept: Vec<usize> = self
+                .reused
+                .iter()
+                .filter(|id| !dropped.contains(id) && !ran_ids.contains(id))
+                .filter_map(|id| previous.position(id))
+                .collect();
+            kept.sort_unstable();
+            kept.dedup();
+            kept
+        } else {
+            (0..previous.steps.len())
+                .filter(|&i| {
+                    let id = &previous.steps[i].id;
+                    !ran_ids.contains(id) && !dropped.contains(id)
+                })
+                .collect()
         };
-        // The steps of the next state, by id: (record JSON, consults by path).
-        struct Next {
-            fingerprint: String,
-            output: Arc<str>,
-            record: Vec<u8>,
-            consults: Vec<(PathBuf, Option<Digest>, bool)>,
-        }
-        let mut steps: BTreeMap<StepId, Next> = BTreeMap::new();
-        let mut entries: HashMap<PathBuf, PathEntry> = HashMap::new();
-        let keep_old = |id: &StepId| -> Option<Next> {
-            let old = previous.step(id)?;
-            Some(Next {
-                fingerprint: old.fingerprint.clone(),
-                output: Arc::clone(&old.output),
-                record: old.record_bytes(&previous).to_vec(),
-                consults: old
-                    .consults
-                    .iter()
-                    .map(|c| {
-                        let path = previous.paths[c.path as usize].path.clone();
-                        (path, c.expect, c.watched)
-                    })
-                    .collect(),
-            })
-        };
-        if !self.whole {
-            for old in &previous.steps {
-                if let Some(next) = keep_old(&old.id) {
-                    steps.insert(old.id.clone(), next);
-                }
-            }
-        }
-        for id in &self.reused {
-            if let Some(next) = keep_old(id) {
-                steps.insert(id.clone(), next);
-            }
-        }
-        for id in &self.dropped {
-            steps.remove(id);
-        }
+
+        // The steps that ran, their consults by path.
+        let mut made_entries: HashMap<PathBuf, PathEntry> = HashMap::new();
+        let mut ran: Vec<Ran> = Vec::with_capacity(self.ran.len());
         for (id, record, consulted) in self.ran {
+            if dropped.contains(&id) {
+                continue;
+            }
             let mut consults = Vec::with_capacity(consulted.len());
             for own in consulted {
                 match own {
@@ -177,94 +172,72 @@ impl NextState {
                     Own::Made(path, digest) => {
                         let entry = made(&path, digest.as_deref(), fresh.get(&path), recorded_ns);
                         consults.push((path.clone(), entry.digest, true));
-                        entries.insert(path, entry);
+                        made_entries.insert(path, entry);
                     }
                     Own::Cached(path, digest) => {
                         let entry = made(&path, Some(&digest), fresh.get(&path), recorded_ns);
                         consults.push((path.clone(), entry.digest, false));
-                        entries.insert(path, entry);
+                        made_entries.insert(path, entry);
                     }
                 }
             }
             // The fingerprint's inputs stay in the action cache (`--explain`
             // reads them there): the state holds what dependents read.
-            let json = serde_json::to_vec(&super::super::record::RecordView::of(&record));
-            let Ok(json) = json else {
+            let Ok(json) = serde_json::to_vec(&super::super::record::RecordView::of(&record))
+            else {
                 continue;
             };
-            steps.insert(
+            ran.push(Ran {
                 id,
-                Next {
-                    fingerprint: record.fingerprint.clone(),
-                    output: record.output_digest().into(),
-                    record: json,
-                    consults,
-                },
-            );
+                fingerprint: record.fingerprint.clone(),
+                output: record.output_digest().into(),
+                record: json,
+                consults,
+            });
         }
+
         // A blob another step published (the layer in every image of it) is
         // watched by its maker too, through the published hard link: a byte
         // changed there makes the maker check its result, and make it again.
-        let store = target.join(".scone");
-        let mut published: HashMap<Digest, &Path> = HashMap::new();
-        for next in steps.values() {
-            for (path, expect, watched) in &next.consults {
+        let is_published = |p: &Path| p.starts_with(target) && !p.starts_with(&store);
+        let mut published: HashMap<Digest, PathBuf> = HashMap::new();
+        for r in &ran {
+            for (path, expect, watched) in &r.consults {
                 if let (true, Some(d)) = (*watched, expect) {
-                    if path.starts_with(target) && !path.starts_with(&store) {
-                        published.entry(*d).or_insert(path);
+                    if is_published(path) {
+                        published.entry(*d).or_insert_with(|| path.clone());
                     }
                 }
             }
         }
-        let mut watch_links: Vec<(StepId, PathBuf, Digest)> = Vec::new();
-        for (id, next) in &steps {
-            let own: HashMap<Digest, &Path> = next
+        for &i in &kept {
+            for c in previous.steps[i].consults.iter().filter(|c| c.watched) {
+                let path = &previous.paths[c.path as usize].path;
+                if let Some(d) = c.expect.filter(|_| is_published(path)) {
+                    published.entry(d).or_insert_with(|| path.clone());
+                }
+            }
+        }
+        for r in &mut ran {
+            let own: HashSet<Digest> = r
                 .consults
                 .iter()
                 .filter(|(_, _, watched)| *watched)
-                .filter_map(|(p, d, _)| Some(((*d)?, p.as_path())))
+                .filter_map(|(_, d, _)| *d)
                 .collect();
-            for (_, expect, watched) in &next.consults {
-                let Some(d) = expect.filter(|_| !*watched) else {
-                    continue;
-                };
-                if own.contains_key(&d) {
-                    continue;
-                }
-                if let Some(link) = published.get(&d) {
-                    watch_links.push((id.clone(), link.to_path_buf(), d));
-                }
-            }
+            let links: Vec<(PathBuf, Option<Digest>, bool)> = r
+                .consults
+                .iter()
+                .filter(|(_, _, watched)| !*watched)
+                .filter_map(|(_, d, _)| *d)
+                .filter(|d| !own.contains(d))
+                .filter_map(|d| Some((published.get(&d)?.clone(), Some(d), true)))
+                .collect();
+            r.consults.extend(links);
         }
-        for (id, link, d) in watch_links {
-            if let Some(next) = steps.get_mut(&id) {
-                next.consults.push((link, Some(d), true));
-            }
-        }
-        // Every path a step or the load consulted, with its newest entry.
-        let mut paths = Paths {
-            table: BTreeMap::new(),
-        };
-        let mut add = |path: &Path, entry: Option<PathEntry>| {
-            let key = path.as_os_str().as_encoded_bytes().to_vec();
-            if paths.table.contains_key(&key) {
-                return;
-            }
-            let entry = entry.unwrap_or_else(|| PathEntry {
-                path: path.to_path_buf(),
-                stat: None,
-                digest: None,
-                taken_ns: recorded_ns,
-            });
-            paths.table.insert(key, entry);
-        };
-        for next in steps.values() {
-            for (path, ..) in &next.consults {
-                let entry = entries.get(path).cloned().or_else(|| newest(path));
-                add(path, entry);
-            }
-        }
-        let mut watched_raw = Vec::new();
+
+        // What the load read, and what the build wrote last.
+        let mut watched_raw: Vec<(PathBuf, Watch, Option<Stat>, Option<Digest>, i64)> = Vec::new();
         if let Some(load) = &self.last {
             let own: Vec<&std::ffi::OsStr> = load.own_names.iter().map(|n| n.as_os_str()).collect();
             for o in &load.watched {
@@ -283,9 +256,66 @@ impl NextState {
                 });
                 watched_raw.push((path.clone(), watch, stat, digest, recorded_ns));
             }
-            for (path, ..) in &watched_raw {
-                let entry = newest(path);
-                add(path, entry);
+        }
+
+        // The path table: the last one's paths the kept steps use, and the
+        // paths new in this build, merged in order.
+        let mut old_used = vec![false; previous.paths.len()];
+        for &i in &kept {
+            for c in &previous.steps[i].consults {
+                old_used[c.path as usize] = true;
+            }
+        }
+        let mut brand_new: Vec<&Path> = Vec::new();
+        let candidates = ran
+            .iter()
+            .flat_map(|r| r.consults.iter().map(|(path, ..)| path.as_path()))
+            .chain(watched_raw.iter().map(|(path, ..)| path.as_path()));
+        for path in candidates {
+            match previous
+                .paths
+                .binary_search_by(|e| key(&e.path).cmp(key(path)))
+            {
+                Ok(i) => old_used[i] = true,
+                Err(_) => brand_new.push(path),
+            }
+        }
+        brand_new.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+        brand_new.dedup();
+        let entry_of = |path: &Path, old: Option<&PathEntry>| -> PathEntry {
+            made_entries
+                .get(path)
+                .or_else(|| fresh.get(path))
+                .or(old)
+                .cloned()
+                .unwrap_or_else(|| PathEntry {
+                    path: path.to_path_buf(),
+                    stat: None,
+                    digest: None,
+                    taken_ns: recorded_ns,
+                })
+        };
+        let mut paths: Vec<PathEntry> = Vec::with_capacity(previous.paths.len() + brand_new.len());
+        let mut remap = vec![u32::MAX; previous.paths.len()];
+        let (mut o, mut n) = (0, 0);
+        loop {
+            while o < old_used.len() && !old_used[o] {
+                o += 1;
+            }
+            let take_old = match (previous.paths.get(o), brand_new.get(n)) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(old), Some(new)) => key(&old.path) < key(new),
+            };
+            if take_old {
+                let old = &previous.paths[o];
+                remap[o] = paths.len() as u32;
+                paths.push(entry_of(&old.path, Some(old)));
+                o += 1;
+            } else {
+                paths.push(entry_of(brand_new[n], None));
+                n += 1;
             }
         }
         // Publishing linked and unlinked shared inodes (a base layer is in
@@ -293,7 +323,7 @@ impl NextState {
         // stat differs from now in ctime alone keeps its digest.
         if !churned.is_empty() {
             use rayon::prelude::*;
-            paths.table.par_iter_mut().for_each(|(_, entry)| {
+            paths.par_iter_mut().for_each(|entry| {
                 let Some(old) = entry.stat.filter(|s| churned.contains(&s.inode)) else {
                     return;
                 };
@@ -310,28 +340,46 @@ impl NextState {
                 }
             });
         }
-        // Indices are positions in path order.
-        let index: HashMap<&[u8], u32> = paths
-            .table
-            .keys()
-            .enumerate()
-            .map(|(i, k)| (k.as_slice(), i as u32))
-            .collect();
-        let at = |path: &Path| index.get(path.as_os_str().as_encoded_bytes()).copied();
+        let at = |path: &Path| -> Option<u32> {
+            paths
+                .binary_search_by(|e| key(&e.path).cmp(key(path)))
+                .ok()
+                .map(|i| i as u32)
+        };
+
+        // The steps, in id order: kept ones as they were, renumbered.
         let mut bytes = Vec::new();
-        let mut out_steps = Vec::with_capacity(steps.len());
-        let mut position = HashMap::new();
-        for (id, next) in steps {
+        let mut steps: Vec<StepEntry> = Vec::with_capacity(kept.len() + ran.len());
+        for &i in &kept {
+            let old = &previous.steps[i];
             let start = bytes.len();
-            bytes.extend_from_slice(&next.record);
-            position.insert(id.clone(), out_steps.len() as u32);
-            out_steps.push(StepEntry {
-                id,
-                fingerprint: next.fingerprint,
-                output: next.output,
+            bytes.extend_from_slice(old.record_bytes(&previous));
+            steps.push(StepEntry {
+                id: old.id.clone(),
+                fingerprint: old.fingerprint.clone(),
+                output: Arc::clone(&old.output),
                 record: start..bytes.len(),
                 parsed: OnceLock::new(),
-                consults: next
+                consults: old
+                    .consults
+                    .iter()
+                    .map(|c| Consult {
+                        path: remap[c.path as usize],
+                        ..*c
+                    })
+                    .collect(),
+            });
+        }
+        for r in ran {
+            let start = bytes.len();
+            bytes.extend_from_slice(&r.record);
+            steps.push(StepEntry {
+                id: r.id,
+                fingerprint: r.fingerprint,
+                output: r.output,
+                record: start..bytes.len(),
+                parsed: OnceLock::new(),
+                consults: r
                     .consults
                     .iter()
                     .filter_map(|(path, expect, watched)| {
@@ -344,6 +392,12 @@ impl NextState {
                     .collect(),
             });
         }
+        steps.sort_by(|a, b| a.id.cmp(&b.id));
+        let position: HashMap<&StepId, u32> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (&s.id, i as u32))
+            .collect();
         let last = self.last.map(|load| LastBuild {
             key: load.key,
             started_ns: load.started_ns,
@@ -369,11 +423,11 @@ impl NextState {
         // A planned step with no entry (it failed, or its record would not
         // encode): no replay.
         let last = last.filter(|l| l.steps.len() == self.planned.len());
-        drop(index);
+        drop(position);
         BuildState {
             bytes: Arc::new(bytes),
-            paths: paths.table.into_values().collect(),
-            steps: out_steps,
+            paths,
+            steps,
             last,
         }
     }
