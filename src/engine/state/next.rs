@@ -114,6 +114,10 @@ struct Ran {
     consults: Vec<(PathBuf, Option<Digest>, bool)>,
 }
 
+/// A path the load read or the build wrote: how it is watched, its stat and
+/// digest, and when they were taken (ns).
+type Seen = (PathBuf, Watch, Option<Stat>, Option<Digest>, i64);
+
 fn key(path: &Path) -> &[u8] {
     path.as_os_str().as_encoded_bytes()
 }
@@ -237,7 +241,7 @@ impl NextState {
         }
 
         // What the load read, and what the build wrote last.
-        let mut watched_raw: Vec<(PathBuf, Watch, Option<Stat>, Option<Digest>, i64)> = Vec::new();
+        let mut watched_raw: Vec<Seen> = Vec::new();
         if let Some(load) = &self.last {
             let own: Vec<&std::ffi::OsStr> = load.own_names.iter().map(|n| n.as_os_str()).collect();
             for o in &load.watched {
