@@ -24,8 +24,10 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 
 # Debian packages installed with their recommends.
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils ninja-build hyperfine b3sum busybox-static)
-# Debian packages installed with --no-install-recommends.
-APT_PACKAGES_NO_RECOMMENDS=(docker.io nginx-core)
+# Debian packages installed with --no-install-recommends (chromium: the browser tests of
+# the timings page and the graph pictures, and scripts/figures.sh's screenshots, drawn in
+# fonts-dejavu-core's DejaVu fonts).
+APT_PACKAGES_NO_RECOMMENDS=(docker.io nginx-core chromium fonts-dejavu-core)
 
 log() { printf 'ci-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -230,6 +232,7 @@ print_versions() {
     line helm "$("$BIN_DIR/helm" version --short)"
     line kubernetes-validate "$("$BIN_DIR/kubernetes-validate" --version)"
     line dpkg-deb "$(dpkg-query -W -f='${Version}' dpkg)"
+    line chromium "$(dpkg-query -W -f='${Version}' chromium)"
 }
 
 main() {

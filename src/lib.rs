@@ -6,6 +6,7 @@
 
 pub mod cas;
 pub mod dev;
+pub mod draw;
 pub mod durable;
 pub mod engine;
 pub mod helm;

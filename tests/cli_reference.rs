@@ -29,7 +29,7 @@ fn docs_cli_md_is_generated_from_the_clap_definitions() {
     // It documents what --help shows, e.g. graph's --format and no -j on check.
     assert!(generated.contains("### `scone graph`"), "{generated}");
     assert!(
-        generated.contains("`--format <dot\\|mermaid\\|json>`"),
+        generated.contains("`--format <dot\\|mermaid\\|json\\|svg>`"),
         "{generated}"
     );
     let check = &generated[generated.find("### `scone check`").unwrap()..];

@@ -225,6 +225,9 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,
+    /// With --format svg: one box per step, not one per service.
+    #[arg(long)]
+    pub expand: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -239,4 +242,6 @@ pub enum GraphFormat {
     Dot,
     Mermaid,
     Json,
+    /// A picture: step kinds coloured, one box per service (see --expand).
+    Svg,
 }

@@ -1,6 +1,7 @@
-//! `scone graph --format dot|mermaid|json`: the planned step DAG, printed before
-//! anything is built.
+//! `scone graph --format dot|mermaid|json|svg`: the planned step DAG, printed
+//! before anything is built; `svg` draws it (`scone::draw::graph`).
 
+use scone::engine::StepId;
 use scone::plan::{self, Settings};
 use std::path::PathBuf;
 
@@ -57,6 +58,17 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
                 println!("  {} --> {}", key(a), key(b));
             }
         }
+        GraphFormat::Svg => {
+            let ids: Vec<StepId> = planned.ids().cloned().collect();
+            let options = scone::draw::graph::Options {
+                // One service alone (hello-world, `-p`) is shown step by step.
+                expand: args.expand || services(&ids) <= 1,
+            };
+            print!(
+                "{}",
+                scone::draw::graph::svg(&ids, &planned.edges(), options)
+            );
+        }
         GraphFormat::Json => {
             let nodes: Vec<serde_json::Value> = planned
                 .ids()
@@ -70,4 +82,16 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// How many services `ids` build steps of.
+fn services(ids: &[StepId]) -> usize {
+    let mut units: Vec<&str> = ids
+        .iter()
+        .filter(|id| scone::draw::kinds::of_a_service(&id.kind))
+        .map(|id| id.unit.as_str())
+        .collect();
+    units.sort();
+    units.dedup();
+    units.len()
 }

@@ -2,6 +2,7 @@
 //! tests start (registry, dockerd) and tools they call (skopeo, umoci, helm, ...).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cas_server;
 pub mod differential;
 pub mod dockerd;
