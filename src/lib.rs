@@ -19,5 +19,6 @@ pub mod remote;
 pub mod run;
 pub mod sgx;
 pub mod steps;
+pub mod timings;
 pub mod watch;
 pub mod workspace;

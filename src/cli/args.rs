@@ -128,6 +128,11 @@ pub struct BuildArgs {
     /// Print each manifest with every default filled in, and build nothing.
     #[arg(long)]
     pub print_defaults: bool,
+    /// Write a page of when each step ran, the critical path and where the
+    /// time went: target/scone-timings/scone-timing.html (and a timestamped
+    /// copy); with --message-format json, also a `timings` message.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -18,6 +18,7 @@ use super::args::{
 };
 use super::invocation;
 use super::output::Output;
+use super::timings::Clock;
 
 /// The remote cache tier of `--remote-cache` or `[cache] remote`, unless
 /// `--no-remote-cache` or `--offline`.
@@ -147,6 +148,8 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     // build (see `engine::state`).
     let started_ns = scone::engine::stat::now_ns();
     let common = &args.common;
+    let command = if apply.is_some() { "apply" } else { "build" };
+    let mut clock = Clock::start(args.timings, command, args.jobs.unwrap_or(0));
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let location = scone::workspace::locate(&LoadOptions {
         files: common.files.clone(),
@@ -180,7 +183,10 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     let mut prune = true;
     let reuse = match verdict {
         Verdict::Fresh => {
+            clock.phase("replay");
             let report = replay(&session, &probe);
+            clock.replayed(report.fresh);
+            clock.save(true, &target_dir, &probe, common.message_format)?;
             return Ok(Outcome {
                 code: 0,
                 workspace: None,
@@ -243,6 +249,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     check_default_bases(&ws, &only)?;
 
     // Plan.
+    clock.phase("plan");
     let root = ws.root.clone();
     let lock_path = root.join("scone.lock");
     let lock = Lockfile::load(&lock_path)?;
@@ -309,9 +316,13 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     let mut inputs = Vec::new();
     for phase in phases {
         let effects = phase.is_some();
+        if last.is_some() {
+            clock.phase("plan");
+        }
         let nodes = plan::plan(&ws, &settings(phase))?.nodes;
         let planned: Vec<StepId> = nodes.iter().map(|n| n.step.id().clone()).collect();
         inputs = declared_inputs(&nodes);
+        clock.phase("run");
 
         // Run.
         let out = Output::new(common, nodes.len());
@@ -323,12 +334,15 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
             // Only the first phase: the second sees the first's outputs.
             reuse: if last.is_none() { reuse.clone() } else { None },
         };
-        let report = session.run(&nodes, &opts, &out)?;
+        let report = session.run(&nodes, &opts, &clock.tee(&out))?;
+        clock.ran(&nodes, &report, &session);
         out.finished(&report);
         print_remote_stats(remote.as_deref(), common, &probe);
         if !report.success() {
+            clock.phase("record");
             let next = next_state(&report, planned, whole, None);
             session.finish(next)?;
+            clock.save(false, &target_dir, &probe, common.message_format)?;
             return Ok(Outcome {
                 code: 1,
                 workspace: Some(ws),
@@ -354,6 +368,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     // Record: outputs no step of a whole build made go (unless the state
     // knows the output folders are as the last build left them), then
     // scone.lock, then the state (the last file, under the lock).
+    clock.phase("record");
     if whole && prune {
         let state = session.state();
         let reused: Vec<_> = report
@@ -390,9 +405,11 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     session.finish(next_state(&report, planned, whole, load))?;
     if let Some(a) = apply {
         if a.load {
+            clock.phase("docker load");
             load_images(&ws, &only, &target_dir, &probe)?;
         }
     }
+    clock.save(true, &target_dir, &probe, common.message_format)?;
     Ok(Outcome {
         code: 0,
         workspace: Some(ws),
@@ -512,6 +529,7 @@ fn replay(session: &Session, out: &Output) -> engine::BuildReport {
                 outputs,
                 why: None,
                 ms: 0,
+                ran: None,
             });
         }
     }

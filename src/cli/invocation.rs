@@ -1,6 +1,7 @@
 //! What identifies an invocation for the build state: its key — scone's
 //! version, the working folder, the options that shape what a build makes
-//! (not how it reports: `--message-format`, `-v`, `-q`, `--explain`, `-j`)
+//! (not how it reports: `--message-format`, `-v`, `-q`, `--explain`, `-j`,
+//! `--timings`)
 //! and the environment variables that can change it. A build whose key
 //! differs from the last one's loads and plans the workspace again.
 
@@ -23,6 +24,7 @@ fn shapes_the_build(name: &str) -> bool {
 pub fn key(args: &BuildArgs, apply: Option<&ApplyArgs>) -> [u8; 32] {
     let mut shaping = args.clone();
     shaping.jobs = None;
+    shaping.timings = false;
     shaping.common = CommonArgs {
         message_format: MessageFormat::Human,
         explain: false,

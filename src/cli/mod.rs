@@ -14,6 +14,7 @@ pub mod invocation;
 pub mod output;
 pub mod reference;
 pub mod run;
+pub mod timings;
 
 use scone::manifest::{Diagnostic, ErrorKind, Pos};
 

@@ -197,6 +197,11 @@ impl Output {
         }
     }
 
+    /// One JSON message on stdout (`--message-format json`).
+    pub fn json_message(&self, value: serde_json::Value) {
+        self.json(value);
+    }
+
     fn json(&self, value: serde_json::Value) {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = std::io::stdout().lock();
@@ -290,6 +295,7 @@ impl EventSink for Output {
                 outputs,
                 why,
                 ms,
+                ..
             } => {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);

@@ -3,6 +3,7 @@
 
 use super::id::StepId;
 use serde_json::Value;
+use std::time::Instant;
 
 /// How a step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,16 @@ impl Status {
     }
 }
 
+/// When and on which worker a step was checked or run (for `--timings`).
+#[derive(Clone, Copy, Debug)]
+pub struct Ran {
+    /// When its run began: resolving its inputs, before any cache lookup
+    /// (`ms` counts from here).
+    pub started: Instant,
+    /// The index of the pool worker it ran on.
+    pub worker: Option<usize>,
+}
+
 /// One event.
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -42,6 +53,9 @@ pub enum Event {
         /// The first changed input, for built steps; the error for failures.
         why: Option<String>,
         ms: u64,
+        /// When and where it was checked or run; `None` for a step reused
+        /// from the last build unchecked (it did not run).
+        ran: Option<Ran>,
     },
     /// Something the user should know that does not fail the build (e.g. the
     /// remote cache is unreachable).

@@ -39,7 +39,7 @@ pub mod store;
 pub mod wire;
 
 pub use dep::Dep;
-pub use events::{Event, EventSink, Status};
+pub use events::{Event, EventSink, Ran, Status};
 pub use remote::{Lookup, RemoteTier};
 pub use scheduler::{BuildReport, EngineError, EngineOptions, Node, Reuse};
 pub use session::Session;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::dep::Dep;
-use super::events::{Event, EventSink, Status};
+use super::events::{Event, EventSink, Ran, Status};
 use super::fingerprint::{explain, Fingerprint};
 use super::inputs;
 use super::publish;
@@ -77,7 +77,11 @@ pub(super) fn run_step(
         remote,
         sink,
     } = *cx;
-    let started = Instant::now();
+    let ran = Ran {
+        started: Instant::now(),
+        worker: rayon::current_thread_index(),
+    };
+    let started = ran.started;
     let id = step.id().clone();
     let mut fingerprint = String::new();
     let mut consulted = Vec::new();
@@ -226,6 +230,7 @@ pub(super) fn run_step(
                 outputs: record.outputs(),
                 why,
                 ms,
+                ran: Some(ran),
             });
             let digest: Arc<str> = record.output_digest().into();
             Ok(StepResult {
@@ -243,6 +248,7 @@ pub(super) fn run_step(
                 outputs: serde_json::Value::Null,
                 why: Some(err.message.clone()),
                 ms,
+                ran: Some(ran),
             });
             Err(err.message)
         }

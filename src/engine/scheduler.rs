@@ -385,6 +385,7 @@ fn run_graph(
                             outputs,
                             why: None,
                             ms: 0,
+                            ran: None,
                         });
                     }
                     report.fresh += 1;
