@@ -181,6 +181,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         },
     };
     let mut prune = true;
+    let mut seen = scone::engine::state::Seen::default();
     let reuse = match verdict {
         Verdict::Fresh => {
             clock.phase("replay");
@@ -198,7 +199,9 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
             dirty,
             reason,
             prune: output_changed,
+            seen: check_seen,
         } => {
+            seen = check_seen;
             if common.explain || common.verbose > 0 {
                 probe.status("Dirty", &reason);
             }
@@ -219,6 +222,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     let watched = scone::engine::state::observe(
         &ws.watched,
         root_listing.map(|d| (location.root.as_path(), d)),
+        |path| seen.get(session.state(), path),
     );
     let debug = match args.mode {
         Some(EnclaveMode::Production) => false,

@@ -6,7 +6,8 @@
 //! the workspace; replacing it with a symlink, or adding a file to a copied
 //! folder, does.
 
-use std::path::{Component, Path};
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
 
 use super::Workspace;
 use crate::watch::{Watch, Watched};
@@ -14,6 +15,8 @@ use crate::watch::{Watch, Watched};
 /// Adds what `ws` depends on to [`Workspace::watched`].
 pub(super) fn add_validated(ws: &mut Workspace) {
     let mut out = std::mem::take(&mut ws.watched);
+    // A folder many services reach (a shared `dir:` base) is walked once.
+    let mut walked = HashSet::new();
     for mesh in &ws.meshes {
         out.push((mesh.mesh.path.clone(), Watch::Content));
     }
@@ -25,10 +28,11 @@ pub(super) fn add_validated(ws: &mut Workspace) {
                 &unit.dir,
                 Path::new(entry.value.trim_end_matches('/')),
                 &mut out,
+                &mut walked,
             );
         }
         if let Some(key) = m.build.signature.as_ref().and_then(|s| s.key.as_ref()) {
-            along(&unit.dir, Path::new(&key.value), &mut out);
+            along(&unit.dir, Path::new(&key.value), &mut out, &mut walked);
         }
         if let Some(from) = &m.build.from {
             let local = from
@@ -37,7 +41,7 @@ pub(super) fn add_validated(ws: &mut Workspace) {
                 .or_else(|| from.value.strip_prefix("oci:"))
                 .map(|p| p.split(':').next().unwrap_or(p));
             if let Some(p) = local {
-                along(&unit.dir, Path::new(p), &mut out);
+                along(&unit.dir, Path::new(p), &mut out, &mut walked);
             }
         }
     }
@@ -46,8 +50,8 @@ pub(super) fn add_validated(ws: &mut Workspace) {
 
 /// The kind of every path from `dir` to `dir/rel`, `..` taken lexically
 /// (an absolute `rel`: of `rel` alone); inside a folder it reaches,
-/// everything below it.
-fn along(dir: &Path, rel: &Path, out: &mut Watched) {
+/// everything below it (once per folder: `walked` holds those walked).
+fn along(dir: &Path, rel: &Path, out: &mut Watched, walked: &mut HashSet<PathBuf>) {
     let mut at = if rel.is_absolute() {
         rel.to_path_buf()
     } else {
@@ -70,8 +74,12 @@ fn along(dir: &Path, rel: &Path, out: &mut Watched) {
     if rel.is_absolute() {
         out.push((at.clone(), Watch::Kind));
     }
+    if walked.contains(&at) {
+        return;
+    }
     let is_dir = std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir());
     if is_dir {
+        walked.insert(at.clone());
         for entry in walkdir::WalkDir::new(&at).follow_links(false) {
             let Ok(entry) = entry else { continue };
             let watch = if entry.file_type().is_dir() {
@@ -96,8 +104,16 @@ mod tests {
         std::fs::write(d.join("lib/sub/a.txt"), "a").unwrap();
         std::fs::write(d.join("main.py"), "m").unwrap();
         let mut out = Vec::new();
-        along(d, Path::new("lib"), &mut out);
-        along(d, Path::new("main.py"), &mut out);
+        let mut walked = HashSet::new();
+        along(d, Path::new("lib"), &mut out, &mut walked);
+        along(d, Path::new("main.py"), &mut out, &mut walked);
+        let once = out.len();
+        along(d, Path::new("./lib"), &mut out, &mut walked);
+        assert_eq!(
+            out.len(),
+            once + 1,
+            "a folder walked once: only its own kind again"
+        );
         let has = |p: &str, w| out.contains(&(d.join(p), w));
         assert!(has("lib", Watch::Kind));
         assert!(has("lib", Watch::Listing));

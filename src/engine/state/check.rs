@@ -5,6 +5,24 @@ use super::super::stat::{content_digest, listing_digest, stat_all, Stat};
 use super::{BuildState, Digest, Watched};
 use crate::watch::Watch;
 
+/// The `lstat`s a check took (after the build started), by path-table index:
+/// the load that follows uses them rather than taking them again.
+#[derive(Debug, Default)]
+pub struct Seen(Vec<Option<Option<Stat>>>);
+
+impl Seen {
+    /// The stat the check took of `path` (`Some(None)`: it did not exist),
+    /// `None` if it took none.
+    pub fn get(&self, state: &BuildState, path: &std::path::Path) -> Option<Option<Stat>> {
+        let key = path.as_os_str().as_encoded_bytes();
+        let i = state
+            .paths
+            .binary_search_by(|e| e.path.as_os_str().as_encoded_bytes().cmp(key))
+            .ok()?;
+        self.0.get(i).copied().flatten()
+    }
+}
+
 /// The answer of [`BuildState::check`]. The reasons are what `-v` and
 /// `--explain` print.
 #[derive(Debug)]
@@ -19,6 +37,7 @@ pub enum Verdict {
         dirty: Vec<bool>,
         reason: String,
         prune: bool,
+        seen: Seen,
     },
     /// The workspace must be loaded again (or there is no usable last build).
     Full { reason: String },
@@ -109,6 +128,7 @@ pub(super) fn check(state: &BuildState, key: &Digest, own: &[&std::ffi::OsStr]) 
             dirty,
             reason,
             prune: must_prune,
+            seen: Seen(now),
         },
     }
 }

@@ -43,7 +43,7 @@ mod codec;
 mod next;
 mod paths;
 
-pub use check::{is_own_name, Verdict};
+pub use check::{is_own_name, Seen, Verdict};
 pub use next::{observe, LastLoad, NextState, Observed, Own};
 pub use paths::PathTable;
 

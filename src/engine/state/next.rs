@@ -74,7 +74,14 @@ pub struct Observed {
 /// racy against `started_ns`. `root`: the workspace root and the digest of
 /// its listing taken before the load (scone's own names left out), which
 /// stands for the root's stat (the root changes when `scone.lock` is written).
-pub fn observe(watched: &crate::watch::Watched, root: Option<(&Path, Digest)>) -> Vec<Observed> {
+/// `seen`: a stat the check took of a path (after the build started, before
+/// the load read it), used rather than taken again: what changed after it
+/// shows in the next build's stat all the same.
+pub fn observe(
+    watched: &crate::watch::Watched,
+    root: Option<(&Path, Digest)>,
+    seen: impl Fn(&Path) -> Option<Option<Stat>> + Sync,
+) -> Vec<Observed> {
     use rayon::prelude::*;
     let mut strictest: BTreeMap<&Path, Watch> = BTreeMap::new();
     for (path, watch) in watched {
@@ -87,7 +94,7 @@ pub fn observe(watched: &crate::watch::Watched, root: Option<(&Path, Digest)>) -
     strictest
         .into_par_iter()
         .map(|(path, watch)| {
-            let stat = Stat::of_path(path);
+            let stat = seen(path).unwrap_or_else(|| Stat::of_path(path));
             let digest = match (root, watch) {
                 (Some((root, digest)), Watch::Listing) if root == path => Some(digest),
                 (_, Watch::Kind) => stat
@@ -326,23 +333,7 @@ impl NextState {
         // every image): their ctime moved under every path. An entry whose
         // stat differs from now in ctime alone keeps its digest.
         if !churned.is_empty() {
-            use rayon::prelude::*;
-            paths.par_iter_mut().for_each(|entry| {
-                let Some(old) = entry.stat.filter(|s| churned.contains(&s.inode)) else {
-                    return;
-                };
-                if let Some(now) = Stat::of_path(&entry.path) {
-                    if now
-                        == (Stat {
-                            ctime_ns: now.ctime_ns,
-                            ..old
-                        })
-                    {
-                        entry.stat = Some(now);
-                        entry.taken_ns = recorded_ns;
-                    }
-                }
-            });
+            refresh_churned(&mut paths, &churned, recorded_ns);
         }
         let at = |path: &Path| -> Option<u32> {
             paths
@@ -463,5 +454,46 @@ fn made(path: &Path, digest: Option<&str>, fresh: Option<&PathEntry>, now_ns: i6
         stat,
         digest,
         taken_ns: now_ns,
+    }
+}
+
+/// Publishing linked and unlinked shared inodes (a base layer is in every
+/// image of a mesh): a path whose stat differs from now in ctime alone keeps
+/// its digest. One `lstat` per churned inode, through the first of its paths
+/// that still names it: a path of the same inode holds the same stat. (A path
+/// replaced meanwhile gets its old inode's stat, which its next `lstat` does
+/// not match: checked again, never trusted.)
+fn refresh_churned(paths: &mut [PathEntry], churned: &HashSet<u64>, recorded_ns: i64) {
+    use rayon::prelude::*;
+    let mut by_inode: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, entry) in paths.iter().enumerate() {
+        if let Some(s) = entry.stat.filter(|s| churned.contains(&s.inode)) {
+            by_inode.entry(s.inode).or_default().push(i);
+        }
+    }
+    let now: Vec<(&Vec<usize>, Stat)> = by_inode
+        .par_iter()
+        .filter_map(|(inode, at)| {
+            let now = at
+                .iter()
+                .filter_map(|&i| Stat::of_path(&paths[i].path))
+                .find(|s| s.inode == *inode)?;
+            Some((at, now))
+        })
+        .collect();
+    for (at, now) in now {
+        for &i in at {
+            let entry = &mut paths[i];
+            let Some(old) = entry.stat else { continue };
+            if now
+                == (Stat {
+                    ctime_ns: now.ctime_ns,
+                    ..old
+                })
+            {
+                entry.stat = Some(now);
+                entry.taken_ns = recorded_ns;
+            }
+        }
     }
 }
