@@ -117,7 +117,7 @@ pub(super) fn timeline(out: &mut String, t: &Timings) {
     out.push_str("<section id=\"timeline\"><h2>Timeline</h2>\n");
     let _ = writeln!(
         out,
-        "<p>One row per service (its steps in a chain), per mesh step and per base; a bar per step that ran. \
+        "<p>One row per service (its steps in a chain), per mesh (policy, upload, chart) and per base; a bar per step that ran. \
          Hover a bar for its step, time, worker and why it was built.{}</p>",
         if t.reused > 0 {
             format!(" {} steps reused unchecked are not drawn.", t.reused)
