@@ -463,3 +463,16 @@ fn apply_with_timings_times_the_upload_too() {
     assert!(page.contains(&format!("data-step=\"{upload}\"")));
     assert_eq!(page.matches("<rect class=\"bar ").count(), ran.len());
 }
+
+#[test]
+fn a_net_log_cut_short_is_read_line_by_line() {
+    let whole = "{\"constants\":{\"logEventTypes\":{\"URL_REQUEST_START_JOB\":7}},\n\"events\": [\n\
+        {\"params\":{\"network_isolation_key\":\"file:// file://\",\"url\":\"http://a.invalid/x\"},\"phase\":1,\"source\":{\"id\":1},\"type\":7},\n\
+        {\"params\":{\"network_isolation_key\":\"null null\",\"url\":\"http://update.invalid/\"},\"phase\":1,\"source\":{\"id\":2},\"type\":7},\n\
+        {\"params\":{\"url\":\"http://b.invalid/\"},\"phase\":1,\"source\":{\"id\":3},\"type\":8},\n\
+        ]}\n";
+    // serde_json refuses the trailing comma: the same lines as a log cut short.
+    assert_eq!(browser::page_requests(whole), ["http://a.invalid/x"]);
+    let cut = &whole[..whole.find("{\"params\":{\"url\"").unwrap() + 5];
+    assert_eq!(browser::page_requests(cut), ["http://a.invalid/x"]);
+}

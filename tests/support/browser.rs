@@ -9,7 +9,7 @@
 //! `CARGO_TARGET_TMPDIR`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long one Chromium run may take (a loaded 2-core machine).
@@ -47,13 +47,30 @@ pub struct Run {
     pub requests: Vec<String>,
 }
 
-/// Runs headless Chromium on `file` with `extra` flags.
+/// Runs headless Chromium on `file` with `extra` flags. A browser that dies
+/// of a signal (a crash, not a failed check: the page is static) is started
+/// once more, with a fresh profile, and says so on stderr.
 pub fn run(file: &Path, extra: &[String]) -> Run {
-    let scratch = tempfile::tempdir().expect("a folder for chromium");
     let url = format!(
         "file://{}",
         file.canonicalize().expect("the page").display()
     );
+    for attempt in 1..=2 {
+        match run_once(&url, extra) {
+            Ok(run) => return run,
+            Err((status, stderr)) if attempt == 1 && status.code().is_none() => {
+                eprintln!("chromium died on {url} ({status}), starting it once more:\n{stderr}");
+            }
+            Err((status, stderr)) => panic!("chromium failed on {url}: {status}\n{stderr}"),
+        }
+    }
+    unreachable!("the second attempt returns or panics")
+}
+
+/// One run of Chromium on `url`: what it gave, or how it ended and its
+/// stderr.
+fn run_once(url: &str, extra: &[String]) -> Result<Run, (ExitStatus, String)> {
+    let scratch = tempfile::tempdir().expect("a folder for chromium");
     let stdout_path = scratch.path().join("stdout");
     let stderr_path = scratch.path().join("stderr");
     let net_log = scratch.path().join("net-log.json");
@@ -78,7 +95,7 @@ pub fn run(file: &Path, extra: &[String]) -> Run {
         ))
         .arg(format!("--log-net-log={}", net_log.display()))
         .args(extra)
-        .arg(&url)
+        .arg(url)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
         .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
@@ -98,16 +115,15 @@ pub fn run(file: &Path, extra: &[String]) -> Run {
     };
     let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    assert!(
-        status.success(),
-        "chromium failed on {url}: {status}\n{stderr}"
-    );
+    if !status.success() {
+        return Err((status, stderr));
+    }
     let log = std::fs::read_to_string(&net_log).expect("chromium wrote its net log");
-    Run {
+    Ok(Run {
         stdout,
         stderr,
         requests: page_requests(&log),
-    }
+    })
 }
 
 /// The URLs of the requests a `file://` page made, from a Chromium net log
@@ -115,13 +131,11 @@ pub fn run(file: &Path, extra: &[String]) -> Run {
 /// is `file://` (its network isolation key). Chromium's own requests (time,
 /// component updates, accounts) have another key, and are left out.
 pub fn page_requests(net_log: &str) -> Vec<String> {
-    let log: serde_json::Value = serde_json::from_str(net_log).expect("the net log is JSON");
-    let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    let (constants, events) = net_log_parts(net_log);
+    let start_job = constants["logEventTypes"]["URL_REQUEST_START_JOB"]
         .as_u64()
         .expect("the net log names URL_REQUEST_START_JOB");
-    log["events"]
-        .as_array()
-        .expect("net log events")
+    events
         .iter()
         .filter(|e| e["type"].as_u64() == Some(start_job))
         .filter(|e| {
@@ -131,6 +145,28 @@ pub fn page_requests(net_log: &str) -> Vec<String> {
         })
         .filter_map(|e| e["params"]["url"].as_str().map(String::from))
         .collect()
+}
+
+/// A net log's constants and events. Chromium writes it a line per event
+/// and closes it at exit; a log left unclosed (Chromium killed while it
+/// shut down) is read line by line.
+fn net_log_parts(net_log: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
+    if let Ok(mut log) = serde_json::from_str::<serde_json::Value>(net_log) {
+        let events = match log["events"].take() {
+            serde_json::Value::Array(events) => events,
+            _ => Vec::new(),
+        };
+        return (log["constants"].take(), events);
+    }
+    let mut lines = net_log.lines();
+    let first = lines.next().unwrap_or_default().trim_end_matches(',');
+    let head: serde_json::Value = serde_json::from_str(&format!("{first}}}"))
+        .unwrap_or_else(|e| panic!("the net log's first line is not its constants: {e}"));
+    let events = lines
+        .filter_map(|line| serde_json::from_str(line.trim_end_matches(',')).ok())
+        .filter(|e: &serde_json::Value| e.get("type").is_some() && e.get("source").is_some())
+        .collect();
+    (head["constants"].clone(), events)
 }
 
 /// The DOM of `file` once loaded, as Chromium serialises it; asserts the
