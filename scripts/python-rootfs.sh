@@ -5,7 +5,12 @@
 #
 #   scripts/python-rootfs.sh OUT_DIR
 #
-# Idempotent: returns at once when OUT_DIR already holds the interpreter. The .debs are
+# It records the packages it was made from as dpkg would, in OUT_DIR/var/lib/dpkg/status
+# (each package's control fields, `Status: install ok installed`): the SBOM of every
+# image on this base lists them with their versions.
+#
+# Idempotent: returns at once when OUT_DIR already holds the interpreter and the
+# package list. The .debs are
 # kept in ${SCONE_DEB_CACHE:-~/.cache/scone/debs}; with them there, no network is used.
 # Check: chroot OUT_DIR /usr/bin/python3 -c 'print(1)'
 set -eu
@@ -20,7 +25,8 @@ cache=${SCONE_DEB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scone/debs}
 # /usr/bin/python3 -> python3.11 (python3-minimal).
 packages="libc6 libgcc-s1 zlib1g libexpat1 libpython3.11-minimal python3.11-minimal python3-minimal"
 
-if [ -x "$out/usr/bin/python3.11" ] && [ -L "$out/usr/bin/python3" ]; then
+if [ -x "$out/usr/bin/python3.11" ] && [ -L "$out/usr/bin/python3" ] &&
+    [ -s "$out/var/lib/dpkg/status" ]; then
     exit 0
 fi
 
@@ -40,10 +46,20 @@ parent=$(dirname "$out")
 mkdir -p "$parent"
 staging=$(mktemp -d "$parent/.python-rootfs.XXXXXX")
 trap 'rm -rf "$staging"' EXIT INT TERM
-for pkg in $packages; do
+mkdir -p "$staging/var/lib/dpkg"
+status="$staging/var/lib/dpkg/status"
+: >"$status"
+for pkg in $(printf '%s\n' $packages | sort); do
     # Newest version first if several are cached.
     deb=$(ls "$cache/${pkg}_"*.deb | sort -V | tail -n 1)
     dpkg-deb -x "$deb" "$staging"
+    # The package's control fields as dpkg's status file has them.
+    {
+        printf 'Package: %s\n' "$(dpkg-deb -f "$deb" Package)"
+        echo "Status: install ok installed"
+        dpkg-deb -f "$deb" | grep -v '^Package:'
+        echo
+    } >>"$status"
 done
 # Documentation is not needed at run time.
 rm -rf "$staging/usr/share/doc" "$staging/usr/share/man" "$staging/usr/share/lintian"

@@ -4,6 +4,7 @@
 //! Manifests know nothing of the engine, the engine knows nothing of a step's
 //! internals, and steps never call the CLI. See `docs/architecture.md`.
 
+pub mod attest;
 pub mod cas;
 pub mod dev;
 pub mod draw;

@@ -3,8 +3,16 @@
 //! ```text
 //! per service:  copy ──▶ layer ──▶ image ──▶ sign ─┐
 //!               base (shared) ───────────▶ image    ├─▶ policy ──▶ chart   (per mesh)
-//! apply adds:   policy ──▶ upload ──▶ push (images) ──▶ chart
+//!               base ──▶ packages (shared) ─┐
+//!               image ──────────────────────┴▶ sbom ─┐
+//!               image, sign, sbom ───────────────────┴▶ provenance
+//! apply adds:   policy ──▶ upload ──▶ push (image, sbom, provenance) ──▶ chart
 //! ```
+//!
+//! The provenance of an image depends on its own chain only: another
+//! service's edit leaves it fresh (the session that lists the image is checked
+//! by `scone verify`, not signed into every image's provenance; see
+//! `docs/provenance.md`).
 //!
 //! Image-side steps are named by `build.name` (`image:python_hello_user`),
 //! mesh steps by `policy.namespace` (`policy:myPythonApp`), base steps by the
@@ -21,12 +29,17 @@ use crate::steps::base::BaseStep;
 use crate::steps::copy::CopyStep;
 use crate::steps::image::ImageStep;
 use crate::steps::layer::LayerStep;
+use crate::steps::packages::PackagesStep;
+use crate::steps::provenance::ProvenanceStep;
 use crate::steps::push::PushStep;
+use crate::steps::sbom::SbomStep;
 use crate::steps::sign::SignStep;
 use crate::workspace::{ServiceUnit, Workspace};
 
+mod attest;
 mod mesh;
-use mesh::plan_mesh;
+use attest::provenance_step;
+use mesh::{plan_mesh, Attachments};
 
 /// Everything besides the manifests that shapes the plan.
 pub struct Settings {
@@ -37,6 +50,8 @@ pub struct Settings {
     /// Enclave DEBUG attribute.
     pub debug: bool,
     pub signing_key: PathBuf,
+    /// The provenance signing key (Ed25519 or ECDSA P-256).
+    pub provenance_key: PathBuf,
     /// The user cache (base images).
     pub cache_dir: PathBuf,
     pub offline: bool,
@@ -271,6 +286,7 @@ pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
     };
     let mut image_of = HashMap::new();
     let mut sign_of = HashMap::new();
+    let mut attachments = Attachments::new();
     // Each service's steps are made on all cores, then added in order (the
     // first error in that order wins).
     let made: Vec<(usize, Result<ServiceSteps, PlanError>)> = {
@@ -282,14 +298,24 @@ pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
             .collect()
     };
     for (i, steps) in made {
-        let (image, sign) = add_service(&mut b, steps?);
+        let (image, sign, attached) = add_service(&mut b, steps?);
         image_of.insert(i, image);
         sign_of.insert(i, sign);
+        attachments.insert(i, attached);
     }
     if settings.only.is_empty() {
         let several = ws.meshes.len() > 1;
         for mesh in &ws.meshes {
-            plan_mesh(&mut b, ws, mesh, settings, &image_of, &sign_of, several);
+            plan_mesh(
+                &mut b,
+                ws,
+                mesh,
+                settings,
+                &image_of,
+                &sign_of,
+                &attachments,
+                several,
+            );
         }
     }
     // `apply --push` of a service manifest used alone: no mesh, so no policy to
@@ -308,13 +334,15 @@ pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
         alone.sort_unstable();
         for (i, image) in alone {
             let unit = &ws.services[i];
+            let mut deps = vec![image];
+            deps.extend(attachments.get(&i).into_iter().flatten());
             b.add_boxed(
                 Box::new(PushStep {
                     id: StepId::new("push", unit.name()),
                     layout: settings.target_dir.join("images").join(unit.name()),
                     insecure: settings.insecure_registries.clone(),
                 }),
-                vec![image],
+                deps,
             );
         }
     }
@@ -325,20 +353,28 @@ pub fn plan(ws: &Workspace, settings: &Settings) -> Result<Plan, PlanError> {
 struct ServiceSteps {
     /// Its base step, which services mostly share: added the first time only.
     base: BaseStep,
+    /// The base's packages, shared like it.
+    packages: PackagesStep,
     copy: CopyStep,
     layer: LayerStep,
     image: ImageStep,
     sign: SignStep,
+    sbom: SbomStep,
+    provenance: ProvenanceStep,
 }
 
-/// Adds a service's steps to the graph; returns its image and sign nodes.
-fn add_service(b: &mut Builder, s: ServiceSteps) -> (usize, usize) {
+/// Adds a service's steps to the graph; returns its image and sign nodes and
+/// what is attached to its image on push (sbom, provenance).
+fn add_service(b: &mut Builder, s: ServiceSteps) -> (usize, usize, [usize; 2]) {
     let base = b.add(s.base, vec![]);
+    let packages = b.add(s.packages, vec![base]);
     let copy = b.add(s.copy, vec![]);
     let layer = b.add(s.layer, vec![copy]);
     let image = b.add(s.image, vec![base, layer]);
     let sign = b.add(s.sign, vec![image, copy]);
-    (image, sign)
+    let sbom = b.add(s.sbom, vec![image, packages]);
+    let provenance = b.add(s.provenance, vec![image, sign, sbom, packages]);
+    (image, sign, [sbom, provenance])
 }
 
 fn service_steps(
@@ -378,6 +414,19 @@ fn service_steps(
             Err(_) => spec_text.clone(),
         },
         None => spec_text.clone(),
+    };
+    // The base as the SBOM and provenance name it: a folder or layout under
+    // the root relative to it, so the documents hold no path of this machine.
+    let base_name = match spec_text.split_once(':') {
+        _ if default_unit.is_some() => base_unit.clone(),
+        Some((scheme @ ("dir" | "oci"), path)) => match Path::new(path).strip_prefix(&ws.root) {
+            Ok(rel) => format!("{scheme}:{}", rel.display()),
+            Err(_) => spec_text.clone(),
+        },
+        _ => spec_text.clone(),
+    };
+    let packages = PackagesStep {
+        id: StepId::new("packages", &base_unit),
     };
     let base = BaseStep {
         id: StepId::new("base", &base_unit),
@@ -450,12 +499,21 @@ fn service_steps(
             .unwrap_or(0x1970_0101),
         key,
     };
+    let sbom = SbomStep {
+        id: StepId::new("sbom", unit.name()),
+        service: unit.name().to_string(),
+        base: base_name.clone(),
+        created: settings.source_date_epoch,
+    };
     Ok(ServiceSteps {
         base,
+        packages,
         copy,
         layer,
         image,
         sign,
+        sbom,
+        provenance: provenance_step(ws, unit, base_name, settings),
     })
 }
 

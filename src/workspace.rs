@@ -37,6 +37,8 @@ pub struct Config {
     #[serde(default)]
     pub signing: SigningConfig,
     #[serde(default)]
+    pub provenance: ProvenanceConfig,
+    #[serde(default)]
     pub cache: CacheConfig,
     #[serde(default)]
     pub paths: PathsConfig,
@@ -60,6 +62,15 @@ pub struct SigningConfig {
     pub key: Option<PathBuf>,
     /// `debug` (default) or `production`.
     pub mode: Option<String>,
+}
+
+/// `[provenance]` of `scone.toml`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProvenanceConfig {
+    /// The key that signs each image's provenance (relative to the root): an
+    /// Ed25519 or ECDSA P-256 private key, PKCS#8 PEM. Not the enclave key.
+    pub key: Option<PathBuf>,
 }
 
 /// `[cache]` of `scone.toml`.

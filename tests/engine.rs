@@ -65,8 +65,9 @@ fn second_build_is_all_fresh_and_hashes_nothing() {
         "a no-op build must not hash file content"
     );
     assert!(step_statuses(&second).iter().all(|(_, _, s)| s == "fresh"));
-    // 5 services × 4 steps + base + policy + chart.
-    assert_eq!(step_statuses(&second).len(), 5 * 4 + 3);
+    // 5 services × 6 steps (copy, layer, image, sign, sbom, provenance) +
+    // base, packages, policy, chart.
+    assert_eq!(step_statuses(&second).len(), 5 * 6 + 4);
 }
 
 #[test]
@@ -93,6 +94,8 @@ fn identical_rewrite_is_fresh_and_one_byte_rebuilds_exactly_one_chain() {
         "layer:svc_0007",
         "image:svc_0007",
         "sign:svc_0007",
+        "sbom:svc_0007",
+        "provenance:svc_0007",
         "policy:mono-0",
         "chart:mono-0",
     ]
@@ -257,7 +260,8 @@ fn concurrent_builds_both_succeed_with_identical_outputs() {
     // One waited for the other and found everything fresh.
     let total_built =
         finished(&ma)["built"].as_u64().unwrap() + finished(&mb)["built"].as_u64().unwrap();
-    assert_eq!(total_built, 6 * 4 + 3);
+    // 6 services × 6 steps + base, packages, policy, chart.
+    assert_eq!(total_built, 6 * 6 + 4);
 }
 
 #[test]
@@ -310,16 +314,25 @@ fn json_messages_follow_the_contract() {
             assert!(m.get(key).is_some(), "{key} missing in {m}");
         }
         assert_eq!(m["fingerprint"].as_str().unwrap().len(), 64);
-        assert!(
-            ["copy", "layer", "image", "sign", "policy", "chart", "base"]
-                .contains(&m["step"].as_str().unwrap())
-        );
+        assert!([
+            "copy",
+            "layer",
+            "image",
+            "sign",
+            "sbom",
+            "provenance",
+            "policy",
+            "chart",
+            "base",
+            "packages"
+        ]
+        .contains(&m["step"].as_str().unwrap()));
         assert_eq!(m["status"], "built");
         assert_eq!(m["why"], "never built");
     }
     let done = finished(&msgs);
     assert_eq!(done["success"], true);
-    assert_eq!(done["built"], 4 + 3);
+    assert_eq!(done["built"], 6 + 4);
     assert!(done["ms"].is_u64());
 }
 
@@ -379,7 +392,7 @@ fn the_no_op_fast_path_answers_only_when_nothing_changed() {
     assert_eq!(by_step(&fast), by_step(&first));
     assert_eq!(
         step_statuses(&fast).len(),
-        3 * 4 + 3,
+        3 * 6 + 4,
         "every step is still reported"
     );
     assert!(step_statuses(&fast).iter().all(|(_, _, s)| s == "fresh"));

@@ -44,9 +44,15 @@ fn three_services_give_three_chains_a_policy_and_a_chart() {
     let mut expected_edges = BTreeSet::new();
     let e = |a: &str, b: &str| (a.to_string(), b.to_string());
     for s in services {
-        for kind in ["copy", "layer", "image", "sign"] {
+        for kind in ["copy", "layer", "image", "sign", "sbom", "provenance"] {
             expected_nodes.insert(format!("{kind}:{s}"));
         }
+        expected_edges.insert(e(&format!("image:{s}"), &format!("sbom:{s}")));
+        expected_edges.insert(e("packages:default:python", &format!("sbom:{s}")));
+        for from in ["image", "sign", "sbom"] {
+            expected_edges.insert(e(&format!("{from}:{s}"), &format!("provenance:{s}")));
+        }
+        expected_edges.insert(e("packages:default:python", &format!("provenance:{s}")));
         expected_edges.insert(e(&format!("copy:{s}"), &format!("layer:{s}")));
         expected_edges.insert(e(&format!("layer:{s}"), &format!("image:{s}")));
         expected_edges.insert(e(&format!("image:{s}"), &format!("sign:{s}")));
@@ -58,8 +64,12 @@ fn three_services_give_three_chains_a_policy_and_a_chart() {
     expected_nodes.insert("policy:multi".into());
     expected_nodes.insert("chart:multi".into());
     expected_nodes.insert("base:default:python".into());
+    expected_nodes.insert("packages:default:python".into());
+    expected_edges.insert(e("base:default:python", "packages:default:python"));
     expected_edges.insert(e("policy:multi", "chart:multi"));
-    assert_eq!(nodes.len(), 3 * 4 + 2 + 1, "{nodes:?}");
+    // 3 × (copy, layer, image, sign, sbom, provenance), policy, chart, base,
+    // packages.
+    assert_eq!(nodes.len(), 3 * 6 + 2 + 2, "{nodes:?}");
     assert_eq!(nodes, expected_nodes);
     assert_eq!(edges, expected_edges);
 }
@@ -198,7 +208,18 @@ fn the_svg_of_the_hello_world_has_a_box_per_step_and_renders() {
     );
     // Kinds keep their colours (as on the timings page).
     assert!(picture.contains("stroke=\"#0072b2\""), "layer is blue");
-    let kinds = ["base", "copy", "layer", "image", "sign", "policy", "chart"];
+    let kinds = [
+        "base",
+        "packages",
+        "copy",
+        "layer",
+        "image",
+        "sign",
+        "sbom",
+        "provenance",
+        "policy",
+        "chart",
+    ];
     renders(&picture, "graph-hello-world", &colours(&kinds));
 }
 
@@ -212,14 +233,16 @@ fn services_collapse_unless_expanded_and_p_draws_one() {
         .filter(|t| t.starts_with("service "))
         .collect();
     assert_eq!(services.len(), 3, "{titles:?}");
-    assert!(titles.contains(&"service multi_b: copy, layer, image, sign".to_string()));
+    assert!(
+        titles.contains(&"service multi_b: copy, layer, image, sign, sbom, provenance".to_string())
+    );
     assert_eq!(
         titles.len(),
-        3 + 3,
-        "three services, a base, a policy, a chart"
+        3 + 4,
+        "three services, a base, its packages, a policy, a chart"
     );
     let expanded = boxes(&svg(&sb, &multi, &["-f", "mesh.yml", "--expand"]));
-    assert_eq!(expanded.len(), 3 * 4 + 3);
+    assert_eq!(expanded.len(), 3 * 6 + 4);
     let one = boxes(&svg(&sb, &multi, &["-f", "mesh.yml", "-p", "multi_b"]));
     assert!(one.contains(&"sign:multi_b".to_string()), "{one:?}");
     assert!(one
@@ -251,12 +274,24 @@ fn the_svg_of_a_1000_service_mesh_is_one_block_small_and_renders() {
         picture.len()
     );
     let titles = boxes(&picture);
-    // The base, one block of every service, the policy and the chart.
-    assert_eq!(titles.len(), 4, "{titles:?}");
+    // The base, its packages, one block of every service, the policy and the
+    // chart.
+    assert_eq!(titles.len(), 5, "{titles:?}");
     assert!(titles.iter().any(|t| t.starts_with("1000 services")));
     for i in [0, 499, 999] {
         assert!(picture.contains(&format!(">{}</text>", service_name(i))));
     }
-    let kinds = ["base", "copy", "layer", "image", "sign", "policy", "chart"];
+    let kinds = [
+        "base",
+        "packages",
+        "copy",
+        "layer",
+        "image",
+        "sign",
+        "sbom",
+        "provenance",
+        "policy",
+        "chart",
+    ];
     renders(&picture, "graph-1000-services", &colours(&kinds));
 }

@@ -11,8 +11,10 @@ use support::monorepo::{generate, MonorepoOptions};
 use support::{finished, step_statuses, tree, Sandbox};
 
 const SERVICES: usize = 6;
-/// 6 services × 4 steps + base + policy + chart.
-const STEPS: u64 = SERVICES as u64 * 4 + 3;
+/// 6 services × 6 steps + base, packages, policy, chart.
+const STEPS: u64 = SERVICES as u64 * 6 + 4;
+/// What one service's edit rebuilds: its six steps, its mesh's policy and chart.
+const CHAIN: u64 = 8;
 
 fn built(msgs: &[serde_json::Value]) -> BTreeSet<String> {
     step_statuses(msgs)
@@ -23,7 +25,7 @@ fn built(msgs: &[serde_json::Value]) -> BTreeSet<String> {
 }
 
 fn chain(unit: &str) -> BTreeSet<String> {
-    ["copy", "layer", "image", "sign"]
+    ["copy", "layer", "image", "sign", "sbom", "provenance"]
         .iter()
         .map(|k| format!("{k}:{unit}"))
         .chain(["policy:mono-0".to_string(), "chart:mono-0".to_string()])
@@ -109,7 +111,7 @@ fn edits_rebuild_their_chain_reuse_the_rest_and_equal_a_build_from_scratch() {
     assert_eq!(built(&msgs), chain("svc_0003"));
     assert_eq!(
         done["reused"],
-        STEPS - 6,
+        STEPS - CHAIN,
         "the other services and the base were reused unchecked"
     );
     assert_eq!(
@@ -123,7 +125,10 @@ fn edits_rebuild_their_chain_reuse_the_rest_and_equal_a_build_from_scratch() {
     edit(&root.join("services/svc-0005/main.cfg"), "x");
     let msgs = sb.build_json(&root, &[]);
     assert_eq!(built(&msgs), chain("svc_0005"));
-    assert_eq!(finished(&msgs)["reused"], STEPS - 6);
+    assert_eq!(
+        finished(&msgs)["reused"],
+        STEPS - chain("svc_0004").len() as u64
+    );
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 2));
 
     // Back to the original bytes: those results are still in the action cache.
@@ -224,7 +229,10 @@ fn a_copied_folder_gaining_a_link_out_fails_as_a_full_build_would() {
     // The second build takes the incremental path with the last workspace.
     edit(&root.join("services/svc-0004/main.cfg"), "z");
     let msgs = sb.build_json(&root, &[]);
-    assert_eq!(finished(&msgs)["reused"], STEPS - 6);
+    assert_eq!(
+        finished(&msgs)["reused"],
+        STEPS - chain("svc_0004").len() as u64
+    );
     // Then a link out of the service appears in a copied folder: the checks
     // that look at copied files run again and stop the build.
     let lib = root.join("services/svc-0002/lib");
@@ -303,13 +311,13 @@ fn a_base_pinned_by_the_lock_is_built_incrementally() {
     edit(&root.join("services/svc-0001/main.cfg"), "a");
     let msgs = sb.build_json(&root, &[]);
     assert_eq!(built(&msgs), chain("svc_0001"));
-    assert_eq!(finished(&msgs)["reused"], STEPS - 6, "incremental");
+    assert_eq!(finished(&msgs)["reused"], STEPS - CHAIN, "incremental");
     same_as_from_scratch(1);
     for (n, svc) in [(2, "svc-0002"), (3, "svc-0003"), (4, "svc-0004")] {
         edit(&root.join(format!("services/{svc}/main.cfg")), "b");
         let msgs = sb.build_json(&root, &[]);
         assert_eq!(built(&msgs), chain(&svc.replace('-', "_")), "build {n}");
-        assert_eq!(finished(&msgs)["reused"], STEPS - 6, "build {n}");
+        assert_eq!(finished(&msgs)["reused"], STEPS - CHAIN, "build {n}");
         same_as_from_scratch(n);
     }
 }

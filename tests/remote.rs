@@ -335,8 +335,8 @@ fn a_remote_that_never_answers_costs_one_timeout_and_a_warning() {
     let steps = step_statuses(&msgs);
     assert_eq!(
         steps.len(),
-        3 * 4 + 3,
-        "3 services × 4 + base, policy, chart"
+        3 * 6 + 4,
+        "3 services × 6 + base, packages, policy, chart"
     );
     assert!(steps.iter().all(|s| s.2 == "built"), "{steps:?}");
     // After the first timeout the remote is off: only the lookups already in

@@ -61,6 +61,7 @@ pub fn check_and_plan(mesh: &str, service: &str) {
             compression: Compression::Gzip,
             debug: true,
             signing_key: root.join("no-key.pem"),
+            provenance_key: root.join("no-provenance-key.pem"),
             cache_dir: root.join("cache"),
             offline: true,
             insecure_registries: Vec::new(),

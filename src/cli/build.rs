@@ -112,6 +112,37 @@ fn signing_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The provenance key: `scone.toml` `[provenance] key`, else
+/// `$SCONE_PROVENANCE_KEY`, else the user's default key, generated on first
+/// use (Ed25519, outside `target/`, mode 0600).
+pub fn provenance_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
+    if let Some(key) = &ws.config.provenance.key {
+        let path = ws.root.join(key);
+        if !path.exists() {
+            bail!(
+                "the provenance key {} (scone.toml [provenance] key) does not exist\n  \
+                 help: make one with `openssl genpkey -algorithm ed25519 -out {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
+    let path = scone::attest::key::default_key_path()?;
+    if !path.exists() {
+        scone::attest::key::ProvenanceKey::generate_at(&path)
+            .with_context(|| format!("generating a provenance key at {}", path.display()))?;
+        out.status(
+            "Generated",
+            &format!(
+                "a provenance signing key (Ed25519) at {}; its public key verifies your images' provenance",
+                path.display()
+            ),
+        );
+    }
+    Ok(path)
+}
+
 /// Runs `scone build`.
 pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
     if args.print_defaults {
@@ -262,6 +293,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
     let remote = remote_tier(&ws.config, args, offline)?;
     let epoch = source_date_epoch()?;
     let key_path = signing_key(&ws, &probe)?;
+    let provenance_key_path = provenance_key(&ws, &probe)?;
     let settings = |apply: Option<ApplySettings>| Settings {
         target_dir: target_dir.clone(),
         source_date_epoch: epoch,
@@ -271,6 +303,7 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         },
         debug,
         signing_key: key_path.clone(),
+        provenance_key: provenance_key_path.clone(),
         cache_dir: cache_dir(),
         offline,
         insecure_registries: args.insecure_registries.clone(),

@@ -15,7 +15,15 @@ use super::build::{load_workspace, selected};
 use super::output::Output;
 
 /// The step kinds that belong to one service.
-const SERVICE_STEPS: &[&str] = &["copy", "layer", "image", "sign", "push"];
+const SERVICE_STEPS: &[&str] = &[
+    "copy",
+    "layer",
+    "image",
+    "sign",
+    "sbom",
+    "provenance",
+    "push",
+];
 
 /// The user-cache digests the bases of the last builds use: manifests, their
 /// configs, layers.

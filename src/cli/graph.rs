@@ -18,6 +18,7 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
         compression: scone::oci::tar::Compression::Gzip,
         debug: true,
         signing_key: PathBuf::from("signing-key.pem"),
+        provenance_key: PathBuf::from("provenance-key.pem"),
         cache_dir: cache_dir(),
         offline: true,
         insecure_registries: Vec::new(),

@@ -1,13 +1,17 @@
 //! One colour per step kind, the same in the step graph and the timings
-//! page (an Okabe–Ito palette: told apart with most colour blindnesses).
+//! page (an Okabe–Ito palette: told apart with most colour blindnesses; the
+//! SBOM and provenance steps take two of Paul Tol's, also safe).
 
 /// The step kinds in the order of a build, each with its colour.
 pub const KINDS: &[(&str, &str)] = &[
     ("base", "#8c8c8c"),
+    ("packages", "#c4c4c4"),
     ("copy", "#56b4e9"),
     ("layer", "#0072b2"),
     ("image", "#009e73"),
     ("sign", "#e69f00"),
+    ("sbom", "#44aa99"),
+    ("provenance", "#332288"),
     ("policy", "#cc79a7"),
     ("upload", "#b59f00"),
     ("push", "#882255"),
@@ -32,9 +36,12 @@ pub fn order(kind: &str) -> usize {
 
 /// Whether steps of `kind` belong to one service (their unit is its
 /// `build.name`), as opposed to a mesh (`policy`, `upload`, `chart`) or a
-/// base image.
+/// base image (`base`, `packages`).
 pub fn of_a_service(kind: &str) -> bool {
-    matches!(kind, "copy" | "layer" | "image" | "sign" | "push")
+    matches!(
+        kind,
+        "copy" | "layer" | "image" | "sign" | "sbom" | "provenance" | "push"
+    )
 }
 
 #[cfg(test)]

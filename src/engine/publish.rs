@@ -16,9 +16,18 @@ use crate::durable;
 
 /// The folders of `target/` that steps publish into (`images/<name>`,
 /// `enclave/<name>`, `policy/<ns>.yaml`, `helm` or `helm/<ns>`,
-/// `manifests/…`). Nothing else under them is kept by a build that planned
+/// `manifests/…`, `sbom/<name>.spdx.json`, `provenance/<name>.*.json`).
+/// Nothing else under them is kept by a build that planned
 /// the whole workspace ([`prune`]).
-pub const OUTPUT_FOLDERS: &[&str] = &["images", "enclave", "policy", "helm", "manifests"];
+pub const OUTPUT_FOLDERS: &[&str] = &[
+    "images",
+    "enclave",
+    "policy",
+    "helm",
+    "manifests",
+    "sbom",
+    "provenance",
+];
 
 /// Removes from the [`OUTPUT_FOLDERS`] of `target` whatever none of
 /// `published` put there (the outputs of removed services and meshes, and

@@ -18,6 +18,7 @@ pub mod error;
 pub mod image;
 pub mod layout;
 pub mod reference;
+pub mod referrers;
 pub mod registry;
 pub mod rootfs;
 pub mod tar;

@@ -84,7 +84,7 @@ pub fn install_crypto_provider() {
 
 /// A registry client; cheap to share by reference across threads.
 pub struct RegistryClient {
-    http: Client,
+    pub(super) http: Client,
     insecure: Vec<String>,
     auth: DockerAuth,
     /// `(registry, repository)` → Authorization header value that worked.
@@ -125,7 +125,7 @@ impl RegistryClient {
         })
     }
 
-    fn base_url(&self, reference: &Reference) -> String {
+    pub(super) fn base_url(&self, reference: &Reference) -> String {
         let host = reference.api_host();
         let bare = host.split(':').next().unwrap_or(host);
         let plain = reference.is_loopback()
@@ -146,7 +146,7 @@ impl RegistryClient {
 
     /// Send a request built by `make` (called again after authenticating), handling the
     /// 401 challenge: basic credentials or a bearer token for `scope` (`pull` / `pull,push`).
-    fn send(
+    pub(super) fn send(
         &self,
         reference: &Reference,
         scope: &str,
@@ -250,7 +250,7 @@ impl RegistryClient {
         Ok(format!("Bearer {token}"))
     }
 
-    fn check(reference: &Reference, response: Response, what: &str) -> Result<Response> {
+    pub(super) fn check(reference: &Reference, response: Response, what: &str) -> Result<Response> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);

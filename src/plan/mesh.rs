@@ -1,5 +1,6 @@
 //! A mesh's steps: its policy, and its chart; with `apply`, the upload of the
-//! policy and the pushes of its images before the chart.
+//! policy and the pushes of its images (with their SBOM and provenance)
+//! before the chart.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,6 +13,10 @@ use crate::steps::push::PushStep;
 use crate::steps::upload::{CasTarget, UploadStep};
 use crate::workspace::Workspace;
 
+/// The SBOM and provenance nodes of a service's image, pushed with it.
+pub(super) type Attachments = HashMap<usize, [usize; 2]>;
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn plan_mesh(
     b: &mut Builder,
     ws: &Workspace,
@@ -19,6 +24,7 @@ pub(super) fn plan_mesh(
     settings: &Settings,
     image_of: &HashMap<usize, usize>,
     sign_of: &HashMap<usize, usize>,
+    attachments: &Attachments,
     several: bool,
 ) {
     let ns = mesh.namespace().to_string();
@@ -128,13 +134,15 @@ pub(super) fn plan_mesh(
             for s in &mesh.services {
                 let unit = &ws.services[s.unit];
                 if let Some(&image) = image_of.get(&s.unit) {
+                    let mut deps = vec![image, upload];
+                    deps.extend(attachments.get(&s.unit).into_iter().flatten());
                     let push = b.add_boxed(
                         Box::new(PushStep {
                             id: StepId::new("push", unit.name()),
                             layout: settings.target_dir.join("images").join(unit.name()),
                             insecure: settings.insecure_registries.clone(),
                         }),
-                        vec![image, upload],
+                        deps,
                     );
                     chart_deps.push(push);
                 }

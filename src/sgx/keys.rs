@@ -151,7 +151,7 @@ pub fn mrsigner_of(modulus_le: &[u8; KEY_BYTES]) -> [u8; 32] {
 }
 
 /// Writes `bytes` to `path` with mode 0600 without ever replacing an existing file.
-fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), SgxError> {
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), SgxError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

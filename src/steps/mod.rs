@@ -13,8 +13,11 @@ pub mod chart;
 pub mod copy;
 pub mod image;
 pub mod layer;
+pub mod packages;
 pub mod policy;
+pub mod provenance;
 pub mod push;
+pub mod sbom;
 pub mod sign;
 pub mod upload;
 

@@ -34,6 +34,16 @@ pub fn sig1_key() -> PathBuf {
     vectors().join("sig1.key.pem")
 }
 
+/// The provenance test key: RFC 8032's Ed25519 TEST 1 (`fixtures/attest`).
+pub fn provenance_key() -> PathBuf {
+    fixtures().join("attest/ed25519-rfc8032-test1.pem")
+}
+
+/// Its public key (PEM).
+pub fn provenance_public_key() -> PathBuf {
+    fixtures().join("attest/ed25519-rfc8032-test1.pub.pem")
+}
+
 /// The `scone` binary under test.
 pub fn scone() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("scone").expect("the scone binary is built");
@@ -42,9 +52,10 @@ pub fn scone() -> assert_cmd::Command {
 }
 
 /// An isolated user environment for one test: its own cache, CAS and config
-/// folders, and the public sig1 test key (`fixtures/sgx`) as the signing key,
-/// so tests never touch the real user's folders and never wait for key
-/// generation.
+/// folders, the public sig1 test key (`fixtures/sgx`) as the signing key and
+/// RFC 8032's test key (`fixtures/attest`) as the provenance key, so tests
+/// never touch the real user's folders, never wait for key generation, and
+/// two sandboxes sign alike.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
@@ -69,6 +80,7 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env("XDG_DATA_HOME", self.path().join("data"))
             .env("SCONE_SIGNING_KEY", sig1_key())
+            .env("SCONE_PROVENANCE_KEY", provenance_key())
             .env("SCONE_PYTHON_ROOTFS", python_rootfs())
             .env_remove("SOURCE_DATE_EPOCH");
         cmd

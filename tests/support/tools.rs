@@ -153,3 +153,17 @@ pub fn skopeo_raw_manifest(image: &str) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("a JSON manifest")
 }
+
+/// The Python of the venv `scripts/ci-deps.sh` makes (`$SCONE_VENV`, else
+/// `/opt/scone-venv`): it has `jsonschema`, `in-toto`, `in-toto-attestation` and
+/// `securesystemslib`, the reference checkers of SBOMs and provenance.
+pub fn venv_python() -> Command {
+    let venv = std::env::var_os("SCONE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/scone-venv"));
+    let python = venv.join("bin/python");
+    if !is_executable(&python) {
+        panic!("{} is not there: run scripts/ci-deps.sh", python.display());
+    }
+    Command::new(python)
+}

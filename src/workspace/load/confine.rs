@@ -61,13 +61,29 @@ impl Loader {
         }
     }
 
-    /// `scone.toml`'s own paths: `[signing] key` a regular file, `[base]` values
+    /// `scone.toml`'s own paths: `[signing] key` and `[provenance] key` regular
+    /// files, `[base]` values
     /// base references.
     pub(super) fn check_config(&mut self, config: &Config) {
-        if let Some(key) = &config.signing.key {
+        let keys = [
+            (
+                "signing",
+                config.signing.key.as_ref(),
+                "the signing key",
+                "`[signing] key` is a PEM RSA-3072 key (e = 3), relative to scone.toml",
+            ),
+            (
+                "provenance",
+                config.provenance.key.as_ref(),
+                "the provenance key",
+                "`[provenance] key` is an Ed25519 or ECDSA P-256 key (PKCS#8 PEM), relative to scone.toml",
+            ),
+        ];
+        for (table, key, what, hint) in keys {
+            let Some(key) = key else { continue };
             let path = self.root.join(key);
             if let Err(e) = crate::regular_file::check(&path) {
-                let (file, pos) = self.config_pos(Some("signing"), "key");
+                let (file, pos) = self.config_pos(Some(table), "key");
                 let kind = match e {
                     crate::regular_file::ReadError::Special { what } if what != "a folder" => {
                         ErrorKind::SpecialFile
@@ -79,15 +95,9 @@ impl Loader {
                         kind,
                         file,
                         pos,
-                        format!(
-                            "the signing key {} {}",
-                            path.display(),
-                            super::inputs::reason(&e)
-                        ),
+                        format!("{what} {} {}", path.display(), super::inputs::reason(&e)),
                     )
-                    .with_hint(
-                        "`[signing] key` is a PEM RSA-3072 key (e = 3), relative to scone.toml",
-                    ),
+                    .with_hint(hint),
                 );
             }
         }
