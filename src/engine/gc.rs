@@ -22,8 +22,8 @@ pub struct Freed {
 
 /// Removes every blob and action record that no step of the store's state
 /// refers to (its last fingerprint, and the blobs its record names), scratch
-/// folders left by a killed build, and the parse cache. A step whose record cannot be
-/// read keeps nothing, and runs again next time.
+/// folders left by a killed build, the parse cache and the sign step's memos. A
+/// step whose record cannot be read keeps nothing, and runs again next time.
 pub fn collect(store: &Store) -> io::Result<Freed> {
     let state = store.state();
     let mut actions = HashSet::new();
@@ -57,6 +57,8 @@ pub fn collect(store: &Store) -> io::Result<Freed> {
     // Parsed manifests of every edit so far: the next load that parses keeps
     // only what it uses.
     durable::remove_all(&root.join(crate::workspace::PARSE_CACHE))?;
+    // The sign step's memos: the blobs they name may be gone now.
+    durable::remove_all(&root.join(crate::steps::sign::memo::DIR))?;
     Ok(freed)
 }
 

@@ -7,12 +7,14 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use super::error::{io_at, OciError, Result};
 
 const MAX_SYMLINK_HOPS: usize = 40;
 
-/// What a path is in the merged file system.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a path is in one layer or in the merged file system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Node {
     Dir,
     /// A regular file stored in layer `layer` (index into the stack) under `name`.
@@ -24,6 +26,104 @@ enum Node {
     /// A hard link to another path of the image.
     Hardlink(String),
     Other,
+}
+
+/// What one layer says about the file system, read once from its tar stream: the
+/// paths it adds (a [`Node::File`]'s `layer` is 0 here, set when merged), its opaque
+/// folders and whiteouts. A pure function of the layer's bytes, so it can be kept
+/// by the layer's digest and merged without reading the layer again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerIndex {
+    added: Vec<(String, Node)>,
+    opaque: Vec<String>,
+    whiteouts: Vec<String>,
+}
+
+impl LayerIndex {
+    /// Reads the layer blob at `layer` (gzip, zstd or plain tar).
+    pub fn read(layer: &Path) -> Result<LayerIndex> {
+        Self::read_capturing(layer, &mut |_, _| false).map(|(index, _)| index)
+    }
+
+    /// [`LayerIndex::read`], also keeping the contents of the regular files `keep`
+    /// asks for (by tar entry name and size), in the same pass: a file wanted from a
+    /// compressed layer is then not decompressed a second time.
+    pub fn read_capturing(
+        layer: &Path,
+        keep: &mut dyn FnMut(&str, u64) -> bool,
+    ) -> Result<(LayerIndex, Vec<KeptFile>)> {
+        let mut kept = Vec::new();
+        let mut archive = tar::Archive::new(open_layer(layer)?);
+        let mut index = LayerIndex {
+            added: Vec::new(),
+            opaque: Vec::new(),
+            whiteouts: Vec::new(),
+        };
+        let bad = |e: std::io::Error| OciError::io(format!("reading layer {}", layer.display()), e);
+        for entry in archive.entries().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let path = normalize(&raw);
+            if path.is_empty() {
+                continue;
+            }
+            let regular = matches!(
+                entry.header().entry_type(),
+                tar::EntryType::Regular | tar::EntryType::Continuous
+            );
+            if regular && keep(&raw, entry.size()) {
+                let mut content = Vec::new();
+                entry.read_to_end(&mut content).map_err(bad)?;
+                kept.push((raw.clone(), content));
+            }
+            let (dir, name) = match path.rsplit_once('/') {
+                Some((d, n)) => (d.to_string(), n.to_string()),
+                None => (String::new(), path.clone()),
+            };
+            if name == ".wh..wh..opq" {
+                index.opaque.push(dir);
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                index.whiteouts.push(if dir.is_empty() {
+                    hidden.to_string()
+                } else {
+                    format!("{dir}/{hidden}")
+                });
+                continue;
+            }
+            let link = || {
+                entry
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+                    .unwrap_or_default()
+            };
+            let node = match entry.header().entry_type() {
+                tar::EntryType::Directory => Node::Dir,
+                tar::EntryType::Regular | tar::EntryType::Continuous => Node::File {
+                    layer: 0,
+                    name: raw.clone(),
+                },
+                tar::EntryType::Symlink => Node::Symlink(link()),
+                tar::EntryType::Link => Node::Hardlink(normalize(&link())),
+                _ => Node::Other,
+            };
+            index.added.push((path, node));
+        }
+        Ok((index, kept))
+    }
+}
+
+/// A file [`LayerIndex::read_capturing`] kept: its tar entry name and contents.
+pub type KeptFile = (String, Vec<u8>);
+
+/// Where a regular file of the merged file system is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLocation {
+    /// Index into the stack of layers (bottom first).
+    pub layer: usize,
+    /// The tar entry's name, as written in the layer.
+    pub name: String,
 }
 
 /// Open a layer blob, decompressing gzip or zstd (sniffed from the magic bytes).
@@ -75,72 +175,43 @@ pub struct RootFs {
 impl RootFs {
     /// Index the layers (bottom first).
     pub fn open(layers: &[PathBuf]) -> Result<RootFs> {
+        let indexes = layers
+            .iter()
+            .map(|l| LayerIndex::read(l))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self::merge(layers, &indexes))
+    }
+
+    /// The merged view of `layers` from their indexes (`indexes[i]` read from
+    /// `layers[i]`): what [`RootFs::open`] gives, without reading a layer.
+    pub fn merge<I: std::borrow::Borrow<LayerIndex>>(layers: &[PathBuf], indexes: &[I]) -> RootFs {
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
-        for (index, layer) in layers.iter().enumerate() {
-            let mut archive = tar::Archive::new(open_layer(layer)?);
-            let mut added = Vec::new();
-            let mut whiteouts = Vec::new();
-            let mut opaque = Vec::new();
-            let bad =
-                |e: std::io::Error| OciError::io(format!("reading layer {}", layer.display()), e);
-            for entry in archive.entries().map_err(bad)? {
-                let entry = entry.map_err(bad)?;
-                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                let path = normalize(&raw);
-                if path.is_empty() {
-                    continue;
+        for (index, layer) in indexes.iter().enumerate() {
+            let layer = layer.borrow();
+            for dir in &layer.opaque {
+                remove_tree(&mut nodes, dir, true);
+            }
+            for path in &layer.whiteouts {
+                remove_tree(&mut nodes, path, false);
+            }
+            for (path, node) in &layer.added {
+                if *node != Node::Dir {
+                    remove_tree(&mut nodes, path, true);
                 }
-                let (dir, name) = match path.rsplit_once('/') {
-                    Some((d, n)) => (d.to_string(), n.to_string()),
-                    None => (String::new(), path.clone()),
-                };
-                if name == ".wh..wh..opq" {
-                    opaque.push(dir);
-                    continue;
-                }
-                if let Some(hidden) = name.strip_prefix(".wh.") {
-                    whiteouts.push(if dir.is_empty() {
-                        hidden.to_string()
-                    } else {
-                        format!("{dir}/{hidden}")
-                    });
-                    continue;
-                }
-                let link = || {
-                    entry
-                        .link_name_bytes()
-                        .map(|l| String::from_utf8_lossy(&l).into_owned())
-                        .unwrap_or_default()
-                };
-                let node = match entry.header().entry_type() {
-                    tar::EntryType::Directory => Node::Dir,
-                    tar::EntryType::Regular | tar::EntryType::Continuous => Node::File {
+                let node = match node {
+                    Node::File { name, .. } => Node::File {
                         layer: index,
-                        name: raw.clone(),
+                        name: name.clone(),
                     },
-                    tar::EntryType::Symlink => Node::Symlink(link()),
-                    tar::EntryType::Link => Node::Hardlink(normalize(&link())),
-                    _ => Node::Other,
+                    other => other.clone(),
                 };
-                added.push((path, node));
-            }
-            for dir in opaque {
-                remove_tree(&mut nodes, &dir, true);
-            }
-            for path in whiteouts {
-                remove_tree(&mut nodes, &path, false);
-            }
-            for (path, node) in added {
-                if node != Node::Dir {
-                    remove_tree(&mut nodes, &path, true);
-                }
-                nodes.insert(path, node);
+                nodes.insert(path.clone(), node);
             }
         }
-        Ok(RootFs {
+        RootFs {
             layers: layers.to_vec(),
             nodes,
-        })
+        }
     }
 
     fn node(&self, path: &str) -> Option<Node> {
@@ -202,6 +273,15 @@ impl RootFs {
     /// The content of the regular file at `path` (symlinks followed), None if absent.
     /// A directory or special file at `path` is an error.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.locate(path)? {
+            Some(at) => self.read_located(&at),
+            None => Ok(None),
+        }
+    }
+
+    /// Where the regular file at `path` (symlinks followed) is stored, None if absent.
+    /// A directory or special file at `path` is an error.
+    pub fn locate(&self, path: &str) -> Result<Option<FileLocation>> {
         let Some(real) = self.resolve(path)? else {
             return Ok(None);
         };
@@ -219,7 +299,15 @@ impl RootFs {
                 ))
             }
         };
-        let blob = &self.layers[layer];
+        Ok(Some(FileLocation { layer, name }))
+    }
+
+    /// The content of a file [`RootFs::locate`] found.
+    pub fn read_located(&self, at: &FileLocation) -> Result<Option<Vec<u8>>> {
+        let Some(blob) = self.layers.get(at.layer) else {
+            return Ok(None);
+        };
+        let name = &at.name;
         let mut archive = tar::Archive::new(open_layer(blob)?);
         let bad = |e: std::io::Error| OciError::io(format!("reading layer {}", blob.display()), e);
         for entry in archive.entries().map_err(bad)? {
@@ -332,6 +420,36 @@ mod tests {
                 .unwrap()
                 .unwrap(),
             b"ELF python"
+        );
+
+        // The same view merged from indexes (kept as JSON), and a capturing read
+        // keeps exactly the files asked for.
+        let indexes: Vec<LayerIndex> = layers
+            .iter()
+            .map(|l| {
+                let json = serde_json::to_vec(&LayerIndex::read(l).unwrap()).unwrap();
+                serde_json::from_slice(&json).unwrap()
+            })
+            .collect();
+        let merged = RootFs::merge(&layers, &indexes);
+        assert_eq!(merged.nodes, fs.nodes);
+        let at = merged.locate("bin/python3").unwrap().unwrap();
+        assert_eq!(
+            at,
+            FileLocation {
+                layer: 0,
+                name: "usr/bin/python3.11".into()
+            }
+        );
+        assert_eq!(merged.read_located(&at).unwrap().unwrap(), b"ELF python");
+        assert_eq!(merged.locate("opt/x/b").unwrap().unwrap().layer, 1);
+        let (index, kept) =
+            LayerIndex::read_capturing(&layers[0], &mut |name, _| name.contains("python")).unwrap();
+        assert_eq!(index, indexes[0]);
+        assert_eq!(
+            kept,
+            vec![("usr/bin/python3.11".to_string(), b"ELF python".to_vec())],
+            "regular files only: the python3 symlink is not kept"
         );
     }
 }

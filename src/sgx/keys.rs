@@ -86,13 +86,19 @@ impl SigningKey {
 
     /// Reads and checks the key at `path`.
     pub fn load(path: &Path) -> Result<Self, SgxError> {
+        Self::load_with_text(path).map(|(key, _)| key)
+    }
+
+    /// [`SigningKey::load`], also giving the file's text (to key what is derived from
+    /// the key by a digest of it).
+    pub fn load_with_text(path: &Path) -> Result<(Self, String), SgxError> {
         // A regular file of a key's size: a FIFO or a device is never opened.
         let pem = crate::regular_file::read_text(path, crate::regular_file::MAX_KEY_BYTES)
             .map_err(|e| match e {
                 crate::regular_file::ReadError::Io(io) => SgxError::io(path, io),
                 other => SgxError::io(path, std::io::Error::other(other.to_string())),
             })?;
-        Self::from_pem(&pem, path)
+        Ok((Self::from_pem(&pem, path)?, pem))
     }
 
     /// Generates a fresh RSA-3072, e = 3 key from the operating system's RNG.

@@ -255,9 +255,44 @@ fn image_pages(image: &elf::ElfImage<'_>) -> Result<(BTreeMap<u64, ImagePage>, u
     Ok((pages, end))
 }
 
+/// Hash states of enclave prefixes measured before (see [`build_enclave_reusing`]).
+pub trait PrefixStates {
+    /// The state stored under `key`, if any.
+    fn get(&self, key: &[u8; 32]) -> Option<Sha256>;
+    /// Keeps `state` under `key` (a cache: it may drop it).
+    fn put(&self, key: &[u8; 32], state: &Sha256);
+}
+
+/// The key of an enclave's measured prefix, its ECREATE record and the binary's pages:
+/// they depend on the binary and the enclave's size only, so enclaves of one binary
+/// with settings that give the same size (a heap of 100M or 64M: both 128 MiB) share
+/// it. `elf_id` must be a collision-resistant digest of the binary's bytes.
+pub fn prefix_key(elf_id: &[u8; 32], size: u64) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"scone enclave prefix\0");
+    h.update(LAYOUT_VERSION.to_le_bytes());
+    h.update(1u32.to_le_bytes()); // ECREATE's SSAFRAMESIZE
+    h.update(size.to_le_bytes());
+    h.update(elf_id);
+    h.finalize().into()
+}
+
 /// Builds the enclave for the entry binary `elf` with `settings` ("scone enclave layout
 /// v1"). Pure: the same bytes and settings always give the same stream.
 pub fn build_enclave(elf_bytes: &[u8], settings: &EnclaveSettings) -> Result<Enclave, SgxError> {
+    build_enclave_reusing(elf_bytes, settings, None)
+}
+
+/// [`build_enclave`], taking the hash state of the prefix (ECREATE and the binary's
+/// pages: most of the measured bytes) from `reuse` when it has it under
+/// [`prefix_key`] and storing it there when not. `reuse` names the binary by a
+/// collision-resistant digest of `elf_bytes` (the caller has it: a store digest). The
+/// stream and MRENCLAVE are the same either way.
+pub fn build_enclave_reusing(
+    elf_bytes: &[u8],
+    settings: &EnclaveSettings,
+    reuse: Option<(&[u8; 32], &dyn PrefixStates)>,
+) -> Result<Enclave, SgxError> {
     settings.check()?;
     let image = elf::parse(elf_bytes)?;
     let base = image.segments.iter().map(|s| s.vaddr).min().unwrap_or(0) & !(PAGE_SIZE - 1);
@@ -298,6 +333,13 @@ pub fn build_enclave(elf_bytes: &[u8], settings: &EnclaveSettings) -> Result<Enc
             Some(page.data.as_deref().unwrap_or(&zero)),
         );
     }
+    if let Some((elf_id, states)) = reuse {
+        let key = prefix_key(elf_id, size);
+        match states.get(&key) {
+            Some(state) => w.resume(state),
+            None => states.put(&key, &w.state()),
+        }
+    }
     let rw = secinfo::R | secinfo::W | secinfo::PT_REG;
     for i in 0..settings.heap / PAGE_SIZE {
         w.add_page(heap_offset + i * PAGE_SIZE, rw, None);
@@ -333,8 +375,7 @@ pub fn build_enclave(elf_bytes: &[u8], settings: &EnclaveSettings) -> Result<Enc
         Some(&config.bytes()),
     );
 
-    let sgxs = w.finish();
-    let mrenclave: [u8; 32] = Sha256::digest(&sgxs).into();
+    let (sgxs, mrenclave) = w.finish_measured();
     Ok(Enclave {
         sgxs,
         mrenclave,

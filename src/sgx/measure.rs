@@ -37,11 +37,19 @@ pub mod secinfo {
     pub const PT_TCS: u64 = 1 << 8;
 }
 
-/// Appends measured records to an in-memory `.sgxs` stream.
+/// Appends measured records to an in-memory `.sgxs` stream, hashing it as it grows
+/// (a piece at a time, while it is still in the cache), so [`SgxsWriter::finish_measured`]
+/// costs no second pass over the stream.
 #[derive(Debug)]
 pub struct SgxsWriter {
     out: Vec<u8>,
+    hasher: Sha256,
+    /// How much of `out` the hasher has seen (a multiple of 64: every record is).
+    hashed: usize,
 }
+
+/// Hash what was written once this much is pending.
+const HASH_PIECE: usize = 64 << 10;
 
 impl SgxsWriter {
     /// Starts a stream with the ECREATE record (`ssaframesize` in pages, `size` in bytes).
@@ -52,7 +60,11 @@ impl SgxsWriter {
         rec[8..12].copy_from_slice(&ssaframesize.to_le_bytes());
         rec[12..20].copy_from_slice(&size.to_le_bytes());
         out.extend_from_slice(&rec);
-        SgxsWriter { out }
+        SgxsWriter {
+            out,
+            hasher: Sha256::new(),
+            hashed: 0,
+        }
     }
 
     /// EADD of the page at `offset` with SECINFO `flags`; contents are measured only if
@@ -72,11 +84,53 @@ impl SgxsWriter {
                 self.out.extend_from_slice(chunk);
             }
         }
+        if self.out.len() - self.hashed >= HASH_PIECE {
+            self.catch_up();
+        }
+    }
+
+    fn catch_up(&mut self) {
+        self.hasher.update(&self.out[self.hashed..]);
+        self.hashed = self.out.len();
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether nothing is written (never: the ECREATE record is there from the start).
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// The SHA-256 state over everything written so far: with [`SgxsWriter::resume`],
+    /// a stream that starts with the same bytes need not hash them again.
+    pub fn state(&mut self) -> Sha256 {
+        self.catch_up();
+        self.hasher.clone()
+    }
+
+    /// Takes `state` as the hash of everything written so far, instead of hashing it.
+    /// `state` must be what [`SgxsWriter::state`] gave for a stream that began with
+    /// exactly these bytes (the caller keys it by everything they depend on): a wrong
+    /// one gives a wrong MRENCLAVE.
+    pub fn resume(&mut self, state: Sha256) {
+        self.hasher = state;
+        self.hashed = self.out.len();
     }
 
     /// The stream written so far.
     pub fn finish(self) -> Vec<u8> {
         self.out
+    }
+
+    /// The stream and its MRENCLAVE (the SHA-256 of the stream: it holds measured
+    /// records only).
+    pub fn finish_measured(mut self) -> (Vec<u8>, [u8; 32]) {
+        self.catch_up();
+        let mrenclave = self.hasher.finalize().into();
+        (self.out, mrenclave)
     }
 }
 

@@ -256,6 +256,17 @@ impl Sigstruct {
         params: &SigstructParams,
         enclave_hash: &[u8; 32],
     ) -> Result<Self, SgxError> {
+        Self::sign_unsigned(key, Self::unsigned(&key.modulus_le(), params, enclave_hash))
+    }
+
+    /// The SIGSTRUCT [`Sigstruct::sign`] makes, before it is signed: SIGNATURE, Q1 and
+    /// Q2 zero. RSA PKCS#1 v1.5 is deterministic, so equal bytes here and the same key
+    /// always give the same SIGSTRUCT.
+    pub fn unsigned(
+        modulus_le: &[u8; KEY_BYTES],
+        params: &SigstructParams,
+        enclave_hash: &[u8; 32],
+    ) -> [u8; SIGSTRUCT_SIZE] {
         let mut b = [0u8; SIGSTRUCT_SIZE];
         b[..16].copy_from_slice(&HEADER1);
         b[off::VENDOR..off::VENDOR + 4].copy_from_slice(&params.vendor.to_le_bytes());
@@ -274,9 +285,19 @@ impl Sigstruct {
         b[off::ENCLAVEHASH..off::ENCLAVEHASH + 32].copy_from_slice(enclave_hash);
         b[off::ISVPRODID..off::ISVPRODID + 2].copy_from_slice(&params.isvprodid.to_le_bytes());
         b[off::ISVSVN..off::ISVSVN + 2].copy_from_slice(&params.isvsvn.to_le_bytes());
-        let modulus = key.modulus_le();
-        b[off::MODULUS..off::MODULUS + KEY_BYTES].copy_from_slice(&modulus);
+        b[off::MODULUS..off::MODULUS + KEY_BYTES].copy_from_slice(modulus_le);
+        b
+    }
 
+    /// Signs what [`Sigstruct::unsigned`] made (for `key`'s modulus).
+    pub fn sign_unsigned(key: &SigningKey, mut b: [u8; SIGSTRUCT_SIZE]) -> Result<Self, SgxError> {
+        let modulus = key.modulus_le();
+        if b[off::MODULUS..off::MODULUS + KEY_BYTES] != modulus {
+            return Err(SgxError::Rsa {
+                operation: "signing",
+                reason: "the SIGSTRUCT names another key's modulus".to_string(),
+            });
+        }
         let mut signature = key.sign_sha256(&signed_digest(&b))?;
         if signature.len() != KEY_BYTES {
             return Err(SgxError::Rsa {
@@ -307,6 +328,15 @@ impl Sigstruct {
     }
 
     /// The 1808 bytes.
+    /// The bytes without SIGNATURE, Q1 and Q2 (what [`Sigstruct::unsigned`] gives).
+    pub fn unsigned_bytes(&self) -> [u8; SIGSTRUCT_SIZE] {
+        let mut b = self.bytes;
+        for at in [off::SIGNATURE, off::Q1, off::Q2] {
+            b[at..at + KEY_BYTES].fill(0);
+        }
+        b
+    }
+
     pub fn to_bytes(&self) -> [u8; SIGSTRUCT_SIZE] {
         self.bytes
     }

@@ -1,7 +1,10 @@
 //! `sign:<service>`: measure the enclave (MRENCLAVE) of the service's entry
 //! binary with its `SCONE_*` enclave settings, sign a SIGSTRUCT, and compute the
 //! file-system protection tag over the protected files. Published in
-//! `target/enclave/<service>/`.
+//! `target/enclave/<service>/`. A base layer's index, the binary read out of it, the
+//! enclave of a binary and settings and its SIGSTRUCT are computed once per store and
+//! reused ([`reuse`]): a source edit re-signs a python service without reading its
+//! base layer or measuring its enclave again.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,11 +16,15 @@ use super::{from_record, param, to_record};
 use crate::engine::{
     BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput,
 };
-use crate::oci::rootfs::RootFs;
 use crate::sgx::fspf::{fspf_tag, FspfEntry};
 use crate::sgx::keys::SigningKey;
-use crate::sgx::layout::{build_enclave, EnclaveSettings};
-use crate::sgx::sigstruct::{Sigstruct, SigstructParams};
+use crate::sgx::layout::EnclaveSettings;
+use crate::sgx::sigstruct::SigstructParams;
+
+pub(crate) mod memo;
+mod reuse;
+
+use memo::Memo;
 
 /// The record of a sign step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,13 +74,13 @@ impl Step for SignStep {
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         let image: ImageRecord = from_record(&cx.dep("image")?.record)?;
         let staged: CopyRecord = from_record(&cx.dep("copy")?.record)?;
-        let layers: Vec<PathBuf> = image
+        let layers: Vec<(String, PathBuf)> = image
             .layer_blobs
             .iter()
-            .map(|b| cx.blob_path(b))
-            .collect::<Result<_, _>>()?;
-        let rootfs =
-            RootFs::open(&layers).map_err(|e| StepError::context("reading the image", e))?;
+            .map(|b| Ok((b.clone(), cx.blob_path(b)?)))
+            .collect::<Result<_, StepError>>()?;
+        let memo = Memo::new(cx.store.root());
+        let (rootfs, mut captured) = reuse::root_fs(&memo, &layers, &self.binary)?;
         let binary_path = if self.binary.contains('/') {
             Some(self.binary.clone())
         } else {
@@ -87,24 +94,36 @@ impl Step for SignStep {
                 self.binary, image.path_var
             ))
         })?;
-        let elf = rootfs
-            .read_file(&binary_path)
+        let at = rootfs
+            .locate(&binary_path)
             .map_err(|e| StepError::context(format!("reading {binary_path}"), e))?
             .ok_or_else(|| {
                 StepError::new(format!(
                     "the entry binary {binary_path} is not in the image"
                 ))
             })?;
+        let elf = reuse::entry_binary(&memo, &rootfs, &layers, &mut captured, &at, &binary_path)?;
+        drop(captured);
 
         let mut settings = EnclaveSettings::from_env(&self.enclave_env)
             .map_err(|e| StepError::context(format!("enclave settings of {}", self.service), e))?;
         settings.debug = self.debug;
-        let enclave = build_enclave(&elf, &settings)
-            .map_err(|e| StepError::context(format!("measuring {binary_path}"), e))?;
-        let key = SigningKey::load(&self.key).map_err(|e| StepError::context("signing key", e))?;
+        let read = || reuse::read_binary(&rootfs, &at, &binary_path);
+        let enclave = reuse::enclave(&memo, cx, &elf, read, &settings, &binary_path)?;
+        let mrenclave_bytes: [u8; 32] = hex::decode(&enclave.mrenclave)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StepError::new("internal: a measured MRENCLAVE is not 32 bytes"))?;
+        let (key, pem) = SigningKey::load_with_text(&self.key)
+            .map_err(|e| StepError::context("signing key", e))?;
         let params = SigstructParams::for_mode(self.debug, self.date);
-        let sigstruct = Sigstruct::sign(&key, &params, &enclave.mrenclave)
-            .map_err(|e| StepError::context("signing the enclave", e))?;
+        let sigstruct = reuse::sigstruct(
+            &memo,
+            &key,
+            blake3::hash(pem.as_bytes()).as_bytes(),
+            &params,
+            &mrenclave_bytes,
+        )?;
 
         let mut protected = Vec::new();
         for e in &staged.entries {
@@ -119,27 +138,30 @@ impl Step for SignStep {
                 ));
             }
         }
-        protected.push(FspfEntry::from_contents(binary_path.clone(), 0o755, &elf));
+        protected.push(FspfEntry {
+            path: binary_path.clone(),
+            mode: 0o755,
+            size: elf.size,
+            sha256: elf.sha256,
+        });
         let tag = fspf_tag(&mut protected);
 
-        let mrenclave = hex::encode(enclave.mrenclave);
+        let mrenclave = enclave.mrenclave;
         let mrsigner = hex::encode(key.mrsigner());
-        let mut files = BTreeMap::new();
+        // Straight into the store: all but the fspf tag are usually there already
+        // (the same enclave and key), and then nothing is written.
+        let mut stored = BTreeMap::from([("enclave.sgxs".to_string(), enclave.sgxs)]);
         for (name, bytes) in [
-            ("enclave.sgxs", enclave.sgxs),
             ("sigstruct.bin", sigstruct.to_bytes().to_vec()),
             ("mrenclave", format!("{mrenclave}\n").into_bytes()),
             ("mrsigner", format!("{mrsigner}\n").into_bytes()),
             ("fspf_tag", format!("{tag}\n").into_bytes()),
         ] {
-            let path = cx.scratch.join(name);
-            std::fs::write(&path, bytes)
-                .map_err(|e| StepError::context("writing enclave files", e))?;
-            files.insert(name.to_string(), path);
+            stored.insert(name.to_string(), cx.store_bytes(&bytes)?);
         }
         let publish = Publish::Dir {
             dir: format!("enclave/{}", self.service),
-            files: files
+            files: stored
                 .keys()
                 .map(|name| PublishFile {
                     path: name.clone(),
@@ -154,7 +176,7 @@ impl Step for SignStep {
                 fspf_tag: tag,
                 binary: binary_path,
             })?,
-            files,
+            stored,
             publish: vec![publish],
             ..StepOutput::default()
         })

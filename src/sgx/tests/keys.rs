@@ -100,3 +100,26 @@ fn default_key_path_is_in_the_config_dir() {
         ),
     }
 }
+
+#[test]
+fn unsigned_bytes_are_what_sign_signs_and_another_key_cannot_sign_them() {
+    let key = sig1_key();
+    let params = SigstructParams::for_mode(false, 0x2024_0101);
+    let unsigned = Sigstruct::unsigned(&key.modulus_le(), &params, &[7u8; 32]);
+    let signed = Sigstruct::sign(&key, &params, &[7u8; 32]).expect("signs");
+    assert_eq!(signed.unsigned_bytes(), unsigned);
+    assert_eq!(
+        Sigstruct::sign_unsigned(&key, unsigned)
+            .expect("signs")
+            .to_bytes(),
+        signed.to_bytes(),
+        "deterministic"
+    );
+    let (pem, text) =
+        SigningKey::load_with_text(&vectors_dir().join("sig1.key.pem")).expect("loads");
+    assert_eq!(pem.mrsigner(), key.mrsigner());
+    assert!(text.contains("PRIVATE KEY"));
+    let other = SigningKey::generate().expect("a key");
+    let err = Sigstruct::sign_unsigned(&other, unsigned).unwrap_err();
+    assert!(err.to_string().contains("another key"), "{err}");
+}

@@ -240,3 +240,54 @@ fn an_oversized_image_is_refused_before_any_work() {
     let err = build_enclave(&elf, &small()).unwrap_err().to_string();
     assert!(err.contains("more than 1G"), "{err}");
 }
+
+/// Prefix states in memory, counting what was asked.
+#[derive(Default)]
+struct States {
+    kept: std::cell::RefCell<std::collections::HashMap<[u8; 32], Sha256>>,
+}
+
+impl crate::sgx::layout::PrefixStates for States {
+    fn get(&self, key: &[u8; 32]) -> Option<Sha256> {
+        self.kept.borrow().get(key).cloned()
+    }
+    fn put(&self, key: &[u8; 32], state: &Sha256) {
+        self.kept.borrow_mut().insert(*key, state.clone());
+    }
+}
+
+#[test]
+fn a_reused_prefix_state_gives_the_enclave_a_fresh_measurement_gives() {
+    use crate::sgx::layout::{build_enclave_reusing, prefix_key};
+    let elf = system_elf();
+    let elf_id: [u8; 32] = Sha256::digest(&elf).into();
+    let states = States::default();
+    let first = build_enclave_reusing(&elf, &small(), Some((&elf_id, &states))).expect("layout");
+    assert_eq!(first, build_enclave(&elf, &small()).expect("layout"));
+    assert_eq!(states.kept.borrow().len(), 1, "the prefix state is kept");
+    let key = prefix_key(&elf_id, first.size);
+    assert!(states.kept.borrow().contains_key(&key));
+
+    // Another heap, the same size: the kept state is used, and gives the same bytes
+    // and MRENCLAVE as measuring from nothing.
+    let other = EnclaveSettings {
+        heap: small().heap + (64 << 10),
+        ..small()
+    };
+    let reused = build_enclave_reusing(&elf, &other, Some((&elf_id, &states))).expect("layout");
+    assert_eq!(reused.size, first.size);
+    assert_eq!(reused, build_enclave(&elf, &other).expect("layout"));
+    assert_ne!(reused.mrenclave, first.mrenclave);
+    assert_eq!(states.kept.borrow().len(), 1, "nothing new to keep");
+
+    // It really is used: a wrong state under that key gives a wrong MRENCLAVE (which
+    // is why the key must name the binary's bytes).
+    states.kept.borrow_mut().insert(key, Sha256::new());
+    let wrong = build_enclave_reusing(&elf, &other, Some((&elf_id, &states))).expect("layout");
+    assert_eq!(wrong.sgxs, reused.sgxs);
+    assert_ne!(wrong.mrenclave, reused.mrenclave);
+
+    // A bigger enclave or another binary is another prefix.
+    assert_ne!(prefix_key(&elf_id, first.size * 2), key);
+    assert_ne!(prefix_key(&[0u8; 32], first.size), key);
+}
