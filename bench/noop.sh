@@ -11,6 +11,8 @@
 #   SIZES="10 100 1000"  service counts     RUNS=10        measured runs per tool and size
 #   MESHES=1             meshes per tree    FILES=3        lib/ files per service
 #   LINK=manifest        how Meshfiles find manifests: manifest | image | members
+#   BASE=inside          where the services' `dir:` base lies: inside the tree, or
+#                        outside it (a sibling folder, named in `[paths] allow`)
 #   FILE_SIZE=512        bytes per file     ONLY=all       all | ninja | scone
 #   SCONE=PATH           the scone binary (default: `cargo build --release`, then
 #                        target/release/scone)
@@ -24,6 +26,7 @@ SIZES=${SIZES:-10 100 1000}
 RUNS=${RUNS:-10}
 MESHES=${MESHES:-1}
 LINK=${LINK:-manifest}
+BASE=${BASE:-inside}
 FILES=${FILES:-3}
 FILE_SIZE=${FILE_SIZE:-512}
 ONLY=${ONLY:-all}
@@ -38,6 +41,10 @@ die() {
     exit 1
 }
 
+case $BASE in
+inside | outside) ;;
+*) die "BASE must be inside or outside, not '$BASE'" ;;
+esac
 case $ONLY in
 all | ninja | scone) ;;
 *) die "ONLY must be all, ninja or scone, not '$ONLY'" ;;
@@ -138,6 +145,15 @@ for n in $SIZES; do
     mapfile -t meshfiles < <("$GEN" --services "$n" --meshes "$MESHES" --files "$FILES" \
         --file-size "$FILE_SIZE" --link "$LINK" "$dir" 2>/dev/null)
     ((${#meshfiles[@]})) || die "the generator wrote no Meshfile for $n services"
+    if [[ $BASE == outside ]]; then
+        # The base moves next to the tree; manifests and ninja name it by its
+        # absolute path, and scone.toml allows it.
+        rm -rf "$dir-base"
+        mv "$dir/base" "$dir-base"
+        find "$dir" -name '*.yml' -exec sed -i "s|dir:[./]*base|dir:$dir-base|" {} +
+        sed -i "s| base/| $dir-base/|g" "$dir/build.ninja"
+        printf '\n[paths]\nallow = ["%s"]\n' "$dir-base" >>"$dir/scone.toml"
+    fi
 
     if [[ $ONLY != scone ]]; then
         log "ninja: first build ($n services)"
@@ -174,7 +190,7 @@ for n in $SIZES; do
 done
 
 echo
-echo "No-op build, median of $RUNS runs (ms), $MESHES mesh(es), linked by $LINK, $FILES+1 files of $FILE_SIZE B per service"
+echo "No-op build, median of $RUNS runs (ms), $MESHES mesh(es), linked by $LINK, base $BASE, $FILES+1 files of $FILE_SIZE B per service"
 echo "ninja $(ninja --version 2>/dev/null || echo '-'), $(hyperfine --version 2>/dev/null || echo 'date loop'), $(nproc) cores"
 printf '%10s %12s %12s %12s\n' services ninja scone scone/ninja
 [[ -z $OUT ]] || printf 'services\tninja_ms\tscone_ms\tratio\n' >"$OUT"

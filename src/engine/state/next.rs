@@ -210,7 +210,13 @@ impl NextState {
         // A blob another step published (the layer in every image of it) is
         // watched by its maker too, through the published hard link: a byte
         // changed there makes the maker check its result, and make it again.
-        let is_published = |p: &Path| p.starts_with(target) && !p.starts_with(&store);
+        // (On bytes: `Path::starts_with` compares component by component.)
+        let target_prefix = [key(target), b"/"].concat();
+        let store_prefix = [key(&store), b"/"].concat();
+        let is_published = |p: &Path| {
+            let p = key(p);
+            p.starts_with(&target_prefix) && !p.starts_with(&store_prefix)
+        };
         let mut published: HashMap<Digest, PathBuf> = HashMap::new();
         for r in &ran {
             for (path, expect, watched) in &r.consults {
@@ -293,18 +299,11 @@ impl NextState {
         }
         brand_new.sort_unstable_by(|a, b| key(a).cmp(key(b)));
         brand_new.dedup();
-        let entry_of = |path: &Path, old: Option<&PathEntry>| -> PathEntry {
-            made_entries
-                .get(path)
-                .or_else(|| fresh.get(path))
-                .or(old)
-                .cloned()
-                .unwrap_or_else(|| PathEntry {
-                    path: path.to_path_buf(),
-                    stat: None,
-                    digest: None,
-                    taken_ns: recorded_ns,
-                })
+        let blank = |path: &Path| PathEntry {
+            path: path.to_path_buf(),
+            stat: None,
+            digest: None,
+            taken_ns: recorded_ns,
         };
         let mut paths: Vec<PathEntry> = Vec::with_capacity(previous.paths.len() + brand_new.len());
         let mut remap = vec![u32::MAX; previous.paths.len()];
@@ -320,13 +319,27 @@ impl NextState {
                 (Some(old), Some(new)) => key(&old.path) < key(new),
             };
             if take_old {
-                let old = &previous.paths[o];
                 remap[o] = paths.len() as u32;
-                paths.push(entry_of(&old.path, Some(old)));
+                paths.push(previous.paths[o].clone());
                 o += 1;
             } else {
-                paths.push(entry_of(brand_new[n], None));
+                paths.push(blank(brand_new[n]));
                 n += 1;
+            }
+        }
+        // What this build learnt of a path replaces what the last state
+        // knew (what a step made last: it is the newest).
+        let position = |paths: &[PathEntry], path: &Path| {
+            paths.binary_search_by(|e| key(&e.path).cmp(key(path))).ok()
+        };
+        for (path, entry) in fresh.iter().filter(|(p, _)| !made_entries.contains_key(*p)) {
+            if let Some(i) = position(&paths, path) {
+                paths[i] = entry.clone();
+            }
+        }
+        for (path, entry) in made_entries {
+            if let Some(i) = position(&paths, &path) {
+                paths[i] = entry;
             }
         }
         // Publishing linked and unlinked shared inodes (a base layer is in
@@ -343,7 +356,9 @@ impl NextState {
         };
 
         // The steps, in id order: kept ones as they were, renumbered.
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(
+            previous.bytes.len() + ran.iter().map(|r| r.record.len()).sum::<usize>(),
+        );
         let mut steps: Vec<StepEntry> = Vec::with_capacity(kept.len() + ran.len());
         for &i in &kept {
             let old = &previous.steps[i];
