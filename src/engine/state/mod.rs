@@ -12,6 +12,7 @@
 //! | `actions/<fp>.json` | the action cache: fingerprint → [`ActionRecord`](super::ActionRecord) (with the fingerprint's inputs, for `--explain`) | when a step runs | it parses, names its fingerprint, and every blob it names is intact |
 //! | `blobs/<2 hex>/<blake3>` | every file a step made, by content | when a step runs | its content hashes to its name (through the path table) |
 //! | `parse-cache.bin` | parsed manifests by their rendered text (`workspace::load`) | when a manifest was parsed | its checksum matches; a pure function of the text, never stale |
+//! | `memo/` | the sign step's memos: base layer indexes, an entry binary's digests, measured enclaves, SIGSTRUCTs (`steps::sign::memo`, docs/enclave.md) | when a sign step measured something new | sealed and keyed by the digests of all it depends on; a kept SIGSTRUCT only if it verifies |
 //! | `tmp/` | scratch folders of running steps | during a build | never: wiped at the start of each build |
 //!
 //! # What the state holds, and when each part is invalid
@@ -28,7 +29,7 @@
 //! | verdict | the build |
 //! |---|---|
 //! | [`Verdict::Fresh`] | nothing to do: the last build's step messages are replayed |
-//! | [`Verdict::Dirty`] | loads and plans; the steps none of whose paths changed (and none of whose deps' outputs change) are reused without being fingerprinted |
+//! | [`Verdict::Dirty`] | loads (observing the load's paths through the stats the check took) and plans; the steps none of whose paths changed (and none of whose deps' outputs change) are reused without being fingerprinted |
 //! | [`Verdict::Full`] | loads and plans; every step is fingerprinted (through the path table, so unchanged files are not hashed) |
 //!
 //! A step's result is never trusted on a stat alone: a dirty step recomputes
