@@ -12,7 +12,7 @@
 #
 # Environment: SCONE_FIGURES_SERVICES (200) services in the monorepo. The builds run with
 # -j 2 on a debug build of scone, in a temp folder with their own cache, CAS and config
-# folders and the public test signing key (fixtures/sgx). The SVGs are the same on every
+# folders, the public test signing key (fixtures/sgx) and provenance key (fixtures/attest). The SVGs are the same on every
 # run; the screenshots show that run's times. On a fresh machine it installs Debian's
 # chromium and fonts-dejavu-core (--no-install-recommends) when missing, which needs
 # root. tests/figures.rs runs it and checks it makes every figure docs/ and the README
@@ -75,6 +75,7 @@ build() {
     (cd "$work/repo" &&
         SCONE_CACHE_DIR="$work/cache" SCONE_CAS_DIR="$work/cas" XDG_CONFIG_HOME="$work/config" \
             XDG_DATA_HOME="$work/data" SCONE_SIGNING_KEY="$root/fixtures/sgx/sig1.key.pem" \
+            SCONE_PROVENANCE_KEY="$root/fixtures/attest/ed25519-rfc8032-test1.pem" \
             "$scone" build -f mesh.yml -j 2 --timings -q)
 }
 build
