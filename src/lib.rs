@@ -21,5 +21,6 @@ pub mod run;
 pub mod sgx;
 pub mod steps;
 pub mod timings;
+pub mod verify;
 pub mod watch;
 pub mod workspace;

@@ -1,6 +1,7 @@
 //! The `scone` binary: parse arguments, call the library, render errors.
 //!
-//! Exit codes: 0 success, 1 build failure, 2 bad manifest or usage.
+//! Exit codes: 0 success, 1 build failure, 2 bad manifest or usage
+//! (`apply --plan --detailed-exitcode`: 0 no changes, 2 changes, 1 any error).
 
 mod cli;
 
@@ -23,10 +24,26 @@ fn main() -> ExitCode {
     if let Some(code) = cli::help::manifest_help(&argv) {
         return ExitCode::from(code);
     }
-    let cli = Cli::parse_from(&argv);
+    // `apply --plan --detailed-exitcode`: 2 means "changes to apply" (as with
+    // `terraform plan -detailed-exitcode`), so every error exits 1.
+    let detailed = argv.iter().any(|a| a == "--detailed-exitcode");
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if detailed && e.use_stderr() {
+                1
+            } else {
+                e.exit_code()
+            };
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
+    let usage_code = if detailed { 1 } else { 2 };
     let result = match &cli.command {
         Command::Build(args) => cli::build::run_build(args),
         Command::Apply(args) => cli::build::run_apply(args),
+        Command::Verify(args) => cli::verify::run(args),
         Command::Clean(args) => cli::clean::run(args),
         Command::Graph(args) => cli::graph::run(args),
         Command::Check(args) => cli::check::run(args),
@@ -42,11 +59,11 @@ fn main() -> ExitCode {
             let out = cli::output::Output::messages(&cli.common());
             if let Some(diags) = err.downcast_ref::<Diagnostics>() {
                 out.diagnostics(&diags.0);
-                return ExitCode::from(2);
+                return ExitCode::from(usage_code);
             }
             if let Some(usage) = err.downcast_ref::<cli::UsageError>() {
                 out.diagnostics(&[usage.diagnostic()]);
-                return ExitCode::from(2);
+                return ExitCode::from(usage_code);
             }
             out.diagnostics(&[Diagnostic::new(
                 ErrorKind::Build,

@@ -293,28 +293,11 @@ fn two_checkouts_make_the_same_sbom_and_provenance_bytes() {
     assert_ne!(sig(&a), sig(&b));
 }
 
-/// `fixtures/multi` (three services) with its images in `registry`.
-fn multi(sb: &Sandbox, registry: &str) -> PathBuf {
-    let src = support::fixtures().join("multi");
-    let dir = sb.path().join("multi");
-    for entry in walkdir::WalkDir::new(&src) {
-        let entry = entry.unwrap();
-        let to = dir.join(entry.path().strip_prefix(&src).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&to).unwrap();
-        } else {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
-            std::fs::write(&to, text.replace("registry.example.com", registry)).unwrap();
-        }
-    }
-    dir
-}
-
 #[test]
 fn apply_push_attaches_the_sbom_and_provenance_as_referrers_listed_by_skopeo() {
     let registry = Registry::start();
     let sb = Sandbox::new();
-    let dir = multi(&sb, registry.addr());
+    let dir = sb.multi(registry.addr());
     let out = sb
         .scone(&dir)
         .args(["apply", "--push", "--message-format", "json"])

@@ -193,6 +193,32 @@ pub fn redact(yaml: &str) -> String {
     "# (the session is not shown: its secret values could not be taken out)\n".to_string()
 }
 
+/// The session CAS holds (`yaml`, as `fill` made it) as the `policy` step
+/// rendered it: no predecessor, each value back to [`PLACEHOLDER`], the
+/// [`SALT_SECRET`] entry gone. Equal to `target/policy/<ns>.yaml` when CAS
+/// holds what the last apply uploaded; what `apply --plan` diffs against.
+pub fn as_rendered(yaml: &str) -> String {
+    let yaml = super::session::with_predecessor(yaml, None);
+    let redacted = redact_lines(&yaml);
+    let salt_line = format!("  - name: {}", yaml_quote(SALT_SECRET));
+    let mut out = String::with_capacity(redacted.len());
+    let mut in_secrets = false;
+    let mut skipping = false;
+    for line in redacted.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if is_top_level(bare) {
+            in_secrets = bare.trim_end() == "secrets:";
+            skipping = false;
+        } else if in_secrets && bare.starts_with("  - ") {
+            skipping = bare == salt_line;
+        }
+        if !skipping {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// Whether `yaml` parses as a session and holds no secret value.
 fn shows_no_value(yaml: &str) -> bool {
     parse_session(yaml).is_ok_and(|s| {

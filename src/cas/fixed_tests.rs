@@ -158,3 +158,21 @@ fn redact_takes_every_value_out() {
     let broken = "name: m\nsecrets: [{name: a, value: secretFive\n";
     assert!(!redact(broken).contains("secretFive"));
 }
+
+#[test]
+fn as_rendered_takes_a_filled_session_back_to_the_template() {
+    let yaml = template(vec![
+        decl("db", true),
+        decl("cert", true),
+        decl("gen", false),
+    ]);
+    let salt = new_salt().expect("rng");
+    let filled = fill(&yaml, &values(&[("db", VALUE), ("cert", LINES)]), &salt).expect("fills");
+    let chained = crate::cas::session::with_predecessor(&filled, Some(&"a".repeat(64)));
+    let back = as_rendered(&chained);
+    assert_eq!(back, yaml);
+    assert!(!back.contains(VALUE) && !back.contains(&salt));
+    // A session without fixed values is as it was sent.
+    let plain = template(vec![decl("gen", false)]);
+    assert_eq!(as_rendered(&plain), plain);
+}

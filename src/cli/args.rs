@@ -20,6 +20,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Build, then upload the policy to CAS, push images, write the chart.
     Apply(ApplyArgs),
+    /// Check that what is deployed is what these sources build, or check an image alone.
+    Verify(VerifyArgs),
     /// Remove target/ (or one service's outputs with -p).
     Clean(CleanArgs),
     /// Validate the manifests and print a summary per mesh.
@@ -47,6 +49,7 @@ impl Cli {
         match &self.command {
             Command::Build(a) => a.common.clone(),
             Command::Apply(a) => a.build.common.clone(),
+            Command::Verify(a) => a.build.common.clone(),
             Command::Clean(a) => a.common.clone(),
             Command::Check(a) => a.clone(),
             Command::Graph(a) => a.common.clone(),
@@ -183,6 +186,57 @@ pub struct ApplyArgs {
     /// that changed since this project's last apply (repeatable).
     #[arg(long, value_name = "NAMESPACE")]
     pub take_over: Vec<String>,
+    /// Do nothing: build, then print what apply would change (the session diff
+    /// against CAS, the images to push, the chart values that change).
+    #[arg(long)]
+    pub plan: bool,
+    /// With --plan: exit as `terraform plan -detailed-exitcode` does: 0 when
+    /// there is nothing to apply, 2 when there is, 1 for any error (a bad
+    /// manifest or usage too).
+    #[arg(long, requires = "plan")]
+    pub detailed_exitcode: bool,
+}
+
+/// `scone verify`: against the sources (rebuild, then compare with scone.lock,
+/// CAS and, with --registry, the registry), or an image alone (--image).
+#[derive(Debug, Args, Clone, Default)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Also compare with the images in their registries (by tag) and their
+    /// attached SBOM and provenance.
+    #[arg(long)]
+    pub registry: bool,
+    /// Which CAS holds the sessions.
+    #[arg(long, value_enum, default_value_t = CasKind::Local)]
+    pub cas: CasKind,
+    /// CA certificate to trust for a remote CAS.
+    #[arg(long, value_name = "PEM")]
+    pub cas_ca: Option<PathBuf>,
+    /// Verify this image alone instead: a registry reference, `oci:DIR[:TAG]`
+    /// or `docker-daemon:NAME`. Its MRENCLAVE is recomputed (no SGX needed).
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// With --image: the SIGSTRUCT to check (default: the one in the image's
+    /// provenance).
+    #[arg(long, value_name = "FILE", requires = "image")]
+    pub sigstruct: Option<PathBuf>,
+    /// With --image: the provenance envelope (DSSE JSON) to use (default: the
+    /// one attached to the image in its registry).
+    #[arg(long, value_name = "FILE", requires = "image")]
+    pub provenance: Option<PathBuf>,
+    /// The public key (PEM) the provenance must be signed with (checked only
+    /// when given: `openssl pkey -in KEY.pem -pubout`).
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Option<PathBuf>,
+    /// With --image: a session that must list the image's MRENCLAVE and fspf
+    /// tag: a YAML file, `cas:NAME` (the local CAS) or `cas://HOST[:PORT]/NAME`.
+    #[arg(long, value_name = "FILE|cas:NAME", requires = "image")]
+    pub session: Option<String>,
+    /// With --image: the entry binary's path in the image (default: the
+    /// provenance's, else the image's entrypoint).
+    #[arg(long, value_name = "PATH", requires = "image")]
+    pub binary: Option<String>,
 }
 
 /// `-p SERVICE` is required: exactly one service runs.

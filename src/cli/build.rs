@@ -158,7 +158,18 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
 
 /// Runs `scone apply`.
 pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<i32> {
-    Ok(execute(&args.build, Some(args))?.code)
+    if args.plan {
+        return super::plan::run(args);
+    }
+    let outcome = execute(&args.build, Some(args))?;
+    // What `apply --plan` compares the chart with next time.
+    if let (0, Some(ws)) = (outcome.code, &outcome.workspace) {
+        if args.build.common.services.is_empty() {
+            let target = ws.target_dir(args.build.common.target_dir.as_deref());
+            super::plan::record_applied(ws, &target)?;
+        }
+    }
+    Ok(outcome.code)
 }
 
 /// What one build or apply did.
@@ -175,6 +186,22 @@ pub struct Outcome {
 
 /// Builds (and with `apply`, applies) once: load → plan → run → record.
 pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Outcome> {
+    execute_with(args, apply, false)
+}
+
+/// Builds like `scone build` but leaves `scone.lock` as it is (`scone verify`
+/// and `apply --plan` compare it with what is deployed, and change nothing
+/// but `target/`). The state it leaves is never replayed, so the next build
+/// writes the lock.
+pub fn build_keeping_lock(args: &BuildArgs) -> anyhow::Result<Outcome> {
+    execute_with(args, None, true)
+}
+
+fn execute_with(
+    args: &BuildArgs,
+    apply: Option<&ApplyArgs>,
+    keep_lock: bool,
+) -> anyhow::Result<Outcome> {
     // Anything read after this that changes later is caught by the next
     // build (see `engine::state`).
     let started_ns = scone::engine::stat::now_ns();
@@ -421,13 +448,14 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
         engine::publish::prune(&target_dir, published, session.store().paths())
             .with_context(|| format!("removing stale outputs from {}", target_dir.display()))?;
     }
-    let updated = new_lock
-        .save(&lock_path)
-        .with_context(|| format!("writing {}", lock_path.display()))?;
+    let updated = !keep_lock
+        && new_lock
+            .save(&lock_path)
+            .with_context(|| format!("writing {}", lock_path.display()))?;
     if updated && common.verbose > 0 {
         probe.status("Updated", &lock_path.display().to_string());
     }
-    let load = (!effects && report.all_cacheable).then(|| LastLoad {
+    let load = (!effects && !keep_lock && report.all_cacheable).then(|| LastLoad {
         key,
         started_ns,
         watched,

@@ -6,15 +6,20 @@ pub mod cas;
 pub mod check;
 pub mod clean;
 pub mod defaults;
+pub mod deployed;
 pub mod dev;
 pub mod enclave;
 pub mod graph;
 pub mod help;
 pub mod invocation;
 pub mod output;
+pub mod plan;
 pub mod reference;
 pub mod run;
 pub mod timings;
+pub mod verify;
+pub mod verify_image;
+pub mod verify_sources;
 
 use scone::manifest::{Diagnostic, ErrorKind, Pos};
 

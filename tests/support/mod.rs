@@ -226,3 +226,24 @@ pub fn finished(msgs: &[serde_json::Value]) -> serde_json::Value {
         .cloned()
         .expect("a build-finished message")
 }
+
+impl Sandbox {
+    /// A copy of `fixtures/multi` (a three-service mesh) in the sandbox, its
+    /// images moved from `registry.example.com` to `registry`.
+    pub fn multi(&self, registry: &str) -> PathBuf {
+        let src = fixtures().join("multi");
+        let dir = self.path().join("multi");
+        for entry in walkdir::WalkDir::new(&src) {
+            let entry = entry.expect("walking fixtures/multi");
+            let to = dir.join(entry.path().strip_prefix(&src).expect("prefix"));
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&to).expect("a folder");
+            } else {
+                let text = std::fs::read_to_string(entry.path()).expect("a fixture");
+                std::fs::write(&to, text.replace("registry.example.com", registry))
+                    .expect("writing a fixture");
+            }
+        }
+        dir
+    }
+}

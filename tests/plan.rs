@@ -1,0 +1,235 @@
+//! `scone apply --plan` through the real binary (issue 24): after a one-file
+//! edit it shows exactly that service's lines in the session diff against the
+//! local CAS and its image as the only push to a real registry, changes
+//! nothing, and after `apply` it is empty; `--detailed-exitcode` exits as
+//! `terraform plan -detailed-exitcode` does.
+
+mod support;
+
+use std::path::Path;
+
+use scone::cas::Cas as _;
+use support::registry::Registry;
+use support::{messages, Sandbox};
+
+/// `scone apply --plan --push ARGS --message-format json`: exit code and
+/// messages.
+fn plan(sb: &Sandbox, dir: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+    let out = sb
+        .scone(dir)
+        .args(["apply", "--plan", "--push", "--message-format", "json"])
+        .args(extra)
+        .output()
+        .expect("running scone");
+    (
+        out.status.code().unwrap_or(-1),
+        messages(&out.stdout)
+            .into_iter()
+            .filter(|m| m["reason"].as_str().is_some_and(|r| r.starts_with("plan-")))
+            .collect(),
+    )
+}
+
+fn apply_push(sb: &Sandbox, dir: &Path) {
+    let out = sb
+        .scone(dir)
+        .args(["apply", "--push", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn of<'a>(msgs: &'a [serde_json::Value], reason: &str) -> Vec<&'a serde_json::Value> {
+    msgs.iter().filter(|m| m["reason"] == reason).collect()
+}
+
+/// The `-`/`+` lines of a unified diff (not its `---`/`+++` header).
+fn changed_lines(diff: &str) -> Vec<String> {
+    diff.lines()
+        .filter(|l| {
+            (l.starts_with('-') && !l.starts_with("---"))
+                || (l.starts_with('+') && !l.starts_with("+++"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+fn enclave(dir: &Path, name: &str, file: &str) -> String {
+    std::fs::read_to_string(dir.join("target/enclave").join(name).join(file))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_one_file_edit_plans_that_service_only_and_apply_empties_the_plan() {
+    let registry = Registry::start();
+    let sb = Sandbox::new();
+    let dir = sb.multi(registry.addr());
+    apply_push(&sb, &dir);
+    let (code, msgs) = plan(&sb, &dir, &["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{msgs:?}");
+    assert_eq!(of(&msgs, "plan-finished")[0]["changes"], 0);
+
+    // One file of service b changes.
+    let old_fspf = enclave(&dir, "multi_b", "fspf_tag");
+    let old_mrenclave = enclave(&dir, "multi_b", "mrenclave");
+    let main = dir.join("b/main.py");
+    std::fs::write(
+        &main,
+        std::fs::read_to_string(&main).unwrap() + "print('more')\n",
+    )
+    .unwrap();
+    let cas = scone::cas::local::LocalCas::open(&sb.path().join("cas")).unwrap();
+    let session_before = cas.session("multi").unwrap().unwrap();
+    let lock_before = std::fs::read(dir.join("scone.lock")).unwrap();
+
+    let (code, msgs) = plan(&sb, &dir, &["--detailed-exitcode"]);
+    assert_eq!(code, 2, "changes to apply: {msgs:?}");
+    let new_fspf = enclave(&dir, "multi_b", "fspf_tag");
+    assert_ne!(new_fspf, old_fspf);
+    // A python service: the script is protected by the fspf tag, the enclave
+    // (the interpreter) is the same.
+    assert_eq!(enclave(&dir, "multi_b", "mrenclave"), old_mrenclave);
+    let sessions = of(&msgs, "plan-session");
+    assert_eq!(sessions.len(), 1, "{msgs:?}");
+    assert_eq!(sessions[0]["action"], "update");
+    let diff = sessions[0]["diff"].as_str().unwrap();
+    assert_eq!(
+        changed_lines(diff),
+        [
+            format!("-    fspf_tag: \"{old_fspf}\""),
+            format!("+    fspf_tag: \"{new_fspf}\""),
+        ],
+        "{diff}"
+    );
+    // That line is service b's in the session the build made.
+    let policy = std::fs::read_to_string(dir.join("target/policy/multi.yaml")).unwrap();
+    let lines: Vec<&str> = policy.lines().collect();
+    let at = lines.iter().position(|l| l.contains(&new_fspf)).unwrap();
+    let owner = lines[..at]
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("  - name: "))
+        .unwrap();
+    assert_eq!(*owner, "  - name: \"b\"");
+    // Secret values are never shown (the token is generated, so CAS holds one).
+    let token = cas.secret_values("multi").unwrap();
+    for value in token.values() {
+        let text = value.expose_str().unwrap_or_default();
+        assert!(!text.is_empty() && !diff.contains(text));
+    }
+    // Its image is the only push.
+    let pushes = of(&msgs, "plan-push");
+    assert_eq!(pushes.len(), 1, "{msgs:?}");
+    assert_eq!(pushes[0]["service"], "multi_b");
+    assert_eq!(
+        pushes[0]["reference"],
+        format!("{}/multi/b:1", registry.addr())
+    );
+    assert!(pushes[0]["missing_blobs"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        pushes[0]["attach"],
+        serde_json::json!(["SBOM", "provenance"])
+    );
+    // The chart values: b's digest line.
+    let charts = of(&msgs, "plan-chart");
+    assert_eq!(charts.len(), 1);
+    let chart_lines = changed_lines(charts[0]["diff"].as_str().unwrap());
+    assert_eq!(chart_lines.len(), 2, "{chart_lines:?}");
+    assert!(chart_lines.iter().all(|l| l.contains("digest: \"sha256:")));
+
+    // Nothing was done: CAS, the registry and scone.lock are as they were.
+    let session_after = cas.session("multi").unwrap().unwrap();
+    assert_eq!(session_after.hash, session_before.hash);
+    assert_eq!(std::fs::read(dir.join("scone.lock")).unwrap(), lock_before);
+    let pushed =
+        support::tools::skopeo_inspect(&format!("docker://{}/multi/b:1", registry.addr())).unwrap();
+    let locked_b = String::from_utf8(lock_before.clone())
+        .unwrap()
+        .split("[image.multi_b]")
+        .nth(1)
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("digest = \"")))
+        .map(|d| d.trim_end_matches('"').to_string())
+        .unwrap();
+    assert_eq!(pushed["Digest"], locked_b.as_str());
+    // Planned again: the same plan (nothing it saw has changed).
+    let (code, again) = plan(&sb, &dir, &["--detailed-exitcode"]);
+    assert_eq!(code, 2);
+    assert_eq!(again, msgs);
+
+    // Applied: the plan is empty.
+    apply_push(&sb, &dir);
+    let (code, msgs) = plan(&sb, &dir, &["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{msgs:?}");
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    // Without --detailed-exitcode a plan with changes exits 0, and the text
+    // form says what it would do.
+    std::fs::write(
+        &main,
+        std::fs::read_to_string(&main).unwrap() + "print('again')\n",
+    )
+    .unwrap();
+    let out = sb
+        .scone(&dir)
+        .args(["apply", "--plan", "--push"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Session multi (local CAS): update"), "{text}");
+    assert!(
+        text.contains("Push ") && text.contains("/multi/b:1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 1 session(s) to upload, 1 image(s) to push"),
+        "{text}"
+    );
+}
+
+#[test]
+fn detailed_exitcode_keeps_2_for_changes_and_1_for_errors() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("hw");
+    // Never applied: the session would be created.
+    let out = sb
+        .scone(&dir)
+        .args([
+            "apply",
+            "--plan",
+            "--detailed-exitcode",
+            "--message-format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let msgs = messages(&out.stdout);
+    let session = msgs.iter().find(|m| m["reason"] == "plan-session").unwrap();
+    assert_eq!(session["action"], "create");
+    assert!(sb
+        .scone(&dir)
+        .args(["cas", "session", "myPythonApp"])
+        .output()
+        .is_ok_and(|o| !o.status.success()));
+    // A bad manifest: 2 without the flag, 1 with it.
+    std::fs::write(dir.join("mesh.yml"), "kind: mesh\nservices: [\n").unwrap();
+    let code = |extra: &[&str]| {
+        sb.scone(&dir)
+            .args(["apply", "--plan"])
+            .args(extra)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(code(&[]), Some(2));
+    assert_eq!(code(&["--detailed-exitcode"]), Some(1));
+    // A usage error too.
+    assert_eq!(code(&["--detailed-exitcode", "--no-such-flag"]), Some(1));
+}
