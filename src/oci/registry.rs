@@ -77,6 +77,15 @@ pub struct PulledManifest {
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// How many times a request is sent before a passing error (see
+/// [`RegistryClient::send`]) is the answer.
+const TRIES: u32 = 4;
+
+/// Whether a registry's answer is an error that may pass if asked again.
+fn passing(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
 /// Install the ring crypto provider for rustls once (ignoring "already installed").
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -144,9 +153,32 @@ impl RegistryClient {
         }
     }
 
-    /// Send a request built by `make` (called again after authenticating), handling the
-    /// 401 challenge: basic credentials or a bearer token for `scope` (`pull` / `pull,push`).
+    /// Send a request built by `make` (called again after authenticating, and for each
+    /// try), handling the 401 challenge: basic credentials or a bearer token for `scope`
+    /// (`pull` / `pull,push`). A registry that answers 429 or a 5xx that can pass (500,
+    /// 502, 503, 504: docker-registry answers 500 to a blob read while another client
+    /// commits it) is asked again, [`TRIES`] times in all, after 50, 100, 200… ms.
+    /// Every request scone sends is idempotent (reads, blob and manifest PUTs by
+    /// digest, upload sessions it abandons if one fails).
     pub(super) fn send(
+        &self,
+        reference: &Reference,
+        scope: &str,
+        make: &dyn Fn() -> Result<RequestBuilder>,
+    ) -> Result<Response> {
+        let mut pause = Duration::from_millis(50);
+        for _ in 1..TRIES {
+            let response = self.send_once(reference, scope, make)?;
+            if !passing(response.status()) {
+                return Ok(response);
+            }
+            std::thread::sleep(pause);
+            pause *= 2;
+        }
+        self.send_once(reference, scope, make)
+    }
+
+    fn send_once(
         &self,
         reference: &Reference,
         scope: &str,
@@ -579,6 +611,65 @@ fn parse_challenge(params: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registry on loopback that answers each connection with the next status of
+    /// `statuses` (the last one from then on); returns its address and a counter of
+    /// the requests it answered.
+    fn registry_answering(
+        statuses: Vec<u16>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let served = std::sync::Arc::clone(&count);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let i = served.fetch_add(1, Ordering::SeqCst);
+                let status = statuses[i.min(statuses.len() - 1)];
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        (addr, count)
+    }
+
+    fn head_blob(addr: &str) -> Result<bool> {
+        let client = RegistryClient::new(RegistryOptions::default()).unwrap();
+        let reference = Reference::parse(&format!("{addr}/cache/x:t")).unwrap();
+        client.has_blob(&reference, &format!("sha256:{}", "0".repeat(64)))
+    }
+
+    #[test]
+    fn a_passing_server_error_is_asked_again() {
+        let (addr, count) = registry_answering(vec![500, 503, 200]);
+        assert!(head_blob(&addr).unwrap());
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_lasting_server_error_is_the_answer_after_the_last_try() {
+        let (addr, count) = registry_answering(vec![500]);
+        let err = head_blob(&addr).unwrap_err().to_string();
+        assert!(err.contains("500"), "{err}");
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            TRIES as usize
+        );
+        let (addr, count) = registry_answering(vec![400]);
+        assert!(head_blob(&addr).is_err());
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "not asked again"
+        );
+    }
 
     #[test]
     fn parses_bearer_challenge() {
