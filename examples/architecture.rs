@@ -76,8 +76,8 @@ const PARTS: &[Part] = &[
     },
     Part {
         key: "libs",
-        module: "src/oci sgx helm",
-        job: "image enclave chart",
+        module: "src/oci sgx helm attest",
+        job: "image enclave chart SBOM",
         fill: CODE,
     },
     Part {
@@ -104,6 +104,12 @@ const PARTS: &[Part] = &[
         job: "apply's effects",
         fill: OUTPUT,
     },
+    Part {
+        key: "verify",
+        module: "src/verify",
+        job: "verify, apply --plan",
+        fill: CODE,
+    },
 ];
 
 /// What the fills mean.
@@ -128,6 +134,8 @@ const FLOWS: &[(&str, &str)] = &[
     ("engine", "events"),
     ("libs", "target"),
     ("cas", "effects"),
+    ("target", "verify"),
+    ("effects", "verify"),
 ];
 
 const TITLE: f64 = 12.0;
