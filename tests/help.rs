@@ -58,6 +58,58 @@ fn apply_help_depends_on_the_manifest_kind() {
     assert!(mesh.contains("[signing] mode"), "{mesh}");
 }
 
+/// The names serde lists after "expected" when `text` has an unknown key in
+/// `scone.toml` (`unknown field `x`, expected one of `a`, `b``); empty when
+/// `text` is no struct with unknown fields refused.
+fn expected_fields(text: &str) -> Vec<String> {
+    let Err(err) = toml::from_str::<scone::workspace::Config>(text) else {
+        return Vec::new();
+    };
+    let message = err.to_string();
+    let Some((_, list)) = message.split_once("expected") else {
+        return Vec::new();
+    };
+    if !message.contains("unknown field") {
+        return Vec::new();
+    }
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn apply_help_lists_every_scone_toml_key() {
+    let keys = expected_fields("no-such-key = 1\n");
+    assert!(keys.len() >= 5, "scone.toml's keys from serde: {keys:?}");
+    let mut wanted = Vec::new();
+    for key in keys {
+        let fields = expected_fields(&format!("[{key}]\nno-such-key = 1\n"));
+        if fields.is_empty() {
+            // A plain key, or a table of any keys (`[base]`).
+            wanted.push(key);
+        } else {
+            wanted.extend(fields.iter().map(|f| format!("[{key}] {f}")));
+        }
+    }
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    for file in ["service.yml", "mesh.yml"] {
+        let text = help(&sb, &dir, file);
+        let section = text
+            .split_once("scone.toml keys that apply:")
+            .map(|(_, keys)| keys)
+            .unwrap_or_else(|| panic!("{file}: no scone.toml keys:\n{text}"));
+        for key in &wanted {
+            assert!(
+                section.contains(key.as_str()),
+                "{file}: the help does not list scone.toml's `{key}`:\n{section}"
+            );
+        }
+    }
+}
+
 #[test]
 fn help_without_a_file_is_clap_s() {
     let sb = Sandbox::new();

@@ -125,6 +125,35 @@ fn the_set_up_is_two_scripts_and_the_line_that_gets_scone() {
             .any(|l| !l.trim_start().starts_with('#') && l.contains("scripts/test.sh")),
         ".ci/run calls scripts/test.sh"
     );
+    // What scripts/test.sh installs (through scripts/ci-deps.sh) is what the
+    // README says it installs.
+    let deps = std::fs::read_to_string(support::project_root().join("scripts/ci-deps.sh")).unwrap();
+    let mut packages = Vec::new();
+    for line in deps.lines() {
+        for array in [
+            "APT_PACKAGES=(",
+            "APT_PACKAGES_NO_RECOMMENDS=(",
+            "ATTEST_PYPI=(",
+        ] {
+            if let Some(list) = line.strip_prefix(array) {
+                let list = list.trim_end_matches(')');
+                packages.extend(
+                    list.split_whitespace()
+                        .map(|p| p.split("==").next().unwrap_or(p)),
+                );
+            }
+        }
+    }
+    assert!(
+        packages.len() >= 10,
+        "scripts/ci-deps.sh's packages: {packages:?}"
+    );
+    for package in packages {
+        assert!(
+            setup.contains(package),
+            "the README does not say that scripts/test.sh installs {package}"
+        );
+    }
     let example =
         std::fs::read_to_string(support::project_root().join("scripts/example.sh")).unwrap();
     let builds: Vec<&str> = example

@@ -32,6 +32,14 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     ),
     ("[signing] mode", "`debug` (default) or `production`"),
     (
+        "[provenance] key",
+        "the provenance signing key (default: generated in the user's config folder)",
+    ),
+    (
+        "[paths] allow",
+        "folders outside the repository that manifests may name",
+    ),
+    (
         "[cache] remote",
         "a shared cache: oci://HOST/REPO or http(s)://HOST/PREFIX",
     ),
