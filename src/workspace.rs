@@ -84,6 +84,9 @@ pub struct CacheConfig {
     pub remote_write: bool,
     /// Bound on one remote request, in seconds (default 30).
     pub timeout: Option<u64>,
+    /// How long a step waits for its remote result before it builds locally, in
+    /// milliseconds (default 2000).
+    pub wait_ms: Option<u64>,
 }
 
 /// Everything one invocation works on, parsed, validated and linked.

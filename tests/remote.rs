@@ -108,7 +108,9 @@ fn round_trip(url: &str) -> Vec<serde_json::Value> {
         stderr.contains(&format!("0 built, {steps} remote hits, 0 local hits")),
         "{stderr}"
     );
-    let summary = format!("{url}: {steps} hits, 0 misses, ");
+    // Every step found in A's build index: one request for all of them.
+    let summary =
+        format!("{url}: {steps} hits, 0 misses, {steps} found in the build index, 0 late, ");
     let line = stderr.lines().find(|l| l.contains(&summary));
     assert!(
         line.is_some_and(|l| l.ends_with("MB downloaded, 0 entries and 0 blobs uploaded")),
@@ -168,20 +170,30 @@ fn oci_registry_cache_serves_a_second_checkout_entirely() {
     let registry = Registry::start();
     let url = format!("oci://{}/scone-cache", registry.addr());
     round_trip(&url);
-    // One manifest per fingerprint, with our artifact type, checked by skopeo.
+    // One manifest per fingerprint, with our artifact type, and one build index,
+    // checked by skopeo.
     let tags = support::tools::skopeo_list_tags(&format!("{}/scone-cache", registry.addr()));
-    assert!(tags.len() > SERVICES * 4, "{} tags", tags.len());
-    assert!(tags.iter().all(|t| t.starts_with("fp-")), "{tags:?}");
-    let raw = support::tools::skopeo_raw_manifest(&format!(
-        "{}/scone-cache:{}",
-        registry.addr(),
-        tags[0]
-    ));
-    assert_eq!(raw["artifactType"], "application/vnd.scone.action.v1+json");
+    let (entries, other): (Vec<&String>, Vec<&String>) =
+        tags.iter().partition(|t| t.starts_with("fp-"));
+    assert!(entries.len() > SERVICES * 4, "{} tags", tags.len());
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert!(other[0].starts_with("ix-"), "{other:?}");
+    let raw = |tag: &str| {
+        support::tools::skopeo_raw_manifest(&format!("{}/scone-cache:{tag}", registry.addr()))
+    };
+    let entry = raw(entries[0]);
     assert_eq!(
-        raw["config"]["mediaType"],
+        entry["artifactType"],
         "application/vnd.scone.action.v1+json"
     );
+    assert_eq!(
+        entry["config"]["mediaType"],
+        "application/vnd.scone.action.v1+json"
+    );
+    let index = raw(other[0]);
+    assert_eq!(index["artifactType"], "application/vnd.scone.index.v1+gzip");
+    let layers = index["layers"].as_array().cloned().unwrap_or_default();
+    assert!(!layers.is_empty(), "the index names its packs: {index}");
     assert_no_secrets(&files_under(registry.storage()));
 }
 
@@ -192,7 +204,9 @@ fn stopping_the_registry_mid_build_warns_once_and_builds_locally() {
     let (sa, a) = checkout(SERVICES);
     build_json(&sa, &a, &["--remote-cache", &url, "--remote-cache-write"]);
 
-    let (sb, b) = checkout(SERVICES);
+    // One service more: another plan, so no build index; every step asks for its
+    // own entry, and some do after the registry is gone.
+    let (sb, b) = checkout(SERVICES + 1);
     let mut child = sb
         .std_command(&b)
         .args([
@@ -236,10 +250,19 @@ fn stopping_the_registry_mid_build_warns_once_and_builds_locally() {
     );
     assert!(count(&msgs, "remote") >= 1, "some hits before the stop");
     assert!(count(&msgs, "built") >= 1, "the rest built locally");
+    let (ta, tb) = (tree(&a.join("target")), tree(&b.join("target")));
+    let shared: Vec<&String> = ta
+        .keys()
+        .filter(|k| k.contains("svc_00") && !k.contains("svc_0050"))
+        .collect();
     assert!(
-        tree(&a.join("target")) == tree(&b.join("target")),
-        "outputs differ"
+        shared.len() > SERVICES * 3,
+        "{} service files",
+        shared.len()
     );
+    for file in shared {
+        assert!(ta.get(file) == tb.get(file), "{file} differs");
+    }
 }
 
 #[test]
@@ -249,27 +272,33 @@ fn a_tampered_remote_blob_is_detected_and_rebuilt_locally() {
     let (sa, a) = checkout(3);
     build_json(&sa, &a, &["--remote-cache", &url, "--remote-cache-write"]);
 
-    // Find the layer of svc-0001 through its entry, and change its bytes on disk.
+    // Find the layer of svc-0001 through its entry, and change one of its bytes in
+    // the pack it is stored in.
     let data = server.data().join("cache");
     let mut layer_blobs = Vec::new();
     for path in files_under(&data.join("ac")) {
-        let entry: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).expect("an entry")).expect("JSON");
+        // The build index is gzip, not an entry.
+        let Ok(entry) =
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(&path).expect("an entry"))
+        else {
+            continue;
+        };
         if entry["record"]["step"] == "layer:svc_0001" {
             let blobs: BTreeMap<String, serde_json::Value> =
                 serde_json::from_value(entry["blobs"].clone()).expect("blobs");
-            layer_blobs.extend(
-                blobs
-                    .values()
-                    .map(|b| b["sha256"].as_str().unwrap_or_default().to_string()),
-            );
+            layer_blobs.extend(blobs.into_values());
         }
     }
     assert_eq!(layer_blobs.len(), 1, "one layer blob");
-    let blob = data.join("cas").join(&layer_blobs[0]);
-    let mut bytes = std::fs::read(&blob).expect("the layer blob");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
+    let pack = &layer_blobs[0]["pack"];
+    let blob = data
+        .join("cas")
+        .join(pack["sha256"].as_str().expect("a small blob is in a pack"));
+    let mut bytes = std::fs::read(&blob).expect("the pack");
+    let at = pack["offset"].as_u64().expect("offset")
+        + layer_blobs[0]["size"].as_u64().expect("size") / 2;
+    let at = usize::try_from(at).expect("offset");
+    bytes[at] ^= 0x01;
     std::fs::write(&blob, &bytes).expect("tamper");
 
     let (sb, b) = checkout(3);
@@ -298,13 +327,21 @@ fn a_tampered_remote_blob_is_detected_and_rebuilt_locally() {
         tree(&a.join("target")) == tree(&b.join("target")),
         "outputs differ"
     );
-    // Nothing of the tampered bytes is in B's store.
-    let tampered = blake3::hash(&bytes).to_hex().to_string();
+    // Nothing of the tampered bytes is in B's store: every blob there is what
+    // its name says.
     let store = b.join("target/.scone/blobs");
-    assert!(
-        !files_under(&store).iter().any(|p| p.ends_with(&tampered)),
-        "the tampered blob entered the store"
-    );
+    for file in files_under(&store) {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let content = std::fs::read(&file).expect("a blob");
+        assert_eq!(
+            blake3::hash(&content).to_hex().as_str(),
+            name,
+            "a wrong blob entered the store"
+        );
+    }
 }
 
 #[test]

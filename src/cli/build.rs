@@ -40,6 +40,10 @@ fn remote_tier(
             .map(std::time::Duration::from_secs)
             .unwrap_or(scone::remote::DEFAULT_TIMEOUT),
         insecure: args.insecure_registries.clone(),
+        wait: config
+            .wait_ms
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(scone::remote::DEFAULT_WAIT),
     })?;
     Ok(Some(tier))
 }
@@ -377,6 +381,7 @@ fn execute_with(
     };
     let whole = only.is_empty();
     let mut last = None;
+    let mut index = None;
     let mut inputs = Vec::new();
     for phase in phases {
         let effects = phase.is_some();
@@ -398,14 +403,17 @@ fn execute_with(
             // Only the first phase: the second sees the first's outputs.
             reuse: if last.is_none() { reuse.clone() } else { None },
         };
+        if let Some(tier) = remote.as_ref().filter(|_| last.is_none()) {
+            tier.begin(&planned, session.store().root());
+        }
         let report = session.run(&nodes, &opts, &clock.tee(&out))?;
         clock.ran(&nodes, &report, &session);
         out.finished(&report);
-        print_remote_stats(remote.as_deref(), common, &probe);
         if !report.success() {
             clock.phase("record");
             let next = next_state(&report, planned, whole, None);
             session.finish(next)?;
+            upload_rest(remote.as_deref(), None, &target_dir, common, &probe);
             clock.save(false, &target_dir, &probe, common.message_format)?;
             return Ok(Outcome {
                 code: 1,
@@ -423,6 +431,11 @@ fn execute_with(
                 "scone.lock needs to be updated but --locked was given:\n{diff}\nhelp: run without --locked to update scone.lock"
             );
         }
+        index = remote
+            .as_ref()
+            .filter(|t| t.writes())
+            .and_then(|_| index_records(&nodes, &report, &session))
+            .map(|records| (planned.clone(), records));
         last = Some((report, planned, updated, effects));
     }
     let Some((report, planned, new_lock, effects)) = last else {
@@ -468,6 +481,7 @@ fn execute_with(
         warnings: super::output::stored_warnings(&ws.warnings),
     });
     session.finish(next_state(&report, planned, whole, load))?;
+    upload_rest(remote.as_deref(), index, &target_dir, common, &probe);
     if let Some(a) = apply {
         if a.load {
             clock.phase("docker load");
@@ -609,18 +623,57 @@ fn replay(session: &Session, out: &Output) -> engine::BuildReport {
     report
 }
 
-fn print_remote_stats(remote: Option<&scone::remote::Tier>, common: &CommonArgs, out: &Output) {
-    let Some(tier) = remote.filter(|_| common.verbose > 0) else {
+/// Every cacheable result of the build just run, for its build index (`None` if a
+/// reused step's record cannot be read: no index then).
+fn index_records(
+    nodes: &[engine::Node],
+    report: &engine::BuildReport,
+    session: &Session,
+) -> Option<Vec<engine::ActionRecord>> {
+    let cacheable: std::collections::HashSet<StepId> = nodes
+        .iter()
+        .filter(|n| n.step.cacheable())
+        .map(|n| n.step.id().clone())
+        .collect();
+    let state = session.state();
+    let reused: Vec<_> = report
+        .reused
+        .iter()
+        .map(|id| (id.clone(), state.step(id).and_then(|s| s.record(state))))
+        .collect();
+    scone::remote::tier::index_records(&cacheable, &report.results, &reused)
+}
+
+/// After the build's result is out: the uploads still under way, the build index
+/// (`index`: the plan and every cacheable result) if given, and the remote's
+/// warnings and counts.
+fn upload_rest(
+    remote: Option<&scone::remote::Tier>,
+    index: Option<(Vec<StepId>, Vec<engine::ActionRecord>)>,
+    target_dir: &Path,
+    common: &CommonArgs,
+    out: &Output,
+) {
+    let Some(tier) = remote else {
         return;
     };
+    let index = index.as_ref().map(|(p, r)| (p.as_slice(), r.clone()));
+    for warning in tier.complete(index, &target_dir.join(".scone")) {
+        out.warn(&warning);
+    }
+    if common.verbose == 0 {
+        return;
+    }
     let st = tier.stats();
     out.status(
         "Remote",
         &format!(
-            "{}: {} hits, {} misses, {:.1} MB downloaded, {} entries and {} blobs uploaded",
+            "{}: {} hits, {} misses, {} found in the build index, {} late, {:.1} MB downloaded, {} entries and {} blobs uploaded",
             tier.url(),
             st.hits,
             st.misses,
+            st.indexed,
+            st.late,
             st.downloaded_bytes as f64 / 1e6,
             st.uploaded_entries,
             st.uploaded_blobs

@@ -48,6 +48,10 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
         "[cache] timeout",
         "bound on one remote request, in seconds (default 30)",
     ),
+    (
+        "[cache] wait-ms",
+        "how long a step waits for its remote result before building locally (default 2000)",
+    ),
 ];
 
 /// With `--help` and `-f FILE` on a workspace command, prints the help for

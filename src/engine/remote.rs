@@ -9,7 +9,8 @@
 //!   bad blob is a miss (the step runs locally), never a wrong result;
 //! * a remote never fails a build: an unreachable or slow remote turns the
 //!   tier off for the rest of the build with one warning, and the build goes on
-//!   locally.
+//!   locally; a step whose lookup is slow is built locally, and its result, if
+//!   it arrives later, is still stored.
 
 use super::store::{ActionRecord, Store};
 
@@ -39,7 +40,8 @@ pub trait RemoteTier: Send + Sync {
     /// happen in the background, and only if the tier is configured to write.
     fn offer(&self, record: &ActionRecord, store: &Store);
 
-    /// Waits (bounded) for background uploads; returns the warnings of the
-    /// whole build, at most one per distinct problem.
-    fn finish(&self) -> Vec<String>;
+    /// Called once the steps are done: stores the results that arrived after
+    /// their step stopped waiting (bounded), and returns the warnings of the
+    /// whole build, at most one per distinct problem. Uploads may go on.
+    fn finish(&self, store: &Store) -> Vec<String>;
 }

@@ -122,14 +122,14 @@ pub(super) fn run_step(
                     remote.fetch(&id.to_string(), &fingerprint, store, &mut warn)
                 {
                     // The tier verified every blob; check the record names this
-                    // step and fingerprint before trusting it.
+                    // step and fingerprint before trusting it. It is kept in the
+                    // build state like a built step's, but not written to the
+                    // action cache: a later build that needs it again finds it in
+                    // the remote (a file per step was a fifth of filling a checkout).
                     if record.fingerprint == fingerprint
                         && record.step == id.to_string()
                         && store.action_intact(&record)
                     {
-                        store
-                            .save_action(&record)
-                            .map_err(|e| StepError::context("saving the action record", e))?;
                         publish_current(target, &record, store)?;
                         return Ok((Arc::new(record), Status::Remote, None));
                     }

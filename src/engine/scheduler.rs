@@ -169,7 +169,7 @@ pub(super) fn run(
     };
     let run = run_graph(nodes, &cx, opts.reuse.as_deref(), tmp, &pool, jobs);
     if let Some(remote) = remote {
-        for message in remote.finish() {
+        for message in remote.finish(store) {
             sink.event(Event::Warning { message });
         }
     }

@@ -31,6 +31,12 @@ fn fan_out(dir: &Path, key: &str, suffix: &str) -> PathBuf {
     dir.join(prefix).join(format!("{key}{suffix}"))
 }
 
+/// Where blob `digest` lives in the store whose root (`<target>/.scone`) is `root`
+/// (for writers that run beside a build: the remote tier's downloads).
+pub fn blob_path_in(root: &Path, digest: &str) -> PathBuf {
+    fan_out(&root.join("blobs"), digest, "")
+}
+
 impl Store {
     /// Opens (creating) the store in `<target>/.scone`, with the last
     /// build's `state`.
@@ -75,7 +81,7 @@ impl Store {
     }
 
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        fan_out(&self.root.join("blobs"), digest, "")
+        blob_path_in(&self.root, digest)
     }
 
     /// Whether the blob is present with the right content.
@@ -157,10 +163,17 @@ impl Store {
     /// Moves a downloaded file whose blake3 the caller has verified to be
     /// `digest` into the store (fsynced first).
     pub fn adopt(&self, path: &Path, digest: &str) -> io::Result<()> {
+        File::open(path)?.sync_all()?;
+        self.adopt_synced(path, digest)
+    }
+
+    /// [`Store::adopt`] of a file the caller has already fsynced (each fsync
+    /// flushes the disk's cache, even of a clean file: downloads fsync on their
+    /// own threads, many at a time).
+    pub fn adopt_synced(&self, path: &Path, digest: &str) -> io::Result<()> {
         if self.blob_intact(digest) {
             return fs::remove_file(path);
         }
-        File::open(path)?.sync_all()?;
         self.place(path, &self.blob_path(digest), digest)
     }
 

@@ -7,9 +7,13 @@
 //!   "format": "scone-action-v1",
 //!   "record": { "step": "layer:svc-0001", "fingerprint": "…", "record": {…},
 //!               "files": {"layer.tar.gz": "<blake3>"}, "publish": [ … ] },
-//!   "blobs": { "<blake3>": { "sha256": "<hex>", "size": 1234 } }
+//!   "blobs": { "<blake3>": { "sha256": "<hex>", "size": 1234,
+//!                            "pack": { "sha256": "<hex>", "offset": 0 } } }
 //! }
 //! ```
+//!
+//! `pack` is there when the blob is stored in a pack ([`super::pack`]); without it,
+//! the blob is stored on its own under its sha256.
 //!
 //! An entry read from a remote is checked before anything of it is used:
 //! it must be for the fingerprint asked, name a blob entry for every blob of
@@ -19,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
+use super::pack::PackRef;
 use crate::engine::{ActionRecord, Published};
 
 /// The value of [`Entry::format`].
@@ -30,6 +35,9 @@ pub struct BlobRef {
     /// Lowercase hex sha256 of the content.
     pub sha256: String,
     pub size: u64,
+    /// Where it lies if it is stored in a pack ([`super::pack`]), not on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<PackRef>,
 }
 
 /// See the module documentation.
@@ -77,13 +85,22 @@ impl Entry {
     pub fn parse(bytes: &[u8], fingerprint: &str) -> Result<Entry, EntryError> {
         let entry: Entry =
             serde_json::from_slice(bytes).map_err(|e| EntryError::Parse(e.to_string()))?;
+        entry.check(fingerprint)?;
+        Ok(entry)
+    }
+
+    /// Checks an entry read from a remote (alone or in a build index) for
+    /// `fingerprint`: its format, fingerprint, a remote name for every blob, and
+    /// only plain relative published paths.
+    pub fn check(&self, fingerprint: &str) -> Result<(), EntryError> {
+        let entry = self;
         if entry.format != FORMAT {
-            return Err(EntryError::Format(entry.format));
+            return Err(EntryError::Format(entry.format.clone()));
         }
         if entry.record.fingerprint != fingerprint {
             return Err(EntryError::Fingerprint {
                 wanted: fingerprint.to_string(),
-                found: entry.record.fingerprint,
+                found: entry.record.fingerprint.clone(),
             });
         }
         if let Some(missing) = entry
@@ -104,7 +121,7 @@ impl Entry {
                 return Err(EntryError::UnsafePath(bad.to_string()));
             }
         }
-        Ok(entry)
+        Ok(())
     }
 }
 
@@ -139,6 +156,7 @@ mod tests {
             BlobRef {
                 sha256: "c".repeat(64),
                 size: 3,
+                pack: None,
             },
         )])
     }

@@ -3,7 +3,9 @@
 //! caches and a plain nginx with WebDAV `PUT` all speak it.
 //!
 //! Our `ac` values are [`Entry`] JSON, not Bazel `ActionResult` protobufs, so
-//! bazel-remote needs `--disable_http_ac_validation`. Credentials come from the
+//! bazel-remote needs `--disable_http_ac_validation`. The build index
+//! ([`super::index`]) is an `ac` value too, under its plan's key; packs are `cas`
+//! blobs. Credentials come from the
 //! URL's user-info (`https://user:token@host/prefix`) and go out as basic auth.
 
 use std::fs::File;
@@ -121,18 +123,7 @@ impl Backend for HttpBackend {
     }
 
     fn get_blob(&self, sha256: &str, out: &mut dyn Write) -> Result<bool, RemoteError> {
-        let what = "downloading a blob";
-        let mut response = self.send(what, self.http.get(self.url("cas", sha256)))?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(false),
-            s if s.is_success() => {
-                response
-                    .copy_to(out)
-                    .map_err(|e| RemoteError::Transport(format!("{what}: {}", describe(e))))?;
-                Ok(true)
-            }
-            _ => Err(Self::status(what, &response)),
-        }
+        self.get("downloading a blob", "cas", sha256, out)
     }
 
     fn has_blob(&self, sha256: &str) -> Result<bool, RemoteError> {
@@ -163,13 +154,62 @@ impl Backend for HttpBackend {
     }
 
     fn put_entry(&self, fingerprint: &str, entry: &Entry) -> Result<(), RemoteError> {
-        let what = "uploading an action entry";
+        self.put(
+            "uploading an action entry",
+            "ac",
+            fingerprint,
+            entry.to_bytes(),
+        )
+    }
+
+    fn get_index(&self, scope: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        let mut bytes = Vec::new();
+        let found = self.get("reading the build index", "ac", scope, &mut bytes)?;
+        Ok(found.then_some(bytes))
+    }
+
+    fn put_index(
+        &self,
+        scope: &str,
+        bytes: &[u8],
+        _stored: &[super::pack::PackInfo],
+    ) -> Result<(), RemoteError> {
+        self.put("uploading the build index", "ac", scope, bytes.to_vec())
+    }
+
+    fn put_bytes(&self, sha256: &str, bytes: &[u8]) -> Result<(), RemoteError> {
+        self.put("uploading a pack", "cas", sha256, bytes.to_vec())
+    }
+}
+
+impl HttpBackend {
+    fn get(
+        &self,
+        what: &str,
+        kind: &str,
+        key: &str,
+        out: &mut dyn Write,
+    ) -> Result<bool, RemoteError> {
+        let mut response = self.send(what, self.http.get(self.url(kind, key)))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => {
+                response
+                    .copy_to(out)
+                    .map_err(|e| RemoteError::Transport(format!("{what}: {}", describe(e))))?;
+                Ok(true)
+            }
+            _ => Err(Self::status(what, &response)),
+        }
+    }
+
+    fn put(&self, what: &str, kind: &str, key: &str, body: Vec<u8>) -> Result<(), RemoteError> {
         let response = self.send(
             what,
             self.http
-                .put(self.url("ac", fingerprint))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(entry.to_bytes()),
+                .put(self.url(kind, key))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body),
         )?;
         if response.status().is_success() {
             Ok(())

@@ -13,12 +13,18 @@
 //! of them can be uploaded. See `docs/cache.md` ("Remote cache").
 //!
 //! [`tier::Tier`] puts a [`Backend`] behind the engine's
-//! [`RemoteTier`](crate::engine::RemoteTier) contract: verified downloads,
-//! background uploads, one warning and local builds when the remote fails.
+//! [`RemoteTier`](crate::engine::RemoteTier) contract: a build index and packs
+//! ([`index`], [`pack`]) so one request answers for many steps and blobs, requests
+//! on a pool sized for latency ([`pool`]), verified downloads, local builds of
+//! steps whose result is slow to come, background uploads, one warning and local
+//! builds when the remote fails.
 
 pub mod entry;
 pub mod http;
+pub mod index;
 pub mod oci;
+pub mod pack;
+pub mod pool;
 pub mod tier;
 
 use std::io::Write;
@@ -58,6 +64,26 @@ pub trait Backend: Send + Sync {
     fn put_blob(&self, sha256: &str, size: u64, path: &Path) -> Result<(), RemoteError>;
     /// Stores an entry; called after all its blobs are stored.
     fn put_entry(&self, fingerprint: &str, entry: &Entry) -> Result<(), RemoteError>;
+    /// The build index stored for a plan ([`index::scope`]), if any (its bytes as
+    /// [`index::Index::to_bytes`] made them).
+    fn get_index(&self, scope: &str) -> Result<Option<Vec<u8>>, RemoteError>;
+    /// Stores a build index; called after every blob it names is stored.
+    /// `stored`: every remote blob the index's entries name (packs, and blobs stored
+    /// on their own).
+    fn put_index(
+        &self,
+        scope: &str,
+        bytes: &[u8],
+        stored: &[pack::PackInfo],
+    ) -> Result<(), RemoteError>;
+
+    /// Stores bytes made in memory (a pack) under their sha256.
+    fn put_bytes(&self, sha256: &str, bytes: &[u8]) -> Result<(), RemoteError> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(sha256);
+        std::fs::write(&path, bytes)?;
+        self.put_blob(sha256, bytes.len() as u64, &path)
+    }
 }
 
 /// How to reach and use a remote.
@@ -71,10 +97,15 @@ pub struct RemoteOptions {
     pub timeout: Duration,
     /// Registries to reach over plain HTTP (`--insecure-registry`).
     pub insecure: Vec<String>,
+    /// How long a step waits for its remote result before it builds locally.
+    pub wait: Duration,
 }
 
 /// The default bound on one remote request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default wait of a step for its remote result ([`RemoteOptions::wait`]).
+pub const DEFAULT_WAIT: Duration = Duration::from_millis(2000);
 
 /// Opens the remote named by `opts.url`. Only a malformed URL is an error;
 /// an unreachable remote is found (and warned about) during the build.
@@ -131,6 +162,7 @@ mod tests {
             write: false,
             timeout: DEFAULT_TIMEOUT,
             insecure: Vec::new(),
+            wait: DEFAULT_WAIT,
         };
         let err = open(&opts("s3://bucket")).err().map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("unknown scheme"));

@@ -29,12 +29,17 @@ use base64::Engine as _;
 use crate::oci::error::OciError;
 use crate::oci::registry::{Reference, RegistryClient, RegistryOptions};
 
-use super::{Backend, Entry, RemoteError, RemoteOptions};
+use super::pack::PackInfo;
+use super::{Backend, BlobRef, Entry, RemoteError, RemoteOptions};
 
 /// `artifactType` and config media type of an entry.
 pub const ARTIFACT_TYPE: &str = "application/vnd.scone.action.v1+json";
 /// Media type of a blob layer.
 pub const BLOB_MEDIA_TYPE: &str = "application/vnd.scone.blob.v1";
+/// Media type of a pack layer ([`super::pack`]).
+pub const PACK_MEDIA_TYPE: &str = "application/vnd.scone.pack.v1";
+/// `artifactType` and config media type of a build index ([`super::index`]).
+pub const INDEX_TYPE: &str = "application/vnd.scone.index.v1+gzip";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// See the module documentation.
@@ -79,44 +84,8 @@ fn transport(e: OciError) -> RemoteError {
 impl Backend for OciBackend {
     fn get_entry(&self, fingerprint: &str) -> Result<Option<Vec<u8>>, RemoteError> {
         let reference = self.reference(&format!("fp-{fingerprint}"))?;
-        let manifest = match self.client.pull_manifest(&reference) {
-            Ok(m) => m,
-            Err(OciError::BaseNotFound { .. }) => return Ok(None),
-            Err(e) => return Err(transport(e)),
-        };
-        let value: serde_json::Value = match serde_json::from_slice(&manifest.bytes) {
-            Ok(v) => v,
-            Err(_) => return Ok(None),
-        };
-        let config = &value["config"];
-        if config["mediaType"] != ARTIFACT_TYPE {
-            return Ok(None);
-        }
-        let Some(digest) = config["digest"].as_str() else {
-            return Ok(None);
-        };
-        // Small entries ride along in the descriptor's `data` (OCI 1.1): one
-        // request instead of two. Checked against the digest like a download.
-        let embedded = config["data"]
-            .as_str()
-            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok());
-        let bytes = match embedded {
-            Some(bytes) => bytes,
-            None => {
-                let mut bytes = Vec::new();
-                match self.client.fetch_blob(&reference, digest, &mut bytes) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return Ok(None),
-                    Err(e) => return Err(transport(e)),
-                }
-                bytes
-            }
-        };
         // The entry's own digest is checked here; its blobs by the tier.
-        if crate::oci::digest::sha256_digest(&bytes) != digest {
-            return Ok(None);
-        }
-        Ok(Some(bytes))
+        self.get_config(&reference, ARTIFACT_TYPE)
     }
 
     fn get_blob(&self, sha256: &str, out: &mut dyn Write) -> Result<bool, RemoteError> {
@@ -145,21 +114,44 @@ impl Backend for OciBackend {
     fn put_entry(&self, fingerprint: &str, entry: &Entry) -> Result<(), RemoteError> {
         let reference = self.reference(&format!("fp-{fingerprint}"))?;
         let bytes = entry.to_bytes();
-        let config_digest = crate::oci::digest::sha256_digest(&bytes);
-        let config_hex = config_digest.trim_start_matches("sha256:").to_string();
-        let has_config = self
-            .client
-            .has_blob(&reference, &config_digest)
-            .map_err(transport)?;
-        if !has_config {
-            let dir = tempfile::tempdir()?;
-            let path = dir.path().join(&config_hex);
-            std::fs::write(&path, &bytes)?;
-            self.client
-                .upload_blob(&reference, &config_digest, &path)
-                .map_err(transport)?;
-        }
-        let manifest = manifest_json(entry, &bytes, &config_digest);
+        let config_digest = self.put_config(&reference, &bytes)?;
+        let blobs: Vec<(&String, &BlobRef)> = entry.blobs.iter().collect();
+        let manifest = manifest_json(
+            ARTIFACT_TYPE,
+            &blobs,
+            &bytes,
+            &config_digest,
+            &entry.record.step,
+        );
+        self.client
+            .put_manifest(&reference, &manifest, MANIFEST_MEDIA_TYPE)
+            .map(|_| ())
+            .map_err(transport)
+    }
+
+    fn get_index(&self, scope: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        let reference = self.reference(&format!("ix-{scope}"))?;
+        self.get_config(&reference, INDEX_TYPE)
+    }
+
+    fn put_index(&self, scope: &str, bytes: &[u8], stored: &[PackInfo]) -> Result<(), RemoteError> {
+        let reference = self.reference(&format!("ix-{scope}"))?;
+        let config_digest = self.put_config(&reference, bytes)?;
+        // The packs and the blobs stored on their own are its layers: a registry's
+        // garbage collection keeps what a tagged manifest names.
+        let refs: Vec<(String, BlobRef)> = stored
+            .iter()
+            .map(|b| {
+                let blob = BlobRef {
+                    sha256: b.sha256.clone(),
+                    size: b.size,
+                    pack: None,
+                };
+                (String::new(), blob)
+            })
+            .collect();
+        let listed: Vec<(&String, &BlobRef)> = refs.iter().map(|(k, b)| (k, b)).collect();
+        let manifest = manifest_json(INDEX_TYPE, &listed, bytes, &config_digest, "index");
         self.client
             .put_manifest(&reference, &manifest, MANIFEST_MEDIA_TYPE)
             .map(|_| ())
@@ -167,27 +159,110 @@ impl Backend for OciBackend {
     }
 }
 
-/// Entries up to this size are also embedded in the manifest.
-const EMBED_LIMIT: usize = 64 * 1024;
+impl OciBackend {
+    /// Uploads `bytes` as a config blob unless the registry has it; its digest.
+    fn put_config(&self, reference: &Reference, bytes: &[u8]) -> Result<String, RemoteError> {
+        let config_digest = crate::oci::digest::sha256_digest(bytes);
+        let config_hex = config_digest.trim_start_matches("sha256:").to_string();
+        let has_config = self
+            .client
+            .has_blob(reference, &config_digest)
+            .map_err(transport)?;
+        if !has_config {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join(&config_hex);
+            std::fs::write(&path, bytes)?;
+            self.client
+                .upload_blob(reference, &config_digest, &path)
+                .map_err(transport)?;
+        }
+        Ok(config_digest)
+    }
 
-/// The manifest of an entry (deterministic: the same entry, the same bytes).
-fn manifest_json(entry: &Entry, config: &[u8], config_digest: &str) -> Vec<u8> {
+    /// The config of the manifest tagged `reference` if it is of `media_type`
+    /// (embedded in the manifest when small), checked against its digest.
+    fn get_config(
+        &self,
+        reference: &Reference,
+        media_type: &str,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        let manifest = match self.client.pull_manifest(reference) {
+            Ok(m) => m,
+            Err(OciError::BaseNotFound { .. }) => return Ok(None),
+            Err(e) => return Err(transport(e)),
+        };
+        let value: serde_json::Value = match serde_json::from_slice(&manifest.bytes) {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+        let config = &value["config"];
+        if config["mediaType"] != media_type {
+            return Ok(None);
+        }
+        let Some(digest) = config["digest"].as_str() else {
+            return Ok(None);
+        };
+        // Small configs ride along in the descriptor's `data` (OCI 1.1): one
+        // request instead of two. Checked against the digest like a download.
+        let embedded = config["data"]
+            .as_str()
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok());
+        let bytes = match embedded {
+            Some(bytes) => bytes,
+            None => {
+                let mut bytes = Vec::new();
+                match self.client.fetch_blob(reference, digest, &mut bytes) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(transport(e)),
+                }
+                bytes
+            }
+        };
+        if crate::oci::digest::sha256_digest(&bytes) != digest {
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+}
+
+/// Configs (entries, indexes) up to this size are also embedded in the manifest.
+const EMBED_LIMIT: usize = 256 * 1024;
+
+/// The manifest of an entry or index (deterministic: the same input, the same
+/// bytes): `config` (digest `config_digest`) as its config, of type
+/// `artifact_type`; as layers, each remote blob `blobs` names once (a pack once for
+/// all the blobs in it).
+fn manifest_json(
+    artifact_type: &str,
+    blobs: &[(&String, &BlobRef)],
+    config: &[u8],
+    config_digest: &str,
+    step: &str,
+) -> Vec<u8> {
     let mut seen = std::collections::BTreeSet::new();
-    let layers: Vec<serde_json::Value> = entry
-        .blobs
+    let layers: Vec<serde_json::Value> = blobs
         .iter()
-        .filter(|(_, b)| seen.insert(b.sha256.clone()))
-        .map(|(blake3, b)| {
-            serde_json::json!({
-                "mediaType": BLOB_MEDIA_TYPE,
-                "digest": format!("sha256:{}", b.sha256),
-                "size": b.size,
-                "annotations": { "dev.scone.blake3": blake3 },
-            })
+        .filter_map(|(blake3, b)| match &b.pack {
+            Some(pack) => seen.insert(pack.sha256.clone()).then(|| {
+                serde_json::json!({
+                    "mediaType": PACK_MEDIA_TYPE,
+                    "digest": format!("sha256:{}", pack.sha256),
+                    "size": pack.size,
+                })
+            }),
+            None => seen.insert(b.sha256.clone()).then(|| {
+                serde_json::json!({
+                    "mediaType": BLOB_MEDIA_TYPE,
+                    "digest": format!("sha256:{}", b.sha256),
+                    "size": b.size,
+                    "annotations": { "dev.scone.blake3": blake3 },
+                })
+            }),
         })
         .collect();
     let mut descriptor = serde_json::json!({
-        "mediaType": ARTIFACT_TYPE,
+        "mediaType": artifact_type,
         "digest": config_digest,
         "size": config.len(),
     });
@@ -199,10 +274,10 @@ fn manifest_json(entry: &Entry, config: &[u8], config_digest: &str) -> Vec<u8> {
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
-        "artifactType": ARTIFACT_TYPE,
+        "artifactType": artifact_type,
         "config": descriptor,
         "layers": layers,
-        "annotations": { "dev.scone.step": entry.record.step },
+        "annotations": { "dev.scone.step": step },
     });
     serde_json::to_vec(&manifest).unwrap_or_default()
 }
@@ -228,23 +303,39 @@ mod tests {
         let blob = |s: &str| BlobRef {
             sha256: s.repeat(64),
             size: 1,
+            pack: None,
         };
-        let entry = Entry::new(
-            record,
-            BTreeMap::from([("1".repeat(64), blob("a")), ("2".repeat(64), blob("b"))]),
-        );
-        let bytes = manifest_json(&entry, b"{}", "sha256:cc");
+        let packed = |s: &str| BlobRef {
+            pack: Some(crate::remote::pack::PackRef {
+                sha256: "p".repeat(64),
+                size: 9,
+                offset: 0,
+            }),
+            ..blob(s)
+        };
+        let blobs = BTreeMap::from([
+            ("1".repeat(64), blob("a")),
+            ("2".repeat(64), blob("b")),
+            ("3".repeat(64), packed("c")),
+            ("4".repeat(64), packed("d")),
+        ]);
+        let entry = Entry::new(record, blobs);
+        let listed: Vec<(&String, &BlobRef)> = entry.blobs.iter().collect();
+        let bytes = manifest_json(ARTIFACT_TYPE, &listed, b"{}", "sha256:cc", "copy:a");
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         assert_eq!(v["artifactType"], ARTIFACT_TYPE);
         assert_eq!(v["config"]["digest"], "sha256:cc");
         let layers = v["layers"].as_array().cloned().unwrap_or_default();
-        assert_eq!(layers.len(), 2);
+        assert_eq!(layers.len(), 3, "the pack once for its two blobs");
         assert_eq!(layers[0]["digest"], format!("sha256:{}", "a".repeat(64)));
         assert_eq!(layers[1]["annotations"]["dev.scone.blake3"], "2".repeat(64));
+        assert_eq!(layers[2]["digest"], format!("sha256:{}", "p".repeat(64)));
+        assert_eq!(layers[2]["size"], 9);
+        assert_eq!(layers[2]["mediaType"], PACK_MEDIA_TYPE);
         assert_eq!(v["config"]["data"], "e30=", "small entries are embedded");
         assert_eq!(
             bytes,
-            manifest_json(&entry, b"{}", "sha256:cc"),
+            manifest_json(ARTIFACT_TYPE, &listed, b"{}", "sha256:cc", "copy:a"),
             "deterministic"
         );
     }

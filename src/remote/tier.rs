@@ -1,86 +1,88 @@
-//! [`Tier`]: a [`Backend`] behind the engine's remote-tier contract.
+//! [`Tier`]: a [`Backend`] behind the engine's remote-tier contract, built so that
+//! filling a checkout from the remote never loses to building it.
 //!
-//! * **Reads** on a local miss: the entry, then every blob the local store
-//!   lacks, streamed to a temp file while hashing sha256 (the remote's name)
-//!   and blake3 (ours); both must match the entry before the blob enters the
-//!   store. A mismatch is a miss with a warning: the step builds locally.
-//! * **Writes** (only with `write`): built records go to a queue served by a
-//!   few background threads, so uploads overlap the build; blobs first (HEAD,
-//!   then PUT if missing), the entry last, so no reader sees an entry whose
-//!   blobs are not there yet.
-//! * **Failures**: the first transport error (refused, timeout, 5xx) turns
-//!   the tier off for the rest of the build, with one warning; the build goes
-//!   on locally. [`Tier::finish`] waits for uploads at most a bounded time.
+//! * **One request for the whole build.** [`Tier::begin`] asks, while the first
+//!   steps start, for the build index of the plan ([`super::index`]): every entry
+//!   of the last writing build of the same steps. A step whose fingerprint is in
+//!   it needs no request of its own; once most of the first steps are found there,
+//!   every pack the index names is downloaded at once ([`fetch::Downloads`]).
+//!   Other steps ask for their entry by fingerprint, as before.
+//! * **Many requests at a time.** Requests run on the tier's own pool, sized for
+//!   latency, not cores ([`DOWNLOADERS`]); a step's blobs come in parallel, and a
+//!   blob or pack many steps need is fetched once.
+//! * **Never waiting longer than building.** A step waits for its remote result
+//!   at most [`RemoteOptions::wait`], then builds locally; the download goes on and,
+//!   if it arrives before the build ends ([`RemoteTier::finish`]), is stored (its
+//!   blobs, and its action record unless the step made one).
+//! * **Verified.** Every blob is checked against its sha256, blake3 and size before
+//!   it enters the store; a mismatch is a miss with a warning, never a wrong result.
+//! * **Writes** (only with `write`) overlap the build ([`upload::Writer`]): packs of
+//!   small blobs, entries once their blobs are stored, the index at the end
+//!   ([`Tier::complete`], after the build has reported its result).
+//! * **Failures**: the first transport error (refused, timeout, 5xx) turns the tier
+//!   off for the rest of the build, with one warning; the build goes on locally.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+mod fetch;
+mod upload;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::oci::digest::{digest_reader, HashingWriter};
-
+use self::fetch::{adopt, Downloads, Problem};
+use self::upload::Writer;
+use super::index::Index;
+use super::pool::{IoPool, Pending};
 use super::{Backend, BlobRef, Entry, RemoteError, RemoteOptions};
-use crate::engine::{ActionRecord, Lookup, RemoteTier, Store};
+use crate::engine::{ActionRecord, Lookup, RemoteTier, StepId, Store};
 
-/// Background upload threads.
-const UPLOADERS: usize = 4;
+/// Threads for requests: enough to keep a distant remote busy (a round trip of
+/// 50 ms and 64 requests at a time is ~1,300 requests a second).
+pub const DOWNLOADERS: usize = 64;
+
+/// Threads for uploads (their own: the end of a build does not wait for them).
+const UPLOADERS: usize = 16;
+
+/// Of the first lookups, how many must find their fingerprint in the build index
+/// before all of its packs are fetched at once.
+const PREFETCH_AFTER: usize = 4;
 
 /// What the tier counted in one build.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TierStats {
     pub hits: u64,
     pub misses: u64,
+    /// Hits that arrived after their step stopped waiting (stored, not used).
+    pub late: u64,
+    /// Steps found in the build index.
+    pub indexed: u64,
     pub downloaded_bytes: u64,
     pub uploaded_entries: u64,
     pub uploaded_blobs: u64,
 }
 
-struct Upload {
-    record: ActionRecord,
-    /// blake3 → path in the local store.
-    blobs: Vec<(String, PathBuf)>,
-}
-
-struct Shared {
+pub(crate) struct Shared {
     backend: Box<dyn Backend>,
     url: String,
     off: AtomicBool,
     /// Warning texts already given (one per problem).
     warned: Mutex<BTreeSet<String>>,
-    /// Warnings raised on upload threads, given at [`Tier::finish`].
+    /// Warnings raised off the build's threads, given at the end.
     pending: Mutex<Vec<String>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    late: AtomicU64,
+    indexed: AtomicU64,
     downloaded: AtomicU64,
     uploaded_entries: AtomicU64,
     uploaded_blobs: AtomicU64,
 }
 
-/// See the module documentation.
-pub struct Tier {
-    shared: Arc<Shared>,
-    write: bool,
-    timeout: Duration,
-    queue: Mutex<Option<mpsc::Sender<Upload>>>,
-    done: Mutex<Option<mpsc::Receiver<()>>>,
-    workers: Mutex<usize>,
-}
-
-impl std::fmt::Debug for Tier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tier")
-            .field("url", &self.shared.url)
-            .field("write", &self.write)
-            .finish()
-    }
-}
-
 impl Shared {
     /// Turns the tier off after a transport failure; the first one warns.
-    fn trip(&self, err: &RemoteError) -> Option<String> {
+    fn trip(&self, err: &dyn std::fmt::Display) -> Option<String> {
         if self.off.swap(true, Ordering::SeqCst) {
             return None;
         }
@@ -90,58 +92,68 @@ impl Shared {
         ))
     }
 
+    /// [`Shared::trip`] on a thread of the tier's: the warning is given at the end.
+    fn trip_later(&self, err: &RemoteError) {
+        if let Some(w) = self.trip(err) {
+            self.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(w);
+        }
+    }
+
     fn once(&self, message: String) -> Option<String> {
-        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
         warned.insert(message.clone()).then_some(message)
     }
+}
 
-    fn upload(&self, job: &Upload) -> Result<(), RemoteError> {
-        let mut blobs = BTreeMap::new();
-        for (blake3, path) in &job.blobs {
-            let (sha256, size) = sha256_file(path)?;
-            if !self.backend.has_blob(&sha256)? {
-                self.backend.put_blob(&sha256, size, path)?;
-                self.uploaded_blobs.fetch_add(1, Ordering::Relaxed);
-            }
-            blobs.insert(blake3.clone(), BlobRef { sha256, size });
-        }
-        let entry = Entry::new(job.record.clone(), blobs);
-        self.backend.put_entry(&job.record.fingerprint, &entry)?;
-        self.uploaded_entries.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+/// The build index as this build found it.
+struct Found {
+    entries: HashMap<String, Entry>,
+    /// Every blob of every entry, for the prefetch.
+    blobs: Vec<(String, BlobRef)>,
+    asked: AtomicUsize,
+    matched: AtomicUsize,
+    prefetched: AtomicBool,
+}
+
+/// A result that came too late for its step: stored at the end if it comes.
+struct Late {
+    step: String,
+    fingerprint: String,
+    entry: LateEntry,
+}
+
+/// How far a late lookup had got.
+enum LateEntry {
+    /// Its entry was asked for.
+    Asked(Pending<Result<Option<Vec<u8>>, String>>),
+    /// Its entry is known; its blobs are on their way.
+    Known(Box<Entry>),
+}
+
+/// See the module documentation.
+pub struct Tier {
+    shared: Arc<Shared>,
+    write: bool,
+    timeout: Duration,
+    wait: Duration,
+    pool: Arc<IoPool>,
+    /// Made on first use, with the store's root.
+    downloads: OnceLock<Arc<Downloads>>,
+    writer: OnceLock<Option<Writer>>,
+    index: Mutex<Option<Pending<Option<Arc<Found>>>>>,
+    late: Mutex<Vec<Late>>,
+}
+
+impl std::fmt::Debug for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tier")
+            .field("url", &self.shared.url)
+            .field("write", &self.write)
+            .finish()
     }
-}
-
-/// The hex sha256 and size of a file (the remote's name for it).
-fn sha256_file(path: &std::path::Path) -> io::Result<(String, u64)> {
-    let (digest, size) = digest_reader(File::open(path)?)?;
-    Ok((digest.trim_start_matches("sha256:").to_string(), size))
-}
-
-/// Hashes (blake3) what passes through on its way to `inner`; sha256 and the
-/// byte count come from the [`HashingWriter`] around it.
-struct Blake3Writer<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-}
-
-impl<W: Write> Write for Blake3Writer<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Why one blob is not usable.
-enum BlobProblem {
-    Transport(RemoteError),
-    Missing,
-    Mismatch(String),
 }
 
 impl Tier {
@@ -155,15 +167,20 @@ impl Tier {
                 pending: Mutex::default(),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
+                late: AtomicU64::new(0),
+                indexed: AtomicU64::new(0),
                 downloaded: AtomicU64::new(0),
                 uploaded_entries: AtomicU64::new(0),
                 uploaded_blobs: AtomicU64::new(0),
             }),
             write: opts.write,
             timeout: opts.timeout,
-            queue: Mutex::new(None),
-            done: Mutex::new(None),
-            workers: Mutex::new(0),
+            wait: opts.wait,
+            pool: Arc::new(IoPool::new("remote", DOWNLOADERS)),
+            downloads: OnceLock::new(),
+            writer: OnceLock::new(),
+            index: Mutex::new(None),
+            late: Mutex::default(),
         }
     }
 
@@ -172,56 +189,123 @@ impl Tier {
         &self.shared.url
     }
 
+    /// Whether this build uploads what it makes.
+    pub fn writes(&self) -> bool {
+        self.write
+    }
+
     pub fn stats(&self) -> TierStats {
         let s = &self.shared;
         TierStats {
             hits: s.hits.load(Ordering::Relaxed),
             misses: s.misses.load(Ordering::Relaxed),
+            late: s.late.load(Ordering::Relaxed),
+            indexed: s.indexed.load(Ordering::Relaxed),
             downloaded_bytes: s.downloaded.load(Ordering::Relaxed),
             uploaded_entries: s.uploaded_entries.load(Ordering::Relaxed),
             uploaded_blobs: s.uploaded_blobs.load(Ordering::Relaxed),
         }
     }
 
-    /// Downloads one blob into the store, verified.
-    fn download(&self, store: &Store, blake3: &str, blob: &BlobRef) -> Result<(), BlobProblem> {
-        let tmp = store
-            .temp_blob_path(blake3)
-            .map_err(|e| BlobProblem::Transport(e.into()))?;
-        let result = (|| {
-            let file = File::create(&tmp).map_err(|e| BlobProblem::Transport(e.into()))?;
-            let mut out = HashingWriter::new(Blake3Writer {
-                inner: BufWriter::new(file),
-                hasher: blake3::Hasher::new(),
-            });
-            match self.shared.backend.get_blob(&blob.sha256, &mut out) {
-                Ok(true) => {}
-                Ok(false) => return Err(BlobProblem::Missing),
-                Err(e) => return Err(BlobProblem::Transport(e)),
+    /// Starts fetching the build index of the plan `planned` (cacheable steps and
+    /// the others alike: the plan's shape), for the store under `root`
+    /// (`<target>/.scone`). Call before the build's steps start.
+    pub fn begin(&self, planned: &[StepId], root: &Path) {
+        self.downloads(root);
+        let scope = super::index::scope(planned);
+        let shared = Arc::clone(&self.shared);
+        let pending = self.pool.run(move || {
+            if shared.off.load(Ordering::SeqCst) {
+                return None;
             }
-            out.flush().map_err(|e| BlobProblem::Transport(e.into()))?;
-            let (written, sha256, size) = out.finish();
-            let sha256 = sha256.trim_start_matches("sha256:").to_string();
-            let actual = written.hasher.finalize().to_hex().to_string();
-            drop(written);
-            if sha256 != blob.sha256 || actual != blake3 || size != blob.size {
-                return Err(BlobProblem::Mismatch(format!(
-                    "blob sha256:{} does not match its digest (got sha256:{sha256}, {size} bytes)",
-                    blob.sha256
-                )));
+            let bytes = match shared.backend.get_index(&scope) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return None,
+                Err(e) => {
+                    shared.trip_later(&e);
+                    return None;
+                }
+            };
+            let index = match Index::parse(&bytes, &scope) {
+                Ok(index) => index,
+                Err(problem) => {
+                    if let Some(w) = shared.once(format!(
+                        "remote cache {}: the build index is not usable ({problem}); looking steps up one by one",
+                        shared.url
+                    )) {
+                        shared.pending.lock().unwrap_or_else(PoisonError::into_inner).push(w);
+                    }
+                    return None;
+                }
+            };
+            let mut blobs = Vec::new();
+            let mut entries = HashMap::with_capacity(index.entries.len());
+            for entry in index.entries {
+                blobs.extend(entry.blobs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                entries.insert(entry.record.fingerprint.clone(), entry);
             }
-            store
-                .adopt(&tmp, blake3)
-                .map_err(|e| BlobProblem::Transport(e.into()))?;
-            self.shared
-                .downloaded
-                .fetch_add(blob.size, Ordering::Relaxed);
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            Some(Arc::new(Found {
+                entries,
+                blobs,
+                asked: AtomicUsize::new(0),
+                matched: AtomicUsize::new(0),
+                prefetched: AtomicBool::new(false),
+            }))
+        });
+        *self.index.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending);
+    }
+
+    fn downloads(&self, root: &Path) -> &Arc<Downloads> {
+        self.downloads.get_or_init(|| {
+            Arc::new(Downloads::new(
+                Arc::clone(&self.shared),
+                Arc::clone(&self.pool),
+                root.to_path_buf(),
+            ))
+        })
+    }
+
+    fn writer(&self) -> Option<&Writer> {
+        self.writer
+            .get_or_init(|| {
+                let pool = Arc::new(IoPool::new("upload", UPLOADERS));
+                Writer::start(Arc::clone(&self.shared), pool)
+            })
+            .as_ref()
+    }
+
+    /// Sends what is left to upload and, given the scope and every cacheable
+    /// result of the build, its build index; waits at most a few request timeouts.
+    /// Returns the warnings of the uploads. Call after the build's result is out.
+    pub fn complete(
+        &self,
+        index: Option<(&[StepId], Vec<ActionRecord>)>,
+        root: &Path,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.write && !self.shared.off.load(Ordering::SeqCst) {
+            if let Some(writer) = self.writer() {
+                let index = index.map(|(planned, records)| (super::index::scope(planned), records));
+                let limit = self.timeout * 4;
+                if !writer.complete(index, root, Instant::now() + limit) {
+                    self.shared.off.store(true, Ordering::SeqCst);
+                    warnings.push(format!(
+                        "remote cache {}: uploads did not finish within {} s; the rest are skipped",
+                        self.shared.url,
+                        limit.as_secs()
+                    ));
+                }
+            }
         }
-        result
+        let mut pending = std::mem::take(
+            &mut *self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        pending.append(&mut warnings);
+        pending
     }
 
     fn miss(&self) -> Lookup {
@@ -229,51 +313,132 @@ impl Tier {
         Lookup::Miss
     }
 
-    fn start_workers(&self) -> Option<mpsc::Sender<Upload>> {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = queue.as_ref() {
-            return Some(tx.clone());
+    /// The build index's entry for `fingerprint`, waiting for the index (until
+    /// `deadline`) if it is on its way.
+    fn indexed(&self, fingerprint: &str, deadline: Instant) -> Option<Entry> {
+        let pending = self
+            .index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let found = pending.wait_until(deadline)??;
+        let entry = found.entries.get(fingerprint).cloned();
+        let asked = found.asked.fetch_add(1, Ordering::Relaxed) + 1;
+        let matched = found.matched.load(Ordering::Relaxed) + usize::from(entry.is_some());
+        if entry.is_some() {
+            found.matched.fetch_add(1, Ordering::Relaxed);
+            self.shared.indexed.fetch_add(1, Ordering::Relaxed);
         }
-        let (tx, rx) = mpsc::channel::<Upload>();
-        let (done_tx, done_rx) = mpsc::channel::<()>();
-        let rx = Arc::new(Mutex::new(rx));
-        let mut started = 0;
-        for i in 0..UPLOADERS {
-            let rx = Arc::clone(&rx);
-            let done = done_tx.clone();
-            let shared = Arc::clone(&self.shared);
-            let spawned = std::thread::Builder::new()
-                .name(format!("scone-upload-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok(job) = job else { break };
-                        if shared.off.load(Ordering::SeqCst) {
-                            continue;
-                        }
-                        if let Err(err) = shared.upload(&job) {
-                            if let Some(w) = shared.trip(&err) {
-                                shared
-                                    .pending
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .push(w);
-                            }
-                        }
-                    }
-                    let _ = done.send(());
-                });
-            if spawned.is_ok() {
-                started += 1;
+        // Most of the first steps are there: so will the others be. Fetch it all.
+        let sure = asked >= PREFETCH_AFTER.min(found.entries.len()) && 2 * matched > asked;
+        if sure && !found.prefetched.swap(true, Ordering::SeqCst) {
+            if let Some(downloads) = self.downloads.get() {
+                downloads.prefetch(found.blobs.iter().map(|(k, v)| (k, v)));
             }
         }
-        if started == 0 {
+        entry
+    }
+
+    /// The entry for `fingerprint`, asked by itself (until `deadline`).
+    fn entry_alone(
+        &self,
+        step: &str,
+        fingerprint: &str,
+        deadline: Instant,
+        warn: &mut dyn FnMut(String),
+    ) -> Option<Entry> {
+        if self.shared.off.load(Ordering::SeqCst) {
             return None;
         }
-        *self.workers.lock().unwrap_or_else(|e| e.into_inner()) = started;
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(done_rx);
-        *queue = Some(tx.clone());
-        Some(tx)
+        let shared = Arc::clone(&self.shared);
+        let fp = fingerprint.to_string();
+        let pending = self
+            .pool
+            .run(move || shared.backend.get_entry(&fp).map_err(|e| e.to_string()));
+        let Some(answer) = pending.wait_until(deadline) else {
+            // Slow: the step builds locally; the result is kept if it comes.
+            self.later(step, fingerprint, LateEntry::Asked(pending));
+            return None;
+        };
+        let bytes = match answer {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return None,
+            Err(err) => {
+                if let Some(w) = self.shared.trip(&err) {
+                    warn(w);
+                }
+                return None;
+            }
+        };
+        match Entry::parse(&bytes, fingerprint) {
+            Ok(entry) => Some(entry),
+            Err(problem) => {
+                self.unusable(step, &problem.to_string(), warn);
+                None
+            }
+        }
+    }
+
+    fn later(&self, step: &str, fingerprint: &str, entry: LateEntry) {
+        self.late
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Late {
+                step: step.to_string(),
+                fingerprint: fingerprint.to_string(),
+                entry,
+            });
+    }
+
+    /// Waits (until `deadline`) for a result that came too late for its step and
+    /// stores it: its blobs, verified, and its action record unless the step made
+    /// one. Whether it was stored.
+    fn store_late(&self, late: Late, store: &Store, deadline: Instant) -> bool {
+        let entry = match late.entry {
+            LateEntry::Known(entry) => *entry,
+            LateEntry::Asked(pending) => match pending.wait_until(deadline) {
+                Some(Ok(Some(bytes))) => match Entry::parse(&bytes, &late.fingerprint) {
+                    Ok(entry) => entry,
+                    Err(_) => return false,
+                },
+                _ => return false,
+            },
+        };
+        if entry.record.step != late.step {
+            return false;
+        }
+        let downloads = self.downloads(store.root());
+        let mut blobs = Vec::new();
+        for blake3 in entry.record.blob_digests().collect::<BTreeSet<_>>() {
+            if store.blob_intact(blake3) {
+                continue;
+            }
+            let Some(blob) = entry.blobs.get(blake3.as_str()) else {
+                return false;
+            };
+            blobs.push((blake3.clone(), downloads.request(blake3, blob)));
+        }
+        for (blake3, slot) in &blobs {
+            downloads.hurry(slot);
+            match slot.pending().wait_until(deadline) {
+                Some(Ok(tmp)) if adopt(store, &tmp, blake3).is_ok() => {}
+                _ => return false,
+            }
+        }
+        let record = entry.record;
+        if store.action_intact(&record) && store.load_action(&record.fingerprint).is_none() {
+            let _ = store.save_action(&record);
+        }
+        true
+    }
+
+    fn unusable(&self, step: &str, problem: &str, warn: &mut dyn FnMut(String)) {
+        if let Some(w) = self.shared.once(format!(
+            "remote cache {}: the entry for {step} is not usable ({problem}); building it locally",
+            self.shared.url
+        )) {
+            warn(w);
+        }
     }
 }
 
@@ -285,69 +450,70 @@ impl RemoteTier for Tier {
         store: &Store,
         warn: &mut dyn FnMut(String),
     ) -> Lookup {
-        let shared = &self.shared;
-        if shared.off.load(Ordering::SeqCst) {
+        if self.shared.off.load(Ordering::SeqCst) {
             return self.miss();
         }
-        let bytes = match shared.backend.get_entry(fingerprint) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return self.miss(),
-            Err(err) => {
-                if let Some(w) = shared.trip(&err) {
-                    warn(w);
+        let deadline = Instant::now() + self.wait;
+        let entry = match self.indexed(fingerprint, deadline) {
+            Some(entry) => match entry.check(fingerprint) {
+                Ok(()) => Some(entry),
+                Err(problem) => {
+                    self.unusable(step, &problem.to_string(), warn);
+                    None
                 }
-                return self.miss();
-            }
+            },
+            None => self.entry_alone(step, fingerprint, deadline, warn),
         };
-        let entry = match Entry::parse(&bytes, fingerprint) {
-            Ok(entry) if entry.record.step == step => entry,
-            Ok(entry) => {
-                let problem = format!("it is for step {}", entry.record.step);
-                if let Some(w) = shared.once(format!(
-                    "remote cache {}: the entry for {step} is not usable ({problem}); building it locally",
-                    shared.url
-                )) {
-                    warn(w);
-                }
-                return self.miss();
-            }
-            Err(problem) => {
-                if let Some(w) = shared.once(format!(
-                    "remote cache {}: the entry for {step} is not usable ({problem}); building it locally",
-                    shared.url
-                )) {
-                    warn(w);
-                }
-                return self.miss();
-            }
+        let Some(entry) = entry else {
+            return self.miss();
         };
-        let digests: BTreeSet<&String> = entry.record.blob_digests().collect();
-        for blake3 in digests {
+        if entry.record.step != step {
+            self.unusable(step, &format!("it is for step {}", entry.record.step), warn);
+            return self.miss();
+        }
+        let downloads = self.downloads(store.root());
+        let mut blobs = Vec::new();
+        for blake3 in entry.record.blob_digests().collect::<BTreeSet<_>>() {
             if store.blob_intact(blake3) {
                 continue;
             }
             let Some(blob) = entry.blobs.get(blake3.as_str()) else {
                 return self.miss();
             };
-            match self.download(store, blake3, blob) {
-                Ok(()) => {}
-                Err(BlobProblem::Missing) => return self.miss(),
-                Err(BlobProblem::Transport(err)) => {
-                    if let Some(w) = shared.trip(&err) {
+            blobs.push((blake3.clone(), downloads.request(blake3, blob)));
+        }
+        let mut ready = Vec::with_capacity(blobs.len());
+        for (blake3, slot) in &blobs {
+            downloads.hurry(slot);
+            match slot.pending().wait_until(deadline) {
+                None => {
+                    // Slow: the step builds locally; the result is kept if it comes.
+                    self.later(step, fingerprint, LateEntry::Known(Box::new(entry)));
+                    return self.miss();
+                }
+                Some(Ok(tmp)) => ready.push((blake3, tmp)),
+                Some(Err(Problem::Missing)) => return self.miss(),
+                Some(Err(Problem::Transport(err))) => {
+                    if let Some(w) = self.shared.trip(&err) {
                         warn(w);
                     }
                     return self.miss();
                 }
-                Err(BlobProblem::Mismatch(problem)) => {
+                Some(Err(Problem::Mismatch(problem))) => {
                     warn(format!(
                         "remote cache {}: {problem}; building {step} locally",
-                        shared.url
+                        self.shared.url
                     ));
                     return self.miss();
                 }
             }
         }
-        shared.hits.fetch_add(1, Ordering::Relaxed);
+        for (blake3, tmp) in ready {
+            if adopt(store, &tmp, blake3).is_err() {
+                return self.miss();
+            }
+        }
+        self.shared.hits.fetch_add(1, Ordering::Relaxed);
         Lookup::Hit(entry.record)
     }
 
@@ -355,53 +521,66 @@ impl RemoteTier for Tier {
         if !self.write || self.shared.off.load(Ordering::SeqCst) {
             return;
         }
-        let blobs: BTreeSet<&String> = record.blob_digests().collect();
-        let job = Upload {
-            record: record.clone(),
-            blobs: blobs
-                .into_iter()
-                .map(|d| (d.clone(), store.blob_path(d)))
-                .collect(),
-        };
-        if let Some(tx) = self.start_workers() {
-            let _ = tx.send(job);
+        if let Some(writer) = self.writer() {
+            writer.offer(record, store.root());
         }
     }
 
-    fn finish(&self) -> Vec<String> {
-        // Closing the queue lets the workers drain it and stop.
-        drop(self.queue.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        let done = self.done.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let mut warnings = Vec::new();
-        if let Some(done) = done {
-            // Each request is bounded by the timeout; the whole wait by a few of them.
-            let deadline = Instant::now() + self.timeout * 4;
-            let mut finished = 0;
-            while finished < workers {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match done.recv_timeout(left) {
-                    Ok(()) => finished += 1,
-                    Err(_) => {
-                        self.shared.off.store(true, Ordering::SeqCst);
-                        warnings.push(format!(
-                            "remote cache {}: uploads did not finish within {} s; the rest are skipped",
-                            self.shared.url,
-                            (self.timeout * 4).as_secs()
-                        ));
-                        break;
-                    }
-                }
+    fn finish(&self, store: &Store) -> Vec<String> {
+        // Results that came too late for their step: kept for the next build.
+        let late = std::mem::take(&mut *self.late.lock().unwrap_or_else(PoisonError::into_inner));
+        let deadline = Instant::now() + self.timeout;
+        for late in late {
+            if self.store_late(late, store, deadline) {
+                self.shared.late.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let mut pending = std::mem::take(
+        if let Some(downloads) = self.downloads.get() {
+            let soon = Instant::now() + Duration::from_millis(100);
+            self.pool.wait_idle(soon);
+            // Durable before the build's state vouches for them.
+            if let Err(e) = downloads.make_durable() {
+                let w = format!(
+                    "remote cache {}: the downloaded results could not be flushed to the disk \
+                     ({e}); if this machine loses power before it writes them, run `scone clean`",
+                    self.shared.url
+                );
+                self.shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(w);
+            }
+            // Nothing else is waiting: what is left goes, and so do its temp files.
+            downloads.clean_up(soon);
+        }
+        std::mem::take(
             &mut *self
                 .shared
                 .pending
                 .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        pending.append(&mut warnings);
-        pending
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
+}
+
+/// Every cacheable result of a build (`results` and the reused steps' records
+/// from `state`), for its build index.
+pub fn index_records(
+    cacheable: &std::collections::HashSet<StepId>,
+    results: &std::collections::BTreeMap<StepId, Arc<ActionRecord>>,
+    reused: &[(StepId, Option<Arc<ActionRecord>>)],
+) -> Option<Vec<ActionRecord>> {
+    let mut records = Vec::with_capacity(cacheable.len());
+    for (id, record) in results {
+        if cacheable.contains(id) {
+            records.push(ActionRecord::clone(record));
+        }
+    }
+    for (id, record) in reused {
+        if cacheable.contains(id) {
+            records.push(ActionRecord::clone(record.as_ref()?));
+        }
+    }
+    Some(records)
 }
