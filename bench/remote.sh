@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# The remote cache (issue 10): how long a second checkout takes to build from a
-# filled remote cache, against a cold local build of the same repo, in the same run.
+# The remote cache (issues 10 and 26): how long a fresh checkout takes to fill from
+# a filled remote cache, against a cold local build of the same repo, measured
+# round by round in turns, for each size, backend and added latency.
 #
-#   1. folder A builds a generated monorepo with --remote-cache-write;
+#   1. folder A builds a generated monorepo with --remote-cache-write (straight to
+#      the server);
 #   2. folder B (same bytes, empty target/ and empty user cache before every run)
 #      builds with --remote-cache: everything is downloaded, nothing built;
 #   3. the peer: folder B built cold with --no-remote-cache, same preparation.
 # Backends: nginx WebDAV (Bazel HTTP cache protocol) and docker-registry (oci://),
-# both on 127.0.0.1. Medians of RUNS runs (hyperfine). Needs scripts/ci-deps.sh.
+# both on 127.0.0.1. LATENCIES: for each value > 0, B reaches the server through
+# bench/latency-proxy.py, which adds that many ms to every request (the script
+# starts and stops it). RUNS rounds, the two builds taking turns (bench/alternate.py):
+# medians, and the median of the per-round ratios. Needs scripts/ci-deps.sh.
+# Before each run target/ and the user cache are renamed away (deleted once a
+# measurement is done, not timed: ext4 makes files created right after a mass
+# delete slow, which would add the same seconds to both sides).
 #
 #   SCONE=target/release/scone bench/remote.sh      (default: builds the release binary)
-#   SERVICES=100 FILES=3 FILE_SIZE=512 RUNS=5 BACKENDS="http oci" BENCH_DIR=/tmp/r KEEP=1
-#   GEN=target/release/examples/gen-monorepo
+#   SIZES="100 1000" LATENCIES="0 20 50" BACKENDS="http oci" RUNS=5 FILES=3 FILE_SIZE=512
+#   BENCH_DIR=/tmp/r KEEP=1 GEN=target/release/examples/gen-monorepo
 # Tiny services (the default) are the worst case for a remote: building them locally
 # costs little more than downloading them. FILE_SIZE=1000000 makes each step real work.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${RUNS:-5}
-SERVICES=${SERVICES:-100}
+SIZES=${SIZES:-${SERVICES:-100}}
+LATENCIES=${LATENCIES:-0}
 FILES=${FILES:-3}
 FILE_SIZE=${FILE_SIZE:-512}
 BACKENDS=${BACKENDS:-http oci}
@@ -79,30 +88,55 @@ start_oci() {
     URL="oci://127.0.0.1:$port/scone-cache"
 }
 
-printf '%-44s %12s %12s %8s\n' "measure ($SERVICES svc, $((FILES + 1)) files of $FILE_SIZE B)" "remote (ms)" "cold (ms)" "ratio" >"$WORK/table.txt"
+proxy() {  # proxy UPSTREAM_PORT DELAY_MS: sets PROXY_PORT and PROXY_PID
+    PROXY_PORT=$(free_port)
+    python3 "$ROOT/bench/latency-proxy.py" "$PROXY_PORT" "$1" "$2" >"$WORK/proxy-$PROXY_PORT.log" 2>&1 &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    wait_port "$PROXY_PORT" || { log "the latency proxy did not start"; exit 1; }
+}
+
+mkdir -p "$WORK/trash"
+printf '%-8s %-6s %8s %12s %12s %8s %10s %s\n' services backend "+ms" "remote (ms)" "cold (ms)" ratio "per round" load >"$WORK/table.txt"
 for backend in $BACKENDS; do
     "start_$backend"
-    log "$backend: filling $URL from folder A"
-    rm -rf "$WORK/a-$backend" "$WORK/b-$backend"
-    for d in a b; do
-        "$GEN" --services "$SERVICES" --files "$FILES" --file-size "$FILE_SIZE" "$WORK/$d-$backend" >/dev/null
+    direct=$URL
+    port=${URL#*://127.0.0.1:}
+    port=${port%%/*}
+    for services in $SIZES; do
+        log "$backend, $services services: filling $direct from folder A"
+        a=$WORK/a-$backend-$services
+        b=$WORK/b-$backend-$services
+        rm -rf "$a" "$b"
+        for d in "$a" "$b"; do
+            "$GEN" --services "$services" --files "$FILES" --file-size "$FILE_SIZE" "$d" >/dev/null 2>&1
+        done
+        (cd "$a" && SCONE_CACHE_DIR=$WORK/cache-a-$backend \
+            "$SCONE" build -f mesh.yml -q --remote-cache "$direct" --remote-cache-write)
+        cache=$WORK/cache-b-$backend
+        for ms in $LATENCIES; do
+            url=$direct
+            if [[ $ms != 0 ]]; then
+                proxy "$port" "$ms"
+                url=${direct/127.0.0.1:$port/127.0.0.1:$PROXY_PORT}
+            fi
+            # Check once that B really is all remote hits before timing it.
+            rm -rf "$b/target" "$cache"
+            (cd "$b" && SCONE_CACHE_DIR=$cache "$SCONE" build -f mesh.yml --message-format json --remote-cache "$url") \
+                | tail -n 1 | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["built"]==0 and m["remote"]>0, m; print("bench: B:", m["remote"], "remote hits, 0 built", file=sys.stderr)'
+            log "$backend, $services services, +$ms ms: folder B from the remote against a cold local build (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+            json=$WORK/$backend-$services-$ms.json
+            read -r remote cold ratio per_round < <(python3 "$ROOT/bench/alternate.py" "$RUNS" \
+                "mv $b/target $WORK/trash/t\$\$ 2>/dev/null; mv $cache $WORK/trash/c\$\$ 2>/dev/null; true" \
+                "cd $b && SCONE_CACHE_DIR=$cache $SCONE build -f mesh.yml -q --remote-cache $url" \
+                "cd $b && SCONE_CACHE_DIR=$cache $SCONE build -f mesh.yml -q --no-remote-cache" "$json")
+            rm -rf "$WORK/trash" && mkdir -p "$WORK/trash"
+            printf '%-8s %-6s %8s %12s %12s %8s %10s %s\n' "$services" "$backend" "$ms" "$remote" "$cold" "$ratio" "$per_round" "$(cut -d' ' -f1 /proc/loadavg)" \
+                | tee -a "$WORK/table.txt" >&2
+            if [[ $ms != 0 ]]; then
+                kill "$PROXY_PID" 2>/dev/null || true
+            fi
+        done
     done
-    (cd "$WORK/a-$backend" && SCONE_CACHE_DIR=$WORK/cache-a-$backend \
-        "$SCONE" build -f mesh.yml -q --remote-cache "$URL" --remote-cache-write)
-    b=$WORK/b-$backend
-    cache=$WORK/cache-b-$backend
-    # Check once that B really is all remote hits before timing it.
-    rm -rf "$b/target" "$cache"
-    (cd "$b" && SCONE_CACHE_DIR=$cache "$SCONE" build -f mesh.yml --message-format json --remote-cache "$URL") \
-        | tail -n 1 | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["built"]==0 and m["remote"]>0, m; print("bench: B:", m["remote"], "remote hits, 0 built", file=sys.stderr)'
-    log "$backend: timing folder B from the remote against a cold local build"
-    hyperfine -N -w 1 -r "$RUNS" --export-json "$WORK/$backend.json" \
-        --prepare "rm -rf $b/target $cache" \
-        "env SCONE_CACHE_DIR=$cache sh -c 'cd $b && $SCONE build -f mesh.yml -q --remote-cache $URL'" \
-        "env SCONE_CACHE_DIR=$cache sh -c 'cd $b && $SCONE build -f mesh.yml -q --no-remote-cache'" >/dev/null
-    remote=$(median "$WORK/$backend.json" 0)
-    cold=$(median "$WORK/$backend.json" 1)
-    printf '%-44s %12s %12s %8s\n' "folder B via $backend vs cold local" "$remote" "$cold" "$(ratio "$remote" "$cold")" \
-        | tee -a "$WORK/table.txt" >&2
 done
 cat "$WORK/table.txt"
