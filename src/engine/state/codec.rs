@@ -1,29 +1,35 @@
 //! The state file's encoding: [`super::super::wire`] varints and byte
-//! strings, sealed with a blake3 checksum (a damaged file reads as no state).
+//! strings in two sealed parts. The head holds all a check needs; the action
+//! records come after it and are read only when a build first asks for one
+//! (a no-op never does). A damaged head reads as no state; damaged records
+//! read as none (every step then takes its record from the action cache).
 //!
 //! ```text
-//! "sconeST1", scone's version
+//! head length (u64, little-endian)
+//! head:   "sconeST2", scone's version
 //! paths:  count, then per path (sorted): the length it shares with the one
 //!         before, the rest of its bytes, flags, [stat], [digest], taken_ns
 //! steps:  count, then per step (sorted): kind, unit, fingerprint, output,
-//!         record JSON, consults (path index ×4, + 2 when the expected digest
+//!         the length of its record, consults (path index ×4, + 2 when the expected digest
 //!         is written out, i.e. differs from the path table's, + 1 when the
 //!         consult is not watched)
 //! last:   present?, key, started_ns, watched paths, planned steps, warnings
-//! checksum
+//!         checksum of the head
+//! records: every step's action record JSON, in step order; checksum
 //! ```
 
-use std::ops::Range;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use super::super::id::StepId;
 use super::super::stat::Stat;
 use super::super::wire::{put_var, put_var_bytes, put_zigzag, seal, unseal, Reader};
-use super::{BuildState, Consult, Digest, LastBuild, PathEntry, StepEntry, Watched};
+use super::{BuildState, Consult, Digest, LastBuild, PathEntry, Records, StepEntry, Watched};
 use crate::watch::Watch;
 
-const MAGIC: &[u8; 8] = b"sconeST1";
+const MAGIC: &[u8; 8] = b"sconeST2";
 
 const HAS_STAT: u8 = 1;
 const HAS_DIGEST: u8 = 2;
@@ -93,6 +99,8 @@ fn text(r: &mut Reader<'_>) -> Option<String> {
 /// digest (then no state is written, and the next build is a full one).
 pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(1 << 20);
+    let mut records = Vec::with_capacity(state.steps.len() * 1024);
+    out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(MAGIC);
     put_var_bytes(
         &mut out,
@@ -121,7 +129,9 @@ pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
         put_var_bytes(&mut out, s.id.unit.as_bytes());
         put_hex(&mut out, &s.fingerprint)?;
         put_hex(&mut out, &s.output)?;
-        put_var_bytes(&mut out, s.record_bytes(state));
+        let record = s.record_bytes(state);
+        put_var(&mut out, record.len() as u64);
+        records.extend_from_slice(record);
         put_var(&mut out, s.consults.len() as u64);
         for c in &s.consults {
             let table = state.paths.get(c.path as usize)?;
@@ -159,15 +169,68 @@ pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
             }
         }
     }
-    seal(&mut out);
+    seal_from(&mut out, 8);
+    let head_len = (out.len() - 8) as u64;
+    out[..8].copy_from_slice(&head_len.to_le_bytes());
+    seal(&mut records);
+    out.extend_from_slice(&records);
     Some(out)
 }
 
-/// The state of `bytes`; `None` if they are damaged, cut off, or written by
-/// another version of scone.
+/// Appends the blake3 of `out[from..]`.
+fn seal_from(out: &mut Vec<u8>, from: usize) {
+    let sum = blake3::hash(&out[from..]);
+    out.extend_from_slice(sum.as_bytes());
+}
+
+/// The state in `file`: its head read now, its records when first asked for.
+/// `None` if the head is damaged, cut off, or written by another scone.
+pub fn read(file: File) -> Option<BuildState> {
+    let size = file.metadata().ok()?.len();
+    let mut len = [0; 8];
+    file.read_exact_at(&mut len, 0).ok()?;
+    let head_len = u64::from_le_bytes(len);
+    let records_len = size.checked_sub(8)?.checked_sub(head_len)?;
+    let mut head = vec![0; usize::try_from(head_len).ok()?];
+    file.read_exact_at(&mut head, 8).ok()?;
+    let mut state = decode_head(&head)?;
+    let want: usize = state.steps.iter().map(|s| s.record.len()).sum();
+    if records_len != want as u64 + 32 {
+        return None;
+    }
+    state.records = Records::in_file(file, 8 + head_len, records_len);
+    Some(state)
+}
+
+/// The records part of a state file: the concatenated JSON, if its checksum
+/// holds.
+pub(super) fn read_records(file: &File, at: u64, len: u64) -> Option<Vec<u8>> {
+    let mut bytes = vec![0; usize::try_from(len).ok()?];
+    file.read_exact_at(&mut bytes, at).ok()?;
+    let body = unseal(&bytes)?.len();
+    bytes.truncate(body);
+    Some(bytes)
+}
+
+/// The state of a whole file's `bytes` (records included).
+#[cfg(test)]
 pub fn decode(bytes: Vec<u8>) -> Option<BuildState> {
-    let body_len = unseal(&bytes)?.len();
-    let mut r = Reader(&bytes[..body_len]);
+    let head_len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let head = bytes.get(8..8usize.checked_add(head_len)?)?;
+    let mut state = decode_head(head)?;
+    let records = unseal(bytes.get(8 + head_len..)?)?;
+    let want: usize = state.steps.iter().map(|s| s.record.len()).sum();
+    if records.len() != want {
+        return None;
+    }
+    state.records = Records::in_memory(records.to_vec());
+    Some(state)
+}
+
+/// The head of a state file; `None` if it is damaged, cut off, or written
+/// by another version of scone. Record ranges are into the records part.
+fn decode_head(bytes: &[u8]) -> Option<BuildState> {
+    let mut r = Reader(unseal(bytes)?);
     if r.take(8)? != MAGIC || r.var_bytes()? != super::super::fingerprint::tool_version().as_bytes()
     {
         return None;
@@ -195,12 +258,15 @@ pub fn decode(bytes: Vec<u8>) -> Option<BuildState> {
     }
     let count = r.var_len()?;
     let mut steps = Vec::with_capacity(count.min(1 << 24));
+    let mut at = 0usize;
     for _ in 0..count {
         let kind = text(&mut r)?;
         let unit = text(&mut r)?;
         let fingerprint = hex::encode(digest(&mut r)?);
         let output: Arc<str> = hex::encode(digest(&mut r)?).into();
-        let record = offset(&bytes, r.var_bytes()?);
+        let len = r.var_len()?;
+        let record = at..at.checked_add(len)?;
+        at = record.end;
         let n = r.var_len()?;
         let mut consults = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {
@@ -274,17 +340,11 @@ pub fn decode(bytes: Vec<u8>) -> Option<BuildState> {
         return None;
     }
     Some(BuildState {
-        bytes: Arc::new(bytes),
+        records: Records::default(),
         paths,
         steps,
         last,
     })
-}
-
-/// Where `part` (a slice of `bytes`) starts and ends in `bytes`.
-fn offset(bytes: &[u8], part: &[u8]) -> Range<usize> {
-    let start = part.as_ptr() as usize - bytes.as_ptr() as usize;
-    start..start + part.len()
 }
 
 /// `OsStr` from raw bytes (Unix paths are any bytes).

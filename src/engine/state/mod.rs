@@ -106,7 +106,7 @@ pub struct StepEntry {
     pub fingerprint: String,
     /// [`ActionRecord::output_digest`], hex.
     pub output: Arc<str>,
-    /// The action record's JSON: a range of [`BuildState::bytes`].
+    /// The action record's JSON: a range of [`BuildState::records`].
     record: Range<usize>,
     /// Parsed on first use.
     parsed: OnceLock<Option<Arc<ActionRecord>>>,
@@ -142,8 +142,8 @@ pub struct LastBuild {
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct BuildState {
-    /// The file as read; step records are ranges of it.
-    bytes: Arc<Vec<u8>>,
+    /// The steps' action records.
+    records: Records,
     /// Sorted by path bytes.
     pub paths: Vec<PathEntry>,
     /// Sorted by id.
@@ -152,12 +152,51 @@ pub struct BuildState {
     pub last: Option<LastBuild>,
 }
 
+/// Every step's action record JSON, one after the other: in memory (a state
+/// just assembled), or still in the state file, read on first use (a check
+/// needs none of them, and they are most of the file).
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    bytes: OnceLock<Option<Vec<u8>>>,
+    file: Option<(std::fs::File, u64, u64)>,
+}
+
+impl Records {
+    fn in_memory(bytes: Vec<u8>) -> Records {
+        Records {
+            bytes: OnceLock::from(Some(bytes)),
+            file: None,
+        }
+    }
+
+    fn in_file(file: std::fs::File, at: u64, len: u64) -> Records {
+        Records {
+            bytes: OnceLock::new(),
+            file: Some((file, at, len)),
+        }
+    }
+
+    /// The records; `None` if they were damaged.
+    fn get(&self) -> Option<&[u8]> {
+        self.bytes
+            .get_or_init(|| {
+                let (file, at, len) = self.file.as_ref()?;
+                codec::read_records(file, *at, *len)
+            })
+            .as_deref()
+    }
+
+    fn len(&self) -> usize {
+        self.get().map_or(0, <[u8]>::len)
+    }
+}
+
 impl StepEntry {
     /// The step's action record, parsed once; `None` if it does not parse.
     pub fn record(&self, state: &BuildState) -> Option<Arc<ActionRecord>> {
         self.parsed
             .get_or_init(|| {
-                let bytes = state.bytes.get(self.record.clone())?;
+                let bytes = state.records.get()?.get(self.record.clone())?;
                 serde_json::from_slice(bytes).ok().map(Arc::new)
             })
             .clone()
@@ -165,7 +204,11 @@ impl StepEntry {
 
     /// The action record's JSON.
     pub fn record_bytes<'s>(&self, state: &'s BuildState) -> &'s [u8] {
-        state.bytes.get(self.record.clone()).unwrap_or_default()
+        state
+            .records
+            .get()
+            .and_then(|r| r.get(self.record.clone()))
+            .unwrap_or_default()
     }
 }
 
@@ -173,8 +216,8 @@ impl BuildState {
     /// The state in `<target>/.scone`; empty if it is missing, damaged or
     /// written by another scone.
     pub fn load(target: &Path) -> BuildState {
-        match std::fs::read(target.join(".scone").join(FILE)) {
-            Ok(bytes) => codec::decode(bytes).unwrap_or_default(),
+        match std::fs::File::open(target.join(".scone").join(FILE)) {
+            Ok(file) => codec::read(file).unwrap_or_default(),
             Err(_) => BuildState::default(),
         }
     }

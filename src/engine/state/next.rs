@@ -2,7 +2,7 @@
 //! the steps it reused or did not plan, and what its load read. Assembled and
 //! written under the target lock, after every other file of the build.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -83,14 +83,21 @@ pub fn observe(
     seen: impl Fn(&Path) -> Option<Option<Stat>> + Sync,
 ) -> Vec<Observed> {
     use rayon::prelude::*;
-    let mut strictest: BTreeMap<&Path, Watch> = BTreeMap::new();
-    for (path, watch) in watched {
-        let w = strictest.entry(path).or_insert(*watch);
-        if *w == Watch::Kind {
-            *w = *watch;
+    // Each path once, with its strictest watch (sorted as bytes: `Path`'s
+    // own order compares component by component, and cost milliseconds).
+    let mut all: Vec<(&Path, Watch)> = watched.iter().map(|(p, w)| (p.as_path(), *w)).collect();
+    all.sort_by(|a, b| key(a.0).cmp(key(b.0)));
+    let mut strictest: Vec<(&Path, Watch)> = Vec::with_capacity(all.len());
+    for (path, watch) in all {
+        match strictest.last_mut() {
+            Some((last, w)) if key(last) == key(path) => {
+                if *w == Watch::Kind {
+                    *w = watch;
+                }
+            }
+            _ => strictest.push((path, watch)),
         }
     }
-    let strictest: Vec<(&Path, Watch)> = strictest.into_iter().collect();
     strictest
         .into_par_iter()
         .map(|(path, watch)| {
@@ -357,7 +364,7 @@ impl NextState {
 
         // The steps, in id order: kept ones as they were, renumbered.
         let mut bytes = Vec::with_capacity(
-            previous.bytes.len() + ran.iter().map(|r| r.record.len()).sum::<usize>(),
+            previous.records.len() + ran.iter().map(|r| r.record.len()).sum::<usize>(),
         );
         let mut steps: Vec<StepEntry> = Vec::with_capacity(kept.len() + ran.len());
         for &i in &kept {
@@ -435,7 +442,7 @@ impl NextState {
         let last = last.filter(|l| l.steps.len() == self.planned.len());
         drop(position);
         BuildState {
-            bytes: Arc::new(bytes),
+            records: super::Records::in_memory(bytes),
             paths,
             steps,
             last,

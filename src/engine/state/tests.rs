@@ -73,7 +73,7 @@ fn state(files: &[&Path], watched: &[(&Path, Watch)], key: Digest) -> BuildState
         })
         .collect();
     BuildState {
-        bytes: Arc::new(bytes),
+        records: super::Records::in_memory(bytes),
         paths,
         steps,
         last: Some(LastBuild {
@@ -121,6 +121,46 @@ fn the_codec_round_trips_and_damage_is_no_state() {
         assert!(codec::decode(damaged).is_none(), "a flipped byte at {at}");
     }
     assert!(codec::decode(bytes[..bytes.len() - 1].to_vec()).is_none());
+}
+
+#[test]
+fn records_are_read_when_first_asked_for_and_damage_there_loses_only_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
+    fs::write(&a, "a").unwrap();
+    fs::write(&m, "kind: mesh").unwrap();
+    let s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
+    let bytes = codec::encode(&s).unwrap();
+    let file = dir.path().join(".scone").join(FILE);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, &bytes).unwrap();
+
+    let back = BuildState::load(dir.path());
+    assert!(
+        back.records.bytes.get().is_none(),
+        "loading the state reads no record"
+    );
+    assert_eq!(
+        back.steps[0].record_bytes(&back),
+        s.steps[0].record_bytes(&s)
+    );
+    assert!(back.steps[0].record(&back).is_some());
+
+    // A flipped byte in the last record: the head (and so the check) still
+    // holds, the records are not trusted.
+    let mut damaged = bytes.clone();
+    let at = damaged.len() - 40;
+    damaged[at] ^= 1;
+    fs::write(&file, &damaged).unwrap();
+    let back = BuildState::load(dir.path());
+    assert_eq!(back.steps.len(), 1);
+    assert!(back.last.is_some());
+    assert!(back.steps[0].record(&back).is_none());
+    assert!(back.steps[0].record_bytes(&back).is_empty());
+
+    // Cut off inside the records: no state at all (the head names their length).
+    fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+    assert!(BuildState::load(dir.path()).steps.is_empty());
 }
 
 #[test]
