@@ -3,13 +3,17 @@
 //! `jsonschema`, the DSSE envelope and in-toto statement with in-toto's
 //! implementation and the public key; both reproducible across folders; both
 //! attached to each image as OCI referrers by `apply --push` to a real
-//! registry, listed back with skopeo.
+//! registry, listed back with skopeo (the referrers tag schema: distribution
+//! 2.8 has no referrers API), and to a registry with the referrers API
+//! (`support::referrers_registry`, in the test process), where no tag is
+//! written and `scone verify` reads them through the API.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use scone::oci::digest::sha256_digest;
+use support::referrers_registry::ReferrersRegistry;
 use support::registry::Registry;
 use support::{messages, tools, Sandbox};
 
@@ -412,4 +416,190 @@ fn apply_push_attaches_the_sbom_and_provenance_as_referrers_listed_by_skopeo() {
         digest.replace(':', "-")
     ));
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+}
+
+/// `scone verify --registry --key PUB --message-format json`: exit code and
+/// `(subject, field, place, ok)` of every check.
+fn verify_checks(sb: &Sandbox, dir: &Path) -> (i32, Vec<(String, String, String, bool)>) {
+    let out = sb
+        .scone(dir)
+        .args(["verify", "--registry", "--key"])
+        .arg(support::provenance_public_key())
+        .args(["--message-format", "json"])
+        .output()
+        .unwrap();
+    let checks = messages(&out.stdout)
+        .iter()
+        .filter(|m| m["reason"] == "verify-check")
+        .map(|m| {
+            (
+                m["subject"].as_str().unwrap_or_default().to_string(),
+                m["field"].as_str().unwrap_or_default().to_string(),
+                m["place"].as_str().unwrap_or_default().to_string(),
+                m["ok"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    (out.status.code().unwrap_or(-1), checks)
+}
+
+/// The referrers API's answer for `digest` in `repository` (with a query).
+fn referrers_api(
+    registry: &ReferrersRegistry,
+    repository: &str,
+    digest: &str,
+    query: &str,
+) -> (serde_json::Value, Option<String>) {
+    scone::oci::registry::install_crypto_provider();
+    let response = reqwest::blocking::get(format!(
+        "http://{}/v2/{repository}/referrers/{digest}{query}",
+        registry.addr()
+    ))
+    .unwrap();
+    assert!(response.status().is_success());
+    let filters = response
+        .headers()
+        .get("oci-filters-applied")
+        .map(|v| v.to_str().unwrap().to_string());
+    (response.json().unwrap(), filters)
+}
+
+#[test]
+fn a_registry_with_the_referrers_api_is_used_through_it_and_verify_finds_them() {
+    let registry = ReferrersRegistry::start();
+    let sb = Sandbox::new();
+    let dir = sb.multi(registry.addr());
+    let out = sb
+        .scone(&dir)
+        .args(["apply", "--push", "--message-format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = messages(&out.stdout);
+    let pushed_log = registry.log();
+    let spdx = "application/spdx+json";
+    let in_toto = "application/vnd.in-toto+json";
+    let file_digest = |p: PathBuf| sha256_digest(&std::fs::read(p).unwrap());
+    for short in ["a", "b", "c"] {
+        let name = &format!("multi_{short}");
+        let repository = format!("multi/{short}");
+        let digest = built_image_digest(&dir, name);
+        // The push step says how the registry lists them.
+        let push = msgs
+            .iter()
+            .find(|m| m["step"] == "push" && m["unit"] == name.as_str())
+            .unwrap_or_else(|| panic!("no push of {name}: {msgs:?}"));
+        assert_eq!(
+            push["outputs"]["referrers_listed_by"], "referrers API",
+            "{push}"
+        );
+        let mut attached: Vec<&str> = push["outputs"]["referrers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        attached.sort();
+        // The registry answered with OCI-Subject: no referrers tag was
+        // written, or even looked for.
+        assert_eq!(registry.tags(&repository), ["1"]);
+        let tag = digest.replace(':', "-");
+        let tag_requests: Vec<&String> = pushed_log.iter().filter(|l| l.contains(&tag)).collect();
+        assert!(tag_requests.is_empty(), "{tag_requests:?}");
+        // The API lists both, each a manifest whose subject is the image and
+        // whose blob is the file under target/.
+        let (index, filters) = referrers_api(&registry, &repository, &digest, "");
+        assert_eq!(filters, None);
+        assert_eq!(
+            index["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let descriptors = index["manifests"].as_array().unwrap();
+        let mut listed: Vec<&str> = descriptors
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, attached, "the API lists what the push attached");
+        let mut found: Vec<(String, String)> = descriptors
+            .iter()
+            .map(|d| {
+                let manifest = registry
+                    .manifest(&repository, d["digest"].as_str().unwrap())
+                    .unwrap();
+                assert_eq!(manifest["subject"]["digest"], digest.as_str());
+                assert_eq!(manifest["artifactType"], d["artifactType"]);
+                (
+                    d["artifactType"].as_str().unwrap().to_string(),
+                    manifest["layers"][0]["digest"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                (spdx.to_string(), file_digest(sbom_path(&dir, name))),
+                (in_toto.to_string(), file_digest(envelope_path(&dir, name))),
+            ],
+            "{name}: {index}"
+        );
+        // `artifactType` filters the list.
+        let (only, filters) = referrers_api(
+            &registry,
+            &repository,
+            &digest,
+            "?artifactType=application/spdx+json",
+        );
+        assert_eq!(filters.as_deref(), Some("artifactType"));
+        let listed = only["manifests"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "{only}");
+        assert_eq!(listed[0]["artifactType"], spdx);
+    }
+
+    // `scone verify` finds them through the API.
+    let before = registry.log().len();
+    let (code, checks) = verify_checks(&sb, &dir);
+    assert_eq!(code, 0, "{checks:?}");
+    for field in ["SBOM", "provenance"] {
+        let found: Vec<_> = checks
+            .iter()
+            .filter(|c| c.1 == field && c.2.ends_with("(referrers)"))
+            .collect();
+        assert_eq!(found.len(), 3, "{field}: {checks:?}");
+        assert!(found.iter().all(|c| c.3), "{checks:?}");
+    }
+    let asked = &registry.log()[before..];
+    for short in ["a", "b", "c"] {
+        let digest = built_image_digest(&dir, &format!("multi_{short}"));
+        let tag = digest.replace(':', "-");
+        assert!(
+            asked.contains(&format!("GET /v2/multi/{short}/referrers/{digest}")),
+            "{asked:?}"
+        );
+        assert!(!asked.iter().any(|l| l.contains(&tag)), "{asked:?}");
+    }
+    // The API is what verify read: with b's referrers gone from it, verify
+    // names b's SBOM and provenance.
+    let digest = built_image_digest(&dir, "multi_b");
+    registry.forget_referrers("multi/b", &digest);
+    let (code, checks) = verify_checks(&sb, &dir);
+    assert_eq!(code, 1, "{checks:?}");
+    let mut failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.3)
+        .map(|c| {
+            assert_eq!(c.0, "multi_b", "{c:?}");
+            c.1.as_str()
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["SBOM", "provenance"], "{checks:?}");
 }

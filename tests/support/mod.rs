@@ -7,6 +7,7 @@ pub mod cas_server;
 pub mod differential;
 pub mod dockerd;
 pub mod monorepo;
+pub mod referrers_registry;
 pub mod registry;
 pub mod secrets;
 pub mod tools;
