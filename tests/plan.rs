@@ -233,3 +233,105 @@ fn detailed_exitcode_keeps_2_for_changes_and_1_for_errors() {
     // A usage error too.
     assert_eq!(code(&["--detailed-exitcode", "--no-such-flag"]), Some(1));
 }
+
+/// What `scone.lock` holds for service `name`'s enclave.
+fn locked_mrenclave(dir: &Path, name: &str) -> String {
+    scone::lockfile::Lockfile::load(&dir.join("scone.lock"))
+        .unwrap()
+        .image
+        .get(name)
+        .unwrap_or_else(|| panic!("scone.lock has no image {name}"))
+        .mrenclave
+        .clone()
+}
+
+#[test]
+fn an_enclave_edit_plans_that_service_s_mrenclave_line_old_to_new() {
+    let sb = Sandbox::new();
+    // No push: the plan is the session diff against the local CAS.
+    let dir = sb.multi("registry.example.com");
+    let apply = |dir: &Path| {
+        let out = sb.scone(dir).args(["apply", "-q"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let plan = |dir: &Path| {
+        let out = sb
+            .scone(dir)
+            .args(["apply", "--plan", "--detailed-exitcode"])
+            .args(["--message-format", "json"])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            messages(&out.stdout)
+                .into_iter()
+                .filter(|m| m["reason"].as_str().is_some_and(|r| r.starts_with("plan-")))
+                .collect::<Vec<_>>(),
+        )
+    };
+    apply(&dir);
+    let old = locked_mrenclave(&dir, "multi_b");
+    assert_eq!(old, enclave(&dir, "multi_b", "mrenclave"));
+    let old_fspf = enclave(&dir, "multi_b", "fspf_tag");
+
+    // An enclave setting of b changes: its heap.
+    let path = dir.join("b/service.yml");
+    let manifest = std::fs::read_to_string(&path).unwrap();
+    let edited = manifest.replace(
+        "  local:\n",
+        "  local:\n    - name: SCONE_HEAP\n      value: 256M\n",
+    );
+    assert_ne!(edited, manifest);
+    std::fs::write(&path, edited).unwrap();
+    let (code, msgs) = plan(&dir);
+    assert_eq!(code, 2, "changes to apply: {msgs:?}");
+    // The build made a new enclave; scone.lock still says the applied one.
+    let new = enclave(&dir, "multi_b", "mrenclave");
+    assert_ne!(new, old);
+    assert_eq!(locked_mrenclave(&dir, "multi_b"), old);
+    assert_eq!(enclave(&dir, "multi_b", "fspf_tag"), old_fspf);
+    let sessions = of(&msgs, "plan-session");
+    assert_eq!(sessions.len(), 1, "{msgs:?}");
+    assert_eq!(sessions[0]["action"], "update");
+    let diff = sessions[0]["diff"].as_str().unwrap();
+    // The MRENCLAVE line, old → new, and the heap's own env line: nothing else.
+    assert_eq!(
+        changed_lines(diff),
+        [
+            format!("-      - \"{old}\""),
+            format!("+      - \"{new}\""),
+            "+      \"SCONE_HEAP\": \"256M\"".to_string(),
+        ],
+        "{diff}"
+    );
+    // The MRENCLAVE line is under b's `mrenclaves` in the session the build made.
+    let policy = std::fs::read_to_string(dir.join("target/policy/multi.yaml")).unwrap();
+    let lines: Vec<&str> = policy.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("      - \"{new}\""))
+        .unwrap_or_else(|| panic!("{new} not in the session: {policy}"));
+    assert!(lines[at - 1].trim_start() == "mrenclaves:", "{policy}");
+    let owner = lines[..at]
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("  - name: "))
+        .unwrap();
+    assert_eq!(*owner, "  - name: \"b\"");
+    // The text form shows the same lines.
+    let out = sb.scone(&dir).args(["apply", "--plan"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("-      - \"{old}\"")), "{text}");
+    assert!(text.contains(&format!("+      - \"{new}\"")), "{text}");
+
+    // Applied: scone.lock takes the new MRENCLAVE, and the plan is empty.
+    apply(&dir);
+    assert_eq!(locked_mrenclave(&dir, "multi_b"), new);
+    let (code, msgs) = plan(&dir);
+    assert_eq!(code, 0, "{msgs:?}");
+    assert!(of(&msgs, "plan-session").is_empty(), "{msgs:?}");
+}
