@@ -230,3 +230,42 @@ fn an_unlinked_image_names_the_searched_folder() {
     );
     assert!(stderr.contains("under `.`"), "{stderr}");
 }
+
+/// A second `cas` entry with another name and no `alias` plays no role (only
+/// the first entry without `alias` gets the default alias): `check` warns at
+/// its name, with a hint, and still passes.
+#[test]
+fn a_second_cas_without_alias_is_warned() {
+    let sb = Sandbox::new();
+    let mesh = MESH.replace(
+        "    cas_url: cas.example.com\n",
+        "    cas_url: cas.example.com\n  - name: backup\n    cas_url: backup.example.com\n",
+    );
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    let (code, stderr) = check(&sb, &dir, "mesh.yml");
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| {
+            l.starts_with("warning: mesh.yml:6:11: ")
+                && l.contains("`backup`")
+                && l.ends_with("[cas-role]")
+        })
+        .unwrap_or_else(|| panic!("no `warning: mesh.yml:6:11: … [cas-role]` in:\n{stderr}"));
+    let help = lines[i + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("error: ") && !l.starts_with("warning: "))
+        .find(|l| l.trim_start().starts_with("help: "))
+        .unwrap_or_else(|| panic!("the warning has no hint:\n{stderr}"));
+    assert!(help.contains("alias"), "{help}");
+    // With an alias it plays a role, and nothing is said.
+    let mesh = mesh.replace(
+        "    cas_url: backup.example.com\n",
+        "    cas_url: backup.example.com\n    alias: [image]\n",
+    );
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    let (code, stderr) = check(&sb, &dir, "mesh.yml");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("[cas-role]"), "{stderr}");
+}

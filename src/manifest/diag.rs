@@ -122,7 +122,7 @@ kinds! {
     UnusedEnv => "unused-env",
     /// A mesh service's `image` differs from its manifest's `build.to`.
     ImageMismatch => "image-mismatch",
-    /// An `alias` role that is no CAS role.
+    /// An `alias` role that is no CAS role, or a `cas` entry that plays none.
     CasRole => "cas-role",
     /// The default base image of a build kind does not exist on this machine.
     MissingBase => "missing-base",

@@ -110,8 +110,8 @@ pub fn service(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Warnings for a Meshfile's published but unimplemented fields, and for
-/// `alias` roles that are no CAS role.
+/// Warnings for a Meshfile's published but unimplemented fields, for `alias`
+/// roles that are no CAS role, and for a `cas` entry that plays no role.
 pub fn mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
     let file = mesh.path.as_path();
     for cas in &mesh.cas {
@@ -170,6 +170,27 @@ pub fn mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
                     ));
                 }
             }
+        }
+    }
+    for (cas, roles) in mesh.cas.iter().zip(mesh.cas_roles()) {
+        if roles.is_empty() {
+            let why = if cas.alias.is_some() {
+                "its `alias` names no role"
+            } else {
+                "only the first `cas` entry without `alias` gets the default alias"
+            };
+            out.push(
+                Diagnostic::warning(
+                    ErrorKind::CasRole,
+                    file,
+                    cas.name.pos,
+                    format!("cas `{}` plays no role: {why}", cas.name.value),
+                )
+                .with_hint(format!(
+                    "add `alias: [...]` with the roles it should play ({}), or remove the entry",
+                    CAS_ROLES.join(", ")
+                )),
+            );
         }
     }
     let p = &mesh.policy;
