@@ -37,6 +37,7 @@ use crate::steps::sign::SignStep;
 use crate::workspace::{ServiceUnit, Workspace};
 
 mod attest;
+pub mod entry;
 mod mesh;
 use attest::provenance_step;
 use mesh::{plan_mesh, Attachments};
@@ -214,6 +215,20 @@ impl Builder {
     }
 }
 
+/// The base of a service as a reference, `dir:`/`oci:` paths made absolute:
+/// its `build.from`, else `scone.toml`'s `[base]` for its kind, else the
+/// kind's default (`None`: the kind has none).
+pub fn base_spec_text(ws: &Workspace, unit: &ServiceUnit, cache_dir: &Path) -> Option<String> {
+    let m = &unit.manifest;
+    match &m.build.from {
+        Some(from) => Some(absolute_spec(&from.value, &unit.dir)),
+        None => match ws.config.base.get(&m.build.kind.value) {
+            Some(spec) => Some(absolute_spec(spec, &ws.root)),
+            None => default_base(&m.build.kind.value, cache_dir),
+        },
+    }
+}
+
 fn absolute_spec(spec: &str, base_dir: &Path) -> String {
     for prefix in ["dir:", "oci:"] {
         if let Some(path) = spec.strip_prefix(prefix) {
@@ -386,22 +401,14 @@ fn service_steps(
     let name = unit.name().to_string();
     let id = |kind: &str| StepId::new(kind, &name);
 
-    let mut default_unit = None;
-    let spec_text = match &m.build.from {
-        Some(from) => absolute_spec(&from.value, &unit.dir),
-        None => match ws.config.base.get(&m.build.kind.value) {
-            Some(spec) => absolute_spec(spec, &ws.root),
-            None => {
-                default_unit = Some(format!("default:{}", m.build.kind.value));
-                default_base(&m.build.kind.value, &settings.cache_dir).ok_or_else(|| {
-                    PlanError::NoBase {
-                        manifest: m.path.clone(),
-                        kind: m.build.kind.value.clone(),
-                    }
-                })?
-            }
-        },
-    };
+    let default_unit = (m.build.from.is_none()
+        && !ws.config.base.contains_key(&m.build.kind.value))
+    .then(|| format!("default:{}", m.build.kind.value));
+    let spec_text =
+        base_spec_text(ws, unit, &settings.cache_dir).ok_or_else(|| PlanError::NoBase {
+            manifest: m.path.clone(),
+            kind: m.build.kind.value.clone(),
+        })?;
     let spec = BaseSpec::parse(&spec_text).map_err(|e| PlanError::Base {
         manifest: m.path.clone(),
         reference: spec_text.clone(),
@@ -462,10 +469,6 @@ fn service_steps(
         .filter(|(k, _)| k.starts_with("SCONE_"))
         .collect();
     let argv = split_command(&m.build.command.value);
-    let binary = match &m.build.binary {
-        Some(bin) => bin.value.clone(),
-        None => argv.first().cloned().unwrap_or_default(),
-    };
     let image = ImageStep {
         id: id("image"),
         to: m.build.to.value.clone(),
@@ -475,16 +478,15 @@ fn service_steps(
         service: name.clone(),
         created: settings.source_date_epoch,
     };
-    let binary = if binary.contains('/') && !binary.starts_with('/') {
-        // Relative to the working directory inside the image.
-        format!(
-            "{}/{}",
-            m.build.pwd.value.trim_end_matches('/'),
-            binary.trim_start_matches("./")
-        )
-    } else {
-        binary
-    };
+    // A relative path is under the working directory inside the image.
+    let (field, located, binary) = entry::entry_field(unit);
+    let shown = m.path.strip_prefix(&ws.root).unwrap_or(&m.path);
+    let origin = format!(
+        "{}:{}: `{field}` `{}`",
+        shown.display(),
+        located.pos,
+        located.value
+    );
     let key = match m.build.signature.as_ref().and_then(|s| s.key.as_ref()) {
         Some(key) => unit.dir.join(&key.value),
         None => settings.signing_key.clone(),
@@ -493,6 +495,7 @@ fn service_steps(
         id: id("sign"),
         service: name,
         binary,
+        origin,
         enclave_env,
         debug: settings.debug,
         date: crate::sgx::sigstruct::bcd_date_from_epoch(settings.source_date_epoch)

@@ -2,7 +2,8 @@
 //! read: given alone (`check -f service.yml`) or found through a Meshfile by
 //! its image (`check -f mesh.yml`, the README's way). Each test writes a good
 //! mesh and service manifest, makes one mistake, and expects exit 2 with the
-//! mistake's real `file:line:col`, its kind and a hint, through the binary.
+//! mistake's real `file:line:col`, its kind and a hint, through the binary
+//! (`check`, and `build` for an entry binary missing from the image).
 
 mod support;
 
@@ -268,4 +269,104 @@ fn a_second_cas_without_alias_is_warned() {
     let (code, stderr) = check(&sb, &dir, "mesh.yml");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("[cas-role]"), "{stderr}");
+}
+
+/// The good workspace with a `dir:` base in it (`base/`, holding only
+/// `/usr/bin/python3`) and `service` made from [`SERVICE`] by `edits`.
+fn with_dir_base(sb: &Sandbox, edits: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut service = service_with("  kind: python\n", "  kind: python\n  from: dir:base\n");
+    for (from, to) in edits {
+        assert_eq!(service.matches(from).count(), 1, "{from}");
+        service = service.replace(from, to);
+    }
+    let dir = workspace(sb, service.as_bytes(), MESH);
+    std::fs::create_dir_all(dir.join("base/usr/bin")).unwrap();
+    std::fs::write(dir.join("base/usr/bin/python3"), b"\x7fELF").unwrap();
+    dir
+}
+
+/// `check` through both ways on a workspace made by [`with_dir_base`].
+fn entry_shown(edits: &[(&str, &str)], at: &str) {
+    let sb = Sandbox::new();
+    let dir = with_dir_base(&sb, edits);
+    assert_shown(&check(&sb, &dir, "service.yml"), at, "invalid-value");
+    assert_shown(&check(&sb, &dir, "mesh.yml"), at, "invalid-value");
+}
+
+#[test]
+fn an_entry_binary_in_the_dir_base_or_copied_passes() {
+    let sb = Sandbox::new();
+    for edits in [
+        &[][..],
+        &[(
+            "  from: dir:base\n",
+            "  from: dir:base\n  binary: /usr/bin/python3\n",
+        )][..],
+        &[("command: python3", "command: ./print_env.py")][..],
+    ] {
+        let dir = with_dir_base(&sb, edits);
+        let (code, stderr) = check(&sb, &dir, "mesh.yml");
+        assert_eq!(code, Some(0), "{edits:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_build_binary_missing_from_the_dir_base_is_shown() {
+    entry_shown(
+        &[(
+            "  from: dir:base\n",
+            "  from: dir:base\n  binary: /usr/bin/nope\n",
+        )],
+        "service.yml:18:11",
+    );
+}
+
+#[test]
+fn a_command_missing_from_the_dir_base_is_shown() {
+    entry_shown(
+        &[("command: python3", "command: nope")],
+        "service.yml:20:12",
+    );
+}
+
+#[test]
+fn a_scratch_command_that_is_not_copied_is_shown() {
+    let sb = Sandbox::new();
+    let service = service_with("  kind: python\n", "  kind: binary\n")
+        .replace("command: python3 print_env.py", "command: /python/server");
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    assert_shown(
+        &check(&sb, &dir, "service.yml"),
+        "service.yml:19:12",
+        "invalid-value",
+    );
+    // The copied file is found.
+    let service = service.replace("/python/server", "/python/print_env.py");
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    let (code, stderr) = check(&sb, &dir, "service.yml");
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn build_refuses_a_missing_entry_binary_before_any_step() {
+    let sb = Sandbox::new();
+    let dir = with_dir_base(
+        &sb,
+        &[(
+            "  from: dir:base\n",
+            "  from: dir:base\n  binary: /usr/bin/nope\n",
+        )],
+    );
+    let out = sb
+        .scone(&dir)
+        .args(["build", "-f", "service.yml"])
+        .output()
+        .expect("scone runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("service.yml:18:11") && stderr.contains("[invalid-value]"),
+        "{stderr}"
+    );
+    assert!(!dir.join("target/enclave").exists(), "a step ran: {stderr}");
 }

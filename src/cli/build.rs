@@ -313,6 +313,10 @@ fn execute_with(
     probe.warn_all(&ws.warnings);
     let only = selected(&ws, common)?;
     check_default_bases(&ws, &only)?;
+    let missing = scone::plan::entry::missing_entry_binaries(&ws, &only, &cache_dir(), &cwd);
+    if !missing.is_empty() {
+        return Err(scone::manifest::Diagnostics(missing).into());
+    }
 
     // Plan.
     clock.phase("plan");

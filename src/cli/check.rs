@@ -34,6 +34,12 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<i32> {
             errors.push(d);
         }
     }
+    errors.extend(scone::plan::entry::missing_entry_binaries(
+        &ws,
+        &[],
+        &super::build::cache_dir(),
+        &cwd,
+    ));
     let mut warnings = ws.warnings.clone();
     warnings.extend(missing_bases(&ws, &cwd));
     out.diagnostics(&warnings);

@@ -42,6 +42,9 @@ pub struct SignStep {
     pub service: String,
     /// The first word of `command`, or `build.binary`.
     pub binary: String,
+    /// Where the binary is named, for errors: `service.yml:LINE:COL: `field` `value``
+    /// (not a parameter: moving the field does not sign again).
+    pub origin: String,
     /// The service's `SCONE_*` locals.
     pub enclave_env: Vec<(String, String)>,
     pub debug: bool,
@@ -90,8 +93,8 @@ impl Step for SignStep {
         };
         let binary_path = binary_path.ok_or_else(|| {
             StepError::new(format!(
-                "the entry binary `{}` is not in the image (PATH={}); set `build.binary` or use a base image that has it",
-                self.binary, image.path_var
+                "{}: the entry binary `{}` is not in the image (PATH={}); set `build.binary` or use a base image that has it",
+                self.origin, self.binary, image.path_var
             ))
         })?;
         let at = rootfs
@@ -99,7 +102,8 @@ impl Step for SignStep {
             .map_err(|e| StepError::context(format!("reading {binary_path}"), e))?
             .ok_or_else(|| {
                 StepError::new(format!(
-                    "the entry binary {binary_path} is not in the image"
+                    "{}: the entry binary {binary_path} is not in the image; point the field at a file of the image, or copy it there",
+                    self.origin
                 ))
             })?;
         let elf = reuse::entry_binary(&memo, &rootfs, &layers, &mut captured, &at, &binary_path)?;

@@ -1,0 +1,225 @@
+//! The entry binary, checked before any step runs: a service's `build.binary`
+//! (or the first word of its `build.command`) must be in its image, or the sign
+//! step fails late. Where scone can tell without the network — a `dir:` base
+//! (its folder), `scratch` (nothing but the copied files), and the files
+//! `copy:` puts under `pwd` — a binary that is surely missing is an
+//! `invalid-value` error at the field, from `check` and `build` alike. A base
+//! scone cannot look into offline (a registry or `oci:` base) is checked by the
+//! sign step, whose error names the manifest, the field and its value.
+//!
+//! Only a definite absence is refused: a symlink on the way (it may point
+//! anywhere in the image) counts as present.
+
+use std::path::{Component, Path};
+
+use crate::manifest::diag::{Diagnostic, ErrorKind};
+use crate::manifest::located::Located;
+use crate::oci::base::BaseSpec;
+use crate::oci::image::DEFAULT_PATH;
+use crate::workspace::{ServiceUnit, Workspace};
+
+/// What a lookup of one path found.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// A regular file (or a symlink, which may lead to one).
+    Yes,
+    /// Nothing, or no regular file.
+    No,
+}
+
+/// The field that names the entry binary, and the binary as the image sees it
+/// (a relative path with a `/` is under `pwd`).
+pub fn entry_field(unit: &ServiceUnit) -> (&'static str, &Located<String>, String) {
+    let b = &unit.manifest.build;
+    let (field, located, raw) = match &b.binary {
+        Some(bin) => ("build.binary", bin, bin.value.clone()),
+        None => (
+            "build.command",
+            &b.command,
+            super::split_command(&b.command.value)
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+        ),
+    };
+    let binary = if raw.contains('/') && !raw.starts_with('/') {
+        format!(
+            "{}/{}",
+            b.pwd.value.trim_end_matches('/'),
+            raw.trim_start_matches("./")
+        )
+    } else {
+        raw
+    };
+    (field, located, binary)
+}
+
+/// An error for each service (of `only`, or all when empty) whose entry binary
+/// is surely not in its image. File names are shown relative to `cwd`.
+pub fn missing_entry_binaries(
+    ws: &Workspace,
+    only: &[usize],
+    cache_dir: &Path,
+    cwd: &Path,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, unit) in ws.services.iter().enumerate() {
+        if !only.is_empty() && !only.contains(&i) {
+            continue;
+        }
+        let Some(root) = inspectable_root(ws, unit, cache_dir) else {
+            continue;
+        };
+        let (field, located, binary) = entry_field(unit);
+        if binary.is_empty() {
+            continue; // an empty command is refused by validation
+        }
+        if present(unit, root.as_deref(), &binary) {
+            continue;
+        }
+        let m = &unit.manifest;
+        let file = m.path.strip_prefix(cwd).unwrap_or(&m.path);
+        let base = match &root {
+            Some(dir) => format!("the base folder {}", dir.display()),
+            None => "the `scratch` base".to_string(),
+        };
+        let (what, hint) = if binary.contains('/') {
+            (
+                format!("the entry binary {binary} (`{field}`) is neither in {base} nor among the copied files"),
+                format!(
+                    "copy it (`copy:` puts files under `{}`), point `{field}` at a file the base has, or use a base that has it",
+                    m.build.pwd.value
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "the entry binary `{binary}` (`{field}`) is on no folder of PATH ({}) in {base} nor among the copied files",
+                    path_var(unit)
+                ),
+                "set `build.binary` to its path in the image, copy it, or use a base that has it"
+                    .to_string(),
+            )
+        };
+        out.push(Diagnostic::new(ErrorKind::InvalidValue, file, located.pos, what).with_hint(hint));
+    }
+    out
+}
+
+/// The base's folder when scone can look into it offline: `Some(Some(dir))`
+/// for a `dir:` base that exists, `Some(None)` for `scratch`, `None` otherwise.
+fn inspectable_root(
+    ws: &Workspace,
+    unit: &ServiceUnit,
+    cache_dir: &Path,
+) -> Option<Option<std::path::PathBuf>> {
+    let spec = super::base_spec_text(ws, unit, cache_dir)?;
+    match BaseSpec::parse(&spec).ok()? {
+        BaseSpec::Scratch => Some(None),
+        BaseSpec::Dir(dir) if dir.is_dir() => Some(Some(dir)),
+        _ => None,
+    }
+}
+
+/// The image's PATH: the service's own `PATH` local, else the default (a
+/// `dir:` or `scratch` base sets none).
+fn path_var(unit: &ServiceUnit) -> String {
+    unit.manifest
+        .environment
+        .locals()
+        .into_iter()
+        .find(|(k, v)| k == "PATH" && !v.contains("$$SCONE::"))
+        .map_or_else(|| DEFAULT_PATH.to_string(), |(_, v)| v)
+}
+
+/// Whether `binary` (absolute, or a name looked up on PATH) may be in the image.
+fn present(unit: &ServiceUnit, root: Option<&Path>, binary: &str) -> bool {
+    if binary.contains('/') {
+        return in_image(unit, root, binary);
+    }
+    path_var(unit)
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .any(|d| in_image(unit, root, &format!("{}/{binary}", d.trim_end_matches('/'))))
+}
+
+/// Whether the image path `path` may be a file: in the copied files or the base.
+fn in_image(unit: &ServiceUnit, root: Option<&Path>, path: &str) -> bool {
+    if copied(unit, path) {
+        return true;
+    }
+    root.is_some_and(|root| lookup(root, path) == Found::Yes)
+}
+
+/// Whether `path` is one of the files `copy:` puts under `pwd`.
+fn copied(unit: &ServiceUnit, path: &str) -> bool {
+    let b = &unit.manifest.build;
+    let pwd = b.pwd.value.trim_matches('/');
+    let path = path.trim_start_matches('/');
+    let rel = if pwd.is_empty() {
+        Some(path)
+    } else {
+        path.strip_prefix(pwd).and_then(|r| r.strip_prefix('/'))
+    };
+    let Some(rel) = rel else {
+        return false;
+    };
+    let rel = Path::new(rel);
+    b.copy.iter().any(|entry| {
+        let entry = Path::new(entry.value.trim_start_matches("./").trim_end_matches('/'));
+        rel.starts_with(entry) && lookup(&unit.dir, &rel.to_string_lossy()) == Found::Yes
+    })
+}
+
+/// Looks `path` up under the folder `root`, component by component, without
+/// following a symlink out of it: a symlink on the way counts as found.
+fn lookup(root: &Path, path: &str) -> Found {
+    let mut at = root.to_path_buf();
+    let parts: Vec<_> = Path::new(path.trim_start_matches('/'))
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        if matches!(part, Component::ParentDir) {
+            return Found::Yes; // not resolved here: the sign step looks
+        }
+        at.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            return Found::No;
+        };
+        if meta.file_type().is_symlink() {
+            return Found::Yes;
+        }
+        let last = i + 1 == parts.len();
+        if last {
+            return if meta.is_file() {
+                Found::Yes
+            } else {
+                Found::No
+            };
+        }
+        if !meta.is_dir() {
+            return Found::No;
+        }
+    }
+    Found::No
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_finds_files_refuses_absences_and_trusts_symlinks() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::create_dir_all(dir.path().join("usr/bin")).expect("mkdir");
+        std::fs::write(dir.path().join("usr/bin/python3"), b"elf").expect("write");
+        std::os::unix::fs::symlink("usr/bin", dir.path().join("bin")).expect("symlink");
+        assert_eq!(lookup(dir.path(), "/usr/bin/python3"), Found::Yes);
+        assert_eq!(lookup(dir.path(), "/usr/bin/nope"), Found::No);
+        assert_eq!(lookup(dir.path(), "/usr/bin"), Found::No);
+        assert_eq!(lookup(dir.path(), "/usr/bin/python3/x"), Found::No);
+        assert_eq!(lookup(dir.path(), "/bin/anything"), Found::Yes);
+        assert_eq!(lookup(dir.path(), "/opt/x"), Found::No);
+    }
+}
