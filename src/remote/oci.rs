@@ -8,7 +8,7 @@
 //!   "artifactType": "application/vnd.scone.action.v1+json",
 //!   "config": { "mediaType": "application/vnd.scone.action.v1+json",
 //!               "digest": "sha256:<the entry JSON>", "size": …,
-//!               "data": "<the entry, base64, when ≤ 64 KiB>" },
+//!               "data": "<the entry, base64, when ≤ 256 KiB>" },
 //!   "layers": [ { "mediaType": "application/vnd.scone.blob.v1",
 //!                 "digest": "sha256:…", "size": …,
 //!                 "annotations": { "dev.scone.blake3": "…" } } ],
