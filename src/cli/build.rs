@@ -410,12 +410,12 @@ fn execute_with(
         if let Some(tier) = remote.as_ref().filter(|_| last.is_none()) {
             tier.begin(&planned, session.store().root());
         }
-        let report = session.run(&nodes, &opts, &clock.tee(&out))?;
+        let mut report = session.run(&nodes, &opts, &clock.tee(&out))?;
         clock.ran(&nodes, &report, &session);
         out.finished(&report);
         if !report.success() {
             clock.phase("record");
-            let next = next_state(&report, planned, whole, None);
+            let next = next_state(&mut report, planned, whole, None);
             session.finish(next)?;
             upload_rest(remote.as_deref(), None, &target_dir, common, &probe);
             clock.save(false, &target_dir, &probe, common.message_format)?;
@@ -429,7 +429,7 @@ fn execute_with(
         let updated = scone::lockfile::updated(&lock, &report.results, whole.then_some(&planned));
         if locked && updated != lock {
             let diff = lock.diff(&updated).join("\n");
-            let next = next_state(&report, planned, whole, None);
+            let next = next_state(&mut report, planned, whole, None);
             session.finish(next)?;
             bail!(
                 "scone.lock needs to be updated but --locked was given:\n{diff}\nhelp: run without --locked to update scone.lock"
@@ -442,7 +442,7 @@ fn execute_with(
             .map(|records| (planned.clone(), records));
         last = Some((report, planned, updated, effects));
     }
-    let Some((report, planned, new_lock, effects)) = last else {
+    let Some((mut report, planned, new_lock, effects)) = last else {
         bail!("internal: a build without a phase");
     };
 
@@ -484,7 +484,7 @@ fn execute_with(
             .collect(),
         warnings: super::output::stored_warnings(&ws.warnings),
     });
-    session.finish(next_state(&report, planned, whole, load))?;
+    session.finish(next_state(&mut report, planned, whole, load))?;
     upload_rest(remote.as_deref(), index, &target_dir, common, &probe);
     if let Some(a) = apply {
         if a.load {
@@ -565,19 +565,20 @@ fn check_default_bases(ws: &Workspace, only: &[usize]) -> anyhow::Result<()> {
 }
 
 /// The state a build leaves (`load`: `None` when it cannot be replayed).
+/// The next build state; the consults move out of `report` (nothing reads
+/// them after: at 10,000 services a copy was tens of MB).
 fn next_state(
-    report: &engine::BuildReport,
+    report: &mut engine::BuildReport,
     planned: Vec<StepId>,
     whole: bool,
     load: Option<LastLoad>,
 ) -> NextState {
     NextState {
-        ran: report
-            .consulted
-            .iter()
+        ran: std::mem::take(&mut report.consulted)
+            .into_iter()
             .filter_map(|(id, own)| {
-                let record = report.results.get(id)?;
-                Some((id.clone(), std::sync::Arc::clone(record), own.clone()))
+                let record = report.results.get(&id)?;
+                Some((id, std::sync::Arc::clone(record), own))
             })
             .collect(),
         reused: report.reused.clone(),

@@ -124,7 +124,8 @@ struct Ran {
     id: StepId,
     fingerprint: String,
     output: Arc<str>,
-    record: Vec<u8>,
+    /// Its record's place in the state's buffer.
+    record: std::ops::Range<usize>,
     consults: Vec<(PathBuf, Option<Digest>, bool)>,
 }
 
@@ -153,7 +154,7 @@ impl NextState {
     /// build knows.
     fn assemble(self, target: &Path, table: PathTable) -> BuildState {
         let recorded_ns = now_ns();
-        let (previous, fresh, churned) = table.into_parts();
+        let (previous, mut fresh, churned) = table.into_parts();
         let store = target.join(".scone");
         let ran_ids: HashSet<&StepId> = self.ran.iter().map(|(id, ..)| id).collect();
         let dropped: HashSet<&StepId> = self.dropped.iter().collect();
@@ -176,6 +177,18 @@ impl NextState {
                 .collect()
         };
 
+        // The records of the kept steps, then of the steps that ran, in one
+        // buffer (the state's), each written once.
+        let mut bytes = Vec::with_capacity(previous.records.len());
+        let kept_records: Vec<std::ops::Range<usize>> = kept
+            .iter()
+            .map(|&i| {
+                let start = bytes.len();
+                bytes.extend_from_slice(previous.steps[i].record_bytes(&previous));
+                start..bytes.len()
+            })
+            .collect();
+
         // The steps that ran, their consults by path.
         let mut made_entries: HashMap<PathBuf, PathEntry> = HashMap::new();
         let mut ran: Vec<Ran> = Vec::with_capacity(self.ran.len());
@@ -184,32 +197,43 @@ impl NextState {
                 continue;
             }
             let mut consults = Vec::with_capacity(consulted.len());
+            // A path made (or cached) by several steps has one entry: the
+            // first's (its stat and digest are the same for the others).
+            let mut made_once = |path: &Path, digest: Option<&str>| -> Option<Digest> {
+                if let Some(entry) = made_entries.get(path) {
+                    return entry.digest;
+                }
+                let entry = made(path, digest, fresh.remove(path), recorded_ns);
+                let digest = entry.digest;
+                made_entries.insert(path.to_path_buf(), entry);
+                digest
+            };
             for own in consulted {
                 match own {
                     Own::Read(path, expect) => consults.push((path, expect, true)),
                     Own::Made(path, digest) => {
-                        let entry = made(&path, digest.as_deref(), fresh.get(&path), recorded_ns);
-                        consults.push((path.clone(), entry.digest, true));
-                        made_entries.insert(path, entry);
+                        let digest = made_once(&path, digest.as_deref());
+                        consults.push((path, digest, true));
                     }
                     Own::Cached(path, digest) => {
-                        let entry = made(&path, Some(&digest), fresh.get(&path), recorded_ns);
-                        consults.push((path.clone(), entry.digest, false));
-                        made_entries.insert(path, entry);
+                        let digest = made_once(&path, Some(&digest));
+                        consults.push((path, digest, false));
                     }
                 }
             }
             // The fingerprint's inputs stay in the action cache (`--explain`
             // reads them there): the state holds what dependents read.
-            let Ok(json) = serde_json::to_vec(&super::super::record::RecordView::of(&record))
-            else {
+            let start = bytes.len();
+            let view = super::super::record::RecordView::of(&record);
+            if serde_json::to_writer(&mut bytes, &view).is_err() {
+                bytes.truncate(start);
                 continue;
-            };
+            }
             ran.push(Ran {
                 id,
                 fingerprint: record.fingerprint.clone(),
                 output: record.output_digest().into(),
-                record: json,
+                record: start..bytes.len(),
                 consults,
             });
         }
@@ -325,30 +349,30 @@ impl NextState {
                 (None, Some(_)) => false,
                 (Some(old), Some(new)) => key(&old.path) < key(new),
             };
-            if take_old {
+            // What this build learnt of a path replaces what the last state
+            // knew (what a step made last: it is the newest). Moved, not
+            // copied: at 10,000 services these are a million paths.
+            let path = if take_old {
                 remap[o] = paths.len() as u32;
-                paths.push(previous.paths[o].clone());
                 o += 1;
+                previous.paths[o - 1].path.as_path()
             } else {
-                paths.push(blank(brand_new[n]));
                 n += 1;
-            }
+                brand_new[n - 1]
+            };
+            let entry = made_entries
+                .remove(path)
+                .or_else(|| fresh.remove(path))
+                .unwrap_or_else(|| {
+                    if take_old {
+                        previous.paths[o - 1].clone()
+                    } else {
+                        blank(path)
+                    }
+                });
+            paths.push(entry);
         }
-        // What this build learnt of a path replaces what the last state
-        // knew (what a step made last: it is the newest).
-        let position = |paths: &[PathEntry], path: &Path| {
-            paths.binary_search_by(|e| key(&e.path).cmp(key(path))).ok()
-        };
-        for (path, entry) in fresh.iter().filter(|(p, _)| !made_entries.contains_key(*p)) {
-            if let Some(i) = position(&paths, path) {
-                paths[i] = entry.clone();
-            }
-        }
-        for (path, entry) in made_entries {
-            if let Some(i) = position(&paths, &path) {
-                paths[i] = entry;
-            }
-        }
+        drop((made_entries, fresh));
         // Publishing linked and unlinked shared inodes (a base layer is in
         // every image): their ctime moved under every path. An entry whose
         // stat differs from now in ctime alone keeps its digest.
@@ -363,19 +387,14 @@ impl NextState {
         };
 
         // The steps, in id order: kept ones as they were, renumbered.
-        let mut bytes = Vec::with_capacity(
-            previous.records.len() + ran.iter().map(|r| r.record.len()).sum::<usize>(),
-        );
         let mut steps: Vec<StepEntry> = Vec::with_capacity(kept.len() + ran.len());
-        for &i in &kept {
+        for (&i, record) in kept.iter().zip(kept_records) {
             let old = &previous.steps[i];
-            let start = bytes.len();
-            bytes.extend_from_slice(old.record_bytes(&previous));
             steps.push(StepEntry {
                 id: old.id.clone(),
                 fingerprint: old.fingerprint.clone(),
                 output: Arc::clone(&old.output),
-                record: start..bytes.len(),
+                record,
                 parsed: OnceLock::new(),
                 consults: old
                     .consults
@@ -388,13 +407,11 @@ impl NextState {
             });
         }
         for r in ran {
-            let start = bytes.len();
-            bytes.extend_from_slice(&r.record);
             steps.push(StepEntry {
                 id: r.id,
                 fingerprint: r.fingerprint,
                 output: r.output,
-                record: start..bytes.len(),
+                record: r.record,
                 parsed: OnceLock::new(),
                 consults: r
                     .consults
@@ -455,10 +472,10 @@ impl NextState {
 /// path, else its stat now with that digest (a folder's listing). Whoever
 /// may write into `target/` while a build runs is trusted not to (see
 /// docs/security.md): a file is not read back here.
-fn made(path: &Path, digest: Option<&str>, fresh: Option<&PathEntry>, now_ns: i64) -> PathEntry {
+fn made(path: &Path, digest: Option<&str>, fresh: Option<PathEntry>, now_ns: i64) -> PathEntry {
     let stat = Stat::of_path(path);
     if let Some(e) = fresh.filter(|e| e.stat == stat && e.digest.is_some()) {
-        return e.clone();
+        return e;
     }
     let digest = match (stat, digest) {
         (None, _) => None,
