@@ -500,16 +500,31 @@ impl std::fmt::Debug for ParsedSecret {
     }
 }
 
+/// serde-saphyr's default budget, but for the number of nodes and events:
+/// its default (250,000 nodes) stops a session of about 9,000 services (a
+/// 10,000-service mesh's has ~300,000 nodes in 4.6 MB). The body cap
+/// ([`crate::cas::serve::MAX_SESSION_BYTES`]) bounds them in the server; the
+/// caps on aliases, anchors, nesting and documents stay.
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 4_000_000;
+    budget.max_events = 8_000_000;
+    let mut opts = serde_saphyr::Options::default();
+    opts.budget = Some(budget);
+    opts
+}
+
 /// Parses an uploaded session and checks its name and predecessor form. The error
 /// text never quotes the document (it may hold fixed secret values).
 pub fn parse_session(yaml: &str) -> Result<ParsedSession, CasError> {
-    let parsed: ParsedSession = serde_saphyr::from_str(yaml).map_err(|e| {
-        let location = e
-            .location()
-            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-            .unwrap_or_default();
-        CasError::InvalidSession(format!("the session is not valid YAML{location}"))
-    })?;
+    let parsed: ParsedSession =
+        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| {
+            let location = e
+                .location()
+                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                .unwrap_or_default();
+            CasError::InvalidSession(format!("the session is not valid YAML{location}"))
+        })?;
     check_session_name(&parsed.name)?;
     if let Some(p) = &parsed.predecessor {
         if !is_session_hash(p) {

@@ -340,3 +340,16 @@ fn every_character_round_trips_through_a_quoted_scalar() {
         broken.join(" ")
     );
 }
+
+#[test]
+fn a_session_past_the_default_node_budget_parses() {
+    // serde-saphyr's default budget stops at 250,000 nodes: about 9,000
+    // services. 100,000 one-key entries are 300,000 nodes in 1.6 MB.
+    let mut yaml = String::from("name: \"big\"\nservices:\n");
+    for i in 0..100_000 {
+        yaml.push_str(&format!("  - n: {i}\n"));
+    }
+    assert!(yaml.len() < crate::cas::serve::MAX_SESSION_BYTES);
+    let parsed = parse_session(&yaml).expect("a session this size parses");
+    assert_eq!(parsed.name, "big");
+}
