@@ -302,17 +302,7 @@ fn apply_push_attaches_the_sbom_and_provenance_as_referrers_listed_by_skopeo() {
     let registry = Registry::start();
     let sb = Sandbox::new();
     let dir = sb.multi(registry.addr());
-    let out = sb
-        .scone(&dir)
-        .args(["apply", "--push", "--message-format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = messages(&out.stdout);
+    let msgs = sb.json_ok(&dir, &["apply", "--push"]);
     let position = |step: &str, unit: &str| {
         msgs.iter()
             .position(|m| m["step"] == step && m["unit"] == unit)
@@ -403,12 +393,7 @@ fn apply_push_attaches_the_sbom_and_provenance_as_referrers_listed_by_skopeo() {
     }
 
     // Applied again: nothing new is attached (the index still lists two).
-    let out = sb
-        .scone(&dir)
-        .args(["apply", "--push", "--message-format", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    sb.json_ok(&dir, &["apply", "--push"]);
     let digest = built_image_digest(&dir, "multi_a");
     let index = tools::skopeo_raw_manifest(&format!(
         "{}/multi/a:{}",
@@ -469,17 +454,7 @@ fn a_registry_with_the_referrers_api_is_used_through_it_and_verify_finds_them() 
     let registry = ReferrersRegistry::start();
     let sb = Sandbox::new();
     let dir = sb.multi(registry.addr());
-    let out = sb
-        .scone(&dir)
-        .args(["apply", "--push", "--message-format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = messages(&out.stdout);
+    let msgs = sb.json_ok(&dir, &["apply", "--push"]);
     let pushed_log = registry.log();
     let spdx = "application/spdx+json";
     let in_toto = "application/vnd.in-toto+json";

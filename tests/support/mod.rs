@@ -183,15 +183,23 @@ impl Sandbox {
     /// `scone build -f mesh.yml --message-format json EXTRA…` in `root`; panics
     /// with both outputs if it fails; returns the messages.
     pub fn build_json(&self, root: &std::path::Path, extra: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = vec!["build", "-f", "mesh.yml"];
+        args.extend_from_slice(extra);
+        self.json_ok(root, &args)
+    }
+
+    /// `scone ARGS --message-format json` in `root`: it must succeed; its
+    /// messages.
+    pub fn json_ok(&self, root: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
         let out = self
             .scone(root)
-            .args(["build", "-f", "mesh.yml", "--message-format", "json"])
-            .args(extra)
+            .args(args)
+            .args(["--message-format", "json"])
             .output()
             .expect("running scone");
         assert!(
             out.status.success(),
-            "scone build {extra:?} failed:\n{}\n{}",
+            "scone {args:?} failed:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
