@@ -236,6 +236,22 @@ fn execute_with(
     let key = invocation::key(args, apply);
     let own_names = invocation::own_names(&location.root, &target_dir);
     let own: Vec<&std::ffi::OsStr> = own_names.iter().map(|n| n.as_os_str()).collect();
+    if apply.is_none() {
+        // A replay that lists its steps reads them from the rest of the state.
+        let listed = || !probe.lists_fresh() || session.state().last.is_some();
+        if let Some(fresh) = session.fresh(&key, &own).filter(|_| listed()) {
+            clock.phase("replay");
+            let report = replay(&session, &fresh, &probe);
+            clock.replayed(report.fresh);
+            clock.save(true, &target_dir, &probe, common.message_format)?;
+            return Ok(Outcome {
+                code: 0,
+                workspace: None,
+                report: Some(report),
+                inputs: Vec::new(),
+            });
+        }
+    }
     let verdict = match apply {
         None => session.state().check(&key, &own),
         Some(_) => Verdict::Full {
@@ -247,7 +263,12 @@ fn execute_with(
     let reuse = match verdict {
         Verdict::Fresh => {
             clock.phase("replay");
-            let report = replay(&session, &probe);
+            let last = session.state().last.as_ref();
+            let fresh = scone::engine::state::FreshBuild {
+                steps: last.map_or(0, |l| l.steps.len()),
+                warnings: last.map(|l| l.warnings.clone()).unwrap_or_default(),
+            };
+            let report = replay(&session, &fresh, &probe);
             clock.replayed(report.fresh);
             clock.save(true, &target_dir, &probe, common.message_format)?;
             return Ok(Outcome {
@@ -590,15 +611,19 @@ fn next_state(
 }
 
 /// Replays the last build: every step it planned, fresh.
-fn replay(session: &Session, out: &Output) -> engine::BuildReport {
+/// The messages of a build with nothing to do: the last build's warnings and,
+/// where they are listed (JSON, `-v`), its steps as fresh (only then is the
+/// rest of the state read).
+fn replay(
+    session: &Session,
+    fresh: &scone::engine::state::FreshBuild,
+    out: &Output,
+) -> engine::BuildReport {
     let started = std::time::Instant::now();
-    let state = session.state();
-    let Some(last) = &state.last else {
-        return engine::BuildReport::default();
-    };
-    out.warn_all(&super::output::read_stored_warnings(&last.warnings));
-    if out.wants_reused() {
-        for &i in &last.steps {
+    out.warn_all(&super::output::read_stored_warnings(&fresh.warnings));
+    if out.lists_fresh() {
+        let state = session.state();
+        for &i in state.last.iter().flat_map(|l| &l.steps) {
             let step = &state.steps[i as usize];
             let outputs = if out.wants_outputs() {
                 step.record(state)
@@ -618,7 +643,7 @@ fn replay(session: &Session, out: &Output) -> engine::BuildReport {
         }
     }
     let report = engine::BuildReport {
-        fresh: last.steps.len(),
+        fresh: fresh.steps,
         all_cacheable: true,
         replayed: true,
         ms: started.elapsed().as_millis() as u64,

@@ -267,6 +267,14 @@ impl Output {
     }
 }
 
+impl Output {
+    /// Whether a replayed build lists its steps: JSON lists every step, `-v`
+    /// prints fresh ones (a progress bar is cleared at once: it needs none).
+    pub fn lists_fresh(&self) -> bool {
+        self.format == MessageFormat::Json || self.verbosity.verbose > 0
+    }
+}
+
 impl EventSink for Output {
     fn wants_reused(&self) -> bool {
         // JSON lists every step, `-v` prints fresh ones, the bar counts them.

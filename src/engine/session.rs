@@ -1,12 +1,13 @@
 //! One build in a target folder, start to end: [`Session::open`] takes the
-//! target lock and reads the build state; [`Session::run`] runs a graph;
+//! target lock; the build state is read when first asked for (a no-op reads
+//! only its fresh list, [`Session::fresh`]); [`Session::run`] runs a graph;
 //! [`Session::finish`] writes the next state — the last file of the build —
 //! and only then lets the lock go. Nothing a build writes is outside a
 //! session's lock.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::events::EventSink;
@@ -21,7 +22,9 @@ use crate::durable;
 pub struct Session {
     dir: PathBuf,
     lock: TargetLock,
-    store: Store,
+    /// Opened with the state on first use: a no-op whose fresh list holds
+    /// never decodes the state ([`BuildState::fresh`]).
+    store: OnceLock<Store>,
 }
 
 impl Session {
@@ -35,13 +38,22 @@ impl Session {
         };
         fs::create_dir_all(target_dir).map_err(io_err)?;
         let lock = TargetLock::acquire(target_dir, on_wait).map_err(io_err)?;
-        let state = Arc::new(BuildState::load(target_dir));
-        let store = Store::open(target_dir, state).map_err(io_err)?;
+        Store::create(target_dir).map_err(io_err)?;
         Ok(Session {
             dir: target_dir.to_path_buf(),
             lock,
-            store,
+            store: OnceLock::new(),
         })
+    }
+
+    /// The last build's summary if its fresh list holds for a build with
+    /// `key` (nothing to do), without reading the rest of the state.
+    pub fn fresh(
+        &self,
+        key: &super::state::Digest,
+        own: &[&std::ffi::OsStr],
+    ) -> Option<super::state::FreshBuild> {
+        BuildState::fresh(&self.dir, key, own)
     }
 
     /// The build directory, as given.
@@ -51,11 +63,12 @@ impl Session {
 
     /// The last build's state.
     pub fn state(&self) -> &BuildState {
-        self.store.state()
+        self.store().state()
     }
 
     pub fn store(&self) -> &Store {
-        &self.store
+        self.store
+            .get_or_init(|| Store::new(&self.dir, Arc::new(BuildState::load(&self.dir))))
     }
 
     /// Runs the graph (its scratch folders wiped before and after).
@@ -70,10 +83,10 @@ impl Session {
             dir: self.dir.clone(),
             source,
         };
-        let tmp = self.store.root().join("tmp");
+        let tmp = self.store().root().join("tmp");
         durable::remove_all(&tmp).map_err(io_err)?;
         fs::create_dir_all(&tmp).map_err(io_err)?;
-        let report = scheduler::run(&self.store, &self.dir, &tmp, nodes, opts, sink);
+        let report = scheduler::run(self.store(), &self.dir, &tmp, nodes, opts, sink);
         let _ = durable::remove_all(&tmp);
         let mut report = report?;
         report.ms = started.elapsed().as_millis() as u64;
@@ -83,6 +96,10 @@ impl Session {
     /// Writes the next state, then releases the lock.
     pub fn finish(self, next: NextState) -> Result<(), EngineError> {
         let Session { dir, lock, store } = self;
+        let store = match store.into_inner() {
+            Some(store) => store,
+            None => Store::new(&dir, Arc::new(BuildState::load(&dir))),
+        };
         let written = next.write(&dir, store.into_paths());
         drop(lock);
         written.map_err(|source| EngineError::Io { dir, source })

@@ -89,26 +89,29 @@ impl Stat {
 /// what a stat costs.
 pub fn stat_all(paths: &[&Path]) -> Vec<Option<Stat>> {
     use rayon::prelude::*;
-    // Relative to the current folder where they are under it: the kernel
-    // walks fewer components. (Compared as bytes: `Path::strip_prefix` goes
-    // component by component, and cost more than the walk it saved.)
     let cwd = std::env::current_dir().ok();
     let cwd = cwd.as_ref().map(|c| c.as_os_str().as_encoded_bytes());
     paths
         .par_iter()
         .with_min_len(256)
-        .map(|path| {
-            let bytes = path.as_os_str().as_encoded_bytes();
-            let relative = cwd
-                .and_then(|cwd| bytes.strip_prefix(cwd))
-                .and_then(|rest| rest.strip_prefix(b"/"))
-                .filter(|rest| !rest.is_empty());
-            match relative {
-                Some(rest) => Stat::of_path(Path::new(OsStr::from_bytes(rest))),
-                None => Stat::of_path(path),
-            }
-        })
+        .map(|path| lstat_from(cwd, path))
         .collect()
+}
+
+/// The `lstat` of `path`, given relative to `cwd` (the current folder's
+/// bytes) where it is under it: the kernel then walks fewer components.
+/// (Compared as bytes: `Path::strip_prefix` goes component by component,
+/// and cost more than the walk it saved.)
+pub fn lstat_from(cwd: Option<&[u8]>, path: &Path) -> Option<Stat> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let relative = cwd
+        .and_then(|cwd| bytes.strip_prefix(cwd))
+        .and_then(|rest| rest.strip_prefix(b"/"))
+        .filter(|rest| !rest.is_empty());
+    match relative {
+        Some(rest) => Stat::of_path(Path::new(OsStr::from_bytes(rest))),
+        None => Stat::of_path(path),
+    }
 }
 
 /// Nanoseconds since the epoch, now.

@@ -40,12 +40,25 @@ pub fn blob_path_in(root: &Path, digest: &str) -> PathBuf {
 impl Store {
     /// Opens (creating) the store in `<target>/.scone`, with the last
     /// build's `state`.
+    /// The store in `target_dir` (its folders made), with the last build's
+    /// state.
     pub fn open(target_dir: &Path, state: Arc<BuildState>) -> io::Result<Store> {
+        Store::create(target_dir)?;
+        Ok(Store::new(target_dir, state))
+    }
+
+    /// Makes the store's folders in `target_dir`.
+    pub fn create(target_dir: &Path) -> io::Result<()> {
         let root = target_dir.join(".scone");
         fs::create_dir_all(root.join("blobs"))?;
-        fs::create_dir_all(root.join("actions"))?;
+        fs::create_dir_all(root.join("actions"))
+    }
+
+    /// The store in `target_dir`, whose folders [`Store::create`] made.
+    pub fn new(target_dir: &Path, state: Arc<BuildState>) -> Store {
+        let root = target_dir.join(".scone");
         let paths = PathTable::new(Arc::clone(&state), &root);
-        Ok(Store { root, state, paths })
+        Store { root, state, paths }
     }
 
     pub fn root(&self) -> &Path {

@@ -5,8 +5,10 @@
 //! read as none (every step then takes its record from the action cache).
 //!
 //! ```text
+//! fresh length (u64, little-endian)
+//! fresh:  the fresh list (`super::fresh`), sealed: all a no-op reads
 //! head length (u64, little-endian)
-//! head:   "sconeST2", scone's version
+//! head:   "sconeST3", scone's version
 //! paths:  count, then per path (sorted): the length it shares with the one
 //!         before, the rest of its bytes, flags, [stat], [digest], taken_ns
 //! steps:  count, then per step (sorted): kind, unit, fingerprint, output,
@@ -25,16 +27,16 @@ use std::sync::{Arc, OnceLock};
 
 use super::super::id::StepId;
 use super::super::stat::Stat;
-use super::super::wire::{put_var, put_var_bytes, put_zigzag, seal, unseal, Reader};
+use super::super::wire::{put_var, put_var_bytes, put_zigzag, unseal, Reader};
 use super::{BuildState, Consult, Digest, LastBuild, PathEntry, Records, StepEntry, Watched};
 use crate::watch::Watch;
 
-const MAGIC: &[u8; 8] = b"sconeST2";
+const MAGIC: &[u8; 8] = b"sconeST3";
 
 const HAS_STAT: u8 = 1;
 const HAS_DIGEST: u8 = 2;
 
-fn put_stat(out: &mut Vec<u8>, s: &Stat) {
+pub(super) fn put_stat(out: &mut Vec<u8>, s: &Stat) {
     put_var(out, s.size);
     put_zigzag(out, s.mtime_ns);
     put_zigzag(out, s.ctime_ns);
@@ -42,7 +44,7 @@ fn put_stat(out: &mut Vec<u8>, s: &Stat) {
     put_var(out, u64::from(s.mode));
 }
 
-fn stat(r: &mut Reader<'_>) -> Option<Stat> {
+pub(super) fn stat(r: &mut Reader<'_>) -> Option<Stat> {
     Some(Stat {
         size: r.var()?,
         mtime_ns: r.zigzag()?,
@@ -98,8 +100,19 @@ fn text(r: &mut Reader<'_>) -> Option<String> {
 /// The state as bytes; `None` if a step's fingerprint or output is not a
 /// digest (then no state is written, and the next build is a full one).
 pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(1 << 20);
-    let mut records = Vec::with_capacity(state.steps.len() * 1024);
+    // One buffer, each part written where it goes (the whole state is
+    // megabytes: a copy costs as much as writing it).
+    let fresh = super::fresh::encode(state);
+    let records_len: usize = state
+        .steps
+        .iter()
+        .map(|s| s.record_bytes(state).len())
+        .sum();
+    let mut out = Vec::with_capacity(16 + fresh.len() + (1 << 20) + records_len + 32);
+    out.extend_from_slice(&(fresh.len() as u64).to_le_bytes());
+    out.extend_from_slice(&fresh);
+    drop(fresh);
+    let head_at = out.len();
     out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(MAGIC);
     put_var_bytes(
@@ -131,7 +144,6 @@ pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
         put_hex(&mut out, &s.output)?;
         let record = s.record_bytes(state);
         put_var(&mut out, record.len() as u64);
-        records.extend_from_slice(record);
         put_var(&mut out, s.consults.len() as u64);
         for c in &s.consults {
             let table = state.paths.get(c.path as usize)?;
@@ -169,12 +181,29 @@ pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
             }
         }
     }
-    seal_from(&mut out, 8);
-    let head_len = (out.len() - 8) as u64;
-    out[..8].copy_from_slice(&head_len.to_le_bytes());
-    seal(&mut records);
-    out.extend_from_slice(&records);
+    seal_from(&mut out, head_at + 8);
+    let head_len = (out.len() - head_at - 8) as u64;
+    out[head_at..head_at + 8].copy_from_slice(&head_len.to_le_bytes());
+    let records_at = out.len();
+    for s in &state.steps {
+        out.extend_from_slice(s.record_bytes(state));
+    }
+    seal_from(&mut out, records_at);
     Some(out)
+}
+
+/// The fresh list of a state file; `None` if the file is cut off.
+pub(super) fn read_fresh(file: &File) -> Option<Vec<u8>> {
+    let mut len = [0; 8];
+    file.read_exact_at(&mut len, 0).ok()?;
+    let fresh_len = u64::from_le_bytes(len);
+    // A length past the end (a cut file, another format) is not allocated.
+    if fresh_len > file.metadata().ok()?.len().checked_sub(8)? {
+        return None;
+    }
+    let mut fresh = vec![0; usize::try_from(fresh_len).ok()?];
+    file.read_exact_at(&mut fresh, 8).ok()?;
+    Some(fresh)
 }
 
 /// Appends the blake3 of `out[from..]`.
@@ -189,16 +218,20 @@ pub fn read(file: File) -> Option<BuildState> {
     let size = file.metadata().ok()?.len();
     let mut len = [0; 8];
     file.read_exact_at(&mut len, 0).ok()?;
+    let at = u64::from_le_bytes(len).checked_add(8)?;
+    file.read_exact_at(&mut len, at).ok()?;
     let head_len = u64::from_le_bytes(len);
-    let records_len = size.checked_sub(8)?.checked_sub(head_len)?;
+    let head_at = at.checked_add(8)?;
+    let records_at = head_at.checked_add(head_len)?;
+    let records_len = size.checked_sub(records_at)?;
     let mut head = vec![0; usize::try_from(head_len).ok()?];
-    file.read_exact_at(&mut head, 8).ok()?;
+    file.read_exact_at(&mut head, head_at).ok()?;
     let mut state = decode_head(&head)?;
     let want: usize = state.steps.iter().map(|s| s.record.len()).sum();
     if records_len != want as u64 + 32 {
         return None;
     }
-    state.records = Records::in_file(file, 8 + head_len, records_len);
+    state.records = Records::in_file(file, records_at, records_len);
     Some(state)
 }
 
@@ -215,10 +248,15 @@ pub(super) fn read_records(file: &File, at: u64, len: u64) -> Option<Vec<u8>> {
 /// The state of a whole file's `bytes` (records included).
 #[cfg(test)]
 pub fn decode(bytes: Vec<u8>) -> Option<BuildState> {
-    let head_len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
-    let head = bytes.get(8..8usize.checked_add(head_len)?)?;
+    let len_at = |at: usize| -> Option<usize> {
+        usize::try_from(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)).ok()
+    };
+    let at = len_at(0)?.checked_add(8)?;
+    let head_len = len_at(at)?;
+    let head_at = at + 8;
+    let head = bytes.get(head_at..head_at.checked_add(head_len)?)?;
     let mut state = decode_head(head)?;
-    let records = unseal(bytes.get(8 + head_len..)?)?;
+    let records = unseal(bytes.get(head_at + head_len..)?)?;
     let want: usize = state.steps.iter().map(|s| s.record.len()).sum();
     if records.len() != want {
         return None;

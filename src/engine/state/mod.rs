@@ -8,7 +8,7 @@
 //! | file | what it holds | written | trusted when |
 //! |---|---|---|---|
 //! | `lock` | nothing: an `flock` | held from the start of a build until its last file is written | — |
-//! | `state` | this module: paths, steps, the last build | at the end of every build, whole (temp file, rename) | its checksum and scone's version match; else it is ignored (a full build) |
+//! | `state` | this module: the fresh list, then paths, steps, the last build, then the action records | at the end of every build, whole (temp file, rename) | each part's checksum and scone's version match; else that part is ignored (a full build) |
 //! | `actions/<fp>.json` | the action cache: fingerprint → [`ActionRecord`](super::ActionRecord) (with the fingerprint's inputs, for `--explain`) | when a step runs | it parses, names its fingerprint, and every blob it names is intact |
 //! | `blobs/<2 hex>/<blake3>` | every file a step made, by content | when a step runs | its content hashes to its name (through the path table) |
 //! | `parse-cache.bin` | parsed manifests by their rendered text (`workspace::load`) | when a manifest was parsed | its checksum matches; a pure function of the text, never stale |
@@ -24,7 +24,11 @@
 //! | last build | the invocation key (scone's version, the folder, the command line and the environment that shape a build), the steps it planned, and every path the load read: `scone.toml` candidates, the files given, manifests, every folder the discovery walk listed and the ignore files it honoured, the kinds of the paths validation looked at, `scone.lock`, the output folders | another key; any of those paths changed (a listing, a manifest's stat, a kind): the workspace is loaded and planned again |
 //!
 //! So a build asks one question, [`BuildState::check`], and gets a
-//! [`Verdict`]:
+//! [`Verdict`]. The state file opens with the *fresh list* ([`fresh`]): the
+//! check's own rule evaluated when the state was written, as a flat list of
+//! paths and the `lstat` each must still have for the answer to be
+//! [`Verdict::Fresh`]; a no-op reads only that ([`BuildState::fresh`]), as
+//! ninja reads only its log. Any other answer decodes the state.
 //!
 //! | verdict | the build |
 //! |---|---|
@@ -41,10 +45,12 @@
 
 mod check;
 mod codec;
+mod fresh;
 mod next;
 mod paths;
 
 pub use check::{is_own_name, Seen, Verdict};
+pub use fresh::FreshBuild;
 pub use next::{observe, LastLoad, NextState, Observed, Own};
 pub use paths::PathTable;
 
@@ -220,6 +226,17 @@ impl BuildState {
             Ok(file) => codec::read(file).unwrap_or_default(),
             Err(_) => BuildState::default(),
         }
+    }
+
+    /// The last build's summary, if the fresh list of the state in
+    /// `<target>/.scone` holds for a build with `key`: then [`Self::check`]
+    /// would answer [`Verdict::Fresh`], and the rest of the state need not be
+    /// read (see [`fresh`]). `None` if it does not hold or cannot tell. `own`
+    /// as for [`Self::check`].
+    pub fn fresh(target: &Path, key: &Digest, own: &[&std::ffi::OsStr]) -> Option<FreshBuild> {
+        let file = std::fs::File::open(target.join(".scone").join(FILE)).ok()?;
+        let bytes = codec::read_fresh(&file)?;
+        fresh::holds(&bytes, key, own)
     }
 
     /// The path table's entry for `path`.

@@ -219,3 +219,45 @@ fn a_kind_watch_ignores_edits_but_not_a_symlink() {
     std::os::unix::fs::symlink("/etc/passwd", &f).unwrap();
     assert!(matches!(s.check(&key, &[]), Verdict::Full { .. }));
 }
+
+#[test]
+fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
+    fs::write(&a, "a").unwrap();
+    fs::write(&m, "kind: mesh").unwrap();
+    let s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
+    let bytes = codec::encode(&s).unwrap();
+    let file = dir.path().join(".scone").join(FILE);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, &bytes).unwrap();
+    let fresh = BuildState::fresh(dir.path(), &[7; 32], &[]).expect("the list holds");
+    assert_eq!(fresh.steps, 1);
+    assert_eq!(fresh.warnings, ["w"]);
+    assert!(
+        BuildState::fresh(dir.path(), &[8; 32], &[]).is_none(),
+        "another key"
+    );
+
+    // The head damaged: a no-op still trusts the list (sealed on its own), a
+    // build that must look further finds no state.
+    let fresh_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut damaged = bytes.clone();
+    damaged[8 + fresh_len + 8 + 20] ^= 1;
+    fs::write(&file, &damaged).unwrap();
+    assert!(BuildState::fresh(dir.path(), &[7; 32], &[]).is_some());
+    assert!(BuildState::load(dir.path()).last.is_none());
+
+    // A file of another layout, whose first word is a huge length: no state,
+    // and nothing of that size allocated.
+    let mut foreign = bytes.clone();
+    foreign[..8].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
+    fs::write(&file, &foreign).unwrap();
+    assert!(BuildState::fresh(dir.path(), &[7; 32], &[]).is_none());
+    assert!(BuildState::load(dir.path()).last.is_none());
+
+    // An edited file: the list no longer holds.
+    fs::write(&file, &bytes).unwrap();
+    fs::write(&a, "b").unwrap();
+    assert!(BuildState::fresh(dir.path(), &[7; 32], &[]).is_none());
+}

@@ -1,0 +1,349 @@
+//! The fresh list: the first part of the state file, all a no-op build
+//! reads. ninja decides "nothing to do" from a flat log of paths and their
+//! times; this is the same for scone: the paths whose `lstat`s, if each is
+//! still the one listed, make [`super::BuildState::check`] answer
+//! [`super::Verdict::Fresh`] — so the check need not decode the rest.
+//!
+//! It is written only when that holds for the state being written
+//! ([`certify`]): every path the check would look at is listed once with one
+//! stat (or as absent); none of them was racy when its stat was taken (the
+//! check would hash it again) but for what scone wrote itself late in the
+//! build (`scone.lock`, the output folders, the root), whose digest is listed
+//! and compared as the check compares it; every consulted file's known digest
+//! is the one its step depends on, and every consulted folder's listing digest
+//! is known.
+//! Otherwise the list is written empty and *uncertified*, and a build decodes
+//! the whole state as before. So the list adds no rule of its own: it is the
+//! check's rule evaluated when the state is written, for the case where no
+//! stat moved.
+//!
+//! ```text
+//! "sconeFR1", scone's version, certified (0 | 1), and if 1:
+//! key, planned step count, stored warnings,
+//! paths: count, then per path (sorted): shared prefix length, the rest,
+//!        its stat as a byte string (the state's stat encoding; empty: absent),
+//!        then 0, or 1 and a content digest, or 2 and a listing digest
+//! checksum
+//! ```
+
+use std::ffi::OsStr;
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::super::stat::{content_digest, listing_digest, lstat_from, Stat};
+use super::super::wire::{put_var, put_var_bytes, seal, unseal, Reader};
+use super::check::is_own_name;
+use super::{BuildState, Digest};
+use crate::watch::Watch;
+
+const MAGIC: &[u8; 8] = b"sconeFR1";
+
+/// What a replayed no-op needs from the last build, when its list holds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FreshBuild {
+    /// How many steps the last build planned.
+    pub steps: usize,
+    /// Its load's warnings, as stored (see `cli::output::stored_warnings`).
+    pub warnings: Vec<String>,
+}
+
+/// Per path index of `state.paths`: the stat the check needs it to have
+/// (`Some(None)`: absent), or `None` if the check does not look at it. `None`
+/// as a whole if a path's stat alone cannot show that it holds.
+fn certify(state: &BuildState) -> Option<Vec<Option<Need>>> {
+    let last = state.last.as_ref()?;
+    let mut need: Vec<Option<Need>> = vec![None; state.paths.len()];
+    let mut put = |i: u32, stat: Option<Stat>, then: Then| -> Option<()> {
+        let slot = need.get_mut(i as usize)?;
+        match slot {
+            None => *slot = Some(Need { stat, then }),
+            Some(n) if n.stat == stat && (then == Then::Nothing || n.then == then) => {}
+            Some(n) if n.stat == stat && n.then == Then::Nothing => n.then = then,
+            Some(_) => return None,
+        }
+        Some(())
+    };
+    for w in &last.watched {
+        // A kind is the same under the same stat; anything else also needs
+        // the stat not racy, or else what it holds compared (what scone
+        // wrote itself, late in the build: see `check::watched_holds`).
+        let then = match w.stat {
+            Some(s) if w.watch != Watch::Kind && s.is_racy(w.taken_ns) => match w.digest {
+                Some(d) if s.is_dir() => Then::Listing(d),
+                Some(d) => Then::Content(d),
+                None => return None,
+            },
+            _ => Then::Nothing,
+        };
+        put(w.path, w.stat, then)?;
+    }
+    for &s in &last.steps {
+        for c in state
+            .steps
+            .get(s as usize)?
+            .consults
+            .iter()
+            .filter(|c| c.watched)
+        {
+            let entry = state.paths.get(c.path as usize)?;
+            match (entry.stat, c.expect) {
+                (None, None) => put(c.path, None, Then::Nothing)?,
+                (Some(stat), Some(want))
+                    if !stat.is_racy(entry.taken_ns) && entry.digest == Some(want) =>
+                {
+                    put(c.path, Some(stat), Then::Nothing)?
+                }
+                _ => return None,
+            }
+        }
+    }
+    Some(need)
+}
+
+/// What a listed path must be for the check to hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Need {
+    /// Its `lstat` (`None`: absent).
+    stat: Option<Stat>,
+    then: Then,
+}
+
+/// What is compared after the stat, for a path scone wrote itself late in
+/// the build (its stat racy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Then {
+    Nothing,
+    /// [`content_digest`].
+    Content(Digest),
+    /// [`listing_digest`] without scone's own names in the root.
+    Listing(Digest),
+}
+
+/// A stat as the list holds it: compared as bytes, never decoded.
+fn stat_bytes(stat: Option<&Stat>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    if let Some(s) = stat {
+        super::codec::put_stat(&mut out, s);
+    }
+    out
+}
+
+/// The fresh list of `state`, sealed.
+pub(super) fn encode(state: &BuildState) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    put_var_bytes(
+        &mut out,
+        super::super::fingerprint::tool_version().as_bytes(),
+    );
+    match (certify(state), &state.last) {
+        (Some(need), Some(last)) => {
+            out.push(1);
+            out.extend_from_slice(&last.key);
+            put_var(&mut out, last.steps.len() as u64);
+            put_var(&mut out, last.warnings.len() as u64);
+            for w in &last.warnings {
+                put_var_bytes(&mut out, w.as_bytes());
+            }
+            put_var(&mut out, need.iter().flatten().count() as u64);
+            let mut previous: &[u8] = &[];
+            for (entry, need) in state.paths.iter().zip(&need) {
+                let Some(need) = need else { continue };
+                let bytes = entry.path.as_os_str().as_encoded_bytes();
+                let shared = bytes
+                    .iter()
+                    .zip(previous)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                put_var(&mut out, shared as u64);
+                put_var_bytes(&mut out, &bytes[shared..]);
+                previous = bytes;
+                put_var_bytes(&mut out, &stat_bytes(need.stat.as_ref()));
+                match need.then {
+                    Then::Nothing => out.push(0),
+                    Then::Content(d) => {
+                        out.push(1);
+                        out.extend_from_slice(&d);
+                    }
+                    Then::Listing(d) => {
+                        out.push(2);
+                        out.extend_from_slice(&d);
+                    }
+                }
+            }
+        }
+        _ => out.push(0),
+    }
+    seal(&mut out);
+    out
+}
+
+/// Whether the fresh list in `bytes` (sealed) holds for a build with `key`:
+/// its last build's summary if every listed path's `lstat` is the one listed.
+/// `None` if it does not hold, is uncertified, damaged, or not this scone's.
+pub(super) fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshBuild> {
+    let mut r = Reader(unseal(bytes)?);
+    if r.take(8)? != MAGIC
+        || r.var_bytes()? != super::super::fingerprint::tool_version().as_bytes()
+        || r.take(1)? != [1]
+        || r.take(32)? != key
+    {
+        return None;
+    }
+    let steps = r.var_len()?;
+    let n = r.var_len()?;
+    let mut warnings = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        warnings.push(String::from_utf8(r.var_bytes()?.to_vec()).ok()?);
+    }
+    // The paths into one buffer, then looked at in parallel.
+    let n = r.var_len()?;
+    let mut joined: Vec<u8> = Vec::with_capacity(r.0.len() * 4);
+    let mut listed: Vec<(Range<usize>, &[u8], Then)> = Vec::with_capacity(n.min(1 << 24));
+    let mut previous = 0..0;
+    for _ in 0..n {
+        let shared = r.var_len()?;
+        let rest = r.var_bytes()?;
+        if shared > previous.len() {
+            return None;
+        }
+        let start = joined.len();
+        joined.extend_from_within(previous.start..previous.start + shared);
+        joined.extend_from_slice(rest);
+        previous = start..joined.len();
+        let stat = r.var_bytes()?;
+        let then = match *r.take(1)?.first()? {
+            0 => Then::Nothing,
+            1 => Then::Content(r.take(32)?.try_into().ok()?),
+            2 => Then::Listing(r.take(32)?.try_into().ok()?),
+            _ => return None,
+        };
+        listed.push((previous.clone(), stat, then));
+    }
+    if !r.is_empty() {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok();
+    let cwd = cwd.as_ref().map(|c| c.as_os_str().as_encoded_bytes());
+    let same = listed
+        .par_iter()
+        .with_min_len(256)
+        .all(|(path, want, then)| {
+            let path = Path::new(OsStr::from_bytes(&joined[path.clone()]));
+            let now = lstat_from(cwd, path);
+            stat_bytes(now.as_ref()) == *want
+                && match (then, now) {
+                    (Then::Nothing, _) => true,
+                    (Then::Content(d), Some(now)) => content_digest(path, &now) == Some(*d),
+                    (Then::Listing(d), Some(_)) => {
+                        listing_digest(path, |n| is_own_name(n, own)) == Some(*d)
+                    }
+                    (_, None) => false,
+                }
+        });
+    same.then_some(FreshBuild { steps, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::state::{Consult, LastBuild, PathEntry, StepEntry, Watched};
+
+    fn stat_of(path: &Path) -> Stat {
+        Stat::of_path(path).expect("exists")
+    }
+
+    /// A state whose last build watched `dir` and had one step consult
+    /// `dir/a` (an old file, so its stat is not racy).
+    fn state(dir: &Path) -> BuildState {
+        let file = dir.join("a");
+        std::fs::write(&file, "a").unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let now = super::super::super::stat::now_ns();
+        let mut state = BuildState {
+            paths: vec![PathEntry {
+                path: file.clone(),
+                stat: Some(stat_of(&file)),
+                digest: Some([7; 32]),
+                taken_ns: now,
+            }],
+            ..BuildState::default()
+        };
+        state.steps.push(StepEntry {
+            id: crate::engine::id::StepId::new("copy", "a"),
+            fingerprint: "ab".repeat(32),
+            output: "cd".repeat(32).into(),
+            record: 0..0,
+            parsed: std::sync::OnceLock::new(),
+            consults: vec![Consult {
+                path: 0,
+                expect: Some([7; 32]),
+                watched: true,
+            }],
+        });
+        state.last = Some(LastBuild {
+            key: [1; 32],
+            steps: vec![0],
+            warnings: vec!["w".into()],
+            watched: vec![Watched {
+                path: 0,
+                watch: Watch::Content,
+                stat: Some(stat_of(&file)),
+                digest: None,
+                taken_ns: now,
+            }],
+            ..LastBuild::default()
+        });
+        state
+    }
+
+    #[test]
+    fn holds_while_every_listed_stat_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path());
+        let bytes = encode(&state);
+        let fresh = holds(&bytes, &[1; 32], &[]).expect("holds");
+        assert_eq!(fresh.steps, 1);
+        assert_eq!(fresh.warnings, vec!["w".to_string()]);
+        assert_eq!(holds(&bytes, &[2; 32], &[]), None, "another key");
+        std::fs::write(dir.path().join("a"), "b").unwrap();
+        assert_eq!(holds(&bytes, &[1; 32], &[]), None, "an edited file");
+    }
+
+    #[test]
+    fn is_not_certified_where_a_stat_alone_cannot_show_the_check_s_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        // The step depends on another digest than the path table knows.
+        let mut s = state(dir.path());
+        s.steps[0].consults[0].expect = Some([8; 32]);
+        assert_eq!(holds(&encode(&s), &[1; 32], &[]), None);
+        // The stat was taken right after the file was written (racy).
+        let mut s = state(dir.path());
+        s.paths[0].taken_ns = s.paths[0].stat.unwrap().mtime_ns + 1;
+        assert_eq!(holds(&encode(&s), &[1; 32], &[]), None);
+        // The load watched the file under another stat than the table's.
+        let mut s = state(dir.path());
+        if let Some(last) = s.last.as_mut() {
+            last.watched[0].stat.as_mut().unwrap().size += 1;
+        }
+        assert_eq!(holds(&encode(&s), &[1; 32], &[]), None);
+        // No last build.
+        let mut s = state(dir.path());
+        s.last = None;
+        assert_eq!(holds(&encode(&s), &[1; 32], &[]), None);
+        // Damage.
+        let mut bytes = encode(&state(dir.path()));
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        assert_eq!(holds(&bytes, &[1; 32], &[]), None);
+    }
+}
