@@ -9,8 +9,13 @@
 //!
 //! Only a definite absence is refused: a symlink on the way (it may point
 //! anywhere in the image) counts as present.
+//!
+//! Services mostly share their base: what one check found of a base folder
+//! (whether it is one, and each path looked up in it) is remembered for the
+//! rest of the check, so 1,000 services on one `dir:` base walk its PATH once.
 
-use std::path::{Component, Path};
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
 
 use crate::manifest::diag::{Diagnostic, ErrorKind};
 use crate::manifest::located::Located;
@@ -19,7 +24,7 @@ use crate::oci::image::DEFAULT_PATH;
 use crate::workspace::{ServiceUnit, Workspace};
 
 /// What a lookup of one path found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
     /// A regular file (or a symlink, which may lead to one).
     Yes,
@@ -63,18 +68,19 @@ pub fn missing_entry_binaries(
     cwd: &Path,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let mut memo = Memo::default();
     for (i, unit) in ws.services.iter().enumerate() {
         if !only.is_empty() && !only.contains(&i) {
             continue;
         }
-        let Some(root) = inspectable_root(ws, unit, cache_dir) else {
+        let Some(root) = memo.inspectable_root(ws, unit, cache_dir) else {
             continue;
         };
         let (field, located, binary) = entry_field(unit);
         if binary.is_empty() {
             continue; // an empty command is refused by validation
         }
-        if present(unit, root.as_deref(), &binary) {
+        if present(unit, root.as_deref(), &binary, &mut memo) {
             continue;
         }
         let m = &unit.manifest;
@@ -106,18 +112,50 @@ pub fn missing_entry_binaries(
     out
 }
 
-/// The base's folder when scone can look into it offline: `Some(Some(dir))`
-/// for a `dir:` base that exists, `Some(None)` for `scratch`, `None` otherwise.
-fn inspectable_root(
-    ws: &Workspace,
-    unit: &ServiceUnit,
-    cache_dir: &Path,
-) -> Option<Option<std::path::PathBuf>> {
-    let spec = super::base_spec_text(ws, unit, cache_dir)?;
-    match BaseSpec::parse(&spec).ok()? {
-        BaseSpec::Scratch => Some(None),
-        BaseSpec::Dir(dir) if dir.is_dir() => Some(Some(dir)),
-        _ => None,
+/// What one check found of the bases, by base and by path (see the module
+/// documentation): the file system is taken as it was when first looked at.
+#[derive(Default)]
+struct Memo {
+    /// Base reference (as [`super::base_spec_text`] gives it) → its root.
+    roots: HashMap<String, Option<Option<PathBuf>>>,
+    /// Base folder → image path → what [`lookup`] found there.
+    found: HashMap<PathBuf, HashMap<String, Found>>,
+}
+
+impl Memo {
+    /// The base's folder when scone can look into it offline: `Some(Some(dir))`
+    /// for a `dir:` base that exists, `Some(None)` for `scratch`, `None` otherwise.
+    fn inspectable_root(
+        &mut self,
+        ws: &Workspace,
+        unit: &ServiceUnit,
+        cache_dir: &Path,
+    ) -> Option<Option<PathBuf>> {
+        let spec = super::base_spec_text(ws, unit, cache_dir)?;
+        if let Some(known) = self.roots.get(&spec) {
+            return known.clone();
+        }
+        let root = match BaseSpec::parse(&spec).ok() {
+            Some(BaseSpec::Scratch) => Some(None),
+            Some(BaseSpec::Dir(dir)) if dir.is_dir() => Some(Some(dir)),
+            _ => None,
+        };
+        self.roots.insert(spec, root.clone());
+        root
+    }
+
+    /// [`lookup`] of `path` in the base folder `root`, remembered.
+    fn lookup(&mut self, root: &Path, path: &str) -> Found {
+        let paths = match self.found.get_mut(root) {
+            Some(paths) => paths,
+            None => self.found.entry(root.to_path_buf()).or_default(),
+        };
+        if let Some(&found) = paths.get(path) {
+            return found;
+        }
+        let found = lookup(root, path);
+        paths.insert(path.to_string(), found);
+        found
     }
 }
 
@@ -133,22 +171,29 @@ fn path_var(unit: &ServiceUnit) -> String {
 }
 
 /// Whether `binary` (absolute, or a name looked up on PATH) may be in the image.
-fn present(unit: &ServiceUnit, root: Option<&Path>, binary: &str) -> bool {
+fn present(unit: &ServiceUnit, root: Option<&Path>, binary: &str, memo: &mut Memo) -> bool {
     if binary.contains('/') {
-        return in_image(unit, root, binary);
+        return in_image(unit, root, binary, memo);
     }
     path_var(unit)
         .split(':')
         .filter(|d| !d.is_empty())
-        .any(|d| in_image(unit, root, &format!("{}/{binary}", d.trim_end_matches('/'))))
+        .any(|d| {
+            in_image(
+                unit,
+                root,
+                &format!("{}/{binary}", d.trim_end_matches('/')),
+                memo,
+            )
+        })
 }
 
 /// Whether the image path `path` may be a file: in the copied files or the base.
-fn in_image(unit: &ServiceUnit, root: Option<&Path>, path: &str) -> bool {
+fn in_image(unit: &ServiceUnit, root: Option<&Path>, path: &str, memo: &mut Memo) -> bool {
     if copied(unit, path) {
         return true;
     }
-    root.is_some_and(|root| lookup(root, path) == Found::Yes)
+    root.is_some_and(|root| memo.lookup(root, path) == Found::Yes)
 }
 
 /// Whether `path` is one of the files `copy:` puts under `pwd`.
