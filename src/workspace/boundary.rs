@@ -38,6 +38,12 @@ impl Boundary {
     /// Whether the absolute `path`, links followed, lies inside the repository or
     /// an allowed folder.
     pub fn permits(&self, path: &Path) -> bool {
+        self.permits_with(path, resolve)
+    }
+
+    /// [`Boundary::permits`], with `resolve` giving what [`resolve`] gives (a
+    /// loader remembers the folders it resolved).
+    pub fn permits_with(&self, path: &Path, resolve: impl FnOnce(&Path) -> PathBuf) -> bool {
         if let Some(&known) = memo(&self.memo).get(path) {
             return known;
         }
@@ -53,6 +59,16 @@ impl Boundary {
     /// resolved path), so services that name one base by different routes share
     /// one answer.
     pub fn permits_in(&self, resolved_dir: &Path, rel: &str) -> bool {
+        self.permits_in_with(resolved_dir, rel, resolve)
+    }
+
+    /// [`Boundary::permits_in`], with `resolve` as in [`Boundary::permits_with`].
+    pub fn permits_in_with(
+        &self,
+        resolved_dir: &Path,
+        rel: &str,
+        resolve: impl FnOnce(&Path) -> PathBuf,
+    ) -> bool {
         let mut path = resolved_dir.to_path_buf();
         let mut rest = Path::new(rel).components().peekable();
         while let Some(c) = rest.peek() {
@@ -68,7 +84,7 @@ impl Boundary {
         for c in rest {
             path.push(c);
         }
-        self.permits(&path)
+        self.permits_with(&path, resolve)
     }
 }
 

@@ -96,6 +96,8 @@ struct Loader {
     resolver: resolve::Resolver,
     /// What the load read (see [`Workspace::watched`]).
     watched: crate::watch::Watched,
+    /// Walks of `copy:` folders taken while validating (see `watched::add_validated`).
+    walks: std::collections::HashMap<PathBuf, super::watched::Walk>,
     /// `scone.toml` and its text, when there is one (for positions).
     config_text: Option<(PathBuf, String)>,
     /// `[paths] allow` of `scone.toml`.
@@ -120,6 +122,7 @@ impl Loader {
             prepared: std::collections::HashMap::new(),
             resolver: resolve::Resolver::default(),
             watched: Vec::new(),
+            walks: std::collections::HashMap::new(),
             config_text: None,
             allow: Vec::new(),
             boundary: None,
@@ -285,6 +288,7 @@ impl Loader {
             Some(Ok(c)) => {
                 self.diags.extend(c.diags);
                 self.warnings.extend(c.warnings);
+                self.walks.extend(c.walks);
                 (c.manifest, c.dir)
             }
             Some(Err(d)) => return self.fail(d),
@@ -592,7 +596,7 @@ impl Loader {
             meshes,
             watched: std::mem::take(&mut self.watched),
         };
-        super::watched::add_validated(&mut ws);
+        super::watched::add_validated(&mut ws, std::mem::take(&mut self.walks));
         ws
     }
 }

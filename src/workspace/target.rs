@@ -27,6 +27,17 @@ pub fn is_tagged(dir: &Path) -> bool {
 /// Why scone may not use `target` as the target dir of the workspace at
 /// `root` whose manifests (and `scone.toml`) are `files`; `None` if it may.
 pub fn refusal(target: &Path, root: &Path, files: &[PathBuf]) -> Option<String> {
+    refusal_with(target, root, files, resolve)
+}
+
+/// [`refusal`], with `resolve` giving what [`resolve`] gives (a loader
+/// remembers the folders it resolved: the manifests' are known by then).
+pub fn refusal_with(
+    target: &Path,
+    root: &Path,
+    files: &[PathBuf],
+    resolve: impl Fn(&Path) -> PathBuf,
+) -> Option<String> {
     let t = resolve(target);
     let r = resolve(root);
     if t == r {

@@ -33,7 +33,10 @@ impl Loader {
         if let Some((file, _)) = &self.config_text {
             known.push(file.clone());
         }
-        if let Some(why) = target::refusal(&target, &self.root, &known) {
+        let resolver = &self.resolver;
+        if let Some(why) =
+            target::refusal_with(&target, &self.root, &known, |p| resolver.resolve(p))
+        {
             self.refuse_target(&target, cli.is_some(), at, &why);
         }
         target
@@ -55,7 +58,9 @@ impl Loader {
             return;
         }
         let paths: Vec<PathBuf> = self.units.iter().map(|u| u.manifest.path.clone()).collect();
-        if let Some(why) = target::refusal(target, &self.root, &paths) {
+        let resolver = &self.resolver;
+        if let Some(why) = target::refusal_with(target, &self.root, &paths, |p| resolver.resolve(p))
+        {
             let at = self.config_text.is_some().then_some("target-dir");
             self.refuse_target(target, false, at, &why);
         }
@@ -126,7 +131,11 @@ impl Loader {
             .resolver
             .folder(dir)
             .unwrap_or_else(|_| crate::workspace::boundary::resolve(dir));
-        self.boundary().permits_in(&resolved, rel)
+        self.boundary();
+        let resolver = &self.resolver;
+        self.boundary
+            .as_ref()
+            .is_some_and(|b| b.permits_in_with(&resolved, rel, |p| resolver.resolve(p)))
     }
 
     /// A service manifest's `build.from` (`dir:`/`oci:`) and `signature.key`

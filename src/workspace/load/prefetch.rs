@@ -28,6 +28,8 @@ pub(super) struct Checked {
     pub dir: PathBuf,
     pub diags: Vec<Diagnostic>,
     pub warnings: Vec<crate::manifest::Diagnostic>,
+    /// The walks of its `copy:` entries, for [`Workspace::watched`](crate::workspace::Workspace::watched).
+    pub walks: Vec<(PathBuf, crate::workspace::watched::Walk)>,
 }
 
 impl Loader {
@@ -47,18 +49,24 @@ impl Loader {
             .unwrap_or_else(|_| crate::workspace::boundary::resolve(&mesh_dir));
         self.boundary();
         let boundary = self.boundary.as_ref();
+        let resolver = &self.resolver;
+        // On all cores: resolving each manifest's path (two `lstat`s) is
+        // most of the check, and the linker finds the answers remembered.
         let mut paths: Vec<PathBuf> = mesh
             .services
-            .iter()
+            .par_iter()
             .filter_map(|s| s.manifest.as_ref())
-            .filter(|rel| boundary.is_some_and(|b| b.permits_in(&resolved_dir, &rel.value)))
+            .filter(|rel| {
+                boundary.is_some_and(|b| {
+                    b.permits_in_with(&resolved_dir, &rel.value, |p| resolver.resolve(p))
+                })
+            })
             .map(|rel| mesh_dir.join(&rel.value))
             .collect();
         paths.sort();
         paths.dedup();
         let cwd = &self.cwd;
         let cache = &self.cache;
-        let resolver = &self.resolver;
         let prepared: Vec<(PathBuf, Prepared)> = paths
             .into_par_iter()
             .filter_map(|path| {
@@ -92,11 +100,14 @@ impl Loader {
                             &mut diags,
                             &mut warnings,
                         );
+                        let walks =
+                            crate::workspace::watched::copy_walks(&dir, &manifest.build.copy);
                         Checked {
                             manifest,
                             dir,
                             diags,
                             warnings,
+                            walks,
                         }
                     })
                 });

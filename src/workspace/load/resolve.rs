@@ -6,7 +6,9 @@
 //! Only absolute paths of plain names are resolved this way, component by
 //! component from the (memoized) canonical parent: a component that is a symlink,
 //! and any path with `.`/`..` or that is relative, goes to `canonicalize`
-//! itself, so the answer is always the same. The memo lives as long as one load.
+//! itself, so the answer is always the same. Every answer is remembered (a
+//! manifest's path is resolved for its key, the boundary and the target dir
+//! check alike); the memo lives as long as one load.
 
 use std::collections::HashMap;
 use std::io;
@@ -16,8 +18,8 @@ use std::sync::Mutex;
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct Resolver {
-    /// Folder as given → its canonical path.
-    dirs: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// Path as given → its canonical path.
+    known: Mutex<HashMap<PathBuf, PathBuf>>,
 }
 
 impl Resolver {
@@ -31,19 +33,25 @@ impl Resolver {
         let (Some(parent), Some(name), true) = (path.parent(), path.file_name(), plain) else {
             return path.canonicalize();
         };
+        if let Some(known) = lock(&self.known).get(path) {
+            return Ok(known.clone());
+        }
         let candidate = self.folder(parent)?.join(name);
-        if std::fs::symlink_metadata(&candidate)?
+        let resolved = if std::fs::symlink_metadata(&candidate)?
             .file_type()
             .is_symlink()
         {
-            return candidate.canonicalize();
-        }
-        Ok(candidate)
+            candidate.canonicalize()?
+        } else {
+            candidate
+        };
+        lock(&self.known).insert(path.to_path_buf(), resolved.clone());
+        Ok(resolved)
     }
 
     /// The canonical path of the folder `dir`, remembered.
     pub fn folder(&self, dir: &Path) -> io::Result<PathBuf> {
-        if let Some(known) = lock(&self.dirs).get(dir) {
+        if let Some(known) = lock(&self.known).get(dir) {
             return Ok(known.clone());
         }
         let resolved = if dir.parent().is_none() {
@@ -51,8 +59,15 @@ impl Resolver {
         } else {
             self.canonical(dir)?
         };
-        lock(&self.dirs).insert(dir.to_path_buf(), resolved.clone());
+        lock(&self.known).insert(dir.to_path_buf(), resolved.clone());
         Ok(resolved)
+    }
+
+    /// [`crate::workspace::boundary::resolve`]`(path)`: links followed as far
+    /// as the path exists, never failing.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.canonical(path)
+            .unwrap_or_else(|_| crate::workspace::boundary::resolve(path))
     }
 }
 
@@ -99,6 +114,15 @@ mod tests {
                 assert_eq!(resolver.canonical(&full).ok(), want, "{p} (round {round})");
                 assert_eq!(Resolver::default().canonical(&full).ok(), want, "{p}");
             }
+        }
+        for p in paths
+            .iter()
+            .chain(&["a/missing/deeper", "a/dangling/x", "a/link/../nope"])
+        {
+            let full = root.join(p);
+            let want = crate::workspace::boundary::resolve(&full);
+            assert_eq!(resolver.resolve(&full), want, "{p}");
+            assert_eq!(resolver.resolve(&full), want, "{p} (remembered)");
         }
         let rel = Path::new("relative/x.yml");
         assert_eq!(resolver.canonical(rel).ok(), rel.canonicalize().ok());
