@@ -9,7 +9,7 @@ use super::located::{Located, Pos};
 use super::model::{EnvVar, Mesh, ServiceManifest};
 use super::suggest;
 use super::validate::is_env_name;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 /// Reserved per-service env targets.
@@ -317,9 +317,16 @@ pub fn check_env(
         };
         list.iter().any(|v| v.name.value == var)
     };
+    // The first member of each name, as `members.iter().find` would give it
+    // (a mesh of 1,000 services with an env block each was quadratic).
+    let mut by_name: HashMap<&str, &Member<'_>> = HashMap::with_capacity(members.len());
+    for m in members {
+        by_name.entry(m.name).or_insert(m);
+    }
+    let known: HashSet<&str> = names.iter().copied().collect();
     for (target, (pos, scope)) in &env.services {
-        let Some(member) = members.iter().find(|m| m.name == target) else {
-            if !names.contains(&target.as_str()) {
+        let Some(&member) = by_name.get(target.as_str()) else {
+            if !known.contains(target.as_str()) {
                 let hint = suggest::hint(target, names.iter().copied().chain([GLOBAL, HELM]))
                     .unwrap_or_default();
                 out.push(
@@ -349,12 +356,25 @@ pub fn check_env(
             }
         }
     }
+    if env.global.is_empty() {
+        return;
+    }
+    // Who declares what, once: the first member declaring a variable local.
+    let mut global_somewhere: HashSet<&str> = HashSet::new();
+    let mut first_local: HashMap<&str, &Member<'_>> = HashMap::new();
+    for m in members {
+        for v in &m.manifest.environment.global {
+            global_somewhere.insert(v.name.value.as_str());
+        }
+        for v in &m.manifest.environment.local {
+            first_local.entry(v.name.value.as_str()).or_insert(m);
+        }
+    }
     for (var, value) in &env.global {
-        let global_somewhere = members.iter().any(|m| declares(m.manifest, false, var));
-        if global_somewhere {
+        if global_somewhere.contains(var.as_str()) {
             continue;
         }
-        match members.iter().find(|m| declares(m.manifest, true, var)) {
+        match first_local.get(var.as_str()).copied() {
             Some(member) => out.push(local_override(file, value.pos, var, member)),
             None => warnings.push(Diagnostic::warning(
                 ErrorKind::UnusedEnv,
@@ -400,6 +420,7 @@ pub fn check_imports(mesh: &Mesh, members: &[Member<'_>], out: &mut Vec<Diagnost
                 .map(|s| s.name.value.as_str())
         })
         .collect();
+    let exported_set: HashSet<&str> = exported.iter().copied().collect();
     let mut seen_files = std::collections::HashSet::new();
     for member in members {
         let m = member.manifest;
@@ -407,7 +428,7 @@ pub fn check_imports(mesh: &Mesh, members: &[Member<'_>], out: &mut Vec<Diagnost
             continue;
         }
         for import in &m.secrets.import {
-            if !exported.contains(&import.value.as_str()) {
+            if !exported_set.contains(import.value.as_str()) {
                 let hint = match suggest::did_you_mean(&import.value, exported.iter().copied()) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => format!(

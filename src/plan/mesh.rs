@@ -2,7 +2,7 @@
 //! policy and the pushes of its images (with their SBOM and provenance)
 //! before the chart.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Builder, CasChoice, Settings};
 use crate::engine::StepId;
@@ -70,11 +70,17 @@ pub(super) fn plan_mesh(
             }
         }
     }
+    // Each secret's `export_to` as a set too: a secret imported by most of
+    // 1,000 services made `contains` quadratic.
+    let mut exported: HashMap<&str, HashSet<String>> = HashMap::new();
     for s in &mesh.services {
         let m = &ws.services[s.unit].manifest;
         for import in &m.secrets.import {
             if let Some(entry) = secrets.get_mut(&import.value) {
-                if !entry.export_to.contains(&s.name) {
+                let names = exported
+                    .entry(import.value.as_str())
+                    .or_insert_with(|| entry.export_to.iter().cloned().collect());
+                if names.insert(s.name.clone()) {
                     entry.export_to.push(s.name.clone());
                 }
             }
