@@ -184,7 +184,8 @@ pub struct Outcome {
     /// The report of the last engine run.
     pub report: Option<engine::BuildReport>,
     /// The inputs the planned steps declare (`(path, is a folder)`), for
-    /// `scone dev` to tell what a change touches.
+    /// `scone dev` to tell what a change touches: an apply's only (a build's
+    /// are empty: listing them costs a `stat` per `copy:` entry).
     pub inputs: Vec<(PathBuf, bool)>,
 }
 
@@ -415,7 +416,9 @@ fn execute_with(
         }
         let nodes = plan::plan(&ws, &settings(phase))?.nodes;
         let planned: Vec<StepId> = nodes.iter().map(|n| n.step.id().clone()).collect();
-        inputs = declared_inputs(&nodes);
+        if apply.is_some() {
+            inputs = declared_inputs(&nodes);
+        }
         clock.phase("run");
 
         // Run.
