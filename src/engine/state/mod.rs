@@ -70,7 +70,7 @@ pub const FILE: &str = "state";
 pub type Digest = [u8; 32];
 
 /// What the state knows of one path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PathEntry {
     pub path: PathBuf,
     /// `None`: the path did not exist.

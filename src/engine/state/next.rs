@@ -154,7 +154,7 @@ impl NextState {
     /// build knows.
     fn assemble(self, target: &Path, table: PathTable) -> BuildState {
         let recorded_ns = now_ns();
-        let (previous, mut fresh, churned) = table.into_parts();
+        let (mut previous, mut fresh, churned) = table.into_parts();
         let store = target.join(".scone");
         let ran_ids: HashSet<&StepId> = self.ran.iter().map(|(id, ..)| id).collect();
         let dropped: HashSet<&StepId> = self.dropped.iter().collect();
@@ -338,41 +338,62 @@ impl NextState {
         };
         let mut paths: Vec<PathEntry> = Vec::with_capacity(previous.paths.len() + brand_new.len());
         let mut remap = vec![u32::MAX; previous.paths.len()];
+        // What this build learnt of a path replaces what the last state knew
+        // (what a step made last: it is the newest; the two maps hold
+        // different paths), merged in by path order rather than looked up
+        // path by path.
+        let mut learnt: Vec<(PathBuf, PathEntry)> = made_entries.into_iter().chain(fresh).collect();
+        learnt.sort_unstable_by(|a, b| key(&a.0).cmp(key(&b.0)));
+        let mut learnt = learnt.into_iter().peekable();
+        // The last state's entries are moved where this build holds the
+        // only reference to it (it does once the store is closed), else
+        // copied: at 10,000 services these are a million paths.
+        let mut owned = Arc::get_mut(&mut previous).map(|p| std::mem::take(&mut p.paths));
+        let old_len = owned.as_ref().map_or(previous.paths.len(), Vec::len);
+        fn old_at<'a>(
+            owned: &'a Option<Vec<PathEntry>>,
+            previous: &'a BuildState,
+            i: usize,
+        ) -> Option<&'a PathEntry> {
+            match owned {
+                Some(p) => p.get(i),
+                None => previous.paths.get(i),
+            }
+        }
         let (mut o, mut n) = (0, 0);
         loop {
-            while o < old_used.len() && !old_used[o] {
+            while o < old_len && !old_used[o] {
                 o += 1;
             }
-            let take_old = match (previous.paths.get(o), brand_new.get(n)) {
+            let take_old = match (old_at(&owned, &previous, o), brand_new.get(n)) {
                 (None, None) => break,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some(old), Some(new)) => key(&old.path) < key(new),
             };
-            // What this build learnt of a path replaces what the last state
-            // knew (what a step made last: it is the newest). Moved, not
-            // copied: at 10,000 services these are a million paths.
-            let path = if take_old {
+            let path = match take_old {
+                true => old_at(&owned, &previous, o).map_or(Path::new(""), |e| e.path.as_path()),
+                false => brand_new[n],
+            };
+            while learnt.next_if(|(p, _)| key(p) < key(path)).is_some() {}
+            let known = learnt.next_if(|(p, _)| key(p) == key(path));
+            let entry = match (known, take_old) {
+                (Some((_, entry)), _) => entry,
+                (None, false) => blank(brand_new[n]),
+                (None, true) => match owned.as_mut() {
+                    Some(p) => std::mem::take(&mut p[o]),
+                    None => previous.paths[o].clone(),
+                },
+            };
+            if take_old {
                 remap[o] = paths.len() as u32;
                 o += 1;
-                previous.paths[o - 1].path.as_path()
             } else {
                 n += 1;
-                brand_new[n - 1]
-            };
-            let entry = made_entries
-                .remove(path)
-                .or_else(|| fresh.remove(path))
-                .unwrap_or_else(|| {
-                    if take_old {
-                        previous.paths[o - 1].clone()
-                    } else {
-                        blank(path)
-                    }
-                });
+            }
             paths.push(entry);
         }
-        drop((made_entries, fresh));
+        drop(learnt);
         // Publishing linked and unlinked shared inodes (a base layer is in
         // every image): their ctime moved under every path. An entry whose
         // stat differs from now in ctime alone keeps its digest.
