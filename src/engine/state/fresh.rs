@@ -20,14 +20,16 @@
 //! ```text
 //! "sconeFR1", scone's version, certified (0 | 1), and if 1:
 //! key, planned step count, stored warnings,
-//! paths: count, then per path (sorted): shared prefix length, the rest,
-//!        its stat as a byte string (the state's stat encoding; empty: absent),
-//!        then 0, or 1 and a content digest, or 2 and a listing digest
+//! paths: in chunks of 512 (sorted; each looked at by one thread): the
+//!        number of chunks, then each as a byte string: its count, then per
+//!        path the length it shares with the one before in the chunk, the
+//!        rest, its stat as a byte string (the state's stat encoding; empty:
+//!        absent), then 0, or 1 and a content digest, or 2 and a listing
+//!        digest
 //! checksum
 //! ```
 
 use std::ffi::OsStr;
-use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -36,7 +38,7 @@ use rayon::prelude::*;
 use super::super::stat::{content_digest, listing_digest, lstat_from, Stat};
 use super::super::wire::{put_var, put_var_bytes, seal, unseal, Reader};
 use super::check::is_own_name;
-use super::{BuildState, Digest};
+use super::{BuildState, Digest, PathEntry};
 use crate::watch::Watch;
 
 const MAGIC: &[u8; 8] = b"sconeFR1";
@@ -122,14 +124,18 @@ enum Then {
     Listing(Digest),
 }
 
-/// A stat as the list holds it: compared as bytes, never decoded.
-fn stat_bytes(stat: Option<&Stat>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32);
+/// A stat as the list holds it, into `out` (cleared first): compared as
+/// bytes, never decoded. Empty: absent.
+fn stat_bytes(stat: Option<&Stat>, out: &mut Vec<u8>) {
+    out.clear();
     if let Some(s) = stat {
-        super::codec::put_stat(&mut out, s);
+        super::codec::put_stat(out, s);
     }
-    out
 }
+
+/// Paths per chunk of the list: each chunk is decoded and looked at by one
+/// thread, its prefix compression starting over.
+const CHUNK: usize = 512;
 
 /// The fresh list of `state`, sealed.
 pub(super) fn encode(state: &BuildState) -> Vec<u8> {
@@ -148,31 +154,44 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
             for w in &last.warnings {
                 put_var_bytes(&mut out, w.as_bytes());
             }
-            put_var(&mut out, need.iter().flatten().count() as u64);
-            let mut previous: &[u8] = &[];
-            for (entry, need) in state.paths.iter().zip(&need) {
-                let Some(need) = need else { continue };
-                let bytes = entry.path.as_os_str().as_encoded_bytes();
-                let shared = bytes
-                    .iter()
-                    .zip(previous)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                put_var(&mut out, shared as u64);
-                put_var_bytes(&mut out, &bytes[shared..]);
-                previous = bytes;
-                put_var_bytes(&mut out, &stat_bytes(need.stat.as_ref()));
-                match need.then {
-                    Then::Nothing => out.push(0),
-                    Then::Content(d) => {
-                        out.push(1);
-                        out.extend_from_slice(&d);
-                    }
-                    Then::Listing(d) => {
-                        out.push(2);
-                        out.extend_from_slice(&d);
+            let listed: Vec<(&PathEntry, &Need)> = state
+                .paths
+                .iter()
+                .zip(&need)
+                .filter_map(|(entry, need)| Some((entry, need.as_ref()?)))
+                .collect();
+            put_var(&mut out, listed.chunks(CHUNK).len() as u64);
+            let mut chunk = Vec::new();
+            for part in listed.chunks(CHUNK) {
+                chunk.clear();
+                put_var(&mut chunk, part.len() as u64);
+                let mut previous: &[u8] = &[];
+                for (entry, need) in part {
+                    let bytes = entry.path.as_os_str().as_encoded_bytes();
+                    let shared = bytes
+                        .iter()
+                        .zip(previous)
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    put_var(&mut chunk, shared as u64);
+                    put_var_bytes(&mut chunk, &bytes[shared..]);
+                    previous = bytes;
+                    let mut stat = Vec::new();
+                    stat_bytes(need.stat.as_ref(), &mut stat);
+                    put_var_bytes(&mut chunk, &stat);
+                    match need.then {
+                        Then::Nothing => chunk.push(0),
+                        Then::Content(d) => {
+                            chunk.push(1);
+                            chunk.extend_from_slice(&d);
+                        }
+                        Then::Listing(d) => {
+                            chunk.push(2);
+                            chunk.extend_from_slice(&d);
+                        }
                     }
                 }
+                put_var_bytes(&mut out, &chunk);
             }
         }
         _ => out.push(0),
@@ -199,52 +218,61 @@ pub(super) fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshB
     for _ in 0..n {
         warnings.push(String::from_utf8(r.var_bytes()?.to_vec()).ok()?);
     }
-    // The paths into one buffer, then looked at in parallel.
+    // The chunks, each decoded and looked at on its own, in parallel.
     let n = r.var_len()?;
-    let mut joined: Vec<u8> = Vec::with_capacity(r.0.len() * 4);
-    let mut listed: Vec<(Range<usize>, &[u8], Then)> = Vec::with_capacity(n.min(1 << 24));
-    let mut previous = 0..0;
+    let mut chunks: Vec<&[u8]> = Vec::with_capacity(n.min(1 << 20));
     for _ in 0..n {
-        let shared = r.var_len()?;
-        let rest = r.var_bytes()?;
-        if shared > previous.len() {
-            return None;
-        }
-        let start = joined.len();
-        joined.extend_from_within(previous.start..previous.start + shared);
-        joined.extend_from_slice(rest);
-        previous = start..joined.len();
-        let stat = r.var_bytes()?;
-        let then = match *r.take(1)?.first()? {
-            0 => Then::Nothing,
-            1 => Then::Content(r.take(32)?.try_into().ok()?),
-            2 => Then::Listing(r.take(32)?.try_into().ok()?),
-            _ => return None,
-        };
-        listed.push((previous.clone(), stat, then));
+        chunks.push(r.var_bytes()?);
     }
     if !r.is_empty() {
         return None;
     }
     let cwd = std::env::current_dir().ok();
     let cwd = cwd.as_ref().map(|c| c.as_os_str().as_encoded_bytes());
-    let same = listed
+    let same = chunks
         .par_iter()
-        .with_min_len(256)
-        .all(|(path, want, then)| {
-            let path = Path::new(OsStr::from_bytes(&joined[path.clone()]));
-            let now = lstat_from(cwd, path);
-            stat_bytes(now.as_ref()) == *want
-                && match (then, now) {
-                    (Then::Nothing, _) => true,
-                    (Then::Content(d), Some(now)) => content_digest(path, &now) == Some(*d),
-                    (Then::Listing(d), Some(_)) => {
-                        listing_digest(path, |n| is_own_name(n, own)) == Some(*d)
-                    }
-                    (_, None) => false,
-                }
-        });
+        .all(|chunk| chunk_holds(chunk, cwd, own) == Some(true));
     same.then_some(FreshBuild { steps, warnings })
+}
+
+/// Whether every path of one chunk is as listed; `None` if the chunk does
+/// not decode.
+fn chunk_holds(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<bool> {
+    let mut r = Reader(chunk);
+    let n = r.var_len()?;
+    let mut path: Vec<u8> = Vec::with_capacity(256);
+    let mut now_bytes = Vec::with_capacity(64);
+    for _ in 0..n {
+        let shared = r.var_len()?;
+        if shared > path.len() {
+            return None;
+        }
+        path.truncate(shared);
+        path.extend_from_slice(r.var_bytes()?);
+        let want = r.var_bytes()?;
+        let then = match *r.take(1)?.first()? {
+            0 => Then::Nothing,
+            1 => Then::Content(r.take(32)?.try_into().ok()?),
+            2 => Then::Listing(r.take(32)?.try_into().ok()?),
+            _ => return None,
+        };
+        let p = Path::new(OsStr::from_bytes(&path));
+        let now = lstat_from(cwd, p);
+        stat_bytes(now.as_ref(), &mut now_bytes);
+        let holds = now_bytes == want
+            && match (then, now) {
+                (Then::Nothing, _) => true,
+                (Then::Content(d), Some(now)) => content_digest(p, &now) == Some(d),
+                (Then::Listing(d), Some(_)) => {
+                    listing_digest(p, |n| is_own_name(n, own)) == Some(d)
+                }
+                (_, None) => false,
+            };
+        if !holds {
+            return Some(false);
+        }
+    }
+    r.is_empty().then_some(true)
 }
 
 #[cfg(test)]
@@ -317,6 +345,64 @@ mod tests {
         assert_eq!(holds(&bytes, &[2; 32], &[]), None, "another key");
         std::fs::write(dir.path().join("a"), "b").unwrap();
         assert_eq!(holds(&bytes, &[1; 32], &[]), None, "an edited file");
+    }
+
+    #[test]
+    fn a_list_of_many_chunks_sees_a_change_in_any_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = state(dir.path());
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let mut files = Vec::new();
+        for i in 0..(CHUNK * 2 + 40) {
+            let file = dir.path().join(format!("f{i:05}"));
+            std::fs::write(&file, "x").unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+            files.push(file);
+        }
+        let taken_ns = state.paths[0].taken_ns;
+        state
+            .paths
+            .extend(files.iter().map(|f| crate::engine::state::PathEntry {
+                path: f.clone(),
+                stat: Some(stat_of(f)),
+                digest: Some([9; 32]),
+                taken_ns,
+            }));
+        state
+            .paths
+            .sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+        let at = |p: &Path| state.paths.iter().position(|e| e.path == p).unwrap() as u32;
+        let a = at(&dir.path().join("a"));
+        let consults: Vec<Consult> = files
+            .iter()
+            .map(|f| Consult {
+                path: at(f),
+                expect: Some([9; 32]),
+                watched: true,
+            })
+            .chain(std::iter::once(Consult {
+                path: a,
+                expect: Some([7; 32]),
+                watched: true,
+            }))
+            .collect();
+        state.steps[0].consults = consults;
+        if let Some(last) = state.last.as_mut() {
+            last.watched[0].path = a;
+        }
+        let bytes = encode(&state);
+        assert!(holds(&bytes, &[1; 32], &[]).is_some(), "all as listed");
+        std::fs::write(&files[CHUNK * 2 + 30], "y").unwrap();
+        assert_eq!(
+            holds(&bytes, &[1; 32], &[]),
+            None,
+            "a file of the third chunk"
+        );
     }
 
     #[test]
