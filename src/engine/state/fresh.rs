@@ -7,11 +7,11 @@
 //! It is written only when that holds for the state being written
 //! ([`certify`]): every path the check would look at is listed once with one
 //! stat (or as absent); none of them was racy when its stat was taken (the
-//! check would hash it again) but for what scone wrote itself late in the
-//! build (`scone.lock`, the output folders, the root), whose digest is listed
-//! and compared as the check compares it; every consulted file's known digest
-//! is the one its step depends on, and every consulted folder's listing digest
-//! is known.
+//! check would hash it again), and every consulted file's known digest is the
+//! one its step depends on. What scone wrote itself late in the build
+//! (`scone.lock`, the output folders, the root) is listed with its digest,
+//! and compared by it when its stat moved or was racy, as the check compares
+//! it.
 //! Otherwise the list is written empty and *uncertified*, and a build decodes
 //! the whole state as before. So the list adds no rule of its own: it is the
 //! check's rule evaluated when the state is written, for the case where no
@@ -24,8 +24,8 @@
 //!        number of chunks, then each as a byte string: its count, then per
 //!        path the length it shares with the one before in the chunk, the
 //!        rest, its stat as a byte string (the state's stat encoding; empty:
-//!        absent), then 0, or 1 and a content digest, or 2 and a listing
-//!        digest
+//!        absent), then 0 (the stat alone), or 1 (not racy) or 2 (racy)
+//!        and the digest of what scone wrote there
 //! checksum
 //! ```
 
@@ -62,23 +62,31 @@ fn certify(state: &BuildState) -> Option<Vec<Option<Need>>> {
         let slot = need.get_mut(i as usize)?;
         match slot {
             None => *slot = Some(Need { stat, then }),
-            Some(n) if n.stat == stat && (then == Then::Nothing || n.then == then) => {}
-            Some(n) if n.stat == stat && n.then == Then::Nothing => n.then = then,
-            Some(_) => return None,
+            Some(n) if n.stat != stat => return None,
+            Some(n) if n.then == then => {}
+            // A path some step consulted and the load watched by digest: the
+            // stricter rule, the stat, holds for both; unless the digest
+            // must be compared (racy), which the list cannot ask with it.
+            Some(n) => match (n.then, then) {
+                (Then::Stat, Then::StatOrDigest { racy: false, .. }) => {}
+                (Then::StatOrDigest { racy: false, .. }, Then::Stat) => n.then = Then::Stat,
+                _ => return None,
+            },
         }
         Some(())
     };
     for w in &last.watched {
-        // A kind is the same under the same stat; anything else also needs
-        // the stat not racy, or else what it holds compared (what scone
-        // wrote itself, late in the build: see `check::watched_holds`).
-        let then = match w.stat {
-            Some(s) if w.watch != Watch::Kind && s.is_racy(w.taken_ns) => match w.digest {
-                Some(d) if s.is_dir() => Then::Listing(d),
-                Some(d) => Then::Content(d),
-                None => return None,
+        // A kind is the same under the same stat. What scone wrote itself
+        // late in the build is compared by what it holds when its stat moved
+        // or was racy; anything else needs the stat, not racy (see
+        // `check::watched_holds`).
+        let then = match (w.stat, w.digest) {
+            (Some(s), Some(digest)) if w.watch != Watch::Kind => Then::StatOrDigest {
+                racy: s.is_racy(w.taken_ns),
+                digest,
             },
-            _ => Then::Nothing,
+            (Some(s), None) if w.watch != Watch::Kind && s.is_racy(w.taken_ns) => return None,
+            _ => Then::Stat,
         };
         put(w.path, w.stat, then)?;
     }
@@ -92,11 +100,11 @@ fn certify(state: &BuildState) -> Option<Vec<Option<Need>>> {
         {
             let entry = state.paths.get(c.path as usize)?;
             match (entry.stat, c.expect) {
-                (None, None) => put(c.path, None, Then::Nothing)?,
+                (None, None) => put(c.path, None, Then::Stat)?,
                 (Some(stat), Some(want))
                     if !stat.is_racy(entry.taken_ns) && entry.digest == Some(want) =>
                 {
-                    put(c.path, Some(stat), Then::Nothing)?
+                    put(c.path, Some(stat), Then::Stat)?
                 }
                 _ => return None,
             }
@@ -113,15 +121,17 @@ struct Need {
     then: Then,
 }
 
-/// What is compared after the stat, for a path scone wrote itself late in
-/// the build (its stat racy).
+/// How a listed path is held to what the check needs of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Then {
-    Nothing,
-    /// [`content_digest`].
-    Content(Digest),
-    /// [`listing_digest`] without scone's own names in the root.
-    Listing(Digest),
+    /// Its `lstat` is the listed one.
+    Stat,
+    /// What scone wrote itself late in the build (`scone.lock`, the output
+    /// folders, the root): its listed `lstat`, not racy when taken; or else
+    /// (moved, or racy) what it holds has `digest` — a folder's listing
+    /// without scone's own names, a file's content — as
+    /// `check::watched_holds` compares it.
+    StatOrDigest { racy: bool, digest: Digest },
 }
 
 /// A stat as the list holds it, into `out` (cleared first): compared as
@@ -180,14 +190,10 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
                     stat_bytes(need.stat.as_ref(), &mut stat);
                     put_var_bytes(&mut chunk, &stat);
                     match need.then {
-                        Then::Nothing => chunk.push(0),
-                        Then::Content(d) => {
-                            chunk.push(1);
-                            chunk.extend_from_slice(&d);
-                        }
-                        Then::Listing(d) => {
-                            chunk.push(2);
-                            chunk.extend_from_slice(&d);
+                        Then::Stat => chunk.push(0),
+                        Then::StatOrDigest { racy, digest } => {
+                            chunk.push(1 + u8::from(racy));
+                            chunk.extend_from_slice(&digest);
                         }
                     }
                 }
@@ -251,23 +257,31 @@ fn chunk_holds(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<bool>
         path.extend_from_slice(r.var_bytes()?);
         let want = r.var_bytes()?;
         let then = match *r.take(1)?.first()? {
-            0 => Then::Nothing,
-            1 => Then::Content(r.take(32)?.try_into().ok()?),
-            2 => Then::Listing(r.take(32)?.try_into().ok()?),
+            0 => Then::Stat,
+            code @ (1 | 2) => Then::StatOrDigest {
+                racy: code == 2,
+                digest: r.take(32)?.try_into().ok()?,
+            },
             _ => return None,
         };
         let p = Path::new(OsStr::from_bytes(&path));
         let now = lstat_from(cwd, p);
         stat_bytes(now.as_ref(), &mut now_bytes);
-        let holds = now_bytes == want
-            && match (then, now) {
-                (Then::Nothing, _) => true,
-                (Then::Content(d), Some(now)) => content_digest(p, &now) == Some(d),
-                (Then::Listing(d), Some(_)) => {
-                    listing_digest(p, |n| is_own_name(n, own)) == Some(d)
-                }
-                (_, None) => false,
-            };
+        let same = now_bytes == want;
+        let holds = match then {
+            Then::Stat => same,
+            Then::StatOrDigest { racy, digest } => {
+                (same && !racy)
+                    || now.is_some_and(|now| {
+                        let held = if now.is_dir() {
+                            listing_digest(p, |n| is_own_name(n, own))
+                        } else {
+                            content_digest(p, &now)
+                        };
+                        held == Some(digest)
+                    })
+            }
+        };
         if !holds {
             return Some(false);
         }
@@ -402,6 +416,47 @@ mod tests {
             holds(&bytes, &[1; 32], &[]),
             None,
             "a file of the third chunk"
+        );
+    }
+
+    #[test]
+    fn a_folder_scone_wrote_into_is_held_to_its_listing_when_its_stat_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = state(dir.path());
+        let root = dir.path().to_path_buf();
+        let own = [OsStr::new("scone.lock")];
+        let digest = listing_digest(&root, |n| is_own_name(n, &own)).unwrap();
+        state.paths.insert(
+            0,
+            crate::engine::state::PathEntry {
+                path: root.clone(),
+                stat: Some(stat_of(&root)),
+                digest: None,
+                taken_ns: 0,
+            },
+        );
+        state.steps[0].consults[0].path = 1;
+        if let Some(last) = state.last.as_mut() {
+            last.watched[0].path = 1;
+            last.watched.push(Watched {
+                path: 0,
+                watch: Watch::Listing,
+                stat: Some(stat_of(&root)),
+                digest: Some(digest),
+                taken_ns: super::super::super::stat::now_ns(),
+            });
+        }
+        let bytes = encode(&state);
+        assert!(holds(&bytes, &[1; 32], &own).is_some());
+        // scone's own file written after the listing: the stat moved, the
+        // listing without it did not.
+        std::fs::write(root.join("scone.lock"), "lock").unwrap();
+        assert!(holds(&bytes, &[1; 32], &own).is_some(), "its own name");
+        std::fs::write(root.join("new.yml"), "x").unwrap();
+        assert_eq!(
+            holds(&bytes, &[1; 32], &own),
+            None,
+            "a name it did not write"
         );
     }
 
