@@ -241,16 +241,7 @@ fn execute_with(
         // A replay that lists its steps reads them from the rest of the state.
         let listed = || !probe.lists_fresh() || session.state().last.is_some();
         if let Some(fresh) = session.fresh(&key, &own).filter(|_| listed()) {
-            clock.phase("replay");
-            let report = replay(&session, &fresh, &probe);
-            clock.replayed(report.fresh);
-            clock.save(true, &target_dir, &probe, common.message_format)?;
-            return Ok(Outcome {
-                code: 0,
-                workspace: None,
-                report: Some(report),
-                inputs: Vec::new(),
-            });
+            return replayed(&session, &fresh, &probe, clock, &target_dir, common);
         }
     }
     let verdict = match apply {
@@ -263,21 +254,12 @@ fn execute_with(
     let mut seen = scone::engine::state::Seen::default();
     let reuse = match verdict {
         Verdict::Fresh => {
-            clock.phase("replay");
             let last = session.state().last.as_ref();
             let fresh = scone::engine::state::FreshBuild {
                 steps: last.map_or(0, |l| l.steps.len()),
                 warnings: last.map(|l| l.warnings.clone()).unwrap_or_default(),
             };
-            let report = replay(&session, &fresh, &probe);
-            clock.replayed(report.fresh);
-            clock.save(true, &target_dir, &probe, common.message_format)?;
-            return Ok(Outcome {
-                code: 0,
-                workspace: None,
-                report: Some(report),
-                inputs: Vec::new(),
-            });
+            return replayed(&session, &fresh, &probe, clock, &target_dir, common);
         }
         Verdict::Dirty {
             dirty,
@@ -614,6 +596,27 @@ fn next_state(
 }
 
 /// Replays the last build: every step it planned, fresh.
+/// A build with nothing to do: its messages replayed, its timings saved.
+fn replayed(
+    session: &Session,
+    fresh: &scone::engine::state::FreshBuild,
+    probe: &Output,
+    mut clock: Clock,
+    target_dir: &Path,
+    common: &CommonArgs,
+) -> anyhow::Result<Outcome> {
+    clock.phase("replay");
+    let report = replay(session, fresh, probe);
+    clock.replayed(report.fresh);
+    clock.save(true, target_dir, probe, common.message_format)?;
+    Ok(Outcome {
+        code: 0,
+        workspace: None,
+        report: Some(report),
+        inputs: Vec::new(),
+    })
+}
+
 /// The messages of a build with nothing to do: the last build's warnings and,
 /// where they are listed (JSON, `-v`), its steps as fresh (only then is the
 /// rest of the state read).
