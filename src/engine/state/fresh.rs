@@ -11,11 +11,10 @@
 //! one its step depends on. What scone wrote itself late in the build
 //! (`scone.lock`, the output folders, the root) is listed with its digest,
 //! and compared by it when its stat moved or was racy, as the check compares
-//! it.
-//! Otherwise the list is written empty and *uncertified*, and a build decodes
-//! the whole state as before. So the list adds no rule of its own: it is the
-//! check's rule evaluated when the state is written, for the case where no
-//! stat moved.
+//! it. Otherwise the list is written empty and *uncertified*, and a build
+//! decodes the whole state as before. So the list adds no rule of its own: it
+//! is the check's rule evaluated when the state is written, for the case
+//! where nothing it lists changed.
 //!
 //! ```text
 //! "sconeFR1", scone's version, certified (0 | 1), and if 1:
@@ -171,7 +170,7 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
                 .filter_map(|(entry, need)| Some((entry, need.as_ref()?)))
                 .collect();
             put_var(&mut out, listed.chunks(CHUNK).len() as u64);
-            let mut chunk = Vec::new();
+            let (mut chunk, mut stat) = (Vec::new(), Vec::new());
             for part in listed.chunks(CHUNK) {
                 chunk.clear();
                 put_var(&mut chunk, part.len() as u64);
@@ -186,7 +185,6 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
                     put_var(&mut chunk, shared as u64);
                     put_var_bytes(&mut chunk, &bytes[shared..]);
                     previous = bytes;
-                    let mut stat = Vec::new();
                     stat_bytes(need.stat.as_ref(), &mut stat);
                     put_var_bytes(&mut chunk, &stat);
                     match need.then {
@@ -298,18 +296,23 @@ mod tests {
         Stat::of_path(path).expect("exists")
     }
 
+    /// Writes `file` with an mtime long past (its stat is never racy).
+    fn write_old(file: &Path, content: &str) {
+        std::fs::write(file, content).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
     /// A state whose last build watched `dir` and had one step consult
     /// `dir/a` (an old file, so its stat is not racy).
     fn state(dir: &Path) -> BuildState {
         let file = dir.join("a");
-        std::fs::write(&file, "a").unwrap();
-        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        write_old(&file, "a");
         let now = super::super::super::stat::now_ns();
         let mut state = BuildState {
             paths: vec![PathEntry {
@@ -365,17 +368,10 @@ mod tests {
     fn a_list_of_many_chunks_sees_a_change_in_any_of_them() {
         let dir = tempfile::tempdir().unwrap();
         let mut state = state(dir.path());
-        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
         let mut files = Vec::new();
         for i in 0..(CHUNK * 2 + 40) {
             let file = dir.path().join(format!("f{i:05}"));
-            std::fs::write(&file, "x").unwrap();
-            std::fs::File::options()
-                .write(true)
-                .open(&file)
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
+            write_old(&file, "x");
             files.push(file);
         }
         let taken_ns = state.paths[0].taken_ns;

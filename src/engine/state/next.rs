@@ -365,21 +365,17 @@ impl NextState {
             while o < old_len && !old_used[o] {
                 o += 1;
             }
-            let take_old = match (old_at(&owned, &previous, o), brand_new.get(n)) {
+            let (take_old, path) = match (old_at(&owned, &previous, o), brand_new.get(n)) {
                 (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(old), Some(new)) => key(&old.path) < key(new),
-            };
-            let path = match take_old {
-                true => old_at(&owned, &previous, o).map_or(Path::new(""), |e| e.path.as_path()),
-                false => brand_new[n],
+                (Some(old), None) => (true, old.path.as_path()),
+                (Some(old), Some(new)) if key(&old.path) < key(new) => (true, old.path.as_path()),
+                (_, Some(new)) => (false, *new),
             };
             while learnt.next_if(|(p, _)| key(p) < key(path)).is_some() {}
             let known = learnt.next_if(|(p, _)| key(p) == key(path));
             let entry = match (known, take_old) {
                 (Some((_, entry)), _) => entry,
-                (None, false) => blank(brand_new[n]),
+                (None, false) => blank(path),
                 (None, true) => match owned.as_mut() {
                     Some(p) => std::mem::take(&mut p[o]),
                     None => previous.paths[o].clone(),
