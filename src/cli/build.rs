@@ -5,7 +5,7 @@
 //! lock). `apply` adds the policy upload, pushes and loads.
 
 use anyhow::{bail, Context};
-use scone::engine::state::{LastLoad, NextState, Verdict};
+use scone::engine::state::{LastLoad, Look, NextState, Verdict};
 use scone::engine::{self, EngineOptions, Event, EventSink, Session, Status, StepId};
 use scone::lockfile::Lockfile;
 use scone::oci::tar::Compression;
@@ -237,15 +237,20 @@ fn execute_with(
     let key = invocation::key(args, apply);
     let own_names = invocation::own_names(&location.root, &target_dir);
     let own: Vec<&std::ffi::OsStr> = own_names.iter().map(|n| n.as_os_str()).collect();
+    let mut taken = None;
     if apply.is_none() {
         // A replay that lists its steps reads them from the rest of the state.
         let listed = || !probe.lists_fresh() || session.state().last.is_some();
-        if let Some(fresh) = session.fresh(&key, &own).filter(|_| listed()) {
-            return replayed(&session, &fresh, &probe, clock, &target_dir, common);
+        match session.fresh(&key, &own) {
+            Look::Holds(fresh) if listed() => {
+                return replayed(&session, &fresh, &probe, clock, &target_dir, common)
+            }
+            Look::Moved(stats) => taken = Some(stats),
+            Look::Holds(_) | Look::Unknown => {}
         }
     }
     let verdict = match apply {
-        None => session.state().check(&key, &own),
+        None => session.state().check_with(&key, &own, taken),
         Some(_) => Verdict::Full {
             reason: "apply always runs its effects".into(),
         },

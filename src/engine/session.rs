@@ -46,13 +46,14 @@ impl Session {
         })
     }
 
-    /// The last build's summary if its fresh list holds for a build with
-    /// `key` (nothing to do), without reading the rest of the state.
+    /// A look at the fresh list for a build with `key`, without reading the
+    /// rest of the state: the last build's summary if it holds (nothing to
+    /// do), else the `lstat`s it took (see [`BuildState::fresh`]).
     pub fn fresh(
         &self,
         key: &super::state::Digest,
         own: &[&std::ffi::OsStr],
-    ) -> Option<super::state::FreshBuild> {
+    ) -> super::state::Look {
         BuildState::fresh(&self.dir, key, own)
     }
 

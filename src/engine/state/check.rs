@@ -43,7 +43,12 @@ pub enum Verdict {
     Full { reason: String },
 }
 
-pub(super) fn check(state: &BuildState, key: &Digest, own: &[&std::ffi::OsStr]) -> Verdict {
+pub(super) fn check(
+    state: &BuildState,
+    key: &Digest,
+    own: &[&std::ffi::OsStr],
+    taken: Option<super::fresh::Taken>,
+) -> Verdict {
     let full = |reason: String| Verdict::Full { reason };
     let Some(last) = &state.last else {
         return full("no earlier build finished in this target folder".into());
@@ -68,12 +73,19 @@ pub(super) fn check(state: &BuildState, key: &Digest, own: &[&std::ffi::OsStr]) 
         }
     }
     let order: Vec<usize> = (0..state.paths.len()).filter(|&i| wanted[i]).collect();
-    let stats = {
-        let paths: Vec<&std::path::Path> = order
-            .iter()
-            .map(|&i| state.paths[i].path.as_path())
-            .collect();
-        stat_all(&paths)
+    // Taken once: by the look at the fresh list, if it listed these paths.
+    let listed = order
+        .iter()
+        .map(|&i| state.paths[i].path.as_os_str().as_encoded_bytes());
+    let stats = match taken.and_then(|t| t.stats_of(listed)) {
+        Some(stats) => stats,
+        None => {
+            let paths: Vec<&std::path::Path> = order
+                .iter()
+                .map(|&i| state.paths[i].path.as_path())
+                .collect();
+            stat_all(&paths)
+        }
     };
     let mut now: Vec<Option<Option<Stat>>> = vec![None; state.paths.len()];
     for (i, stat) in order.into_iter().zip(stats) {

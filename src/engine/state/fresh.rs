@@ -204,10 +204,82 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
     out
 }
 
+/// What looking at the fresh list found.
+#[derive(Debug)]
+pub enum Look {
+    /// Every listed path is as listed: the last build's summary.
+    Holds(FreshBuild),
+    /// A listed path moved: the `lstat` of every listed path, which
+    /// [`super::BuildState::check_with`] takes instead of its own.
+    Moved(Taken),
+    /// No list for a build with this key (none, uncertified, damaged, or
+    /// another scone's).
+    Unknown,
+}
+
+impl Look {
+    /// The last build's summary, if the list holds.
+    pub fn into_fresh(self) -> Option<FreshBuild> {
+        match self {
+            Look::Holds(fresh) => Some(fresh),
+            Look::Moved(_) | Look::Unknown => None,
+        }
+    }
+}
+
+/// The `lstat`s a look at the fresh list took, in its order: every path
+/// the check looks at, in path-table order. So a build whose list did not
+/// hold `lstat`s each path once, not once for the list and again for the
+/// check. The paths are kept to be compared with the ones the check wants.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The paths, one after the other; path `i` ends at `ends[i]`.
+    paths: Vec<u8>,
+    ends: Vec<usize>,
+    stats: Vec<Option<Stat>>,
+}
+
+impl Taken {
+    fn push(&mut self, path: &[u8], stat: Option<Stat>) {
+        self.paths.extend_from_slice(path);
+        self.ends.push(self.paths.len());
+        self.stats.push(stat);
+    }
+
+    fn append(&mut self, other: Taken) {
+        let at = self.paths.len();
+        self.paths.extend_from_slice(&other.paths);
+        self.ends.extend(other.ends.into_iter().map(|e| e + at));
+        self.stats.extend(other.stats);
+    }
+
+    /// The stats, if the paths taken are `wanted`, in that order.
+    pub(super) fn stats_of<'a>(
+        self,
+        wanted: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) -> Option<Vec<Option<Stat>>> {
+        if wanted.len() != self.ends.len() {
+            return None;
+        }
+        let mut start = 0;
+        for (want, &end) in wanted.zip(&self.ends) {
+            if self.paths.get(start..end)? != want {
+                return None;
+            }
+            start = end;
+        }
+        Some(self.stats)
+    }
+}
+
 /// Whether the fresh list in `bytes` (sealed) holds for a build with `key`:
-/// its last build's summary if every listed path's `lstat` is the one listed.
-/// `None` if it does not hold, is uncertified, damaged, or not this scone's.
-pub(super) fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshBuild> {
+/// its last build's summary if every listed path's `lstat` is the one listed,
+/// else the `lstat`s taken (see [`Look`]).
+pub(super) fn look(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Look {
+    look_at(bytes, key, own).unwrap_or(Look::Unknown)
+}
+
+fn look_at(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<Look> {
     let mut r = Reader(unseal(bytes)?);
     if r.take(8)? != MAGIC
         || r.var_bytes()? != super::super::fingerprint::tool_version().as_bytes()
@@ -222,7 +294,8 @@ pub(super) fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshB
     for _ in 0..n {
         warnings.push(String::from_utf8(r.var_bytes()?.to_vec()).ok()?);
     }
-    // The chunks, each decoded and looked at on its own, in parallel.
+    // The chunks, each decoded and looked at on its own, in parallel; every
+    // one to the end, so that the check gets every stat if one moved.
     let n = r.var_len()?;
     let mut chunks: Vec<&[u8]> = Vec::with_capacity(n.min(1 << 20));
     for _ in 0..n {
@@ -233,17 +306,31 @@ pub(super) fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshB
     }
     let cwd = std::env::current_dir().ok();
     let cwd = cwd.as_ref().map(|c| c.as_os_str().as_encoded_bytes());
-    let same = chunks
+    let looked: Vec<(bool, Taken)> = chunks
         .par_iter()
-        .all(|chunk| chunk_holds(chunk, cwd, own) == Some(true));
-    same.then_some(FreshBuild { steps, warnings })
+        .map(|chunk| look_at_chunk(chunk, cwd, own))
+        .collect::<Option<_>>()?;
+    if looked.iter().all(|(holds, _)| *holds) {
+        return Some(Look::Holds(FreshBuild { steps, warnings }));
+    }
+    let mut taken = Taken::default();
+    for (_, part) in looked {
+        taken.append(part);
+    }
+    Some(Look::Moved(taken))
 }
 
-/// Whether every path of one chunk is as listed; `None` if the chunk does
-/// not decode.
-fn chunk_holds(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<bool> {
+/// Whether every path of one chunk is as listed, and the stats taken;
+/// `None` if the chunk does not decode.
+fn look_at_chunk(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<(bool, Taken)> {
     let mut r = Reader(chunk);
     let n = r.var_len()?;
+    let mut taken = Taken {
+        paths: Vec::with_capacity(n * 64),
+        ends: Vec::with_capacity(n),
+        stats: Vec::with_capacity(n),
+    };
+    let mut all_hold = true;
     let mut path: Vec<u8> = Vec::with_capacity(256);
     let mut now_bytes = Vec::with_capacity(64);
     for _ in 0..n {
@@ -264,9 +351,13 @@ fn chunk_holds(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<bool>
         };
         let p = Path::new(OsStr::from_bytes(&path));
         let now = lstat_from(cwd, p);
+        taken.push(&path, now);
+        if !all_hold {
+            continue;
+        }
         stat_bytes(now.as_ref(), &mut now_bytes);
         let same = now_bytes == want;
-        let holds = match then {
+        all_hold = match then {
             Then::Stat => same,
             Then::StatOrDigest { racy, digest } => {
                 (same && !racy)
@@ -280,11 +371,8 @@ fn chunk_holds(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<bool>
                     })
             }
         };
-        if !holds {
-            return Some(false);
-        }
     }
-    r.is_empty().then_some(true)
+    r.is_empty().then_some((all_hold, taken))
 }
 
 #[cfg(test)]
@@ -294,6 +382,10 @@ mod tests {
 
     fn stat_of(path: &Path) -> Stat {
         Stat::of_path(path).expect("exists")
+    }
+
+    fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshBuild> {
+        look(bytes, key, own).into_fresh()
     }
 
     /// Writes `file` with an mtime long past (its stat is never racy).
@@ -413,6 +505,46 @@ mod tests {
             None,
             "a file of the third chunk"
         );
+        // Every listed path's stat is taken, in path-table order, as the
+        // check would take them itself; with them the check answers the same.
+        let Look::Moved(taken) = look(&bytes, &[1; 32], &[]) else {
+            panic!("a moved path gives the stats taken");
+        };
+        let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();
+        let wanted = state.paths.iter().map(|e| e.path.as_os_str().as_bytes());
+        assert_eq!(
+            taken.stats_of(wanted),
+            Some(super::super::super::stat::stat_all(&paths))
+        );
+        let Look::Moved(taken) = look(&bytes, &[1; 32], &[]) else {
+            panic!("moved");
+        };
+        let other = state.paths[1..]
+            .iter()
+            .map(|e| e.path.as_os_str().as_bytes());
+        assert_eq!(taken.stats_of(other), None, "other paths: not used");
+        let Look::Moved(taken) = look(&bytes, &[1; 32], &[]) else {
+            panic!("moved");
+        };
+        let (with, without) = (
+            state.check_with(&[1; 32], &[], Some(taken)),
+            state.check(&[1; 32], &[]),
+        );
+        match (with, without) {
+            (
+                crate::engine::state::Verdict::Dirty {
+                    dirty: a,
+                    reason: ra,
+                    ..
+                },
+                crate::engine::state::Verdict::Dirty {
+                    dirty: b,
+                    reason: rb,
+                    ..
+                },
+            ) => assert_eq!((a, ra), (b, rb)),
+            other => panic!("both dirty, the same steps: {other:?}"),
+        }
     }
 
     #[test]

@@ -50,7 +50,7 @@ mod next;
 mod paths;
 
 pub use check::{is_own_name, Seen, Verdict};
-pub use fresh::FreshBuild;
+pub use fresh::{FreshBuild, Look, Taken};
 pub use next::{observe, LastLoad, NextState, Observed, Own};
 pub use paths::PathTable;
 
@@ -228,15 +228,19 @@ impl BuildState {
         }
     }
 
-    /// The last build's summary, if the fresh list of the state in
-    /// `<target>/.scone` holds for a build with `key`: then [`Self::check`]
-    /// would answer [`Verdict::Fresh`], and the rest of the state need not be
-    /// read (see [`fresh`]). `None` if it does not hold or cannot tell. `own`
-    /// as for [`Self::check`].
-    pub fn fresh(target: &Path, key: &Digest, own: &[&std::ffi::OsStr]) -> Option<FreshBuild> {
-        let file = std::fs::File::open(target.join(".scone").join(FILE)).ok()?;
-        let bytes = codec::read_fresh(&file)?;
-        fresh::holds(&bytes, key, own)
+    /// A look at the fresh list of the state in `<target>/.scone` for a
+    /// build with `key`: if it holds, [`Self::check`] would answer
+    /// [`Verdict::Fresh`], and the rest of the state need not be read; if a
+    /// listed path moved, the `lstat`s taken, for [`Self::check_with`] (see
+    /// [`fresh`]). `own` as for [`Self::check`].
+    pub fn fresh(target: &Path, key: &Digest, own: &[&std::ffi::OsStr]) -> Look {
+        let Ok(file) = std::fs::File::open(target.join(".scone").join(FILE)) else {
+            return Look::Unknown;
+        };
+        match codec::read_fresh(&file) {
+            Some(bytes) => fresh::look(&bytes, key, own),
+            None => Look::Unknown,
+        }
     }
 
     /// The path table's entry for `path`.
@@ -266,7 +270,20 @@ impl BuildState {
     /// scone writes into the workspace root besides `scone.lock` (the target
     /// folder's).
     pub fn check(&self, key: &Digest, own: &[&std::ffi::OsStr]) -> Verdict {
-        check::check(self, key, own)
+        check::check(self, key, own, None)
+    }
+
+    /// [`Self::check`], with the `lstat`s a look at the fresh list took
+    /// ([`Look::Moved`]): used where they are the paths the check looks at
+    /// (they are, when the list was written with this state), so that each
+    /// is stat'ed once.
+    pub fn check_with(
+        &self,
+        key: &Digest,
+        own: &[&std::ffi::OsStr],
+        taken: Option<Taken>,
+    ) -> Verdict {
+        check::check(self, key, own, taken)
     }
 }
 

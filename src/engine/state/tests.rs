@@ -231,11 +231,13 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let file = dir.path().join(".scone").join(FILE);
     fs::create_dir_all(file.parent().unwrap()).unwrap();
     fs::write(&file, &bytes).unwrap();
-    let fresh = BuildState::fresh(dir.path(), &[7; 32], &[]).expect("the list holds");
+    let fresh = BuildState::fresh(dir.path(), &[7; 32], &[])
+        .into_fresh()
+        .expect("the list holds");
     assert_eq!(fresh.steps, 1);
     assert_eq!(fresh.warnings, ["w"]);
     assert!(
-        BuildState::fresh(dir.path(), &[8; 32], &[]).is_none(),
+        matches!(BuildState::fresh(dir.path(), &[8; 32], &[]), Look::Unknown),
         "another key"
     );
 
@@ -245,7 +247,9 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let mut damaged = bytes.clone();
     damaged[8 + fresh_len + 8 + 20] ^= 1;
     fs::write(&file, &damaged).unwrap();
-    assert!(BuildState::fresh(dir.path(), &[7; 32], &[]).is_some());
+    assert!(BuildState::fresh(dir.path(), &[7; 32], &[])
+        .into_fresh()
+        .is_some());
     assert!(BuildState::load(dir.path()).last.is_none());
 
     // A file of another layout, whose first word is a huge length: no state,
@@ -253,11 +257,18 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let mut foreign = bytes.clone();
     foreign[..8].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
     fs::write(&file, &foreign).unwrap();
-    assert!(BuildState::fresh(dir.path(), &[7; 32], &[]).is_none());
+    assert!(matches!(
+        BuildState::fresh(dir.path(), &[7; 32], &[]),
+        Look::Unknown
+    ));
     assert!(BuildState::load(dir.path()).last.is_none());
 
-    // An edited file: the list no longer holds.
+    // An edited file: the list no longer holds, and hands the check what
+    // it stat'ed.
     fs::write(&file, &bytes).unwrap();
     fs::write(&a, "b").unwrap();
-    assert!(BuildState::fresh(dir.path(), &[7; 32], &[]).is_none());
+    assert!(matches!(
+        BuildState::fresh(dir.path(), &[7; 32], &[]),
+        Look::Moved(_)
+    ));
 }
