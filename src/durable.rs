@@ -55,15 +55,28 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// which its reader sees as absent, never as wrong, so the fsync buys nothing
 /// but latency.
 pub fn write_checked(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_parts_checked(path, &[bytes])
+}
+
+/// [`write_checked`] of `parts`, one after the other (a file assembled from
+/// buffers that are not copied into one first).
+pub fn write_parts_checked(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
     let tmp = temp_sibling(path);
+    let write = || -> io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
+        Ok(())
+    };
     // The old file is removed first: ext4 flushes a file renamed *over*
     // another one right away (`auto_da_alloc`), which costs milliseconds per
     // megabyte. A reader between the two calls finds no file: for these files,
     // a miss, which is always safe.
-    let result = fs::write(&tmp, bytes).and_then(|()| {
+    let result = write().and_then(|()| {
         match fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}

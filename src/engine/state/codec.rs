@@ -97,18 +97,37 @@ fn text(r: &mut Reader<'_>) -> Option<String> {
     String::from_utf8(r.var_bytes()?.to_vec()).ok()
 }
 
-/// The state as bytes; `None` if a step's fingerprint or output is not a
-/// digest (then no state is written, and the next build is a full one).
-pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
-    // One buffer, each part written where it goes (the whole state is
-    // megabytes: a copy costs as much as writing it).
+/// The state file, in three parts to be written one after the other: the
+/// fresh list and the head, the records, and the records' checksum.
+pub struct Encoded<'a> {
+    pub head: Vec<u8>,
+    /// Every step's record, in step order: the state's own buffer where its
+    /// records lie in that order (an assembled state's do), else a copy.
+    pub records: std::borrow::Cow<'a, [u8]>,
+    pub sum: [u8; 32],
+}
+
+impl Encoded<'_> {
+    /// The parts, in file order.
+    pub fn parts(&self) -> [&[u8]; 3] {
+        [&self.head, &self.records, &self.sum]
+    }
+
+    /// The whole file.
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
+}
+
+/// The state as the parts of its file; `None` if a step's fingerprint or
+/// output is not a digest (then no state is written, and the next build is
+/// a full one).
+pub fn encode(state: &BuildState) -> Option<Encoded<'_>> {
+    // The fresh list and the head in one buffer, each written where it goes;
+    // the records (most of the file: megabytes) are not copied again.
     let fresh = super::fresh::encode(state);
-    let records_len: usize = state
-        .steps
-        .iter()
-        .map(|s| s.record_bytes(state).len())
-        .sum();
-    let mut out = Vec::with_capacity(16 + fresh.len() + (1 << 20) + records_len + 32);
+    let mut out = Vec::with_capacity(16 + fresh.len() + (1 << 20));
     out.extend_from_slice(&(fresh.len() as u64).to_le_bytes());
     out.extend_from_slice(&fresh);
     drop(fresh);
@@ -184,12 +203,35 @@ pub fn encode(state: &BuildState) -> Option<Vec<u8>> {
     seal_from(&mut out, head_at + 8);
     let head_len = (out.len() - head_at - 8) as u64;
     out[head_at..head_at + 8].copy_from_slice(&head_len.to_le_bytes());
-    let records_at = out.len();
-    for s in &state.steps {
-        out.extend_from_slice(s.record_bytes(state));
+    let records = in_step_order(state);
+    let sum = *blake3::hash(&records).as_bytes();
+    Some(Encoded {
+        head: out,
+        records,
+        sum,
+    })
+}
+
+/// Every step's record, one after the other in step order.
+fn in_step_order(state: &BuildState) -> std::borrow::Cow<'_, [u8]> {
+    let all = state.records.get().unwrap_or_default();
+    let mut end = 0;
+    let laid_out = state.steps.iter().all(|s| {
+        let next = s.record.start == end;
+        end = s.record.end;
+        next
+    });
+    if laid_out && end == all.len() {
+        return std::borrow::Cow::Borrowed(all);
     }
-    seal_from(&mut out, records_at);
-    Some(out)
+    std::borrow::Cow::Owned(
+        state
+            .steps
+            .iter()
+            .flat_map(|s| s.record_bytes(state))
+            .copied()
+            .collect(),
+    )
 }
 
 /// The fresh list of a state file; `None` if the file is cut off.

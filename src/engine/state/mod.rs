@@ -191,10 +191,6 @@ impl Records {
             })
             .as_deref()
     }
-
-    fn len(&self) -> usize {
-        self.get().map_or(0, <[u8]>::len)
-    }
 }
 
 impl StepEntry {

@@ -141,9 +141,10 @@ impl NextState {
     /// Writes the state into `<target>/.scone/state`.
     pub fn write(self, target: &Path, table: PathTable) -> std::io::Result<()> {
         let state = self.assemble(target, table);
+        let file = target.join(".scone").join(FILE);
         match codec::encode(&state) {
-            Some(bytes) => crate::durable::write_checked(&target.join(".scone").join(FILE), &bytes),
-            None => crate::durable::remove_all(&target.join(".scone").join(FILE)),
+            Some(encoded) => crate::durable::write_parts_checked(&file, &encoded.parts()),
+            None => crate::durable::remove_all(&file),
         }
     }
 
@@ -177,17 +178,9 @@ impl NextState {
                 .collect()
         };
 
-        // The records of the kept steps, then of the steps that ran, in one
-        // buffer (the state's), each written once.
-        let mut bytes = Vec::with_capacity(previous.records.len());
-        let kept_records: Vec<std::ops::Range<usize>> = kept
-            .iter()
-            .map(|&i| {
-                let start = bytes.len();
-                bytes.extend_from_slice(previous.steps[i].record_bytes(&previous));
-                start..bytes.len()
-            })
-            .collect();
+        // The records of the steps that ran; the kept steps' stay where they
+        // are in the last state until both are laid out in step order.
+        let mut bytes = Vec::new();
 
         // The steps that ran, their consults by path.
         let mut made_entries: HashMap<PathBuf, PathEntry> = HashMap::new();
@@ -405,13 +398,13 @@ impl NextState {
 
         // The steps, in id order: kept ones as they were, renumbered.
         let mut steps: Vec<StepEntry> = Vec::with_capacity(kept.len() + ran.len());
-        for (&i, record) in kept.iter().zip(kept_records) {
+        for &i in &kept {
             let old = &previous.steps[i];
             steps.push(StepEntry {
                 id: old.id.clone(),
                 fingerprint: old.fingerprint.clone(),
                 output: Arc::clone(&old.output),
-                record,
+                record: old.record.clone(),
                 parsed: OnceLock::new(),
                 consults: old
                     .consults
@@ -443,7 +436,26 @@ impl NextState {
                     .collect(),
             });
         }
-        steps.sort_by(|a, b| a.id.cmp(&b.id));
+        // In id order, the records laid out in that order in one buffer (the
+        // state's, written to the file as it is), each copied once.
+        let ran_from = kept.len();
+        let mut order: Vec<usize> = (0..steps.len()).collect();
+        order.sort_by(|&a, &b| steps[a].id.cmp(&steps[b].id));
+        let old_records = previous.records.get().unwrap_or_default();
+        let mut records = Vec::with_capacity(steps.iter().map(|s| s.record.len()).sum::<usize>());
+        let mut slots: Vec<Option<StepEntry>> = steps.into_iter().map(Some).collect();
+        let mut steps: Vec<StepEntry> = Vec::with_capacity(slots.len());
+        for i in order {
+            let Some(mut step) = slots[i].take() else {
+                continue;
+            };
+            let from = if i < ran_from { old_records } else { &bytes };
+            let start = records.len();
+            records.extend_from_slice(from.get(step.record.clone()).unwrap_or_default());
+            step.record = start..records.len();
+            steps.push(step);
+        }
+        drop(bytes);
         let position: HashMap<&StepId, u32> = steps
             .iter()
             .enumerate()
@@ -476,7 +488,7 @@ impl NextState {
         let last = last.filter(|l| l.steps.len() == self.planned.len());
         drop(position);
         BuildState {
-            records: super::Records::in_memory(bytes),
+            records: super::Records::in_memory(records),
             paths,
             steps,
             last,
@@ -551,5 +563,85 @@ fn refresh_churned(paths: &mut [PathEntry], churned: &HashSet<u64>, recorded_ns:
                 entry.taken_ns = recorded_ns;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::record::ActionRecord;
+    use std::collections::BTreeMap;
+
+    fn record(unit: &str) -> Arc<ActionRecord> {
+        Arc::new(ActionRecord {
+            step: format!("k:{unit}"),
+            fingerprint: "ab".repeat(32),
+            record: serde_json::json!({ "unit": unit }),
+            files: BTreeMap::new(),
+            publish: Vec::new(),
+            info: serde_json::Value::Null,
+            inputs: Vec::new(),
+        })
+    }
+
+    fn units(state: &BuildState) -> Vec<(String, serde_json::Value)> {
+        state
+            .steps
+            .iter()
+            .map(|s| {
+                let r = s.record(state).expect("a record");
+                (s.id.unit.clone(), r.record.clone())
+            })
+            .collect()
+    }
+
+    /// Steps kept from the last state and steps that ran, their ids
+    /// interleaved: each keeps its own record, and the records are laid out
+    /// in step order, so the file is written from the state's buffer as it
+    /// is.
+    #[test]
+    fn kept_and_ran_records_are_laid_out_in_step_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = |us: &[&str]| -> Vec<(StepId, Arc<ActionRecord>, Vec<Own>)> {
+            us.iter()
+                .map(|u| (StepId::new("k", u), record(u), Vec::new()))
+                .collect()
+        };
+        let table = || PathTable::new(Arc::default(), dir.path());
+        let ids = |us: &[&str]| -> Vec<StepId> { us.iter().map(|u| StepId::new("k", u)).collect() };
+        NextState {
+            ran: ran(&["a", "c", "e"]),
+            planned: ids(&["a", "c", "e"]),
+            whole: true,
+            ..NextState::default()
+        }
+        .write(dir.path(), table())
+        .unwrap();
+        let first = Arc::new(BuildState::load(dir.path()));
+        let next = NextState {
+            ran: ran(&["b", "d"]),
+            reused: ids(&["a", "c", "e"]),
+            planned: ids(&["a", "b", "c", "d", "e"]),
+            whole: true,
+            ..NextState::default()
+        };
+        let state = next.assemble(dir.path(), PathTable::new(first, dir.path()));
+        let encoded = codec::encode(&state).expect("encodes");
+        assert!(
+            matches!(encoded.records, std::borrow::Cow::Borrowed(_)),
+            "the records are written from the state's buffer"
+        );
+        crate::durable::write_parts_checked(
+            &dir.path().join(".scone").join(FILE),
+            &encoded.parts(),
+        )
+        .unwrap();
+        let read = BuildState::load(dir.path());
+        let want: Vec<(String, serde_json::Value)> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|u| (u.to_string(), serde_json::json!({ "unit": u })))
+            .collect();
+        assert_eq!(units(&state), want);
+        assert_eq!(units(&read), want);
     }
 }

@@ -102,7 +102,7 @@ fn the_codec_round_trips_and_damage_is_no_state() {
         &[(&m, Watch::Content)],
         [7; 32],
     );
-    let bytes = codec::encode(&s).unwrap();
+    let bytes = codec::encode(&s).unwrap().to_vec();
     let back = codec::decode(bytes.clone()).unwrap();
     assert_eq!(back.paths, s.paths);
     assert_eq!(back.steps.len(), 1);
@@ -130,7 +130,7 @@ fn records_are_read_when_first_asked_for_and_damage_there_loses_only_them() {
     fs::write(&a, "a").unwrap();
     fs::write(&m, "kind: mesh").unwrap();
     let s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
-    let bytes = codec::encode(&s).unwrap();
+    let bytes = codec::encode(&s).unwrap().to_vec();
     let file = dir.path().join(".scone").join(FILE);
     fs::create_dir_all(file.parent().unwrap()).unwrap();
     fs::write(&file, &bytes).unwrap();
@@ -227,7 +227,7 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     fs::write(&a, "a").unwrap();
     fs::write(&m, "kind: mesh").unwrap();
     let s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
-    let bytes = codec::encode(&s).unwrap();
+    let bytes = codec::encode(&s).unwrap().to_vec();
     let file = dir.path().join(".scone").join(FILE);
     fs::create_dir_all(file.parent().unwrap()).unwrap();
     fs::write(&file, &bytes).unwrap();
