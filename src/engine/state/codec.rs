@@ -97,20 +97,31 @@ fn text(r: &mut Reader<'_>) -> Option<String> {
     String::from_utf8(r.var_bytes()?.to_vec()).ok()
 }
 
-/// The state file, in three parts to be written one after the other: the
-/// fresh list and the head, the records, and the records' checksum.
+/// The state file, in parts to be written one after the other: the fresh
+/// list, the head and the records, each after its length or before its
+/// checksum (see the module documentation).
 pub struct Encoded<'a> {
-    pub head: Vec<u8>,
+    fresh_len: [u8; 8],
+    fresh: Vec<u8>,
+    head_len: [u8; 8],
+    head: Vec<u8>,
     /// Every step's record, in step order: the state's own buffer where its
     /// records lie in that order (an assembled state's do), else a copy.
     pub records: std::borrow::Cow<'a, [u8]>,
-    pub sum: [u8; 32],
+    sum: [u8; 32],
 }
 
 impl Encoded<'_> {
     /// The parts, in file order.
-    pub fn parts(&self) -> [&[u8]; 3] {
-        [&self.head, &self.records, &self.sum]
+    pub fn parts(&self) -> [&[u8]; 6] {
+        [
+            &self.fresh_len,
+            &self.fresh,
+            &self.head_len,
+            &self.head,
+            &self.records,
+            &self.sum,
+        ]
     }
 
     /// The whole file.
@@ -122,17 +133,36 @@ impl Encoded<'_> {
 
 /// The state as the parts of its file; `None` if a step's fingerprint or
 /// output is not a digest (then no state is written, and the next build is
-/// a full one).
+/// a full one). The three parts are made at once, on all cores; the records
+/// (most of the file: megabytes) are not copied again.
 pub fn encode(state: &BuildState) -> Option<Encoded<'_>> {
-    // The fresh list and the head in one buffer, each written where it goes;
-    // the records (most of the file: megabytes) are not copied again.
-    let fresh = super::fresh::encode(state);
-    let mut out = Vec::with_capacity(16 + fresh.len() + (1 << 20));
-    out.extend_from_slice(&(fresh.len() as u64).to_le_bytes());
-    out.extend_from_slice(&fresh);
-    drop(fresh);
-    let head_at = out.len();
-    out.extend_from_slice(&[0; 8]);
+    let (fresh, (head, (records, sum))) = rayon::join(
+        || super::fresh::encode(state),
+        || {
+            rayon::join(
+                || encode_head(state),
+                || {
+                    let records = in_step_order(state);
+                    let sum = *blake3::hash(&records).as_bytes();
+                    (records, sum)
+                },
+            )
+        },
+    );
+    let head = head?;
+    Some(Encoded {
+        fresh_len: (fresh.len() as u64).to_le_bytes(),
+        fresh,
+        head_len: (head.len() as u64).to_le_bytes(),
+        head,
+        records,
+        sum,
+    })
+}
+
+/// The head, sealed.
+fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(1 << 20);
     out.extend_from_slice(MAGIC);
     put_var_bytes(
         &mut out,
@@ -200,16 +230,8 @@ pub fn encode(state: &BuildState) -> Option<Encoded<'_>> {
             }
         }
     }
-    seal_from(&mut out, head_at + 8);
-    let head_len = (out.len() - head_at - 8) as u64;
-    out[head_at..head_at + 8].copy_from_slice(&head_len.to_le_bytes());
-    let records = in_step_order(state);
-    let sum = *blake3::hash(&records).as_bytes();
-    Some(Encoded {
-        head: out,
-        records,
-        sum,
-    })
+    seal_from(&mut out, 0);
+    Some(out)
 }
 
 /// Every step's record, one after the other in step order.
