@@ -28,7 +28,9 @@
 //! check's own rule evaluated when the state was written, as a flat list of
 //! paths and the `lstat` each must still have for the answer to be
 //! [`Verdict::Fresh`]; a no-op reads only that ([`BuildState::fresh`]), as
-//! ninja reads only its log. Any other answer decodes the state.
+//! ninja reads only its log. Any other answer decodes the state; where a
+//! listed stat moved, the look hands the check every `lstat` it took
+//! ([`Look::Moved`], [`BuildState::check_with`]), so each path is stat'ed once.
 //!
 //! | verdict | the build |
 //! |---|---|
