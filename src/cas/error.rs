@@ -39,18 +39,27 @@ pub enum CasError {
     /// The local CAS session belongs to another project (see
     /// `LocalCas::for_project`).
     #[error(
-        "the local CAS session `{name}` belongs to the project in {owner}, not to this one \
-         ({project}): an apply from here would replace that project's session (local CAS: \
-         {cas}). Give this project another `policy.namespace`, or take the session over: \
-         `scone apply --take-over {name}` (the other project's next apply is then refused \
-         the same way)",
-        cas = cas.display()
+        "the local CAS session `{name}` belongs to the project in {owner}{gone}, not to this \
+         one ({project}): an apply from here would replace that project's session (local \
+         CAS: {cas}). Give this project another `policy.namespace`, or take the session \
+         over: `scone apply --take-over {name}` (the other project's next apply is then \
+         refused the same way)",
+        cas = cas.display(),
+        gone = if *owner_gone {
+            " (a folder that no longer exists: a clone since deleted or moved?)"
+        } else {
+            ""
+        }
     )]
     OtherProject {
         /// Session name.
         name: String,
         /// The project it belongs to.
         owner: String,
+        /// Whether the owner's folder no longer exists (still refused: a
+        /// folder can come back, and only its user may say the session is
+        /// no longer theirs).
+        owner_gone: bool,
         /// The project that tried to replace it.
         project: String,
         /// The local CAS folder.

@@ -151,6 +151,7 @@ impl LocalCas {
         Err(CasError::OtherProject {
             name: name.to_string(),
             owner: theirs.to_string(),
+            owner_gone: !Path::new(theirs).exists(),
             project: ours.to_string(),
             cas: self.dir.clone(),
         })

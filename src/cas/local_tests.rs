@@ -292,3 +292,35 @@ fn a_session_belongs_to_the_project_that_made_it() {
     // Secrets stay with the session whoever holds it.
     assert_eq!(password(&plain).len(), 10);
 }
+
+/// A session whose owner's folder is gone (a deleted clone) is still
+/// refused, and the error says the folder no longer exists; one whose owner
+/// is there does not say so.
+#[test]
+fn the_refusal_says_when_the_owner_s_folder_no_longer_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = LocalCas::open(&dir.path().join("cas")).unwrap();
+    let owner = dir.path().join("first-clone");
+    std::fs::create_dir(&owner).unwrap();
+    let owner = owner.to_str().unwrap().to_string();
+    let one = plain.clone().for_project(owner.clone(), false);
+    one.upload(&yaml("one", 10), None).expect("creates");
+    let two = plain.clone().for_project("/two", false);
+    let there = two.check_project("myPythonApp").unwrap_err().to_string();
+    assert!(there.contains(&owner), "{there}");
+    assert!(!there.contains("no longer exists"), "{there}");
+    std::fs::remove_dir(&owner).unwrap();
+    let gone = match two.check_project("myPythonApp") {
+        Err(
+            e @ CasError::OtherProject {
+                owner_gone: true, ..
+            },
+        ) => e.to_string(),
+        other => panic!("refused, the owner gone: {other:?}"),
+    };
+    assert!(
+        gone.contains(&format!("{owner} (a folder that no longer exists")),
+        "{gone}"
+    );
+    assert!(gone.contains("--take-over myPythonApp"), "{gone}");
+}
