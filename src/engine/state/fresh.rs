@@ -306,33 +306,42 @@ fn look_at(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<Look> {
     }
     let cwd = std::env::current_dir().ok();
     let cwd = cwd.as_ref().map(|c| c.as_os_str().as_encoded_bytes());
-    let looked: Vec<(bool, Taken)> = chunks
+    let looked: Vec<Chunk> = chunks
         .par_iter()
         .map(|chunk| look_at_chunk(chunk, cwd, own))
         .collect::<Option<_>>()?;
-    if looked.iter().all(|(holds, _)| *holds) {
+    if looked.iter().all(|c| matches!(c, Chunk::Held(_))) {
         return Some(Look::Holds(FreshBuild { steps, warnings }));
     }
+    // The stats for the check: a chunk that held has the listed ones (but
+    // where it held by digest); one that did not is stat'ed again, whole.
+    let parts: Vec<Taken> = chunks
+        .par_iter()
+        .zip(&looked)
+        .map(|(chunk, looked)| taken_in(chunk, cwd, looked))
+        .collect::<Option<_>>()?;
     let mut taken = Taken::default();
-    for (_, part) in looked {
+    for part in parts {
         taken.append(part);
     }
     Some(Look::Moved(taken))
 }
 
-/// Whether every path of one chunk is as listed, and the stats taken;
-/// `None` if the chunk does not decode.
-fn look_at_chunk(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<(bool, Taken)> {
+/// What a look at one chunk found.
+enum Chunk {
+    /// Every path as listed; the `lstat`s of those that held by digest
+    /// with another stat, by their place in the chunk.
+    Held(Vec<(usize, Option<Stat>)>),
+    /// A path moved (the rest of the chunk was not looked at).
+    Moved,
+}
+
+/// Calls `each(path, listed stat bytes, then)` for every path of `chunk`, in
+/// order, until it returns `false`; `None` if the chunk does not decode.
+fn walk(chunk: &[u8], mut each: impl FnMut(&[u8], &[u8], Then) -> bool) -> Option<()> {
     let mut r = Reader(chunk);
     let n = r.var_len()?;
-    let mut taken = Taken {
-        paths: Vec::with_capacity(n * 64),
-        ends: Vec::with_capacity(n),
-        stats: Vec::with_capacity(n),
-    };
-    let mut all_hold = true;
     let mut path: Vec<u8> = Vec::with_capacity(256);
-    let mut now_bytes = Vec::with_capacity(64);
     for _ in 0..n {
         let shared = r.var_len()?;
         if shared > path.len() {
@@ -349,15 +358,26 @@ fn look_at_chunk(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<(bo
             },
             _ => return None,
         };
-        let p = Path::new(OsStr::from_bytes(&path));
-        let now = lstat_from(cwd, p);
-        taken.push(&path, now);
-        if !all_hold {
-            continue;
+        if !each(&path, want, then) {
+            return Some(());
         }
+    }
+    r.is_empty().then_some(())
+}
+
+/// Whether every path of one chunk is as listed; `None` if the chunk does
+/// not decode.
+fn look_at_chunk(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<Chunk> {
+    let mut moved = false;
+    let mut by_digest = Vec::new();
+    let mut now_bytes = Vec::with_capacity(64);
+    let mut at = 0;
+    walk(chunk, |path, want, then| {
+        let p = Path::new(OsStr::from_bytes(path));
+        let now = lstat_from(cwd, p);
         stat_bytes(now.as_ref(), &mut now_bytes);
         let same = now_bytes == want;
-        all_hold = match then {
+        let holds = match then {
             Then::Stat => same,
             Then::StatOrDigest { racy, digest } => {
                 (same && !racy)
@@ -371,8 +391,50 @@ fn look_at_chunk(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<(bo
                     })
             }
         };
-    }
-    r.is_empty().then_some((all_hold, taken))
+        if holds && !same {
+            by_digest.push((at, now));
+        }
+        at += 1;
+        moved = !holds;
+        holds
+    })?;
+    Some(if moved {
+        Chunk::Moved
+    } else {
+        Chunk::Held(by_digest)
+    })
+}
+
+/// The paths of one chunk and their `lstat`s now, given what
+/// [`look_at_chunk`] found: a chunk that held has the listed stats (but
+/// where it held by digest); one that moved is stat'ed again.
+fn taken_in(chunk: &[u8], cwd: Option<&[u8]>, looked: &Chunk) -> Option<Taken> {
+    let mut taken = Taken::default();
+    let mut by_digest = match looked {
+        Chunk::Held(by_digest) => Some(by_digest.iter().peekable()),
+        Chunk::Moved => None,
+    };
+    let mut at = 0;
+    let mut decoded = true;
+    walk(chunk, |path, want, _| {
+        let now = match by_digest.as_mut() {
+            None => lstat_from(cwd, Path::new(OsStr::from_bytes(path))),
+            Some(held) => match held.next_if(|(i, _)| *i == at) {
+                Some((_, stat)) => *stat,
+                None if want.is_empty() => None,
+                None => {
+                    let mut r = Reader(want);
+                    let stat = super::codec::stat(&mut r);
+                    decoded &= stat.is_some() && r.is_empty();
+                    stat
+                }
+            },
+        };
+        taken.push(path, now);
+        at += 1;
+        true
+    })?;
+    decoded.then_some(taken)
 }
 
 #[cfg(test)]
@@ -586,6 +648,87 @@ mod tests {
             None,
             "a name it did not write"
         );
+    }
+
+    /// When a path moved, the stats handed to the check are the ones it
+    /// would take itself: listed ones for the chunks that held, the stat now
+    /// of a folder that held by its listing, every stat of the chunk that
+    /// moved.
+    #[test]
+    fn the_stats_handed_to_the_check_are_the_stats_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = state(dir.path());
+        let root = dir.path().to_path_buf();
+        let own = [OsStr::new("scone.lock")];
+        let mut files = Vec::new();
+        for i in 0..(CHUNK + 20) {
+            let file = root.join(format!("f{i:05}"));
+            write_old(&file, "x");
+            files.push(file);
+        }
+        let digest = listing_digest(&root, |n| is_own_name(n, &own)).unwrap();
+        let taken_ns = state.paths[0].taken_ns;
+        state.paths.push(crate::engine::state::PathEntry {
+            path: root.clone(),
+            stat: Some(stat_of(&root)),
+            digest: None,
+            taken_ns: 0,
+        });
+        state
+            .paths
+            .extend(files.iter().map(|f| crate::engine::state::PathEntry {
+                path: f.clone(),
+                stat: Some(stat_of(f)),
+                digest: Some([9; 32]),
+                taken_ns,
+            }));
+        state
+            .paths
+            .sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+        let at = |p: &Path| state.paths.iter().position(|e| e.path == p).unwrap() as u32;
+        state.steps[0].consults = files
+            .iter()
+            .map(|f| (f, [9; 32]))
+            .chain(std::iter::once((&root.join("a"), [7; 32])))
+            .map(|(f, expect)| Consult {
+                path: at(f),
+                expect: Some(expect),
+                watched: true,
+            })
+            .collect();
+        let (a, r) = (at(&root.join("a")), at(&root));
+        if let Some(last) = state.last.as_mut() {
+            last.watched[0].path = a;
+            last.watched.push(Watched {
+                path: r,
+                watch: Watch::Listing,
+                stat: Some(stat_of(&root)),
+                digest: Some(digest),
+                taken_ns: super::super::super::stat::now_ns(),
+            });
+        }
+        let bytes = encode(&state);
+        assert!(holds(&bytes, &[1; 32], &own).is_some());
+        // The root's stat moves (held by its listing), and a file of the
+        // second chunk changes.
+        std::fs::write(root.join("scone.lock"), "lock").unwrap();
+        std::fs::write(files.last().unwrap(), "changed").unwrap();
+        let Look::Moved(taken) = look(&bytes, &[1; 32], &own) else {
+            panic!("a moved path gives the stats taken");
+        };
+        let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();
+        let wanted = state.paths.iter().map(|e| e.path.as_os_str().as_bytes());
+        let stats = taken.stats_of(wanted).expect("the check's paths");
+        assert_eq!(stats, super::super::super::stat::stat_all(&paths));
+        assert_ne!(
+            stats[r as usize],
+            Some(stat_of_listed(&state, r)),
+            "the root's stat now, not the listed one"
+        );
+    }
+
+    fn stat_of_listed(state: &BuildState, i: u32) -> Stat {
+        state.paths[i as usize].stat.expect("listed")
     }
 
     #[test]
