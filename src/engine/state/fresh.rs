@@ -505,6 +505,52 @@ mod tests {
         state
     }
 
+    /// Adds `n` old files in `dir` (and `extra`) to the path table of
+    /// [`state`]'s, sorted; the step consults every file and `dir/a`, which
+    /// the load still watches. Returns the files.
+    fn with_files(
+        state: &mut BuildState,
+        dir: &Path,
+        n: usize,
+        extra: Option<PathEntry>,
+    ) -> Vec<std::path::PathBuf> {
+        let files: Vec<_> = (0..n)
+            .map(|i| {
+                let file = dir.join(format!("f{i:05}"));
+                write_old(&file, "x");
+                file
+            })
+            .collect();
+        let taken_ns = state.paths[0].taken_ns;
+        state.paths.extend(extra);
+        state.paths.extend(files.iter().map(|f| PathEntry {
+            path: f.clone(),
+            stat: Some(stat_of(f)),
+            digest: Some([9; 32]),
+            taken_ns,
+        }));
+        state
+            .paths
+            .sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+        let at = |p: &Path| state.paths.iter().position(|e| e.path == p).unwrap() as u32;
+        let a = at(&dir.join("a"));
+        let consults = files
+            .iter()
+            .map(|f| (at(f), [9; 32]))
+            .chain(std::iter::once((a, [7; 32])))
+            .map(|(path, expect)| Consult {
+                path,
+                expect: Some(expect),
+                watched: true,
+            })
+            .collect();
+        state.steps[0].consults = consults;
+        if let Some(last) = state.last.as_mut() {
+            last.watched[0].path = a;
+        }
+        files
+    }
+
     #[test]
     fn holds_while_every_listed_stat_is_the_same() {
         let dir = tempfile::tempdir().unwrap();
@@ -522,43 +568,7 @@ mod tests {
     fn a_list_of_many_chunks_sees_a_change_in_any_of_them() {
         let dir = tempfile::tempdir().unwrap();
         let mut state = state(dir.path());
-        let mut files = Vec::new();
-        for i in 0..(CHUNK * 2 + 40) {
-            let file = dir.path().join(format!("f{i:05}"));
-            write_old(&file, "x");
-            files.push(file);
-        }
-        let taken_ns = state.paths[0].taken_ns;
-        state
-            .paths
-            .extend(files.iter().map(|f| crate::engine::state::PathEntry {
-                path: f.clone(),
-                stat: Some(stat_of(f)),
-                digest: Some([9; 32]),
-                taken_ns,
-            }));
-        state
-            .paths
-            .sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
-        let at = |p: &Path| state.paths.iter().position(|e| e.path == p).unwrap() as u32;
-        let a = at(&dir.path().join("a"));
-        let consults: Vec<Consult> = files
-            .iter()
-            .map(|f| Consult {
-                path: at(f),
-                expect: Some([9; 32]),
-                watched: true,
-            })
-            .chain(std::iter::once(Consult {
-                path: a,
-                expect: Some([7; 32]),
-                watched: true,
-            }))
-            .collect();
-        state.steps[0].consults = consults;
-        if let Some(last) = state.last.as_mut() {
-            last.watched[0].path = a;
-        }
+        let files = with_files(&mut state, dir.path(), CHUNK * 2 + 40, None);
         let bytes = encode(&state);
         assert!(holds(&bytes, &[1; 32], &[]).is_some(), "all as listed");
         std::fs::write(&files[CHUNK * 2 + 30], "y").unwrap();
@@ -660,45 +670,17 @@ mod tests {
         let mut state = state(dir.path());
         let root = dir.path().to_path_buf();
         let own = [OsStr::new("scone.lock")];
-        let mut files = Vec::new();
-        for i in 0..(CHUNK + 20) {
-            let file = root.join(format!("f{i:05}"));
-            write_old(&file, "x");
-            files.push(file);
-        }
-        let digest = listing_digest(&root, |n| is_own_name(n, &own)).unwrap();
-        let taken_ns = state.paths[0].taken_ns;
-        state.paths.push(crate::engine::state::PathEntry {
+        let root_entry = crate::engine::state::PathEntry {
             path: root.clone(),
-            stat: Some(stat_of(&root)),
-            digest: None,
-            taken_ns: 0,
-        });
-        state
-            .paths
-            .extend(files.iter().map(|f| crate::engine::state::PathEntry {
-                path: f.clone(),
-                stat: Some(stat_of(f)),
-                digest: Some([9; 32]),
-                taken_ns,
-            }));
-        state
-            .paths
-            .sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+            ..Default::default()
+        };
+        let files = with_files(&mut state, &root, CHUNK + 20, Some(root_entry));
+        // The root as the build left it, its files in it.
+        let digest = listing_digest(&root, |n| is_own_name(n, &own)).unwrap();
         let at = |p: &Path| state.paths.iter().position(|e| e.path == p).unwrap() as u32;
-        state.steps[0].consults = files
-            .iter()
-            .map(|f| (f, [9; 32]))
-            .chain(std::iter::once((&root.join("a"), [7; 32])))
-            .map(|(f, expect)| Consult {
-                path: at(f),
-                expect: Some(expect),
-                watched: true,
-            })
-            .collect();
-        let (a, r) = (at(&root.join("a")), at(&root));
+        let r = at(&root);
+        state.paths[r as usize].stat = Some(stat_of(&root));
         if let Some(last) = state.last.as_mut() {
-            last.watched[0].path = a;
             last.watched.push(Watched {
                 path: r,
                 watch: Watch::Listing,
