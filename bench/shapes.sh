@@ -18,7 +18,8 @@ export SCONE RUNS SIZES
 uptime >"$OUT/load.txt"
 for shape in "manifest inside 1" "manifest outside 1" "members inside 4" "image inside 1"; do
     read -r link base meshes <<<"$shape"
-    LINK=$link BASE=$base MESHES=$meshes "$ROOT/bench/noop.sh" >"$OUT/noop-$link-$base-$meshes.txt"
+    # OUT is this script's folder; noop.sh would take it for its TSV file.
+    OUT= LINK=$link BASE=$base MESHES=$meshes "$ROOT/bench/noop.sh" >"$OUT/noop-$link-$base-$meshes.txt"
 done
 ONLY="change rss" "$ROOT/bench/suite.sh" >"$OUT/suite.txt"
 uptime >>"$OUT/load.txt"
