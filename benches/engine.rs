@@ -109,6 +109,7 @@ fn state_check(bencher: Bencher, n: usize) {
             lock: dir.path().join("scone.lock"),
             outputs: Vec::new(),
             warnings: Vec::new(),
+            plan: Default::default(),
         }),
         ..NextState::default()
     }

@@ -96,6 +96,22 @@ fn edit(path: &Path, text: &str) {
     filetime::set_file_mtime(path, past).unwrap();
 }
 
+/// A build with `-v` (which does not change the build's key): its messages,
+/// and whether it planned as the last build did, without loading.
+fn build_verbose(sb: &Sandbox, root: &Path) -> (Vec<serde_json::Value>, bool) {
+    let out = sb
+        .scone(root)
+        .args(["build", "-f", "mesh.yml", "-v", "--message-format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    (
+        support::messages(&out.stdout),
+        err.contains("as the last build (its load holds)"),
+    )
+}
+
 #[test]
 fn edits_rebuild_their_chain_reuse_the_rest_and_equal_a_build_from_scratch() {
     let (sb, root) = repo();
@@ -105,7 +121,11 @@ fn edits_rebuild_their_chain_reuse_the_rest_and_equal_a_build_from_scratch() {
     let original = std::fs::read(&file).unwrap();
 
     edit(&file, "one more line\n");
-    let msgs = sb.build_json(&root, &[]);
+    let (msgs, kept) = build_verbose(&sb, &root);
+    assert!(
+        kept,
+        "a dirty build whose load holds plans as the last one did"
+    );
     let done = finished(&msgs);
     assert_eq!(done["fast_path"], false);
     assert_eq!(built(&msgs), chain("svc_0003"));
@@ -308,14 +328,19 @@ fn a_base_pinned_by_the_lock_is_built_incrementally() {
             )
         );
     };
+    // The last plan was made before scone.lock pinned the base: its
+    // settings differ, so this build loads and plans again.
     edit(&root.join("services/svc-0001/main.cfg"), "a");
-    let msgs = sb.build_json(&root, &[]);
+    let (msgs, kept) = build_verbose(&sb, &root);
+    assert!(!kept, "a plan made before the pin was taken");
     assert_eq!(built(&msgs), chain("svc_0001"));
     assert_eq!(finished(&msgs)["reused"], STEPS - CHAIN, "incremental");
     same_as_from_scratch(1);
+    // Now it holds: the next dirty builds take it.
     for (n, svc) in [(2, "svc-0002"), (3, "svc-0003"), (4, "svc-0004")] {
         edit(&root.join(format!("services/{svc}/main.cfg")), "b");
-        let msgs = sb.build_json(&root, &[]);
+        let (msgs, kept) = build_verbose(&sb, &root);
+        assert!(kept, "build {n} loaded");
         assert_eq!(built(&msgs), chain(&svc.replace('-', "_")), "build {n}");
         assert_eq!(finished(&msgs)["reused"], STEPS - CHAIN, "build {n}");
         same_as_from_scratch(n);

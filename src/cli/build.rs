@@ -7,46 +7,15 @@
 use anyhow::{bail, Context};
 use scone::engine::state::{LastLoad, Look, NextState, Verdict};
 use scone::engine::{self, EngineOptions, Event, EventSink, Session, Status, StepId};
-use scone::lockfile::Lockfile;
-use scone::oci::tar::Compression;
-use scone::plan::{self, ApplySettings, CasChoice, Settings};
-use scone::workspace::{Config, LoadOptions, Workspace};
+use scone::plan::{self, ApplySettings, CasChoice};
+use scone::workspace::{LoadOptions, Workspace};
 use std::path::{Path, PathBuf};
 
-use super::args::{
-    ApplyArgs, BuildArgs, CasKind, CommonArgs, EnclaveMode, LayerCompression, OutputExtra,
-};
+use super::args::{ApplyArgs, BuildArgs, CasKind, CommonArgs};
 use super::invocation;
 use super::output::Output;
+use super::setup::{debug_mode, kept_plan, Kept, Setup};
 use super::timings::Clock;
-
-/// The remote cache tier of `--remote-cache` or `[cache] remote`, unless
-/// `--no-remote-cache` or `--offline`.
-fn remote_tier(
-    config: &Config,
-    args: &BuildArgs,
-    offline: bool,
-) -> anyhow::Result<Option<std::sync::Arc<scone::remote::Tier>>> {
-    let config = &config.cache;
-    let url = args.remote_cache.clone().or_else(|| config.remote.clone());
-    let Some(url) = url.filter(|_| !args.no_remote_cache && !offline) else {
-        return Ok(None);
-    };
-    let tier = scone::remote::open(&scone::remote::RemoteOptions {
-        url,
-        write: args.remote_cache_write || config.remote_write,
-        timeout: config
-            .timeout
-            .map(std::time::Duration::from_secs)
-            .unwrap_or(scone::remote::DEFAULT_TIMEOUT),
-        insecure: args.insecure_registries.clone(),
-        wait: config
-            .wait_ms
-            .map(std::time::Duration::from_millis)
-            .unwrap_or(scone::remote::DEFAULT_WAIT),
-    })?;
-    Ok(Some(tier))
-}
 
 /// Loads and validates the workspace of the common arguments.
 pub fn load_workspace(common: &CommonArgs) -> anyhow::Result<Workspace> {
@@ -73,78 +42,9 @@ pub fn selected(ws: &Workspace, common: &CommonArgs) -> anyhow::Result<Vec<usize
     Ok(out)
 }
 
-fn source_date_epoch() -> anyhow::Result<u64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
-        _ => Ok(0),
-    }
-}
-
 /// The user cache (base images): `$SCONE_CACHE_DIR`, else the platform cache dir.
 pub fn cache_dir() -> PathBuf {
     scone::oci::base::default_cache_dir()
-}
-
-/// The signing key: `scone.toml` `[signing] key`, else the user's default key,
-/// generated on first use (outside `target/`, mode 0600).
-fn signing_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
-    if let Some(key) = &ws.config.signing.key {
-        let path = ws.root.join(key);
-        if !path.exists() {
-            bail!(
-                "the signing key {} (scone.toml [signing] key) does not exist",
-                path.display()
-            );
-        }
-        return Ok(path);
-    }
-    let path = scone::sgx::keys::default_key_path()?;
-    if !path.exists() {
-        scone::sgx::keys::SigningKey::generate_at(&path)
-            .with_context(|| format!("generating a signing key at {}", path.display()))?;
-        out.status(
-            "Generated",
-            &format!(
-                "an enclave signing key (RSA-3072, e=3) at {}; keep it: it decides MRSIGNER",
-                path.display()
-            ),
-        );
-    }
-    Ok(path)
-}
-
-/// The provenance key: `scone.toml` `[provenance] key`, else
-/// `$SCONE_PROVENANCE_KEY`, else the user's default key, generated on first
-/// use (Ed25519, outside `target/`, mode 0600).
-pub fn provenance_key(ws: &Workspace, out: &Output) -> anyhow::Result<PathBuf> {
-    if let Some(key) = &ws.config.provenance.key {
-        let path = ws.root.join(key);
-        if !path.exists() {
-            bail!(
-                "the provenance key {} (scone.toml [provenance] key) does not exist\n  \
-                 help: make one with `openssl genpkey -algorithm ed25519 -out {}`",
-                path.display(),
-                path.display()
-            );
-        }
-        return Ok(path);
-    }
-    let path = scone::attest::key::default_key_path()?;
-    if !path.exists() {
-        scone::attest::key::ProvenanceKey::generate_at(&path)
-            .with_context(|| format!("generating a provenance key at {}", path.display()))?;
-        out.status(
-            "Generated",
-            &format!(
-                "a provenance signing key (Ed25519) at {}; its public key verifies your images' provenance",
-                path.display()
-            ),
-        );
-    }
-    Ok(path)
 }
 
 /// Runs `scone build`.
@@ -289,96 +189,79 @@ fn execute_with(
     let root_listing = scone::engine::stat::listing_digest(&location.root, |n| {
         scone::engine::state::is_own_name(n, &own)
     });
-    let ws = load_workspace(common)?;
-    let watched = scone::engine::state::observe(
-        &ws.watched,
-        root_listing.map(|d| (location.root.as_path(), d)),
-        |path| seen.get(session.state(), path),
-    );
-    let debug = match args.mode {
-        Some(EnclaveMode::Production) => false,
-        Some(EnclaveMode::Debug) => true,
-        None => ws.config.signing.mode.as_deref() != Some("production"),
+    let observe = |paths: &scone::watch::Watched| {
+        scone::engine::state::observe(
+            paths,
+            root_listing.map(|d| (location.root.as_path(), d)),
+            |path| seen.get(session.state(), path),
+        )
     };
-    if !debug {
-        let refused: Vec<_> = ws
-            .meshes
-            .iter()
-            .filter_map(|m| {
-                let text = std::fs::read_to_string(&m.mesh.path).ok();
-                let mut d = scone::manifest::tolerance::diagnostic(&m.mesh, true, text.as_deref())?;
-                d.file = d
-                    .file
-                    .strip_prefix(&cwd)
-                    .map(Path::to_path_buf)
-                    .unwrap_or(d.file);
-                Some(d)
-            })
-            .collect();
-        if !refused.is_empty() {
-            return Err(scone::manifest::Diagnostics(refused).into());
+
+    // A dirty build's load holds (the check said so): the workspace is the
+    // last build's, and so is its plan if the settings are (`plan::stored`).
+    let kept = match (&reuse, apply) {
+        (Some(reuse), None) if common.services.is_empty() => {
+            kept_plan(session.state(), reuse, &location, &target_dir, args, &probe)?
         }
-    }
-    probe.warn_all(&ws.warnings);
-    let only = selected(&ws, common)?;
-    check_default_bases(&ws, &only)?;
-    let missing = scone::plan::entry::missing_entry_binaries(&ws, &only, &cache_dir(), &cwd);
-    if !missing.is_empty() {
-        return Err(scone::manifest::Diagnostics(missing).into());
-    }
+        _ => None,
+    };
+    let mut kept_nodes = None;
+    let (ws, watched, setup, only, kept_bytes, warnings) = match kept {
+        Some(Kept {
+            nodes,
+            plan,
+            setup,
+            load,
+            warnings,
+        }) => {
+            if common.explain || common.verbose > 0 {
+                probe.status("Planned", "as the last build (its load holds)");
+            }
+            probe.warn_all(&super::output::read_stored_warnings(&warnings));
+            kept_nodes = Some(nodes);
+            (
+                None,
+                observe(&load),
+                setup,
+                Vec::new(),
+                Some(plan),
+                warnings,
+            )
+        }
+        None => {
+            let ws = load_workspace(common)?;
+            let watched = observe(&ws.watched);
+            let only = checked(&ws, args, &cwd, &probe)?;
+            let setup = Setup::of(&ws.config, &ws.root, args, &probe)?;
+            let warnings = super::output::stored_warnings(&ws.warnings);
+            (Some(ws), watched, setup, only, None, warnings)
+        }
+    };
+    let workspace = || {
+        ws.as_ref()
+            .ok_or_else(|| anyhow::anyhow!("internal: no workspace for a plan kept"))
+    };
 
     // Plan.
     clock.phase("plan");
-    let root = ws.root.clone();
+    let Setup {
+        root, lock, remote, ..
+    } = &setup;
     let lock_path = root.join("scone.lock");
-    let lock = Lockfile::load(&lock_path)?;
     let locked = common.locked || common.frozen;
-    let offline = common.offline || common.frozen;
-    let remote = remote_tier(&ws.config, args, offline)?;
-    let epoch = source_date_epoch()?;
-    let key_path = signing_key(&ws, &probe)?;
-    let provenance_key_path = provenance_key(&ws, &probe)?;
-    let settings = |apply: Option<ApplySettings>| Settings {
-        target_dir: target_dir.clone(),
-        source_date_epoch: epoch,
-        compression: match args.compression {
-            LayerCompression::Gzip => Compression::Gzip,
-            LayerCompression::Zstd => Compression::Zstd,
-        },
-        debug,
-        signing_key: key_path.clone(),
-        provenance_key: provenance_key_path.clone(),
-        cache_dir: cache_dir(),
-        offline,
-        insecure_registries: args.insecure_registries.clone(),
-        docker_host: std::env::var("DOCKER_HOST").ok(),
-        pinned_bases: lock
-            .base
-            .iter()
-            .map(|(k, v)| (k.clone(), v.digest.clone()))
-            .collect(),
-        known_sessions: lock
-            .session
-            .iter()
-            .filter_map(|(k, v)| v.cas_hash.clone().map(|h| (k.clone(), h)))
-            .collect(),
-        only: only.clone(),
-        helm_templates: args.helm_template.clone(),
-        output_yaml: args.output == Some(OutputExtra::Yaml),
-        apply,
-    };
+    let settings = |apply| setup.settings(&target_dir, args, only.clone(), apply);
     // With --locked, an apply first builds without effects and checks the
     // lock, so that nothing is uploaded or pushed from a build that changes it.
     let phases: Vec<Option<ApplySettings>> = match apply {
         None => vec![None],
         Some(a) => {
-            check_take_over(&ws, &a.take_over)?;
+            check_take_over(workspace()?, &a.take_over)?;
             let effects = ApplySettings {
                 push: a.push,
                 cas: match a.cas {
                     CasKind::Local => CasChoice::Local {
                         dir: scone::cas::local::default_dir()?,
-                        project: project_of(&ws),
+                        project: project_of(workspace()?),
                     },
                     CasKind::Remote => CasChoice::Remote,
                 },
@@ -401,7 +284,11 @@ fn execute_with(
         if last.is_some() {
             clock.phase("plan");
         }
-        let nodes = plan::plan(&ws, &settings(phase))?.nodes;
+        let made = settings(phase);
+        let nodes = match kept_nodes.take() {
+            Some(nodes) => nodes,
+            None => plan::plan(workspace()?, &made)?.nodes,
+        };
         let planned: Vec<StepId> = nodes.iter().map(|n| n.step.id().clone()).collect();
         if apply.is_some() {
             inputs = declared_inputs(&nodes);
@@ -432,13 +319,13 @@ fn execute_with(
             clock.save(false, &target_dir, &probe, common.message_format)?;
             return Ok(Outcome {
                 code: 1,
-                workspace: Some(ws),
+                workspace: ws,
                 report: Some(report),
                 inputs,
             });
         }
-        let updated = scone::lockfile::updated(&lock, &report.results, whole.then_some(&planned));
-        if locked && updated != lock {
+        let updated = scone::lockfile::updated(lock, &report.results, whole.then_some(&planned));
+        if locked && updated != *lock {
             let diff = lock.diff(&updated).join("\n");
             let next = next_state(&mut report, planned, whole, None);
             session.finish(next)?;
@@ -451,9 +338,18 @@ fn execute_with(
             .filter(|t| t.writes())
             .and_then(|_| index_records(&nodes, &report, &session))
             .map(|records| (planned.clone(), records));
-        last = Some((report, planned, updated, effects));
+        // The plan the state keeps: the one kept, or this one if a later
+        // dirty build could take it (a whole build, no effects).
+        let plan: std::sync::Arc<[u8]> = match &kept_bytes {
+            Some(plan) => std::sync::Arc::clone(plan),
+            None if whole && apply.is_none() => plan::stored::encode(&nodes, &made.digest())
+                .map(Into::into)
+                .unwrap_or_default(),
+            None => Default::default(),
+        };
+        last = Some((report, planned, updated, effects, plan));
     }
-    let Some((mut report, planned, new_lock, effects)) = last else {
+    let Some((mut report, planned, new_lock, effects, plan)) = last else {
         bail!("internal: a build without a phase");
     };
 
@@ -493,23 +389,64 @@ fn execute_with(
             .iter()
             .map(|d| target_dir.join(d))
             .collect(),
-        warnings: super::output::stored_warnings(&ws.warnings),
+        warnings,
+        plan,
     });
     session.finish(next_state(&mut report, planned, whole, load))?;
     upload_rest(remote.as_deref(), index, &target_dir, common, &probe);
     if let Some(a) = apply {
         if a.load {
             clock.phase("docker load");
-            load_images(&ws, &only, &target_dir, &probe)?;
+            load_images(workspace()?, &only, &target_dir, &probe)?;
         }
     }
     clock.save(true, &target_dir, &probe, common.message_format)?;
     Ok(Outcome {
         code: 0,
-        workspace: Some(ws),
+        workspace: ws,
         report: Some(report),
         inputs,
     })
+}
+
+/// What a build refuses of a loaded workspace before any step: a production
+/// build's tolerated Meshfile settings, an unknown `-p`, a missing default
+/// base or entry binary. Prints the load's warnings; the services `-p`
+/// selects (empty: all).
+fn checked(
+    ws: &Workspace,
+    args: &BuildArgs,
+    cwd: &Path,
+    out: &Output,
+) -> anyhow::Result<Vec<usize>> {
+    let debug = debug_mode(&ws.config, args);
+    if !debug {
+        let refused: Vec<_> = ws
+            .meshes
+            .iter()
+            .filter_map(|m| {
+                let text = std::fs::read_to_string(&m.mesh.path).ok();
+                let mut d = scone::manifest::tolerance::diagnostic(&m.mesh, true, text.as_deref())?;
+                d.file = d
+                    .file
+                    .strip_prefix(cwd)
+                    .map(Path::to_path_buf)
+                    .unwrap_or(d.file);
+                Some(d)
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(scone::manifest::Diagnostics(refused).into());
+        }
+    }
+    out.warn_all(&ws.warnings);
+    let only = selected(ws, &args.common)?;
+    check_default_bases(ws, &only)?;
+    let missing = scone::plan::entry::missing_entry_binaries(ws, &only, &cache_dir(), cwd);
+    if !missing.is_empty() {
+        return Err(scone::manifest::Diagnostics(missing).into());
+    }
+    Ok(only)
 }
 
 /// The paths the steps of `nodes` declare as inputs: `(path, is a folder)`.

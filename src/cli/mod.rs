@@ -16,6 +16,7 @@ pub mod output;
 pub mod plan;
 pub mod reference;
 pub mod run;
+pub mod setup;
 pub mod timings;
 pub mod verify;
 pub mod verify_image;

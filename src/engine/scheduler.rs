@@ -61,6 +61,13 @@ impl Reuse {
         self.dirty.get(position).is_some_and(|d| !d)
     }
 
+    /// The place in `state` of step `id` if it is unaffected: if none of
+    /// its deps' outputs change either, the run reuses it from there without
+    /// looking at the step itself.
+    pub fn place(&self, state: &super::state::BuildState, id: &StepId) -> Option<usize> {
+        state.position(id).filter(|&p| self.clean(p))
+    }
+
     /// How many steps are unaffected.
     pub fn len(&self) -> usize {
         self.dirty.iter().filter(|d| !**d).count()
@@ -283,7 +290,7 @@ fn recorded(nodes: &[Node], reuse: Option<&Reuse>, store: &Store) -> Vec<Option<
     let state = store.state();
     nodes
         .iter()
-        .map(|n| state.position(n.step.id()).filter(|&p| reuse.clean(p)))
+        .map(|n| reuse.place(state, n.step.id()))
         .collect()
 }
 

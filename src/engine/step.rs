@@ -329,6 +329,12 @@ pub trait Step: Send + Sync {
     fn cacheable(&self) -> bool {
         true
     }
+    /// The step as JSON, for the plan the build state keeps
+    /// (`plan::stored`, `docs/cache.md`); `None` (the default): the state
+    /// keeps no plan with this step in it (effects: upload, push).
+    fn stored(&self) -> Option<String> {
+        None
+    }
     /// The kind of dep [`Step::prepare`] does without; `None` (the default):
     /// the step has no `prepare`.
     fn prepare_without(&self) -> Option<&str> {

@@ -20,7 +20,7 @@ use super::registry::{RegistryClient, RegistryOptions};
 use super::tar::{entries_from_dir, write_layer, Compression, EntryKind, LayerBlob, ModePolicy};
 
 /// Where a base image comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BaseSpec {
     /// No base: our layers only.
     Scratch,
@@ -79,7 +79,7 @@ impl BaseSpec {
 }
 
 /// How to resolve a base.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct BaseContext {
     /// The user cache (see [`default_cache_dir`]).
     pub cache_dir: PathBuf,

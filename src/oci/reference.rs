@@ -7,7 +7,7 @@ use super::digest::digest_hex;
 use super::error::{OciError, Result};
 
 /// A parsed registry reference.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Reference {
     /// `host[:port]` (`docker.io` for Docker Hub).
     pub registry: String,

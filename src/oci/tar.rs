@@ -80,7 +80,7 @@ impl LayerEntry {
 }
 
 /// Layer compression (codec and level are pinned).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Compression {
     /// gzip, level [`GZIP_LEVEL`], no name, mtime 0 (the default, readable everywhere).
     #[default]

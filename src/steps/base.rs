@@ -60,6 +60,7 @@ impl BaseRecord {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct BaseStep {
     pub id: StepId,
     /// The reference as the user wrote it (after making `dir:`/`oci:` absolute).
@@ -93,6 +94,9 @@ impl BaseStep {
 }
 
 impl Step for BaseStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

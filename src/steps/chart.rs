@@ -18,7 +18,7 @@ use crate::helm::{
 };
 
 /// A service of the chart, before its image digest is known.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChartUnit {
     /// Mesh service name.
     pub name: String,
@@ -54,6 +54,7 @@ impl<'a> UnitParam<'a> {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct ChartStep {
     pub id: StepId,
     pub namespace: String,
@@ -71,6 +72,9 @@ pub struct ChartStep {
 }
 
 impl Step for ChartStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

@@ -32,6 +32,7 @@ pub struct CopyRecord {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct CopyStep {
     pub id: StepId,
     /// The service manifest's folder.
@@ -42,6 +43,9 @@ pub struct CopyStep {
 }
 
 impl Step for CopyStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

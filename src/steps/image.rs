@@ -31,6 +31,7 @@ pub struct ImageRecord {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct ImageStep {
     pub id: StepId,
     /// `build.to`.
@@ -47,6 +48,9 @@ pub struct ImageStep {
 }
 
 impl Step for ImageStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

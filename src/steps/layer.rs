@@ -22,6 +22,7 @@ pub struct LayerRecord {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct LayerStep {
     pub id: StepId,
     pub compression: Compression,
@@ -30,6 +31,9 @@ pub struct LayerStep {
 }
 
 impl Step for LayerStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

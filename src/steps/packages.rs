@@ -22,11 +22,15 @@ pub struct PackagesRecord {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct PackagesStep {
     pub id: StepId,
 }
 
 impl Step for PackagesStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

@@ -21,7 +21,7 @@ use crate::engine::{
 const SIGN_FIELDS: [&str; 2] = ["mrenclave", "fspf_tag"];
 
 /// A service of the session, before the sign step's results are known.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyService {
     /// Mesh service name.
     pub name: String,
@@ -34,7 +34,7 @@ pub struct PolicyService {
 }
 
 /// A secret declaration (no value is ever generated here).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySecret {
     pub name: String,
     pub kind: String,
@@ -121,6 +121,7 @@ pub(super) fn sorted_json<'a, T, V: Serialize>(
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct PolicyStep {
     pub id: StepId,
     pub namespace: String,
@@ -131,6 +132,9 @@ pub struct PolicyStep {
 }
 
 impl Step for PolicyStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

@@ -36,6 +36,7 @@ pub struct ProvenanceRecord {
 }
 
 /// A manifest the statement names.
+#[derive(Serialize, Deserialize)]
 pub struct ManifestFile {
     /// Its path, relative to the workspace root (as the statement shows it).
     pub rel: String,
@@ -45,6 +46,7 @@ pub struct ManifestFile {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct ProvenanceStep {
     pub id: StepId,
     pub service: String,
@@ -58,6 +60,9 @@ pub struct ProvenanceStep {
 }
 
 impl Step for ProvenanceStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

@@ -28,6 +28,7 @@ pub struct SbomRecord {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct SbomStep {
     pub id: StepId,
     /// `build.name`.
@@ -82,6 +83,9 @@ pub fn layer_files(path: &std::path::Path) -> Result<Vec<LayerFile>, StepError> 
 }
 
 impl Step for SbomStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

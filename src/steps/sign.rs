@@ -37,6 +37,7 @@ pub struct SignRecord {
 }
 
 /// See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct SignStep {
     pub id: StepId,
     pub service: String,
@@ -54,6 +55,9 @@ pub struct SignStep {
 }
 
 impl Step for SignStep {
+    fn stored(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
     fn id(&self) -> &StepId {
         &self.id
     }

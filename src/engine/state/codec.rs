@@ -15,7 +15,8 @@
 //!         the length of its record, consults (path index ×4, + 2 when the expected digest
 //!         is written out, i.e. differs from the path table's, + 1 when the
 //!         consult is not watched)
-//! last:   present?, key, started_ns, watched paths, planned steps, warnings
+//! last:   present?, key, started_ns, watched paths, planned steps, warnings,
+//!         the plan (`crate::plan::stored`; empty: none)
 //!         checksum of the head
 //! records: every step's action record JSON, in step order; checksum
 //! ```
@@ -31,7 +32,7 @@ use super::super::wire::{put_var, put_var_bytes, put_zigzag, unseal, Reader};
 use super::{BuildState, Consult, Digest, LastBuild, PathEntry, Records, StepEntry, Watched};
 use crate::watch::Watch;
 
-const MAGIC: &[u8; 8] = b"sconeST3";
+const MAGIC: &[u8; 8] = b"sconeST4";
 
 const HAS_STAT: u8 = 1;
 const HAS_DIGEST: u8 = 2;
@@ -228,6 +229,7 @@ fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
             for w in &last.warnings {
                 put_var_bytes(&mut out, w.as_bytes());
             }
+            put_var_bytes(&mut out, &last.plan);
         }
     }
     seal_from(&mut out, 0);
@@ -429,12 +431,14 @@ fn decode_head(bytes: &[u8]) -> Option<BuildState> {
             for _ in 0..n {
                 warnings.push(text(&mut r)?);
             }
+            let plan = Arc::from(r.var_bytes()?);
             Some(LastBuild {
                 key,
                 started_ns,
                 watched,
                 steps: planned,
                 warnings,
+                plan,
             })
         }
     };

@@ -493,6 +493,7 @@ mod tests {
             key: [1; 32],
             steps: vec![0],
             warnings: vec!["w".into()],
+            plan: Default::default(),
             watched: vec![Watched {
                 path: 0,
                 watch: Watch::Content,

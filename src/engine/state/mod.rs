@@ -21,7 +21,7 @@
 //! |---|---|---|
 //! | path table | per path: its last `lstat`, the digest of what it held under that stat (content, link target or listing), and when the stat was taken | the path's `lstat` differs, or it was changed within [`RACY_WINDOW_NS`](super::stat::RACY_WINDOW_NS) of the stat (racy): then the digest is unknown until hashed again |
 //! | steps | per step id: its last fingerprint, output digest, action record, and every path it consulted with the digest it depended on (inputs, folders it listed, its published outputs and blobs) | a consulted path's digest is not known to be the one depended on: the step is *dirty* and is checked again (its fingerprint recomputed) |
-//! | last build | the invocation key (scone's version, the folder, the command line and the environment that shape a build), the steps it planned, and every path the load read: `scone.toml` candidates, the files given, manifests, every folder the discovery walk listed and the ignore files it honoured, the kinds of the paths validation looked at, `scone.lock`, the output folders | another key; any of those paths changed (a listing, a manifest's stat, a kind): the workspace is loaded and planned again |
+//! | last build | the invocation key (scone's version, the folder, the command line and the environment that shape a build), the steps it planned, and every path the load read: `scone.toml` candidates, the files given, manifests, every folder the discovery walk listed and the ignore files it honoured, the kinds of the paths validation looked at, `scone.lock`, the output folders; and the plan it ran (opaque here: `crate::plan::stored`) | another key; any of those paths changed (a listing, a manifest's stat, a kind): the workspace is loaded and planned again. The plan also when the settings of the next plan have another digest (`scone.lock`'s pins, the keys' paths, …: compared by `plan::stored`) |
 //!
 //! So a build asks one question, [`BuildState::check`], and gets a
 //! [`Verdict`]. The state file opens with the *fresh list* ([`fresh`]): the
@@ -35,7 +35,7 @@
 //! | verdict | the build |
 //! |---|---|
 //! | [`Verdict::Fresh`] | nothing to do: the last build's step messages are replayed |
-//! | [`Verdict::Dirty`] | loads (observing the load's paths through the stats the check took) and plans; the steps none of whose paths changed (and none of whose deps' outputs change) are reused without being fingerprinted |
+//! | [`Verdict::Dirty`] | takes the last build's plan if its settings are the same, else loads and plans (observing the load's paths through the stats the check took, either way); the steps none of whose paths changed (and none of whose deps' outputs change) are reused without being fingerprinted |
 //! | [`Verdict::Full`] | loads and plans; every step is fingerprinted (through the path table, so unchanged files are not hashed) |
 //!
 //! A step's result is never trusted on a stat alone: a dirty step recomputes
@@ -145,6 +145,9 @@ pub struct LastBuild {
     pub steps: Vec<u32>,
     /// The load's warnings, printed again when the build is replayed.
     pub warnings: Vec<String>,
+    /// The plan it ran (`crate::plan::stored`), opaque here; empty: none.
+    /// Valid while the load's paths and key hold, as the workspace is.
+    pub plan: Arc<[u8]>,
 }
 
 /// See the module documentation.
@@ -217,6 +220,21 @@ impl StepEntry {
 }
 
 impl BuildState {
+    /// The paths the last build's load read, as it watched them: all it
+    /// watched but `lock` and the output folders, which the build wrote and
+    /// [`NextState`] watches apart.
+    pub fn load_paths(&self, lock: &Path) -> crate::watch::Watched {
+        let Some(last) = &self.last else {
+            return Vec::new();
+        };
+        last.watched
+            .iter()
+            .filter(|w| w.watch != Watch::Output)
+            .filter_map(|w| Some((self.paths.get(w.path as usize)?.path.clone(), w.watch)))
+            .filter(|(path, watch)| !(path == lock && *watch == Watch::Content))
+            .collect()
+    }
+
     /// The state in `<target>/.scone`; empty if it is missing, damaged or
     /// written by another scone.
     pub fn load(target: &Path) -> BuildState {

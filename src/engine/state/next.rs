@@ -59,6 +59,8 @@ pub struct LastLoad {
     /// The output folders the build published into, watched as they are now.
     pub outputs: Vec<PathBuf>,
     pub warnings: Vec<String>,
+    /// The plan the build ran (`crate::plan::stored`); empty: none kept.
+    pub plan: Arc<[u8]>,
 }
 
 /// A path a load read, with its stat right after the load.
@@ -482,6 +484,7 @@ impl NextState {
                 .filter_map(|id| position.get(id).copied())
                 .collect(),
             warnings: load.warnings,
+            plan: load.plan,
         });
         // A planned step with no entry (it failed, or its record would not
         // encode): no replay.

@@ -82,6 +82,7 @@ fn state(files: &[&Path], watched: &[(&Path, Watch)], key: Digest) -> BuildState
             watched,
             steps: vec![0],
             warnings: vec!["w".into()],
+            plan: Arc::from(&b"a plan"[..]),
         }),
     }
 }
@@ -115,6 +116,7 @@ fn the_codec_round_trips_and_damage_is_no_state() {
     let last = back.last.as_ref().unwrap();
     assert_eq!(last.watched, s.last.as_ref().unwrap().watched);
     assert_eq!(last.warnings, ["w"]);
+    assert_eq!(&*last.plan, b"a plan");
     for at in [0, bytes.len() / 2, bytes.len() - 1] {
         let mut damaged = bytes.clone();
         damaged[at] ^= 1;
