@@ -382,3 +382,37 @@ fn a_new_signing_key_signs_again_and_the_lock_follows() {
     assert_ne!(before, after, "a new MRSIGNER");
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
 }
+
+/// The entry binary removed, after a build, from a `dir:` base that
+/// `scone.toml` names (the load does not walk it, as it walks a
+/// `build.from` folder): the next build refuses it at its field before any
+/// step, as a first build would — the paths the entry check looked at are
+/// watched with the load's, so it does not take the last plan and fail at
+/// the sign step instead.
+#[test]
+fn an_entry_binary_gone_from_the_base_is_refused_before_any_step() {
+    let (sb, root) = repo();
+    for i in 0..SERVICES {
+        let manifest = root.join(format!("services/svc-{i:04}/service.yml"));
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, text.replace("  from: \"dir:../../base\"\n", "")).unwrap();
+    }
+    std::fs::write(root.join("scone.toml"), "[base]\nbinary = \"dir:base\"\n").unwrap();
+    age_tree(&root);
+    sb.build_json(&root, &[]);
+    let app = root.join("base").join(support::monorepo::APP_PATH);
+    std::fs::remove_file(&app).unwrap();
+    let out = sb
+        .scone(&root)
+        .args(["build", "-f", "mesh.yml", "-v"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[invalid-value]") && stderr.contains("entry binary `app`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Built"), "a step ran: {stderr}");
+    assert!(!stderr.contains("as the last build"), "{stderr}");
+}

@@ -230,8 +230,10 @@ fn execute_with(
         }
         None => {
             let ws = load_workspace(common)?;
-            let watched = observe(&ws.watched);
-            let only = checked(&ws, args, &cwd, &probe)?;
+            let (only, looked) = checked(&ws, args, &cwd, &probe)?;
+            let mut paths = ws.watched.clone();
+            paths.extend(looked.into_iter().map(|p| (p, scone::watch::Watch::Kind)));
+            let watched = observe(&paths);
             let setup = Setup::of(&ws.config, &ws.root, args, &probe)?;
             let warnings = super::output::stored_warnings(&ws.warnings);
             (Some(ws), watched, setup, only, None, warnings)
@@ -411,14 +413,15 @@ fn execute_with(
 
 /// What a build refuses of a loaded workspace before any step: a production
 /// build's tolerated Meshfile settings, an unknown `-p`, a missing default
-/// base or entry binary. Prints the load's warnings; the services `-p`
-/// selects (empty: all).
+/// base or entry binary. Prints the load's warnings. Gives the services `-p`
+/// selects (empty: all), and the paths the entry binaries were looked up at:
+/// the build watches their kinds with the load's paths (`plan::entry`).
 fn checked(
     ws: &Workspace,
     args: &BuildArgs,
     cwd: &Path,
     out: &Output,
-) -> anyhow::Result<Vec<usize>> {
+) -> anyhow::Result<(Vec<usize>, Vec<PathBuf>)> {
     let debug = debug_mode(&ws.config, args);
     if !debug {
         let refused: Vec<_> = ws
@@ -442,11 +445,11 @@ fn checked(
     out.warn_all(&ws.warnings);
     let only = selected(ws, &args.common)?;
     check_default_bases(ws, &only)?;
-    let missing = scone::plan::entry::missing_entry_binaries(ws, &only, &cache_dir(), cwd);
-    if !missing.is_empty() {
-        return Err(scone::manifest::Diagnostics(missing).into());
+    let entry = scone::plan::entry::missing_entry_binaries(ws, &only, &cache_dir(), cwd);
+    if !entry.missing.is_empty() {
+        return Err(scone::manifest::Diagnostics(entry.missing).into());
     }
-    Ok(only)
+    Ok((only, entry.looked))
 }
 
 /// The paths the steps of `nodes` declare as inputs: `(path, is a folder)`.

@@ -34,12 +34,10 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<i32> {
             errors.push(d);
         }
     }
-    errors.extend(scone::plan::entry::missing_entry_binaries(
-        &ws,
-        &[],
-        &super::build::cache_dir(),
-        &cwd,
-    ));
+    errors.extend(
+        scone::plan::entry::missing_entry_binaries(&ws, &[], &super::build::cache_dir(), &cwd)
+            .missing,
+    );
     let mut warnings = ws.warnings.clone();
     warnings.extend(missing_bases(&ws, &cwd));
     out.diagnostics(&warnings);

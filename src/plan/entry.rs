@@ -13,6 +13,11 @@
 //! Services mostly share their base: what one check found of a base folder
 //! (whether it is one, and each path looked up in it) is remembered for the
 //! rest of the check, so 1,000 services on one `dir:` base walk its PATH once.
+//!
+//! Every path the check looked at is handed back ([`EntryCheck::looked`]): a
+//! build watches their kinds with the load's paths, so an entry binary that
+//! goes missing makes the next build load (and refuse) again, rather than
+//! take the last plan and fail at the sign step.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -59,6 +64,14 @@ pub fn entry_field(unit: &ServiceUnit) -> (&'static str, &Located<String>, Strin
     (field, located, binary)
 }
 
+/// What [`missing_entry_binaries`] found.
+pub struct EntryCheck {
+    /// An error for each service whose entry binary is surely missing.
+    pub missing: Vec<Diagnostic>,
+    /// Every path it looked at (their kinds decided it).
+    pub looked: Vec<PathBuf>,
+}
+
 /// An error for each service (of `only`, or all when empty) whose entry binary
 /// is surely not in its image. File names are shown relative to `cwd`.
 pub fn missing_entry_binaries(
@@ -66,7 +79,7 @@ pub fn missing_entry_binaries(
     only: &[usize],
     cache_dir: &Path,
     cwd: &Path,
-) -> Vec<Diagnostic> {
+) -> EntryCheck {
     let mut out = Vec::new();
     let mut memo = Memo::default();
     for (i, unit) in ws.services.iter().enumerate() {
@@ -109,7 +122,10 @@ pub fn missing_entry_binaries(
         };
         out.push(Diagnostic::new(ErrorKind::InvalidValue, file, located.pos, what).with_hint(hint));
     }
-    out
+    EntryCheck {
+        missing: out,
+        looked: memo.looked,
+    }
 }
 
 /// What one check found of the bases, by base and by path (see the module
@@ -120,6 +136,8 @@ struct Memo {
     roots: HashMap<String, Option<Option<PathBuf>>>,
     /// Base folder → image path → what [`lookup`] found there.
     found: HashMap<PathBuf, HashMap<String, Found>>,
+    /// Every path looked at.
+    looked: Vec<PathBuf>,
 }
 
 impl Memo {
@@ -137,7 +155,10 @@ impl Memo {
         }
         let root = match BaseSpec::parse(&spec).ok() {
             Some(BaseSpec::Scratch) => Some(None),
-            Some(BaseSpec::Dir(dir)) if dir.is_dir() => Some(Some(dir)),
+            Some(BaseSpec::Dir(dir)) => {
+                self.looked.push(dir.clone());
+                dir.is_dir().then_some(Some(dir))
+            }
             _ => None,
         };
         self.roots.insert(spec, root.clone());
@@ -153,7 +174,7 @@ impl Memo {
         if let Some(&found) = paths.get(path) {
             return found;
         }
-        let found = lookup(root, path);
+        let found = lookup(root, path, &mut self.looked);
         paths.insert(path.to_string(), found);
         found
     }
@@ -190,14 +211,14 @@ fn present(unit: &ServiceUnit, root: Option<&Path>, binary: &str, memo: &mut Mem
 
 /// Whether the image path `path` may be a file: in the copied files or the base.
 fn in_image(unit: &ServiceUnit, root: Option<&Path>, path: &str, memo: &mut Memo) -> bool {
-    if copied(unit, path) {
+    if copied(unit, path, &mut memo.looked) {
         return true;
     }
     root.is_some_and(|root| memo.lookup(root, path) == Found::Yes)
 }
 
 /// Whether `path` is one of the files `copy:` puts under `pwd`.
-fn copied(unit: &ServiceUnit, path: &str) -> bool {
+fn copied(unit: &ServiceUnit, path: &str, looked: &mut Vec<PathBuf>) -> bool {
     let b = &unit.manifest.build;
     let pwd = b.pwd.value.trim_matches('/');
     let path = path.trim_start_matches('/');
@@ -212,13 +233,14 @@ fn copied(unit: &ServiceUnit, path: &str) -> bool {
     let rel = Path::new(rel);
     b.copy.iter().any(|entry| {
         let entry = Path::new(entry.value.trim_start_matches("./").trim_end_matches('/'));
-        rel.starts_with(entry) && lookup(&unit.dir, &rel.to_string_lossy()) == Found::Yes
+        rel.starts_with(entry) && lookup(&unit.dir, &rel.to_string_lossy(), looked) == Found::Yes
     })
 }
 
 /// Looks `path` up under the folder `root`, component by component, without
 /// following a symlink out of it: a symlink on the way counts as found.
-fn lookup(root: &Path, path: &str) -> Found {
+/// Each path it looks at goes to `looked`.
+fn lookup(root: &Path, path: &str, looked: &mut Vec<PathBuf>) -> Found {
     let mut at = root.to_path_buf();
     let parts: Vec<_> = Path::new(path.trim_start_matches('/'))
         .components()
@@ -229,6 +251,7 @@ fn lookup(root: &Path, path: &str) -> Found {
             return Found::Yes; // not resolved here: the sign step looks
         }
         at.push(part);
+        looked.push(at.clone());
         let Ok(meta) = std::fs::symlink_metadata(&at) else {
             return Found::No;
         };
@@ -260,11 +283,26 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("usr/bin")).expect("mkdir");
         std::fs::write(dir.path().join("usr/bin/python3"), b"elf").expect("write");
         std::os::unix::fs::symlink("usr/bin", dir.path().join("bin")).expect("symlink");
-        assert_eq!(lookup(dir.path(), "/usr/bin/python3"), Found::Yes);
-        assert_eq!(lookup(dir.path(), "/usr/bin/nope"), Found::No);
-        assert_eq!(lookup(dir.path(), "/usr/bin"), Found::No);
-        assert_eq!(lookup(dir.path(), "/usr/bin/python3/x"), Found::No);
-        assert_eq!(lookup(dir.path(), "/bin/anything"), Found::Yes);
-        assert_eq!(lookup(dir.path(), "/opt/x"), Found::No);
+        let mut looked = Vec::new();
+        assert_eq!(
+            lookup(dir.path(), "/usr/bin/python3", &mut looked),
+            Found::Yes
+        );
+        assert_eq!(lookup(dir.path(), "/usr/bin/nope", &mut looked), Found::No);
+        assert_eq!(lookup(dir.path(), "/usr/bin", &mut looked), Found::No);
+        assert_eq!(
+            lookup(dir.path(), "/usr/bin/python3/x", &mut looked),
+            Found::No
+        );
+        assert_eq!(lookup(dir.path(), "/bin/anything", &mut looked), Found::Yes);
+        assert_eq!(lookup(dir.path(), "/opt/x", &mut looked), Found::No);
+        // Every path it looked at, to the first that decided.
+        assert!(looked.contains(&dir.path().join("usr/bin/nope")));
+        assert!(looked.contains(&dir.path().join("bin")));
+        assert!(looked.contains(&dir.path().join("opt")));
+        assert!(
+            !looked.contains(&dir.path().join("opt/x")),
+            "no further than `opt`"
+        );
     }
 }
