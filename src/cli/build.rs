@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context};
 use scone::engine::state::{LastLoad, Look, NextState, Verdict};
-use scone::engine::{self, EngineOptions, Event, EventSink, Session, Status, StepId};
+use scone::engine::{self, EngineOptions, Session, StepId};
 use scone::plan::{self, ApplySettings, CasChoice};
 use scone::workspace::{LoadOptions, Workspace};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use super::args::{ApplyArgs, BuildArgs, CasKind, CommonArgs};
 use super::invocation;
 use super::output::Output;
-use super::setup::{debug_mode, kept_plan, Kept, Setup};
+use super::refusals::{check_take_over, checked};
+use super::replay::replayed;
+use super::setup::{kept_plan, Kept, Setup};
 use super::timings::Clock;
 
 /// Loads and validates the workspace of the common arguments.
@@ -411,47 +413,6 @@ fn execute_with(
     })
 }
 
-/// What a build refuses of a loaded workspace before any step: a production
-/// build's tolerated Meshfile settings, an unknown `-p`, a missing default
-/// base or entry binary. Prints the load's warnings. Gives the services `-p`
-/// selects (empty: all), and the paths the entry binaries were looked up at:
-/// the build watches their kinds with the load's paths (`plan::entry`).
-fn checked(
-    ws: &Workspace,
-    args: &BuildArgs,
-    cwd: &Path,
-    out: &Output,
-) -> anyhow::Result<(Vec<usize>, Vec<PathBuf>)> {
-    let debug = debug_mode(&ws.config, args);
-    if !debug {
-        let refused: Vec<_> = ws
-            .meshes
-            .iter()
-            .filter_map(|m| {
-                let text = std::fs::read_to_string(&m.mesh.path).ok();
-                let mut d = scone::manifest::tolerance::diagnostic(&m.mesh, true, text.as_deref())?;
-                d.file = d
-                    .file
-                    .strip_prefix(cwd)
-                    .map(Path::to_path_buf)
-                    .unwrap_or(d.file);
-                Some(d)
-            })
-            .collect();
-        if !refused.is_empty() {
-            return Err(scone::manifest::Diagnostics(refused).into());
-        }
-    }
-    out.warn_all(&ws.warnings);
-    let only = selected(ws, &args.common)?;
-    check_default_bases(ws, &only)?;
-    let entry = scone::plan::entry::missing_entry_binaries(ws, &only, &cache_dir(), cwd);
-    if !entry.missing.is_empty() {
-        return Err(scone::manifest::Diagnostics(entry.missing).into());
-    }
-    Ok((only, entry.looked))
-}
-
 /// The paths the steps of `nodes` declare as inputs: `(path, is a folder)`.
 fn declared_inputs(nodes: &[engine::Node]) -> Vec<(PathBuf, bool)> {
     nodes
@@ -471,48 +432,6 @@ fn project_of(ws: &Workspace) -> String {
         .unwrap_or_else(|_| ws.root.clone())
         .display()
         .to_string()
-}
-
-/// `--take-over` names a mesh's namespace of this workspace (a usage error
-/// otherwise, with did-you-mean).
-fn check_take_over(ws: &Workspace, names: &[String]) -> anyhow::Result<()> {
-    let known: Vec<&str> = ws.meshes.iter().map(|m| m.namespace()).collect();
-    for name in names {
-        if !known.contains(&name.as_str()) {
-            let hint = scone::manifest::suggest::hint(name, known.iter().copied())
-                .unwrap_or_else(|| "no Meshfile of this workspace has a policy.namespace".into());
-            return Err(super::UsageError::new(
-                format!("--take-over {name}: no mesh of this workspace has the namespace `{name}`"),
-                hint,
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a build whose services need a default base that is not on this
-/// machine, saying how to make it.
-fn check_default_bases(ws: &Workspace, only: &[usize]) -> anyhow::Result<()> {
-    let cache = cache_dir();
-    for (i, unit) in ws.services.iter().enumerate() {
-        let b = &unit.manifest.build;
-        if (!only.is_empty() && !only.contains(&i))
-            || b.from.is_some()
-            || ws.config.base.contains_key(&b.kind.value)
-        {
-            continue;
-        }
-        if let Some((dir, how)) = scone::plan::missing_default_base(&b.kind.value, &cache) {
-            bail!(
-                "{}: the default base image of build.kind `{}` is not on this machine: {} does not exist\n  help: {how}",
-                unit.manifest.path.display(),
-                b.kind.value,
-                dir.display()
-            );
-        }
-    }
-    Ok(())
 }
 
 /// The state a build leaves (`load`: `None` when it cannot be replayed).
@@ -538,70 +457,6 @@ fn next_state(
         last: load,
         dropped: Vec::new(),
     }
-}
-
-/// Replays the last build: every step it planned, fresh.
-/// A build with nothing to do: its messages replayed, its timings saved.
-fn replayed(
-    session: &Session,
-    fresh: &scone::engine::state::FreshBuild,
-    probe: &Output,
-    mut clock: Clock,
-    target_dir: &Path,
-    common: &CommonArgs,
-) -> anyhow::Result<Outcome> {
-    clock.phase("replay");
-    let report = replay(session, fresh, probe);
-    clock.replayed(report.fresh);
-    clock.save(true, target_dir, probe, common.message_format)?;
-    Ok(Outcome {
-        code: 0,
-        workspace: None,
-        report: Some(report),
-        inputs: Vec::new(),
-    })
-}
-
-/// The messages of a build with nothing to do: the last build's warnings and,
-/// where they are listed (JSON, `-v`), its steps as fresh (only then is the
-/// rest of the state read).
-fn replay(
-    session: &Session,
-    fresh: &scone::engine::state::FreshBuild,
-    out: &Output,
-) -> engine::BuildReport {
-    let started = std::time::Instant::now();
-    out.warn_all(&super::output::read_stored_warnings(&fresh.warnings));
-    if out.lists_fresh() {
-        let state = session.state();
-        for &i in state.last.iter().flat_map(|l| &l.steps) {
-            let step = &state.steps[i as usize];
-            let outputs = if out.wants_outputs() {
-                step.record(state)
-                    .map_or(serde_json::Value::Null, |r| r.outputs())
-            } else {
-                serde_json::Value::Null
-            };
-            out.event(Event::Finished {
-                id: step.id.clone(),
-                status: Status::Fresh,
-                fingerprint: step.fingerprint.clone(),
-                outputs,
-                why: None,
-                ms: 0,
-                ran: None,
-            });
-        }
-    }
-    let report = engine::BuildReport {
-        fresh: fresh.steps,
-        all_cacheable: true,
-        replayed: true,
-        ms: started.elapsed().as_millis() as u64,
-        ..engine::BuildReport::default()
-    };
-    out.finished(&report);
-    report
 }
 
 /// Every cacheable result of the build just run, for its build index (`None` if a

@@ -15,6 +15,8 @@ pub mod invocation;
 pub mod output;
 pub mod plan;
 pub mod reference;
+pub mod refusals;
+pub mod replay;
 pub mod run;
 pub mod setup;
 pub mod timings;
