@@ -343,12 +343,15 @@ fn execute_with(
             .and_then(|_| index_records(&nodes, &report, &session))
             .map(|records| (planned.clone(), records));
         // The plan the state keeps: the one kept, or this one if a later
-        // dirty build could take it (a whole build, no effects).
+        // dirty build could take it (a whole build, no effects, a state
+        // that is replayed: see `load` below).
         let plan: std::sync::Arc<[u8]> = match &kept_bytes {
             Some(plan) => std::sync::Arc::clone(plan),
-            None if whole && apply.is_none() => plan::stored::encode(&nodes, &made.digest())
-                .map(Into::into)
-                .unwrap_or_default(),
+            None if whole && apply.is_none() && !keep_lock => {
+                plan::stored::encode(&nodes, &made.digest())
+                    .map(Into::into)
+                    .unwrap_or_default()
+            }
             None => Default::default(),
         };
         last = Some((report, planned, updated, effects, plan));

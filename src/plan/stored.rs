@@ -18,9 +18,8 @@
 //!
 //! ```text
 //! settings digest (32 bytes)
-//! count (u64, little-endian)
-//! per step: kind, unit, JSON, deps (count, then indices), each
-//!           length-prefixed (u64, little-endian)
+//! count, then per step: kind, unit, JSON (each a length and its bytes),
+//!           deps (count, then indices); numbers as `engine::wire` varints
 //! ```
 //!
 //! The bytes are sealed inside the state's head, with scone's version: a
@@ -31,6 +30,7 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 use super::Settings;
+use crate::engine::wire::{put_var, put_var_bytes, Reader};
 use crate::engine::{Node, Step, StepContext, StepError, StepId, StepOutput};
 use crate::steps::base::BaseStep;
 use crate::steps::chart::ChartStep;
@@ -93,18 +93,15 @@ pub fn encode(nodes: &[Node], settings: &[u8; 32]) -> Option<Vec<u8>> {
     let size: usize = steps.iter().map(|s| s.len() + 32).sum();
     let mut out = Vec::with_capacity(size + 40);
     out.extend_from_slice(settings);
-    put(&mut out, nodes.len());
+    put_var(&mut out, nodes.len() as u64);
     for (node, json) in nodes.iter().zip(&steps) {
         let id = node.step.id();
-        for part in [&id.kind, &id.unit] {
-            put(&mut out, part.len());
-            out.extend_from_slice(part.as_bytes());
-        }
-        put(&mut out, json.len());
-        out.extend_from_slice(json.as_bytes());
-        put(&mut out, node.deps.len());
+        put_var_bytes(&mut out, id.kind.as_bytes());
+        put_var_bytes(&mut out, id.unit.as_bytes());
+        put_var_bytes(&mut out, json.as_bytes());
+        put_var(&mut out, node.deps.len() as u64);
         for &d in &node.deps {
-            put(&mut out, d);
+            put_var(&mut out, d as u64);
         }
     }
     Some(out)
@@ -119,24 +116,25 @@ pub fn decode(
     settings: &[u8; 32],
     unaffected: impl Fn(&StepId) -> bool,
 ) -> Option<Vec<Node>> {
-    let (digest, mut rest) = bytes.split_at_checked(32)?;
-    if digest != settings {
+    let mut r = Reader(bytes);
+    if r.take(32)? != settings {
         return None;
     }
-    let n = take(&mut rest)?;
-    let mut frames = Vec::with_capacity(n.min(rest.len()));
-    let mut opened: Vec<bool> = Vec::with_capacity(n.min(rest.len()));
+    let n = r.var_len()?;
+    let mut frames = Vec::with_capacity(n.min(bytes.len()));
+    let mut opened: Vec<bool> = Vec::with_capacity(n.min(bytes.len()));
+    let text = |r: &mut Reader<'_>| String::from_utf8(r.var_bytes()?.to_vec()).ok();
     for i in 0..n {
         let id = StepId {
-            kind: text(&mut rest)?,
-            unit: text(&mut rest)?,
+            kind: text(&mut r)?,
+            unit: text(&mut r)?,
         };
-        let json = bytes_of(&mut rest)?;
-        let count = take(&mut rest)?;
-        let mut deps = Vec::with_capacity(count.min(rest.len()));
+        let json = r.var_bytes()?;
+        let count = r.var_len()?;
+        let mut deps = Vec::with_capacity(count.min(bytes.len()));
         for _ in 0..count {
             // A plan lists a step after its deps.
-            let d = take(&mut rest)?;
+            let d = r.var_len()?;
             if d >= i {
                 return None;
             }
@@ -145,7 +143,7 @@ pub fn decode(
         opened.push(!unaffected(&id) || deps.iter().any(|&d| opened[d]));
         frames.push((id, json, deps));
     }
-    if !rest.is_empty() {
+    if !r.is_empty() {
         return None;
     }
     frames
@@ -201,27 +199,6 @@ fn step(kind: &str, json: &[u8]) -> Option<Box<dyn Step>> {
         "chart" => of::<ChartStep>(json),
         _ => None,
     }
-}
-
-fn put(out: &mut Vec<u8>, v: usize) {
-    out.extend_from_slice(&(v as u64).to_le_bytes());
-}
-
-fn take(rest: &mut &[u8]) -> Option<usize> {
-    let (v, tail) = rest.split_first_chunk::<8>()?;
-    *rest = tail;
-    usize::try_from(u64::from_le_bytes(*v)).ok()
-}
-
-fn text(rest: &mut &[u8]) -> Option<String> {
-    String::from_utf8(bytes_of(rest)?.to_vec()).ok()
-}
-
-fn bytes_of<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let n = take(rest)?;
-    let (b, tail) = rest.split_at_checked(n)?;
-    *rest = tail;
-    Some(b)
 }
 
 #[cfg(test)]
@@ -364,7 +341,10 @@ mod tests {
         longer.push(0);
         assert!(decode(&longer, &s.digest(), |_| false).is_none());
         let mut unknown = bytes.clone();
-        let at = 32 + 8 + 8; // the first step's kind
+        // The first step's kind: after the digest, the count and its length
+        // (one byte each: fewer than 128 steps, a short kind).
+        let at = 32 + 1 + 1;
+        assert!(nodes.len() < 128);
         unknown[at] = b'X';
         assert!(decode(&unknown, &s.digest(), |_| false).is_none());
     }
