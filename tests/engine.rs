@@ -246,7 +246,12 @@ fn concurrent_builds_both_succeed_with_identical_outputs() {
         let b = s.spawn(spawn);
         (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
     });
-    assert!(a.status.success() && b.status.success());
+    assert!(
+        a.status.success() && b.status.success(),
+        "a: {}\nb: {}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
     let (ma, mb) = (messages(&a.stdout), messages(&b.stdout));
     let digests = |m: &[serde_json::Value]| -> Vec<String> {
         m.iter()

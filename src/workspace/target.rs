@@ -52,12 +52,16 @@ pub fn refusal_with(
     match std::fs::symlink_metadata(&t) {
         Err(_) => None,
         Ok(m) if !m.is_dir() => Some("exists and is not a folder".into()),
-        Ok(_) if is_tagged(&t) => None,
+        // Listed before the tag is looked for: another scone making this
+        // folder makes its `.scone/` first, so a folder seen not empty is
+        // seen tagged if that is what it holds.
         Ok(_) => match std::fs::read_dir(&t).map(|mut e| e.next().is_none()) {
             Ok(true) => None,
+            Ok(false) if is_tagged(&t) => None,
             Ok(false) => Some(
                 "is a folder scone did not make (it is not empty and has no `.scone/` tag)".into(),
             ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => Some(format!("cannot be read: {e}")),
         },
     }
@@ -137,5 +141,37 @@ mod tests {
         assert_eq!(refused(&old), None);
         tag(&old).unwrap();
         assert!(old.join(TAG_FILE).is_file());
+    }
+
+    /// Another scone making the folder (`target/`, then `target/.scone/`)
+    /// while this one looks: it is new, empty or tagged at every moment,
+    /// never "a folder scone did not make".
+    #[test]
+    fn a_folder_another_scone_is_making_is_never_refused() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("ws");
+        std::fs::create_dir_all(&root).unwrap();
+        let target = |i: usize| root.join(format!("target-{i}"));
+        const MADE: usize = 1_000;
+        let making = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..MADE {
+                    making.store(i, Ordering::SeqCst);
+                    std::fs::create_dir_all(target(i).join(".scone")).unwrap();
+                }
+                making.store(MADE, Ordering::SeqCst);
+            });
+            loop {
+                let i = making.load(Ordering::SeqCst);
+                if i == MADE {
+                    break;
+                }
+                if let Some(why) = refusal(&target(i), &root, &[]) {
+                    panic!("{} refused while being made: {why}", target(i).display());
+                }
+            }
+        });
     }
 }
