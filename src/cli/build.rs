@@ -369,7 +369,7 @@ fn execute_with(
         let reused: Vec<_> = report
             .reused
             .iter()
-            .filter_map(|id| state.step(id)?.record(state))
+            .filter_map(|id| session.store().record(state.step(id)?))
             .collect();
         let published = report
             .results

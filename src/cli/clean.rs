@@ -78,6 +78,8 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
     if args.gc {
         let freed = scone::engine::gc::collect(session.store())
             .with_context(|| format!("collecting garbage in {}", target.display()))?;
+        scone::engine::state::BuildState::compact(&target)
+            .with_context(|| format!("compacting the build state in {}", target.display()))?;
         out.status(
             "Removed",
             &format!(

@@ -23,13 +23,7 @@ impl DepRecord {
     pub fn get(&self, store: &Store) -> Option<Arc<ActionRecord>> {
         match self {
             DepRecord::Ready(r) => Some(Arc::clone(r)),
-            DepRecord::Previous(i) => {
-                let state = store.state();
-                let entry = state.steps.get(*i)?;
-                entry
-                    .record(state)
-                    .or_else(|| store.load_action(&entry.fingerprint).map(Arc::new))
-            }
+            DepRecord::Previous(i) => store.record(store.state().steps.get(*i)?),
         }
     }
 }

@@ -23,14 +23,15 @@ pub struct Freed {
 /// Removes every blob and action record that no step of the store's state
 /// refers to (its last fingerprint, and the blobs its record names), scratch
 /// folders left by a killed build, the parse cache and the sign step's memos. A
-/// step whose record cannot be read keeps nothing, and runs again next time.
+/// step whose record cannot be read (from the state's log or the action
+/// cache) keeps nothing, and runs again next time.
 pub fn collect(store: &Store) -> io::Result<Freed> {
     let state = store.state();
     let mut actions = HashSet::new();
     let mut blobs = HashSet::new();
     for step in &state.steps {
         actions.insert(step.fingerprint.clone());
-        if let Some(record) = step.record(state) {
+        if let Some(record) = store.record(step) {
             blobs.extend(record.blob_digests().cloned());
         }
     }
@@ -80,7 +81,7 @@ pub fn forget(store: &Store, target: &Path, ids: &[StepId]) -> io::Result<Vec<Pa
         let Some(step) = state.step(id) else {
             continue;
         };
-        if let Some(record) = step.record(state) {
+        if let Some(record) = store.record(step) {
             for entry in &record.publish {
                 let path = match entry {
                     Published::Dir { dir, .. } => target.join(dir),

@@ -227,6 +227,14 @@ impl Store {
         (rec.fingerprint == fingerprint).then_some(rec)
     }
 
+    /// The action record of a step of the last state: from the state's
+    /// log, else (it does not read) from the action cache.
+    pub fn record(&self, entry: &super::state::StepEntry) -> Option<Arc<ActionRecord>> {
+        entry
+            .record(self.state())
+            .or_else(|| self.load_action(&entry.fingerprint).map(Arc::new))
+    }
+
     /// Whether every blob of a record is present and intact.
     pub fn action_intact(&self, rec: &ActionRecord) -> bool {
         rec.blob_digests().all(|d| self.blob_intact(d))

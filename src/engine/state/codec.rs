@@ -1,24 +1,24 @@
 //! The state file's encoding: [`super::super::wire`] varints and byte
-//! strings in two sealed parts. The head holds all a check needs; the action
-//! records come after it and are read only when a build first asks for one
-//! (a no-op never does). A damaged head reads as no state; damaged records
-//! read as none (every step then takes its record from the action cache).
+//! strings in two sealed parts. The head holds all a check needs, and where
+//! each step's action record is in the log beside it ([`super::records`]),
+//! read only when a build first asks for that record (a no-op never does).
+//! A damaged head reads as no state.
 //!
 //! ```text
 //! fresh length (u64, little-endian)
 //! fresh:  the fresh list (`super::fresh`), sealed: all a no-op reads
 //! head length (u64, little-endian)
-//! head:   "sconeST3", scone's version
+//! head:   "sconeST5", scone's version
 //! paths:  count, then per path (sorted): the length it shares with the one
 //!         before, the rest of its bytes, flags, [stat], [digest], taken_ns
 //! steps:  count, then per step (sorted): kind, unit, fingerprint, output,
-//!         the length of its record, consults (path index ×4, + 2 when the expected digest
+//!         its record's offset and length in the log and their blake3,
+//!         consults (path index ×4, + 2 when the expected digest
 //!         is written out, i.e. differs from the path table's, + 1 when the
 //!         consult is not watched)
 //! last:   present?, key, started_ns, watched paths, planned steps, warnings,
 //!         the plan (`crate::plan::stored`; empty: none)
 //!         checksum of the head
-//! records: every step's action record JSON, in step order; checksum
 //! ```
 
 use std::fs::File;
@@ -29,10 +29,12 @@ use std::sync::{Arc, OnceLock};
 use super::super::id::StepId;
 use super::super::stat::Stat;
 use super::super::wire::{put_var, put_var_bytes, put_zigzag, unseal, Reader};
-use super::{BuildState, Consult, Digest, LastBuild, PathEntry, Records, StepEntry, Watched};
+use super::{
+    BuildState, Consult, Digest, LastBuild, PathEntry, RecordAt, Records, StepEntry, Watched,
+};
 use crate::watch::Watch;
 
-const MAGIC: &[u8; 8] = b"sconeST4";
+const MAGIC: &[u8; 8] = b"sconeST5";
 
 const HAS_STAT: u8 = 1;
 const HAS_DIGEST: u8 = 2;
@@ -99,30 +101,18 @@ fn text(r: &mut Reader<'_>) -> Option<String> {
 }
 
 /// The state file, in parts to be written one after the other: the fresh
-/// list, the head and the records, each after its length or before its
-/// checksum (see the module documentation).
-pub struct Encoded<'a> {
+/// list and the head, each after its length (see the module documentation).
+pub struct Encoded {
     fresh_len: [u8; 8],
     fresh: Vec<u8>,
     head_len: [u8; 8],
     head: Vec<u8>,
-    /// Every step's record, in step order: the state's own buffer where its
-    /// records lie in that order (an assembled state's do), else a copy.
-    pub records: std::borrow::Cow<'a, [u8]>,
-    sum: [u8; 32],
 }
 
-impl Encoded<'_> {
+impl Encoded {
     /// The parts, in file order.
-    pub fn parts(&self) -> [&[u8]; 6] {
-        [
-            &self.fresh_len,
-            &self.fresh,
-            &self.head_len,
-            &self.head,
-            &self.records,
-            &self.sum,
-        ]
+    pub fn parts(&self) -> [&[u8]; 4] {
+        [&self.fresh_len, &self.fresh, &self.head_len, &self.head]
     }
 
     /// The whole file.
@@ -134,30 +124,16 @@ impl Encoded<'_> {
 
 /// The state as the parts of its file; `None` if a step's fingerprint or
 /// output is not a digest (then no state is written, and the next build is
-/// a full one). The three parts are made at once, on all cores; the records
-/// (most of the file: megabytes) are not copied again.
-pub fn encode(state: &BuildState) -> Option<Encoded<'_>> {
-    let (fresh, (head, (records, sum))) = rayon::join(
-        || super::fresh::encode(state),
-        || {
-            rayon::join(
-                || encode_head(state),
-                || {
-                    let records = in_step_order(state);
-                    let sum = *blake3::hash(&records).as_bytes();
-                    (records, sum)
-                },
-            )
-        },
-    );
+/// a full one). The two parts are made at once, on two cores. The records
+/// must be in the log ([`super::records::commit`]).
+pub fn encode(state: &BuildState) -> Option<Encoded> {
+    let (fresh, head) = rayon::join(|| super::fresh::encode(state), || encode_head(state));
     let head = head?;
     Some(Encoded {
         fresh_len: (fresh.len() as u64).to_le_bytes(),
         fresh,
         head_len: (head.len() as u64).to_le_bytes(),
         head,
-        records,
-        sum,
     })
 }
 
@@ -192,8 +168,9 @@ fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
         put_var_bytes(&mut out, s.id.unit.as_bytes());
         put_hex(&mut out, &s.fingerprint)?;
         put_hex(&mut out, &s.output)?;
-        let record = s.record_bytes(state);
-        put_var(&mut out, record.len() as u64);
+        put_var(&mut out, s.record.at);
+        put_var(&mut out, s.record.len);
+        out.extend_from_slice(&s.record.sum);
         put_var(&mut out, s.consults.len() as u64);
         for c in &s.consults {
             let table = state.paths.get(c.path as usize)?;
@@ -236,28 +213,6 @@ fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Every step's record, one after the other in step order.
-fn in_step_order(state: &BuildState) -> std::borrow::Cow<'_, [u8]> {
-    let all = state.records.get().unwrap_or_default();
-    let mut end = 0;
-    let laid_out = state.steps.iter().all(|s| {
-        let next = s.record.start == end;
-        end = s.record.end;
-        next
-    });
-    if laid_out && end == all.len() {
-        return std::borrow::Cow::Borrowed(all);
-    }
-    std::borrow::Cow::Owned(
-        state
-            .steps
-            .iter()
-            .flat_map(|s| s.record_bytes(state))
-            .copied()
-            .collect(),
-    )
-}
-
 /// The fresh list of a state file; `None` if the file is cut off.
 pub(super) fn read_fresh(file: &File) -> Option<Vec<u8>> {
     let mut len = [0; 8];
@@ -278,9 +233,10 @@ fn seal_from(out: &mut Vec<u8>, from: usize) {
     out.extend_from_slice(sum.as_bytes());
 }
 
-/// The state in `file`: its head read now, its records when first asked for.
-/// `None` if the head is damaged, cut off, or written by another scone.
-pub fn read(file: File) -> Option<BuildState> {
+/// The state in `file`, its records in the log at `log` (read when first
+/// asked for). `None` if the head is damaged, cut off, or written by another
+/// scone.
+pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
     let size = file.metadata().ok()?.len();
     let mut len = [0; 8];
     file.read_exact_at(&mut len, 0).ok()?;
@@ -288,51 +244,35 @@ pub fn read(file: File) -> Option<BuildState> {
     file.read_exact_at(&mut len, at).ok()?;
     let head_len = u64::from_le_bytes(len);
     let head_at = at.checked_add(8)?;
-    let records_at = head_at.checked_add(head_len)?;
-    let records_len = size.checked_sub(records_at)?;
+    if head_at.checked_add(head_len)? != size {
+        return None;
+    }
     let mut head = vec![0; usize::try_from(head_len).ok()?];
     file.read_exact_at(&mut head, head_at).ok()?;
     let mut state = decode_head(&head)?;
-    let want: usize = state.steps.iter().map(|s| s.record.len()).sum();
-    if records_len != want as u64 + 32 {
-        return None;
-    }
-    state.records = Records::in_file(file, records_at, records_len);
+    state.records = Records::in_log(log);
     Some(state)
 }
 
-/// The records part of a state file: the concatenated JSON, if its checksum
-/// holds.
-pub(super) fn read_records(file: &File, at: u64, len: u64) -> Option<Vec<u8>> {
-    let mut bytes = vec![0; usize::try_from(len).ok()?];
-    file.read_exact_at(&mut bytes, at).ok()?;
-    let body = unseal(&bytes)?.len();
-    bytes.truncate(body);
-    Some(bytes)
-}
-
-/// The state of a whole file's `bytes` (records included).
+/// The state of a whole file's `bytes`, its records in the log at `log`.
 #[cfg(test)]
-pub fn decode(bytes: Vec<u8>) -> Option<BuildState> {
+pub fn decode(bytes: Vec<u8>, log: PathBuf) -> Option<BuildState> {
     let len_at = |at: usize| -> Option<usize> {
         usize::try_from(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)).ok()
     };
     let at = len_at(0)?.checked_add(8)?;
     let head_len = len_at(at)?;
     let head_at = at + 8;
-    let head = bytes.get(head_at..head_at.checked_add(head_len)?)?;
-    let mut state = decode_head(head)?;
-    let records = unseal(bytes.get(head_at + head_len..)?)?;
-    let want: usize = state.steps.iter().map(|s| s.record.len()).sum();
-    if records.len() != want {
+    if head_at.checked_add(head_len)? != bytes.len() {
         return None;
     }
-    state.records = Records::in_memory(records.to_vec());
+    let mut state = decode_head(bytes.get(head_at..)?)?;
+    state.records = Records::in_log(log);
     Some(state)
 }
 
 /// The head of a state file; `None` if it is damaged, cut off, or written
-/// by another version of scone. Record ranges are into the records part.
+/// by another version of scone.
 fn decode_head(bytes: &[u8]) -> Option<BuildState> {
     let mut r = Reader(unseal(bytes)?);
     if r.take(8)? != MAGIC || r.var_bytes()? != super::super::fingerprint::tool_version().as_bytes()
@@ -362,15 +302,12 @@ fn decode_head(bytes: &[u8]) -> Option<BuildState> {
     }
     let count = r.var_len()?;
     let mut steps = Vec::with_capacity(count.min(1 << 24));
-    let mut at = 0usize;
     for _ in 0..count {
         let kind = text(&mut r)?;
         let unit = text(&mut r)?;
         let fingerprint = hex::encode(digest(&mut r)?);
         let output: Arc<str> = hex::encode(digest(&mut r)?).into();
-        let len = r.var_len()?;
-        let record = at..at.checked_add(len)?;
-        at = record.end;
+        let record = RecordAt::in_log(r.var()?, r.var()?, digest(&mut r)?);
         let n = r.var_len()?;
         let mut consults = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {

@@ -481,7 +481,7 @@ mod tests {
             id: crate::engine::id::StepId::new("copy", "a"),
             fingerprint: "ab".repeat(32),
             output: "cd".repeat(32).into(),
-            record: 0..0,
+            record: super::super::RecordAt::in_log(0, 0, [0; 32]),
             parsed: std::sync::OnceLock::new(),
             consults: vec![Consult {
                 path: 0,

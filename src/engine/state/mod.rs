@@ -8,7 +8,8 @@
 //! | file | what it holds | written | trusted when |
 //! |---|---|---|---|
 //! | `lock` | nothing: an `flock` | held from the start of a build until its last file is written | — |
-//! | `state` | this module: the fresh list, then paths, steps, the last build, then the action records | at the end of every build, whole (temp file, rename) | each part's checksum and scone's version match; else that part is ignored (a full build) |
+//! | `state` | this module: the fresh list, then paths, steps (with where each one's action record is in `records`), the last build | at the end of every build, whole (temp file, rename) | each part's checksum and scone's version match; else that part is ignored (a full build) |
+//! | `records` | the action records the steps name, one after the other ([`records`]): a log | before `state`: a build appends the records that changed; written whole when less than half of it is named, or by `scone clean --gc` | per record: its bytes hash to the digest its step names; else it reads as none, and is taken from `actions/` |
 //! | `actions/<fp>.json` | the action cache: fingerprint → [`ActionRecord`](super::ActionRecord) (with the fingerprint's inputs, for `--explain`) | when a step runs | it parses, names its fingerprint, and every blob it names is intact |
 //! | `blobs/<2 hex>/<blake3>` | every file a step made, by content | when a step runs | its content hashes to its name (through the path table) |
 //! | `parse-cache.bin` | parsed manifests by their rendered text (`workspace::load`) | when a manifest was parsed | its checksum matches; a pure function of the text, never stale |
@@ -20,7 +21,7 @@
 //! | part | what | invalid when (the rule) |
 //! |---|---|---|
 //! | path table | per path: its last `lstat`, the digest of what it held under that stat (content, link target or listing), and when the stat was taken | the path's `lstat` differs, or it was changed within [`RACY_WINDOW_NS`](super::stat::RACY_WINDOW_NS) of the stat (racy): then the digest is unknown until hashed again |
-//! | steps | per step id: its last fingerprint, output digest, action record, and every path it consulted with the digest it depended on (inputs, folders it listed, its published outputs and blobs) | a consulted path's digest is not known to be the one depended on: the step is *dirty* and is checked again (its fingerprint recomputed) |
+//! | steps | per step id: its last fingerprint, output digest, where its action record is in the log, and every path it consulted with the digest it depended on (inputs, folders it listed, its published outputs and blobs) | a consulted path's digest is not known to be the one depended on: the step is *dirty* and is checked again (its fingerprint recomputed) |
 //! | last build | the invocation key (scone's version, the folder, the command line and the environment that shape a build), the steps it planned, and every path the load read: `scone.toml` candidates, the files given, manifests, every folder the discovery walk listed and the ignore files it honoured, the kinds of the paths validation looked at (the entry-binary check's too), `scone.lock`, the output folders; and the plan it ran (opaque here: `crate::plan::stored`) | another key; any of those paths changed (a listing, a manifest's stat, a kind): the workspace is loaded and planned again. The plan also when the settings of the next plan have another digest (`scone.lock`'s pins, the keys' paths, …: compared by `plan::stored`) |
 //!
 //! So a build asks one question, [`BuildState::check`], and gets a
@@ -50,13 +51,15 @@ mod codec;
 mod fresh;
 mod next;
 mod paths;
+mod records;
 
 pub use check::{is_own_name, Seen, Verdict};
 pub use fresh::{FreshBuild, Look, Taken};
 pub use next::{observe, LastLoad, NextState, Observed, Own};
 pub use paths::PathTable;
+pub use records::RecordAt;
+use records::Records;
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -114,8 +117,8 @@ pub struct StepEntry {
     pub fingerprint: String,
     /// [`ActionRecord::output_digest`], hex.
     pub output: Arc<str>,
-    /// The action record's JSON: a range of [`BuildState::records`].
-    record: Range<usize>,
+    /// Where its action record's JSON is ([`records`]).
+    record: RecordAt,
     /// Parsed on first use.
     parsed: OnceLock<Option<Arc<ActionRecord>>>,
     pub consults: Vec<Consult>,
@@ -153,7 +156,7 @@ pub struct LastBuild {
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct BuildState {
-    /// The steps' action records.
+    /// The log of the steps' action records ([`records`]).
     records: Records,
     /// Sorted by path bytes.
     pub paths: Vec<PathEntry>,
@@ -163,59 +166,16 @@ pub struct BuildState {
     pub last: Option<LastBuild>,
 }
 
-/// Every step's action record JSON, one after the other: in memory (a state
-/// just assembled), or still in the state file, read on first use (a check
-/// needs none of them, and they are most of the file).
-#[derive(Debug, Default)]
-pub(crate) struct Records {
-    bytes: OnceLock<Option<Vec<u8>>>,
-    file: Option<(std::fs::File, u64, u64)>,
-}
-
-impl Records {
-    fn in_memory(bytes: Vec<u8>) -> Records {
-        Records {
-            bytes: OnceLock::from(Some(bytes)),
-            file: None,
-        }
-    }
-
-    fn in_file(file: std::fs::File, at: u64, len: u64) -> Records {
-        Records {
-            bytes: OnceLock::new(),
-            file: Some((file, at, len)),
-        }
-    }
-
-    /// The records; `None` if they were damaged.
-    fn get(&self) -> Option<&[u8]> {
-        self.bytes
-            .get_or_init(|| {
-                let (file, at, len) = self.file.as_ref()?;
-                codec::read_records(file, *at, *len)
-            })
-            .as_deref()
-    }
-}
-
 impl StepEntry {
-    /// The step's action record, parsed once; `None` if it does not parse.
+    /// The step's action record, parsed once; `None` if its bytes are not
+    /// the ones the state names, or do not parse.
     pub fn record(&self, state: &BuildState) -> Option<Arc<ActionRecord>> {
         self.parsed
             .get_or_init(|| {
-                let bytes = state.records.get()?.get(self.record.clone())?;
-                serde_json::from_slice(bytes).ok().map(Arc::new)
+                let bytes = state.records.read(&self.record)?;
+                serde_json::from_slice(&bytes).ok().map(Arc::new)
             })
             .clone()
-    }
-
-    /// The action record's JSON.
-    pub fn record_bytes<'s>(&self, state: &'s BuildState) -> &'s [u8] {
-        state
-            .records
-            .get()
-            .and_then(|r| r.get(self.record.clone()))
-            .unwrap_or_default()
     }
 }
 
@@ -238,9 +198,25 @@ impl BuildState {
     /// The state in `<target>/.scone`; empty if it is missing, damaged or
     /// written by another scone.
     pub fn load(target: &Path) -> BuildState {
-        match std::fs::File::open(target.join(".scone").join(FILE)) {
-            Ok(file) => codec::read(file).unwrap_or_default(),
+        let dir = target.join(".scone");
+        match std::fs::File::open(dir.join(FILE)) {
+            Ok(file) => codec::read(file, dir.join(records::FILE)).unwrap_or_default(),
             Err(_) => BuildState::default(),
+        }
+    }
+
+    /// Writes the state in `<target>/.scone` again, its record log holding
+    /// only the records its steps name (`scone clean --gc`).
+    pub fn compact(target: &Path) -> std::io::Result<()> {
+        let dir = target.join(".scone");
+        let mut state = BuildState::load(target);
+        if state.steps.is_empty() {
+            return crate::durable::remove_all(&dir.join(records::FILE));
+        }
+        records::commit(&mut state, &dir, true)?;
+        match codec::encode(&state) {
+            Some(encoded) => crate::durable::write_parts_checked(&dir.join(FILE), &encoded.parts()),
+            None => Ok(()),
         }
     }
 

@@ -126,8 +126,8 @@ struct Ran {
     id: StepId,
     fingerprint: String,
     output: Arc<str>,
-    /// Its record's place in the state's buffer.
-    record: std::ops::Range<usize>,
+    /// Its record's JSON.
+    record: Vec<u8>,
     consults: Vec<(PathBuf, Option<Digest>, bool)>,
 }
 
@@ -140,10 +140,13 @@ fn key(path: &Path) -> &[u8] {
 }
 
 impl NextState {
-    /// Writes the state into `<target>/.scone/state`.
+    /// Writes the state into `<target>/.scone/state`, after the records
+    /// it names that are not in the log yet ([`super::records`]).
     pub fn write(self, target: &Path, table: PathTable) -> std::io::Result<()> {
-        let state = self.assemble(target, table);
-        let file = target.join(".scone").join(FILE);
+        let dir = target.join(".scone");
+        let mut state = self.assemble(target, table);
+        super::records::commit(&mut state, &dir, false)?;
+        let file = dir.join(FILE);
         match codec::encode(&state) {
             Some(encoded) => crate::durable::write_parts_checked(&file, &encoded.parts()),
             None => crate::durable::remove_all(&file),
@@ -180,10 +183,6 @@ impl NextState {
                 .collect()
         };
 
-        // The records of the steps that ran; the kept steps' stay where they
-        // are in the last state until both are laid out in step order.
-        let mut bytes = Vec::new();
-
         // The steps that ran, their consults by path.
         let mut made_entries: HashMap<PathBuf, PathEntry> = HashMap::new();
         let mut ran: Vec<Ran> = Vec::with_capacity(self.ran.len());
@@ -218,17 +217,15 @@ impl NextState {
             }
             // The fingerprint's inputs stay in the action cache (`--explain`
             // reads them there): the state holds what dependents read.
-            let start = bytes.len();
             let view = super::super::record::RecordView::of(&record);
-            if serde_json::to_writer(&mut bytes, &view).is_err() {
-                bytes.truncate(start);
+            let Ok(bytes) = serde_json::to_vec(&view) else {
                 continue;
-            }
+            };
             ran.push(Ran {
                 id,
                 fingerprint: record.fingerprint.clone(),
                 output: record.output_digest().into(),
-                record: start..bytes.len(),
+                record: bytes,
                 consults,
             });
         }
@@ -398,7 +395,10 @@ impl NextState {
                 .map(|i| i as u32)
         };
 
-        // The steps, in id order: kept ones as they were, renumbered.
+        // The steps, in id order: kept ones as they were, renumbered, their
+        // records where they are in the log; a step that ran has its record
+        // added to the log unless the log has those bytes for it already.
+        let mut records = super::Records::in_log(store.join(super::records::FILE));
         let mut steps: Vec<StepEntry> = Vec::with_capacity(kept.len() + ran.len());
         for &i in &kept {
             let old = &previous.steps[i];
@@ -406,7 +406,7 @@ impl NextState {
                 id: old.id.clone(),
                 fingerprint: old.fingerprint.clone(),
                 output: Arc::clone(&old.output),
-                record: old.record.clone(),
+                record: old.record,
                 parsed: OnceLock::new(),
                 consults: old
                     .consults
@@ -418,12 +418,22 @@ impl NextState {
                     .collect(),
             });
         }
+        if ran.len() > 64 {
+            previous.records.read_all();
+        }
         for r in ran {
+            // Where the log has these bytes, whole (a record that does not
+            // read is written again).
+            let held = previous.step(&r.id).map(|old| old.record).filter(|old| {
+                old.len == r.record.len() as u64
+                    && previous.records.read(old).as_deref() == Some(&r.record[..])
+            });
+            let record = held.unwrap_or_else(|| records.add(&r.record));
             steps.push(StepEntry {
                 id: r.id,
                 fingerprint: r.fingerprint,
                 output: r.output,
-                record: r.record,
+                record,
                 parsed: OnceLock::new(),
                 consults: r
                     .consults
@@ -438,26 +448,7 @@ impl NextState {
                     .collect(),
             });
         }
-        // In id order, the records laid out in that order in one buffer (the
-        // state's, written to the file as it is), each copied once.
-        let ran_from = kept.len();
-        let mut order: Vec<usize> = (0..steps.len()).collect();
-        order.sort_by(|&a, &b| steps[a].id.cmp(&steps[b].id));
-        let old_records = previous.records.get().unwrap_or_default();
-        let mut records = Vec::with_capacity(steps.iter().map(|s| s.record.len()).sum::<usize>());
-        let mut slots: Vec<Option<StepEntry>> = steps.into_iter().map(Some).collect();
-        let mut steps: Vec<StepEntry> = Vec::with_capacity(slots.len());
-        for i in order {
-            let Some(mut step) = slots[i].take() else {
-                continue;
-            };
-            let from = if i < ran_from { old_records } else { &bytes };
-            let start = records.len();
-            records.extend_from_slice(from.get(step.record.clone()).unwrap_or_default());
-            step.record = start..records.len();
-            steps.push(step);
-        }
-        drop(bytes);
+        steps.sort_by(|a, b| a.id.cmp(&b.id));
         let position: HashMap<&StepId, u32> = steps
             .iter()
             .enumerate()
@@ -491,7 +482,7 @@ impl NextState {
         let last = last.filter(|l| l.steps.len() == self.planned.len());
         drop(position);
         BuildState {
-            records: super::Records::in_memory(records),
+            records,
             paths,
             steps,
             last,
@@ -575,14 +566,15 @@ mod tests {
     use crate::engine::record::ActionRecord;
     use std::collections::BTreeMap;
 
-    fn record(unit: &str) -> Arc<ActionRecord> {
+    fn record(unit: &str, version: usize) -> Arc<ActionRecord> {
         Arc::new(ActionRecord {
             step: format!("k:{unit}"),
             fingerprint: "ab".repeat(32),
-            record: serde_json::json!({ "unit": unit }),
+            record: serde_json::json!({ "unit": unit, "version": version }),
+            // Records of a real size, so that the log passes its slack soon.
+            info: serde_json::json!("x".repeat(16 << 10)),
             files: BTreeMap::new(),
             publish: Vec::new(),
-            info: serde_json::Value::Null,
             inputs: Vec::new(),
         })
     }
@@ -598,53 +590,107 @@ mod tests {
             .collect()
     }
 
+    fn log_len(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(".scone").join(super::super::records::FILE))
+            .map_or(0, |m| m.len())
+    }
+
     /// Steps kept from the last state and steps that ran, their ids
-    /// interleaved: each keeps its own record, and the records are laid out
-    /// in step order, so the file is written from the state's buffer as it
-    /// is.
+    /// interleaved: the log grows by the records that changed only (a step
+    /// that ran to the same record adds nothing), every step reads its own
+    /// record back, and a log mostly of records no step names any more is
+    /// written again with only the named ones.
     #[test]
-    fn kept_and_ran_records_are_laid_out_in_step_order() {
+    fn a_build_appends_the_records_that_changed_and_a_dead_log_is_compacted() {
         let dir = tempfile::tempdir().unwrap();
-        let ran = |us: &[&str]| -> Vec<(StepId, Arc<ActionRecord>, Vec<Own>)> {
+        let ran = |us: &[&str], version: usize| -> Vec<(StepId, Arc<ActionRecord>, Vec<Own>)> {
             us.iter()
-                .map(|u| (StepId::new("k", u), record(u), Vec::new()))
+                .map(|u| (StepId::new("k", u), record(u, version), Vec::new()))
                 .collect()
         };
-        let table = || PathTable::new(Arc::default(), dir.path());
         let ids = |us: &[&str]| -> Vec<StepId> { us.iter().map(|u| StepId::new("k", u)).collect() };
-        NextState {
-            ran: ran(&["a", "c", "e"]),
-            planned: ids(&["a", "c", "e"]),
-            whole: true,
-            ..NextState::default()
-        }
-        .write(dir.path(), table())
-        .unwrap();
-        let first = Arc::new(BuildState::load(dir.path()));
-        let next = NextState {
-            ran: ran(&["b", "d"]),
-            reused: ids(&["a", "c", "e"]),
-            planned: ids(&["a", "b", "c", "d", "e"]),
-            whole: true,
-            ..NextState::default()
+        let build = |ran: Vec<(StepId, Arc<ActionRecord>, Vec<Own>)>, reused: &[&str]| {
+            let last = Arc::new(BuildState::load(dir.path()));
+            NextState {
+                planned: ids(&["a", "b", "c", "d", "e"]),
+                ran,
+                reused: ids(reused),
+                whole: true,
+                ..NextState::default()
+            }
+            .write(dir.path(), PathTable::new(last, dir.path()))
+            .unwrap();
+            BuildState::load(dir.path())
         };
-        let state = next.assemble(dir.path(), PathTable::new(first, dir.path()));
-        let encoded = codec::encode(&state).expect("encodes");
-        assert!(
-            matches!(encoded.records, std::borrow::Cow::Borrowed(_)),
-            "the records are written from the state's buffer"
+        let want = |versions: [usize; 5]| -> Vec<(String, serde_json::Value)> {
+            ["a", "b", "c", "d", "e"]
+                .iter()
+                .zip(versions)
+                .map(|(u, v)| {
+                    (
+                        u.to_string(),
+                        serde_json::json!({ "unit": u, "version": v }),
+                    )
+                })
+                .collect()
+        };
+
+        let first = build(ran(&["a", "b", "c", "d", "e"], 0), &[]);
+        assert_eq!(units(&first), want([0; 5]));
+        let whole = log_len(dir.path());
+        let one = whole / 5;
+
+        // b and d ran to new records, the rest were kept.
+        let second = build(ran(&["b", "d"], 1), &["a", "c", "e"]);
+        assert_eq!(units(&second), want([0, 1, 0, 1, 0]));
+        assert_eq!(log_len(dir.path()), whole + 2 * one, "two records appended");
+        assert_eq!(
+            second.steps[0].record, first.steps[0].record,
+            "a kept where it was"
         );
-        crate::durable::write_parts_checked(
-            &dir.path().join(".scone").join(FILE),
-            &encoded.parts(),
-        )
-        .unwrap();
-        let read = BuildState::load(dir.path());
-        let want: Vec<(String, serde_json::Value)> = ["a", "b", "c", "d", "e"]
-            .iter()
-            .map(|u| (u.to_string(), serde_json::json!({ "unit": u })))
+
+        // Every step ran (a full check), b and d to the records they have.
+        let all = ran(&["a", "c", "e"], 0)
+            .into_iter()
+            .chain(ran(&["b", "d"], 1))
             .collect();
-        assert_eq!(units(&state), want);
-        assert_eq!(units(&read), want);
+        let third = build(all, &[]);
+        assert_eq!(units(&third), want([0, 1, 0, 1, 0]));
+        assert_eq!(log_len(dir.path()), whole + 2 * one, "nothing appended");
+
+        // a's bytes in the log damaged: a reads as none, and a build in
+        // which a ran to the same record writes it again.
+        let log = dir.path().join(".scone").join(super::super::records::FILE);
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes[third.steps[0].record.at as usize + 3] ^= 1;
+        std::fs::write(&log, &bytes).unwrap();
+        let damaged = BuildState::load(dir.path());
+        assert!(damaged.steps[0].record(&damaged).is_none());
+        let healed = build(ran(&["a"], 0), &["b", "c", "d", "e"]);
+        assert_eq!(units(&healed), want([0, 1, 0, 1, 0]));
+        assert_eq!(log_len(dir.path()), whole + 3 * one, "a appended again");
+
+        // Every step ran to a new record, build after build: the log grows
+        // until it would hold more than twice its live bytes and the slack,
+        // then holds the named records only.
+        let mut version = 1;
+        let mut longest = log_len(dir.path());
+        loop {
+            version += 1;
+            let state = build(ran(&["a", "b", "c", "d", "e"], version), &[]);
+            assert_eq!(units(&state), want([version; 5]));
+            let now = log_len(dir.path());
+            if now < longest {
+                break;
+            }
+            longest = now;
+            assert!(version < 100, "never compacted: {now} bytes");
+        }
+        assert!(longest <= 2 * whole + super::super::records::SLACK);
+        assert!(
+            log_len(dir.path()) <= whole + one,
+            "the log holds the named records only: {} bytes",
+            log_len(dir.path())
+        );
     }
 }

@@ -45,13 +45,13 @@ fn state(files: &[&Path], watched: &[(&Path, Watch)], key: Digest) -> BuildState
     let paths: Vec<PathEntry> = all.iter().map(|p| entry(p)).collect();
     let at = |p: &Path| paths.iter().position(|e| e.path == p).unwrap() as u32;
     let fp = "ab".repeat(32);
-    let bytes = record_json("copy:a", &fp);
-    let len = bytes.len();
+    let mut records = super::Records::default();
+    let record = records.add(&record_json("copy:a", &fp));
     let steps = vec![StepEntry {
         id: StepId::new("copy", "a"),
         fingerprint: fp,
         output: "cd".repeat(32).into(),
-        record: 0..len,
+        record,
         parsed: OnceLock::new(),
         consults: files
             .iter()
@@ -73,7 +73,7 @@ fn state(files: &[&Path], watched: &[(&Path, Watch)], key: Digest) -> BuildState
         })
         .collect();
     BuildState {
-        records: super::Records::in_memory(bytes),
+        records,
         paths,
         steps,
         last: Some(LastBuild {
@@ -92,26 +92,35 @@ fn age(path: &Path) {
     filetime::set_symlink_file_times(path, t, t).unwrap();
 }
 
+/// `s` with its records in the log of `dir`, encoded: the state file.
+fn written(s: &mut BuildState, dir: &Path) -> Vec<u8> {
+    let store = dir.join(".scone");
+    fs::create_dir_all(&store).unwrap();
+    records::commit(s, &store, false).unwrap();
+    codec::encode(s).unwrap().to_vec()
+}
+
+fn log(dir: &Path) -> PathBuf {
+    dir.join(".scone").join(records::FILE)
+}
+
 #[test]
 fn the_codec_round_trips_and_damage_is_no_state() {
     let dir = tempfile::tempdir().unwrap();
     let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
     fs::write(&a, "a").unwrap();
     fs::write(&m, "kind: mesh").unwrap();
-    let s = state(
+    let mut s = state(
         &[&a, &dir.path().join("gone")],
         &[(&m, Watch::Content)],
         [7; 32],
     );
-    let bytes = codec::encode(&s).unwrap().to_vec();
-    let back = codec::decode(bytes.clone()).unwrap();
+    let bytes = written(&mut s, dir.path());
+    let back = codec::decode(bytes.clone(), log(dir.path())).unwrap();
     assert_eq!(back.paths, s.paths);
     assert_eq!(back.steps.len(), 1);
     assert_eq!(back.steps[0].consults, s.steps[0].consults);
-    assert_eq!(
-        back.steps[0].record_bytes(&back),
-        s.steps[0].record_bytes(&s)
-    );
+    assert_eq!(back.steps[0].record, s.steps[0].record);
     assert_eq!(back.steps[0].record(&back).unwrap().inputs.len(), 1);
     let last = back.last.as_ref().unwrap();
     assert_eq!(last.watched, s.last.as_ref().unwrap().watched);
@@ -120,9 +129,15 @@ fn the_codec_round_trips_and_damage_is_no_state() {
     for at in [0, bytes.len() / 2, bytes.len() - 1] {
         let mut damaged = bytes.clone();
         damaged[at] ^= 1;
-        assert!(codec::decode(damaged).is_none(), "a flipped byte at {at}");
+        assert!(
+            codec::decode(damaged, log(dir.path())).is_none(),
+            "a flipped byte at {at}"
+        );
     }
-    assert!(codec::decode(bytes[..bytes.len() - 1].to_vec()).is_none());
+    assert!(codec::decode(bytes[..bytes.len() - 1].to_vec(), log(dir.path())).is_none());
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(codec::decode(longer, log(dir.path())).is_none());
 }
 
 #[test]
@@ -131,36 +146,44 @@ fn records_are_read_when_first_asked_for_and_damage_there_loses_only_them() {
     let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
     fs::write(&a, "a").unwrap();
     fs::write(&m, "kind: mesh").unwrap();
-    let s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
-    let bytes = codec::encode(&s).unwrap().to_vec();
+    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
+    let bytes = written(&mut s, dir.path());
     let file = dir.path().join(".scone").join(FILE);
-    fs::create_dir_all(file.parent().unwrap()).unwrap();
     fs::write(&file, &bytes).unwrap();
 
     let back = BuildState::load(dir.path());
     assert!(
-        back.records.bytes.get().is_none(),
+        back.records.file.get().is_none(),
         "loading the state reads no record"
     );
     assert_eq!(
-        back.steps[0].record_bytes(&back),
-        s.steps[0].record_bytes(&s)
+        back.steps[0].record(&back).unwrap().fingerprint,
+        "ab".repeat(32)
     );
-    assert!(back.steps[0].record(&back).is_some());
 
-    // A flipped byte in the last record: the head (and so the check) still
-    // holds, the records are not trusted.
-    let mut damaged = bytes.clone();
-    let at = damaged.len() - 40;
-    damaged[at] ^= 1;
-    fs::write(&file, &damaged).unwrap();
+    // A flipped byte in the record: the head (and so the check) still holds,
+    // the record is not trusted.
+    let good = fs::read(log(dir.path())).unwrap();
+    let mut damaged = good.clone();
+    damaged[good.len() / 2] ^= 1;
+    fs::write(log(dir.path()), &damaged).unwrap();
     let back = BuildState::load(dir.path());
     assert_eq!(back.steps.len(), 1);
     assert!(back.last.is_some());
     assert!(back.steps[0].record(&back).is_none());
-    assert!(back.steps[0].record_bytes(&back).is_empty());
 
-    // Cut off inside the records: no state at all (the head names their length).
+    // The log cut short, or gone: the same.
+    fs::write(log(dir.path()), &good[..good.len() - 1]).unwrap();
+    let back = BuildState::load(dir.path());
+    assert!(back.last.is_some());
+    assert!(back.steps[0].record(&back).is_none());
+    fs::remove_file(log(dir.path())).unwrap();
+    assert!(BuildState::load(dir.path()).steps[0]
+        .record(&BuildState::load(dir.path()))
+        .is_none());
+
+    // The state file cut off: no state at all.
+    fs::write(log(dir.path()), &good).unwrap();
     fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
     assert!(BuildState::load(dir.path()).steps.is_empty());
 }
@@ -228,10 +251,9 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
     fs::write(&a, "a").unwrap();
     fs::write(&m, "kind: mesh").unwrap();
-    let s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
-    let bytes = codec::encode(&s).unwrap().to_vec();
+    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
+    let bytes = written(&mut s, dir.path());
     let file = dir.path().join(".scone").join(FILE);
-    fs::create_dir_all(file.parent().unwrap()).unwrap();
     fs::write(&file, &bytes).unwrap();
     let fresh = BuildState::fresh(dir.path(), &[7; 32], &[])
         .into_fresh()
