@@ -17,7 +17,7 @@
 //! log replaces the old one only after it is whole (temp file, rename).
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -98,7 +98,7 @@ impl Records {
         } else {
             let file = self
                 .file
-                .get_or_init(|| File::open(self.log.as_ref()?).ok())
+                .get_or_init(|| open(self.log.as_ref()?))
                 .as_ref()?;
             let mut bytes = vec![0; len];
             file.read_exact_at(&mut bytes, place.at).ok()?;
@@ -112,9 +112,24 @@ impl Records {
     /// Reads the whole log now, for a build about to read most records:
     /// one read instead of one per record.
     pub fn read_all(&self) {
-        self.all
-            .get_or_init(|| std::fs::read(self.log.as_ref()?).ok());
+        self.all.get_or_init(|| {
+            let file = open(self.log.as_ref()?)?;
+            let mut all = vec![0; usize::try_from(file.metadata().ok()?.len()).ok()?];
+            file.read_exact_at(&mut all, 0).ok()?;
+            Some(all)
+        });
     }
+}
+
+/// The log at `path` for reading, if it is a regular file: never through a
+/// link planted in its place, nor a FIFO that would block.
+fn open(path: &Path) -> Option<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 /// Writes the records `state` has that are not in the log `<dir>/records`
@@ -123,16 +138,18 @@ impl Records {
 /// only the records of `state`, in step order. Then `state` reads from there.
 pub fn commit(state: &mut BuildState, dir: &Path, compact: bool) -> std::io::Result<()> {
     let path = dir.join(FILE);
-    let end = match std::fs::metadata(&path) {
-        Ok(meta) => meta.len(),
+    // Anything but a regular file there (a link, planted or not) is
+    // replaced whole, never written through.
+    let (end, regular) = match std::fs::symlink_metadata(&path) {
+        Ok(meta) => (meta.len(), meta.is_file()),
         Err(_) => {
             std::fs::create_dir_all(dir)?;
-            0
+            (0, true)
         }
     };
     let pending = state.records.pending.len() as u64;
     let live: u64 = state.steps.iter().map(|s| s.record.len).sum();
-    if compact || end + pending > live.saturating_mul(2) + SLACK {
+    if compact || !regular || end + pending > live.saturating_mul(2) + SLACK {
         let mut log = Vec::with_capacity(usize::try_from(live).unwrap_or(0));
         let mut places = Vec::with_capacity(state.steps.len());
         for step in &state.steps {
@@ -156,6 +173,7 @@ pub fn commit(state: &mut BuildState, dir: &Path, compact: bool) -> std::io::Res
                 .create(true)
                 .write(true)
                 .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)?;
             file.write_all_at(&state.records.pending, end)?;
         }

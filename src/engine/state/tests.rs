@@ -296,3 +296,33 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
         Look::Moved(_)
     ));
 }
+
+#[test]
+fn the_record_log_is_never_written_or_read_through_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
+    fs::write(&a, "a").unwrap();
+    fs::write(&m, "kind: mesh").unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    fs::create_dir_all(dir.path().join(".scone")).unwrap();
+    std::os::unix::fs::symlink(&victim, log(dir.path())).unwrap();
+
+    // A link planted where the log goes is replaced, not appended through.
+    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
+    let bytes = written(&mut s, dir.path());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(fs::symlink_metadata(log(dir.path())).unwrap().is_file());
+    fs::write(dir.path().join(".scone").join(FILE), &bytes).unwrap();
+    let back = BuildState::load(dir.path());
+    assert!(back.steps[0].record(&back).is_some());
+
+    // A link to a good log is not read through.
+    let good = dir.path().join("good-log");
+    fs::rename(log(dir.path()), &good).unwrap();
+    std::os::unix::fs::symlink(&good, log(dir.path())).unwrap();
+    let back = BuildState::load(dir.path());
+    assert!(back.steps[0].record(&back).is_none());
+    back.records.read_all();
+    assert!(back.steps[0].record(&back).is_none());
+}
