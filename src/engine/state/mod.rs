@@ -199,9 +199,9 @@ impl BuildState {
     /// written by another scone.
     pub fn load(target: &Path) -> BuildState {
         let dir = target.join(".scone");
-        match std::fs::File::open(dir.join(FILE)) {
-            Ok(file) => codec::read(file, dir.join(records::FILE)).unwrap_or_default(),
-            Err(_) => BuildState::default(),
+        match records::open_regular(&dir.join(FILE)) {
+            Some(file) => codec::read(file, dir.join(records::FILE)).unwrap_or_default(),
+            None => BuildState::default(),
         }
     }
 
@@ -226,7 +226,7 @@ impl BuildState {
     /// listed path moved, the `lstat`s taken, for [`Self::check_with`] (see
     /// [`fresh`]). `own` as for [`Self::check`].
     pub fn fresh(target: &Path, key: &Digest, own: &[&std::ffi::OsStr]) -> Look {
-        let Ok(file) = std::fs::File::open(target.join(".scone").join(FILE)) else {
+        let Some(file) = records::open_regular(&target.join(".scone").join(FILE)) else {
             return Look::Unknown;
         };
         match codec::read_fresh(&file) {

@@ -98,7 +98,7 @@ impl Records {
         } else {
             let file = self
                 .file
-                .get_or_init(|| open(self.log.as_ref()?))
+                .get_or_init(|| open_regular(self.log.as_ref()?))
                 .as_ref()?;
             let mut bytes = vec![0; len];
             file.read_exact_at(&mut bytes, place.at).ok()?;
@@ -113,7 +113,7 @@ impl Records {
     /// one read instead of one per record.
     pub fn read_all(&self) {
         self.all.get_or_init(|| {
-            let file = open(self.log.as_ref()?)?;
+            let file = open_regular(self.log.as_ref()?)?;
             let mut all = vec![0; usize::try_from(file.metadata().ok()?.len()).ok()?];
             file.read_exact_at(&mut all, 0).ok()?;
             Some(all)
@@ -121,9 +121,10 @@ impl Records {
     }
 }
 
-/// The log at `path` for reading, if it is a regular file: never through a
-/// link planted in its place, nor a FIFO that would block.
-fn open(path: &Path) -> Option<File> {
+/// The file at `path` for reading (the log, the state), if it is a regular
+/// file: never through a link planted in its place, nor a FIFO that would
+/// block.
+pub(super) fn open_regular(path: &Path) -> Option<File> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)

@@ -325,4 +325,22 @@ fn the_record_log_is_never_written_or_read_through_a_link() {
     assert!(back.steps[0].record(&back).is_none());
     back.records.read_all();
     assert!(back.steps[0].record(&back).is_none());
+
+    // Nor is the state file, nor a FIFO in its place (it would block).
+    let file = dir.path().join(".scone").join(FILE);
+    let copy = dir.path().join("good-state");
+    fs::rename(&file, &copy).unwrap();
+    std::os::unix::fs::symlink(&copy, &file).unwrap();
+    assert!(BuildState::load(dir.path()).last.is_none());
+    assert!(matches!(
+        BuildState::fresh(dir.path(), &[7; 32], &[]),
+        Look::Unknown
+    ));
+    fs::remove_file(&file).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(BuildState::load(dir.path()).last.is_none());
 }
