@@ -1,7 +1,8 @@
-//! The build state: everything scone remembers between two builds, in one
-//! file, `target/.scone/state`, written under the target lock at the end of
-//! every build (cargo's `fingerprint/mod.rs` and ninja's `.ninja_log` +
-//! `.ninja_deps` are the models).
+//! The build state: everything scone remembers between two builds, in
+//! `target/.scone/state` and the log of action records beside it
+//! (`records`), written under the target lock at the end of every build
+//! (cargo's `fingerprint/mod.rs` and ninja's `.ninja_log` + `.ninja_deps`
+//! are the models).
 //!
 //! # What lives under `target/.scone`
 //!

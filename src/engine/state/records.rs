@@ -14,7 +14,9 @@
 //!
 //! Every write is under the target lock and comes before the state that
 //! names it: an append never touches bytes a state names, and a compacted
-//! log replaces the old one only after it is whole (temp file, rename).
+//! log replaces the old one only after it is whole (temp file, rename). The
+//! log is appended to, and read, only as a regular file opened without
+//! following links: anything else in its place is replaced whole.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
