@@ -155,6 +155,7 @@ pub fn commit(state: &mut BuildState, dir: &Path, compact: bool) -> std::io::Res
     if compact || !regular || end + pending > live.saturating_mul(2) + SLACK {
         let mut log = Vec::with_capacity(usize::try_from(live).unwrap_or(0));
         let mut places = Vec::with_capacity(state.steps.len());
+        state.records.read_all();
         for step in &state.steps {
             // A record that does not read keeps its digest and no bytes:
             // it still reads as none.

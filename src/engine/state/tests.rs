@@ -178,9 +178,9 @@ fn records_are_read_when_first_asked_for_and_damage_there_loses_only_them() {
     assert!(back.last.is_some());
     assert!(back.steps[0].record(&back).is_none());
     fs::remove_file(log(dir.path())).unwrap();
-    assert!(BuildState::load(dir.path()).steps[0]
-        .record(&BuildState::load(dir.path()))
-        .is_none());
+    let back = BuildState::load(dir.path());
+    assert!(back.last.is_some());
+    assert!(back.steps[0].record(&back).is_none());
 
     // The state file cut off: no state at all.
     fs::write(log(dir.path()), &good).unwrap();
