@@ -139,7 +139,7 @@ pub fn encode(state: &BuildState) -> Option<Encoded> {
 
 /// The head, sealed.
 fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(1 << 20);
+    let mut out = Vec::with_capacity(head_capacity(state));
     out.extend_from_slice(MAGIC);
     put_var_bytes(
         &mut out,
@@ -211,6 +211,32 @@ fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
     }
     seal_from(&mut out, 0);
     Some(out)
+}
+
+/// At least the head's length: the buffer never grows while it is
+/// encoded (growing a 6 MB buffer from 1 MB copied 7 MB and touched 15 MB of
+/// fresh pages; capacity never written to is never touched).
+fn head_capacity(state: &BuildState) -> usize {
+    const STAT: usize = 5 * 10;
+    let known = 1 + STAT + 32;
+    let paths: usize = state
+        .paths
+        .iter()
+        .map(|p| 2 * 10 + p.path.as_os_str().len() + known + 10)
+        .sum();
+    let steps: usize = state
+        .steps
+        .iter()
+        .map(|s| 4 * 10 + s.id.kind.len() + s.id.unit.len() + 3 * 32 + s.consults.len() * (10 + 33))
+        .sum();
+    let last = state.last.as_ref().map_or(1, |l| {
+        100 + l.watched.len() * (10 + 1 + known + 10)
+            + l.steps.len() * 10
+            + l.warnings.iter().map(|w| 10 + w.len()).sum::<usize>()
+            + 10
+            + l.plan.len()
+    });
+    MAGIC.len() + 100 + paths + steps + last + 32
 }
 
 /// The fresh list of a state file; `None` if the file is cut off.

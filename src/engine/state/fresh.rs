@@ -169,6 +169,14 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
                 .zip(&need)
                 .filter_map(|(entry, need)| Some((entry, need.as_ref()?)))
                 .collect();
+            // A listed path takes at most its bytes and 100 more: the
+            // buffer never grows (see `codec::head_capacity`).
+            out.reserve(
+                listed
+                    .iter()
+                    .map(|(e, _)| e.path.as_os_str().len() + 100)
+                    .sum(),
+            );
             put_var(&mut out, listed.chunks(CHUNK).len() as u64);
             let (mut chunk, mut stat) = (Vec::new(), Vec::new());
             for part in listed.chunks(CHUNK) {
