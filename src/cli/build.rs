@@ -89,6 +89,10 @@ pub struct Outcome {
     /// `scone dev` to tell what a change touches: an apply's only (a build's
     /// are empty: listing them costs a `stat` per `copy:` entry).
     pub inputs: Vec<(PathBuf, bool)>,
+    /// The build states, freed when the outcome is dropped (`scone dev`);
+    /// `scone build` forgets them, as it ends the process next.
+    #[allow(dead_code)] // held only to be dropped (or not) with the outcome
+    pub spent: Option<scone::engine::state::Spent>,
 }
 
 /// Builds (and with `apply`, applies) once: load → plan → run → record.
@@ -318,7 +322,7 @@ fn execute_with(
         if !report.success() {
             clock.phase("record");
             let next = next_state(&mut report, planned, whole, None);
-            session.finish(next)?;
+            let spent = session.finish(next)?;
             upload_rest(remote.as_deref(), None, &target_dir, common, &probe);
             clock.save(false, &target_dir, &probe, common.message_format)?;
             return Ok(Outcome {
@@ -326,13 +330,14 @@ fn execute_with(
                 workspace: ws,
                 report: Some(report),
                 inputs,
+                spent: Some(spent),
             });
         }
         let updated = scone::lockfile::updated(lock, &report.results, whole.then_some(&planned));
         if locked && updated != *lock {
             let diff = lock.diff(&updated).join("\n");
             let next = next_state(&mut report, planned, whole, None);
-            session.finish(next)?;
+            drop(session.finish(next)?);
             bail!(
                 "scone.lock needs to be updated but --locked was given:\n{diff}\nhelp: run without --locked to update scone.lock"
             );
@@ -399,7 +404,7 @@ fn execute_with(
         warnings,
         plan,
     });
-    session.finish(next_state(&mut report, planned, whole, load))?;
+    let spent = session.finish(next_state(&mut report, planned, whole, load))?;
     upload_rest(remote.as_deref(), index, &target_dir, common, &probe);
     if let Some(a) = apply {
         if a.load {
@@ -413,6 +418,7 @@ fn execute_with(
         workspace: ws,
         report: Some(report),
         inputs,
+        spent: Some(spent),
     })
 }
 

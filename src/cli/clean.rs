@@ -144,9 +144,9 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
         );
         dropped.extend(ids);
     }
-    session.finish(NextState {
+    drop(session.finish(NextState {
         dropped,
         ..NextState::default()
-    })?;
+    })?);
     Ok(0)
 }

@@ -29,6 +29,7 @@ pub(super) fn replayed(
         workspace: None,
         report: Some(report),
         inputs: Vec::new(),
+        spent: None,
     })
 }
 

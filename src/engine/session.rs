@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::events::EventSink;
 use super::lock::TargetLock;
 use super::scheduler::{self, BuildReport, EngineError, EngineOptions, Node};
-use super::state::{BuildState, NextState};
+use super::state::{BuildState, NextState, Spent};
 use super::store::Store;
 use crate::durable;
 
@@ -94,8 +94,9 @@ impl Session {
         Ok(report)
     }
 
-    /// Writes the next state, then releases the lock.
-    pub fn finish(self, next: NextState) -> Result<(), EngineError> {
+    /// Writes the next state, then releases the lock. Returns the states,
+    /// to be dropped when the caller chooses ([`Spent`]).
+    pub fn finish(self, next: NextState) -> Result<Spent, EngineError> {
         let Session { dir, lock, store } = self;
         let store = match store.into_inner() {
             Some(store) => store,

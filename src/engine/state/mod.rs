@@ -56,7 +56,7 @@ mod records;
 
 pub use check::{is_own_name, Seen, Verdict};
 pub use fresh::{FreshBuild, Look, Taken};
-pub use next::{observe, LastLoad, NextState, Observed, Own};
+pub use next::{observe, LastLoad, NextState, Observed, Own, Spent};
 pub use paths::PathTable;
 pub use records::RecordAt;
 use records::Records;
