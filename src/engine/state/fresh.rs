@@ -283,11 +283,18 @@ impl Taken {
 /// Whether the fresh list in `bytes` (sealed) holds for a build with `key`:
 /// its last build's summary if every listed path's `lstat` is the one listed,
 /// else the `lstat`s taken (see [`Look`]).
-pub(super) fn look(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Look {
-    look_at(bytes, key, own).unwrap_or(Look::Unknown)
+/// `moved` is called as soon as a listed path is seen to have moved (maybe
+/// more than once, from any thread).
+pub(super) fn look(bytes: &[u8], key: &Digest, own: &[&OsStr], moved: &(dyn Fn() + Sync)) -> Look {
+    look_at(bytes, key, own, moved).unwrap_or(Look::Unknown)
 }
 
-fn look_at(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<Look> {
+fn look_at(
+    bytes: &[u8],
+    key: &Digest,
+    own: &[&OsStr],
+    on_moved: &(dyn Fn() + Sync),
+) -> Option<Look> {
     let mut r = Reader(unseal(bytes)?);
     if r.take(8)? != MAGIC
         || r.var_bytes()? != super::super::fingerprint::tool_version().as_bytes()
@@ -316,7 +323,7 @@ fn look_at(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<Look> {
     let cwd = cwd.as_ref().map(|c| c.as_os_str().as_encoded_bytes());
     let looked: Vec<Chunk> = chunks
         .par_iter()
-        .map(|chunk| look_at_chunk(chunk, cwd, own))
+        .map(|chunk| look_at_chunk(chunk, cwd, own, on_moved))
         .collect::<Option<_>>()?;
     if looked.iter().all(|c| matches!(c, Chunk::Held(_))) {
         return Some(Look::Holds(FreshBuild { steps, warnings }));
@@ -375,7 +382,12 @@ fn walk(chunk: &[u8], mut each: impl FnMut(&[u8], &[u8], Then) -> bool) -> Optio
 
 /// Whether every path of one chunk is as listed; `None` if the chunk does
 /// not decode.
-fn look_at_chunk(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<Chunk> {
+fn look_at_chunk(
+    chunk: &[u8],
+    cwd: Option<&[u8]>,
+    own: &[&OsStr],
+    on_moved: &(dyn Fn() + Sync),
+) -> Option<Chunk> {
     let mut moved = false;
     let mut by_digest = Vec::new();
     let mut now_bytes = Vec::with_capacity(64);
@@ -407,6 +419,7 @@ fn look_at_chunk(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<Chu
         holds
     })?;
     Some(if moved {
+        on_moved();
         Chunk::Moved
     } else {
         Chunk::Held(by_digest)
@@ -455,7 +468,7 @@ mod tests {
     }
 
     fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshBuild> {
-        look(bytes, key, own).into_fresh()
+        look(bytes, key, own, &|| {}).into_fresh()
     }
 
     /// Writes `file` with an mtime long past (its stat is never racy).
@@ -588,7 +601,7 @@ mod tests {
         );
         // Every listed path's stat is taken, in path-table order, as the
         // check would take them itself; with them the check answers the same.
-        let Look::Moved(taken) = look(&bytes, &[1; 32], &[]) else {
+        let Look::Moved(taken) = look(&bytes, &[1; 32], &[], &|| {}) else {
             panic!("a moved path gives the stats taken");
         };
         let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();
@@ -597,14 +610,14 @@ mod tests {
             taken.stats_of(wanted),
             Some(super::super::super::stat::stat_all(&paths))
         );
-        let Look::Moved(taken) = look(&bytes, &[1; 32], &[]) else {
+        let Look::Moved(taken) = look(&bytes, &[1; 32], &[], &|| {}) else {
             panic!("moved");
         };
         let other = state.paths[1..]
             .iter()
             .map(|e| e.path.as_os_str().as_bytes());
         assert_eq!(taken.stats_of(other), None, "other paths: not used");
-        let Look::Moved(taken) = look(&bytes, &[1; 32], &[]) else {
+        let Look::Moved(taken) = look(&bytes, &[1; 32], &[], &|| {}) else {
             panic!("moved");
         };
         let (with, without) = (
@@ -704,7 +717,7 @@ mod tests {
         // second chunk changes.
         std::fs::write(root.join("scone.lock"), "lock").unwrap();
         std::fs::write(files.last().unwrap(), "changed").unwrap();
-        let Look::Moved(taken) = look(&bytes, &[1; 32], &own) else {
+        let Look::Moved(taken) = look(&bytes, &[1; 32], &own, &|| {}) else {
             panic!("a moved path gives the stats taken");
         };
         let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();

@@ -227,11 +227,23 @@ impl BuildState {
     /// listed path moved, the `lstat`s taken, for [`Self::check_with`] (see
     /// [`fresh`]). `own` as for [`Self::check`].
     pub fn fresh(target: &Path, key: &Digest, own: &[&std::ffi::OsStr]) -> Look {
+        Self::fresh_with(target, key, own, &|| {})
+    }
+
+    /// [`Self::fresh`], calling `moved` as soon as a listed path is seen to
+    /// have moved (maybe more than once, from any thread): the state will be
+    /// read, and may be read while the look goes on.
+    pub fn fresh_with(
+        target: &Path,
+        key: &Digest,
+        own: &[&std::ffi::OsStr],
+        moved: &(dyn Fn() + Sync),
+    ) -> Look {
         let Some(file) = records::open_regular(&target.join(".scone").join(FILE)) else {
             return Look::Unknown;
         };
         match codec::read_fresh(&file) {
-            Some(bytes) => fresh::look(&bytes, key, own),
+            Some(bytes) => fresh::look(&bytes, key, own, moved),
             None => Look::Unknown,
         }
     }

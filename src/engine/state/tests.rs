@@ -344,3 +344,34 @@ fn the_record_log_is_never_written_or_read_through_a_link() {
     assert!(status.success());
     assert!(BuildState::load(dir.path()).last.is_none());
 }
+
+#[test]
+fn the_look_says_when_a_path_moved_and_only_then() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
+    fs::write(&a, "a").unwrap();
+    fs::write(&m, "kind: mesh").unwrap();
+    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
+    let bytes = written(&mut s, dir.path());
+    fs::write(dir.path().join(".scone").join(FILE), &bytes).unwrap();
+    let calls = AtomicUsize::new(0);
+    let moved = || {
+        calls.fetch_add(1, Ordering::Relaxed);
+    };
+    assert!(matches!(
+        BuildState::fresh_with(dir.path(), &[7; 32], &[], &moved),
+        Look::Holds(_)
+    ));
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        0,
+        "a no-op reads nothing more"
+    );
+    fs::write(&a, "b").unwrap();
+    assert!(matches!(
+        BuildState::fresh_with(dir.path(), &[7; 32], &[], &moved),
+        Look::Moved(_)
+    ));
+    assert!(calls.load(Ordering::Relaxed) >= 1, "a moved path is told");
+}
