@@ -100,6 +100,19 @@ fn written(s: &mut BuildState, dir: &Path) -> Vec<u8> {
     codec::encode(s).unwrap().to_vec()
 }
 
+/// A file `a` and a `mesh.yml` in `dir`, and the state of one step that
+/// consulted `a`, last planned by a build with key `[7; 32]` that watched
+/// the mesh, written to `dir/.scone/state`: `a` and the file's bytes.
+fn one_step_written(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let (a, m) = (dir.join("a"), dir.join("mesh.yml"));
+    fs::write(&a, "a").unwrap();
+    fs::write(&m, "kind: mesh").unwrap();
+    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
+    let bytes = written(&mut s, dir);
+    fs::write(dir.join(".scone").join(FILE), &bytes).unwrap();
+    (a, bytes)
+}
+
 fn log(dir: &Path) -> PathBuf {
     dir.join(".scone").join(records::FILE)
 }
@@ -143,13 +156,8 @@ fn the_codec_round_trips_and_damage_is_no_state() {
 #[test]
 fn records_are_read_when_first_asked_for_and_damage_there_loses_only_them() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
-    fs::write(&a, "a").unwrap();
-    fs::write(&m, "kind: mesh").unwrap();
-    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
-    let bytes = written(&mut s, dir.path());
+    let (_, bytes) = one_step_written(dir.path());
     let file = dir.path().join(".scone").join(FILE);
-    fs::write(&file, &bytes).unwrap();
 
     let back = BuildState::load(dir.path());
     assert!(
@@ -248,13 +256,8 @@ fn a_kind_watch_ignores_edits_but_not_a_symlink() {
 #[test]
 fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
-    fs::write(&a, "a").unwrap();
-    fs::write(&m, "kind: mesh").unwrap();
-    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
-    let bytes = written(&mut s, dir.path());
+    let (a, bytes) = one_step_written(dir.path());
     let file = dir.path().join(".scone").join(FILE);
-    fs::write(&file, &bytes).unwrap();
     let fresh = BuildState::fresh(dir.path(), &[7; 32], &[])
         .into_fresh()
         .expect("the list holds");
@@ -349,12 +352,7 @@ fn the_record_log_is_never_written_or_read_through_a_link() {
 fn the_look_says_when_a_path_moved_and_only_then() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
-    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
-    fs::write(&a, "a").unwrap();
-    fs::write(&m, "kind: mesh").unwrap();
-    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
-    let bytes = written(&mut s, dir.path());
-    fs::write(dir.path().join(".scone").join(FILE), &bytes).unwrap();
+    let (a, _) = one_step_written(dir.path());
     let calls = AtomicUsize::new(0);
     let moved = || {
         calls.fetch_add(1, Ordering::Relaxed);
