@@ -374,7 +374,7 @@ fn execute_with(
         let reused: Vec<_> = report
             .reused
             .iter()
-            .filter_map(|id| session.store().record(state.step(id)?))
+            .filter_map(|&at| session.store().record(state.steps.get(at)?))
             .collect();
         let published = report
             .results
@@ -484,7 +484,8 @@ fn index_records(
     let reused: Vec<_> = report
         .reused
         .iter()
-        .map(|id| (id.clone(), state.step(id).and_then(|s| s.record(state))))
+        .filter_map(|&at| state.steps.get(at))
+        .map(|s| (s.id.clone(), s.record(state)))
         .collect();
     scone::remote::tier::index_records(&cacheable, &report.results, &reused)
 }

@@ -101,9 +101,10 @@ pub struct BuildReport {
     pub failed: Vec<(StepId, String)>,
     /// Results of every step that finished, by id, but the reused ones.
     pub results: BTreeMap<StepId, Arc<ActionRecord>>,
-    /// The steps reused as the last build left them (see [`Reuse`]);
-    /// counted as fresh, not in `results`.
-    pub reused: Vec<StepId>,
+    /// The steps reused as the last build left them (see [`Reuse`]), by
+    /// their places in the last build state's steps; counted as fresh, not
+    /// in `results`.
+    pub reused: Vec<usize>,
     /// Files whose content was hashed (not served by the path table).
     pub hashed_files: u64,
     /// Per step that ran (not reused): every path it consulted, for the
@@ -396,7 +397,7 @@ fn run_graph(
                         });
                     }
                     report.fresh += 1;
-                    report.reused.push(id.clone());
+                    report.reused.push(position);
                     if dependents[i].iter().any(|&j| tainted[j]) {
                         preparse.push(position);
                     }

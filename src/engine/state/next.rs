@@ -33,8 +33,9 @@ pub enum Own {
 pub struct NextState {
     /// The steps that ran (fresh, built or downloaded): id, record, consults.
     pub ran: Vec<(StepId, Arc<ActionRecord>, Vec<Own>)>,
-    /// Steps reused as the last state had them.
-    pub reused: Vec<StepId>,
+    /// Steps reused as the last state had them: their places in its
+    /// [`BuildState::steps`].
+    pub reused: Vec<usize>,
     /// Every step the build planned, in plan order.
     pub planned: Vec<StepId>,
     /// Whether the plan covered the whole workspace: then the steps it did
@@ -184,8 +185,13 @@ impl NextState {
             let mut kept: Vec<usize> = self
                 .reused
                 .iter()
-                .filter(|id| !dropped.contains(id) && !ran_ids.contains(id))
-                .filter_map(|id| previous.position(id))
+                .copied()
+                .filter(|&i| {
+                    previous
+                        .steps
+                        .get(i)
+                        .is_some_and(|s| !dropped.contains(&s.id) && !ran_ids.contains(&s.id))
+                })
                 .collect();
             kept.sort_unstable();
             kept.dedup();
@@ -628,10 +634,14 @@ mod tests {
         let ids = |us: &[&str]| -> Vec<StepId> { us.iter().map(|u| StepId::new("k", u)).collect() };
         let build = |ran: Vec<(StepId, Arc<ActionRecord>, Vec<Own>)>, reused: &[&str]| {
             let last = Arc::new(BuildState::load(dir.path()));
+            let reused = ids(reused)
+                .iter()
+                .map(|id| last.position(id).unwrap())
+                .collect();
             NextState {
                 planned: ids(&["a", "b", "c", "d", "e"]),
                 ran,
-                reused: ids(reused),
+                reused,
                 whole: true,
                 ..NextState::default()
             }
