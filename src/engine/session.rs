@@ -61,7 +61,7 @@ impl Session {
         key: &super::state::Digest,
         own: &[&std::ffi::OsStr],
     ) -> super::state::Look {
-        BuildState::fresh_with(&self.dir, key, own, &|| self.read_ahead())
+        BuildState::fresh(&self.dir, key, own, &|| self.read_ahead())
     }
 
     /// Starts reading the state on a thread of its own, unless it is read

@@ -225,15 +225,11 @@ impl BuildState {
     /// build with `key`: if it holds, [`Self::check`] would answer
     /// [`Verdict::Fresh`], and the rest of the state need not be read; if a
     /// listed path moved, the `lstat`s taken, for [`Self::check_with`] (see
-    /// [`fresh`]). `own` as for [`Self::check`].
-    pub fn fresh(target: &Path, key: &Digest, own: &[&std::ffi::OsStr]) -> Look {
-        Self::fresh_with(target, key, own, &|| {})
-    }
-
-    /// [`Self::fresh`], calling `moved` as soon as a listed path is seen to
-    /// have moved (maybe more than once, from any thread): the state will be
-    /// read, and may be read while the look goes on.
-    pub fn fresh_with(
+    /// [`fresh`]). `own` as for [`Self::check`]. `moved` is called as soon
+    /// as a listed path is seen to have moved (maybe more than once, from any
+    /// thread): the state will be read, and may be read while the look goes
+    /// on.
+    pub fn fresh(
         target: &Path,
         key: &Digest,
         own: &[&std::ffi::OsStr],

@@ -258,13 +258,16 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let dir = tempfile::tempdir().unwrap();
     let (a, bytes) = one_step_written(dir.path());
     let file = dir.path().join(".scone").join(FILE);
-    let fresh = BuildState::fresh(dir.path(), &[7; 32], &[])
+    let fresh = BuildState::fresh(dir.path(), &[7; 32], &[], &|| {})
         .into_fresh()
         .expect("the list holds");
     assert_eq!(fresh.steps, 1);
     assert_eq!(fresh.warnings, ["w"]);
     assert!(
-        matches!(BuildState::fresh(dir.path(), &[8; 32], &[]), Look::Unknown),
+        matches!(
+            BuildState::fresh(dir.path(), &[8; 32], &[], &|| {}),
+            Look::Unknown
+        ),
         "another key"
     );
 
@@ -274,7 +277,7 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let mut damaged = bytes.clone();
     damaged[8 + fresh_len + 8 + 20] ^= 1;
     fs::write(&file, &damaged).unwrap();
-    assert!(BuildState::fresh(dir.path(), &[7; 32], &[])
+    assert!(BuildState::fresh(dir.path(), &[7; 32], &[], &|| {})
         .into_fresh()
         .is_some());
     assert!(BuildState::load(dir.path()).last.is_none());
@@ -285,7 +288,7 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     foreign[..8].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
     fs::write(&file, &foreign).unwrap();
     assert!(matches!(
-        BuildState::fresh(dir.path(), &[7; 32], &[]),
+        BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
         Look::Unknown
     ));
     assert!(BuildState::load(dir.path()).last.is_none());
@@ -295,7 +298,7 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     fs::write(&file, &bytes).unwrap();
     fs::write(&a, "b").unwrap();
     assert!(matches!(
-        BuildState::fresh(dir.path(), &[7; 32], &[]),
+        BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
         Look::Moved(_)
     ));
 }
@@ -336,7 +339,7 @@ fn the_record_log_is_never_written_or_read_through_a_link() {
     std::os::unix::fs::symlink(&copy, &file).unwrap();
     assert!(BuildState::load(dir.path()).last.is_none());
     assert!(matches!(
-        BuildState::fresh(dir.path(), &[7; 32], &[]),
+        BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
         Look::Unknown
     ));
     fs::remove_file(&file).unwrap();
@@ -358,7 +361,7 @@ fn the_look_says_when_a_path_moved_and_only_then() {
         calls.fetch_add(1, Ordering::Relaxed);
     };
     assert!(matches!(
-        BuildState::fresh_with(dir.path(), &[7; 32], &[], &moved),
+        BuildState::fresh(dir.path(), &[7; 32], &[], &moved),
         Look::Holds(_)
     ));
     assert_eq!(
@@ -368,7 +371,7 @@ fn the_look_says_when_a_path_moved_and_only_then() {
     );
     fs::write(&a, "b").unwrap();
     assert!(matches!(
-        BuildState::fresh_with(dir.path(), &[7; 32], &[], &moved),
+        BuildState::fresh(dir.path(), &[7; 32], &[], &moved),
         Look::Moved(_)
     ));
     assert!(calls.load(Ordering::Relaxed) >= 1, "a moved path is told");
