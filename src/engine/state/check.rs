@@ -14,12 +14,8 @@ impl Seen {
     /// The stat the check took of `path` (`Some(None)`: it did not exist),
     /// `None` if it took none.
     pub fn get(&self, state: &BuildState, path: &std::path::Path) -> Option<Option<Stat>> {
-        let key = path.as_os_str().as_encoded_bytes();
-        let i = state
-            .paths
-            .binary_search_by(|e| e.path.as_os_str().as_encoded_bytes().cmp(key))
-            .ok()?;
-        self.0.get(i).copied().flatten()
+        let i = state.index_of(path.as_os_str().as_encoded_bytes())?;
+        self.0.get(i as usize).copied().flatten()
     }
 }
 

@@ -34,7 +34,7 @@ use super::{
 };
 use crate::watch::Watch;
 
-const MAGIC: &[u8; 8] = b"sconeST5";
+const MAGIC: &[u8; 8] = b"sconeST6";
 
 const HAS_STAT: u8 = 1;
 const HAS_DIGEST: u8 = 2;
@@ -57,7 +57,7 @@ pub(super) fn stat(r: &mut Reader<'_>) -> Option<Stat> {
     })
 }
 
-fn put_known(out: &mut Vec<u8>, stat: Option<&Stat>, digest: Option<&Digest>) {
+pub(super) fn put_known(out: &mut Vec<u8>, stat: Option<&Stat>, digest: Option<&Digest>) {
     let flags =
         if stat.is_some() { HAS_STAT } else { 0 } | if digest.is_some() { HAS_DIGEST } else { 0 };
     out.push(flags);
@@ -69,7 +69,7 @@ fn put_known(out: &mut Vec<u8>, stat: Option<&Stat>, digest: Option<&Digest>) {
     }
 }
 
-fn known(r: &mut Reader<'_>) -> Option<(Option<Stat>, Option<Digest>)> {
+pub(super) fn known(r: &mut Reader<'_>) -> Option<(Option<Stat>, Option<Digest>)> {
     let flags = *r.take(1)?.first()?;
     let stat = if flags & HAS_STAT != 0 {
         Some(stat(r)?)
@@ -100,19 +100,20 @@ fn text(r: &mut Reader<'_>) -> Option<String> {
     String::from_utf8(r.var_bytes()?.to_vec()).ok()
 }
 
-/// The state file, in parts to be written one after the other: the fresh
-/// list and the head, each after its length (see the module documentation).
+/// The state file, in parts to be written one after the other: the head
+/// after its length, then the fresh list before its length (see the module
+/// documentation).
 pub struct Encoded {
-    fresh_len: [u8; 8],
-    fresh: Vec<u8>,
     head_len: [u8; 8],
     head: Vec<u8>,
+    fresh: Vec<u8>,
+    fresh_len: [u8; 8],
 }
 
 impl Encoded {
     /// The parts, in file order.
     pub fn parts(&self) -> [&[u8]; 4] {
-        [&self.fresh_len, &self.fresh, &self.head_len, &self.head]
+        [&self.head_len, &self.head, &self.fresh, &self.fresh_len]
     }
 
     /// The whole file.
@@ -120,6 +121,16 @@ impl Encoded {
     pub fn to_vec(&self) -> Vec<u8> {
         self.parts().concat()
     }
+}
+
+/// Where the parts of a state file that was read are: the next patch is
+/// written at `end`, over the fresh list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extent {
+    /// The head's length, with its own.
+    pub head: u64,
+    /// Where the last patch that reads ends.
+    pub end: u64,
 }
 
 /// The state as the parts of its file; `None` if a step's fingerprint or
@@ -130,10 +141,10 @@ pub fn encode(state: &BuildState) -> Option<Encoded> {
     let (fresh, head) = rayon::join(|| super::fresh::encode(state), || encode_head(state));
     let head = head?;
     Some(Encoded {
-        fresh_len: (fresh.len() as u64).to_le_bytes(),
-        fresh,
         head_len: (head.len() as u64).to_le_bytes(),
         head,
+        fresh_len: (fresh.len() as u64).to_le_bytes(),
+        fresh,
     })
 }
 
@@ -163,52 +174,11 @@ fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
         put_zigzag(&mut out, p.taken_ns);
     }
     put_var(&mut out, state.steps.len() as u64);
+    let implied = |i: u32| state.paths.get(i as usize).and_then(implied_by);
     for s in &state.steps {
-        put_var_bytes(&mut out, s.id.kind.as_bytes());
-        put_var_bytes(&mut out, s.id.unit.as_bytes());
-        put_hex(&mut out, &s.fingerprint)?;
-        put_hex(&mut out, &s.output)?;
-        put_var(&mut out, s.record.at);
-        put_var(&mut out, s.record.len);
-        out.extend_from_slice(&s.record.sum);
-        put_var(&mut out, s.consults.len() as u64);
-        for c in &s.consults {
-            let table = state.paths.get(c.path as usize)?;
-            let implied = table.stat.is_some() == c.expect.is_some()
-                && (c.expect.is_none() || table.digest == c.expect);
-            put_var(
-                &mut out,
-                u64::from(c.path) * 4 + u64::from(!implied) * 2 + u64::from(!c.watched),
-            );
-            if !implied {
-                put_known(&mut out, None, c.expect.as_ref());
-            }
-        }
+        put_step(&mut out, s, implied)?;
     }
-    match &state.last {
-        None => out.push(0),
-        Some(last) => {
-            out.push(1);
-            out.extend_from_slice(&last.key);
-            put_zigzag(&mut out, last.started_ns);
-            put_var(&mut out, last.watched.len() as u64);
-            for w in &last.watched {
-                put_var(&mut out, u64::from(w.path));
-                out.push(w.watch.code());
-                put_known(&mut out, w.stat.as_ref(), w.digest.as_ref());
-                put_zigzag(&mut out, w.taken_ns);
-            }
-            put_var(&mut out, last.steps.len() as u64);
-            for &s in &last.steps {
-                put_var(&mut out, u64::from(s));
-            }
-            put_var(&mut out, last.warnings.len() as u64);
-            for w in &last.warnings {
-                put_var_bytes(&mut out, w.as_bytes());
-            }
-            put_var_bytes(&mut out, &last.plan);
-        }
-    }
+    put_last(&mut out, state.last.as_ref());
     seal_from(&mut out, 0);
     Some(out)
 }
@@ -239,17 +209,20 @@ fn head_capacity(state: &BuildState) -> usize {
     MAGIC.len() + 100 + paths + steps + last + 32
 }
 
+/// Where the fresh list of a state file of `size` bytes starts, by the
+/// length at its end; `None` if that length does not fit.
+fn fresh_at(file: &File, size: u64) -> Option<u64> {
+    let mut len = [0; 8];
+    file.read_exact_at(&mut len, size.checked_sub(8)?).ok()?;
+    size.checked_sub(8)?.checked_sub(u64::from_le_bytes(len))
+}
+
 /// The fresh list of a state file; `None` if the file is cut off.
 pub(super) fn read_fresh(file: &File) -> Option<Vec<u8>> {
-    let mut len = [0; 8];
-    file.read_exact_at(&mut len, 0).ok()?;
-    let fresh_len = u64::from_le_bytes(len);
-    // A length past the end (a cut file, another format) is not allocated.
-    if fresh_len > file.metadata().ok()?.len().checked_sub(8)? {
-        return None;
-    }
-    let mut fresh = vec![0; usize::try_from(fresh_len).ok()?];
-    file.read_exact_at(&mut fresh, 8).ok()?;
+    let size = file.metadata().ok()?.len();
+    let at = fresh_at(file, size)?;
+    let mut fresh = vec![0; usize::try_from(size - 8 - at).ok()?];
+    file.read_exact_at(&mut fresh, at).ok()?;
     Some(fresh)
 }
 
@@ -260,41 +233,41 @@ fn seal_from(out: &mut Vec<u8>, from: usize) {
 }
 
 /// The state in `file`, its records in the log at `log` (read when first
-/// asked for). `None` if the head is damaged, cut off, or written by another
+/// asked for), with the patches after its head applied, up to the first that
+/// does not read (it was cut off: the build that wrote it was killed; the
+/// state is the one before it, which that build's files are checked
+/// against). `None` if the head is damaged, cut off, or written by another
 /// scone.
 pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
     let size = file.metadata().ok()?.len();
     let mut len = [0; 8];
     file.read_exact_at(&mut len, 0).ok()?;
-    let at = u64::from_le_bytes(len).checked_add(8)?;
-    file.read_exact_at(&mut len, at).ok()?;
-    let head_len = u64::from_le_bytes(len);
-    let head_at = at.checked_add(8)?;
-    if head_at.checked_add(head_len)? != size {
-        return None;
+    let head_end = u64::from_le_bytes(len).checked_add(8)?;
+    // The patches end where the fresh list starts, if its length says so.
+    let fresh = fresh_at(&file, size).filter(|&at| at >= head_end);
+    let mut bytes = vec![0; usize::try_from(fresh.unwrap_or(size).checked_sub(8)?).ok()?];
+    file.read_exact_at(&mut bytes, 8).ok()?;
+    let (head, mut patches) = bytes.split_at_checked(usize::try_from(head_end - 8).ok()?)?;
+    let mut state = decode_head(head)?;
+    let mut end = head_end;
+    while let Some(next) = super::patch::next(&mut state, &mut patches) {
+        end += next;
     }
-    let mut head = vec![0; usize::try_from(head_len).ok()?];
-    file.read_exact_at(&mut head, head_at).ok()?;
-    let mut state = decode_head(&head)?;
     state.records = Records::in_log(log);
+    state.file = Some(Extent {
+        head: head_end,
+        end,
+    });
     Some(state)
 }
 
 /// The state of a whole file's `bytes`, its records in the log at `log`.
 #[cfg(test)]
 pub fn decode(bytes: Vec<u8>, log: PathBuf) -> Option<BuildState> {
-    let len_at = |at: usize| -> Option<usize> {
-        usize::try_from(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)).ok()
-    };
-    let at = len_at(0)?.checked_add(8)?;
-    let head_len = len_at(at)?;
-    let head_at = at + 8;
-    if head_at.checked_add(head_len)? != bytes.len() {
-        return None;
-    }
-    let mut state = decode_head(bytes.get(head_at..)?)?;
-    state.records = Records::in_log(log);
-    Some(state)
+    let dir = tempfile::tempdir().ok()?;
+    let path = dir.path().join("state");
+    std::fs::write(&path, bytes).ok()?;
+    read(File::open(path).ok()?, log)
 }
 
 /// The head of a state file; `None` if it is damaged, cut off, or written
@@ -306,7 +279,9 @@ fn decode_head(bytes: &[u8]) -> Option<BuildState> {
         return None;
     }
     let count = r.var_len()?;
-    let mut paths: Vec<PathEntry> = Vec::with_capacity(count.min(1 << 24));
+    // Room for the paths patches append: growing a table of 32,000 paths
+    // by one copied 4 MB (capacity never written to is never touched).
+    let mut paths: Vec<PathEntry> = Vec::with_capacity(count.min(1 << 24) * 5 / 4 + 1024);
     let mut joined: Vec<u8> = Vec::new();
     for _ in 0..count {
         let shared = r.var_len()?;
@@ -328,92 +303,201 @@ fn decode_head(bytes: &[u8]) -> Option<BuildState> {
     }
     let count = r.var_len()?;
     let mut steps = Vec::with_capacity(count.min(1 << 24));
+    let implied = |i: u32| paths.get(i as usize).and_then(implied_by);
     for _ in 0..count {
-        let kind = text(&mut r)?;
-        let unit = text(&mut r)?;
-        let fingerprint = hex::encode(digest(&mut r)?);
-        let output: Arc<str> = hex::encode(digest(&mut r)?).into();
-        let record = RecordAt::in_log(r.var()?, r.var()?, digest(&mut r)?);
-        let n = r.var_len()?;
-        let mut consults = Vec::with_capacity(n.min(1 << 20));
-        for _ in 0..n {
-            let v = r.var()?;
-            let path = u32::try_from(v / 4).ok()?;
-            let table = paths.get(path as usize)?;
-            let expect = if v & 2 != 0 {
-                known(&mut r)?.1
-            } else if table.stat.is_some() {
-                Some(table.digest?)
-            } else {
-                None
-            };
-            consults.push(Consult {
-                path,
-                expect,
-                watched: v & 1 == 0,
-            });
-        }
-        steps.push(StepEntry {
-            id: StepId { kind, unit },
-            fingerprint,
-            output,
-            record,
-            parsed: OnceLock::new(),
-            consults,
-        });
+        steps.push(step(&mut r, paths.len(), implied)?);
     }
-    let last = match *r.take(1)?.first()? {
-        0 => None,
-        _ => {
-            let key = digest(&mut r)?;
-            let started_ns = r.zigzag()?;
-            let n = r.var_len()?;
-            let mut watched = Vec::with_capacity(n.min(1 << 24));
-            for _ in 0..n {
-                let path = u32::try_from(r.var()?).ok()?;
-                paths.get(path as usize)?;
-                let watch = Watch::from_code(*r.take(1)?.first()?)?;
-                let (stat, digest) = known(&mut r)?;
-                watched.push(Watched {
-                    path,
-                    watch,
-                    stat,
-                    digest,
-                    taken_ns: r.zigzag()?,
-                });
-            }
-            let n = r.var_len()?;
-            let mut planned = Vec::with_capacity(n.min(1 << 24));
-            for _ in 0..n {
-                let s = u32::try_from(r.var()?).ok()?;
-                steps.get(s as usize)?;
-                planned.push(s);
-            }
-            let n = r.var_len()?;
-            let mut warnings = Vec::with_capacity(n.min(1 << 16));
-            for _ in 0..n {
-                warnings.push(text(&mut r)?);
-            }
-            let plan = Arc::from(r.var_bytes()?);
-            Some(LastBuild {
-                key,
-                started_ns,
-                watched,
-                steps: planned,
-                warnings,
-                plan,
-            })
-        }
-    };
+    let last = last(&mut r, paths.len(), steps.len())?;
     if !r.is_empty() {
         return None;
     }
-    Some(BuildState {
-        records: Records::default(),
+    let mut state = BuildState {
         paths,
         steps,
         last,
+        ..BuildState::default()
+    };
+    state.index_appended();
+    Some(state)
+}
+/// What a consult of a path with this entry depends on when the file does
+/// not write it out: what the entry holds (`None`: it cannot be implied, the
+/// entry knows no digest of a path that exists).
+fn implied_by(entry: &PathEntry) -> Option<Option<Digest>> {
+    match entry.stat {
+        Some(_) => entry.digest.map(Some),
+        None => Some(None),
+    }
+}
+
+/// One step's entry. `implied(i)`: what a consult of path `i` depends on
+/// when it is not written out ([`implied_by`]; `None`: always written).
+pub(super) fn put_step(
+    out: &mut Vec<u8>,
+    s: &StepEntry,
+    implied: impl Fn(u32) -> Option<Option<Digest>>,
+) -> Option<()> {
+    put_var_bytes(out, s.id.kind.as_bytes());
+    put_var_bytes(out, s.id.unit.as_bytes());
+    put_hex(out, &s.fingerprint)?;
+    put_hex(out, &s.output)?;
+    put_var(out, s.record.at);
+    put_var(out, s.record.len);
+    out.extend_from_slice(&s.record.sum);
+    put_var(out, s.consults.len() as u64);
+    for c in &s.consults {
+        let implied = implied(c.path) == Some(c.expect);
+        put_var(
+            out,
+            u64::from(c.path) * 4 + u64::from(!implied) * 2 + u64::from(!c.watched),
+        );
+        if !implied {
+            put_known(out, None, c.expect.as_ref());
+        }
+    }
+    Some(())
+}
+
+/// A step's entry as [`put_step`] wrote it; `paths`: how many paths the
+/// table has.
+pub(super) fn step(
+    r: &mut Reader<'_>,
+    paths: usize,
+    implied: impl Fn(u32) -> Option<Option<Digest>>,
+) -> Option<StepEntry> {
+    let kind = text(r)?;
+    let unit = text(r)?;
+    let fingerprint = hex::encode(digest(r)?);
+    let output: Arc<str> = hex::encode(digest(r)?).into();
+    let record = RecordAt::in_log(r.var()?, r.var()?, digest(r)?);
+    let n = r.var_len()?;
+    let mut consults = Vec::with_capacity(n.min(1 << 20));
+    for _ in 0..n {
+        let v = r.var()?;
+        let path = u32::try_from(v / 4).ok()?;
+        if path as usize >= paths {
+            return None;
+        }
+        let expect = if v & 2 != 0 {
+            known(r)?.1
+        } else {
+            implied(path)?
+        };
+        consults.push(Consult {
+            path,
+            expect,
+            watched: v & 1 == 0,
+        });
+    }
+    Some(StepEntry {
+        id: StepId { kind, unit },
+        fingerprint,
+        output,
+        record,
+        parsed: OnceLock::new(),
+        consults,
     })
+}
+
+/// The last build, as the head holds it.
+fn put_last(out: &mut Vec<u8>, last: Option<&LastBuild>) {
+    let Some(last) = last else {
+        out.push(0);
+        return;
+    };
+    out.push(1);
+    out.extend_from_slice(&last.key);
+    put_zigzag(out, last.started_ns);
+    put_var(out, last.watched.len() as u64);
+    for w in &last.watched {
+        put_watched(out, w);
+    }
+    put_var(out, last.steps.len() as u64);
+    for &s in &last.steps {
+        put_var(out, u64::from(s));
+    }
+    put_warnings(out, &last.warnings);
+    put_var_bytes(out, &last.plan);
+}
+
+pub(super) fn put_watched(out: &mut Vec<u8>, w: &Watched) {
+    put_var(out, u64::from(w.path));
+    out.push(w.watch.code());
+    put_known(out, w.stat.as_ref(), w.digest.as_ref());
+    put_zigzag(out, w.taken_ns);
+}
+
+pub(super) fn put_warnings(out: &mut Vec<u8>, warnings: &[String]) {
+    put_var(out, warnings.len() as u64);
+    for w in warnings {
+        put_var_bytes(out, w.as_bytes());
+    }
+}
+
+/// The last build as [`put_last`] wrote it, for a table of `paths` paths and
+/// `steps` steps.
+fn last(r: &mut Reader<'_>, paths: usize, steps: usize) -> Option<Option<LastBuild>> {
+    if *r.take(1)?.first()? == 0 {
+        return Some(None);
+    }
+    let key = digest(r)?;
+    let started_ns = r.zigzag()?;
+    let n = r.var_len()?;
+    let mut watched = Vec::with_capacity(n.min(1 << 24));
+    for _ in 0..n {
+        watched.push(watched_entry(r, paths)?);
+    }
+    let planned = planned(r, steps)?;
+    let warnings = warnings(r)?;
+    let plan = Arc::from(r.var_bytes()?);
+    Some(Some(LastBuild {
+        key,
+        started_ns,
+        watched,
+        steps: planned,
+        warnings,
+        plan,
+    }))
+}
+
+/// A watched path as [`put_watched`] wrote it, of a table of `paths` paths.
+pub(super) fn watched_entry(r: &mut Reader<'_>, paths: usize) -> Option<Watched> {
+    let path = u32::try_from(r.var()?).ok()?;
+    if path as usize >= paths {
+        return None;
+    }
+    let watch = Watch::from_code(*r.take(1)?.first()?)?;
+    let (stat, digest) = known(r)?;
+    Some(Watched {
+        path,
+        watch,
+        stat,
+        digest,
+        taken_ns: r.zigzag()?,
+    })
+}
+
+/// The places of the planned steps, of `steps` steps: a count, then each.
+pub(super) fn planned(r: &mut Reader<'_>, steps: usize) -> Option<Vec<u32>> {
+    let n = r.var_len()?;
+    let mut planned = Vec::with_capacity(n.min(1 << 24));
+    for _ in 0..n {
+        let s = u32::try_from(r.var()?).ok()?;
+        if s as usize >= steps {
+            return None;
+        }
+        planned.push(s);
+    }
+    Some(planned)
+}
+
+pub(super) fn warnings(r: &mut Reader<'_>) -> Option<Vec<String>> {
+    let n = r.var_len()?;
+    let mut warnings = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        warnings.push(text(r)?);
+    }
+    Some(warnings)
 }
 
 /// `OsStr` from raw bytes (Unix paths are any bytes).

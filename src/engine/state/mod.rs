@@ -51,6 +51,7 @@ mod check;
 mod codec;
 mod fresh;
 mod next;
+mod patch;
 mod paths;
 mod records;
 
@@ -61,6 +62,7 @@ pub use paths::PathTable;
 pub use records::RecordAt;
 use records::Records;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -159,12 +161,20 @@ pub struct LastBuild {
 pub struct BuildState {
     /// The log of the steps' action records ([`records`]).
     records: Records,
-    /// Sorted by path bytes.
+    /// Sorted by path bytes, but for the paths patches appended ([`patch`]),
+    /// which are at the end, in `appended`.
     pub paths: Vec<PathEntry>,
+    /// The paths at the end of [`Self::paths`] that are not in order, by
+    /// their bytes.
+    appended: HashMap<Vec<u8>, u32>,
     /// Sorted by id.
     pub steps: Vec<StepEntry>,
     /// `None` after a build that failed or had effects: no replay.
     pub last: Option<LastBuild>,
+    /// Where the state file this was read from ends its head and patches
+    /// (the next patch goes there), and how long its head is: `None` if it
+    /// was not read from a file.
+    file: Option<codec::Extent>,
 }
 
 impl StepEntry {
@@ -214,7 +224,7 @@ impl BuildState {
         if state.steps.is_empty() {
             return crate::durable::remove_all(&dir.join(records::FILE));
         }
-        records::commit(&mut state, &dir, true)?;
+        let _written_whole = records::commit(&mut state, &dir, true)?;
         match codec::encode(&state) {
             Some(encoded) => crate::durable::write_parts_checked(&dir.join(FILE), &encoded.parts()),
             None => Ok(()),
@@ -246,11 +256,56 @@ impl BuildState {
 
     /// The path table's entry for `path`.
     pub fn path(&self, path: &Path) -> Option<&PathEntry> {
-        let key = path.as_os_str().as_encoded_bytes();
-        self.paths
+        self.index_of(path.as_os_str().as_encoded_bytes())
+            .map(|i| &self.paths[i as usize])
+    }
+
+    /// Where the path with these bytes is in [`Self::paths`].
+    pub fn index_of(&self, key: &[u8]) -> Option<u32> {
+        let sorted = self.paths.len() - self.appended.len();
+        match self.paths[..sorted]
             .binary_search_by(|e| e.path.as_os_str().as_encoded_bytes().cmp(key))
-            .ok()
-            .map(|i| &self.paths[i])
+        {
+            Ok(i) => Some(i as u32),
+            Err(_) => self.appended.get(key).copied(),
+        }
+    }
+
+    /// Adds a path the table does not hold, at its end.
+    fn append_path(&mut self, entry: PathEntry) -> u32 {
+        let at = self.paths.len() as u32;
+        self.appended
+            .insert(entry.path.as_os_str().as_encoded_bytes().to_vec(), at);
+        self.paths.push(entry);
+        at
+    }
+
+    /// Indexes the paths at the end of the table that are out of order
+    /// (appended by patches), after they were decoded.
+    fn index_appended(&mut self) {
+        fn key(e: &PathEntry) -> &[u8] {
+            e.path.as_os_str().as_encoded_bytes()
+        }
+        let sorted = 1 + self
+            .paths
+            .windows(2)
+            .take_while(|w| key(&w[0]) < key(&w[1]))
+            .count();
+        self.appended = (sorted.min(self.paths.len())..self.paths.len())
+            .map(|i| (key(&self.paths[i]).to_vec(), i as u32))
+            .collect();
+    }
+
+    /// The places of the paths in path order (the table's own order unless
+    /// patches appended paths).
+    fn path_order(&self) -> Option<Vec<u32>> {
+        if self.appended.is_empty() {
+            return None;
+        }
+        let key = |i: &u32| self.paths[*i as usize].path.as_os_str().as_encoded_bytes();
+        let mut order: Vec<u32> = (0..self.paths.len() as u32).collect();
+        order.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+        Some(order)
     }
 
     /// The last result of step `id`.

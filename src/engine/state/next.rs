@@ -133,30 +133,59 @@ pub fn observe(
 }
 
 /// A step that ran, as the next state will hold it.
-struct Ran {
-    id: StepId,
-    fingerprint: String,
-    output: Arc<str>,
+pub(super) struct Ran {
+    pub id: StepId,
+    pub fingerprint: String,
+    pub output: Arc<str>,
     /// Its record's JSON.
-    record: Vec<u8>,
-    consults: Vec<(PathBuf, Option<Digest>, bool)>,
+    pub record: Vec<u8>,
+    pub consults: Vec<(PathBuf, Option<Digest>, bool)>,
 }
 
 /// A path the load read or the build wrote: how it is watched, its stat and
 /// digest, and when they were taken (ns).
-type Seen = (PathBuf, Watch, Option<Stat>, Option<Digest>, i64);
+pub(super) type Seen = (PathBuf, Watch, Option<Stat>, Option<Digest>, i64);
 
 fn key(path: &Path) -> &[u8] {
     path.as_os_str().as_encoded_bytes()
 }
 
+/// What a build that finished changed, ready to be written either way: the
+/// steps that ran with every path they consulted, the entries it learnt of
+/// paths, and what its load read.
+pub(super) struct Made {
+    pub recorded_ns: i64,
+    /// The places in the last state of the steps kept as they were.
+    pub kept: Vec<usize>,
+    pub ran: Vec<Ran>,
+    /// Entries this build made or learnt, sorted by path: they replace the
+    /// last state's.
+    pub learnt: Vec<(PathBuf, PathEntry)>,
+    /// What the load read, and what the build wrote last.
+    pub watched: Vec<Seen>,
+    pub planned: Vec<StepId>,
+    pub last: Option<LastLoad>,
+}
+
 impl NextState {
     /// Writes the state into `<target>/.scone/state`, after the records
-    /// it names that are not in the log yet ([`super::records`]).
+    /// it names that are not in the log yet ([`super::records`]): as a patch
+    /// of the last state ([`super::patch`]) where it can be, else whole.
     /// Returns the last state and the one written, for the caller to drop.
     pub fn write(self, target: &Path, table: PathTable) -> std::io::Result<Spent> {
         let dir = target.join(".scone");
-        let (mut state, last) = self.assemble(target, table);
+        let (mut previous, fresh, churned) = table.into_parts();
+        let made = self.made(target, &previous, fresh);
+        let file = previous.file;
+        let patched = Arc::get_mut(&mut previous).filter(|s| made.patches(s) && !whole_only());
+        if let (Some(state), Some(file)) = (patched, file) {
+            super::patch::write(state, file, made, &churned, &dir)?;
+            return Ok(Spent {
+                _last: previous,
+                _next: BuildState::default(),
+            });
+        }
+        let mut state = assemble(made, &mut previous, &churned, &dir);
         super::records::commit(&mut state, &dir, false)?;
         let file = dir.join(FILE);
         match codec::encode(&state) {
@@ -164,20 +193,22 @@ impl NextState {
             None => crate::durable::remove_all(&file)?,
         }
         Ok(Spent {
-            _last: last,
+            _last: previous,
             _next: state,
         })
     }
 
-    /// The next state: the steps that ran, with what they consulted; the
-    /// last state's steps this build kept (reused, or not planned by a build
-    /// of part of the workspace), carried over as they were, their paths
-    /// renumbered; and what the load read. A path's entry is the newest this
-    /// build knows.
-    /// Returns it with what is left of the last state.
-    fn assemble(self, target: &Path, table: PathTable) -> (BuildState, Arc<BuildState>) {
+    /// What this build changed: the steps that ran, with what they consulted
+    /// (a blob they keep but did not publish, through a path another step
+    /// published it at); the steps of the last state it kept; what it learnt
+    /// of paths; and what its load read.
+    fn made(
+        mut self,
+        target: &Path,
+        previous: &BuildState,
+        mut fresh: HashMap<PathBuf, PathEntry>,
+    ) -> Made {
         let recorded_ns = now_ns();
-        let (mut previous, mut fresh, churned) = table.into_parts();
         let store = target.join(".scone");
         let ran_ids: HashSet<&StepId> = self.ran.iter().map(|(id, ..)| id).collect();
         let dropped: HashSet<&StepId> = self.dropped.iter().collect();
@@ -204,11 +235,12 @@ impl NextState {
                 })
                 .collect()
         };
+        drop(ran_ids);
 
         // The steps that ran, their consults by path.
         let mut made_entries: HashMap<PathBuf, PathEntry> = HashMap::new();
         let mut ran: Vec<Ran> = Vec::with_capacity(self.ran.len());
-        for (id, record, consulted) in self.ran {
+        for (id, record, consulted) in std::mem::take(&mut self.ran) {
             if dropped.contains(&id) {
                 continue;
             }
@@ -251,308 +283,416 @@ impl NextState {
                 consults,
             });
         }
-
-        // A blob another step published (the layer in every image of it) is
-        // watched by its maker too, through the published hard link: a byte
-        // changed there makes the maker check its result, and make it again.
-        // (On bytes: `Path::starts_with` compares component by component.)
-        let target_prefix = [key(target), b"/"].concat();
-        let store_prefix = [key(&store), b"/"].concat();
-        let is_published = |p: &Path| {
-            let p = key(p);
-            p.starts_with(&target_prefix) && !p.starts_with(&store_prefix)
-        };
-        // The blobs each step that ran keeps but did not publish itself; only
-        // their published paths are looked for (at 10,000 services the map
-        // of every published file was 140,000 entries, for a few blobs).
-        let unpublished: Vec<Vec<Digest>> = ran
-            .iter()
-            .map(|r| {
-                let own: HashSet<Digest> = r
-                    .consults
-                    .iter()
-                    .filter(|(_, _, watched)| *watched)
-                    .filter_map(|(_, d, _)| *d)
-                    .collect();
-                r.consults
-                    .iter()
-                    .filter(|(_, _, watched)| !*watched)
-                    .filter_map(|(_, d, _)| *d)
-                    .filter(|d| !own.contains(d))
-                    .collect()
-            })
-            .collect();
-        let wanted: HashSet<Digest> = unpublished.iter().flatten().copied().collect();
-        let mut published: HashMap<Digest, PathBuf> = HashMap::new();
-        let mut note = |d: Digest, path: &Path| {
-            if wanted.contains(&d) {
-                published.entry(d).or_insert_with(|| path.to_path_buf());
-            }
-        };
-        if !wanted.is_empty() {
-            for r in &ran {
-                for (path, expect, watched) in &r.consults {
-                    if let (true, Some(d)) = (*watched, expect) {
-                        if is_published(path) {
-                            note(*d, path);
-                        }
-                    }
-                }
-            }
-            for &i in &kept {
-                for c in previous.steps[i].consults.iter().filter(|c| c.watched) {
-                    let path = &previous.paths[c.path as usize].path;
-                    if let Some(d) = c.expect.filter(|_| is_published(path)) {
-                        note(d, path);
-                    }
-                }
-            }
-        }
-        for (r, blobs) in ran.iter_mut().zip(unpublished) {
-            let links: Vec<(PathBuf, Option<Digest>, bool)> = blobs
-                .into_iter()
-                .filter_map(|d| Some((published.get(&d)?.clone(), Some(d), true)))
-                .collect();
-            r.consults.extend(links);
-        }
+        drop(dropped);
+        link_published(&mut ran, previous, &kept, target, &store);
 
         // What the load read, and what the build wrote last.
-        let mut watched_raw: Vec<Seen> = Vec::new();
-        if let Some(load) = &self.last {
+        let mut watched: Vec<Seen> = Vec::new();
+        if let Some(load) = &mut self.last {
             let own: Vec<&std::ffi::OsStr> = load.own_names.iter().map(|n| n.as_os_str()).collect();
-            for o in &load.watched {
-                watched_raw.push((o.path.clone(), o.watch, o.stat, o.digest, load.started_ns));
+            for o in std::mem::take(&mut load.watched) {
+                watched.push((o.path, o.watch, o.stat, o.digest, load.started_ns));
             }
-            let written = std::iter::once((&load.lock, Watch::Content))
-                .chain(load.outputs.iter().map(|p| (p, Watch::Output)));
-            for (path, watch) in written {
-                let stat = Stat::of_path(path);
-                let digest = stat.and_then(|s| {
-                    if s.is_dir() {
-                        listing_digest(path, |n| is_own_name(n, &own))
-                    } else {
-                        content_digest(path, &s)
-                    }
-                });
-                watched_raw.push((path.clone(), watch, stat, digest, recorded_ns));
-            }
+            // The output folders are listed in parallel: at 1,000 services
+            // they hold 1,000 names each.
+            use rayon::prelude::*;
+            let written: Vec<(&PathBuf, Watch)> = std::iter::once((&load.lock, Watch::Content))
+                .chain(load.outputs.iter().map(|p| (p, Watch::Output)))
+                .collect();
+            let written: Vec<Seen> = written
+                .into_par_iter()
+                .map(|(path, watch)| {
+                    let stat = Stat::of_path(path);
+                    let digest = stat.and_then(|s| {
+                        if s.is_dir() {
+                            listing_digest(path, |n| is_own_name(n, &own))
+                        } else {
+                            content_digest(path, &s)
+                        }
+                    });
+                    (path.clone(), watch, stat, digest, recorded_ns)
+                })
+                .collect();
+            watched.extend(written);
         }
-
-        // The path table: the last one's paths the kept steps use, and the
-        // paths new in this build, merged in order.
-        let mut old_used = vec![false; previous.paths.len()];
-        for &i in &kept {
-            for c in &previous.steps[i].consults {
-                old_used[c.path as usize] = true;
-            }
-        }
-        let mut brand_new: Vec<&Path> = Vec::new();
-        let candidates = ran
-            .iter()
-            .flat_map(|r| r.consults.iter().map(|(path, ..)| path.as_path()))
-            .chain(watched_raw.iter().map(|(path, ..)| path.as_path()));
-        for path in candidates {
-            match previous
-                .paths
-                .binary_search_by(|e| key(&e.path).cmp(key(path)))
-            {
-                Ok(i) => old_used[i] = true,
-                Err(_) => brand_new.push(path),
-            }
-        }
-        brand_new.sort_unstable_by(|a, b| key(a).cmp(key(b)));
-        brand_new.dedup();
-        let blank = |path: &Path| PathEntry {
-            path: path.to_path_buf(),
-            stat: None,
-            digest: None,
-            taken_ns: recorded_ns,
-        };
-        let mut paths: Vec<PathEntry> = Vec::with_capacity(previous.paths.len() + brand_new.len());
-        let mut remap = vec![u32::MAX; previous.paths.len()];
         // What this build learnt of a path replaces what the last state knew
         // (what a step made last: it is the newest; the two maps hold
-        // different paths), merged in by path order rather than looked up
-        // path by path.
+        // different paths).
         let mut learnt: Vec<(PathBuf, PathEntry)> = made_entries.into_iter().chain(fresh).collect();
         learnt.sort_unstable_by(|a, b| key(&a.0).cmp(key(&b.0)));
-        let mut learnt = learnt.into_iter().peekable();
-        // The last state's entries are moved where this build holds the
-        // only reference to it (it does once the store is closed), else
-        // copied: at 10,000 services these are a million paths.
-        let mut owned = Arc::get_mut(&mut previous).map(|p| std::mem::take(&mut p.paths));
-        let old_len = owned.as_ref().map_or(previous.paths.len(), Vec::len);
-        fn old_at<'a>(
-            owned: &'a Option<Vec<PathEntry>>,
-            previous: &'a BuildState,
-            i: usize,
-        ) -> Option<&'a PathEntry> {
-            match owned {
-                Some(p) => p.get(i),
-                None => previous.paths.get(i),
-            }
+        Made {
+            recorded_ns,
+            kept,
+            ran,
+            learnt,
+            watched,
+            planned: self.planned,
+            last: self.last,
         }
-        let (mut o, mut n) = (0, 0);
-        loop {
-            while o < old_len && !old_used[o] {
-                o += 1;
-            }
-            let (take_old, path) = match (old_at(&owned, &previous, o), brand_new.get(n)) {
-                (None, None) => break,
-                (Some(old), None) => (true, old.path.as_path()),
-                (Some(old), Some(new)) if key(&old.path) < key(new) => (true, old.path.as_path()),
-                (_, Some(new)) => (false, *new),
-            };
-            while learnt.next_if(|(p, _)| key(p) < key(path)).is_some() {}
-            let known = learnt.next_if(|(p, _)| key(p) == key(path));
-            let entry = match (known, take_old) {
-                (Some((_, entry)), _) => entry,
-                (None, false) => blank(path),
-                (None, true) => match owned.as_mut() {
-                    Some(p) => std::mem::take(&mut p[o]),
-                    None => previous.paths[o].clone(),
-                },
-            };
-            if take_old {
-                remap[o] = paths.len() as u32;
-                o += 1;
-            } else {
-                n += 1;
-            }
-            paths.push(entry);
-        }
-        drop(learnt);
-        // Publishing linked and unlinked shared inodes (a base layer is in
-        // every image): their ctime moved under every path. An entry whose
-        // stat differs from now in ctime alone keeps its digest.
-        if !churned.is_empty() {
-            refresh_churned(&mut paths, &churned, recorded_ns);
-        }
-        let at = |path: &Path| -> Option<u32> {
-            paths
-                .binary_search_by(|e| key(&e.path).cmp(key(path)))
-                .ok()
-                .map(|i| i as u32)
-        };
+    }
+}
 
-        // The steps, in id order: kept ones as they were, renumbered, their
-        // records where they are in the log; a step that ran has its record
-        // added to the log unless the log has those bytes for it already.
-        let mut records = super::Records::in_log(store.join(super::records::FILE));
-        if ran.len() > 64 {
-            previous.records.read_all();
+#[cfg(test)]
+thread_local! {
+    /// Tests write some states whole that would be patches, to compare.
+    pub(super) static WHOLE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn whole_only() -> bool {
+    #[cfg(test)]
+    return WHOLE_ONLY.with(|w| w.get());
+    #[cfg(not(test))]
+    false
+}
+
+impl Made {
+    /// Whether the next state can be written as a patch of `last`: it was
+    /// read from its file, its patches are still short beside its head, and
+    /// the next state has the same steps in the same places (none removed,
+    /// none new: each that ran replaces its own entry).
+    fn patches(&self, last: &BuildState) -> bool {
+        let Some(file) = last.file else {
+            return false;
+        };
+        if file.end - file.head > file.head / super::patch::HEAD_PER_PATCHES + super::patch::SLACK {
+            return false;
         }
-        // Where the log has the bytes of a step that ran, whole (a record
-        // that does not read is written again).
-        let held: Vec<RecordAt> = ran
+        let mut covered = vec![false; last.steps.len()];
+        for &i in &self.kept {
+            covered[i] = true;
+        }
+        for r in &self.ran {
+            match last.position(&r.id) {
+                Some(i) => covered[i] = true,
+                None => return false,
+            }
+        }
+        covered.iter().all(|&c| c)
+    }
+}
+
+/// A blob another step published (the layer in every image of it) is
+/// watched by its maker too, through the published hard link: a byte
+/// changed there makes the maker check its result, and make it again. Only
+/// the published paths of the blobs the steps that ran keep are looked for
+/// (at 10,000 services the map of every published file was 140,000 entries,
+/// for a few blobs). (On bytes: `Path::starts_with` compares component by
+/// component.)
+fn link_published(
+    ran: &mut [Ran],
+    previous: &BuildState,
+    kept: &[usize],
+    target: &Path,
+    store: &Path,
+) {
+    let target_prefix = [key(target), b"/"].concat();
+    let store_prefix = [key(store), b"/"].concat();
+    let is_published = |p: &Path| {
+        let p = key(p);
+        p.starts_with(&target_prefix) && !p.starts_with(&store_prefix)
+    };
+    // The blobs each step that ran keeps but did not publish itself.
+    let unpublished: Vec<Vec<Digest>> = ran
+        .iter()
+        .map(|r| {
+            let own: HashSet<Digest> = r
+                .consults
+                .iter()
+                .filter(|(_, _, watched)| *watched)
+                .filter_map(|(_, d, _)| *d)
+                .collect();
+            r.consults
+                .iter()
+                .filter(|(_, _, watched)| !*watched)
+                .filter_map(|(_, d, _)| *d)
+                .filter(|d| !own.contains(d))
+                .collect()
+        })
+        .collect();
+    let wanted: HashSet<Digest> = unpublished.iter().flatten().copied().collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let mut published: HashMap<Digest, PathBuf> = HashMap::new();
+    let note = |published: &mut HashMap<Digest, PathBuf>, d: Digest, path: &Path| {
+        if wanted.contains(&d) {
+            published.entry(d).or_insert_with(|| path.to_path_buf());
+        }
+    };
+    for r in ran.iter() {
+        for (path, expect, watched) in &r.consults {
+            if let (true, Some(d)) = (*watched, expect) {
+                if is_published(path) {
+                    note(&mut published, *d, path);
+                }
+            }
+        }
+    }
+    for &i in kept {
+        // Found them all (a base layer is in the first image looked at).
+        if published.len() == wanted.len() {
+            break;
+        }
+        for c in previous.steps[i].consults.iter().filter(|c| c.watched) {
+            let path = &previous.paths[c.path as usize].path;
+            if let Some(d) = c.expect.filter(|_| is_published(path)) {
+                note(&mut published, d, path);
+            }
+        }
+    }
+    for (r, blobs) in ran.iter_mut().zip(unpublished) {
+        let links: Vec<(PathBuf, Option<Digest>, bool)> = blobs
+            .into_iter()
+            .filter_map(|d| Some((published.get(&d)?.clone(), Some(d), true)))
+            .collect();
+        r.consults.extend(links);
+    }
+}
+
+/// The next state, whole: the steps that ran, with what they consulted; the
+/// last state's steps this build kept (reused, or not planned by a build of
+/// part of the workspace), carried over as they were, their paths
+/// renumbered; and what the load read. A path's entry is the newest this
+/// build knows; the paths no step and no load uses any more are left out.
+fn assemble(
+    made: Made,
+    previous: &mut Arc<BuildState>,
+    churned: &HashSet<u64>,
+    store: &Path,
+) -> BuildState {
+    let Made {
+        recorded_ns,
+        kept,
+        ran,
+        learnt,
+        watched: watched_raw,
+        planned,
+        last: load,
+    } = made;
+    // The path table: the last one's paths the kept steps use, and the
+    // paths new in this build, merged in order.
+    let mut old_used = vec![false; previous.paths.len()];
+    for &i in &kept {
+        for c in &previous.steps[i].consults {
+            old_used[c.path as usize] = true;
+        }
+    }
+    let mut brand_new: Vec<&Path> = Vec::new();
+    let candidates = ran
+        .iter()
+        .flat_map(|r| r.consults.iter().map(|(path, ..)| path.as_path()))
+        .chain(watched_raw.iter().map(|(path, ..)| path.as_path()));
+    for path in candidates {
+        match previous.index_of(key(path)) {
+            Some(i) => old_used[i as usize] = true,
+            None => brand_new.push(path),
+        }
+    }
+    brand_new.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+    brand_new.dedup();
+    let blank = |path: &Path| PathEntry {
+        path: path.to_path_buf(),
+        stat: None,
+        digest: None,
+        taken_ns: recorded_ns,
+    };
+    let mut paths: Vec<PathEntry> = Vec::with_capacity(previous.paths.len() + brand_new.len());
+    let mut remap = vec![u32::MAX; previous.paths.len()];
+    // The last state's paths in path order (patches append theirs at the
+    // end of its table).
+    let order = previous.path_order();
+    let nth = |o: usize| order.as_ref().map_or(o, |order| order[o] as usize);
+    let mut learnt = learnt.into_iter().peekable();
+    // The last state's entries are moved where this build holds the
+    // only reference to it (it does once the store is closed), else
+    // copied: at 10,000 services these are a million paths.
+    let mut owned = Arc::get_mut(previous).map(|p| std::mem::take(&mut p.paths));
+    let old_len = owned.as_ref().map_or(previous.paths.len(), Vec::len);
+    fn old_at<'a>(
+        owned: &'a Option<Vec<PathEntry>>,
+        previous: &'a BuildState,
+        i: usize,
+    ) -> Option<&'a PathEntry> {
+        match owned {
+            Some(p) => p.get(i),
+            None => previous.paths.get(i),
+        }
+    }
+    let (mut o, mut n) = (0, 0);
+    loop {
+        while o < old_len && !old_used[nth(o)] {
+            o += 1;
+        }
+        let old = (o < old_len).then(|| nth(o));
+        let (take_old, path) = match (
+            old.and_then(|i| old_at(&owned, previous, i)),
+            brand_new.get(n),
+        ) {
+            (None, None) => break,
+            (Some(old), None) => (true, old.path.as_path()),
+            (Some(old), Some(new)) if key(&old.path) < key(new) => (true, old.path.as_path()),
+            (_, Some(new)) => (false, *new),
+        };
+        while learnt.next_if(|(p, _)| key(p) < key(path)).is_some() {}
+        let known = learnt.next_if(|(p, _)| key(p) == key(path));
+        let entry = match (known, take_old, old) {
+            (Some((_, entry)), ..) => entry,
+            (None, false, _) | (None, true, None) => blank(path),
+            (None, true, Some(i)) => match owned.as_mut() {
+                Some(p) => std::mem::take(&mut p[i]),
+                None => previous.paths[i].clone(),
+            },
+        };
+        if let (true, Some(i)) = (take_old, old) {
+            remap[i] = paths.len() as u32;
+            o += 1;
+        } else {
+            n += 1;
+        }
+        paths.push(entry);
+    }
+    drop(learnt);
+    // Publishing linked and unlinked shared inodes (a base layer is in
+    // every image): their ctime moved under every path. An entry whose
+    // stat differs from now in ctime alone keeps its digest.
+    if !churned.is_empty() {
+        refresh_churned(&mut paths, churned, recorded_ns);
+    }
+    let at = |path: &Path| -> Option<u32> {
+        paths
+            .binary_search_by(|e| key(&e.path).cmp(key(path)))
+            .ok()
+            .map(|i| i as u32)
+    };
+
+    // The steps, in id order: kept ones as they were, renumbered, their
+    // records where they are in the log; a step that ran has its record
+    // added to the log unless the log has those bytes for it already.
+    let mut records = super::Records::in_log(store.join(super::records::FILE));
+    let held: Vec<RecordAt> = hold_records(&ran, previous)
+        .into_iter()
+        .zip(&ran)
+        .map(|(old, r)| old.unwrap_or_else(|| records.add(&r.record)))
+        .collect();
+    // The kept steps are moved out of the last state where this build
+    // holds the only reference to it, else copied (at 10,000 services
+    // 60,000 steps, four allocations each); renumbered either way. A
+    // parsed record moves with its step: the same bytes, in the same log.
+    let mut steps: Vec<StepEntry> = Vec::with_capacity(kept.len() + ran.len());
+    let renumber = |consults: &mut [Consult]| {
+        for c in consults {
+            c.path = remap[c.path as usize];
+        }
+    };
+    match Arc::get_mut(previous) {
+        Some(last) => {
+            let mut want = kept.iter().copied().peekable();
+            for (i, mut old) in std::mem::take(&mut last.steps).into_iter().enumerate() {
+                if want.next_if_eq(&i).is_some() {
+                    renumber(&mut old.consults);
+                    steps.push(old);
+                }
+            }
+        }
+        None => {
+            for &i in &kept {
+                let old = &previous.steps[i];
+                let mut consults = old.consults.clone();
+                renumber(&mut consults);
+                steps.push(StepEntry {
+                    id: old.id.clone(),
+                    fingerprint: old.fingerprint.clone(),
+                    output: Arc::clone(&old.output),
+                    record: old.record,
+                    parsed: OnceLock::new(),
+                    consults,
+                });
+            }
+        }
+    }
+    for (r, record) in ran.into_iter().zip(held) {
+        let consults = r
+            .consults
             .iter()
-            .map(|r| {
-                previous
-                    .step(&r.id)
-                    .map(|old| old.record)
-                    .filter(|old| {
-                        old.len == r.record.len() as u64
-                            && previous.records.read(old).as_deref() == Some(&r.record[..])
-                    })
-                    .unwrap_or_else(|| records.add(&r.record))
+            .filter_map(|(path, expect, watched)| {
+                Some(Consult {
+                    path: at(path)?,
+                    expect: *expect,
+                    watched: *watched,
+                })
             })
             .collect();
-        // The kept steps are moved out of the last state where this build
-        // holds the only reference to it, else copied (at 10,000 services
-        // 60,000 steps, four allocations each); renumbered either way. A
-        // parsed record moves with its step: the same bytes, in the same log.
-        let mut steps: Vec<StepEntry> = Vec::with_capacity(kept.len() + ran.len());
-        let renumber = |consults: &mut [Consult]| {
-            for c in consults {
-                c.path = remap[c.path as usize];
-            }
-        };
-        match Arc::get_mut(&mut previous) {
-            Some(last) => {
-                let mut want = kept.iter().copied().peekable();
-                for (i, mut old) in std::mem::take(&mut last.steps).into_iter().enumerate() {
-                    if want.next_if_eq(&i).is_some() {
-                        renumber(&mut old.consults);
-                        steps.push(old);
-                    }
-                }
-            }
-            None => {
-                for &i in &kept {
-                    let old = &previous.steps[i];
-                    let mut consults = old.consults.clone();
-                    renumber(&mut consults);
-                    steps.push(StepEntry {
-                        id: old.id.clone(),
-                        fingerprint: old.fingerprint.clone(),
-                        output: Arc::clone(&old.output),
-                        record: old.record,
-                        parsed: OnceLock::new(),
-                        consults,
-                    });
-                }
-            }
-        }
-        for (r, record) in ran.into_iter().zip(held) {
-            steps.push(StepEntry {
-                id: r.id,
-                fingerprint: r.fingerprint,
-                output: r.output,
-                record,
-                parsed: OnceLock::new(),
-                consults: r
-                    .consults
-                    .iter()
-                    .filter_map(|(path, expect, watched)| {
-                        Some(Consult {
-                            path: at(path)?,
-                            expect: *expect,
-                            watched: *watched,
-                        })
-                    })
-                    .collect(),
-            });
-        }
-        steps.sort_by(|a, b| a.id.cmp(&b.id));
-        let position: HashMap<&StepId, u32> = steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (&s.id, i as u32))
-            .collect();
-        let last = self.last.map(|load| LastBuild {
-            key: load.key,
-            started_ns: load.started_ns,
-            watched: watched_raw
-                .into_iter()
-                .filter_map(|(path, watch, stat, digest, taken_ns)| {
-                    Some(Watched {
-                        path: at(&path)?,
-                        watch,
-                        stat,
-                        digest,
-                        taken_ns,
-                    })
+        steps.push(r.entry(record, consults));
+    }
+    steps.sort_by(|a, b| a.id.cmp(&b.id));
+    let position: HashMap<&StepId, u32> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (&s.id, i as u32))
+        .collect();
+    let last = load.map(|load| LastBuild {
+        key: load.key,
+        started_ns: load.started_ns,
+        watched: watched_raw
+            .into_iter()
+            .filter_map(|(path, watch, stat, digest, taken_ns)| {
+                Some(Watched {
+                    path: at(&path)?,
+                    watch,
+                    stat,
+                    digest,
+                    taken_ns,
                 })
-                .collect(),
-            steps: self
-                .planned
-                .iter()
-                .filter_map(|id| position.get(id).copied())
-                .collect(),
-            warnings: load.warnings,
-            plan: load.plan,
-        });
-        // A planned step with no entry (it failed, or its record would not
-        // encode): no replay.
-        let last = last.filter(|l| l.steps.len() == self.planned.len());
-        drop(position);
-        let next = BuildState {
-            records,
-            paths,
-            steps,
-            last,
-        };
-        (next, previous)
+            })
+            .collect(),
+        steps: planned
+            .iter()
+            .filter_map(|id| position.get(id).copied())
+            .collect(),
+        warnings: load.warnings,
+        plan: load.plan,
+    });
+    // A planned step with no entry (it failed, or its record would not
+    // encode): no replay.
+    let last = last.filter(|l| l.steps.len() == planned.len());
+    drop(position);
+    BuildState {
+        records,
+        paths,
+        steps,
+        last,
+        ..BuildState::default()
+    }
+}
+
+/// Where the log already has the record of each step that ran: where the
+/// last state has those bytes for that step (`None`: to be added; a record
+/// that does not read is written again).
+pub(super) fn hold_records(ran: &[Ran], previous: &BuildState) -> Vec<Option<RecordAt>> {
+    if ran.len() > 64 {
+        previous.records.read_all();
+    }
+    ran.iter()
+        .map(|r| {
+            previous.step(&r.id).map(|old| old.record).filter(|old| {
+                old.len == r.record.len() as u64
+                    && previous.records.read(old).as_deref() == Some(&r.record[..])
+            })
+        })
+        .collect()
+}
+
+impl Ran {
+    /// Its entry in the state, its record at `record`.
+    pub(super) fn entry(self, record: RecordAt, consults: Vec<Consult>) -> StepEntry {
+        StepEntry {
+            id: self.id,
+            fingerprint: self.fingerprint,
+            output: self.output,
+            record,
+            parsed: OnceLock::new(),
+            consults,
+        }
     }
 }
 
@@ -590,37 +730,51 @@ fn made(path: &Path, digest: Option<&str>, fresh: Option<PathEntry>, now_ns: i64
 /// its digest. One `lstat` per churned inode, through the first of its paths
 /// that still names it: a path of the same inode holds the same stat. (A path
 /// replaced meanwhile gets its old inode's stat, which its next `lstat` does
-/// not match: checked again, never trusted.)
-fn refresh_churned(paths: &mut [PathEntry], churned: &HashSet<u64>, recorded_ns: i64) {
+/// not match: checked again, never trusted.) Returns each stat it gave, with
+/// the places of the entries it gave it to.
+pub(super) fn refresh_churned(
+    paths: &mut [PathEntry],
+    churned: &HashSet<u64>,
+    recorded_ns: i64,
+) -> Vec<(Stat, Vec<u32>)> {
     use rayon::prelude::*;
-    let mut by_inode: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut by_inode: HashMap<u64, Vec<u32>> = HashMap::new();
     for (i, entry) in paths.iter().enumerate() {
         if let Some(s) = entry.stat.filter(|s| churned.contains(&s.inode)) {
-            by_inode.entry(s.inode).or_default().push(i);
+            by_inode.entry(s.inode).or_default().push(i as u32);
         }
     }
-    let now: Vec<(&Vec<usize>, Stat)> = by_inode
-        .par_iter()
+    let now: Vec<(Stat, Vec<u32>)> = by_inode
+        .into_par_iter()
         .filter_map(|(inode, at)| {
             let now = at
                 .iter()
-                .filter_map(|&i| Stat::of_path(&paths[i].path))
-                .find(|s| s.inode == *inode)?;
-            Some((at, now))
+                .filter_map(|&i| Stat::of_path(&paths[i as usize].path))
+                .find(|s| s.inode == inode)?;
+            let same = |i: &u32| {
+                paths[*i as usize].stat.is_some_and(|old| {
+                    now == (Stat {
+                        ctime_ns: now.ctime_ns,
+                        ..old
+                    })
+                })
+            };
+            let at: Vec<u32> = at.into_iter().filter(same).collect();
+            (!at.is_empty()).then_some((now, at))
         })
         .collect();
-    for (at, now) in now {
+    churn(paths, &now, recorded_ns);
+    now
+}
+
+/// Gives each stat of `now` to the entries at its places, taken at
+/// `taken_ns` (a place past the table's end is none).
+pub(super) fn churn(paths: &mut [PathEntry], now: &[(Stat, Vec<u32>)], taken_ns: i64) {
+    for (stat, at) in now {
         for &i in at {
-            let entry = &mut paths[i];
-            let Some(old) = entry.stat else { continue };
-            if now
-                == (Stat {
-                    ctime_ns: now.ctime_ns,
-                    ..old
-                })
-            {
-                entry.stat = Some(now);
-                entry.taken_ns = recorded_ns;
+            if let Some(entry) = paths.get_mut(i as usize) {
+                entry.stat = Some(*stat);
+                entry.taken_ns = taken_ns;
             }
         }
     }

@@ -139,7 +139,8 @@ pub(super) fn open_regular(path: &Path) -> Option<File> {
 /// yet, and points its steps at them: appended, or, when less than half of
 /// the log would still be named (or `compact`), the log written again with
 /// only the records of `state`, in step order. Then `state` reads from there.
-pub fn commit(state: &mut BuildState, dir: &Path, compact: bool) -> std::io::Result<()> {
+/// `true`: the log was written again (every step's record moved).
+pub fn commit(state: &mut BuildState, dir: &Path, compact: bool) -> std::io::Result<bool> {
     let path = dir.join(FILE);
     // Anything but a regular file there (a link, planted or not) is
     // replaced whole, never written through.
@@ -171,21 +172,22 @@ pub fn commit(state: &mut BuildState, dir: &Path, compact: bool) -> std::io::Res
         for (step, place) in state.steps.iter_mut().zip(places) {
             step.record = place;
         }
-    } else {
-        if pending > 0 {
-            let file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(false)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)?;
-            file.write_all_at(&state.records.pending, end)?;
-        }
-        for step in state.steps.iter_mut().filter(|s| s.record.pending) {
-            step.record.at += end;
-            step.record.pending = false;
-        }
+        state.records = Records::in_log(path);
+        return Ok(true);
+    }
+    if pending > 0 {
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)?;
+        file.write_all_at(&state.records.pending, end)?;
+    }
+    for step in state.steps.iter_mut().filter(|s| s.record.pending) {
+        step.record.at += end;
+        step.record.pending = false;
     }
     state.records = Records::in_log(path);
-    Ok(())
+    Ok(false)
 }

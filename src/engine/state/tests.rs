@@ -84,6 +84,7 @@ fn state(files: &[&Path], watched: &[(&Path, Watch)], key: Digest) -> BuildState
             warnings: vec!["w".into()],
             plan: Arc::from(&b"a plan"[..]),
         }),
+        ..BuildState::default()
     }
 }
 
@@ -139,7 +140,10 @@ fn the_codec_round_trips_and_damage_is_no_state() {
     assert_eq!(last.watched, s.last.as_ref().unwrap().watched);
     assert_eq!(last.warnings, ["w"]);
     assert_eq!(&*last.plan, b"a plan");
-    for at in [0, bytes.len() / 2, bytes.len() - 1] {
+    // Damage in the head is no state; in the fresh list after it (or its
+    // length), the head still reads, and a no-op finds no list.
+    let head_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    for at in [0, 8, head_end / 2, head_end - 1] {
         let mut damaged = bytes.clone();
         damaged[at] ^= 1;
         assert!(
@@ -147,10 +151,17 @@ fn the_codec_round_trips_and_damage_is_no_state() {
             "a flipped byte at {at}"
         );
     }
-    assert!(codec::decode(bytes[..bytes.len() - 1].to_vec(), log(dir.path())).is_none());
+    let cut = bytes[..bytes.len() - 1].to_vec();
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(codec::decode(longer, log(dir.path())).is_none());
+    let mut fresh_damaged = bytes.clone();
+    fresh_damaged[head_end + 3] ^= 1;
+    for tail in [cut, longer, fresh_damaged] {
+        let back = codec::decode(tail, log(dir.path())).expect("the head reads");
+        assert_eq!(back.paths, s.paths);
+        assert_eq!(back.steps[0].consults, s.steps[0].consults);
+    }
+    assert!(codec::decode(bytes[..head_end - 1].to_vec(), log(dir.path())).is_none());
 }
 
 #[test]
@@ -190,9 +201,10 @@ fn records_are_read_when_first_asked_for_and_damage_there_loses_only_them() {
     assert!(back.last.is_some());
     assert!(back.steps[0].record(&back).is_none());
 
-    // The state file cut off: no state at all.
+    // The state file cut off inside its head: no state at all.
     fs::write(log(dir.path()), &good).unwrap();
-    fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+    let head_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    fs::write(&file, &bytes[..head_end - 1]).unwrap();
     assert!(BuildState::load(dir.path()).steps.is_empty());
 }
 
@@ -273,24 +285,28 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
 
     // The head damaged: a no-op still trusts the list (sealed on its own), a
     // build that must look further finds no state.
-    let fresh_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut damaged = bytes.clone();
-    damaged[8 + fresh_len + 8 + 20] ^= 1;
+    damaged[8 + 20] ^= 1;
     fs::write(&file, &damaged).unwrap();
     assert!(BuildState::fresh(dir.path(), &[7; 32], &[], &|| {})
         .into_fresh()
         .is_some());
     assert!(BuildState::load(dir.path()).last.is_none());
 
-    // A file of another layout, whose first word is a huge length: no state,
-    // and nothing of that size allocated.
+    // A file of another layout, whose first or last word is a huge length:
+    // nothing of that size is allocated; no list, and no state where the
+    // head's length is foreign.
     let mut foreign = bytes.clone();
-    foreign[..8].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
+    let end = foreign.len();
+    foreign[end - 8..].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
     fs::write(&file, &foreign).unwrap();
     assert!(matches!(
         BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
         Look::Unknown
     ));
+    let mut foreign = bytes.clone();
+    foreign[..8].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
+    fs::write(&file, &foreign).unwrap();
     assert!(BuildState::load(dir.path()).last.is_none());
 
     // An edited file: the list no longer holds, and hands the check what
