@@ -1,16 +1,16 @@
 //! The state file's encoding: [`super::super::wire`] varints and byte
-//! strings in two sealed parts. The head holds all a check needs, and where
+//! strings in sealed parts. The head holds all a check needs, and where
 //! each step's action record is in the log beside it ([`super::records`]),
 //! read only when a build first asks for that record (a no-op never does).
-//! A damaged head reads as no state.
+//! The patches after it ([`super::patch`]) are applied as the file is read,
+//! up to the first that does not read. A damaged head reads as no state.
 //!
 //! ```text
-//! fresh length (u64, little-endian)
-//! fresh:  the fresh list (`super::fresh`), sealed: all a no-op reads
 //! head length (u64, little-endian)
-//! head:   "sconeST5", scone's version
-//! paths:  count, then per path (sorted): the length it shares with the one
-//!         before, the rest of its bytes, flags, [stat], [digest], taken_ns
+//! head:   "sconeST6", scone's version
+//! paths:  count, then per path: the length it shares with the one before,
+//!         the rest of its bytes, flags, [stat], [digest], taken_ns (in path
+//!         order, but for the paths patches appended, at the end)
 //! steps:  count, then per step (sorted): kind, unit, fingerprint, output,
 //!         its record's offset and length in the log and their blake3,
 //!         consults (path index ×4, + 2 when the expected digest
@@ -19,6 +19,9 @@
 //! last:   present?, key, started_ns, watched paths, planned steps, warnings,
 //!         the plan (`crate::plan::stored`; empty: none)
 //!         checksum of the head
+//! { patch length (u64, little-endian), patch (`super::patch`) }*
+//! fresh:  the fresh list (`super::fresh`), sealed: all a no-op reads
+//! fresh length (u64, little-endian)
 //! ```
 
 use std::fs::File;

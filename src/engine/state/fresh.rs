@@ -1,4 +1,4 @@
-//! The fresh list: the first part of the state file, all a no-op build
+//! The fresh list: the last part of the state file, all a no-op build
 //! reads. ninja decides "nothing to do" from a flat log of paths and their
 //! times; this is the same for scone: the paths whose `lstat`s, if each is
 //! still the one listed, make [`super::BuildState::check`] answer

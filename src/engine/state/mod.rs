@@ -9,7 +9,7 @@
 //! | file | what it holds | written | trusted when |
 //! |---|---|---|---|
 //! | `lock` | nothing: an `flock` | held from the start of a build until its last file is written | — |
-//! | `state` | this module: the fresh list, then paths, steps (with where each one's action record is in `records`), the last build | at the end of every build, whole (temp file, rename) | each part's checksum and scone's version match; else that part is ignored (a full build) |
+//! | `state` | this module: the head (paths, steps with where each one's action record is in `records`, the last build), the patches of the builds since ([`patch`]), the fresh list | at the end of every build: a patch appended where the fresh list began, then the new list; whole (temp file, rename) when the steps are not the last state's, or the patches outgrew the head | each part's checksum and scone's version match: a damaged head is no state (a full build), a damaged patch ends the state before it, a damaged list is no list |
 //! | `records` | the action records the steps name, one after the other ([`records`]): a log | before `state`: a build appends the records that changed; written whole when less than half of it is named, or by `scone clean --gc` | per record: its bytes hash to the digest its step names; else it reads as none, and is taken from `actions/` |
 //! | `actions/<fp>.json` | the action cache: fingerprint → [`ActionRecord`](super::ActionRecord) (with the fingerprint's inputs, for `--explain`) | when a step runs | it parses, names its fingerprint, and every blob it names is intact |
 //! | `blobs/<2 hex>/<blake3>` | every file a step made, by content | when a step runs | its content hashes to its name (through the path table) |
@@ -26,7 +26,7 @@
 //! | last build | the invocation key (scone's version, the folder, the command line and the environment that shape a build), the steps it planned, and every path the load read: `scone.toml` candidates, the files given, manifests, every folder the discovery walk listed and the ignore files it honoured, the kinds of the paths validation looked at (the entry-binary check's too), `scone.lock`, the output folders; and the plan it ran (opaque here: `crate::plan::stored`) | another key; any of those paths changed (a listing, a manifest's stat, a kind): the workspace is loaded and planned again. The plan also when the settings of the next plan have another digest (`scone.lock`'s pins, the keys' paths, …: compared by `plan::stored`) |
 //!
 //! So a build asks one question, [`BuildState::check`], and gets a
-//! [`Verdict`]. The state file opens with the *fresh list* ([`fresh`]): the
+//! [`Verdict`]. The state file ends with the *fresh list* ([`fresh`]): the
 //! check's own rule evaluated when the state was written, as a flat list of
 //! paths and the `lstat` each must still have for the answer to be
 //! [`Verdict::Fresh`]; a no-op reads only that ([`BuildState::fresh`]), as
@@ -47,6 +47,7 @@
 //! the whole workspace drops the steps of removed units (their blobs and
 //! actions stay in the store until `scone clean --gc`).
 
+mod assemble;
 mod check;
 mod codec;
 mod fresh;
