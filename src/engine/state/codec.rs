@@ -408,10 +408,7 @@ fn put_last(out: &mut Vec<u8>, last: Option<&LastBuild>) {
         out.push(0);
         return;
     };
-    out.push(1);
-    out.extend_from_slice(&last.key);
-    put_zigzag(out, last.started_ns);
-    put_var(out, last.watched.len() as u64);
+    put_last_opening(out, last);
     for w in &last.watched {
         put_watched(out, w);
     }
@@ -421,6 +418,15 @@ fn put_last(out: &mut Vec<u8>, last: Option<&LastBuild>) {
     }
     put_warnings(out, &last.warnings);
     put_var_bytes(out, &last.plan);
+}
+
+/// What opens a last build that is there, in the head and in a patch: its
+/// key, when it started, how many paths its load read.
+pub(super) fn put_last_opening(out: &mut Vec<u8>, last: &LastBuild) {
+    out.push(1);
+    out.extend_from_slice(&last.key);
+    put_zigzag(out, last.started_ns);
+    put_var(out, last.watched.len() as u64);
 }
 
 pub(super) fn put_watched(out: &mut Vec<u8>, w: &Watched) {

@@ -294,10 +294,7 @@ fn put_last(out: &mut Vec<u8>, last: Option<&LastBuild>, had: Option<&LastBuild>
         out.push(0);
         return;
     };
-    out.push(1);
-    out.extend_from_slice(&last.key);
-    put_zigzag(out, last.started_ns);
-    put_var(out, last.watched.len() as u64);
+    codec::put_last_opening(out, last);
     let before = had.map_or(&[][..], |h| &h.watched[..]);
     for (i, w) in last.watched.iter().enumerate() {
         if before

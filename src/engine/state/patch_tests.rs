@@ -310,3 +310,37 @@ fn a_cut_patch_leaves_the_state_before_it() {
     let fresh = BuildState::fresh(w.root(), &[7; 32], &[], &|| {});
     assert!(fresh.into_fresh().is_some(), "then nothing moved");
 }
+
+/// Patches are appended until they outgrow a quarter of the head and the
+/// slack; then the state is written whole, and patches start again after it.
+#[test]
+fn patches_grow_to_their_budget_then_the_state_is_written_whole() {
+    let w = Workspace::new();
+    w.build(&[("a", 0, None), ("b", 0, None), ("c", 0, None)], false);
+    let head = |bytes: &[u8]| 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    let first = fs::read(w.file()).unwrap();
+    let budget = head(&first) / super::HEAD_PER_PATCHES + super::SLACK;
+    let mut whole_again = None;
+    let mut longest = 0;
+    for n in 1..1_000 {
+        w.edit("a", &format!("edit {n}"));
+        let view = w.build(&[("a", n, None)], false);
+        let bytes = fs::read(w.file()).unwrap();
+        let fresh = 8 + u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
+        let patches = bytes.len() as u64 - head(&bytes) - fresh;
+        longest = longest.max(patches);
+        if !bytes.starts_with(&first[..head(&first) as usize]) {
+            assert_eq!(patches, 0, "written whole: a head and its list");
+            assert_eq!(view.steps["k:a"].2["version"], n, "and it reads back");
+            whole_again = Some(n);
+            break;
+        }
+    }
+    let n = whole_again.expect("written whole again");
+    assert!(n > 10, "patches first: {n}");
+    // One patch past the budget at most (it is checked before a build).
+    assert!(
+        longest <= budget + longest / n as u64 * 2,
+        "{longest} > {budget}"
+    );
+}
