@@ -16,11 +16,16 @@
 //!                numbers never move),
 //!         the entries it changes: count, then per entry its place, flags,
 //!                [stat], [digest], taken_ns,
+//!         the shared inodes publishing linked or unlinked: count, then per
+//!                inode its stat now and the places of the entries given it
+//!                (each after the one before), then when it was taken,
 //!         the steps that ran: count, then per step its place and its entry
 //!                (every consult's digest written out), which must name the
 //!                step in that place,
-//!         the last build (as in the head; its plan written only if it is not
-//!                the one the state had)
+//!         the last build: as in the head, but a watched path that is the
+//!                last one's, taken when the build started, is one byte, and
+//!                the planned steps and the plan, if they are the last
+//!                one's, one each
 //!         checksum
 //! ```
 //!
@@ -29,9 +34,10 @@
 //! that does not read (its checksum), and the state is the one before it —
 //! the state the killed build's files are checked against, as if it had
 //! written nothing. The next build writes over it. Once the patches are
-//! longer than a quarter of the head, or a build adds or removes steps, the
-//! state is written whole again, its table in order and without the paths no
-//! step uses any more (`super::next`).
+//! longer than a quarter of the head and 64 KiB, or a build adds or removes
+//! steps, or the record log is written whole, the state is written whole
+//! again, its table in order and without the paths no step uses any more
+//! (`super::assemble`).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
