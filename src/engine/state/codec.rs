@@ -134,6 +134,8 @@ pub struct Extent {
     pub head: u64,
     /// Where the last patch that reads ends.
     pub end: u64,
+    /// How many patches were read.
+    pub patches: u32,
 }
 
 /// The state as the parts of its file; `None` if a step's fingerprint or
@@ -252,14 +254,16 @@ pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
     file.read_exact_at(&mut bytes, 8).ok()?;
     let (head, mut patches) = bytes.split_at_checked(usize::try_from(head_end - 8).ok()?)?;
     let mut state = decode_head(head)?;
-    let mut end = head_end;
+    let (mut end, mut count) = (head_end, 0);
     while let Some(next) = super::patch::next(&mut state, &mut patches) {
         end += next;
+        count += 1;
     }
     state.records = Records::in_log(log);
     state.file = Some(Extent {
         head: head_end,
         end,
+        patches: count,
     });
     Some(state)
 }

@@ -347,14 +347,18 @@ fn whole_only() -> bool {
 
 impl Made {
     /// Whether the next state can be written as a patch of `last`: it was
-    /// read from its file, its patches are still short beside its head, and
+    /// read from its file, its patches are still few and short beside its
+    /// head, and
     /// the next state has the same steps in the same places (none removed,
     /// none new: each that ran replaces its own entry).
     fn patches(&self, last: &BuildState) -> bool {
         let Some(file) = last.file else {
             return false;
         };
-        if file.end - file.head > file.head / super::patch::HEAD_PER_PATCHES + super::patch::SLACK {
+        if file.patches >= super::patch::MOST
+            || file.end - file.head
+                > file.head / super::patch::HEAD_PER_PATCHES + super::patch::SLACK
+        {
             return false;
         }
         let mut covered = vec![false; last.steps.len()];

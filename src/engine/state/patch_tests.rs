@@ -311,36 +311,29 @@ fn a_cut_patch_leaves_the_state_before_it() {
     assert!(fresh.into_fresh().is_some(), "then nothing moved");
 }
 
-/// Patches are appended until they outgrow a quarter of the head and the
-/// slack; then the state is written whole, and patches start again after it.
+/// Patches are appended until there are [`super::MOST`] of them; then the
+/// state is written whole, and patches start again after it.
 #[test]
 fn patches_grow_to_their_budget_then_the_state_is_written_whole() {
     let w = Workspace::new();
     w.build(&[("a", 0, None), ("b", 0, None), ("c", 0, None)], false);
     let head = |bytes: &[u8]| 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap());
-    let first = fs::read(w.file()).unwrap();
-    let budget = head(&first) / super::HEAD_PER_PATCHES + super::SLACK;
-    let mut whole_again = None;
-    let mut longest = 0;
-    for n in 1..1_000 {
-        w.edit("a", &format!("edit {n}"));
-        let view = w.build(&[("a", n, None)], false);
-        let bytes = fs::read(w.file()).unwrap();
+    let patches = |bytes: &[u8]| {
         let fresh = 8 + u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
-        let patches = bytes.len() as u64 - head(&bytes) - fresh;
-        longest = longest.max(patches);
-        if !bytes.starts_with(&first[..head(&first) as usize]) {
-            assert_eq!(patches, 0, "written whole: a head and its list");
-            assert_eq!(view.steps["k:a"].2["version"], n, "and it reads back");
-            whole_again = Some(n);
-            break;
+        bytes.len() as u64 - head(bytes) - fresh
+    };
+    let mut first = fs::read(w.file()).unwrap();
+    for round in 0..2 {
+        for n in 1..=super::MOST as usize + 1 {
+            let version = round * 100 + n;
+            w.edit("a", &format!("edit {version}"));
+            let view = w.build(&[("a", version, None)], false);
+            let bytes = fs::read(w.file()).unwrap();
+            let whole = !bytes.starts_with(&first[..head(&first) as usize]);
+            assert_eq!(whole, n > super::MOST as usize, "round {round}, build {n}");
+            assert_eq!(patches(&bytes) == 0, whole, "round {round}, build {n}");
+            assert_eq!(view.steps["k:a"].2["version"], version, "it reads back");
         }
+        first = fs::read(w.file()).unwrap();
     }
-    let n = whole_again.expect("written whole again");
-    assert!(n > 10, "patches first: {n}");
-    // One patch past the budget at most (it is checked before a build).
-    assert!(
-        longest <= budget + longest / n as u64 * 2,
-        "{longest} > {budget}"
-    );
 }
