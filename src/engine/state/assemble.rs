@@ -9,11 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::super::id::StepId;
 use super::next::{hold_records, refresh_churned, Made};
-use super::{BuildState, Consult, LastBuild, PathEntry, RecordAt, StepEntry, Watched};
-
-fn key(path: &Path) -> &[u8] {
-    path.as_os_str().as_encoded_bytes()
-}
+use super::{path_key, BuildState, Consult, LastBuild, PathEntry, RecordAt, StepEntry, Watched};
 
 /// The next state, whole: the steps that ran, with what they consulted; the
 /// last state's steps this build kept (reused, or not planned by a build of
@@ -49,12 +45,12 @@ pub(super) fn assemble(
         .flat_map(|r| r.consults.iter().map(|(path, ..)| path.as_path()))
         .chain(watched_raw.iter().map(|(path, ..)| path.as_path()));
     for path in candidates {
-        match previous.index_of(key(path)) {
+        match previous.index_of(path_key(path)) {
             Some(i) => old_used[i as usize] = true,
             None => brand_new.push(path),
         }
     }
-    brand_new.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+    brand_new.sort_unstable_by(|a, b| path_key(a).cmp(path_key(b)));
     brand_new.dedup();
     let blank = |path: &Path| PathEntry {
         path: path.to_path_buf(),
@@ -96,11 +92,16 @@ pub(super) fn assemble(
         ) {
             (None, None) => break,
             (Some(old), None) => (true, old.path.as_path()),
-            (Some(old), Some(new)) if key(&old.path) < key(new) => (true, old.path.as_path()),
+            (Some(old), Some(new)) if path_key(&old.path) < path_key(new) => {
+                (true, old.path.as_path())
+            }
             (_, Some(new)) => (false, *new),
         };
-        while learnt.next_if(|(p, _)| key(p) < key(path)).is_some() {}
-        let known = learnt.next_if(|(p, _)| key(p) == key(path));
+        while learnt
+            .next_if(|(p, _)| path_key(p) < path_key(path))
+            .is_some()
+        {}
+        let known = learnt.next_if(|(p, _)| path_key(p) == path_key(path));
         let entry = match (known, take_old, old) {
             (Some((_, entry)), ..) => entry,
             (None, false, _) | (None, true, None) => blank(path),
@@ -126,7 +127,7 @@ pub(super) fn assemble(
     }
     let at = |path: &Path| -> Option<u32> {
         paths
-            .binary_search_by(|e| key(&e.path).cmp(key(path)))
+            .binary_search_by(|e| path_key(&e.path).cmp(path_key(path)))
             .ok()
             .map(|i| i as u32)
     };

@@ -9,7 +9,7 @@
 //! | file | what it holds | written | trusted when |
 //! |---|---|---|---|
 //! | `lock` | nothing: an `flock` | held from the start of a build until its last file is written | — |
-//! | `state` | this module: the head (paths, steps with where each one's action record is in `records`, the last build), the patches of the builds since ([`patch`]), the fresh list | at the end of every build: a patch appended where the fresh list began, then the new list; whole (temp file, rename) when the steps are not the last state's, or the patches outgrew the head | each part's checksum and scone's version match: a damaged head is no state (a full build), a damaged patch ends the state before it, a damaged list is no list |
+//! | `state` | this module: the head (paths, steps with where each one's action record is in `records`, the last build), the patches of the builds since ([`patch`]), the fresh list | at the end of every build: a patch appended where the fresh list began, then the new list; whole (temp file, rename) when the steps are not the last state's, after eight patches or when they outgrow a quarter of the head, or when the record log was written whole | each part's checksum and scone's version match: a damaged head is no state (a full build), a damaged patch ends the state before it, a damaged list is no list |
 //! | `records` | the action records the steps name, one after the other ([`records`]): a log | before `state`: a build appends the records that changed; written whole when less than half of it is named, or by `scone clean --gc` | per record: its bytes hash to the digest its step names; else it reads as none, and is taken from `actions/` |
 //! | `actions/<fp>.json` | the action cache: fingerprint → [`ActionRecord`](super::ActionRecord) (with the fingerprint's inputs, for `--explain`) | when a step runs | it parses, names its fingerprint, and every blob it names is intact |
 //! | `blobs/<2 hex>/<blake3>` | every file a step made, by content | when a step runs | its content hashes to its name (through the path table) |
@@ -71,6 +71,12 @@ use super::id::StepId;
 use super::record::ActionRecord;
 use super::stat::Stat;
 use crate::watch::Watch;
+
+/// A path as the state orders and indexes it: its bytes (`Path`'s own
+/// order compares component by component, and costs milliseconds).
+fn path_key(path: &Path) -> &[u8] {
+    path.as_os_str().as_encoded_bytes()
+}
 
 /// The file's name under `target/.scone`.
 pub const FILE: &str = "state";
@@ -225,7 +231,7 @@ impl BuildState {
         if state.steps.is_empty() {
             return crate::durable::remove_all(&dir.join(records::FILE));
         }
-        let _written_whole = records::commit(&mut state, &dir, true)?;
+        records::commit(&mut state, &dir, true)?;
         match codec::encode(&state) {
             Some(encoded) => crate::durable::write_parts_checked(&dir.join(FILE), &encoded.parts()),
             None => Ok(()),
@@ -257,16 +263,14 @@ impl BuildState {
 
     /// The path table's entry for `path`.
     pub fn path(&self, path: &Path) -> Option<&PathEntry> {
-        self.index_of(path.as_os_str().as_encoded_bytes())
+        self.index_of(path_key(path))
             .map(|i| &self.paths[i as usize])
     }
 
     /// Where the path with these bytes is in [`Self::paths`].
     pub fn index_of(&self, key: &[u8]) -> Option<u32> {
         let sorted = self.paths.len() - self.appended.len();
-        match self.paths[..sorted]
-            .binary_search_by(|e| e.path.as_os_str().as_encoded_bytes().cmp(key))
-        {
+        match self.paths[..sorted].binary_search_by(|e| path_key(&e.path).cmp(key)) {
             Ok(i) => Some(i as u32),
             Err(_) => self.appended.get(key).copied(),
         }
@@ -275,8 +279,7 @@ impl BuildState {
     /// Adds a path the table does not hold, at its end.
     fn append_path(&mut self, entry: PathEntry) -> u32 {
         let at = self.paths.len() as u32;
-        self.appended
-            .insert(entry.path.as_os_str().as_encoded_bytes().to_vec(), at);
+        self.appended.insert(path_key(&entry.path).to_vec(), at);
         self.paths.push(entry);
         at
     }
@@ -284,16 +287,13 @@ impl BuildState {
     /// Indexes the paths at the end of the table that are out of order
     /// (appended by patches), after they were decoded.
     fn index_appended(&mut self) {
-        fn key(e: &PathEntry) -> &[u8] {
-            e.path.as_os_str().as_encoded_bytes()
-        }
         let sorted = 1 + self
             .paths
             .windows(2)
-            .take_while(|w| key(&w[0]) < key(&w[1]))
+            .take_while(|w| path_key(&w[0].path) < path_key(&w[1].path))
             .count();
         self.appended = (sorted.min(self.paths.len())..self.paths.len())
-            .map(|i| (key(&self.paths[i]).to_vec(), i as u32))
+            .map(|i| (path_key(&self.paths[i].path).to_vec(), i as u32))
             .collect();
     }
 
@@ -303,7 +303,7 @@ impl BuildState {
         if self.appended.is_empty() {
             return None;
         }
-        let key = |i: &u32| self.paths[*i as usize].path.as_os_str().as_encoded_bytes();
+        let key = |i: &u32| path_key(&self.paths[*i as usize].path);
         let mut order: Vec<u32> = (0..self.paths.len() as u32).collect();
         order.sort_unstable_by(|a, b| key(a).cmp(key(b)));
         Some(order)

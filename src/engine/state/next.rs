@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use super::super::id::StepId;
 use super::super::record::ActionRecord;
 use super::super::stat::{content_digest, listing_digest, now_ns, Stat};
-use super::{codec, BuildState, Consult, Digest, PathEntry, PathTable, StepEntry};
+use super::{codec, path_key, BuildState, Consult, Digest, PathEntry, PathTable, StepEntry};
 use super::{is_own_name, RecordAt, FILE};
 use crate::watch::Watch;
 
@@ -99,11 +99,11 @@ pub fn observe(
     // Each path once, with its strictest watch (sorted as bytes: `Path`'s
     // own order compares component by component, and cost milliseconds).
     let mut all: Vec<(&Path, Watch)> = watched.iter().map(|(p, w)| (p.as_path(), *w)).collect();
-    all.sort_by(|a, b| key(a.0).cmp(key(b.0)));
+    all.sort_by(|a, b| path_key(a.0).cmp(path_key(b.0)));
     let mut strictest: Vec<(&Path, Watch)> = Vec::with_capacity(all.len());
     for (path, watch) in all {
         match strictest.last_mut() {
-            Some((last, w)) if key(last) == key(path) => {
+            Some((last, w)) if path_key(last) == path_key(path) => {
                 if *w == Watch::Kind {
                     *w = watch;
                 }
@@ -145,10 +145,6 @@ pub(super) struct Ran {
 /// A path the load read or the build wrote: how it is watched, its stat and
 /// digest, and when they were taken (ns).
 pub(super) type Seen = (PathBuf, Watch, Option<Stat>, Option<Digest>, i64);
-
-fn key(path: &Path) -> &[u8] {
-    path.as_os_str().as_encoded_bytes()
-}
 
 /// What a build that finished changed, ready to be written either way: the
 /// steps that ran with every path they consulted, the entries it learnt of
@@ -319,7 +315,7 @@ impl NextState {
         // (what a step made last: it is the newest; the two maps hold
         // different paths).
         let mut learnt: Vec<(PathBuf, PathEntry)> = made_entries.into_iter().chain(fresh).collect();
-        learnt.sort_unstable_by(|a, b| key(&a.0).cmp(key(&b.0)));
+        learnt.sort_unstable_by(|a, b| path_key(&a.0).cmp(path_key(&b.0)));
         Made {
             recorded_ns,
             kept,
@@ -348,9 +344,8 @@ fn whole_only() -> bool {
 impl Made {
     /// Whether the next state can be written as a patch of `last`: it was
     /// read from its file, its patches are still few and short beside its
-    /// head, and
-    /// the next state has the same steps in the same places (none removed,
-    /// none new: each that ran replaces its own entry).
+    /// head, and the next state has the same steps in the same places (none
+    /// removed, none new: each that ran replaces its own entry).
     fn patches(&self, last: &BuildState) -> bool {
         let Some(file) = last.file else {
             return false;
@@ -389,10 +384,10 @@ fn link_published(
     target: &Path,
     store: &Path,
 ) {
-    let target_prefix = [key(target), b"/"].concat();
-    let store_prefix = [key(store), b"/"].concat();
+    let target_prefix = [path_key(target), b"/"].concat();
+    let store_prefix = [path_key(store), b"/"].concat();
     let is_published = |p: &Path| {
-        let p = key(p);
+        let p = path_key(p);
         p.starts_with(&target_prefix) && !p.starts_with(&store_prefix)
     };
     // The blobs each step that ran keeps but did not publish itself.

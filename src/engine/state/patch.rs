@@ -50,7 +50,9 @@ use super::super::stat::Stat;
 use super::super::wire::{put_var, put_var_bytes, put_zigzag, seal, unseal, Reader};
 use super::codec::{self, Extent};
 use super::next::{churn, hold_records, refresh_churned, Made};
-use super::{BuildState, Consult, Digest, LastBuild, PathEntry, StepEntry, Watched, FILE};
+use super::{
+    path_key, BuildState, Consult, Digest, LastBuild, PathEntry, StepEntry, Watched, FILE,
+};
 
 const MAGIC: &[u8; 8] = b"sconePA1";
 
@@ -80,10 +82,6 @@ struct Changes {
     churn: (Vec<(Stat, Vec<u32>)>, i64),
     /// The last build the state had.
     had: Option<LastBuild>,
-}
-
-fn key(path: &Path) -> &[u8] {
-    path.as_os_str().as_encoded_bytes()
 }
 
 /// Makes `state` (the last state, read from its file at `file`) the next
@@ -151,7 +149,7 @@ fn update(state: &mut BuildState, made: Made, churned: &HashSet<u64>) -> Changes
     let mut entries: Vec<u32> = Vec::new();
     let mut unseen: HashMap<PathBuf, PathEntry> = HashMap::new();
     for (path, entry) in learnt {
-        match state.index_of(key(&path)) {
+        match state.index_of(path_key(&path)) {
             Some(i) if state.paths[i as usize] != entry => {
                 state.paths[i as usize] = entry;
                 entries.push(i);
@@ -163,7 +161,7 @@ fn update(state: &mut BuildState, made: Made, churned: &HashSet<u64>) -> Changes
         }
     }
     let mut place = |state: &mut BuildState, path: &Path| -> u32 {
-        state.index_of(key(path)).unwrap_or_else(|| {
+        state.index_of(path_key(path)).unwrap_or_else(|| {
             let entry = unseen.remove(path).unwrap_or_else(|| PathEntry {
                 path: path.to_path_buf(),
                 stat: None,
@@ -270,7 +268,7 @@ fn encode(state: &BuildState, changes: &Changes) -> Option<Vec<u8>> {
     let added = state.paths.get(changes.paths..)?;
     put_var(&mut out, added.len() as u64);
     for p in added {
-        put_var_bytes(&mut out, key(&p.path));
+        put_var_bytes(&mut out, path_key(&p.path));
         put_entry(&mut out, p);
     }
     put_var(&mut out, changes.entries.len() as u64);

@@ -157,9 +157,17 @@ fn the_codec_round_trips_and_damage_is_no_state() {
     let mut fresh_damaged = bytes.clone();
     fresh_damaged[head_end + 3] ^= 1;
     for tail in [cut, longer, fresh_damaged] {
-        let back = codec::decode(tail, log(dir.path())).expect("the head reads");
+        let back = codec::decode(tail.clone(), log(dir.path())).expect("the head reads");
         assert_eq!(back.paths, s.paths);
         assert_eq!(back.steps[0].consults, s.steps[0].consults);
+        fs::write(dir.path().join(".scone").join(FILE), &tail).unwrap();
+        assert!(
+            matches!(
+                BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
+                Look::Unknown
+            ),
+            "no list"
+        );
     }
     assert!(codec::decode(bytes[..head_end - 1].to_vec(), log(dir.path())).is_none());
 }
