@@ -99,6 +99,18 @@ fn put_hex(out: &mut Vec<u8>, hex: &str) -> Option<()> {
     Some(())
 }
 
+/// A digest as 64 lowercase hex digits (`hex::encode`'s, a byte at a time
+/// rather than a char at a time: a state holds two for every step).
+fn hex32(digest: &Digest) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(64);
+    for b in digest {
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
+    }
+    // Only ASCII digits were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 fn text(r: &mut Reader<'_>) -> Option<String> {
     String::from_utf8(r.var_bytes()?.to_vec()).ok()
 }
@@ -290,12 +302,19 @@ fn decode_head(bytes: &[u8]) -> Option<BuildState> {
     // by one copied 4 MB (capacity never written to is never touched).
     let mut paths: Vec<PathEntry> = Vec::with_capacity(count.min(1 << 24) * 5 / 4 + 1024);
     let mut joined: Vec<u8> = Vec::new();
-    for _ in 0..count {
+    // Where the paths stop being in order (those after were appended by
+    // patches before the state was written whole: see `index_appended`).
+    let mut sorted = None;
+    for i in 0..count {
         let shared = r.var_len()?;
         let rest = r.var_bytes()?;
         let previous = paths
             .last()
             .map_or(&b""[..], |p| p.path.as_os_str().as_encoded_bytes());
+        // Both start with `previous[..shared]`: the rest decides the order.
+        if sorted.is_none() && i > 0 && rest <= previous.get(shared..)? {
+            sorted = Some(i);
+        }
         joined.clear();
         joined.extend_from_slice(previous.get(..shared)?);
         joined.extend_from_slice(rest);
@@ -324,7 +343,8 @@ fn decode_head(bytes: &[u8]) -> Option<BuildState> {
         last,
         ..BuildState::default()
     };
-    state.index_appended();
+    let table = state.paths.len();
+    state.index_appended(sorted.unwrap_or(table));
     Some(state)
 }
 /// What a consult of a path with this entry depends on when the file does
@@ -374,8 +394,8 @@ pub(super) fn step(
 ) -> Option<StepEntry> {
     let kind = text(r)?;
     let unit = text(r)?;
-    let fingerprint = hex::encode(digest(r)?);
-    let output: Arc<str> = hex::encode(digest(r)?).into();
+    let fingerprint = hex32(&digest(r)?);
+    let output: Arc<str> = hex32(&digest(r)?).into();
     let record = RecordAt::in_log(r.var()?, r.var()?, digest(r)?);
     let n = r.var_len()?;
     let mut consults = Vec::with_capacity(n.min(1 << 20));
@@ -521,5 +541,17 @@ trait FromBytes {
 impl FromBytes for std::ffi::OsStr {
     fn from_bytes_checked(bytes: &[u8]) -> &std::ffi::OsStr {
         std::os::unix::ffi::OsStrExt::from_bytes(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The digests the state spells out are `hex::encode`'s.
+    #[test]
+    fn hex32_spells_a_digest_as_hex_does() {
+        let digests = [[0u8; 32], [0xff; 32], *blake3::hash(b"scone").as_bytes()];
+        for d in digests {
+            assert_eq!(super::hex32(&d), hex::encode(d));
+        }
     }
 }

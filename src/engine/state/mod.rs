@@ -284,14 +284,10 @@ impl BuildState {
         at
     }
 
-    /// Indexes the paths at the end of the table that are out of order
+    /// Indexes the paths from `sorted` on, the first that is not after the
+    /// one before it: those at the end of the table that are out of order
     /// (appended by patches), after they were decoded.
-    fn index_appended(&mut self) {
-        let sorted = 1 + self
-            .paths
-            .windows(2)
-            .take_while(|w| path_key(&w[0].path) < path_key(&w[1].path))
-            .count();
+    fn index_appended(&mut self, sorted: usize) {
         self.appended = (sorted.min(self.paths.len())..self.paths.len())
             .map(|i| (path_key(&self.paths[i].path).to_vec(), i as u32))
             .collect();

@@ -337,3 +337,31 @@ fn patches_grow_to_their_budget_then_the_state_is_written_whole() {
         first = fs::read(w.file()).unwrap();
     }
 }
+
+/// The paths a read indexes apart (those out of order) are exactly the ones
+/// patches appended before a path they sort after: none after a whole
+/// write, the new one after a patch, still it after the patched table is
+/// written whole as it is (`scone clean --gc`); and each is found where it
+/// is.
+#[test]
+fn only_the_paths_patches_appended_are_out_of_order() {
+    let w = Workspace::new();
+    w.build(&[("a", 0, None), ("b", 0, None), ("c", 0, None)], false);
+    let state = BuildState::load(w.root());
+    assert!(state.paths.len() > state.steps.len() + 1);
+    assert!(state.appended.is_empty());
+    w.edit("0new", "new");
+    w.edit("b", "edit");
+    w.build(&[("b", 1, Some("0new"))], false);
+    let check = |state: &BuildState| {
+        let new = w.root().join("src").join("0new");
+        let appended: Vec<&Vec<u8>> = state.appended.keys().collect();
+        assert_eq!(appended, [&new.as_os_str().as_encoded_bytes().to_vec()]);
+        for (i, p) in state.paths.iter().enumerate() {
+            assert_eq!(state.path(&p.path), Some(p), "path {i}");
+        }
+    };
+    check(&BuildState::load(w.root()));
+    BuildState::compact(w.root()).unwrap();
+    check(&BuildState::load(w.root()));
+}
