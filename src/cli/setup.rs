@@ -139,7 +139,7 @@ pub fn kept_plan(
         return Ok(None);
     }
     let digest = setup.settings(target_dir, args, Vec::new(), None).digest();
-    let unaffected = |id: &StepId| reuse.place(state, id).is_some();
+    let unaffected = |n: usize, id: &StepId| reuse.place(state, n, id).is_some();
     let Some(nodes) = scone::plan::stored::decode(&last.plan, &digest, unaffected) else {
         return Ok(None);
     };

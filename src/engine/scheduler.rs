@@ -61,11 +61,11 @@ impl Reuse {
         self.dirty.get(position).is_some_and(|d| !d)
     }
 
-    /// The place in `state` of step `id` if it is unaffected: if none of
-    /// its deps' outputs change either, the run reuses it from there without
-    /// looking at the step itself.
-    pub fn place(&self, state: &super::state::BuildState, id: &StepId) -> Option<usize> {
-        state.position(id).filter(|&p| self.clean(p))
+    /// The place in `state` of step `id`, the `n`th of the plan, if it is
+    /// unaffected: if none of its deps' outputs change either, the run
+    /// reuses it from there without looking at the step itself.
+    pub fn place(&self, state: &super::state::BuildState, n: usize, id: &StepId) -> Option<usize> {
+        state.planned_position(n, id).filter(|&p| self.clean(p))
     }
 
     /// How many steps are unaffected.
@@ -291,7 +291,8 @@ fn recorded(nodes: &[Node], reuse: Option<&Reuse>, store: &Store) -> Vec<Option<
     let state = store.state();
     nodes
         .iter()
-        .map(|n| reuse.place(state, n.step.id()))
+        .enumerate()
+        .map(|(n, node)| reuse.place(state, n, node.step.id()))
         .collect()
 }
 

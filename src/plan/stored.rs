@@ -109,12 +109,12 @@ pub fn encode(nodes: &[Node], settings: &[u8; 32]) -> Option<Vec<u8>> {
 
 /// The plan in `bytes` if it was made with settings of digest `settings`;
 /// `None` when it was not, or it does not decode (then the build loads).
-/// A step `unaffected` says the run will reuse, none of whose deps is
-/// decoded, stays [`Unopened`].
+/// A step `unaffected` says the run will reuse (given its place in the plan
+/// and its id), none of whose deps is decoded, stays [`Unopened`].
 pub fn decode(
     bytes: &[u8],
     settings: &[u8; 32],
-    unaffected: impl Fn(&StepId) -> bool,
+    unaffected: impl Fn(usize, &StepId) -> bool,
 ) -> Option<Vec<Node>> {
     let mut r = Reader(bytes);
     if r.take(32)? != settings {
@@ -140,7 +140,7 @@ pub fn decode(
             }
             deps.push(d);
         }
-        opened.push(!unaffected(&id) || deps.iter().any(|&d| opened[d]));
+        opened.push(!unaffected(i, &id) || deps.iter().any(|&d| opened[d]));
         frames.push((id, json, deps));
     }
     if !r.is_empty() {
@@ -266,7 +266,7 @@ mod tests {
         for fixture in ["hello-world", "multi"] {
             let nodes = planned(fixture, &s);
             let bytes = encode(&nodes, &s.digest()).expect("every step of a build is kept");
-            let back = decode(&bytes, &s.digest(), |_| false).expect("it decodes");
+            let back = decode(&bytes, &s.digest(), |_, _| false).expect("it decodes");
             assert_eq!(shown(&back), shown(&nodes), "{fixture}");
             let kinds: std::collections::BTreeSet<&str> =
                 nodes.iter().map(|n| n.step.id().kind.as_str()).collect();
@@ -299,7 +299,7 @@ mod tests {
             .position(|n| n.step.id().kind == "copy")
             .expect("a copy step");
         let changed_id = nodes[changed].step.id().clone();
-        let back = decode(&bytes, &s.digest(), |id| *id != changed_id).unwrap();
+        let back = decode(&bytes, &s.digest(), |_, id| *id != changed_id).unwrap();
         // What may run: the changed step and, transitively, its dependents.
         let mut may_run = vec![false; nodes.len()];
         for (i, n) in nodes.iter().enumerate() {
@@ -330,22 +330,22 @@ mod tests {
         let bytes = encode(&nodes, &s.digest()).unwrap();
         let production = settings(false);
         assert_ne!(s.digest(), production.digest());
-        assert!(decode(&bytes, &production.digest(), |_| false).is_none());
+        assert!(decode(&bytes, &production.digest(), |_, _| false).is_none());
         let mut pinned = settings(true);
         pinned
             .pinned_bases
             .insert("python".into(), "sha256:00".into());
-        assert!(decode(&bytes, &pinned.digest(), |_| false).is_none());
-        assert!(decode(&bytes[..bytes.len() - 1], &s.digest(), |_| false).is_none());
+        assert!(decode(&bytes, &pinned.digest(), |_, _| false).is_none());
+        assert!(decode(&bytes[..bytes.len() - 1], &s.digest(), |_, _| false).is_none());
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(decode(&longer, &s.digest(), |_| false).is_none());
+        assert!(decode(&longer, &s.digest(), |_, _| false).is_none());
         let mut unknown = bytes.clone();
         // The first step's kind: after the digest, the count and its length
         // (one byte each: fewer than 128 steps, a short kind).
         let at = 32 + 1 + 1;
         assert!(nodes.len() < 128);
         unknown[at] = b'X';
-        assert!(decode(&unknown, &s.digest(), |_| false).is_none());
+        assert!(decode(&unknown, &s.digest(), |_, _| false).is_none());
     }
 }

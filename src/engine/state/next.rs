@@ -285,6 +285,7 @@ impl NextState {
         // What the load read, and what the build wrote last.
         let mut watched: Vec<Seen> = Vec::new();
         if let Some(load) = &mut self.last {
+            watched.reserve_exact(load.watched.len() + 1 + load.outputs.len());
             let own: Vec<&std::ffi::OsStr> = load.own_names.iter().map(|n| n.as_os_str()).collect();
             for o in std::mem::take(&mut load.watched) {
                 watched.push((o.path, o.watch, o.stat, o.digest, load.started_ns));

@@ -365,3 +365,38 @@ fn only_the_paths_patches_appended_are_out_of_order() {
     BuildState::compact(w.root()).unwrap();
     check(&BuildState::load(w.root()));
 }
+
+/// A step's place looked for where the last build planned it is its place,
+/// whether the plan's order is the last build's or not.
+#[test]
+fn a_step_is_found_where_it_was_planned_and_elsewhere() {
+    let w = Workspace::new();
+    w.build(&[("a", 0, None), ("b", 0, None), ("c", 0, None)], false);
+    let state = BuildState::load(w.root());
+    let planned: Vec<StepId> = state
+        .last
+        .as_ref()
+        .unwrap()
+        .steps
+        .iter()
+        .map(|&p| state.steps[p as usize].id.clone())
+        .collect();
+    assert!(planned.len() >= 3);
+    for (n, id) in planned.iter().enumerate() {
+        let at = state.position(id);
+        assert!(at.is_some());
+        assert_eq!(state.planned_position(n, id), at, "{id} in its place");
+        let elsewhere = (n + 1) % planned.len();
+        assert_eq!(state.planned_position(elsewhere, id), at, "{id} elsewhere");
+        assert_eq!(
+            state.planned_position(planned.len() + 5, id),
+            at,
+            "{id} past the plan"
+        );
+    }
+    let unknown = StepId {
+        kind: "copy".into(),
+        unit: "nowhere".into(),
+    };
+    assert_eq!(state.planned_position(0, &unknown), None);
+}
