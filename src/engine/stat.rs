@@ -268,5 +268,11 @@ mod tests {
             before,
             "a file that became a folder"
         );
+        // The digest is of the sorted names, each with its kind.
+        std::os::unix::fs::symlink("a", d.join("link")).unwrap();
+        assert_eq!(
+            listing_digest(d, |_| false).unwrap(),
+            *blake3::hash(b"a\0dlink\0lown\0f").as_bytes()
+        );
     }
 }

@@ -178,9 +178,31 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
                     .sum(),
             );
             put_var(&mut out, listed.chunks(CHUNK).len() as u64);
-            // Each chunk on its own: in parallel.
-            let chunks: Vec<Vec<u8>> = listed.par_chunks(CHUNK).map(encode_chunk).collect();
-            for chunk in chunks {
+            let (mut chunk, mut stat) = (Vec::new(), Vec::new());
+            for part in listed.chunks(CHUNK) {
+                chunk.clear();
+                put_var(&mut chunk, part.len() as u64);
+                let mut previous: &[u8] = &[];
+                for (entry, need) in part {
+                    let bytes = entry.path.as_os_str().as_encoded_bytes();
+                    let shared = bytes
+                        .iter()
+                        .zip(previous)
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    put_var(&mut chunk, shared as u64);
+                    put_var_bytes(&mut chunk, &bytes[shared..]);
+                    previous = bytes;
+                    stat_bytes(need.stat.as_ref(), &mut stat);
+                    put_var_bytes(&mut chunk, &stat);
+                    match need.then {
+                        Then::Stat => chunk.push(0),
+                        Then::StatOrDigest { racy, digest } => {
+                            chunk.push(1 + u8::from(racy));
+                            chunk.extend_from_slice(&digest);
+                        }
+                    }
+                }
                 put_var_bytes(&mut out, &chunk);
             }
         }
@@ -188,39 +210,6 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
     }
     seal(&mut out);
     out
-}
-
-/// One chunk of the list: its count, then each path after the one before.
-fn encode_chunk(part: &[(&PathEntry, &Need)]) -> Vec<u8> {
-    let mut chunk = Vec::with_capacity(
-        part.iter()
-            .map(|(e, _)| e.path.as_os_str().len() + 100)
-            .sum(),
-    );
-    let mut stat = Vec::new();
-    put_var(&mut chunk, part.len() as u64);
-    let mut previous: &[u8] = &[];
-    for (entry, need) in part {
-        let bytes = entry.path.as_os_str().as_encoded_bytes();
-        let shared = bytes
-            .iter()
-            .zip(previous)
-            .take_while(|(a, b)| a == b)
-            .count();
-        put_var(&mut chunk, shared as u64);
-        put_var_bytes(&mut chunk, &bytes[shared..]);
-        previous = bytes;
-        stat_bytes(need.stat.as_ref(), &mut stat);
-        put_var_bytes(&mut chunk, &stat);
-        match need.then {
-            Then::Stat => chunk.push(0),
-            Then::StatOrDigest { racy, digest } => {
-                chunk.push(1 + u8::from(racy));
-                chunk.extend_from_slice(&digest);
-            }
-        }
-    }
-    chunk
 }
 
 /// What looking at the fresh list found.
@@ -252,52 +241,42 @@ impl Look {
 /// check. The paths are kept to be compared with the ones the check wants.
 #[derive(Debug, Default)]
 pub struct Taken {
-    /// One part per chunk of the list, in order.
-    parts: Vec<TakenPart>,
-}
-
-/// The `lstat`s of one chunk's paths.
-#[derive(Debug, Default)]
-struct TakenPart {
     /// The paths, one after the other; path `i` ends at `ends[i]`.
     paths: Vec<u8>,
     ends: Vec<usize>,
     stats: Vec<Option<Stat>>,
 }
 
-impl TakenPart {
+impl Taken {
     fn push(&mut self, path: &[u8], stat: Option<Stat>) {
         self.paths.extend_from_slice(path);
         self.ends.push(self.paths.len());
         self.stats.push(stat);
     }
-}
 
-impl Taken {
+    fn append(&mut self, other: Taken) {
+        let at = self.paths.len();
+        self.paths.extend_from_slice(&other.paths);
+        self.ends.extend(other.ends.into_iter().map(|e| e + at));
+        self.stats.extend(other.stats);
+    }
+
     /// The stats, if the paths taken are `wanted`, in that order.
     pub(super) fn stats_of<'a>(
         self,
         wanted: impl ExactSizeIterator<Item = &'a [u8]>,
     ) -> Option<Vec<Option<Stat>>> {
-        let count: usize = self.parts.iter().map(|p| p.ends.len()).sum();
-        if wanted.len() != count {
+        if wanted.len() != self.ends.len() {
             return None;
         }
-        let mut wanted = wanted;
-        for part in &self.parts {
-            let mut start = 0;
-            for &end in &part.ends {
-                if part.paths.get(start..end)? != wanted.next()? {
-                    return None;
-                }
-                start = end;
+        let mut start = 0;
+        for (want, &end) in wanted.zip(&self.ends) {
+            if self.paths.get(start..end)? != want {
+                return None;
             }
+            start = end;
         }
-        let mut stats = Vec::with_capacity(count);
-        for part in self.parts {
-            stats.extend(part.stats);
-        }
-        Some(stats)
+        Some(self.stats)
     }
 }
 
@@ -351,12 +330,16 @@ fn look_at(
     }
     // The stats for the check: a chunk that held has the listed ones (but
     // where it held by digest); one that did not is stat'ed again, whole.
-    let parts: Vec<TakenPart> = chunks
+    let parts: Vec<Taken> = chunks
         .par_iter()
         .zip(&looked)
         .map(|(chunk, looked)| taken_in(chunk, cwd, looked))
         .collect::<Option<_>>()?;
-    Some(Look::Moved(Taken { parts }))
+    let mut taken = Taken::default();
+    for part in parts {
+        taken.append(part);
+    }
+    Some(Look::Moved(taken))
 }
 
 /// What a look at one chunk found.
@@ -446,8 +429,8 @@ fn look_at_chunk(
 /// The paths of one chunk and their `lstat`s now, given what
 /// [`look_at_chunk`] found: a chunk that held has the listed stats (but
 /// where it held by digest); one that moved is stat'ed again.
-fn taken_in(chunk: &[u8], cwd: Option<&[u8]>, looked: &Chunk) -> Option<TakenPart> {
-    let mut taken = TakenPart::default();
+fn taken_in(chunk: &[u8], cwd: Option<&[u8]>, looked: &Chunk) -> Option<Taken> {
+    let mut taken = Taken::default();
     let mut by_digest = match looked {
         Chunk::Held(by_digest) => Some(by_digest.iter().peekable()),
         Chunk::Moved => None,
