@@ -351,10 +351,7 @@ impl Made {
         let Some(file) = last.file else {
             return false;
         };
-        if file.patches >= super::patch::MOST
-            || file.end - file.head
-                > file.head / super::patch::HEAD_PER_PATCHES + super::patch::SLACK
-        {
+        if !super::patch::has_room(&file) {
             return false;
         }
         let mut covered = vec![false; last.steps.len()];

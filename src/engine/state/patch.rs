@@ -69,6 +69,12 @@ pub(super) const SLACK: u64 = 1 << 16;
 /// change ~4 ms a build on average, at most ~3 ms of reading.
 pub(super) const MOST: u32 = 8;
 
+/// Whether another patch may follow those of the state file `file`: fewer
+/// than [`MOST`], and no longer than a quarter of the head and [`SLACK`].
+pub(super) fn has_room(file: &Extent) -> bool {
+    file.patches < MOST && file.end - file.head <= file.head / HEAD_PER_PATCHES + SLACK
+}
+
 /// What a patch changes, but the paths it appends (the table's end).
 struct Changes {
     /// How many paths the table had before the patch.

@@ -400,3 +400,33 @@ fn a_step_is_found_where_it_was_planned_and_elsewhere() {
     };
     assert_eq!(state.planned_position(0, &unknown), None);
 }
+
+/// The budget: fewer than [`super::MOST`] patches, together no longer than a
+/// quarter of the head and [`super::SLACK`] — each bound on its own.
+#[test]
+fn a_patch_follows_while_the_patches_are_few_and_short() {
+    use super::super::codec::Extent;
+    use super::{has_room, HEAD_PER_PATCHES, MOST, SLACK};
+    let head = 4_000_000;
+    let at = |patches: u32, bytes: u64| Extent {
+        head,
+        end: head + bytes,
+        patches,
+    };
+    let most_bytes = head / HEAD_PER_PATCHES + SLACK;
+    assert!(has_room(&at(0, 0)));
+    assert!(has_room(&at(MOST - 1, most_bytes)));
+    assert!(!has_room(&at(MOST, 0)), "eight patches");
+    assert!(!has_room(&at(1, most_bytes + 1)), "one byte too long");
+    // A small head: the slack alone.
+    let small = Extent {
+        head: 100,
+        end: 100 + SLACK + 25,
+        patches: 1,
+    };
+    assert!(has_room(&small));
+    assert!(!has_room(&Extent {
+        end: small.end + 1,
+        ..small
+    }));
+}
