@@ -99,16 +99,11 @@ fn put_hex(out: &mut Vec<u8>, hex: &str) -> Option<()> {
     Some(())
 }
 
-/// A digest as 64 lowercase hex digits (`hex::encode`'s, a byte at a time
-/// rather than a char at a time: a state holds two for every step).
+/// A digest as 64 lowercase hex digits, as the store names it (blake3's
+/// spelling, a byte at a time: `hex::encode` builds its string a char at a
+/// time, and a state holds two digests for every step).
 fn hex32(digest: &Digest) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(64);
-    for b in digest {
-        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
-    }
-    // Only ASCII digits were written.
-    String::from_utf8(out).unwrap_or_default()
+    blake3::Hash::from_bytes(*digest).to_hex().to_string()
 }
 
 fn text(r: &mut Reader<'_>) -> Option<String> {
