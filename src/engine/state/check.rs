@@ -70,21 +70,19 @@ pub(super) fn check(
     }
     let order: Vec<usize> = (0..state.paths.len()).filter(|&i| wanted[i]).collect();
     // Taken once: by the look at the fresh list, if it listed these paths.
-    let listed = order
-        .iter()
-        .map(|&i| state.paths[i].path.as_os_str().as_encoded_bytes());
-    let stats = match taken.and_then(|t| t.stats_of(listed)) {
+    let listed = |j: usize| state.paths[order[j]].path.as_os_str().as_encoded_bytes();
+    let stats = match taken.and_then(|t| t.stats_of(order.len(), listed)) {
         Some(stats) => stats,
         None => {
             let paths: Vec<&std::path::Path> = order
                 .iter()
                 .map(|&i| state.paths[i].path.as_path())
                 .collect();
-            stat_all(&paths)
+            vec![stat_all(&paths)]
         }
     };
     let mut now: Vec<Option<Option<Stat>>> = vec![None; state.paths.len()];
-    for (i, stat) in order.into_iter().zip(stats) {
+    for (&i, stat) in order.iter().zip(stats.into_iter().flatten()) {
         now[i] = Some(stat);
     }
     let now_of = |i: u32| now[i as usize].flatten();

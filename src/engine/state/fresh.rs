@@ -238,46 +238,82 @@ impl Look {
 /// The `lstat`s a look at the fresh list took, in its order: every path
 /// the check looks at, in path-table order. So a build whose list did not
 /// hold `lstat`s each path once, not once for the list and again for the
-/// check. The paths are kept to be compared with the ones the check wants.
-#[derive(Debug, Default)]
+/// check. Kept as the list itself and what the look found in each chunk:
+/// nothing is copied out of it until the check asks, which compares the
+/// listed paths with its own as it takes their stats.
+#[derive(Debug)]
 pub struct Taken {
-    /// The paths, one after the other; path `i` ends at `ends[i]`.
-    paths: Vec<u8>,
-    ends: Vec<usize>,
-    stats: Vec<Option<Stat>>,
+    /// The list, as read.
+    list: Vec<u8>,
+    /// Each chunk: where it is in `list`, and what the look found in it.
+    chunks: Vec<(std::ops::Range<usize>, Chunk)>,
 }
 
 impl Taken {
-    fn push(&mut self, path: &[u8], stat: Option<Stat>) {
-        self.paths.extend_from_slice(path);
-        self.ends.push(self.paths.len());
-        self.stats.push(stat);
-    }
-
-    fn append(&mut self, other: Taken) {
-        let at = self.paths.len();
-        self.paths.extend_from_slice(&other.paths);
-        self.ends.extend(other.ends.into_iter().map(|e| e + at));
-        self.stats.extend(other.stats);
-    }
-
-    /// The stats, if the paths taken are `wanted`, in that order.
+    /// The stats, chunk by chunk, if the paths taken are the `n` paths
+    /// `wanted(0)`, …, `wanted(n - 1)`, in that order (compared chunk by
+    /// chunk, in parallel).
     pub(super) fn stats_of<'a>(
         self,
-        wanted: impl ExactSizeIterator<Item = &'a [u8]>,
-    ) -> Option<Vec<Option<Stat>>> {
-        if wanted.len() != self.ends.len() {
+        n: usize,
+        wanted: impl Fn(usize) -> &'a [u8] + Sync,
+    ) -> Option<Vec<Vec<Option<Stat>>>> {
+        let Taken { list, chunks } = self;
+        // Where each chunk's paths start among the wanted ones.
+        let mut starts = Vec::with_capacity(chunks.len());
+        let mut count = 0;
+        for (range, _) in &chunks {
+            starts.push(count);
+            count += Reader(list.get(range.clone())?).var_len()?;
+        }
+        if count != n {
             return None;
         }
-        let mut start = 0;
-        for (want, &end) in wanted.zip(&self.ends) {
-            if self.paths.get(start..end)? != want {
-                return None;
-            }
-            start = end;
-        }
-        Some(self.stats)
+        chunks
+            .into_par_iter()
+            .zip(starts)
+            .map(|((range, looked), start)| {
+                stats_in(list.get(range)?, looked, |j| wanted(start + j))
+            })
+            .collect()
     }
+}
+
+/// The stats of one chunk's paths, if they are `wanted(0)`, … in order:
+/// those the look took again where the chunk moved, else the listed ones
+/// (but the stat now of a path that held by its digest).
+fn stats_in<'a>(
+    chunk: &[u8],
+    looked: Chunk,
+    wanted: impl Fn(usize) -> &'a [u8],
+) -> Option<Vec<Option<Stat>>> {
+    let (mut stats, by_digest) = match looked {
+        Chunk::Taken(now) => (Some(now), Vec::new()),
+        Chunk::Held(by_digest) => (None, by_digest),
+        Chunk::Moved => return None,
+    };
+    let mut listed = Vec::new();
+    let mut by_digest = by_digest.into_iter().peekable();
+    let (mut at, mut same, mut decoded) = (0, true, true);
+    walk(chunk, |path, want, _| {
+        same = path == wanted(at);
+        if same && stats.is_none() {
+            listed.push(match by_digest.next_if(|(i, _)| *i == at) {
+                Some((_, stat)) => stat,
+                None if want.is_empty() => None,
+                None => {
+                    let mut r = Reader(want);
+                    let stat = super::codec::stat(&mut r);
+                    decoded &= stat.is_some() && r.is_empty();
+                    stat
+                }
+            });
+        }
+        at += 1;
+        same
+    })?;
+    let stats = stats.take().unwrap_or(listed);
+    (same && decoded && stats.len() == at).then_some(stats)
 }
 
 /// Whether the fresh list in `bytes` (sealed) holds for a build with `key`:
@@ -285,17 +321,23 @@ impl Taken {
 /// else the `lstat`s taken (see [`Look`]).
 /// `moved` is called as soon as a listed path is seen to have moved (maybe
 /// more than once, from any thread).
-pub(super) fn look(bytes: &[u8], key: &Digest, own: &[&OsStr], moved: &(dyn Fn() + Sync)) -> Look {
+pub(super) fn look(
+    bytes: Vec<u8>,
+    key: &Digest,
+    own: &[&OsStr],
+    moved: &(dyn Fn() + Sync),
+) -> Look {
     look_at(bytes, key, own, moved).unwrap_or(Look::Unknown)
 }
 
 fn look_at(
-    bytes: &[u8],
+    bytes: Vec<u8>,
     key: &Digest,
     own: &[&OsStr],
     on_moved: &(dyn Fn() + Sync),
 ) -> Option<Look> {
-    let mut r = Reader(unseal(bytes)?);
+    let body = unseal(&bytes)?;
+    let mut r = Reader(body);
     if r.take(8)? != MAGIC
         || r.var_bytes()? != super::super::fingerprint::tool_version().as_bytes()
         || r.take(1)? != [1]
@@ -312,9 +354,11 @@ fn look_at(
     // The chunks, each decoded and looked at on its own, in parallel; every
     // one to the end, so that the check gets every stat if one moved.
     let n = r.var_len()?;
-    let mut chunks: Vec<&[u8]> = Vec::with_capacity(n.min(1 << 20));
+    let mut chunks: Vec<std::ops::Range<usize>> = Vec::with_capacity(n.min(1 << 20));
     for _ in 0..n {
-        chunks.push(r.var_bytes()?);
+        let len = r.var_bytes()?.len();
+        let end = body.len() - r.0.len();
+        chunks.push(end - len..end);
     }
     if !r.is_empty() {
         return None;
@@ -323,32 +367,40 @@ fn look_at(
     let cwd = cwd.as_ref().map(|c| c.as_os_str().as_encoded_bytes());
     let looked: Vec<Chunk> = chunks
         .par_iter()
-        .map(|chunk| look_at_chunk(chunk, cwd, own, on_moved))
+        .map(|range| look_at_chunk(&bytes[range.clone()], cwd, own, on_moved))
         .collect::<Option<_>>()?;
     if looked.iter().all(|c| matches!(c, Chunk::Held(_))) {
         return Some(Look::Holds(FreshBuild { steps, warnings }));
     }
     // The stats for the check: a chunk that held has the listed ones (but
-    // where it held by digest); one that did not is stat'ed again, whole.
-    let parts: Vec<Taken> = chunks
-        .par_iter()
-        .zip(&looked)
-        .map(|(chunk, looked)| taken_in(chunk, cwd, looked))
+    // where it held by digest); one that moved is stat'ed again, whole.
+    let chunks = chunks
+        .into_par_iter()
+        .zip(looked)
+        .map(|(range, looked)| match looked {
+            Chunk::Moved => {
+                let now = stat_again(&bytes[range.clone()], cwd)?;
+                Some((range, Chunk::Taken(now)))
+            }
+            held => Some((range, held)),
+        })
         .collect::<Option<_>>()?;
-    let mut taken = Taken::default();
-    for part in parts {
-        taken.append(part);
-    }
-    Some(Look::Moved(taken))
+    Some(Look::Moved(Taken {
+        list: bytes,
+        chunks,
+    }))
 }
 
 /// What a look at one chunk found.
+#[derive(Debug)]
 enum Chunk {
     /// Every path as listed; the `lstat`s of those that held by digest
     /// with another stat, by their place in the chunk.
     Held(Vec<(usize, Option<Stat>)>),
     /// A path moved (the rest of the chunk was not looked at).
     Moved,
+    /// A path moved, and every path's `lstat` was taken again, in order.
+    Taken(Vec<Option<Stat>>),
 }
 
 /// Calls `each(path, listed stat bytes, then)` for every path of `chunk`, in
@@ -426,36 +478,14 @@ fn look_at_chunk(
     })
 }
 
-/// The paths of one chunk and their `lstat`s now, given what
-/// [`look_at_chunk`] found: a chunk that held has the listed stats (but
-/// where it held by digest); one that moved is stat'ed again.
-fn taken_in(chunk: &[u8], cwd: Option<&[u8]>, looked: &Chunk) -> Option<Taken> {
-    let mut taken = Taken::default();
-    let mut by_digest = match looked {
-        Chunk::Held(by_digest) => Some(by_digest.iter().peekable()),
-        Chunk::Moved => None,
-    };
-    let mut at = 0;
-    let mut decoded = true;
-    walk(chunk, |path, want, _| {
-        let now = match by_digest.as_mut() {
-            None => lstat_from(cwd, Path::new(OsStr::from_bytes(path))),
-            Some(held) => match held.next_if(|(i, _)| *i == at) {
-                Some((_, stat)) => *stat,
-                None if want.is_empty() => None,
-                None => {
-                    let mut r = Reader(want);
-                    let stat = super::codec::stat(&mut r);
-                    decoded &= stat.is_some() && r.is_empty();
-                    stat
-                }
-            },
-        };
-        taken.push(path, now);
-        at += 1;
+/// The `lstat`s now of a chunk's paths, in order.
+fn stat_again(chunk: &[u8], cwd: Option<&[u8]>) -> Option<Vec<Option<Stat>>> {
+    let mut now = Vec::new();
+    walk(chunk, |path, _, _| {
+        now.push(lstat_from(cwd, Path::new(OsStr::from_bytes(path))));
         true
     })?;
-    decoded.then_some(taken)
+    Some(now)
 }
 
 #[cfg(test)]
@@ -468,7 +498,7 @@ mod tests {
     }
 
     fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshBuild> {
-        look(bytes, key, own, &|| {}).into_fresh()
+        look(bytes.to_vec(), key, own, &|| {}).into_fresh()
     }
 
     /// Writes `file` with an mtime long past (its stat is never racy).
@@ -601,23 +631,38 @@ mod tests {
         );
         // Every listed path's stat is taken, in path-table order, as the
         // check would take them itself; with them the check answers the same.
-        let Look::Moved(taken) = look(&bytes, &[1; 32], &[], &|| {}) else {
+        let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
             panic!("a moved path gives the stats taken");
         };
         let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();
-        let wanted = state.paths.iter().map(|e| e.path.as_os_str().as_bytes());
-        assert_eq!(
-            taken.stats_of(wanted),
-            Some(super::super::super::stat::stat_all(&paths))
-        );
-        let Look::Moved(taken) = look(&bytes, &[1; 32], &[], &|| {}) else {
+        let stats = taken
+            .stats_of(paths.len(), |j| paths[j].as_os_str().as_bytes())
+            .expect("the check's paths");
+        assert_eq!(stats.len(), 3, "three chunks");
+        assert_eq!(stats.concat(), super::super::super::stat::stat_all(&paths));
+        let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
             panic!("moved");
         };
-        let other = state.paths[1..]
-            .iter()
-            .map(|e| e.path.as_os_str().as_bytes());
-        assert_eq!(taken.stats_of(other), None, "other paths: not used");
-        let Look::Moved(taken) = look(&bytes, &[1; 32], &[], &|| {}) else {
+        let other = |j: usize| state.paths[j + 1].path.as_os_str().as_bytes();
+        assert_eq!(
+            taken.stats_of(paths.len() - 1, other),
+            None,
+            "other paths: not used"
+        );
+        // The same number of paths, one of them another: not used either,
+        // whichever chunk it is in.
+        for changed in [0, CHUNK + 3, paths.len() - 1] {
+            let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
+                panic!("moved");
+            };
+            let elsewhere = dir.path().join("elsewhere");
+            let wanted = |j: usize| match j == changed {
+                true => elsewhere.as_os_str().as_bytes(),
+                false => paths[j].as_os_str().as_bytes(),
+            };
+            assert_eq!(taken.stats_of(paths.len(), wanted), None, "path {changed}");
+        }
+        let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
             panic!("moved");
         };
         let (with, without) = (
@@ -717,12 +762,14 @@ mod tests {
         // second chunk changes.
         std::fs::write(root.join("scone.lock"), "lock").unwrap();
         std::fs::write(files.last().unwrap(), "changed").unwrap();
-        let Look::Moved(taken) = look(&bytes, &[1; 32], &own, &|| {}) else {
+        let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &own, &|| {}) else {
             panic!("a moved path gives the stats taken");
         };
         let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();
-        let wanted = state.paths.iter().map(|e| e.path.as_os_str().as_bytes());
-        let stats = taken.stats_of(wanted).expect("the check's paths");
+        let stats = taken
+            .stats_of(paths.len(), |j| paths[j].as_os_str().as_bytes())
+            .expect("the check's paths")
+            .concat();
         assert_eq!(stats, super::super::super::stat::stat_all(&paths));
         assert_ne!(
             stats[r as usize],

@@ -195,6 +195,26 @@ impl StepEntry {
             })
             .clone()
     }
+
+    /// The `record` field alone of the step's action record (what a
+    /// dependent reads of it): the parsed record's if it is parsed, else
+    /// parsed from the log's bytes without the rest (its files, published
+    /// paths and fingerprint inputs are most of its bytes). `None` as
+    /// [`Self::record`].
+    pub fn record_field(&self, state: &BuildState) -> Option<serde_json::Value> {
+        if let Some(parsed) = self.parsed.get() {
+            return parsed.as_ref().map(|r| r.record.clone());
+        }
+        /// An action record read for its `record` only: serde skips the
+        /// other fields.
+        #[derive(serde::Deserialize)]
+        struct RecordOnly {
+            record: serde_json::Value,
+        }
+        let bytes = state.records.read(&self.record)?;
+        let only: RecordOnly = serde_json::from_slice(&bytes).ok()?;
+        Some(only.record)
+    }
 }
 
 impl BuildState {
@@ -256,7 +276,7 @@ impl BuildState {
             return Look::Unknown;
         };
         match codec::read_fresh(&file) {
-            Some(bytes) => fresh::look(&bytes, key, own, moved),
+            Some(bytes) => fresh::look(bytes, key, own, moved),
             None => Look::Unknown,
         }
     }
