@@ -18,6 +18,21 @@ pub(super) enum DepRecord {
 }
 
 impl DepRecord {
+    /// The `record` field of the dep's action record: a reused step's read
+    /// from the build state alone ([`super::state::StepEntry::record_field`]),
+    /// else from its whole record.
+    fn record_field(&self, store: &Store) -> Option<serde_json::Value> {
+        match self {
+            DepRecord::Ready(r) => Some(r.record.clone()),
+            DepRecord::Previous(i) => {
+                let entry = store.state().steps.get(*i)?;
+                entry
+                    .record_field(store.state())
+                    .or_else(|| Some(store.record(entry)?.record.clone()))
+            }
+        }
+    }
+
     /// The record; a reused step's from the build state, else (it does not
     /// parse) from the action cache.
     pub fn get(&self, store: &Store) -> Option<Arc<ActionRecord>> {
@@ -56,6 +71,30 @@ impl<'a> Dep<'a> {
         &self.digest
     }
 
+    /// The text fields `names` of the dep's `record`, in that order: from
+    /// its record if parsed, else without parsing the rest of it. `None` if
+    /// the build state and the action cache both lost it; `Err(name)` if
+    /// `name` is missing or not text.
+    pub(super) fn fields(
+        &self,
+        store: &Store,
+        names: &[&str],
+    ) -> Option<Result<Vec<String>, String>> {
+        let record = match self.parsed.get() {
+            Some(parsed) => parsed.as_ref()?.record.clone(),
+            None => self.source.record_field(store)?,
+        };
+        Some(
+            names
+                .iter()
+                .map(|name| match record.get(*name) {
+                    Some(serde_json::Value::String(text)) => Ok(text.clone()),
+                    _ => Err((*name).to_string()),
+                })
+                .collect(),
+        )
+    }
+
     /// The record, parsed once; `None` if the build state and the action
     /// cache both lost it.
     pub(super) fn record(&self, store: &Store) -> Option<&ActionRecord> {
@@ -90,5 +129,39 @@ mod tests {
         let got = dep.record(&store).unwrap();
         assert_eq!(got, record.as_ref());
         assert!(std::ptr::eq(got, dep.record(&store).unwrap()));
+        assert_eq!(
+            dep.fields(&store, &["mrenclave"]),
+            Some(Ok(vec!["ab".to_string()]))
+        );
+        assert_eq!(
+            dep.fields(&store, &["mrenclave", "mrsigner"]),
+            Some(Err("mrsigner".to_string())),
+            "a missing field is named"
+        );
+    }
+
+    #[test]
+    fn a_field_that_is_not_text_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Arc::default()).unwrap();
+        let id = StepId::new("image", "a");
+        let record = Arc::new(ActionRecord {
+            step: id.to_string(),
+            fingerprint: "fp".into(),
+            record: serde_json::json!({"reference": 7, "manifest_digest": "sha256:x"}),
+            files: BTreeMap::new(),
+            publish: Vec::new(),
+            info: serde_json::Value::Null,
+            inputs: Vec::new(),
+        });
+        let dep = Dep::new(&id, "digest".into(), DepRecord::Ready(record));
+        assert_eq!(
+            dep.fields(&store, &["manifest_digest"]),
+            Some(Ok(vec!["sha256:x".to_string()]))
+        );
+        assert_eq!(
+            dep.fields(&store, &["manifest_digest", "reference"]),
+            Some(Err("reference".to_string()))
+        );
     }
 }

@@ -155,11 +155,6 @@ pub(super) fn run_step(
             store,
             prepared: Mutex::new(head.map(|h| h.0)),
         };
-        // Deps are parsed ahead, on all cores.
-        {
-            use rayon::prelude::*;
-            deps.par_iter().try_for_each(|d| cx.record(d).map(drop))?;
-        }
         let output = step.run(&cx)?;
         if let Some(path) = inputs::changed_since(&resolved) {
             return Err(StepError::new(format!(

@@ -337,11 +337,11 @@ fn run_graph(
         .filter(|&i| waiting[i] == 0)
         .rev()
         .partition(|&i| tainted[i]);
-    // Records of reused steps that a tainted step will read. The loop parses
-    // them while it waits for running steps.
-    let mut preparse: Vec<usize> = Vec::new();
-    // Likewise the params of tainted steps that are not ready yet (a mesh
-    // step's describe every service).
+    // The params of tainted steps that are not ready yet (a mesh step's
+    // describe every service), made while the loop waits for running steps.
+    // (The records of reused steps a tainted step reads are not parsed here:
+    // a mesh step reads one field of each, on all cores, when it prepares —
+    // parsed on this thread too, they took a core from the rebuilt chain.)
     let mut ahead: Vec<usize> = (0..n).filter(|&i| tainted[i] && waiting[i] > 0).collect();
     let mut params: Vec<Option<Vec<(String, String)>>> = vec![None; n];
     // Tainted steps with a `prepare`, not started yet; what those that ran made.
@@ -399,9 +399,6 @@ fn run_graph(
                     }
                     report.fresh += 1;
                     report.reused.push(position);
-                    if dependents[i].iter().any(|&j| tainted[j]) {
-                        preparse.push(position);
-                    }
                     results[i] = Some(Finished {
                         digest: Arc::clone(&entry.output),
                         record: DepRecord::Previous(position),
@@ -463,9 +460,6 @@ fn run_graph(
                     if waiting[j] > 0 {
                         params[j] = Some(nodes[j].step.param_pairs());
                     }
-                } else if let Some(position) = preparse.pop() {
-                    // Parsed once (a step asking for it meanwhile waits).
-                    drop(state.steps[position].record(state));
                 } else {
                     break rx.recv().ok();
                 }

@@ -160,12 +160,12 @@ pub type Prepared = Box<dyn std::any::Any + Send>;
 pub struct DepFields<'s> {
     width: usize,
     at: HashMap<&'s str, usize>,
-    values: Vec<&'s str>,
+    values: Vec<String>,
 }
 
 impl<'s> DepFields<'s> {
     /// The values of the dep of this unit, in the order the names were given.
-    pub fn get(&self, unit: &str) -> Option<&[&'s str]> {
+    pub fn get(&self, unit: &str) -> Option<&[String]> {
         let at = *self.at.get(unit)?;
         self.values.get(at..at + self.width)
     }
@@ -179,6 +179,15 @@ impl<'s> DepFields<'s> {
     }
 }
 
+/// The error of a dep whose result neither the build state nor the action
+/// cache can give.
+fn unreadable(dep: &Dep<'_>) -> StepError {
+    StepError::new(format!(
+        "the build state has no readable result of {}; run `scone clean` and build again",
+        dep.id()
+    ))
+}
+
 impl StepContext<'_> {
     /// The declared deps, in declaration order.
     pub fn deps(&self) -> &[Dep<'_>] {
@@ -187,12 +196,7 @@ impl StepContext<'_> {
 
     /// The result of this dep, parsed on first use.
     pub fn record<'d>(&self, dep: &'d Dep<'_>) -> Result<&'d ActionRecord, StepError> {
-        dep.record(self.store).ok_or_else(|| {
-            StepError::new(format!(
-                "the build state has no readable result of {}; run `scone clean` and build again",
-                dep.id()
-            ))
-        })
+        dep.record(self.store).ok_or_else(|| unreadable(dep))
     }
 
     /// The result of the dep with this kind (the first, if several).
@@ -220,6 +224,7 @@ impl StepContext<'_> {
         names: &[&str],
         wanted: impl Fn(&str) -> bool,
     ) -> Result<DepFields<'_>, StepError> {
+        use rayon::prelude::*;
         let mut units = HashSet::new();
         let of_kind: Vec<&Dep<'_>> = self
             .deps
@@ -229,29 +234,27 @@ impl StepContext<'_> {
                 d.id().kind == kind && wanted(unit) && units.insert(unit)
             })
             .collect();
-        {
-            use rayon::prelude::*;
-            of_kind.par_iter().for_each(|d| {
-                d.record(self.store);
-            });
-        }
+        let read: Vec<_> = of_kind
+            .par_iter()
+            .map(|d| d.fields(self.store, names))
+            .collect();
         let width = names.len();
         let mut out = DepFields {
             width,
             at: HashMap::with_capacity(of_kind.len()),
             values: Vec::with_capacity(of_kind.len() * width),
         };
-        for dep in of_kind {
+        for (dep, fields) in of_kind.into_iter().zip(read) {
             let at = out.values.len();
-            let record = &self.record(dep)?.record;
-            for name in names {
-                let value = record.get(*name).and_then(|v| v.as_str()).ok_or_else(|| {
-                    StepError::new(format!(
+            match fields {
+                Some(Ok(values)) => out.values.extend(values),
+                Some(Err(name)) => {
+                    return Err(StepError::new(format!(
                         "internal: the record of {} has no text field `{name}`",
                         dep.id()
-                    ))
-                })?;
-                out.values.push(value);
+                    )))
+                }
+                None => return Err(unreadable(dep)),
             }
             out.at.insert(dep.id().unit.as_str(), at);
         }

@@ -189,8 +189,8 @@ impl ChartStep {
         self.templates.is_none() && self.manifests_dir.is_none()
     }
 
-    /// The chart's input, from the image deps (whose two fields are kept by
-    /// the engine across runs, so only the changed services' records are parsed).
+    /// The chart's input, from the image deps (their two fields read from
+    /// the build state without the rest of each record).
     fn input(&self, cx: &StepContext<'_>, app_version: &str) -> Result<ChartInput, StepError> {
         let mut input = ChartInput::new(&self.namespace, app_version, &self.cas_addr);
         input.chart_version = self.version.clone();
@@ -198,7 +198,7 @@ impl ChartStep {
         let images = cx.dep_fields("image", &["reference", "manifest_digest"])?;
         input.services.reserve(self.services.len());
         for s in &self.services {
-            let &[reference, manifest_digest] = images
+            let [reference, manifest_digest] = images
                 .get(&s.unit)
                 .ok_or_else(|| StepError::new(format!("internal: no image step for {}", s.unit)))?
             else {
@@ -207,8 +207,8 @@ impl ChartStep {
             let mut service = ChartService::new(
                 &self.namespace,
                 &s.name,
-                crate::helm::image_repository(reference),
-                manifest_digest,
+                crate::helm::image_repository(reference.as_str()),
+                manifest_digest.as_str(),
             );
             service.ports = s
                 .ports

@@ -254,25 +254,25 @@ struct PolicyHead {
 }
 
 /// The sign fields of `unit`.
-fn fields<'a>(signs: &'a DepFields<'_>, unit: &str) -> Result<&'a [&'a str], StepError> {
+fn fields<'a>(signs: &'a DepFields<'_>, unit: &str) -> Result<&'a [String], StepError> {
     signs
         .get(unit)
         .ok_or_else(|| StepError::new(format!("internal: no sign step for {unit}")))
 }
 
 /// A service of the session, with its sign step's [`SIGN_FIELDS`].
-fn service_input(s: &PolicyService, sign: &[&str]) -> Result<ServiceInput, StepError> {
-    let &[mrenclave, fspf_tag] = sign else {
+fn service_input(s: &PolicyService, sign: &[String]) -> Result<ServiceInput, StepError> {
+    let [mrenclave, fspf_tag] = sign else {
         return Err(StepError::new("internal: two fields asked, not two given"));
     };
     Ok(ServiceInput {
         name: s.name.clone(),
         image_name: s.image_name.clone(),
-        mrenclaves: vec![mrenclave.to_owned()],
+        mrenclaves: vec![mrenclave.clone()],
         command: s.command.clone(),
         pwd: s.pwd.clone(),
         environment: s.environment.clone(),
-        fspf_tag: Some(fspf_tag.to_owned()),
+        fspf_tag: Some(fspf_tag.clone()),
     })
 }
 

@@ -400,3 +400,32 @@ fn the_look_says_when_a_path_moved_and_only_then() {
     ));
     assert!(calls.load(Ordering::Relaxed) >= 1, "a moved path is told");
 }
+
+#[test]
+fn a_record_field_is_read_without_parsing_the_whole_record_and_trusted_as_much() {
+    let dir = tempfile::tempdir().unwrap();
+    one_step_written(dir.path());
+
+    let back = BuildState::load(dir.path());
+    let step = &back.steps[0];
+    assert_eq!(
+        step.record_field(&back),
+        Some(serde_json::json!({"digest": "d"}))
+    );
+    assert!(
+        step.parsed.get().is_none(),
+        "the whole record is not parsed for its field"
+    );
+    // Once the whole record is parsed, the field is its.
+    let whole = step.record(&back).unwrap();
+    assert_eq!(step.record_field(&back), Some(whole.record.clone()));
+
+    // A flipped byte in the log: no field, as no record.
+    let good = fs::read(log(dir.path())).unwrap();
+    let mut damaged = good.clone();
+    damaged[good.len() / 2] ^= 1;
+    fs::write(log(dir.path()), &damaged).unwrap();
+    let back = BuildState::load(dir.path());
+    assert_eq!(back.steps[0].record_field(&back), None);
+    assert!(back.steps[0].record(&back).is_none());
+}
