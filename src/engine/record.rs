@@ -78,12 +78,14 @@ impl ActionRecord {
 
 /// An [`ActionRecord`] as the build state keeps it: without the fingerprint's
 /// inputs, which only `--explain` reads (from the action cache). It reads back
-/// as an `ActionRecord` with no inputs.
+/// as an `ActionRecord` with no inputs. `record` comes first: what a
+/// dependent reads of it is read without the rest
+/// (`engine::state::StepEntry::record_field`).
 #[derive(Serialize)]
 pub(crate) struct RecordView<'a> {
+    record: &'a serde_json::Value,
     step: &'a str,
     fingerprint: &'a str,
-    record: &'a serde_json::Value,
     files: &'a BTreeMap<String, String>,
     publish: &'a [Published],
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
@@ -93,9 +95,9 @@ pub(crate) struct RecordView<'a> {
 impl<'a> RecordView<'a> {
     pub(crate) fn of(record: &'a ActionRecord) -> RecordView<'a> {
         RecordView {
+            record: &record.record,
             step: &record.step,
             fingerprint: &record.fingerprint,
-            record: &record.record,
             files: &record.files,
             publish: &record.publish,
             info: &record.info,

@@ -205,16 +205,27 @@ impl StepEntry {
         if let Some(parsed) = self.parsed.get() {
             return parsed.as_ref().map(|r| r.record.clone());
         }
-        /// An action record read for its `record` only: serde skips the
-        /// other fields.
-        #[derive(serde::Deserialize)]
-        struct RecordOnly {
-            record: serde_json::Value,
-        }
-        let bytes = state.records.read(&self.record)?;
-        let only: RecordOnly = serde_json::from_slice(&bytes).ok()?;
-        Some(only.record)
+        record_field(&state.records.read(&self.record)?)
     }
+}
+
+/// The `record` field of an action record's JSON `bytes`: where it comes
+/// first (as the log writes it: `engine::record::RecordView`), that value
+/// alone, the rest left unread; else by a parse that skips the other fields.
+fn record_field(bytes: &[u8]) -> Option<serde_json::Value> {
+    if let Some(rest) = bytes.strip_prefix(b"{\"record\":") {
+        let mut values = serde_json::Deserializer::from_slice(rest).into_iter();
+        if let Some(Ok(value)) = values.next() {
+            return Some(value);
+        }
+    }
+    /// An action record read for its `record` only.
+    #[derive(serde::Deserialize)]
+    struct RecordOnly {
+        record: serde_json::Value,
+    }
+    let only: RecordOnly = serde_json::from_slice(bytes).ok()?;
+    Some(only.record)
 }
 
 impl BuildState {

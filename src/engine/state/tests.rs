@@ -429,3 +429,28 @@ fn a_record_field_is_read_without_parsing_the_whole_record_and_trusted_as_much()
     assert_eq!(back.steps[0].record_field(&back), None);
     assert!(back.steps[0].record(&back).is_none());
 }
+
+#[test]
+fn a_record_field_is_the_value_the_whole_record_has_in_either_layout() {
+    let whole = ActionRecord {
+        step: "image:a".into(),
+        fingerprint: "ab".repeat(32),
+        record: serde_json::json!({"reference": "r:1", "layers": ["x", {"y": "}"}]}),
+        files: [("f".to_string(), "d".to_string())].into(),
+        publish: Vec::new(),
+        info: serde_json::json!({"ms": 3}),
+        inputs: vec![("file:a".into(), "x".into())],
+    };
+    // As the log writes it: `record` first, the rest not read.
+    let logged = serde_json::to_vec(&crate::engine::record::RecordView::of(&whole)).unwrap();
+    assert!(logged.starts_with(b"{\"record\":"));
+    assert_eq!(super::record_field(&logged), Some(whole.record.clone()));
+    let back: ActionRecord = serde_json::from_slice(&logged).unwrap();
+    assert_eq!(back.record, whole.record, "and the whole record reads back");
+    // As the action cache writes it (`record` third, pretty): the same.
+    let cached = serde_json::to_vec_pretty(&whole).unwrap();
+    assert_eq!(super::record_field(&cached), Some(whole.record.clone()));
+    // Neither: none.
+    assert_eq!(super::record_field(b"{\"record\":{\"a\":"), None);
+    assert_eq!(super::record_field(b"{\"step\":\"a\"}"), None);
+}
