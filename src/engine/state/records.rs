@@ -6,6 +6,11 @@
 //! `scone clean --gc`), so a build that ran 8 of 6,000 steps writes 8
 //! records, not 6 MB (docs/performance.md).
 //!
+//! Each record is its JSON without the fingerprint's inputs (which stay in
+//! the action cache for `--explain`), its `record` field first: a dependent
+//! that reads only fields of it (a mesh step, of every service) parses that
+//! value and leaves the rest unread ([`super::StepEntry::record_field`]).
+//!
 //! A step's place in the log is its [`RecordAt`]: offset, length and the
 //! blake3 of the bytes, kept in the state's head. A record is trusted only if
 //! its bytes hash to that digest; otherwise (a torn append, a log removed or
