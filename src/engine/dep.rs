@@ -109,20 +109,28 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A record of step `id` with this `record` field and these files.
+    fn made(id: &StepId, record: serde_json::Value, files: &[(&str, &str)]) -> Arc<ActionRecord> {
+        Arc::new(ActionRecord {
+            step: id.to_string(),
+            fingerprint: "fp".into(),
+            record,
+            files: files
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            publish: Vec::new(),
+            info: serde_json::Value::Null,
+            inputs: Vec::new(),
+        })
+    }
+
     #[test]
     fn a_ready_record_is_given_as_it_is_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Arc::default()).unwrap();
         let id = StepId::new("sign", "a");
-        let record = Arc::new(ActionRecord {
-            step: id.to_string(),
-            fingerprint: "fp".into(),
-            record: serde_json::json!({"mrenclave": "ab"}),
-            files: BTreeMap::from([("f".to_string(), "d".to_string())]),
-            publish: Vec::new(),
-            info: serde_json::Value::Null,
-            inputs: Vec::new(),
-        });
+        let record = made(&id, serde_json::json!({"mrenclave": "ab"}), &[("f", "d")]);
         let dep = Dep::new(&id, "digest".into(), DepRecord::Ready(Arc::clone(&record)));
         assert_eq!(dep.id(), &id);
         assert_eq!(dep.digest(), "digest");
@@ -145,16 +153,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Arc::default()).unwrap();
         let id = StepId::new("image", "a");
-        let record = Arc::new(ActionRecord {
-            step: id.to_string(),
-            fingerprint: "fp".into(),
-            record: serde_json::json!({"reference": 7, "manifest_digest": "sha256:x"}),
-            files: BTreeMap::new(),
-            publish: Vec::new(),
-            info: serde_json::Value::Null,
-            inputs: Vec::new(),
-        });
-        let dep = Dep::new(&id, "digest".into(), DepRecord::Ready(record));
+        let fields = serde_json::json!({"reference": 7, "manifest_digest": "sha256:x"});
+        let dep = Dep::new(
+            &id,
+            "digest".into(),
+            DepRecord::Ready(made(&id, fields, &[])),
+        );
         assert_eq!(
             dep.fields(&store, &["manifest_digest"]),
             Some(Ok(vec!["sha256:x".to_string()]))
