@@ -2,6 +2,7 @@
 //! action record parsed on first use (a dep reused from the last build has
 //! its record in the build state, unparsed).
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use super::id::StepId;
@@ -21,14 +22,15 @@ impl DepRecord {
     /// The `record` field of the dep's action record: a reused step's read
     /// from the build state alone ([`super::state::StepEntry::record_field`]),
     /// else from its whole record.
-    fn record_field(&self, store: &Store) -> Option<serde_json::Value> {
+    fn record_field(&self, store: &Store) -> Option<Cow<'_, serde_json::Value>> {
         match self {
-            DepRecord::Ready(r) => Some(r.record.clone()),
+            DepRecord::Ready(r) => Some(Cow::Borrowed(&r.record)),
             DepRecord::Previous(i) => {
                 let entry = store.state().steps.get(*i)?;
                 entry
                     .record_field(store.state())
                     .or_else(|| Some(store.record(entry)?.record.clone()))
+                    .map(Cow::Owned)
             }
         }
     }
@@ -81,7 +83,7 @@ impl<'a> Dep<'a> {
         names: &[&str],
     ) -> Option<Result<Vec<String>, String>> {
         let record = match self.parsed.get() {
-            Some(parsed) => parsed.as_ref()?.record.clone(),
+            Some(parsed) => Cow::Borrowed(&parsed.as_ref()?.record),
             None => self.source.record_field(store)?,
         };
         Some(

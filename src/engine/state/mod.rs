@@ -197,10 +197,10 @@ impl StepEntry {
     }
 
     /// The `record` field alone of the step's action record (what a
-    /// dependent reads of it): the parsed record's if it is parsed, else
-    /// parsed from the log's bytes without the rest (its files, published
-    /// paths and fingerprint inputs are most of its bytes). `None` as
-    /// [`Self::record`].
+    /// dependent reads of it): the parsed record's if it is parsed, else that
+    /// value alone from the log, which writes it first
+    /// (`engine::record::RecordView`; the rest of the record is not read).
+    /// `None` as [`Self::record`], or if the bytes do not start with it.
     pub fn record_field(&self, state: &BuildState) -> Option<serde_json::Value> {
         if let Some(parsed) = self.parsed.get() {
             return parsed.as_ref().map(|r| r.record.clone());
@@ -209,23 +209,14 @@ impl StepEntry {
     }
 }
 
-/// The `record` field of an action record's JSON `bytes`: where it comes
-/// first (as the log writes it: `engine::record::RecordView`), that value
-/// alone, the rest left unread; else by a parse that skips the other fields.
+/// The `record` field that starts an action record's JSON `bytes`, the
+/// rest left unread; `None` where they start otherwise.
 fn record_field(bytes: &[u8]) -> Option<serde_json::Value> {
-    if let Some(rest) = bytes.strip_prefix(b"{\"record\":") {
-        let mut values = serde_json::Deserializer::from_slice(rest).into_iter();
-        if let Some(Ok(value)) = values.next() {
-            return Some(value);
-        }
-    }
-    /// An action record read for its `record` only.
-    #[derive(serde::Deserialize)]
-    struct RecordOnly {
-        record: serde_json::Value,
-    }
-    let only: RecordOnly = serde_json::from_slice(bytes).ok()?;
-    Some(only.record)
+    let rest = bytes.strip_prefix(b"{\"record\":")?;
+    serde_json::Deserializer::from_slice(rest)
+        .into_iter()
+        .next()?
+        .ok()
 }
 
 impl BuildState {
