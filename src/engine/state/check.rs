@@ -15,6 +15,11 @@ impl Seen {
     /// `None` if it took none.
     pub fn get(&self, state: &BuildState, path: &std::path::Path) -> Option<Option<Stat>> {
         let i = state.index_of(path.as_os_str().as_encoded_bytes())?;
+        self.at(i)
+    }
+
+    /// The stat the check took of the path at place `i` of the path table.
+    pub(super) fn at(&self, i: u32) -> Option<Option<Stat>> {
         self.0.get(i as usize).copied().flatten()
     }
 }
@@ -78,17 +83,25 @@ pub(super) fn check(
                 .iter()
                 .map(|&i| state.paths[i].path.as_path())
                 .collect();
-            vec![stat_all(&paths)]
+            vec![(stat_all(&paths), false)]
         }
     };
     let mut now: Vec<Option<Option<Stat>>> = vec![None; state.paths.len()];
-    for (&i, stat) in order.iter().zip(stats.into_iter().flatten()) {
+    // The paths the look found as listed: the list's rule is this check's
+    // own (`fresh::certify`), so what the look hashed or listed to show it
+    // (a racy `scone.lock`, the output folders) is not looked at again.
+    let mut held = vec![false; state.paths.len()];
+    let taken = stats
+        .into_iter()
+        .flat_map(|(stats, held)| stats.into_iter().map(move |stat| (stat, held)));
+    for (&i, (stat, as_listed)) in order.iter().zip(taken) {
         now[i] = Some(stat);
+        held[i] = as_listed;
     }
     let now_of = |i: u32| now[i as usize].flatten();
     let mut prune = None;
     for w in &last.watched {
-        if watched_holds(w, now_of(w.path), state, own) {
+        if held[w.path as usize] || watched_holds(w, now_of(w.path), state, own) {
             continue;
         }
         let path = &state.paths[w.path as usize].path;

@@ -252,12 +252,14 @@ pub struct Taken {
 impl Taken {
     /// The stats, chunk by chunk, if the paths taken are the `n` paths
     /// `wanted(0)`, …, `wanted(n - 1)`, in that order (compared chunk by
-    /// chunk, in parallel).
+    /// chunk, in parallel); with each chunk, whether the look found all its
+    /// paths as listed — the check's own rule held for each (see
+    /// [`certify`]), so the check need not hash or list them again.
     pub(super) fn stats_of<'a>(
         self,
         n: usize,
         wanted: impl Fn(usize) -> &'a [u8] + Sync,
-    ) -> Option<Vec<Vec<Option<Stat>>>> {
+    ) -> Option<Vec<(Vec<Option<Stat>>, bool)>> {
         let Taken { list, chunks } = self;
         // Where each chunk's paths start among the wanted ones.
         let mut starts = Vec::with_capacity(chunks.len());
@@ -281,17 +283,19 @@ impl Taken {
 
 /// The stats of one chunk's paths, if they are `wanted(0)`, … in order:
 /// those the look took again where the chunk moved, else the listed ones
-/// (but the stat now of a path that held by its digest).
+/// (but the stat now of a path that held by its digest); and whether the
+/// chunk held.
 fn stats_in<'a>(
     chunk: &[u8],
     looked: Chunk,
     wanted: impl Fn(usize) -> &'a [u8],
-) -> Option<Vec<Option<Stat>>> {
+) -> Option<(Vec<Option<Stat>>, bool)> {
     let (mut stats, by_digest) = match looked {
         Chunk::Taken(now) => (Some(now), Vec::new()),
         Chunk::Held(by_digest) => (None, by_digest),
         Chunk::Moved => return None,
     };
+    let held = stats.is_none();
     let mut listed = Vec::new();
     let mut by_digest = by_digest.into_iter().peekable();
     let (mut at, mut same, mut decoded) = (0, true, true);
@@ -313,7 +317,7 @@ fn stats_in<'a>(
         same
     })?;
     let stats = stats.take().unwrap_or(listed);
-    (same && decoded && stats.len() == at).then_some(stats)
+    (same && decoded && stats.len() == at).then_some((stats, held))
 }
 
 /// Whether the fresh list in `bytes` (sealed) holds for a build with `key`:
@@ -638,8 +642,10 @@ mod tests {
         let stats = taken
             .stats_of(paths.len(), |j| paths[j].as_os_str().as_bytes())
             .expect("the check's paths");
-        assert_eq!(stats.len(), 3, "three chunks");
-        assert_eq!(stats.concat(), super::super::super::stat::stat_all(&paths));
+        let held: Vec<bool> = stats.iter().map(|(_, held)| *held).collect();
+        assert_eq!(held, [true, true, false], "the third chunk moved");
+        let stats: Vec<_> = stats.into_iter().flat_map(|(s, _)| s).collect();
+        assert_eq!(stats, super::super::super::stat::stat_all(&paths));
         let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
             panic!("moved");
         };
@@ -766,15 +772,67 @@ mod tests {
             panic!("a moved path gives the stats taken");
         };
         let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();
-        let stats = taken
+        let stats: Vec<_> = taken
             .stats_of(paths.len(), |j| paths[j].as_os_str().as_bytes())
             .expect("the check's paths")
-            .concat();
+            .into_iter()
+            .flat_map(|(s, _)| s)
+            .collect();
         assert_eq!(stats, super::super::super::stat::stat_all(&paths));
         assert_ne!(
             stats[r as usize],
             Some(stat_of_listed(&state, r)),
             "the root's stat now, not the listed one"
+        );
+    }
+
+    /// What the look showed by a digest (the root held by its listing, its
+    /// stat moved) the check takes from it: the root is not listed again —
+    /// a name added after the look is not seen by this build (the next one
+    /// sees it) — while without the look the check lists it itself.
+    #[test]
+    fn the_check_does_not_list_again_what_the_look_held_by_its_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = state(dir.path());
+        let root = dir.path().to_path_buf();
+        let own = [OsStr::new("scone.lock")];
+        let root_entry = crate::engine::state::PathEntry {
+            path: root.clone(),
+            ..Default::default()
+        };
+        let files = with_files(&mut state, &root, CHUNK + 20, Some(root_entry));
+        let digest = listing_digest(&root, |n| is_own_name(n, &own)).unwrap();
+        let r = state.paths.iter().position(|e| e.path == root).unwrap();
+        state.paths[r].stat = Some(stat_of(&root));
+        if let Some(last) = state.last.as_mut() {
+            last.watched.push(Watched {
+                path: r as u32,
+                watch: Watch::Listing,
+                stat: Some(stat_of(&root)),
+                digest: Some(digest),
+                taken_ns: super::super::super::stat::now_ns(),
+            });
+        }
+        let bytes = encode(&state);
+        std::fs::write(root.join("scone.lock"), "lock").unwrap();
+        std::fs::write(files.last().unwrap(), "changed").unwrap();
+        let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &own, &|| {}) else {
+            panic!("a moved path gives the stats taken");
+        };
+        // A name the build did not write, after the look.
+        std::fs::write(root.join("later.yml"), "x").unwrap();
+        match state.check_with(&[1; 32], &own, Some(taken)) {
+            crate::engine::state::Verdict::Dirty { dirty, .. } => {
+                assert_eq!(dirty, [true], "the step of the changed file")
+            }
+            other => panic!("the root held when the look listed it: {other:?}"),
+        }
+        assert!(
+            matches!(
+                state.check(&[1; 32], &own),
+                crate::engine::state::Verdict::Full { .. }
+            ),
+            "listed by the check itself, the root has a name it did not"
         );
     }
 
