@@ -195,12 +195,9 @@ fn execute_with(
     let root_listing = scone::engine::stat::listing_digest(&location.root, |n| {
         scone::engine::state::is_own_name(n, &own)
     });
+    let root = root_listing.map(|d| (location.root.as_path(), d));
     let observe = |paths: &scone::watch::Watched| {
-        scone::engine::state::observe(
-            paths,
-            root_listing.map(|d| (location.root.as_path(), d)),
-            |path| seen.get(session.state(), path),
-        )
+        scone::engine::state::observe(paths, root, |path| seen.get(session.state(), path))
     };
 
     // A dirty build's load holds (the check said so): the workspace is the
@@ -217,7 +214,6 @@ fn execute_with(
             nodes,
             plan,
             setup,
-            load,
             warnings,
         }) => {
             if common.explain || common.verbose > 0 {
@@ -225,14 +221,9 @@ fn execute_with(
             }
             probe.warn_all(&super::output::read_stored_warnings(&warnings));
             kept_nodes = Some(nodes);
-            (
-                None,
-                observe(&load),
-                setup,
-                Vec::new(),
-                Some(plan),
-                warnings,
-            )
+            let lock = setup.root.join("scone.lock");
+            let load = scone::engine::state::observe_load(session.state(), &lock, root, &seen);
+            (None, load, setup, Vec::new(), Some(plan), warnings)
         }
         None => {
             let ws = load_workspace(common)?;

@@ -9,7 +9,6 @@ use scone::engine::{Node, Reuse, StepId};
 use scone::lockfile::Lockfile;
 use scone::oci::tar::Compression;
 use scone::plan::{ApplySettings, Settings};
-use scone::watch::Watched;
 use scone::workspace::{Config, Location};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,8 +112,6 @@ pub struct Kept {
     /// Its bytes, kept again by this build.
     pub plan: Arc<[u8]>,
     pub setup: Setup,
-    /// The paths the last build's load read, watched as it watched them.
-    pub load: Watched,
     /// The last build's load's warnings (`output::stored_warnings`).
     pub warnings: Vec<String>,
 }
@@ -143,11 +140,9 @@ pub fn kept_plan(
     let Some(nodes) = scone::plan::stored::decode(&last.plan, &digest, unaffected) else {
         return Ok(None);
     };
-    let lock = setup.root.join("scone.lock");
     Ok(Some(Kept {
         nodes,
         plan: Arc::clone(&last.plan),
-        load: state.load_paths(&lock),
         setup,
         warnings: last.warnings.clone(),
     }))

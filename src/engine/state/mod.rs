@@ -58,7 +58,7 @@ mod records;
 
 pub use check::{is_own_name, Seen, Verdict};
 pub use fresh::{FreshBuild, Look, Taken};
-pub use next::{observe, LastLoad, NextState, Observed, Own, Spent};
+pub use next::{observe, observe_load, LastLoad, NextState, Observed, Own, Spent};
 pub use paths::PathTable;
 pub use records::RecordAt;
 use records::Records;
@@ -223,16 +223,22 @@ impl BuildState {
     /// The paths the last build's load read, as it watched them: all it
     /// watched but `lock` and the output folders, which the build wrote and
     /// [`NextState`] watches apart.
+    #[cfg(test)]
     pub fn load_paths(&self, lock: &Path) -> crate::watch::Watched {
-        let Some(last) = &self.last else {
-            return Vec::new();
-        };
-        last.watched
-            .iter()
-            .filter(|w| w.watch != Watch::Output)
-            .filter_map(|w| Some((self.paths.get(w.path as usize)?.path.clone(), w.watch)))
-            .filter(|(path, watch)| !(path == lock && *watch == Watch::Content))
+        self.load_entries(lock)
+            .map(|w| (self.paths[w.path as usize].path.clone(), w.watch))
             .collect()
+    }
+
+    /// The entries of [`Self::load_paths`].
+    fn load_entries<'a>(&'a self, lock: &'a Path) -> impl Iterator<Item = &'a Watched> + 'a {
+        self.last
+            .iter()
+            .flat_map(|last| last.watched.iter())
+            .filter(|w| w.watch != Watch::Output && (w.path as usize) < self.paths.len())
+            .filter(move |w| {
+                !(w.watch == Watch::Content && self.paths[w.path as usize].path == lock)
+            })
     }
 
     /// The state in `<target>/.scone`; empty if it is missing, damaged or

@@ -75,6 +75,7 @@ pub struct Spent {
 }
 
 /// A path a load read, with its stat right after the load.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Observed {
     path: PathBuf,
     watch: Watch,
@@ -113,23 +114,52 @@ pub fn observe(
     }
     strictest
         .into_par_iter()
-        .map(|(path, watch)| {
-            let stat = seen(path).unwrap_or_else(|| Stat::of_path(path));
-            let digest = match (root, watch) {
-                (Some((root, digest)), Watch::Listing) if root == path => Some(digest),
-                (_, Watch::Kind) => stat
-                    .filter(Stat::is_symlink)
-                    .and_then(|s| content_digest(path, &s)),
-                _ => None,
-            };
-            Observed {
-                path: path.to_path_buf(),
-                watch,
-                stat,
-                digest,
-            }
+        .map(|(path, watch)| observed(path, watch, seen(path), root))
+        .collect()
+}
+
+/// [`observe`] of the paths the last build's load read
+/// ([`BuildState::load_paths`]), for a build that keeps the last plan: the
+/// same entries, each found by its place in the state rather than looked up
+/// by its path, in the order the last build observed them (by path: each
+/// path once, with its strictest watch, as `observe` left them).
+pub fn observe_load(
+    state: &BuildState,
+    lock: &Path,
+    root: Option<(&Path, Digest)>,
+    seen: &super::Seen,
+) -> Vec<Observed> {
+    use rayon::prelude::*;
+    let load: Vec<&super::Watched> = state.load_entries(lock).collect();
+    load.into_par_iter()
+        .map(|w| {
+            let path = state.paths[w.path as usize].path.as_path();
+            observed(path, w.watch, seen.at(w.path), root)
         })
         .collect()
+}
+
+/// One path a load read, stat'ed now unless the check did (`seen`).
+fn observed(
+    path: &Path,
+    watch: Watch,
+    seen: Option<Option<Stat>>,
+    root: Option<(&Path, Digest)>,
+) -> Observed {
+    let stat = seen.unwrap_or_else(|| Stat::of_path(path));
+    let digest = match (root, watch) {
+        (Some((root, digest)), Watch::Listing) if root == path => Some(digest),
+        (_, Watch::Kind) => stat
+            .filter(Stat::is_symlink)
+            .and_then(|s| content_digest(path, &s)),
+        _ => None,
+    };
+    Observed {
+        path: path.to_path_buf(),
+        watch,
+        stat,
+        digest,
+    }
 }
 
 /// A step that ran, as the next state will hold it.

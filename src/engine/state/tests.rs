@@ -464,3 +464,46 @@ fn a_record_field_is_read_alone_where_the_record_starts_with_it() {
     // Cut short: none.
     assert_eq!(super::record_field(b"{\"record\":{\"a\":"), None);
 }
+
+/// A build that keeps the last plan observes the last load's paths by their
+/// places in the state: the same entries `observe` gives for them.
+#[test]
+fn the_last_load_observed_by_place_is_the_load_observed_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (a, mesh, link, out, lock) = (
+        root.join("a"),
+        root.join("mesh.yml"),
+        root.join("link"),
+        root.join("out"),
+        root.join("scone.lock"),
+    );
+    fs::write(&a, "a").unwrap();
+    fs::write(&mesh, "kind: mesh").unwrap();
+    std::os::unix::fs::symlink("a", &link).unwrap();
+    fs::create_dir(&out).unwrap();
+    fs::write(&lock, "lock").unwrap();
+    let watched = [
+        (root, Watch::Listing),
+        (link.as_path(), Watch::Kind),
+        (mesh.as_path(), Watch::Content),
+        (out.as_path(), Watch::Output),
+        (lock.as_path(), Watch::Content),
+    ];
+    let s = state(&[&a], &watched, [7; 32]);
+    fs::write(&a, "b").unwrap();
+    let own = [std::ffi::OsStr::new("scone.lock")];
+    let Verdict::Dirty { seen, .. } = s.check(&[7; 32], &own) else {
+        panic!("an edited file: dirty");
+    };
+    let listing = crate::engine::stat::listing_digest(root, |n| is_own_name(n, &own));
+    let root_listing = listing.map(|d| (root, d));
+    let by_place = observe_load(&s, &lock, root_listing, &seen);
+    let by_path = observe(&s.load_paths(&lock), root_listing, |p| seen.get(&s, p));
+    assert_eq!(by_place, by_path);
+    assert_eq!(
+        by_place.len(),
+        3,
+        "the lock and the output folder are not the load's"
+    );
+}
