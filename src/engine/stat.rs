@@ -57,7 +57,7 @@ impl Stat {
     /// ctime, which [`PartialEq`] compares. A file scone pinned (mtime 1 s)
     /// is never racy.
     pub fn is_racy(&self, taken_ns: i64) -> bool {
-        if self.mtime_ns == PINNED_MTIME_NS {
+        if self.is_pinned() {
             return false;
         }
         let whole_seconds = self.mtime_ns % 1_000_000_000 == 0;
@@ -67,6 +67,11 @@ impl Stat {
             RACY_WINDOW_NS
         };
         self.mtime_ns.saturating_add(window) >= taken_ns
+    }
+
+    /// Whether its mtime is the one scone pins ([`pin_mtime`]).
+    pub fn is_pinned(&self) -> bool {
+        self.mtime_ns == PINNED_MTIME_NS
     }
 
     /// The file type bits (`S_IFMT`).

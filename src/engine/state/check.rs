@@ -89,7 +89,7 @@ pub(super) fn check(
     let mut now: Vec<Option<Option<Stat>>> = vec![None; state.paths.len()];
     // The paths the look found as listed: the list's rule is this check's
     // own (`fresh::certify`), so what the look hashed or listed to show it
-    // (a racy `scone.lock`, the output folders) is not looked at again.
+    // (a racy `scone.lock`, the root) is not looked at again.
     let mut held = vec![false; state.paths.len()];
     let taken = stats
         .into_iter()
@@ -180,9 +180,11 @@ fn watched_holds(
     if old == now && !old.is_racy(w.taken_ns) {
         return true;
     }
-    // What scone wrote itself (`scone.lock`, the output folders, the root
-    // after `scone.lock`), late in the build: compared by what it holds (a
-    // folder: the names, but scone's own in the root).
+    // What scone wrote itself (`scone.lock`, the root after `scone.lock`, an
+    // output folder it could not pin), late in the build: compared by what it
+    // holds (a folder: the names, but scone's own in the root). A pinned
+    // output folder has no digest: its stat moved, so something was written
+    // into it.
     match (w.digest, now.is_dir()) {
         (Some(d), true) => listing_digest(path, |n| is_own_name(n, own)) == Some(d),
         (Some(d), false) => content_digest(path, &now) == Some(d),

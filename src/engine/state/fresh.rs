@@ -9,9 +9,9 @@
 //! stat (or as absent); none of them was racy when its stat was taken (the
 //! check would hash it again), and every consulted file's known digest is the
 //! one its step depends on. What scone wrote itself late in the build
-//! (`scone.lock`, the output folders, the root) is listed with its digest,
-//! and compared by it when its stat moved or was racy, as the check compares
-//! it. Otherwise the list is written empty and *uncertified*, and a build
+//! (`scone.lock`, the root; an output folder that could not be pinned) is
+//! listed with its digest, and compared by it when its stat moved or was
+//! racy, as the check compares it. Otherwise the list is written empty and *uncertified*, and a build
 //! decodes the whole state as before. So the list adds no rule of its own: it
 //! is the check's rule evaluated when the state is written, for the case
 //! where nothing it lists changed.

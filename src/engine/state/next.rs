@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::super::id::StepId;
 use super::super::record::ActionRecord;
-use super::super::stat::{content_digest, listing_digest, now_ns, Stat};
+use super::super::stat::{content_digest, listing_digest, now_ns, pin_mtime, Stat};
 use super::{codec, path_key, BuildState, Consult, Digest, PathEntry, PathTable, StepEntry};
 use super::{is_own_name, RecordAt, FILE};
 use crate::watch::Watch;
@@ -320,8 +320,11 @@ impl NextState {
             for o in std::mem::take(&mut load.watched) {
                 watched.push((o.path, o.watch, o.stat, o.digest, load.started_ns));
             }
-            // The output folders are listed in parallel: at 1,000 services
-            // they hold 1,000 names each.
+            // An output folder is pinned (its mtime set far in the past, as
+            // the store's files are): any later write into it moves the mtime
+            // away, so its stat alone shows that it held and is never racy —
+            // no listing of its 1,000 names per 1,000 services, here or by the
+            // next build. One that cannot be pinned is listed, in parallel.
             use rayon::prelude::*;
             let written: Vec<(&PathBuf, Watch)> = std::iter::once((&load.lock, Watch::Content))
                 .chain(load.outputs.iter().map(|p| (p, Watch::Output)))
@@ -329,8 +332,13 @@ impl NextState {
             let written: Vec<Seen> = written
                 .into_par_iter()
                 .map(|(path, watch)| {
-                    let stat = Stat::of_path(path);
-                    let digest = stat.and_then(|s| {
+                    let mut stat = Stat::of_path(path);
+                    let folder = watch == Watch::Output && stat.is_some_and(|s| s.is_dir());
+                    if folder && !stat.is_some_and(|s| s.is_pinned()) && pin_mtime(path).is_ok() {
+                        stat = Stat::of_path(path);
+                    }
+                    let pinned = folder && stat.is_some_and(|s| s.is_pinned());
+                    let digest = stat.filter(|_| !pinned).and_then(|s| {
                         if s.is_dir() {
                             listing_digest(path, |n| is_own_name(n, &own))
                         } else {

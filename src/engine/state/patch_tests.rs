@@ -430,3 +430,43 @@ fn a_patch_follows_while_the_patches_are_few_and_short() {
         ..small
     }));
 }
+
+/// The output folders a build wrote into are pinned: the next build holds
+/// one by its stat alone (never racy, not listed), and a name written into
+/// it later moves that stat — the check prunes.
+#[test]
+fn an_output_folder_is_held_by_its_pinned_stat_alone() {
+    use super::super::{Look, Verdict};
+    let w = Workspace::new();
+    w.build(&[("a", 0, None), ("b", 0, None), ("c", 0, None)], false);
+    let out = w.root().join("out");
+    let stat = Stat::of_path(&out).unwrap();
+    assert_eq!(
+        stat.mtime_ns,
+        crate::engine::stat::PINNED_MTIME_SECS * 1_000_000_000
+    );
+    let state = BuildState::load(w.root());
+    let last = state.last.as_ref().unwrap();
+    let entry = last
+        .watched
+        .iter()
+        .find(|x| state.paths[x.path as usize].path == out)
+        .unwrap();
+    assert_eq!((entry.stat, entry.digest), (Some(stat), None), "not listed");
+    assert!(
+        matches!(
+            BuildState::fresh(w.root(), &[7; 32], &[], &|| {}),
+            Look::Holds(_)
+        ),
+        "held by its stat"
+    );
+    fs::write(out.join("foreign"), "x").unwrap();
+    assert!(matches!(
+        BuildState::fresh(w.root(), &[7; 32], &[], &|| {}),
+        Look::Moved(_)
+    ));
+    match state.check(&[7; 32], &[]) {
+        Verdict::Dirty { prune: true, .. } => {}
+        other => panic!("a name in an output folder: prune, {other:?}"),
+    }
+}
