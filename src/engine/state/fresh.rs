@@ -11,10 +11,10 @@
 //! one its step depends on. What scone wrote itself late in the build
 //! (`scone.lock`, the root; an output folder that could not be pinned) is
 //! listed with its digest, and compared by it when its stat moved or was
-//! racy, as the check compares it. Otherwise the list is written empty and *uncertified*, and a build
-//! decodes the whole state as before. So the list adds no rule of its own: it
-//! is the check's rule evaluated when the state is written, for the case
-//! where nothing it lists changed.
+//! racy, as the check compares it. Otherwise the list is written empty and
+//! *uncertified*, and a build decodes the whole state as before. So the
+//! list adds no rule of its own: it is the check's rule evaluated when the
+//! state is written, for the case where nothing it lists changed.
 //!
 //! ```text
 //! "sconeFR1", scone's version, certified (0 | 1), and if 1:
@@ -733,6 +733,31 @@ mod tests {
         );
     }
 
+    /// [`state`] with `CHUNK + 20` files (two chunks) and `root`, which the
+    /// load watched by its listing as the build left it: the state, the
+    /// files and the root's place.
+    fn with_root_listed(root: &Path, own: &[&OsStr]) -> (BuildState, Vec<std::path::PathBuf>, u32) {
+        let mut state = state(root);
+        let root_entry = crate::engine::state::PathEntry {
+            path: root.to_path_buf(),
+            ..Default::default()
+        };
+        let files = with_files(&mut state, root, CHUNK + 20, Some(root_entry));
+        let digest = listing_digest(root, |n| is_own_name(n, own)).unwrap();
+        let r = state.paths.iter().position(|e| e.path == root).unwrap() as u32;
+        state.paths[r as usize].stat = Some(stat_of(root));
+        if let Some(last) = state.last.as_mut() {
+            last.watched.push(Watched {
+                path: r,
+                watch: Watch::Listing,
+                stat: Some(stat_of(root)),
+                digest: Some(digest),
+                taken_ns: super::super::super::stat::now_ns(),
+            });
+        }
+        (state, files, r)
+    }
+
     /// When a path moved, the stats handed to the check are the ones it
     /// would take itself: listed ones for the chunks that held, the stat now
     /// of a folder that held by its listing, every stat of the chunk that
@@ -740,28 +765,9 @@ mod tests {
     #[test]
     fn the_stats_handed_to_the_check_are_the_stats_now() {
         let dir = tempfile::tempdir().unwrap();
-        let mut state = state(dir.path());
         let root = dir.path().to_path_buf();
         let own = [OsStr::new("scone.lock")];
-        let root_entry = crate::engine::state::PathEntry {
-            path: root.clone(),
-            ..Default::default()
-        };
-        let files = with_files(&mut state, &root, CHUNK + 20, Some(root_entry));
-        // The root as the build left it, its files in it.
-        let digest = listing_digest(&root, |n| is_own_name(n, &own)).unwrap();
-        let at = |p: &Path| state.paths.iter().position(|e| e.path == p).unwrap() as u32;
-        let r = at(&root);
-        state.paths[r as usize].stat = Some(stat_of(&root));
-        if let Some(last) = state.last.as_mut() {
-            last.watched.push(Watched {
-                path: r,
-                watch: Watch::Listing,
-                stat: Some(stat_of(&root)),
-                digest: Some(digest),
-                taken_ns: super::super::super::stat::now_ns(),
-            });
-        }
+        let (state, files, r) = with_root_listed(&root, &own);
         let bytes = encode(&state);
         assert!(holds(&bytes, &[1; 32], &own).is_some());
         // The root's stat moves (held by its listing), and a file of the
@@ -793,26 +799,9 @@ mod tests {
     #[test]
     fn the_check_does_not_list_again_what_the_look_held_by_its_listing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut state = state(dir.path());
         let root = dir.path().to_path_buf();
         let own = [OsStr::new("scone.lock")];
-        let root_entry = crate::engine::state::PathEntry {
-            path: root.clone(),
-            ..Default::default()
-        };
-        let files = with_files(&mut state, &root, CHUNK + 20, Some(root_entry));
-        let digest = listing_digest(&root, |n| is_own_name(n, &own)).unwrap();
-        let r = state.paths.iter().position(|e| e.path == root).unwrap();
-        state.paths[r].stat = Some(stat_of(&root));
-        if let Some(last) = state.last.as_mut() {
-            last.watched.push(Watched {
-                path: r as u32,
-                watch: Watch::Listing,
-                stat: Some(stat_of(&root)),
-                digest: Some(digest),
-                taken_ns: super::super::super::stat::now_ns(),
-            });
-        }
+        let (state, files, _) = with_root_listed(&root, &own);
         let bytes = encode(&state);
         std::fs::write(root.join("scone.lock"), "lock").unwrap();
         std::fs::write(files.last().unwrap(), "changed").unwrap();
