@@ -114,6 +114,21 @@ fn one_step_written(dir: &Path) -> (PathBuf, Vec<u8>) {
     (a, bytes)
 }
 
+/// [`one_step_written`], the step's record in the log's layout (`record`
+/// first) rather than the action cache's.
+fn one_step_logged(dir: &Path) {
+    let (a, m) = (dir.join("a"), dir.join("mesh.yml"));
+    fs::write(&a, "a").unwrap();
+    fs::write(&m, "kind: mesh").unwrap();
+    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
+    let whole: ActionRecord =
+        serde_json::from_slice(&record_json("copy:a", &"ab".repeat(32))).unwrap();
+    let logged = serde_json::to_vec(&crate::engine::record::RecordView::of(&whole)).unwrap();
+    s.steps[0].record = s.records.add(&logged);
+    let bytes = written(&mut s, dir);
+    fs::write(dir.join(".scone").join(FILE), &bytes).unwrap();
+}
+
 fn log(dir: &Path) -> PathBuf {
     dir.join(".scone").join(records::FILE)
 }
@@ -404,17 +419,7 @@ fn the_look_says_when_a_path_moved_and_only_then() {
 #[test]
 fn a_record_field_is_read_without_parsing_the_whole_record_and_trusted_as_much() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, m) = (dir.path().join("a"), dir.path().join("mesh.yml"));
-    fs::write(&a, "a").unwrap();
-    fs::write(&m, "kind: mesh").unwrap();
-    let mut s = state(&[&a], &[(&m, Watch::Content)], [7; 32]);
-    // The step's record as the log writes it.
-    let whole: ActionRecord =
-        serde_json::from_slice(&record_json("copy:a", &"ab".repeat(32))).unwrap();
-    let logged = serde_json::to_vec(&crate::engine::record::RecordView::of(&whole)).unwrap();
-    s.steps[0].record = s.records.add(&logged);
-    let bytes = written(&mut s, dir.path());
-    fs::write(dir.path().join(".scone").join(FILE), &bytes).unwrap();
+    one_step_logged(dir.path());
 
     let back = BuildState::load(dir.path());
     let step = &back.steps[0];
@@ -506,4 +511,35 @@ fn the_last_load_observed_by_place_is_the_load_observed_by_path() {
         3,
         "the lock and the output folder are not the load's"
     );
+}
+
+/// A reused dep's fields: read alone from a record the log wrote (`record`
+/// first), and from the whole record where its bytes are in another layout
+/// (here the action cache's): the same values either way.
+#[test]
+fn a_reused_dep_gives_its_fields_in_either_layout() {
+    use crate::engine::dep::{Dep, DepRecord};
+    use crate::engine::store::Store;
+    let id = StepId::new("copy", "a");
+    for alone in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        match alone {
+            false => drop(one_step_written(dir.path())),
+            true => one_step_logged(dir.path()),
+        }
+        let state = Arc::new(BuildState::load(dir.path()));
+        assert_eq!(state.steps[0].record_field(&state).is_some(), alone);
+        let store = Store::open(dir.path(), Arc::clone(&state)).unwrap();
+        let dep = Dep::new(&id, "d".into(), DepRecord::Previous(0));
+        assert_eq!(
+            dep.fields(&store, &["digest"]),
+            Some(Ok(vec!["d".to_string()])),
+            "read alone: {alone}"
+        );
+        assert_eq!(
+            state.steps[0].parsed.get().is_none(),
+            alone,
+            "the whole record parsed only where the field is not read alone"
+        );
+    }
 }
