@@ -132,8 +132,42 @@ fn list_files(root: &Path) -> io::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Writes `target/<entry>` from the store.
+/// Writes `target/<entry>` from the store. An error names the path; where
+/// something that is not a folder stands in the way (a file at
+/// `target/images`), it names that and what to do.
 pub fn publish(target: &Path, entry: &Published, store: &Store) -> io::Result<()> {
+    let dest = match entry {
+        Published::File { path, .. } => target.join(path),
+        Published::Dir { dir, .. } => target.join(dir),
+    };
+    publish_to(target, entry, store).map_err(|e| {
+        let message = match in_the_way(target, &dest) {
+            Some(p) => format!(
+                "{} is not a folder ({e})\nhelp: remove it and build again",
+                p.display()
+            ),
+            None => format!("{}: {e}", dest.display()),
+        };
+        io::Error::new(e.kind(), message)
+    })
+}
+
+/// The first path between `target` (excluded) and `dest`'s folder that
+/// exists and is not a folder (nor a link to one).
+fn in_the_way(target: &Path, dest: &Path) -> Option<PathBuf> {
+    let mut at = target.to_path_buf();
+    for part in dest.strip_prefix(target).ok()?.parent()?.components() {
+        at.push(part);
+        match fs::metadata(&at) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Some(at),
+            Err(_) => return fs::symlink_metadata(&at).is_ok().then_some(at),
+        }
+    }
+    None
+}
+
+fn publish_to(target: &Path, entry: &Published, store: &Store) -> io::Result<()> {
     match entry {
         Published::File { path, digest } => {
             let dest = target.join(path);
@@ -301,5 +335,30 @@ mod tests {
             fs::read(target.join("policy/mesh.yaml")).unwrap(),
             b"policy"
         );
+    }
+
+    #[test]
+    fn a_file_in_the_way_of_an_output_folder_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let store = Store::open(&target, Default::default()).unwrap();
+        fs::write(target.join("images"), "junk").unwrap();
+        let entry = Published::Dir {
+            dir: "images/a".into(),
+            files: BTreeMap::new(),
+        };
+        let e = publish(&target, &entry, &store).unwrap_err().to_string();
+        let images = target.join("images");
+        assert!(
+            e.starts_with(&format!("{} is not a folder", images.display())),
+            "{e}"
+        );
+        assert!(e.contains("help: remove it"), "{e}");
+        // A link to a folder is a folder here.
+        fs::remove_file(&images).unwrap();
+        fs::create_dir(dir.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &images).unwrap();
+        assert_eq!(in_the_way(&target, &images.join("a")), None);
+        publish(&target, &entry, &store).unwrap();
     }
 }
