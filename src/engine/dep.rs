@@ -2,11 +2,11 @@
 //! action record parsed on first use (a dep reused from the last build has
 //! its record in the build state, unparsed).
 
-use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use super::id::StepId;
 use super::record::ActionRecord;
+use super::state::{fields_of, Fields};
 use super::store::Store;
 
 /// A finished dep's record: at hand, or still unparsed in the build state (a
@@ -19,18 +19,17 @@ pub(super) enum DepRecord {
 }
 
 impl DepRecord {
-    /// The `record` field of the dep's action record: a reused step's read
-    /// from the build state alone ([`super::state::StepEntry::record_field`]),
+    /// The text fields `names` of the dep's `record`: a reused step's read
+    /// from the build state alone ([`super::state::StepEntry::record_fields`]),
     /// else from its whole record.
-    fn record_field(&self, store: &Store) -> Option<Cow<'_, serde_json::Value>> {
+    fn fields(&self, store: &Store, names: &[&str]) -> Option<Fields> {
         match self {
-            DepRecord::Ready(r) => Some(Cow::Borrowed(&r.record)),
+            DepRecord::Ready(r) => Some(fields_of(&r.record, names)),
             DepRecord::Previous(i) => {
                 let entry = store.state().steps.get(*i)?;
                 entry
-                    .record_field(store.state())
-                    .or_else(|| Some(store.record(entry)?.record.clone()))
-                    .map(Cow::Owned)
+                    .record_fields(store.state(), names)
+                    .or_else(|| Some(fields_of(&store.record(entry)?.record, names)))
             }
         }
     }
@@ -77,24 +76,11 @@ impl<'a> Dep<'a> {
     /// its record if parsed, else without parsing the rest of it. `None` if
     /// the build state and the action cache both lost it; `Err(name)` if
     /// `name` is missing or not text.
-    pub(super) fn fields(
-        &self,
-        store: &Store,
-        names: &[&str],
-    ) -> Option<Result<Vec<String>, String>> {
-        let record = match self.parsed.get() {
-            Some(parsed) => Cow::Borrowed(&parsed.as_ref()?.record),
-            None => self.source.record_field(store)?,
-        };
-        Some(
-            names
-                .iter()
-                .map(|name| match record.get(*name) {
-                    Some(serde_json::Value::String(text)) => Ok(text.clone()),
-                    _ => Err((*name).to_string()),
-                })
-                .collect(),
-        )
+    pub(super) fn fields(&self, store: &Store, names: &[&str]) -> Option<Fields> {
+        match self.parsed.get() {
+            Some(parsed) => Some(fields_of(&parsed.as_ref()?.record, names)),
+            None => self.source.fields(store, names),
+        }
     }
 
     /// The record, parsed once; `None` if the build state and the action

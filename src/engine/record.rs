@@ -80,7 +80,7 @@ impl ActionRecord {
 /// inputs, which only `--explain` reads (from the action cache). It reads back
 /// as an `ActionRecord` with no inputs. `record` comes first: what a
 /// dependent reads of it is read without the rest
-/// (`engine::state::StepEntry::record_field`).
+/// (`engine::state::StepEntry::record_fields`).
 #[derive(Serialize)]
 pub(crate) struct RecordView<'a> {
     record: &'a serde_json::Value,

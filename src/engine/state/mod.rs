@@ -50,6 +50,7 @@
 mod assemble;
 mod check;
 mod codec;
+mod fields;
 mod fresh;
 mod next;
 mod patch;
@@ -57,6 +58,7 @@ mod paths;
 mod records;
 
 pub use check::{is_own_name, Seen, Verdict};
+pub use fields::{fields_of, Fields};
 pub use fresh::{FreshBuild, Look, Taken};
 pub use next::{observe, observe_load, LastLoad, NextState, Observed, Own, Spent};
 pub use paths::PathTable;
@@ -195,28 +197,6 @@ impl StepEntry {
             })
             .clone()
     }
-
-    /// The `record` field alone of the step's action record (what a
-    /// dependent reads of it): the parsed record's if it is parsed, else that
-    /// value alone from the log, which writes it first
-    /// (`engine::record::RecordView`; the rest of the record is not read).
-    /// `None` as [`Self::record`], or if the bytes do not start with it.
-    pub fn record_field(&self, state: &BuildState) -> Option<serde_json::Value> {
-        if let Some(parsed) = self.parsed.get() {
-            return parsed.as_ref().map(|r| r.record.clone());
-        }
-        record_field(&state.records.read(&self.record)?)
-    }
-}
-
-/// The `record` field that starts an action record's JSON `bytes`, the
-/// rest left unread; `None` where they start otherwise.
-fn record_field(bytes: &[u8]) -> Option<serde_json::Value> {
-    let rest = bytes.strip_prefix(b"{\"record\":")?;
-    serde_json::Deserializer::from_slice(rest)
-        .into_iter()
-        .next()?
-        .ok()
 }
 
 impl BuildState {

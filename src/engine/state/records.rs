@@ -8,8 +8,9 @@
 //!
 //! Each record is its JSON without the fingerprint's inputs (which stay in
 //! the action cache for `--explain`), its `record` field first: a dependent
-//! that reads only fields of it (a mesh step, of every service) parses that
-//! value and leaves the rest unread ([`super::StepEntry::record_field`]).
+//! that reads only fields of it (a mesh step, of every service) parses those
+//! out of that value and leaves the rest unread
+//! ([`super::StepEntry::record_fields`]).
 //!
 //! A step's place in the log is its [`RecordAt`]: offset, length and the
 //! blake3 of the bytes, kept in the state's head. A record is trusted only if
