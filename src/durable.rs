@@ -106,6 +106,25 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Makes `path` a real folder (its parent must be one): a link there is
+/// removed — the link, never what it points to — and a folder made in its
+/// place; a folder is kept. Anything else there is left for the caller to
+/// fail on. So nothing written under `path` lands outside it.
+pub fn real_dir(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::remove_file(path)?;
+            fs::create_dir(path)
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(path) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes a file or a folder tree; a missing path is not an error.
 pub fn remove_all(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
@@ -119,6 +138,39 @@ pub fn remove_all(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_real_folder_replaces_a_link_and_keeps_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::write(elsewhere.join("precious"), "x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        real_dir(&link).unwrap();
+        assert!(
+            fs::symlink_metadata(&link).unwrap().is_dir(),
+            "a folder now"
+        );
+        assert_eq!(fs::read_dir(&link).unwrap().count(), 0);
+        assert_eq!(fs::read(elsewhere.join("precious")).unwrap(), b"x");
+        // A folder is kept with what it holds; a missing one is made.
+        fs::write(link.join("kept"), "y").unwrap();
+        real_dir(&link).unwrap();
+        assert_eq!(fs::read(link.join("kept")).unwrap(), b"y");
+        let missing = dir.path().join("missing");
+        real_dir(&missing).unwrap();
+        assert!(missing.is_dir());
+        // A dangling link too; a file is left for the caller.
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        real_dir(&dangling).unwrap();
+        assert!(fs::symlink_metadata(&dangling).unwrap().is_dir());
+        let file = dir.path().join("file");
+        fs::write(&file, "z").unwrap();
+        real_dir(&file).unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"z");
+    }
 
     #[test]
     fn write_replaces_and_leaves_no_temp() {

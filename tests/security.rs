@@ -192,6 +192,83 @@ fn clean_refuses_a_target_dir_scone_did_not_make() {
     assert!(!fresh.join("images").exists());
 }
 
+/// Every file and folder under `dir`, sorted.
+fn tree_of(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = walk(dir);
+    all.sort();
+    all
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("listing a folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn links_committed_under_the_target_dir_are_replaced_never_followed() {
+    // A repository that commits a tagged `target/` (so scone takes it as its
+    // own) with links to a folder of the user's where a build publishes,
+    // prunes and stores.
+    let (sb, root) = checkout();
+    let victim = sb.path().join("victim");
+    write(&victim.join("precious.txt"), "not scone's\n");
+    write(&victim.join("svc-0000/precious.txt"), "not scone's\n");
+    write(&victim.join("ab/precious.txt"), "not scone's\n");
+    let before = tree_of(&victim);
+    let target = root.join("target");
+    write(
+        &target.join(".scone/CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55\n",
+    );
+    std::fs::create_dir_all(target.join(".scone/actions")).expect("a folder");
+    let links = [
+        "images",
+        "sbom",
+        "policy",
+        ".scone/blobs",
+        ".scone/memo",
+        ".scone/actions/ab",
+    ];
+    for link in links {
+        std::os::unix::fs::symlink(&victim, target.join(link)).expect("planting a link");
+    }
+    for _ in 0..2 {
+        let ran = run(&sb, &root, &["build"]);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        assert_eq!(
+            tree_of(&victim),
+            before,
+            "a folder a link named was touched"
+        );
+    }
+    for folder in ["images", "sbom", "policy", ".scone/blobs", ".scone/memo"] {
+        let meta = std::fs::symlink_metadata(target.join(folder)).expect(folder);
+        assert!(meta.is_dir(), "{folder}: a real folder of scone's now");
+    }
+    assert!(
+        !names_in(&target.join("images")).is_empty(),
+        "the images are published in target/"
+    );
+    // A link among the store's fan-out folders, which `clean --gc` lists.
+    let fan = target.join(".scone/blobs/ff");
+    std::fs::remove_dir_all(&fan).ok();
+    std::os::unix::fs::symlink(&victim, &fan).expect("planting a link");
+    let ran = run(&sb, &root, &["clean", "--gc"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(tree_of(&victim), before, "clean --gc went through a link");
+    assert!(std::fs::symlink_metadata(&fan).is_err(), "the link is gone");
+    let ran = run(&sb, &root, &["clean"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(tree_of(&victim), before, "clean went through a link");
+}
+
 #[test]
 fn a_scone_toml_above_the_repository_is_not_used() {
     let (sb, root) = checkout();

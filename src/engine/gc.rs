@@ -42,6 +42,13 @@ pub fn collect(store: &Store) -> io::Result<Freed> {
         ("actions", &actions, &mut freed.actions),
     ] {
         for fan in read_dir(&root.join(dir))? {
+            // Only the store's own fan-out folders are listed: a link (or
+            // anything else) in their place goes itself, never what it
+            // points to.
+            if !fs::symlink_metadata(&fan).is_ok_and(|m| m.is_dir()) {
+                durable::remove_all(&fan)?;
+                continue;
+            }
             for file in read_dir(&fan)? {
                 let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
                 let key = name.as_deref().map(|n| n.trim_end_matches(".json"));

@@ -5,6 +5,12 @@
 //! a half-written folder; a build killed between the renames leaves the folder
 //! missing, and the next build publishes it again. Files are hard links to their
 //! blobs (copies where links fail), so publishing costs no data copies.
+//!
+//! Everything under `target/` is scone's: a link found where a build publishes
+//! or prunes (`target/images`, `target/helm/<ns>`, …; planted by a repository
+//! that commits one, or made by hand) is removed and a real folder made in
+//! its place. Nothing is ever written, listed or removed through a link, so
+//! no folder outside `target/` is touched (docs/security.md).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -57,7 +63,10 @@ pub fn prune<'a>(
             continue;
         }
         let root = target.join(folder);
-        if !holds(folder) {
+        // A link is not one of scone's folders: it goes (the link, never
+        // what it points to), as anything else no build published.
+        let is_folder = fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir());
+        if !holds(folder) || !is_folder {
             paths.churn_tree(&root);
             durable::remove_all(&root)?;
             continue;
@@ -153,15 +162,15 @@ pub fn publish(target: &Path, entry: &Published, store: &Store) -> io::Result<()
 }
 
 /// The first path between `target` (excluded) and `dest`'s folder that
-/// exists and is not a folder (nor a link to one).
+/// exists and is neither a folder nor a link (which publishing replaces).
 fn in_the_way(target: &Path, dest: &Path) -> Option<PathBuf> {
     let mut at = target.to_path_buf();
     for part in dest.strip_prefix(target).ok()?.parent()?.components() {
         at.push(part);
-        match fs::metadata(&at) {
-            Ok(meta) if meta.is_dir() => {}
+        match fs::symlink_metadata(&at) {
+            Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() => {}
             Ok(_) => return Some(at),
-            Err(_) => return fs::symlink_metadata(&at).is_ok().then_some(at),
+            Err(_) => return None,
         }
     }
     None
@@ -172,7 +181,7 @@ fn publish_to(target: &Path, entry: &Published, store: &Store) -> io::Result<()>
         Published::File { path, digest } => {
             let dest = target.join(path);
             if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent)?;
+                real_folders(target, parent)?;
             }
             let tmp = durable::temp_sibling(&dest);
             let blob = store.blob_path(digest);
@@ -188,15 +197,37 @@ fn publish_to(target: &Path, entry: &Published, store: &Store) -> io::Result<()>
             }
             Ok(())
         }
-        Published::Dir { dir, files } => publish_dir(&target.join(dir), files, store),
+        Published::Dir { dir, files } => publish_dir(target, &target.join(dir), files, store),
     }
 }
 
-fn publish_dir(dest: &Path, files: &BTreeMap<String, String>, store: &Store) -> io::Result<()> {
+/// Makes `dir` and every folder between `target` and it a real folder: a
+/// link on the way is removed (the link, never what it points to) and a
+/// folder made in its place. What is neither (a file in the way) is left for
+/// the caller to fail on, and [`in_the_way`] to name.
+fn real_folders(target: &Path, dir: &Path) -> io::Result<()> {
+    let rel = dir
+        .strip_prefix(target)
+        .map_err(|_| io::Error::other(format!("{} is not under the target dir", dir.display())))?;
+    fs::create_dir_all(target)?;
+    let mut at = target.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        durable::real_dir(&at)?;
+    }
+    Ok(())
+}
+
+fn publish_dir(
+    target: &Path,
+    dest: &Path,
+    files: &BTreeMap<String, String>,
+    store: &Store,
+) -> io::Result<()> {
     let parent = dest
         .parent()
         .ok_or_else(|| io::Error::other("cannot publish to the filesystem root"))?;
-    fs::create_dir_all(parent)?;
+    real_folders(target, parent)?;
     sweep_leftovers(dest, store)?;
     let tmp = durable::temp_sibling(dest);
     fs::create_dir_all(&tmp)?;
@@ -354,11 +385,116 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("help: remove it"), "{e}");
-        // A link to a folder is a folder here.
+        // A link is not in the way: publishing replaces it.
         fs::remove_file(&images).unwrap();
         fs::create_dir(dir.path().join("elsewhere")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &images).unwrap();
         assert_eq!(in_the_way(&target, &images.join("a")), None);
         publish(&target, &entry, &store).unwrap();
+    }
+
+    /// A folder outside `target/`, with what a build would publish and prune
+    /// there; and its listing, to show it is never touched.
+    fn victim(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
+        let victim = dir.join("victim");
+        fs::create_dir_all(victim.join("a")).unwrap();
+        fs::write(victim.join("a/precious.txt"), "not scone's").unwrap();
+        fs::write(victim.join("precious.txt"), "not scone's").unwrap();
+        fs::write(victim.join(".a.old-1"), "not scone's").unwrap();
+        fs::write(victim.join("mesh.yaml"), "not scone's").unwrap();
+        let before = listing(&victim);
+        (victim, before)
+    }
+
+    fn listing(dir: &Path) -> Vec<PathBuf> {
+        walkdir::WalkDir::new(dir)
+            .sort_by_file_name()
+            .into_iter()
+            .map(|e| e.unwrap().into_path())
+            .collect()
+    }
+
+    #[test]
+    fn a_link_under_the_target_dir_is_replaced_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let store = Store::open(&target, Default::default()).unwrap();
+        let (victim, before) = victim(dir.path());
+        let blob = store.ingest_bytes(b"output").unwrap();
+        let entries = [
+            Published::Dir {
+                dir: "images/a".into(),
+                files: BTreeMap::from([("f".to_string(), blob.clone())]),
+            },
+            Published::File {
+                path: "policy/mesh.yaml".into(),
+                digest: blob.clone(),
+            },
+            Published::Dir {
+                dir: "helm/ns".into(),
+                files: BTreeMap::from([("Chart.yaml".to_string(), blob.clone())]),
+            },
+        ];
+        for folder in ["images", "policy", "helm"] {
+            std::os::unix::fs::symlink(&victim, target.join(folder)).unwrap();
+        }
+        for entry in &entries {
+            publish(&target, entry, &store).unwrap();
+        }
+        assert_eq!(
+            listing(&victim),
+            before,
+            "the folder a link named was touched"
+        );
+        for (folder, file) in [
+            ("images", "images/a/f"),
+            ("policy", "policy/mesh.yaml"),
+            ("helm", "helm/ns/Chart.yaml"),
+        ] {
+            let meta = fs::symlink_metadata(target.join(folder)).unwrap();
+            assert!(meta.is_dir(), "{folder}: a real folder now");
+            assert_eq!(fs::read(target.join(file)).unwrap(), b"output");
+        }
+        // A link one level down is replaced too.
+        fs::remove_dir_all(target.join("helm/ns")).unwrap();
+        std::os::unix::fs::symlink(&victim, target.join("helm/ns")).unwrap();
+        publish(&target, &entries[2], &store).unwrap();
+        assert!(!fs::symlink_metadata(target.join("helm/ns"))
+            .unwrap()
+            .is_symlink());
+        assert_eq!(listing(&victim), before);
+    }
+
+    #[test]
+    fn pruning_removes_a_link_never_what_it_points_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let store = Store::open(&target, Default::default()).unwrap();
+        let (victim, before) = victim(dir.path());
+        let blob = store.ingest_bytes(b"output").unwrap();
+        let kept = Published::Dir {
+            dir: "images/b".into(),
+            files: BTreeMap::from([("f".to_string(), blob)]),
+        };
+        publish(&target, &kept, &store).unwrap();
+        // Links where a build publishes (`images`) and where it does not
+        // (`sbom`), and one inside a published folder.
+        fs::rename(target.join("images"), dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&victim, target.join("images")).unwrap();
+        std::os::unix::fs::symlink(&victim, target.join("sbom")).unwrap();
+        fs::create_dir_all(target.join("provenance")).unwrap();
+        let kept_file = Published::File {
+            path: "provenance/p.json".into(),
+            digest: store.ingest_bytes(b"p").unwrap(),
+        };
+        std::os::unix::fs::symlink(&victim, target.join("provenance/x")).unwrap();
+        prune(&target, [&kept, &kept_file].into_iter(), store.paths()).unwrap();
+        assert_eq!(listing(&victim), before, "pruning went through a link");
+        for link in ["images", "sbom", "provenance/x"] {
+            assert!(
+                fs::symlink_metadata(target.join(link)).is_err(),
+                "{link}: the link is gone"
+            );
+        }
     }
 }

@@ -47,11 +47,16 @@ impl Store {
         Ok(Store::new(target_dir, state))
     }
 
-    /// Makes the store's folders in `target_dir`.
+    /// Makes the store's folders in `target_dir`: real folders, a link in
+    /// the place of one replaced (never written through, see
+    /// [`durable::real_dir`]).
     pub fn create(target_dir: &Path) -> io::Result<()> {
         let root = target_dir.join(".scone");
-        fs::create_dir_all(root.join("blobs"))?;
-        fs::create_dir_all(root.join("actions"))
+        fs::create_dir_all(&root)?;
+        for folder in ["blobs", "actions"] {
+            durable::real_dir(&root.join(folder))?;
+        }
+        Ok(())
     }
 
     /// The store in `target_dir`, whose folders [`Store::create`] made.
@@ -167,9 +172,7 @@ impl Store {
     /// download: [`Store::adopt`]).
     pub fn temp_blob_path(&self, digest: &str) -> io::Result<PathBuf> {
         let dest = self.blob_path(digest);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)?;
-        }
+        fan_out_folder(&dest)?;
         Ok(durable::temp_sibling(&dest))
     }
 
@@ -191,9 +194,7 @@ impl Store {
     }
 
     fn place(&self, from: &Path, dest: &Path, digest: &str) -> io::Result<()> {
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)?;
-        }
+        fan_out_folder(dest)?;
         let mut perms = fs::metadata(from)?.permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
         fs::set_permissions(from, perms)?;
@@ -245,11 +246,26 @@ impl Store {
         // No fsync: a record is used only if it parses whole and names its own
         // fingerprint, and every blob it names is checked by digest; a record
         // torn by a power loss is a miss.
-        durable::write_checked(&self.action_path(&rec.fingerprint), &bytes)
+        let path = self.action_path(&rec.fingerprint);
+        fan_out_folder(&path)?;
+        durable::write_checked(&path, &bytes)
     }
 
     /// Removes one action record (e.g. for `clean -p`).
     pub fn remove_action(&self, fingerprint: &str) -> io::Result<()> {
         durable::remove_all(&self.action_path(fingerprint))
     }
+}
+
+/// Makes the fan-out folder of a blob or action record at `path`
+/// (`blobs/<2 hex>/`) a real folder: a link in its place is replaced, never
+/// written through ([`durable::real_dir`]).
+fn fan_out_folder(path: &Path) -> io::Result<()> {
+    let Some(fan) = path.parent() else {
+        return Ok(());
+    };
+    if let Some(kind) = fan.parent() {
+        fs::create_dir_all(kind)?;
+    }
+    durable::real_dir(fan)
 }
