@@ -7,6 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Held while alive.
@@ -47,12 +48,25 @@ fn open(target_dir: &Path) -> io::Result<File> {
     fs::create_dir_all(&dir)?;
     // The folder is a scone target dir from now on (docs/security.md).
     crate::workspace::target::tag(target_dir)?;
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(dir.join("lock"))
+    // Never opened through a link (one planted there could make scone create
+    // a file wherever it points): a link there is removed first.
+    let path = dir.join("lock");
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+    };
+    match open() {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            fs::remove_file(&path)?;
+            open()
+        }
+        opened => opened,
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +74,23 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+
+    #[test]
+    fn the_lock_is_never_opened_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::create_dir_all(target.join(".scone")).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, target.join(".scone/lock")).unwrap();
+        let lock = TargetLock::try_acquire(&target).unwrap();
+        assert!(lock.is_some());
+        assert!(
+            !elsewhere.exists(),
+            "a file was made where the link pointed"
+        );
+        let meta = fs::symlink_metadata(target.join(".scone/lock")).unwrap();
+        assert!(meta.is_file(), "the link was replaced by the lock file");
+    }
 
     #[test]
     fn second_locker_waits_until_the_first_is_dropped() {
