@@ -220,6 +220,7 @@ fn links_committed_under_the_target_dir_are_replaced_never_followed() {
     let victim = sb.path().join("victim");
     write(&victim.join("precious.txt"), "not scone's\n");
     write(&victim.join("svc-0000/precious.txt"), "not scone's\n");
+    write(&victim.join("svc_0000/precious.txt"), "not scone's\n");
     write(&victim.join("ab/precious.txt"), "not scone's\n");
     let before = tree_of(&victim);
     let target = root.join("target");
@@ -256,6 +257,14 @@ fn links_committed_under_the_target_dir_are_replaced_never_followed() {
         !names_in(&target.join("images")).is_empty(),
         "the images are published in target/"
     );
+    // A link planted after a build, where `clean -p` removes a service's
+    // outputs: the link goes, not what the folder it names holds.
+    let images = target.join("images");
+    std::fs::rename(&images, sb.path().join("images-moved")).expect("moving images");
+    std::os::unix::fs::symlink(&victim, &images).expect("planting a link");
+    let ran = run(&sb, &root, &["clean", "-p", "svc_0000"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(tree_of(&victim), before, "clean -p went through a link");
     // A link among the store's fan-out folders, which `clean --gc` lists.
     let fan = target.join(".scone/blobs/ff");
     std::fs::remove_dir_all(&fan).ok();

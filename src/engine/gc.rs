@@ -70,6 +70,18 @@ pub fn collect(store: &Store) -> io::Result<Freed> {
     Ok(freed)
 }
 
+/// The first link between `target` (excluded) and `path` (excluded), if any.
+fn first_link(target: &Path, path: &Path) -> Option<PathBuf> {
+    let mut at = target.to_path_buf();
+    for part in path.strip_prefix(target).ok()?.parent()?.components() {
+        at.push(part);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some(at);
+        }
+    }
+    None
+}
+
 fn read_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
     match fs::read_dir(dir) {
         Ok(entries) => entries.map(|e| e.map(|e| e.path())).collect(),
@@ -94,6 +106,9 @@ pub fn forget(store: &Store, target: &Path, ids: &[StepId]) -> io::Result<Vec<Pa
                     Published::Dir { dir, .. } => target.join(dir),
                     Published::File { path, .. } => target.join(path),
                 };
+                // Never through a link: one on the way (not scone's) goes
+                // itself, and nothing past it is touched.
+                let path = first_link(target, &path).unwrap_or(path);
                 if !removed.contains(&path) && fs::symlink_metadata(&path).is_ok() {
                     store.paths().churn_tree(&path);
                     durable::remove_all(&path)?;
