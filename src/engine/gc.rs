@@ -72,14 +72,8 @@ pub fn collect(store: &Store) -> io::Result<Freed> {
 
 /// The first link between `target` (excluded) and `path` (excluded), if any.
 fn first_link(target: &Path, path: &Path) -> Option<PathBuf> {
-    let mut at = target.to_path_buf();
-    for part in path.strip_prefix(target).ok()?.parent()?.components() {
-        at.push(part);
-        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Some(at);
-        }
-    }
-    None
+    super::publish::on_the_way(target, path)
+        .find(|at| fs::symlink_metadata(at).is_ok_and(|m| m.file_type().is_symlink()))
 }
 
 fn read_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {

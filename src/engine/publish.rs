@@ -161,12 +161,10 @@ pub fn publish(target: &Path, entry: &Published, store: &Store) -> io::Result<()
     })
 }
 
-/// The first path between `target` (excluded) and `dest`'s folder that
+/// The first path between `target` (excluded) and `dest` (excluded) that
 /// exists and is neither a folder nor a link (which publishing replaces).
 fn in_the_way(target: &Path, dest: &Path) -> Option<PathBuf> {
-    let mut at = target.to_path_buf();
-    for part in dest.strip_prefix(target).ok()?.parent()?.components() {
-        at.push(part);
+    for at in on_the_way(target, dest) {
         match fs::symlink_metadata(&at) {
             Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() => {}
             Ok(_) => return Some(at),
@@ -176,13 +174,30 @@ fn in_the_way(target: &Path, dest: &Path) -> Option<PathBuf> {
     None
 }
 
+/// The paths from `target` (excluded) down to `path` (excluded): the folders
+/// a write to `path` goes through. None where `path` is not under `target`.
+pub(crate) fn on_the_way<'a>(
+    target: &'a Path,
+    path: &'a Path,
+) -> impl Iterator<Item = PathBuf> + 'a {
+    let parts = path
+        .strip_prefix(target)
+        .ok()
+        .and_then(Path::parent)
+        .map(|rel| rel.components())
+        .into_iter()
+        .flatten();
+    parts.scan(target.to_path_buf(), |at, part| {
+        at.push(part);
+        Some(at.clone())
+    })
+}
+
 fn publish_to(target: &Path, entry: &Published, store: &Store) -> io::Result<()> {
     match entry {
         Published::File { path, digest } => {
             let dest = target.join(path);
-            if let Some(parent) = dest.parent() {
-                real_folders(target, parent)?;
-            }
+            real_folders(target, &dest)?;
             let tmp = durable::temp_sibling(&dest);
             let blob = store.blob_path(digest);
             store.paths().churn(&blob);
@@ -201,21 +216,17 @@ fn publish_to(target: &Path, entry: &Published, store: &Store) -> io::Result<()>
     }
 }
 
-/// Makes `dir` and every folder between `target` and it a real folder: a
-/// link on the way is removed (the link, never what it points to) and a
-/// folder made in its place. What is neither (a file in the way) is left for
-/// the caller to fail on, and [`in_the_way`] to name.
-fn real_folders(target: &Path, dir: &Path) -> io::Result<()> {
-    let rel = dir
-        .strip_prefix(target)
-        .map_err(|_| io::Error::other(format!("{} is not under the target dir", dir.display())))?;
-    fs::create_dir_all(target)?;
-    let mut at = target.to_path_buf();
-    for part in rel.components() {
-        at.push(part);
-        durable::real_dir(&at)?;
+/// Makes every folder between `target` and `dest` a real folder: a link on
+/// the way is removed (the link, never what it points to) and a folder made
+/// in its place. What is neither (a file in the way) is left for the caller
+/// to fail on, and [`in_the_way`] to name.
+fn real_folders(target: &Path, dest: &Path) -> io::Result<()> {
+    if !dest.starts_with(target) {
+        let message = format!("{} is not under the target dir", dest.display());
+        return Err(io::Error::other(message));
     }
-    Ok(())
+    fs::create_dir_all(target)?;
+    on_the_way(target, dest).try_for_each(|at| durable::real_dir(&at))
 }
 
 fn publish_dir(
@@ -224,10 +235,7 @@ fn publish_dir(
     files: &BTreeMap<String, String>,
     store: &Store,
 ) -> io::Result<()> {
-    let parent = dest
-        .parent()
-        .ok_or_else(|| io::Error::other("cannot publish to the filesystem root"))?;
-    real_folders(target, parent)?;
+    real_folders(target, dest)?;
     sweep_leftovers(dest, store)?;
     let tmp = durable::temp_sibling(dest);
     fs::create_dir_all(&tmp)?;
@@ -393,17 +401,38 @@ mod tests {
         publish(&target, &entry, &store).unwrap();
     }
 
-    /// A folder outside `target/`, with what a build would publish and prune
-    /// there; and its listing, to show it is never touched.
-    fn victim(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
-        let victim = dir.join("victim");
+    /// A store under `target/`, one blob in it, and a folder outside
+    /// `target/` (the victim) holding what a build would publish and prune
+    /// there, with its listing to show it is never touched.
+    struct Planted {
+        dir: tempfile::TempDir,
+        target: PathBuf,
+        store: Store,
+        blob: String,
+        victim: PathBuf,
+        before: Vec<PathBuf>,
+    }
+
+    fn planted() -> Planted {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let store = Store::open(&target, Default::default()).unwrap();
+        let blob = store.ingest_bytes(b"output").unwrap();
+        let victim = dir.path().join("victim");
         fs::create_dir_all(victim.join("a")).unwrap();
         fs::write(victim.join("a/precious.txt"), "not scone's").unwrap();
         fs::write(victim.join("precious.txt"), "not scone's").unwrap();
         fs::write(victim.join(".a.old-1"), "not scone's").unwrap();
         fs::write(victim.join("mesh.yaml"), "not scone's").unwrap();
         let before = listing(&victim);
-        (victim, before)
+        Planted {
+            dir,
+            target,
+            store,
+            blob,
+            victim,
+            before,
+        }
     }
 
     fn listing(dir: &Path) -> Vec<PathBuf> {
@@ -416,34 +445,31 @@ mod tests {
 
     #[test]
     fn a_link_under_the_target_dir_is_replaced_never_written_through() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        let store = Store::open(&target, Default::default()).unwrap();
-        let (victim, before) = victim(dir.path());
-        let blob = store.ingest_bytes(b"output").unwrap();
+        let p = planted();
+        let (target, store) = (&p.target, &p.store);
         let entries = [
             Published::Dir {
                 dir: "images/a".into(),
-                files: BTreeMap::from([("f".to_string(), blob.clone())]),
+                files: BTreeMap::from([("f".to_string(), p.blob.clone())]),
             },
             Published::File {
                 path: "policy/mesh.yaml".into(),
-                digest: blob.clone(),
+                digest: p.blob.clone(),
             },
             Published::Dir {
                 dir: "helm/ns".into(),
-                files: BTreeMap::from([("Chart.yaml".to_string(), blob.clone())]),
+                files: BTreeMap::from([("Chart.yaml".to_string(), p.blob.clone())]),
             },
         ];
         for folder in ["images", "policy", "helm"] {
-            std::os::unix::fs::symlink(&victim, target.join(folder)).unwrap();
+            std::os::unix::fs::symlink(&p.victim, target.join(folder)).unwrap();
         }
         for entry in &entries {
-            publish(&target, entry, &store).unwrap();
+            publish(target, entry, store).unwrap();
         }
         assert_eq!(
-            listing(&victim),
-            before,
+            listing(&p.victim),
+            p.before,
             "the folder a link named was touched"
         );
         for (folder, file) in [
@@ -457,39 +483,36 @@ mod tests {
         }
         // A link one level down is replaced too.
         fs::remove_dir_all(target.join("helm/ns")).unwrap();
-        std::os::unix::fs::symlink(&victim, target.join("helm/ns")).unwrap();
-        publish(&target, &entries[2], &store).unwrap();
+        std::os::unix::fs::symlink(&p.victim, target.join("helm/ns")).unwrap();
+        publish(target, &entries[2], store).unwrap();
         assert!(!fs::symlink_metadata(target.join("helm/ns"))
             .unwrap()
             .is_symlink());
-        assert_eq!(listing(&victim), before);
+        assert_eq!(listing(&p.victim), p.before);
     }
 
     #[test]
     fn pruning_removes_a_link_never_what_it_points_to() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        let store = Store::open(&target, Default::default()).unwrap();
-        let (victim, before) = victim(dir.path());
-        let blob = store.ingest_bytes(b"output").unwrap();
+        let p = planted();
+        let (target, store) = (&p.target, &p.store);
         let kept = Published::Dir {
             dir: "images/b".into(),
-            files: BTreeMap::from([("f".to_string(), blob)]),
+            files: BTreeMap::from([("f".to_string(), p.blob.clone())]),
         };
-        publish(&target, &kept, &store).unwrap();
+        publish(target, &kept, store).unwrap();
         // Links where a build publishes (`images`) and where it does not
         // (`sbom`), and one inside a published folder.
-        fs::rename(target.join("images"), dir.path().join("moved")).unwrap();
-        std::os::unix::fs::symlink(&victim, target.join("images")).unwrap();
-        std::os::unix::fs::symlink(&victim, target.join("sbom")).unwrap();
+        fs::rename(target.join("images"), p.dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&p.victim, target.join("images")).unwrap();
+        std::os::unix::fs::symlink(&p.victim, target.join("sbom")).unwrap();
         fs::create_dir_all(target.join("provenance")).unwrap();
         let kept_file = Published::File {
             path: "provenance/p.json".into(),
             digest: store.ingest_bytes(b"p").unwrap(),
         };
-        std::os::unix::fs::symlink(&victim, target.join("provenance/x")).unwrap();
-        prune(&target, [&kept, &kept_file].into_iter(), store.paths()).unwrap();
-        assert_eq!(listing(&victim), before, "pruning went through a link");
+        std::os::unix::fs::symlink(&p.victim, target.join("provenance/x")).unwrap();
+        prune(target, [&kept, &kept_file].into_iter(), store.paths()).unwrap();
+        assert_eq!(listing(&p.victim), p.before, "pruning went through a link");
         for link in ["images", "sbom", "provenance/x"] {
             assert!(
                 fs::symlink_metadata(target.join(link)).is_err(),

@@ -141,7 +141,7 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        self.place(&tmp, &self.blob_path(&digest), &digest)?;
+        self.place_beside(&tmp, &self.blob_path(&digest), &digest)?;
         Ok(digest)
     }
 
@@ -163,7 +163,7 @@ impl Store {
                 path.display()
             )));
         }
-        self.place(&tmp, &self.blob_path(&digest), &digest)?;
+        self.place_beside(&tmp, &self.blob_path(&digest), &digest)?;
         Ok(digest)
     }
 
@@ -195,6 +195,12 @@ impl Store {
 
     fn place(&self, from: &Path, dest: &Path, digest: &str) -> io::Result<()> {
         fan_out_folder(dest)?;
+        self.place_beside(from, dest, digest)
+    }
+
+    /// [`Store::place`] of a file already in `dest`'s fan-out folder (made
+    /// by [`Store::temp_blob_path`]).
+    fn place_beside(&self, from: &Path, dest: &Path, digest: &str) -> io::Result<()> {
         let mut perms = fs::metadata(from)?.permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
         fs::set_permissions(from, perms)?;
