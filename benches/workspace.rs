@@ -20,6 +20,11 @@ use scone::workspace::{self, LoadOptions, Workspace};
 const SERVICES: usize = 1000;
 
 fn main() {
+    // The parse cache is sealed with the user's key (`engine::seal_key`): a
+    // key of this run's own, so the benchmark never touches the user's cache.
+    // Set before divan starts any thread.
+    let cache = tempfile::tempdir().expect("temp dir");
+    std::env::set_var("SCONE_CACHE_DIR", cache.path());
     divan::main();
 }
 

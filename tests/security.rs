@@ -278,6 +278,109 @@ fn links_committed_under_the_target_dir_are_replaced_never_followed() {
     assert_eq!(tree_of(&victim), before, "clean went through a link");
 }
 
+/// Every file under `dir` with what it holds, sorted by path.
+fn contents_of(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    tree_of(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("reading an output");
+            (p.strip_prefix(dir).expect("under dir").to_path_buf(), bytes)
+        })
+        .collect()
+}
+
+/// `cp -a from to`: a checkout as a clone, or an archive, brings it.
+fn copy_tree(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("running cp");
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
+fn blake3_hex(path: &Path) -> String {
+    let (digest, _) = scone::engine::stat::hash_file(path).expect("hashing a file");
+    digest.to_hex().to_string()
+}
+
+#[test]
+fn a_target_dir_from_elsewhere_is_never_taken_on_trust() {
+    // The attacker builds the repository once with a file of theirs and once
+    // as committed, then edits the action cache so that the committed
+    // sources' copy step names the blob of theirs (same size), removes the
+    // state (so the action cache is what a build consults) and commits
+    // `target/`.
+    let (attacker, repo) = checkout();
+    let file = repo.join("services/svc-0000/lib/file-1.txt");
+    let good = std::fs::read_to_string(&file).expect("the committed file");
+    let evil = format!("X{}", &good[1..]);
+    write(&file, &evil);
+    let evil_digest = blake3_hex(&file);
+    assert_eq!(run(&attacker, &repo, &["build"]).code, Some(0));
+    write(&file, &good);
+    let good_digest = blake3_hex(&file);
+    assert_eq!(run(&attacker, &repo, &["build"]).code, Some(0));
+    let scone_dir = repo.join("target/.scone");
+    let mut edited = 0;
+    for path in tree_of(&scone_dir.join("actions")) {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if text.contains(&good_digest) {
+            std::fs::write(&path, text.replace(&good_digest, &evil_digest)).expect("editing");
+            edited += 1;
+        }
+    }
+    assert!(edited > 0, "the copy step's record names the file's blob");
+    for file in ["state", "records"] {
+        std::fs::remove_file(scone_dir.join(file)).expect("removing the state");
+    }
+
+    // A user builds the checkout as it came, target/ included; another
+    // builds the same sources from scratch. Their outputs are the same.
+    let user = Sandbox::new();
+    let checked_out = user.path().join("repo");
+    copy_tree(&repo, &checked_out);
+    let ran = run(&user, &checked_out, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let scratch = Sandbox::new();
+    let clean = scratch.path().join("repo");
+    copy_tree(&repo, &clean);
+    std::fs::remove_dir_all(clean.join("target")).expect("removing target/");
+    let ran = run(&scratch, &clean, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    for outputs in ["images", "enclave", "policy", "helm"] {
+        assert!(
+            contents_of(&checked_out.join("target").join(outputs))
+                == contents_of(&clean.join("target").join(outputs)),
+            "target/{outputs}: the committed cache's outputs were taken, not the sources'"
+        );
+    }
+
+    // A copy the user made of their own build is still theirs: nothing runs.
+    let copied = scratch.path().join("copied");
+    copy_tree(&clean, &copied);
+    let out = scratch
+        .scone(&copied)
+        .args(["build", "--message-format", "json"])
+        .timeout(HANG_GUARD)
+        .output()
+        .expect("running scone");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("\"built\":0"),
+        "a copy of one's own build is reused:\n{said}"
+    );
+}
+
 #[test]
 fn a_scone_toml_above_the_repository_is_not_used() {
     let (sb, root) = checkout();

@@ -30,7 +30,8 @@ pub fn collect(store: &Store) -> io::Result<Freed> {
     let mut actions = HashSet::new();
     let mut blobs = HashSet::new();
     for step in &state.steps {
-        actions.insert(step.fingerprint.clone());
+        // The action cache's names (`seal_key::action_name`).
+        actions.insert(super::seal_key::action_name(&step.fingerprint));
         if let Some(record) = store.record(step) {
             blobs.extend(record.blob_digests().cloned());
         }

@@ -15,6 +15,7 @@
 //! * `run` — one step: fingerprint, cache lookups, run, publish;
 //! * [`session`] — one build in a target folder: its lock, store and state;
 //! * [`lock`] — one build per `target/` at a time;
+//! * [`seal_key`] — what binds `target/.scone` to the user who built it;
 //! * [`events`] — what the CLI is told.
 //!
 //! The engine knows nothing of a step's internals.
@@ -31,6 +32,7 @@ pub mod record;
 pub mod remote;
 mod run;
 pub mod scheduler;
+pub mod seal_key;
 pub mod session;
 pub mod stat;
 pub mod state;

@@ -223,8 +223,11 @@ impl Store {
         self.paths.record_written(dest, digest)
     }
 
+    /// Where the record of `fingerprint` is kept: under a name only this
+    /// user's builds can compute ([`super::seal_key::action_name`]).
     fn action_path(&self, fingerprint: &str) -> PathBuf {
-        fan_out(&self.root.join("actions"), fingerprint, ".json")
+        let name = super::seal_key::action_name(fingerprint);
+        fan_out(&self.root.join("actions"), &name, ".json")
     }
 
     /// The action record for a fingerprint, if present and whole.

@@ -1,7 +1,8 @@
 //! The little binary encoding of scone's own cache files (stat cache shards,
 //! the no-op record, the parse cache): little-endian `u64`s and
 //! length-prefixed byte strings, read back without copying, plus a trailing
-//! blake3 checksum so a damaged file reads as absent.
+//! seal — a blake3 keyed with this user's [`seal_key`](super::seal_key) — so
+//! a damaged file, or one this user's builds did not write, reads as absent.
 
 use super::stat::Stat;
 
@@ -47,16 +48,22 @@ pub fn put_stat(out: &mut Vec<u8>, s: &Stat) {
     }
 }
 
-/// Appends the blake3 of everything written so far.
+/// The seal of `bytes`: their blake3 keyed with this user's key.
+pub fn seal_of(bytes: &[u8]) -> blake3::Hash {
+    blake3::keyed_hash(super::seal_key::key(), bytes)
+}
+
+/// Appends the seal of everything written so far.
 pub fn seal(out: &mut Vec<u8>) {
-    let sum = blake3::hash(out);
+    let sum = seal_of(out);
     out.extend_from_slice(sum.as_bytes());
 }
 
-/// The body of a [`seal`]ed buffer, if its checksum holds.
+/// The body of a [`seal`]ed buffer, if its seal holds (`blake3::Hash`
+/// compares in constant time).
 pub fn unseal(bytes: &[u8]) -> Option<&[u8]> {
     let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
-    (blake3::hash(body).as_bytes() == sum).then_some(body)
+    (seal_of(body) == *<&[u8; 32]>::try_from(sum).ok()?).then_some(body)
 }
 
 /// Reads what the `put_*` functions wrote; every read is `None` past the end.

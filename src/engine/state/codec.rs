@@ -238,9 +238,9 @@ pub(super) fn read_fresh(file: &File) -> Option<Vec<u8>> {
     Some(fresh)
 }
 
-/// Appends the blake3 of `out[from..]`.
+/// Appends the seal of `out[from..]` ([`super::super::wire::seal`]).
 fn seal_from(out: &mut Vec<u8>, from: usize) {
-    let sum = blake3::hash(&out[from..]);
+    let sum = super::super::wire::seal_of(&out[from..]);
     out.extend_from_slice(sum.as_bytes());
 }
 

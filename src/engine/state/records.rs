@@ -16,7 +16,7 @@
 //! blake3 of the bytes, kept in the state's head. A record is trusted only if
 //! its bytes hash to that digest; otherwise (a torn append, a log removed or
 //! compacted by a build whose state was never written) it reads as none, and
-//! whoever asked takes it from the action cache, `actions/<fp>.json`.
+//! whoever asked takes it from the action cache, `actions/`.
 //!
 //! Every write is under the target lock and comes before the state that
 //! names it: an append never touches bytes a state names, and a compacted
