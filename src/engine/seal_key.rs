@@ -100,13 +100,21 @@ pub fn load_or_make(dir: &Path) -> io::Result<Key> {
     placed.map(|()| key)
 }
 
-/// The key at `path`; `None` if there is none or it is not 32 bytes.
+/// The key at `path`; `None` if there is none, or it is not a file of 32
+/// bytes (a FIFO there is opened without blocking, and is not a key).
 fn read(path: &Path) -> io::Result<Option<Key>> {
-    let file = match fs::File::open(path) {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
     let mut bytes = Vec::with_capacity(33);
     file.take(33).read_to_end(&mut bytes)?;
     Ok(Key::try_from(bytes.as_slice()).ok())
@@ -146,6 +154,16 @@ mod tests {
             let key = load_or_make(dir.path()).unwrap();
             assert_eq!(fs::read(dir.path().join(FILE)).unwrap(), key);
         }
+    }
+
+    #[test]
+    fn a_fifo_in_its_place_is_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.unwrap().success());
+        let key = load_or_make(dir.path()).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), key, "a file now");
     }
 
     #[test]
