@@ -20,6 +20,11 @@ use scone::manifest::{parse, ServiceManifest};
 use std::sync::Arc;
 
 fn main() {
+    // The build state is sealed with the user's key (`engine::seal_key`): a
+    // key of this run's own, so the benchmark never touches the user's cache.
+    // Set before divan starts any thread.
+    let cache = tempfile::tempdir().expect("temp dir");
+    std::env::set_var("SCONE_CACHE_DIR", cache.path());
     divan::main();
 }
 
