@@ -41,11 +41,11 @@ pub fn key() -> &'static Key {
         let dir = crate::oci::base::default_cache_dir();
         load_or_make(&dir).unwrap_or_else(|e| {
             eprintln!(
-                "warning: cannot read or make scone's key in {}: {e}\n\
-                 help: nothing under target/.scone is reused until it can \
-                 (every build is a full build); make that folder writable or \
-                 set SCONE_CACHE_DIR",
-                dir.display()
+                "warning: cannot read or make scone's key {}: {e}\n\
+                 help: until it can, nothing under target/.scone is reused (every \
+                 build is a full build); remove what is there or make its folder \
+                 writable, or set SCONE_CACHE_DIR to a folder of yours",
+                dir.join(FILE).display()
             );
             random().unwrap_or([0; 32])
         })
