@@ -71,6 +71,43 @@ fn second_build_is_all_fresh_and_hashes_nothing() {
 }
 
 #[test]
+fn a_build_whose_log_nobody_reads_finishes() {
+    // `scone build 2>&1 | head -3`: the reader goes away after a few lines,
+    // and every line after that meets a closed pipe. The build still ends,
+    // with its outputs written and its state kept (a step that printed into
+    // the closed pipe panicked, and the build waited for it for ever, holding
+    // the target lock).
+    let (sb, root) = repo(3);
+    let mut child = sb
+        .std_command(&root)
+        .args(["build", "-v"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting scone");
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for scone") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("scone build hung with its log's reader gone");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !tree(&root.join("target/images")).is_empty(),
+        "the images are published"
+    );
+    let again = build_json(&sb, &root, &[]);
+    assert_eq!(finished(&again)["built"], 0, "{again:?}");
+}
+
+#[test]
 fn identical_rewrite_is_fresh_and_one_byte_rebuilds_exactly_one_chain() {
     let (sb, root) = repo(50);
     build_json(&sb, &root, &[]);

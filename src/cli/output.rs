@@ -189,11 +189,16 @@ impl Output {
         self.raw(&format!("{verb} {text}"));
     }
 
+    /// A line on stderr. One nobody reads any more (`scone build 2>&1 |
+    /// head`: a closed pipe) is dropped: the build goes on, as cargo's does.
     fn raw(&self, text: &str) {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let print = || {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        };
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
+            Some(bar) => bar.suspend(print),
+            None => print(),
         }
     }
 

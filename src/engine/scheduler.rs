@@ -312,6 +312,21 @@ fn tainted(dependents: &[Vec<usize>], recorded: &[Option<usize>]) -> Vec<bool> {
     tainted
 }
 
+/// `run`'s result, or a failure naming the panic if it panicked: the loop
+/// waits for every step it started to say it is done, so a step that
+/// panicked without saying so would leave the build waiting for ever (with
+/// the target locked).
+fn panics_as_failure<T>(run: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        Err(format!("scone failed inside this step (a bug): {what}"))
+    })
+}
+
 fn run_graph(
     nodes: &[Node],
     cx: &RunContext<'_>,
@@ -424,7 +439,8 @@ fn run_graph(
                     started[i] = true;
                     running += 1;
                     scope.spawn(move |_| {
-                        let result = run_step(step, deps, params, head, cx, &scratch);
+                        let result =
+                            panics_as_failure(|| run_step(step, deps, params, head, cx, &scratch));
                         let _ = tx.send(Done::Step { index: i, result });
                     });
                 }
@@ -449,7 +465,11 @@ fn run_graph(
                 let tx = tx.clone();
                 let step = nodes[j].step.as_ref();
                 scope.spawn(move |_| {
-                    let head = prepare_step(step, deps, cx.store);
+                    // A prepare that panicked is done without: the step's run
+                    // prepares again (and fails there, as a step).
+                    let head = panics_as_failure(|| Ok(prepare_step(step, deps, cx.store)))
+                        .ok()
+                        .flatten();
                     let _ = tx.send(Done::Prepared { index: j, head });
                 });
                 continue;

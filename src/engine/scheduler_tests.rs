@@ -236,3 +236,17 @@ fn a_prepare_waits_until_the_deps_it_does_without_are_about_to_be_done() {
     );
     assert!(first_done.load(Ordering::SeqCst));
 }
+
+#[test]
+fn a_step_that_panics_is_a_failure_not_a_hang() {
+    assert_eq!(panics_as_failure(|| Ok::<_, String>(7)), Ok(7));
+    assert_eq!(
+        panics_as_failure(|| Err::<(), _>("no".to_string())),
+        Err("no".to_string())
+    );
+    let panicked = panics_as_failure(|| -> Result<(), String> { panic!("failed printing") });
+    let message = panicked.unwrap_err();
+    assert!(message.contains("failed printing"), "{message}");
+    let formatted = panics_as_failure(|| -> Result<(), String> { panic!("step {}", 3) });
+    assert!(formatted.unwrap_err().contains("step 3"));
+}
