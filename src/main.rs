@@ -35,6 +35,20 @@ fn main() {
     unsafe { libc::_exit(i32::from(code)) }
 }
 
+/// A command that only prints ends quietly when its reader goes away
+/// (`scone graph | head`), as `cat` does: SIGPIPE's default action, which
+/// Rust's runtime sets aside (a write then fails, and `println!` panics with
+/// "failed printing to stdout"). Builds keep it aside: a line of their log
+/// nobody reads is dropped and the build finishes (`cli::output`).
+fn quiet_on_a_closed_pipe() {
+    // SAFETY: `signal` only sets how this process takes SIGPIPE, to the
+    // default (no handler of ours runs); it is called on the main thread
+    // before the command starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// The command's exit code.
 fn run() -> u8 {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -58,6 +72,12 @@ fn run() -> u8 {
         }
     };
     let usage_code = if detailed { 1 } else { 2 };
+    if matches!(
+        cli.command,
+        Command::Graph(_) | Command::Check(_) | Command::Verify(_) | Command::Reference
+    ) {
+        quiet_on_a_closed_pipe();
+    }
     let result = match &cli.command {
         Command::Build(args) => cli::build::run_build(args),
         Command::Apply(args) => cli::build::run_apply(args),
