@@ -1,5 +1,6 @@
-//! The little binary encoding of scone's own cache files (stat cache shards,
-//! the no-op record, the parse cache): little-endian `u64`s and
+//! The little binary encoding of scone's own files under `target/.scone`
+//! (the build state's head, patches and fresh list, the parse cache, the
+//! sign step's memos): varints, little-endian `u64`s and
 //! length-prefixed byte strings, read back without copying, plus a trailing
 //! seal — a blake3 keyed with this user's [`seal_key`](super::seal_key) — so
 //! a damaged file, or one this user's builds did not write, reads as absent.
