@@ -126,9 +126,15 @@ pub fn python_rootfs() -> PathBuf {
         std::fs::create_dir_all(project_root().join("target")).expect("target/");
         let file = std::fs::File::create(&lock).expect("lock file");
         file.lock().expect("locking test assets");
+        // The downloaded .debs stay in the checkout too: no test writes
+        // outside it (the script's default is the user cache).
         let status = std::process::Command::new("sh")
             .arg(project_root().join("scripts/python-rootfs.sh"))
             .arg(&out)
+            .env(
+                "SCONE_DEB_CACHE",
+                project_root().join("target/test-assets/debs"),
+            )
             .status()
             .expect("running scripts/python-rootfs.sh");
         assert!(status.success(), "scripts/python-rootfs.sh failed");
