@@ -1,9 +1,10 @@
 //! Publishing step outputs under `target/` from the blob store.
 //!
 //! A published folder (`target/images/<service>/`) is rebuilt beside itself
-//! (`.<name>.tmp-*`), then swapped in with two renames, so a reader never sees
-//! a half-written folder; a build killed between the renames leaves the folder
-//! missing, and the next build publishes it again. Files are hard links to their
+//! (`.<name>.tmp`), then swapped in with two renames (the old one by way of
+//! `.<name>.old`), so a reader never sees a half-written folder; a build
+//! killed between the renames leaves the folder missing, and the next build
+//! publishes it again (removing what the killed one left beside it first). Files are hard links to their
 //! blobs (copies where links fail), so publishing costs no data copies.
 //!
 //! Everything under `target/` is scone's: a link found where a build publishes
@@ -236,8 +237,15 @@ fn publish_dir(
     store: &Store,
 ) -> io::Result<()> {
     real_folders(target, dest)?;
-    sweep_leftovers(dest, store)?;
-    let tmp = durable::temp_sibling(dest);
+    let (tmp, old) = (beside(dest, "tmp"), beside(dest, "old"));
+    // What an interrupted publish of `dest` left (a build holds the target
+    // lock, so no other publish of it is under way).
+    for leftover in [&tmp, &old] {
+        if fs::symlink_metadata(leftover).is_ok() {
+            store.paths().churn_tree(leftover);
+            durable::remove_all(leftover)?;
+        }
+    }
     fs::create_dir_all(&tmp)?;
     for (rel, digest) in files {
         let path = tmp.join(rel);
@@ -249,7 +257,6 @@ fn publish_dir(
         link_or_copy(&blob, &path)?;
     }
     if fs::symlink_metadata(dest).is_ok() {
-        let old = old_name(dest);
         fs::rename(dest, &old)?;
         fs::rename(&tmp, dest)?;
         store.paths().churn_tree(&old);
@@ -260,31 +267,17 @@ fn publish_dir(
     Ok(())
 }
 
-fn old_name(dest: &Path) -> PathBuf {
-    let tmp = durable::temp_sibling(dest);
-    let name = tmp
+/// `.<name>.<what>` beside `dest`: where its next version is made (`tmp`)
+/// and where the last one goes while they are swapped (`old`). Named by
+/// `dest` alone, so the next publish finds what an interrupted one left
+/// without listing the folder (`target/images` holds a folder per service:
+/// listing it at every publish made a cold build quadratic in services).
+fn beside(dest: &Path, what: &str) -> PathBuf {
+    let name = dest
         .file_name()
-        .map(|n| n.to_string_lossy().replace(".tmp-", ".old-"));
-    tmp.with_file_name(name.unwrap_or_default())
-}
-
-/// Removes `.<name>.tmp-*` / `.<name>.old-*` left by an interrupted publish.
-fn sweep_leftovers(dest: &Path, store: &Store) -> io::Result<()> {
-    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
-        return Ok(());
-    };
-    let prefixes = [
-        format!(".{}.tmp-", name.to_string_lossy()),
-        format!(".{}.old-", name.to_string_lossy()),
-    ];
-    for entry in fs::read_dir(parent)?.flatten() {
-        let n = entry.file_name().to_string_lossy().into_owned();
-        if prefixes.iter().any(|p| n.starts_with(p)) {
-            store.paths().churn_tree(&entry.path());
-            durable::remove_all(&entry.path())?;
-        }
-    }
-    Ok(())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{what}"))
 }
 
 /// Hard-links `from` to `to`, or copies it where links fail; whether it linked.
@@ -347,6 +340,38 @@ mod tests {
         );
         assert!(!t.join("manifests").exists());
         assert!(t.join("other/keep").exists(), "not an output folder");
+    }
+
+    #[test]
+    fn what_an_interrupted_publish_left_goes_with_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let store = Store::open(&target, Default::default()).unwrap();
+        let blob = store.ingest_bytes(b"index").unwrap();
+        let entry = Published::Dir {
+            dir: "images/a".into(),
+            files: BTreeMap::from([("index.json".to_string(), blob)]),
+        };
+        let images = target.join("images");
+        // Killed between the two renames: the folder is gone, its next
+        // version half made and the last one set aside.
+        for (leftover, file) in [(".a.tmp", "half"), (".a.old", "index.json")] {
+            fs::create_dir_all(images.join(leftover).join("blobs")).unwrap();
+            fs::write(images.join(leftover).join(file), "stale").unwrap();
+        }
+        publish(&target, &entry, &store).unwrap();
+        assert!(is_current(&target, &entry, &store));
+        assert_eq!(fs::read(images.join("a/index.json")).unwrap(), b"index");
+        let mut names: Vec<String> = fs::read_dir(&images)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a"]);
+        // And again over the published folder: nothing is left beside it.
+        publish(&target, &entry, &store).unwrap();
+        assert!(is_current(&target, &entry, &store));
+        assert_eq!(fs::read_dir(&images).unwrap().count(), 1);
     }
 
     #[test]
