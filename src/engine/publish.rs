@@ -469,6 +469,33 @@ mod tests {
     }
 
     #[test]
+    fn a_link_beside_a_published_folder_is_removed_never_followed() {
+        let p = planted();
+        let (target, store) = (&p.target, &p.store);
+        let images = target.join("images");
+        fs::create_dir_all(&images).unwrap();
+        for leftover in [".a.tmp", ".a.old"] {
+            std::os::unix::fs::symlink(&p.victim, images.join(leftover)).unwrap();
+        }
+        let entry = Published::Dir {
+            dir: "images/a".into(),
+            files: BTreeMap::from([("precious.txt".to_string(), p.blob.clone())]),
+        };
+        publish(target, &entry, store).unwrap();
+        assert!(is_current(target, &entry, store));
+        assert_eq!(
+            listing(&p.victim),
+            p.before,
+            "nothing written or removed there"
+        );
+        assert_eq!(
+            fs::read_dir(&images).unwrap().count(),
+            1,
+            "only `a` is left"
+        );
+    }
+
+    #[test]
     fn a_link_under_the_target_dir_is_replaced_never_written_through() {
         let p = planted();
         let (target, store) = (&p.target, &p.store);
