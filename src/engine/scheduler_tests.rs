@@ -250,3 +250,60 @@ fn a_step_that_panics_is_a_failure_not_a_hang() {
     let formatted = panics_as_failure(|| -> Result<(), String> { panic!("step {}", 3) });
     assert!(formatted.unwrap_err().contains("step 3"));
 }
+
+#[test]
+fn a_prepare_looks_past_the_deps_done_once() {
+    // `mesh:m` prepares without `slow`; its deps: three done `fast` steps,
+    // then `slow:a` (started) and `slow:b` (waiting for `fast:c`, done).
+    let (prepared, first_done) = Default::default();
+    let mut nodes: Vec<Node> = ["f0", "f1", "f2"]
+        .iter()
+        .map(|u| Node {
+            step: Box::new(Named(StepId::new("fast", u))),
+            deps: vec![],
+        })
+        .collect();
+    for u in ["a", "b"] {
+        nodes.push(Node {
+            step: Box::new(Named(StepId::new("slow", u))),
+            deps: vec![2],
+        });
+    }
+    nodes.push(Node {
+        step: Box::new(Prepares {
+            id: StepId::new("mesh", "m"),
+            prepared,
+            first_done,
+        }),
+        deps: vec![0, 1, 2, 3, 4],
+    });
+    let done = || {
+        Some(Finished {
+            record: DepRecord::Previous(0),
+            digest: Arc::from("d"),
+            changed: false,
+        })
+    };
+    let mut results: Vec<Option<Finished>> = (0..nodes.len()).map(|_| None).collect();
+    let mut started = vec![false; nodes.len()];
+    let mut open = 0;
+    // Nothing done: a `fast` dep is missing, which the prepare needs.
+    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open));
+    assert_eq!(open, 0);
+    for result in results.iter_mut().take(3) {
+        *result = done();
+    }
+    started[3] = true;
+    assert!(can_prepare(&nodes, 5, &results, &started, &mut open));
+    assert_eq!(open, 3, "moved past the three done deps");
+    // `slow:b`'s dep is no longer done (it cannot be, but the rule says
+    // so): not about to be done, no prepare. The cursor stays.
+    results[2] = None;
+    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open));
+    results[2] = done();
+    results[3] = done();
+    results[4] = done();
+    // All done: nothing to prepare without; the step runs.
+    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open));
+    assert_eq!(open, 5);
+}
