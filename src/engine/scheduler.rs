@@ -262,37 +262,36 @@ fn done_deps<'n>(nodes: &'n [Node], j: usize, results: &[Option<Finished>]) -> V
 /// than the one it does without is done; one of that kind is not, and each
 /// of those is about to be: started, or waiting for started steps only. (Not
 /// earlier: a prepare takes a core, which a step further up the chain may
-/// use whole, e.g. a layer's compression.) `open`: where in `j`'s deps the
-/// first that may not be done is; moved past those done (a dep once done
-/// stays done), so a mesh step's 10,000 deps are walked once in a build,
-/// not at every look.
+/// use whole, e.g. a layer's compression.) `pending`: how many of its deps
+/// are not done.
+///
+/// `open`: how many of `j`'s deps, in order, were seen done or about to be.
+/// Both last (a started step stays started until done, a done one done), so
+/// each dep is looked at until it is, and no more: a mesh step's 10,000 deps
+/// are walked once in a build rather than at every look.
 fn can_prepare(
     nodes: &[Node],
     j: usize,
     results: &[Option<Finished>],
     started: &[bool],
     open: &mut usize,
+    pending: usize,
 ) -> bool {
     let Some(without) = nodes[j].step.prepare_without() else {
         return false;
     };
-    let deps = &nodes[j].deps;
-    while deps.get(*open).is_some_and(|&d| results[d].is_some()) {
+    let underway = |d: usize| results[d].is_some() || started[d];
+    while let Some(&d) = nodes[j].deps.get(*open) {
+        let coming = || {
+            nodes[d].step.id().kind == without
+                && (started[d] || nodes[d].deps.iter().all(|&e| underway(e)))
+        };
+        if results[d].is_none() && !coming() {
+            return false;
+        }
         *open += 1;
     }
-    let underway = |d: usize| results[d].is_some() || started[d];
-    let mut missing = false;
-    for &d in deps.get(*open..).unwrap_or_default() {
-        if results[d].is_none() {
-            if nodes[d].step.id().kind != without
-                || !(started[d] || nodes[d].deps.iter().all(|&e| underway(e)))
-            {
-                return false;
-            }
-            missing = true;
-        }
-    }
-    missing
+    pending > 0
 }
 
 /// Per node: its place in the build state, if [`Reuse`] lists it as
@@ -380,7 +379,7 @@ fn run_graph(
         .collect();
     let mut heads: Vec<Option<HeadStart>> = (0..n).map(|_| None).collect();
     let mut started = vec![false; n];
-    // Per step: the first of its deps that may not be done (`can_prepare`).
+    // Per step: how many of its deps were seen done or about to be (`can_prepare`).
     let mut open = vec![0usize; n];
     let mut report = BuildReport {
         all_cacheable: nodes.iter().all(|n| n.step.cacheable()),
@@ -471,7 +470,7 @@ fn run_graph(
             preparable.retain(|&j| waiting[j] > 0);
             let startable = preparable
                 .iter()
-                .position(|&j| can_prepare(nodes, j, &results, &started, &mut open[j]));
+                .position(|&j| can_prepare(nodes, j, &results, &started, &mut open[j], waiting[j]));
             if let Some(at) = startable.filter(|_| running < jobs && report.failed.is_empty()) {
                 let j = preparable.swap_remove(at);
                 let deps = done_deps(nodes, j, &results);

@@ -252,9 +252,9 @@ fn a_step_that_panics_is_a_failure_not_a_hang() {
 }
 
 #[test]
-fn a_prepare_looks_past_the_deps_done_once() {
-    // `mesh:m` prepares without `slow`; its deps: three done `fast` steps,
-    // then `slow:a` (started) and `slow:b` (waiting for `fast:c`, done).
+fn a_prepare_looks_at_each_dep_until_it_is_about_to_be_done() {
+    // `mesh:m` prepares without `slow`; its deps: three `fast` steps, then
+    // `slow:a` and `slow:b`, which wait for `fast:f2`.
     let (prepared, first_done) = Default::default();
     let mut nodes: Vec<Node> = ["f0", "f1", "f2"]
         .iter()
@@ -287,23 +287,21 @@ fn a_prepare_looks_past_the_deps_done_once() {
     let mut results: Vec<Option<Finished>> = (0..nodes.len()).map(|_| None).collect();
     let mut started = vec![false; nodes.len()];
     let mut open = 0;
-    // Nothing done: a `fast` dep is missing, which the prepare needs.
-    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open));
+    // Nothing done: `fast:f0` is missing, which the prepare needs.
+    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open, 5));
     assert_eq!(open, 0);
-    for result in results.iter_mut().take(3) {
-        *result = done();
-    }
-    started[3] = true;
-    assert!(can_prepare(&nodes, 5, &results, &started, &mut open));
-    assert_eq!(open, 3, "moved past the three done deps");
-    // `slow:b`'s dep is no longer done (it cannot be, but the rule says
-    // so): not about to be done, no prepare. The cursor stays.
-    results[2] = None;
-    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open));
+    results[0] = done();
+    results[1] = done();
+    started[2] = true;
+    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open, 3));
+    assert_eq!(open, 2, "past the done, stopped at the one running");
     results[2] = done();
+    started[3] = true;
+    // `slow:a` runs and `slow:b` waits only for done steps: both about to be.
+    assert!(can_prepare(&nodes, 5, &results, &started, &mut open, 2));
+    assert_eq!(open, 5, "each dep passed once");
+    // All done: nothing to prepare without; the step runs.
     results[3] = done();
     results[4] = done();
-    // All done: nothing to prepare without; the step runs.
-    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open));
-    assert_eq!(open, 5);
+    assert!(!can_prepare(&nodes, 5, &results, &started, &mut open, 0));
 }
