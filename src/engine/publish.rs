@@ -4,8 +4,9 @@
 //! (`.<name>.tmp`), then swapped in with two renames (the old one by way of
 //! `.<name>.old`), so a reader never sees a half-written folder; a build
 //! killed between the renames leaves the folder missing, and the next build
-//! publishes it again (removing what the killed one left beside it first). Files are hard links to their
-//! blobs (copies where links fail), so publishing costs no data copies.
+//! publishes it again (removing what the killed one left beside it first).
+//! Files are hard links to their blobs (copies where links fail), so
+//! publishing costs no data copies.
 //!
 //! Everything under `target/` is scone's: a link found where a build publishes
 //! or prunes (`target/images`, `target/helm/<ns>`, …; planted by a repository
