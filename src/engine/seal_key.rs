@@ -40,14 +40,16 @@ pub fn key() -> &'static Key {
         }
         let dir = crate::oci::base::default_cache_dir();
         load_or_make(&dir).unwrap_or_else(|e| {
-            eprintln!(
+            // Not `eprintln!`: a stderr nobody reads must not end the build.
+            let _ = writeln!(
+                io::stderr(),
                 "warning: cannot read or make scone's key {}: {e}\n\
                  help: until it can, nothing under target/.scone is reused (every \
                  build is a full build); remove what is there or make its folder \
                  writable, or set SCONE_CACHE_DIR to a folder of yours",
                 dir.join(FILE).display()
             );
-            random().unwrap_or([0; 32])
+            random().unwrap_or_else(|_| unforeseeable())
         })
     })
 }
@@ -120,6 +122,22 @@ fn read(path: &Path) -> io::Result<Option<Key>> {
     Ok(Key::try_from(bytes.as_slice()).ok())
 }
 
+/// A key for this process alone when the system's random source fails: never
+/// one anybody knows in advance (a fixed key would let files planted in
+/// `target/.scone` be taken on trust), from what no repository can foresee —
+/// the time to the nanosecond, the process id, and where this process's
+/// stack and heap were placed.
+fn unforeseeable() -> Key {
+    let on_stack = 0u8;
+    let on_heap = Box::new(0u8);
+    let mut hasher = blake3::Hasher::new_derive_key("scone seal key, without a random source");
+    hasher.update(&crate::engine::stat::now_ns().to_le_bytes());
+    hasher.update(&std::process::id().to_le_bytes());
+    hasher.update(&(std::ptr::addr_of!(on_stack) as usize).to_le_bytes());
+    hasher.update(&(std::ptr::addr_of!(*on_heap) as usize).to_le_bytes());
+    *hasher.finalize().as_bytes()
+}
+
 fn random() -> io::Result<Key> {
     let mut key = [0; 32];
     getrandom::fill(&mut key).map_err(|e| io::Error::other(e.to_string()))?;
@@ -130,6 +148,13 @@ fn random() -> io::Result<Key> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_key_without_a_random_source_is_never_a_known_one() {
+        let (a, b) = (unforeseeable(), unforeseeable());
+        assert_ne!(a, [0; 32]);
+        assert_ne!(a, b, "taken at another nanosecond, another key");
+    }
 
     #[test]
     fn a_key_is_made_once_for_its_owner_alone_and_then_kept() {
