@@ -22,7 +22,7 @@ pub struct Freed {
 
 /// Removes every blob and action record that no step of the store's state
 /// refers to (its last fingerprint, and the blobs its record names), scratch
-/// folders left by a killed build, the parse cache and the sign step's memos. A
+/// folders left by a killed build, the parse cache and the memos. A
 /// step whose record cannot be read (from the state's log or the action
 /// cache) keeps nothing, and runs again next time.
 pub fn collect(store: &Store) -> io::Result<Freed> {
@@ -66,7 +66,8 @@ pub fn collect(store: &Store) -> io::Result<Freed> {
     // Parsed manifests of every edit so far: the next load that parses keeps
     // only what it uses.
     durable::remove_all(&root.join(crate::workspace::PARSE_CACHE))?;
-    // The sign step's memos: the blobs they name may be gone now.
+    // The memos (the sign step's: the blobs they name may be gone now; a
+    // mesh step's fields of its deps, `dep_memo`, which share the folder).
     durable::remove_all(&root.join(crate::steps::sign::memo::DIR))?;
     Ok(freed)
 }

@@ -21,6 +21,7 @@
 //! The engine knows nothing of a step's internals.
 
 mod dep;
+pub mod dep_memo;
 pub mod events;
 pub mod fingerprint;
 pub mod gc;

@@ -53,6 +53,7 @@ pub(super) fn prepare_step(
     let cx = StepContext {
         inputs: &[],
         deps: &deps,
+        step: step.id(),
         scratch: &no_scratch,
         store,
         prepared: Mutex::new(None),
@@ -151,6 +152,7 @@ pub(super) fn run_step(
         let cx = StepContext {
             inputs: &resolved,
             deps: &deps,
+            step: step.id(),
             scratch,
             store,
             prepared: Mutex::new(head.map(|h| h.0)),

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::dep::Dep;
+use super::dep_memo;
 pub use super::id::StepId;
 use super::store::{ActionRecord, Store};
 
@@ -144,6 +145,9 @@ pub struct StepContext<'a> {
     /// The declared deps, in declaration order; their records are parsed on
     /// first use.
     pub(crate) deps: &'a [Dep<'a>],
+    /// The step this context is for (whose memo of its deps' fields
+    /// [`StepContext::dep_fields`] keeps).
+    pub(crate) step: &'a StepId,
     /// A fresh, empty folder for this run.
     pub scratch: &'a Path,
     pub(crate) store: &'a Store,
@@ -210,8 +214,10 @@ impl StepContext<'_> {
     }
 
     /// The text fields `names` of the `record` of every dep of `kind`, by the
-    /// dep's unit (the first dep of a unit, if several), parsed on all cores.
-    /// A missing or non-text field is an error.
+    /// dep's unit (the first dep of a unit, if several): kept from this
+    /// step's last run where the dep's output digest is the one kept then
+    /// ([`super::dep_memo`]), else read from its record (on all cores). A
+    /// missing or non-text field is an error.
     pub fn dep_fields(&self, kind: &str, names: &[&str]) -> Result<DepFields<'_>, StepError> {
         self.dep_fields_of(kind, names, |_| true)
     }
@@ -226,28 +232,42 @@ impl StepContext<'_> {
     ) -> Result<DepFields<'_>, StepError> {
         use rayon::prelude::*;
         let mut units = HashSet::new();
+        let mut all = HashSet::new();
         let of_kind: Vec<&Dep<'_>> = self
             .deps
             .iter()
             .filter(|d| {
                 let unit = d.id().unit.as_str();
-                d.id().kind == kind && wanted(unit) && units.insert(unit)
+                d.id().kind == kind && all.insert(unit) && wanted(unit) && units.insert(unit)
             })
             .collect();
-        let read: Vec<_> = of_kind
-            .par_iter()
-            .map(|d| d.fields(self.store, names))
-            .collect();
         let width = names.len();
-        let mut out = DepFields {
-            width,
-            at: HashMap::with_capacity(of_kind.len()),
-            values: Vec::with_capacity(of_kind.len() * width),
-        };
-        for (dep, fields) in of_kind.into_iter().zip(read) {
-            let at = out.values.len();
+        let place = dep_memo::worth_reading(of_kind.len(), all.len())
+            .then(|| dep_memo::Place::new(self.store.root(), self.step, kind, names));
+        let mut kept = place
+            .as_ref()
+            .map(|p| dep_memo::read(p, width))
+            .unwrap_or_default();
+        let mut values: Vec<Option<Vec<String>>> = of_kind
+            .iter()
+            .map(|d| {
+                kept.remove(d.id().unit.as_str())
+                    .filter(|k| k.digest == d.digest())
+                    .map(|k| k.values)
+            })
+            .collect();
+        let missed: Vec<usize> = (0..of_kind.len())
+            .filter(|&i| values[i].is_none())
+            .collect();
+        let read: Vec<_> = missed
+            .par_iter()
+            .map(|&i| of_kind[i].fields(self.store, names))
+            .collect();
+        let read_count = missed.len();
+        for (i, fields) in missed.into_iter().zip(read) {
+            let dep = of_kind[i];
             match fields {
-                Some(Ok(values)) => out.values.extend(values),
+                Some(Ok(v)) => values[i] = Some(v),
                 Some(Err(name)) => {
                     return Err(StepError::new(format!(
                         "internal: the record of {} has no text field `{name}`",
@@ -256,7 +276,36 @@ impl StepContext<'_> {
                 }
                 None => return Err(unreadable(dep)),
             }
-            out.at.insert(dep.id().unit.as_str(), at);
+        }
+        let values: Vec<Vec<String>> = values.into_iter().flatten().collect();
+        if let Some(place) = place.filter(|_| dep_memo::worth_writing(read_count, all.len())) {
+            // What this call read, and what it did not ask for of the deps
+            // the step still has (a prepare's memo, as the run adds to it).
+            let others: Vec<(&str, &dep_memo::Kept)> = kept
+                .iter()
+                .filter(|(unit, _)| all.contains(unit.as_str()) && !units.contains(unit.as_str()))
+                .map(|(unit, k)| (unit.as_str(), k))
+                .collect();
+            let entries: Vec<(&str, &str, &[String])> = of_kind
+                .iter()
+                .zip(&values)
+                .map(|(d, v)| (d.id().unit.as_str(), d.digest(), &v[..]))
+                .chain(
+                    others
+                        .iter()
+                        .map(|(unit, k)| (*unit, k.digest.as_str(), &k.values[..])),
+                )
+                .collect();
+            dep_memo::write(&place, entries.into_iter());
+        }
+        let mut out = DepFields {
+            width,
+            at: HashMap::with_capacity(of_kind.len()),
+            values: Vec::with_capacity(of_kind.len() * width),
+        };
+        for (dep, v) in of_kind.into_iter().zip(values) {
+            out.at.insert(dep.id().unit.as_str(), out.values.len());
+            out.values.extend(v);
         }
         Ok(out)
     }

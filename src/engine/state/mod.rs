@@ -15,6 +15,7 @@
 //! | `blobs/<2 hex>/<blake3>` | every file a step made, by content | when a step runs | its content hashes to its name (through the path table) |
 //! | `parse-cache.bin` | parsed manifests by their rendered text (`workspace::load`) | when a manifest was parsed | its seal holds; a pure function of the text, never stale |
 //! | `memo/` | the sign step's memos: base layer indexes, an entry binary's digests, measured enclaves, SIGSTRUCTs (`steps::sign::memo`, docs/enclave.md) | when a sign step measured something new | sealed and keyed by the digests of all it depends on; a kept SIGSTRUCT only if it verifies |
+//! | `memo/fields-<key>` | what a mesh step read of its deps' records, by their output digests ([`dep_memo`](super::dep_memo)) | when a step read a sixteenth of its deps of a kind (or 64) from their records | sealed; an entry only for the same dep with the same output digest, which hashes the record it was read from |
 //! | `tmp/` | scratch folders of running steps | during a build | never: wiped at the start of each build |
 //!
 //! # What the state holds, and when each part is invalid
