@@ -66,6 +66,10 @@ pub fn worth_writing(read: usize, all: usize) -> bool {
     read > 0 && (read * 16 >= all || read >= KEEP_AFTER)
 }
 
+/// The most of a memo file [`read`] reads (a memo of 10,000 services is
+/// 2 MB).
+const MAX_BYTES: u64 = 1 << 30;
+
 /// What a dep's fields were under one of its output digests.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Kept {
@@ -113,9 +117,11 @@ pub fn read(place: &Place, width: usize) -> HashMap<String, Kept> {
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&place.path)
-        .and_then(|mut file| {
+        .and_then(|file| {
+            // A file planted there of any size is read no further than a
+            // memo of a million services could be (then its seal fails).
             let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map(|_| bytes)
+            file.take(MAX_BYTES).read_to_end(&mut bytes).map(|_| bytes)
         });
     bytes
         .ok()
