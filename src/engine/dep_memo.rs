@@ -17,13 +17,14 @@
 //!
 //! `<key>` is the blake3 of [`VERSION`], the reading step's id, the deps'
 //! kind and the field names; the memo's body starts with it, so a memo is
-//! never read for another reader, kind or set of names. Nothing secret is kept (the fields are what the
-//! records hold, and those never hold a secret). `scone clean` and
-//! `scone clean --gc` remove the folder.
+//! never read for another reader, kind or set of names. Nothing secret is
+//! kept (the fields are what the records hold, and those never hold a
+//! secret). `scone clean` and `scone clean --gc` remove the folder.
 //!
 //! ```text
-//! key (32 bytes), count, then per dep: unit, output digest (hex), each field's value
-//!        (each a length and its bytes, lengths as `engine::wire` varints)
+//! key (32 bytes), count, then per dep: unit, output digest (hex), each
+//!        field's value (each a length and its bytes; lengths as
+//!        `engine::wire` varints)
 //! seal
 //! ```
 //!
