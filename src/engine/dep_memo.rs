@@ -43,8 +43,9 @@ use crate::durable;
 /// read.
 const VERSION: &[u8] = b"scone dep-fields memo v1";
 
-/// The folder under the store root (shared with the sign step's memos).
-const DIR: &str = "memo";
+/// The memos' folder under the store root: these and the sign step's
+/// (`steps::sign::memo`); `scone clean --gc` removes it whole.
+pub const DIR: &str = "memo";
 
 /// How many deps a run must have read from their records for the memo to be
 /// written again, if they are fewer than a sixteenth of the step's deps of

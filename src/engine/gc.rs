@@ -68,7 +68,7 @@ pub fn collect(store: &Store) -> io::Result<Freed> {
     durable::remove_all(&root.join(crate::workspace::PARSE_CACHE))?;
     // The memos (the sign step's: the blobs they name may be gone now; a
     // mesh step's fields of its deps, `dep_memo`, which share the folder).
-    durable::remove_all(&root.join(crate::steps::sign::memo::DIR))?;
+    durable::remove_all(&root.join(super::dep_memo::DIR))?;
     Ok(freed)
 }
 

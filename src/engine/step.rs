@@ -231,14 +231,14 @@ impl StepContext<'_> {
         wanted: impl Fn(&str) -> bool,
     ) -> Result<DepFields<'_>, StepError> {
         use rayon::prelude::*;
-        let mut units = HashSet::new();
+        // Every unit of the kind (the first dep of each), and those asked for.
         let mut all = HashSet::new();
         let of_kind: Vec<&Dep<'_>> = self
             .deps
             .iter()
             .filter(|d| {
                 let unit = d.id().unit.as_str();
-                d.id().kind == kind && all.insert(unit) && wanted(unit) && units.insert(unit)
+                d.id().kind == kind && all.insert(unit) && wanted(unit)
             })
             .collect();
         let width = names.len();
@@ -281,9 +281,10 @@ impl StepContext<'_> {
         if let Some(place) = place.filter(|_| dep_memo::worth_writing(read_count, all.len())) {
             // What this call read, and what it did not ask for of the deps
             // the step still has (a prepare's memo, as the run adds to it).
+            let asked: HashSet<&str> = of_kind.iter().map(|d| d.id().unit.as_str()).collect();
             let others: Vec<(&str, &dep_memo::Kept)> = kept
                 .iter()
-                .filter(|(unit, _)| all.contains(unit.as_str()) && !units.contains(unit.as_str()))
+                .filter(|(unit, _)| all.contains(unit.as_str()) && !asked.contains(unit.as_str()))
                 .map(|(unit, k)| (unit.as_str(), k))
                 .collect();
             let entries: Vec<(&str, &str, &[String])> = of_kind

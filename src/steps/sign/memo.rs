@@ -17,13 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::durable;
+use crate::engine::dep_memo::DIR;
 use crate::engine::wire;
 
 /// Bumped when what a memo holds changes meaning: older memos are then never read.
 const VERSION: &[u8] = b"scone sign memo v1";
-
-/// The folder under the store root.
-pub(crate) const DIR: &str = "memo";
 
 /// A digest of a memo's kind and everything its value depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
