@@ -11,7 +11,9 @@ cargo build --bin scone
 page=docs/cli.md
 generated=$(mktemp)
 trap 'rm -f "$generated" "$page.tmp"' EXIT
-target/debug/scone cli-reference >"$generated"
+# Where cargo put it: `CARGO_TARGET_DIR` or `build.target-dir` may move it.
+target=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+"${target:-target}/debug/scone" cli-reference >"$generated"
 grep -q '^<!-- BEGIN generated' "$page" || { echo "cli-reference: no BEGIN line in $page" >&2; exit 1; }
 grep -q '^<!-- END generated' "$page" || { echo "cli-reference: no END line in $page" >&2; exit 1; }
 awk -v generated="$generated" '

@@ -20,7 +20,9 @@ fi
 scripts/python-rootfs.sh "$cache/rootfs/python3"
 echo "example: building scone (cargo build; the first build takes minutes)" >&2
 cargo build
-scone=target/debug/scone
+# Where cargo put it: `CARGO_TARGET_DIR` or `build.target-dir` may move it.
+target=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+scone=${target:-target}/debug/scone
 "$scone" apply -f fixtures/hello-world/mesh.yml
 "$scone" run -p python_app -f fixtures/hello-world/mesh.yml --native
 echo
