@@ -370,3 +370,36 @@ fn build_refuses_a_missing_entry_binary_before_any_step() {
     );
     assert!(!dir.join("target/enclave").exists(), "a step ran: {stderr}");
 }
+
+#[test]
+fn a_folder_given_as_the_meshfile_is_named_with_the_meshfile_in_it() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    // `-f .`: the folder is named as given, and the hint names the Meshfile.
+    let got = check(&sb, &dir, ".");
+    assert_shown(&got, ".", "special-file");
+    assert!(got.1.contains("in this folder is `mesh.yml`"), "{}", got.1);
+    assert!(!got.1.contains("FIFO"), "{}", got.1);
+    let got = check(&sb, &sb.path().join("app").join(".."), "app");
+    assert_shown(&got, "app", "special-file");
+    assert!(got.1.contains("in this folder is `mesh.yml`"), "{}", got.1);
+}
+
+#[test]
+fn an_indentation_error_is_not_blamed_on_a_template_in_a_comment() {
+    let sb = Sandbox::new();
+    // The README's Meshfile has a template in a comment; a service indented
+    // one space short breaks the YAML two lines below it.
+    let mesh = MESH
+        .replace(
+            "cas_url: cas.example.com",
+            "cas_url: cas.example.com  # exported as {{cas_cas_cas_url}}",
+        )
+        .replace("  - name: hello\n", " - name: hello\n");
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    let got = check(&sb, &dir, "mesh.yml");
+    assert_eq!(got.0, Some(2), "{}", got.1);
+    assert!(got.1.contains("error: mesh.yml:13:"), "{}", got.1);
+    assert!(got.1.contains("[yaml]"), "{}", got.1);
+    assert!(!got.1.contains("quote values"), "{}", got.1);
+}

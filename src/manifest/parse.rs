@@ -21,13 +21,19 @@ pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
     let bytes = regular_file::read(path, MAX_MANIFEST_BYTES).map_err(|e| {
         let (kind, hint) = match &e {
             _ if e.is_not_found() => (ErrorKind::NoManifest, None),
+            ReadError::Special { .. } if path.is_dir() => {
+                (ErrorKind::SpecialFile, Some(folder_hint(path)))
+            }
             ReadError::Special { .. } => (
                 ErrorKind::SpecialFile,
-                Some("a manifest is a regular file (FIFOs, devices and sockets are never opened)"),
+                Some(
+                    "a manifest is a regular file (FIFOs, devices and sockets are never opened)"
+                        .to_string(),
+                ),
             ),
             ReadError::TooLarge { .. } => (
                 ErrorKind::Io,
-                Some("no manifest is that large: is this the right file?"),
+                Some("no manifest is that large: is this the right file?".to_string()),
             ),
             ReadError::Io(_) => (ErrorKind::Io, None),
         };
@@ -95,6 +101,21 @@ pub fn parse_header(text: &str, file: &Path) -> Result<Header, Diagnostic> {
     from_yaml(text, file)
 }
 
+/// What to give instead of the folder `dir`: the Meshfile in it, if it has
+/// one, else what `-f` takes.
+fn folder_hint(dir: &Path) -> String {
+    let inside = super::discover::DEFAULT_MESHFILES
+        .iter()
+        .find(|name| dir.join(name).is_file());
+    match inside {
+        Some(name) => format!("`-f` takes a file: the Meshfile in this folder is `{name}`"),
+        None => format!(
+            "`-f` takes a Meshfile or a service manifest, not a folder (none of {} is in it)",
+            super::discover::DEFAULT_MESHFILES.join(", ")
+        ),
+    }
+}
+
 /// A service manifest read from `file` and rendered with `vars`.
 pub fn load_service(file: &Path, vars: &Variables) -> Result<ServiceManifest, Diagnostic> {
     let text = read_text(file)?;
@@ -126,7 +147,9 @@ pub fn load_mesh(file: &Path) -> Result<(Mesh, Variables), Diagnostic> {
 /// with them (strict), then parsed into the typed model.
 pub fn parse_mesh(text: &str, file: &Path) -> Result<(Mesh, Variables), Diagnostic> {
     let loose: serde_json::Value = from_yaml(text, file).map_err(|d| {
-        if text.contains("{{") && d.kind == ErrorKind::Yaml {
+        // The loose parse fails only on what is no YAML, or no JSON value
+        // (a `{{x}}` unquoted is a flow mapping used as a key).
+        if matches!(d.kind, ErrorKind::Yaml | ErrorKind::Type) && template_near(text, d.pos.line) {
             d.with_hint(
                 "the Meshfile is read as YAML before rendering: quote values that are \
                  templates, e.g. `value: \"{{x}}\"`",
@@ -140,6 +163,21 @@ pub fn parse_mesh(text: &str, file: &Path) -> Result<(Mesh, Variables), Diagnost
     let mut mesh: Mesh = from_yaml(&rendered, file)?;
     mesh.path = file.to_path_buf();
     Ok((mesh, vars))
+}
+
+/// Whether a template (`{{`) is on line `line` of `text` (1-based) or the
+/// line before it, where an unquoted one breaks the YAML; anywhere when the
+/// line is not known. A template in a comment elsewhere is no reason to
+/// blame one for an indentation error.
+fn template_near(text: &str, line: u32) -> bool {
+    if line == 0 {
+        return text.contains("{{");
+    }
+    let at = line as usize;
+    text.lines()
+        .enumerate()
+        .filter(|(i, _)| *i + 2 >= at && *i < at)
+        .any(|(_, l)| l.split('#').next().unwrap_or("").contains("{{"))
 }
 
 /// Maps a serde-saphyr error on `text` to a diagnostic with a human message.

@@ -129,3 +129,63 @@ policy:
     let (m, _) = parse_mesh(&ok, file()).unwrap();
     assert_eq!(m.policy.namespace.value, "casx");
 }
+
+#[test]
+fn a_template_is_blamed_only_near_the_yaml_error() {
+    // An unquoted template is no YAML, or no JSON value (a flow mapping as a
+    // key), on its own line: the hint says so, either way.
+    for (value, kind) in [
+        ("{{cas_cas_name}}x", ErrorKind::Type),
+        ("a {{x}}: b", ErrorKind::Yaml),
+    ] {
+        let broken = format!("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: {value}\n");
+        let d = parse_mesh(&broken, file()).unwrap_err();
+        assert_eq!((d.kind, d.pos.line), (kind, 4), "{value}: {d:?}");
+        assert!(
+            d.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("quote values")),
+            "{value}: {d:?}"
+        );
+    }
+    // A template in a comment far away is no reason: a badly indented
+    // service is an indentation error, and gets no word on templates.
+    let indented = "apiVersion: scone/5.8
+kind: mesh
+cas:
+  - name: cas
+    cas_url: edge.example  # exported as {{cas_cas_cas_url}}
+policy:
+  namespace: ns
+services:
+ - name: a
+    image: registry.example/a:1
+";
+    let d = parse_mesh(indented, file()).unwrap_err();
+    assert_eq!(d.kind, ErrorKind::Yaml);
+    assert_eq!(d.pos.line, 10, "{d:?}");
+    assert!(
+        !d.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("quote values")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_folder_given_as_a_manifest_is_named_with_the_meshfile_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = read_text(dir.path()).unwrap_err();
+    assert_eq!(d.kind, ErrorKind::SpecialFile);
+    assert_eq!(d.file, dir.path());
+    let hint = d.hint.clone().unwrap_or_default();
+    assert!(hint.contains("not a folder"), "{hint}");
+    assert!(!hint.contains("FIFO"), "{hint}");
+    std::fs::write(dir.path().join("Meshfile"), "kind: mesh\n").unwrap();
+    let d = read_text(dir.path()).unwrap_err();
+    let hint = d.hint.unwrap_or_default();
+    assert!(
+        hint.contains("the Meshfile in this folder is `Meshfile`"),
+        "{hint}"
+    );
+}
