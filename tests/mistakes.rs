@@ -403,3 +403,23 @@ fn an_indentation_error_is_not_blamed_on_a_template_in_a_comment() {
     assert!(got.1.contains("[yaml]"), "{}", got.1);
     assert!(!got.1.contains("quote values"), "{}", got.1);
 }
+
+#[test]
+fn a_misspelt_scone_toml_key_is_shown_with_the_key_meant() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    std::fs::write(dir.join("scone.toml"), "membrs = [\"mesh.yml\"]\n").unwrap();
+    let out = sb.scone(&dir).args(["check"]).output().expect("scone runs");
+    let got = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_shown(&got, "scone.toml:1:1", "config");
+    assert!(got.1.contains("did you mean `members`?"), "{}", got.1);
+    // A key nothing is close to gets the list's place instead.
+    std::fs::write(dir.join("scone.toml"), "zzzzzzzz = 1\n").unwrap();
+    let out = sb.scone(&dir).args(["check"]).output().expect("scone runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("did you mean"), "{stderr}");
+    assert!(stderr.contains("docs/manifests.md"), "{stderr}");
+}

@@ -97,8 +97,8 @@ impl Loader {
                 let pos = e.span().map(|s| pos_of(&text, s.start)).unwrap_or_default();
                 let msg = e.message().trim().to_string();
                 self.diags.push(
-                    Diagnostic::new(ErrorKind::Config, file, pos, msg)
-                        .with_hint("see docs/manifests.md for the keys of scone.toml"),
+                    Diagnostic::new(ErrorKind::Config, file, pos, msg.clone())
+                        .with_hint(config_hint(&msg)),
                 );
                 None
             }
@@ -112,6 +112,33 @@ impl Loader {
             return (self.root.join(CONFIG_FILE), Pos::default());
         };
         (file.clone(), crate::workspace::key_pos(text, section, key))
+    }
+}
+
+/// The hint for a `scone.toml` that does not parse: the key meant, when the
+/// message is toml's "unknown field `x`, expected one of `a`, `b`" and one is
+/// close; else where the keys are listed.
+fn config_hint(message: &str) -> String {
+    let listed = "see docs/manifests.md for the keys of scone.toml";
+    let quoted = |text: &str| -> Vec<String> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let meant = message
+        .strip_prefix("unknown field ")
+        .and_then(|rest| rest.split_once(", expected"))
+        .and_then(|(field, expected)| {
+            let field = quoted(field).pop()?;
+            let keys = quoted(expected);
+            crate::manifest::suggest::did_you_mean(&field, keys.iter().map(String::as_str))
+                .map(str::to_string)
+        });
+    match meant {
+        Some(key) => format!("did you mean `{key}`? ({listed})"),
+        None => listed.to_string(),
     }
 }
 
