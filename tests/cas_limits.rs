@@ -170,3 +170,27 @@ fn idle_connections_past_the_cap_do_not_starve_a_real_client() {
     assert!(log.contains("closed the oldest idle connection"), "{log}");
     drop((silent, idle));
 }
+
+#[test]
+fn a_closed_log_does_not_stop_the_server_answering() {
+    // `scone cas serve 2>&1 | head`: once the reader is gone, every log line
+    // (a request, a refused handshake) fails to write. The server answers on.
+    let mut server = Server::start_with(ServeOptions {
+        log_closed: true,
+        ..ServeOptions::default()
+    });
+    let alice = ClientIdentity::generate("alice").expect("identity");
+    for round in 0..3 {
+        // A connection that is no TLS: its refusal is logged.
+        let mut junk = TcpStream::connect(server.addr).expect("connects");
+        std::io::Write::write_all(&mut junk, b"GET / HTTP/1.1\r\n\r\n").expect("sends");
+        drop(junk);
+        // A real request: logged, and answered.
+        let answer = server.raw(
+            &alice,
+            &post_session(&session(&format!("closed-log-{round}"), "me")),
+        );
+        assert_eq!(status_of(&answer), Some(201), "round {round}: {answer}");
+        server.assert_running();
+    }
+}

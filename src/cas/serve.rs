@@ -164,7 +164,7 @@ pub fn serve(
                         // Out of file descriptors or memory: wait instead of spinning.
                         accept_errors += 1;
                         if accept_errors.is_power_of_two() {
-                            eprintln!("cas: cannot accept a connection ({accept_errors} times so far): {e}");
+                            log(format_args!("cas: cannot accept a connection ({accept_errors} times so far): {e}"));
                         }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
@@ -172,6 +172,14 @@ pub fn serve(
             }
         }
     })
+}
+
+/// A line of the server's log, on stderr. Not `eprintln!`, which panics when
+/// stderr is gone (`scone cas serve 2>&1 | head`, a closed terminal): a log
+/// nobody reads must not stop the server, nor the request it logs.
+pub fn log(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Admits a new connection (closing the oldest idle one when the cap is reached)
@@ -187,11 +195,11 @@ fn admit(
     match connections.admit() {
         Admission::Admitted { slot, evicted } => {
             if evicted && connections.evicted().is_power_of_two() {
-                eprintln!(
+                log(format_args!(
                     "cas: {max} connections open: closed the oldest idle connection to admit \
                      {peer} ({} so far)",
                     connections.evicted()
-                );
+                ));
             }
             tokio::spawn(connection(
                 stream,
@@ -203,10 +211,10 @@ fn admit(
         }
         Admission::Refused => {
             if connections.refused().is_power_of_two() {
-                eprintln!(
+                log(format_args!(
                     "cas: {max} connections open, all in a request: refused {peer} ({} so far)",
                     connections.refused()
-                );
+                ));
             }
         }
     }
@@ -226,14 +234,14 @@ async fn connection(
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
-                    eprintln!("cas: TLS handshake with {peer} refused: {e}");
+                    log(format_args!("cas: TLS handshake with {peer} refused: {e}"));
                     return;
                 }
                 Err(_) => {
-                    eprintln!(
+                    log(format_args!(
                         "cas: TLS handshake with {peer} not done within {} s: closed",
                         limits.handshake_timeout.as_secs()
-                    );
+                    ));
                     return;
                 }
             };
@@ -244,7 +252,7 @@ async fn connection(
             .and_then(|certs| certs.first())
             .map(|cert| cert_fingerprint(cert));
         if let Err(e) = serve_http(tls, owner, handler, requests).await {
-            eprintln!("cas: connection with {peer} ended: {e}");
+            log(format_args!("cas: connection with {peer} ended: {e}"));
         }
     };
     tokio::select! {

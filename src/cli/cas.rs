@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Subcommand;
 use scone::cas::local::{default_dir, LocalCas};
-use scone::cas::serve::{serve, Limits, DEFAULT_MAX_CONNECTIONS};
+use scone::cas::serve::{log, serve, Limits, DEFAULT_MAX_CONNECTIONS};
 use scone::cas::tls::{default_config_dir, ClientIdentity};
 use scone::cas::Cas as _;
 
@@ -68,20 +68,20 @@ pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
                 ..Limits::default()
             };
             serve(addr, &dir, hosts, limits, |info| {
-                eprintln!(
+                log(format_args!(
                     "     Serving local CAS {} on https://{}",
                     info.cas_dir.display(),
                     info.addr
-                );
-                eprintln!(
+                ));
+                log(format_args!(
                     "      Limits {} connections, sessions up to {} bytes (docs/cas.md)",
                     info.limits.max_connections, info.limits.max_body_bytes
-                );
-                eprintln!(
+                ));
+                log(format_args!(
                     "  CA certificate {} (clients trust this file)",
                     info.ca_cert_path.display()
-                );
-                eprintln!("       Stopping with Ctrl-C");
+                ));
+                log(format_args!("       Stopping with Ctrl-C"));
             })?;
             Ok(0)
         }

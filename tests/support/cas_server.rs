@@ -47,6 +47,9 @@ pub struct ServeOptions {
     pub address_space_kib: Option<u64>,
     /// `ulimit -n` for the server (1024 is the usual default soft limit).
     pub open_files_limit: Option<u64>,
+    /// Close the server's stderr pipe once it has printed where it listens
+    /// (`scone cas serve 2>&1 | head`): every later log line fails to write.
+    pub log_closed: bool,
 }
 
 impl Server {
@@ -102,13 +105,17 @@ impl Server {
         }
         let log = Arc::new(Mutex::new(seen));
         let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
-                sink.lock().expect("log").push_str(&line);
-                line.clear();
-            }
-        });
+        if options.log_closed {
+            drop(lines);
+        } else {
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    sink.lock().expect("log").push_str(&line);
+                    line.clear();
+                }
+            });
+        }
         let ca_path = ca_path.expect("CA path printed");
         assert!(ca_path.starts_with(&cas_dir), "the CA lives in the CAS dir");
         let url = url.expect("URL printed");

@@ -170,11 +170,11 @@ async fn route(
         ),
     };
     if handler.log {
-        eprintln!(
+        super::log(format_args!(
             "cas: {method} {} -> {}",
             printable(&path),
             response.status().as_u16()
-        );
+        ));
     }
     response
 }
