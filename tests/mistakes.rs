@@ -127,6 +127,21 @@ fn a_misspelt_kind_is_shown() {
 }
 
 #[test]
+fn a_misspelt_secret_kind_is_shown() {
+    let service = service_with("kind: ascii", "kind: asci");
+    both_ways(service.as_bytes(), "service.yml:12:13", "invalid-value");
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    let (_, stderr) = check(&sb, &dir, "service.yml");
+    assert!(stderr.contains("did you mean `ascii`?"), "{stderr}");
+    // A kind far from every one CAS knows is kept as written, for CAS.
+    let service = service_with("kind: ascii", "kind: my-own-kind");
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    let (code, stderr) = check(&sb, &dir, "service.yml");
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
 fn an_undefined_template_variable_is_shown() {
     let service = service_with("python3 print_env.py", "python3 {{SCRIPT}}");
     both_ways(service.as_bytes(), "service.yml:19:20", "template");
