@@ -395,7 +395,7 @@ fn a_folder_given_as_the_meshfile_is_named_with_the_meshfile_in_it() {
     assert_shown(&got, ".", "special-file");
     assert!(got.1.contains("in this folder is `mesh.yml`"), "{}", got.1);
     assert!(!got.1.contains("FIFO"), "{}", got.1);
-    let got = check(&sb, &sb.path().join("app").join(".."), "app");
+    let got = check(&sb, sb.path(), "app");
     assert_shown(&got, "app", "special-file");
     assert!(got.1.contains("in this folder is `mesh.yml`"), "{}", got.1);
 }
