@@ -438,3 +438,23 @@ fn a_misspelt_scone_toml_key_is_shown_with_the_key_meant() {
     assert!(!stderr.contains("did you mean"), "{stderr}");
     assert!(stderr.contains("docs/manifests.md"), "{stderr}");
 }
+
+#[test]
+fn run_of_a_misspelt_service_builds_and_applies_nothing() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    let out = sb
+        .scone(&dir)
+        .args(["run", "-p", "helo", "-f", "mesh.yml", "--native"])
+        .output()
+        .expect("scone runs");
+    let got = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_shown(&got, "-p helo", "unknown-service");
+    assert!(got.1.contains("did you mean `hello`?"), "{}", got.1);
+    // Refused before the build and the apply: no target folder, no session.
+    assert!(!dir.join("target").exists(), "{}", got.1);
+    assert!(!sb.path().join("cas").exists(), "{}", got.1);
+}

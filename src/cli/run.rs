@@ -22,20 +22,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         .into());
     }
     let name = common.services[0].clone();
-    // Build and apply only what this service needs, to the local CAS.
+    // The service is found before anything is built or applied: a misspelt
+    // `-p` must not upload a session first.
     common.services.clear();
-    common.quiet = true;
-    let apply = ApplyArgs {
-        build: BuildArgs {
-            common: common.clone(),
-            ..BuildArgs::default()
-        },
-        ..ApplyArgs::default()
-    };
-    let code = run_apply(&apply)?;
-    if code != 0 {
-        return Ok(code);
-    }
     let ws = load_workspace(&common)?;
     let unit = ws
         .find_service(&name)
@@ -51,6 +40,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
                 .map(|s| (m, s))
         })
         .with_context(|| format!("`{name}` is in no mesh: `scone run` needs a Meshfile (-f mesh.yml) to resolve its environment"))?;
+    // Build and apply the workspace to the local CAS (the session holds
+    // every service of the mesh).
+    common.quiet = true;
+    let apply = ApplyArgs {
+        build: BuildArgs {
+            common: common.clone(),
+            ..BuildArgs::default()
+        },
+        ..ApplyArgs::default()
+    };
+    let code = run_apply(&apply)?;
+    if code != 0 {
+        return Ok(code);
+    }
     let ns = mesh.namespace();
     let cas = scone::cas::local::LocalCas::open(&scone::cas::local::default_dir()?)?;
     let session = cas
