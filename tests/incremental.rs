@@ -76,6 +76,9 @@ fn from_scratch(sb: &Sandbox, root: &Path, n: usize) -> BTreeMap<String, Vec<u8>
         let dest = copy.join(rel);
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&dest).unwrap();
+        } else if entry.file_type().is_symlink() {
+            let target = std::fs::read_link(entry.path()).unwrap();
+            std::os::unix::fs::symlink(target, &dest).unwrap();
         } else {
             std::fs::copy(entry.path(), &dest).unwrap();
         }
@@ -415,4 +418,48 @@ fn an_entry_binary_gone_from_the_base_is_refused_before_any_step() {
     );
     assert!(!stderr.contains("Built"), "a step ran: {stderr}");
     assert!(!stderr.contains("as the last build"), "{stderr}");
+}
+
+#[test]
+fn a_copied_link_is_a_no_op_until_it_points_elsewhere() {
+    // A `dir:` base's rootfs is full of links (the default python one too),
+    // and services copy them: every build of such a workspace was dirty
+    // (the state knew no entry for a link), so none was a no-op.
+    let sb = Sandbox::new();
+    let root = sb.path().join("repo");
+    generate(
+        &root,
+        MonorepoOptions {
+            services: SERVICES,
+            ..MonorepoOptions::default()
+        },
+    );
+    let lib = root.join("services/svc-0001/lib");
+    std::os::unix::fs::symlink("file-0.txt", lib.join("link.txt")).unwrap();
+    age_tree(&root);
+    assert_eq!(finished(&sb.build_json(&root, &[]))["built"], STEPS);
+    let again = sb.build_json(&root, &[]);
+    assert_eq!(
+        finished(&again)["fast_path"],
+        true,
+        "{:?}",
+        finished(&again)
+    );
+
+    // Pointed elsewhere: that service's chain is built again, as from scratch.
+    std::fs::remove_file(lib.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink("file-1.txt", lib.join("link.txt")).unwrap();
+    age_tree(&lib);
+    let msgs = sb.build_json(&root, &[]);
+    let rebuilt = built(&msgs);
+    assert!(rebuilt.contains("copy:svc_0001"), "{rebuilt:?}");
+    assert!(rebuilt.is_subset(&chain("svc_0001")), "{rebuilt:?}");
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+    let again = sb.build_json(&root, &[]);
+    assert_eq!(
+        finished(&again)["fast_path"],
+        true,
+        "{:?}",
+        finished(&again)
+    );
 }

@@ -63,6 +63,7 @@ fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<Reso
         let stat = Stat::of(&meta);
         let target = fs::read_link(path)?;
         let digest = blake3::hash(target.as_os_str().as_encoded_bytes());
+        paths.record_link(path, stat, *digest.as_bytes());
         return Ok(ResolvedInput {
             label,
             path: path.to_path_buf(),

@@ -156,6 +156,20 @@ impl PathTable {
         })
     }
 
+    /// Enters the symlink at `path` as the check looks at it: its `lstat`
+    /// (`stat`, taken before its target was read) and the digest of its
+    /// target (what [`content_digest`](super::super::stat::content_digest)
+    /// gives a link), unless it moved since (then the next build reads it
+    /// again). Without an entry, every step that consults a link — a `dir:`
+    /// base's rootfs is full of them — was dirty at every build, and no
+    /// build of it was a no-op.
+    pub fn record_link(&self, path: &Path, stat: Stat, target_digest: Digest) {
+        let taken_ns = now_ns();
+        if Stat::of_path(path) == Some(stat) {
+            self.enter(path, stat, target_digest, taken_ns);
+        }
+    }
+
     /// The digest of a folder's listing (names and kinds), with the stat
     /// taken before it was listed.
     pub fn listing(&self, path: &Path) -> io::Result<(Stat, Digest)> {
