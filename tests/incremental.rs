@@ -425,18 +425,10 @@ fn a_copied_link_is_a_no_op_until_it_points_elsewhere() {
     // A `dir:` base's rootfs is full of links (the default python one too),
     // and services copy them: every build of such a workspace was dirty
     // (the state knew no entry for a link), so none was a no-op.
-    let sb = Sandbox::new();
-    let root = sb.path().join("repo");
-    generate(
-        &root,
-        MonorepoOptions {
-            services: SERVICES,
-            ..MonorepoOptions::default()
-        },
-    );
+    let (sb, root) = repo();
     let lib = root.join("services/svc-0001/lib");
     std::os::unix::fs::symlink("file-0.txt", lib.join("link.txt")).unwrap();
-    age_tree(&root);
+    age_tree(&lib);
     assert_eq!(finished(&sb.build_json(&root, &[]))["built"], STEPS);
     let again = sb.build_json(&root, &[]);
     assert_eq!(
