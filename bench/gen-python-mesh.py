@@ -3,7 +3,10 @@
 `kind: python` service (the default python base: scripts/python-rootfs.sh) running
 `python3 print_env.py` from /python, with a print_env.py of its own, and per service
 a Dockerfile that builds the same image with `docker build` on a base image named
-BASE (default `scone-python-base`, the same rootfs imported into dockerd).
+BASE (default `scone-python-base`, the same rootfs imported into dockerd). Also a
+build.ninja of the user's view of the tree, for the no-op against ninja: per service
+one stamp over its three files, and one over the Meshfile and the services' stamps
+(as `bench/noop.sh`'s generator writes for its trees).
 
     bench/gen-python-mesh.py N DIR [BASE]
 """
@@ -82,6 +85,18 @@ def main():
         ]
     with open(os.path.join(root, "mesh.yml"), "w") as f:
         f.write("\n".join(mesh) + "\n")
+    ninja = ["rule stamp", "  command = touch $out", ""]
+    stamps = []
+    for i in range(count):
+        name = f"py-{i:04}"
+        files = " ".join(f"services/{name}/{file}" for file in ("Dockerfile", "print_env.py", "service.yml"))
+        ninja.append(f"build stamps/{name}.stamp: stamp {files}")
+        stamps.append(f"stamps/{name}.stamp")
+    ninja.append(f"build stamps/mesh.stamp: stamp mesh.yml {' '.join(stamps)}")
+    ninja.append("default stamps/mesh.stamp")
+    os.makedirs(os.path.join(root, "stamps"), exist_ok=True)
+    with open(os.path.join(root, "build.ninja"), "w") as f:
+        f.write("\n".join(ninja) + "\n")
 
 
 if __name__ == "__main__":
