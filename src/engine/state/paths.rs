@@ -161,7 +161,7 @@ impl PathTable {
     /// target (what [`content_digest`](super::super::stat::content_digest)
     /// gives a link), unless it moved since (then the next build reads it
     /// again). Without an entry, every step that consults a link — a `dir:`
-    /// base's rootfs is full of them — was dirty at every build, and no
+    /// base's rootfs has them — was dirty at every build, and no
     /// build of it was a no-op.
     pub fn record_link(&self, path: &Path, stat: Stat, target_digest: Digest) {
         let taken_ns = now_ns();

@@ -96,10 +96,9 @@ impl Loader {
             Err(e) => {
                 let pos = e.span().map(|s| pos_of(&text, s.start)).unwrap_or_default();
                 let msg = e.message().trim().to_string();
-                self.diags.push(
-                    Diagnostic::new(ErrorKind::Config, file, pos, msg.clone())
-                        .with_hint(config_hint(&msg)),
-                );
+                let hint = config_hint(&msg);
+                self.diags
+                    .push(Diagnostic::new(ErrorKind::Config, file, pos, msg).with_hint(hint));
                 None
             }
         }

@@ -129,10 +129,7 @@ impl Loader {
                     &discover::walk(&root, &mut Vec::new()),
                     &svc.image.value,
                 ));
-                let under = match relative(&root, &self.cwd) {
-                    p if p.as_os_str().is_empty() => ".".to_string(),
-                    p => p.display().to_string(),
-                };
+                let under = relative(&root, &self.cwd).display().to_string();
                 let hint = match crate::manifest::suggest::did_you_mean(&svc.image.value, known.iter().map(String::as_str)) {
                     Some(best) => format!("did you mean `{best}`? (or add `manifest: <path>` to this service)"),
                     None if !unreadable.is_empty() => format!(
