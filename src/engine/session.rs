@@ -1,16 +1,15 @@
 //! One build in a target folder, start to end: [`Session::open`] takes the
 //! target lock; the build state is read when first asked for (a no-op reads
-//! only its fresh list, [`Session::fresh`]), or on a thread of its own from
-//! the moment the look at that list sees a path move, while the look goes
-//! on; [`Session::run`] runs a graph;
+//! only its fresh list, [`Session::fresh`]; a change reads the rest after
+//! the look, on both cores: see `state::codec::read`); [`Session::run`] runs
+//! a graph;
 //! [`Session::finish`] writes the next state — the last file of the build —
 //! and only then lets the lock go. Nothing a build writes is outside a
 //! session's lock.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::events::EventSink;
@@ -28,9 +27,6 @@ pub struct Session {
     /// Opened with the state on first use: a no-op whose fresh list holds
     /// never decodes the state ([`BuildState::fresh`]).
     store: OnceLock<Store>,
-    /// The state, being read on a thread of its own since the look at the
-    /// fresh list saw a path move ([`Session::fresh`]).
-    early: Mutex<Option<JoinHandle<BuildState>>>,
 }
 
 impl Session {
@@ -49,7 +45,6 @@ impl Session {
             dir: target_dir.to_path_buf(),
             lock,
             store: OnceLock::new(),
-            early: Mutex::new(None),
         })
     }
 
@@ -61,33 +56,7 @@ impl Session {
         key: &super::state::Digest,
         own: &[&std::ffi::OsStr],
     ) -> super::state::Look {
-        BuildState::fresh(&self.dir, key, own, &|| self.read_ahead())
-    }
-
-    /// Starts reading the state on a thread of its own, unless it is read
-    /// or being read: a look at the fresh list that saw a path move calls
-    /// it, so that the state is decoded on the core the look leaves idle
-    /// rather than after it (the state file is not written before
-    /// [`Session::finish`], under the lock this session holds).
-    fn read_ahead(&self) {
-        let Ok(mut early) = self.early.lock() else {
-            return;
-        };
-        if early.is_none() && self.store.get().is_none() {
-            let dir = self.dir.clone();
-            *early = std::thread::Builder::new()
-                .name("scone-state".into())
-                .spawn(move || BuildState::load(&dir))
-                .ok();
-        }
-    }
-
-    /// The last build's state: the one being read ahead, else read now.
-    fn load_state(&self) -> BuildState {
-        let early = self.early.lock().ok().and_then(|mut e| e.take());
-        early
-            .and_then(|handle| handle.join().ok())
-            .unwrap_or_else(|| BuildState::load(&self.dir))
+        BuildState::fresh(&self.dir, key, own)
     }
 
     /// The build directory, as given.
@@ -102,7 +71,7 @@ impl Session {
 
     pub fn store(&self) -> &Store {
         self.store
-            .get_or_init(|| Store::new(&self.dir, Arc::new(self.load_state())))
+            .get_or_init(|| Store::new(&self.dir, Arc::new(BuildState::load(&self.dir))))
     }
 
     /// Runs the graph (its scratch folders wiped before and after).

@@ -5,20 +5,29 @@
 //! The patches after it ([`super::patch`]) are applied as the file is read,
 //! up to the first that does not read. A damaged head reads as no state.
 //!
+//! The head is in two sealed parts, the paths and the rest, read and decoded
+//! on two threads at once (see [`read`]); the second part's seal also covers
+//! the first's, so that the two are always of one head.
+//!
 //! ```text
 //! head length (u64, little-endian)
-//! head:   "sconeST6", scone's version
-//! paths:  count, then per path: the length it shares with the one before,
-//!         the rest of its bytes, flags, [stat], [digest], taken_ns (in path
-//!         order, but for the paths patches appended, at the end)
-//! steps:  count, then per step (sorted): kind, unit, fingerprint, output,
-//!         its record's offset and length in the log and their blake3,
-//!         consults (path index ×4, + 2 when the expected digest
-//!         is written out, i.e. differs from the path table's, + 1 when the
-//!         consult is not watched)
-//! last:   present?, key, started_ns, watched paths, planned steps, warnings,
-//!         the plan (`crate::plan::stored`; empty: none)
-//!         checksum of the head
+//! head:   the first part's length, the path count (u64s, little-endian:
+//!         where to split, and a hint checked against the first part)
+//!   first part:
+//!   "sconeST7", scone's version
+//!   paths:  count, then per path: the length it shares with the one before,
+//!           the rest of its bytes, flags, [stat], [digest], taken_ns (in path
+//!           order, but for the paths patches appended, at the end)
+//!           seal of the first part
+//!   second part:
+//!   steps:  count, then per step (sorted): kind, unit, fingerprint, output,
+//!           its record's offset and length in the log and their blake3,
+//!           consults (path index ×4, + 2 when the expected digest
+//!           is written out, i.e. differs from the path table's, + 1 when the
+//!           consult is not watched)
+//!   last:   present?, key, started_ns, watched paths, planned steps, warnings,
+//!           the plan (`crate::plan::stored`; empty: none)
+//!           seal of the first part's seal and the second part
 //! { patch length (u64, little-endian), patch (`super::patch`) }*
 //! fresh:  the fresh list (`super::fresh`), sealed: all a no-op reads
 //! fresh length (u64, little-endian)
@@ -37,7 +46,15 @@ use super::{
 };
 use crate::watch::Watch;
 
-const MAGIC: &[u8; 8] = b"sconeST6";
+const MAGIC: &[u8; 8] = b"sconeST7";
+
+/// Marks a consult of the head whose expected digest the path table implies
+/// (see [`implied_by`]), decoded before the table is: its path index carries
+/// this bit until [`resolve_implied`] clears it. A table has fewer paths.
+const IMPLIED: u32 = 1 << 31;
+
+/// The head's own opening: the first part's length and the path count.
+const SPLIT: usize = 16;
 
 const HAS_STAT: u8 = 1;
 const HAS_DIGEST: u8 = 2;
@@ -160,9 +177,10 @@ pub fn encode(state: &BuildState) -> Option<Encoded> {
     })
 }
 
-/// The head, sealed.
+/// The head, in its two sealed parts.
 fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(head_capacity(state));
+    out.extend_from_slice(&[0; SPLIT]);
     out.extend_from_slice(MAGIC);
     put_var_bytes(
         &mut out,
@@ -185,13 +203,18 @@ fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
         put_known(&mut out, p.stat.as_ref(), p.digest.as_ref());
         put_zigzag(&mut out, p.taken_ns);
     }
+    seal_from(&mut out, SPLIT);
+    let first = out.len() - SPLIT;
+    out[..8].copy_from_slice(&(first as u64).to_le_bytes());
+    out[8..SPLIT].copy_from_slice(&(state.paths.len() as u64).to_le_bytes());
     put_var(&mut out, state.steps.len() as u64);
     let implied = |i: u32| state.paths.get(i as usize).and_then(implied_by);
     for s in &state.steps {
         put_step(&mut out, s, implied)?;
     }
     put_last(&mut out, state.last.as_ref());
-    seal_from(&mut out, 0);
+    // The first part's seal and the second part, sealed.
+    seal_from(&mut out, SPLIT + first - 32);
     Some(out)
 }
 
@@ -250,17 +273,57 @@ fn seal_from(out: &mut Vec<u8>, from: usize) {
 /// state is the one before it, which that build's files are checked
 /// against). `None` if the head is damaged, cut off, or written by another
 /// scone.
+///
+/// The head's two parts are read, unsealed and decoded at once, the paths
+/// on this thread and the steps and the last build on another: a change
+/// build reads the head while it looks at the fresh list, and waits for it
+/// after (`docs/performance.md`, "The head read on two threads").
 pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
     let size = file.metadata().ok()?.len();
-    let mut len = [0; 8];
-    file.read_exact_at(&mut len, 0).ok()?;
-    let head_end = u64::from_le_bytes(len).checked_add(8)?;
+    let mut opening = [0; 8 + SPLIT];
+    file.read_exact_at(&mut opening, 0).ok()?;
+    let number = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            opening.get(at..at + 8)?.try_into().ok()?,
+        ))
+    };
+    let head_end = number(0)?.checked_add(8)?;
+    let first_end = number(8)?.checked_add((8 + SPLIT) as u64)?;
+    let count = usize::try_from(number(16)?).ok()?;
+    // The second part is read with the first's seal, which its own covers.
+    let second_at = first_end.checked_sub(32)?;
+    if second_at < (8 + SPLIT) as u64 || first_end > head_end || head_end > size {
+        return None;
+    }
+    // A part of the file: never past its end (the lengths are not sealed).
+    let part = |from: u64, to: u64| -> Option<Vec<u8>> {
+        let len = to.checked_sub(from).filter(|_| to <= size)?;
+        let mut bytes = vec![0; usize::try_from(len).ok()?];
+        file.read_exact_at(&mut bytes, from).ok()?;
+        Some(bytes)
+    };
+    let (paths, rest) = std::thread::scope(|s| {
+        let rest = s.spawn(|| decode_rest(&part(second_at, head_end)?, count));
+        let paths = part((8 + SPLIT) as u64, first_end).and_then(|b| decode_paths(&b));
+        (paths, rest.join().ok().flatten())
+    });
+    let ((paths, sorted), (mut steps, last)) = (paths?, rest?);
+    if paths.len() != count {
+        return None;
+    }
+    resolve_implied(&mut steps, &paths)?;
+    let mut state = BuildState {
+        paths,
+        steps,
+        last,
+        ..BuildState::default()
+    };
+    let table = state.paths.len();
+    state.index_appended(sorted.unwrap_or(table));
     // The patches end where the fresh list starts, if its length says so.
     let fresh = fresh_at(&file, size).filter(|&at| at >= head_end);
-    let mut bytes = vec![0; usize::try_from(fresh.unwrap_or(size).checked_sub(8)?).ok()?];
-    file.read_exact_at(&mut bytes, 8).ok()?;
-    let (head, mut patches) = bytes.split_at_checked(usize::try_from(head_end - 8).ok()?)?;
-    let mut state = decode_head(head)?;
+    let patches = part(head_end, fresh.unwrap_or(size))?;
+    let mut patches = &patches[..];
     let (mut end, mut count) = (head_end, 0);
     while let Some(next) = super::patch::next(&mut state, &mut patches) {
         end += next;
@@ -284,21 +347,24 @@ pub fn decode(bytes: Vec<u8>, log: PathBuf) -> Option<BuildState> {
     read(File::open(path).ok()?, log)
 }
 
-/// The head of a state file; `None` if it is damaged, cut off, or written
-/// by another version of scone.
-fn decode_head(bytes: &[u8]) -> Option<BuildState> {
+/// The path table of the head's first part; with where its paths stop
+/// being in order (those after were appended by patches before the state
+/// was written whole: see `index_appended`). `None` if it is damaged, cut
+/// off, or written by another version of scone.
+fn decode_paths(bytes: &[u8]) -> Option<(Vec<PathEntry>, Option<usize>)> {
     let mut r = Reader(unseal(bytes)?);
     if r.take(8)? != MAGIC || r.var_bytes()? != super::super::fingerprint::tool_version().as_bytes()
     {
         return None;
     }
     let count = r.var_len()?;
+    if count >= IMPLIED as usize {
+        return None;
+    }
     // Room for the paths patches append: growing a table of 32,000 paths
     // by one copied 4 MB (capacity never written to is never touched).
     let mut paths: Vec<PathEntry> = Vec::with_capacity(count.min(1 << 24) * 5 / 4 + 1024);
     let mut joined: Vec<u8> = Vec::new();
-    // Where the paths stop being in order (those after were appended by
-    // patches before the state was written whole: see `index_appended`).
     let mut sorted = None;
     for i in 0..count {
         let shared = r.var_len()?;
@@ -322,26 +388,38 @@ fn decode_head(bytes: &[u8]) -> Option<BuildState> {
             taken_ns: r.zigzag()?,
         });
     }
-    let count = r.var_len()?;
-    let mut steps = Vec::with_capacity(count.min(1 << 24));
-    let implied = |i: u32| paths.get(i as usize).and_then(implied_by);
-    for _ in 0..count {
-        steps.push(step(&mut r, paths.len(), implied)?);
-    }
-    let last = last(&mut r, paths.len(), steps.len())?;
-    if !r.is_empty() {
+    r.is_empty().then_some((paths, sorted))
+}
+
+/// The steps and the last build of the head's second part (read with the
+/// first part's seal before it), for a table of `paths` paths; the consults
+/// the table implies are marked ([`IMPLIED`]) for [`resolve_implied`].
+fn decode_rest(bytes: &[u8], paths: usize) -> Option<(Vec<StepEntry>, Option<LastBuild>)> {
+    let mut r = Reader(unseal(bytes)?.get(32..)?);
+    if paths >= IMPLIED as usize {
         return None;
     }
-    let mut state = BuildState {
-        paths,
-        steps,
-        last,
-        ..BuildState::default()
-    };
-    let table = state.paths.len();
-    state.index_appended(sorted.unwrap_or(table));
-    Some(state)
+    let count = r.var_len()?;
+    let mut steps = Vec::with_capacity(count.min(1 << 24));
+    for _ in 0..count {
+        steps.push(step(&mut r, paths, |i| Some((i | IMPLIED, None)))?);
+    }
+    let last = last(&mut r, paths, steps.len())?;
+    r.is_empty().then_some((steps, last))
 }
+
+/// Fills in the expected digests of the consults [`decode_rest`] marked,
+/// from the path table; `None` if one cannot be implied.
+fn resolve_implied(steps: &mut [StepEntry], paths: &[PathEntry]) -> Option<()> {
+    for c in steps.iter_mut().flat_map(|s| s.consults.iter_mut()) {
+        if c.path & IMPLIED != 0 {
+            c.path &= !IMPLIED;
+            c.expect = implied_by(paths.get(c.path as usize)?)?;
+        }
+    }
+    Some(())
+}
+
 /// What a consult of a path with this entry depends on when the file does
 /// not write it out: what the entry holds (`None`: it cannot be implied, the
 /// entry knows no digest of a path that exists).
@@ -381,11 +459,14 @@ pub(super) fn put_step(
 }
 
 /// A step's entry as [`put_step`] wrote it; `paths`: how many paths the
-/// table has.
+/// table has. `implied(i)`: the path and expected digest of a consult of
+/// path `i` whose digest is not written out (the head's are marked, and
+/// resolved once its table is decoded: [`resolve_implied`]; a patch writes
+/// every digest out).
 pub(super) fn step(
     r: &mut Reader<'_>,
     paths: usize,
-    implied: impl Fn(u32) -> Option<Option<Digest>>,
+    implied: impl Fn(u32) -> Option<(u32, Option<Digest>)>,
 ) -> Option<StepEntry> {
     let kind = text(r)?;
     let unit = text(r)?;
@@ -400,8 +481,8 @@ pub(super) fn step(
         if path as usize >= paths {
             return None;
         }
-        let expect = if v & 2 != 0 {
-            known(r)?.1
+        let (path, expect) = if v & 2 != 0 {
+            (path, known(r)?.1)
         } else {
             implied(path)?
         };

@@ -323,23 +323,11 @@ fn stats_in<'a>(
 /// Whether the fresh list in `bytes` (sealed) holds for a build with `key`:
 /// its last build's summary if every listed path's `lstat` is the one listed,
 /// else the `lstat`s taken (see [`Look`]).
-/// `moved` is called as soon as a listed path is seen to have moved (maybe
-/// more than once, from any thread).
-pub(super) fn look(
-    bytes: Vec<u8>,
-    key: &Digest,
-    own: &[&OsStr],
-    moved: &(dyn Fn() + Sync),
-) -> Look {
-    look_at(bytes, key, own, moved).unwrap_or(Look::Unknown)
+pub(super) fn look(bytes: Vec<u8>, key: &Digest, own: &[&OsStr]) -> Look {
+    look_at(bytes, key, own).unwrap_or(Look::Unknown)
 }
 
-fn look_at(
-    bytes: Vec<u8>,
-    key: &Digest,
-    own: &[&OsStr],
-    on_moved: &(dyn Fn() + Sync),
-) -> Option<Look> {
+fn look_at(bytes: Vec<u8>, key: &Digest, own: &[&OsStr]) -> Option<Look> {
     let body = unseal(&bytes)?;
     let mut r = Reader(body);
     if r.take(8)? != MAGIC
@@ -371,7 +359,7 @@ fn look_at(
     let cwd = cwd.as_ref().map(|c| c.as_os_str().as_encoded_bytes());
     let looked: Vec<Chunk> = chunks
         .par_iter()
-        .map(|range| look_at_chunk(&bytes[range.clone()], cwd, own, on_moved))
+        .map(|range| look_at_chunk(&bytes[range.clone()], cwd, own))
         .collect::<Option<_>>()?;
     if looked.iter().all(|c| matches!(c, Chunk::Held(_))) {
         return Some(Look::Holds(FreshBuild { steps, warnings }));
@@ -438,12 +426,7 @@ fn walk(chunk: &[u8], mut each: impl FnMut(&[u8], &[u8], Then) -> bool) -> Optio
 
 /// Whether every path of one chunk is as listed; `None` if the chunk does
 /// not decode.
-fn look_at_chunk(
-    chunk: &[u8],
-    cwd: Option<&[u8]>,
-    own: &[&OsStr],
-    on_moved: &(dyn Fn() + Sync),
-) -> Option<Chunk> {
+fn look_at_chunk(chunk: &[u8], cwd: Option<&[u8]>, own: &[&OsStr]) -> Option<Chunk> {
     let mut moved = false;
     let mut by_digest = Vec::new();
     let mut now_bytes = Vec::with_capacity(64);
@@ -475,7 +458,6 @@ fn look_at_chunk(
         holds
     })?;
     Some(if moved {
-        on_moved();
         Chunk::Moved
     } else {
         Chunk::Held(by_digest)

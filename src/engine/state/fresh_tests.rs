@@ -9,7 +9,7 @@ fn stat_of(path: &Path) -> Stat {
 }
 
 fn holds(bytes: &[u8], key: &Digest, own: &[&OsStr]) -> Option<FreshBuild> {
-    look(bytes.to_vec(), key, own, &|| {}).into_fresh()
+    look(bytes.to_vec(), key, own).into_fresh()
 }
 
 /// Writes `file` with an mtime long past (its stat is never racy).
@@ -142,7 +142,7 @@ fn a_list_of_many_chunks_sees_a_change_in_any_of_them() {
     );
     // Every listed path's stat is taken, in path-table order, as the
     // check would take them itself; with them the check answers the same.
-    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
+    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[]) else {
         panic!("a moved path gives the stats taken");
     };
     let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();
@@ -153,7 +153,7 @@ fn a_list_of_many_chunks_sees_a_change_in_any_of_them() {
     assert_eq!(held, [true, true, false], "the third chunk moved");
     let stats: Vec<_> = stats.into_iter().flat_map(|(s, _)| s).collect();
     assert_eq!(stats, super::super::super::stat::stat_all(&paths));
-    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
+    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[]) else {
         panic!("moved");
     };
     let other = |j: usize| state.paths[j + 1].path.as_os_str().as_bytes();
@@ -165,7 +165,7 @@ fn a_list_of_many_chunks_sees_a_change_in_any_of_them() {
     // The same number of paths, one of them another: not used either,
     // whichever chunk it is in.
     for changed in [0, CHUNK + 3, paths.len() - 1] {
-        let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
+        let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[]) else {
             panic!("moved");
         };
         let elsewhere = dir.path().join("elsewhere");
@@ -175,7 +175,7 @@ fn a_list_of_many_chunks_sees_a_change_in_any_of_them() {
         };
         assert_eq!(taken.stats_of(paths.len(), wanted), None, "path {changed}");
     }
-    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[], &|| {}) else {
+    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &[]) else {
         panic!("moved");
     };
     let (with, without) = (
@@ -281,7 +281,7 @@ fn the_stats_handed_to_the_check_are_the_stats_now() {
     // second chunk changes.
     std::fs::write(root.join("scone.lock"), "lock").unwrap();
     std::fs::write(files.last().unwrap(), "changed").unwrap();
-    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &own, &|| {}) else {
+    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &own) else {
         panic!("a moved path gives the stats taken");
     };
     let paths: Vec<&Path> = state.paths.iter().map(|e| e.path.as_path()).collect();
@@ -312,7 +312,7 @@ fn the_check_does_not_list_again_what_the_look_held_by_its_listing() {
     let bytes = encode(&state);
     std::fs::write(root.join("scone.lock"), "lock").unwrap();
     std::fs::write(files.last().unwrap(), "changed").unwrap();
-    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &own, &|| {}) else {
+    let Look::Moved(taken) = look(bytes.clone(), &[1; 32], &own) else {
         panic!("a moved path gives the stats taken");
     };
     // A name the build did not write, after the look.

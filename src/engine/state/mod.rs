@@ -251,21 +251,13 @@ impl BuildState {
     /// build with `key`: if it holds, [`Self::check`] would answer
     /// [`Verdict::Fresh`], and the rest of the state need not be read; if a
     /// listed path moved, the `lstat`s taken, for [`Self::check_with`] (see
-    /// [`fresh`]). `own` as for [`Self::check`]. `moved` is called as soon
-    /// as a listed path is seen to have moved (maybe more than once, from any
-    /// thread): the state will be read, and may be read while the look goes
-    /// on.
-    pub fn fresh(
-        target: &Path,
-        key: &Digest,
-        own: &[&std::ffi::OsStr],
-        moved: &(dyn Fn() + Sync),
-    ) -> Look {
+    /// [`fresh`]). `own` as for [`Self::check`].
+    pub fn fresh(target: &Path, key: &Digest, own: &[&std::ffi::OsStr]) -> Look {
         let Some(file) = records::open_regular(&target.join(".scone").join(FILE)) else {
             return Look::Unknown;
         };
         match codec::read_fresh(&file) {
-            Some(bytes) => fresh::look(bytes, key, own, moved),
+            Some(bytes) => fresh::look(bytes, key, own),
             None => Look::Unknown,
         }
     }

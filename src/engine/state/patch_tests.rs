@@ -303,11 +303,11 @@ fn a_cut_patch_leaves_the_state_before_it() {
     // Its fresh list reads: `src/a`, edited by the build that was cut off,
     // is seen to have moved since the state the file holds.
     assert!(matches!(
-        BuildState::fresh(w.root(), &[7; 32], &[], &|| {}),
+        BuildState::fresh(w.root(), &[7; 32], &[]),
         super::super::Look::Moved(_)
     ));
     w.build(&[("a", 1, None)], false);
-    let fresh = BuildState::fresh(w.root(), &[7; 32], &[], &|| {});
+    let fresh = BuildState::fresh(w.root(), &[7; 32], &[]);
     assert!(fresh.into_fresh().is_some(), "then nothing moved");
 }
 
@@ -454,15 +454,12 @@ fn an_output_folder_is_held_by_its_pinned_stat_alone() {
         .unwrap();
     assert_eq!((entry.stat, entry.digest), (Some(stat), None), "not listed");
     assert!(
-        matches!(
-            BuildState::fresh(w.root(), &[7; 32], &[], &|| {}),
-            Look::Holds(_)
-        ),
+        matches!(BuildState::fresh(w.root(), &[7; 32], &[]), Look::Holds(_)),
         "held by its stat"
     );
     fs::write(out.join("foreign"), "x").unwrap();
     assert!(matches!(
-        BuildState::fresh(w.root(), &[7; 32], &[], &|| {}),
+        BuildState::fresh(w.root(), &[7; 32], &[]),
         Look::Moved(_)
     ));
     match state.check(&[7; 32], &[]) {

@@ -158,7 +158,7 @@ fn the_codec_round_trips_and_damage_is_no_state() {
     // Damage in the head is no state; in the fresh list after it (or its
     // length), the head still reads, and a no-op finds no list.
     let head_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    for at in [0, 8, head_end / 2, head_end - 1] {
+    for at in [0, 8, 16, 24, head_end / 2, head_end - 1] {
         let mut damaged = bytes.clone();
         damaged[at] ^= 1;
         assert!(
@@ -177,10 +177,7 @@ fn the_codec_round_trips_and_damage_is_no_state() {
         assert_eq!(back.steps[0].consults, s.steps[0].consults);
         fs::write(dir.path().join(".scone").join(FILE), &tail).unwrap();
         assert!(
-            matches!(
-                BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
-                Look::Unknown
-            ),
+            matches!(BuildState::fresh(dir.path(), &[7; 32], &[]), Look::Unknown),
             "no list"
         );
     }
@@ -293,16 +290,13 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let dir = tempfile::tempdir().unwrap();
     let (a, bytes) = one_step_written(dir.path());
     let file = dir.path().join(".scone").join(FILE);
-    let fresh = BuildState::fresh(dir.path(), &[7; 32], &[], &|| {})
+    let fresh = BuildState::fresh(dir.path(), &[7; 32], &[])
         .into_fresh()
         .expect("the list holds");
     assert_eq!(fresh.steps, 1);
     assert_eq!(fresh.warnings, ["w"]);
     assert!(
-        matches!(
-            BuildState::fresh(dir.path(), &[8; 32], &[], &|| {}),
-            Look::Unknown
-        ),
+        matches!(BuildState::fresh(dir.path(), &[8; 32], &[]), Look::Unknown),
         "another key"
     );
 
@@ -311,7 +305,7 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     let mut damaged = bytes.clone();
     damaged[8 + 20] ^= 1;
     fs::write(&file, &damaged).unwrap();
-    assert!(BuildState::fresh(dir.path(), &[7; 32], &[], &|| {})
+    assert!(BuildState::fresh(dir.path(), &[7; 32], &[])
         .into_fresh()
         .is_some());
     assert!(BuildState::load(dir.path()).last.is_none());
@@ -324,7 +318,7 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     foreign[end - 8..].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
     fs::write(&file, &foreign).unwrap();
     assert!(matches!(
-        BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
+        BuildState::fresh(dir.path(), &[7; 32], &[]),
         Look::Unknown
     ));
     let mut foreign = bytes.clone();
@@ -337,7 +331,7 @@ fn a_no_op_reads_only_the_fresh_list_and_a_foreign_length_is_not_allocated() {
     fs::write(&file, &bytes).unwrap();
     fs::write(&a, "b").unwrap();
     assert!(matches!(
-        BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
+        BuildState::fresh(dir.path(), &[7; 32], &[]),
         Look::Moved(_)
     ));
 }
@@ -378,7 +372,7 @@ fn the_record_log_is_never_written_or_read_through_a_link() {
     std::os::unix::fs::symlink(&copy, &file).unwrap();
     assert!(BuildState::load(dir.path()).last.is_none());
     assert!(matches!(
-        BuildState::fresh(dir.path(), &[7; 32], &[], &|| {}),
+        BuildState::fresh(dir.path(), &[7; 32], &[]),
         Look::Unknown
     ));
     fs::remove_file(&file).unwrap();
@@ -390,30 +384,44 @@ fn the_record_log_is_never_written_or_read_through_a_link() {
     assert!(BuildState::load(dir.path()).last.is_none());
 }
 
+/// A state file made of `first`'s head up to the end of its first part
+/// and `second`'s after it: the lengths made to fit, `second`'s fresh
+/// list after.
+fn spliced(first: &[u8], second: &[u8]) -> Vec<u8> {
+    let number =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    let first_end = |b: &[u8]| 24 + number(b, 8);
+    let head_end = |b: &[u8]| 8 + number(b, 0);
+    let mut out = first[..first_end(first)].to_vec();
+    out.extend_from_slice(&second[first_end(second)..head_end(second)]);
+    let head_len = (out.len() - 8) as u64;
+    out[..8].copy_from_slice(&head_len.to_le_bytes());
+    out.extend_from_slice(&second[head_end(second)..]);
+    out
+}
+
 #[test]
-fn the_look_says_when_a_path_moved_and_only_then() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let dir = tempfile::tempdir().unwrap();
-    let (a, _) = one_step_written(dir.path());
-    let calls = AtomicUsize::new(0);
-    let moved = || {
-        calls.fetch_add(1, Ordering::Relaxed);
-    };
-    assert!(matches!(
-        BuildState::fresh(dir.path(), &[7; 32], &[], &moved),
-        Look::Holds(_)
-    ));
-    assert_eq!(
-        calls.load(Ordering::Relaxed),
-        0,
-        "a no-op reads nothing more"
-    );
-    fs::write(&a, "b").unwrap();
-    assert!(matches!(
-        BuildState::fresh(dir.path(), &[7; 32], &[], &moved),
-        Look::Moved(_)
-    ));
-    assert!(calls.load(Ordering::Relaxed) >= 1, "a moved path is told");
+fn the_two_parts_of_a_head_are_of_one_head() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_, a) = one_step_written(one.path());
+    let (_, b) = one_step_written(two.path());
+    // Each file spliced with itself is itself, and reads.
+    assert_eq!(spliced(&a, &a), a);
+    assert!(codec::decode(spliced(&b, &b), log(two.path())).is_some());
+    // The paths of one state with the steps of another (both sealed with
+    // this user's key): no state.
+    assert!(codec::decode(spliced(&a, &b), log(two.path())).is_none());
+    assert!(codec::decode(spliced(&b, &a), log(one.path())).is_none());
+    // The opening's lengths are not sealed: any other split is no state.
+    for (at, by) in [(8, 1u64), (8, u64::MAX), (16, 1), (0, 1)] {
+        let mut moved = a.clone();
+        let n = u64::from_le_bytes(moved[at..at + 8].try_into().unwrap());
+        moved[at..at + 8].copy_from_slice(&n.wrapping_add(by).to_le_bytes());
+        assert!(
+            codec::decode(moved, log(one.path())).is_none(),
+            "the number at {at} moved by {by}"
+        );
+    }
 }
 
 #[test]
