@@ -276,8 +276,9 @@ fn seal_from(out: &mut Vec<u8>, from: usize) {
 ///
 /// The head's two parts are read, unsealed and decoded at once, the paths
 /// on this thread and the steps and the last build on another: a change
-/// build reads the head while it looks at the fresh list, and waits for it
-/// after (`docs/performance.md`, "The head read on two threads").
+/// build reads the head after its look at the fresh list, when both cores
+/// are free (`docs/performance.md`, "The head read on two threads after the
+/// look").
 pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
     let size = file.metadata().ok()?.len();
     let mut opening = [0; 8 + SPLIT];
@@ -302,10 +303,16 @@ pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
         file.read_exact_at(&mut bytes, from).ok()?;
         Some(bytes)
     };
+    let rest = || decode_rest(&part(second_at, head_end)?, count);
     let (paths, rest) = std::thread::scope(|s| {
-        let rest = s.spawn(|| decode_rest(&part(second_at, head_end)?, count));
+        // A thread that cannot be made: the second part after the first.
+        let second = std::thread::Builder::new().spawn_scoped(s, rest).ok();
         let paths = part((8 + SPLIT) as u64, first_end).and_then(|b| decode_paths(&b));
-        (paths, rest.join().ok().flatten())
+        let rest = match second {
+            Some(thread) => thread.join().ok().flatten(),
+            None => rest(),
+        };
+        (paths, rest)
     });
     let ((paths, sorted), (mut steps, last)) = (paths?, rest?);
     if paths.len() != count {

@@ -177,39 +177,53 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
                     .map(|(e, _)| e.path.as_os_str().len() + 100)
                     .sum(),
             );
-            put_var(&mut out, listed.chunks(CHUNK).len() as u64);
-            let (mut chunk, mut stat) = (Vec::new(), Vec::new());
-            for part in listed.chunks(CHUNK) {
-                chunk.clear();
-                put_var(&mut chunk, part.len() as u64);
-                let mut previous: &[u8] = &[];
-                for (entry, need) in part {
-                    let bytes = entry.path.as_os_str().as_encoded_bytes();
-                    let shared = bytes
-                        .iter()
-                        .zip(previous)
-                        .take_while(|(a, b)| a == b)
-                        .count();
-                    put_var(&mut chunk, shared as u64);
-                    put_var_bytes(&mut chunk, &bytes[shared..]);
-                    previous = bytes;
-                    stat_bytes(need.stat.as_ref(), &mut stat);
-                    put_var_bytes(&mut chunk, &stat);
-                    match need.then {
-                        Then::Stat => chunk.push(0),
-                        Then::StatOrDigest { racy, digest } => {
-                            chunk.push(1 + u8::from(racy));
-                            chunk.extend_from_slice(&digest);
-                        }
-                    }
-                }
-                put_var_bytes(&mut out, &chunk);
+            // Each chunk on its own, on every core (the build's steps are
+            // done: the pool is idle), then one after the other.
+            let chunks: Vec<Vec<u8>> = listed.par_chunks(CHUNK).map(encode_chunk).collect();
+            put_var(&mut out, chunks.len() as u64);
+            for chunk in &chunks {
+                put_var_bytes(&mut out, chunk);
             }
         }
         _ => out.push(0),
     }
     seal(&mut out);
     out
+}
+
+/// One chunk of the list: its count, then each path as the module
+/// documentation lays it out.
+fn encode_chunk(part: &[(&PathEntry, &Need)]) -> Vec<u8> {
+    let mut chunk = Vec::with_capacity(
+        part.iter()
+            .map(|(e, _)| e.path.as_os_str().len() + 100)
+            .sum::<usize>()
+            + 10,
+    );
+    let mut stat = Vec::new();
+    put_var(&mut chunk, part.len() as u64);
+    let mut previous: &[u8] = &[];
+    for (entry, need) in part {
+        let bytes = entry.path.as_os_str().as_encoded_bytes();
+        let shared = bytes
+            .iter()
+            .zip(previous)
+            .take_while(|(a, b)| a == b)
+            .count();
+        put_var(&mut chunk, shared as u64);
+        put_var_bytes(&mut chunk, &bytes[shared..]);
+        previous = bytes;
+        stat_bytes(need.stat.as_ref(), &mut stat);
+        put_var_bytes(&mut chunk, &stat);
+        match need.then {
+            Then::Stat => chunk.push(0),
+            Then::StatOrDigest { racy, digest } => {
+                chunk.push(1 + u8::from(racy));
+                chunk.extend_from_slice(&digest);
+            }
+        }
+    }
+    chunk
 }
 
 /// What looking at the fresh list found.
