@@ -8,7 +8,11 @@ builds, as `hyperfine` does) keeps slow drifts of a shared machine out of the
 ratio. Every build starts with the page cache written back (`sync`), and the
 edit lands 100 ms before the build, as a person's would.
 
-    change.py SCONE M1000 M1 RUNS OUT.json
+    change.py SCONE M1000 M1 RUNS OUT.json [EDITED]
+
+EDITED: the file edited, relative to M1000 (default: a file of svc-0500, as
+`bench/suite.sh` generates it; `services/py-0500/print_env.py` for a tree of
+`bench/gen-python-mesh.py`, with M1 a one-service tree of the same script).
 """
 import json
 import os
@@ -28,17 +32,21 @@ def timed(cmd, cwd):
 def main():
     scone, big, small, runs, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
     build = [scone, "build", "-f", "mesh.yml", "-q"]
-    edited = os.path.join(big, "services", "svc-0500", "lib", "file-1.txt")
+    edited = os.path.join(big, sys.argv[6] if len(sys.argv) > 6 else "services/svc-0500/lib/file-1.txt")
+    # Each edit keeps what the file held and adds a line (a comment, for a
+    # python file).
+    with open(edited) as f:
+        held = f.read()
     rows = []
     # Warm-up: both trees built, both records written.
     for _ in range(2):
         with open(edited, "w") as f:
-            f.write(str(time.time_ns()))
+            f.write(f"{held}# {time.time_ns()}\n")
         time.sleep(0.1)
         timed(build, big)
     for _ in range(runs):
         with open(edited, "w") as f:
-            f.write(str(time.time_ns()))
+            f.write(f"{held}# {time.time_ns()}\n")
         subprocess.run(["sync"], check=True)
         time.sleep(0.1)
         change = timed(build, big)
