@@ -2,7 +2,7 @@
 //! `lstat` per path it consulted (in parallel), hashing nothing.
 
 use super::super::stat::{content_digest, listing_digest, stat_all, Stat};
-use super::{BuildState, Digest, Watched};
+use super::{BuildState, Consult, Digest, Watched};
 use crate::watch::Watch;
 
 /// The `lstat`s a check took (after the build started), by path-table index:
@@ -125,19 +125,28 @@ pub(super) fn check(
             },
         }
     };
+    // Each planned step's first changed consult, on every core (the check
+    // runs after the look, when the pool is idle).
+    use rayon::prelude::*;
+    let changed: Vec<Option<&Consult>> = last
+        .steps
+        .par_iter()
+        .map(|&s| {
+            state.steps[s as usize]
+                .consults
+                .iter()
+                .filter(|c| c.watched)
+                .find(|c| digest_now(c.path) != Some(c.expect))
+        })
+        .collect();
     let mut dirty = vec![true; state.steps.len()];
     let mut reason = None;
-    for &s in &last.steps {
-        let step = &state.steps[s as usize];
-        let changed = step
-            .consults
-            .iter()
-            .filter(|c| c.watched)
-            .find(|c| digest_now(c.path) != Some(c.expect));
+    for (&s, changed) in last.steps.iter().zip(changed) {
         dirty[s as usize] = changed.is_some();
         if let (None, Some(c)) = (&reason, changed) {
             let path = &state.paths[c.path as usize].path;
-            reason = Some(format!("{} changed ({})", path.display(), step.id));
+            let step = &state.steps[s as usize].id;
+            reason = Some(format!("{} changed ({step})", path.display()));
         }
     }
     let must_prune = prune.is_some();
