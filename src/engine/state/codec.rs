@@ -104,6 +104,18 @@ pub(super) fn known(r: &mut Reader<'_>) -> Option<(Option<Stat>, Option<Digest>)
     Some((stat, digest))
 }
 
+/// A path's bytes as the length it shares with `previous` and the rest:
+/// sorted paths share long prefixes.
+pub(super) fn put_path(out: &mut Vec<u8>, bytes: &[u8], previous: &[u8]) {
+    let shared = bytes
+        .iter()
+        .zip(previous)
+        .take_while(|(a, b)| a == b)
+        .count();
+    put_var(out, shared as u64);
+    put_var_bytes(out, &bytes[shared..]);
+}
+
 fn digest(r: &mut Reader<'_>) -> Option<Digest> {
     r.take(32)?.try_into().ok()
 }
@@ -189,16 +201,8 @@ fn encode_head(state: &BuildState) -> Option<Vec<u8>> {
     put_var(&mut out, state.paths.len() as u64);
     let mut previous: &[u8] = &[];
     for p in &state.paths {
-        // Sorted paths share long prefixes: each is written as the length it
-        // shares with the one before, and the rest.
         let bytes = p.path.as_os_str().as_encoded_bytes();
-        let shared = bytes
-            .iter()
-            .zip(previous)
-            .take_while(|(a, b)| a == b)
-            .count();
-        put_var(&mut out, shared as u64);
-        put_var_bytes(&mut out, &bytes[shared..]);
+        put_path(&mut out, bytes, previous);
         previous = bytes;
         put_known(&mut out, p.stat.as_ref(), p.digest.as_ref());
         put_zigzag(&mut out, p.taken_ns);

@@ -205,13 +205,7 @@ fn encode_chunk(part: &[(&PathEntry, &Need)]) -> Vec<u8> {
     let mut previous: &[u8] = &[];
     for (entry, need) in part {
         let bytes = entry.path.as_os_str().as_encoded_bytes();
-        let shared = bytes
-            .iter()
-            .zip(previous)
-            .take_while(|(a, b)| a == b)
-            .count();
-        put_var(&mut chunk, shared as u64);
-        put_var_bytes(&mut chunk, &bytes[shared..]);
+        super::codec::put_path(&mut chunk, bytes, previous);
         previous = bytes;
         stat_bytes(need.stat.as_ref(), &mut stat);
         put_var_bytes(&mut chunk, &stat);
