@@ -52,7 +52,10 @@ pub(super) fn check(
 ) -> Verdict {
     let full = |reason: String| Verdict::Full { reason };
     let Some(last) = &state.last else {
-        return full("no earlier build finished in this target folder".into());
+        return full(match state.unread {
+            true => "the build state was written by another version of scone, or is damaged".into(),
+            false => "no earlier build finished in this target folder".into(),
+        });
     };
     if &last.key != key {
         return full(

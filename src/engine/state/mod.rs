@@ -185,6 +185,9 @@ pub struct BuildState {
     /// (the next patch goes there), and how long its head is: `None` if it
     /// was not read from a file.
     file: Option<codec::Extent>,
+    /// There was a state file, and it did not read: another scone's (the
+    /// first build after an upgrade), or damaged.
+    unread: bool,
 }
 
 impl StepEntry {
@@ -227,7 +230,12 @@ impl BuildState {
     pub fn load(target: &Path) -> BuildState {
         let dir = target.join(".scone");
         match records::open_regular(&dir.join(FILE)) {
-            Some(file) => codec::read(file, dir.join(records::FILE)).unwrap_or_default(),
+            Some(file) => {
+                codec::read(file, dir.join(records::FILE)).unwrap_or_else(|| BuildState {
+                    unread: true,
+                    ..BuildState::default()
+                })
+            }
             None => BuildState::default(),
         }
     }

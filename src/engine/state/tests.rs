@@ -401,6 +401,35 @@ fn spliced(first: &[u8], second: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn a_state_that_does_not_read_is_named_as_such_not_as_no_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let reason = |state: BuildState| match state.check(&[7; 32], &[]) {
+        Verdict::Full { reason } => reason,
+        other => panic!("a full build, not {other:?}"),
+    };
+    assert!(reason(BuildState::load(dir.path())).contains("no earlier build finished"));
+    let (_, bytes) = one_step_written(dir.path());
+    let file = dir.path().join(".scone").join(FILE);
+    // Another scone's (a byte of its version flipped; its seal fails too).
+    let mut other = bytes.clone();
+    let version = super::super::fingerprint::tool_version();
+    let version = version.as_bytes();
+    let at = bytes
+        .windows(version.len())
+        .position(|w| w == version)
+        .unwrap();
+    other[at] ^= 1;
+    for unread in [other, b"not a state".to_vec()] {
+        fs::write(&file, &unread).unwrap();
+        let said = reason(BuildState::load(dir.path()));
+        assert!(
+            said.contains("another version of scone, or is damaged"),
+            "{said}"
+        );
+    }
+}
+
+#[test]
 fn the_two_parts_of_a_head_are_of_one_head() {
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (_, a) = one_step_written(one.path());
