@@ -407,7 +407,7 @@ fn a_state_that_does_not_read_is_named_as_such_not_as_no_build() {
         Verdict::Full { reason } => reason,
         other => panic!("a full build, not {other:?}"),
     };
-    assert!(reason(BuildState::load(dir.path())).contains("no earlier build finished"));
+    assert!(reason(BuildState::load(dir.path())).contains("no earlier build in this target folder"));
     let (_, bytes) = one_step_written(dir.path());
     let file = dir.path().join(".scone").join(FILE);
     // Another scone's (a byte of its version flipped; its seal fails too).
