@@ -1,7 +1,7 @@
 //! One build in a target folder, start to end: [`Session::open`] takes the
 //! target lock; the build state is read when first asked for (a no-op reads
 //! only its fresh list, [`Session::fresh`]; a change reads the rest after
-//! the look, on both cores: see `state::codec::read`); [`Session::run`] runs
+//! the look, on both cores: see `state::head::read`); [`Session::run`] runs
 //! a graph;
 //! [`Session::finish`] writes the next state — the last file of the build —
 //! and only then lets the lock go. Nothing a build writes is outside a

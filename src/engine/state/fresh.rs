@@ -170,7 +170,7 @@ pub(super) fn encode(state: &BuildState) -> Vec<u8> {
                 .filter_map(|(entry, need)| Some((entry, need.as_ref()?)))
                 .collect();
             // A listed path takes at most its bytes and 100 more: the
-            // buffer never grows (see `codec::head_capacity`).
+            // buffer never grows (see `head::head_capacity`).
             out.reserve(
                 listed
                     .iter()

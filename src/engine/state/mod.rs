@@ -53,6 +53,7 @@ mod check;
 mod codec;
 mod fields;
 mod fresh;
+mod head;
 mod next;
 mod patch;
 mod paths;
@@ -184,7 +185,7 @@ pub struct BuildState {
     /// Where the state file this was read from ends its head and patches
     /// (the next patch goes there), and how long its head is: `None` if it
     /// was not read from a file.
-    file: Option<codec::Extent>,
+    file: Option<head::Extent>,
     /// There was a state file, and it did not read: another scone's (the
     /// first build after an upgrade), or damaged.
     unread: bool,
@@ -230,12 +231,10 @@ impl BuildState {
     pub fn load(target: &Path) -> BuildState {
         let dir = target.join(".scone");
         match records::open_regular(&dir.join(FILE)) {
-            Some(file) => {
-                codec::read(file, dir.join(records::FILE)).unwrap_or_else(|| BuildState {
-                    unread: true,
-                    ..BuildState::default()
-                })
-            }
+            Some(file) => head::read(file, dir.join(records::FILE)).unwrap_or_else(|| BuildState {
+                unread: true,
+                ..BuildState::default()
+            }),
             None => BuildState::default(),
         }
     }
@@ -249,7 +248,7 @@ impl BuildState {
             return crate::durable::remove_all(&dir.join(records::FILE));
         }
         records::commit(&mut state, &dir, true)?;
-        match codec::encode(&state) {
+        match head::encode(&state) {
             Some(encoded) => crate::durable::write_parts_checked(&dir.join(FILE), &encoded.parts()),
             None => Ok(()),
         }
@@ -264,7 +263,7 @@ impl BuildState {
         let Some(file) = records::open_regular(&target.join(".scone").join(FILE)) else {
             return Look::Unknown;
         };
-        match codec::read_fresh(&file) {
+        match head::read_fresh(&file) {
             Some(bytes) => fresh::look(bytes, key, own),
             None => Look::Unknown,
         }

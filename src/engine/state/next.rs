@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use super::super::id::StepId;
 use super::super::record::ActionRecord;
 use super::super::stat::{content_digest, listing_digest, now_ns, pin_mtime, Stat};
-use super::{codec, path_key, BuildState, Consult, Digest, PathEntry, PathTable, StepEntry};
+use super::{head, path_key, BuildState, Consult, Digest, PathEntry, PathTable, StepEntry};
 use super::{is_own_name, RecordAt, FILE};
 use crate::watch::Watch;
 
@@ -214,7 +214,7 @@ impl NextState {
         let mut state = super::assemble::assemble(made, &mut previous, &churned, &dir);
         super::records::commit(&mut state, &dir, false)?;
         let file = dir.join(FILE);
-        match codec::encode(&state) {
+        match head::encode(&state) {
             Some(encoded) => crate::durable::write_parts_checked(&file, &encoded.parts())?,
             None => crate::durable::remove_all(&file)?,
         }

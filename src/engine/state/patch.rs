@@ -48,7 +48,8 @@ use std::sync::Arc;
 
 use super::super::stat::Stat;
 use super::super::wire::{put_var, put_var_bytes, put_zigzag, seal, unseal, Reader};
-use super::codec::{self, Extent};
+use super::codec;
+use super::head::{self, Extent};
 use super::next::{churn, hold_records, refresh_churned, Made};
 use super::{
     path_key, BuildState, Consult, Digest, LastBuild, PathEntry, StepEntry, Watched, FILE,
@@ -116,7 +117,7 @@ pub(super) fn write(
             ];
             append(&path, file.end, &parts)
         }
-        None => match codec::encode(state) {
+        None => match head::encode(state) {
             Some(whole) => crate::durable::write_parts_checked(&path, &whole.parts()),
             None => crate::durable::remove_all(&path),
         },

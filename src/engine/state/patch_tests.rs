@@ -405,7 +405,7 @@ fn a_step_is_found_where_it_was_planned_and_elsewhere() {
 /// quarter of the head and [`super::SLACK`] — each bound on its own.
 #[test]
 fn a_patch_follows_while_the_patches_are_few_and_short() {
-    use super::super::codec::Extent;
+    use super::super::head::Extent;
     use super::{has_room, HEAD_PER_PATCHES, MOST, SLACK};
     let head = 4_000_000;
     let at = |patches: u32, bytes: u64| Extent {

@@ -98,7 +98,7 @@ fn written(s: &mut BuildState, dir: &Path) -> Vec<u8> {
     let store = dir.join(".scone");
     fs::create_dir_all(&store).unwrap();
     records::commit(s, &store, false).unwrap();
-    codec::encode(s).unwrap().to_vec()
+    head::encode(s).unwrap().to_vec()
 }
 
 /// A file `a` and a `mesh.yml` in `dir`, and the state of one step that
@@ -145,7 +145,7 @@ fn the_codec_round_trips_and_damage_is_no_state() {
         [7; 32],
     );
     let bytes = written(&mut s, dir.path());
-    let back = codec::decode(bytes.clone(), log(dir.path())).unwrap();
+    let back = head::decode(bytes.clone(), log(dir.path())).unwrap();
     assert_eq!(back.paths, s.paths);
     assert_eq!(back.steps.len(), 1);
     assert_eq!(back.steps[0].consults, s.steps[0].consults);
@@ -162,7 +162,7 @@ fn the_codec_round_trips_and_damage_is_no_state() {
         let mut damaged = bytes.clone();
         damaged[at] ^= 1;
         assert!(
-            codec::decode(damaged, log(dir.path())).is_none(),
+            head::decode(damaged, log(dir.path())).is_none(),
             "a flipped byte at {at}"
         );
     }
@@ -172,7 +172,7 @@ fn the_codec_round_trips_and_damage_is_no_state() {
     let mut fresh_damaged = bytes.clone();
     fresh_damaged[head_end + 3] ^= 1;
     for tail in [cut, longer, fresh_damaged] {
-        let back = codec::decode(tail.clone(), log(dir.path())).expect("the head reads");
+        let back = head::decode(tail.clone(), log(dir.path())).expect("the head reads");
         assert_eq!(back.paths, s.paths);
         assert_eq!(back.steps[0].consults, s.steps[0].consults);
         fs::write(dir.path().join(".scone").join(FILE), &tail).unwrap();
@@ -181,7 +181,7 @@ fn the_codec_round_trips_and_damage_is_no_state() {
             "no list"
         );
     }
-    assert!(codec::decode(bytes[..head_end - 1].to_vec(), log(dir.path())).is_none());
+    assert!(head::decode(bytes[..head_end - 1].to_vec(), log(dir.path())).is_none());
 }
 
 #[test]
@@ -436,18 +436,18 @@ fn the_two_parts_of_a_head_are_of_one_head() {
     let (_, b) = one_step_written(two.path());
     // Each file spliced with itself is itself, and reads.
     assert_eq!(spliced(&a, &a), a);
-    assert!(codec::decode(spliced(&b, &b), log(two.path())).is_some());
+    assert!(head::decode(spliced(&b, &b), log(two.path())).is_some());
     // The paths of one state with the steps of another (both sealed with
     // this user's key): no state.
-    assert!(codec::decode(spliced(&a, &b), log(two.path())).is_none());
-    assert!(codec::decode(spliced(&b, &a), log(one.path())).is_none());
+    assert!(head::decode(spliced(&a, &b), log(two.path())).is_none());
+    assert!(head::decode(spliced(&b, &a), log(one.path())).is_none());
     // The opening's lengths are not sealed: any other split is no state.
     for (at, by) in [(8, 1u64), (8, u64::MAX), (16, 1), (0, 1)] {
         let mut moved = a.clone();
         let n = u64::from_le_bytes(moved[at..at + 8].try_into().unwrap());
         moved[at..at + 8].copy_from_slice(&n.wrapping_add(by).to_le_bytes());
         assert!(
-            codec::decode(moved, log(one.path())).is_none(),
+            head::decode(moved, log(one.path())).is_none(),
             "the number at {at} moved by {by}"
         );
     }
