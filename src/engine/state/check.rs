@@ -52,12 +52,10 @@ pub(super) fn check(
 ) -> Verdict {
     let full = |reason: String| Verdict::Full { reason };
     let Some(last) = &state.last else {
-        return full(match state.unread {
-            true => "the build state was written by another version of scone, or is damaged".into(),
-            false => {
-                "no earlier build in this target folder to compare with (none finished, or the last one failed or applied)"
-                    .into()
-            }
+        return full(if state.unread {
+            "the build state was written by another version of scone, or is damaged".into()
+        } else {
+            "no earlier build in this target folder to compare with (none finished, or the last one failed or applied)".into()
         });
     };
     if &last.key != key {

@@ -53,6 +53,10 @@ const IMPLIED: u32 = 1 << 31;
 /// The head's own opening: the first part's length and the path count.
 const SPLIT: usize = 16;
 
+/// Where the first part starts in the file: after the head's length and
+/// the opening.
+const FIRST_AT: u64 = (8 + SPLIT) as u64;
+
 /// The state file, in parts to be written one after the other: the head
 /// after its length, then the fresh list before its length (see the module
 /// documentation).
@@ -159,7 +163,8 @@ fn head_capacity(state: &BuildState) -> usize {
             + 10
             + l.plan.len()
     });
-    MAGIC.len() + 100 + paths + steps + last + 32
+    // The opening, the magic, the version and counts, and the two seals.
+    SPLIT + MAGIC.len() + 100 + paths + steps + last + 2 * 32
 }
 
 /// Where the fresh list of a state file of `size` bytes starts, by the
@@ -199,7 +204,7 @@ fn seal_from(out: &mut Vec<u8>, from: usize) {
 /// look").
 pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
     let size = file.metadata().ok()?.len();
-    let mut opening = [0; 8 + SPLIT];
+    let mut opening = [0; FIRST_AT as usize];
     file.read_exact_at(&mut opening, 0).ok()?;
     let number = |at: usize| -> Option<u64> {
         Some(u64::from_le_bytes(
@@ -207,11 +212,11 @@ pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
         ))
     };
     let head_end = number(0)?.checked_add(8)?;
-    let first_end = number(8)?.checked_add((8 + SPLIT) as u64)?;
+    let first_end = number(8)?.checked_add(FIRST_AT)?;
     let count = usize::try_from(number(16)?).ok()?;
     // The second part is read with the first's seal, which its own covers.
     let second_at = first_end.checked_sub(32)?;
-    if second_at < (8 + SPLIT) as u64 || first_end > head_end || head_end > size {
+    if second_at < FIRST_AT || first_end > head_end || head_end > size {
         return None;
     }
     // A part of the file: never past its end (the lengths are not sealed).
@@ -225,7 +230,7 @@ pub fn read(file: File, log: PathBuf) -> Option<BuildState> {
     let (paths, rest) = std::thread::scope(|s| {
         // A thread that cannot be made: the second part after the first.
         let second = std::thread::Builder::new().spawn_scoped(s, rest).ok();
-        let paths = part((8 + SPLIT) as u64, first_end).and_then(|b| decode_paths(&b));
+        let paths = part(FIRST_AT, first_end).and_then(|b| decode_paths(&b));
         let rest = match second {
             Some(thread) => thread.join().ok().flatten(),
             None => rest(),
