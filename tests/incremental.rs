@@ -438,14 +438,43 @@ fn a_copied_link_is_a_no_op_until_it_points_elsewhere() {
     assert_eq!(finished(&sb.build_json(&root, &[]))["built"], STEPS);
     assert_no_op(&sb, &root);
 
-    // Pointed elsewhere: that service's chain is built again, as from scratch.
+    let tag = || std::fs::read_to_string(root.join("target/enclave/svc_0001/fspf_tag")).unwrap();
+    let before = tag();
+
+    // Pointed elsewhere: that service's chain is built again, as from scratch,
+    // and the link is protected: the fspf tag, and with it the policy, change.
     std::fs::remove_file(lib.join("link.txt")).unwrap();
     std::os::unix::fs::symlink("file-1.txt", lib.join("link.txt")).unwrap();
     age_tree(&lib);
     let msgs = sb.build_json(&root, &[]);
     let rebuilt = built(&msgs);
     assert!(rebuilt.contains("copy:svc_0001"), "{rebuilt:?}");
+    assert!(rebuilt.contains("policy:mono-0"), "{rebuilt:?}");
     assert!(rebuilt.is_subset(&chain("svc_0001")), "{rebuilt:?}");
+    assert_ne!(tag(), before, "a re-pointed link changes the fspf tag");
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
     assert_no_op(&sb, &root);
+
+    // `scone verify --image` recomputes the tag from the image's layer (the
+    // link with it) on its own, and finds the policy's.
+    let out = sb
+        .scone(&root)
+        .args(["verify", "--message-format", "json", "--image"])
+        .arg(format!(
+            "oci:{}",
+            root.join("target/images/svc_0001").display()
+        ))
+        .arg("--session")
+        .arg(root.join("target/policy/mono-0.yaml"))
+        .arg("--sigstruct")
+        .arg(root.join("target/enclave/svc_0001/sigstruct.bin"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("fspf tag"), "{text}");
 }

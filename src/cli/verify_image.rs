@@ -13,7 +13,7 @@ use scone::attest::provenance::Facts;
 use scone::oci::base::{BaseContext, BaseSpec};
 use scone::oci::digest::sha256_digest;
 use scone::sgx::sigstruct::Sigstruct;
-use scone::verify::image::{recompute, Hints};
+use scone::verify::image::{recompute, Hints, ImageEnclave};
 use scone::verify::{session, Check, NONE};
 
 use super::args::{EnclaveMode, VerifyArgs};
@@ -255,24 +255,15 @@ pub fn checks(args: &VerifyArgs, image: &str) -> anyhow::Result<Vec<Check>> {
         }
     }
     if let Some(which) = &args.session {
-        checks.extend(session_checks(
-            image,
-            which,
-            &enclave.mrenclave,
-            &enclave.fspf_tag,
-        )?);
+        checks.extend(session_checks(image, which, &enclave)?);
     }
     Ok(checks)
 }
 
 /// A session that must list the image: a file, `cas:NAME` or `cas://HOST/NAME`.
-fn session_checks(
-    image: &str,
-    which: &str,
-    mrenclave: &str,
-    fspf_tag: &str,
-) -> anyhow::Result<Vec<Check>> {
+fn session_checks(image: &str, which: &str, enclave: &ImageEnclave) -> anyhow::Result<Vec<Check>> {
     use scone::cas::Cas;
+    let (mrenclave, fspf_tag) = (enclave.mrenclave.as_str(), enclave.fspf_tag.as_str());
     let yaml = if let Some(rest) = which.strip_prefix("cas://") {
         let (host, name) = rest.split_once('/').ok_or_else(|| {
             UsageError::new(
@@ -303,9 +294,23 @@ fn session_checks(
     };
     let services =
         session::services(&yaml).ok_or_else(|| anyhow::anyhow!("{which} is no session"))?;
-    let listed = services
+    // Services of one runtime share its MRENCLAVE (every python service has
+    // the interpreter's): the image's own is the one its label names, else
+    // one with its fspf tag, else the first with its MRENCLAVE.
+    let with_mrenclave: Vec<_> = services
         .iter()
-        .find(|s| s.mrenclaves.iter().any(|m| m == mrenclave));
+        .filter(|s| s.mrenclaves.iter().any(|m| m == mrenclave))
+        .collect();
+    let listed = with_mrenclave
+        .iter()
+        .find(|s| enclave.service.as_deref() == Some(s.name.as_str()))
+        .or_else(|| {
+            with_mrenclave
+                .iter()
+                .find(|s| s.fspf_tag.as_deref() == Some(fspf_tag))
+        })
+        .or(with_mrenclave.first())
+        .copied();
     let all: Vec<String> = services.iter().flat_map(|s| s.mrenclaves.clone()).collect();
     let mut checks = vec![Check::holds(
         image,

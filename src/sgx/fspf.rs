@@ -1,9 +1,15 @@
 //! File-system protection: the canonical list of protected files of a service (its own
-//! files under `pwd` and the entry binary) and its digest, the `fspf_tag` written into
-//! the policy. The serialization is "scone fspf v1" (see docs/enclave.md): a header
-//! line, then one line per file sorted by path bytes, each
-//! `<sha256 hex> <mode, 4 octal digits> <size> <path length>:<path>\n`. The length
-//! prefix keeps any path (even one with spaces or newlines) unambiguous.
+//! files and links under `pwd`, and the entry binary) and its digest, the `fspf_tag`
+//! written into the policy. The serialization is "scone fspf v1" (see docs/enclave.md):
+//! a header line, then one line per entry sorted by path bytes: a file as
+//! `<sha256 hex> <mode, 4 octal digits> <size> <path length>:<path>\n`, a symbolic link
+//! as `link <target length>:<target> <path length>:<path>\n` (a file's line starts with
+//! a hex digit, a link's with `l`: the two never read alike). The length prefixes keep
+//! any path or target (even one with spaces or newlines) unambiguous.
+//!
+//! A link is protected as what it points to: were links left out, pointing one of a
+//! service's links at another of its files (`config.py` → `debug_config.py`) would
+//! change what the service runs but neither the tag nor the policy.
 
 use sha2::{Digest, Sha256};
 
@@ -21,6 +27,9 @@ pub struct FspfEntry {
     pub size: u64,
     /// SHA-256 of the contents.
     pub sha256: [u8; 32],
+    /// A symbolic link's target: the entry is that link (its mode, size and
+    /// SHA-256 are 0).
+    pub link: Option<String>,
 }
 
 impl FspfEntry {
@@ -31,6 +40,18 @@ impl FspfEntry {
             mode: mode & 0o7777,
             size: contents.len() as u64,
             sha256: Sha256::digest(contents).into(),
+            link: None,
+        }
+    }
+
+    /// The entry for a symbolic link at `path` to `target`.
+    pub fn link(path: impl Into<String>, target: impl Into<String>) -> Self {
+        FspfEntry {
+            path: path.into(),
+            mode: 0,
+            size: 0,
+            sha256: [0; 32],
+            link: Some(target.into()),
         }
     }
 }
@@ -42,13 +63,16 @@ pub fn canonical_bytes(entries: &mut [FspfEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(FSPF_HEADER.len() + entries.len() * 100);
     out.extend_from_slice(FSPF_HEADER.as_bytes());
     for e in entries.iter() {
-        let line = format!(
-            "{} {:04o} {} {}:",
-            hex::encode(e.sha256),
-            e.mode & 0o7777,
-            e.size,
-            e.path.len()
-        );
+        let line = match &e.link {
+            Some(target) => format!("link {}:{target} {}:", target.len(), e.path.len()),
+            None => format!(
+                "{} {:04o} {} {}:",
+                hex::encode(e.sha256),
+                e.mode & 0o7777,
+                e.size,
+                e.path.len()
+            ),
+        };
         out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(e.path.as_bytes());
         out.push(b'\n');
@@ -104,5 +128,39 @@ mod tests {
         renamed[1].path = "/python/print_env2.py".to_string();
         assert_ne!(fspf_tag(&mut renamed), base);
         assert_eq!(base.len(), 64);
+    }
+
+    #[test]
+    fn a_link_is_a_line_of_its_own_and_where_it_points_is_in_the_tag() {
+        let mut e = vec![
+            FspfEntry::link("/app/config.py", "settings/prod.py"),
+            FspfEntry::from_contents("/app/a", 0o644, b""),
+        ];
+        let text = String::from_utf8(canonical_bytes(&mut e)).expect("utf-8");
+        assert_eq!(
+            text,
+            "scone fspf v1\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0644 0 6:/app/a\nlink 16:settings/prod.py 14:/app/config.py\n"
+        );
+        // Pointed at another of the service's files: another tag.
+        let with = |target: &str| {
+            let mut entries = sample();
+            entries.push(FspfEntry::link("/python/current.py", target));
+            fspf_tag(&mut entries)
+        };
+        let prod = with("print_env.py");
+        assert_ne!(with("debug_env.py"), prod);
+        // Neither left out, nor the same as a file that holds the target's text.
+        assert_ne!(fspf_tag(&mut sample()), prod);
+        let mut as_file = sample();
+        as_file.push(FspfEntry::from_contents(
+            "/python/current.py",
+            0o777,
+            b"print_env.py",
+        ));
+        assert_ne!(fspf_tag(&mut as_file), prod);
+        // A target with a space or a newline is still one target.
+        let mut odd = vec![FspfEntry::link("/a", "b 1:/c\nlink 0: 2:/d")];
+        let mut plain = vec![FspfEntry::link("/a", "b"), FspfEntry::link("/c", "")];
+        assert_ne!(fspf_tag(&mut odd), fspf_tag(&mut plain));
     }
 }

@@ -144,6 +144,8 @@ impl Step for SignStep {
                     mode,
                     &bytes,
                 ));
+            } else if let Some(target) = e.target.as_ref().filter(|_| e.kind == "symlink") {
+                protected.push(FspfEntry::link(format!("/{}", e.path), target.clone()));
             }
         }
         protected.push(FspfEntry {
@@ -151,6 +153,7 @@ impl Step for SignStep {
             mode: 0o755,
             size: elf.size,
             sha256: elf.sha256,
+            link: None,
         });
         let tag = fspf_tag(&mut protected);
 

@@ -146,7 +146,7 @@ pub fn recompute(
 }
 
 /// The fspf entries of a layer's regular files (mode 0755 when executable,
-/// else 0644, as the layer step writes them).
+/// else 0644, as the layer step writes them) and symbolic links.
 fn own_files(layer: &std::path::Path) -> Result<Vec<FspfEntry>, ImageError> {
     let bad = |e: std::io::Error| ImageError(format!("reading the service's layer: {e}"));
     let reader = open_layer(layer).map_err(|e| ImageError(e.to_string()))?;
@@ -154,10 +154,9 @@ fn own_files(layer: &std::path::Path) -> Result<Vec<FspfEntry>, ImageError> {
     let mut out = Vec::new();
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
-        if !matches!(
-            entry.header().entry_type(),
-            tar::EntryType::Regular | tar::EntryType::Continuous
-        ) {
+        let kind = entry.header().entry_type();
+        let link = kind == tar::EntryType::Symlink;
+        if !link && !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
             continue;
         }
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -165,6 +164,16 @@ fn own_files(layer: &std::path::Path) -> Result<Vec<FspfEntry>, ImageError> {
             .split('/')
             .filter(|p| !p.is_empty() && *p != ".")
             .collect();
+        if link {
+            let target = entry.link_name_bytes().ok_or_else(|| {
+                ImageError(format!(
+                    "reading the service's layer: the link {raw} has no target"
+                ))
+            })?;
+            let target = String::from_utf8_lossy(&target).into_owned();
+            out.push(FspfEntry::link(format!("/{}", path.join("/")), target));
+            continue;
+        }
         let mode = entry.header().mode().map_err(bad)?;
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).map_err(bad)?;
