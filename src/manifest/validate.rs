@@ -132,8 +132,27 @@ pub fn check_name(what: &str, name: &Located<String>, file: &Path, out: &mut Vec
                 "{what} `{}` has characters other than letters, digits, `_`, `.`, `-`",
                 name.value
             ),
-            "e.g. `python_hello_user`",
+            &format!("e.g. `{}`", sane_name_like(&name.value)),
         ));
+    }
+}
+
+/// A name [`is_sane_name`] takes, made of `name`: each other character as
+/// `_`, a leading `_`, `.` or `-` dropped (`my app!` → `my_app_`); `name` if
+/// nothing is left.
+fn sane_name_like(name: &str) -> String {
+    let mapped: String = name
+        .trim()
+        .chars()
+        .map(|c| match c.is_ascii_alphanumeric() || "_.-".contains(c) {
+            true => c,
+            false => '_',
+        })
+        .collect();
+    let kept = mapped.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    match kept.is_empty() {
+        true => "name".to_string(),
+        false => kept.to_string(),
     }
 }
 

@@ -115,3 +115,27 @@ fn the_salt_secret_name_is_taken() {
         out[0].message
     );
 }
+
+#[test]
+fn a_bad_name_is_given_a_hint_made_of_itself() {
+    let cases = [
+        ("my app!", "my_app_"),
+        ("  -ns/prod", "ns_prod"),
+        ("café", "caf_"),
+        ("...", "name"),
+    ];
+    for (given, hint) in cases {
+        assert!(!is_sane_name(given), "{given}");
+        assert_eq!(sane_name_like(given), hint, "{given}");
+        assert!(is_sane_name(hint), "{hint}");
+    }
+    let name = Located {
+        value: "my ns".to_string(),
+        pos: Pos::default(),
+    };
+    let mut out = Vec::new();
+    check_name("policy.namespace", &name, Path::new("mesh.yml"), &mut out);
+    let shown = out[0].to_string();
+    assert!(shown.contains("policy.namespace `my ns`"), "{shown}");
+    assert_eq!(out[0].hint.as_deref(), Some("e.g. `my_ns`"), "{shown}");
+}
