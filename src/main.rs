@@ -74,7 +74,11 @@ fn run() -> u8 {
     let usage_code = if detailed { 1 } else { 2 };
     if matches!(
         cli.command,
-        Command::Graph(_) | Command::Check(_) | Command::Verify(_) | Command::Reference
+        Command::Graph(_)
+            | Command::Check(_)
+            | Command::Verify(_)
+            | Command::Enclave(_)
+            | Command::Reference
     ) {
         quiet_on_a_closed_pipe();
     }
