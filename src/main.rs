@@ -49,6 +49,20 @@ fn quiet_on_a_closed_pipe() {
     }
 }
 
+/// Whether `command` only prints what it finds (no build, no server): then it
+/// ends quietly when its reader goes away ([`quiet_on_a_closed_pipe`]).
+fn only_prints(command: &Command) -> bool {
+    match command {
+        Command::Graph(_)
+        | Command::Check(_)
+        | Command::Verify(_)
+        | Command::Enclave(_)
+        | Command::Reference => true,
+        Command::Cas(cas) => !matches!(cas, cli::cas::CasCommand::Serve { .. }),
+        _ => false,
+    }
+}
+
 /// The command's exit code.
 fn run() -> u8 {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -72,14 +86,7 @@ fn run() -> u8 {
         }
     };
     let usage_code = if detailed { 1 } else { 2 };
-    if matches!(
-        cli.command,
-        Command::Graph(_)
-            | Command::Check(_)
-            | Command::Verify(_)
-            | Command::Enclave(_)
-            | Command::Reference
-    ) {
+    if only_prints(&cli.command) {
         quiet_on_a_closed_pipe();
     }
     let result = match &cli.command {
