@@ -295,8 +295,9 @@ fn session_checks(image: &str, which: &str, enclave: &ImageEnclave) -> anyhow::R
     let services =
         session::services(&yaml).ok_or_else(|| anyhow::anyhow!("{which} is no session"))?;
     // Services of one runtime share its MRENCLAVE (every python service has
-    // the interpreter's): the image's own is the one its label names, else
-    // one with its fspf tag, else the first with its MRENCLAVE.
+    // the interpreter's): the image's own is the one its label names (the
+    // build's name: the mesh may name the service otherwise), else one with
+    // its fspf tag (CAS would accept it as that service), else the first.
     let with_mrenclave: Vec<_> = services
         .iter()
         .filter(|s| s.mrenclaves.iter().any(|m| m == mrenclave))
