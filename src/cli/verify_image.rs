@@ -260,6 +260,28 @@ pub fn checks(args: &VerifyArgs, image: &str) -> anyhow::Result<Vec<Check>> {
     Ok(checks)
 }
 
+/// The session's entry for the image `enclave` was recomputed from. Services
+/// of one runtime share its MRENCLAVE (every python service has the
+/// interpreter's): the image's own is the one its label names (the build's
+/// name: the mesh may name the service otherwise), else one with its fspf tag
+/// (CAS would accept the image as that service), else the first with its
+/// MRENCLAVE; `None` if none has it.
+fn entry_for<'s>(
+    services: &'s [session::SessionService],
+    enclave: &ImageEnclave,
+) -> Option<&'s session::SessionService> {
+    let mut with_mrenclave = services
+        .iter()
+        .filter(|s| s.mrenclaves.contains(&enclave.mrenclave));
+    let labelled = |s: &&session::SessionService| enclave.service.as_deref() == Some(&s.name);
+    let tagged = |s: &&session::SessionService| s.fspf_tag.as_deref() == Some(&enclave.fspf_tag);
+    with_mrenclave
+        .clone()
+        .find(labelled)
+        .or_else(|| with_mrenclave.clone().find(tagged))
+        .or_else(|| with_mrenclave.next())
+}
+
 /// A session that must list the image: a file, `cas:NAME` or `cas://HOST/NAME`.
 fn session_checks(image: &str, which: &str, enclave: &ImageEnclave) -> anyhow::Result<Vec<Check>> {
     use scone::cas::Cas;
@@ -294,24 +316,7 @@ fn session_checks(image: &str, which: &str, enclave: &ImageEnclave) -> anyhow::R
     };
     let services =
         session::services(&yaml).ok_or_else(|| anyhow::anyhow!("{which} is no session"))?;
-    // Services of one runtime share its MRENCLAVE (every python service has
-    // the interpreter's): the image's own is the one its label names (the
-    // build's name: the mesh may name the service otherwise), else one with
-    // its fspf tag (CAS would accept it as that service), else the first.
-    let with_mrenclave: Vec<_> = services
-        .iter()
-        .filter(|s| s.mrenclaves.iter().any(|m| m == mrenclave))
-        .collect();
-    let listed = with_mrenclave
-        .iter()
-        .find(|s| enclave.service.as_deref() == Some(s.name.as_str()))
-        .or_else(|| {
-            with_mrenclave
-                .iter()
-                .find(|s| s.fspf_tag.as_deref() == Some(fspf_tag))
-        })
-        .or(with_mrenclave.first())
-        .copied();
+    let listed = entry_for(&services, enclave);
     let all: Vec<String> = services.iter().flat_map(|s| s.mrenclaves.clone()).collect();
     let mut checks = vec![Check::holds(
         image,
@@ -341,4 +346,52 @@ fn session_checks(image: &str, which: &str, enclave: &ImageEnclave) -> anyhow::R
         ));
     }
     Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, mrenclave: &str, tag: &str) -> session::SessionService {
+        session::SessionService {
+            name: name.into(),
+            image_name: None,
+            mrenclaves: vec![mrenclave.into()],
+            fspf_tag: Some(tag.into()),
+        }
+    }
+
+    #[test]
+    fn the_entry_of_an_image_is_its_own_among_services_of_one_runtime() {
+        let image = |service: Option<&str>, tag: &str| ImageEnclave {
+            binary: "/usr/bin/python3.11".into(),
+            enclave_env: Vec::new(),
+            debug: true,
+            mrenclave: "m".into(),
+            fspf_tag: tag.into(),
+            protected: Vec::new(),
+            service: service.map(Into::into),
+        };
+        let services = [
+            entry("other", "n", "t2"),
+            entry("api", "m", "t1"),
+            entry("worker", "m", "t2"),
+        ];
+        let name = |e: Option<&session::SessionService>| e.map(|e| e.name.clone());
+        // Named by its label, even where its tag is another's.
+        let found = entry_for(&services, &image(Some("worker"), "t1"));
+        assert_eq!(name(found), Some("worker".into()));
+        // A label the session does not name (the mesh's name differs): by tag.
+        let found = entry_for(&services, &image(Some("worker_build"), "t2"));
+        assert_eq!(name(found), Some("worker".into()));
+        // Neither: the first with its MRENCLAVE, whose tag then mismatches.
+        let found = entry_for(&services, &image(None, "t9"));
+        assert_eq!(name(found), Some("api".into()));
+        // Another runtime's service is never taken.
+        let other = ImageEnclave {
+            mrenclave: "x".into(),
+            ..image(Some("other"), "t2")
+        };
+        assert_eq!(name(entry_for(&services, &other)), None);
+    }
 }
