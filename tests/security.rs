@@ -820,6 +820,47 @@ fn special_files_are_refused_before_they_are_opened() {
 }
 
 #[test]
+fn a_key_from_the_environment_that_is_no_file_is_refused_before_any_step() {
+    // `SCONE_SIGNING_KEY` / `SCONE_PROVENANCE_KEY` naming a folder or a FIFO:
+    // refused with the variable's name before anything is built (it was a
+    // sign step's "is not a regular file, folder or symlink" of a folder,
+    // after the images), and a FIFO is never opened.
+    let (sb, root) = checkout();
+    let folder = sb.path().join("keys");
+    std::fs::create_dir(&folder).unwrap();
+    let pipe = sb.path().join("key-pipe");
+    mkfifo(&pipe);
+    for (var, path, kind) in [
+        ("SCONE_SIGNING_KEY", &folder, "a folder"),
+        ("SCONE_SIGNING_KEY", &pipe, "a FIFO"),
+        ("SCONE_PROVENANCE_KEY", &folder, "a folder"),
+    ] {
+        let out = sb
+            .scone(&root)
+            .arg("build")
+            .env(var, path)
+            .timeout(HANG_GUARD)
+            .output()
+            .expect("running scone");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{var}={}: {stderr}",
+            path.display()
+        );
+        let said = format!("{} ({var}) is {kind}, not a key file", path.display());
+        assert!(stderr.contains(&said), "{var}: want `{said}` in:\n{stderr}");
+        assert!(
+            !root.join("target/images").exists(),
+            "{var}: built before refusing"
+        );
+    }
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}
+
+#[test]
 fn oversized_enclaves_are_refused_by_check() {
     let (sb, root) = checkout();
     let svc = root.join(SVC0);

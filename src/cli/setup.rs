@@ -197,9 +197,11 @@ fn signing_key(config: &Config, root: &Path, out: &Output) -> anyhow::Result<Pat
                 path.display()
             );
         }
+        key_is_a_file(&path, "signing key", "scone.toml [signing] key")?;
         return Ok(path);
     }
     let path = scone::sgx::keys::default_key_path()?;
+    key_is_a_file(&path, "signing key", named_by(scone::sgx::keys::KEY_ENV))?;
     if !path.exists() {
         scone::sgx::keys::SigningKey::generate_at(&path)
             .with_context(|| format!("generating a signing key at {}", path.display()))?;
@@ -212,6 +214,33 @@ fn signing_key(config: &Config, root: &Path, out: &Output) -> anyhow::Result<Pat
         );
     }
     Ok(path)
+}
+
+/// What named a key found by default: `env` if it is set, else scone's own
+/// place.
+fn named_by(env: &'static str) -> &'static str {
+    match std::env::var_os(env).is_some_and(|v| !v.is_empty()) {
+        true => env,
+        false => "the default place",
+    }
+}
+
+/// Refuses a key path that is there but is no file (a folder, a FIFO, a
+/// device): the sign step would find out only after the images were built,
+/// and say less. A path that is not there passes (a default key is made).
+fn key_is_a_file(path: &Path, what: &str, named_by: &str) -> anyhow::Result<()> {
+    let kind = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Ok(meta) if meta.is_dir() => "a folder",
+        Ok(meta) => scone::regular_file::special_kind(&meta.file_type()).unwrap_or("not a file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("reading the {what} {} ({named_by}): {e}", path.display()),
+    };
+    bail!(
+        "the {what} {} ({named_by}) is {kind}, not a key file\n  \
+         help: name a PEM key file there",
+        path.display()
+    )
 }
 
 /// The provenance key: `scone.toml` `[provenance] key`, else
@@ -228,9 +257,15 @@ fn provenance_key(config: &Config, root: &Path, out: &Output) -> anyhow::Result<
                 path.display()
             );
         }
+        key_is_a_file(&path, "provenance key", "scone.toml [provenance] key")?;
         return Ok(path);
     }
     let path = scone::attest::key::default_key_path()?;
+    key_is_a_file(
+        &path,
+        "provenance key",
+        named_by(scone::attest::key::KEY_ENV),
+    )?;
     if !path.exists() {
         scone::attest::key::ProvenanceKey::generate_at(&path)
             .with_context(|| format!("generating a provenance key at {}", path.display()))?;
