@@ -76,14 +76,14 @@ fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<Reso
     }
     if !meta.file_type().is_file() {
         // A FIFO, device or socket is never opened (reading one may never end).
-        let what = crate::regular_file::special_kind(&meta.file_type())
-            .unwrap_or("not a regular file, folder or symlink");
+        let what = match meta.is_dir() {
+            true => "a folder",
+            false => crate::regular_file::special_kind(&meta.file_type())
+                .unwrap_or("not a regular file, folder or symlink"),
+        };
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "{} is {what}: scone reads regular files only",
-                path.display()
-            ),
+            format!("{} is {what}, where a file was expected", path.display()),
         ));
     }
     let d = paths
