@@ -60,8 +60,17 @@ pub struct PathsConfig {
 pub struct SigningConfig {
     /// Enclave signing key (relative to the root).
     pub key: Option<PathBuf>,
-    /// `debug` (default) or `production`.
-    pub mode: Option<String>,
+    /// `debug` (default) or `production`: any other word is refused where it
+    /// is (a `mode = "prod"` taken as debug would sign debug enclaves).
+    pub mode: Option<SigningMode>,
+}
+
+/// `[signing] mode` of `scone.toml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SigningMode {
+    Debug,
+    Production,
 }
 
 /// `[provenance]` of `scone.toml`.

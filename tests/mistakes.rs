@@ -440,6 +440,42 @@ fn a_misspelt_scone_toml_key_is_shown_with_the_key_meant() {
 }
 
 #[test]
+fn a_signing_mode_that_is_neither_word_is_refused_where_it_is() {
+    // `mode = "prod"` was taken for debug: a build meant for production
+    // signed debug enclaves and said nothing.
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    for (mode, meant) in [("prod", None), ("Production", Some("production"))] {
+        std::fs::write(
+            dir.join("scone.toml"),
+            format!("[signing]\nmode = \"{mode}\"\n"),
+        )
+        .unwrap();
+        for command in ["check", "build"] {
+            let out = sb.scone(&dir).arg(command).output().expect("scone runs");
+            let got = (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+            assert_shown(&got, "scone.toml:2:8", "config");
+            assert!(
+                got.1.contains("expected `debug` or `production`"),
+                "{}",
+                got.1
+            );
+            if let Some(meant) = meant {
+                assert!(
+                    got.1.contains(&format!("did you mean `{meant}`?")),
+                    "{}",
+                    got.1
+                );
+            }
+            assert!(!dir.join("target/enclave").exists(), "{command}: {}", got.1);
+        }
+    }
+}
+
+#[test]
 fn run_of_a_misspelt_service_builds_and_applies_nothing() {
     let sb = Sandbox::new();
     let dir = workspace(&sb, SERVICE.as_bytes(), MESH);

@@ -102,7 +102,7 @@ pub fn debug_mode(config: &Config, args: &BuildArgs) -> bool {
     match args.mode {
         Some(EnclaveMode::Production) => false,
         Some(EnclaveMode::Debug) => true,
-        None => config.signing.mode.as_deref() != Some("production"),
+        None => config.signing.mode != Some(scone::workspace::SigningMode::Production),
     }
 }
 

@@ -114,9 +114,9 @@ impl Loader {
     }
 }
 
-/// The hint for a `scone.toml` that does not parse: the key meant, when the
-/// message is toml's "unknown field `x`, expected one of `a`, `b`" and one is
-/// close; else where the keys are listed.
+/// The hint for a `scone.toml` that does not parse: the key (or value) meant,
+/// when the message is toml's "unknown field `x`, expected one of `a`, `b`"
+/// (or "unknown variant …") and one is close; else where the keys are listed.
 fn config_hint(message: &str) -> String {
     let listed = "see docs/manifests.md for the keys of scone.toml";
     let quoted = |text: &str| -> Vec<String> {
@@ -128,6 +128,7 @@ fn config_hint(message: &str) -> String {
     };
     let meant = message
         .strip_prefix("unknown field ")
+        .or_else(|| message.strip_prefix("unknown variant "))
         .and_then(|rest| rest.split_once(", expected"))
         .and_then(|(field, expected)| {
             let field = quoted(field).pop()?;
