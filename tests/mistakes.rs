@@ -494,3 +494,30 @@ fn run_of_a_misspelt_service_builds_and_applies_nothing() {
     assert!(!dir.join("target").exists(), "{}", got.1);
     assert!(!sb.path().join("cas").exists(), "{}", got.1);
 }
+
+#[test]
+fn a_remote_cache_of_an_unknown_scheme_is_named_with_where_it_was_given() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    std::fs::write(dir.join("scone.toml"), "[cache]\nremote = \"ftp://x\"\n").unwrap();
+    let cases = [
+        (
+            vec!["build"],
+            "scone.toml [cache] remote: remote cache `ftp://x`",
+        ),
+        (
+            vec!["build", "--remote-cache", "ftp://y"],
+            "--remote-cache: remote cache `ftp://y`",
+        ),
+    ];
+    for (args, said) in cases {
+        let out = sb.scone(&dir).args(&args).output().expect("scone runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(said),
+            "{args:?}: want `{said}` in\n{stderr}"
+        );
+        assert!(stderr.contains("unknown scheme"), "{stderr}");
+    }
+}

@@ -156,7 +156,10 @@ fn remote_tier(
     offline: bool,
 ) -> anyhow::Result<Option<std::sync::Arc<scone::remote::Tier>>> {
     let config = &config.cache;
-    let url = args.remote_cache.clone().or_else(|| config.remote.clone());
+    let (url, named_by) = match (&args.remote_cache, &config.remote) {
+        (Some(url), _) => (Some(url.clone()), "--remote-cache"),
+        (None, url) => (url.clone(), "scone.toml [cache] remote"),
+    };
     let Some(url) = url.filter(|_| !args.no_remote_cache && !offline) else {
         return Ok(None);
     };
@@ -172,7 +175,8 @@ fn remote_tier(
             .wait_ms
             .map(std::time::Duration::from_millis)
             .unwrap_or(scone::remote::DEFAULT_WAIT),
-    })?;
+    })
+    .context(named_by)?;
     Ok(Some(tier))
 }
 
