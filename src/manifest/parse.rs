@@ -319,7 +319,10 @@ fn innermost(err: &YamlError) -> &YamlError {
 /// serde's "expected" phrases, made friendlier for our field types.
 fn human_expected(expected: &str) -> String {
     match expected {
-        "u32" | "u16" | "u64" | "usize" => "a non-negative whole number".to_string(),
+        // The bound: a number past it (`size: 99999999999`) is one too.
+        "u16" => "a whole number from 0 to 65535".to_string(),
+        "u32" => "a whole number from 0 to 4294967295".to_string(),
+        "u64" | "usize" => "a whole number from 0 to 18446744073709551615".to_string(),
         "a string" | "string" | "string scalar" => "a string".to_string(),
         "a sequence" => "a list".to_string(),
         "mapping start" | "a map" => "a mapping (`key: value` lines)".to_string(),

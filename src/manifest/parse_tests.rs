@@ -77,6 +77,27 @@ fn wrong_type_is_reported() {
 }
 
 #[test]
+fn a_number_past_its_bound_is_named_with_the_bound() {
+    let service = |size: &str| {
+        SERVICE.replace(
+            "      value: |\n        -----BEGIN-----\n        abc\n        -----END-----\n",
+            &format!("      size: {size}\n"),
+        )
+    };
+    assert!(parse_service(&service("10"), file(), &Variables::new()).is_ok());
+    for size in ["99999999999", "-1"] {
+        let d = parse_service(&service(size), file(), &Variables::new()).unwrap_err();
+        assert_eq!(d.kind, ErrorKind::Type, "{d}");
+        assert_eq!(d.pos.line, 7, "{d}");
+        assert!(
+            d.to_string()
+                .contains("a whole number from 0 to 4294967295"),
+            "{size}: {d}"
+        );
+    }
+}
+
+#[test]
 fn bad_yaml_never_panics() {
     for text in [
         "a: [1, 2",
