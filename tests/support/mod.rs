@@ -234,6 +234,28 @@ pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
+/// Runs `cmd` with its stdout closed before it writes (`scone … | head -c 0`)
+/// and asserts that it ends as `cat` would: done, or ended by SIGPIPE, never
+/// a panic. Returns what it printed on stderr.
+pub fn assert_ends_quietly_without_reader(mut cmd: std::process::Command) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running scone");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waiting for scone");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+    stderr
+}
+
 /// The `build-finished` message.
 pub fn finished(msgs: &[serde_json::Value]) -> serde_json::Value {
     msgs.iter()
