@@ -861,6 +861,18 @@ fn a_key_from_the_environment_that_is_no_file_is_refused_before_any_step() {
 }
 
 #[test]
+fn a_huge_jobs_count_does_not_make_a_thread_a_job() {
+    // `-j 100000`: a pool of 100,000 threads took a one-service build twelve
+    // minutes and 1 GB; the workers are bounded by the steps (and 256).
+    let (sb, root) = checkout();
+    let ran = run(&sb, &root, &["build", "-j", "100000"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    std::fs::write(root.join("services/svc-0000/lib/file-0.txt"), "edited\n").unwrap();
+    let ran = run(&sb, &root, &["build", "-j", "100000"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}
+
+#[test]
 fn oversized_enclaves_are_refused_by_check() {
     let (sb, root) = checkout();
     let svc = root.join(SVC0);

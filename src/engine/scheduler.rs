@@ -23,6 +23,11 @@ use super::state::Own;
 use super::step::{Step, StepId};
 use super::store::{ActionRecord, Store};
 
+/// The most step workers a build starts, whatever `-j` says: a thread each
+/// (four with a remote cache), and past a few hundred they only wait on one
+/// another.
+pub const MOST_JOBS: usize = 256;
+
 /// One node of the graph: a step and the indices of the nodes it depends on.
 pub struct Node {
     pub step: Box<dyn Step>,
@@ -149,11 +154,14 @@ pub(super) fn run(
         dir: target.to_path_buf(),
         source,
     };
+    // Never more workers than steps: `-j 100000` made a pool of 100,000
+    // threads, and a one-step build took twelve minutes and 1 GB.
     let jobs = if opts.jobs == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         opts.jobs
-    };
+    }
+    .clamp(1, nodes.len().clamp(1, MOST_JOBS));
     // Remote lookups mostly wait on the network, so with a remote cache more
     // steps are in flight than there are cores. (No semaphore limits how many
     // of them run: a step blocked on one inside a rayon pool could be the one
