@@ -53,17 +53,22 @@ pub fn special_kind(t: &FileType) -> Option<&'static str> {
     }
 }
 
-/// Why `meta` (of a path, links followed) is no regular file, if it is not.
-fn not_regular(meta: &Metadata) -> Option<ReadError> {
+/// What `meta`'s path is, in words, if it is no regular file: `a folder`,
+/// `a FIFO`, …
+pub fn not_a_file(meta: &Metadata) -> Option<&'static str> {
     if meta.is_file() {
         return None;
     }
-    let what = special_kind(&meta.file_type()).unwrap_or(if meta.is_dir() {
+    Some(special_kind(&meta.file_type()).unwrap_or(if meta.is_dir() {
         "a folder"
     } else {
         "not a file"
-    });
-    Some(ReadError::Special { what })
+    }))
+}
+
+/// Why `meta` (of a path, links followed) is no regular file, if it is not.
+fn not_regular(meta: &Metadata) -> Option<ReadError> {
+    not_a_file(meta).map(|what| ReadError::Special { what })
 }
 
 /// Checks that `path` (links followed) is a regular file, without opening it.

@@ -233,11 +233,10 @@ fn named_by(env: &'static str) -> &'static str {
 /// device): the sign step would find out only after the images were built,
 /// and say less. A path that is not there passes (a default key is made).
 fn key_is_a_file(path: &Path, what: &str, named_by: &str) -> anyhow::Result<()> {
-    let kind = match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => return Ok(()),
-        Ok(meta) if meta.is_dir() => "a folder",
-        Ok(meta) => scone::regular_file::special_kind(&meta.file_type()).unwrap_or("not a file"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+    let kind = match scone::regular_file::check(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(scone::regular_file::ReadError::Special { what }) => what,
         Err(e) => bail!("reading the {what} {} ({named_by}): {e}", path.display()),
     };
     bail!(

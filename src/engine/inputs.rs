@@ -76,11 +76,7 @@ fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<Reso
     }
     if !meta.file_type().is_file() {
         // A FIFO, device or socket is never opened (reading one may never end).
-        let what = match meta.is_dir() {
-            true => "a folder",
-            false => crate::regular_file::special_kind(&meta.file_type())
-                .unwrap_or("not a regular file, folder or symlink"),
-        };
+        let what = crate::regular_file::not_a_file(&meta).unwrap_or("not a file");
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{} is {what}, where a file was expected", path.display()),

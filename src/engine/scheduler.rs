@@ -23,9 +23,8 @@ use super::state::Own;
 use super::step::{Step, StepId};
 use super::store::{ActionRecord, Store};
 
-/// The most step workers a build starts, whatever `-j` says: a thread each
-/// (four with a remote cache), and past a few hundred they only wait on one
-/// another.
+/// The most step workers a build starts, whatever `-j` says (a thread each,
+/// four with a remote cache): a bound against a mistyped `-j`, not a tuning.
 pub const MOST_JOBS: usize = 256;
 
 /// One node of the graph: a step and the indices of the nodes it depends on.
