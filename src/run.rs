@@ -322,6 +322,19 @@ impl DockerRun {
         code
     }
 
+    /// The container's exit code if it has exited (`Some(Err)`: the engine
+    /// could not say); `None` while it runs. Never waits. Asked again after
+    /// it answered, `None`: each exit is told once.
+    pub fn exited(&mut self) -> Option<Result<i32, RunError>> {
+        if !self.waiter.as_ref()?.is_finished() {
+            return None;
+        }
+        match self.waiter.take()?.join() {
+            Ok(result) => Some(result),
+            Err(_) => Some(Err(RunError::Engine("the log streamer panicked".into()))),
+        }
+    }
+
     /// Stops and removes the container.
     pub fn stop(mut self) {
         self.remove();

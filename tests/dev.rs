@@ -1,5 +1,6 @@
 //! `scone dev` driven in the background (issue 8): an edit re-runs the edited
-//! service only; a broken manifest is reported and the loop stays alive.
+//! service only; a broken manifest is reported and the loop stays alive; a
+//! service that ends is told.
 
 mod support;
 
@@ -254,4 +255,33 @@ fn dev_reruns_only_what_changed_and_survives_a_broken_manifest() {
     };
     assert!(status.success());
     assert!(Dev::read(&dev.stderr).contains("Stopped"));
+}
+
+#[test]
+fn a_service_that_exits_is_told_once_with_its_status() {
+    let sb = Sandbox::new();
+    let root = workspace(&sb);
+    std::fs::write(
+        root.join("other/other.py"),
+        "import sys\nprint('other fails')\nsys.exit(3)\n",
+    )
+    .unwrap();
+    let mut dev = Dev::start(&sb, &root);
+    dev.wait_for(true, "Exited other with status 3", 1);
+    // The hello service prints and ends: that is told too, as an end.
+    dev.wait_for(true, "Exited python_app with status 0", 1);
+    // Told once: the loop keeps looking while it waits for changes.
+    std::thread::sleep(Duration::from_millis(1000));
+    let err = Dev::read(&dev.stderr);
+    assert_eq!(err.matches("Exited other").count(), 1, "{err}");
+    assert!(
+        err.contains("(it starts again when its image or policy changes)"),
+        "{err}"
+    );
+    // Edited, it is started again, and its new end is told.
+    std::fs::write(root.join("other/other.py"), "import sys\nsys.exit(4)\n").unwrap();
+    let err = dev.wait_for(true, "Exited other with status 4", 1);
+    let last = *cycles(&err).last().unwrap();
+    assert!(last.contains("restarted: other;"), "{last}");
+    assert_eq!(err.matches("Exited other").count(), 2, "{err}");
 }

@@ -3,7 +3,8 @@
 //! print one line per cycle. Only a change to a path the last load read or a
 //! step declares as input starts a cycle (never one to the file the loop's
 //! output goes to); while the manifests are broken, any change does. A broken
-//! manifest is reported and the loop goes on; Ctrl-C stops every service it
+//! manifest is reported and the loop goes on; a service that ends is told
+//! (`Exited other with status 3`), once; Ctrl-C stops every service it
 //! started.
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use scone::cas::Cas;
 use scone::dev::{watch, Change, DevEvent, OwnOutput, Relevance};
 use scone::run::{DockerRun, RunSpec};
 use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -33,6 +35,53 @@ impl Running {
                 let _ = child.wait();
             }
             Running::Docker(run) => run.stop(),
+        }
+    }
+
+    /// How it ended, if it has (`with status 3`, `killed by signal 9`);
+    /// `None` while it runs. Never waits.
+    fn ended(&mut self) -> Option<String> {
+        match self {
+            Running::Native(child, _) => match child.try_wait() {
+                Ok(Some(status)) => Some(match (status.code(), status.signal()) {
+                    (Some(code), _) => format!("with status {code}"),
+                    (None, Some(signal)) => format!("killed by signal {signal}"),
+                    (None, None) => format!("{status}"),
+                }),
+                Ok(None) => None,
+                Err(e) => Some(format!("(waiting for it failed: {e})")),
+            },
+            Running::Docker(run) => run.exited().map(|code| match code {
+                Ok(code) => format!("with status {code}"),
+                Err(e) => format!("(the engine could not say how: {e})"),
+            }),
+        }
+    }
+}
+
+/// A service the loop started, and what it was started from.
+struct Started {
+    fingerprint: Fingerprint,
+    running: Running,
+    /// Its end was told (once: see [`tell_ends`]).
+    told: bool,
+}
+
+/// How often the loop looks whether a service it started has ended, while
+/// it waits for changes.
+const END_POLL: Duration = Duration::from_millis(200);
+
+/// Tells, once each, the services that ended since the last look: a
+/// service that exits is not started again until what it runs changes, and
+/// a user in the edit loop must not take its silence for running.
+fn tell_ends(running: &mut BTreeMap<String, Started>, out: &Output) {
+    for (name, started) in running.iter_mut().filter(|(_, s)| !s.told) {
+        if let Some(how) = started.running.ended() {
+            started.told = true;
+            out.status(
+                "Exited",
+                &format!("{name} {how} (it starts again when its image or policy changes)"),
+            );
         }
     }
 }
@@ -69,7 +118,7 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
         }
     });
 
-    let mut running: BTreeMap<String, (Fingerprint, Running)> = BTreeMap::new();
+    let mut running: BTreeMap<String, Started> = BTreeMap::new();
     let mut watcher = None;
     let mut pending: Option<(Vec<Change>, Instant)> = None;
     let own = OwnOutput::of_this_process();
@@ -149,30 +198,37 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                 }
             }
         }
-        match next_change(&rx, &own, relevance.as_ref()) {
+        let mut idle = || tell_ends(&mut running, &out);
+        match next_change(&rx, &own, relevance.as_ref(), &mut idle) {
             Some(change) => pending = Some(change),
             None => break,
         }
     }
-    for (_, (_, r)) in std::mem::take(&mut running) {
-        r.stop();
+    for (_, started) in std::mem::take(&mut running) {
+        started.running.stop();
     }
     out.status("Stopped", "every service scone dev started");
     Ok(0)
 }
 
 /// Waits for changes that can matter (everything that arrived meanwhile
-/// coalesced); `None` on Ctrl-C.
+/// coalesced), calling `idle` every [`END_POLL`] while none comes; `None` on
+/// Ctrl-C.
 fn next_change(
     rx: &mpsc::Receiver<DevEvent>,
     own: &OwnOutput,
     relevance: Option<&Relevance>,
+    idle: &mut dyn FnMut(),
 ) -> Option<(Vec<Change>, Instant)> {
     let matters = |c: &Change| !own.is_ours(&c.path) && relevance.is_none_or(|r| r.matters(c));
     loop {
-        let (changes, at) = match rx.recv() {
+        let (changes, at) = match rx.recv_timeout(END_POLL) {
             Ok(DevEvent::Changed { changes, at }) => (changes, at),
-            Ok(DevEvent::Stop) | Err(_) => return None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                idle();
+                continue;
+            }
+            Ok(DevEvent::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return None,
         };
         let mut all: Vec<Change> = changes.into_iter().filter(|c| matters(c)).collect();
         let mut first = (!all.is_empty()).then_some(at);
@@ -200,7 +256,7 @@ fn cycle(
     apply: &ApplyArgs,
     only: &[String],
     native: bool,
-    running: &mut BTreeMap<String, (Fingerprint, Running)>,
+    running: &mut BTreeMap<String, Started>,
     out: &Output,
 ) -> anyhow::Result<Option<(Outcome, Vec<String>)>> {
     let outcome = execute(&apply.build, Some(apply))?;
@@ -239,12 +295,12 @@ fn cycle(
             let fp = Fingerprint { spec, image };
             if running
                 .get(&service.name)
-                .is_some_and(|(old, _)| *old == fp)
+                .is_some_and(|old| old.fingerprint == fp)
             {
                 continue;
             }
-            if let Some((_, old)) = running.remove(&service.name) {
-                old.stop();
+            if let Some(old) = running.remove(&service.name) {
+                old.running.stop();
             }
             let layout = target.join("images").join(unit.name());
             let tag = &unit.manifest.build.to.value;
@@ -266,7 +322,14 @@ fn cycle(
                 )?)
             };
             restarted.push(service.name.clone());
-            running.insert(service.name.clone(), (fp, handle));
+            running.insert(
+                service.name.clone(),
+                Started {
+                    fingerprint: fp,
+                    running: handle,
+                    told: false,
+                },
+            );
         }
     }
     for name in running
@@ -275,8 +338,8 @@ fn cycle(
         .cloned()
         .collect::<Vec<_>>()
     {
-        if let Some((_, r)) = running.remove(&name) {
-            r.stop();
+        if let Some(started) = running.remove(&name) {
+            started.running.stop();
         }
     }
     if restarted.is_empty() && outcome.report.as_ref().is_some_and(|r| r.built > 0) {
