@@ -125,13 +125,17 @@ pub fn check_name(what: &str, name: &Located<String>, file: &Path, out: &mut Vec
             "give it a name",
         ));
     } else if !is_sane_name(&name.value) {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        let wrong = match name.value.chars().find(|&c| !allowed(c)) {
+            Some(_) => "has characters other than letters, digits, `_`, `.`, `-`",
+            // `..`, `.hidden`, `-rf`: each character is allowed, the first
+            // is not allowed first.
+            None => "does not start with a letter or digit",
+        };
         out.push(invalid(
             file,
             name.pos,
-            format!(
-                "{what} `{}` has characters other than letters, digits, `_`, `.`, `-`",
-                name.value
-            ),
+            format!("{what} `{}` {wrong}", name.value),
             &format!("e.g. `{}`", sane_name_like(&name.value)),
         ));
     }

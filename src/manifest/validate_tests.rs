@@ -139,3 +139,27 @@ fn a_bad_name_is_given_a_hint_made_of_itself() {
     assert!(shown.contains("policy.namespace `my ns`"), "{shown}");
     assert_eq!(out[0].hint.as_deref(), Some("e.g. `my_ns`"), "{shown}");
 }
+
+#[test]
+fn a_name_of_allowed_characters_that_starts_wrong_is_said_to() {
+    for (given, hint) in [("..", "name"), (".hidden", "hidden"), ("-rf", "rf")] {
+        let name = Located {
+            value: given.to_string(),
+            pos: Pos::default(),
+        };
+        let mut out = Vec::new();
+        check_name("build.name", &name, Path::new("service.yml"), &mut out);
+        assert_eq!(out.len(), 1, "{given}");
+        let shown = out[0].to_string();
+        assert!(
+            shown.contains(&format!(
+                "build.name `{given}` does not start with a letter or digit"
+            )),
+            "{shown}"
+        );
+        assert_eq!(
+            out[0].hint.as_deref(),
+            Some(format!("e.g. `{hint}`").as_str())
+        );
+    }
+}
