@@ -6,6 +6,7 @@
 
 pub mod attest;
 pub mod cas;
+pub mod cause;
 pub mod dev;
 pub mod draw;
 pub mod durable;

@@ -122,7 +122,10 @@ impl RemoteCas {
             }
         };
         let client = builder.build().map_err(|e| {
-            CasError::Identity(format!("cannot set up the HTTPS client: {}", chain(&e)))
+            CasError::Identity(format!(
+                "cannot set up the HTTPS client: {}",
+                crate::cause::with_causes(&e)
+            ))
         })?;
         Ok(RemoteCas {
             base,
@@ -159,7 +162,7 @@ impl RemoteCas {
     }
 
     fn transport_error(&self, err: &reqwest::Error) -> CasError {
-        let detail = chain(err);
+        let detail = crate::cause::with_causes(err);
         let lower = detail.to_lowercase();
         let tls = [
             "certificate",
@@ -212,21 +215,6 @@ impl RemoteCas {
             },
         }
     }
-}
-
-/// The error and its sources, joined by `: `.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
 }
 
 impl Cas for RemoteCas {

@@ -193,9 +193,12 @@ impl RegistryClient {
         if let Some(header) = &cached {
             request = request.header(AUTHORIZATION, header);
         }
-        let response = request
-            .send()
-            .map_err(|e| Self::err(reference, format!("request failed: {}", without_url(&e))))?;
+        let response = request.send().map_err(|e| {
+            Self::err(
+                reference,
+                format!("request failed: {}", crate::cause::of_request(e)),
+            )
+        })?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -206,10 +209,12 @@ impl RegistryClient {
             .unwrap_or_default()
             .to_string();
         let header = self.authenticate(reference, scope, &challenge, response.status())?;
-        let retry = make()?
-            .header(AUTHORIZATION, &header)
-            .send()
-            .map_err(|e| Self::err(reference, format!("request failed: {}", without_url(&e))))?;
+        let retry = make()?.header(AUTHORIZATION, &header).send().map_err(|e| {
+            Self::err(
+                reference,
+                format!("request failed: {}", crate::cause::of_request(e)),
+            )
+        })?;
         if retry.status() == StatusCode::UNAUTHORIZED || retry.status() == StatusCode::FORBIDDEN {
             return Err(OciError::AuthRefused {
                 registry: reference.registry.clone(),
@@ -262,7 +267,7 @@ impl RegistryClient {
         let response = request.send().map_err(|e| {
             Self::err(
                 reference,
-                format!("token request failed: {}", without_url(&e)),
+                format!("token request failed: {}", crate::cause::of_request(e)),
             )
         })?;
         if !response.status().is_success() {
@@ -322,7 +327,12 @@ impl RegistryClient {
         let media_type = content_type(response.headers());
         let bytes = response
             .bytes()
-            .map_err(|e| Self::err(reference, format!("reading manifest: {}", without_url(&e))))?
+            .map_err(|e| {
+                Self::err(
+                    reference,
+                    format!("reading manifest: {}", crate::cause::of_request(e)),
+                )
+            })?
             .to_vec();
         let digest = sha256_digest(&bytes);
         if let Some(expected) = &reference.digest {
@@ -356,7 +366,7 @@ impl RegistryClient {
         response.copy_to(&mut writer).map_err(|e| {
             Self::err(
                 reference,
-                format!("downloading {digest}: {}", without_url(&e)),
+                format!("downloading {digest}: {}", crate::cause::of_request(e)),
             )
         })?;
         let (buffered, actual, size) = writer.finish();
@@ -395,7 +405,7 @@ impl RegistryClient {
         let size = response.copy_to(out).map_err(|e| {
             Self::err(
                 reference,
-                format!("downloading {digest}: {}", without_url(&e)),
+                format!("downloading {digest}: {}", crate::cause::of_request(e)),
             )
         })?;
         Ok(Some(size))
@@ -564,18 +574,6 @@ fn content_type(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
         .unwrap_or_default()
-}
-
-/// reqwest errors print the URL, which may carry an upload session id; keep the kind only.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "<url>");
-    }
-    if let Some(source) = std::error::Error::source(e) {
-        text.push_str(&format!(" ({source})"));
-    }
-    text
 }
 
 /// Parse `key="value", key2="value2"` of a WWW-Authenticate challenge.

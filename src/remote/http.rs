@@ -64,7 +64,7 @@ impl HttpBackend {
         };
         request
             .send()
-            .map_err(|e| RemoteError::Transport(format!("{what}: {}", describe(e))))
+            .map_err(|e| RemoteError::Transport(format!("{what}: {}", crate::cause::of_request(e))))
     }
 
     fn status(what: &str, response: &Response) -> RemoteError {
@@ -73,18 +73,6 @@ impl HttpBackend {
             status: response.status().as_u16(),
         }
     }
-}
-
-/// A reqwest error without its URL, with its causes (e.g. "connection refused").
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 fn percent_decode(s: &str) -> String {
@@ -114,10 +102,9 @@ impl Backend for HttpBackend {
         let response = self.send(what, self.http.get(self.url("ac", fingerprint)))?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => response
-                .bytes()
-                .map(|b| Some(b.to_vec()))
-                .map_err(|e| RemoteError::Transport(format!("{what}: {}", describe(e)))),
+            s if s.is_success() => response.bytes().map(|b| Some(b.to_vec())).map_err(|e| {
+                RemoteError::Transport(format!("{what}: {}", crate::cause::of_request(e)))
+            }),
             _ => Err(Self::status(what, &response)),
         }
     }
@@ -194,9 +181,9 @@ impl HttpBackend {
         match response.status() {
             StatusCode::NOT_FOUND => Ok(false),
             s if s.is_success() => {
-                response
-                    .copy_to(out)
-                    .map_err(|e| RemoteError::Transport(format!("{what}: {}", describe(e))))?;
+                response.copy_to(out).map_err(|e| {
+                    RemoteError::Transport(format!("{what}: {}", crate::cause::of_request(e)))
+                })?;
                 Ok(true)
             }
             _ => Err(Self::status(what, &response)),
