@@ -44,6 +44,20 @@ pub struct Config {
     pub paths: PathsConfig,
 }
 
+impl Config {
+    /// The keys of scone.toml's top level, as written (a test holds them to
+    /// the fields above).
+    pub const TOP_KEYS: [&'static str; 7] = [
+        "members",
+        "target-dir",
+        "base",
+        "signing",
+        "provenance",
+        "cache",
+        "paths",
+    ];
+}
+
 /// `[paths]` of `scone.toml`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

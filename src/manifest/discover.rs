@@ -94,25 +94,45 @@ pub fn walk(root: &Path, watched: &mut Watched) -> Vec<PathBuf> {
 }
 
 /// The files under `root` matched by the `members` globs of `scone.toml`
-/// (`config` is that file, for diagnostics), sorted. A glob that is invalid or
-/// matches nothing is a [`ErrorKind::Config`] diagnostic.
+/// (`config` is that file, and `at` where it writes a glob, for
+/// diagnostics), sorted. A glob that is invalid or matches nothing is a
+/// [`ErrorKind::Config`] diagnostic; one that leaves `root` (absolute, or
+/// with a `..` part) an [`ErrorKind::PathEscape`] one: a member is a file of
+/// the workspace.
 pub fn members(
     root: &Path,
     globs: &[String],
     config: &Path,
+    at: &dyn Fn(&str) -> Pos,
     watched: &mut Watched,
 ) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut matchers: Vec<(&str, Override)> = Vec::new();
+    let diag = |glob: &str, what: &str| member_diag(config, at(glob), glob, what);
     for glob in globs {
+        let wrong = if glob.starts_with('/') || leaves(glob) {
+            "leaves the workspace"
+        } else if glob.split('/').any(|part| part == "..") {
+            "has a `..` part"
+        } else {
+            ""
+        };
+        if !wrong.is_empty() {
+            diags.push(
+                Diagnostic::new(
+                    ErrorKind::PathEscape,
+                    config,
+                    at(glob),
+                    format!("member `{glob}` {wrong}: a member is a file under the folder of scone.toml"),
+                )
+                .with_hint("move the Meshfile under this folder, or build it on its own with `scone build -f <file>`"),
+            );
+            continue;
+        }
         let built = OverrideBuilder::new(root).add(glob).and_then(|b| b.build());
         match built {
             Ok(ov) => matchers.push((glob, ov)),
-            Err(e) => diags.push(member_diag(
-                config,
-                glob,
-                &format!("is not a valid glob: {e}"),
-            )),
+            Err(e) => diags.push(diag(glob, &format!("is not a valid glob: {e}"))),
         }
     }
     let files = walk(root, watched);
@@ -125,7 +145,7 @@ pub fn members(
             }
         }
         if found.len() == before {
-            diags.push(member_diag(config, glob, "matches no file"));
+            diags.push(diag(glob, "matches no file"));
         }
     }
     if diags.is_empty() {
@@ -135,11 +155,27 @@ pub fn members(
     }
 }
 
-fn member_diag(config: &Path, glob: &str, what: &str) -> Diagnostic {
+/// Whether relative `glob`'s `..` parts climb above where it starts.
+fn leaves(glob: &str) -> bool {
+    let mut depth = 0i64;
+    for part in glob.split('/') {
+        match part {
+            ".." => depth -= 1,
+            "" | "." => {}
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+fn member_diag(config: &Path, pos: Pos, glob: &str, what: &str) -> Diagnostic {
     Diagnostic::new(
         ErrorKind::Config,
         config,
-        Pos::default(),
+        pos,
         format!("member `{glob}` {what}"),
     )
     .with_hint(
@@ -238,14 +274,60 @@ mod tests {
             std::fs::write(root.join(dir).join("mesh.yml"), "kind: mesh\n").unwrap();
         }
         let cfg = root.join(CONFIG_FILE);
-        let got = members(root, &["*/mesh.yml".to_string()], &cfg, &mut Vec::new()).unwrap();
+        let nowhere = |_: &str| Pos::default();
+        let got = members(
+            root,
+            &["*/mesh.yml".to_string()],
+            &cfg,
+            &nowhere,
+            &mut Vec::new(),
+        )
+        .unwrap();
         assert_eq!(
             got,
             vec![root.join("m1/mesh.yml"), root.join("m2/mesh.yml")]
         );
-        let err = members(root, &["nope/*.yml".to_string()], &cfg, &mut Vec::new()).unwrap_err();
+        let err = members(
+            root,
+            &["nope/*.yml".to_string()],
+            &cfg,
+            &nowhere,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(err[0].kind, ErrorKind::Config);
         assert!(err[0].message.contains("matches no file"));
+        // Outside the workspace: refused as such, even where files match.
+        std::fs::create_dir_all(root.join("m1/ws")).unwrap();
+        for glob in ["../m2/*.yml", "/etc/*.conf", "a/../../m2/mesh.yml"] {
+            let err = members(
+                &root.join("m1/ws"),
+                &[glob.to_string()],
+                &cfg,
+                &nowhere,
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+            assert_eq!(err[0].kind, ErrorKind::PathEscape, "{glob}");
+            assert!(
+                err[0].message.contains("leaves the workspace"),
+                "{glob}: {}",
+                err[0].message
+            );
+        }
+        let err = members(
+            root,
+            &["m1/../m2/*.yml".to_string()],
+            &cfg,
+            &nowhere,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err[0].message.contains("has a `..` part"),
+            "{}",
+            err[0].message
+        );
         let folders = |d: &Path| config_folders(d).map(Path::to_path_buf).collect::<Vec<_>>();
         // Outside a repository, only the folder itself is looked at.
         assert_eq!(folders(&root.join("m1")), [root.join("m1")]);

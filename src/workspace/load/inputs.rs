@@ -30,8 +30,15 @@ impl Loader {
             return Some((given, config));
         }
         if let (Some(cfg_file), false) = (&config_file, config.members.is_empty()) {
-            return match discover::members(&self.root, &config.members, cfg_file, &mut self.watched)
-            {
+            let text = self.config_text.as_ref().map_or("", |(_, t)| t.as_str());
+            let at = |glob: &str| glob_pos(text, glob);
+            return match discover::members(
+                &self.root,
+                &config.members,
+                cfg_file,
+                &at,
+                &mut self.watched,
+            ) {
                 Ok(files) => Some((files, config)),
                 Err(ds) => {
                     self.diags.extend(ds);
@@ -126,6 +133,14 @@ fn config_hint(message: &str) -> String {
             .map(str::to_string)
             .collect()
     };
+    if let Some(field) = message
+        .strip_prefix("unknown field ")
+        .and_then(|rest| rest.split_once(", expected"))
+        .and_then(|(field, expected)| Some((quoted(field).pop()?, quoted(expected))))
+        .and_then(|(field, expected)| placed_as_in_cargo(&field, &expected))
+    {
+        return format!("{field} ({listed})");
+    }
     let meant = message
         .strip_prefix("unknown field ")
         .or_else(|| message.strip_prefix("unknown variant "))
@@ -142,6 +157,23 @@ fn config_hint(message: &str) -> String {
     }
 }
 
+/// The hint for a key written where Cargo.toml would have it: `[workspace]`
+/// (scone.toml's `members` and `target-dir` are at its top), or a top-level
+/// key inside a table (`expected`: the table's keys).
+fn placed_as_in_cargo(field: &str, expected: &[String]) -> Option<String> {
+    if field == "workspace" {
+        return Some(
+            "scone.toml has no `[workspace]` table (Cargo.toml has): write `members = [...]` \
+             and `target-dir = \"...\"` at its top, before any `[table]`"
+                .to_string(),
+        );
+    }
+    let top = crate::workspace::Config::TOP_KEYS;
+    (top.contains(&field) && !expected.iter().any(|k| k == field)).then(|| {
+        format!("`{field}` is a key of scone.toml's top, not of this table: move it above the first `[table]`")
+    })
+}
+
 /// What went wrong reading a file, as the end of a sentence about it.
 pub(super) fn reason(e: &crate::regular_file::ReadError) -> String {
     match e {
@@ -150,6 +182,16 @@ pub(super) fn reason(e: &crate::regular_file::ReadError) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Where scone.toml's `text` writes the member glob `glob` (quoted, as
+/// TOML writes a string): its first character; else the `members` key.
+fn glob_pos(text: &str, glob: &str) -> Pos {
+    ['"', '\'']
+        .iter()
+        .find_map(|q| text.find(&format!("{q}{glob}{q}")))
+        .map(|at| pos_of(text, at + 1))
+        .unwrap_or_else(|| crate::workspace::key_pos(text, None, "members"))
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -165,8 +207,45 @@ fn pos_of(text: &str, offset: usize) -> Pos {
 
 #[cfg(test)]
 mod tests {
-    use super::pos_of;
+    use super::{config_hint, pos_of};
     use crate::manifest::Pos;
+
+    /// toml's message for `text` as scone.toml.
+    fn message_of(text: &str) -> String {
+        let e = toml::from_str::<crate::workspace::Config>(text).unwrap_err();
+        e.message().trim().to_string()
+    }
+
+    #[test]
+    fn the_top_keys_are_those_the_config_takes() {
+        let message = message_of("nothing-like-a-key = 1\n");
+        let expected: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
+        assert_eq!(expected, crate::workspace::Config::TOP_KEYS, "{message}");
+    }
+
+    #[test]
+    fn a_key_where_cargo_would_have_it_is_told_where_it_goes() {
+        let hint = config_hint(&message_of("[workspace]\nmembers = [\"a/*.yml\"]\n"));
+        assert!(hint.contains("no `[workspace]` table"), "{hint}");
+        assert!(hint.contains("at its top"), "{hint}");
+        let hint = config_hint(&message_of("[cache]\nmembers = [\"a/*.yml\"]\n"));
+        assert!(
+            hint.contains("`members` is a key of scone.toml's top"),
+            "{hint}"
+        );
+        // A misspelt key still gets its nearest.
+        let hint = config_hint(&message_of("member = [\"a/*.yml\"]\n"));
+        assert!(hint.contains("did you mean `members`?"), "{hint}");
+    }
+
+    #[test]
+    fn a_member_glob_is_found_where_it_is_written() {
+        let text = "members = [\n  \"a/*.yml\",\n  'b/*.yml',\n]\n";
+        assert_eq!(super::glob_pos(text, "a/*.yml"), Pos { line: 2, column: 4 });
+        assert_eq!(super::glob_pos(text, "b/*.yml"), Pos { line: 3, column: 4 });
+        // Written otherwise (escaped): the key.
+        assert_eq!(super::glob_pos(text, "c"), Pos { line: 1, column: 1 });
+    }
 
     #[test]
     fn offsets_to_positions() {
