@@ -476,6 +476,30 @@ fn a_signing_mode_that_is_neither_word_is_refused_where_it_is() {
 }
 
 #[test]
+fn a_base_key_that_is_no_build_kind_is_refused_where_it_is() {
+    // `[base] pythn = …` was never looked up: the python services kept
+    // the default base, and the build said nothing.
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    std::fs::write(dir.join("scone.toml"), "[base]\npythn = \"scratch\"\n").unwrap();
+    for command in ["check", "build"] {
+        let out = sb.scone(&dir).arg(command).output().expect("scone runs");
+        let got = (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert_shown(&got, "scone.toml:2:1", "config");
+        assert!(
+            got.1.contains("no build.kind is named `pythn`"),
+            "{}",
+            got.1
+        );
+        assert!(got.1.contains("did you mean `python`?"), "{}", got.1);
+        assert!(!dir.join("target/images").exists(), "{command}: {}", got.1);
+    }
+}
+
+#[test]
 fn run_of_a_misspelt_service_builds_and_applies_nothing() {
     let sb = Sandbox::new();
     let dir = workspace(&sb, SERVICE.as_bytes(), MESH);

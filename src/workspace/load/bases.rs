@@ -12,6 +12,30 @@ impl Loader {
     /// Every service has a base image: `build.from`, its kind's `[base]` in
     /// scone.toml, or the kind's default (the plan would refuse it at build).
     pub(super) fn bases(&mut self, config: &Config) {
+        // A `[base]` key no build.kind is named is never looked up: a typo
+        // there would leave its kind on the default base without a word.
+        for kind in config.base.keys().filter(|k| !validate::is_build_kind(k)) {
+            let (file, pos) = self.config_pos(Some("base"), kind);
+            let kinds = validate::BUILD_KINDS.join("`, `");
+            let hint = match crate::manifest::suggest::did_you_mean(
+                kind,
+                validate::BUILD_KINDS.iter().copied(),
+            ) {
+                Some(meant) => {
+                    format!("did you mean `{meant}`? (the kinds: `{kinds}`, `java17`, …)")
+                }
+                None => format!("a `[base]` key is a build.kind: `{kinds}`, `java17`, …"),
+            };
+            self.diags.push(
+                Diagnostic::new(
+                    ErrorKind::Config,
+                    &file,
+                    pos,
+                    format!("`[base] {kind}`: no build.kind is named `{kind}`"),
+                )
+                .with_hint(hint),
+            );
+        }
         let mut there = There {
             resolver: &self.resolver,
             known: HashMap::new(),
