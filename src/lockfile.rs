@@ -6,6 +6,7 @@
 //! `--locked` refuses a build that would change it; `--frozen` is `--locked`
 //! plus `--offline`. Never holds a secret. `scone.lock.example` documents it.
 
+use crate::manifest::{Diagnostic, Diagnostics, ErrorKind, Pos};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -59,16 +60,15 @@ pub struct SessionLock {
     pub cas_hash: Option<String>,
 }
 
-/// A `scone.lock` that cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct LockError {
-    pub path: String,
-    pub message: String,
-}
+/// A `scone.lock` that cannot be read: a diagnostic of kind
+/// [`ErrorKind::Lockfile`] at its line, as a manifest's (exit code 2).
+pub type LockError = Diagnostics;
 
 /// The most bytes a `scone.lock` may have (a lock of 10,000 services is a few MB).
 const MAX_LOCK_BYTES: u64 = 256 << 20;
+
+/// What to do about a lock that does not read: it is generated.
+const REMAKE: &str = "scone.lock is generated: delete it and build again to make it anew";
 
 /// The text of the lock at `path`; `None` if there is none. A FIFO or a device
 /// (a committed link to `/dev/zero`) is refused unopened, a size bounded.
@@ -76,11 +76,27 @@ fn read_text(path: &Path) -> Result<Option<String>, LockError> {
     match crate::regular_file::read_text(path, MAX_LOCK_BYTES) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(LockError {
-            path: path.display().to_string(),
-            message: format!("scone.lock {e}"),
-        }),
+        Err(e) => Err(Diagnostic::new(
+            ErrorKind::Lockfile,
+            path,
+            Pos::default(),
+            format!("scone.lock {e}"),
+        )
+        .with_hint(REMAKE)
+        .into()),
     }
+}
+
+/// The first line of `text` that is a merge's conflict marker (`<<<<<<<`,
+/// `=======`, `>>>>>>>` at a line's start), 1-based.
+fn conflict_line(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            ["<<<<<<<", "=======", ">>>>>>>"]
+                .iter()
+                .any(|m| l.starts_with(m))
+        })
+        .map(|i| i + 1)
 }
 
 impl Lockfile {
@@ -97,9 +113,37 @@ impl Lockfile {
         if let Some(lock) = text::read(text) {
             return Ok(lock);
         }
-        toml::from_str(text).map_err(|e| LockError {
-            path: path.display().to_string(),
-            message: format!("{e}\nhelp: delete scone.lock and build again to recreate it"),
+        if let Some(line) = conflict_line(text) {
+            let line = u32::try_from(line).unwrap_or(u32::MAX);
+            return Err(Diagnostic::new(
+                ErrorKind::Lockfile,
+                path,
+                Pos { line, column: 1 },
+                "scone.lock holds a merge's conflict markers",
+            )
+            .with_hint(format!(
+                "{REMAKE} (or keep either side: the build rewrites it; `--locked` then says what changed)"
+            ))
+            .into());
+        }
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = &text[..at];
+            let pos = Pos {
+                line: u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX),
+                column: u32::try_from(
+                    before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                )
+                .unwrap_or(u32::MAX),
+            };
+            Diagnostic::new(
+                ErrorKind::Lockfile,
+                path,
+                pos,
+                e.message().trim().to_string(),
+            )
+            .with_hint(REMAKE)
+            .into()
         })
     }
 
@@ -214,7 +258,9 @@ mod tests {
         assert_eq!(Lockfile::load(&path).unwrap(), lock);
         std::fs::write(&path, "version = 1\n[image.a]\nreference = 1\n").unwrap();
         let err = Lockfile::load(&path).unwrap_err();
-        assert!(err.message.contains("delete scone.lock"), "{err}");
+        assert_eq!(err.0[0].kind, ErrorKind::Lockfile, "{err}");
+        assert_eq!((err.0[0].pos.line, err.0[0].pos.column), (3, 13), "{err}");
+        assert!(err.to_string().contains("delete it and build again"), "{err}");
     }
 }
 

@@ -90,3 +90,68 @@ fn lock_records_images_enclaves_and_sessions_and_locked_refuses_changes() {
         lock
     );
 }
+
+#[test]
+fn a_lock_that_does_not_read_is_refused_at_its_line_and_remade_when_deleted() {
+    let sb = Sandbox::new();
+    let dir = example(&sb);
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
+    let lock = std::fs::read_to_string(dir.join("scone.lock")).unwrap();
+    // A merge left both sides of a line.
+    let mut lines: Vec<&str> = lock.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("digest")).unwrap();
+    lines.splice(
+        at..at + 1,
+        [
+            "<<<<<<< HEAD",
+            lines[at],
+            "=======",
+            "digest = \"sha256:00\"",
+            ">>>>>>> theirs",
+        ],
+    );
+    std::fs::write(dir.join("scone.lock"), lines.join("\n")).unwrap();
+    let out = sb
+        .scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "scone.lock:{}:1: scone.lock holds a merge's conflict markers [lockfile]",
+            at + 1
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("delete it and build again"), "{stderr}");
+    // Broken otherwise: toml's message, at its place.
+    std::fs::write(dir.join("scone.lock"), format!("{lock}broken = [\n")).unwrap();
+    let out = sb
+        .scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = lock.lines().count() + 1;
+    assert!(
+        stderr.contains(&format!("scone.lock:{line}:11: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[lockfile]"), "{stderr}");
+    // Deleted, as the hint says: the build makes it again, as it was.
+    std::fs::remove_file(dir.join("scone.lock")).unwrap();
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("scone.lock")).unwrap(),
+        lock
+    );
+}

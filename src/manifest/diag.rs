@@ -109,6 +109,8 @@ kinds! {
     Config => "config",
     /// No manifest found where one was expected.
     NoManifest => "no-manifest",
+    /// `scone.lock` does not read (broken TOML, a merge's conflict markers).
+    Lockfile => "lockfile",
     /// A mesh tolerates what only a test setup may (`--only_for_testing-*`
     /// CAS tolerances, `debug-mode`): a warning in debug mode, an error with
     /// `--mode production`.
