@@ -46,6 +46,65 @@ pub fn testing_only(mesh: &Mesh, source: Option<&str>) -> Vec<(String, Pos)> {
     found
 }
 
+/// The `policy.tolerate` values of SCONE's session language that scone
+/// knows of (CAS may know more: an item far from all of these is passed on
+/// without a word).
+pub const KNOWN_TOLERATED: [&str; 6] = [
+    "debug-mode",
+    "hyperthreading",
+    "insecure-configuration",
+    "insecure-igpu",
+    "outdated-tcb",
+    "software-hardening-needed",
+];
+
+/// A warning for each item of `policy.tolerate` that is not a value scone
+/// knows but is close to one (`debug-mod`): a typo there also hides
+/// `debug-mode` from the testing-only check above. `source`: see
+/// [`testing_only`].
+pub fn near_misses(mesh: &Mesh, source: Option<&str>) -> Vec<Diagnostic> {
+    let Some(tolerate) = &mesh.policy.tolerate else {
+        return Vec::new();
+    };
+    // The items of a comma string are placed by the text, when it is given.
+    let placed: Vec<(String, Pos)> = match tolerate {
+        StringOrList::One(s) => s
+            .value
+            .split(',')
+            .map(|i| (i.trim().to_string(), s.pos))
+            .collect(),
+        StringOrList::Many(items) => items
+            .iter()
+            .map(|i| (i.value.trim().to_string(), i.pos))
+            .collect(),
+    };
+    placed
+        .into_iter()
+        .filter(|(item, _)| !item.is_empty() && !KNOWN_TOLERATED.contains(&item.as_str()))
+        .filter_map(|(item, pos)| {
+            let meant = super::suggest::did_you_mean(&item, KNOWN_TOLERATED.iter().copied())?;
+            let in_string = matches!(tolerate, StringOrList::One(_));
+            let pos = match source {
+                Some(text) if in_string || pos.line == 0 => {
+                    find_after(text, "tolerate:", &item).unwrap_or(pos)
+                }
+                _ => pos,
+            };
+            Some(
+                Diagnostic::warning(
+                    ErrorKind::InvalidValue,
+                    &mesh.path,
+                    pos,
+                    format!("`policy.tolerate` item `{item}` is no value scone knows"),
+                )
+                .with_hint(format!(
+                    "did you mean `{meant}`? (it goes into the session as written, and CAS decides)"
+                )),
+            )
+        })
+        .collect()
+}
+
 /// Where `word` first appears in `text` at or after the first line whose
 /// content starts with `key`.
 fn find_after(text: &str, key: &str, word: &str) -> Option<Pos> {
@@ -122,6 +181,40 @@ pub fn diagnostic(mesh: &Mesh, production: bool, source: Option<&str>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tolerated_value_close_to_a_known_one_is_warned_of_where_it_is() {
+        let head = "apiVersion: scone/5.8\nkind: mesh\n";
+        for (tolerate, column) in [
+            ("[debug-mod, hyperthreading, aepic-leak]", 14),
+            ("debug-mod, hyperthreading, aepic-leak", 13),
+            ("hyperthreading, debug-mod", 29),
+        ] {
+            let text =
+                format!("{head}policy:\n  namespace: x\n  tolerate: {tolerate}\nservices: []\n");
+            let text = text.as_str();
+            let (mesh, _) =
+                crate::manifest::parse::parse_mesh(text, std::path::Path::new("mesh.yml")).unwrap();
+            let warned = near_misses(&mesh, Some(text));
+            // `aepic-leak` is far from every value scone knows: passed on.
+            assert_eq!(warned.len(), 1, "{text}: {warned:?}");
+            let shown = warned[0].to_string();
+            assert!(
+                shown.contains("`debug-mod` is no value scone knows"),
+                "{shown}"
+            );
+            assert_eq!(
+                (warned[0].pos.line, warned[0].pos.column),
+                (5, column),
+                "{shown}"
+            );
+            assert!(warned[0]
+                .hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("`debug-mode`"));
+        }
+    }
 
     #[test]
     fn a_word_is_found_after_its_key() {

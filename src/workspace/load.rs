@@ -356,6 +356,8 @@ impl Loader {
             false,
             Some(text),
         ));
+        self.warnings
+            .extend(crate::manifest::tolerance::near_misses(&mesh, Some(text)));
         let env = link::mesh_env(&mesh, &mut self.diags);
         self.prefetch(&mesh, &vars);
         let mut links = Vec::new();
