@@ -500,6 +500,23 @@ fn a_base_key_that_is_no_build_kind_is_refused_where_it_is() {
 }
 
 #[test]
+fn a_misspelt_tolerated_value_is_warned_of_where_it_is() {
+    let sb = Sandbox::new();
+    let mesh = MESH.replace(
+        "  namespace: hello\n",
+        "  namespace: hello\n  tolerate: [outdated-tcb, debug-mod]\n",
+    );
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    let (code, stderr) = check(&sb, &dir, "mesh.yml");
+    assert_eq!(code, Some(0), "a warning, not an error: {stderr}");
+    assert!(
+        stderr.contains("warning: mesh.yml:8:28: `policy.tolerate` item `debug-mod` is no value scone knows [invalid-value]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `debug-mode`?"), "{stderr}");
+}
+
+#[test]
 fn run_of_a_misspelt_service_builds_and_applies_nothing() {
     let sb = Sandbox::new();
     let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
