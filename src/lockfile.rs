@@ -260,7 +260,10 @@ mod tests {
         let err = Lockfile::load(&path).unwrap_err();
         assert_eq!(err.0[0].kind, ErrorKind::Lockfile, "{err}");
         assert_eq!((err.0[0].pos.line, err.0[0].pos.column), (3, 13), "{err}");
-        assert!(err.to_string().contains("delete it and build again"), "{err}");
+        assert!(
+            err.to_string().contains("delete it and build again"),
+            "{err}"
+        );
     }
 }
 
