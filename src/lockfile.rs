@@ -78,13 +78,20 @@ fn read_text(path: &Path) -> Result<Option<String>, LockError> {
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(Diagnostic::new(
             ErrorKind::Lockfile,
-            path,
+            as_written(path),
             Pos::default(),
             format!("scone.lock {e}"),
         )
         .with_hint(REMAKE)
         .into()),
     }
+}
+
+/// `path` as the user would write it: relative to the current folder where
+/// it is under it (as manifests are named in diagnostics).
+fn as_written(path: &Path) -> std::path::PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd).unwrap_or(path).to_path_buf()
 }
 
 /// The first line of `text` that is a merge's conflict marker (`<<<<<<<`,
@@ -117,7 +124,7 @@ impl Lockfile {
             let line = u32::try_from(line).unwrap_or(u32::MAX);
             return Err(Diagnostic::new(
                 ErrorKind::Lockfile,
-                path,
+                as_written(path),
                 Pos { line, column: 1 },
                 "scone.lock holds a merge's conflict markers",
             )
@@ -138,7 +145,7 @@ impl Lockfile {
             };
             Diagnostic::new(
                 ErrorKind::Lockfile,
-                path,
+                as_written(path),
                 pos,
                 e.message().trim().to_string(),
             )

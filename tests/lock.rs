@@ -123,7 +123,7 @@ fn a_lock_that_does_not_read_is_refused_at_its_line_and_remade_when_deleted() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "scone.lock:{}:1: scone.lock holds a merge's conflict markers [lockfile]",
+            "error: scone.lock:{}:1: scone.lock holds a merge's conflict markers [lockfile]",
             at + 1
         )),
         "{stderr}"
