@@ -114,13 +114,18 @@ fn a_lock_that_does_not_read_is_refused_at_its_line_and_remade_when_deleted() {
         ],
     );
     std::fs::write(dir.join("scone.lock"), lines.join("\n")).unwrap();
-    let out = sb
-        .scone(&dir)
-        .args(["build", "-f", "mesh.yml", "-q"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // A build of the lock as it is: its exit code and what it said.
+    let build = || {
+        let out = sb
+            .scone(&dir)
+            .args(["build", "-f", "mesh.yml", "-q"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    let (code, stderr) = build();
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "error: scone.lock:{}:1: scone.lock holds a merge's conflict markers [lockfile]",
@@ -131,13 +136,8 @@ fn a_lock_that_does_not_read_is_refused_at_its_line_and_remade_when_deleted() {
     assert!(stderr.contains("delete it and build again"), "{stderr}");
     // Broken otherwise: toml's message, at its place.
     std::fs::write(dir.join("scone.lock"), format!("{lock}broken = [\n")).unwrap();
-    let out = sb
-        .scone(&dir)
-        .args(["build", "-f", "mesh.yml", "-q"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = build();
+    assert_eq!(code, Some(2), "{stderr}");
     let line = lock.lines().count() + 1;
     assert!(
         stderr.contains(&format!("scone.lock:{line}:11: ")),
