@@ -110,7 +110,7 @@ pub fn members(
     let mut matchers: Vec<(&str, Override)> = Vec::new();
     let diag = |glob: &str, what: &str| member_diag(config, at(glob), glob, what);
     for glob in globs {
-        let wrong = if glob.starts_with('/') || leaves(glob) {
+        let wrong = if glob.starts_with('/') || super::validate_paths::escapes(Path::new(glob)) {
             "leaves the workspace"
         } else if glob.split('/').any(|part| part == "..") {
             "has a `..` part"
@@ -153,22 +153,6 @@ pub fn members(
     } else {
         Err(diags)
     }
-}
-
-/// Whether relative `glob`'s `..` parts climb above where it starts.
-fn leaves(glob: &str) -> bool {
-    let mut depth = 0i64;
-    for part in glob.split('/') {
-        match part {
-            ".." => depth -= 1,
-            "" | "." => {}
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return true;
-        }
-    }
-    false
 }
 
 fn member_diag(config: &Path, pos: Pos, glob: &str, what: &str) -> Diagnostic {

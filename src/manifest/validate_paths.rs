@@ -30,6 +30,44 @@ pub fn check_copy_in(
     }
 }
 
+/// A warning for each `copy` entry another already brings into the image:
+/// the same path again, or a path inside a folder copied whole. The image is
+/// the same either way (one entry per file); the list says less than it seems.
+pub fn repeated_copies(copy: &[Located<String>], file: &Path) -> Vec<Diagnostic> {
+    let plain = |raw: &str| -> String {
+        let p = raw.trim().trim_start_matches("./").trim_end_matches('/');
+        p.to_string()
+    };
+    let mut told = Vec::new();
+    for (i, entry) in copy.iter().enumerate() {
+        let path = plain(&entry.value);
+        let by = copy.iter().enumerate().find_map(|(j, other)| {
+            let other_path = plain(&other.value);
+            let inside = path.starts_with(&format!("{other_path}/")) && !other_path.is_empty();
+            match (j < i && other_path == path, inside) {
+                (true, _) => Some(format!("is listed already (line {})", other.pos.line)),
+                (false, true) => Some(format!(
+                    "is inside `{other_path}`, which is copied whole (line {})",
+                    other.pos.line
+                )),
+                _ => None,
+            }
+        });
+        if let Some(why) = by.filter(|_| !path.is_empty()) {
+            told.push(
+                Diagnostic::warning(
+                    ErrorKind::InvalidValue,
+                    file,
+                    entry.pos,
+                    format!("copy path `{}` {why}", entry.value.trim()),
+                )
+                .with_hint("remove this entry: the file is in the image once either way"),
+            );
+        }
+    }
+    told
+}
+
 fn check_one(
     raw: &str,
     pos: Pos,
@@ -144,7 +182,7 @@ const SPECIAL_HINT: &str =
     "copy takes files, folders and symlinks; FIFOs, devices and sockets are never opened";
 
 /// `true` if the lexical path climbs above its start with `..`.
-fn escapes(path: &Path) -> bool {
+pub(super) fn escapes(path: &Path) -> bool {
     let mut depth: i64 = 0;
     for c in path.components() {
         match c {
@@ -235,6 +273,41 @@ mod tests {
 
     fn located(s: &str) -> Located<String> {
         Located::new(s.to_string(), Pos { line: 3, column: 7 })
+    }
+
+    #[test]
+    fn a_copy_entry_another_already_brings_is_warned_of() {
+        let at = |s: &str, line: u32| Located::new(s.to_string(), Pos { line, column: 7 });
+        let copy = [
+            at("app.py", 1),
+            at("lib/a.py", 2),
+            at("lib/", 3),
+            at("./app.py", 4),
+            at("library.py", 5),
+        ];
+        let told = repeated_copies(&copy, Path::new("service.yml"));
+        let said: Vec<(u32, String)> = told
+            .iter()
+            .map(|d| (d.pos.line, d.message.clone()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (
+                    2,
+                    "copy path `lib/a.py` is inside `lib`, which is copied whole (line 3)"
+                        .to_string()
+                ),
+                (
+                    4,
+                    "copy path `./app.py` is listed already (line 1)".to_string()
+                ),
+            ],
+            "`library.py` is not inside `lib`"
+        );
+        assert!(told
+            .iter()
+            .all(|d| d.level == crate::manifest::Level::Warning));
     }
 
     fn kinds(copy: &[&str], dir: &Path) -> Vec<ErrorKind> {
