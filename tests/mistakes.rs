@@ -517,6 +517,21 @@ fn a_misspelt_tolerated_value_is_warned_of_where_it_is() {
 }
 
 #[test]
+fn a_copy_entry_listed_twice_is_warned_of_where_it_is() {
+    let sb = Sandbox::new();
+    let service = format!("{SERVICE}    - print_env.py\n");
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    let (code, stderr) = check(&sb, &dir, "mesh.yml");
+    assert_eq!(code, Some(0), "a warning, not an error: {stderr}");
+    assert!(
+        stderr.contains(
+            "warning: service.yml:22:7: copy path `print_env.py` is listed already (line 21) [invalid-value]"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn run_of_a_misspelt_service_builds_and_applies_nothing() {
     let sb = Sandbox::new();
     let dir = workspace(&sb, SERVICE.as_bytes(), MESH);

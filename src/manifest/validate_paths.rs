@@ -34,10 +34,8 @@ pub fn check_copy_in(
 /// the same path again, or a path inside a folder copied whole. The image is
 /// the same either way (one entry per file); the list says less than it seems.
 pub fn repeated_copies(copy: &[Located<String>], file: &Path) -> Vec<Diagnostic> {
-    let plain = |raw: &str| -> String {
-        let p = raw.trim().trim_start_matches("./").trim_end_matches('/');
-        p.to_string()
-    };
+    // As written: a path with a `.` or empty part is refused above.
+    let plain = |raw: &str| -> String { raw.trim().to_string() };
     let mut told = Vec::new();
     for (i, entry) in copy.iter().enumerate() {
         let path = plain(&entry.value);
@@ -281,8 +279,8 @@ mod tests {
         let copy = [
             at("app.py", 1),
             at("lib/a.py", 2),
-            at("lib/", 3),
-            at("./app.py", 4),
+            at("lib", 3),
+            at("app.py", 4),
             at("library.py", 5),
         ];
         let told = repeated_copies(&copy, Path::new("service.yml"));
@@ -300,7 +298,7 @@ mod tests {
                 ),
                 (
                     4,
-                    "copy path `./app.py` is listed already (line 1)".to_string()
+                    "copy path `app.py` is listed already (line 1)".to_string()
                 ),
             ],
             "`library.py` is not inside `lib`"
