@@ -134,15 +134,7 @@ impl Lockfile {
             .into());
         }
         toml::from_str(text).map_err(|e| {
-            let at = e.span().map_or(0, |s| s.start).min(text.len());
-            let before = &text[..at];
-            let pos = Pos {
-                line: u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX),
-                column: u32::try_from(
-                    before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-                )
-                .unwrap_or(u32::MAX),
-            };
+            let pos = Pos::at_offset(text, e.span().map_or(0, |s| s.start));
             Diagnostic::new(
                 ErrorKind::Lockfile,
                 as_written(path),

@@ -11,6 +11,25 @@ pub struct Pos {
     pub column: u32,
 }
 
+impl Pos {
+    /// The line and column (1-based, in characters) of byte `offset` of
+    /// `text`; an offset past the end, or inside a character, is taken back
+    /// to where one starts.
+    pub fn at_offset(text: &str, offset: usize) -> Pos {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.line, self.column)
@@ -59,5 +78,21 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
 impl<T: fmt::Display> fmt::Display for Located<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.value.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_to_positions() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(Pos::at_offset(text, 0), Pos { line: 1, column: 1 });
+        assert_eq!(Pos::at_offset(text, 6), Pos { line: 2, column: 1 });
+        assert_eq!(Pos::at_offset(text, 10), Pos { line: 2, column: 4 });
+        assert_eq!(Pos::at_offset(text, 999), Pos { line: 3, column: 1 });
+        // Inside `é`: where it starts.
+        assert_eq!(Pos::at_offset(text, 8), Pos { line: 2, column: 2 });
     }
 }

@@ -54,12 +54,7 @@ pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
 pub fn not_utf8(path: &Path, bytes: &[u8], err: std::str::Utf8Error) -> Diagnostic {
     let at = err.valid_up_to();
     let before = String::from_utf8_lossy(&bytes[..at]);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    let pos = Pos {
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        column: u32::try_from(column).unwrap_or(u32::MAX),
-    };
+    let pos = Pos::at_offset(&before, before.len());
     Diagnostic::new(
         ErrorKind::Io,
         path,

@@ -150,21 +150,11 @@ fn raw_output(text: &str) -> Option<Pos> {
         let rest = text[at + 2..].trim_start_matches('~');
         let escaped = at > 0 && text.as_bytes()[at - 1] == b'\\';
         if !escaped && (rest.starts_with('{') || rest.starts_with('&')) {
-            return Some(pos_at(text, at));
+            return Some(Pos::at_offset(text, at));
         }
         from = at + 2;
     }
     None
-}
-
-fn pos_at(text: &str, offset: usize) -> Pos {
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Pos {
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        column: u32::try_from(column).unwrap_or(u32::MAX),
-    }
 }
 
 /// Renders a service manifest with a Meshfile's variables `vars`: like
@@ -254,13 +244,7 @@ fn unclosed_block(text: &str) -> Option<Pos> {
         from = at + 2;
     }
     let (_, offset) = stack.first()?;
-    let before = &text[..*offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Some(Pos {
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        column: u32::try_from(column).unwrap_or(u32::MAX),
-    })
+    Some(Pos::at_offset(text, *offset))
 }
 
 fn render_error(err: &handlebars::RenderError, vars: &Variables, file: &Path) -> Diagnostic {

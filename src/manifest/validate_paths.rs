@@ -35,29 +35,35 @@ pub fn check_copy_in(
 /// the same either way (one entry per file); the list says less than it seems.
 pub fn repeated_copies(copy: &[Located<String>], file: &Path) -> Vec<Diagnostic> {
     // As written: a path with a `.` or empty part is refused above.
-    let plain = |raw: &str| -> String { raw.trim().to_string() };
+    let paths: Vec<&str> = copy.iter().map(|e| e.value.trim()).collect();
     let mut told = Vec::new();
-    for (i, entry) in copy.iter().enumerate() {
-        let path = plain(&entry.value);
-        let by = copy.iter().enumerate().find_map(|(j, other)| {
-            let other_path = plain(&other.value);
-            let inside = path.starts_with(&format!("{other_path}/")) && !other_path.is_empty();
-            match (j < i && other_path == path, inside) {
-                (true, _) => Some(format!("is listed already (line {})", other.pos.line)),
-                (false, true) => Some(format!(
-                    "is inside `{other_path}`, which is copied whole (line {})",
-                    other.pos.line
-                )),
-                _ => None,
-            }
-        });
+    for (i, (entry, path)) in copy.iter().zip(&paths).enumerate() {
+        let by = copy
+            .iter()
+            .zip(&paths)
+            .enumerate()
+            .find_map(|(j, (other, o))| {
+                let inside = path
+                    .strip_prefix(o)
+                    .is_some_and(|rest| rest.starts_with('/'));
+                if j < i && o == path {
+                    Some(format!("is listed already (line {})", other.pos.line))
+                } else if inside && !o.is_empty() {
+                    Some(format!(
+                        "is inside `{o}`, which is copied whole (line {})",
+                        other.pos.line
+                    ))
+                } else {
+                    None
+                }
+            });
         if let Some(why) = by.filter(|_| !path.is_empty()) {
             told.push(
                 Diagnostic::warning(
                     ErrorKind::InvalidValue,
                     file,
                     entry.pos,
-                    format!("copy path `{}` {why}", entry.value.trim()),
+                    format!("copy path `{path}` {why}"),
                 )
                 .with_hint("remove this entry: the file is in the image once either way"),
             );

@@ -101,7 +101,10 @@ impl Loader {
                 Some(c)
             }
             Err(e) => {
-                let pos = e.span().map(|s| pos_of(&text, s.start)).unwrap_or_default();
+                let pos = e
+                    .span()
+                    .map(|s| Pos::at_offset(&text, s.start))
+                    .unwrap_or_default();
                 let msg = e.message().trim().to_string();
                 let hint = config_hint(&msg);
                 self.diags
@@ -190,24 +193,13 @@ fn glob_pos(text: &str, glob: &str) -> Pos {
     ['"', '\'']
         .iter()
         .find_map(|q| text.find(&format!("{q}{glob}{q}")))
-        .map(|at| pos_of(text, at + 1))
+        .map(|at| Pos::at_offset(text, at + 1))
         .unwrap_or_else(|| crate::workspace::key_pos(text, None, "members"))
-}
-
-/// 1-based line and column of byte `offset` in `text`.
-fn pos_of(text: &str, offset: usize) -> Pos {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Pos {
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        column: u32::try_from(column).unwrap_or(u32::MAX),
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{config_hint, pos_of};
+    use super::config_hint;
     use crate::manifest::Pos;
 
     /// toml's message for `text` as scone.toml.
@@ -245,14 +237,5 @@ mod tests {
         assert_eq!(super::glob_pos(text, "b/*.yml"), Pos { line: 3, column: 4 });
         // Written otherwise (escaped): the key.
         assert_eq!(super::glob_pos(text, "c"), Pos { line: 1, column: 1 });
-    }
-
-    #[test]
-    fn offsets_to_positions() {
-        let text = "a = 1\nbé = 2\n";
-        assert_eq!(pos_of(text, 0), Pos { line: 1, column: 1 });
-        assert_eq!(pos_of(text, 6), Pos { line: 2, column: 1 });
-        assert_eq!(pos_of(text, 10), Pos { line: 2, column: 4 });
-        assert_eq!(pos_of(text, 999), Pos { line: 3, column: 1 });
     }
 }
