@@ -18,8 +18,8 @@ pub mod boundary;
 mod load;
 pub mod target;
 mod watched;
-pub use load::load;
 pub use load::parse_cache::FILE_NAME as PARSE_CACHE;
+pub use load::{inputs, load};
 
 /// `scone.toml` at the workspace root. Every field is optional.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

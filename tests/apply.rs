@@ -138,6 +138,22 @@ fn run_native_gets_the_stored_secret() {
     assert_eq!(password.len(), 10);
     assert!(stdout.contains(&format!("PW={password}")));
     assert!(String::from_utf8_lossy(&out.stderr).contains("simulation mode"));
+    // Without -p: the mesh's only service, as `cargo run` runs the only binary.
+    let out = sb
+        .scone(&dir)
+        .args(["run", "-f", "mesh.yml", "--native"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("running python_app in simulation mode"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("PW={password}")),
+        "{stderr}"
+    );
     // The manifest name works too.
     let out = sb
         .scone(&dir)

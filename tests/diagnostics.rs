@@ -183,7 +183,6 @@ fn usage_errors_exit_2() {
     let sb = Sandbox::new();
     let dir = sb.hello_world("app");
     for args in [
-        &["run", "-f", "mesh.yml"][..],
         &[
             "run",
             "-f",
@@ -193,12 +192,31 @@ fn usage_errors_exit_2() {
             "-p",
             "python_hello_user",
         ],
-        &["build", "--no-such-option"],
+        &["build", "--no-such-option"][..],
     ] {
         let (code, _, stderr) = run(&sb, &dir, args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("error:"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn run_without_p_in_a_workspace_of_several_services_names_them_and_builds_nothing() {
+    let sb = Sandbox::new();
+    let root = renamed_services(&sb, 3);
+    let (code, _, stderr) = run(&sb, &root, &["run", "-f", "mesh.yml", "--native"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: `scone run` could not tell which service to run: the workspace has 3"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: give one with -p: `svc_0000`, `svc_0001`, `svc_0002`"),
+        "{stderr}"
+    );
+    assert!(!root.join("target").exists(), "nothing may be built first");
 }
 
 /// A monorepo of `n` services whose mesh names are no DNS-1123 names.

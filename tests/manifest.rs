@@ -280,6 +280,93 @@ fn symlink_escape_is_refused_and_nothing_is_written() {
     assert_eq!(names, ["app.py", "service.yml"], "check wrote something");
 }
 
+const MESH: &str = "apiVersion: scone/5.8\nkind: mesh\ncas:\n  - name: cas\n    cas_url: cas.example.com\npolicy:\n  namespace: ns\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n";
+
+#[test]
+fn below_a_scone_toml_without_members_the_roots_meshfile_is_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    write(&root.join("scone.toml"), "[cache]\n");
+    write(&root.join("mesh.yml"), MESH);
+    write(&root.join("svc/service.yml"), SERVICE);
+    write(&root.join("svc/app.py"), "print(1)\n");
+    // As cargo builds the workspace from any folder in it.
+    let ws = load(&LoadOptions {
+        files: vec![],
+        cwd: root.join("svc"),
+        target_dir: None,
+    })
+    .unwrap();
+    assert_eq!(ws.root, root);
+    let names: Vec<&str> = ws.meshes.iter().map(|m| m.namespace()).collect();
+    assert_eq!(names, ["ns"]);
+    // A Meshfile of the current folder comes first.
+    write(&root.join("svc/mesh.yml"), &MESH.replace("ns\n", "other\n"));
+    let ws = load(&LoadOptions {
+        files: vec![],
+        cwd: root.join("svc"),
+        target_dir: None,
+    })
+    .unwrap();
+    assert_eq!(ws.root, root, "the root stays the folder of scone.toml");
+    let names: Vec<&str> = ws.meshes.iter().map(|m| m.namespace()).collect();
+    assert_eq!(names, ["other"]);
+}
+
+#[test]
+fn one_folder_too_deep_the_meshfile_above_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    write(&root.join("mesh.yml"), MESH);
+    write(&root.join("svc/service.yml"), SERVICE);
+    let out = support::scone()
+        .current_dir(root.join("svc"))
+        .args(["build", "-q"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no manifest to load [no-manifest]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "help: `../mesh.yml` is a Meshfile above this folder: give it with `-f ../mesh.yml`, or run scone in `..`"
+        ),
+        "{stderr}"
+    );
+    assert!(!root.join("svc/target").exists(), "nothing is written");
+    // A Meshfile by another name here comes first; a lone service manifest
+    // is named when nothing else is.
+    write(&root.join("svc/my-mesh.yaml"), MESH);
+    let hint = |dir: &Path| {
+        let out = support::scone()
+            .current_dir(dir)
+            .args(["check"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("help: ").map(str::to_string))
+            .unwrap_or_else(|| panic!("{stderr}"))
+    };
+    assert_eq!(
+        hint(&root.join("svc")),
+        "`my-mesh.yaml` here is a Meshfile: give it with `-f my-mesh.yaml`"
+    );
+    std::fs::remove_file(root.join("svc/my-mesh.yaml")).unwrap();
+    std::fs::remove_file(root.join("mesh.yml")).unwrap();
+    assert_eq!(
+        hint(&root.join("svc")),
+        "`service.yml` here is a service manifest (kind `genImage`): build it alone with `-f service.yml`, or give the Meshfile that names it"
+    );
+}
+
 #[test]
 fn scone_toml_members_are_loaded() {
     let tmp = tempfile::tempdir().unwrap();

@@ -64,7 +64,8 @@ impl Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct CommonArgs {
     /// A Meshfile or service manifest (repeatable). Default: scone.toml members,
-    /// else mesh.yml / Meshfile / Meshfile.yaml in the current folder.
+    /// else mesh.yml / Meshfile / Meshfile.yaml in the current folder (below
+    /// a scone.toml: else in its folder).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Only this service (its mesh name or its build.name); repeatable.
@@ -239,9 +240,9 @@ pub struct VerifyArgs {
     pub binary: Option<String>,
 }
 
-/// `-p SERVICE` is required: exactly one service runs.
+/// `-p SERVICE`: the one service that runs (default: the workspace's only
+/// mesh service).
 #[derive(Debug, Args, Clone, Default)]
-#[command(mut_arg("services", |a| a.required(true)))]
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,

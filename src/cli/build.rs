@@ -134,6 +134,15 @@ fn execute_with(
         &location.config(),
         common.target_dir.as_deref(),
     );
+    // A first build makes `target/` only for a workspace it can start to
+    // load: scone run in the wrong folder leaves nothing behind.
+    if !target_dir.join(".scone").exists() {
+        scone::workspace::inputs(&LoadOptions {
+            files: common.files.clone(),
+            cwd: cwd.clone(),
+            target_dir: None,
+        })?;
+    }
     let probe = Output::new(common, 0);
     let session = Session::open(&target_dir, || {
         probe.status("Blocking", "waiting for file lock on build directory")

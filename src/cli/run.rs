@@ -1,5 +1,6 @@
 //! `scone run -p SERVICE`: apply to the embedded local CAS, then run the service
-//! locally in simulation mode (see [`scone::run`]).
+//! locally in simulation mode (see [`scone::run`]). Without `-p`, the
+//! workspace's only mesh service (as `cargo run` runs the only binary).
 
 use anyhow::Context;
 use scone::cas::Cas;
@@ -8,10 +9,44 @@ use super::args::{ApplyArgs, BuildArgs, RunArgs};
 use super::build::{load_workspace, run_apply};
 use super::output::Output;
 
+/// The one mesh service of `ws`, for `scone run` without `-p`; with none or
+/// several, a usage error that names them.
+fn only_service(ws: &scone::workspace::Workspace) -> anyhow::Result<String> {
+    let mut names: Vec<&str> = ws
+        .meshes
+        .iter()
+        .flat_map(|m| m.services.iter().map(|s| s.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    match names.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => Err(super::UsageError::new(
+            "`scone run` runs a service of a mesh, and this workspace has none",
+            "give a Meshfile with -f mesh.yml, and the service with -p SERVICE",
+        )
+        .into()),
+        many => Err(super::UsageError::new(
+            format!(
+                "`scone run` could not tell which service to run: the workspace has {}",
+                many.len()
+            ),
+            format!(
+                "give one with -p: {}",
+                many.iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .into()),
+    }
+}
+
 /// Runs `scone run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let mut common = args.common.clone();
-    if common.services.len() != 1 {
+    if common.services.len() > 1 {
         return Err(super::UsageError::new(
             format!(
                 "`scone run` runs exactly one service, not {}",
@@ -21,11 +56,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
-    let name = common.services[0].clone();
+    let given = common.services.pop();
     // The service is found before anything is built or applied: a misspelt
     // `-p` must not upload a session first.
-    common.services.clear();
     let ws = load_workspace(&common)?;
+    let name = match given {
+        Some(name) => name,
+        None => only_service(&ws)?,
+    };
     let unit = ws
         .find_service(&name)
         .map_err(scone::manifest::Diagnostics::from)?;

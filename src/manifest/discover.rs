@@ -54,6 +54,52 @@ pub fn default_meshfile(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The YAML files directly in `dir` that are manifests by their `kind`,
+/// sorted: `(file name, kind)`. For telling a user who has a Meshfile by
+/// another name (`mesh.yaml`) or only a service manifest which one to give.
+pub fn manifests_in(dir: &Path) -> Vec<(String, String)> {
+    use super::model::{MESH_KIND, SERVICE_KINDS};
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, String)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if !(name.ends_with(".yml") || name.ends_with(".yaml")) {
+                return None;
+            }
+            let text =
+                crate::regular_file::read_text(&e.path(), crate::regular_file::MAX_MANIFEST_BYTES)
+                    .ok()?;
+            let kind = sniff_kind(&text)?;
+            (kind == MESH_KIND || SERVICE_KINDS.contains(&kind.as_str())).then_some((name, kind))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The nearest default Meshfile in a folder above `start`, up to the
+/// repository root (outside a repository, up to the file system's root), as
+/// a relative path from `start` (`../mesh.yml`): what a user who ran scone
+/// one folder too deep meant. Only told, never loaded.
+pub fn meshfile_above(start: &Path) -> Option<PathBuf> {
+    let stop = repository_root(start);
+    let mut up = PathBuf::new();
+    let mut dir = start;
+    loop {
+        if stop.as_deref() == Some(dir) {
+            return None;
+        }
+        dir = dir.parent()?;
+        up.push("..");
+        if let Some(found) = default_meshfile(dir) {
+            return found.file_name().map(|name| up.join(name));
+        }
+    }
+}
+
 /// The ignore files a walk honours in each folder it lists.
 const IGNORE_FILES: &[&str] = &[".gitignore", ".ignore"];
 
@@ -200,6 +246,49 @@ pub fn sniff_kind(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifests_in_a_folder_are_told_by_kind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("mesh.yaml"), "apiVersion: x\nkind: mesh\n").unwrap();
+        std::fs::write(dir.join("svc.yml"), "kind: genImage\n").unwrap();
+        std::fs::write(dir.join("values.yaml"), "replicas: 2\n").unwrap();
+        std::fs::write(dir.join("notes.txt"), "kind: mesh\n").unwrap();
+        assert_eq!(
+            manifests_in(dir),
+            [
+                ("mesh.yaml".to_string(), "mesh".to_string()),
+                ("svc.yml".to_string(), "genImage".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_meshfile_above_is_found_up_to_the_repository_root_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let deep = repo.join("services/a");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(meshfile_above(&deep), None, "nothing above yet");
+        // Above the repository: someone else's, never told.
+        std::fs::create_dir(repo.join(".git")).unwrap();
+        std::fs::write(tmp.path().join("mesh.yml"), "kind: mesh\n").unwrap();
+        assert_eq!(meshfile_above(&deep), None);
+        assert_eq!(meshfile_above(&repo), None, "the root has nothing above");
+        std::fs::write(repo.join("Meshfile"), "kind: mesh\n").unwrap();
+        assert_eq!(meshfile_above(&deep), Some(PathBuf::from("../../Meshfile")));
+        std::fs::write(repo.join("services/mesh.yml"), "kind: mesh\n").unwrap();
+        assert_eq!(meshfile_above(&deep), Some(PathBuf::from("../mesh.yml")));
+        // Outside a repository: any folder above.
+        std::fs::remove_dir(repo.join(".git")).unwrap();
+        std::fs::remove_file(repo.join("services/mesh.yml")).unwrap();
+        std::fs::remove_file(repo.join("Meshfile")).unwrap();
+        assert_eq!(
+            meshfile_above(&deep),
+            Some(PathBuf::from("../../../mesh.yml"))
+        );
+    }
 
     #[test]
     fn sniffs_kind() {

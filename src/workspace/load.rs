@@ -23,29 +23,42 @@ mod resolve;
 
 /// Loads, validates and links the workspace described by `opts`.
 pub fn load(opts: &LoadOptions) -> Result<Workspace, Diagnostics> {
-    let cwd = if opts.cwd.as_os_str().is_empty() {
-        std::env::current_dir().unwrap_or_default()
-    } else {
-        opts.cwd.clone()
-    };
-    let mut loader = Loader::new(cwd);
+    let mut loader = Loader::new(cwd_of(opts));
     let result = loader.run(opts);
-    let Loader { cwd, mut diags, .. } = loader;
     match result {
-        Some(mut ws) if diags.is_empty() => {
+        Some(mut ws) if loader.diags.is_empty() => {
             for w in &mut ws.warnings {
-                w.file = relative(&w.file, &cwd);
+                w.file = relative(&w.file, &loader.cwd);
             }
             Ok(ws)
         }
-        _ => {
-            for d in &mut diags {
-                d.file = relative(&d.file, &cwd);
-            }
-            diags.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
-            diags.dedup();
-            Err(Diagnostics(diags))
+        _ => Err(loader.into_diagnostics()),
+    }
+}
+
+/// The files a load of `opts` starts from (`-f`, else `scone.toml`
+/// members, else the default Meshfile), without reading them; or what a load
+/// would report of them (no manifest to load, a broken `scone.toml`, a
+/// `members` glob that matches nothing). A build that has no state yet asks
+/// this before it makes `target/`, so that scone run in the wrong folder
+/// leaves nothing behind.
+pub fn inputs(opts: &LoadOptions) -> Result<Vec<PathBuf>, Diagnostics> {
+    let mut loader = Loader::new(cwd_of(opts));
+    match loader.files(opts) {
+        // A file given that is not there: the load tells it as it would.
+        Some((files, _)) if files.iter().any(|f| std::fs::symlink_metadata(f).is_err()) => {
+            load(opts).map(|_| files)
         }
+        Some((files, _)) if loader.diags.is_empty() => Ok(files),
+        _ => Err(loader.into_diagnostics()),
+    }
+}
+
+fn cwd_of(opts: &LoadOptions) -> PathBuf {
+    if opts.cwd.as_os_str().is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        opts.cwd.clone()
     }
 }
 
@@ -114,6 +127,18 @@ struct Loader {
 }
 
 impl Loader {
+    /// What the load found wrong, sorted, each once, files relative to the
+    /// current folder.
+    fn into_diagnostics(self) -> Diagnostics {
+        let Loader { cwd, mut diags, .. } = self;
+        for d in &mut diags {
+            d.file = relative(&d.file, &cwd);
+        }
+        diags.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+        diags.dedup();
+        Diagnostics(diags)
+    }
+
     fn new(cwd: PathBuf) -> Self {
         Loader {
             root: cwd.clone(),

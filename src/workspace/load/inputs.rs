@@ -46,12 +46,21 @@ impl Loader {
                 }
             };
         }
-        self.watched.extend(
-            discover::DEFAULT_MESHFILES
-                .iter()
-                .map(|n| (self.cwd.join(n), Watch::Content)),
-        );
-        match discover::default_meshfile(&self.cwd) {
+        // The current folder's Meshfile; else, in a folder below the
+        // workspace's `scone.toml`, the root's (as cargo builds the
+        // workspace from any folder in it).
+        let mut folders = vec![self.cwd.clone()];
+        if config_file.is_some() && self.root != self.cwd {
+            folders.push(self.root.clone());
+        }
+        for folder in &folders {
+            self.watched.extend(
+                discover::DEFAULT_MESHFILES
+                    .iter()
+                    .map(|n| (folder.join(n), Watch::Content)),
+            );
+        }
+        match folders.iter().find_map(|f| discover::default_meshfile(f)) {
             Some(f) => {
                 if config_file.is_none() {
                     self.root = self.cwd.clone();
@@ -59,6 +68,7 @@ impl Loader {
                 Some((vec![f], config))
             }
             None => {
+                let hint = no_manifest_hint(&self.cwd);
                 self.diags.push(
                     Diagnostic::new(
                         ErrorKind::NoManifest,
@@ -66,10 +76,7 @@ impl Loader {
                         Pos::default(),
                         "no manifest to load",
                     )
-                    .with_hint(format!(
-                        "give one with `-f FILE`, add `members` to {CONFIG_FILE}, or create {}",
-                        discover::DEFAULT_MESHFILES.join(" / ")
-                    )),
+                    .with_hint(hint),
                 );
                 None
             }
@@ -195,6 +202,35 @@ fn glob_pos(text: &str, glob: &str) -> Pos {
         .find_map(|q| text.find(&format!("{q}{glob}{q}")))
         .map(|at| Pos::at_offset(text, at + 1))
         .unwrap_or_else(|| crate::workspace::key_pos(text, None, "members"))
+}
+
+/// What to tell a user whose current folder has no default Meshfile: a
+/// Meshfile here by another name, else a Meshfile above (run one folder too
+/// deep), else a service manifest here, else how to name one.
+fn no_manifest_hint(cwd: &Path) -> String {
+    let here = discover::manifests_in(cwd);
+    let mesh = here
+        .iter()
+        .find(|(_, kind)| kind == crate::manifest::model::MESH_KIND);
+    if let Some((name, _)) = mesh {
+        return format!("`{name}` here is a Meshfile: give it with `-f {name}`");
+    }
+    if let Some(above) = discover::meshfile_above(cwd) {
+        return format!(
+            "`{}` is a Meshfile above this folder: give it with `-f {0}`, or run scone in `{}`",
+            above.display(),
+            above.parent().map_or(Path::new(".."), |p| p).display()
+        );
+    }
+    if let Some((name, kind)) = here.first() {
+        return format!(
+            "`{name}` here is a service manifest (kind `{kind}`): build it alone with `-f {name}`, or give the Meshfile that names it"
+        );
+    }
+    format!(
+        "give one with `-f FILE`, add `members` to {CONFIG_FILE}, or create {}",
+        discover::DEFAULT_MESHFILES.join(" / ")
+    )
 }
 
 #[cfg(test)]
