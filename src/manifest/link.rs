@@ -345,14 +345,23 @@ pub fn check_env(
             if declares(member.manifest, true, var) {
                 out.push(local_override(file, value.pos, var, member));
             } else if !declares(member.manifest, false, var) {
-                warnings.push(Diagnostic::warning(
-                    ErrorKind::UnusedEnv,
-                    file,
-                    value.pos,
-                    format!(
-                        "mesh sets `{var}` for service `{target}`, which does not declare it global"
-                    ),
-                ));
+                let globals = member
+                    .manifest
+                    .environment
+                    .global
+                    .iter()
+                    .map(|v| v.name.value.as_str());
+                warnings.push(
+                    Diagnostic::warning(
+                        ErrorKind::UnusedEnv,
+                        file,
+                        value.pos,
+                        format!(
+                            "mesh sets `{var}` for service `{target}`, which does not declare it global"
+                        ),
+                    )
+                    .with_hint(unused_env_hint(var, globals)),
+                );
             }
         }
     }
@@ -376,13 +385,28 @@ pub fn check_env(
         }
         match first_local.get(var.as_str()).copied() {
             Some(member) => out.push(local_override(file, value.pos, var, member)),
-            None => warnings.push(Diagnostic::warning(
-                ErrorKind::UnusedEnv,
-                file,
-                value.pos,
-                format!("mesh sets `{var}`, which no service declares global"),
-            )),
+            None => warnings.push(
+                Diagnostic::warning(
+                    ErrorKind::UnusedEnv,
+                    file,
+                    value.pos,
+                    format!("mesh sets `{var}`, which no service declares global"),
+                )
+                .with_hint(unused_env_hint(var, global_somewhere.iter().copied())),
+            ),
         }
+    }
+}
+
+/// The hint of an env entry no service reads: the declared global it was
+/// probably meant to be (a typo sets nothing, and the service starts with
+/// its default), else what would make it read.
+fn unused_env_hint<'a>(var: &str, declared: impl IntoIterator<Item = &'a str>) -> String {
+    match super::suggest::did_you_mean(var, declared) {
+        Some(meant) => format!("did you mean `{meant}`? (a service declares it global)"),
+        None => format!(
+            "nothing reads it: declare `{var}` in a service's `environment.global`, or remove this entry"
+        ),
     }
 }
 

@@ -160,6 +160,60 @@ fn overrides_unknown_targets_and_stray_values() {
 }
 
 #[test]
+fn a_misspelt_mesh_env_is_told_the_global_it_was_meant_to_be() {
+    // `BB` for the service's global `B`: set for every service, and for one.
+    let mesh_text = MESH
+        .replace(
+            "  - key: A\n    value: seed\n",
+            "  - key: BB\n    value: x\n  - key: SOMETHING_ELSE\n    value: z\n",
+        )
+        .replace(
+            "      - name: D\n        value: own\n",
+            "      - name: D\n        value: own\n      - name: EE\n        value: y\n",
+        );
+    let (mesh, _) = parse_mesh(&mesh_text, Path::new("mesh.yml")).unwrap();
+    let mut out = Vec::new();
+    let env = mesh_env(&mesh, &mut out);
+    let m = service(SERVICE);
+    let mut warnings = Vec::new();
+    check_env(
+        &mesh,
+        &env,
+        &[Member {
+            name: "svc",
+            manifest: &m,
+        }],
+        &mut out,
+        &mut warnings,
+    );
+    let hints: Vec<(&str, Option<&str>)> = warnings
+        .iter()
+        .map(|w| (w.message.as_str(), w.hint.as_deref()))
+        .collect();
+    assert!(
+        hints.contains(&(
+            "mesh sets `BB`, which no service declares global",
+            Some("did you mean `B`? (a service declares it global)")
+        )),
+        "{hints:?}"
+    );
+    assert!(
+        hints.contains(&(
+            "mesh sets `EE` for service `svc`, which does not declare it global",
+            Some("did you mean `E`? (a service declares it global)")
+        )),
+        "{hints:?}"
+    );
+    assert!(
+        hints.contains(&(
+            "mesh sets `SOMETHING_ELSE`, which no service declares global",
+            Some("nothing reads it: declare `SOMETHING_ELSE` in a service's `environment.global`, or remove this entry")
+        )),
+        "{hints:?}"
+    );
+}
+
+#[test]
 fn malformed_entries() {
     let mesh_text = "apiVersion: scone/5.8
 kind: mesh
