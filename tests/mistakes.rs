@@ -363,6 +363,47 @@ fn a_scratch_command_that_is_not_copied_is_shown() {
 }
 
 #[test]
+fn a_python_script_that_is_not_copied_is_shown_with_the_one_that_is() {
+    let sb = Sandbox::new();
+    let dir = with_dir_base(
+        &sb,
+        &[(
+            "command: python3 print_env.py",
+            "command: python3 -u print_envs.py",
+        )],
+    );
+    let got = check(&sb, &dir, "mesh.yml");
+    assert_shown(&got, "service.yml:20:12", "invalid-value");
+    assert!(
+        got.1.contains("`print_envs.py`, the script `build.command` runs, is neither among the copied files nor in the base folder"),
+        "{}",
+        got.1
+    );
+    assert!(
+        got.1
+            .contains("help: did you mean `print_env.py`? (copied to /python/print_env.py)"),
+        "{}",
+        got.1
+    );
+    // In the base, or copied, or not plainly named: no error.
+    for command in [
+        "python3 /usr/bin/python3",
+        "python3 ./print_env.py",
+        "python3 -m http.server",
+    ] {
+        let dir = with_dir_base(
+            &sb,
+            &[(
+                "command: python3 print_env.py",
+                &format!("command: {command}"),
+            )],
+        );
+        let (code, stderr) = check(&sb, &dir, "mesh.yml");
+        assert_eq!(code, Some(0), "{command}: {stderr}");
+    }
+}
+
+#[test]
 fn build_refuses_a_missing_entry_binary_before_any_step() {
     let sb = Sandbox::new();
     let dir = with_dir_base(

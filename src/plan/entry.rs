@@ -93,11 +93,16 @@ pub fn missing_entry_binaries(
         if binary.is_empty() {
             continue; // an empty command is refused by validation
         }
-        if present(unit, root.as_deref(), &binary, &mut memo) {
-            continue;
-        }
         let m = &unit.manifest;
         let file = m.path.strip_prefix(cwd).unwrap_or(&m.path);
+        if present(unit, root.as_deref(), &binary, &mut memo) {
+            if let Some(script) = python_script(unit) {
+                if !in_image(unit, root.as_deref(), &script, &mut memo) {
+                    out.push(missing_script(unit, root.as_deref(), &script, file));
+                }
+            }
+            continue;
+        }
         let base = match &root {
             Some(dir) => format!("the base folder {}", dir.display()),
             None => "the `scratch` base".to_string(),
@@ -126,6 +131,97 @@ pub fn missing_entry_binaries(
         missing: out,
         looked: memo.looked,
     }
+}
+
+/// The script a python entry runs (`python3 [options] app.py …`), as the
+/// image sees it (relative: under `pwd`, where the interpreter starts), when
+/// the command names one plainly: not `-m module`, `-c code` or `-` (stdin),
+/// not a word with `$` in it (expanded later).
+fn python_script(unit: &ServiceUnit) -> Option<String> {
+    let b = &unit.manifest.build;
+    let words = super::split_command(&b.command.value);
+    let (first, args) = words.split_first()?;
+    let name = Path::new(first).file_name()?.to_str()?;
+    let version = name.strip_prefix("python")?;
+    let versioned = version
+        .strip_prefix("3.")
+        .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|c| c.is_ascii_digit()));
+    if !(matches!(version, "" | "3") || versioned) {
+        return None;
+    }
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg.contains('$') {
+            return None;
+        }
+        match arg.as_str() {
+            "-m" | "-c" | "-" => return None,
+            // Options whose value is the next word.
+            "-W" | "-X" | "--check-hash-based-pycs" => {
+                args.next();
+            }
+            flags if flags.starts_with("--") => {}
+            // `-u`, `-OO`, `-Wignore`: a value in the word; `-uc`, `-um`:
+            // code or a module follow, or a value would.
+            flags if flags.starts_with('-') => {
+                if flags.len() > 2
+                    && flags.ends_with(['c', 'm', 'W', 'X'])
+                    && !flags.starts_with("-W")
+                    && !flags.starts_with("-X")
+                {
+                    return None;
+                }
+            }
+            script if script.starts_with('/') => return Some(script.to_string()),
+            script => {
+                return Some(format!(
+                    "{}/{}",
+                    b.pwd.value.trim_end_matches('/'),
+                    script.trim_start_matches("./")
+                ))
+            }
+        }
+    }
+    None
+}
+
+/// The error for a python script surely not in the image: at the command,
+/// with the copied file it was probably meant to be.
+fn missing_script(
+    unit: &ServiceUnit,
+    root: Option<&Path>,
+    script: &str,
+    file: &Path,
+) -> Diagnostic {
+    let b = &unit.manifest.build;
+    let base = match root {
+        Some(dir) => format!("the base folder {}", dir.display()),
+        None => "the `scratch` base".to_string(),
+    };
+    let pwd = b.pwd.value.trim_end_matches('/');
+    let written = script
+        .strip_prefix(pwd)
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or(script);
+    let hint = match crate::manifest::suggest::did_you_mean(
+        written,
+        b.copy.iter().map(|c| c.value.as_str()),
+    ) {
+        Some(meant) => format!("did you mean `{meant}`? (copied to {pwd}/{meant})"),
+        None => format!(
+            "copy it (`copy:` puts files under `{}`), or fix the path in `build.command`",
+            b.pwd.value
+        ),
+    };
+    Diagnostic::new(
+        ErrorKind::InvalidValue,
+        file,
+        b.command.pos,
+        format!(
+            "`{written}`, the script `build.command` runs, is neither among the copied files nor in {base} (python would stop at once: can't open file {script})"
+        ),
+    )
+    .with_hint(hint)
 }
 
 /// What one check found of the bases, by base and by path (see the module
@@ -276,6 +372,52 @@ fn lookup(root: &Path, path: &str, looked: &mut Vec<PathBuf>) -> Found {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_script_a_python_command_runs_is_read_as_python_reads_it() {
+        let script = |command: &str| {
+            let text = format!(
+                "apiVersion: scone/5.8\nkind: genImage\nbuild:\n  name: s\n  kind: python\n  to: r/s:1\n  pwd: /app/\n  command: {command}\n"
+            );
+            let manifest = crate::manifest::parse::parse_service(
+                &text,
+                Path::new("s.yml"),
+                &crate::manifest::template::Variables::new(),
+            )
+            .expect("a service manifest");
+            let unit = ServiceUnit {
+                manifest,
+                dir: PathBuf::from("/nowhere"),
+            };
+            python_script(&unit)
+        };
+        assert_eq!(script("python3 app.py").as_deref(), Some("/app/app.py"));
+        assert_eq!(
+            script("python3 ./src/main.py --port 80").as_deref(),
+            Some("/app/src/main.py")
+        );
+        assert_eq!(
+            script("/usr/bin/python3.11 -u -W ignore /srv/x.py").as_deref(),
+            Some("/srv/x.py")
+        );
+        assert_eq!(
+            script("python -OO -Wignore -X dev app.py").as_deref(),
+            Some("/app/app.py")
+        );
+        for none in [
+            "python3 -m http.server",
+            "python3 -c 'print(1)'",
+            "python3 -uc 'print(1)'",
+            "python3 -",
+            "python3 $APP",
+            "python3",
+            "node app.js",
+            "python3-config app.py",
+            "pythonista app.py",
+        ] {
+            assert_eq!(script(none), None, "{none}");
+        }
+    }
 
     #[test]
     fn lookup_finds_files_refuses_absences_and_trusts_symlinks() {
