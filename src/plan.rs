@@ -39,6 +39,7 @@ use crate::workspace::{ServiceUnit, Workspace};
 mod attest;
 pub mod entry;
 mod mesh;
+mod script;
 pub mod stored;
 use attest::provenance_step;
 use mesh::{plan_mesh, Attachments};

@@ -363,7 +363,7 @@ fn a_scratch_command_that_is_not_copied_is_shown() {
 }
 
 #[test]
-fn a_python_script_that_is_not_copied_is_shown_with_the_one_that_is() {
+fn the_file_an_interpreter_runs_that_is_not_copied_is_shown_with_the_one_that_is() {
     let sb = Sandbox::new();
     let dir = with_dir_base(
         &sb,
@@ -375,7 +375,7 @@ fn a_python_script_that_is_not_copied_is_shown_with_the_one_that_is() {
     let got = check(&sb, &dir, "mesh.yml");
     assert_shown(&got, "service.yml:20:12", "invalid-value");
     assert!(
-        got.1.contains("`print_envs.py`, the script `build.command` runs, is neither among the copied files nor in the base folder"),
+        got.1.contains("`print_envs.py`, which `build.command` has python run, is neither among the copied files nor in the base folder"),
         "{}",
         got.1
     );
@@ -385,6 +385,30 @@ fn a_python_script_that_is_not_copied_is_shown_with_the_one_that_is() {
         "{}",
         got.1
     );
+    // node's file, and java's jar, the same way.
+    for (command, runner, file) in [
+        ("node --require ./trace.js server.js", "node", "server.js"),
+        ("java -Xmx64m -jar app.jar", "java", "app.jar"),
+    ] {
+        let dir = with_dir_base(
+            &sb,
+            &[(
+                "command: python3 print_env.py",
+                &format!("command: {command}"),
+            )],
+        );
+        for bin in ["node", "java"] {
+            std::fs::write(dir.join("base/usr/bin").join(bin), b"\x7fELF").unwrap();
+        }
+        let got = check(&sb, &dir, "mesh.yml");
+        assert_shown(&got, "service.yml:20:12", "invalid-value");
+        assert!(
+            got.1
+                .contains(&format!("`{file}`, which `build.command` has {runner} run")),
+            "{}",
+            got.1
+        );
+    }
     // In the base, or copied, or not plainly named: no error.
     for command in [
         "python3 /usr/bin/python3",

@@ -7,6 +7,9 @@
 //! scone cannot look into offline (a registry or `oci:` base) is checked by the
 //! sign step, whose error names the manifest, the field and its value.
 //!
+//! The same holds for the file an interpreter entry runs (`python3 app.py`,
+//! `node server.js`, `java -jar app.jar`: [`super::script`]).
+//!
 //! Only a definite absence is refused: a symlink on the way (it may point
 //! anywhere in the image) counts as present.
 //!
@@ -96,8 +99,9 @@ pub fn missing_entry_binaries(
         let m = &unit.manifest;
         let file = m.path.strip_prefix(cwd).unwrap_or(&m.path);
         if present(unit, root.as_deref(), &binary, &mut memo) {
-            if let Some(script) = python_script(unit) {
-                if !in_image(unit, root.as_deref(), &script, &mut memo) {
+            let b = &m.build;
+            if let Some(script) = super::script::run_by(&b.command.value, &b.pwd.value) {
+                if !in_image(unit, root.as_deref(), &script.path, &mut memo) {
                     out.push(missing_script(unit, root.as_deref(), &script, file));
                 }
             }
@@ -133,64 +137,12 @@ pub fn missing_entry_binaries(
     }
 }
 
-/// The script a python entry runs (`python3 [options] app.py …`), as the
-/// image sees it (relative: under `pwd`, where the interpreter starts), when
-/// the command names one plainly: not `-m module`, `-c code` or `-` (stdin),
-/// not a word with `$` in it (expanded later).
-fn python_script(unit: &ServiceUnit) -> Option<String> {
-    let b = &unit.manifest.build;
-    let words = super::split_command(&b.command.value);
-    let (first, args) = words.split_first()?;
-    let name = Path::new(first).file_name()?.to_str()?;
-    let version = name.strip_prefix("python")?;
-    let versioned = version
-        .strip_prefix("3.")
-        .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|c| c.is_ascii_digit()));
-    if !(matches!(version, "" | "3") || versioned) {
-        return None;
-    }
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg.contains('$') {
-            return None;
-        }
-        match arg.as_str() {
-            "-m" | "-c" | "-" => return None,
-            // Options whose value is the next word.
-            "-W" | "-X" | "--check-hash-based-pycs" => {
-                args.next();
-            }
-            flags if flags.starts_with("--") => {}
-            // `-u`, `-OO`, `-Wignore`: a value in the word; `-uc`, `-um`:
-            // code or a module follow, or a value would.
-            flags if flags.starts_with('-') => {
-                if flags.len() > 2
-                    && flags.ends_with(['c', 'm', 'W', 'X'])
-                    && !flags.starts_with("-W")
-                    && !flags.starts_with("-X")
-                {
-                    return None;
-                }
-            }
-            script if script.starts_with('/') => return Some(script.to_string()),
-            script => {
-                return Some(format!(
-                    "{}/{}",
-                    b.pwd.value.trim_end_matches('/'),
-                    script.trim_start_matches("./")
-                ))
-            }
-        }
-    }
-    None
-}
-
-/// The error for a python script surely not in the image: at the command,
-/// with the copied file it was probably meant to be.
+/// The error for the file an interpreter runs when it is surely not in the
+/// image: at the command, with the copied file it was probably meant to be.
 fn missing_script(
     unit: &ServiceUnit,
     root: Option<&Path>,
-    script: &str,
+    script: &super::script::Script,
     file: &Path,
 ) -> Diagnostic {
     let b = &unit.manifest.build;
@@ -199,10 +151,11 @@ fn missing_script(
         None => "the `scratch` base".to_string(),
     };
     let pwd = b.pwd.value.trim_end_matches('/');
-    let written = script
+    let path = &script.path;
+    let written = path
         .strip_prefix(pwd)
         .and_then(|r| r.strip_prefix('/'))
-        .unwrap_or(script);
+        .unwrap_or(path);
     let hint = match crate::manifest::suggest::did_you_mean(
         written,
         b.copy.iter().map(|c| c.value.as_str()),
@@ -213,12 +166,13 @@ fn missing_script(
             b.pwd.value
         ),
     };
+    let runner = script.runner;
     Diagnostic::new(
         ErrorKind::InvalidValue,
         file,
         b.command.pos,
         format!(
-            "`{written}`, the script `build.command` runs, is neither among the copied files nor in {base} (python would stop at once: can't open file {script})"
+            "`{written}`, which `build.command` has {runner} run, is neither among the copied files nor in {base} ({runner} would stop at once: no file {path})"
         ),
     )
     .with_hint(hint)
@@ -372,52 +326,6 @@ fn lookup(root: &Path, path: &str, looked: &mut Vec<PathBuf>) -> Found {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_script_a_python_command_runs_is_read_as_python_reads_it() {
-        let script = |command: &str| {
-            let text = format!(
-                "apiVersion: scone/5.8\nkind: genImage\nbuild:\n  name: s\n  kind: python\n  to: r/s:1\n  pwd: /app/\n  command: {command}\n"
-            );
-            let manifest = crate::manifest::parse::parse_service(
-                &text,
-                Path::new("s.yml"),
-                &crate::manifest::template::Variables::new(),
-            )
-            .expect("a service manifest");
-            let unit = ServiceUnit {
-                manifest,
-                dir: PathBuf::from("/nowhere"),
-            };
-            python_script(&unit)
-        };
-        assert_eq!(script("python3 app.py").as_deref(), Some("/app/app.py"));
-        assert_eq!(
-            script("python3 ./src/main.py --port 80").as_deref(),
-            Some("/app/src/main.py")
-        );
-        assert_eq!(
-            script("/usr/bin/python3.11 -u -W ignore /srv/x.py").as_deref(),
-            Some("/srv/x.py")
-        );
-        assert_eq!(
-            script("python -OO -Wignore -X dev app.py").as_deref(),
-            Some("/app/app.py")
-        );
-        for none in [
-            "python3 -m http.server",
-            "python3 -c 'print(1)'",
-            "python3 -uc 'print(1)'",
-            "python3 -",
-            "python3 $APP",
-            "python3",
-            "node app.js",
-            "python3-config app.py",
-            "pythonista app.py",
-        ] {
-            assert_eq!(script(none), None, "{none}");
-        }
-    }
 
     #[test]
     fn lookup_finds_files_refuses_absences_and_trusts_symlinks() {
