@@ -236,6 +236,16 @@ fn invalid_fixtures_cover_every_rule() {
     }
 }
 
+/// The workspace `scone` finds from `cwd` with no `-f`.
+fn load_in(cwd: &Path) -> Workspace {
+    load(&LoadOptions {
+        files: vec![],
+        cwd: cwd.to_path_buf(),
+        target_dir: None,
+    })
+    .unwrap()
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -292,23 +302,13 @@ fn below_a_scone_toml_without_members_the_roots_meshfile_is_built() {
     write(&root.join("svc/service.yml"), SERVICE);
     write(&root.join("svc/app.py"), "print(1)\n");
     // As cargo builds the workspace from any folder in it.
-    let ws = load(&LoadOptions {
-        files: vec![],
-        cwd: root.join("svc"),
-        target_dir: None,
-    })
-    .unwrap();
+    let ws = load_in(&root.join("svc"));
     assert_eq!(ws.root, root);
     let names: Vec<&str> = ws.meshes.iter().map(|m| m.namespace()).collect();
     assert_eq!(names, ["ns"]);
     // A Meshfile of the current folder comes first.
     write(&root.join("svc/mesh.yml"), &MESH.replace("ns\n", "other\n"));
-    let ws = load(&LoadOptions {
-        files: vec![],
-        cwd: root.join("svc"),
-        target_dir: None,
-    })
-    .unwrap();
+    let ws = load_in(&root.join("svc"));
     assert_eq!(ws.root, root, "the root stays the folder of scone.toml");
     let names: Vec<&str> = ws.meshes.iter().map(|m| m.namespace()).collect();
     assert_eq!(names, ["other"]);
@@ -379,12 +379,7 @@ fn scone_toml_members_are_loaded() {
     let mesh = "apiVersion: scone/5.8\nkind: mesh\ncas:\n  - name: cas\n    cas_url: cas.example.com\npolicy:\n  namespace: ns{}\nservices:\n  - name: s\n    image: registry.example.com/t/linked:1\n";
     write(&root.join("meshes/one.yml"), &mesh.replace("{}", "1"));
     write(&root.join("meshes/two.yml"), &mesh.replace("{}", "2"));
-    let ws = load(&LoadOptions {
-        files: vec![],
-        cwd: root.join("svc"),
-        target_dir: None,
-    })
-    .unwrap();
+    let ws = load_in(&root.join("svc"));
     assert_eq!(ws.root, root);
     let names: Vec<&str> = ws.meshes.iter().map(|m| m.namespace()).collect();
     assert_eq!(names, ["ns1", "ns2"]);

@@ -125,15 +125,9 @@ fn undefined_global_points_at_the_manifest() {
     );
 }
 
-#[test]
-fn overrides_unknown_targets_and_stray_values() {
-    let mesh_text = MESH
-        .replace("  - service: svc\n", "  - service: svx\n")
-        .replace(
-            "  - key: A\n    value: seed\n",
-            "  - key: L\n    value: nope\n  - key: Z\n    value: z\n  - key: A\n    value: seed\n",
-        );
-    let (mesh, _) = parse_mesh(&mesh_text, Path::new("mesh.yml")).unwrap();
+/// The errors and warnings of `mesh_text`'s env, with [`SERVICE`] as `svc`.
+fn checked_with_svc(mesh_text: &str) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let (mesh, _) = parse_mesh(mesh_text, Path::new("mesh.yml")).unwrap();
     let mut out = Vec::new();
     let env = mesh_env(&mesh, &mut out);
     let m = service(SERVICE);
@@ -148,6 +142,18 @@ fn overrides_unknown_targets_and_stray_values() {
         &mut out,
         &mut warnings,
     );
+    (out, warnings)
+}
+
+#[test]
+fn overrides_unknown_targets_and_stray_values() {
+    let mesh_text = MESH
+        .replace("  - service: svc\n", "  - service: svx\n")
+        .replace(
+            "  - key: A\n    value: seed\n",
+            "  - key: L\n    value: nope\n  - key: Z\n    value: z\n  - key: A\n    value: seed\n",
+        );
+    let (out, warnings) = checked_with_svc(&mesh_text);
     let kinds: Vec<ErrorKind> = out.iter().map(|d| d.kind).collect();
     assert_eq!(
         kinds,
@@ -171,21 +177,8 @@ fn a_misspelt_mesh_env_is_told_the_global_it_was_meant_to_be() {
             "      - name: D\n        value: own\n",
             "      - name: D\n        value: own\n      - name: EE\n        value: y\n",
         );
-    let (mesh, _) = parse_mesh(&mesh_text, Path::new("mesh.yml")).unwrap();
-    let mut out = Vec::new();
-    let env = mesh_env(&mesh, &mut out);
-    let m = service(SERVICE);
-    let mut warnings = Vec::new();
-    check_env(
-        &mesh,
-        &env,
-        &[Member {
-            name: "svc",
-            manifest: &m,
-        }],
-        &mut out,
-        &mut warnings,
-    );
+    let (out, warnings) = checked_with_svc(&mesh_text);
+    assert!(out.is_empty(), "a warning, no error: {out:?}");
     let hints: Vec<(&str, Option<&str>)> = warnings
         .iter()
         .map(|w| (w.message.as_str(), w.hint.as_deref()))
