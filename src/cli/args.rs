@@ -243,6 +243,9 @@ pub struct VerifyArgs {
 /// `-p SERVICE`: the one service that runs (default: the workspace's only
 /// mesh service).
 #[derive(Debug, Args, Clone, Default)]
+#[command(mut_arg("services", |a| a.help(
+    "The service to run (its mesh name or its build.name); default: the workspace's only mesh service"
+)))]
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,

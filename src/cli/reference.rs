@@ -41,10 +41,14 @@ fn command(out: &mut String, cmd: &clap::Command, parent: &str) {
     let usage = cmd.clone().bin_name(&name).render_usage().to_string();
     let usage = usage.trim_start_matches("Usage: ").trim();
     let _ = writeln!(out, "```text\n{usage}\n```");
-    let args: Vec<&clap::Arg> = cmd
+    let mut args: Vec<&clap::Arg> = cmd
         .get_arguments()
         .filter(|a| !a.is_hide_set() && !matches!(a.get_id().as_str(), "help" | "version"))
         .collect();
+    // In `--help`'s order, arguments first (an option changed with
+    // `mut_arg` is listed last by `get_arguments`, and keeps its place in
+    // `--help`).
+    args.sort_by_key(|a| (!a.is_positional(), a.get_display_order()));
     if !args.is_empty() {
         let _ = writeln!(out, "\n| Option | Default | Meaning |\n|---|---|---|");
         for arg in args {
