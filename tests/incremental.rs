@@ -478,3 +478,47 @@ fn a_copied_link_is_a_no_op_until_it_points_elsewhere() {
     );
     assert!(text.contains("fspf tag"), "{text}");
 }
+
+#[test]
+fn below_scone_toml_a_meshfile_that_appears_here_is_taken_and_the_roots_again_when_it_goes() {
+    let sb = Sandbox::new();
+    let root = sb.hello_world("app");
+    std::fs::create_dir(root.join(".git")).unwrap();
+    std::fs::write(root.join("scone.toml"), "").unwrap();
+    let sub = root.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let build = || {
+        let out = sb.scone(&sub).args(["build", "-q"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let policies = || {
+        let mut names: Vec<String> = std::fs::read_dir(root.join("target/policy"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // From a folder below scone.toml: the root's Meshfile, into the root's target/.
+    build();
+    assert_eq!(policies(), ["myPythonApp.yaml"]);
+    assert!(!sub.join("target").exists());
+    // A Meshfile of the current folder comes first, from the next build on...
+    let mesh = std::fs::read_to_string(root.join("mesh.yml")).unwrap();
+    assert_eq!(mesh.matches("namespace: myPythonApp").count(), 1);
+    std::fs::write(
+        sub.join("mesh.yml"),
+        mesh.replace("namespace: myPythonApp", "namespace: otherApp"),
+    )
+    .unwrap();
+    build();
+    assert_eq!(policies(), ["otherApp.yaml"]);
+    // ...and the root's again once it is gone.
+    std::fs::remove_file(sub.join("mesh.yml")).unwrap();
+    build();
+    assert_eq!(policies(), ["myPythonApp.yaml"]);
+}
