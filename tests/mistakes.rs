@@ -373,7 +373,8 @@ fn the_file_an_interpreter_runs_that_is_not_copied_is_shown_with_the_one_that_is
         )],
     );
     let got = check(&sb, &dir, "mesh.yml");
-    assert_shown(&got, "service.yml:20:12", "invalid-value");
+    // The caret under the file, not the interpreter.
+    assert_shown(&got, "service.yml:20:23", "invalid-value");
     assert!(
         got.1.contains("`print_envs.py`, which `build.command` has python run, is neither among the copied files nor in the base folder"),
         "{}",
@@ -386,9 +387,26 @@ fn the_file_an_interpreter_runs_that_is_not_copied_is_shown_with_the_one_that_is
         got.1
     );
     // node's file, and java's jar, the same way.
-    for (command, runner, file) in [
-        ("node --require ./trace.js server.js", "node", "server.js"),
-        ("java -Xmx64m -jar app.jar", "java", "app.jar"),
+    for (command, runner, file, at) in [
+        (
+            "node --require ./trace.js server.js",
+            "node",
+            "server.js",
+            "service.yml:20:38",
+        ),
+        (
+            "java -Xmx64m -jar app.jar",
+            "java",
+            "app.jar",
+            "service.yml:20:30",
+        ),
+        // Quoted, and the file's name also inside an option: the word alone.
+        (
+            "\"java -Dapp.jar=x -jar app.jar\"",
+            "java",
+            "app.jar",
+            "service.yml:20:35",
+        ),
     ] {
         let dir = with_dir_base(
             &sb,
@@ -401,7 +419,7 @@ fn the_file_an_interpreter_runs_that_is_not_copied_is_shown_with_the_one_that_is
             std::fs::write(dir.join("base/usr/bin").join(bin), b"\x7fELF").unwrap();
         }
         let got = check(&sb, &dir, "mesh.yml");
-        assert_shown(&got, "service.yml:20:12", "invalid-value");
+        assert_shown(&got, at, "invalid-value");
         assert!(
             got.1
                 .contains(&format!("`{file}`, which `build.command` has {runner} run")),

@@ -27,6 +27,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::manifest::diag::{Diagnostic, ErrorKind};
 use crate::manifest::located::Located;
+use crate::manifest::Pos;
 use crate::oci::base::BaseSpec;
 use crate::oci::image::DEFAULT_PATH;
 use crate::workspace::{ServiceUnit, Workspace};
@@ -167,15 +168,41 @@ fn missing_script(
         ),
     };
     let runner = script.runner;
+    let at = place_of(&unit.manifest.path, b.command.pos, &script.word).unwrap_or(b.command.pos);
     Diagnostic::new(
         ErrorKind::InvalidValue,
         file,
-        b.command.pos,
+        at,
         format!(
             "`{written}`, which `build.command` has {runner} run, is neither among the copied files nor in {base} ({runner} would stop at once: no file {path})"
         ),
     )
     .with_hint(hint)
+}
+
+/// Where `word` stands alone on the command's line of `manifest`, at or
+/// after the command's start, so that the caret is under the file rather
+/// than the interpreter; `None` where the line does not show it plainly (a
+/// template, a scalar over several lines): the command's place serves.
+fn place_of(manifest: &Path, command: Pos, word: &str) -> Option<Pos> {
+    let text =
+        crate::regular_file::read_text(manifest, crate::regular_file::MAX_MANIFEST_BYTES).ok()?;
+    let line = text
+        .lines()
+        .nth(usize::try_from(command.line).ok()?.checked_sub(1)?)?;
+    let skip = usize::try_from(command.column).ok()?.checked_sub(1)?;
+    let start = line.char_indices().nth(skip).map(|(i, _)| i)?;
+    let alone = |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || c == '"' || c == '\'');
+    let found = line[start..]
+        .match_indices(word)
+        .map(|(i, _)| start + i)
+        .find(|&i| {
+            alone(line[..i].chars().next_back()) && alone(line[i + word.len()..].chars().next())
+        })?;
+    Some(Pos {
+        line: command.line,
+        column: u32::try_from(line[..found].chars().count() + 1).ok()?,
+    })
 }
 
 /// What one check found of the bases, by base and by path (see the module

@@ -16,6 +16,8 @@ pub struct Script {
     /// As the image sees it: a relative path is under `pwd`, where the
     /// interpreter starts.
     pub path: String,
+    /// As the command writes it.
+    pub word: String,
 }
 
 /// The file `command` has an interpreter run, if it names one plainly.
@@ -44,7 +46,11 @@ pub fn run_by(command: &str, pwd: &str) -> Option<Script> {
             file.trim_start_matches("./")
         )
     };
-    Some(Script { runner, path })
+    Some(Script {
+        runner,
+        path,
+        word: file.to_string(),
+    })
 }
 
 /// `python`, `python3` or `python3.N`.
