@@ -30,6 +30,45 @@ impl Pos {
     }
 }
 
+impl Pos {
+    /// The byte offset of this position in `text` (the start of the text for
+    /// a position of no line), if the text has it.
+    fn offset_in(self, text: &str) -> Option<usize> {
+        let Some(line) = self.line.checked_sub(1) else {
+            return Some(0);
+        };
+        let start = text
+            .split_inclusive('\n')
+            .take(usize::try_from(line).ok()?)
+            .map(str::len)
+            .sum::<usize>();
+        let rest = text.get(start..)?;
+        let skip = usize::try_from(self.column.saturating_sub(1)).ok()?;
+        rest.char_indices().nth(skip).map(|(i, _)| start + i)
+    }
+
+    /// Where `word` first stands alone in `text` at or after `from`: between
+    /// spaces, quotes, commas or brackets, or a line's ends (so `app.jar` is
+    /// not found inside `-Dapp.jar=x`). For pointing a diagnostic at one word
+    /// of a value the parser placed as a whole.
+    pub fn of_word(text: &str, from: Pos, word: &str) -> Option<Pos> {
+        if word.is_empty() {
+            return None;
+        }
+        let start = from.offset_in(text)?;
+        let apart = |c: Option<char>| {
+            c.is_none_or(|c| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '[' | ']'))
+        };
+        text[start..]
+            .match_indices(word)
+            .map(|(i, _)| start + i)
+            .find(|&i| {
+                apart(text[..i].chars().next_back()) && apart(text[i + word.len()..].chars().next())
+            })
+            .map(|i| Pos::at_offset(text, i))
+    }
+}
+
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.line, self.column)
@@ -94,5 +133,19 @@ mod tests {
         assert_eq!(Pos::at_offset(text, 999), Pos { line: 3, column: 1 });
         // Inside `é`: where it starts.
         assert_eq!(Pos::at_offset(text, 8), Pos { line: 2, column: 2 });
+    }
+
+    #[test]
+    fn a_word_is_found_alone_at_or_after_a_position() {
+        let text = "é: java -Dapp.jar=x -jar app.jar\nlist: [a, app.jar]\n";
+        let at = |line, column| Pos { line, column };
+        // Not inside the option; columns in characters.
+        assert_eq!(Pos::of_word(text, at(1, 4), "app.jar"), Some(at(1, 26)));
+        // From a later place: the next line's, after a bracket or comma.
+        assert_eq!(Pos::of_word(text, at(1, 27), "app.jar"), Some(at(2, 11)));
+        assert_eq!(Pos::of_word(text, at(0, 0), "a"), Some(at(2, 8)));
+        assert_eq!(Pos::of_word(text, at(1, 1), "ap"), None);
+        assert_eq!(Pos::of_word(text, at(9, 1), "app.jar"), None);
+        assert_eq!(Pos::of_word(text, at(1, 1), ""), None);
     }
 }

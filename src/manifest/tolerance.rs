@@ -105,17 +105,15 @@ pub fn near_misses(mesh: &Mesh, source: Option<&str>) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// Where `word` first appears in `text` at or after the first line whose
-/// content starts with `key`.
+/// Where `word` first stands alone in `text` ([`Pos::of_word`]) at or after
+/// the first line whose content starts with `key`.
 fn find_after(text: &str, key: &str, word: &str) -> Option<Pos> {
     let start = text.lines().position(|l| l.trim_start().starts_with(key))?;
-    text.lines().enumerate().skip(start).find_map(|(i, line)| {
-        let byte = line.find(word)?;
-        Some(Pos {
-            line: u32::try_from(i + 1).ok()?,
-            column: u32::try_from(line[..byte].chars().count() + 1).ok()?,
-        })
-    })
+    let from = Pos {
+        line: u32::try_from(start + 1).ok()?,
+        column: 1,
+    };
+    Pos::of_word(text, from, word)
 }
 
 /// One diagnostic for the testing-only tolerances of `mesh` (none if it has

@@ -108,10 +108,7 @@ pub fn missing_entry_binaries(
             }
             continue;
         }
-        let base = match &root {
-            Some(dir) => format!("the base folder {}", dir.display()),
-            None => "the `scratch` base".to_string(),
-        };
+        let base = base_name(root.as_deref());
         let (what, hint) = if binary.contains('/') {
             (
                 format!("the entry binary {binary} (`{field}`) is neither in {base} nor among the copied files"),
@@ -147,10 +144,7 @@ fn missing_script(
     file: &Path,
 ) -> Diagnostic {
     let b = &unit.manifest.build;
-    let base = match root {
-        Some(dir) => format!("the base folder {}", dir.display()),
-        None => "the `scratch` base".to_string(),
-    };
+    let base = base_name(root);
     let pwd = b.pwd.value.trim_end_matches('/');
     let path = &script.path;
     let written = path
@@ -180,29 +174,22 @@ fn missing_script(
     .with_hint(hint)
 }
 
-/// Where `word` stands alone on the command's line of `manifest`, at or
-/// after the command's start, so that the caret is under the file rather
-/// than the interpreter; `None` where the line does not show it plainly (a
-/// template, a scalar over several lines): the command's place serves.
+/// Where `word` stands alone on the command's line of `manifest`
+/// ([`Pos::of_word`]), so that the caret is under the file rather than the
+/// interpreter; `None` where the line does not show it (a template, a scalar
+/// over several lines): the command's place serves.
 fn place_of(manifest: &Path, command: Pos, word: &str) -> Option<Pos> {
     let text =
         crate::regular_file::read_text(manifest, crate::regular_file::MAX_MANIFEST_BYTES).ok()?;
-    let line = text
-        .lines()
-        .nth(usize::try_from(command.line).ok()?.checked_sub(1)?)?;
-    let skip = usize::try_from(command.column).ok()?.checked_sub(1)?;
-    let start = line.char_indices().nth(skip).map(|(i, _)| i)?;
-    let alone = |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || c == '"' || c == '\'');
-    let found = line[start..]
-        .match_indices(word)
-        .map(|(i, _)| start + i)
-        .find(|&i| {
-            alone(line[..i].chars().next_back()) && alone(line[i + word.len()..].chars().next())
-        })?;
-    Some(Pos {
-        line: command.line,
-        column: u32::try_from(line[..found].chars().count() + 1).ok()?,
-    })
+    Pos::of_word(&text, command, word).filter(|at| at.line == command.line)
+}
+
+/// How an error names the base it looked into.
+fn base_name(root: Option<&Path>) -> String {
+    match root {
+        Some(dir) => format!("the base folder {}", dir.display()),
+        None => "the `scratch` base".to_string(),
+    }
 }
 
 /// What one check found of the bases, by base and by path (see the module
