@@ -44,6 +44,36 @@ impl FspfEntry {
         }
     }
 
+    /// The entry for a file whose contents `reader` yields, read in pieces:
+    /// a file of any size is hashed in constant memory (a model of gigabytes
+    /// in a service's folder is never held whole).
+    pub fn from_reader(
+        path: impl Into<String>,
+        mode: u32,
+        mut reader: impl std::io::Read,
+    ) -> std::io::Result<Self> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok(FspfEntry {
+            path: path.into(),
+            mode: mode & 0o7777,
+            size,
+            sha256: hasher.finalize().into(),
+            link: None,
+        })
+    }
+
     /// The entry for a symbolic link at `path` to `target`.
     pub fn link(path: impl Into<String>, target: impl Into<String>) -> Self {
         FspfEntry {
@@ -94,6 +124,57 @@ mod tests {
             FspfEntry::from_contents("/usr/bin/python3.11", 0o755, b"\x7fELF binary"),
             FspfEntry::from_contents("/python/print_env.py", 0o644, b"print('hi')\n"),
         ]
+    }
+
+    /// Hands out its bytes a few at a time, interrupted before each piece.
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        interrupted: bool,
+    }
+
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.interrupted = !self.interrupted;
+            if self.interrupted {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(7_919).min(self.bytes.len() - self.at);
+            buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_file_read_in_pieces_is_the_entry_of_its_whole_contents() {
+        // Empty, under one buffer, and across several (the buffer is 256 KiB).
+        for len in [0, 1, 300_000, 1 << 20] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let whole = FspfEntry::from_contents("/app/model.bin", 0o100755, &bytes);
+            let read = FspfEntry::from_reader(
+                "/app/model.bin",
+                0o100755,
+                Trickle {
+                    bytes: bytes.clone(),
+                    at: 0,
+                    interrupted: false,
+                },
+            )
+            .expect("read");
+            assert_eq!(read, whole, "{len} bytes");
+            assert_eq!(read.size, len as u64);
+            assert_eq!(read.mode, 0o755);
+        }
+        // A read that fails is the error, not an entry of what came before.
+        struct Failing;
+        impl std::io::Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk gone"))
+            }
+        }
+        let err = FspfEntry::from_reader("/a", 0o644, Failing).expect_err("fails");
+        assert_eq!(err.to_string(), "disk gone");
     }
 
     #[test]

@@ -136,14 +136,19 @@ impl Step for SignStep {
         let mut protected = Vec::new();
         for e in &staged.entries {
             if let Some(blob) = &e.blob {
-                let bytes = std::fs::read(cx.blob_path(blob)?)
-                    .map_err(|err| StepError::context(format!("reading {}", e.path), err))?;
+                let reading = |err| StepError::context(format!("reading {}", e.path), err);
+                let file = std::fs::File::open(cx.blob_path(blob)?).map_err(reading)?;
                 let mode = if e.executable { 0o755 } else { 0o644 };
-                protected.push(FspfEntry::from_contents(
-                    format!("/{}", e.path),
-                    mode,
-                    &bytes,
-                ));
+                let entry =
+                    FspfEntry::from_reader(format!("/{}", e.path), mode, file).map_err(reading)?;
+                if entry.size != e.size {
+                    return Err(StepError::new(format!(
+                        "the stored copy of {} holds {} bytes, not the {} it was staged with: \
+                         run `scone clean` and build again",
+                        e.path, entry.size, e.size
+                    )));
+                }
+                protected.push(entry);
             } else if let Some(target) = e.target.as_ref().filter(|_| e.kind == "symlink") {
                 protected.push(FspfEntry::link(format!("/{}", e.path), target.clone()));
             }

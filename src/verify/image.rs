@@ -5,7 +5,6 @@
 //! provenance's), MRENCLAVE of the measured layout, and the fspf tag over
 //! the files of the service's own layer and the entry binary.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -153,7 +152,7 @@ fn own_files(layer: &std::path::Path) -> Result<Vec<FspfEntry>, ImageError> {
     let mut archive = tar::Archive::new(reader);
     let mut out = Vec::new();
     for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
+        let entry = entry.map_err(bad)?;
         let kind = entry.header().entry_type();
         let link = kind == tar::EntryType::Symlink;
         if !link && !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
@@ -175,14 +174,8 @@ fn own_files(layer: &std::path::Path) -> Result<Vec<FspfEntry>, ImageError> {
             continue;
         }
         let mode = entry.header().mode().map_err(bad)?;
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(bad)?;
         let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        out.push(FspfEntry::from_contents(
-            format!("/{}", path.join("/")),
-            mode,
-            &bytes,
-        ));
+        out.push(FspfEntry::from_reader(format!("/{}", path.join("/")), mode, entry).map_err(bad)?);
     }
     Ok(out)
 }
