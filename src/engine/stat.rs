@@ -127,11 +127,11 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// blake3 of a file's content, streamed; with the number of bytes read.
-pub fn hash_file(path: &Path) -> io::Result<(blake3::Hash, u64)> {
-    // Non-blocking, and only a regular file: a path swapped for a FIFO or a
-    // device since it was looked at is refused, never read (docs/security.md).
-    let mut file = std::fs::OpenOptions::new()
+/// Opens `path` to read it, only if it is a regular file: non-blocking, so a
+/// path swapped for a FIFO or a device since it was looked at is refused,
+/// never read (docs/security.md).
+pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
@@ -141,8 +141,23 @@ pub fn hash_file(path: &Path) -> io::Result<(blake3::Hash, u64)> {
             format!("{} is not a regular file", path.display()),
         ));
     }
+    Ok(file)
+}
+
+/// Bytes read at a time when a file is hashed: a larger file is read in
+/// pieces of this size, a smaller one at once into a buffer of its size (a
+/// buffer of this size zeroed for each of 20,000 small files of a copied
+/// folder was a tenth of the build's time).
+const HASH_PIECE: u64 = 256 * 1024;
+
+/// blake3 of a file's content, streamed; with the number of bytes read.
+pub fn hash_file(path: &Path) -> io::Result<(blake3::Hash, u64)> {
+    let mut file = open_regular(path)?;
+    let len = file.metadata()?.len();
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    // One more than the file: a file that did not grow is read whole, then
+    // its end, in two reads.
+    let mut buf = vec![0u8; (len.min(HASH_PIECE) + 1) as usize];
     let mut total = 0u64;
     loop {
         let n = file.read(&mut buf)?;

@@ -353,6 +353,15 @@ impl StepContext<'_> {
             .map_err(|e| StepError::context("storing an output", e))
     }
 
+    /// Puts the workspace files `files` into the store now, each with the
+    /// digest its input was hashed to ([`crate::engine::Store::ingest_copies`]):
+    /// a file that changed since is refused.
+    pub fn store_files(&self, files: &[(&Path, &str)]) -> Result<(), StepError> {
+        self.store
+            .ingest_copies(files)
+            .map_err(|e| StepError::context("storing the files to copy", e))
+    }
+
     /// Puts a file into the store now (e.g. a base layer a later step publishes)
     /// and returns its digest.
     pub fn store_file(&self, path: &Path) -> Result<String, StepError> {

@@ -167,6 +167,52 @@ impl Store {
         Ok(digest)
     }
 
+    /// Stores copies of `files`, each with the digest the caller hashed it
+    /// to (the copy step's inputs, hashed through the path table): a blob
+    /// the store holds intact is not read again; the others are copied to
+    /// temporary files beside their places, each checked against its digest
+    /// (a file that changed since it was hashed is refused), made durable
+    /// together — one flush of the disk for a folder of thousands of files
+    /// ([`durable::sync_filesystem`]), where a flush each took 20 of the 27 s
+    /// of a cold build of 20,000 small files — and only then put in place.
+    pub fn ingest_copies(&self, files: &[(&Path, &str)]) -> io::Result<()> {
+        let mut staged: Vec<(PathBuf, &str)> = Vec::new();
+        let result = (|| {
+            for &(path, digest) in files {
+                if self.blob_intact(digest) {
+                    continue;
+                }
+                let mut source = super::stat::open_regular(path)?;
+                let tmp = self.temp_blob_path(digest)?;
+                let mut copy = File::create(&tmp)?;
+                staged.push((tmp.clone(), digest));
+                io::copy(&mut source, &mut copy)?;
+                drop(copy);
+                if hash_file(&tmp)?.0.to_hex().as_str() != digest {
+                    return Err(io::Error::other(format!(
+                        "{} changed during the build; build again",
+                        path.display()
+                    )));
+                }
+            }
+            match staged.as_slice() {
+                [] => {}
+                [(one, _)] => File::open(one)?.sync_all()?,
+                _ => durable::sync_filesystem(&self.root)?,
+            }
+            for (tmp, digest) in &staged {
+                self.place_beside(tmp, &self.blob_path(digest), digest)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            for (tmp, _) in &staged {
+                let _ = fs::remove_file(tmp);
+            }
+        }
+        result
+    }
+
     /// A fresh temporary path beside where blob `digest` goes (its folder
     /// made), for bytes moved into place once written and verified (a
     /// download: [`Store::adopt`]).
@@ -278,3 +324,7 @@ fn fan_out_folder(path: &Path) -> io::Result<()> {
     }
     durable::real_dir(fan)
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -80,26 +80,28 @@ impl Step for CopyStep {
         // workspace was loaded; one made since is refused here, where it is
         // read.
         let folder = self.dir.canonicalize().ok();
+        // The files first, all at once: stored with one flush of the disk,
+        // each checked against the digest it was hashed to.
+        let files: Vec<(&std::path::Path, &str)> = cx
+            .inputs
+            .iter()
+            .filter(|i| i.kind == InputKind::File)
+            .map(|i| (i.path.as_path(), i.digest.as_str()))
+            .collect();
+        cx.store_files(&files)?;
         let mut entries = Vec::new();
         let mut stored = BTreeMap::new();
         for input in cx.inputs {
             let path = image_path(&self.pwd, &input.label);
             match input.kind {
                 InputKind::File => {
-                    let digest = cx.store_file(&input.path)?;
-                    if digest != input.digest {
-                        return Err(StepError::new(format!(
-                            "{} changed during the build; build again",
-                            input.path.display()
-                        )));
-                    }
-                    stored.insert(path.clone(), digest.clone());
+                    stored.insert(path.clone(), input.digest.clone());
                     entries.push(StagedEntry {
                         path,
                         kind: "file".into(),
                         executable: input.mode & 0o111 != 0,
                         size: input.size,
-                        blob: Some(digest),
+                        blob: Some(input.digest.clone()),
                         target: None,
                     });
                 }

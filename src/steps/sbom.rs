@@ -107,7 +107,7 @@ impl Step for SbomStep {
             .last()
             .ok_or_else(|| StepError::new("internal: an image without layers"))?;
         let files = layer_files(&cx.blob_path(own)?)?;
-        let doc = spdx::document(&SbomInput {
+        let bytes = spdx::document(&SbomInput {
             service: &self.service,
             reference: &image.reference,
             image_digest: &image.manifest_digest,
@@ -116,7 +116,6 @@ impl Step for SbomStep {
             packages: &base.packages,
             created: self.created,
         });
-        let bytes = spdx::to_bytes(&doc);
         let sha256 = crate::oci::digest::sha256_digest(&bytes)
             .trim_start_matches("sha256:")
             .to_string();
