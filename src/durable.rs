@@ -5,7 +5,9 @@
 //! folder fsynced), so a reader — or a build after `kill -9` or a power loss —
 //! sees either the old file or the new one, never a torn one. scone's own
 //! checksummed caches skip the fsync ([`write_checked`]): a torn one reads as
-//! absent.
+//! absent. Many files written at once are made durable together, with one
+//! [`sync_filesystem`]: a copy step's, before any is put in place; a
+//! checkout's downloads, before the build state that vouches for them.
 
 use std::fs::{self, File};
 use std::io::{self, Write};

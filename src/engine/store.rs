@@ -195,10 +195,13 @@ impl Store {
                     )));
                 }
             }
-            match staged.as_slice() {
-                [] => {}
-                [(one, _)] => File::open(one)?.sync_all()?,
-                _ => durable::sync_filesystem(&self.root)?,
+            // One file: its fsync. More: one `syncfs`, or, if that fails
+            // (a writeback error of another file counts), an fsync of each.
+            let synced = staged.len() > 1 && durable::sync_filesystem(&self.root).is_ok();
+            if !synced {
+                for (tmp, _) in &staged {
+                    File::open(tmp)?.sync_all()?;
+                }
             }
             for (tmp, digest) in &staged {
                 self.place_beside(tmp, &self.blob_path(digest), digest)?;
