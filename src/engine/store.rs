@@ -31,6 +31,24 @@ fn fan_out(dir: &Path, key: &str, suffix: &str) -> PathBuf {
     dir.join(prefix).join(format!("{key}{suffix}"))
 }
 
+/// Copies `source` to `to` through `buf` (grown to 256 KiB on first use),
+/// returning the blake3 of the bytes written.
+fn copy_hashed(source: &mut File, to: &mut File, buf: &mut Vec<u8>) -> io::Result<blake3::Hash> {
+    use std::io::{Read, Write};
+    buf.resize(256 * 1024, 0);
+    let mut hasher = blake3::Hasher::new();
+    loop {
+        let n = match source.read(buf) {
+            Ok(0) => return Ok(hasher.finalize()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+    }
+}
+
 /// Where blob `digest` lives in the store whose root (`<target>/.scone`) is `root`
 /// (for writers that run beside a build: the remote tier's downloads).
 pub fn blob_path_in(root: &Path, digest: &str) -> PathBuf {
@@ -177,6 +195,7 @@ impl Store {
     /// of a cold build of 20,000 small files — and only then put in place.
     pub fn ingest_copies(&self, files: &[(&Path, &str)]) -> io::Result<()> {
         let mut staged: Vec<(PathBuf, &str)> = Vec::new();
+        let mut buf = Vec::new();
         let result = (|| {
             for &(path, digest) in files {
                 if self.blob_intact(digest) {
@@ -186,9 +205,13 @@ impl Store {
                 let tmp = self.temp_blob_path(digest)?;
                 let mut copy = File::create(&tmp)?;
                 staged.push((tmp.clone(), digest));
-                io::copy(&mut source, &mut copy)?;
-                drop(copy);
-                if hash_file(&tmp)?.0.to_hex().as_str() != digest {
+                // What is written is what is hashed: one pass, not a copy
+                // read back.
+                if copy_hashed(&mut source, &mut copy, &mut buf)?
+                    .to_hex()
+                    .as_str()
+                    != digest
+                {
                     return Err(io::Error::other(format!(
                         "{} changed during the build; build again",
                         path.display()
