@@ -46,14 +46,18 @@ impl FspfEntry {
 
     /// The entry for a file whose contents `reader` yields, read in pieces:
     /// a file of any size is hashed in constant memory (a model of gigabytes
-    /// in a service's folder is never held whole).
+    /// in a service's folder is never held whole). `expected`: the size it
+    /// should have, to size the pieces (a small file is read into a buffer
+    /// of its size, not one of 256 KiB zeroed for each of thousands of
+    /// files); the entry has the size read.
     pub fn from_reader(
         path: impl Into<String>,
         mode: u32,
         mut reader: impl std::io::Read,
+        expected: u64,
     ) -> std::io::Result<Self> {
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; (expected.min(256 * 1024) + 1) as usize];
         let mut size = 0u64;
         loop {
             let n = match reader.read(&mut buf) {
@@ -160,6 +164,9 @@ mod tests {
                     at: 0,
                     interrupted: false,
                 },
+                // The size it should have, or a wrong one: only the
+                // pieces differ.
+                if len % 2 == 0 { len as u64 } else { 3 },
             )
             .expect("read");
             assert_eq!(read, whole, "{len} bytes");
@@ -173,7 +180,7 @@ mod tests {
                 Err(std::io::Error::other("disk gone"))
             }
         }
-        let err = FspfEntry::from_reader("/a", 0o644, Failing).expect_err("fails");
+        let err = FspfEntry::from_reader("/a", 0o644, Failing, 10).expect_err("fails");
         assert_eq!(err.to_string(), "disk gone");
     }
 

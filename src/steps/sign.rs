@@ -139,8 +139,8 @@ impl Step for SignStep {
                 let reading = |err| StepError::context(format!("reading {}", e.path), err);
                 let file = std::fs::File::open(cx.blob_path(blob)?).map_err(reading)?;
                 let mode = if e.executable { 0o755 } else { 0o644 };
-                let entry =
-                    FspfEntry::from_reader(format!("/{}", e.path), mode, file).map_err(reading)?;
+                let entry = FspfEntry::from_reader(format!("/{}", e.path), mode, file, e.size)
+                    .map_err(reading)?;
                 if entry.size != e.size {
                     return Err(StepError::new(format!(
                         "the stored copy of {} holds {} bytes, not the {} it was staged with: \

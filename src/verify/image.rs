@@ -175,7 +175,11 @@ fn own_files(layer: &std::path::Path) -> Result<Vec<FspfEntry>, ImageError> {
         }
         let mode = entry.header().mode().map_err(bad)?;
         let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        out.push(FspfEntry::from_reader(format!("/{}", path.join("/")), mode, entry).map_err(bad)?);
+        let size = entry.header().size().map_err(bad)?;
+        out.push(
+            FspfEntry::from_reader(format!("/{}", path.join("/")), mode, entry, size)
+                .map_err(bad)?,
+        );
     }
     Ok(out)
 }
