@@ -191,8 +191,9 @@ impl Store {
     /// temporary files beside their places, each checked against its digest
     /// (a file that changed since it was hashed is refused), made durable
     /// together — one flush of the disk for a folder of thousands of files
-    /// ([`durable::sync_filesystem`]), where a flush each took 20 of the 27 s
-    /// of a cold build of 20,000 small files — and only then put in place.
+    /// ([`durable::sync_filesystem`]; a flush each was most of the 13.7 s a
+    /// cold build of 20,000 small files took, docs/performance.md) — and only
+    /// then put in place.
     pub fn ingest_copies(&self, files: &[(&Path, &str)]) -> io::Result<()> {
         let mut staged: Vec<(PathBuf, &str)> = Vec::new();
         let mut buf = Vec::new();
