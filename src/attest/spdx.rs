@@ -259,12 +259,6 @@ pub fn document(input: &SbomInput<'_>) -> Vec<u8> {
             license: NOASSERTION,
         })
         .collect();
-    let debs: Vec<String> = input
-        .packages
-        .iter()
-        .enumerate()
-        .map(|(i, p)| spdx_id(&["deb", &i.to_string(), &p.name]))
-        .collect();
     let image = Package {
         id: IMAGE_ID.to_string(),
         checksums: Some([Checksum {
@@ -317,9 +311,9 @@ pub fn document(input: &SbomInput<'_>) -> Vec<u8> {
         version: base_digest,
     };
     let mut packages = vec![image, base];
-    packages.extend(input.packages.iter().zip(&debs).map(|(p, id)| {
+    packages.extend(input.packages.iter().enumerate().map(|(i, p)| {
         Package {
-            id: id.clone(),
+            id: spdx_id(&["deb", &i.to_string(), &p.name]),
             checksums: None,
             comment: None,
             copyright: NOASSERTION,
@@ -357,7 +351,7 @@ pub fn document(input: &SbomInput<'_>) -> Vec<u8> {
         kind: "DESCENDANT_OF",
         element: IMAGE_ID,
     });
-    relationships.extend(packages[2..].iter().map(|p| Relationship {
+    relationships.extend(packages.iter().skip(2).map(|p| Relationship {
         related: &p.id,
         kind: "CONTAINS",
         element: BASE_ID,
