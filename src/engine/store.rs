@@ -166,22 +166,7 @@ impl Store {
     /// Copies a file into the store (the original stays); returns its digest.
     pub fn ingest_copy(&self, path: &Path) -> io::Result<String> {
         let digest = hash_file(path)?.0.to_hex().to_string();
-        if self.blob_intact(&digest) {
-            return Ok(digest);
-        }
-        let tmp = self.temp_blob_path(&digest)?;
-        fs::copy(path, &tmp)?;
-        File::open(&tmp)?.sync_all()?;
-        // Verify what we copied: the source may have changed under us.
-        let copied = hash_file(&tmp)?.0.to_hex().to_string();
-        if copied != digest {
-            let _ = fs::remove_file(&tmp);
-            return Err(io::Error::other(format!(
-                "{} changed while it was being stored",
-                path.display()
-            )));
-        }
-        self.place_beside(&tmp, &self.blob_path(&digest), &digest)?;
+        self.ingest_copies(&[(path, &digest)])?;
         Ok(digest)
     }
 
@@ -205,7 +190,7 @@ impl Store {
                 let mut source = super::stat::open_regular(path)?;
                 let tmp = self.temp_blob_path(digest)?;
                 let mut copy = File::create(&tmp)?;
-                staged.push((tmp.clone(), digest));
+                staged.push((tmp, digest));
                 // What is written is what is hashed: one pass, not a copy
                 // read back.
                 if copy_hashed(&mut source, &mut copy, &mut buf)?
