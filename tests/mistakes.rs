@@ -247,6 +247,26 @@ fn an_unlinked_image_names_the_searched_folder() {
     assert!(stderr.contains("under `.`"), "{stderr}");
 }
 
+/// A service manifest that does not read leaves its mesh service unlinked:
+/// the manifest's own error, the cause, is shown first, and the unlinked
+/// service after it, pointing back at it.
+#[test]
+fn a_manifest_that_does_not_read_is_shown_before_the_service_it_leaves_unlinked() {
+    let sb = Sandbox::new();
+    let broken = SERVICE.replace("  pwd: /python\n", "  pwd: /python\n   bad: [x\n");
+    let dir = workspace(&sb, broken.as_bytes(), MESH);
+    let (code, stderr) = check(&sb, &dir, "mesh.yml");
+    assert_eq!(code, Some(2), "{stderr}");
+    let yaml = stderr.find("[yaml]").expect(&stderr);
+    let unlinked = stderr.find("[unlinked-service]").expect(&stderr);
+    assert!(yaml < unlinked, "the cause comes first:\n{stderr}");
+    assert!(
+        stderr.contains("cannot be read: fix the error(s) reported there"),
+        "{stderr}"
+    );
+    assert!(stderr.starts_with("error: service.yml:"), "{stderr}");
+}
+
 /// A second `cas` entry with another name and no `alias` plays no role (only
 /// the first entry without `alias` gets the default alias): `check` warns at
 /// its name, with a hint, and still passes.

@@ -128,13 +128,16 @@ struct Loader {
 
 impl Loader {
     /// What the load found wrong, sorted, each once, files relative to the
-    /// current folder.
+    /// current folder. A mesh service that no manifest builds comes after
+    /// everything else: its likely cause is a manifest that did not read
+    /// (its hint says so), and a reader takes the first error for the cause.
     fn into_diagnostics(self) -> Diagnostics {
         let Loader { cwd, mut diags, .. } = self;
         for d in &mut diags {
             d.file = relative(&d.file, &cwd);
         }
-        diags.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+        let follows = |d: &Diagnostic| d.kind == ErrorKind::UnlinkedService;
+        diags.sort_by(|a, b| (follows(a), &a.file, a.pos).cmp(&(follows(b), &b.file, b.pos)));
         diags.dedup();
         Diagnostics(diags)
     }
