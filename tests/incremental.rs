@@ -522,3 +522,33 @@ fn below_scone_toml_a_meshfile_that_appears_here_is_taken_and_the_roots_again_wh
     build();
     assert_eq!(policies(), ["myPythonApp.yaml"]);
 }
+
+/// A file dated ahead of the clock (an archive made on a machine whose clock
+/// is ahead, `touch -d tomorrow`): the workspace is a no-op once the file's
+/// ctime is out of the racy window, where every build used to hash it again
+/// and say it changed. Its next edit, the same size with the same date set
+/// again, moves its ctime: that service is built again, as from scratch.
+#[test]
+fn a_file_dated_ahead_is_a_no_op_and_its_edit_is_still_seen() {
+    let (sb, root) = repo();
+    let file = root.join("services/svc-0002/lib/file-0.txt");
+    let ahead =
+        filetime::FileTime::from_unix_time(filetime::FileTime::now().unix_seconds() + 3_600, 0);
+    filetime::set_file_mtime(&file, ahead).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(finished(&sb.build_json(&root, &[]))["built"], STEPS);
+    assert_no_op(&sb, &root);
+
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] = if bytes[last] == b'x' { b'y' } else { b'x' };
+    std::fs::write(&file, &bytes).unwrap();
+    filetime::set_file_mtime(&file, ahead).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let msgs = sb.build_json(&root, &[]);
+    let rebuilt = built(&msgs);
+    assert!(rebuilt.contains("copy:svc_0002"), "{rebuilt:?}");
+    assert!(rebuilt.is_subset(&chain("svc_0002")), "{rebuilt:?}");
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+    assert_no_op(&sb, &root);
+}

@@ -51,22 +51,33 @@ impl Stat {
     }
 
     /// Whether a stat taken at `taken_ns` could miss a change: the path was
-    /// written (its mtime) within the racy window before it, so another write
-    /// in the same timestamp tick would leave the stat as it is. Any later
-    /// write moves mtime to its own time; a restored mtime (`touch -d`) moves
-    /// ctime, which [`PartialEq`] compares. A file scone pinned (mtime 1 s)
-    /// is never racy.
+    /// written (its mtime) within the racy window of it, so another write in
+    /// the same timestamp tick would leave the stat as it is. Any later
+    /// write moves mtime to its own time; a restored mtime (`touch -d`)
+    /// moves ctime, which [`PartialEq`] compares. A file dated after the
+    /// window (an archive made on a machine whose clock is ahead, `touch -d
+    /// tomorrow`) is racy only while its ctime is in the window: a write
+    /// moves ctime, and nothing sets it back (before, such a file was hashed
+    /// again at every build, and its workspace was never a no-op). A file
+    /// scone pinned (mtime 1 s) is never racy.
     pub fn is_racy(&self, taken_ns: i64) -> bool {
         if self.is_pinned() {
             return false;
         }
-        let whole_seconds = self.mtime_ns % 1_000_000_000 == 0;
-        let window = if whole_seconds {
-            2_000_000_000
-        } else {
-            RACY_WINDOW_NS
+        let window = |ns: i64| {
+            if ns % 1_000_000_000 == 0 {
+                2_000_000_000
+            } else {
+                RACY_WINDOW_NS
+            }
         };
-        self.mtime_ns.saturating_add(window) >= taken_ns
+        let dated_ahead = self.mtime_ns > taken_ns.saturating_add(window(self.mtime_ns));
+        let changed = if dated_ahead {
+            self.ctime_ns
+        } else {
+            self.mtime_ns
+        };
+        changed.saturating_add(window(changed)) >= taken_ns
     }
 
     /// Whether its mtime is the one scone pins ([`pin_mtime`]).
@@ -246,8 +257,28 @@ mod tests {
             "whole seconds: two seconds"
         );
         assert!(
+            stat(taken + 1_000, taken + 1_000).is_racy(taken),
+            "written after the clock was read for the stat"
+        );
+        assert!(
             !stat(PINNED_MTIME_NS, taken).is_racy(taken),
             "scone's own files are never racy"
+        );
+    }
+
+    #[test]
+    fn a_file_dated_ahead_is_racy_only_while_its_ctime_is_recent() {
+        let taken = 100_000_000_000 + 5;
+        let hour = 3_600_000_000_000;
+        assert!(!stat(taken + hour, taken - 10_000_000_000).is_racy(taken));
+        assert!(stat(taken + hour, taken - 1_000).is_racy(taken));
+        assert!(
+            stat(taken + hour, taken + 1_000).is_racy(taken),
+            "dated ahead after the clock was read for the stat"
+        );
+        assert!(
+            !stat(taken + hour + 5, taken - 3_000_000_000).is_racy(taken),
+            "changed long before"
         );
     }
 

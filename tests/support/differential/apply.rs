@@ -243,6 +243,19 @@ impl Edit {
                 )?;
                 Ok(true)
             }
+            Edit::TouchAhead { path } => {
+                let path = root.join(path);
+                if path.symlink_metadata().is_err() {
+                    return Ok(false);
+                }
+                let now = filetime::FileTime::now();
+                let ahead = filetime::FileTime::from_unix_time(
+                    now.unix_seconds() + 3_600,
+                    now.nanoseconds(),
+                );
+                filetime::set_symlink_file_times(&path, now, ahead)?;
+                Ok(true)
+            }
             Edit::Rewrite { path } => {
                 let path = root.join(path);
                 if !is_file(&path) {

@@ -100,6 +100,12 @@ pub enum Edit {
     Touch {
         path: String,
     },
+    /// The same bytes, dated an hour ahead of the clock (an archive made on
+    /// a machine whose clock is ahead); a later `KeepMtime` write sets that
+    /// date again.
+    TouchAhead {
+        path: String,
+    },
     Rewrite {
         path: String,
     },
@@ -264,6 +270,12 @@ impl fmt::Display for Edit {
             }
             Edit::Append { path, text } => write!(f, "append {text:?} to {path}"),
             Edit::Touch { path } => write!(f, "touch {path} (same bytes, new mtime)"),
+            Edit::TouchAhead { path } => {
+                write!(
+                    f,
+                    "touch {path} an hour ahead (same bytes, mtime in the future)"
+                )
+            }
             Edit::Rewrite { path } => write!(f, "write the same bytes to {path} again (new inode)"),
             Edit::Chmod { path, exec } => {
                 write!(f, "chmod {}x {path}", if *exec { "+" } else { "-" })

@@ -18,6 +18,7 @@ pub const KINDS: &[(&str, usize)] = &[
     ("add-file", 4),
     ("remove-file", 3),
     ("touch", 5),
+    ("touch-ahead", 2),
     ("rewrite", 3),
     ("chmod", 4),
     ("to-symlink", 3),
@@ -197,6 +198,9 @@ fn make(
             };
             Edit::Touch { path }
         }
+        "touch-ahead" => Edit::TouchAhead {
+            path: any(rng, &s.files)?.clone(),
+        },
         "rewrite" => Edit::Rewrite {
             path: any(rng, &s.files)?.clone(),
         },
