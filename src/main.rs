@@ -114,12 +114,20 @@ fn run() -> u8 {
                 out.diagnostics(&[usage.diagnostic()]);
                 return usage_code;
             }
-            out.diagnostics(&[Diagnostic::new(
+            // The cause once: a message that already says its source is
+            // not followed by it again (`{err:#}` said it twice).
+            let mut diag = Diagnostic::new(
                 ErrorKind::Build,
                 "",
                 Pos::default(),
-                format!("{err:#}"),
-            )]);
+                scone::cause::with_causes(err.as_ref()),
+            );
+            if let Some(scone::engine::EngineError::Io { .. }) = err.downcast_ref() {
+                diag = diag.with_hint(
+                    "scone keeps its build state and outputs there: build into a folder it may write (--target-dir DIR, or SCONE_TARGET_DIR)",
+                );
+            }
+            out.diagnostics(&[diag]);
             1
         }
     }

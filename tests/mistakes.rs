@@ -680,3 +680,29 @@ fn a_remote_cache_of_an_unknown_scheme_is_named_with_where_it_was_given() {
         assert!(stderr.contains("unknown scheme"), "{stderr}");
     }
 }
+
+/// A build directory scone cannot make (here under `/proc`, which takes no
+/// new folder even from root) fails with its cause said once, and the hint
+/// says where else to build.
+#[test]
+fn a_build_directory_that_cannot_be_made_names_its_cause_once() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    let out = sb
+        .scone(&dir)
+        .args(["build", "--target-dir", "/proc/scone-target"])
+        .output()
+        .expect("scone runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("cannot use the build directory /proc/scone-target"))
+        .expect(&stderr);
+    assert_eq!(
+        line.matches("No such file or directory").count(),
+        1,
+        "the cause once: {line}"
+    );
+    assert!(stderr.contains("--target-dir DIR"), "{stderr}");
+}

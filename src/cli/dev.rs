@@ -183,7 +183,7 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                 if let Some(diags) = err.downcast_ref::<scone::manifest::Diagnostics>() {
                     out.diagnostics(&diags.0);
                 } else {
-                    out.error(&format!("{err:#}"));
+                    out.error(&scone::cause::with_causes(err.as_ref()));
                 }
                 out.status("Watching", "for a fix");
                 if watcher.is_none() {
