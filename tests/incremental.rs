@@ -552,3 +552,44 @@ fn a_file_dated_ahead_is_a_no_op_and_its_edit_is_still_seen() {
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
     assert_no_op(&sb, &root);
 }
+
+/// A file the last build looked at just after it was written (racy: another
+/// write in the same tick would not have shown) is read again, and `-v` says
+/// it *may* have changed rather than that it changed; its bytes are the
+/// same, so nothing is built. (Dated to a whole second just ahead, so the
+/// racy window is the two seconds of a whole-second filesystem.)
+#[test]
+fn a_file_read_just_after_it_was_written_may_have_changed_and_is_read_again() {
+    let (sb, root) = repo();
+    sb.build_json(&root, &[]);
+    let file = root.join("services/svc-0003/lib/file-0.txt");
+    let bytes = std::fs::read(&file).unwrap();
+    // The build after the write must look within three seconds of it (the
+    // window): on a machine slow enough to miss it, write and build again.
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        std::fs::write(&file, &bytes).unwrap();
+        let now = filetime::FileTime::now().unix_seconds();
+        filetime::set_file_mtime(&file, filetime::FileTime::from_unix_time(now + 2, 0)).unwrap();
+        assert_eq!(finished(&sb.build_json(&root, &[]))["built"], 0);
+        if started.elapsed() < std::time::Duration::from_secs(3) {
+            break;
+        }
+    }
+    let out = sb
+        .scone(&root)
+        .args(["build", "-f", "mesh.yml", "-v", "--message-format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "file-0.txt may have changed: the last build looked at it just after it was written"
+        ),
+        "{err}"
+    );
+    let done = finished(&support::messages(&out.stdout));
+    assert_eq!(done["built"], 0, "the same bytes: {done:?}");
+    assert_eq!(done["hashed_files"], 1, "read again: {done:?}");
+}

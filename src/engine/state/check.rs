@@ -109,10 +109,11 @@ pub(super) fn check(
             continue;
         }
         let path = &state.paths[w.path as usize].path;
+        let what = how_changed(path, w.stat, w.taken_ns, now_of(w.path));
         if w.watch != Watch::Output {
-            return full(format!("{} changed", path.display()));
+            return full(what);
         }
-        prune.get_or_insert_with(|| format!("{} changed", path.display()));
+        prune.get_or_insert(what);
     }
     // What each consulted path holds now, where the path table still knows
     // it; a folder whose stat moved is listed again (cheap, and published
@@ -148,9 +149,10 @@ pub(super) fn check(
     for (&s, changed) in last.steps.iter().zip(changed) {
         dirty[s as usize] = changed.is_some();
         if let (None, Some(c)) = (&reason, changed) {
-            let path = &state.paths[c.path as usize].path;
+            let entry = &state.paths[c.path as usize];
             let step = &state.steps[s as usize].id;
-            reason = Some(format!("{} changed ({step})", path.display()));
+            let what = how_changed(&entry.path, entry.stat, entry.taken_ns, now_of(c.path));
+            reason = Some(format!("{what} ({step})"));
         }
     }
     let must_prune = prune.is_some();
@@ -162,6 +164,26 @@ pub(super) fn check(
             prune: must_prune,
             seen: Seen(now),
         },
+    }
+}
+
+/// Why `path` is looked at again, for `-v` and `--explain`: its stat moved
+/// (it changed), or it is the one the last build took, but that build took
+/// it just after the path was written (racy: another write in the same tick
+/// would not show), so it may have changed.
+fn how_changed(
+    path: &std::path::Path,
+    then: Option<Stat>,
+    taken_ns: i64,
+    now: Option<Stat>,
+) -> String {
+    if then.is_some_and(|t| Some(t) == now && t.is_racy(taken_ns)) {
+        format!(
+            "{} may have changed: the last build looked at it just after it was written, so it is read again",
+            path.display()
+        )
+    } else {
+        format!("{} changed", path.display())
     }
 }
 
