@@ -57,9 +57,10 @@ impl Stat {
     /// moves ctime, which [`PartialEq`] compares. A file dated after the
     /// window (an archive made on a machine whose clock is ahead, `touch -d
     /// tomorrow`) is racy only while its ctime is in the window: a write
-    /// moves ctime, and nothing sets it back (before, such a file was hashed
-    /// again at every build, and its workspace was never a no-op). A file
-    /// scone pinned (mtime 1 s) is never racy.
+    /// moves ctime, and nothing sets it back. (Held to its mtime, such a
+    /// file would be racy until the clock caught up: hashed at every build,
+    /// its workspace never a no-op.) A file scone pinned (mtime 1 s) is
+    /// never racy.
     pub fn is_racy(&self, taken_ns: i64) -> bool {
         if self.is_pinned() {
             return false;
