@@ -75,7 +75,10 @@ fn from_scratch(sb: &Sandbox, root: &Path, n: usize) -> BTreeMap<String, Vec<u8>
         }
         let dest = copy.join(rel);
         if entry.file_type().is_dir() {
+            // With its modes: a `dir:` base's layer keeps them.
             std::fs::create_dir_all(&dest).unwrap();
+            let mode = entry.metadata().unwrap().permissions();
+            std::fs::set_permissions(&dest, mode).unwrap();
         } else if entry.file_type().is_symlink() {
             let target = std::fs::read_link(entry.path()).unwrap();
             std::os::unix::fs::symlink(target, &dest).unwrap();
@@ -418,6 +421,46 @@ fn an_entry_binary_gone_from_the_base_is_refused_before_any_step() {
     );
     assert!(!stderr.contains("Built"), "a step ran: {stderr}");
     assert!(!stderr.contains("as the last build"), "{stderr}");
+}
+
+/// A `dir:` base's layer keeps every permission bit of its files and
+/// folders, so a `chmod` there is an edit: its base and every image on it
+/// are built again, as from scratch — not only when the exec bit moved.
+#[test]
+fn a_mode_changed_in_a_dir_base_is_built_again_as_from_scratch() {
+    use std::os::unix::fs::PermissionsExt;
+    let (sb, root) = repo();
+    let base = root.join("base");
+    std::fs::write(base.join("etc.conf"), "conf\n").unwrap();
+    std::fs::create_dir(base.join("tmp")).unwrap();
+    age_tree(&base);
+    sb.build_json(&root, &[]);
+    let chmod = |rel: &str, mode: u32| {
+        std::fs::set_permissions(base.join(rel), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    for (n, (rel, mode)) in [
+        ("etc.conf", 0o600),
+        ("tmp", 0o1777),
+        (support::monorepo::APP_PATH, 0o4755),
+        ("usr", 0o700),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        chmod(rel, mode);
+        let msgs = sb.build_json(&root, &["--explain"]);
+        let rebuilt = built(&msgs);
+        assert!(
+            rebuilt.contains("base:dir:base") && rebuilt.contains("image:svc_0000"),
+            "{rel} {mode:o}: {rebuilt:?}"
+        );
+        assert_eq!(
+            outputs(&root),
+            from_scratch(&sb, &root, n),
+            "{rel} {mode:o}: the image keeps the mode"
+        );
+        assert_no_op(&sb, &root);
+    }
 }
 
 /// The next build replays the last one: nothing it lists moved.

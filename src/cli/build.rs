@@ -429,7 +429,7 @@ fn declared_inputs(nodes: &[engine::Node]) -> Vec<(PathBuf, bool)> {
         .flat_map(|n| n.step.inputs())
         .map(|input| match input {
             engine::Input::File { path, .. } => (path, false),
-            engine::Input::Tree { path, .. } => (path, true),
+            engine::Input::Tree { path, .. } | engine::Input::Rootfs { path, .. } => (path, true),
         })
         .collect()
 }

@@ -10,7 +10,8 @@
 //! | `tool`                 | scone's version + a digest of its own sources    | a new scone may produce different bytes |
 //! | `step`                 | the step kind (`copy`, `layer`, …)               | two kinds never share results |
 //! | `param:<name>`         | blake3 of each canonical parameter value         | command, pwd, env, settings, base reference… |
-//! | `file:<label>`         | blake3 of the content + kind + mode of each declared input file | the sources; the exec bit ends up in layers |
+//! | `file:<label>`         | blake3 of the content + kind + exec bit of each declared input file; of a `dir:` base's files, every permission bit | the sources; a copied file's layer keeps its exec bit, a base's every bit (`/tmp` stays 1777) |
+//! | `dir:<label>`          | blake3 of the listing + every permission bit of each folder of a `dir:` base | its layer keeps the folders' modes |
 //! | `dep:<kind>:<unit>`    | the dep's [`output_digest`](super::record::ActionRecord::output_digest) | upstream *outputs*, not fingerprints: a rebuilt dep with identical output leaves us fresh (early cut-off) |
 //!
 //! Not included, on purpose: paths of the workspace or `target/` (a moved

@@ -24,36 +24,63 @@ pub fn resolve(
     for input in inputs {
         match input {
             Input::File { label, path } => out.push(resolve_one(label.clone(), path, paths)?),
-            Input::Tree { label, path } => {
-                let walk = walkdir::WalkDir::new(path)
-                    .follow_links(false)
-                    .sort_by_file_name();
-                for entry in walk {
-                    let entry = entry.map_err(|e| {
-                        io::Error::other(format!("reading {}: {e}", path.display()))
-                    })?;
-                    if entry.file_type().is_dir() {
-                        let (_, digest) = paths.listing(entry.path())?;
-                        consulted.push(Own::Read(entry.path().to_path_buf(), Some(digest)));
-                        continue;
-                    }
-                    // A FIFO, device or socket is never opened (reading one may
-                    // never end); no layer holds one (docs/security.md).
-                    if crate::regular_file::special_kind(&entry.file_type()).is_some() {
-                        continue;
-                    }
-                    let rel = entry
-                        .path()
-                        .strip_prefix(path)
-                        .map_err(io::Error::other)?
-                        .to_string_lossy()
-                        .into_owned();
-                    out.push(resolve_one(format!("{label}/{rel}"), entry.path(), paths)?);
-                }
-            }
+            Input::Tree { label, path } => walk(label, path, false, paths, consulted, &mut out)?,
+            Input::Rootfs { label, path } => walk(label, path, true, paths, consulted, &mut out)?,
         }
     }
     Ok(out)
+}
+
+/// The files under `root` (sorted), into `out`; its folders into
+/// `consulted` with their listings' digests, or, when `rootfs` (every mode
+/// bit counts), into `out` as inputs of their own (but `root` itself, which
+/// no layer holds).
+fn walk(
+    label: &str,
+    root: &Path,
+    rootfs: bool,
+    paths: &PathTable,
+    consulted: &mut Vec<Own>,
+    out: &mut Vec<ResolvedInput>,
+) -> io::Result<()> {
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name();
+    for entry in walk {
+        let entry =
+            entry.map_err(|e| io::Error::other(format!("reading {}: {e}", root.display())))?;
+        let rel = || -> io::Result<String> {
+            let rel = entry.path().strip_prefix(root).map_err(io::Error::other)?;
+            Ok(format!("{label}/{}", rel.to_string_lossy()))
+        };
+        if entry.file_type().is_dir() {
+            let (stat, digest) = paths.listing(entry.path())?;
+            if !rootfs || entry.depth() == 0 {
+                consulted.push(Own::Read(entry.path().to_path_buf(), Some(digest)));
+            } else {
+                out.push(ResolvedInput {
+                    label: rel()?,
+                    path: entry.path().to_path_buf(),
+                    kind: InputKind::Dir,
+                    mode: stat.mode & 0o7777,
+                    rootfs,
+                    size: 0,
+                    digest: hex::encode(digest),
+                    stat,
+                });
+            }
+            continue;
+        }
+        // A FIFO, device or socket is never opened (reading one may
+        // never end); no layer holds one (docs/security.md).
+        if crate::regular_file::special_kind(&entry.file_type()).is_some() {
+            continue;
+        }
+        let mut input = resolve_one(rel()?, entry.path(), paths)?;
+        input.rootfs = rootfs;
+        out.push(input);
+    }
+    Ok(())
 }
 
 fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<ResolvedInput> {
@@ -69,6 +96,7 @@ fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<Reso
             path: path.to_path_buf(),
             kind: InputKind::Symlink,
             mode: 0o777,
+            rootfs: false,
             size: 0,
             digest: digest.to_hex().to_string(),
             stat,
@@ -90,6 +118,7 @@ fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<Reso
         path: path.to_path_buf(),
         kind: InputKind::File,
         mode: meta.permissions().mode() & 0o7777,
+        rootfs: false,
         size: meta.len(),
         digest: d.digest,
         stat: d.stat,
@@ -116,13 +145,28 @@ pub fn changed_since(inputs: &[ResolvedInput]) -> Option<&PathBuf> {
         .map(|i| &i.path)
 }
 
-/// The fingerprint value of a resolved input: content, kind and exec bit only
-/// (not the other mode bits, so umask 022 and 077 checkouts share results).
+/// The fingerprint label of a resolved input: `file:<label>`, or
+/// `dir:<label>` for a root file system's folder.
+pub fn fingerprint_label(input: &ResolvedInput) -> String {
+    match input.kind {
+        InputKind::Dir => format!("dir:{}", input.label),
+        InputKind::File | InputKind::Symlink => format!("file:{}", input.label),
+    }
+}
+
+/// The fingerprint value of a resolved input: its content (a folder's: its
+/// listing), its kind and its exec bit; not the other mode bits, so umask
+/// 022 and 077 checkouts share results — but of a root file system's files
+/// and folders ([`Input::Rootfs`]), whose layer keeps them, every one.
 pub fn fingerprint_value(input: &ResolvedInput) -> String {
     let kind = match input.kind {
         InputKind::File => "f",
         InputKind::Symlink => "l",
+        InputKind::Dir => "d",
     };
+    if input.rootfs && input.kind != InputKind::Symlink {
+        return format!("{}:{kind}{:04o}", input.digest, input.mode & 0o7777);
+    }
     let exec = if input.mode & 0o111 != 0 { "x" } else { "-" };
     format!("{}:{kind}{exec}", input.digest)
 }

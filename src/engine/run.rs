@@ -97,7 +97,7 @@ pub(super) fn run_step(
         }
         for input in &resolved {
             fp.push(
-                format!("file:{}", input.label),
+                inputs::fingerprint_label(input),
                 inputs::fingerprint_value(input),
             );
         }

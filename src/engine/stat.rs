@@ -195,10 +195,12 @@ pub fn content_digest(path: &Path, stat: &Stat) -> Option<[u8; 32]> {
     }
 }
 
-/// The digest of a folder's listing: its entries' names and kinds, sorted,
-/// but for the names `skip` takes (scone's own files in the root, which a
-/// build writes after it listed the folder).
+/// The digest of a folder's listing: its own permission bits (a `dir:`
+/// base's layer keeps them), then its entries' names and kinds, sorted, but
+/// for the names `skip` takes (scone's own files in the root, which a build
+/// writes after it listed the folder).
 pub fn listing_digest(dir: &Path, skip: impl Fn(&std::ffi::OsStr) -> bool) -> Option<[u8; 32]> {
+    let mode = fs::symlink_metadata(dir).ok()?.mode() & 0o7777;
     let mut entries = Vec::new();
     for entry in fs::read_dir(dir).ok()? {
         let entry = entry.ok()?;
@@ -216,6 +218,7 @@ pub fn listing_digest(dir: &Path, skip: impl Fn(&std::ffi::OsStr) -> bool) -> Op
     }
     entries.sort();
     let mut h = blake3::Hasher::new();
+    h.update(&mode.to_le_bytes());
     for (name, kind) in entries {
         h.update(name.as_encoded_bytes());
         h.update(&[0, kind]);
@@ -233,6 +236,7 @@ pub fn pin_mtime(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn stat(mtime_ns: i64, ctime_ns: i64) -> Stat {
         Stat {
@@ -320,11 +324,19 @@ mod tests {
             before,
             "a file that became a folder"
         );
-        // The digest is of the sorted names, each with its kind.
+        // The digest is of the folder's permission bits, then the sorted
+        // names, each with its kind.
         std::os::unix::fs::symlink("a", d.join("link")).unwrap();
-        assert_eq!(
+        fs::set_permissions(d, fs::Permissions::from_mode(0o1777)).unwrap();
+        let mut want = 0o1777u32.to_le_bytes().to_vec();
+        want.extend_from_slice(b"a\0dlink\0lown\0f");
+        let sticky = listing_digest(d, |_| false).unwrap();
+        assert_eq!(sticky, *blake3::hash(&want).as_bytes());
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_ne!(
             listing_digest(d, |_| false).unwrap(),
-            *blake3::hash(b"a\0dlink\0lown\0f").as_bytes()
+            sticky,
+            "a folder whose mode changed"
         );
     }
 }

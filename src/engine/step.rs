@@ -37,15 +37,22 @@ pub enum Input {
     /// One file, under a label (shown by `--explain`).
     File { label: String, path: PathBuf },
     /// Every file under a folder (sorted, recursive; symlinks not followed),
-    /// each labelled `<label>/<relative path>`.
+    /// each labelled `<label>/<relative path>`; of their modes only the exec
+    /// bit counts (the layer normalizes the rest).
     Tree { label: String, path: PathBuf },
+    /// A root file system (a `dir:` base): a [`Input::Tree`] whose layer
+    /// keeps every permission bit of its files and folders, so all of them
+    /// count, and its folders are inputs too.
+    Rootfs { label: String, path: PathBuf },
 }
 
-/// Whether a resolved input is a regular file or a symlink.
+/// Whether a resolved input is a regular file, a symlink, or a folder (of
+/// an [`Input::Rootfs`] only: its digest is its listing's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InputKind {
     File,
     Symlink,
+    Dir,
 }
 
 /// A declared input after the engine resolved and hashed it.
@@ -56,6 +63,9 @@ pub struct ResolvedInput {
     pub kind: InputKind,
     /// Unix permission bits (the exec bit matters for layers).
     pub mode: u32,
+    /// Of an [`Input::Rootfs`]: every permission bit counts, not only the
+    /// exec bit (see `inputs::fingerprint_value`).
+    pub rootfs: bool,
     pub size: u64,
     /// blake3 of the content (of the link target for symlinks).
     pub digest: String,

@@ -115,7 +115,7 @@ impl Step for BaseStep {
 
     fn inputs(&self) -> Vec<Input> {
         self.local_tree()
-            .map(|path| Input::Tree {
+            .map(|path| Input::Rootfs {
                 label: "base".into(),
                 path,
             })

@@ -133,6 +133,9 @@ impl Step for CopyStep {
                         target: Some(target.to_string_lossy().into_owned()),
                     });
                 }
+                // Only a root file system's folders are inputs; a copied
+                // folder's are made in the layer as its files' parents.
+                InputKind::Dir => {}
             }
         }
         Ok(StepOutput {

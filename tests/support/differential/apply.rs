@@ -87,6 +87,10 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         let kind = entry.file_type();
         if kind.is_dir() {
             std::fs::create_dir_all(&dest)?;
+            std::fs::set_permissions(
+                &dest,
+                entry.metadata().map_err(io::Error::other)?.permissions(),
+            )?;
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
         } else {
@@ -265,14 +269,16 @@ impl Edit {
                 write_file(&path, &bytes, mode_of(&path))?;
                 Ok(true)
             }
-            Edit::Chmod { path, exec } => {
+            Edit::Chmod { path, mode } => {
                 use std::os::unix::fs::PermissionsExt;
                 let path = root.join(path);
-                if !is_file(&path) {
+                if !path
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.is_file() || m.is_dir())
+                {
                     return Ok(false);
                 }
-                let mode = if *exec { 0o755 } else { 0o644 };
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))?;
                 Ok(true)
             }
             Edit::ToSymlink { path, target } => {

@@ -109,9 +109,11 @@ pub enum Edit {
     Rewrite {
         path: String,
     },
+    /// A file's or folder's permission bits (of a `dir:` base's, every one
+    /// counts: its layer keeps them).
     Chmod {
         path: String,
-        exec: bool,
+        mode: u32,
     },
     ToSymlink {
         path: String,
@@ -277,9 +279,7 @@ impl fmt::Display for Edit {
                 )
             }
             Edit::Rewrite { path } => write!(f, "write the same bytes to {path} again (new inode)"),
-            Edit::Chmod { path, exec } => {
-                write!(f, "chmod {}x {path}", if *exec { "+" } else { "-" })
-            }
+            Edit::Chmod { path, mode } => write!(f, "chmod {mode:o} {path}"),
             Edit::ToSymlink { path, target } => {
                 write!(f, "replace {path} by a symlink to {target}")
             }

@@ -213,7 +213,7 @@ fn make(
                 .mode();
             Edit::Chmod {
                 path,
-                exec: mode & 0o100 == 0,
+                mode: if mode & 0o100 == 0 { 0o755 } else { 0o644 },
             }
         }
         "to-symlink" => {
@@ -500,9 +500,16 @@ fn make(
                 3 => Edit::Remove {
                     path: format!("base/etc/extra{n}.conf"),
                 },
-                _ => Edit::Chmod {
-                    path: "base/etc/motd".into(),
-                    exec: rng.chance(50),
+                // The layer keeps every bit: not only the exec bit is an edit.
+                _ => match rng.below(3) {
+                    0 => Edit::Chmod {
+                        path: "base/etc/motd".into(),
+                        mode: *rng.pick(&[0o644, 0o755, 0o600, 0o4755]),
+                    },
+                    _ => Edit::Chmod {
+                        path: "base/etc".into(),
+                        mode: *rng.pick(&[0o755, 0o1777, 0o700]),
+                    },
                 },
             }
         }
