@@ -636,3 +636,167 @@ fn a_file_read_just_after_it_was_written_may_have_changed_and_is_read_again() {
     assert_eq!(done["built"], 0, "the same bytes: {done:?}");
     assert_eq!(done["hashed_files"], 1, "read again: {done:?}");
 }
+
+/// The entries of the own (last) layer of the image built for `service`:
+/// path → the target of a symlink, `None` for anything else.
+fn own_layer(root: &Path, service: &str) -> BTreeMap<String, Option<String>> {
+    let layout = root.join("target/images").join(service);
+    let blob = |digest: &serde_json::Value| {
+        let hex = digest.as_str().unwrap().trim_start_matches("sha256:");
+        layout.join("blobs/sha256").join(hex)
+    };
+    let json = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index = json(layout.join("index.json"));
+    let manifest = json(blob(&index["manifests"][0]["digest"]));
+    let last = blob(&manifest["layers"].as_array().unwrap().last().unwrap()["digest"]);
+    let mut archive = tar::Archive::new(scone::oci::rootfs::open_layer(&last).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let path = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+            let target = match entry.header().entry_type() {
+                tar::EntryType::Symlink => entry
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8(l.into_owned()).unwrap()),
+                _ => None,
+            };
+            (path.trim_end_matches('/').to_string(), target)
+        })
+        .collect()
+}
+
+/// A `copy` entry that is a symlink to a folder is copied as the link (as
+/// one inside a copied folder is): `check` passes and the build does, the
+/// image holds the link (not the folder's files under it, nor in the SBOM),
+/// and the link pointed elsewhere, or replaced by a folder, is built again
+/// as from scratch.
+#[test]
+fn a_copied_link_to_a_folder_is_the_link_and_is_built_again_when_it_points_elsewhere() {
+    let (sb, root) = repo();
+    let svc = root.join("services/svc-0001");
+    for (folder, file) in [("conf-a", "a.txt"), ("conf-b", "b.txt")] {
+        std::fs::create_dir_all(svc.join(folder)).unwrap();
+        std::fs::write(svc.join(folder).join(file), folder).unwrap();
+    }
+    std::os::unix::fs::symlink("conf-a", svc.join("conf")).unwrap();
+    let manifest = svc.join("service.yml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "    - lib\n",
+            "    - lib\n    - conf\n    - conf-a\n    - conf-b\n",
+        ),
+    )
+    .unwrap();
+    age_tree(&svc);
+
+    let out = sb
+        .scone(&root)
+        .args(["check", "-f", "mesh.yml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("copy path"), "{stderr}");
+    assert_eq!(finished(&sb.build_json(&root, &[]))["built"], STEPS);
+    let layer = own_layer(&root, "svc_0001");
+    assert_eq!(layer["app/conf"], Some("conf-a".to_string()), "{layer:?}");
+    assert_eq!(layer["app/conf-a/a.txt"], None);
+    assert!(
+        !layer.keys().any(|p| p.starts_with("app/conf/")),
+        "{layer:?}"
+    );
+    let sbom = std::fs::read_to_string(root.join("target/sbom/svc_0001.spdx.json")).unwrap();
+    assert!(sbom.contains("\"./app/conf-a/a.txt\""), "{sbom}");
+    assert!(!sbom.contains("./app/conf/"), "{sbom}");
+    assert_no_op(&sb, &root);
+
+    // Pointed elsewhere: that service's chain is built again, as from scratch.
+    std::fs::remove_file(svc.join("conf")).unwrap();
+    std::os::unix::fs::symlink("conf-b", svc.join("conf")).unwrap();
+    age_tree(&svc);
+    let msgs = sb.build_json(&root, &[]);
+    let rebuilt = built(&msgs);
+    assert!(rebuilt.contains("copy:svc_0001"), "{rebuilt:?}");
+    assert!(rebuilt.is_subset(&chain("svc_0001")), "{rebuilt:?}");
+    assert_eq!(
+        own_layer(&root, "svc_0001")["app/conf"],
+        Some("conf-b".to_string())
+    );
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+    assert_no_op(&sb, &root);
+
+    // Replaced by a folder: its files are copied, as from scratch.
+    std::fs::remove_file(svc.join("conf")).unwrap();
+    std::fs::create_dir(svc.join("conf")).unwrap();
+    std::fs::write(svc.join("conf/c.txt"), "c").unwrap();
+    age_tree(&svc);
+    let msgs = sb.build_json(&root, &[]);
+    let rebuilt = built(&msgs);
+    assert!(rebuilt.contains("copy:svc_0001"), "{rebuilt:?}");
+    let layer = own_layer(&root, "svc_0001");
+    assert_eq!(layer["app/conf"], None, "{layer:?}");
+    assert!(layer.contains_key("app/conf/c.txt"), "{layer:?}");
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 2));
+    assert_no_op(&sb, &root);
+}
+
+/// A name that is not UTF-8 added to a copied folder after a successful
+/// build is refused by the next build, with the manifest's line (the load
+/// runs again: the folder's listing changed), as a full build refuses it;
+/// taken away again, the build goes through and equals one from scratch.
+#[test]
+fn a_name_that_is_not_utf8_added_to_a_copied_folder_fails_as_a_full_build_would() {
+    use std::os::unix::ffi::OsStrExt;
+    let (sb, root) = repo();
+    sb.build_json(&root, &[]);
+    edit(&root.join("services/svc-0004/main.cfg"), "z");
+    sb.build_json(&root, &[]);
+
+    let svc = root.join("services/svc-0002");
+    let line = std::fs::read_to_string(svc.join("service.yml"))
+        .unwrap()
+        .lines()
+        .position(|l| l == "    - lib")
+        .unwrap()
+        + 1;
+    let at = format!("services/svc-0002/service.yml:{line}:7");
+    let bad = svc
+        .join("lib")
+        .join(std::ffi::OsStr::from_bytes(b"n-\xff.txt"));
+    std::fs::write(&bad, "A").unwrap();
+    age_tree(&svc.join("lib"));
+    // Twice: a failed build leaves nothing the next one takes for done. And
+    // `check` says the same.
+    for args in [&["build"][..], &["build"], &["check"]] {
+        let out = sb
+            .scone(&root)
+            .args(args)
+            .args(["-f", "mesh.yml"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "error: {at}: copy folder `lib` holds a name that is not UTF-8: n-\\xff.txt [invalid-value]"
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        !own_layer(&root, "svc_0002")
+            .keys()
+            .any(|p| p.contains('\u{fffd}')),
+        "nothing renamed"
+    );
+
+    std::fs::remove_file(&bad).unwrap();
+    sb.build_json(&root, &[]);
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+}

@@ -706,3 +706,96 @@ fn a_build_directory_that_cannot_be_made_names_its_cause_once() {
     );
     assert!(stderr.contains("--target-dir DIR"), "{stderr}");
 }
+
+/// The good workspace with `lines` added to `copy:` (from line 22 on).
+fn with_copies(sb: &Sandbox, lines: &[&str]) -> std::path::PathBuf {
+    let mut service = SERVICE.to_string();
+    for line in lines {
+        service.push_str(&format!("    - {line}\n"));
+    }
+    workspace(sb, service.as_bytes(), MESH)
+}
+
+/// A `copy` entry that is a symlink is copied as the link (as one inside a
+/// copied folder is), so `check` warns when no entry copies what it points
+/// to: in the image it would lead nowhere.
+#[test]
+fn a_copied_link_whose_target_is_not_copied_is_warned_of_where_it_is() {
+    let sb = Sandbox::new();
+    let dir = with_copies(&sb, &["data"]);
+    std::fs::create_dir_all(dir.join("d2")).unwrap();
+    std::fs::write(dir.join("d2/y"), "2\n").unwrap();
+    std::os::unix::fs::symlink("d2", dir.join("data")).unwrap();
+    for file in ["service.yml", "mesh.yml"] {
+        let (code, stderr) = check(&sb, &dir, file);
+        assert_eq!(code, Some(0), "a warning, not an error: {stderr}");
+        assert!(
+            stderr.contains(
+                "warning: service.yml:22:7: copy path `data` is a symlink to `d2`, which is not copied: in the image the link leads nowhere [invalid-value]"
+            ),
+            "{stderr}"
+        );
+        assert!(stderr.contains("help: copy `d2` too"), "{stderr}");
+    }
+    // Its target copied too: no warning.
+    let dir = with_copies(&sb, &["data", "d2"]);
+    let (code, stderr) = check(&sb, &dir, "mesh.yml");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("copy path"), "{stderr}");
+}
+
+/// A file named through a `copy` entry that is a symlink would be a file
+/// under a link in the image, which no layer holds: `check` refuses it
+/// where the layer step would have failed without a line.
+#[test]
+fn a_copy_path_through_a_copied_link_is_shown() {
+    let sb = Sandbox::new();
+    let dir = with_copies(&sb, &["data", "d2", "data/y"]);
+    std::fs::create_dir_all(dir.join("d2")).unwrap();
+    std::fs::write(dir.join("d2/y"), "2\n").unwrap();
+    std::os::unix::fs::symlink("d2", dir.join("data")).unwrap();
+    for file in ["service.yml", "mesh.yml"] {
+        let got = check(&sb, &dir, file);
+        assert_shown(&got, "service.yml:24:7", "invalid-value");
+        assert!(
+            got.1.contains(
+                "copy path `data/y` goes through `data`, a symlink copied as a symlink (line 22)"
+            ),
+            "{}",
+            got.1
+        );
+    }
+}
+
+/// A name in a copied folder that is not UTF-8 is refused where the folder
+/// is listed, at `check` and `build` alike, the name escaped: the image names
+/// files as text, and scone never renames one.
+#[test]
+fn a_name_that_is_not_utf8_in_a_copied_folder_is_shown_at_check_and_build() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = Sandbox::new();
+    let dir = with_copies(&sb, &["data"]);
+    std::fs::create_dir_all(dir.join("data/sub")).unwrap();
+    std::fs::write(dir.join("data/ok.txt"), "ok").unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"n-\xff");
+    std::fs::write(dir.join("data/sub").join(name), "A").unwrap();
+    let said = r"copy folder `data` holds a name that is not UTF-8: sub/n-\xff";
+    for file in ["service.yml", "mesh.yml"] {
+        let got = check(&sb, &dir, file);
+        assert_shown(&got, "service.yml:22:7", "invalid-value");
+        assert!(got.1.contains(said), "{}", got.1);
+        assert!(got.1.contains("help: rename it"), "{}", got.1);
+    }
+    let out = sb
+        .scone(&dir)
+        .args(["build", "-f", "mesh.yml"])
+        .output()
+        .expect("scone runs");
+    let got = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_shown(&got, "service.yml:22:7", "invalid-value");
+    assert!(got.1.contains(said), "{}", got.1);
+    assert!(!dir.join("target/images").exists(), "a step ran: {}", got.1);
+}

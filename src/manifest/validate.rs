@@ -238,8 +238,7 @@ pub fn check_service_in(
             ));
         }
     }
-    validate_paths::check_copy_in(&b.copy, dir, canonical_dir, file, out);
-    warnings.extend(validate_paths::repeated_copies(&b.copy, file));
+    validate_paths::check_copy_in(&b.copy, dir, canonical_dir, file, out, warnings);
     if let Some(key) = b.signature.as_ref().and_then(|s| s.key.as_ref()) {
         validate_paths::check_key(key, dir, file, out);
     }

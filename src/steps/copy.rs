@@ -57,16 +57,20 @@ impl Step for CopyStep {
         ])
     }
 
+    /// A folder is walked; anything else, a symlink to a folder too (and
+    /// written with a trailing `/`), is one input: a symlink is copied as the
+    /// link, as one inside a copied folder is.
     fn inputs(&self) -> Vec<Input> {
         self.copy
             .iter()
             .map(|rel| {
-                let label = rel
-                    .trim_end_matches('/')
-                    .trim_start_matches("./")
-                    .to_string();
+                let rel = match rel.trim_end_matches('/') {
+                    "" => rel.as_str(),
+                    trimmed => trimmed,
+                };
+                let label = rel.trim_start_matches("./").to_string();
                 let path = self.dir.join(rel);
-                if path.is_dir() {
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                     Input::Tree { label, path }
                 } else {
                     Input::File { label, path }
@@ -92,6 +96,16 @@ impl Step for CopyStep {
         let mut entries = Vec::new();
         let mut stored = BTreeMap::new();
         for input in cx.inputs {
+            // Validation refused a name or link target that is not UTF-8
+            // when the workspace was loaded (the image names them as text);
+            // one made since is refused here, never renamed.
+            let named = input.path.strip_prefix(&self.dir).unwrap_or(&input.path);
+            if named.to_str().is_none() {
+                return Err(StepError::new(format!(
+                    "{} is not a UTF-8 name; rename it",
+                    input.path.display()
+                )));
+            }
             let path = image_path(&self.pwd, &input.label);
             match input.kind {
                 InputKind::File => {
@@ -124,13 +138,19 @@ impl Step for CopyStep {
                             input.path.display()
                         )));
                     }
+                    let Some(target) = target.to_str() else {
+                        return Err(StepError::new(format!(
+                            "{} is a symlink whose target is not UTF-8; point it elsewhere",
+                            input.path.display()
+                        )));
+                    };
                     entries.push(StagedEntry {
                         path,
                         kind: "symlink".into(),
                         executable: false,
                         size: 0,
                         blob: None,
-                        target: Some(target.to_string_lossy().into_owned()),
+                        target: Some(target.to_string()),
                     });
                 }
                 // Only a root file system's folders are inputs; a copied
