@@ -6,7 +6,9 @@
 //! The values searched for: the fixed values the service manifest gives (each
 //! one it gave over the run), every value the local CAS holds for the session
 //! (the generated ones included: the local CAS is the only place they may
-//! be), and the signing key.
+//! be), and the signing key. And a manifest `check` refuses names the file
+//! and line of its mistake but never the secret value written there: not in
+//! the source line it shows (`***` there), nor in the message.
 
 mod support;
 
@@ -327,4 +329,123 @@ fn the_needles_find_values_in_every_form_and_in_compressed_files() {
     assert!(needles.leaks_in("der", &der).len() > 20);
     assert!(needles.leaks_in("der, reversed", &reversed).len() > 20);
     assert!(needles.leaks_in("clean", b"nothing secret here").is_empty());
+}
+
+/// Runs `scone check` (human messages, then JSON) in a copy of hello-world
+/// whose service manifest declares `local` (YAML lines) as its local
+/// secrets, at line 20. Each run must fail, name `service.yml` and `line`,
+/// show the source line there (human form), and hold none of `secrets` in
+/// stdout or stderr.
+fn check_names_the_line_but_no_value(local: &str, line: u32, secrets: &[&str]) {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let path = dir.join("service.yml");
+    let text = std::fs::read_to_string(&path).expect("service.yml");
+    let marker = "secrets:\n  global: \n";
+    assert_eq!(text.matches(marker).count(), 1, "{text}");
+    let text = text.replace(marker, &format!("secrets:\n  local:\n{local}  global: \n"));
+    std::fs::write(&path, &text).expect("service.yml");
+    for secret in secrets {
+        assert!(text.contains(secret), "{secret} is in the manifest");
+    }
+
+    for format in ["human", "json"] {
+        let out = sb
+            .scone(&dir)
+            .args(["check", "--message-format", format])
+            .output()
+            .expect("runs scone");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let shown = format!("--- {format}, stdout:\n{stdout}--- stderr:\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{shown}");
+        for secret in secrets {
+            assert!(!stdout.contains(secret), "{secret} in stdout\n{shown}");
+            assert!(!stderr.contains(secret), "{secret} in stderr\n{shown}");
+        }
+        // Human messages go to stderr; with JSON, errors are there too.
+        let headline = stderr
+            .lines()
+            .position(|l| l.starts_with(&format!("error: service.yml:{line}:")))
+            .unwrap_or_else(|| panic!("no error at service.yml:{line}\n{shown}"));
+        let excerpt = stderr
+            .lines()
+            .nth(headline + 2)
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            excerpt.starts_with(&format!("{line} | ")) && excerpt.contains("***"),
+            "the source line, masked: {excerpt:?}\n{shown}"
+        );
+        if format == "json" {
+            let msgs = messages(&out.stdout);
+            assert!(
+                msgs.iter().any(|m| m["reason"] == "diagnostic"
+                    && m["file"] == "service.yml"
+                    && m["line"] == line),
+                "no JSON diagnostic at service.yml:{line}\n{shown}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_flow_style_secret_with_a_kind_typo_is_masked_on_its_line() {
+    check_names_the_line_but_no_value(
+        "  - { name: tok, kind: asci, value: flowStyle-Secret-4711 }\n",
+        21,
+        &["flowStyle-Secret-4711"],
+    );
+}
+
+#[test]
+fn a_yaml_error_inside_a_secret_value_does_not_show_it() {
+    check_names_the_line_but_no_value(
+        "  - name: tok\n    kind: ascii\n    value: brokenYaml-Secret-4712: x\n",
+        23,
+        &["brokenYaml-Secret-4712"],
+    );
+}
+
+#[test]
+fn a_block_scalar_secret_with_a_broken_line_is_masked_on_every_line() {
+    check_names_the_line_but_no_value(
+        "  - name: pem\n    kind: ascii\n    value: |\n      blockLineOne-Secret-4713\n     blockLineTwo-Secret-4713\n",
+        25,
+        &["blockLineOne-Secret-4713", "blockLineTwo-Secret-4713"],
+    );
+}
+
+#[test]
+fn a_duplicate_value_key_shows_neither_value() {
+    check_names_the_line_but_no_value(
+        "  - name: tok\n    kind: ascii\n    value: firstValue-Secret-4714\n    value: secondValue-Secret-4714\n",
+        24,
+        &["firstValue-Secret-4714", "secondValue-Secret-4714"],
+    );
+}
+
+#[test]
+fn a_list_as_a_secret_value_is_masked() {
+    check_names_the_line_but_no_value(
+        "  - name: tok\n    kind: ascii\n    value:\n    - listItem-Secret-4715\n",
+        24,
+        &["listItem-Secret-4715"],
+    );
+}
+
+#[test]
+fn a_message_quoting_a_secret_value_masks_it() {
+    // The parser names a duplicate key inside the value; the template
+    // engine a variable.
+    check_names_the_line_but_no_value(
+        "  - { name: tok, kind: ascii, value: {dupKey-Secret-4716: 1, dupKey-Secret-4716: 2} }\n",
+        21,
+        &["dupKey-Secret-4716"],
+    );
+    check_names_the_line_but_no_value(
+        "  - name: tok\n    kind: ascii\n    value: abc{{template-Secret-4717}}\n",
+        23,
+        &["template-Secret-4717"],
+    );
 }

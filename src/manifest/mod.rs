@@ -10,6 +10,7 @@ pub mod link;
 pub mod located;
 pub mod model;
 pub mod parse;
+pub mod redact;
 pub mod snippet;
 pub mod suggest;
 pub mod suspect;

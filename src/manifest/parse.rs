@@ -2,11 +2,13 @@
 //! [`Diagnostic`] naming file:line:column.
 //!
 //! serde-saphyr's structured errors are mapped to our kinds: unknown field
-//! (with did-you-mean), missing field, wrong type, YAML syntax.
+//! (with did-you-mean), missing field, wrong type, YAML syntax. What a message
+//! quotes of a secret's value is masked ([`super::redact`]).
 
 use super::diag::{Diagnostic, ErrorKind};
 use super::located::Pos;
 use super::model::{Header, Mesh, ServiceManifest};
+use super::redact;
 use super::suggest;
 use super::template::{self, Variables};
 use serde::de::DeserializeOwned;
@@ -81,7 +83,8 @@ pub fn from_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, Diag
         )
         .with_hint("a manifest starts with `apiVersion: scone/5.8` and `kind: …`"));
     }
-    serde_saphyr::from_str_with_options(text, options()).map_err(|e| yaml_error(&e, file, text))
+    serde_saphyr::from_str_with_options(text, options())
+        .map_err(|e| redact::scrub_diagnostic(yaml_error(&e, file, text), text))
 }
 
 fn is_only_comments(text: &str) -> bool {

@@ -9,8 +9,11 @@
 //!   |       ^^^^^^^
 //!   help: did you mean `genImage`?
 //! ```
+//!
+//! A secret's value on the line shows as `***` ([`super::redact`]).
 
 use super::diag::{Diagnostic, Level};
+use super::redact::{SecretSpans, MASK};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -22,7 +25,7 @@ const MAX_SOURCE: u64 = 4 << 20;
 pub struct Renderer {
     /// ANSI colours (a terminal that wants them).
     pub color: bool,
-    sources: HashMap<PathBuf, Option<String>>,
+    sources: HashMap<PathBuf, Option<(String, SecretSpans)>>,
 }
 
 impl Renderer {
@@ -39,25 +42,37 @@ impl Renderer {
             self.sources
                 .entry(d.file.clone())
                 .or_insert_with(|| read_source(&d.file))
-                .as_deref()
+                .as_ref()
+                .map(|(text, spans)| (text.as_str(), spans))
         } else {
             None
         };
-        render_with(d, source, self.color)
+        render_masked(d, source, self.color)
     }
 }
 
-fn read_source(path: &std::path::Path) -> Option<String> {
+/// The text of `path` and its secret values, for excerpts.
+fn read_source(path: &std::path::Path) -> Option<(String, SecretSpans)> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() || meta.len() > MAX_SOURCE {
         return None;
     }
     let bytes = std::fs::read(path).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let spans = SecretSpans::find(&text);
+    Some((text, spans))
 }
 
 /// The text form of `d` with `source` (the text of `d.file`, if known).
 pub fn render_with(d: &Diagnostic, source: Option<&str>, color: bool) -> String {
+    match source {
+        Some(text) => render_masked(d, Some((text, &SecretSpans::find(text))), color),
+        None => render_masked(d, None, color),
+    }
+}
+
+/// [`render_with`] with the secret values of the source already found.
+fn render_masked(d: &Diagnostic, source: Option<(&str, &SecretSpans)>, color: bool) -> String {
     let paint = |code: &str, text: &str| {
         if color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -70,13 +85,18 @@ pub fn render_with(d: &Diagnostic, source: Option<&str>, color: bool) -> String 
         Level::Warning => "1;33",
     };
     let mut out = format!("{}: {}", paint(level_color, d.level.as_str()), d.headline());
-    if let Some(text) = source.and_then(|s| line_of(s, d.pos.line)) {
+    if let Some(line) = source.and_then(|(text, spans)| spans.line(text, d.pos.line)) {
         let number = d.pos.line.to_string();
         let pad = " ".repeat(number.len());
-        let shown = text.replace('\t', " ");
+        let shown = line.text.replace('\t', " ");
         let column = usize::try_from(d.pos.column.max(1)).unwrap_or(1) - 1;
+        let (column, masked) = line.column(column);
         let start = column.min(shown.chars().count());
-        let len = span_len(&shown, start);
+        let len = if masked {
+            MASK.len()
+        } else {
+            span_len(&shown, start)
+        };
         let bar = paint("1;34", "|");
         out.push_str(&format!("\n{pad} {bar}"));
         out.push_str(&format!("\n{} {bar} {shown}", paint("1;34", &number)));
@@ -90,13 +110,6 @@ pub fn render_with(d: &Diagnostic, source: Option<&str>, color: bool) -> String 
         out.push_str(&format!("\n  {}: {hint}", paint("1", "help")));
     }
     out
-}
-
-/// Line `n` (1-based) of `source`, without its line break.
-fn line_of(source: &str, n: u32) -> Option<&str> {
-    let index = usize::try_from(n).ok()?.checked_sub(1)?;
-    let line = source.split('\n').nth(index)?;
-    Some(line.strip_suffix('\r').unwrap_or(line))
 }
 
 /// How many characters from `start` the caret covers: a quoted scalar to

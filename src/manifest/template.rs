@@ -10,7 +10,7 @@
 
 use super::diag::{Diagnostic, ErrorKind};
 use super::located::Pos;
-use super::suggest;
+use super::{redact, suggest};
 use handlebars::{Handlebars, RenderErrorReason};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -44,7 +44,7 @@ pub fn render<'t>(
                     d.pos = p;
                 }
             }
-            d
+            redact::scrub_diagnostic(d, text)
         })
 }
 
@@ -207,7 +207,7 @@ pub fn render_service<'t>(
                 d.pos = p;
             }
         }
-        d
+        redact::scrub_diagnostic(d, text)
     })?;
     drop(hb);
     let list = std::mem::take(&mut *list.lock().unwrap_or_else(|e| e.into_inner()));
