@@ -173,6 +173,76 @@ fn a_duplicate_key_is_shown() {
     both_ways(service.as_bytes(), "service.yml:19:3", "yaml");
 }
 
+/// A list written as one value (`copy: print_env.py`): the parser's
+/// "expected sequence start" said in words, with the fix.
+#[test]
+fn a_list_written_as_one_value_is_shown_with_how_to_write_a_list() {
+    let service = service_with("  copy:\n    - print_env.py\n", "  copy: print_env.py\n");
+    both_ways(service.as_bytes(), "service.yml:20:9", "type");
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    let (_, stderr) = check(&sb, &dir, "service.yml");
+    assert!(
+        stderr.contains("expected a list") && stderr.contains("help: write a list"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sequence start"), "{stderr}");
+}
+
+/// `manifest:` naming a folder: it exists, so "does not exist" misled; the
+/// hint names the manifest in it.
+#[test]
+fn a_manifest_link_to_a_folder_says_so_and_names_the_manifest_in_it() {
+    let sb = Sandbox::new();
+    let mesh = MESH.replace(
+        "    image: registry.example.com/team/hello:1\n",
+        "    image: registry.example.com/team/hello:1\n    manifest: sub\n",
+    );
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::rename(dir.join("service.yml"), dir.join("sub/service.yml")).unwrap();
+    let got = check(&sb, &dir, "mesh.yml");
+    assert_shown(&got, "mesh.yml:14:15", "special-file");
+    assert!(
+        got.1.contains("service manifest `sub` is a folder")
+            && got.1.contains("`manifest: sub/service.yml`")
+            && !got.1.contains("does not exist"),
+        "{}",
+        got.1
+    );
+}
+
+/// A folder where the default Meshfile would be: the discovery skips it,
+/// and the error says what is there rather than only that nothing was found.
+#[test]
+fn a_folder_named_like_the_meshfile_is_said_to_be_one() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    std::fs::remove_file(dir.join("mesh.yml")).unwrap();
+    std::fs::create_dir(dir.join("mesh.yml")).unwrap();
+    let out = sb.scone(&dir).arg("check").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no manifest to load")
+            && stderr.contains("help: `mesh.yml` here is a folder, not a Meshfile"),
+        "{stderr}"
+    );
+}
+
+/// A `kind` that is no word, in a Meshfile with a template (whose header is
+/// read by a line scan): shown at its line and column, as any other kind.
+#[test]
+fn a_kind_that_is_a_list_in_a_templated_meshfile_is_shown_where_it_is() {
+    let sb = Sandbox::new();
+    let mesh = format!(
+        "{}# exported as {{{{cas_cas_cas_url}}}}\n",
+        MESH.replace("kind: mesh", "kind: [mesh]")
+    );
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    assert_shown(&check(&sb, &dir, "mesh.yml"), "mesh.yml:2:7", "kind");
+}
+
 #[test]
 fn bad_utf8_is_shown() {
     let mut service = service_with("secrets:\n", "# caf\u{e9}\nsecrets:\n").into_bytes();

@@ -210,17 +210,23 @@ pub fn yaml_error(err: &YamlError, file: &Path, text: &str) -> Diagnostic {
             unexpected,
             expected,
             ..
-        } => diag(
-            ErrorKind::Type,
-            format!("expected {}, found {unexpected}", human_expected(expected)),
+        } => type_hint(
+            diag(
+                ErrorKind::Type,
+                format!("expected {}, found {unexpected}", human_expected(expected)),
+            ),
+            expected,
         ),
         YamlError::SerdeInvalidValue {
             unexpected,
             expected,
             ..
-        } => diag(
-            ErrorKind::Type,
-            format!("expected {}, found {unexpected}", human_expected(expected)),
+        } => type_hint(
+            diag(
+                ErrorKind::Type,
+                format!("expected {}, found {unexpected}", human_expected(expected)),
+            ),
+            expected,
         ),
         YamlError::InvalidScalar { ty, .. } => diag(
             ErrorKind::Type,
@@ -235,9 +241,12 @@ pub fn yaml_error(err: &YamlError, file: &Path, text: &str) -> Diagnostic {
             ErrorKind::Type,
             format!("expected {}", human_expected(expected)),
         ),
-        YamlError::Unexpected { expected, .. } => diag(
-            ErrorKind::Type,
-            format!("expected {}", human_expected(expected)),
+        YamlError::Unexpected { expected, .. } => type_hint(
+            diag(
+                ErrorKind::Type,
+                format!("expected {}", human_expected(expected)),
+            ),
+            expected,
         ),
         YamlError::Message { msg, .. } if msg.contains("untagged enum StringOrList") => diag(
             ErrorKind::Type,
@@ -315,6 +324,15 @@ fn innermost(err: &YamlError) -> &YamlError {
 }
 
 /// serde's "expected" phrases, made friendlier for our field types.
+/// A type error's hint, where the fix is plain: a list written as one
+/// value is the common one (`copy: print_env.py`).
+fn type_hint(d: Diagnostic, expected: &str) -> Diagnostic {
+    match human_expected(expected).as_str() {
+        "a list" => d.with_hint("write a list: `[a, b]`, or one `- a` per line below the key"),
+        _ => d,
+    }
+}
+
 fn human_expected(expected: &str) -> String {
     match expected {
         // The bound: a number past it (`size: 99999999999`) is one too.
@@ -322,7 +340,7 @@ fn human_expected(expected: &str) -> String {
         "u32" => "a whole number from 0 to 4294967295".to_string(),
         "u64" | "usize" => "a whole number from 0 to 18446744073709551615".to_string(),
         "a string" | "string" | "string scalar" => "a string".to_string(),
-        "a sequence" => "a list".to_string(),
+        "a sequence" | "sequence start" => "a list".to_string(),
         "mapping start" | "a map" => "a mapping (`key: value` lines)".to_string(),
         e if e.starts_with("struct ") => "a mapping".to_string(),
         e => e.to_string(),

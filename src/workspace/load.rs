@@ -3,7 +3,6 @@
 //! [`Diagnostics`]. Nothing is written.
 
 use super::{Config, LinkedMesh, LinkedService, LoadOptions, ServiceUnit, Workspace};
-use crate::manifest::discover;
 use crate::manifest::link::{self, Member};
 use crate::manifest::template::{self, Variables};
 use crate::manifest::{
@@ -227,10 +226,8 @@ impl Loader {
         }
         let kind = match parse::parse_header(text, file) {
             Ok(h) => h.kind,
-            Err(d) => match discover::sniff_kind(text) {
-                Some(k) if text.contains("{{") => {
-                    Some(crate::manifest::Located::new(k, Pos::default()))
-                }
+            Err(d) => match crate::manifest::suspect::sniff_kind_at(text) {
+                Some(k) if text.contains("{{") => Some(k),
                 _ => {
                     self.diags.push(d);
                     return None;

@@ -208,6 +208,15 @@ fn glob_pos(text: &str, glob: &str) -> Pos {
 /// Meshfile here by another name, else a Meshfile above (run one folder too
 /// deep), else a service manifest here, else how to name one.
 fn no_manifest_hint(cwd: &Path) -> String {
+    // A default Meshfile's name taken by something else: the one place a
+    // user looks, and the one the discovery skipped.
+    let taken = discover::DEFAULT_MESHFILES.iter().find_map(|name| {
+        let meta = std::fs::metadata(cwd.join(name)).ok()?;
+        Some((name, crate::regular_file::not_a_file(&meta)?))
+    });
+    if let Some((name, what)) = taken {
+        return format!("`{name}` here is {what}, not a Meshfile: rename it, or give the Meshfile with `-f FILE`");
+    }
     let here = discover::manifests_in(cwd);
     let mesh = here
         .iter()

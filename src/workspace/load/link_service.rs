@@ -32,10 +32,25 @@ impl Loader {
             };
             if let Some(e) = problem {
                 let (kind, what) = match e {
-                    crate::regular_file::ReadError::Special { what } if what != "a folder" => {
+                    crate::regular_file::ReadError::Special { what } => {
                         (ErrorKind::SpecialFile, format!("is {what}, not a file"))
                     }
                     _ => (ErrorKind::MissingFile, "does not exist".to_string()),
+                };
+                // A folder: the manifest in it, if it holds one by a name
+                // the discovery takes.
+                let hint = match path.is_dir() {
+                    true => match discover::manifests_in(&path)
+                        .iter()
+                        .find(|(_, kind)| SERVICE_KINDS.contains(&kind.as_str()))
+                    {
+                        Some((name, _)) => format!(
+                            "name the file in it: `manifest: {}/{name}`",
+                            rel.value.trim_end_matches('/')
+                        ),
+                        None => "`manifest:` names a service manifest (a YAML file), relative to the Meshfile's folder".to_string(),
+                    },
+                    false => "`manifest:` is relative to the Meshfile's folder".to_string(),
                 };
                 self.diags.push(
                     Diagnostic::new(
@@ -44,7 +59,7 @@ impl Loader {
                         rel.pos,
                         format!("service manifest `{}` {what}", rel.value),
                     )
-                    .with_hint("`manifest:` is relative to the Meshfile's folder"),
+                    .with_hint(hint),
                 );
                 return None;
             }
