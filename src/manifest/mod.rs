@@ -4,6 +4,7 @@
 //! error points with.
 
 pub mod codec;
+mod copy_links;
 pub mod diag;
 pub mod discover;
 pub mod link;
@@ -11,6 +12,7 @@ pub mod located;
 pub mod model;
 pub mod parse;
 pub mod redact;
+mod secret_scan;
 pub mod snippet;
 pub mod suggest;
 pub mod suspect;

@@ -323,7 +323,6 @@ fn innermost(err: &YamlError) -> &YamlError {
     }
 }
 
-/// serde's "expected" phrases, made friendlier for our field types.
 /// A type error's hint, where the fix is plain: a list written as one
 /// value is the common one (`copy: print_env.py`).
 fn type_hint(d: Diagnostic, expected: &str) -> Diagnostic {
@@ -333,6 +332,7 @@ fn type_hint(d: Diagnostic, expected: &str) -> Diagnostic {
     }
 }
 
+/// serde's "expected" phrases, made friendlier for our field types.
 fn human_expected(expected: &str) -> String {
     match expected {
         // The bound: a number past it (`size: 99999999999`) is one too.
