@@ -500,17 +500,24 @@ fn make(
                 3 => Edit::Remove {
                     path: format!("base/etc/extra{n}.conf"),
                 },
-                // The layer keeps every bit: not only the exec bit is an edit.
-                _ => match rng.below(3) {
-                    0 => Edit::Chmod {
-                        path: "base/etc/motd".into(),
-                        mode: *rng.pick(&[0o644, 0o755, 0o600, 0o4755]),
-                    },
-                    _ => Edit::Chmod {
-                        path: "base/etc".into(),
-                        mode: *rng.pick(&[0o755, 0o1777, 0o700]),
-                    },
-                },
+                // The layer keeps every bit: not only the exec bit is an
+                // edit. One draw, as when this was a coin for the exec bit,
+                // so that a seed draws the same sequence as before.
+                _ => {
+                    let (path, mode) = [
+                        ("base/etc/motd", 0o644),
+                        ("base/etc/motd", 0o755),
+                        ("base/etc/motd", 0o600),
+                        ("base/etc/motd", 0o4755),
+                        ("base/etc", 0o755),
+                        ("base/etc", 0o1777),
+                        ("base/etc", 0o700),
+                    ][rng.below(100) % 7];
+                    Edit::Chmod {
+                        path: path.into(),
+                        mode,
+                    }
+                }
             }
         }
         "key" => Edit::ReplaceKey {
