@@ -241,7 +241,7 @@ fn absolute_spec(spec: &str, base_dir: &Path) -> String {
 }
 
 /// `a/b/../c` → `a/c`, lexically (so two spellings of one base are one step).
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

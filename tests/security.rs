@@ -192,6 +192,71 @@ fn clean_refuses_a_target_dir_scone_did_not_make() {
     assert!(!fresh.join("images").exists());
 }
 
+/// A target dir inside what the build reads, or holding it: a folder a
+/// service copies (its outputs went into the image, the build state with
+/// them, growing at every build), a `dir:` base (it changed while the build
+/// read it), a key (`scone clean` would remove it). Refused by `check`,
+/// `build` and `clean` alike, and nothing is written or removed.
+#[test]
+fn a_target_dir_inside_or_holding_what_the_build_reads_is_refused() {
+    let (sb, root) = checkout();
+    let config = root.join("scone.toml");
+    for (target, case) in [
+        ("services/svc-0000/lib/out", "inside a copied folder"),
+        ("base/out", "inside the `dir:` base"),
+    ] {
+        for cmd in ["check", "build", "clean"] {
+            let ran = run(&sb, &root, &[cmd, "--target-dir", target]);
+            assert_refused(
+                &ran,
+                "--target-dir",
+                "target-dir",
+                &format!("{cmd}, {case}"),
+            );
+            assert!(ran.stderr.contains("is inside"), "{case}: {}", ran.stderr);
+            assert!(!root.join(target).exists(), "{cmd}, {case}: made");
+            write(&config, &format!("target-dir = \"{target}\"\n"));
+            let ran = run(&sb, &root, &[cmd]);
+            assert_refused(
+                &ran,
+                "scone.toml:1:",
+                "target-dir",
+                &format!("{cmd}, {case}"),
+            );
+            std::fs::remove_file(&config).expect("removing scone.toml");
+        }
+    }
+    // An empty copied folder passes every other rule: it was adopted, and a
+    // file the user put there later was removed by `scone clean`.
+    let assets = root.join("services/svc-0000/lib/assets");
+    std::fs::create_dir(&assets).expect("an empty folder");
+    let ran = run(
+        &sb,
+        &root,
+        &["build", "--target-dir", "services/svc-0000/lib/assets"],
+    );
+    assert_refused(&ran, "--target-dir", "target-dir", "a copied empty folder");
+    assert_eq!(names_in(&assets), Vec::<String>::new(), "written into");
+
+    // A key the last build's target dir now holds.
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    write(&root.join("target/prov.pem"), "not a key, but a file\n");
+    write(&config, "[provenance]\nkey = \"target/prov.pem\"\n");
+    for cmd in ["check", "build", "clean"] {
+        let ran = run(&sb, &root, &[cmd]);
+        assert!(
+            ran.code == Some(2) && ran.stderr.contains("holds `[provenance] key`"),
+            "{cmd}: {}",
+            ran.stderr
+        );
+    }
+    assert!(
+        root.join("target/prov.pem").is_file(),
+        "the key was removed"
+    );
+}
+
 /// Every file and folder under `dir`, sorted.
 fn tree_of(dir: &Path) -> Vec<PathBuf> {
     let mut all: Vec<PathBuf> = walk(dir);

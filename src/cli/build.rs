@@ -30,6 +30,26 @@ pub fn load_workspace(common: &CommonArgs) -> anyhow::Result<Workspace> {
     Ok(ws)
 }
 
+/// Whether a load failed because it refused the target dir.
+fn refuses_target(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<scone::manifest::Diagnostics>()
+        .is_some_and(|d| {
+            d.0.iter()
+                .any(|d| d.kind == scone::manifest::ErrorKind::TargetDir)
+        })
+}
+
+/// Takes away what this build wrote into a target dir (new or empty) before
+/// its load refused it: its `.scone/` (the lock and the tag, all a build
+/// writes before its load), then the folder if the build made it and
+/// nothing else is in it.
+fn unmake_target(target: &Path, existed: bool) {
+    let _ = std::fs::remove_dir_all(target.join(".scone"));
+    if !existed {
+        let _ = std::fs::remove_dir(target);
+    }
+}
+
 /// The services `-p` names, as indices; empty = all.
 pub fn selected(ws: &Workspace, common: &CommonArgs) -> anyhow::Result<Vec<usize>> {
     let mut out = Vec::new();
@@ -143,6 +163,10 @@ fn execute_with(
             target_dir: None,
         })?;
     }
+    // Made by this build: a load that then refuses it (a target inside what
+    // the build reads) takes it away again, so that nothing is left there.
+    let existed = target_dir.exists();
+    let made = std::fs::read_dir(&target_dir).map_or(true, |mut e| e.next().is_none());
     let probe = Output::new(common, 0);
     let session = Session::open(&target_dir, || {
         probe.status("Blocking", "waiting for file lock on build directory")
@@ -235,7 +259,11 @@ fn execute_with(
             (None, load, setup, Vec::new(), Some(plan), warnings)
         }
         None => {
-            let ws = load_workspace(common)?;
+            let ws = load_workspace(common).inspect_err(|e| {
+                if made && refuses_target(e) {
+                    unmake_target(&target_dir, existed);
+                }
+            })?;
             let (only, looked) = checked(&ws, args, &cwd, &probe)?;
             let mut paths = ws.watched.clone();
             paths.extend(looked.into_iter().map(|p| (p, scone::watch::Watch::Kind)));

@@ -123,6 +123,10 @@ struct Loader {
     boundary: Option<crate::workspace::boundary::Boundary>,
     /// The target dir was refused: nothing is written there.
     target_refused: bool,
+    /// Where the target dir was given: `--target-dir`, or the key of
+    /// `scone.toml` (`None`: the default), for a refusal found later.
+    target_cli: bool,
+    target_at: Option<&'static str>,
 }
 
 impl Loader {
@@ -159,6 +163,8 @@ impl Loader {
             allow: Vec::new(),
             boundary: None,
             target_refused: false,
+            target_cli: false,
+            target_at: None,
         }
     }
 
@@ -213,6 +219,7 @@ impl Loader {
         self.bases(&config);
         self.duplicate_namespaces(&linked);
         self.check_target_holds_no_manifest(&target);
+        self.check_target_outside_inputs(&target, &config);
         if !self.target_refused {
             std::mem::take(&mut self.cache).save();
         }

@@ -33,6 +33,8 @@ impl Loader {
         if let Some((file, _)) = &self.config_text {
             known.push(file.clone());
         }
+        self.target_cli = cli.is_some();
+        self.target_at = at;
         let resolver = &self.resolver;
         if let Some(why) =
             target::refusal_with(&target, &self.root, &known, |p| resolver.resolve(p))
@@ -42,7 +44,7 @@ impl Loader {
         target
     }
 
-    fn refuse_target(&mut self, target: &Path, cli: bool, at: Option<&str>, why: &str) {
+    fn refuse_target(&mut self, target: &Path, cli: bool, at: Option<&'static str>, why: &str) {
         let (file, pos) = match (cli, at) {
             (true, _) => (PathBuf::from("--target-dir"), Pos::default()),
             (false, Some(key)) => self.config_pos(None, key),
@@ -61,8 +63,89 @@ impl Loader {
         let resolver = &self.resolver;
         if let Some(why) = target::refusal_with(target, &self.root, &paths, |p| resolver.resolve(p))
         {
-            let at = self.config_text.is_some().then_some("target-dir");
-            self.refuse_target(target, false, at, &why);
+            self.refuse_target(target, self.target_cli, self.target_at, &why);
+        }
+    }
+
+    /// Refuses the target dir if it lies inside, or holds, a path the build
+    /// reads: a folder or file a service copies, a local base (`dir:`/`oci:`,
+    /// of `build.from` or `[base]`), a signing or provenance key. A target in
+    /// a copied folder went into the image, with the build state, growing at
+    /// every build; one that is a copied folder had its files removed by
+    /// `scone clean`; a base holding it changed while the build read it.
+    pub(super) fn check_target_outside_inputs(&mut self, target: &Path, config: &Config) {
+        if self.target_refused {
+            return;
+        }
+        let mut read: Vec<(PathBuf, String)> = Vec::new();
+        let local_base = |spec: &str, dir: &Path| match BaseSpec::parse(spec).ok()? {
+            BaseSpec::Dir(p) => Some(dir.join(p)),
+            BaseSpec::Oci { dir: p, .. } => Some(dir.join(p)),
+            _ => None,
+        };
+        for u in &self.units {
+            let b = &u.manifest.build;
+            let file = u.manifest.path.display();
+            for entry in &b.copy {
+                let line = entry.pos.line;
+                read.push((
+                    u.dir.join(entry.value.trim()),
+                    format!("`{}`, which {file}:{line} copies", entry.value.trim()),
+                ));
+            }
+            if let Some(from) = &b.from {
+                if let Some(path) = local_base(&from.value, &u.dir) {
+                    let line = from.pos.line;
+                    read.push((path, format!("the base `{}` of {file}:{line}", from.value)));
+                }
+            }
+            if let Some(key) = b.signature.as_ref().and_then(|s| s.key.as_ref()) {
+                let line = key.pos.line;
+                read.push((
+                    u.dir.join(&key.value),
+                    format!("the signing key of {file}:{line}"),
+                ));
+            }
+        }
+        for (kind, spec) in &config.base {
+            if let Some(path) = local_base(spec, &self.root) {
+                read.push((path, format!("`[base] {kind}` of scone.toml")));
+            }
+        }
+        for (table, key) in [
+            ("signing", &config.signing.key),
+            ("provenance", &config.provenance.key),
+        ] {
+            if let Some(key) = key {
+                read.push((
+                    self.root.join(key),
+                    format!("`[{table}] key` of scone.toml"),
+                ));
+            }
+        }
+        // Written lexically first, so that the folders a thousand services
+        // share (`../../base`) are resolved once, from the memo.
+        let mut seen = std::collections::HashSet::new();
+        read.retain_mut(|(path, _)| {
+            *path = crate::plan::normalize(path);
+            seen.insert(path.clone())
+        });
+        let resolver = &self.resolver;
+        let t = resolver.resolve(target);
+        let why = read.iter().find_map(|(path, what)| {
+            let p = resolver.resolve(path);
+            if t.starts_with(&p) {
+                Some(format!(
+                    "is inside {what}: the build would read its own outputs"
+                ))
+            } else if p.starts_with(&t) {
+                Some(format!("holds {what}: `scone clean` would remove it"))
+            } else {
+                None
+            }
+        });
+        if let Some(why) = why {
+            self.refuse_target(target, self.target_cli, self.target_at, &why);
         }
     }
 
