@@ -243,6 +243,39 @@ fn a_kind_that_is_a_list_in_a_templated_meshfile_is_shown_where_it_is() {
     assert_shown(&check(&sb, &dir, "mesh.yml"), "mesh.yml:2:7", "kind");
 }
 
+/// `apply -p` of a mesh service: the mesh's session holds every service's
+/// measurements, so such an apply built one service and uploaded nothing,
+/// and its plan said "No changes". A usage error now, for `--plan` too; a
+/// service used alone (no mesh, no session) still takes `-p`.
+#[test]
+fn apply_of_one_service_of_a_mesh_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    for plan in [&[][..], &["--plan"][..]] {
+        let out = sb
+            .scone(&dir)
+            .args(["apply", "-f", "mesh.yml", "-p", "hello"])
+            .args(plan)
+            .output()
+            .expect("scone runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{plan:?}: {stderr}");
+        assert!(
+            stderr.contains("apply -p: `hello` is a service of the mesh `hello`")
+                && stderr.contains("help: run `scone apply`"),
+            "{plan:?}: {stderr}"
+        );
+        assert!(!dir.join("target/policy").exists(), "{plan:?}: built");
+    }
+    let out = sb
+        .scone(&dir)
+        .args(["apply", "-f", "service.yml", "-p", "hello", "--plan"])
+        .output()
+        .expect("scone runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "a service used alone: {stderr}");
+}
+
 #[test]
 fn bad_utf8_is_shown() {
     let mut service = service_with("secrets:\n", "# caf\u{e9}\nsecrets:\n").into_bytes();

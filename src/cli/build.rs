@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::args::{ApplyArgs, BuildArgs, CasKind, CommonArgs};
 use super::invocation;
 use super::output::Output;
-use super::refusals::{check_take_over, checked};
+use super::refusals::{check_apply_only, check_take_over, checked};
 use super::replay::replayed;
 use super::setup::{kept_plan, Kept, Setup};
 use super::timings::Clock;
@@ -292,6 +292,7 @@ fn execute_with(
         None => vec![None],
         Some(a) => {
             check_take_over(workspace()?, &a.take_over)?;
+            check_apply_only(workspace()?, &only)?;
             let effects = ApplySettings {
                 push: a.push,
                 cas: match a.cas {

@@ -107,6 +107,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<i32> {
     let ws = load_workspace(common)?;
     let target = ws.target_dir(common.target_dir.as_deref());
     let only = selected(&ws, common)?;
+    super::refusals::check_apply_only(&ws, &only)?;
     let whole = only.is_empty();
     let lock = scone::lockfile::Lockfile::load(&ws.root.join("scone.lock"))?;
     let chart_values = |ns: &str| -> Option<String> {

@@ -72,6 +72,33 @@ pub(super) fn check_take_over(ws: &Workspace, names: &[String]) -> anyhow::Resul
     Ok(())
 }
 
+/// `apply -p` of a service a mesh holds: a usage error. The mesh's session
+/// holds every service's measurements, so an apply takes it whole; one of a
+/// single service built it and uploaded nothing, and its plan said "No
+/// changes". `-p` names services used alone (whose images `--push` pushes).
+pub(super) fn check_apply_only(ws: &Workspace, only: &[usize]) -> anyhow::Result<()> {
+    for &i in only {
+        let held = ws.meshes.iter().find_map(|m| {
+            let s = m.services.iter().find(|s| s.unit == i)?;
+            Some((m, s))
+        });
+        if let Some((mesh, service)) = held {
+            return Err(super::UsageError::new(
+                format!(
+                    "apply -p: `{}` is a service of the mesh `{}`, whose session holds every \
+                     service's measurements: an apply takes a mesh whole",
+                    service.name,
+                    mesh.namespace()
+                ),
+                "run `scone apply`: only what changed is built, and only the sessions that \
+                 changed are uploaded (`scone build -p NAME` builds one service)",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a build whose services need a default base that is not on this
 /// machine, saying how to make it.
 fn check_default_bases(ws: &Workspace, only: &[usize]) -> anyhow::Result<()> {
