@@ -316,3 +316,147 @@ fn the_dns_1123_rename_is_a_warning_and_the_install_line_a_note() {
         "the install line is no warning:\n{stderr}"
     );
 }
+
+/// The mode and sorted entry names of `dir`, to compare before and after.
+fn looks(dir: &Path) -> (u32, Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("lists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    (mode, names)
+}
+
+fn set_mode(dir: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// An apply stores secrets in a folder of their own: a folder that is
+/// neither empty nor a local CAS is refused by name, with what to do, and
+/// left as it was (it was made 0700 and given `.lock` and `sessions/`).
+#[test]
+fn apply_refuses_a_cas_dir_that_is_another_folder() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("hw");
+    let shared = sb.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("file"), "keep").unwrap();
+    set_mode(&shared, 0o755);
+    let out = sb
+        .scone(&dir)
+        .env("SCONE_CAS_DIR", &shared)
+        .args(["apply", "-f", "mesh.yml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("the local CAS dir {}", shared.display()))
+            && err.contains("not a local CAS")
+            && err.contains("SCONE_CAS_DIR"),
+        "{err}"
+    );
+    assert_eq!(looks(&shared), (0o755, vec!["file".to_string()]));
+}
+
+/// A missing CAS dir is made by apply, 0700 with its parents; an existing
+/// CAS keeps the mode its user gave it, apply after apply (with a warning
+/// that others may list it); readers (`verify`, `apply --plan`) make no
+/// CAS folder.
+#[test]
+fn apply_makes_a_missing_cas_dir_and_leaves_an_existing_one_s_mode() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("hw");
+    let cas = sb.path().join("new/deep/cas");
+    let apply = || {
+        let out = sb
+            .scone(&dir)
+            .env("SCONE_CAS_DIR", &cas)
+            .args(["apply", "-f", "mesh.yml"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    apply();
+    for made in ["new", "new/deep", "new/deep/cas", "new/deep/cas/sessions"] {
+        assert_eq!(looks(&sb.path().join(made)).0, 0o700, "{made}");
+    }
+    let stored = scone::cas::local::LocalCas::open(&cas).unwrap();
+    let first = stored.secret_values("myPythonApp").unwrap();
+
+    set_mode(&cas, 0o750);
+    for _ in 0..2 {
+        let err = apply();
+        assert_eq!(looks(&cas).0, 0o750, "the CAS dir's mode is left");
+        assert!(err.contains("is mode 750"), "{err}");
+    }
+    let again = stored.secret_values("myPythonApp").unwrap();
+    assert_eq!(
+        first["password"].expose_bytes(),
+        again["password"].expose_bytes(),
+        "the same CAS, its secret kept"
+    );
+
+    let absent = sb.path().join("absent");
+    for args in [
+        &["verify", "-f", "mesh.yml"][..],
+        &["apply", "--plan", "-f", "mesh.yml"],
+    ] {
+        sb.scone(&dir)
+            .env("SCONE_CAS_DIR", absent.join("cas"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!absent.exists(), "{args:?} made a CAS folder");
+    }
+}
+
+/// A local CAS in the target dir would go with `scone clean` (and the next
+/// apply would make new secrets): apply, build and clean refuse it, naming
+/// both folders, and clean removes nothing.
+#[test]
+fn a_cas_dir_in_the_target_dir_is_refused_and_not_cleaned() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("hw");
+    let in_target = dir.join("target/cas");
+    let refused = |args: &[&str], cas: &Path| {
+        let out = sb
+            .scone(&dir)
+            .env("SCONE_CAS_DIR", cas)
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&cas.display().to_string())
+                && err.contains(&dir.join("target").display().to_string())
+                && err.contains("scone clean"),
+            "{args:?}: {err}"
+        );
+    };
+    refused(&["apply", "-f", "mesh.yml"], &in_target);
+    assert!(!in_target.exists(), "no CAS made in the target dir");
+    refused(&["build", "-f", "mesh.yml"], &in_target);
+    refused(&["apply", "-f", "mesh.yml"], &dir.join("target"));
+    refused(&["apply", "-f", "mesh.yml"], &dir);
+
+    // A CAS that is there already (made by an older scone) is not cleaned.
+    let ok = sb
+        .scone(&dir)
+        .args(["build", "-f", "mesh.yml"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let session = in_target.join("sessions/myPythonApp.json");
+    std::fs::create_dir_all(session.parent().unwrap()).unwrap();
+    std::fs::write(&session, "{}").unwrap();
+    refused(&["clean", "-f", "mesh.yml"], &in_target);
+    assert!(session.exists(), "clean removed the CAS");
+    assert!(dir.join("target/helm").exists(), "clean removed nothing");
+}

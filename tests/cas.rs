@@ -440,3 +440,99 @@ fn identity_whose_reader_goes_away_ends_quietly() {
         .any(|e| e.file_name() == "client.crt");
     assert!(made, "the identity is made before anything is printed");
 }
+
+/// The mode and sorted entry names of `dir`, to compare before and after.
+fn looks(dir: &std::path::Path) -> (u32, Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("lists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    (mode, names)
+}
+
+/// `scone cas session` only reads: pointed at a folder that is no CAS, it
+/// leaves the folder's mode and files as they were (it made it 0700 and put
+/// `.lock` and `sessions/` in it); pointed at a missing folder, it makes none.
+#[test]
+fn cas_session_changes_and_makes_no_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = support::Sandbox::new();
+    let shared = sb.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("file"), "keep").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sb
+        .scone(sb.path())
+        .args(["cas", "session", "anything", "--cas-dir"])
+        .arg(&shared)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(looks(&shared), (0o755, vec!["file".to_string()]));
+    assert!(
+        err.contains("no session `anything`") && err.contains(&shared.display().to_string()),
+        "{err}"
+    );
+
+    // Missing, given with --cas-dir and through SCONE_CAS_DIR.
+    let missing = sb.path().join("missing").join("cas");
+    let out = sb
+        .scone(sb.path())
+        .args(["cas", "session", "anything", "--cas-dir"])
+        .arg(&missing)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let out = sb
+        .scone(sb.path())
+        .env("SCONE_CAS_DIR", &missing)
+        .args(["cas", "session", "anything"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!sb.path().join("missing").exists(), "no folder made");
+}
+
+/// `scone cas serve` writes sessions, so it refuses a folder that is no CAS
+/// (before it listens) and leaves it as it was.
+#[test]
+fn cas_serve_refuses_a_folder_that_is_no_cas() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = support::Sandbox::new();
+    let shared = sb.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("file"), "keep").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = sb
+        .std_command(sb.path())
+        .args(["cas", "serve", "--listen", "127.0.0.1:0", "--cas-dir"])
+        .arg(&shared)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "it served: {err}");
+    assert!(
+        err.contains(&shared.display().to_string()) && err.contains("not a local CAS"),
+        "{err}"
+    );
+    assert_eq!(looks(&shared), (0o755, vec!["file".to_string()]));
+}

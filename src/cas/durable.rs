@@ -3,21 +3,34 @@
 //! an advisory lock file so concurrent processes do not interleave updates.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::CasError;
 
-/// Creates `dir` (and parents) with mode 0700 and makes sure `dir` itself is 0700.
+/// Creates `dir` (and its missing parents) with mode 0700. A folder that
+/// exists already is left as it is: scone never changes the mode of a folder
+/// it did not make (`docs/cas.md`).
 pub fn private_dir(dir: &Path) -> Result<(), CasError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| CasError::io("create directory", dir, e))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| CasError::io("set permissions of", dir, e))
+    if fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| CasError::io("create directory", parent, e))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        // Made here: 0700 whatever the umask took away.
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| CasError::io("set permissions of", dir, e)),
+        // Made by another process at the same time, or there already.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(CasError::io("create directory", dir, e)),
+    }
 }
 
 /// Writes `bytes` to `path` crash-safely with mode 0600: a temporary file in the
@@ -71,7 +84,8 @@ pub struct DirLock {
 }
 
 impl DirLock {
-    fn open(dir: &Path) -> Result<(File, PathBuf), CasError> {
+    /// Waits for the exclusive lock (writers), creating `<dir>/.lock`.
+    pub fn exclusive(dir: &Path) -> Result<DirLock, CasError> {
         let path = dir.join(".lock");
         let file = OpenOptions::new()
             .read(true)
@@ -81,22 +95,25 @@ impl DirLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| CasError::io("open lock", &path, e))?;
-        Ok((file, path))
-    }
-
-    /// Waits for the exclusive lock (writers).
-    pub fn exclusive(dir: &Path) -> Result<DirLock, CasError> {
-        let (file, path) = Self::open(dir)?;
         file.lock().map_err(|e| CasError::io("lock", &path, e))?;
         Ok(DirLock { file })
     }
 
-    /// Waits for a shared lock (readers).
-    pub fn shared(dir: &Path) -> Result<DirLock, CasError> {
-        let (file, path) = Self::open(dir)?;
+    /// Waits for a shared lock (readers). A reader creates nothing: `None`
+    /// when there is no `<dir>/.lock` (no writer has been there, so there is
+    /// nothing to read either).
+    pub fn shared(dir: &Path) -> Result<Option<DirLock>, CasError> {
+        let path = dir.join(".lock");
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(CasError::io("open lock", &path, e)),
+        };
         file.lock_shared()
             .map_err(|e| CasError::io("lock", &path, e))?;
-        Ok(DirLock { file })
+        Ok(Some(DirLock { file }))
     }
 }
 

@@ -66,6 +66,21 @@ pub enum CasError {
         cas: PathBuf,
     },
 
+    /// The local CAS folder is something else (see `local::check_dir`).
+    #[error(
+        "the local CAS dir {} {detail}: scone keeps sessions and their secrets in a folder \
+         of its own, and changes no other; point --cas-dir or SCONE_CAS_DIR at a new or \
+         empty folder, or at a local CAS (unset SCONE_CAS_DIR for the default, {})",
+        dir.display(),
+        super::local::standard_dir_text()
+    )]
+    NotCasDir {
+        /// The folder.
+        dir: PathBuf,
+        /// What it is.
+        detail: String,
+    },
+
     /// No session of that name exists.
     #[error("CAS session `{name}` does not exist")]
     NotFound {

@@ -2,8 +2,10 @@
 //! the secrets CAS generates for them, kept in the user's data directory (never
 //! under `target/`) with private, crash-safe files and a lock for concurrent use.
 //!
-//! Layout of the CAS directory (0700): `sessions/<name>.json` (0600) per session,
-//! `.lock`, and `tls/` for `scone cas serve`.
+//! Layout of the CAS directory (0700 when scone makes it): `sessions/<name>.json`
+//! (0600) per session, `.lock`, and `tls/` for `scone cas serve`. Readers
+//! ([`LocalCas::open`]) make and change nothing; writers ([`LocalCas::create`],
+//! an upload) use only a folder that is missing, empty or a local CAS already.
 //!
 //! One local CAS serves every project of its user, so a session belongs to the
 //! project whose `scone apply` created it (its canonical workspace root): a
@@ -35,12 +37,84 @@ pub fn default_dir() -> Result<PathBuf, CasError> {
     if let Some(dir) = std::env::var_os(CAS_DIR_ENV).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
-    dirs::data_dir()
-        .map(|d| d.join("scone").join("cas"))
-        .ok_or_else(|| CasError::Store {
-            path: PathBuf::from("~"),
-            detail: format!("no user data directory is known; set {CAS_DIR_ENV}"),
-        })
+    standard_dir().ok_or_else(|| CasError::Store {
+        path: PathBuf::from("~"),
+        detail: format!("no user data directory is known; set {CAS_DIR_ENV}"),
+    })
+}
+
+/// The local CAS directory when `$SCONE_CAS_DIR` is not set:
+/// `<user data dir>/scone/cas` (`None`: no user data directory is known).
+pub fn standard_dir() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("scone").join("cas"))
+}
+
+/// [`standard_dir`] for a message.
+pub fn standard_dir_text() -> String {
+    standard_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| "~/.local/share/scone/cas".into())
+}
+
+/// Refuses a folder that may not hold a local CAS, changing nothing: a
+/// writer uses a folder that does not exist yet (and makes it), an empty one,
+/// or one that is a local CAS already (it has `sessions/`). Any other folder
+/// is someone else's: scone does not put secrets among its files, nor change
+/// its mode.
+pub fn check_dir(dir: &Path) -> Result<(), CasError> {
+    let refuse = |detail: String| CasError::NotCasDir {
+        dir: dir.to_path_buf(),
+        detail,
+    };
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CasError::io("look at", dir, e)),
+    };
+    if !meta.is_dir() {
+        return Err(refuse("exists and is not a folder".into()));
+    }
+    let sessions = dir.join("sessions");
+    match std::fs::metadata(&sessions) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => return Err(refuse("holds a `sessions` that is not a folder".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CasError::io("look at", &sessions, e)),
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|e| CasError::io("list", dir, e))?;
+    match entries.next() {
+        None => Ok(()),
+        Some(_) => Err(refuse(
+            "is a folder that is not a local CAS (it is not empty and has no `sessions/`)".into(),
+        )),
+    }
+}
+
+/// Group or world permission bits of an existing local CAS folder (`None`
+/// when it is private or missing): its sessions hold secrets, so a writer
+/// warns of them; their own folder and files are private whatever they are.
+pub fn loose_mode(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// How the local CAS folder `cas` and the target dir `target` overlap
+/// (`scone clean` removes the target dir, and with it a CAS in it): "is",
+/// "is inside" or "holds"; `None` when they are apart. Relative paths are
+/// taken from `cwd`; links are followed as far as the paths exist.
+pub fn target_overlap(cas: &Path, target: &Path, cwd: &Path) -> Option<&'static str> {
+    let resolve = |p: &Path| crate::workspace::boundary::resolve(&cwd.join(p));
+    let (cas, target) = (resolve(cas), resolve(target));
+    if cas == target {
+        Some("is")
+    } else if cas.starts_with(&target) {
+        Some("is inside")
+    } else if target.starts_with(&cas) {
+        Some("holds")
+    } else {
+        None
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -104,15 +178,39 @@ pub struct LocalCas {
 }
 
 impl LocalCas {
-    /// Opens (creating, mode 0700) the local CAS in `dir`.
+    /// Opens the local CAS in `dir` to read it: nothing on disk is made or
+    /// changed. A folder that does not exist, or holds no `sessions/`, reads
+    /// as a CAS without sessions. An upload through it first makes the CAS as
+    /// [`LocalCas::create`] does.
     pub fn open(dir: &Path) -> Result<LocalCas, CasError> {
-        private_dir(dir)?;
-        private_dir(&dir.join("sessions"))?;
         Ok(LocalCas {
             dir: dir.to_path_buf(),
             project: None,
             take_over: false,
         })
+    }
+
+    /// Opens the local CAS in `dir` to write it: a missing folder is made
+    /// (with its parents, mode 0700); an existing one is used only when it is
+    /// a local CAS already or empty (see [`check_dir`]), and its mode is left
+    /// as it is.
+    pub fn create(dir: &Path) -> Result<LocalCas, CasError> {
+        let cas = Self::open(dir)?;
+        cas.prepare()?;
+        Ok(cas)
+    }
+
+    /// Makes the layout a writer needs, after [`check_dir`].
+    fn prepare(&self) -> Result<(), CasError> {
+        check_dir(&self.dir)?;
+        private_dir(&self.dir)?;
+        private_dir(&self.dir.join("sessions"))
+    }
+
+    /// Whether `dir` holds a local CAS (its `sessions/` folder): a
+    /// missing one reads as a CAS without sessions.
+    pub fn exists(&self) -> bool {
+        self.dir.join("sessions").is_dir()
     }
 
     /// This CAS as `project` sees it (its canonical workspace root): an
@@ -157,7 +255,7 @@ impl LocalCas {
         })
     }
 
-    /// Opens the local CAS in [`default_dir`].
+    /// Opens the local CAS in [`default_dir`] to read it (see [`LocalCas::open`]).
     pub fn open_default() -> Result<LocalCas, CasError> {
         Self::open(&default_dir()?)
     }
@@ -222,6 +320,7 @@ impl LocalCas {
     ) -> Result<String, CasError> {
         let parsed = parse_session(&yaml)?;
         check_filled(&parsed)?;
+        self.prepare()?;
         let _lock = DirLock::exclusive(&self.dir)?;
         let existing = self.load(&parsed.name)?;
         if owner.is_none() {

@@ -324,3 +324,128 @@ fn the_refusal_says_when_the_owner_s_folder_no_longer_exists() {
     );
     assert!(gone.contains("--take-over myPythonApp"), "{gone}");
 }
+
+/// Mode bits and sorted entry names of `dir`, to compare before and after.
+fn looks(dir: &Path) -> (u32, Vec<String>) {
+    let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("lists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    (mode, names)
+}
+
+/// A reader makes and changes nothing: a missing folder stays missing and
+/// reads as a CAS without sessions; a folder that is no CAS keeps its mode
+/// and files.
+#[test]
+fn readers_make_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing").join("cas");
+    let cas = LocalCas::open(&missing).expect("opens");
+    assert!(!cas.exists());
+    assert_eq!(cas.session("myPythonApp").expect("reads"), None);
+    assert_eq!(cas.project_of("myPythonApp").expect("reads"), None);
+    assert!(cas.history("myPythonApp").expect("reads").is_empty());
+    assert!(matches!(
+        cas.secret_values("myPythonApp"),
+        Err(CasError::NotFound { .. })
+    ));
+    assert!(!dir.path().join("missing").exists(), "nothing made");
+
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("file"), "keep").unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = looks(&other);
+    let cas = LocalCas::open(&other).expect("opens");
+    assert_eq!(cas.session("myPythonApp").expect("reads"), None);
+    cas.for_project("/p", false)
+        .check_project("myPythonApp")
+        .expect("nothing to refuse");
+    assert_eq!(looks(&other), before);
+}
+
+/// A writer uses a folder that is missing (made 0700 with its parents), empty
+/// or a CAS already, and leaves an existing folder's mode; any other folder is
+/// refused, by name, before anything is written to it.
+#[test]
+fn writers_use_only_a_new_empty_or_cas_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("file"), "keep").unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = looks(&other);
+    let err = LocalCas::create(&other).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, CasError::NotCasDir { .. }), "{err:?}");
+    assert!(
+        text.contains(&other.display().to_string()) && text.contains("SCONE_CAS_DIR"),
+        "{text}"
+    );
+    let through_open = LocalCas::open(&other).unwrap();
+    assert!(matches!(
+        through_open.upload(&yaml("me", 10), None),
+        Err(CasError::NotCasDir { .. })
+    ));
+    assert_eq!(looks(&other), before, "left as it was");
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    assert!(matches!(
+        LocalCas::create(&file),
+        Err(CasError::NotCasDir { .. })
+    ));
+
+    let fresh = dir.path().join("new").join("deep").join("cas");
+    LocalCas::create(&fresh)
+        .expect("made")
+        .upload(&yaml("me", 10), None)
+        .expect("creates");
+    for made in [
+        dir.path().join("new"),
+        dir.path().join("new/deep"),
+        fresh.clone(),
+        fresh.join("sessions"),
+    ] {
+        assert_eq!(looks(&made).0, 0o700, "{}", made.display());
+    }
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let cas = LocalCas::create(&empty).expect("an empty folder is taken");
+    let first = cas.upload(&yaml("me", 10), None).expect("creates");
+    assert_eq!(looks(&empty).0, 0o750, "its mode is left");
+    assert_eq!(looks(&empty.join("sessions")).0, 0o700);
+    assert_eq!(loose_mode(&empty), Some(0o750));
+    assert_eq!(loose_mode(&fresh), None);
+    LocalCas::create(&empty)
+        .expect("a CAS is taken")
+        .upload(&yaml("you", 10), Some(&first))
+        .expect("updates");
+    assert_eq!(looks(&empty).0, 0o750, "its mode is left");
+}
+
+#[test]
+fn a_cas_dir_and_a_target_dir_overlap_when_one_holds_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let target = root.join("ws/target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&target, root.join("link")).unwrap();
+    let overlap = |cas: &str, target: &str| target_overlap(Path::new(cas), Path::new(target), root);
+    assert_eq!(overlap("ws/target", "ws/target"), Some("is"));
+    assert_eq!(overlap("ws/target/cas", "ws/target"), Some("is inside"));
+    assert_eq!(overlap("link/x/../cas", "ws/target"), Some("is inside"));
+    assert_eq!(overlap("ws/target/./", "link"), Some("is"));
+    assert_eq!(overlap("ws", "ws/target"), Some("holds"));
+    assert_eq!(overlap("ws/cas", "ws/target"), None);
+    assert_eq!(overlap("ws/target-cas", "ws/target"), None);
+    assert_eq!(
+        overlap(&root.join("cas").display().to_string(), "ws/target"),
+        None
+    );
+}

@@ -125,7 +125,7 @@ pub fn serve(
     limits: Limits,
     on_ready: impl FnOnce(&ServerInfo),
 ) -> Result<(), CasError> {
-    let cas = LocalCas::open(cas_dir)?;
+    let cas = LocalCas::create(cas_dir)?;
     let mut names = hosts.to_vec();
     if !listen.ip().is_unspecified() {
         names.push(listen.ip().to_string());

@@ -69,6 +69,60 @@ pub fn cache_dir() -> PathBuf {
     scone::oci::base::default_cache_dir()
 }
 
+/// Refuses a local CAS dir that is, is inside or holds the target dir `target`
+/// (of a build, apply, verify or clean): `scone clean` removes the target dir,
+/// and the next apply would make new secrets for the sessions lost with it.
+pub fn refuse_cas_in_target(target: &Path, cwd: &Path) -> anyhow::Result<()> {
+    let Ok(cas) = scone::cas::local::default_dir() else {
+        return Ok(());
+    };
+    let Some(how) = scone::cas::local::target_overlap(&cas, target, cwd) else {
+        return Ok(());
+    };
+    let from = match std::env::var_os(scone::cas::local::CAS_DIR_ENV) {
+        Some(d) if !d.is_empty() => " (SCONE_CAS_DIR)",
+        _ => "",
+    };
+    let why = match how {
+        "holds" => "a local CAS keeps its sessions and secrets in a folder of its own, and \
+                    `scone clean` removes the target dir"
+            .to_string(),
+        _ => "`scone clean` removes the target dir, and the CAS's sessions and secrets with \
+              it (the next apply would make new secrets)"
+            .to_string(),
+    };
+    Err(super::UsageError::new(
+        format!(
+            "the local CAS dir {}{from} {how} the target dir {}: {why}",
+            cas.display(),
+            target.display()
+        ),
+        format!(
+            "keep the local CAS apart from the target dir: point SCONE_CAS_DIR at a folder of \
+             its own (unset, it is {}), or build into another target dir (--target-dir)",
+            scone::cas::local::standard_dir_text()
+        ),
+    )
+    .into())
+}
+
+/// The local CAS dir an apply uploads to, refused before anything is built
+/// when it is a folder that is not a local CAS (see
+/// [`scone::cas::local::check_dir`]); a CAS others may read is warned of.
+fn local_cas_dir(out: &Output) -> anyhow::Result<PathBuf> {
+    let dir = scone::cas::local::default_dir()?;
+    scone::cas::local::check_dir(&dir)?;
+    if let Some(mode) = scone::cas::local::loose_mode(&dir) {
+        out.warn(&format!(
+            "the local CAS dir {} is mode {mode:o}: others may list its sessions (their \
+             secrets stay private to you); `chmod 700 {}` if that is not meant",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
 /// Runs `scone build`.
 pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
     if args.print_defaults {
@@ -154,6 +208,7 @@ fn execute_with(
         &location.config(),
         common.target_dir.as_deref(),
     );
+    refuse_cas_in_target(&target_dir, &cwd)?;
     // A first build makes `target/` only for a workspace it can start to
     // load: scone run in the wrong folder leaves nothing behind.
     if !target_dir.join(".scone").exists() {
@@ -297,7 +352,7 @@ fn execute_with(
                 push: a.push,
                 cas: match a.cas {
                     CasKind::Local => CasChoice::Local {
-                        dir: scone::cas::local::default_dir()?,
+                        dir: local_cas_dir(&probe)?,
                         project: project_of(workspace()?),
                     },
                     CasKind::Remote => CasChoice::Remote,

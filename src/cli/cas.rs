@@ -94,9 +94,21 @@ pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         CasCommand::Session { name, cas_dir: dir } => {
-            let cas = LocalCas::open(&cas_dir(dir)?)?;
+            // A reader: makes and changes nothing in the folder.
+            let dir = cas_dir(dir)?;
+            let cas = LocalCas::open(&dir)?;
             let Some(record) = cas.session(name)? else {
-                anyhow::bail!("the local CAS has no session `{name}`");
+                if !cas.exists() {
+                    anyhow::bail!(
+                        "the local CAS has no session `{name}`: there is no local CAS in {} \
+                         (no `sessions/` folder; `scone apply` makes one)",
+                        dir.display()
+                    );
+                }
+                anyhow::bail!(
+                    "the local CAS has no session `{name}` (local CAS: {})",
+                    dir.display()
+                );
             };
             println!("# hash: {}", record.hash);
             if let Some(project) = cas.project_of(name)? {

@@ -83,7 +83,7 @@ impl Step for UploadStep {
             .map_err(|e| StepError::context("reading the session", e))?;
         let cas: Box<dyn Cas> = match &self.target {
             CasTarget::Local { dir, project } => {
-                let cas = crate::cas::local::LocalCas::open(dir)
+                let cas = crate::cas::local::LocalCas::create(dir)
                     .map_err(|e| StepError::context("local CAS", e))?
                     .for_project(project.clone(), self.take_over);
                 cas.check_project(&self.namespace)
