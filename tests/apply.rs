@@ -317,18 +317,6 @@ fn the_dns_1123_rename_is_a_warning_and_the_install_line_a_note() {
     );
 }
 
-/// The mode and sorted entry names of `dir`, to compare before and after.
-fn looks(dir: &Path) -> (u32, Vec<String>) {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("lists")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    (mode, names)
-}
-
 fn set_mode(dir: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -359,7 +347,7 @@ fn apply_refuses_a_cas_dir_that_is_another_folder() {
             && err.contains("SCONE_CAS_DIR"),
         "{err}"
     );
-    assert_eq!(looks(&shared), (0o755, vec!["file".to_string()]));
+    assert_eq!(support::looks(&shared), (0o755, vec!["file".to_string()]));
 }
 
 /// A missing CAS dir is made by apply, 0700 with its parents; an existing
@@ -384,7 +372,7 @@ fn apply_makes_a_missing_cas_dir_and_leaves_an_existing_one_s_mode() {
     };
     apply();
     for made in ["new", "new/deep", "new/deep/cas", "new/deep/cas/sessions"] {
-        assert_eq!(looks(&sb.path().join(made)).0, 0o700, "{made}");
+        assert_eq!(support::looks(&sb.path().join(made)).0, 0o700, "{made}");
     }
     let stored = scone::cas::local::LocalCas::open(&cas).unwrap();
     let first = stored.secret_values("myPythonApp").unwrap();
@@ -392,7 +380,7 @@ fn apply_makes_a_missing_cas_dir_and_leaves_an_existing_one_s_mode() {
     set_mode(&cas, 0o750);
     for _ in 0..2 {
         let err = apply();
-        assert_eq!(looks(&cas).0, 0o750, "the CAS dir's mode is left");
+        assert_eq!(support::looks(&cas).0, 0o750, "the CAS dir's mode is left");
         assert!(err.contains("is mode 750"), "{err}");
     }
     let again = stored.secret_values("myPythonApp").unwrap();

@@ -441,18 +441,6 @@ fn identity_whose_reader_goes_away_ends_quietly() {
     assert!(made, "the identity is made before anything is printed");
 }
 
-/// The mode and sorted entry names of `dir`, to compare before and after.
-fn looks(dir: &std::path::Path) -> (u32, Vec<String>) {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("lists")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    (mode, names)
-}
-
 /// `scone cas session` only reads: pointed at a folder that is no CAS, it
 /// leaves the folder's mode and files as they were (it made it 0700 and put
 /// `.lock` and `sessions/` in it); pointed at a missing folder, it makes none.
@@ -472,7 +460,7 @@ fn cas_session_changes_and_makes_no_folder() {
         .expect("runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(looks(&shared), (0o755, vec!["file".to_string()]));
+    assert_eq!(support::looks(&shared), (0o755, vec!["file".to_string()]));
     assert!(
         err.contains("no session `anything`") && err.contains(&shared.display().to_string()),
         "{err}"
@@ -534,5 +522,5 @@ fn cas_serve_refuses_a_folder_that_is_no_cas() {
         err.contains(&shared.display().to_string()) && err.contains("not a local CAS"),
         "{err}"
     );
-    assert_eq!(looks(&shared), (0o755, vec!["file".to_string()]));
+    assert_eq!(support::looks(&shared), (0o755, vec!["file".to_string()]));
 }

@@ -284,3 +284,15 @@ impl Sandbox {
         dir
     }
 }
+
+/// The mode bits and sorted entry names of `dir`, to compare before and after.
+pub fn looks(dir: &std::path::Path) -> (u32, Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("lists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    (mode, names)
+}
