@@ -175,3 +175,19 @@ fn print_defaults_fills_in_every_default() {
 fn target_exists(dir: &Path) -> bool {
     dir.join("target/images").exists()
 }
+
+/// `-j 0` would run no step: refused as a usage error, as cargo does.
+#[test]
+fn zero_jobs_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let out = sb
+        .scone(&dir)
+        .args(["build", "-j", "0"])
+        .output()
+        .expect("scone runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("0 would run no step"), "{stderr}");
+    assert!(!dir.join("target").exists(), "it built: {stderr}");
+}

@@ -102,7 +102,7 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Parallel steps (default: the number of cores).
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
     /// Enclave mode: `debug` sets the SGX DEBUG attribute.
     #[arg(long, value_enum)]
@@ -307,4 +307,17 @@ pub enum GraphFormat {
     Json,
     /// A picture: step kinds coloured, one box per service (see --expand).
     Svg,
+}
+
+/// `-j N`: one step at a time or more (0 would run none).
+fn jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => {
+            Err("0 would run no step: give 1 or more (without -j: the number of cores)".into())
+        }
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!(
+            "{e}: give a whole number of parallel steps, 1 or more"
+        )),
+    }
 }
