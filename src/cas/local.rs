@@ -282,6 +282,20 @@ impl LocalCas {
                     "unreadable session record ({e}); restore it from a backup or remove it"
                 ),
             })?;
+        // Its YAML is what the hash it names was taken of: one edited since
+        // (by hand, or anyone who can write the folder) is no session CAS
+        // holds, and is never compared or served as one.
+        if session_hash(&stored.yaml) != stored.hash {
+            return Err(CasError::Store {
+                path,
+                detail: format!(
+                    "the session record was changed outside scone: its YAML does not hash to \
+                     the session hash it names ({}); restore it from a backup, or remove it \
+                     and apply again (its generated secrets are then new)",
+                    stored.hash
+                ),
+            });
+        }
         Ok(Some(stored))
     }
 

@@ -449,3 +449,35 @@ fn a_cas_dir_and_a_target_dir_overlap_when_one_holds_the_other() {
         None
     );
 }
+
+/// A stored session whose YAML was edited after it was uploaded (its record
+/// still names the old hash) is refused wherever it is read: `verify` took
+/// the recorded hash on trust and blamed the sources.
+#[test]
+fn a_session_record_edited_outside_scone_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cas = LocalCas::create(dir.path()).expect("creates");
+    let hash = cas.upload(&yaml("me", 10), None).expect("uploads");
+    assert_eq!(
+        cas.session("myPythonApp").expect("reads").map(|r| r.hash),
+        Some(hash.clone())
+    );
+    let file = dir.path().join("sessions/myPythonApp.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("reads")).expect("json");
+    let stored = record["yaml"].as_str().expect("yaml").to_string();
+    let edited = stored.replacen("myPythonApp", "myPythonApq", 1);
+    assert_ne!(edited, stored);
+    record["yaml"] = serde_json::Value::String(edited);
+    std::fs::write(&file, serde_json::to_vec(&record).expect("json")).expect("writes");
+    let err = cas.session("myPythonApp").expect_err("edited");
+    let text = err.to_string();
+    assert!(
+        text.contains("changed outside scone") && text.contains(&hash),
+        "{text}"
+    );
+    assert!(
+        cas.current_hash("myPythonApp").is_err(),
+        "an upload reads it too"
+    );
+}
