@@ -57,7 +57,7 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
     let only = selected(&ws, &args.common)?;
     let target = ws.target_dir(args.common.target_dir.as_deref());
     let cwd = std::env::current_dir().context("reading the current folder")?;
-    super::build::refuse_cas_in_target(&target, &cwd)?;
+    super::folders::refuse_cas_in_target(&target, &cwd)?;
     let out = Output::new(&args.common, 0);
     if !target.exists() {
         return Ok(0);

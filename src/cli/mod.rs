@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod deployed;
 pub mod dev;
 pub mod enclave;
+pub mod folders;
 pub mod graph;
 pub mod help;
 pub mod invocation;
