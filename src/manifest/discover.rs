@@ -175,7 +175,15 @@ pub fn members(
             );
             continue;
         }
-        let built = OverrideBuilder::new(root).add(glob).and_then(|b| b.build());
+        // `./x` is `x` at the root, as a shell would read it: anchored (a
+        // glob without a `/` would match at any depth), not "no file".
+        let pattern = match glob.strip_prefix("./") {
+            Some(rest) => format!("/{}", rest.trim_start_matches("./")),
+            None => glob.clone(),
+        };
+        let built = OverrideBuilder::new(root)
+            .add(&pattern)
+            .and_then(|b| b.build());
         match built {
             Ok(ov) => matchers.push((glob, ov)),
             Err(e) => diags.push(diag(glob, &format!("is not a valid glob: {e}"))),
@@ -360,6 +368,17 @@ mod tests {
             got,
             vec![root.join("m1/mesh.yml"), root.join("m2/mesh.yml")]
         );
+        // `./` as a shell would write it: from the root, at the root only.
+        std::fs::write(root.join("mesh.yml"), "kind: mesh\n").unwrap();
+        let got = members(
+            root,
+            &["./mesh.yml".to_string(), "././m1/mesh.yml".to_string()],
+            &cfg,
+            &nowhere,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(got, vec![root.join("mesh.yml"), root.join("m1/mesh.yml")]);
         let err = members(
             root,
             &["nope/*.yml".to_string()],
