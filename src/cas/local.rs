@@ -28,6 +28,7 @@ use super::session::{
     SecretKind,
 };
 use super::{Cas, SessionRecord};
+use crate::workspace::boundary::Overlap;
 
 /// Environment variable that overrides the local CAS directory.
 pub const CAS_DIR_ENV: &str = "SCONE_CAS_DIR";
@@ -99,22 +100,13 @@ pub fn loose_mode(dir: &Path) -> Option<u32> {
     (mode & 0o077 != 0).then_some(mode)
 }
 
-/// How the local CAS folder `cas` and the target dir `target` overlap
-/// (`scone clean` removes the target dir, and with it a CAS in it): "is",
-/// "is inside" or "holds"; `None` when they are apart. Relative paths are
-/// taken from `cwd`; links are followed as far as the paths exist.
-pub fn target_overlap(cas: &Path, target: &Path, cwd: &Path) -> Option<&'static str> {
+/// How the local CAS folder `cas` lies against the target dir `target`
+/// (`scone clean` removes the target dir, and with it a CAS in it); `None`
+/// when they are apart. Relative paths are taken from `cwd`; links are
+/// followed as far as the paths exist.
+pub fn target_overlap(cas: &Path, target: &Path, cwd: &Path) -> Option<Overlap> {
     let resolve = |p: &Path| crate::workspace::boundary::resolve(&cwd.join(p));
-    let (cas, target) = (resolve(cas), resolve(target));
-    if cas == target {
-        Some("is")
-    } else if cas.starts_with(&target) {
-        Some("is inside")
-    } else if target.starts_with(&cas) {
-        Some("holds")
-    } else {
-        None
-    }
+    Overlap::of(&resolve(cas), &resolve(target))
 }
 
 #[derive(Serialize, Deserialize)]

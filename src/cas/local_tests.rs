@@ -437,11 +437,11 @@ fn a_cas_dir_and_a_target_dir_overlap_when_one_holds_the_other() {
     std::fs::create_dir_all(&target).unwrap();
     std::os::unix::fs::symlink(&target, root.join("link")).unwrap();
     let overlap = |cas: &str, target: &str| target_overlap(Path::new(cas), Path::new(target), root);
-    assert_eq!(overlap("ws/target", "ws/target"), Some("is"));
-    assert_eq!(overlap("ws/target/cas", "ws/target"), Some("is inside"));
-    assert_eq!(overlap("link/x/../cas", "ws/target"), Some("is inside"));
-    assert_eq!(overlap("ws/target/./", "link"), Some("is"));
-    assert_eq!(overlap("ws", "ws/target"), Some("holds"));
+    assert_eq!(overlap("ws/target", "ws/target"), Some(Overlap::Same));
+    assert_eq!(overlap("ws/target/cas", "ws/target"), Some(Overlap::Inside));
+    assert_eq!(overlap("link/x/../cas", "ws/target"), Some(Overlap::Inside));
+    assert_eq!(overlap("ws/target/./", "link"), Some(Overlap::Same));
+    assert_eq!(overlap("ws", "ws/target"), Some(Overlap::Holds));
     assert_eq!(overlap("ws/cas", "ws/target"), None);
     assert_eq!(overlap("ws/target-cas", "ws/target"), None);
     assert_eq!(

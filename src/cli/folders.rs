@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use scone::workspace::boundary::Overlap;
+
 use super::output::Output;
 
 /// Whether a load failed because it refused the target dir.
@@ -42,13 +44,16 @@ pub fn refuse_cas_in_target(target: &Path, cwd: &Path) -> anyhow::Result<()> {
         Some(d) if !d.is_empty() => " (SCONE_CAS_DIR)",
         _ => "",
     };
-    let why = match how {
-        "holds" => "a local CAS keeps its sessions and secrets in a folder of its own, and \
-                    `scone clean` removes the target dir"
-            .to_string(),
-        _ => "`scone clean` removes the target dir, and the CAS's sessions and secrets with \
-              it (the next apply would make new secrets)"
-            .to_string(),
+    const LOST: &str = "`scone clean` removes the target dir, and the CAS's sessions and \
+                        secrets with it (the next apply would make new secrets)";
+    let (how, why) = match how {
+        Overlap::Same => ("is", LOST),
+        Overlap::Inside => ("is inside", LOST),
+        Overlap::Holds => (
+            "holds",
+            "a local CAS keeps its sessions and secrets in a folder of its own, and `scone \
+             clean` removes the target dir",
+        ),
     };
     Err(super::UsageError::new(
         format!(

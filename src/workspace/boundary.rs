@@ -92,6 +92,36 @@ fn memo(m: &Mutex<HashMap<PathBuf, bool>>) -> std::sync::MutexGuard<'_, HashMap<
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How one resolved path lies against another: the same folder, inside it,
+/// or holding it. Used wherever two folders scone writes or reads must stay
+/// apart (the target dir against what a build reads, the local CAS against
+/// the target dir).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlap {
+    /// The two are one folder.
+    Same,
+    /// The first lies inside the second.
+    Inside,
+    /// The first holds the second.
+    Holds,
+}
+
+impl Overlap {
+    /// How `a` lies against `b`, both resolved ([`resolve`]); `None` when
+    /// they are apart.
+    pub fn of(a: &Path, b: &Path) -> Option<Overlap> {
+        if a == b {
+            Some(Overlap::Same)
+        } else if a.starts_with(b) {
+            Some(Overlap::Inside)
+        } else if b.starts_with(a) {
+            Some(Overlap::Holds)
+        } else {
+            None
+        }
+    }
+}
+
 /// `path` with every link followed, as far as it exists; a part that does not
 /// exist is taken lexically (`..` drops the name before it). Never fails.
 pub fn resolve(path: &Path) -> PathBuf {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::boundary::resolve;
+use super::boundary::{resolve, Overlap};
 
 /// The tag that marks a target dir as scone's, relative to it: a
 /// [CACHEDIR.TAG](https://bford.info/cachedir/) (so backup tools skip the cache).
@@ -39,12 +39,10 @@ pub fn refusal_with(
     resolve: impl Fn(&Path) -> PathBuf,
 ) -> Option<String> {
     let t = resolve(target);
-    let r = resolve(root);
-    if t == r {
-        return Some("is the workspace root".into());
-    }
-    if r.starts_with(&t) {
-        return Some("is a folder above the workspace root".into());
+    match Overlap::of(&t, &resolve(root)) {
+        Some(Overlap::Same) => return Some("is the workspace root".into()),
+        Some(Overlap::Holds) => return Some("is a folder above the workspace root".into()),
+        Some(Overlap::Inside) | None => {}
     }
     if let Some(f) = files.iter().find(|f| resolve(f).starts_with(&t)) {
         return Some(format!("holds {}, a file of the workspace", f.display()));

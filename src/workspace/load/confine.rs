@@ -6,7 +6,7 @@
 use super::Loader;
 use crate::manifest::{Diagnostic, ErrorKind, Located, Pos, ServiceManifest};
 use crate::oci::base::BaseSpec;
-use crate::workspace::boundary::Boundary;
+use crate::workspace::boundary::{Boundary, Overlap};
 use crate::workspace::{target, Config};
 use std::path::{Path, PathBuf};
 
@@ -132,18 +132,15 @@ impl Loader {
         });
         let resolver = &self.resolver;
         let t = resolver.resolve(target);
-        let why = read.iter().find_map(|(path, what)| {
-            let p = resolver.resolve(path);
-            if t.starts_with(&p) {
-                Some(format!(
-                    "is inside {what}: the build would read its own outputs"
-                ))
-            } else if p.starts_with(&t) {
-                Some(format!("holds {what}: `scone clean` would remove it"))
-            } else {
-                None
-            }
-        });
+        let why =
+            read.iter().find_map(
+                |(path, what)| match Overlap::of(&t, &resolver.resolve(path))? {
+                    Overlap::Same | Overlap::Inside => Some(format!(
+                        "is inside {what}: the build would read its own outputs"
+                    )),
+                    Overlap::Holds => Some(format!("holds {what}: `scone clean` would remove it")),
+                },
+            );
         if let Some(why) = why {
             self.refuse_target(target, self.target_cli, self.target_at, &why);
         }
