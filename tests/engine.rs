@@ -306,20 +306,29 @@ fn concurrent_builds_both_succeed_with_identical_outputs() {
     assert_eq!(total_built, 6 * 6 + 4);
 }
 
+/// The `clean-finished` message of a `scone clean --message-format json`.
+fn cleaned(msgs: &[serde_json::Value]) -> serde_json::Value {
+    let done: Vec<_> = msgs
+        .iter()
+        .filter(|m| m["reason"] == "clean-finished")
+        .collect();
+    assert_eq!(done.len(), 1, "one clean-finished message: {msgs:?}");
+    assert_eq!(done[0]["success"], true);
+    done[0].clone()
+}
+
 #[test]
 fn clean_p_removes_one_service_only() {
     let (sb, root) = repo(3);
     build_json(&sb, &root, &[]);
-    let out = sb
-        .scone(&root)
-        .args(["clean", "-f", "mesh.yml", "-p", "svc_0001"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let msgs = sb.json_ok(&root, &["clean", "-f", "mesh.yml", "-p", "svc_0001"]);
+    let done = cleaned(&msgs);
+    assert_eq!(done["scope"], "services", "{done}");
+    assert_eq!(done["removed"], false, "{done}");
+    assert_eq!(done["services"][0]["name"], "svc_0001", "{done}");
+    // Its image, enclave, SBOM and provenance folders at least.
+    assert!(done["services"][0]["outputs"].as_u64() >= Some(2), "{done}");
+    assert_eq!(done["services"].as_array().map(Vec::len), Some(1), "{done}");
     assert!(!root.join("target/images/svc_0001").exists());
     assert!(!root.join("target/enclave/svc_0001").exists());
     assert!(root.join("target/images/svc_0000").exists());
@@ -336,13 +345,26 @@ fn clean_p_removes_one_service_only() {
         "{rebuilt:?}"
     );
 
-    let out = sb
-        .scone(&root)
-        .args(["clean", "-f", "mesh.yml"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let msgs = sb.json_ok(&root, &["clean", "-f", "mesh.yml"]);
+    let done = cleaned(&msgs);
+    assert_eq!(
+        (&done["scope"], &done["removed"]),
+        (&"all".into(), &true.into()),
+        "{done}"
+    );
+    assert!(
+        done["target"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("target")),
+        "{done}"
+    );
     assert!(!root.join("target/images").exists());
+    // Nothing left to clean: still one closing message, nothing removed.
+    let msgs = sb.json_ok(
+        &root,
+        &["clean", "-f", "mesh.yml", "--target-dir", "nowhere"],
+    );
+    assert_eq!(cleaned(&msgs)["removed"], false);
     let msgs = build_json(&sb, &root, &[]);
     assert_eq!(finished(&msgs)["fresh"], 0);
 }

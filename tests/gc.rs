@@ -101,17 +101,32 @@ fn gc_after_twenty_edited_builds_leaves_one_clean_build_and_a_no_op() {
         "twenty edits grew the store: {edited_store} vs {clean_store}"
     );
 
-    let out = sb
-        .scone(&root)
-        .args(["clean", "--gc", "--keep-days", "0", "-f", "mesh.yml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let msgs = sb.json_ok(
+        &root,
+        &["clean", "--gc", "--keep-days", "0", "-f", "mesh.yml"],
     );
     let (store_now, cache_now) = (size(&store), size(&cache));
+    // What it says it removed is what went.
+    let done = msgs
+        .iter()
+        .find(|m| m["reason"] == "clean-finished")
+        .expect("a clean-finished message");
+    assert_eq!(
+        (&done["scope"], &done["removed"]),
+        (&"gc".into(), &false.into())
+    );
+    let said = |key: &str| {
+        done[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {done}"))
+    };
+    assert!(said("blobs") > 0 && said("actions") > 0, "{done}");
+    assert!(
+        said("bytes") > 0 && said("bytes") <= edited_store - store_now,
+        "{done}"
+    );
+    assert!(said("cache_files") > 0, "{done}");
+    assert_eq!(said("cache_bytes"), edited_cache - cache_now, "{done}");
     eprintln!(
         "store: {edited_store} B after 20 edits, {store_now} B after gc, {clean_store} B clean; \
          user cache: {edited_cache} B, {cache_now} B, {clean_cache} B"

@@ -59,7 +59,9 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
     super::folders::refuse_cas_in_target(&target, &cwd)?;
     let out = Output::new(&args.common, 0);
+    let mut done = Cleaned::new(&target, args.gc, only.is_empty());
     if !target.exists() {
+        done.finish(&out);
         return Ok(0);
     }
     if !scone::workspace::target::is_tagged(&target)
@@ -91,6 +93,9 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
                 freed.bytes as f64 / 1e6
             ),
         );
+        done.blobs = Some(freed.blobs);
+        done.actions = Some(freed.actions);
+        done.bytes = Some(freed.bytes);
         let cache = super::build::cache_dir();
         let cutoff = std::time::SystemTime::now()
             - std::time::Duration::from_secs(args.keep_days.saturating_mul(86_400));
@@ -106,6 +111,9 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
                 args.keep_days
             ),
         );
+        done.cache_files = Some(user.files);
+        done.cache_bytes = Some(user.bytes);
+        done.finish(&out);
         return Ok(0);
     }
     if only.is_empty() {
@@ -130,6 +138,8 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
             }
         }
         out.status("Removed", &target.display().to_string());
+        done.removed = true;
+        done.finish(&out);
         return Ok(0);
     }
     let mut dropped = Vec::new();
@@ -145,10 +155,73 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
             ),
         );
         dropped.extend(ids);
+        done.services.push((name.to_string(), removed.len()));
     }
     drop(session.finish(NextState {
         dropped,
         ..NextState::default()
     })?);
+    done.finish(&out);
     Ok(0)
+}
+
+/// What a clean removed, for its closing JSON message (`--message-format
+/// json`): `{"reason":"clean-finished",…}`, as docs/cli.md shows it.
+struct Cleaned {
+    target: String,
+    scope: &'static str,
+    /// The whole target dir's outputs and state were removed.
+    removed: bool,
+    /// With `-p`: each service and how many output folders it had.
+    services: Vec<(String, usize)>,
+    /// With `--gc`: what left the target's store and the user cache.
+    blobs: Option<usize>,
+    actions: Option<usize>,
+    bytes: Option<u64>,
+    cache_files: Option<usize>,
+    cache_bytes: Option<u64>,
+}
+
+impl Cleaned {
+    fn new(target: &std::path::Path, gc: bool, all: bool) -> Cleaned {
+        Cleaned {
+            target: target.display().to_string(),
+            scope: match (gc, all) {
+                (true, _) => "gc",
+                (false, true) => "all",
+                (false, false) => "services",
+            },
+            removed: false,
+            services: Vec::new(),
+            blobs: None,
+            actions: None,
+            bytes: None,
+            cache_files: None,
+            cache_bytes: None,
+        }
+    }
+
+    fn finish(&self, out: &Output) {
+        if !out.is_json() {
+            return;
+        }
+        let services: Vec<_> = self
+            .services
+            .iter()
+            .map(|(name, outputs)| serde_json::json!({ "name": name, "outputs": outputs }))
+            .collect();
+        out.json_message(serde_json::json!({
+            "reason": "clean-finished",
+            "success": true,
+            "target": self.target,
+            "scope": self.scope,
+            "removed": self.removed,
+            "services": services,
+            "blobs": self.blobs,
+            "actions": self.actions,
+            "bytes": self.bytes,
+            "cache_files": self.cache_files,
+            "cache_bytes": self.cache_bytes,
+        }));
+    }
 }

@@ -202,6 +202,11 @@ impl Output {
         }
     }
 
+    /// Whether messages are JSON (`--message-format json`).
+    pub fn is_json(&self) -> bool {
+        self.format == MessageFormat::Json
+    }
+
     /// One JSON message on stdout (`--message-format json`).
     pub fn json_message(&self, value: serde_json::Value) {
         self.json(value);

@@ -286,6 +286,7 @@ pub fn collect_user_cache(
             let digest = fs::read(file.path()).ok().and_then(|b| digest_of(&b));
             if digest.is_none_or(|d| gone(&d)) {
                 out.files += 1;
+                out.bytes += file.metadata().map_or(0, |m| m.len());
                 crate::durable::remove_all(&file.path())?;
             }
         }
