@@ -55,6 +55,7 @@ fn remote_cas_chain_ownership_and_stale_predecessor() {
     let ApplyOutcome::Uploaded {
         hash: h1,
         predecessor: None,
+        own_update: false,
     } = first
     else {
         panic!("first apply creates the session: {first:?}");
@@ -77,6 +78,7 @@ fn remote_cas_chain_ownership_and_stale_predecessor() {
     let ApplyOutcome::Uploaded {
         hash: h2,
         predecessor,
+        own_update: false,
     } = second
     else {
         panic!("a change uploads: {second:?}");

@@ -4,7 +4,9 @@
 //! command that takes it over; taken over, the first project is refused the
 //! same way. A session changed since a project's last apply names that
 //! project's `scone.lock` and the command that accepts the change — never a
-//! hand edit of the lock.
+//! hand edit of the lock. A session this project sent after the apply its
+//! `scone.lock` records (an apply stopped before it wrote the lock) is no
+//! such change: the next apply updates it, with a note.
 
 mod support;
 
@@ -118,6 +120,85 @@ fn another_project_s_session_is_refused_until_taken_over() {
     assert!(stderr.contains("did you mean `myPythonApp`"), "{stderr}");
 }
 
+/// `scone apply --plan`'s text (stdout) and exit code.
+fn plan(sb: &Sandbox, dir: &Path) -> (Option<i32>, String) {
+    let out = sb
+        .scone(dir)
+        .args(["apply", "--plan", "-f", "mesh.yml"])
+        .output()
+        .expect("scone runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The stored session, as `scone cas session` shows it.
+fn cas_session(sb: &Sandbox) -> String {
+    let out = sb
+        .scone(sb.path())
+        .args(["cas", "session", "myPythonApp"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An apply the CAS took but that was stopped before it wrote `scone.lock`
+/// (kill -9, a CI timeout): the session on CAS is this project's, made from
+/// the one `scone.lock` records. After an edit the next apply updates it
+/// from there with a note (it was refused, asking for `--take-over`), and
+/// records the new hash; the one after uploads nothing.
+#[test]
+fn a_session_sent_by_an_apply_stopped_before_it_wrote_scone_lock_is_updated() {
+    let sb = Sandbox::new();
+    let dir = project(&sb, "one", "alice");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let old_lock = std::fs::read(dir.join("scone.lock")).unwrap();
+    set_user(&dir, "bob");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let sent = cas_hash(&sb);
+    // As if that apply had been killed after the upload: scone.lock is the
+    // first apply's.
+    std::fs::write(dir.join("scone.lock"), &old_lock).unwrap();
+
+    set_user(&dir, "carol");
+    let (code, stdout) = plan(&sb, &dir);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "note: CAS's session myPythonApp is {sent}, which this project sent after"
+        )),
+        "the plan says what apply does:\n{stdout}"
+    );
+    assert!(!stdout.contains("someone else"), "{stdout}");
+
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "not refused:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("note: upload:myPythonApp: CAS held {sent}, a session this project sent after the apply")),
+        "a note says so:\n{stderr}"
+    );
+    assert!(stderr.contains("(an interrupted apply?)"), "{stderr}");
+    assert!(!stderr.contains("--take-over"), "{stderr}");
+    let now = cas_hash(&sb);
+    assert_ne!(now, sent, "carol's session was uploaded");
+    assert!(
+        cas_session(&sb).contains(&format!("predecessor: \"{sent}\"")),
+        "made from the session on CAS:\n{}",
+        cas_session(&sb)
+    );
+    assert_eq!(lock_hash(&dir), now, "scone.lock records it");
+
+    let lock = std::fs::read(dir.join("scone.lock")).unwrap();
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("note: upload"), "{stderr}");
+    assert_eq!(cas_hash(&sb), now, "nothing uploaded");
+    assert_eq!(std::fs::read(dir.join("scone.lock")).unwrap(), lock);
+}
+
 #[test]
 fn a_session_changed_since_the_last_apply_names_scone_lock_and_the_command() {
     let sb = Sandbox::new();
@@ -125,17 +206,29 @@ fn a_session_changed_since_the_last_apply_names_scone_lock_and_the_command() {
     let (code, stderr) = apply(&sb, &dir, &[]);
     assert_eq!(code, Some(0), "{stderr}");
     let old_lock = std::fs::read(dir.join("scone.lock")).unwrap();
-    // The session moves on (e.g. from another checkout of this folder's
-    // history), and scone.lock is back at the first apply.
+    // The session moves on twice (e.g. from another checkout of this
+    // folder's history), and scone.lock is back at the first apply: the
+    // session on CAS is not made from the one scone.lock records.
     set_user(&dir, "bob");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    set_user(&dir, "dave");
     let (code, stderr) = apply(&sb, &dir, &[]);
     assert_eq!(code, Some(0), "{stderr}");
     let moved = cas_hash(&sb);
     std::fs::write(dir.join("scone.lock"), &old_lock).unwrap();
 
     set_user(&dir, "carol");
+    let (code, stdout) = plan(&sb, &dir);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("someone else changed it"), "{stdout}");
     let (code, stderr) = apply(&sb, &dir, &[]);
     assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("changed since this project's last apply"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("note:"), "{stderr}");
     let lock = dir.join("scone.lock").canonicalize().unwrap();
     assert!(
         stderr.contains(&lock.display().to_string()),
@@ -157,4 +250,47 @@ fn a_session_changed_since_the_last_apply_names_scone_lock_and_the_command() {
     assert_eq!(lock_hash(&dir), cas_hash(&sb));
     let (code, stderr) = apply(&sb, &dir, &[]);
     assert_eq!(code, Some(0), "and applies go on: {stderr}");
+}
+
+/// A session made from the one `scone.lock` records that the CAS does not
+/// record as this project's (made by an older scone, or through
+/// `scone cas serve`): another copy of this project's history could have
+/// made it, so it is refused as a change since the last apply.
+#[test]
+fn a_session_made_from_the_locked_one_but_not_this_project_s_is_refused() {
+    let sb = Sandbox::new();
+    let dir = project(&sb, "one", "alice");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let old_lock = std::fs::read(dir.join("scone.lock")).unwrap();
+    set_user(&dir, "bob");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let moved = cas_hash(&sb);
+    std::fs::write(dir.join("scone.lock"), &old_lock).unwrap();
+    // The record no longer names its project (not part of the session's hash).
+    let file = sb.path().join("cas/sessions/myPythonApp.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(record["project"].is_string(), "{record}");
+    record.as_object_mut().unwrap().remove("project");
+    std::fs::write(&file, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+
+    set_user(&dir, "carol");
+    let (code, stdout) = plan(&sb, &dir);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("someone else changed it"), "{stdout}");
+    let (code, stderr) = apply(&sb, &dir, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the CAS session `myPythonApp` changed since this project's last apply: it is at {moved}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("scone apply --take-over myPythonApp"),
+        "{stderr}"
+    );
+    assert_eq!(cas_hash(&sb), moved, "nothing was uploaded");
 }

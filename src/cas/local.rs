@@ -421,6 +421,7 @@ impl LocalCas {
             name: stored.name,
             hash: stored.hash,
             yaml: stored.yaml,
+            project: stored.project,
         }))
     }
 
@@ -481,6 +482,10 @@ impl Cas for LocalCas {
 
     fn session(&self, name: &str) -> Result<Option<SessionRecord>, CasError> {
         self.session_as(name, None)
+    }
+
+    fn project(&self) -> Option<&str> {
+        self.project.as_deref()
     }
 }
 

@@ -158,6 +158,7 @@ fn apply_uploads_only_changes_and_chains_them() {
     let ApplyOutcome::Uploaded {
         hash: h1,
         predecessor: None,
+        own_update: false,
     } = first
     else {
         panic!("first apply creates, whatever the lock remembers: {first:?}");
@@ -171,6 +172,7 @@ fn apply_uploads_only_changes_and_chains_them() {
     let ApplyOutcome::Uploaded {
         hash: h2,
         predecessor,
+        own_update: false,
     } = changed
     else {
         panic!("a change uploads: {changed:?}");
@@ -185,6 +187,49 @@ fn apply_uploads_only_changes_and_chains_them() {
     assert!(matches!(stale, CasError::PredecessorConflict { .. }));
     let fetched = apply_session(&cas, &yaml("them", 10), None).expect("fetches predecessor");
     assert!(matches!(fetched, ApplyOutcome::Uploaded { predecessor: Some(p), .. } if p == h2));
+}
+
+/// An apply that CAS took but that stopped before it wrote `scone.lock`:
+/// the next apply, whose lock names the hash before, updates the project's
+/// own session from where it is. A session two updates on, one that records
+/// no project, or another project's view of it is still refused.
+#[test]
+fn an_own_update_of_the_locked_hash_is_updated_from_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = LocalCas::open(dir.path())
+        .expect("opens")
+        .for_project("/p/one", false);
+    let applied = |cas: &LocalCas, user: &str, known: Option<&str>| {
+        apply_session(cas, &yaml(user, 10), known).map(|o| o.hash().to_string())
+    };
+    let h1 = applied(&one, "me", None).expect("creates");
+    let h2 = applied(&one, "you", Some(&h1)).expect("updates");
+    // scone.lock still says h1.
+    let record = one.session("myPythonApp").unwrap().expect("held");
+    assert_eq!(record.project.as_deref(), Some("/p/one"));
+    assert!(crate::cas::is_own_update(&record, &h1, Some("/p/one")));
+    assert!(!crate::cas::is_own_update(&record, &h1, Some("/p/two")));
+    assert!(!crate::cas::is_own_update(&record, &h1, None));
+    assert!(!crate::cas::is_own_update(&record, &h2, Some("/p/one")));
+    let resumed = apply_session(&one, &yaml("them", 10), Some(&h1)).expect("updates h2");
+    assert!(
+        matches!(&resumed, ApplyOutcome::Uploaded { predecessor: Some(p), own_update: true, .. } if *p == h2),
+        "{resumed:?}"
+    );
+    let stale = applied(&one, "us", Some(&h1)).expect_err("h3 follows h2, not h1");
+    assert!(
+        matches!(stale, CasError::PredecessorConflict { .. }),
+        "{stale}"
+    );
+
+    // A session that records no project (made before sessions had one).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nobody = LocalCas::open(dir.path()).expect("opens");
+    let h1 = applied(&nobody, "me", None).expect("creates");
+    applied(&nobody, "you", Some(&h1)).expect("updates");
+    let one = nobody.clone().for_project("/p/one", false);
+    let err = applied(&one, "them", Some(&h1)).expect_err("not known to be one's");
+    assert!(matches!(err, CasError::PredecessorConflict { .. }), "{err}");
 }
 
 #[test]

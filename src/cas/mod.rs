@@ -27,6 +27,10 @@ pub struct SessionRecord {
     pub hash: String,
     /// The session YAML exactly as uploaded.
     pub yaml: String,
+    /// The project whose apply made it, as the CAS records it (the local
+    /// CAS: a canonical workspace root; `None` on a remote CAS, and for a
+    /// session made before sessions had a project).
+    pub project: Option<String>,
 }
 
 impl SessionRecord {
@@ -49,6 +53,35 @@ pub trait Cas {
     fn current_hash(&self, name: &str) -> Result<Option<String>, CasError> {
         Ok(self.session(name)?.map(|r| r.hash))
     }
+
+    /// The project uploads are made for, as [`SessionRecord::project`]
+    /// names it (`None`: this CAS records no project).
+    fn project(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Whether `current`, the session CAS holds where `scone.lock` recorded
+/// `known`, is this project's own update of `known`: an apply that CAS took
+/// but that ended (killed, timed out) before it wrote `scone.lock`.
+///
+/// Both must hold: its predecessor is `known`, so it was made from the very
+/// session this project's lock records, and the CAS records it as made by
+/// `project` (the project uploading). The predecessor alone is not enough:
+/// every copy of this project's history (a clone in another folder, a CI
+/// job applying with the same client certificate) knows `known`, and an
+/// update of theirs is the change `scone.lock` is there to catch. A CAS that records
+/// no project (a remote CAS, where every project of a user shares one
+/// client certificate) or a session without one never counts: it stays a
+/// change since this project's last apply.
+pub fn is_own_update(current: &SessionRecord, known: &str, project: Option<&str>) -> bool {
+    let Some(project) = project else {
+        return false;
+    };
+    current.hash != known
+        && current.project.as_deref() == Some(project)
+        && session::parse_session(&current.yaml)
+            .is_ok_and(|parsed| parsed.predecessor.as_deref() == Some(known))
 }
 
 /// What [`apply_session`] did.
@@ -65,6 +98,10 @@ pub enum ApplyOutcome {
         hash: String,
         /// The hash it replaced (`None`: created).
         predecessor: Option<String>,
+        /// Whether the session replaced was this project's own update of
+        /// `known_predecessor` ([`is_own_update`]: an interrupted apply), so
+        /// the upload named the CAS's current hash instead.
+        own_update: bool,
     },
 }
 
@@ -82,7 +119,9 @@ impl ApplyOutcome {
 /// is uploaded. When the CAS has no such session, it is created. Otherwise the
 /// upload names `known_predecessor` (the hash in `scone.lock`) or, when there is
 /// none, the CAS's current hash; a stale `known_predecessor` is refused by the CAS
-/// with [`CasError::PredecessorConflict`].
+/// with [`CasError::PredecessorConflict`], unless the session CAS holds is this
+/// project's own update of it ([`is_own_update`]): then the update names the
+/// CAS's current hash.
 pub fn apply_session(
     cas: &dyn Cas,
     session_yaml: &str,
@@ -121,7 +160,18 @@ pub fn apply_session_with(
     }
     // A CAS without the session cannot continue a chain: the session is created
     // (a fresh or wiped development CAS), whatever `scone.lock` remembers.
-    let predecessor = current.map(|c| known_predecessor.map_or(c.hash, str::to_string));
+    let own_update = match (&current, known_predecessor) {
+        (Some(c), Some(known)) => is_own_update(c, known, cas.project()),
+        _ => false,
+    };
+    let predecessor = current.map(|c| match known_predecessor {
+        Some(known) if !own_update => known.to_string(),
+        _ => c.hash,
+    });
     let hash = cas.upload(&session_yaml, predecessor.as_deref())?;
-    Ok(ApplyOutcome::Uploaded { hash, predecessor })
+    Ok(ApplyOutcome::Uploaded {
+        hash,
+        predecessor,
+        own_update,
+    })
 }

@@ -262,6 +262,7 @@ impl Cas for RemoteCas {
                     name: parsed.name,
                     hash: parsed.hash,
                     yaml: parsed.session,
+                    project: None,
                 }))
             }
             404 => Ok(None),

@@ -446,7 +446,7 @@ fn declared_inputs(nodes: &[engine::Node]) -> Vec<(PathBuf, bool)> {
 }
 
 /// The project a local CAS session belongs to: the canonical workspace root.
-fn project_of(ws: &Workspace) -> String {
+pub(super) fn project_of(ws: &Workspace) -> String {
     ws.root
         .canonicalize()
         .unwrap_or_else(|_| ws.root.clone())

@@ -354,6 +354,9 @@ impl EventSink for Output {
                                     .collect();
                                 self.diagnostics(&diags);
                             }
+                            if let Some(note) = outputs.get("note").and_then(|n| n.as_str()) {
+                                self.note(&format!("{id}: {note}"));
+                            }
                             if let Some(install) = outputs.get("install").and_then(|i| i.as_str()) {
                                 self.note(&format!("install the chart with: {install}"));
                             }

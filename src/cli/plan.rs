@@ -86,6 +86,9 @@ enum Change {
         action: &'static str,
         diff: String,
         warning: Option<String>,
+        /// What is worth knowing and no warning (an interrupted apply's
+        /// session that apply updates).
+        note: Option<String>,
     },
     Push {
         service: String,
@@ -110,6 +113,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<i32> {
     super::refusals::check_apply_only(&ws, &only)?;
     let whole = only.is_empty();
     let lock = scone::lockfile::Lockfile::load(&ws.root.join("scone.lock"))?;
+    let project = super::build::project_of(&ws);
     let chart_values = |ns: &str| -> Option<String> {
         std::fs::read_to_string(deployed::chart_dir(&ws, &target, ns).join("values.yaml")).ok()
     };
@@ -132,6 +136,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<i32> {
                     action: "create",
                     diff: unified("", &built, "/dev/null", &new_name),
                     warning: None,
+                    note: None,
                 }),
                 Some(record) => {
                     let rendered = scone::cas::fixed::as_rendered(&record.yaml);
@@ -140,14 +145,28 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<i32> {
                         continue;
                     }
                     let known = lock.session.get(ns).and_then(|s| s.cas_hash.clone());
-                    let warning = known.filter(|k| *k != record.hash).map(|k| {
-                        format!(
-                            "CAS's session {ns} is {}, not {k} as scone.lock says: someone else \
-                             changed it, and apply will be refused until scone.lock names the \
-                             current hash",
-                            record.hash
-                        )
-                    });
+                    // As the upload step decides (`scone::cas::is_own_update`).
+                    let (warning, note) = match known.filter(|k| *k != record.hash) {
+                        None => (None, None),
+                        Some(k) if scone::cas::is_own_update(&record, &k, Some(&project)) => (
+                            None,
+                            Some(format!(
+                                "CAS's session {ns} is {}, which this project sent after the \
+                                 apply scone.lock records ({k}; an interrupted apply?): apply \
+                                 updates it from there",
+                                record.hash
+                            )),
+                        ),
+                        Some(k) => (
+                            Some(format!(
+                                "CAS's session {ns} is {}, not {k} as scone.lock says: someone \
+                                 else changed it, and apply will be refused until scone.lock \
+                                 names the current hash",
+                                record.hash
+                            )),
+                            None,
+                        ),
+                    };
                     changes.push(Change::Session {
                         namespace: ns.to_string(),
                         place: place.clone(),
@@ -159,6 +178,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<i32> {
                             &new_name,
                         ),
                         warning,
+                        note,
                     });
                 }
             }
@@ -309,8 +329,10 @@ fn print(changes: &[Change], format: MessageFormat) {
                     action,
                     diff,
                     warning,
+                    note,
                 } => serde_json::json!({"reason": "plan-session", "namespace": namespace,
-                    "cas": place, "action": action, "diff": diff, "warning": warning}),
+                    "cas": place, "action": action, "diff": diff, "warning": warning,
+                    "note": note}),
                 Change::Push {
                     service,
                     reference,
@@ -343,10 +365,14 @@ fn print(changes: &[Change], format: MessageFormat) {
                 action,
                 diff,
                 warning,
+                note,
             } => {
                 out.push_str(&format!("Session {namespace} ({place}): {action}\n{diff}"));
                 if let Some(w) = warning {
                     out.push_str(&format!("warning: {w}\n"));
+                }
+                if let Some(n) = note {
+                    out.push_str(&format!("note: {n}\n"));
                 }
             }
             Change::Push {

@@ -4,7 +4,9 @@
 //! `scone.lock` (or the CAS's current hash). On the local CAS the session must
 //! be this project's (see [`crate::cas::local::LocalCas::for_project`]); with
 //! `take_over` it is replaced as it is now, whoever made it, and whatever
-//! `scone.lock` remembers.
+//! `scone.lock` remembers. A session this project sent after the apply
+//! `scone.lock` records (an apply stopped before it wrote the lock, see
+//! [`crate::cas::is_own_update`]) is updated with a note, not refused.
 //!
 //! The session the `policy` step made holds a placeholder for each fixed
 //! secret value; this step puts the values in (from the service manifests as
@@ -109,16 +111,24 @@ impl Step for UploadStep {
             fixed::fill(&yaml, &values, &salt)
         })
         .map_err(|e| self.upload_error(e))?;
-        let (uploaded, predecessor) = match &outcome {
-            ApplyOutcome::Unchanged { .. } => (false, None),
-            ApplyOutcome::Uploaded { predecessor, .. } => (true, predecessor.clone()),
+        let (uploaded, predecessor, own_update) = match &outcome {
+            ApplyOutcome::Unchanged { .. } => (false, None, false),
+            ApplyOutcome::Uploaded {
+                predecessor,
+                own_update,
+                ..
+            } => (true, predecessor.clone(), *own_update),
         };
+        let mut info = serde_json::json!({ "uploaded": uploaded, "predecessor": predecessor });
+        if let (true, Some(replaced)) = (own_update, &predecessor) {
+            info["note"] = serde_json::Value::String(self.own_update_note(replaced));
+        }
         Ok(StepOutput {
             record: to_record(&UploadRecord {
                 name: self.namespace.clone(),
                 hash: outcome.hash().to_string(),
             })?,
-            info: serde_json::json!({ "uploaded": uploaded, "predecessor": predecessor }),
+            info,
             changed: uploaded,
             ..StepOutput::default()
         })
@@ -126,9 +136,22 @@ impl Step for UploadStep {
 }
 
 impl UploadStep {
+    /// The note of an update that replaced `replaced`, this project's own
+    /// session sent after the apply `scone.lock` records.
+    fn own_update_note(&self, replaced: &str) -> String {
+        format!(
+            "CAS held {replaced}, a session this project sent after the apply {} records \
+             (an interrupted apply?); updated it from there",
+            self.lock.display(),
+        )
+    }
+
     /// What went wrong, and what to do: a session changed since this
     /// project's last apply names `scone.lock` and the command that accepts
     /// the CAS's session and replaces it (never a hand edit of the lock).
+    /// The hash named is the lock's: an update of this project's own
+    /// session (which names the CAS's hash) is refused only when the session
+    /// moved on again while this apply ran.
     fn upload_error(&self, err: CasError) -> StepError {
         let ns = &self.namespace;
         match err {
@@ -138,8 +161,9 @@ impl UploadStep {
                 ..
             } => StepError::new(format!(
                 "the CAS session `{ns}` changed since this project's last apply: it is at \
-                 {current}, not at {given} as {} says. Review that change{}, then replace \
+                 {current}, not at {} as {} says. Review that change{}, then replace \
                  the session as it is now with this project's: `scone apply --take-over {ns}`",
+                self.known_predecessor.as_deref().unwrap_or(&given),
                 self.lock.display(),
                 match self.target {
                     CasTarget::Local { .. } => format!(" (`scone cas session {ns}`)"),
