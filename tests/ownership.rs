@@ -222,6 +222,10 @@ fn a_session_changed_since_the_last_apply_names_scone_lock_and_the_command() {
     let (code, stdout) = plan(&sb, &dir);
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("someone else changed it"), "{stdout}");
+    assert!(
+        stdout.contains("scone apply --take-over myPythonApp"),
+        "{stdout}"
+    );
     let (code, stderr) = apply(&sb, &dir, &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
@@ -280,6 +284,10 @@ fn a_session_made_from_the_locked_one_but_not_this_project_s_is_refused() {
     let (code, stdout) = plan(&sb, &dir);
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("someone else changed it"), "{stdout}");
+    assert!(
+        stdout.contains("scone apply --take-over myPythonApp"),
+        "{stdout}"
+    );
     let (code, stderr) = apply(&sb, &dir, &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(

@@ -160,8 +160,9 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<i32> {
                         Some(k) => (
                             Some(format!(
                                 "CAS's session {ns} is {}, not {k} as scone.lock says: someone \
-                                 else changed it, and apply will be refused until scone.lock \
-                                 names the current hash",
+                                 else changed it, and apply refuses to replace it: review that \
+                                 change, then `scone apply --take-over {ns}` replaces it with \
+                                 this project's",
                                 record.hash
                             )),
                             None,
