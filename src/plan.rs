@@ -42,6 +42,7 @@ mod mesh;
 mod script;
 pub mod stored;
 use attest::provenance_step;
+pub use mesh::fixed_values;
 use mesh::{plan_mesh, Attachments};
 
 /// Everything besides the manifests that shapes the plan.

@@ -2,7 +2,10 @@
 //! edit it shows exactly that service's lines in the session diff against the
 //! local CAS and its image as the only push to a real registry, changes
 //! nothing, and after `apply` it is empty; `--detailed-exitcode` exits as
-//! `terraform plan -detailed-exitcode` does.
+//! `terraform plan -detailed-exitcode` does. A fixed secret value changed
+//! alone (the policy under `target/` is the same) is a change to apply, for
+//! the plan and for verify, on the local CAS and on `scone cas serve`, and
+//! neither value is shown or written.
 
 mod support;
 
@@ -334,4 +337,158 @@ fn an_enclave_edit_plans_that_service_s_mrenclave_line_old_to_new() {
     let (code, msgs) = plan(&dir);
     assert_eq!(code, 0, "{msgs:?}");
     assert!(of(&msgs, "plan-session").is_empty(), "{msgs:?}");
+}
+
+/// The fixed values the service manifest gives secret `dbpw`: applied, then
+/// the only edit.
+const FIXED_OLD: &str = "alphaFixed-9317-KqZ";
+const FIXED_NEW: &str = "betaFixed-9318-WzM";
+
+/// `dir`'s hello-world service with secret `dbpw` fixed to `value` (used by
+/// its environment).
+fn set_fixed(dir: &Path, value: &str) {
+    let original =
+        std::fs::read_to_string(support::fixtures().join("hello-world/service.yml")).unwrap();
+    let edited = original
+        .replace(
+            "    size: 10\n",
+            &format!("    size: 10\n  - name: dbpw\n    kind: ascii\n    value: \"{value}\"\n"),
+        )
+        .replace(
+            "value: \"$$SCONE::password\"  # my password",
+            "value: \"$$SCONE::password$$ $$SCONE::dbpw$$\"",
+        );
+    assert!(edited.contains(value) && edited.contains("$$SCONE::dbpw$$"));
+    std::fs::write(dir.join("service.yml"), edited).unwrap();
+}
+
+/// Changing only a fixed value in a service manifest: the policy under
+/// `target/` stays the same, but the session apply sends does not. The plan
+/// says so (exit 2 with --detailed-exitcode, the secret named, no value
+/// shown) and verify reports the mismatch, until `apply`; and neither value
+/// is ever in an output or under `target/`. `cas`: the extra arguments that
+/// choose the CAS (none: the local one).
+fn a_fixed_value_edit_is_planned_and_verified(sb: &Sandbox, dir: &Path, cas: &[&str]) {
+    let mut outputs: Vec<(String, std::process::Output)> = Vec::new();
+    let mut run = |args: &[&str]| {
+        let out = sb.scone(dir).args(args).args(cas).output().unwrap();
+        outputs.push((args.join(" "), out.clone()));
+        out
+    };
+    let json = ["--message-format", "json"];
+    let plan = ["apply", "--plan", "--detailed-exitcode"];
+    let verify = ["verify"];
+    set_fixed(dir, FIXED_OLD);
+    let out = run(&["apply", "-q"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&[&plan[..], &json[..]].concat()).status.code(), Some(0));
+    let policy = std::fs::read(dir.join("target/policy/myPythonApp.yaml")).unwrap();
+
+    set_fixed(dir, FIXED_NEW);
+    let out = run(&[&plan[..], &json[..]].concat());
+    let msgs: Vec<_> = messages(&out.stdout)
+        .into_iter()
+        .filter(|m| m["reason"].as_str().is_some_and(|r| r.starts_with("plan-")))
+        .collect();
+    assert_eq!(out.status.code(), Some(2), "a change to apply: {msgs:?}");
+    let sessions = of(&msgs, "plan-session");
+    assert_eq!(sessions.len(), 1, "{msgs:?}");
+    assert_eq!(sessions[0]["action"], "update");
+    // The policy is the same: nothing in the diff, the fixed value named.
+    assert_eq!(sessions[0]["diff"], "", "{msgs:?}");
+    let note = sessions[0]["fixed_values"].as_str().unwrap_or_default();
+    assert!(note.contains("`dbpw`"), "{note}");
+    assert_eq!(of(&msgs, "plan-finished")[0]["sessions"], 1);
+    assert_eq!(
+        std::fs::read(dir.join("target/policy/myPythonApp.yaml")).unwrap(),
+        policy
+    );
+    let out = run(&plan);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("fixed values: ") && text.contains("`dbpw`"),
+        "{text}"
+    );
+    assert!(text.contains("Plan: 1 session(s) to upload"), "{text}");
+
+    let out = run(&[&verify[..], &json[..]].concat());
+    assert_eq!(out.status.code(), Some(1), "a mismatch");
+    let msgs = messages(&out.stdout);
+    let checks = of(&msgs, "verify-check");
+    let failed: Vec<_> = checks.iter().filter(|c| c["ok"] == false).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["field"], "fixed values");
+    assert_eq!(failed[0]["subject"], "myPythonApp");
+    let cause = failed[0]["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("fixed values differ from what CAS holds") && cause.contains("scone apply"),
+        "{cause}"
+    );
+    let out = run(&verify);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mismatch: myPythonApp fixed values"),
+        "{text}"
+    );
+
+    // Applied: the plan is empty, verify matches.
+    let out = run(&["apply", "-q"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[&plan[..], &json[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{:?}", messages(&out.stdout));
+    let out = run(&verify);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("fixed values") && text.contains("all match"),
+        "{text}"
+    );
+
+    // Neither value in any output, under target/ or in scone.lock.
+    let mut needles = support::secrets::Needles::new();
+    needles.value("old fixed value", FIXED_OLD.as_bytes());
+    needles.value("new fixed value", FIXED_NEW.as_bytes());
+    let (files, mut leaks) =
+        needles.leaks_under(&[dir.join("target"), dir.join("scone.lock")], &[]);
+    assert!(files > 20, "{files} files searched");
+    for (args, out) in &outputs {
+        leaks.extend(needles.leaks_in(&format!("stdout of scone {args}"), &out.stdout));
+        leaks.extend(needles.leaks_in(&format!("stderr of scone {args}"), &out.stderr));
+    }
+    assert!(leaks.is_empty(), "{}", support::secrets::report(&leaks));
+}
+
+#[test]
+fn a_fixed_value_edit_is_a_change_to_apply_on_the_local_cas() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("hw");
+    a_fixed_value_edit_is_planned_and_verified(&sb, &dir, &[]);
+    // The local CAS holds the new value.
+    let cas = scone::cas::local::LocalCas::open(&sb.path().join("cas")).unwrap();
+    let values = cas.secret_values("myPythonApp").unwrap();
+    assert_eq!(values["dbpw"].expose_str(), Some(FIXED_NEW));
+}
+
+#[test]
+fn a_fixed_value_edit_is_a_change_to_apply_on_a_served_cas() {
+    let server = support::cas_server::Server::start();
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("hw");
+    let mesh = std::fs::read_to_string(dir.join("mesh.yml")).unwrap();
+    let url = server.url.trim_start_matches("https://");
+    std::fs::write(dir.join("mesh.yml"), mesh.replace("edge.scone-cas.cf", url)).unwrap();
+    let ca = server.ca_path.display().to_string();
+    a_fixed_value_edit_is_planned_and_verified(&sb, &dir, &["--cas", "remote", "--cas-ca", &ca]);
+    let served = scone::cas::local::LocalCas::open(&server.cas_dir).unwrap();
+    let values = served.secret_values("myPythonApp").unwrap();
+    assert_eq!(values["dbpw"].expose_str(), Some(FIXED_NEW));
 }

@@ -25,6 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::error::CasError;
 use super::secret::generate;
 use super::session::{parse_session, push_quoted, yaml_quote, ParsedSession, SecretKind};
+use super::SessionRecord;
+use crate::manifest::FixedValue;
 
 /// What a session holds in place of a fixed value until it is uploaded.
 pub const PLACEHOLDER: &str = "<fixed value: put in by scone apply at upload>";
@@ -160,6 +162,42 @@ pub fn fill(
         }
     }
     Ok(out)
+}
+
+/// The session an apply sends for `template` (the `policy` step's): `values`
+/// put in with [`fill`], salted with the salt of `current` (the session CAS
+/// holds now, values included; [`salt_of`]) so that an unchanged session
+/// compares equal, or with a new salt when it has none. What the `upload`
+/// step sends, and what `apply --plan` and `verify` compare with CAS
+/// ([`super::pending::compare`]).
+pub fn to_send(
+    template: &str,
+    values: &BTreeMap<String, String>,
+    current: Option<&SessionRecord>,
+) -> Result<String, CasError> {
+    let salt = match current.and_then(|c| salt_of(&c.yaml)) {
+        Some(salt) => salt,
+        None if values.is_empty() => String::new(),
+        None => new_salt()?,
+    };
+    fill(template, values, &salt)
+}
+
+/// The values of `fixed` (secret name → value, as the service manifests of
+/// this load give them), to put in with [`fill`]. A value read back from a
+/// cache ([`FixedValue::Withheld`]) is an error naming its secret, never a
+/// value.
+pub fn exposed(fixed: &BTreeMap<String, FixedValue>) -> Result<BTreeMap<String, String>, CasError> {
+    fixed
+        .iter()
+        .map(|(name, value)| match value.expose() {
+            Some(v) => Ok((name.clone(), v.to_string())),
+            None => Err(invalid(format!(
+                "internal: the fixed value of secret `{name}` was not loaded from its service \
+                 manifest; run scone again"
+            ))),
+        })
+        .collect()
 }
 
 /// Refuses a session where a secret still holds [`PLACEHOLDER`] (or where the

@@ -9,6 +9,7 @@ mod durable;
 pub mod error;
 pub mod fixed;
 pub mod local;
+pub mod pending;
 pub mod refs;
 pub mod remote;
 pub mod secret;
@@ -37,6 +38,14 @@ impl SessionRecord {
     /// [`session::content_hash`] of the stored YAML (its predecessor left out).
     pub fn content_hash(&self) -> String {
         session::content_hash(&self.yaml)
+    }
+
+    /// Whether CAS already holds `session_yaml` (the session as an upload
+    /// sends it, values and salt put in): equal content, predecessor aside.
+    /// The one test of whether an apply uploads ([`apply_session_with`]),
+    /// `apply --plan` and `verify` ([`pending::compare`]) alike.
+    pub fn holds(&self, session_yaml: &str) -> bool {
+        self.content_hash() == session::content_hash(session_yaml)
     }
 }
 
@@ -152,7 +161,7 @@ pub fn apply_session_with(
         )));
     }
     if let Some(current) = &current {
-        if current.content_hash() == session::content_hash(&session_yaml) {
+        if current.holds(&session_yaml) {
             return Ok(ApplyOutcome::Unchanged {
                 hash: current.hash.clone(),
             });

@@ -1,8 +1,10 @@
 //! What `scone verify` and `apply --plan` read of a build and of where it is
 //! deployed: the values a build published under `target/`, the session of a
-//! mesh on its CAS, the registry client.
+//! mesh on its CAS (and how it compares with the one apply would send), the
+//! registry client.
 
 use anyhow::Context;
+use scone::cas::pending::Comparison;
 use scone::cas::{Cas, SessionRecord};
 use scone::oci::registry::{RegistryClient, RegistryOptions};
 use scone::workspace::{LinkedMesh, Workspace};
@@ -97,6 +99,22 @@ pub fn cas_session(
     };
     cas.session(ns)
         .with_context(|| format!("reading session {ns} from {}", cas_place(kind, mesh)))
+}
+
+/// CAS's session of `mesh` (`record`) against the one the next apply would
+/// send: `built` (`target/policy/`) with the fixed values of the manifests
+/// as `ws` loaded them and the salt CAS holds, compared as the `upload` step
+/// compares (`scone::cas::pending`). No value is shown or kept.
+pub fn compare_session(
+    ws: &Workspace,
+    mesh: &LinkedMesh,
+    record: &SessionRecord,
+    built: &str,
+) -> anyhow::Result<Comparison> {
+    let ns = mesh.namespace();
+    let values = scone::cas::fixed::exposed(&scone::plan::fixed_values(ws, mesh))?;
+    scone::cas::pending::compare(record, built, &values)
+        .with_context(|| format!("comparing session {ns} with the one on CAS"))
 }
 
 /// A registry client reaching `insecure` hosts over plain HTTP.

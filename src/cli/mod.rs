@@ -23,6 +23,7 @@ pub mod setup;
 pub mod timings;
 pub mod verify;
 pub mod verify_image;
+pub mod verify_session;
 pub mod verify_sources;
 
 use scone::manifest::{Diagnostic, ErrorKind, Pos};

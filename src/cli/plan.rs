@@ -1,7 +1,10 @@
 //! `scone apply --plan`: build (outputs under `target/`; `scone.lock` is left
 //! as it is), then say what `apply` would do and do none of it: the session
 //! of each mesh as a unified diff against the one on CAS (secret values are
-//! never shown: fixed values are placeholders in both), the images it would
+//! never shown: fixed values are placeholders in both; whether the session
+//! changes is decided as the upload step decides it, fixed values and CAS's
+//! salt in, and a fixed value that differs is named by its secret, see
+//! `scone::cas::pending`), the images it would
 //! push (those whose tag does not name this build's digest) and the
 //! artifacts it would attach, and the chart values that change against the
 //! values the last `apply` wrote (kept in `target/applied/<ns>.values.yaml`).
@@ -85,6 +88,8 @@ enum Change {
         place: String,
         action: &'static str,
         diff: String,
+        /// What differs in the fixed values (names, never values).
+        fixed: Option<String>,
         warning: Option<String>,
         /// What is worth knowing and no warning (an interrupted apply's
         /// session that apply updates).
@@ -135,13 +140,15 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<i32> {
                     place: place.clone(),
                     action: "create",
                     diff: unified("", &built, "/dev/null", &new_name),
+                    fixed: None,
                     warning: None,
                     note: None,
                 }),
                 Some(record) => {
-                    let rendered = scone::cas::fixed::as_rendered(&record.yaml);
-                    let content = scone::cas::session::content_hash(&rendered);
-                    if content == scone::cas::session::content_hash(&built) {
+                    // As the upload step decides: the session it would send
+                    // (fixed values and CAS's salt in) against CAS's.
+                    let cmp = deployed::compare_session(&ws, mesh, &record, &built)?;
+                    if cmp.unchanged {
                         continue;
                     }
                     let known = lock.session.get(ns).and_then(|s| s.cas_hash.clone());
@@ -173,11 +180,12 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<i32> {
                         place: place.clone(),
                         action: "update",
                         diff: unified(
-                            &rendered,
+                            &cmp.rendered,
                             &built,
                             &format!("{place}: {ns} (hash {})", record.hash),
                             &new_name,
                         ),
+                        fixed: cmp.fixed_note(),
                         warning,
                         note,
                     });
@@ -329,11 +337,12 @@ fn print(changes: &[Change], format: MessageFormat) {
                     place,
                     action,
                     diff,
+                    fixed,
                     warning,
                     note,
                 } => serde_json::json!({"reason": "plan-session", "namespace": namespace,
-                    "cas": place, "action": action, "diff": diff, "warning": warning,
-                    "note": note}),
+                    "cas": place, "action": action, "diff": diff, "fixed_values": fixed,
+                    "warning": warning, "note": note}),
                 Change::Push {
                     service,
                     reference,
@@ -365,10 +374,14 @@ fn print(changes: &[Change], format: MessageFormat) {
                 place,
                 action,
                 diff,
+                fixed,
                 warning,
                 note,
             } => {
                 out.push_str(&format!("Session {namespace} ({place}): {action}\n{diff}"));
+                if let Some(f) = fixed {
+                    out.push_str(&format!("fixed values: {f}\n"));
+                }
                 if let Some(w) = warning {
                     out.push_str(&format!("warning: {w}\n"));
                 }

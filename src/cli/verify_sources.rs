@@ -6,8 +6,7 @@
 //! mismatch names the field, both values and the likely cause.
 
 use anyhow::Context;
-use scone::cas::SessionRecord;
-use scone::lockfile::{ImageLock, Lockfile, SessionLock};
+use scone::lockfile::{ImageLock, Lockfile};
 use scone::oci::digest::sha256_digest;
 use scone::oci::reference::Reference;
 use scone::sgx::sigstruct::Sigstruct;
@@ -28,10 +27,11 @@ enum Pushed {
 
 const RE_APPLY: &str = "the image was rebuilt without re-applying: the sources changed since \
     the last apply; run `scone apply` (with --push for the registry)";
-const STALE_LOCK: &str = "scone.lock is stale: what is deployed is what this build makes, but \
+pub(super) const STALE_LOCK: &str =
+    "scone.lock is stale: what is deployed is what this build makes, but \
     scone.lock records an older build; commit the scone.lock the last apply wrote (or run \
     `scone apply` to write it again)";
-const CHANGED_BY_OTHERS: &str = "the session was changed in CAS by someone else since \
+pub(super) const CHANGED_BY_OTHERS: &str = "the session was changed in CAS by someone else since \
     scone.lock (its hash is not the one the last apply recorded); review it with `scone cas \
     session`, then `scone apply`";
 
@@ -74,10 +74,14 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
             let record = deployed::cas_session(args.cas, args.cas_ca.as_deref(), mesh)?;
             let built = deployed::built_session(&target, &ns)?;
             let place = deployed::cas_place(args.cas, mesh);
-            checks.extend(session_checks(
+            let deployed = match &record {
+                Some(r) => Some((r, deployed::compare_session(&ws, mesh, r, &built)?)),
+                None => None,
+            };
+            checks.extend(super::verify_session::session_checks(
                 &ns,
                 &built,
-                record.as_ref(),
+                deployed.as_ref().map(|(r, c)| (*r, c)),
                 lock.session.get(&ns),
                 &place,
             ));
@@ -343,82 +347,6 @@ fn sigstruct_check(name: &str, enclave: &BuiltEnclave, before: &[u8], place: Str
         Some(&found),
         cause,
     )
-}
-
-/// A mesh's session on CAS against the one this build makes and `scone.lock`.
-fn session_checks(
-    ns: &str,
-    built: &str,
-    record: Option<&SessionRecord>,
-    locked: Option<&SessionLock>,
-    place: &str,
-) -> Vec<Check> {
-    let built_hash = scone::cas::session::content_hash(built);
-    let Some(record) = record else {
-        return vec![Check::compare(
-            ns,
-            "session",
-            place,
-            built_hash,
-            None,
-            || "CAS has no such session: it was never applied there; run `scone apply`".into(),
-        )];
-    };
-    let rendered = scone::cas::fixed::as_rendered(&record.yaml);
-    let cas_content = scone::cas::session::content_hash(&rendered);
-    let lock_hash = locked.and_then(|l| l.cas_hash.as_deref());
-    let by_lock = lock_hash == Some(record.hash.as_str());
-    let content_cause = || {
-        if by_lock {
-            "the sources changed since the last apply: CAS holds the session scone.lock \
-             recorded; run `scone apply`"
-                .to_string()
-        } else {
-            CHANGED_BY_OTHERS.to_string()
-        }
-    };
-    let hash_cause = || {
-        if lock_hash.is_none() {
-            "scone.lock records no session hash: it was never applied from this checkout, or \
-             scone.lock was not committed after `scone apply`"
-                .to_string()
-        } else if cas_content == built_hash {
-            STALE_LOCK.to_string()
-        } else {
-            CHANGED_BY_OTHERS.to_string()
-        }
-    };
-    let mut checks = vec![
-        Check::compare(
-            ns,
-            "session hash",
-            place,
-            lock_hash.unwrap_or(NONE),
-            Some(&record.hash),
-            hash_cause,
-        ),
-        Check::compare(
-            ns,
-            "session content",
-            place,
-            &built_hash,
-            Some(&cas_content),
-            content_cause,
-        ),
-    ];
-    // Which lines differ, for the cause of a content mismatch.
-    if cas_content != built_hash {
-        if let Some(last) = checks.last_mut() {
-            let changed: Vec<String> = super::plan::line_changes(&rendered, built)
-                .into_iter()
-                .take(6)
-                .collect();
-            if let Some(cause) = &mut last.cause {
-                cause.push_str(&format!("; lines: {}", changed.join(" | ")));
-            }
-        }
-    }
-    checks
 }
 
 /// The image under the service's tag, and what is attached to it.

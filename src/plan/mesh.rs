@@ -11,16 +11,38 @@ use crate::steps::chart::{ChartStep, ChartUnit};
 use crate::steps::policy::{PolicySecret, PolicyService, PolicyStep};
 use crate::steps::push::PushStep;
 use crate::steps::upload::{CasTarget, UploadStep};
-use crate::workspace::Workspace;
+use crate::workspace::{LinkedMesh, Workspace};
 
 /// The SBOM and provenance nodes of a service's image, pushed with it.
 pub(super) type Attachments = HashMap<usize, [usize; 2]>;
+
+/// The fixed secret values the service manifests of `mesh` give, by secret
+/// name: what the `upload` step puts in the session (see `cas::fixed`), and
+/// what `apply --plan` and `verify` compare with CAS. The first declaration
+/// of a name decides, as it does for the policy's secrets: a value given
+/// only by a later one is not the session's.
+pub fn fixed_values(ws: &Workspace, mesh: &LinkedMesh) -> BTreeMap<String, FixedValue> {
+    let mut seen = HashSet::new();
+    let mut values = BTreeMap::new();
+    for s in &mesh.services {
+        let m = &ws.services[s.unit].manifest;
+        for secret in m.secrets.global.iter().chain(&m.secrets.local) {
+            if !seen.insert(secret.name.value.as_str()) {
+                continue;
+            }
+            if let Some(value) = &secret.value {
+                values.insert(secret.name.value.clone(), value.value.clone());
+            }
+        }
+    }
+    values
+}
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn plan_mesh(
     b: &mut Builder,
     ws: &Workspace,
-    mesh: &crate::workspace::LinkedMesh,
+    mesh: &LinkedMesh,
     settings: &Settings,
     image_of: &HashMap<usize, usize>,
     sign_of: &HashMap<usize, usize>,
@@ -31,8 +53,6 @@ pub(super) fn plan_mesh(
     let mut services = Vec::new();
     let mut sign_deps = Vec::new();
     let mut secrets: BTreeMap<String, PolicySecret> = BTreeMap::new();
-    // The fixed values, for the upload only (see `cas::fixed`).
-    let mut fixed_values: BTreeMap<String, FixedValue> = BTreeMap::new();
     for s in &mesh.services {
         let unit = &ws.services[s.unit];
         let m = &unit.manifest;
@@ -48,11 +68,7 @@ pub(super) fn plan_mesh(
             sign_deps.push(i);
         }
         for secret in m.secrets.global.iter().chain(&m.secrets.local) {
-            // The first declaration of a name decides, as for the policy's.
-            if let (false, Some(value)) = (secrets.contains_key(&secret.name.value), &secret.value)
-            {
-                fixed_values.insert(secret.name.value.clone(), value.value.clone());
-            }
+            // The first declaration of a name decides (as in `fixed_values`).
             let entry = secrets
                 .entry(secret.name.value.clone())
                 .or_insert_with(|| PolicySecret {
@@ -131,7 +147,7 @@ pub(super) fn plan_mesh(
                 known_predecessor: settings.known_sessions.get(&ns).cloned(),
                 take_over: apply.take_over.contains(&ns),
                 lock: ws.root.join("scone.lock"),
-                fixed_values,
+                fixed_values: fixed_values(ws, mesh),
             }),
             vec![policy_step],
         );

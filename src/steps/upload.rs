@@ -10,9 +10,11 @@
 //!
 //! The session the `policy` step made holds a placeholder for each fixed
 //! secret value; this step puts the values in (from the service manifests as
-//! this apply loaded them, with the salt of the session on CAS, see
-//! [`crate::cas::fixed`]) and sends the result. That text lives in memory
-//! only: it is not a param, not part of the record, and not written.
+//! this apply loaded them, with the salt of the session on CAS:
+//! [`crate::cas::fixed::to_send`]) and sends the result. That text lives in
+//! memory only: it is not a param, not part of the record, and not written.
+//! `apply --plan` and `verify` make the same session and compare it the same
+//! way ([`crate::cas::pending`]).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -97,18 +99,14 @@ impl Step for UploadStep {
                     .map_err(|e| StepError::context(format!("CAS {url}"), e))?,
             ),
         };
-        let values = self.values()?;
+        let values =
+            fixed::exposed(&self.fixed_values).map_err(|e| StepError::new(e.to_string()))?;
         let known = match self.take_over {
             true => None,
             false => self.known_predecessor.as_deref(),
         };
         let outcome = apply_session_with(cas.as_ref(), &self.namespace, known, |current| {
-            let salt = match current.and_then(|c| fixed::salt_of(&c.yaml)) {
-                Some(salt) => salt,
-                None if values.is_empty() => String::new(),
-                None => fixed::new_salt()?,
-            };
-            fixed::fill(&yaml, &values, &salt)
+            fixed::to_send(&yaml, &values, current)
         })
         .map_err(|e| self.upload_error(e))?;
         let (uploaded, predecessor, own_update) = match &outcome {
@@ -173,19 +171,5 @@ impl UploadStep {
             CasError::OtherProject { .. } => StepError::new(err.to_string()),
             err => StepError::context(format!("uploading session {ns}"), err),
         }
-    }
-
-    /// The fixed values to put in, by secret name.
-    fn values(&self) -> Result<BTreeMap<String, String>, StepError> {
-        self.fixed_values
-            .iter()
-            .map(|(name, value)| match value.expose() {
-                Some(v) => Ok((name.clone(), v.to_string())),
-                None => Err(StepError::new(format!(
-                    "internal: the fixed value of secret `{name}` was not loaded from its \
-                     service manifest; run `scone apply` again"
-                ))),
-            })
-            .collect()
     }
 }
