@@ -173,6 +173,23 @@ fn a_session_sent_by_an_apply_stopped_before_it_wrote_scone_lock_is_updated() {
         "the plan says what apply does:\n{stdout}"
     );
     assert!(!stdout.contains("someone else"), "{stdout}");
+    // verify tells the same story: not a change by someone else.
+    let out = sb
+        .scone(&dir)
+        .args(["verify", "-f", "mesh.yml"])
+        .output()
+        .expect("scone runs");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "carol is not applied yet:\n{report}"
+    );
+    assert!(
+        report.contains("CAS holds a session this project sent after the apply scone.lock records"),
+        "{report}"
+    );
+    assert!(!report.contains("someone else"), "{report}");
 
     let (code, stderr) = apply(&sb, &dir, &[]);
     assert_eq!(code, Some(0), "not refused:\n{stderr}");

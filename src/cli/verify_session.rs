@@ -8,19 +8,21 @@ use scone::cas::SessionRecord;
 use scone::lockfile::SessionLock;
 use scone::verify::{Check, NONE};
 
-use super::verify_sources::{CHANGED_BY_OTHERS, STALE_LOCK};
+use super::verify_sources::{CHANGED_BY_OTHERS, OWN_UPDATE, STALE_LOCK};
 
 /// What the `fixed values` check expects, and finds when they match.
 const MANIFESTS_VALUES: &str = "the service manifests' values";
 
 /// A mesh's session on CAS (`deployed`: the record and how it compares with
 /// the session the next apply would send) against the one this build makes
-/// and `scone.lock`.
+/// and `scone.lock`; `own`: CAS's session is this project's, sent by an
+/// apply that stopped before it wrote `scone.lock` (`scone::cas::is_own_update`).
 pub fn session_checks(
     ns: &str,
     built: &str,
     deployed: Option<(&SessionRecord, &Comparison)>,
     locked: Option<&SessionLock>,
+    own: bool,
     place: &str,
 ) -> Vec<Check> {
     let built_hash = scone::cas::session::content_hash(built);
@@ -42,6 +44,8 @@ pub fn session_checks(
             "the sources changed since the last apply: CAS holds the session scone.lock \
              recorded; run `scone apply`"
                 .to_string()
+        } else if own {
+            OWN_UPDATE.to_string()
         } else {
             CHANGED_BY_OTHERS.to_string()
         }
@@ -51,6 +55,8 @@ pub fn session_checks(
             "scone.lock records no session hash: it was never applied from this checkout, or \
              scone.lock was not committed after `scone apply`"
                 .to_string()
+        } else if own {
+            OWN_UPDATE.to_string()
         } else if cmp.unchanged {
             STALE_LOCK.to_string()
         } else {
@@ -88,7 +94,7 @@ pub fn session_checks(
         }
     }
     if cmp.has_fixed {
-        checks.push(fixed_check(ns, cmp, by_lock, place));
+        checks.push(fixed_check(ns, cmp, by_lock || own, place));
     }
     checks
 }
@@ -98,7 +104,7 @@ pub fn session_checks(
 /// secret made fixed since: the content check shows that line too), or when
 /// the template is the same and the session apply would send still is not
 /// CAS's (no salt scone can read: the values could not be compared).
-fn fixed_check(ns: &str, cmp: &Comparison, by_lock: bool, place: &str) -> Check {
+fn fixed_check(ns: &str, cmp: &Comparison, ours: bool, place: &str) -> Check {
     let names = |list: &[String]| {
         list.iter()
             .map(|n| format!("`{n}`"))
@@ -108,9 +114,9 @@ fn fixed_check(ns: &str, cmp: &Comparison, by_lock: bool, place: &str) -> Check 
     let ok = cmp.fixed_differ.is_empty()
         && cmp.fixed_missing.is_empty()
         && (cmp.unchanged || !cmp.same_template);
-    let changed = if by_lock {
+    let changed = if ours {
         "the service manifests' fixed values differ from what CAS holds: a fixed value changed \
-         since the last apply (CAS holds the session scone.lock recorded); run `scone apply` \
+         since the last apply (CAS holds the session this project last sent); run `scone apply` \
          (values are not shown)"
     } else {
         "the service manifests' fixed values differ from what CAS holds: a fixed value changed \

@@ -31,6 +31,9 @@ pub(super) const STALE_LOCK: &str =
     "scone.lock is stale: what is deployed is what this build makes, but \
     scone.lock records an older build; commit the scone.lock the last apply wrote (or run \
     `scone apply` to write it again)";
+pub(super) const OWN_UPDATE: &str = "CAS holds a session this project sent after the apply \
+    scone.lock records (an apply stopped before it wrote scone.lock?); run `scone apply`, which \
+    updates it from there and records it";
 pub(super) const CHANGED_BY_OTHERS: &str = "the session was changed in CAS by someone else since \
     scone.lock (its hash is not the one the last apply recorded); review it with `scone cas \
     session`, then `scone apply`";
@@ -67,6 +70,7 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
     };
     let mut checks = Vec::new();
     let mut sessions = BTreeMap::new();
+    let project = super::build::project_of(&ws);
     // The meshes first: a service's causes depend on what CAS holds.
     if only.is_empty() {
         for mesh in &ws.meshes {
@@ -78,14 +82,22 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
                 Some(r) => Some((r, deployed::compare_session(&ws, mesh, r, &built)?)),
                 None => None,
             };
+            let locked = lock.session.get(&ns);
+            // This project's own session, sent by an apply that stopped
+            // before it wrote scone.lock (as the upload step tells it).
+            let own = match (&record, locked.and_then(|l| l.cas_hash.as_deref())) {
+                (Some(r), Some(known)) => scone::cas::is_own_update(r, known, Some(&project)),
+                _ => false,
+            };
             checks.extend(super::verify_session::session_checks(
                 &ns,
                 &built,
                 deployed.as_ref().map(|(r, c)| (*r, c)),
-                lock.session.get(&ns),
+                locked,
+                own,
                 &place,
             ));
-            sessions.insert(ns, (record, place, mesh));
+            sessions.insert(ns, (record, place, mesh, own));
         }
     }
     for &i in &chosen {
@@ -103,17 +115,17 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
         let pushed_current = matches!(&pushed, Some(Pushed::Found(d)) if *d == digest);
         // What CAS says of this service, in each mesh that deploys it.
         let mut in_cas = Vec::new();
-        for (record, place, mesh) in sessions.values() {
+        for (record, place, mesh, own) in sessions.values() {
             for s in mesh.services.iter().filter(|s| s.unit == i) {
                 let entry = record
                     .as_ref()
                     .and_then(|r| session::services(&r.yaml))
                     .and_then(|list| list.into_iter().find(|e| e.name == s.name));
-                in_cas.push((s.name.clone(), place.clone(), entry));
+                in_cas.push((s.name.clone(), place.clone(), entry, *own));
             }
         }
         let cas_current = !in_cas.is_empty()
-            && in_cas.iter().all(|(_, _, e)| {
+            && in_cas.iter().all(|(_, _, e, _)| {
                 e.as_ref().is_some_and(|e| {
                     e.mrenclaves.contains(&enclave.mrenclave)
                         && e.fspf_tag.as_deref() == Some(enclave.fspf_tag.as_str())
@@ -125,7 +137,7 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
         let deployed_is_lock = locked.is_some_and(|l| {
             matches!(&pushed, Some(Pushed::Found(d)) if *d == l.digest)
                 || (!in_cas.is_empty()
-                    && in_cas.iter().all(|(_, _, e)| {
+                    && in_cas.iter().all(|(_, _, e, _)| {
                         e.as_ref().is_some_and(|e| {
                             e.mrenclaves.contains(&l.mrenclave)
                                 && e.fspf_tag.as_deref() == Some(l.fspf_tag.as_str())
@@ -149,7 +161,8 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
             let place = format!("{}/enclave/{name}/sigstruct.bin", shown(&ws.root, &target));
             checks.push(sigstruct_check(name, &enclave, bytes, place));
         }
-        for (service, place, entry) in &in_cas {
+        for (service, place, entry, own) in &in_cas {
+            let other = || if *own { OWN_UPDATE } else { CHANGED_BY_OTHERS }.to_string();
             let place = format!("{place}, service {service}");
             let mrenclaves = entry.as_ref().map(|e| e.mrenclaves.join(","));
             let cause = || {
@@ -161,7 +174,7 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
                 }) {
                     RE_APPLY.to_string()
                 } else {
-                    CHANGED_BY_OTHERS.to_string()
+                    other()
                 }
             };
             checks.push(Check::holds(
@@ -181,7 +194,7 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
                 if lock_fspf.is_some() && fspf.as_deref() == lock_fspf {
                     RE_APPLY.to_string()
                 } else {
-                    CHANGED_BY_OTHERS.to_string()
+                    other()
                 }
             };
             checks.push(Check::compare(
