@@ -229,6 +229,23 @@ fn used(path: &Path) -> bool {
     true
 }
 
+/// How long a temp file of the user cache (`.<name>.tmp-<pid>-<n>`, see
+/// `crate::durable`) is taken to be another process's write in flight: the
+/// cache is shared by every project of the user, and a build elsewhere may be
+/// writing it now, whatever `--keep-days` says. One left by a killed build is
+/// removed once it is older.
+const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `name` is a temp file written within [`IN_FLIGHT`].
+fn in_flight(name: &std::ffi::OsStr, meta: &fs::Metadata) -> bool {
+    name.as_encoded_bytes().starts_with(b".")
+        && meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age < IN_FLIGHT)
+}
+
 /// What [`collect_user_cache`] removed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Collected {
@@ -257,7 +274,7 @@ pub fn collect_user_cache(
         let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
         let meta = entry.metadata()?;
         let recent = meta.modified().is_ok_and(|m| m > cutoff);
-        if keep.contains(&digest) || recent {
+        if keep.contains(&digest) || recent || in_flight(&entry.file_name(), &meta) {
             continue;
         }
         out.bytes += meta.len();
@@ -283,6 +300,12 @@ pub fn collect_user_cache(
             continue;
         };
         for file in files.flatten() {
+            if file
+                .metadata()
+                .is_ok_and(|meta| in_flight(&file.file_name(), &meta))
+            {
+                continue;
+            }
             let digest = fs::read(file.path()).ok().and_then(|b| digest_of(&b));
             if digest.is_none_or(|d| gone(&d)) {
                 out.files += 1;
@@ -554,5 +577,47 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(BaseSpec::parse("dir:").is_err());
+    }
+
+    /// A shared user cache: another build's blob or layer key being written
+    /// now stays, whatever `--keep-days` (0 here) says; what a killed build
+    /// left an hour ago goes, as does an unused blob.
+    #[test]
+    fn gc_leaves_another_builds_writes_in_flight() {
+        let cache = tempfile::tempdir().unwrap();
+        let sha = cache.path().join("blobs/sha256");
+        let layers = cache.path().join("dir-layers");
+        std::fs::create_dir_all(&sha).unwrap();
+        std::fs::create_dir_all(&layers).unwrap();
+        let write = |path: &Path, age_s: i64| {
+            std::fs::write(path, b"bytes").unwrap();
+            let t = filetime::FileTime::from_unix_time(
+                filetime::FileTime::now().unix_seconds() - age_s,
+                0,
+            );
+            filetime::set_file_mtime(path, t).unwrap();
+        };
+        let writing = sha.join(".blob.tmp-4242-1");
+        let key_writing = layers.join(".key.json.tmp-4242-2");
+        let left = sha.join(".blob.tmp-4141-1");
+        let unused = sha.join("ab".repeat(32));
+        write(&writing, 1);
+        write(&key_writing, 1);
+        write(&left, 2 * 3600);
+        write(&unused, 2 * 3600);
+        let cutoff = std::time::SystemTime::now();
+        let gone = collect_user_cache(cache.path(), &Default::default(), cutoff).unwrap();
+        assert!(writing.exists() && key_writing.exists(), "in flight: kept");
+        assert!(
+            !left.exists() && !unused.exists(),
+            "left or unused: removed"
+        );
+        assert_eq!(
+            gone,
+            Collected {
+                files: 2,
+                bytes: 10
+            }
+        );
     }
 }
