@@ -38,7 +38,16 @@ pub struct RegistryOptions {
     /// Bound on each request (connect included); `None`: 30 s to connect, an hour
     /// per request (pushes of big layers).
     pub timeout: Option<Duration>,
+    /// Bound on each request that moves no blob (manifests, tags, tokens,
+    /// blob checks, upload sessions); `None`: [`SILENCE`]. A blob's upload
+    /// or download is bound by [`Self::timeout`] alone.
+    pub silence: Option<Duration>,
 }
+
+/// How long a request that moves no blob may take: a registry that takes the
+/// connection and never answers (a dead load balancer, a firewall) hung a
+/// push, a pull or `verify --registry` for the hour a request may last.
+pub const SILENCE: Duration = Duration::from_secs(120);
 
 /// Progress of a push, one event per blob and one for the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +102,13 @@ pub fn install_crypto_provider() {
 
 /// A registry client; cheap to share by reference across threads.
 pub struct RegistryClient {
+    /// Every request that moves no blob: each fails after [`SILENCE`].
     pub(super) http: Client,
+    /// A blob's upload or download, as long as a big layer takes.
+    transfer: Client,
+    /// The bounds the clients were built with, for messages.
+    silence: Duration,
+    total: Duration,
     insecure: Vec<String>,
     auth: DockerAuth,
     /// `(registry, repository)` → Authorization header value that worked.
@@ -113,21 +128,29 @@ impl RegistryClient {
             Some(t) => (t.min(Duration::from_secs(30)), t),
             None => (Duration::from_secs(30), Duration::from_secs(3600)),
         };
-        let http = Client::builder()
-            .user_agent(user_agent)
-            .connect_timeout(connect)
-            .timeout(total)
-            .build()
-            .map_err(|e| OciError::Registry {
-                registry: "-".into(),
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let silence = opts.silence.unwrap_or(SILENCE).min(total);
+        let build = |total: Duration| {
+            Client::builder()
+                .user_agent(&user_agent)
+                .connect_timeout(connect.min(total))
+                .timeout(total)
+                .build()
+                .map_err(|e| OciError::Registry {
+                    registry: "-".into(),
+                    reason: format!("cannot build the HTTP client: {e}"),
+                })
+        };
+        let http = build(silence)?;
+        let transfer = build(total)?;
         let auth = match opts.auth {
             Some(auth) => auth,
             None => DockerAuth::load(docker_config_path().as_deref())?,
         };
         Ok(RegistryClient {
             http,
+            transfer,
+            silence,
+            total,
             insecure: opts.insecure,
             auth,
             tokens: Mutex::new(HashMap::new()),
@@ -194,9 +217,19 @@ impl RegistryClient {
             request = request.header(AUTHORIZATION, header);
         }
         let response = request.send().map_err(|e| {
+            let timed_out = e.is_timeout();
+            let cause = crate::cause::of_request(e);
             Self::err(
                 reference,
-                format!("request failed: {}", crate::cause::of_request(e)),
+                match timed_out {
+                    true => format!(
+                        "no answer in time ({cause}): a request fails after {} s, or {} s when \
+                         it moves a blob; check that the registry is up and reachable",
+                        self.silence.as_secs(),
+                        self.total.as_secs()
+                    ),
+                    false => format!("request failed: {cause}"),
+                },
             )
         })?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -358,7 +391,7 @@ impl RegistryClient {
             self.base_url(reference),
             reference.repository
         );
-        let response = self.send(reference, "pull", &|| Ok(self.http.get(&url)))?;
+        let response = self.send(reference, "pull", &|| Ok(self.transfer.get(&url)))?;
         let mut response = Self::check(reference, response, &format!("fetching blob {digest}"))?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         let (temp, file) = TempFile::new_in(dir)?;
@@ -397,7 +430,7 @@ impl RegistryClient {
             self.base_url(reference),
             reference.repository
         );
-        let response = self.send(reference, "pull", &|| Ok(self.http.get(&url)))?;
+        let response = self.send(reference, "pull", &|| Ok(self.transfer.get(&url)))?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -453,7 +486,7 @@ impl RegistryClient {
         let response = self.send(reference, "pull,push", &|| {
             let body = File::open(file).map_err(io_at("opening", file))?;
             Ok(self
-                .http
+                .transfer
                 .put(&url)
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(reqwest::blocking::Body::sized(body, size)))
@@ -666,6 +699,37 @@ mod tests {
             count.load(std::sync::atomic::Ordering::SeqCst),
             1,
             "not asked again"
+        );
+    }
+
+    /// A registry that takes the connection and never answers: the request
+    /// fails once it has been silent for the bound, naming the registry.
+    #[test]
+    fn a_silent_registry_fails_the_request_instead_of_hanging() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(4).collect();
+            std::thread::sleep(Duration::from_secs(60));
+            drop(held);
+        });
+        let client = RegistryClient::new(RegistryOptions {
+            silence: Some(Duration::from_millis(300)),
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        let reference = Reference::parse(&format!("{addr}/cache/x:t")).unwrap();
+        let started = std::time::Instant::now();
+        let err = client
+            .has_blob(&reference, &format!("sha256:{}", "0".repeat(64)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&addr), "{err}");
+        assert!(err.contains("no answer in time"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "failed after {:?}, not at the bound: {err}",
+            started.elapsed()
         );
     }
 
