@@ -3,7 +3,10 @@
 //! a change must touch to start a cycle ([`Relevance`]): a path the last load
 //! depended on or a step's declared input — not, say, the file the loop's own
 //! output is redirected to. The loop itself (rebuild, re-apply, restart) lives
-//! in the CLI, which owns the build.
+//! in the CLI, which owns the build; the folders a native service's rootfs
+//! is unpacked into are [`rootfs`]'s.
+
+pub mod rootfs;
 
 use notify::RecursiveMode;
 use notify_debouncer_full::{new_debouncer, DebounceEventResult};
@@ -27,8 +30,9 @@ pub struct Change {
 pub enum DevEvent {
     /// Files changed; `at` is when the first of them changed.
     Changed { changes: Vec<Change>, at: Instant },
-    /// Ctrl-C.
-    Stop,
+    /// Ctrl-C, or the signal that ends the loop (`SIGINT`, `SIGTERM`,
+    /// `SIGHUP`: its number).
+    Stop { signal: i32 },
 }
 
 /// The paths a workspace's cycle depends on: those its load read (by how
@@ -174,6 +178,36 @@ pub fn is_relevant(path: &Path, root: &Path, target: &Path) -> bool {
         .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
 }
 
+/// How many changed paths a cycle's line names before `and N more`.
+const NAMED: usize = 5;
+
+/// The changed paths as a cycle's line says them: each once, relative to
+/// `root` (`app/main.py, data/f.txt`), sorted, the first [`NAMED`] then
+/// `and N more`.
+pub fn describe(changes: &[Change], root: &Path) -> String {
+    let mut paths: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            let rel = c.path.strip_prefix(root).unwrap_or(&c.path);
+            if rel.as_os_str().is_empty() {
+                ".".to_string()
+            } else {
+                rel.display().to_string()
+            }
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let more = paths.len().saturating_sub(NAMED);
+    paths.truncate(NAMED);
+    let named = paths.join(", ");
+    if more > 0 {
+        format!("{named} and {more} more")
+    } else {
+        named
+    }
+}
+
 /// Watches `root` recursively; sends debounced, filtered changes to `tx`.
 /// Keep the returned value alive for as long as you watch.
 pub fn watch(
@@ -252,8 +286,39 @@ mod tests {
                 assert_eq!(paths, vec![&root.join("a.txt")]);
                 assert!(changes[0].entry, "a.txt appeared");
             }
-            DevEvent::Stop => panic!("unexpected stop"),
+            DevEvent::Stop { .. } => panic!("unexpected stop"),
         }
+    }
+
+    #[test]
+    fn a_cycle_names_each_path_once_relative_to_the_root() {
+        let root = Path::new("/w");
+        let change = |p: &str| Change {
+            path: root.join(p),
+            entry: false,
+        };
+        let mut changes = Vec::new();
+        for _ in 0..9 {
+            changes.push(change("s1/data/f.txt"));
+            changes.push(change("s0/data/f.txt"));
+        }
+        assert_eq!(describe(&changes, root), "s0/data/f.txt, s1/data/f.txt");
+        // A rename: both names, once.
+        let renamed = [change("a/old.py"), change("a/new.py"), change("a/old.py")];
+        assert_eq!(describe(&renamed, root), "a/new.py, a/old.py");
+        let many: Vec<Change> = (0..17).map(|i| change(&format!("f{i:02}"))).collect();
+        assert_eq!(describe(&many, root), "f00, f01, f02, f03, f04 and 12 more");
+        assert_eq!(describe(&[change("")], root), ".");
+        assert_eq!(
+            describe(
+                &[Change {
+                    path: "/elsewhere/x".into(),
+                    entry: true
+                }],
+                root
+            ),
+            "/elsewhere/x"
+        );
     }
 
     #[test]

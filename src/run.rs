@@ -372,22 +372,90 @@ pub fn run_docker(
 
 /// Starts the spec on the host, in `<rootfs>/<pwd>`, without waiting.
 pub fn start_native(spec: &RunSpec, rootfs: &Path) -> Result<std::process::Child, RunError> {
+    spawn(native_command(spec, rootfs)?, spec)
+}
+
+/// [`start_native`], for a service that must not outlive this process: on
+/// Linux the kernel kills it (SIGKILL) when the calling thread ends — the
+/// whole process, when it is the main thread — even by `kill -9`.
+pub fn start_native_tied(spec: &RunSpec, rootfs: &Path) -> Result<std::process::Child, RunError> {
+    let mut command = native_command(spec, rootfs)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // The parent as the child will see it (`getppid`), read before the
+        // fork: no allocation or lock is needed after it.
+        let parent = std::process::id();
+        let die_with_parent = move || {
+            // SAFETY (of the closure, which runs in the forked child before
+            // `exec`, where only async-signal-safe calls are sound): it
+            // calls `prctl` and `getppid` only — two plain system calls,
+            // async-signal-safe, that take no lock and allocate nothing —
+            // and builds its error with `last_os_error` /
+            // `from_raw_os_error`, which store an integer and allocate
+            // nothing. `prctl(PR_SET_PDEATHSIG, SIGKILL)` takes its integer
+            // arguments by value and reads no memory of ours.
+            let set = unsafe {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            };
+            if set != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between the fork and `prctl`: then
+            // no signal will come, and the child is someone else's already.
+            // SAFETY: see above; `getppid` cannot fail.
+            if unsafe { libc::getppid() } as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        };
+        // SAFETY: the closure is async-signal-safe (see inside it).
+        unsafe {
+            command.pre_exec(die_with_parent);
+        }
+    }
+    spawn(command, spec)
+}
+
+/// The command that runs the spec in `<rootfs>/<pwd>`, with only `PATH` and
+/// the spec's variables.
+fn native_command(spec: &RunSpec, rootfs: &Path) -> Result<std::process::Command, RunError> {
     let cwd = rootfs.join(spec.pwd.trim_start_matches('/'));
     let (program, args) = spec
         .argv
         .split_first()
         .ok_or_else(|| RunError::Engine("the command is empty".into()))?;
-    std::process::Command::new(program)
+    let mut command = std::process::Command::new(program);
+    command
         .args(args)
-        .current_dir(&cwd)
+        .current_dir(cwd)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .spawn()
-        .map_err(|source| RunError::Io {
-            context: format!("running `{program}` in {}", cwd.display()),
-            source,
-        })
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    Ok(command)
+}
+
+fn spawn(
+    mut command: std::process::Command,
+    spec: &RunSpec,
+) -> Result<std::process::Child, RunError> {
+    command.spawn().map_err(|source| RunError::Io {
+        context: format!(
+            "running `{}` in {}",
+            spec.argv.first().map(String::as_str).unwrap_or_default(),
+            command
+                .get_current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        ),
+        source,
+    })
 }
 
 #[cfg(test)]

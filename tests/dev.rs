@@ -1,6 +1,7 @@
 //! `scone dev` driven in the background (issue 8): an edit re-runs the edited
 //! service only; a broken manifest is reported and the loop stays alive; a
-//! service that ends is told.
+//! service that ends is told; SIGTERM and SIGHUP stop the services as Ctrl-C
+//! does, and a loop killed outright takes its services along.
 
 mod support;
 
@@ -76,8 +77,7 @@ impl Dev {
     fn start(sb: &Sandbox, root: &Path) -> Dev {
         let stdout = sb.path().join("dev.out");
         let stderr = sb.path().join("dev.err");
-        let mut std_cmd = sb.std_command(root);
-        let child = std_cmd
+        let child = command(sb, root)
             .args(["dev", "-f", "mesh.yml", "--native", "--debounce-ms", "100"])
             .stdout(Stdio::from(std::fs::File::create(&stdout).unwrap()))
             .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
@@ -94,8 +94,7 @@ impl Dev {
     /// workspace, as `scone dev -f mesh.yml > dev.log 2>&1` would).
     fn start_logging_to(sb: &Sandbox, root: &Path, log: &Path) -> Dev {
         let file = std::fs::File::create(log).unwrap();
-        let child = sb
-            .std_command(root)
+        let child = command(sb, root)
             .args(["dev", "-f", "mesh.yml", "--native", "--debounce-ms", "100"])
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
@@ -142,6 +141,30 @@ impl Dev {
     }
 }
 
+/// The sandboxed `scone`, with its temp folder (`TMPDIR`: where native
+/// services' rootfs folders go) in the sandbox.
+fn command(sb: &Sandbox, root: &Path) -> std::process::Command {
+    let tmp = tmp_dir(sb);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut cmd = sb.std_command(root);
+    cmd.env("TMPDIR", tmp);
+    cmd
+}
+
+fn tmp_dir(sb: &Sandbox) -> PathBuf {
+    sb.path().join("tmp")
+}
+
+/// The rootfs folders `scone dev --native` left in the sandbox's temp folder.
+fn rootfs_folders(sb: &Sandbox) -> Vec<PathBuf> {
+    std::fs::read_dir(tmp_dir(sb))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("scone-dev-"))
+        .map(|e| e.path())
+        .collect()
+}
+
 impl Drop for Dev {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -180,7 +203,7 @@ fn a_change_to_its_own_log_or_a_file_no_step_reads_starts_no_cycle() {
         "{text}"
     );
     assert_eq!(cycles.len(), 2, "{text}");
-    assert!(cycles[1].contains("changed: print_env.py;"), "{text}");
+    assert!(cycles[1].contains("changed: app/print_env.py;"), "{text}");
 }
 
 #[test]
@@ -201,7 +224,7 @@ fn dev_reruns_only_what_changed_and_survives_a_broken_manifest() {
     dev.wait_for(false, "v2 myself 10", 1);
     let err = dev.wait_for(true, "Cycle ", 2);
     let last = *cycles(&err).last().unwrap();
-    assert!(last.contains("changed: print_env.py"), "{last}");
+    assert!(last.contains("changed: app/print_env.py;"), "{last}");
     assert!(last.contains("restarted: python_app;"), "{last}");
     let after_edit = &err[err.find("Watching").unwrap()..];
     assert!(!after_edit.contains("Built copy:other_svc"), "{after_edit}");
@@ -284,4 +307,222 @@ fn a_service_that_exits_is_told_once_with_its_status() {
     let last = *cycles(&err).last().unwrap();
     assert!(last.contains("restarted: other;"), "{last}");
     assert_eq!(err.matches("Exited other").count(), 2, "{err}");
+}
+
+/// A process, by pid and start time (`/proc/<pid>/stat`): a pid reused by
+/// another process is not it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Proc {
+    pid: u32,
+    start: u64,
+}
+
+/// `(ppid, start time, state)` of `pid`.
+fn stat(pid: u32) -> Option<(u32, u64, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    Some((
+        fields.get(1)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+        fields.first()?.chars().next()?,
+    ))
+}
+
+impl Proc {
+    /// Whether it still runs (a zombie nobody reaped yet has ended).
+    fn running(&self) -> bool {
+        stat(self.pid).is_some_and(|(_, start, state)| start == self.start && state != 'Z')
+    }
+}
+
+/// The children of `parent` running `python3` (the services it started).
+fn services_of(parent: u32) -> Vec<Proc> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (ppid, start, _) = stat(pid)?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (ppid == parent && String::from_utf8_lossy(&cmdline).contains("python3"))
+                .then_some(Proc { pid, start })
+        })
+        .collect()
+}
+
+/// Kills, when dropped, the services a failed test would otherwise leave.
+struct Reaper(Vec<Proc>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for p in self.0.iter().filter(|p| p.running()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &p.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Polls `done` every 50 ms for up to `secs` seconds.
+fn within(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The workspace with both services running until stopped, `scone dev`
+/// started on it, and its two services once they are up.
+fn two_running_services(sb: &Sandbox) -> (Dev, Reaper) {
+    let root = workspace(sb);
+    for (file, name) in [("app/print_env.py", "app"), ("other/other.py", "other")] {
+        std::fs::write(
+            root.join(file),
+            format!("import time\nprint('{name} up', flush=True)\ntime.sleep(600)\n"),
+        )
+        .unwrap();
+    }
+    let mut dev = Dev::start(sb, &root);
+    dev.wait_for(false, "app up", 1);
+    dev.wait_for(false, "other up", 1);
+    let mut services = Vec::new();
+    assert!(
+        within(30, || {
+            services = services_of(dev.child.id());
+            services.len() == 2
+        }),
+        "the two services of scone dev: {services:?}"
+    );
+    assert_eq!(rootfs_folders(sb).len(), 2, "one rootfs folder per service");
+    (dev, Reaper(services))
+}
+
+fn signal(pid: u32, name: &str) {
+    assert!(std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn sigterm_and_sighup_stop_every_service_and_remove_their_rootfs_as_ctrl_c_does() {
+    for (name, code) in [("TERM", 143), ("HUP", 129)] {
+        let sb = Sandbox::new();
+        let (mut dev, services) = two_running_services(&sb);
+        signal(dev.child.id(), name);
+        let mut status = None;
+        assert!(
+            within(30, || {
+                status = dev.child.try_wait().unwrap();
+                status.is_some()
+            }),
+            "scone dev did not stop on SIG{name}"
+        );
+        let err = Dev::read(&dev.stderr);
+        assert!(
+            within(10, || services.0.iter().all(|p| !p.running())),
+            "SIG{name}: services outlived scone dev: {:?}\n{err}",
+            services.0
+        );
+        assert_eq!(
+            rootfs_folders(&sb),
+            Vec::<PathBuf>::new(),
+            "SIG{name}\n{err}"
+        );
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(code),
+            "SIG{name}\n{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "Stopped every service scone dev started (SIG{name})"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_loop_takes_its_services_along_and_the_next_start_removes_its_rootfs() {
+    let sb = Sandbox::new();
+    let (mut dev, services) = two_running_services(&sb);
+    let left = rootfs_folders(&sb);
+    signal(dev.child.id(), "KILL");
+    dev.child.wait().unwrap();
+    assert!(
+        within(10, || services.0.iter().all(|p| !p.running())),
+        "services outlived a killed scone dev: {:?}",
+        services.0
+    );
+    // Its folders stay until the next loop starts, which removes them (and
+    // no other: an older scone's says no owner).
+    assert_eq!(rootfs_folders(&sb).len(), 2);
+    let foreign = tmp_dir(&sb).join("scone-dev-Ab3xYz");
+    std::fs::create_dir(&foreign).unwrap();
+    drop(dev);
+    let root = sb.path().join("ws");
+    let mut again = Dev::start(&sb, &root);
+    let err = again.wait_for(true, "Cycle ", 1);
+    assert!(
+        err.contains("Removed 2 rootfs folder(s) of dev loops that no longer run"),
+        "{err}"
+    );
+    for folder in &left {
+        assert!(!folder.exists(), "{} left", folder.display());
+    }
+    assert!(foreign.is_dir());
+}
+
+#[test]
+fn a_cycle_names_each_changed_path_once_relative_to_the_root() {
+    let sb = Sandbox::new();
+    let root = workspace(&sb);
+    let mut dev = Dev::start(&sb, &root);
+    dev.wait_for(true, "Cycle ", 1);
+    // Saves of both services' files in a row, more than the debounce time
+    // apart: those that come while a cycle runs are coalesced into the next.
+    for round in 1..=4 {
+        std::fs::write(
+            root.join("app/print_env.py"),
+            format!("print('app v{round}')\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("other/other.py"),
+            format!("print('other v{round}')\n"),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    dev.wait_for(false, "app v4", 1);
+    dev.wait_for(false, "other v4", 1);
+    let err = Dev::read(&dev.stderr);
+    let later = &cycles(&err)[1..];
+    assert!(!later.is_empty(), "{err}");
+    for cycle in later {
+        let changed = cycle
+            .split("changed: ")
+            .nth(1)
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_default();
+        let mut paths: Vec<&str> = changed.split(", ").collect();
+        assert!(
+            paths
+                .iter()
+                .all(|p| ["app/print_env.py", "other/other.py"].contains(p)),
+            "{cycle}"
+        );
+        let n = paths.len();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), n, "a path named twice: {cycle}");
+    }
 }

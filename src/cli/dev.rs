@@ -4,15 +4,17 @@
 //! step declares as input starts a cycle (never one to the file the loop's
 //! output goes to); while the manifests are broken, any change does. A broken
 //! manifest is reported and the loop goes on; a service that ends is told
-//! (`Exited other with status 3`), once; Ctrl-C stops every service it
-//! started.
+//! (`Exited other with status 3`), once; Ctrl-C, SIGTERM or SIGHUP stops
+//! every service it started and removes their rootfs folders, and a native
+//! service dies with the loop even when it is killed (`kill -9`).
 
 use anyhow::Context;
 use scone::cas::Cas;
-use scone::dev::{watch, Change, DevEvent, OwnOutput, Relevance};
+use scone::dev::{describe, watch, Change, DevEvent, OwnOutput, Relevance};
 use scone::run::{DockerRun, RunSpec};
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -106,17 +108,18 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
         ..ApplyArgs::default()
     };
     let (tx, rx) = mpsc::channel();
-    let stop_tx = tx.clone();
-    std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-                let _ = stop_tx.send(DevEvent::Stop);
-            }
-        }
-    });
+    stop_on_signals(tx.clone()).context("listening for Ctrl-C, SIGTERM and SIGHUP")?;
+    let stale = scone::dev::rootfs::remove_stale();
+    if !stale.is_empty() {
+        out.status(
+            "Removed",
+            &format!(
+                "{} rootfs folder(s) of dev loops that no longer run, in {}",
+                stale.len(),
+                std::env::temp_dir().display()
+            ),
+        );
+    }
 
     let mut running: BTreeMap<String, Started> = BTreeMap::new();
     let mut watcher = None;
@@ -134,13 +137,18 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                     .workspace
                     .as_ref()
                     .map(|ws| Relevance::new(&ws.watched, &outcome.inputs));
-                if let (None, Some(ws)) = (&watcher, outcome.workspace.as_ref()) {
+                let root = outcome
+                    .workspace
+                    .as_ref()
+                    .map(|ws| ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone()));
+                if let (None, Some(ws), Some(root)) =
+                    (&watcher, outcome.workspace.as_ref(), root.as_ref())
+                {
                     let target = ws.target_dir(apply.build.common.target_dir.as_deref());
-                    let root = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
                     let target = target.canonicalize().unwrap_or(target);
                     watcher = Some(
                         watch(
-                            &root,
+                            root,
                             &target,
                             Duration::from_millis(args.debounce_ms),
                             tx.clone(),
@@ -152,16 +160,7 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                 let built = outcome.report.as_ref().map(|r| r.built).unwrap_or_default();
                 let changed = current
                     .map(|(changes, _)| {
-                        changes
-                            .iter()
-                            .map(|c| {
-                                c.path
-                                    .file_name()
-                                    .map(|n| n.to_string_lossy().into_owned())
-                                    .unwrap_or_default()
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        describe(&changes, root.as_deref().unwrap_or(Path::new("")))
                     })
                     .unwrap_or_else(|| "initial build".into());
                 let restarted = if restarted.is_empty() {
@@ -200,26 +199,74 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
         }
         let mut idle = || tell_ends(&mut running, &out);
         match next_change(&rx, &own, relevance.as_ref(), &mut idle) {
-            Some(change) => pending = Some(change),
-            None => break,
+            Ok(change) => pending = Some(change),
+            Err(signal) => break stopped(signal, running, &out),
         }
     }
-    for (_, started) in std::mem::take(&mut running) {
+}
+
+/// Stops every service (removing their rootfs folders) on `signal`; the
+/// exit code: 0 on Ctrl-C, the loop's usual end, else 128 + the signal's
+/// number, as a shell says a process it ended (143 for SIGTERM, 129 for
+/// SIGHUP).
+fn stopped(signal: i32, running: BTreeMap<String, Started>, out: &Output) -> anyhow::Result<i32> {
+    for (_, started) in running {
         started.running.stop();
     }
-    out.status("Stopped", "every service scone dev started");
-    Ok(0)
+    if signal == libc::SIGINT {
+        out.status("Stopped", "every service scone dev started");
+        return Ok(0);
+    }
+    let name = if signal == libc::SIGTERM {
+        "SIGTERM"
+    } else {
+        "SIGHUP"
+    };
+    out.status(
+        "Stopped",
+        &format!("every service scone dev started ({name})"),
+    );
+    Ok(128 + signal)
+}
+
+/// Sends [`DevEvent::Stop`] to `tx` on the first Ctrl-C (SIGINT), SIGTERM
+/// or SIGHUP. The handlers are in place when it returns (before any service
+/// starts); a thread waits for them.
+fn stop_on_signals(tx: mpsc::Sender<DevEvent>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut int, mut term, mut hup) = {
+        let _in = rt.enter();
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::hangup())?,
+        )
+    };
+    std::thread::spawn(move || {
+        let signal = rt.block_on(async {
+            tokio::select! {
+                _ = int.recv() => libc::SIGINT,
+                _ = term.recv() => libc::SIGTERM,
+                _ = hup.recv() => libc::SIGHUP,
+            }
+        });
+        let _ = tx.send(DevEvent::Stop { signal });
+    });
+    Ok(())
 }
 
 /// Waits for changes that can matter (everything that arrived meanwhile
-/// coalesced), calling `idle` every [`END_POLL`] while none comes; `None` on
-/// Ctrl-C.
+/// coalesced), calling `idle` every [`END_POLL`] while none comes; `Err`
+/// with the signal that stops the loop.
 fn next_change(
     rx: &mpsc::Receiver<DevEvent>,
     own: &OwnOutput,
     relevance: Option<&Relevance>,
     idle: &mut dyn FnMut(),
-) -> Option<(Vec<Change>, Instant)> {
+) -> Result<(Vec<Change>, Instant), i32> {
     let matters = |c: &Change| !own.is_ours(&c.path) && relevance.is_none_or(|r| r.matters(c));
     loop {
         let (changes, at) = match rx.recv_timeout(END_POLL) {
@@ -228,7 +275,8 @@ fn next_change(
                 idle();
                 continue;
             }
-            Ok(DevEvent::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            Ok(DevEvent::Stop { signal }) => return Err(signal),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(libc::SIGINT),
         };
         let mut all: Vec<Change> = changes.into_iter().filter(|c| matters(c)).collect();
         let mut first = (!all.is_empty()).then_some(at);
@@ -241,12 +289,12 @@ fn next_change(
                         first = Some(first.map_or(at, |f| f.min(at)));
                     }
                 }
-                Ok(DevEvent::Stop) => return None,
+                Ok(DevEvent::Stop { signal }) => return Err(signal),
                 Err(_) => break,
             }
         }
         if let Some(first) = first {
-            return Some((all, first));
+            return Ok((all, first));
         }
     }
 }
@@ -307,9 +355,13 @@ fn cycle(
             let handle = if native {
                 let image = scone::oci::layout::read_layout(&layout, Some(tag))?;
                 let layers: Vec<_> = image.layers.iter().map(|l| l.path.clone()).collect();
-                let rootfs = tempfile::Builder::new().prefix("scone-dev-").tempdir()?;
+                let rootfs = scone::dev::rootfs::tempdir()?;
                 scone::run::unpack(&layers, rootfs.path())?;
-                Running::Native(scone::run::start_native(&fp.spec, rootfs.path())?, rootfs)
+                // Tied to this thread, the main one: it dies with the loop.
+                Running::Native(
+                    scone::run::start_native_tied(&fp.spec, rootfs.path())?,
+                    rootfs,
+                )
             } else {
                 let host = std::env::var("DOCKER_HOST").ok();
                 scone::oci::docker::load(&layout, tag, host.as_deref())?;
