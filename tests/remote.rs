@@ -506,3 +506,40 @@ fn big_layers_with_a_remote_cache_do_not_hang() {
     assert_eq!(count(&msgs, "built"), 0);
     assert!(tree(&root.join("target")) == tree(&other.join("target")));
 }
+
+/// A token written into an `oci://` remote cache URL (registries take
+/// theirs from the Docker config) is refused as a usage error, and neither
+/// the message nor its JSON form quotes it.
+#[test]
+fn an_oci_cache_url_with_a_token_is_a_usage_error_that_does_not_print_it() {
+    let (sb, root) = checkout(1);
+    for how in [
+        vec![
+            "--remote-cache",
+            "oci://bob:T0kenSecret99@127.0.0.1:1/cache",
+        ],
+        vec![],
+    ] {
+        let out = sb
+            .scone(&root)
+            .env(
+                "SCONE_REMOTE_CACHE",
+                "oci://bob:T0kenSecret99@127.0.0.1:1/cache",
+            )
+            .args(["build", "-f", "mesh.yml", "--message-format", "json"])
+            .args(&how)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(2), "{how:?}: {stderr}");
+        assert!(stderr.contains("takes no credentials"), "{stderr}");
+        assert!(stdout.contains("\"usage\""), "{stdout}");
+        assert!(
+            !stdout.contains("T0ken") && !stderr.contains("T0ken"),
+            "{stdout}{stderr}"
+        );
+    }
+}

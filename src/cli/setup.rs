@@ -176,7 +176,13 @@ fn remote_tier(
             .map(std::time::Duration::from_millis)
             .unwrap_or(scone::remote::DEFAULT_WAIT),
     })
-    .context(named_by)?;
+    .map_err(|e| {
+        super::UsageError::new(
+            format!("{named_by}: {e}"),
+            "a remote cache is oci://HOST[:PORT]/REPO (credentials from the Docker config) or \
+             http(s)://[USER:TOKEN@]HOST[:PORT]/PREFIX; see docs/cache.md",
+        )
+    })?;
     Ok(Some(tier))
 }
 

@@ -156,14 +156,38 @@ mod tests {
     }
 
     #[test]
-    fn open_rejects_unknown_schemes_and_bad_urls() {
-        let opts = |url: &str| RemoteOptions {
+    fn an_oci_url_with_credentials_is_refused_without_quoting_them() {
+        for url in [
+            "oci://bob:T0kenSecret99@127.0.0.1:5061/cache",
+            "oci://T0kenSecret99@127.0.0.1:5061/cache",
+        ] {
+            let Err(err) = open(&opts(url)) else {
+                panic!("{url} opened");
+            };
+            let told = err.to_string();
+            assert!(told.contains("takes no credentials"), "{told}");
+            assert!(!told.contains("T0ken"), "{told}");
+        }
+        let Err(err) = open(&opts("oci://127.0.0.1:5061/Cache")) else {
+            panic!("an upper-case repository opened");
+        };
+        let told = err.to_string();
+        assert!(told.contains("is no registry repository"), "{told}");
+        assert!(!told.contains("probe"), "{told}");
+    }
+
+    fn opts(url: &str) -> RemoteOptions {
+        RemoteOptions {
             url: url.into(),
             write: false,
             timeout: DEFAULT_TIMEOUT,
             insecure: Vec::new(),
             wait: DEFAULT_WAIT,
-        };
+        }
+    }
+
+    #[test]
+    fn open_rejects_unknown_schemes_and_bad_urls() {
         let err = open(&opts("s3://bucket")).err().map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("unknown scheme"));
         assert!(

@@ -53,11 +53,26 @@ impl OciBackend {
     /// `rest` is the URL after `oci://`.
     pub fn new(rest: &str, opts: &RemoteOptions) -> Result<OciBackend, String> {
         let repository = rest.trim_end_matches('/').to_string();
+        let authority = repository.split('/').next().unwrap_or_default();
+        if authority.contains('@') {
+            // Never quoted: what comes before the `@` is a credential.
+            return Err(
+                "an oci:// remote cache takes no credentials in its URL: a registry's \
+                        come from the Docker config (`docker login`, DOCKER_CONFIG), as for \
+                        pushes"
+                    .into(),
+            );
+        }
         if !repository.contains('/') {
             return Err("name a repository: oci://HOST[:PORT]/REPO".into());
         }
         // Parse once now, so a bad name fails before the build.
-        Reference::parse(&format!("{repository}:probe")).map_err(|e| e.to_string())?;
+        Reference::parse(&format!("{repository}:probe")).map_err(|e| match e {
+            crate::oci::error::OciError::BadReference { reason, .. } => {
+                format!("`{repository}` is no registry repository (HOST[:PORT]/REPO): {reason}")
+            }
+            e => e.to_string(),
+        })?;
         let client = RegistryClient::new(RegistryOptions {
             insecure: opts.insecure.clone(),
             timeout: Some(opts.timeout),
