@@ -81,6 +81,9 @@ pub struct ApplySettings {
     pub ca_file: Option<PathBuf>,
     /// The namespaces whose session is replaced as it is now (`--take-over`).
     pub take_over: Vec<String>,
+    /// Refuse an upload that would delete a generated secret's value
+    /// (`scone dev`); `apply` warns of it.
+    pub keep_generated: bool,
 }
 
 /// Where `apply` uploads sessions.

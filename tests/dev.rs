@@ -526,3 +526,67 @@ fn a_cycle_names_each_changed_path_once_relative_to_the_root() {
         assert_eq!(paths.len(), n, "a path named twice: {cycle}");
     }
 }
+
+/// The value of the generated secret `password` in the sandbox's local CAS.
+fn stored_password(sb: &Sandbox) -> Option<String> {
+    let cas = scone::cas::local::LocalCas::open(&sb.path().join("cas")).unwrap();
+    let values = cas.secret_values("devmesh").unwrap();
+    values
+        .get("password")
+        .map(|v| v.expose_str().unwrap().to_string())
+}
+
+#[test]
+fn a_transient_removal_keeps_the_generated_secret_and_a_removal_says_it_applied() {
+    let sb = Sandbox::new();
+    let root = workspace(&sb);
+    let mut dev = Dev::start(&sb, &root);
+    dev.wait_for(true, "Cycle ", 1);
+    let before = stored_password(&sb).expect("CAS generated `password`");
+
+    // The service declaring `password` cut from the Meshfile (to be pasted
+    // back): the cycle is not applied, and says why and what to do.
+    let app = "  - name: python_app
+    image: registry.scontain.com:5050/cicd/python_hello_user:latest
+    manifest: app/service.yml
+";
+    assert!(MESH.contains(app));
+    std::fs::write(root.join("mesh.yml"), MESH.replace(app, "")).unwrap();
+    let err = dev.wait_for(true, "does not delete its value", 1);
+    assert!(
+        err.contains(
+            "the mesh no longer declares secret `password`, which CAS generated, and \
+             `scone dev` does not delete its value"
+        ) && err.contains("run `scone apply` to drop it"),
+        "{err}"
+    );
+    assert!(!err.contains(&before), "{err}");
+    assert_eq!(stored_password(&sb).as_deref(), Some(before.as_str()));
+
+    // Pasted back: the value is the one CAS had.
+    std::fs::write(root.join("mesh.yml"), MESH).unwrap();
+    dev.wait_for(true, "Cycle ", 2);
+    assert_eq!(stored_password(&sb).as_deref(), Some(before.as_str()));
+
+    // A service without secrets taken out: the session changed and was
+    // applied, which the cycle says (it said nothing changed).
+    let other = "  - name: other
+    image: example.com/other:latest
+    manifest: other/service.yml
+";
+    std::fs::write(root.join("mesh.yml"), MESH.replace(other, "")).unwrap();
+    let err = dev.wait_for(true, "Cycle ", 3);
+    let last = &err[err.rfind("Cycle ").unwrap()..];
+    let cycle = &err[err[..err.rfind("Cycle ").unwrap()].rfind("Cycle ").unwrap()..];
+    assert!(
+        cycle.contains("Stopped other (no longer in the mesh)")
+            && cycle.contains(
+                "Applied session devmesh to the local CAS (no running service's image or \
+                 policy changed)"
+            ),
+        "{cycle}"
+    );
+    assert!(!cycle.contains("Unchanged"), "{cycle}");
+    assert!(last.contains("restarted: none"), "{last}");
+    assert_eq!(stored_password(&sb).as_deref(), Some(before.as_str()));
+}

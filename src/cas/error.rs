@@ -23,6 +23,21 @@ pub enum CasError {
         current: Option<String>,
     },
 
+    /// An upload that would delete the values of secrets CAS generated
+    /// (the new session no longer declares them), refused by a caller that
+    /// keeps them (`scone dev`); see [`super::dropped_generated`].
+    #[error(
+        "session `{name}` was not uploaded: it no longer declares {}, which CAS \
+         generated, and the upload would delete their values",
+        super::secret_list(secrets)
+    )]
+    KeepsGenerated {
+        /// Session name.
+        name: String,
+        /// The generated secrets it no longer declares (names, never values).
+        secrets: Vec<String>,
+    },
+
     /// The client certificate is not allowed to read or update the session.
     #[error(
         "CAS refused access to session `{name}`: {detail}; use the client identity that \

@@ -526,3 +526,28 @@ fn a_session_record_edited_outside_scone_is_refused() {
         "an upload reads it too"
     );
 }
+
+/// The generated secrets a new session no longer declares are the ones whose
+/// values the upload deletes: named by `dropped_generated`, fixed values and
+/// secrets still declared aside.
+#[test]
+fn the_generated_secrets_an_update_drops_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cas = LocalCas::open(dir.path()).expect("opens");
+    cas.upload(&yaml("me", 10), None).expect("creates");
+    let current = cas.session("myPythonApp").unwrap().expect("held");
+    let mut without = input("me", 10);
+    without.secrets.retain(|s| s.name == "key");
+    let without = render(&without).expect("renders");
+    let dropped = crate::cas::dropped_generated(&current.yaml, &without);
+    assert_eq!(dropped, ["password"]);
+    assert!(crate::cas::dropped_generated(&current.yaml, &yaml("you", 12)).is_empty());
+    let fixed = "name: \"myPythonApp\"\nversion: \"0.3.10\"\nsecrets:\n  - name: \"pin\"\n    \
+                 kind: \"ascii\"\n    value: \"1234\"\n";
+    assert!(crate::cas::dropped_generated(fixed, &without).is_empty());
+    cas.upload(&without, Some(&current.hash)).expect("updates");
+    assert!(!cas
+        .secret_values("myPythonApp")
+        .unwrap()
+        .contains_key("password"));
+}

@@ -93,6 +93,36 @@ pub fn is_own_update(current: &SessionRecord, known: &str, project: Option<&str>
             .is_ok_and(|parsed| parsed.predecessor.as_deref() == Some(known))
 }
 
+/// The secrets `current` (the session CAS holds) declares without a value,
+/// so that CAS generated theirs, and `new` no longer declares: an upload of
+/// `new` deletes their values from CAS, and declaring one again makes a new
+/// value. Names only, sorted; a session that does not parse declares none
+/// (CAS took `current` only once it parsed, and the upload parses `new`).
+pub fn dropped_generated(current: &str, new: &str) -> Vec<String> {
+    let (Ok(current), Ok(new)) = (session::parse_session(current), session::parse_session(new))
+    else {
+        return Vec::new();
+    };
+    let mut dropped: Vec<String> = current
+        .secrets
+        .into_iter()
+        .filter(|s| s.value.is_none() && !new.secrets.iter().any(|n| n.name == s.name))
+        .map(|s| s.name)
+        .collect();
+    dropped.sort();
+    dropped.dedup();
+    dropped
+}
+
+/// Secret names for a message: `` secret `a` `` or `` secrets `a`, `b` ``.
+pub fn secret_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.len() {
+        1 => format!("secret {}", quoted[0]),
+        _ => format!("secrets {}", quoted.join(", ")),
+    }
+}
+
 /// What [`apply_session`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {

@@ -196,6 +196,11 @@ pub struct ApplyArgs {
     /// manifest or usage too).
     #[arg(long, requires = "plan")]
     pub detailed_exitcode: bool,
+    /// Refuse to upload a session that no longer declares a secret CAS
+    /// generated (its value would be deleted): `scone dev` sets it, so that
+    /// a transient save loses no key. Not a flag.
+    #[arg(skip)]
+    pub keep_generated: bool,
 }
 
 /// `scone verify`: against the sources (rebuild, then compare with scone.lock,

@@ -286,6 +286,7 @@ fn execute_with(
                 },
                 ca_file: a.cas_ca.clone(),
                 take_over: a.take_over.clone(),
+                keep_generated: a.keep_generated,
             };
             if locked {
                 vec![None, Some(effects)]

@@ -105,6 +105,9 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
             common,
             ..BuildArgs::default()
         },
+        // A save of a half-edited Meshfile must not delete a generated
+        // secret's value: the cycle is not applied (`scone apply` drops it).
+        keep_generated: true,
         ..ApplyArgs::default()
     };
     let (tx, rx) = mpsc::channel();
@@ -384,6 +387,7 @@ fn cycle(
             );
         }
     }
+    let mut stopped = Vec::new();
     for name in running
         .keys()
         .filter(|n| !wanted.contains(n))
@@ -392,10 +396,44 @@ fn cycle(
     {
         if let Some(started) = running.remove(&name) {
             started.running.stop();
+            stopped.push(name);
         }
     }
-    if restarted.is_empty() && outcome.report.as_ref().is_some_and(|r| r.built > 0) {
+    if !stopped.is_empty() {
+        out.status(
+            "Stopped",
+            &format!("{} (no longer in the mesh)", stopped.join(", ")),
+        );
+    }
+    // A cycle that restarted nothing may still have changed the session
+    // (a service or a secret left the mesh): it says so.
+    let uploaded = uploaded_sessions(&outcome);
+    if restarted.is_empty() && !uploaded.is_empty() {
+        out.status(
+            "Applied",
+            &format!(
+                "session {} to the local CAS (no running service's image or policy changed)",
+                uploaded.join(", ")
+            ),
+        );
+    } else if restarted.is_empty()
+        && stopped.is_empty()
+        && outcome.report.as_ref().is_some_and(|r| r.built > 0)
+    {
         out.status("Unchanged", "no service's image or policy changed");
     }
     Ok(Some((outcome, restarted)))
+}
+
+/// The sessions this cycle's apply uploaded (a changed session), by namespace.
+fn uploaded_sessions(outcome: &Outcome) -> Vec<String> {
+    let Some(report) = outcome.report.as_ref() else {
+        return Vec::new();
+    };
+    report
+        .results
+        .iter()
+        .filter(|(id, r)| id.kind == "upload" && r.info["uploaded"] == serde_json::json!(true))
+        .map(|(id, _)| id.unit.to_string())
+        .collect()
 }

@@ -148,6 +148,7 @@ pub(super) fn plan_mesh(
                 take_over: apply.take_over.contains(&ns),
                 lock: ws.root.join("scone.lock"),
                 fixed_values: fixed_values(ws, mesh),
+                keep_generated: apply.keep_generated,
             }),
             vec![policy_step],
         );

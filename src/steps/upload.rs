@@ -15,12 +15,19 @@
 //! memory only: it is not a param, not part of the record, and not written.
 //! `apply --plan` and `verify` make the same session and compare it the same
 //! way ([`crate::cas::pending`]).
+//!
+//! An update whose session no longer declares a secret CAS generated deletes
+//! its value ([`crate::cas::dropped_generated`], from the session CAS holds
+//! and the one sent): the step warns of it by name (`dropped_secrets` in its
+//! JSON), or, with `keep_generated` (`scone dev`), sends nothing and fails.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::to_record;
-use crate::cas::{apply_session_with, fixed, ApplyOutcome, Cas, CasError};
+use crate::cas::{
+    apply_session_with, dropped_generated, fixed, secret_list, ApplyOutcome, Cas, CasError,
+};
 use crate::engine::{Step, StepContext, StepError, StepId, StepOutput};
 use crate::manifest::FixedValue;
 
@@ -37,6 +44,20 @@ pub enum CasTarget {
         url: String,
         ca_file: Option<std::path::PathBuf>,
     },
+}
+
+/// The warning of an apply that deleted the values of `dropped`, generated
+/// secrets the session sent no longer declares (names only).
+fn dropped_warning(dropped: &[String]) -> String {
+    let (its, it) = match dropped.len() {
+        1 => ("its value", "it is"),
+        _ => ("their values", "they are"),
+    };
+    format!(
+        "the session no longer declares {}, which CAS generated: CAS deleted {its}, and a \
+         new value is made if {it} declared again",
+        secret_list(dropped)
+    )
 }
 
 /// The record of an upload step.
@@ -62,6 +83,10 @@ pub struct UploadStep {
     /// The fixed secret values of the mesh's service manifests, by secret
     /// name: sent to CAS, never a param (`FixedValue`'s `Debug` hides them).
     pub fixed_values: BTreeMap<String, FixedValue>,
+    /// Refuse an upload that would delete the value of a secret CAS
+    /// generated (`scone dev`: a transient save must not lose keys); an
+    /// apply warns of it instead.
+    pub keep_generated: bool,
 }
 
 impl Step for UploadStep {
@@ -105,8 +130,21 @@ impl Step for UploadStep {
             true => None,
             false => self.known_predecessor.as_deref(),
         };
+        // The generated secrets the session sent no longer declares: CAS
+        // deletes their values (see the module documentation).
+        let mut dropped = Vec::new();
         let outcome = apply_session_with(cas.as_ref(), &self.namespace, known, |current| {
-            fixed::to_send(&yaml, &values, current)
+            let sent = fixed::to_send(&yaml, &values, current)?;
+            dropped = current
+                .map(|c| dropped_generated(&c.yaml, &sent))
+                .unwrap_or_default();
+            if self.keep_generated && !dropped.is_empty() {
+                return Err(CasError::KeepsGenerated {
+                    name: self.namespace.clone(),
+                    secrets: std::mem::take(&mut dropped),
+                });
+            }
+            Ok(sent)
         })
         .map_err(|e| self.upload_error(e))?;
         let (uploaded, predecessor, own_update) = match &outcome {
@@ -120,6 +158,10 @@ impl Step for UploadStep {
         let mut info = serde_json::json!({ "uploaded": uploaded, "predecessor": predecessor });
         if let (true, Some(replaced)) = (own_update, &predecessor) {
             info["note"] = serde_json::Value::String(self.own_update_note(replaced));
+        }
+        if uploaded && !dropped.is_empty() {
+            info["dropped_secrets"] = serde_json::json!(dropped);
+            info["warnings"] = serde_json::json!([dropped_warning(&dropped)]);
         }
         Ok(StepOutput {
             record: to_record(&UploadRecord {
@@ -169,6 +211,19 @@ impl UploadStep {
                 },
             )),
             CasError::OtherProject { .. } => StepError::new(err.to_string()),
+            CasError::KeepsGenerated { secrets, .. } => {
+                let (it, its) = match secrets.len() {
+                    1 => ("it", "its value"),
+                    _ => ("them", "their values"),
+                };
+                StepError::new(format!(
+                    "not applied: the mesh no longer declares {}, which CAS generated, and \
+                     `scone dev` does not delete {its} (a save of a half-edited file would \
+                     lose {it} for good): restore the declaration, or run `scone apply` to \
+                     drop {it} (a new value is made if {it} is declared again)",
+                    secret_list(&secrets),
+                ))
+            }
             err => StepError::context(format!("uploading session {ns}"), err),
         }
     }
