@@ -51,9 +51,14 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
         }
         GraphFormat::Mermaid => {
             println!("graph LR");
-            let key = |id: &str| format!("n{}", ids.iter().position(|x| x == id).unwrap_or(0));
+            let index: std::collections::HashMap<&str, usize> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.as_str(), i))
+                .collect();
+            let key = |id: &str| format!("n{}", index.get(id).copied().unwrap_or(0));
             for id in &ids {
-                println!("  {}[\"{id}\"]", key(id));
+                println!("  {}[\"{}\"]", key(id), mermaid_label(id));
             }
             for (a, b) in &edges {
                 println!("  {} --> {}", key(a), key(b));
@@ -95,4 +100,34 @@ fn services(ids: &[StepId]) -> usize {
     units.sort();
     units.dedup();
     units.len()
+}
+
+/// `text` as a quoted Mermaid label: `"`, `#`, `<`, `>` and `&` as Mermaid's
+/// entity codes (a `dir:` base's path may hold any of them; a raw `"` ended
+/// the label, and the diagram did not parse).
+fn mermaid_label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '#' => out.push_str("#35;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_mermaid_label_holds_no_quote_or_markup() {
+        assert_eq!(
+            super::mermaid_label(r#"base:dir:r<script>alert("x&y")</script>#1"#),
+            "base:dir:r#lt;script#gt;alert(#quot;x#amp;y#quot;)#lt;/script#gt;#35;1"
+        );
+        assert_eq!(super::mermaid_label("chart:multi"), "chart:multi");
+    }
 }
