@@ -358,26 +358,42 @@ impl StepContext<'_> {
     /// [`StepOutput::stored`]) and returns their digest: no scratch file to
     /// write and read back, and nothing written if the store has them.
     pub fn store_bytes(&self, bytes: &[u8]) -> Result<String, StepError> {
-        self.store
-            .ingest_bytes(bytes)
-            .map_err(|e| StepError::context("storing an output", e))
+        self.store.ingest_bytes(bytes).map_err(|e| {
+            StepError::context(
+                format!("storing an output in {}", self.store.root().display()),
+                e,
+            )
+        })
     }
 
     /// Puts the workspace files `files` into the store now, each with the
     /// digest its input was hashed to ([`crate::engine::Store::ingest_copies`]):
     /// a file that changed since is refused.
     pub fn store_files(&self, files: &[(&Path, &str)]) -> Result<(), StepError> {
-        self.store
-            .ingest_copies(files)
-            .map_err(|e| StepError::context("storing the files to copy", e))
+        self.store.ingest_copies(files).map_err(|e| {
+            StepError::context(
+                format!(
+                    "storing the files to copy in {}",
+                    self.store.root().display()
+                ),
+                e,
+            )
+        })
     }
 
     /// Puts a file into the store now (e.g. a base layer a later step publishes)
     /// and returns its digest.
     pub fn store_file(&self, path: &Path) -> Result<String, StepError> {
-        self.store
-            .ingest_copy(path)
-            .map_err(|e| StepError::context(format!("storing {}", path.display()), e))
+        self.store.ingest_copy(path).map_err(|e| {
+            StepError::context(
+                format!(
+                    "storing {} in {}",
+                    path.display(),
+                    self.store.root().display()
+                ),
+                e,
+            )
+        })
     }
 }
 
@@ -427,4 +443,39 @@ pub trait Step: Send + Sync {
         Ok(None)
     }
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A store that cannot take a file (a full disk, a folder in the way)
+    /// is named in the error: the target dir's store, not the file read.
+    #[test]
+    fn a_store_that_cannot_take_a_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let store = Store::open(&target, Arc::default()).unwrap();
+        std::fs::remove_dir_all(target.join(".scone/blobs")).unwrap();
+        std::fs::write(target.join(".scone/blobs"), b"in the way").unwrap();
+        let source = dir.path().join("layer.tar");
+        std::fs::write(&source, b"bytes").unwrap();
+        let id = StepId::new("base", "x");
+        let cx = StepContext {
+            inputs: &[],
+            deps: &[],
+            step: &id,
+            scratch: dir.path(),
+            store: &store,
+            prepared: Mutex::new(None),
+        };
+        let root = target.join(".scone").display().to_string();
+        for err in [
+            cx.store_file(&source).unwrap_err().to_string(),
+            cx.store_bytes(b"made").unwrap_err().to_string(),
+        ] {
+            assert!(err.contains(&format!("in {root}")), "{err}");
+        }
+    }
 }
