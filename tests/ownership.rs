@@ -274,9 +274,10 @@ fn a_session_changed_since_the_last_apply_names_scone_lock_and_the_command() {
 }
 
 /// A session made from the one `scone.lock` records that the CAS does not
-/// record as this project's (made by an older scone, or through
-/// `scone cas serve`): another copy of this project's history could have
-/// made it, so it is refused as a change since the last apply.
+/// record as sent by this project's apply (by an older scone, through
+/// `scone cas serve`, or by another local client): another copy of this
+/// project's history could have made it, so it is refused as a change since
+/// the last apply.
 #[test]
 fn a_session_made_from_the_locked_one_but_not_this_project_s_is_refused() {
     let sb = Sandbox::new();
@@ -293,8 +294,8 @@ fn a_session_made_from_the_locked_one_but_not_this_project_s_is_refused() {
     let file = sb.path().join("cas/sessions/myPythonApp.json");
     let mut record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert!(record["project"].is_string(), "{record}");
-    record.as_object_mut().unwrap().remove("project");
+    assert!(record["sent_by"].is_string(), "{record}");
+    record.as_object_mut().unwrap().remove("sent_by");
     std::fs::write(&file, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
 
     set_user(&dir, "carol");

@@ -132,6 +132,13 @@ struct StoredSession {
     /// workspace root; `None`: made before sessions had one, or over HTTPS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     project: Option<String>,
+    /// The project whose apply sent this revision (`None`: sent over HTTPS,
+    /// by a local client of no project, or before revisions said it). The
+    /// owner (`project`) stays when another client updates the session;
+    /// this does not: an apply tells its own interrupted update from
+    /// another's by it (`crate::cas::is_own_update`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent_by: Option<String>,
     /// Earlier hashes of this session, oldest first.
     history: Vec<String>,
     secrets: BTreeMap<String, StoredSecret>,
@@ -389,6 +396,11 @@ impl LocalCas {
             );
         }
         let hash = session_hash(&yaml);
+        let sent_by = if owner.is_none() {
+            self.project.clone()
+        } else {
+            None
+        };
         self.save(&StoredSession {
             name: parsed.name,
             hash: hash.clone(),
@@ -396,6 +408,7 @@ impl LocalCas {
             yaml,
             owner: created_by,
             project,
+            sent_by,
             history,
             secrets,
         })?;
@@ -421,7 +434,7 @@ impl LocalCas {
             name: stored.name,
             hash: stored.hash,
             yaml: stored.yaml,
-            project: stored.project,
+            project: stored.sent_by,
         }))
     }
 

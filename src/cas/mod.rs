@@ -28,9 +28,10 @@ pub struct SessionRecord {
     pub hash: String,
     /// The session YAML exactly as uploaded.
     pub yaml: String,
-    /// The project whose apply made it, as the CAS records it (the local
-    /// CAS: a canonical workspace root; `None` on a remote CAS, and for a
-    /// session made before sessions had a project).
+    /// The project whose apply sent this revision, as the CAS records it
+    /// (the local CAS: a canonical workspace root; `None` on a remote CAS,
+    /// for a revision another client sent, and for one made before
+    /// revisions said it).
     pub project: Option<String>,
 }
 

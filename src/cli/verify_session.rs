@@ -55,10 +55,10 @@ pub fn session_checks(
             "scone.lock records no session hash: it was never applied from this checkout, or \
              scone.lock was not committed after `scone apply`"
                 .to_string()
-        } else if own {
-            OWN_UPDATE.to_string()
         } else if cmp.unchanged {
             STALE_LOCK.to_string()
+        } else if own {
+            OWN_UPDATE.to_string()
         } else {
             CHANGED_BY_OTHERS.to_string()
         }
