@@ -106,29 +106,38 @@ fn run() -> u8 {
         Ok(code) => u8::try_from(code).unwrap_or(1),
         Err(err) => {
             let out = cli::output::Output::messages(&cli.common());
-            if let Some(diags) = err.downcast_ref::<Diagnostics>() {
-                out.diagnostics(&diags.0);
-                return usage_code;
+            let code = failed(&err, &out, usage_code);
+            if matches!(cli.command, Command::Build(_) | Command::Apply(_)) {
+                cli::output::close_failed(&out);
             }
-            if let Some(usage) = err.downcast_ref::<cli::UsageError>() {
-                out.diagnostics(&[usage.diagnostic()]);
-                return usage_code;
-            }
-            // The cause once: a message that already says its source is
-            // not followed by it again (`{err:#}` said it twice).
-            let mut diag = Diagnostic::new(
-                ErrorKind::Build,
-                "",
-                Pos::default(),
-                scone::cause::with_causes(err.as_ref()),
-            );
-            if let Some(scone::engine::EngineError::Io { .. }) = err.downcast_ref() {
-                diag = diag.with_hint(
-                    "scone keeps its build state and outputs there: build into a folder it may write (--target-dir DIR, or SCONE_TARGET_DIR)",
-                );
-            }
-            out.diagnostics(&[diag]);
-            1
+            code
         }
     }
+}
+
+/// Prints the error a command ended with; its exit code.
+fn failed(err: &anyhow::Error, out: &cli::output::Output, usage_code: u8) -> u8 {
+    if let Some(diags) = err.downcast_ref::<Diagnostics>() {
+        out.diagnostics(&diags.0);
+        return usage_code;
+    }
+    if let Some(usage) = err.downcast_ref::<cli::UsageError>() {
+        out.diagnostics(&[usage.diagnostic()]);
+        return usage_code;
+    }
+    // The cause once: a message that already says its source is
+    // not followed by it again (`{err:#}` said it twice).
+    let mut diag = Diagnostic::new(
+        ErrorKind::Build,
+        "",
+        Pos::default(),
+        scone::cause::with_causes(err.as_ref()),
+    );
+    if let Some(scone::engine::EngineError::Io { .. }) = err.downcast_ref() {
+        diag = diag.with_hint(
+            "scone keeps its build state and outputs there: build into a folder it may write (--target-dir DIR, or SCONE_TARGET_DIR)",
+        );
+    }
+    out.diagnostics(&[diag]);
+    1
 }

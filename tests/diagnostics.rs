@@ -144,6 +144,37 @@ fn json_diagnostics_for_an_error_a_warning_and_the_check_summary() {
     );
 }
 
+/// A JSON consumer of a build reads exactly one `build-finished`, last, and
+/// its `success` is the exit code's: also when the build fails to load.
+#[test]
+fn a_build_that_fails_to_load_closes_with_a_failed_build_finished() {
+    let sb = Sandbox::new();
+    let dir = hello(&sb, |t| t.replacen("pwd: /python", "pwd: python", 1));
+    for command in ["build", "apply"] {
+        let (code, stdout, stderr) = run(
+            &sb,
+            &dir,
+            &[command, "-f", "mesh.yml", "--message-format", "json"],
+        );
+        assert_eq!(code, Some(2), "{stderr}");
+        let msgs = support::messages(stdout.as_bytes());
+        assert!(
+            msgs.iter()
+                .any(|m| m["reason"] == "diagnostic" && m["level"] == "error"),
+            "{stdout}"
+        );
+        let closing: Vec<_> = msgs
+            .iter()
+            .filter(|m| m["reason"] == "build-finished")
+            .collect();
+        assert_eq!(closing.len(), 1, "{command}: {stdout}");
+        let last = msgs.last().expect("messages");
+        assert_eq!(last["reason"], "build-finished", "{command}: {stdout}");
+        assert_eq!(last["success"], false, "{command}: {last}");
+        assert_eq!(last["built"], 0, "{command}: {last}");
+    }
+}
+
 #[test]
 fn an_error_without_a_place_prints_none() {
     let sb = Sandbox::new();

@@ -61,10 +61,22 @@ fn lock_records_images_enclaves_and_sessions_and_locked_refuses_changes() {
         stderr.contains("fspf_tag"),
         "the diff names what changes: {stderr}"
     );
+    let msgs = messages(&out.stdout);
     assert!(
-        !messages(&out.stdout).iter().any(|m| m["step"] == "upload"),
+        !msgs.iter().any(|m| m["step"] == "upload"),
         "no effect under a failed --locked"
     );
+    // One closing message, last, failed: the steps ran, the command did not
+    // succeed (it said `"success":true` before the lock was checked).
+    let closing: Vec<_> = msgs
+        .iter()
+        .filter(|m| m["reason"] == "build-finished")
+        .collect();
+    assert_eq!(closing.len(), 1, "{msgs:?}");
+    let last = msgs.last().expect("messages");
+    assert_eq!(last["reason"], "build-finished", "{last}");
+    assert_eq!(last["success"], false, "{last}");
+    assert!(last["built"].as_u64().is_some_and(|n| n > 0), "{last}");
     assert_eq!(
         std::fs::read_to_string(dir.join("scone.lock")).unwrap(),
         lock

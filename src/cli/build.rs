@@ -68,14 +68,7 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     if args.plan {
         return super::plan::run(args);
     }
-    let outcome = execute(&args.build, Some(args))?;
-    // What `apply --plan` compares the chart with next time.
-    if let (0, Some(ws)) = (outcome.code, &outcome.workspace) {
-        if args.build.common.services.is_empty() {
-            let target = ws.target_dir(args.build.common.target_dir.as_deref());
-            super::plan::record_applied(ws, &target)?;
-        }
-    }
+    let outcome = execute_with(&args.build, Some(args), Leaves::Applied)?;
     Ok(outcome.code)
 }
 
@@ -98,7 +91,7 @@ pub struct Outcome {
 
 /// Builds (and with `apply`, applies) once: load → plan → run → record.
 pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Outcome> {
-    execute_with(args, apply, false)
+    execute_with(args, apply, Leaves::Lock)
 }
 
 /// Builds like `scone build` but leaves `scone.lock` as it is (`scone verify`
@@ -106,14 +99,27 @@ pub fn execute(args: &BuildArgs, apply: Option<&ApplyArgs>) -> anyhow::Result<Ou
 /// but `target/`). The state it leaves is never replayed, so the next build
 /// writes the lock.
 pub fn build_keeping_lock(args: &BuildArgs) -> anyhow::Result<Outcome> {
-    execute_with(args, None, true)
+    execute_with(args, None, Leaves::Nothing)
+}
+
+/// What a build writes beside `target/`'s outputs and state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leaves {
+    /// `scone.lock` (`scone build`, `scone dev`).
+    Lock,
+    /// Nothing: `scone.lock` stays as it is (`verify`, `apply --plan`).
+    Nothing,
+    /// `scone.lock`, and the chart values applied (`scone apply`).
+    Applied,
 }
 
 fn execute_with(
     args: &BuildArgs,
     apply: Option<&ApplyArgs>,
-    keep_lock: bool,
+    leaves: Leaves,
 ) -> anyhow::Result<Outcome> {
+    let keep_lock = leaves == Leaves::Nothing;
+    let records_applied = leaves == Leaves::Applied;
     // Anything read after this that changes later is caught by the next
     // build (see `engine::state`).
     let started_ns = scone::engine::stat::now_ns();
@@ -330,13 +336,14 @@ fn execute_with(
         }
         let mut report = session.run(&nodes, &opts, &clock.tee(&out))?;
         clock.ran(&nodes, &report, &session);
-        out.finished(&report);
+        out.ran(&report);
         if !report.success() {
             clock.phase("record");
             let next = next_state(&mut report, planned, whole, None);
             let spent = session.finish(next)?;
             upload_rest(remote.as_deref(), None, &target_dir, common, &probe);
-            clock.save(false, &target_dir, &probe, common.message_format)?;
+            out.finished(&report);
+            clock.save(false, &target_dir, &probe, common.message_format);
             return Ok(Outcome {
                 code: 1,
                 workspace: ws,
@@ -371,9 +378,9 @@ fn execute_with(
             }
             None => Default::default(),
         };
-        last = Some((report, planned, updated, effects, plan));
+        last = Some((report, planned, updated, effects, plan, out));
     }
-    let Some((mut report, planned, new_lock, effects, plan)) = last else {
+    let Some((mut report, planned, new_lock, effects, plan, out)) = last else {
         bail!("internal: a build without a phase");
     };
 
@@ -423,8 +430,13 @@ fn execute_with(
             clock.phase("docker load");
             load_images(workspace()?, &only, &target_dir, &probe)?;
         }
+        // What the next `apply --plan` compares the chart with.
+        if records_applied && whole {
+            super::plan::record_applied(workspace()?, &target_dir)?;
+        }
     }
-    clock.save(true, &target_dir, &probe, common.message_format)?;
+    out.finished(&report);
+    clock.save(true, &target_dir, &probe, common.message_format);
     Ok(Outcome {
         code: 0,
         workspace: ws,

@@ -30,6 +30,54 @@ pub struct Output {
     lock: Mutex<()>,
 }
 
+/// Where the command's closing `build-finished` message stands: a JSON
+/// consumer reads exactly one, last (before `timings`), with `success` true
+/// only when the command exits 0.
+enum Closing {
+    /// Nothing ran yet.
+    Open,
+    /// An engine run ended; the message if the command now fails.
+    Ran(serde_json::Value),
+    /// Printed.
+    Closed,
+}
+
+static CLOSING: Mutex<Closing> = Mutex::new(Closing::Open);
+
+fn closing() -> std::sync::MutexGuard<'static, Closing> {
+    CLOSING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `build-finished` message of `report`.
+fn finished_json(report: &BuildReport, success: bool) -> serde_json::Value {
+    serde_json::json!({
+        "reason": "build-finished",
+        "success": success,
+        "built": report.built,
+        "fresh": report.fresh,
+        "remote": report.remote,
+        "failed": report.failed.len(),
+        "hashed_files": report.hashed_files,
+        "fast_path": report.replayed,
+        "reused": report.reused.len(),
+        "ms": report.ms,
+    })
+}
+
+/// Closes a `build` or `apply` that ends with an error (after its
+/// diagnostic): a failed `build-finished` with what its run did (nothing, if
+/// it failed before one), unless the closing message is out already.
+pub fn close_failed(out: &Output) {
+    let message = match std::mem::replace(&mut *closing(), Closing::Closed) {
+        Closing::Closed => return,
+        Closing::Ran(message) => message,
+        Closing::Open => finished_json(&BuildReport::default(), false),
+    };
+    if out.is_json() {
+        out.json(message);
+    }
+}
+
 impl Output {
     pub fn new(args: &CommonArgs, total_steps: usize) -> Output {
         let tty = std::io::stderr().is_terminal();
@@ -219,24 +267,21 @@ impl Output {
         let _ = out.flush();
     }
 
-    /// The closing line / message.
+    /// An engine run ended: its counts close the command if it fails before
+    /// [`Output::finished`] ([`close_failed`]).
+    pub fn ran(&self, report: &BuildReport) {
+        *closing() = Closing::Ran(finished_json(report, false));
+    }
+
+    /// The closing line / message, once everything the command writes is
+    /// written: `success` is then the exit code's.
     pub fn finished(&self, report: &BuildReport) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+        *closing() = Closing::Closed;
         match self.format {
-            MessageFormat::Json => self.json(serde_json::json!({
-                "reason": "build-finished",
-                "success": report.success(),
-                "built": report.built,
-                "fresh": report.fresh,
-                "remote": report.remote,
-                "failed": report.failed.len(),
-                "hashed_files": report.hashed_files,
-                "fast_path": report.replayed,
-                "reused": report.reused.len(),
-                "ms": report.ms,
-            })),
+            MessageFormat::Json => self.json(finished_json(report, report.success())),
             MessageFormat::Human => {
                 let mut text = if report.remote_configured {
                     format!(

@@ -93,18 +93,14 @@ impl Clock {
     }
 
     /// Stops the clock and, if it is on, writes the page into `target` and
-    /// reports it (see [`save`]).
-    pub fn save(
-        self,
-        success: bool,
-        target: &Path,
-        out: &Output,
-        format: MessageFormat,
-    ) -> anyhow::Result<()> {
+    /// reports it (see [`save`]). A page that cannot be written is a warning:
+    /// the build it times is done, and has said so (`build-finished`).
+    pub fn save(self, success: bool, target: &Path, out: &Output, format: MessageFormat) {
         if let Some(inner) = self.0 {
-            save(&inner.finish(success), target, out, format)?;
+            if let Err(e) = save(&inner.finish(success), target, out, format) {
+                out.warn(&scone::cause::with_causes(e.as_ref()));
+            }
         }
-        Ok(())
     }
 }
 
