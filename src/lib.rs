@@ -5,6 +5,7 @@
 //! internals, and steps never call the CLI. See `docs/architecture.md`.
 
 pub mod attest;
+pub mod bounded;
 pub mod cas;
 pub mod cause;
 pub mod dev;

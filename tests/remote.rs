@@ -15,7 +15,7 @@ use std::process::Stdio;
 use support::monorepo::{generate, MonorepoOptions};
 use support::registry::Registry;
 use support::webdav::Webdav;
-use support::{finished, messages, step_statuses, tree, Sandbox};
+use support::{finished, messages, step_statuses, tree, warnings, Sandbox};
 
 const SERVICES: usize = 50;
 
@@ -39,13 +39,6 @@ fn build_json(sb: &Sandbox, root: &Path, extra: &[&str]) -> Vec<serde_json::Valu
 
 fn count(msgs: &[serde_json::Value], key: &str) -> u64 {
     finished(msgs)[key].as_u64().unwrap_or(u64::MAX)
-}
-
-fn warnings(msgs: &[serde_json::Value]) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m["reason"] == "diagnostic" && m["level"] == "warning")
-        .map(|m| m["message"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 /// Every file under `dir`.

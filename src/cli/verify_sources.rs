@@ -14,7 +14,7 @@ use scone::verify::{layers, session, Check, NONE};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::args::VerifyArgs;
+use super::args::{BuildArgs, VerifyArgs};
 use super::build::{build_keeping_lock, load_workspace, selected};
 use super::deployed::{self, BuiltEnclave};
 
@@ -59,7 +59,13 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
             bytes.ok().map(|b| (name, b))
         })
         .collect();
-    let outcome = build_keeping_lock(&args.build)?;
+    // What the sources build, by this machine: a remote cache's entries are
+    // claims of whoever could write them, not what verify checks against.
+    let local = BuildArgs {
+        no_remote_cache: true,
+        ..args.build.clone()
+    };
+    let outcome = build_keeping_lock(&local)?;
     if outcome.code != 0 {
         return Ok(Err(outcome.code));
     }

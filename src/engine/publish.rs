@@ -37,6 +37,21 @@ pub const OUTPUT_FOLDERS: &[&str] = &[
     "provenance",
 ];
 
+/// The [`OUTPUT_FOLDERS`] a step of `kind` (a step id's part before `:`)
+/// publishes into: what a result from elsewhere (a remote cache's entry) may
+/// publish, checked before it is taken.
+pub fn folders_of(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "image" => &["images"],
+        "sign" => &["enclave"],
+        "policy" => &["policy"],
+        "chart" => &["helm", "manifests"],
+        "sbom" => &["sbom"],
+        "provenance" => &["provenance"],
+        _ => &[],
+    }
+}
+
 /// Removes from the [`OUTPUT_FOLDERS`] of `target` whatever none of
 /// `published` put there (the outputs of removed services and meshes, and
 /// leftovers of interrupted publishing): what a build from scratch would not

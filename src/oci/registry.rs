@@ -84,6 +84,10 @@ pub struct PulledManifest {
     pub media_type: String,
 }
 
+/// The largest manifest read: registries refuse to store more than 4 MiB
+/// (distribution's limit); a bigger answer is not a manifest.
+const MANIFEST_LIMIT: u64 = 16 << 20;
+
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// How many times a request is sent before a passing error (see
@@ -358,15 +362,8 @@ impl RegistryClient {
         }
         let response = Self::check(reference, response, "fetching manifest")?;
         let media_type = content_type(response.headers());
-        let bytes = response
-            .bytes()
-            .map_err(|e| {
-                Self::err(
-                    reference,
-                    format!("reading manifest: {}", crate::cause::of_request(e)),
-                )
-            })?
-            .to_vec();
+        let bytes = crate::bounded::body(response, MANIFEST_LIMIT)
+            .map_err(|e| Self::err(reference, format!("reading manifest: {e}")))?;
         let digest = sha256_digest(&bytes);
         if let Some(expected) = &reference.digest {
             if &digest != expected {

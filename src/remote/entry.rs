@@ -62,6 +62,8 @@ pub enum EntryError {
     MissingBlob(String),
     #[error("it publishes `{0}`, which is not a plain relative path")]
     UnsafePath(String),
+    #[error("it publishes `{path}`, outside what a `{kind}` step publishes")]
+    ForeignPath { path: String, kind: String },
 }
 
 impl Entry {
@@ -91,7 +93,8 @@ impl Entry {
 
     /// Checks an entry read from a remote (alone or in a build index) for
     /// `fingerprint`: its format, fingerprint, a remote name for every blob, and
-    /// only plain relative published paths.
+    /// only plain relative published paths, each in a folder its step's kind
+    /// publishes into (never `target/.scone`, nor another kind's outputs).
     pub fn check(&self, fingerprint: &str) -> Result<(), EntryError> {
         let entry = self;
         if entry.format != FORMAT {
@@ -117,8 +120,21 @@ impl Entry {
                     .collect(),
                 Published::File { path, .. } => vec![path.as_str()],
             };
-            if let Some(bad) = paths.into_iter().find(|p| !is_plain_relative(p)) {
+            if let Some(bad) = paths.iter().find(|p| !is_plain_relative(p)) {
                 return Err(EntryError::UnsafePath(bad.to_string()));
+            }
+            let kind = entry.record.step.split(':').next().unwrap_or_default();
+            let folders = crate::engine::publish::folders_of(kind);
+            // In one of them: a folder published whole may be one of them, a
+            // file is a name under one.
+            let mut parts = Path::new(paths[0]).components();
+            let top = parts.next();
+            let inside = matches!(published, Published::Dir { .. }) || parts.next().is_some();
+            if !inside || !top.is_some_and(|c| folders.iter().any(|f| c.as_os_str() == *f)) {
+                return Err(EntryError::ForeignPath {
+                    path: paths[0].to_string(),
+                    kind: kind.to_string(),
+                });
             }
         }
         Ok(())
@@ -140,7 +156,7 @@ mod tests {
 
     fn record(publish: Vec<Published>) -> ActionRecord {
         ActionRecord {
-            step: "copy:a".into(),
+            step: "image:a".into(),
             fingerprint: "f".repeat(64),
             record: serde_json::json!({"x": 1}),
             files: BTreeMap::from([("out".to_string(), "b".repeat(64))]),
@@ -201,5 +217,32 @@ mod tests {
         }];
         let bytes = Entry::new(record(ok), blobs()).to_bytes();
         assert!(Entry::parse(&bytes, &"f".repeat(64)).is_ok());
+    }
+
+    /// An entry publishes only where its step's kind does: never into the
+    /// build's own store, nor into another kind's outputs.
+    #[test]
+    fn refuses_entries_that_publish_outside_their_kind() {
+        for (step, path) in [
+            ("image:a", ".scone/evil"),
+            ("image:a", "policy/mesh.yaml"),
+            ("sbom:a", "helm/mesh/templates/zz.yaml"),
+            ("copy:a", "images/a"),
+            ("sbom:a", "sbom"),
+        ] {
+            let mut r = record(vec![Published::File {
+                path: path.to_string(),
+                digest: "b".repeat(64),
+            }]);
+            r.step = step.into();
+            let bytes = Entry::new(r, blobs()).to_bytes();
+            assert!(
+                matches!(
+                    Entry::parse(&bytes, &"f".repeat(64)),
+                    Err(EntryError::ForeignPath { .. })
+                ),
+                "{step} publishing {path}"
+            );
+        }
     }
 }

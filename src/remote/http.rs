@@ -98,15 +98,7 @@ fn percent_decode(s: &str) -> String {
 
 impl Backend for HttpBackend {
     fn get_entry(&self, fingerprint: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        let what = "reading an action entry";
-        let response = self.send(what, self.http.get(self.url("ac", fingerprint)))?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => response.bytes().map(|b| Some(b.to_vec())).map_err(|e| {
-                RemoteError::Transport(format!("{what}: {}", crate::cause::of_request(e)))
-            }),
-            _ => Err(Self::status(what, &response)),
-        }
+        self.get_small("reading an action entry", fingerprint, super::ENTRY_LIMIT)
     }
 
     fn get_blob(&self, sha256: &str, out: &mut dyn Write) -> Result<bool, RemoteError> {
@@ -150,9 +142,7 @@ impl Backend for HttpBackend {
     }
 
     fn get_index(&self, scope: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        let mut bytes = Vec::new();
-        let found = self.get("reading the build index", "ac", scope, &mut bytes)?;
-        Ok(found.then_some(bytes))
+        self.get_small("reading the build index", scope, super::INDEX_LIMIT)
     }
 
     fn put_index(
@@ -170,6 +160,18 @@ impl Backend for HttpBackend {
 }
 
 impl HttpBackend {
+    /// An `ac` value, refused past `limit` bytes.
+    fn get_small(&self, what: &str, key: &str, limit: u64) -> Result<Option<Vec<u8>>, RemoteError> {
+        let response = self.send(what, self.http.get(self.url("ac", key)))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => crate::bounded::body(response, limit)
+                .map(Some)
+                .map_err(|e| RemoteError::Transport(format!("{what}: {e}"))),
+            _ => Err(Self::status(what, &response)),
+        }
+    }
+
     fn get(
         &self,
         what: &str,

@@ -101,6 +101,14 @@ pub struct RemoteOptions {
     pub wait: Duration,
 }
 
+/// The most an action entry may weigh as the remote sends it (a 10,000-service
+/// chart's record is ~1 MB): a bigger answer is a failure of the remote.
+pub const ENTRY_LIMIT: u64 = 64 << 20;
+
+/// The most a build index may weigh as the remote sends it (gzip; a
+/// 10,000-service build's is ~60 MB unpacked).
+pub const INDEX_LIMIT: u64 = 512 << 20;
+
 /// The default bound on one remote request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -115,6 +123,12 @@ pub fn open(opts: &RemoteOptions) -> Result<Arc<Tier>, RemoteUrlError> {
         url: redact(url),
         reason: reason.to_string(),
     };
+    // A token in the query would be dropped from the requests (and shown).
+    if url.contains(['?', '#']) {
+        return Err(bad(
+            "a remote cache URL takes no query or fragment; give an HTTP cache's credentials as https://USER:TOKEN@HOST/PREFIX",
+        ));
+    }
     let backend: Box<dyn Backend> = if let Some(rest) = url.strip_prefix("oci://") {
         Box::new(oci::OciBackend::new(rest, opts).map_err(|e| bad(&e))?)
     } else if url.starts_with("http://") || url.starts_with("https://") {
@@ -127,18 +141,21 @@ pub fn open(opts: &RemoteOptions) -> Result<Arc<Tier>, RemoteUrlError> {
     Ok(Arc::new(Tier::new(backend, redact(url), opts)))
 }
 
-/// The URL without user-info, for messages.
+/// The URL as messages show it: nothing of what may hold a credential. All
+/// before the last `@` (user-info, wherever a mistyped or missing scheme left
+/// it, and a token with a `/` in it) and any query or fragment become `***`.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (url, rest) = match url.find(['?', '#']) {
+        Some(i) => (&url[..i], "?***"),
+        None => (url, ""),
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
+    let (scheme, after) = match url.split_once("://") {
+        Some((scheme, after)) => (format!("{scheme}://"), after),
+        None => (String::new(), url),
     };
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-        None => url.to_string(),
+    match after.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}***@{host}{rest}"),
+        None => format!("{scheme}{after}{rest}"),
     }
 }
 
@@ -153,6 +170,42 @@ mod tests {
             "https://***@cache.example/p"
         );
         assert_eq!(redact("oci://127.0.0.1:5000/c"), "oci://127.0.0.1:5000/c");
+        assert_eq!(redact("cache.example:80/p"), "cache.example:80/p");
+    }
+
+    /// What users paste and mistype: a base64 token (it may hold a `/`), a
+    /// scheme without its `:` or none, a token in the query.
+    #[test]
+    fn redact_hides_credentials_in_malformed_urls() {
+        for (url, shown) in [
+            (
+                "http://bob:T0ken/Secret99@127.0.0.1:1/c",
+                "http://***@127.0.0.1:1/c",
+            ),
+            (
+                "https//bob:T0kenSecret99@cache.example/x",
+                "***@cache.example/x",
+            ),
+            (
+                "bob:T0kenSecret99@127.0.0.1:18551/cache",
+                "***@127.0.0.1:18551/cache",
+            ),
+            (
+                "http://cache.example/x?token=T0kenSecret99",
+                "http://cache.example/x?***",
+            ),
+            (
+                "http://cache.example/x#T0kenSecret99",
+                "http://cache.example/x?***",
+            ),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+            let told = match open(&opts(url)) {
+                Ok(_) => panic!("{url} opened"),
+                Err(e) => e.to_string(),
+            };
+            assert!(!told.contains("T0ken"), "{told}");
+        }
     }
 
     #[test]

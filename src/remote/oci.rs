@@ -100,7 +100,7 @@ impl Backend for OciBackend {
     fn get_entry(&self, fingerprint: &str) -> Result<Option<Vec<u8>>, RemoteError> {
         let reference = self.reference(&format!("fp-{fingerprint}"))?;
         // The entry's own digest is checked here; its blobs by the tier.
-        self.get_config(&reference, ARTIFACT_TYPE)
+        self.get_config(&reference, ARTIFACT_TYPE, super::ENTRY_LIMIT)
     }
 
     fn get_blob(&self, sha256: &str, out: &mut dyn Write) -> Result<bool, RemoteError> {
@@ -146,7 +146,7 @@ impl Backend for OciBackend {
 
     fn get_index(&self, scope: &str) -> Result<Option<Vec<u8>>, RemoteError> {
         let reference = self.reference(&format!("ix-{scope}"))?;
-        self.get_config(&reference, INDEX_TYPE)
+        self.get_config(&reference, INDEX_TYPE, super::INDEX_LIMIT)
     }
 
     fn put_index(&self, scope: &str, bytes: &[u8], stored: &[PackInfo]) -> Result<(), RemoteError> {
@@ -196,10 +196,13 @@ impl OciBackend {
 
     /// The config of the manifest tagged `reference` if it is of `media_type`
     /// (embedded in the manifest when small), checked against its digest.
+    /// The config blob of the manifest `reference` names if it has
+    /// `media_type`, refused past `limit` bytes.
     fn get_config(
         &self,
         reference: &Reference,
         media_type: &str,
+        limit: u64,
     ) -> Result<Option<Vec<u8>>, RemoteError> {
         let manifest = match self.client.pull_manifest(reference) {
             Ok(m) => m,
@@ -217,6 +220,12 @@ impl OciBackend {
         let Some(digest) = config["digest"].as_str() else {
             return Ok(None);
         };
+        if config["size"].as_u64().is_some_and(|n| n > limit) {
+            return Err(RemoteError::Transport(format!(
+                "{reference}: {}",
+                crate::bounded::BoundedError::TooLarge { limit }
+            )));
+        }
         // Small configs ride along in the descriptor's `data` (OCI 1.1): one
         // request instead of two. Checked against the digest like a download.
         let embedded = config["data"]
@@ -226,7 +235,11 @@ impl OciBackend {
             Some(bytes) => bytes,
             None => {
                 let mut bytes = Vec::new();
-                match self.client.fetch_blob(reference, digest, &mut bytes) {
+                let mut capped = crate::bounded::Capped {
+                    out: &mut bytes,
+                    limit,
+                };
+                match self.client.fetch_blob(reference, digest, &mut capped) {
                     Ok(Some(_)) => {}
                     Ok(None) => return Ok(None),
                     Err(e) => return Err(transport(e)),

@@ -42,6 +42,10 @@ use crate::engine::{ActionRecord, Lookup, RemoteTier, StepId, Store};
 /// 50 ms and 64 requests at a time is ~1,300 requests a second).
 pub const DOWNLOADERS: usize = 64;
 
+/// How long the end of a build waits at least for results that came too late
+/// for their steps (and at most a request's timeout).
+const LATE_GRACE: Duration = Duration::from_secs(2);
+
 /// Threads for uploads (their own: the end of a build does not wait for them).
 const UPLOADERS: usize = 16;
 
@@ -67,6 +71,9 @@ pub(crate) struct Shared {
     backend: Box<dyn Backend>,
     url: String,
     off: AtomicBool,
+    /// A step's own lookup got no answer within its wait: the remote is slow,
+    /// and later steps take only what has come, without waiting.
+    stalled: AtomicBool,
     /// Warning texts already given (one per problem).
     warned: Mutex<BTreeSet<String>>,
     /// Warnings raised off the build's threads, given at the end.
@@ -163,6 +170,7 @@ impl Tier {
                 backend,
                 url,
                 off: AtomicBool::new(false),
+                stalled: AtomicBool::new(false),
                 warned: Mutex::default(),
                 pending: Mutex::default(),
                 hits: AtomicU64::new(0),
@@ -357,6 +365,18 @@ impl Tier {
             .run(move || shared.backend.get_entry(&fp).map_err(|e| e.to_string()));
         let Some(answer) = pending.wait_until(deadline) else {
             // Slow: the step builds locally; the result is kept if it comes.
+            // An entry is a small answer: the next steps do not wait again.
+            // (With `wait-ms = 0` no step waits anyway.)
+            if !self.wait.is_zero() && !self.shared.stalled.swap(true, Ordering::SeqCst) {
+                if let Some(w) = self.shared.once(format!(
+                    "remote cache {}: no answer within {} ms; the next steps build without \
+                     waiting for it (what it sends before the build ends is kept)",
+                    self.shared.url,
+                    self.wait.as_millis()
+                )) {
+                    warn(w);
+                }
+            }
             self.later(step, fingerprint, LateEntry::Asked(pending));
             return None;
         };
@@ -401,6 +421,17 @@ impl Tier {
                     Ok(entry) => entry,
                     Err(_) => return false,
                 },
+                // A request that failed late fails like any other: one warning.
+                Some(Err(err)) => {
+                    if let Some(w) = self.shared.trip(&err) {
+                        self.shared
+                            .pending
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(w);
+                    }
+                    return false;
+                }
                 _ => return false,
             },
         };
@@ -453,7 +484,12 @@ impl RemoteTier for Tier {
         if self.shared.off.load(Ordering::SeqCst) {
             return self.miss();
         }
-        let deadline = Instant::now() + self.wait;
+        // A stalled remote is not waited for: what has come is taken.
+        let deadline = if self.shared.stalled.load(Ordering::SeqCst) {
+            Instant::now()
+        } else {
+            Instant::now() + self.wait
+        };
         let entry = match self.indexed(fingerprint, deadline) {
             Some(entry) => match entry.check(fingerprint) {
                 Ok(()) => Some(entry),
@@ -529,7 +565,9 @@ impl RemoteTier for Tier {
     fn finish(&self, store: &Store) -> Vec<String> {
         // Results that came too late for their step: kept for the next build.
         let late = std::mem::take(&mut *self.late.lock().unwrap_or_else(PoisonError::into_inner));
-        let deadline = Instant::now() + self.timeout;
+        // The build's steps are done: late results are worth a short wait
+        // (a step's, at least LATE_GRACE), not a request's whole timeout.
+        let deadline = Instant::now() + self.wait.max(LATE_GRACE).min(self.timeout);
         for late in late {
             if self.store_late(late, store, deadline) {
                 self.shared.late.fetch_add(1, Ordering::Relaxed);

@@ -256,6 +256,14 @@ pub fn assert_ends_quietly_without_reader(mut cmd: std::process::Command) -> Str
     stderr
 }
 
+/// The texts of the warnings among `msgs`.
+pub fn warnings(msgs: &[serde_json::Value]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m["reason"] == "diagnostic" && m["level"] == "warning")
+        .map(|m| m["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// The `build-finished` message.
 pub fn finished(msgs: &[serde_json::Value]) -> serde_json::Value {
     msgs.iter()
