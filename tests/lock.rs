@@ -167,3 +167,70 @@ fn a_lock_that_does_not_read_is_refused_at_its_line_and_remade_when_deleted() {
         lock
     );
 }
+
+#[test]
+fn another_version_or_unknown_content_is_refused_and_locked_compares_the_text() {
+    let sb = Sandbox::new();
+    let dir = example(&sb);
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
+    let path = dir.join("scone.lock");
+    let lock = std::fs::read_to_string(&path).unwrap();
+    let build = |extra: &[&str]| {
+        let out = sb
+            .scone(&dir)
+            .args(["build", "-f", "mesh.yml", "-q"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    // A newer scone's lock is neither read as this one's nor rewritten.
+    let newer = lock.replace("version = 1", "version = 99");
+    std::fs::write(&path, &newer).unwrap();
+    for extra in [&[][..], &["--locked"][..]] {
+        let (code, stderr) = build(extra);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("scone.lock:2:11: scone.lock has `version = 99`"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("written by a newer scone?"), "{stderr}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), newer);
+    }
+    // A table or key scone does not write: refused at its line.
+    let evil = format!("{lock}\n[evil]\nx = 1\n");
+    std::fs::write(&path, &evil).unwrap();
+    let (code, stderr) = build(&["--locked"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = lock.lines().count() + 2;
+    assert!(stderr.contains(&format!("scone.lock:{line}:")), "{stderr}");
+    assert!(
+        stderr.contains("evil") && stderr.contains("[lockfile]"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), evil);
+    // The same pins in another text: --locked fails with the diff, the file
+    // stays; so does a lock that is not there.
+    let edited = lock.replace("version = 1", "version=1");
+    std::fs::write(&path, &edited).unwrap();
+    let (code, stderr) = build(&["--locked"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--locked was given:\n- version=1\n+ version = 1\n"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+    std::fs::remove_file(&path).unwrap();
+    let (code, stderr) = build(&["--locked"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("+ version = 1"), "{stderr}");
+    assert!(!path.exists());
+    // Without --locked the build writes it as it was.
+    let (code, stderr) = build(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), lock);
+}

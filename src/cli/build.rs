@@ -269,7 +269,11 @@ fn execute_with(
     // Plan.
     clock.phase("plan");
     let Setup {
-        root, lock, remote, ..
+        root,
+        lock,
+        lock_text,
+        remote,
+        ..
     } = &setup;
     let lock_path = root.join("scone.lock");
     let locked = common.locked || common.frozen;
@@ -353,8 +357,12 @@ fn execute_with(
             });
         }
         let updated = scone::lockfile::updated(lock, &report.results, whole.then_some(&planned));
-        if locked && updated != *lock {
-            let diff = lock.diff(&updated).join("\n");
+        // Byte for byte: a lock that reads the same but is not what this
+        // build writes (hand-edited, another format) is a change too.
+        let text = locked.then(|| updated.to_text());
+        if let Some(text) = text.filter(|t| lock_text.as_deref() != Some(t.as_str())) {
+            let diff =
+                scone::lockfile::diff(lock_text.as_deref().unwrap_or_default(), &text).join("\n");
             let next = next_state(&mut report, planned, whole, None);
             drop(session.finish(next)?);
             bail!(

@@ -24,6 +24,9 @@ pub struct Setup {
     /// Enclave DEBUG attribute.
     pub debug: bool,
     pub lock: Lockfile,
+    /// The text of `scone.lock` as read (`None`: there is none), what
+    /// `--locked` compares the text a build would write with.
+    pub lock_text: Option<String>,
     pub remote: Option<Arc<scone::remote::Tier>>,
     offline: bool,
     epoch: u64,
@@ -40,12 +43,13 @@ impl Setup {
         out: &Output,
     ) -> anyhow::Result<Setup> {
         let common = &args.common;
-        let lock = Lockfile::load(&root.join("scone.lock"))?;
+        let (lock, lock_text) = Lockfile::load_with_text(&root.join("scone.lock"))?;
         let offline = common.offline || common.frozen;
         Ok(Setup {
             root: root.to_path_buf(),
             debug: debug_mode(config, args),
             lock,
+            lock_text,
             remote: remote_tier(config, args, offline)?,
             offline,
             epoch: source_date_epoch()?,
