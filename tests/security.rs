@@ -648,6 +648,26 @@ fn a_mesh_value_cannot_hand_a_service_another_services_secret() {
         "undeclared-secret",
         "per-service",
     );
+    // Nor the service's own local secret: the Meshfile may route only what the
+    // service declares global or imports (here into LOG_LEVEL, which a
+    // program may well print).
+    std::fs::write(&mesh, &original).unwrap();
+    edit(
+        &mesh,
+        "env:\n  - name: LOG_LEVEL\n    value: info\n",
+        "env:\n  - name: LOG_LEVEL\n    value: info\n  - service: svc_0000\n    env:\n      - name: LOG_LEVEL\n        value: \"level $$SCONE::secret_0000$$\"\n",
+    );
+    let at = format!("mesh.yml:{}:", line_of(&mesh, "$$SCONE::"));
+    for command in ["check", "build"] {
+        let ran = run(&sb, &root, &[command]);
+        assert_refused(&ran, &at, "local-override", "its own local secret");
+        assert!(
+            ran.stderr
+                .contains("declare `secret_0000` under `secrets.global` in service.yml"),
+            "{}",
+            ran.stderr
+        );
+    }
     // A service that imports the secret may be given it: svc_0000 exports it.
     std::fs::write(&mesh, &original).unwrap();
     edit(

@@ -87,7 +87,8 @@ kinds! {
     TargetDir => "target-dir",
     /// A global env var that neither the Meshfile nor a default defines.
     UndefinedGlobal => "undefined-global",
-    /// The Meshfile sets a variable the service fixes as local.
+    /// The Meshfile sets a variable the service fixes as local, or routes a
+    /// secret the service keeps local.
     LocalOverride => "local-override",
     /// A Meshfile env entry for a variable no service declares global.
     UnknownEnv => "unknown-env",

@@ -231,8 +231,10 @@ pub fn resolve_environment(
 }
 
 /// A Meshfile value given to a service may reference only secrets that service
-/// declares or imports: the service author decides what their program may see,
-/// the Meshfile author only wires it (docs/security.md).
+/// declares global or imports: the service author decides what their program
+/// may see and where, the Meshfile author only wires it (docs/security.md). A
+/// local secret is the service's own: the Meshfile may not route it (into a
+/// global the program prints, say).
 fn check_mesh_secret_refs(
     mesh: &Mesh,
     member: &Member<'_>,
@@ -241,28 +243,53 @@ fn check_mesh_secret_refs(
     out: &mut Vec<Diagnostic>,
 ) {
     let secrets = &member.manifest.secrets;
-    let own: Vec<&str> = secrets
+    let manifest_file = || {
+        member
+            .manifest
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let given: Vec<&str> = secrets
         .global
         .iter()
-        .chain(&secrets.local)
         .map(|s| s.name.value.as_str())
         .chain(secrets.import.iter().map(|s| s.value.as_str()))
         .collect();
     for (secret, _) in super::validate::secret_refs(&value.value) {
-        if own.contains(&secret) {
+        if given.contains(&secret) {
             continue;
         }
-        let hint = match suggest::did_you_mean(secret, own.iter().copied()) {
+        // `$$SCONE::cert.crt$$`: a part of certificate `cert`.
+        let base = secret.rsplit_once('.').map_or(secret, |(b, _)| b);
+        let local = |name: &str| secrets.local.iter().any(|s| s.name.value == name);
+        if let Some(name) = [secret, base].into_iter().find(|n| local(n)) {
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::LocalOverride,
+                    &mesh.path,
+                    value.pos,
+                    format!(
+                        "`$$SCONE::{secret}` in the value of `{var}` is a local secret of service `{}`: \
+                         a Meshfile value may reference only the secrets a service declares global or imports",
+                        member.name
+                    ),
+                )
+                .with_hint(format!(
+                    "if the Meshfile should route it, declare `{name}` under `secrets.global` in {}; \
+                     else leave it to the service's own `environment.local`",
+                    manifest_file()
+                )),
+            );
+            continue;
+        }
+        let hint = match suggest::did_you_mean(secret, given.iter().copied()) {
             Some(best) => format!("did you mean `{best}`?"),
             None => format!(
                 "a Meshfile value may only reference the secrets of the service it is given to: \
-                 declare or import `{secret}` in {}",
-                member
-                    .manifest
-                    .path
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default()
+                 declare (under `secrets.global`) or import `{secret}` in {}",
+                manifest_file()
             ),
         };
         out.push(
