@@ -366,3 +366,37 @@ fn testing_tolerances_warn_once_per_build_and_production_refuses_them() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_namespace_cas_would_refuse_is_refused_by_check_at_its_place() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let mesh = dir.join("mesh.yml");
+    let original = std::fs::read_to_string(&mesh).unwrap();
+    let with = |namespace: &str| {
+        let text = original.replacen(
+            "namespace: myPythonApp",
+            &format!("namespace: {namespace}"),
+            1,
+        );
+        std::fs::write(&mesh, text).unwrap();
+    };
+    // 129 characters: the CAS session-name rule, at check and before a build runs a step.
+    with(&"a".repeat(129));
+    for command in ["check", "build"] {
+        let (code, _, stderr) = run(&sb, &dir, &[command]);
+        assert_eq!(code, Some(2), "{command}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("error: mesh.yml:10:14: policy.namespace `aaa"))
+            .unwrap_or_else(|| panic!("{command}: no error at mesh.yml:10:14:\n{stderr}"));
+        assert!(line.contains("(129 characters)"), "{line}");
+        assert!(line.contains("must be 1-128 letters"), "{line}");
+        assert!(line.ends_with("[invalid-value]"), "{line}");
+    }
+    assert!(!dir.join("target/images").exists(), "a step ran");
+    // 128 characters is a name CAS takes.
+    with(&"a".repeat(128));
+    let (code, _, stderr) = run(&sb, &dir, &["check"]);
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -160,21 +160,28 @@ fn is_session_hash(text: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Checks a session name: non-empty, letters, digits, `_`, `-`, `.`, not starting
-/// with `.` (CAS names; they also name files of the local CAS).
-pub fn check_session_name(name: &str) -> Result<(), CasError> {
-    let ok = !name.is_empty()
+/// What a session name must be, as [`is_session_name`] checks it.
+pub const SESSION_NAME_RULE: &str = "1-128 letters, digits, `_`, `-` or `.`, not starting with `.`";
+
+/// A session name CAS takes: non-empty, at most 128 letters, digits, `_`, `-`,
+/// `.`, not starting with `.` (CAS names; they also name files of the local
+/// CAS). `scone check` holds a mesh's `policy.namespace` to it too.
+pub fn is_session_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Checks a session name ([`is_session_name`]).
+pub fn check_session_name(name: &str) -> Result<(), CasError> {
+    if is_session_name(name) {
         Ok(())
     } else {
         Err(CasError::InvalidSession(format!(
-            "session name `{name}` must be 1-128 letters, digits, `_`, `-` or `.`, \
-             not starting with `.`"
+            "session name `{name}` must be {SESSION_NAME_RULE}"
         )))
     }
 }

@@ -141,6 +141,28 @@ pub fn check_name(what: &str, name: &Located<String>, file: &Path, out: &mut Vec
     }
 }
 
+/// The namespace names the CAS session: it must be a name CAS takes (the
+/// same predicate as the CAS's, so that `check` refuses what the policy step
+/// would). Only what [`check_name`] lets through is looked at: the length.
+fn check_session_name(namespace: &Located<String>, file: &Path, out: &mut Vec<Diagnostic>) {
+    use crate::cas::session::{is_session_name, SESSION_NAME_RULE};
+    let name = namespace.value.as_str();
+    if !is_sane_name(name) || is_session_name(name) {
+        return;
+    }
+    let shown: String = name.chars().take(40).collect();
+    let cut = if shown.len() < name.len() { "…" } else { "" };
+    out.push(invalid(
+        file,
+        namespace.pos,
+        format!(
+            "policy.namespace `{shown}{cut}` ({} characters) names the CAS session, which must be {SESSION_NAME_RULE}",
+            name.chars().count()
+        ),
+        "shorten it to at most 128 characters",
+    ));
+}
+
 /// A name [`is_sane_name`] takes, made of `name`: each other character as
 /// `_`, a leading `_`, `.` or `-` dropped (`my app!` → `my_app_`); `name` if
 /// nothing is left.
@@ -475,6 +497,7 @@ pub fn check_mesh(mesh: &Mesh, out: &mut Vec<Diagnostic>) {
         out.push(kind_error(&mesh.kind, file));
     }
     check_name("policy.namespace", &mesh.policy.namespace, file, out);
+    check_session_name(&mesh.policy.namespace, file, out);
     validate_values::check_mesh(mesh, out);
     if mesh.cas.is_empty() {
         out.push(
