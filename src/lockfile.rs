@@ -226,10 +226,15 @@ impl Lockfile {
     }
 }
 
+/// How many differing lines the `--locked` error shows: a hand-made lock of
+/// millions of lines must not flood a CI log.
+pub const DIFF_LINES: usize = 40;
+
 /// The lines of `old` that `new` lacks (`- line`) and those of `new` that
 /// `old` lacks (`+ line`), each counted as often as it occurs, in the order
 /// they appear: the `--locked` error's diff of the file on disk (`old`; empty
-/// for none) and the text the build would write. Linear in the two texts.
+/// for none) and the text the build would write. Linear in the two texts;
+/// past [`DIFF_LINES`] lines, the rest is one `… and N more lines`.
 pub fn diff(old: &str, new: &str) -> Vec<String> {
     fn counts(text: &str) -> HashMap<&str, usize> {
         let mut counts = HashMap::new();
@@ -238,17 +243,24 @@ pub fn diff(old: &str, new: &str) -> Vec<String> {
         }
         counts
     }
-    fn missing(text: &str, mut other: HashMap<&str, usize>, sign: char, out: &mut Vec<String>) {
+    let mut out = Vec::new();
+    let mut more = 0usize;
+    let mut missing = |text: &str, mut other: HashMap<&str, usize>, sign: char| {
         for line in text.lines() {
             match other.get_mut(line) {
                 Some(n) if *n > 0 => *n -= 1,
-                _ => out.push(format!("{sign} {line}")),
+                _ if out.len() < DIFF_LINES => out.push(format!("{sign} {line}")),
+                _ => more += 1,
             }
         }
+    };
+    missing(old, counts(new), '-');
+    missing(new, counts(old), '+');
+    match more {
+        0 => {}
+        1 => out.push("… and 1 more line".to_string()),
+        n => out.push(format!("… and {n} more lines")),
     }
-    let mut out = Vec::new();
-    missing(old, counts(new), '-', &mut out);
-    missing(new, counts(old), '+', &mut out);
     if out.is_empty() && old != new {
         out.push("(the same lines, in another order or with other line endings)".to_string());
     }
@@ -404,6 +416,15 @@ mod strict_tests {
         assert_eq!(diff(old, "a\nb\nc\nd\n"), ["- b", "+ d"]);
         assert_eq!(diff("", "x\n"), ["+ x"]);
         assert_eq!(diff(old, old), Vec::<String>::new());
+        // A huge diff is cut.
+        let many: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let cut = diff(&many, "x\n");
+        assert_eq!(cut.len(), DIFF_LINES + 1);
+        assert_eq!(cut[0], "- line 0");
+        assert_eq!(
+            cut[DIFF_LINES],
+            format!("… and {} more lines", 1001 - DIFF_LINES)
+        );
         let moved = diff("a\nb\n", "b\na\n");
         assert_eq!(moved.len(), 1);
         assert!(moved[0].contains("another order"), "{moved:?}");

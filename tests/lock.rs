@@ -234,3 +234,36 @@ fn another_version_or_unknown_content_is_refused_and_locked_compares_the_text() 
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), lock);
 }
+
+#[test]
+fn a_huge_locked_diff_is_cut_with_the_count_of_the_rest() {
+    let sb = Sandbox::new();
+    let dir = example(&sb);
+    sb.scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q"])
+        .assert()
+        .success();
+    let path = dir.join("scone.lock");
+    let mut lock = std::fs::read_to_string(&path).unwrap();
+    // 5,000 images nobody builds: 30,000 lines the build would drop.
+    for i in 0..5000 {
+        lock.push_str(&format!(
+            "[image.s{i:07}]\nreference = \"r{i}\"\ndigest = \"d{i}\"\nmrenclave = \"m{i}\"\nmrsigner = \"s\"\nfspf_tag = \"f{i}\"\n"
+        ));
+    }
+    std::fs::write(&path, &lock).unwrap();
+    let out = sb
+        .scone(&dir)
+        .args(["build", "-f", "mesh.yml", "-q", "--locked"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("- [image.s0000000]"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("… and {} more lines\n", 30_000 - 40)),
+        "{stderr}"
+    );
+    assert!(stderr.lines().count() < 60, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), lock);
+}
