@@ -337,13 +337,24 @@ fn the_needles_find_values_in_every_form_and_in_compressed_files() {
 /// show the source line there (human form), and hold none of `secrets` in
 /// stdout or stderr.
 fn check_names_the_line_but_no_value(local: &str, line: u32, secrets: &[&str]) {
+    let marker = "secrets:\n  global: \n";
+    check_edit_names_the_line_but_no_value(
+        marker,
+        &format!("secrets:\n  local:\n{local}  global: \n"),
+        line,
+        secrets,
+    );
+}
+
+/// [`check_names_the_line_but_no_value`] with hello-world's service manifest
+/// edited: `marker` (once in it) replaced by `with`.
+fn check_edit_names_the_line_but_no_value(marker: &str, with: &str, line: u32, secrets: &[&str]) {
     let sb = Sandbox::new();
     let dir = sb.hello_world("app");
     let path = dir.join("service.yml");
     let text = std::fs::read_to_string(&path).expect("service.yml");
-    let marker = "secrets:\n  global: \n";
     assert_eq!(text.matches(marker).count(), 1, "{text}");
-    let text = text.replace(marker, &format!("secrets:\n  local:\n{local}  global: \n"));
+    let text = text.replace(marker, with);
     std::fs::write(&path, &text).expect("service.yml");
     for secret in secrets {
         assert!(text.contains(secret), "{secret} is in the manifest");
@@ -448,4 +459,34 @@ fn a_message_quoting_a_secret_value_masks_it() {
         23,
         &["template-Secret-4717"],
     );
+}
+
+#[test]
+fn a_secret_value_written_without_its_indentation_is_masked() {
+    // `value: |` (or `value:`) and the text on the next line at column 0:
+    // YAML reads it as a top-level key, and the error (an unknown field)
+    // named it and showed its line. The last secret of the section, so
+    // that `build:` comes after it.
+    let size = "    size: 10\n";
+    let cases = [
+        ("    value: |\nblockAtColumn0-Secret-4718: x\n", 28),
+        ("    value:\nemptyValue-Secret-4719: x\n", 28),
+        (
+            "    value: >-\n\n# a comment\nafterComment-Secret-4720: x\n",
+            30,
+        ),
+    ];
+    for (value, line) in cases {
+        let secret = value
+            .lines()
+            .last()
+            .and_then(|l| l.split(':').next())
+            .expect("a secret");
+        check_edit_names_the_line_but_no_value(
+            size,
+            &format!("{size}  local:\n  - name: tok\n    kind: ascii\n{value}"),
+            line,
+            &[secret],
+        );
+    }
 }

@@ -15,7 +15,11 @@
 //!   a quoted or flow value to its end (over lines), and every line below
 //!   that is more indented than the key, an item at its indentation, or no
 //!   `key:` line at all (block scalars, multi-line plain scalars, a value
-//!   that broke the YAML);
+//!   that broke the YAML); below a value that has no text on its key's line
+//!   (`value: |`, `value:`), also the lines up to one that starts an entry a
+//!   manifest has there (a field; at column 0 a top-level field): the value
+//!   written without its indentation reads to YAML as a key (`p4ss: x` at
+//!   column 0), which an error then names and shows;
 //! - in a section, a key that is no field and no near misspelling of one is
 //!   masked with its value (a value that lost its indentation reads as a
 //!   key), and so is a scalar item of a list that is no list of names

@@ -192,6 +192,69 @@ secrets:
 }
 
 #[test]
+fn a_value_written_without_its_indentation_is_masked_below_its_key() {
+    // `value: |` (or `value:`) with nothing below it more indented: the next
+    // line is what the author meant as the value, whatever YAML makes of it
+    // (`s3cret-1: x` at column 0 is a top-level key to the parser, which then
+    // names it in an error), up to a line that starts an entry a manifest
+    // has there. A value that has its text keeps the rule as it was: a key
+    // at column 0 starts another entry.
+    let text = "\
+secrets:
+  local:
+  - name: a
+    value: |
+s3cret-1: x
+s3cret-2
+  - name: b
+    value: >- # folded
+
+# a comment
+s3cret-3: x
+    kind: ascii
+  - name: c
+    value: !!str
+  s3cret-4: x
+  - s3cret-5: x
+  - name: d
+    value:
+name: s3cret-6
+build:
+  name: shown
+";
+    let expected = "\
+secrets:
+  local:
+  - name: a
+    value: ***
+***
+***
+  - name: b
+    value: ***
+
+# a comment
+***
+    kind: ascii
+  - name: c
+    value: !!str
+  ***
+  - ***
+  - name: d
+    value:
+***
+build:
+  name: shown
+";
+    assert_masked(text, expected, &["s3cret"]);
+    let text = "secrets:\n  local:\n  - name: a\n    value: |\n      text\nother: shown\n";
+    assert_masked(
+        text,
+        "secrets:\n  local:\n  - name: a\n    value: ***\n      ***\nother: shown\n",
+        &["text"],
+    );
+}
+
+#[test]
 fn a_secrets_section_in_flow_style_and_under_other_names_is_found() {
     let text = "\
 secrets: {local: [{name: a, value: s3cret-1}], import: [x, y]}

@@ -80,6 +80,97 @@ fn key_of(s: &str) -> Option<(String, usize, usize)> {
     Some((key.to_lowercase(), len, value + blanks(&s[value..])))
 }
 
+/// The top-level fields of a service manifest and a Meshfile (lowercase).
+const TOP_FIELDS: &[&str] = &[
+    "apiversion",
+    "kind",
+    "environment",
+    "secrets",
+    "build",
+    "ports",
+    "injection_files",
+    "requirements",
+    "cas",
+    "policy",
+    "env",
+    "services",
+    "version",
+    "helm_extra_values",
+    "helm",
+    "extra_policies",
+];
+
+/// The fields below the top level that are no secret's (lowercase), besides
+/// [`SHOWN`] and `value`.
+const INNER_FIELDS: &[&str] = &[
+    "key",
+    "service",
+    "image",
+    "manifest",
+    "from",
+    "to",
+    "pwd",
+    "command",
+    "copy",
+    "binary",
+    "signature",
+    "sign",
+    "run",
+    "stable",
+    "host_paths",
+    "host_path",
+    "path",
+    "content",
+    "port",
+    "protocol",
+    "namespace",
+    "tolerate",
+    "cas_url",
+    "alias",
+    "mode",
+];
+
+/// Whether a line not more indented than a masked value (`content`, after
+/// its indentation; `rest`, after its item markers too) starts another
+/// entry, so that the value ends above it: a `key:` line whose key a
+/// manifest has there (at column 0 a top-level field, below it a field or a
+/// misspelling of a secret's field), or an item that is a flow collection or
+/// empty. Anything else still belongs to the value, or may: it is masked.
+fn ends_value(indent: usize, content: &str, rest: &str) -> bool {
+    if let Some((key, _, _)) = key_of(rest) {
+        let near = |fields: &[&str]| {
+            fields.iter().any(|f| {
+                let d = levenshtein(&key, f);
+                d == 0 || (d == 1 && key.len() >= 4)
+            })
+        };
+        return if indent == 0 && content.len() == rest.len() {
+            near(TOP_FIELDS)
+        } else {
+            key_shown(&key) || near(TOP_FIELDS) || near(INNER_FIELDS)
+        };
+    }
+    is_item(content) && (rest.is_empty() || rest.starts_with(['{', '[', '#']))
+}
+
+/// Whether the text after a key's `:` (to its line's end) holds no value yet:
+/// nothing, a comment, or a block scalar's header (`|`, `>-`, `|2+`), after
+/// any tags and anchors.
+fn opens_below(after: &str) -> bool {
+    let mut rest = after.trim_start_matches([' ', '\t']);
+    while rest.starts_with(['!', '&']) {
+        let word = rest.find([' ', '\t']).unwrap_or(rest.len());
+        rest = rest[word..].trim_start_matches([' ', '\t']);
+    }
+    let rest = rest
+        .strip_prefix(['|', '>'])
+        .map_or(rest, |header| {
+            header.trim_start_matches(|c: char| c == '-' || c == '+' || c.is_ascii_digit())
+        })
+        .trim_start_matches([' ', '\t', '\r']);
+    rest.is_empty() || rest.starts_with('#')
+}
+
 /// Whether `key` names a secrets section.
 fn is_section(key: &str) -> bool {
     key.to_lowercase().contains("secret")
@@ -185,7 +276,8 @@ impl Scanner<'_> {
         let mut stack: Vec<(usize, String)> = Vec::new();
         // The column of a key whose value is masked, while lines below it
         // may still be part of that value.
-        let mut value_of: Option<usize> = None;
+        // and whether that value has no text yet (it opens below its key).
+        let mut value_of: Option<(usize, bool)> = None;
         let mut start = 0;
         while start < text.len() {
             let end = self.line_end(start);
@@ -200,14 +292,19 @@ impl Scanner<'_> {
                 continue;
             }
             let (items, rest) = after_items(content);
-            if let Some(k) = value_of {
+            if let Some((k, pending)) = value_of {
                 // More indented, an item at its indentation, or no key and
-                // no item that starts another entry.
+                // no item that starts another entry; below a value that has
+                // nothing yet (`value: |`), also a line that starts no entry
+                // a manifest has there: the value written without its
+                // indentation (`p4ss: w0rd` at column 0 is a key to YAML).
                 if indent > k
                     || (indent == k && is_item(content))
                     || (!content.starts_with('#') && !is_item(content) && key_of(rest).is_none())
+                    || (pending && !content.starts_with('#') && !ends_value(indent, content, rest))
                 {
                     self.mark(start + indent..start + line.len());
+                    value_of = Some((k, false));
                     start = next;
                     continue;
                 }
@@ -257,7 +354,8 @@ impl Scanner<'_> {
             };
             let after = self.value(value_at, ctx);
             if ctx.masked {
-                value_of = Some(column);
+                let opens_below = after <= end && opens_below(&text[value_at.min(end)..end]);
+                value_of = Some((column, opens_below));
             }
             start = self.line_end(after.max(end)) + 1;
         }
