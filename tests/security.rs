@@ -615,6 +615,98 @@ fn manifest_paths_outside_the_repository_need_the_allow_list() {
     );
 }
 
+#[test]
+fn a_dir_base_that_is_the_host_root_is_refused() {
+    // `scone.toml` may name any folder as a base, but never `/` itself (all of
+    // this machine's files, `/etc/shadow` and `/proc` among them), however it
+    // is spelt; nor may a manifest, even with `/` allow-listed. It was taken
+    // (the target dir's overlap refused it, naming the target dir).
+    let (sb, root) = checkout();
+    let config = root.join("scone.toml");
+    std::os::unix::fs::symlink("/", root.join("root-link")).expect("a link");
+    for (base, case) in [
+        ("dir:/", "`/`"),
+        ("dir:/etc/..", "`/etc/..`"),
+        ("dir:root-link", "a link in the repository to `/`"),
+    ] {
+        write(&config, &format!("[base]\npython = \"{base}\"\n"));
+        for cmd in ["check", "build"] {
+            let ran = run(&sb, &root, &[cmd]);
+            assert_refused(&ran, "scone.toml:2:1:", "config", &format!("{cmd}: {case}"));
+            assert!(
+                ran.stderr
+                    .contains("is the root folder `/` of this machine")
+                    && ran
+                        .stderr
+                        .contains("help: a `dir:` base is the image's root")
+                    && !ran.stderr.contains("[target-dir]"),
+                "{cmd}: {case}: the message names `/`, with a hint:\n{}",
+                ran.stderr
+            );
+        }
+    }
+    write(&config, "[paths]\nallow = [\"/\"]\n");
+    let svc = root.join(SVC0);
+    edit(&svc, "from: \"dir:../../base\"", "from: \"dir:/\"");
+    let at = format!("{SVC0}:{}:", line_of(&svc, "from:"));
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &at,
+        "invalid-value",
+        "build.from",
+    );
+    assert!(
+        !root.join("target/images").exists(),
+        "a refused build wrote images"
+    );
+}
+
+#[test]
+fn a_dir_base_with_files_not_everyone_may_read_is_warned_of() {
+    // A base folder's modes go into the layer, but its bytes go to whoever
+    // pulls the image: a file without o+r (a key, `/etc/shadow`) is named.
+    // Tests run as root: the file is told by its mode, not by a failed read.
+    use std::os::unix::fs::PermissionsExt;
+    let (sb, root) = checkout();
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains("not everyone may read"),
+        "{}",
+        ran.stderr
+    );
+    let shadow = root.join("base/etc/shadow");
+    write(&shadow, "root:$6$hash:19000::::::\n");
+    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let ran = run(&sb, &root, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let warning = ran
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("warning: base dir:"))
+        .unwrap_or_else(|| panic!("no warning of the base:\n{}", ran.stderr));
+    assert!(
+        warning.contains("/base holds 1 file not everyone may read (no o+r: etc/shadow)"),
+        "{warning}"
+    );
+    // In JSON too, as a diagnostic (the base changed again: the step runs).
+    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let out = sb
+        .scone(&root)
+        .args(["build", "--message-format", "json"])
+        .timeout(HANG_GUARD)
+        .output()
+        .expect("running scone");
+    let warned = support::messages(&out.stdout).iter().any(|m| {
+        m["reason"] == "diagnostic"
+            && m["level"] == "warning"
+            && m["message"]
+                .as_str()
+                .is_some_and(|t| t.contains("not everyone may read (no o+r: etc/shadow)"))
+    });
+    assert!(warned, "{}", String::from_utf8_lossy(&out.stdout));
+}
+
 // ---------------------------------------------------------------------------
 // Item 3: a Meshfile hands a service only its own secrets.
 

@@ -157,12 +157,15 @@ pub(super) fn run_step(
             store,
             prepared: Mutex::new(head.map(|h| h.0)),
         };
-        let output = step.run(&cx)?;
+        let mut output = step.run(&cx)?;
         if let Some(path) = inputs::changed_since(&resolved) {
             return Err(StepError::new(format!(
                 "{} changed while the build used it; build again",
                 path.display()
             )));
+        }
+        for message in std::mem::take(&mut output.warnings) {
+            sink.event(Event::Warning { message });
         }
         // In parallel: each new blob is fsynced, and fsyncs at the same time
         // share the filesystem's journal commits.

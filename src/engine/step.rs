@@ -146,6 +146,9 @@ pub struct StepOutput {
     /// What this run did (e.g. an upload's predecessor): shown in messages, but
     /// not part of the output downstream steps see, so it does not dirty them.
     pub info: serde_json::Value,
+    /// Warnings of this run, printed once (`warning: …`) when the step ran;
+    /// kept nowhere: a fresh step, or a build replayed, does not show them.
+    pub warnings: Vec<String>,
 }
 
 /// What a step gets to work with.

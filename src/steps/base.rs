@@ -1,5 +1,7 @@
 //! `base:<reference>`: resolve a base image (design §3.1) and put its config
-//! and layers into the store, shared by every image built on it.
+//! and layers into the store, shared by every image built on it. A run on a
+//! `dir:` base warns of the folder's files not everyone may read (they go
+//! into the image as they are; docs/security.md).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -161,7 +163,44 @@ impl Step for BaseStep {
             files: BTreeMap::from([("config".to_string(), config)]),
             stored,
             changed: true,
+            warnings: self.owner_only(cx.inputs).into_iter().collect(),
             ..StepOutput::default()
         })
+    }
+}
+
+/// How many of the files [`BaseStep::owner_only`] names.
+const NAMED: usize = 3;
+
+impl BaseStep {
+    /// The warning for a `dir:` base holding regular files not everyone may
+    /// read (no `o+r`: `/etc/shadow`, a key): the layer keeps their modes,
+    /// but whoever pulls the image reads their bytes. Taken from the walk
+    /// that hashed the folder for the fingerprint (`inputs`), not a walk of
+    /// its own.
+    fn owner_only(&self, inputs: &[crate::engine::ResolvedInput]) -> Option<String> {
+        if !matches!(self.spec, BaseSpec::Dir(_)) {
+            return None;
+        }
+        let hidden: Vec<&str> = inputs
+            .iter()
+            .filter(|i| i.rootfs && i.kind == crate::engine::InputKind::File)
+            .filter(|i| i.mode & 0o004 == 0)
+            .map(|i| i.label.strip_prefix("base/").unwrap_or(&i.label))
+            .collect();
+        let count = hidden.len();
+        if count == 0 {
+            return None;
+        }
+        let mut names = hidden[..count.min(NAMED)].join(", ");
+        if count > NAMED {
+            names.push_str(", …");
+        }
+        let files = if count == 1 { "file" } else { "files" };
+        Some(format!(
+            "base {} holds {count} {files} not everyone may read (no o+r: {names}): they go \
+             into the image as they are, and whoever pulls the image can read them",
+            self.reference
+        ))
     }
 }

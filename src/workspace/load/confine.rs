@@ -1,7 +1,8 @@
 //! The load's boundary checks (docs/security.md): the target dir, the paths
 //! manifests name (`build.from` `dir:`/`oci:`, `signature.key`, `manifest:`),
-//! and what `scone.toml` names itself (`[signing] key`, `[base]`). Every problem
-//! is a diagnostic, so `check` reports it before anything is written.
+//! and what `scone.toml` names itself (`[signing] key`, `[base]`); a `dir:`
+//! base, wherever named, is never the host's root `/`. Every problem is a
+//! diagnostic, so `check` reports it before anything is written.
 
 use super::Loader;
 use crate::manifest::{Diagnostic, ErrorKind, Located, Pos, ServiceManifest};
@@ -78,7 +79,9 @@ impl Loader {
             return;
         }
         let mut read: Vec<(PathBuf, String)> = Vec::new();
+        // A base that is `/` is refused on its own: it holds every target.
         let local_base = |spec: &str, dir: &Path| match BaseSpec::parse(spec).ok()? {
+            BaseSpec::Dir(p) if self.is_host_root(&dir.join(&p)) => None,
             BaseSpec::Dir(p) => Some(dir.join(p)),
             BaseSpec::Oci { dir: p, .. } => Some(dir.join(p)),
             _ => None,
@@ -147,8 +150,7 @@ impl Loader {
     }
 
     /// `scone.toml`'s own paths: `[signing] key` and `[provenance] key` regular
-    /// files, `[base]` values
-    /// base references.
+    /// files, `[base]` values base references, a `dir:` one not `/`.
     pub(super) fn check_config(&mut self, config: &Config) {
         let keys = [
             (
@@ -187,14 +189,30 @@ impl Loader {
             }
         }
         for (kind, spec) in &config.base {
-            if let Err(e) = BaseSpec::parse(spec) {
-                let (file, pos) = self.config_pos(Some("base"), kind);
-                self.diags.push(
-                    Diagnostic::new(ErrorKind::Config, file, pos, format!("[base] {kind}: {e}"))
-                        .with_hint("`scratch`, `dir:ROOTFS`, `oci:DIR[:TAG]`, `docker-daemon:NAME` or an image reference"),
-                );
+            match BaseSpec::parse(spec) {
+                Err(e) => {
+                    let (file, pos) = self.config_pos(Some("base"), kind);
+                    self.diags.push(
+                        Diagnostic::new(ErrorKind::Config, file, pos, format!("[base] {kind}: {e}"))
+                            .with_hint("`scratch`, `dir:ROOTFS`, `oci:DIR[:TAG]`, `docker-daemon:NAME` or an image reference"),
+                    );
+                }
+                Ok(BaseSpec::Dir(p)) if self.is_host_root(&self.root.join(&p)) => {
+                    let (file, pos) = self.config_pos(Some("base"), kind);
+                    let field = format!("`[base] {kind}`");
+                    self.diags
+                        .push(host_root(ErrorKind::Config, file, pos, &field, spec));
+                }
+                Ok(_) => {}
             }
         }
+    }
+
+    /// Whether `path` is (or resolves to, links followed) the host's root
+    /// folder `/`: a `dir:` base there would put every file of this machine
+    /// (`/etc/shadow`, `/root`, `/proc`) into the image.
+    pub(super) fn is_host_root(&self, path: &Path) -> bool {
+        self.resolver.resolve(path).parent().is_none()
     }
 
     /// The boundary of this load (made on first use, once the root is known).
@@ -230,6 +248,17 @@ impl Loader {
             if let Some(p) = path {
                 self.confine(&m.path, "build.from", from, dir, &p);
             }
+            if let Ok(BaseSpec::Dir(p)) = BaseSpec::parse(&from.value) {
+                if self.is_host_root(&dir.join(p)) {
+                    self.diags.push(host_root(
+                        ErrorKind::InvalidValue,
+                        m.path.clone(),
+                        from.pos,
+                        "build.from",
+                        &from.value,
+                    ));
+                }
+            }
         }
         if let Some(key) = m.build.signature.as_ref().and_then(|s| s.key.as_ref()) {
             let path = PathBuf::from(&key.value);
@@ -261,6 +290,24 @@ impl Loader {
         self.diags.push(outside(mesh, "manifest", rel, &repository));
         false
     }
+}
+
+/// The refusal of a `dir:` base that is the host's root folder, at `field`
+/// (`build.from`, `` `[base] python` ``) holding `value`.
+fn host_root(kind: ErrorKind, file: PathBuf, pos: Pos, field: &str, value: &str) -> Diagnostic {
+    Diagnostic::new(
+        kind,
+        file,
+        pos,
+        format!(
+            "{field}: `{}` is the root folder `/` of this machine: the image would hold all of its files",
+            value.trim()
+        ),
+    )
+    .with_hint(
+        "a `dir:` base is the image's root file system: name a folder made to be one \
+         (`scripts/python-rootfs.sh DIR` makes one for python), or an image reference",
+    )
 }
 
 fn outside(file: &Path, field: &str, value: &Located<String>, repository: &str) -> Diagnostic {
