@@ -6,7 +6,9 @@
 //! project's `scone.lock` and the command that accepts the change — never a
 //! hand edit of the lock. A session this project sent after the apply its
 //! `scone.lock` records (an apply stopped before it wrote the lock) is no
-//! such change: the next apply updates it, with a note.
+//! such change: the next apply updates it, with a note. A session a
+//! `scone cas serve` client created is its certificate's: a project's apply
+//! is refused, and a take-over cuts the certificate out.
 
 mod support;
 
@@ -319,4 +321,93 @@ fn a_session_made_from_the_locked_one_but_not_this_project_s_is_refused() {
         "{stderr}"
     );
     assert_eq!(cas_hash(&sb), moved, "nothing was uploaded");
+}
+
+/// `scone cas serve` serves the very folder local applies use. A client
+/// (any self-signed certificate) creates a session under the name a project
+/// will use: the project's apply is refused, naming the certificate and the
+/// command; `scone cas session` shows the certificate; once taken over, the
+/// client can neither read the session (values, salt) nor update it.
+#[test]
+fn a_session_a_served_client_made_is_refused_and_a_take_over_cuts_the_client_out() {
+    use scone::cas::session::with_predecessor;
+    use scone::cas::tls::ClientIdentity;
+    use support::cas_server::{post_session, status_of, Server};
+
+    let server = Server::start();
+    let squatter = ClientIdentity::generate("B").unwrap();
+    let fingerprint = squatter.fingerprint().unwrap();
+    let squat = "name: \"myPythonApp\"\nversion: \"0.3.10\"\nservices: []\n";
+    let answer = server.raw(&squatter, &post_session(squat));
+    assert_eq!(status_of(&answer), Some(201), "{answer}");
+
+    let sb = Sandbox::new();
+    let dir = project(&sb, "one", "alice");
+    let served_apply = |extra: &[&str]| {
+        let out = sb
+            .scone(&dir)
+            .env("SCONE_CAS_DIR", &server.cas_dir)
+            .args(["apply", "-f", "mesh.yml"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    let show = || {
+        let out = sb
+            .scone(&dir)
+            .args(["cas", "session", "myPythonApp", "--cas-dir"])
+            .arg(&server.cas_dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let squatted = show();
+    assert!(
+        squatted.contains(&format!("# owner: client certificate {fingerprint}")),
+        "{squatted}"
+    );
+
+    let (code, stderr) = served_apply(&[]);
+    assert_eq!(
+        code,
+        Some(1),
+        "the client's session is not adopted:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("belongs to the client certificate {fingerprint}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("scone apply --take-over myPythonApp"),
+        "{stderr}"
+    );
+    assert_eq!(show(), squatted, "nothing was uploaded");
+
+    let (code, stderr) = served_apply(&["--take-over", "myPythonApp"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let ours = show();
+    assert!(!ours.contains("# owner:"), "{ours}");
+    let hash = ours
+        .lines()
+        .find_map(|l| l.strip_prefix("# hash: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let password = server.password();
+
+    let get = "GET /v1/sessions/myPythonApp HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+               Connection: close\r\n\r\n";
+    let read = server.raw(&squatter, get.as_bytes());
+    assert_eq!(status_of(&read), Some(403), "{read}");
+    let update = with_predecessor(squat, Some(&hash));
+    let write = server.raw(&squatter, &post_session(&update));
+    assert_eq!(status_of(&write), Some(403), "{write}");
+    for answer in [&read, &write] {
+        assert!(!answer.contains(&password), "{answer}");
+    }
+    assert_eq!(show(), ours, "the session is the project's as applied");
+    let (code, stderr) = served_apply(&[]);
+    assert_eq!(code, Some(0), "the project applies on: {stderr}");
 }

@@ -81,6 +81,31 @@ pub enum CasError {
         cas: PathBuf,
     },
 
+    /// The local CAS session was created through `scone cas serve` by a client
+    /// certificate, which can read it (fixed values and salt included) and
+    /// update it: a local apply does not put its project's secrets into it
+    /// unless told to take it over, which cuts the certificate out (see
+    /// `LocalCas::for_project`).
+    #[error(
+        "the local CAS session `{name}` belongs to the client certificate {fingerprint} \
+         (it was created through `scone cas serve`), not to this project ({project}): that \
+         certificate may read the session, fixed secret values and salt included, and update \
+         it, so an apply from here would hand it this project's secrets (local CAS: {cas}). \
+         Give this project another `policy.namespace`, or take the session over: \
+         `scone apply --take-over {name}` (the certificate then loses all access to it)",
+        cas = cas.display()
+    )]
+    ClientOwned {
+        /// Session name.
+        name: String,
+        /// SHA-256 fingerprint of the client certificate that owns it.
+        fingerprint: String,
+        /// The project that tried to apply it.
+        project: String,
+        /// The local CAS folder.
+        cas: PathBuf,
+    },
+
     /// The local CAS folder is something else (see `local::check_dir`).
     #[error(
         "the local CAS dir {} {detail}: scone keeps sessions and their secrets in a folder \

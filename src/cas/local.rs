@@ -10,7 +10,11 @@
 //! One local CAS serves every project of its user, so a session belongs to the
 //! project whose `scone apply` created it (its canonical workspace root): a
 //! [`LocalCas::for_project`] refuses to replace another project's session
-//! unless told to take it over.
+//! unless told to take it over. A session a `scone cas serve` client created
+//! belongs to its certificate (`owner`), which may read and update it: a
+//! project's apply refuses it the same way, and any local upload (a take-over)
+//! clears that owner, so that no certificate keeps access to what a local
+//! apply put in.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,7 +130,9 @@ struct StoredSession {
     content_hash: String,
     /// The session exactly as uploaded.
     yaml: String,
-    /// Fingerprint of the client certificate that created it (`None`: created locally).
+    /// Fingerprint of the client certificate that created it and may read
+    /// and update it (`None`: created or taken over locally; a local upload
+    /// clears it).
     owner: Option<String>,
     /// The project whose apply created it or took it over (its canonical
     /// workspace root; `None`: made before sessions had one, or over HTTPS).
@@ -223,8 +229,9 @@ impl LocalCas {
     }
 
     /// Refuses (as an upload would) when session `name` belongs to another
-    /// project than [`LocalCas::for_project`]'s: checked before anything is
-    /// sent, even a session that would come out the same.
+    /// project than [`LocalCas::for_project`]'s, or to a client certificate:
+    /// checked before anything is sent, even a session that would come out
+    /// the same.
     pub fn check_project(&self, name: &str) -> Result<(), CasError> {
         let _lock = DirLock::shared(&self.dir)?;
         let existing = self.load(name)?;
@@ -236,6 +243,20 @@ impl LocalCas {
         name: &str,
         existing: Option<&StoredSession>,
     ) -> Result<(), CasError> {
+        // A `scone cas serve` client's session: its certificate reads what
+        // this apply would put in (see the module documentation).
+        if let (Some(ours), Some(fingerprint), false) = (
+            self.project.as_deref(),
+            existing.and_then(|s| s.owner.as_deref()),
+            self.take_over,
+        ) {
+            return Err(CasError::ClientOwned {
+                name: name.to_string(),
+                fingerprint: fingerprint.to_string(),
+                project: ours.to_string(),
+                cas: self.dir.clone(),
+            });
+        }
         let (Some(ours), Some(theirs)) = (
             self.project.as_deref(),
             existing.and_then(|s| s.project.as_deref()),
@@ -309,7 +330,8 @@ impl LocalCas {
 
     /// Uploads a session on behalf of `owner` (a client certificate fingerprint;
     /// `None` for the local user, who owns the directory and may update any
-    /// session). The top-level `predecessor` of `session_yaml` is set to
+    /// session but a project's or a client's, see [`LocalCas::for_project`]; the
+    /// local user's upload makes the session no certificate's). The top-level `predecessor` of `session_yaml` is set to
     /// `predecessor` first. Creating needs no predecessor; updating must name the
     /// current hash. Secrets are generated on create, kept on update unless their
     /// declaration (kind, size, fixed value) changed, and dropped when undeclared.
@@ -357,6 +379,8 @@ impl LocalCas {
         let mut created_by = owner.map(str::to_string);
         // A local apply makes the session its project's (created, taken over,
         // or one made before sessions had a project); an HTTPS client keeps it.
+        // A local upload also ends a client certificate's ownership: what the
+        // local user sends (fixed values, a salt) is no certificate's to read.
         let mut project = if owner.is_none() {
             self.project.clone()
         } else {
@@ -366,7 +390,9 @@ impl LocalCas {
             old_secrets = current.secrets;
             history = current.history;
             history.push(current.hash);
-            created_by = current.owner;
+            if owner.is_some() {
+                created_by = current.owner;
+            }
             if owner.is_some() || project.is_none() {
                 project = current.project;
             }
@@ -442,6 +468,14 @@ impl LocalCas {
     pub fn project_of(&self, name: &str) -> Result<Option<String>, CasError> {
         let _lock = DirLock::shared(&self.dir)?;
         Ok(self.load(name)?.and_then(|s| s.project))
+    }
+
+    /// The fingerprint of the client certificate that owns session `name`
+    /// (created it through `scone cas serve` and may read and update it;
+    /// `None`: no certificate, or no such session).
+    pub fn certificate_of(&self, name: &str) -> Result<Option<String>, CasError> {
+        let _lock = DirLock::shared(&self.dir)?;
+        Ok(self.load(name)?.and_then(|s| s.owner))
     }
 
     /// Earlier hashes of session `name`, oldest first (empty if it does not exist).

@@ -338,6 +338,45 @@ fn a_session_belongs_to_the_project_that_made_it() {
     assert_eq!(password(&plain).len(), 10);
 }
 
+/// A session a `scone cas serve` client made is its certificate's: a
+/// project's apply is refused, naming the certificate and `--take-over`;
+/// taken over, the certificate may neither read nor update it.
+#[test]
+fn a_client_s_session_is_refused_until_taken_over_which_cuts_the_client_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = LocalCas::open(dir.path()).unwrap();
+    let h0 = plain.upload_as(&yaml("b", 10), None, Some("bfp")).unwrap();
+    let one = plain.clone().for_project("/one", false);
+    for err in [
+        one.check_project("myPythonApp").unwrap_err(),
+        one.upload(&yaml("one", 10), Some(&h0)).unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(matches!(err, CasError::ClientOwned { .. }), "{text}");
+        assert!(text.contains("client certificate bfp"), "{text}");
+        assert!(text.contains("--take-over myPythonApp"), "{text}");
+    }
+    assert_eq!(
+        plain.certificate_of("myPythonApp").unwrap().as_deref(),
+        Some("bfp")
+    );
+    let taker = plain.clone().for_project("/one", true);
+    let h1 = taker
+        .upload(&yaml("one", 10), Some(&h0))
+        .expect("takes over");
+    assert_eq!(plain.certificate_of("myPythonApp").unwrap(), None);
+    assert!(matches!(
+        plain.session_as("myPythonApp", Some("bfp")),
+        Err(CasError::NotOwner { .. })
+    ));
+    assert!(matches!(
+        plain.upload_as(&yaml("b", 10), Some(&h1), Some("bfp")),
+        Err(CasError::NotOwner { .. })
+    ));
+    one.upload(&yaml("two", 10), Some(&h1))
+        .expect("one's own now");
+}
+
 /// A session whose owner's folder is gone (a deleted clone) is still
 /// refused, and the error says the folder no longer exists; one whose owner
 /// is there does not say so.

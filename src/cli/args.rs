@@ -183,7 +183,8 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "PEM")]
     pub cas_ca: Option<PathBuf>,
     /// Replace the CAS session NAMESPACE as it is now, whoever made it: take
-    /// over a local CAS session another project created, or accept a session
+    /// over a local CAS session another project or a `scone cas serve` client
+    /// created (the client's certificate loses its access), or accept a session
     /// that changed since this project's last apply (repeatable).
     #[arg(long, value_name = "NAMESPACE")]
     pub take_over: Vec<String>,

@@ -33,7 +33,8 @@ pub enum CasCommand {
     },
     /// Show (creating on first use) the client certificate used with a remote CAS.
     Identity,
-    /// Show the current hash, chain, project and YAML of a session in the local CAS.
+    /// Show the current hash, chain, project, owning client certificate and YAML of a
+    /// session in the local CAS.
     Session {
         /// The session name (the mesh's `policy.namespace`).
         name: String,
@@ -113,6 +114,12 @@ pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
             println!("# hash: {}", record.hash);
             if let Some(project) = cas.project_of(name)? {
                 println!("# project: {project}");
+            }
+            if let Some(certificate) = cas.certificate_of(name)? {
+                println!(
+                    "# owner: client certificate {certificate} (created through \
+                     `scone cas serve`: it may read and update the session)"
+                );
             }
             for (i, earlier) in cas.history(name)?.iter().rev().enumerate() {
                 println!("# predecessor {}: {earlier}", i + 1);

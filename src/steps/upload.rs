@@ -210,7 +210,9 @@ impl UploadStep {
                     CasTarget::Remote { .. } => String::new(),
                 },
             )),
-            CasError::OtherProject { .. } => StepError::new(err.to_string()),
+            CasError::OtherProject { .. } | CasError::ClientOwned { .. } => {
+                StepError::new(err.to_string())
+            }
             CasError::KeepsGenerated { secrets, .. } => {
                 let (it, its) = match secrets.len() {
                     1 => ("it", "its value"),
