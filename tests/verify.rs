@@ -523,3 +523,72 @@ fn verify_image_recomputes_the_mrenclave_of_an_image_pulled_back_with_skopeo() {
         .unwrap();
     assert_eq!(fspf.expected, line(&dir, "fspf_tag"), "recomputed = built");
 }
+
+/// `-p` limits which services are checked, not where: the session of the
+/// mesh that deploys the service is still read. A session in CAS that admits
+/// a foreign enclave besides this build's (its record consistent) fails
+/// `verify -p` by the service's name and by its mesh service's name, naming
+/// the enclave; what `-p` cannot check is named in the summary.
+#[test]
+fn verify_p_still_checks_the_service_s_entry_in_cas() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("hw");
+    let out = run(&sb, &dir, &["apply", "-q"]);
+    assert!(out.status.success());
+    let checks = assert_passes(&sb, &dir, &["-p", SERVICE]);
+    for (field, place) in [
+        ("session hash", "local CAS"),
+        ("MRENCLAVE", "local CAS, service python_app"),
+        ("fspf tag", "local CAS, service python_app"),
+    ] {
+        assert!(
+            checks.iter().any(|c| c.field == field && c.place == place),
+            "no {field} check at {place}: {checks:?}"
+        );
+    }
+    let out = run(&sb, &dir, &["verify", "-p", SERVICE]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("all match; not checked:")
+            && text.contains("the content and fixed values of session myPythonApp"),
+        "{text}"
+    );
+
+    // Someone adds an enclave to the service's entry in CAS.
+    let foreign = "e".repeat(64);
+    let cas = scone::cas::local::LocalCas::open(&sb.path().join("cas")).unwrap();
+    let current = cas.session("myPythonApp").unwrap().expect("the session");
+    let changed = current.yaml.replacen(
+        "    mrenclaves:\n",
+        &format!("    mrenclaves:\n      - \"{foreign}\"\n"),
+        1,
+    );
+    assert_ne!(changed, current.yaml);
+    cas.upload_as(&changed, Some(&current.hash), None).unwrap();
+
+    for selected in [SERVICE, "python_app"] {
+        let (code, checks, err) = verify(&sb, &dir, &["-p", selected]);
+        assert_eq!(code, 1, "-p {selected}: {:?}\n{err}", mismatches(&checks));
+        let found = mismatches(&checks);
+        for expected in [
+            ("myPythonApp", "session hash", "local CAS"),
+            (SERVICE, "MRENCLAVE", "local CAS, service python_app"),
+        ] {
+            assert!(found.contains(&expected), "-p {selected}: {found:?}");
+        }
+        let row = checks
+            .iter()
+            .find(|c| c.field == "MRENCLAVE" && !c.ok)
+            .unwrap();
+        assert!(
+            row.cause.contains("admits other enclaves") && row.cause.contains(&foreign),
+            "{}",
+            row.cause
+        );
+    }
+    let out = run(&sb, &dir, &["verify", "-p", SERVICE]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("all match"), "{text}");
+}

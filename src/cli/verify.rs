@@ -1,7 +1,8 @@
 //! `scone verify`: check that what is deployed is what the sources build
 //! (`verify_sources`), or check an image alone (`verify_image`, `--image`),
-//! and print the checks as a table (or JSON lines). Exit 0 only when every
-//! check holds, 1 when one does not, 2 for bad manifests or usage.
+//! and print the checks as a table (or JSON lines), naming what was not
+//! checked (`-p`). Exit 0 only when every check holds, 1 when one does not,
+//! 2 for bad manifests or usage.
 
 use scone::verify::Check;
 
@@ -9,20 +10,21 @@ use super::args::{MessageFormat, VerifyArgs};
 
 /// Runs `scone verify`.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
-    let checks = match &args.image {
-        Some(image) => super::verify_image::checks(args, image)?,
+    let (checks, not_checked) = match &args.image {
+        Some(image) => (super::verify_image::checks(args, image)?, Vec::new()),
         None => match super::verify_sources::checks(args)? {
-            Ok(checks) => checks,
+            Ok(found) => found,
             Err(code) => return Ok(code),
         },
     };
-    print(&checks, args.build.common.message_format);
+    print(&checks, &not_checked, args.build.common.message_format);
     Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })
 }
 
 /// Prints the checks: a table, then each mismatch with both values and its
-/// likely cause; or one JSON object per check and a verdict.
-pub fn print(checks: &[Check], format: MessageFormat) {
+/// likely cause; or one JSON object per check and a verdict. The verdict
+/// names what was `not_checked`: "all match" is never said without it.
+pub fn print(checks: &[Check], not_checked: &[String], format: MessageFormat) {
     let failed = checks.iter().filter(|c| !c.ok).count();
     if format == MessageFormat::Json {
         for c in checks {
@@ -37,6 +39,7 @@ pub fn print(checks: &[Check], format: MessageFormat) {
                 "success": failed == 0,
                 "checks": checks.len(),
                 "mismatches": failed,
+                "not_checked": not_checked,
             })
         );
         return;
@@ -87,12 +90,21 @@ pub fn print(checks: &[Check], format: MessageFormat) {
         }
     }
     out.push_str(&if failed == 0 {
-        format!("\nverified: {} checks, all match\n", checks.len())
+        format!("\nverified: {} checks, all match", checks.len())
     } else {
         format!(
-            "\nnot verified: {failed} of {} checks do not match\n",
+            "\nnot verified: {failed} of {} checks do not match",
             checks.len()
         )
     });
+    match not_checked {
+        [] => out.push('\n'),
+        _ => {
+            out.push_str("; not checked:\n");
+            for what in not_checked {
+                out.push_str(&format!("  {what}\n"));
+            }
+        }
+    }
     print!("{out}");
 }

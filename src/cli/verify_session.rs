@@ -1,7 +1,9 @@
 //! `scone verify`'s checks of a mesh's session: the hash CAS holds against
 //! `scone.lock`, its content against the session this build renders, and its
 //! fixed values against the service manifests' (compared as the `upload` step
-//! compares, `scone::cas::pending`; named by secret, never shown).
+//! compares, `scone::cas::pending`; named by secret, never shown). With `-p`
+//! the mesh's policy is not built, so only the hash is compared
+//! ([`session_hash_alone`]); the summary names what was not checked.
 
 use scone::cas::pending::Comparison;
 use scone::cas::SessionRecord;
@@ -27,14 +29,7 @@ pub fn session_checks(
 ) -> Vec<Check> {
     let built_hash = scone::cas::session::content_hash(built);
     let Some((record, cmp)) = deployed else {
-        return vec![Check::compare(
-            ns,
-            "session",
-            place,
-            built_hash,
-            None,
-            || "CAS has no such session: it was never applied there; run `scone apply`".into(),
-        )];
+        return vec![no_session(ns, &built_hash, place)];
     };
     let cas_content = scone::cas::session::content_hash(&cmp.rendered);
     let lock_hash = locked.and_then(|l| l.cas_hash.as_deref());
@@ -50,28 +45,8 @@ pub fn session_checks(
             CHANGED_BY_OTHERS.to_string()
         }
     };
-    let hash_cause = || {
-        if lock_hash.is_none() {
-            "scone.lock records no session hash: it was never applied from this checkout, or \
-             scone.lock was not committed after `scone apply`"
-                .to_string()
-        } else if cmp.unchanged {
-            STALE_LOCK.to_string()
-        } else if own {
-            OWN_UPDATE.to_string()
-        } else {
-            CHANGED_BY_OTHERS.to_string()
-        }
-    };
     let mut checks = vec![
-        Check::compare(
-            ns,
-            "session hash",
-            place,
-            lock_hash.unwrap_or(NONE),
-            Some(&record.hash),
-            hash_cause,
-        ),
+        hash_check(ns, record, lock_hash, Some(cmp.unchanged), own, place),
         Check::compare(
             ns,
             "session content",
@@ -97,6 +72,63 @@ pub fn session_checks(
         checks.push(fixed_check(ns, cmp, by_lock || own, place));
     }
     checks
+}
+
+/// `scone verify -p`'s check of the session of a mesh that deploys a
+/// selected service: the hash CAS holds against `scone.lock` (or that CAS
+/// holds one at all). Its content and fixed values need the mesh's policy,
+/// which `-p` does not build: the caller names them as not checked.
+pub fn session_hash_alone(
+    ns: &str,
+    record: Option<&SessionRecord>,
+    locked: Option<&SessionLock>,
+    own: bool,
+    place: &str,
+) -> Check {
+    let lock_hash = locked.and_then(|l| l.cas_hash.as_deref());
+    match record {
+        Some(record) => hash_check(ns, record, lock_hash, None, own, place),
+        None => no_session(ns, lock_hash.unwrap_or("a session"), place),
+    }
+}
+
+/// The check of a mesh whose session CAS does not hold.
+fn no_session(ns: &str, expected: &str, place: &str) -> Check {
+    Check::compare(ns, "session", place, expected, None, || {
+        "CAS has no such session: it was never applied there; run `scone apply`".into()
+    })
+}
+
+/// The hash CAS holds against `scone.lock`'s (`unchanged`: whether CAS's
+/// session is the one this build makes; `None`: not known, with `-p`).
+fn hash_check(
+    ns: &str,
+    record: &SessionRecord,
+    lock_hash: Option<&str>,
+    unchanged: Option<bool>,
+    own: bool,
+    place: &str,
+) -> Check {
+    let cause = || match unchanged {
+        _ if lock_hash.is_none() => "scone.lock records no session hash: it was never applied \
+            from this checkout, or scone.lock was not committed after `scone apply`"
+            .to_string(),
+        Some(true) => STALE_LOCK.to_string(),
+        _ if own => OWN_UPDATE.to_string(),
+        Some(false) => CHANGED_BY_OTHERS.to_string(),
+        None => "the session in CAS is not the one scone.lock records: it was changed in CAS \
+            by someone else since, or scone.lock is stale (`scone verify` without -p tells \
+            which); review it with `scone cas session`, then `scone apply`"
+            .to_string(),
+    };
+    Check::compare(
+        ns,
+        "session hash",
+        place,
+        lock_hash.unwrap_or(NONE),
+        Some(&record.hash),
+        cause,
+    )
 }
 
 /// The fixed values CAS holds against the service manifests'. It fails when

@@ -4,6 +4,12 @@
 //! the sessions on CAS (local or remote), and with `--registry` the images
 //! under their tags and the SBOM and provenance attached to them. Every
 //! mismatch names the field, both values and the likely cause.
+//!
+//! `-p` limits which services are checked, not where: the sessions of the
+//! meshes that deploy a selected service are still read, their hash compared
+//! with `scone.lock` and the service's entries (MRENCLAVE, fspf tag) with this
+//! build. What `-p` cannot check (a session's content and fixed values: the
+//! mesh's policy is not built) is returned to be named in the summary.
 
 use anyhow::Context;
 use scone::lockfile::{ImageLock, Lockfile};
@@ -38,8 +44,11 @@ pub(super) const CHANGED_BY_OTHERS: &str = "the session was changed in CAS by so
     scone.lock (its hash is not the one the last apply recorded); review it with `scone cas \
     session`, then `scone apply`";
 
-/// The checks, or the exit code of a build that failed.
-pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
+/// The checks, and what was not checked (with `-p`; named in the summary).
+pub type Found = (Vec<Check>, Vec<String>);
+
+/// What was found, or the exit code of a build that failed.
+pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Found, i32>> {
     let common = &args.build.common;
     let ws = load_workspace(common)?;
     let target = ws.target_dir(common.target_dir.as_deref());
@@ -75,25 +84,31 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
         None
     };
     let mut checks = Vec::new();
+    let mut not_checked = Vec::new();
     let mut sessions = BTreeMap::new();
     let project = super::build::project_of(&ws);
-    // The meshes first: a service's causes depend on what CAS holds.
-    if only.is_empty() {
-        for mesh in &ws.meshes {
-            let ns = mesh.namespace().to_string();
-            let record = deployed::cas_session(args.cas, args.cas_ca.as_deref(), mesh)?;
+    // The meshes first: a service's causes depend on what CAS holds. With
+    // -p, those that deploy a selected service.
+    let meshes = ws
+        .meshes
+        .iter()
+        .filter(|m| only.is_empty() || m.services.iter().any(|s| chosen.contains(&s.unit)));
+    for mesh in meshes {
+        let ns = mesh.namespace().to_string();
+        let record = deployed::cas_session(args.cas, args.cas_ca.as_deref(), mesh)?;
+        let place = deployed::cas_place(args.cas, mesh);
+        let locked = lock.session.get(&ns);
+        // This project's own session, sent by an apply that stopped
+        // before it wrote scone.lock (as the upload step tells it).
+        let own = match (&record, locked.and_then(|l| l.cas_hash.as_deref())) {
+            (Some(r), Some(known)) => scone::cas::is_own_update(r, known, Some(&project)),
+            _ => false,
+        };
+        if only.is_empty() {
             let built = deployed::built_session(&target, &ns)?;
-            let place = deployed::cas_place(args.cas, mesh);
             let deployed = match &record {
                 Some(r) => Some((r, deployed::compare_session(&ws, mesh, r, &built)?)),
                 None => None,
-            };
-            let locked = lock.session.get(&ns);
-            // This project's own session, sent by an apply that stopped
-            // before it wrote scone.lock (as the upload step tells it).
-            let own = match (&record, locked.and_then(|l| l.cas_hash.as_deref())) {
-                (Some(r), Some(known)) => scone::cas::is_own_update(r, known, Some(&project)),
-                _ => false,
             };
             checks.extend(super::verify_session::session_checks(
                 &ns,
@@ -103,8 +118,22 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
                 own,
                 &place,
             ));
-            sessions.insert(ns, (record, place, mesh, own));
+        } else {
+            checks.push(super::verify_session::session_hash_alone(
+                &ns,
+                record.as_ref(),
+                locked,
+                own,
+                &place,
+            ));
+            if record.is_some() {
+                not_checked.push(format!(
+                    "the content and fixed values of session {ns} ({place}) against the \
+                     sources: -p does not build the mesh's policy; run `scone verify` without -p"
+                ));
+            }
         }
+        sessions.insert(ns, (record, place, mesh, own));
     }
     for &i in &chosen {
         let unit = &ws.services[i];
@@ -171,8 +200,24 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
             let other = || if *own { OWN_UPDATE } else { CHANGED_BY_OTHERS }.to_string();
             let place = format!("{place}, service {service}");
             let mrenclaves = entry.as_ref().map(|e| e.mrenclaves.join(","));
+            // The entry admits this build's enclave, and no other.
+            let others: Vec<&str> = entry
+                .iter()
+                .flat_map(|e| &e.mrenclaves)
+                .filter(|m| **m != enclave.mrenclave)
+                .map(String::as_str)
+                .collect();
+            let admits = entry
+                .as_ref()
+                .is_some_and(|e| e.mrenclaves.contains(&enclave.mrenclave));
             let cause = || {
-                if lock.image.get(name).is_some_and(|l| {
+                if admits {
+                    format!(
+                        "the session admits other enclaves besides this build's ({}): {}",
+                        others.join(", "),
+                        other()
+                    )
+                } else if lock.image.get(name).is_some_and(|l| {
                     entry
                         .as_ref()
                         .is_some_and(|e| e.mrenclaves.contains(&l.mrenclave))
@@ -189,9 +234,7 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
                 &place,
                 &enclave.mrenclave,
                 mrenclaves.as_deref().unwrap_or(NONE),
-                entry
-                    .as_ref()
-                    .is_some_and(|e| e.mrenclaves.contains(&enclave.mrenclave)),
+                admits && others.is_empty(),
                 cause,
             ));
             let fspf = entry.as_ref().and_then(|e| e.fspf_tag.clone());
@@ -258,7 +301,7 @@ pub fn checks(args: &VerifyArgs) -> anyhow::Result<Result<Vec<Check>, i32>> {
             },
         ));
     }
-    Ok(Ok(checks))
+    Ok(Ok((checks, not_checked)))
 }
 
 /// The image digest under `reference`'s tag.
