@@ -102,9 +102,8 @@ fn verify_never_reads_the_remote_cache() {
     static ASKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let url = serve(|stream| {
         ASKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let _ = stream.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
+        let _ = stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     });
     let (sb, root) = checkout(&url, "");
     let out = sb
@@ -114,5 +113,9 @@ fn verify_never_reads_the_remote_cache() {
         .expect("scone verify");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Built"), "it built: {stderr}");
-    assert_eq!(ASKED.load(std::sync::atomic::Ordering::SeqCst), 0, "{stderr}");
+    assert_eq!(
+        ASKED.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "{stderr}"
+    );
 }
