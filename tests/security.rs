@@ -786,6 +786,72 @@ fn a_mesh_value_cannot_hand_a_service_another_services_secret() {
     );
 }
 
+/// A mesh is one CAS session, holding one secret of a name: a service author
+/// who declares a local secret under another service's local secret name would
+/// be given its value. `check` and `build` refuse it at the second declaration;
+/// two globals of one name stay one shared secret, as declared.
+#[test]
+fn a_service_cannot_read_another_services_local_secret_by_naming_it() {
+    let (sb, root) = checkout();
+    let svc1 = root.join("services/svc-0001/service.yml");
+    let original = std::fs::read_to_string(&svc1).unwrap();
+    // svc_0001 declares (and reads) a local secret named as svc_0000's.
+    std::fs::write(&svc1, original.replace("secret_0001", "secret_0000")).unwrap();
+    let at = format!(
+        "services/svc-0001/service.yml:{}:",
+        line_of(&svc1, "- name: secret_0000")
+    );
+    for command in ["check", "build"] {
+        let ran = run(&sb, &root, &[command]);
+        assert_refused(&ran, &at, "duplicate-secret", command);
+        for named in [
+            "service `svc_0000`",
+            "service `svc_0001`",
+            "services/svc-0000/service.yml:",
+            "local secrets are per service",
+        ] {
+            assert!(
+                ran.stderr.contains(named),
+                "{command}: no {named}:\n{}",
+                ran.stderr
+            );
+        }
+    }
+    assert!(
+        !root.join("target/policy").exists(),
+        "a refused mesh wrote a policy"
+    );
+    // A local named as another service's global would read that service's
+    // exported secret without importing it; the other way round every
+    // importer would read the local one.
+    edit(
+        &root.join(SVC0),
+        "  local:\n    - name: secret_0000",
+        "  global:\n    - name: secret_0000",
+    );
+    assert_refused(
+        &run(&sb, &root, &["check"]),
+        &at,
+        "duplicate-secret",
+        "a local named as another's global",
+    );
+    // Two globals of one name are one secret both declare to share.
+    std::fs::write(
+        &svc1,
+        original
+            .replace("secret_0001", "secret_0000")
+            .replace("secrets:\n  local:", "secrets:\n  global:"),
+    )
+    .unwrap();
+    let ran = run(&sb, &root, &["check"]);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "two globals were refused:\n{}",
+        ran.stderr
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Item 4: Meshfile values are data, never template source.
 

@@ -8,6 +8,7 @@ mod copy_links;
 pub mod diag;
 pub mod discover;
 pub mod link;
+pub mod link_secrets;
 pub mod located;
 pub mod model;
 pub mod parse;

@@ -4,6 +4,7 @@
 
 use super::{Config, LinkedMesh, LinkedService, LoadOptions, ServiceUnit, Workspace};
 use crate::manifest::link::{self, Member};
+use crate::manifest::link_secrets;
 use crate::manifest::template::{self, Variables};
 use crate::manifest::{
     parse, validate, Diagnostic, Diagnostics, ErrorKind, Mesh, Pos, ServiceManifest,
@@ -445,6 +446,9 @@ impl Loader {
                 });
             }
             link::check_env(&mesh, &env, &members, &mut self.diags, &mut self.warnings);
+            let cwd = &self.cwd;
+            let shown = |p: &Path| relative(p, cwd).display().to_string();
+            link_secrets::check_local_secrets(&mesh, &members, &shown, &mut self.diags);
             if complete {
                 link::check_imports(&mesh, &members, &mut self.diags);
             }

@@ -1,0 +1,99 @@
+//! Secret names across the services of one mesh. A mesh is one CAS session,
+//! and a session holds one secret of a name (`plan::mesh` merges the
+//! declarations by name), so two services declaring a secret of one name get
+//! one value. For globals that is the sharing they declare; a local secret is
+//! its service's own, and another service naming it would read it.
+
+use super::diag::{Diagnostic, ErrorKind};
+use super::link::Member;
+use super::located::Located;
+use super::model::Mesh;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// The first declaration of a secret name in a mesh.
+struct First<'a> {
+    service: &'a str,
+    file: &'a Path,
+    name: &'a Located<String>,
+    local: bool,
+}
+
+fn scope(local: bool) -> &'static str {
+    if local {
+        "local"
+    } else {
+        "global"
+    }
+}
+
+/// Refuses (`duplicate-secret`, at the later declaration) a secret name that
+/// two service manifests of `mesh` declare when either declares it local:
+/// the session would hold one secret for both, so one service would read the
+/// other's local secret (or, through a global of that name, every importer
+/// would). Two globals of one name are one shared secret, as declared; a
+/// manifest linked by several mesh services is one author's and is looked at
+/// once. `shown` writes a manifest's path for the message, as the
+/// diagnostic's own file is shown.
+pub fn check_local_secrets(
+    mesh: &Mesh,
+    members: &[Member<'_>],
+    shown: &dyn Fn(&Path) -> String,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut first: HashMap<&str, First<'_>> = HashMap::new();
+    let mut seen_files: HashSet<&Path> = HashSet::new();
+    for member in members {
+        let m = member.manifest;
+        let file = m.path.as_path();
+        if !seen_files.insert(file) {
+            continue;
+        }
+        let secrets = &m.secrets;
+        let decls = (secrets.global.iter().map(|s| (s, false)))
+            .chain(secrets.local.iter().map(|s| (s, true)));
+        for (secret, local) in decls {
+            let name = &secret.name;
+            let Some(earlier) = first.get(name.value.as_str()) else {
+                first.insert(
+                    name.value.as_str(),
+                    First {
+                        service: member.name,
+                        file,
+                        name,
+                        local,
+                    },
+                );
+                continue;
+            };
+            // One manifest declaring a name twice is `validate`'s
+            // `duplicate-secret`; two globals are shared by design.
+            if earlier.file == file || !(local || earlier.local) {
+                continue;
+            }
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::DuplicateSecret,
+                    file,
+                    name.pos,
+                    format!(
+                        "{} secret `{}` of service `{}` ({}) has the name of the {} secret of service `{}` ({}:{}): mesh `{}` has one secret of a name, so both services would get the same value",
+                        scope(local),
+                        name.value,
+                        member.name,
+                        shown(file),
+                        scope(earlier.local),
+                        earlier.service,
+                        shown(earlier.file),
+                        earlier.name.pos,
+                        mesh.policy.namespace.value,
+                    ),
+                )
+                .with_hint(
+                    "local secrets are per service: rename one; if both services should share it, \
+                     declare it under `secrets.global` in one and list it under `secrets.import` in the other",
+                ),
+            );
+        }
+    }
+}
