@@ -272,7 +272,8 @@ impl Location {
             (None, None) => self.root.join("target"),
         };
         let files: Vec<PathBuf> = self.config_file.iter().cloned().collect();
-        let why = target::refusal(&target, &self.root, &files)?;
+        let given = cli.is_some() || config.target_dir.is_some();
+        let refused = target::refusal(&target, &self.root, &files, given)?;
         let (file, pos) = match (cli, &config.target_dir, &self.config_file, &text) {
             (Some(_), ..) => (PathBuf::from("--target-dir"), Default::default()),
             (None, Some(_), Some(file), Some(text)) => {
@@ -284,7 +285,7 @@ impl Location {
             .strip_prefix(cwd)
             .map(Path::to_path_buf)
             .unwrap_or(file);
-        Some(target::diagnostic(&target, &why, file, pos))
+        Some(target::diagnostic(&target, &refused, file, pos))
     }
 
     /// `scone.toml` read without diagnostics (a broken one reads as the

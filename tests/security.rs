@@ -257,6 +257,69 @@ fn a_target_dir_inside_or_holding_what_the_build_reads_is_refused() {
     );
 }
 
+/// A repository can commit `target` as a link to another project's target
+/// dir (it has a `.scone/`, so it looks like scone's): a build would write
+/// into and prune it, `scone clean` would empty it. Refused (`target-dir`,
+/// naming the link and where it leads) unless the target dir is given.
+#[test]
+fn a_target_dir_linked_out_of_the_workspace_is_refused_unless_given() {
+    let (sb, other) = checkout();
+    let ran = run(&sb, &other, &["build"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let outputs = other.join("target");
+    let before = contents_of(&outputs);
+    let folders = tree_of(&outputs);
+    assert!(
+        before.iter().any(|(p, _)| p.starts_with("images")),
+        "the other project has images: {before:?}"
+    );
+    let root = sb.path().join("second");
+    generate(
+        &root,
+        MonorepoOptions {
+            services: 1,
+            ..MonorepoOptions::default()
+        },
+    );
+    std::fs::create_dir(root.join(".git")).expect("the repository marker");
+    std::os::unix::fs::symlink(&outputs, root.join("target")).expect("committing a link");
+    let leads = outputs.canonicalize().expect("the other target");
+    for cmd in ["check", "graph", "clean", "build", "apply", "verify"] {
+        let ran = run(&sb, &root, &[cmd]);
+        assert_refused(&ran, "", "target-dir", cmd);
+        let line = ran
+            .stderr
+            .lines()
+            .find(|l| l.ends_with("[target-dir]"))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&root.join("target").display().to_string())
+                && line.contains(&leads.display().to_string()),
+            "{cmd}: names the link and where it leads: {line}"
+        );
+        assert!(
+            ran.stderr.contains("remove the link") && ran.stderr.contains("--target-dir DIR"),
+            "{cmd}: the hint: {}",
+            ran.stderr
+        );
+        assert_eq!(
+            contents_of(&outputs),
+            before,
+            "{cmd} changed the other target"
+        );
+        assert_eq!(tree_of(&outputs), folders, "{cmd} changed the other target");
+    }
+    // Given explicitly, it is the user's choice.
+    let ran = run(&sb, &root, &["check", "--target-dir", "target"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    // A link that stays inside the workspace is no link out.
+    std::fs::remove_file(root.join("target")).expect("removing the link");
+    std::fs::create_dir(root.join("out")).expect("a folder");
+    std::os::unix::fs::symlink("out", root.join("target")).expect("a link inside");
+    let ran = run(&sb, &root, &["check"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}
+
 /// Every file and folder under `dir`, sorted.
 fn tree_of(dir: &Path) -> Vec<PathBuf> {
     let mut all: Vec<PathBuf> = walk(dir);

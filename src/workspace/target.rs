@@ -24,15 +24,98 @@ pub fn is_tagged(dir: &Path) -> bool {
     std::fs::symlink_metadata(dir.join(".scone")).is_ok_and(|m| m.is_dir())
 }
 
+/// Why a target dir is refused, and what the user can do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the folder is, after "the target dir <path>".
+    pub why: String,
+    /// What to do instead.
+    pub hint: &'static str,
+}
+
+/// The hint of most refusals.
+const HINT: &str = "scone builds into and `scone clean` removes its target dir: give a new or \
+     empty folder, or one scone made, outside the sources (`target-dir` in scone.toml or \
+     --target-dir)";
+
+/// The hint of a target dir reached through a link that leads out of the
+/// workspace.
+const LINK_HINT: &str = "a repository can commit a link in place of its target dir: remove \
+     the link, or give the folder explicitly with `--target-dir DIR` or `target-dir` in \
+     scone.toml";
+
+impl Refusal {
+    /// A refusal with the usual hint.
+    pub fn new(why: impl Into<String>) -> Refusal {
+        Refusal {
+            why: why.into(),
+            hint: HINT,
+        }
+    }
+}
+
 /// Why scone may not use `target` as the target dir of the workspace at
 /// `root` whose manifests (and `scone.toml`) are `files`; `None` if it may.
-pub fn refusal(target: &Path, root: &Path, files: &[PathBuf]) -> Option<String> {
-    refusal_with(target, root, files, resolve)
+/// `given`: the user gave it (`--target-dir`, `SCONE_TARGET_DIR`, `target-dir`
+/// of scone.toml), so it may be reached through a link that leads anywhere.
+pub fn refusal(target: &Path, root: &Path, files: &[PathBuf], given: bool) -> Option<Refusal> {
+    refusal_with(target, root, files, given, resolve)
 }
 
 /// [`refusal`], with `resolve` giving what [`resolve`] gives (a loader
 /// remembers the folders it resolved: the manifests' are known by then).
 pub fn refusal_with(
+    target: &Path,
+    root: &Path,
+    files: &[PathBuf],
+    given: bool,
+    resolve: impl Fn(&Path) -> PathBuf,
+) -> Option<Refusal> {
+    if !given {
+        if let Some(refused) = link_out(target, root, &resolve) {
+            return Some(refused);
+        }
+    }
+    reason(target, root, files, resolve).map(Refusal::new)
+}
+
+/// A link on the way from `root` to `target` (the default `<root>/target`)
+/// that leads out of the workspace root: another project's target dir, which
+/// a build would write into and prune and `scone clean` would empty.
+fn link_out(target: &Path, root: &Path, resolve: &impl Fn(&Path) -> PathBuf) -> Option<Refusal> {
+    let inside = resolve(root);
+    let below_root = target
+        .ancestors()
+        .take_while(|p| p.starts_with(root) && *p != root);
+    for link in below_root {
+        let is_link = std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            continue;
+        }
+        let (Ok(to), Some(parent)) = (std::fs::read_link(link), link.parent()) else {
+            continue;
+        };
+        let leads = resolve(&parent.join(to));
+        if !leads.starts_with(&inside) {
+            let named = if link == target {
+                String::new()
+            } else {
+                format!(" (through {})", link.display())
+            };
+            return Some(Refusal {
+                why: format!(
+                    "is reached through a link{named} that leads to {}, outside the workspace root {}",
+                    leads.display(),
+                    inside.display()
+                ),
+                hint: LINK_HINT,
+            });
+        }
+    }
+    None
+}
+
+fn reason(
     target: &Path,
     root: &Path,
     files: &[PathBuf],
@@ -69,7 +152,7 @@ pub fn refusal_with(
 /// scone.toml, or `--target-dir`).
 pub fn diagnostic(
     target: &Path,
-    why: &str,
+    refused: &Refusal,
     file: PathBuf,
     pos: crate::manifest::Pos,
 ) -> crate::manifest::Diagnostic {
@@ -77,13 +160,9 @@ pub fn diagnostic(
         crate::manifest::ErrorKind::TargetDir,
         file,
         pos,
-        format!("the target dir {} {why}", target.display()),
+        format!("the target dir {} {}", target.display(), refused.why),
     )
-    .with_hint(
-        "scone builds into and `scone clean` removes its target dir: give a new or empty \
-         folder, or one scone made, outside the sources (`target-dir` in scone.toml or \
-         --target-dir)",
-    )
+    .with_hint(refused.hint)
 }
 
 /// Writes the tag into `target` if it is missing: when the build directory is
@@ -110,7 +189,7 @@ mod tests {
         let manifest = root.join("svc/service.yml");
         std::fs::write(&manifest, "x").unwrap();
         let files = [manifest];
-        let refused = |t: &Path| refusal(t, &root, &files);
+        let refused = |t: &Path| refusal(t, &root, &files, false).map(|r| r.why);
         assert_eq!(refused(&root.join("target")), None, "new");
         assert_eq!(refused(&root), Some("is the workspace root".into()));
         assert_eq!(
@@ -166,8 +245,12 @@ mod tests {
                 if i == MADE {
                     break;
                 }
-                if let Some(why) = refusal(&target(i), &root, &[]) {
-                    panic!("{} refused while being made: {why}", target(i).display());
+                if let Some(r) = refusal(&target(i), &root, &[], false) {
+                    panic!(
+                        "{} refused while being made: {}",
+                        target(i).display(),
+                        r.why
+                    );
                 }
             }
         });

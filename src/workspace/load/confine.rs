@@ -37,22 +37,30 @@ impl Loader {
         self.target_cli = cli.is_some();
         self.target_at = at;
         let resolver = &self.resolver;
-        if let Some(why) =
-            target::refusal_with(&target, &self.root, &known, |p| resolver.resolve(p))
+        let given = cli.is_some() || at.is_some();
+        if let Some(refused) =
+            target::refusal_with(&target, &self.root, &known, given, |p| resolver.resolve(p))
         {
-            self.refuse_target(&target, cli.is_some(), at, &why);
+            self.refuse_target(&target, cli.is_some(), at, &refused);
         }
         target
     }
 
-    fn refuse_target(&mut self, target: &Path, cli: bool, at: Option<&'static str>, why: &str) {
+    fn refuse_target(
+        &mut self,
+        target: &Path,
+        cli: bool,
+        at: Option<&'static str>,
+        refused: &target::Refusal,
+    ) {
         let (file, pos) = match (cli, at) {
             (true, _) => (PathBuf::from("--target-dir"), Pos::default()),
             (false, Some(key)) => self.config_pos(None, key),
             (false, None) => (target.to_path_buf(), Pos::default()),
         };
         self.target_refused = true;
-        self.diags.push(target::diagnostic(target, why, file, pos));
+        self.diags
+            .push(target::diagnostic(target, refused, file, pos));
     }
 
     /// Refuses the target dir if it holds a service manifest found while linking.
@@ -62,9 +70,11 @@ impl Loader {
         }
         let paths: Vec<PathBuf> = self.units.iter().map(|u| u.manifest.path.clone()).collect();
         let resolver = &self.resolver;
-        if let Some(why) = target::refusal_with(target, &self.root, &paths, |p| resolver.resolve(p))
+        let given = self.target_cli || self.target_at.is_some();
+        if let Some(refused) =
+            target::refusal_with(target, &self.root, &paths, given, |p| resolver.resolve(p))
         {
-            self.refuse_target(target, self.target_cli, self.target_at, &why);
+            self.refuse_target(target, self.target_cli, self.target_at, &refused);
         }
     }
 
@@ -145,7 +155,8 @@ impl Loader {
                 },
             );
         if let Some(why) = why {
-            self.refuse_target(target, self.target_cli, self.target_at, &why);
+            let refused = target::Refusal::new(why);
+            self.refuse_target(target, self.target_cli, self.target_at, &refused);
         }
     }
 
