@@ -6,7 +6,9 @@
 //! Two ways to run: in a Docker-API engine through bollard (the image loaded
 //! from `target/images/<service>/`, `--network=none`, logs streamed, exit code
 //! propagated), or `--native`: the image's rootfs unpacked to a temp folder and
-//! the command run on the host in its `pwd`.
+//! the command run on the host in its `pwd` — the host's programs from `PATH`
+//! (a `python3` command is the host's interpreter, running the image's files),
+//! not the image's own.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -191,7 +193,77 @@ pub fn run_native(spec: &RunSpec, rootfs: &Path) -> Result<i32, RunError> {
             context: "waiting for the service".into(),
             source,
         })?;
-    Ok(status.code().unwrap_or(128))
+    Ok(exit_code(status))
+}
+
+/// How a native service ended, waited for by [`wait_or_stop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It ended by itself: its exit code (128 + the signal that killed it).
+    Exited(i32),
+    /// Stopped on this signal scone was sent (Ctrl-C, SIGTERM, SIGHUP).
+    Stopped(i32),
+}
+
+/// How long a service stopped by [`wait_or_stop`] has between SIGTERM and
+/// SIGKILL.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits for `child`, a native service, to end; when a signal number comes
+/// on `stop` first (scone was told to stop), sends it SIGTERM, then SIGKILL
+/// after [`STOP_GRACE`], and waits for it: a service that holds the CAS's
+/// secrets never outlives the `scone run` that started it.
+pub fn wait_or_stop(
+    child: &mut std::process::Child,
+    stop: &std::sync::mpsc::Receiver<i32>,
+) -> Result<Ended, RunError> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let io = |source| RunError::Io {
+        context: "waiting for the service".into(),
+        source,
+    };
+    loop {
+        if let Some(status) = child.try_wait().map_err(io)? {
+            return Ok(Ended::Exited(exit_code(status)));
+        }
+        match stop.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(signal) => {
+                end(child).map_err(io)?;
+                return Ok(Ended::Stopped(signal));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Ok(Ended::Exited(exit_code(child.wait().map_err(io)?)));
+            }
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL if it still runs after [`STOP_GRACE`]; reaped.
+fn end(child: &mut std::process::Child) -> std::io::Result<()> {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: `kill` takes its arguments by value; `pid` is our child,
+        // not yet reaped (so its pid is not anyone else's).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let deadline = std::time::Instant::now() + STOP_GRACE;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill()?;
+    child.wait().map(|_| ())
+}
+
+/// A shell's exit code for `status`: the code, or 128 + the killing signal.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(128)
 }
 
 /// A container started by [`start_docker`]; its output streams to ours.

@@ -170,6 +170,96 @@ fn run_native_gets_the_stored_secret() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Hello 'myself'"));
 }
 
+/// Whether process `pid` runs (not gone, not a zombie).
+fn runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next());
+        !matches!(state, Some('Z' | 'X') | None)
+    })
+}
+
+/// The processes whose working folder is under `dir`.
+fn working_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .collect()
+}
+
+/// SIGTERM to `scone run --native` while its service runs: the service
+/// (the CAS's secrets in its environment) does not outlive it, and its
+/// rootfs folder is removed.
+#[test]
+fn run_native_stops_its_service_and_removes_its_rootfs_on_sigterm() {
+    let sb = Sandbox::new();
+    let dir = example(&sb, SEED_IMAGE);
+    let program = std::fs::read_to_string(dir.join("print_env.py")).unwrap()
+        + "import time\nprint('STARTED', flush=True)\ntime.sleep(600)\n";
+    std::fs::write(dir.join("print_env.py"), program).unwrap();
+    let tmp = sb.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = tmp.canonicalize().unwrap();
+    let out = sb.path().join("run.out");
+    let mut scone = sb
+        .std_command(&dir)
+        .env("TMPDIR", &tmp)
+        .args(["run", "-f", "mesh.yml", "--native"])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(sb.path().join("run.err")).unwrap())
+        .spawn()
+        .unwrap();
+    // A bound on the build and start, not a speed assertion.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let service = loop {
+        let started = std::fs::read_to_string(&out).unwrap().contains("STARTED");
+        if let (true, [pid]) = (started, working_in(&tmp).as_slice()) {
+            break *pid;
+        }
+        if let Ok(Some(status)) = scone.try_wait() {
+            panic!(
+                "scone run ended ({status}) before its service started:\n{}",
+                std::fs::read_to_string(sb.path().join("run.err")).unwrap()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &scone.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = scone.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while runs(service) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let outlived = runs(service);
+    if outlived {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &service.to_string()])
+            .status();
+    }
+    assert!(!outlived, "the service outlived scone run ({status})");
+    assert_eq!(status.code(), Some(128 + 15), "exit 128 + SIGTERM");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("scone-run-"))
+        .collect();
+    assert!(left.is_empty(), "rootfs folders left: {left:?}");
+}
+
 #[test]
 fn run_in_docker_gets_the_stored_secret() {
     let dockerd = support::dockerd::Dockerd::start();

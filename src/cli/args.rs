@@ -255,7 +255,7 @@ pub struct VerifyArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Run on this host in the unpacked rootfs instead of a Docker-API engine.
+    /// Run on this host in the unpacked rootfs instead of a Docker-API engine: the command's program is the host's (from PATH; `python3` is the host's interpreter running the image's files), not the image's.
     #[arg(long)]
     pub native: bool,
 }

@@ -236,6 +236,16 @@ fn stopped(signal: i32, running: BTreeMap<String, Started>, out: &Output) -> any
 /// or SIGHUP. The handlers are in place when it returns (before any service
 /// starts); a thread waits for them.
 fn stop_on_signals(tx: mpsc::Sender<DevEvent>) -> std::io::Result<()> {
+    on_stop_signal(move |signal| {
+        let _ = tx.send(DevEvent::Stop { signal });
+    })
+}
+
+/// Calls `stop` with the first Ctrl-C (SIGINT), SIGTERM or SIGHUP that comes
+/// (its number), instead of ending the process: the handlers are in place
+/// when it returns; a thread waits for them. `scone dev` and `scone run`
+/// stop their native services with it.
+pub(super) fn on_stop_signal(stop: impl FnOnce(i32) + Send + 'static) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -256,7 +266,7 @@ fn stop_on_signals(tx: mpsc::Sender<DevEvent>) -> std::io::Result<()> {
                 _ = hup.recv() => libc::SIGHUP,
             }
         });
-        let _ = tx.send(DevEvent::Stop { signal });
+        stop(signal);
     });
     Ok(())
 }
@@ -358,7 +368,7 @@ fn cycle(
             let handle = if native {
                 let image = scone::oci::layout::read_layout(&layout, Some(tag))?;
                 let layers: Vec<_> = image.layers.iter().map(|l| l.path.clone()).collect();
-                let rootfs = scone::dev::rootfs::tempdir()?;
+                let rootfs = scone::dev::rootfs::tempdir(scone::dev::rootfs::Kind::Dev)?;
                 scone::run::unpack(&layers, rootfs.path())?;
                 // Tied to this thread, the main one: it dies with the loop.
                 Running::Native(

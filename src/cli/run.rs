@@ -1,6 +1,8 @@
 //! `scone run -p SERVICE`: apply to the embedded local CAS, then run the service
 //! locally in simulation mode (see [`scone::run`]). Without `-p`, the
-//! workspace's only mesh service (as `cargo run` runs the only binary).
+//! workspace's only mesh service (as `cargo run` runs the only binary). A
+//! native service is stopped with scone (Ctrl-C, SIGTERM, SIGHUP, `kill -9`)
+//! and its rootfs folder removed, now or at the next start.
 
 use anyhow::Context;
 use scone::cas::Cas;
@@ -40,6 +42,55 @@ fn only_service(ws: &scone::workspace::Workspace) -> anyhow::Result<String> {
             ),
         )
         .into()),
+    }
+}
+
+/// Runs `spec` natively on the unpacked image at `layout`: the rootfs folder
+/// is named after this process (`scone-run-…`, as `scone dev`'s are), so the
+/// next `scone run` or `scone dev` removes it if this one is killed; Ctrl-C,
+/// SIGTERM and SIGHUP stop the service and remove it; the service dies with
+/// scone even by `kill -9`.
+fn native(
+    spec: &scone::run::RunSpec,
+    layout: &std::path::Path,
+    tag: &str,
+    out: &Output,
+) -> anyhow::Result<i32> {
+    let stale = scone::dev::rootfs::remove_stale();
+    if !stale.is_empty() {
+        out.status(
+            "Removed",
+            &format!(
+                "{} rootfs folder(s) of runs or dev loops that no longer run",
+                stale.len()
+            ),
+        );
+    }
+    let (tx, stop) = std::sync::mpsc::channel();
+    super::dev::on_stop_signal(move |signal| {
+        let _ = tx.send(signal);
+    })
+    .context("listening for Ctrl-C, SIGTERM and SIGHUP")?;
+    let image = scone::oci::layout::read_layout(layout, Some(tag))?;
+    let layers: Vec<_> = image.layers.iter().map(|l| l.path.clone()).collect();
+    let rootfs = scone::dev::rootfs::tempdir(scone::dev::rootfs::Kind::Run)
+        .context("creating a folder for the rootfs")?;
+    scone::run::unpack(&layers, rootfs.path())?;
+    let ended = match stop.try_recv() {
+        Ok(signal) => scone::run::Ended::Stopped(signal),
+        // Tied to this thread, the main one: it dies with scone.
+        Err(_) => {
+            let mut child = scone::run::start_native_tied(spec, rootfs.path())?;
+            scone::run::wait_or_stop(&mut child, &stop)?
+        }
+    };
+    drop(rootfs);
+    match ended {
+        scone::run::Ended::Exited(code) => Ok(code),
+        scone::run::Ended::Stopped(signal) => {
+            out.status("Stopped", &format!("{} (signal {signal})", spec.service));
+            Ok(128 + signal)
+        }
     }
 }
 
@@ -109,14 +160,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let layout = target.join("images").join(unit.name());
     let tag = &unit.manifest.build.to.value;
     if args.native {
-        let image = scone::oci::layout::read_layout(&layout, Some(tag))?;
-        let layers: Vec<_> = image.layers.iter().map(|l| l.path.clone()).collect();
-        let rootfs = tempfile::Builder::new()
-            .prefix("scone-run-")
-            .tempdir()
-            .context("creating a folder for the rootfs")?;
-        scone::run::unpack(&layers, rootfs.path())?;
-        return Ok(scone::run::run_native(&spec, rootfs.path())?);
+        return native(&spec, &layout, tag, &out);
     }
     let host = std::env::var("DOCKER_HOST").ok();
     scone::oci::docker::load(&layout, tag, host.as_deref()).with_context(|| {

@@ -1,7 +1,8 @@
-//! The folders `scone dev --native` unpacks an image's rootfs into, and the
-//! ones a dev loop that is gone left behind (`kill -9`, a crash, a power
-//! cut). A folder's name says whose it is:
-//! `scone-dev-<pid namespace>-<pid>-<start time>-XXXXXX` — the loop's pid
+//! The folders `scone dev --native` and `scone run --native` unpack an
+//! image's rootfs into, and the ones a dev loop or run that is gone left
+//! behind (`kill -9`, a crash, a power cut). A folder's name says whose it is:
+//! `scone-dev-<pid namespace>-<pid>-<start time>-XXXXXX` (`scone-run-…` for
+//! `scone run`) — the process's pid
 //! namespace (`/proc/self/ns/pid`'s inode), pid and start time (clock ticks
 //! after boot, `/proc/<pid>/stat`). Pid, start time and namespace together
 //! name one process for as long as the machine runs, so a folder whose
@@ -12,8 +13,27 @@
 
 use std::path::{Path, PathBuf};
 
-/// What every such folder's name starts with.
-const PREFIX: &str = "scone-dev-";
+/// Who unpacks a rootfs: what its folders' names start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `scone dev --native`: `scone-dev-`.
+    Dev,
+    /// `scone run --native`: `scone-run-`.
+    Run,
+}
+
+impl Kind {
+    /// What every such folder's name starts with.
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Dev => "scone-dev-",
+            Kind::Run => "scone-run-",
+        }
+    }
+}
+
+/// Every kind, whose dead owners' folders [`remove_stale`] removes.
+const KINDS: [Kind; 2] = [Kind::Dev, Kind::Run];
 
 /// A process, as a folder name tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +54,16 @@ impl Owner {
         })
     }
 
-    /// `scone-dev-<ns>-<pid>-<start>-`.
-    fn prefix(&self) -> String {
-        format!("{PREFIX}{}-{}-{}-", self.namespace, self.pid, self.start)
+    /// `scone-dev-<ns>-<pid>-<start>-` (or `scone-run-…`).
+    fn prefix(&self, kind: Kind) -> String {
+        let (ns, pid, start) = (self.namespace, self.pid, self.start);
+        format!("{}{ns}-{pid}-{start}-", kind.prefix())
     }
 
     /// The owner a folder name says (`None`: no owner said).
     fn of(name: &str) -> Option<Owner> {
-        let mut parts = name.strip_prefix(PREFIX)?.splitn(4, '-');
+        let rest = KINDS.iter().find_map(|k| name.strip_prefix(k.prefix()))?;
+        let mut parts = rest.splitn(4, '-');
         let owner = Owner {
             namespace: parts.next()?.parse().ok()?,
             pid: parts.next()?.parse().ok()?,
@@ -77,13 +99,14 @@ fn start_time(pid: u32) -> Option<u64> {
 
 /// A new, empty folder for a service's rootfs, named after this process
 /// (in the temp folder, `TMPDIR`); removed when dropped.
-pub fn tempdir() -> std::io::Result<tempfile::TempDir> {
-    let prefix = Owner::this_process().map_or_else(|| PREFIX.to_string(), |o| o.prefix());
+pub fn tempdir(kind: Kind) -> std::io::Result<tempfile::TempDir> {
+    let prefix =
+        Owner::this_process().map_or_else(|| kind.prefix().to_string(), |o| o.prefix(kind));
     tempfile::Builder::new().prefix(&prefix).tempdir()
 }
 
-/// Removes, from the temp folder, the rootfs folders of dev loops of this
-/// pid namespace that no longer run, and that this user owns; returns those
+/// Removes, from the temp folder, the rootfs folders of dev loops and runs
+/// (every [`Kind`]) of this pid namespace that no longer run, and that this user owns; returns those
 /// it removed.
 pub fn remove_stale() -> Vec<PathBuf> {
     remove_stale_in(&std::env::temp_dir())
@@ -129,9 +152,17 @@ mod tests {
             pid: 42,
             start: 1234,
         };
-        assert_eq!(Owner::of(&format!("{}Ab3xYz", o.prefix())), Some(o));
+        assert_eq!(
+            Owner::of(&format!("{}Ab3xYz", o.prefix(Kind::Dev))),
+            Some(o)
+        );
+        assert_eq!(
+            Owner::of(&format!("{}Ab3xYz", o.prefix(Kind::Run))),
+            Some(o)
+        );
         assert_eq!(Owner::of("scone-dev-Ab3xYz"), None, "an older scone's");
-        assert_eq!(Owner::of(&o.prefix()), None, "no random part");
+        assert_eq!(Owner::of("scone-run-Ab3xYz"), None, "an older scone's");
+        assert_eq!(Owner::of(&o.prefix(Kind::Dev)), None, "no random part");
         assert_eq!(Owner::of("scone-dev-1-2-x-abc"), None);
         assert_eq!(Owner::of("other-1-2-3-abc"), None);
     }
@@ -161,26 +192,28 @@ mod tests {
             ..dead
         };
         let names = [
-            format!("{}aaaaaa", dead.prefix()),
-            format!("{}bbbbbb", reused.prefix()),
-            format!("{}cccccc", me.prefix()),
-            format!("{}dddddd", other_ns.prefix()),
+            format!("{}aaaaaa", dead.prefix(Kind::Dev)),
+            format!("{}bbbbbb", reused.prefix(Kind::Dev)),
+            format!("{}gggggg", dead.prefix(Kind::Run)),
+            format!("{}cccccc", me.prefix(Kind::Run)),
+            format!("{}dddddd", other_ns.prefix(Kind::Run)),
             "scone-dev-eeeeee".to_string(),
+            "scone-run-eeeeee".to_string(),
         ];
         for n in &names {
             std::fs::create_dir_all(tmp.path().join(n).join("usr/bin")).unwrap();
         }
         std::os::unix::fs::symlink(
-            tmp.path().join(&names[2]),
-            tmp.path().join(format!("{}ffffff", dead.prefix())),
+            tmp.path().join(&names[3]),
+            tmp.path().join(format!("{}ffffff", dead.prefix(Kind::Run))),
         )
         .unwrap();
         let mut removed = remove_stale_in(tmp.path());
         removed.sort();
-        let mut expected = vec![tmp.path().join(&names[0]), tmp.path().join(&names[1])];
+        let mut expected: Vec<_> = names[..3].iter().map(|n| tmp.path().join(n)).collect();
         expected.sort();
         assert_eq!(removed, expected);
-        for n in &names[2..] {
+        for n in &names[3..] {
             assert!(tmp.path().join(n).is_dir(), "{n} kept");
         }
     }
