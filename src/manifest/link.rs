@@ -243,14 +243,7 @@ fn check_mesh_secret_refs(
     out: &mut Vec<Diagnostic>,
 ) {
     let secrets = &member.manifest.secrets;
-    let manifest_file = || {
-        member
-            .manifest
-            .path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
+    let manifest_file = || file_name(&member.manifest.path);
     let given: Vec<&str> = secrets
         .global
         .iter()
@@ -307,12 +300,15 @@ fn check_mesh_secret_refs(
     }
 }
 
-fn undefined_hint(mesh: &Mesh, env: &MeshEnv, name: &str) -> String {
-    let file = mesh
-        .path
-        .file_name()
+/// The last part of `path`, as hints name a manifest.
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
         .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn undefined_hint(mesh: &Mesh, env: &MeshEnv, name: &str) -> String {
+    let file = file_name(&mesh.path);
     if env.per_service_form {
         format!("add to {file}:\n    env:\n      - service: global\n        env:\n          - name: {name}\n            value: …\n  or give it a default in the service manifest (`value:`)")
     } else {
@@ -449,12 +445,7 @@ fn local_override(file: &Path, pos: Pos, var: &str, member: &Member<'_>) -> Diag
     )
     .with_hint(format!(
         "remove this entry, or move `{var}` to `environment.global` in {}",
-        member
-            .manifest
-            .path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        file_name(&member.manifest.path)
     ))
 }
 
