@@ -913,6 +913,25 @@ fn a_service_cannot_read_another_services_local_secret_by_naming_it() {
         "two globals were refused:\n{}",
         ran.stderr
     );
+    // ... declared alike: one of another size would get the first one's.
+    std::fs::write(
+        &svc1,
+        original
+            .replace("secret_0001", "secret_0000")
+            .replace("secrets:\n  local:", "secrets:\n  global:")
+            .replace("size: 16", "size: 32"),
+    )
+    .unwrap();
+    let ran = run(&sb, &root, &["check"]);
+    assert_refused(
+        &ran,
+        &at,
+        "duplicate-secret",
+        "two globals declared otherwise",
+    );
+    for named in ["declared otherwise", "size 32", "size 16"] {
+        assert!(ran.stderr.contains(named), "no {named}:\n{}", ran.stderr);
+    }
 }
 
 // ---------------------------------------------------------------------------

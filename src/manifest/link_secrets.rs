@@ -7,7 +7,7 @@
 use super::diag::{Diagnostic, ErrorKind};
 use super::link::Member;
 use super::located::Located;
-use super::model::Mesh;
+use super::model::{Mesh, Secret};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -17,6 +17,32 @@ struct First<'a> {
     file: &'a Path,
     name: &'a Located<String>,
     local: bool,
+    secret: &'a Secret,
+}
+
+/// What a declaration makes of a secret, as far as two of them must agree to
+/// be one: its kind, its size, whether it has a fixed value (the value itself
+/// is not compared: a manifest read from the parse cache withholds it).
+fn shape(secret: &Secret) -> (&str, Option<u32>, bool) {
+    (
+        secret.kind.value.as_str(),
+        secret.size.as_ref().map(|s| s.value),
+        secret.value.is_some(),
+    )
+}
+
+fn describe(secret: &Secret) -> String {
+    let (kind, size, fixed) = shape(secret);
+    let mut text = format!("kind `{kind}`");
+    if let Some(size) = size {
+        text.push_str(&format!(", size {size}"));
+    }
+    text.push_str(if fixed {
+        ", a fixed value"
+    } else {
+        ", generated"
+    });
+    text
 }
 
 fn scope(local: bool) -> &'static str {
@@ -62,13 +88,43 @@ pub fn check_local_secrets(
                         file,
                         name,
                         local,
+                        secret,
                     },
                 );
                 continue;
             };
             // One manifest declaring a name twice is `validate`'s
             // `duplicate-secret`; two globals are shared by design.
-            if earlier.file == file || !(local || earlier.local) {
+            if earlier.file == file {
+                continue;
+            }
+            if !(local || earlier.local) {
+                // One secret for both: the first declaration would win, and
+                // the other service get what it did not declare.
+                if shape(secret) != shape(earlier.secret) {
+                    out.push(
+                        Diagnostic::new(
+                            ErrorKind::DuplicateSecret,
+                            file,
+                            name.pos,
+                            format!(
+                                "global secret `{}` of service `{}` ({}: {}) is declared otherwise by service `{}` ({}:{}: {}): mesh `{}` has one secret of a name, and it would be the first one's",
+                                name.value,
+                                member.name,
+                                shown(file),
+                                describe(secret),
+                                earlier.service,
+                                shown(earlier.file),
+                                earlier.name.pos,
+                                describe(earlier.secret),
+                                mesh.policy.namespace.value,
+                            ),
+                        )
+                        .with_hint(
+                            "declare it the same way in both, or declare it in one and list it under `secrets.import` in the other",
+                        ),
+                    );
+                }
                 continue;
             }
             out.push(
