@@ -392,7 +392,7 @@ fn add_service(b: &mut Builder, s: ServiceSteps) -> (usize, usize, [usize; 2]) {
     let copy = b.add(s.copy, vec![]);
     let layer = b.add(s.layer, vec![copy]);
     let image = b.add(s.image, vec![base, layer]);
-    let sign = b.add(s.sign, vec![image, copy]);
+    let sign = b.add(s.sign, vec![image]);
     let sbom = b.add(s.sbom, vec![image, packages]);
     let provenance = b.add(s.provenance, vec![image, sign, sbom, packages]);
     (image, sign, [sbom, provenance])

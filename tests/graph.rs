@@ -56,7 +56,6 @@ fn three_services_give_three_chains_a_policy_and_a_chart() {
         expected_edges.insert(e(&format!("copy:{s}"), &format!("layer:{s}")));
         expected_edges.insert(e(&format!("layer:{s}"), &format!("image:{s}")));
         expected_edges.insert(e(&format!("image:{s}"), &format!("sign:{s}")));
-        expected_edges.insert(e(&format!("copy:{s}"), &format!("sign:{s}")));
         expected_edges.insert(e("base:default:python", &format!("image:{s}")));
         expected_edges.insert(e(&format!("sign:{s}"), "policy:multi"));
         expected_edges.insert(e(&format!("image:{s}"), "chart:multi"));

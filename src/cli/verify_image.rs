@@ -369,7 +369,6 @@ mod tests {
             debug: true,
             mrenclave: "m".into(),
             fspf_tag: tag.into(),
-            protected: Vec::new(),
             service: service.map(Into::into),
         };
         let services = [

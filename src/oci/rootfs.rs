@@ -1,6 +1,9 @@
 //! Read files out of a stack of layer blobs (bottom first) as the container would see
 //! them: later layers win, whiteouts (`.wh.NAME`, `.wh..wh..opq`) delete, and symlinks
-//! (absolute or relative) are followed inside the image root, never outside it.
+//! (absolute or relative) are followed inside the image root, never outside it. Every
+//! regular file's mode, size and SHA-256 are taken as its layer is read, so the whole
+//! file system can be listed for the fspf tag ([`RootFs::entries`]) without reading a
+//! layer again.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -8,6 +11,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::error::{io_at, OciError, Result};
 
@@ -21,11 +25,42 @@ enum Node {
     File {
         layer: usize,
         name: String,
+        meta: FileMeta,
     },
     Symlink(String),
-    /// A hard link to another path of the image.
+    /// A hard link to another path of the image. In the merged view, only one
+    /// whose target is not in the image: one that is, is its target's node.
     Hardlink(String),
-    Other,
+    /// A device, a fifo, …: its tar type flag and permission bits.
+    Other {
+        flag: u8,
+        mode: u32,
+    },
+}
+
+/// A regular file as its layer holds it: what the fspf tag protects of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Permission bits (`0o7777`: setuid, setgid and sticky included).
+    pub mode: u32,
+    pub size: u64,
+    /// SHA-256 of the contents, hex.
+    pub sha256: String,
+}
+
+/// One path of the merged file system, as [`RootFs::entries`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Dir,
+    File(&'a FileMeta),
+    Symlink(&'a str),
+    /// A hard link whose target is not in the image.
+    DanglingHardlink(&'a str),
+    /// A device, a fifo, …: its tar type flag and permission bits.
+    Other {
+        flag: u8,
+        mode: u32,
+    },
 }
 
 /// What one layer says about the file system, read once from its tar stream: the
@@ -71,11 +106,35 @@ impl LayerIndex {
                 entry.header().entry_type(),
                 tar::EntryType::Regular | tar::EntryType::Continuous
             );
-            if regular && keep(&raw, entry.size()) {
-                let mut content = Vec::new();
-                entry.read_to_end(&mut content).map_err(bad)?;
-                kept.push((raw.clone(), content));
-            }
+            let mode = entry.header().mode().map_err(bad)? & 0o7777;
+            let meta = if regular {
+                let size = entry.size();
+                let mut content = keep(&raw, size).then(Vec::new);
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0u8; size.min(256 << 10) as usize + 1];
+                loop {
+                    let n = match entry.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(bad(e)),
+                    };
+                    hasher.update(&buf[..n]);
+                    if let Some(content) = &mut content {
+                        content.extend_from_slice(&buf[..n]);
+                    }
+                }
+                if let Some(content) = content {
+                    kept.push((raw.clone(), content));
+                }
+                Some(FileMeta {
+                    mode,
+                    size,
+                    sha256: hex::encode(hasher.finalize()),
+                })
+            } else {
+                None
+            };
             let (dir, name) = match path.rsplit_once('/') {
                 Some((d, n)) => (d.to_string(), n.to_string()),
                 None => (String::new(), path.clone()),
@@ -98,15 +157,19 @@ impl LayerIndex {
                     .map(|l| String::from_utf8_lossy(&l).into_owned())
                     .unwrap_or_default()
             };
-            let node = match entry.header().entry_type() {
-                tar::EntryType::Directory => Node::Dir,
-                tar::EntryType::Regular | tar::EntryType::Continuous => Node::File {
+            let node = match (entry.header().entry_type(), meta) {
+                (_, Some(meta)) => Node::File {
                     layer: 0,
                     name: raw.clone(),
+                    meta,
                 },
-                tar::EntryType::Symlink => Node::Symlink(link()),
-                tar::EntryType::Link => Node::Hardlink(normalize(&link())),
-                _ => Node::Other,
+                (tar::EntryType::Directory, _) => Node::Dir,
+                (tar::EntryType::Symlink, _) => Node::Symlink(link()),
+                (tar::EntryType::Link, _) => Node::Hardlink(normalize(&link())),
+                (other, _) => Node::Other {
+                    flag: other.as_byte(),
+                    mode,
+                },
             };
             index.added.push((path, node));
         }
@@ -199,9 +262,19 @@ impl RootFs {
                     remove_tree(&mut nodes, path, true);
                 }
                 let node = match node {
-                    Node::File { name, .. } => Node::File {
+                    Node::File { name, meta, .. } => Node::File {
                         layer: index,
                         name: name.clone(),
+                        meta: meta.clone(),
+                    },
+                    // One file under two names: what the target is when the
+                    // link is made (a later layer may replace or delete the
+                    // target's name, not the file).
+                    Node::Hardlink(target) => match nodes.get(target) {
+                        Some(
+                            linked @ (Node::File { .. } | Node::Symlink(_) | Node::Other { .. }),
+                        ) => linked.clone(),
+                        _ => node.clone(),
                     },
                     other => other.clone(),
                 };
@@ -290,7 +363,7 @@ impl RootFs {
             node = self.node(target);
         }
         let (layer, name) = match node {
-            Some(Node::File { layer, name }) => (layer, name),
+            Some(Node::File { layer, name, .. }) => (layer, name),
             None => return Ok(None),
             Some(_) => {
                 return Err(OciError::invalid(
@@ -319,6 +392,24 @@ impl RootFs {
             }
         }
         Ok(None)
+    }
+
+    /// Every path of the merged file system (no leading `/`), sorted by its
+    /// bytes, with what it is.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, Entry<'_>)> {
+        self.nodes.iter().map(|(path, node)| {
+            let entry = match node {
+                Node::Dir => Entry::Dir,
+                Node::File { meta, .. } => Entry::File(meta),
+                Node::Symlink(target) => Entry::Symlink(target),
+                Node::Hardlink(target) => Entry::DanglingHardlink(target),
+                Node::Other { flag, mode } => Entry::Other {
+                    flag: *flag,
+                    mode: *mode,
+                },
+            };
+            (path.as_str(), entry)
+        })
     }
 
     /// Find `name` like a shell would on `path_var` (`/usr/local/bin:/usr/bin:/bin`):

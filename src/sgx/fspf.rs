@@ -1,20 +1,30 @@
-//! File-system protection: the canonical list of protected files of a service (its own
-//! files and links under `pwd`, and the entry binary) and its digest, the `fspf_tag`
-//! written into the policy. The serialization is "scone fspf v1" (see docs/enclave.md):
-//! a header line, then one line per entry sorted by path bytes: a file as
-//! `<sha256 hex> <mode, 4 octal digits> <size> <path length>:<path>\n`, a symbolic link
-//! as `link <target length>:<target> <path length>:<path>\n` (a file's line starts with
-//! a hex digit, a link's with `l`: the two never read alike). The length prefixes keep
-//! any path or target (even one with spaces or newlines) unambiguous.
+//! File-system protection: the canonical list of what an enclave reads from its image
+//! — every regular file, symbolic link and special file of the image's merged file
+//! system (the base's, the packages' and the service's own layers, whiteouts applied) —
+//! and its digest, the `fspf_tag` written into the policy. The serialization is
+//! "scone fspf v2" (see docs/enclave.md): a header line, then one line per entry
+//! sorted by path bytes: a file as `<sha256 hex> <mode, 4 octal digits> <size> <path
+//! length>:<path>\n`, a symbolic link as `link <target length>:<target> <path
+//! length>:<path>\n`, anything else (a device, a fifo) as `node <tar type flag> <mode>
+//! <path length>:<path>\n` (a file's line starts with a hex digit, a link's with `l`,
+//! a node's with `n`: no two read alike). The length prefixes keep any path or target
+//! (even one with spaces or newlines) unambiguous. A hard link is the file it links to;
+//! folders are not entries (what is in them is).
 //!
+//! The whole file system, not only the service's files: a python service's interpreter
+//! runs its standard library, `site.py` and `sitecustomize.py` from the base image, and
+//! MRENCLAVE measures only the interpreter. Were the base's files left out, whoever
+//! runs the image could change what the service does and keep the policy's tag.
 //! A link is protected as what it points to: were links left out, pointing one of a
 //! service's links at another of its files (`config.py` → `debug_config.py`) would
 //! change what the service runs but neither the tag nor the policy.
 
 use sha2::{Digest, Sha256};
 
+use crate::oci::rootfs::{Entry, RootFs};
+
 /// First line of the serialization.
-pub const FSPF_HEADER: &str = "scone fspf v1\n";
+pub const FSPF_HEADER: &str = "scone fspf v2\n";
 
 /// One protected file as it is inside the image.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,6 +40,8 @@ pub struct FspfEntry {
     /// A symbolic link's target: the entry is that link (its mode, size and
     /// SHA-256 are 0).
     pub link: Option<String>,
+    /// A device, a fifo, …: its tar type flag (its size and SHA-256 are 0).
+    pub special: Option<u8>,
 }
 
 impl FspfEntry {
@@ -41,6 +53,7 @@ impl FspfEntry {
             size: contents.len() as u64,
             sha256: Sha256::digest(contents).into(),
             link: None,
+            special: None,
         }
     }
 
@@ -75,6 +88,7 @@ impl FspfEntry {
             size,
             sha256: hasher.finalize().into(),
             link: None,
+            special: None,
         })
     }
 
@@ -86,8 +100,52 @@ impl FspfEntry {
             size: 0,
             sha256: [0; 32],
             link: Some(target.into()),
+            special: None,
         }
     }
+
+    /// The entry for a special file (tar type `flag`) at `path`.
+    pub fn special(path: impl Into<String>, flag: u8, mode: u32) -> Self {
+        FspfEntry {
+            path: path.into(),
+            mode: mode & 0o7777,
+            size: 0,
+            sha256: [0; 32],
+            link: None,
+            special: Some(flag),
+        }
+    }
+}
+
+/// The entries of every file, link and special file of `fs`, an image's merged
+/// file system. A hard link whose target is not in the image is an error.
+pub fn image_entries(fs: &RootFs) -> Result<Vec<FspfEntry>, String> {
+    let mut out = Vec::new();
+    for (path, entry) in fs.entries() {
+        let path = format!("/{path}");
+        out.push(match entry {
+            Entry::Dir => continue,
+            Entry::File(meta) => FspfEntry {
+                mode: meta.mode & 0o7777,
+                size: meta.size,
+                sha256: hex::decode(&meta.sha256)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| format!("{path}: a SHA-256 that is not 32 bytes"))?,
+                link: None,
+                special: None,
+                path,
+            },
+            Entry::Symlink(target) => FspfEntry::link(path, target),
+            Entry::Other { flag, mode } => FspfEntry::special(path, flag, mode),
+            Entry::DanglingHardlink(target) => {
+                return Err(format!(
+                    "{path} is a hard link to /{target}, which is not in the image"
+                ))
+            }
+        });
+    }
+    Ok(out)
 }
 
 /// Sorts `entries` by path (then by the other fields, so equal paths are ordered too)
@@ -97,9 +155,15 @@ pub fn canonical_bytes(entries: &mut [FspfEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(FSPF_HEADER.len() + entries.len() * 100);
     out.extend_from_slice(FSPF_HEADER.as_bytes());
     for e in entries.iter() {
-        let line = match &e.link {
-            Some(target) => format!("link {}:{target} {}:", target.len(), e.path.len()),
-            None => format!(
+        let line = match (&e.link, e.special) {
+            (Some(target), _) => format!("link {}:{target} {}:", target.len(), e.path.len()),
+            (None, Some(flag)) => format!(
+                "node {} {:04o} {}:",
+                char::from(flag).escape_default(),
+                e.mode & 0o7777,
+                e.path.len()
+            ),
+            (None, None) => format!(
                 "{} {:04o} {} {}:",
                 hex::encode(e.sha256),
                 e.mode & 0o7777,
@@ -199,7 +263,7 @@ mod tests {
         let text = String::from_utf8(canonical_bytes(&mut e)).expect("utf-8");
         assert_eq!(
             text,
-            "scone fspf v1\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0644 0 4:/a b\n"
+            "scone fspf v2\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0644 0 4:/a b\n"
         );
     }
 
@@ -227,7 +291,7 @@ mod tests {
         let text = String::from_utf8(canonical_bytes(&mut e)).expect("utf-8");
         assert_eq!(
             text,
-            "scone fspf v1\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0644 0 6:/app/a\nlink 16:settings/prod.py 14:/app/config.py\n"
+            "scone fspf v2\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0644 0 6:/app/a\nlink 16:settings/prod.py 14:/app/config.py\n"
         );
         // Pointed at another of the service's files: another tag.
         let with = |target: &str| {
@@ -250,5 +314,92 @@ mod tests {
         let mut odd = vec![FspfEntry::link("/a", "b 1:/c\nlink 0: 2:/d")];
         let mut plain = vec![FspfEntry::link("/a", "b"), FspfEntry::link("/c", "")];
         assert_ne!(fspf_tag(&mut odd), fspf_tag(&mut plain));
+    }
+
+    /// A plain tar layer of `entries` (path, tar type, mode, contents or link
+    /// target) in `dir`.
+    fn layer(
+        dir: &std::path::Path,
+        name: &str,
+        entries: &[(&str, tar::EntryType, u32, &[u8])],
+    ) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        for (p, kind, mode, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(*mode);
+            if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
+                h.set_size(0);
+                b.append_link(&mut h, p, std::str::from_utf8(data).unwrap())
+                    .unwrap();
+            } else {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, p, *data).unwrap();
+            }
+        }
+        b.finish().unwrap();
+        path
+    }
+
+    /// The whole merged file system is protected, each kind of entry by its
+    /// own line: the base's files (a setuid bit and a replaced file's new mode
+    /// included), a hard link as the file it links to even once a later layer
+    /// deletes the target's name, a link, a fifo; not what whiteouts and an
+    /// opaque folder removed, nor folders.
+    #[test]
+    fn the_tag_covers_every_file_of_the_image_as_its_layers_merge() {
+        use tar::EntryType::{Directory, Fifo, Link, Regular, Symlink};
+        let tmp = tempfile::tempdir().unwrap();
+        let base = layer(
+            tmp.path(),
+            "base",
+            &[
+                ("usr/", Directory, 0o755, b""),
+                ("usr/bin/su", Regular, 0o4755, b"su"),
+                ("usr/bin/su2", Link, 0o4755, b"usr/bin/su"),
+                ("bin", Symlink, 0o777, b"usr/bin"),
+                ("etc/passwd", Regular, 0o644, b"root"),
+                ("run/fifo", Fifo, 0o600, b""),
+                ("opt/a", Regular, 0o644, b"a"),
+            ],
+        );
+        let top = layer(
+            tmp.path(),
+            "top",
+            &[
+                ("usr/bin/.wh.su", Regular, 0o644, b""),
+                ("etc/passwd", Regular, 0o600, b"evil"),
+                ("opt/.wh..wh..opq", Regular, 0o644, b""),
+                ("opt/b", Regular, 0o755, b"b"),
+            ],
+        );
+        let fs = RootFs::open(&[base, top]).unwrap();
+        let mut entries = image_entries(&fs).unwrap();
+        let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+        let want = format!(
+            "scone fspf v2\n\
+             link 7:usr/bin 4:/bin\n\
+             {} 0600 4 11:/etc/passwd\n\
+             {} 0755 1 6:/opt/b\n\
+             node 6 0600 9:/run/fifo\n\
+             {} 4755 2 12:/usr/bin/su2\n",
+            sha(b"evil"),
+            sha(b"b"),
+            sha(b"su"),
+        );
+        assert_eq!(
+            String::from_utf8(canonical_bytes(&mut entries)).unwrap(),
+            want
+        );
+        assert_eq!(fspf_tag(&mut entries), sha(want.as_bytes()));
+
+        // A hard link to nothing in the image is named, not skipped.
+        let dangling = layer(tmp.path(), "dangling", &[("a/b", Link, 0o644, b"gone/c")]);
+        let fs = RootFs::open(&[dangling]).unwrap();
+        assert_eq!(
+            image_entries(&fs).unwrap_err(),
+            "/a/b is a hard link to /gone/c, which is not in the image"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `sign:<service>`: measure the enclave (MRENCLAVE) of the service's entry
 //! binary with its `SCONE_*` enclave settings, sign a SIGSTRUCT, and compute the
-//! file-system protection tag over the protected files. Published in
+//! file-system protection tag over the image's whole file system
+//! ([`crate::sgx::fspf`]). Published in
 //! `target/enclave/<service>/`. A base layer's index, the binary read out of it, the
 //! enclave of a binary and settings and its SIGSTRUCT are computed once per store and
 //! reused ([`reuse`]): a source edit re-signs a python service without reading its
@@ -10,13 +11,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::copy::CopyRecord;
 use super::image::ImageRecord;
 use super::{from_record, param, to_record};
 use crate::engine::{
     BlobSource, Input, Publish, PublishFile, Step, StepContext, StepError, StepId, StepOutput,
 };
-use crate::sgx::fspf::{fspf_tag, FspfEntry};
+use crate::sgx::fspf::{fspf_tag, image_entries};
 use crate::sgx::keys::SigningKey;
 use crate::sgx::layout::EnclaveSettings;
 use crate::sgx::sigstruct::SigstructParams;
@@ -80,7 +80,6 @@ impl Step for SignStep {
 
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         let image: ImageRecord = from_record(&cx.dep("image")?.record)?;
-        let staged: CopyRecord = from_record(&cx.dep("copy")?.record)?;
         let layers: Vec<(String, PathBuf)> = image
             .layer_blobs
             .iter()
@@ -133,33 +132,10 @@ impl Step for SignStep {
             &mrenclave_bytes,
         )?;
 
-        let mut protected = Vec::new();
-        for e in &staged.entries {
-            if let Some(blob) = &e.blob {
-                let reading = |err| StepError::context(format!("reading {}", e.path), err);
-                let file = std::fs::File::open(cx.blob_path(blob)?).map_err(reading)?;
-                let mode = if e.executable { 0o755 } else { 0o644 };
-                let entry = FspfEntry::from_reader(format!("/{}", e.path), mode, file, e.size)
-                    .map_err(reading)?;
-                if entry.size != e.size {
-                    return Err(StepError::new(format!(
-                        "the stored copy of {} holds {} bytes, not the {} it was staged with: \
-                         run `scone clean` and build again",
-                        e.path, entry.size, e.size
-                    )));
-                }
-                protected.push(entry);
-            } else if let Some(target) = e.target.as_ref().filter(|_| e.kind == "symlink") {
-                protected.push(FspfEntry::link(format!("/{}", e.path), target.clone()));
-            }
-        }
-        protected.push(FspfEntry {
-            path: binary_path.clone(),
-            mode: 0o755,
-            size: elf.size,
-            sha256: elf.sha256,
-            link: None,
-        });
+        // Every file of the image: the service's own, the packages', the base's.
+        let mut protected = image_entries(&rootfs).map_err(|e| {
+            StepError::new(format!("the file system of {}'s image: {e}", self.service))
+        })?;
         let tag = fspf_tag(&mut protected);
 
         let mrenclave = enclave.mrenclave;

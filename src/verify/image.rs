@@ -3,14 +3,14 @@
 //! the image's entrypoint, looked up on its `PATH`, or the binary the
 //! provenance names), the `SCONE_*` settings of its environment (or the
 //! provenance's), MRENCLAVE of the measured layout, and the fspf tag over
-//! the files of the service's own layer and the entry binary.
+//! the image's whole file system.
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::oci::rootfs::{open_layer, RootFs};
-use crate::sgx::fspf::{fspf_tag, FspfEntry};
+use crate::oci::rootfs::RootFs;
+use crate::sgx::fspf::{fspf_tag, image_entries};
 use crate::sgx::layout::{build_enclave, EnclaveSettings};
 
 /// What could not be recomputed.
@@ -37,8 +37,6 @@ pub struct ImageEnclave {
     pub debug: bool,
     pub mrenclave: String,
     pub fspf_tag: String,
-    /// The protected files (the service's own layer and the binary).
-    pub protected: Vec<String>,
     /// `dev.scone.service`, when the image was built by scone.
     pub service: Option<String>,
 }
@@ -118,68 +116,15 @@ pub fn recompute(
     let enclave = build_enclave(&elf, &settings)
         .map_err(|e| ImageError(format!("measuring {binary}: {e}")))?;
 
-    // The service's own layer: the one the image's label names, else the top one.
-    let diff_ids = strings(&doc["rootfs"]["diff_ids"]);
+    let mut entries =
+        image_entries(&rootfs).map_err(|e| ImageError(format!("the image's file system: {e}")))?;
     let labels = &cfg["Labels"];
-    let own = labels["dev.scone.layer.diff_id"]
-        .as_str()
-        .and_then(|id| diff_ids.iter().position(|d| d == id))
-        .or(layers.len().checked_sub(1))
-        .ok_or_else(|| ImageError("the image has no layers".into()))?;
-    let mut entries = own_files(&layers[own])?;
-    let protected: Vec<String> = entries
-        .iter()
-        .map(|e| e.path.clone())
-        .chain(std::iter::once(binary.clone()))
-        .collect();
-    entries.push(FspfEntry::from_contents(binary.clone(), 0o755, &elf));
     Ok(ImageEnclave {
         binary,
         enclave_env,
         debug,
         mrenclave: hex::encode(enclave.mrenclave),
         fspf_tag: fspf_tag(&mut entries),
-        protected,
         service: labels["dev.scone.service"].as_str().map(str::to_string),
     })
-}
-
-/// The fspf entries of a layer's regular files (mode 0755 when executable,
-/// else 0644, as the layer step writes them) and symbolic links.
-fn own_files(layer: &std::path::Path) -> Result<Vec<FspfEntry>, ImageError> {
-    let bad = |e: std::io::Error| ImageError(format!("reading the service's layer: {e}"));
-    let reader = open_layer(layer).map_err(|e| ImageError(e.to_string()))?;
-    let mut archive = tar::Archive::new(reader);
-    let mut out = Vec::new();
-    for entry in archive.entries().map_err(bad)? {
-        let entry = entry.map_err(bad)?;
-        let kind = entry.header().entry_type();
-        let link = kind == tar::EntryType::Symlink;
-        if !link && !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
-            continue;
-        }
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let path: Vec<&str> = raw
-            .split('/')
-            .filter(|p| !p.is_empty() && *p != ".")
-            .collect();
-        if link {
-            let target = entry.link_name_bytes().ok_or_else(|| {
-                ImageError(format!(
-                    "reading the service's layer: the link {raw} has no target"
-                ))
-            })?;
-            let target = String::from_utf8_lossy(&target).into_owned();
-            out.push(FspfEntry::link(format!("/{}", path.join("/")), target));
-            continue;
-        }
-        let mode = entry.header().mode().map_err(bad)?;
-        let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        let size = entry.header().size().map_err(bad)?;
-        out.push(
-            FspfEntry::from_reader(format!("/{}", path.join("/")), mode, entry, size)
-                .map_err(bad)?,
-        );
-    }
-    Ok(out)
 }

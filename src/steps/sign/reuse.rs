@@ -92,7 +92,9 @@ fn large_index(
     if let Some(index) = cached() {
         return Ok(index);
     }
-    let key = Key::new("layer-index", &[digest.as_bytes()]);
+    // "2": an index holds each file's mode, size and SHA-256 (an index kept
+    // before did not).
+    let key = Key::new("layer-index", &[b"2", digest.as_bytes()]);
     one_at_a_time(&key, || {
         if let Some(index) = cached() {
             return Ok(index);
