@@ -640,6 +640,18 @@ fn a_file_read_just_after_it_was_written_may_have_changed_and_is_read_again() {
 /// The entries of the own (last) layer of the image built for `service`:
 /// path → the target of a symlink, `None` for anything else.
 fn own_layer(root: &Path, service: &str) -> BTreeMap<String, Option<String>> {
+    own_layer_entries(root, service)
+        .into_iter()
+        .map(|(path, (_, _, target))| (path, target))
+        .collect()
+}
+
+/// The entries of the own (last) layer of the image built for `service`:
+/// path → its type, its mode and the target of a symlink.
+fn own_layer_entries(
+    root: &Path,
+    service: &str,
+) -> BTreeMap<String, (tar::EntryType, u32, Option<String>)> {
     let layout = root.join("target/images").join(service);
     let blob = |digest: &serde_json::Value| {
         let hex = digest.as_str().unwrap().trim_start_matches("sha256:");
@@ -658,13 +670,15 @@ fn own_layer(root: &Path, service: &str) -> BTreeMap<String, Option<String>> {
         .map(|entry| {
             let entry = entry.unwrap();
             let path = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
-            let target = match entry.header().entry_type() {
+            let kind = entry.header().entry_type();
+            let target = match kind {
                 tar::EntryType::Symlink => entry
                     .link_name_bytes()
                     .map(|l| String::from_utf8(l.into_owned()).unwrap()),
                 _ => None,
             };
-            (path.trim_end_matches('/').to_string(), target)
+            let mode = entry.header().mode().unwrap();
+            (path.trim_end_matches('/').to_string(), (kind, mode, target))
         })
         .collect()
 }
@@ -799,4 +813,70 @@ fn a_name_that_is_not_utf8_added_to_a_copied_folder_fails_as_a_full_build_would(
     std::fs::remove_file(&bad).unwrap();
     sb.build_json(&root, &[]);
     assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+}
+
+/// A copied folder's empty folders are in the image, as folders of mode
+/// 0755 (whatever their mode on disk): one made after a build builds that
+/// service's chain again and the image has it, as from scratch; taken away,
+/// it is gone again. A `copy` entry that is an empty folder is in the image
+/// too.
+#[test]
+fn an_empty_folder_in_a_copied_folder_is_in_the_image_and_goes_when_it_goes() {
+    use std::os::unix::fs::PermissionsExt;
+    let (sb, root) = repo();
+    assert_eq!(finished(&sb.build_json(&root, &[]))["built"], STEPS);
+    let svc = root.join("services/svc-0001");
+    let folder = |service: &str, path: &str| {
+        let entries = own_layer_entries(&root, service);
+        entries
+            .get(path)
+            .map(|(kind, mode, _)| (kind.is_dir(), *mode))
+    };
+    assert_eq!(folder("svc_0001", "app/lib/uploads"), None);
+
+    let uploads = svc.join("lib/uploads");
+    std::fs::create_dir_all(uploads.join("inner")).unwrap();
+    std::fs::set_permissions(&uploads, std::fs::Permissions::from_mode(0o700)).unwrap();
+    age_tree(&svc);
+    let rebuilt = built(&sb.build_json(&root, &[]));
+    assert!(rebuilt.contains("copy:svc_0001"), "{rebuilt:?}");
+    assert!(rebuilt.contains("layer:svc_0001"), "{rebuilt:?}");
+    assert!(rebuilt.is_subset(&chain("svc_0001")), "{rebuilt:?}");
+    assert_eq!(folder("svc_0001", "app/lib/uploads"), Some((true, 0o755)));
+    assert_eq!(
+        folder("svc_0001", "app/lib/uploads/inner"),
+        Some((true, 0o755))
+    );
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 1));
+    assert_no_op(&sb, &root);
+
+    std::fs::remove_dir(uploads.join("inner")).unwrap();
+    age_tree(&svc);
+    sb.build_json(&root, &[]);
+    assert_eq!(folder("svc_0001", "app/lib/uploads"), Some((true, 0o755)));
+    assert_eq!(folder("svc_0001", "app/lib/uploads/inner"), None);
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 2));
+
+    std::fs::remove_dir(&uploads).unwrap();
+    age_tree(&svc);
+    // (The layer of the first build, which the store still holds.)
+    sb.build_json(&root, &[]);
+    assert_eq!(folder("svc_0001", "app/lib/uploads"), None);
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 3));
+    assert_no_op(&sb, &root);
+
+    // An empty folder named by `copy` itself.
+    let other = root.join("services/svc-0002");
+    std::fs::create_dir(other.join("cache")).unwrap();
+    let manifest = other.join("service.yml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("    - lib\n", "    - lib\n    - cache\n"),
+    )
+    .unwrap();
+    age_tree(&other);
+    sb.build_json(&root, &[]);
+    assert_eq!(folder("svc_0002", "app/cache"), Some((true, 0o755)));
+    assert_eq!(outputs(&root), from_scratch(&sb, &root, 4));
 }

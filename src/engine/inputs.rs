@@ -34,7 +34,8 @@ pub fn resolve(
 /// The files under `root` (sorted), into `out`; its folders into
 /// `consulted` with their listings' digests, or, when `rootfs` (every mode
 /// bit counts), into `out` as inputs of their own (but `root` itself, which
-/// no layer holds).
+/// no layer holds). Of a copied folder (not `rootfs`), an empty folder is an
+/// input of its own (`root` too): no file makes it in the layer.
 fn walk(
     label: &str,
     root: &Path,
@@ -55,11 +56,18 @@ fn walk(
         };
         if entry.file_type().is_dir() {
             let (stat, digest) = paths.listing(entry.path())?;
-            if !rootfs || entry.depth() == 0 {
+            // A copied folder's folders are made in the layer as its files'
+            // parents; an empty one, which is no file's parent, is an input
+            // of its own (the copied folder itself too, when it is empty).
+            let empty = !rootfs && fs::read_dir(entry.path())?.next().is_none();
+            if (rootfs && entry.depth() == 0) || (!rootfs && !empty) {
                 consulted.push(Own::Read(entry.path().to_path_buf(), Some(digest)));
             } else {
                 out.push(ResolvedInput {
-                    label: rel()?,
+                    label: match entry.depth() {
+                        0 => label.to_string(),
+                        _ => rel()?,
+                    },
                     path: entry.path().to_path_buf(),
                     kind: InputKind::Dir,
                     mode: stat.mode & 0o7777,
@@ -146,7 +154,8 @@ pub fn changed_since(inputs: &[ResolvedInput]) -> Option<&PathBuf> {
 }
 
 /// The fingerprint label of a resolved input: `file:<label>`, or
-/// `dir:<label>` for a root file system's folder.
+/// `dir:<label>` for a folder (a root file system's, or an empty one of a
+/// copied folder).
 pub fn fingerprint_label(input: &ResolvedInput) -> String {
     match input.kind {
         InputKind::Dir => format!("dir:{}", input.label),
@@ -166,6 +175,11 @@ pub fn fingerprint_value(input: &ResolvedInput) -> String {
     };
     if input.rootfs && input.kind != InputKind::Symlink {
         return format!("{}:{kind}{:04o}", input.digest, input.mode & 0o7777);
+    }
+    if input.kind == InputKind::Dir {
+        // An empty folder of a copied folder: 0755 in the layer whatever its
+        // mode (its listing's digest holds the mode, so it is left out).
+        return "empty:d".to_string();
     }
     let exec = if input.mode & 0o111 != 0 { "x" } else { "-" };
     format!("{}:{kind}{exec}", input.digest)

@@ -38,7 +38,9 @@ pub enum Input {
     File { label: String, path: PathBuf },
     /// Every file under a folder (sorted, recursive; symlinks not followed),
     /// each labelled `<label>/<relative path>`; of their modes only the exec
-    /// bit counts (the layer normalizes the rest).
+    /// bit counts (the layer normalizes the rest). An empty folder (the
+    /// folder itself too) is an input of its own, of kind
+    /// [`InputKind::Dir`]: no file makes it in the layer.
     Tree { label: String, path: PathBuf },
     /// A root file system (a `dir:` base): a [`Input::Tree`] whose layer
     /// keeps every permission bit of its files and folders, so all of them
@@ -47,7 +49,8 @@ pub enum Input {
 }
 
 /// Whether a resolved input is a regular file, a symlink, or a folder (of
-/// an [`Input::Rootfs`] only: its digest is its listing's).
+/// an [`Input::Rootfs`], or an empty one of an [`Input::Tree`]: its digest
+/// is its listing's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InputKind {
     File,

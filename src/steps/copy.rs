@@ -1,5 +1,7 @@
 //! `copy:<service>`: stage the `copy:` inputs (content, path under `pwd`, exec
-//! bit) in the store, for the layer step.
+//! bit) in the store, for the layer step. A copied folder's empty folders are
+//! staged too, as `dir` entries: the layer holds them (0755) as it holds the
+//! folders it makes as its files' parents.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,7 +15,8 @@ use crate::engine::{Input, InputKind, Step, StepContext, StepError, StepId, Step
 pub struct StagedEntry {
     /// Path inside the image, without a leading `/`.
     pub path: String,
-    /// `file` or `symlink`.
+    /// `file`, `symlink` or `dir` (an empty folder: the others are made as
+    /// their files' parents).
     pub kind: String,
     pub executable: bool,
     pub size: u64,
@@ -153,9 +156,17 @@ impl Step for CopyStep {
                         target: Some(target.to_string()),
                     });
                 }
-                // Only a root file system's folders are inputs; a copied
-                // folder's are made in the layer as its files' parents.
-                InputKind::Dir => {}
+                // A copied folder's folders are made in the layer as its
+                // files' parents; an empty one, no file's parent, is an
+                // input and an entry of its own.
+                InputKind::Dir => entries.push(StagedEntry {
+                    path,
+                    kind: "dir".into(),
+                    executable: false,
+                    size: 0,
+                    blob: None,
+                    target: None,
+                }),
             }
         }
         Ok(StepOutput {

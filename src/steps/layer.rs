@@ -59,6 +59,7 @@ impl Step for LayerStep {
                 ("symlink", _, Some(target)) => {
                     entries.push(LayerEntry::symlink(e.path.clone(), target.clone()))
                 }
+                ("dir", None, None) => entries.push(LayerEntry::dir(e.path.clone())),
                 _ => {
                     return Err(StepError::new(format!(
                         "internal: bad staged entry {}",
