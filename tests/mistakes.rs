@@ -902,3 +902,56 @@ fn a_name_that_is_not_utf8_in_a_copied_folder_is_shown_at_check_and_build() {
     assert!(got.1.contains(said), "{}", got.1);
     assert!(!dir.join("target/images").exists(), "a step ran: {}", got.1);
 }
+
+/// A reference CAS could not resolve is refused at its value, whichever
+/// way the manifest is read: `$$SCONE::$$` names no secret, and
+/// `$$SCONE::password.crt$$` a part of an `ascii` secret, which has none
+/// (only a certificate has `.crt`, `.key`, `.chain`). In a Meshfile value
+/// too. A certificate's parts pass.
+#[test]
+fn a_secret_reference_with_no_name_or_a_part_its_kind_has_not_is_shown() {
+    for (reference, said, hint) in [
+        ("$$SCONE::$$", "names no secret", "write the secret's name"),
+        (
+            "$$SCONE::password.crt$$",
+            "names part `crt` of secret `password`, but a secret of kind `ascii` has no part `crt`",
+            "reference the whole secret, `$$SCONE::password$$`",
+        ),
+    ] {
+        let service = service_with("$$SCONE::password", reference);
+        let sb = Sandbox::new();
+        let dir = workspace(&sb, service.as_bytes(), MESH);
+        for file in ["service.yml", "mesh.yml"] {
+            let got = check(&sb, &dir, file);
+            assert_shown(&got, "service.yml:6:14", "invalid-value");
+            assert!(got.1.contains(said), "{reference}: {}", got.1);
+            assert!(got.1.contains(hint), "{reference}: {}", got.1);
+        }
+    }
+    // A Meshfile value given to the service.
+    let mesh = MESH.replace("value: myself", "value: \"u=$$SCONE::password.key\"");
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), &mesh);
+    let got = check(&sb, &dir, "mesh.yml");
+    assert_shown(&got, "mesh.yml:10:12", "invalid-value");
+    assert!(got.1.contains("no part `key`"), "{}", got.1);
+
+    // A certificate's parts resolve; another part is refused, with its parts.
+    let cert = "    - name: cert\n      kind: x509\nbuild:";
+    let service = service_with("build:", cert).replace(
+        "$$SCONE::password\"",
+        "$$SCONE::cert.crt$$ $$SCONE::cert.key $$SCONE::cert.chain$$\"",
+    );
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    let (code, stderr) = check(&sb, &dir, "service.yml");
+    assert_eq!(code, Some(0), "{stderr}");
+    let service = service.replace("cert.chain", "cert.chian");
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    let got = check(&sb, &dir, "service.yml");
+    assert_shown(&got, "service.yml:6:14", "invalid-value");
+    assert!(
+        got.1.contains("did you mean `$$SCONE::cert.chain$$`?"),
+        "{}",
+        got.1
+    );
+}

@@ -7,6 +7,7 @@
 use super::diag::{Diagnostic, ErrorKind};
 use super::located::{Located, Pos};
 use super::model::{EnvVar, Mesh, ServiceManifest};
+use super::secret_refs;
 use super::suggest;
 use super::validate::is_env_name;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -244,14 +245,21 @@ fn check_mesh_secret_refs(
 ) {
     let secrets = &member.manifest.secrets;
     let manifest_file = || file_name(&member.manifest.path);
-    let given: Vec<&str> = secrets
+    let given: Vec<(&str, Option<&str>)> = secrets
         .global
         .iter()
-        .map(|s| s.name.value.as_str())
-        .chain(secrets.import.iter().map(|s| s.value.as_str()))
+        .map(|s| (s.name.value.as_str(), Some(s.kind.value.as_str())))
+        .chain(secrets.import.iter().map(|s| (s.value.as_str(), None)))
         .collect();
-    for (secret, _) in super::validate::secret_refs(&value.value) {
-        if given.contains(&secret) {
+    let kind_of = |name: &str| given.iter().find(|(n, _)| *n == name).map(|(_, k)| *k);
+    for (secret, _) in secret_refs::secret_refs(&value.value) {
+        // A secret given (or a part its kind has) resolves; an empty name,
+        // or a part its kind has not, is invalid whatever is declared.
+        let Err(problem) = secret_refs::resolve(secret, kind_of) else {
+            continue;
+        };
+        if let Some(diagnostic) = secret_refs::invalid(&problem, secret, &mesh.path, value) {
+            out.push(diagnostic);
             continue;
         }
         // `$$SCONE::cert.crt$$`: a part of certificate `cert`.
@@ -277,7 +285,7 @@ fn check_mesh_secret_refs(
             );
             continue;
         }
-        let hint = match suggest::did_you_mean(secret, given.iter().copied()) {
+        let hint = match suggest::did_you_mean(secret, given.iter().map(|(n, _)| *n)) {
             Some(best) => format!("did you mean `{best}`?"),
             None => format!(
                 "a Meshfile value may only reference the secrets of the service it is given to: \

@@ -13,6 +13,7 @@ pub mod located;
 pub mod model;
 pub mod parse;
 pub mod redact;
+pub mod secret_refs;
 mod secret_scan;
 pub mod snippet;
 pub mod suggest;

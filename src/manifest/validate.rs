@@ -1,6 +1,7 @@
 //! Validation of one manifest on its own (design §1): `apiVersion`, `kind`,
-//! names, `build`, environment and secret declarations, `$$SCONE::x` references,
-//! (in [`super::validate_paths`]) the `copy` paths, and (in
+//! names, `build`, environment and secret declarations, (in
+//! [`super::secret_refs`]) `$$SCONE::x` references, (in
+//! [`super::validate_paths`]) the `copy` paths, and (in
 //! [`super::validate_values`]) values that must fit the session, the enclave
 //! and the chart. Cross-manifest rules
 //! (linking, globals, imports) live in [`super::link`].
@@ -266,7 +267,7 @@ pub fn check_service_in(
     }
     check_env_decls(m, out);
     check_secret_decls(m, out);
-    check_secret_refs(m, out);
+    super::secret_refs::check_service(m, out);
     validate_values::check_service(m, out);
     unimplemented::service(m, warnings);
 }
@@ -427,66 +428,6 @@ const SECRET_KINDS: [&str; 7] = [
     "service-specific",
     "aad-token",
 ];
-
-/// Every `$$SCONE::name` / `$$SCONE::name$$` in `text`: the name and its byte
-/// offset in `text`. Names are `[A-Za-z0-9_.-]+`.
-pub fn secret_refs(text: &str) -> Vec<(&str, usize)> {
-    const MARK: &str = "$$SCONE::";
-    let mut refs = Vec::new();
-    let mut from = 0;
-    while let Some(i) = text[from..].find(MARK) {
-        let start = from + i;
-        let name_start = start + MARK.len();
-        let len = text[name_start..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))
-            .unwrap_or(text.len() - name_start);
-        if len > 0 {
-            refs.push((&text[name_start..name_start + len], start));
-        }
-        from = name_start + len;
-    }
-    refs
-}
-
-fn check_secret_refs(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
-    let file = m.path.as_path();
-    let declared: Vec<&str> = m
-        .secrets
-        .global
-        .iter()
-        .chain(&m.secrets.local)
-        .map(|s| s.name.value.as_str())
-        .chain(m.secrets.import.iter().map(|s| s.value.as_str()))
-        .collect();
-    let values = m
-        .environment
-        .local
-        .iter()
-        .chain(&m.environment.global)
-        .filter_map(|v| v.value.as_ref())
-        .chain(std::iter::once(&m.build.command));
-    for value in values {
-        for (name, _) in secret_refs(&value.value) {
-            // `$$SCONE::cert.crt$$`: a part (`crt`, `key`, `chain`) of a certificate.
-            let base = name.rsplit_once('.').map_or(name, |(b, _)| b);
-            if !declared.contains(&name) && !declared.contains(&base) {
-                let hint = match suggest::did_you_mean(name, declared.iter().copied()) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => format!("declare it under `secrets: {{ local: [{{ name: {name}, kind: ascii, size: 16 }}] }}` or import it"),
-                };
-                out.push(
-                    Diagnostic::new(
-                        ErrorKind::UndeclaredSecret,
-                        file,
-                        value.pos,
-                        format!("`$$SCONE::{name}` names no declared or imported secret"),
-                    )
-                    .with_hint(hint),
-                );
-            }
-        }
-    }
-}
 
 /// Checks of a Meshfile on its own: header, namespace, cas entries, service
 /// names (duplicates) and the shape of each `env` entry.

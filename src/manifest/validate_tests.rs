@@ -5,15 +5,6 @@ use crate::manifest::parse::parse_service;
 use crate::manifest::template::Variables;
 
 #[test]
-fn finds_both_reference_forms() {
-    let refs = secret_refs("a $$SCONE::one$$-$$SCONE::two and $$SCONE::th.r-e_3$$x $$SCONE::");
-    let names: Vec<&str> = refs.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["one", "two", "th.r-e_3"]);
-    assert_eq!(refs[0].1, 2);
-    assert!(secret_refs("no refs, $$SCONE: here").is_empty());
-}
-
-#[test]
 fn api_versions() {
     let mut out = Vec::new();
     for ok in ["scone/5.8", "scone/5.10", "scone/5.0"] {
