@@ -311,20 +311,49 @@ impl Location {
 
 impl Workspace {
     /// The service named `name`: a mesh service name (of any mesh) or a
-    /// `build.name`. Returns the index into [`Workspace::services`]; an unknown
-    /// name is an [`ErrorKind::UnknownService`](crate::manifest::ErrorKind)
-    /// diagnostic with did-you-mean.
+    /// `build.name`, the one rule of every command's `-p`. Returns the index
+    /// into [`Workspace::services`]; an unknown name is an
+    /// [`ErrorKind::UnknownService`](crate::manifest::ErrorKind) diagnostic
+    /// with did-you-mean. A name that is a mesh service name and another
+    /// service's `build.name` is refused by the load; one that names
+    /// different services in two meshes is a `duplicate-service` here, the
+    /// hint giving their `build.name`s, which are unique.
     pub fn find_service(&self, name: &str) -> Result<usize, crate::manifest::Diagnostic> {
-        if let Some(i) = self.services.iter().position(|u| u.name() == name) {
-            return Ok(i);
-        }
-        if let Some(s) = self
+        let mut found: Vec<usize> = Vec::new();
+        let by_build = self.services.iter().position(|u| u.name() == name);
+        let by_mesh = self
             .meshes
             .iter()
             .flat_map(|m| &m.services)
-            .find(|s| s.name == name)
-        {
-            return Ok(s.unit);
+            .filter(|s| s.name == name)
+            .map(|s| s.unit);
+        for unit in by_build.into_iter().chain(by_mesh) {
+            if !found.contains(&unit) {
+                found.push(unit);
+            }
+        }
+        match found[..] {
+            [unit] => return Ok(unit),
+            [] => {}
+            _ => {
+                let builds: Vec<String> = found
+                    .iter()
+                    .map(|&u| format!("-p {}", self.services[u].name()))
+                    .collect();
+                return Err(crate::manifest::Diagnostic::new(
+                    crate::manifest::ErrorKind::DuplicateService,
+                    "",
+                    crate::manifest::Pos::default(),
+                    format!(
+                        "-p {name}: `{name}` is a mesh service of {} meshes that run different services",
+                        found.len()
+                    ),
+                )
+                .with_hint(format!(
+                    "name the service by its build.name: {}",
+                    builds.join(" or ")
+                )));
+            }
         }
         let known: Vec<&str> = self
             .services

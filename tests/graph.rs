@@ -304,3 +304,100 @@ fn a_graph_whose_reader_goes_away_ends_quietly() {
         .arg(support::fixtures().join("multi/mesh.yml"));
     support::assert_ends_quietly_without_reader(graph);
 }
+
+/// `scone CMD -p NAME` in `dir`: exit code and stderr.
+fn with_p(sb: &support::Sandbox, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = sb.scone(dir).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `-p NAME` is a mesh service name or a build.name, and means one service
+/// to every command: a mesh service named like another service's build.name
+/// (mesh service `multi_c` running b's image, `multi_c` being c's
+/// build.name) is refused at load — `check` too, at the mesh service's name,
+/// naming the build.name's place — where `graph` and `clean` took the build
+/// and `run` the mesh service.
+#[test]
+fn a_mesh_service_named_like_another_services_build_is_refused_by_every_command() {
+    let sb = support::Sandbox::new();
+    let dir = sb.multi("registry.example.com");
+    let mesh = dir.join("mesh.yml");
+    let text = std::fs::read_to_string(&mesh).unwrap();
+    std::fs::write(&mesh, text.replace("  - name: b\n", "  - name: multi_c\n")).unwrap();
+    let line = 1 + std::fs::read_to_string(&mesh)
+        .unwrap()
+        .lines()
+        .position(|l| l == "  - name: multi_c")
+        .unwrap();
+    let at = format!("error: mesh.yml:{line}:11: mesh service `multi_c` runs the image of b/service.yml (build.name `multi_b`), but `multi_c` is the build.name of another service, c/service.yml:8:9");
+    for args in [
+        &["check"][..],
+        &["graph", "-p", "multi_c"],
+        &["clean", "-p", "multi_c"],
+        &["run", "-p", "multi_c", "--native"],
+    ] {
+        let (code, stderr) = with_p(&sb, &dir, args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&at), "{args:?}: {stderr}");
+        assert!(stderr.contains("[duplicate-service]"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("help: a name is one service for -p: name the mesh service after the build it runs (`multi_b`)"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// A mesh service name two meshes give different services is refused by
+/// `-p` with the build.names to give instead, which are unique; a
+/// build.name selects its service.
+#[test]
+fn a_p_name_two_meshes_give_different_services_is_refused_with_their_build_names() {
+    let sb = support::Sandbox::new();
+    let dir = sb.multi("registry.example.com");
+    let text = std::fs::read_to_string(dir.join("mesh.yml")).unwrap();
+    let services = text.find("\nservices:").unwrap() + 1;
+    let other = text[..services].replace("namespace: multi", "namespace: other")
+        + "services:\n  - name: a\n    image: registry.example.com/multi/c:1\n";
+    std::fs::write(dir.join("other.yml"), other).unwrap();
+    let (code, stderr) = with_p(
+        &sb,
+        &dir,
+        &["graph", "-f", "mesh.yml", "-f", "other.yml", "-p", "a"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("-p a: `a` is a mesh service of 2 meshes that run different services"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: name the service by its build.name: -p multi_a or -p multi_c"),
+        "{stderr}"
+    );
+    let out = sb
+        .scone(&dir)
+        .args([
+            "graph",
+            "-f",
+            "mesh.yml",
+            "-f",
+            "other.yml",
+            "-p",
+            "multi_c",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("copy:multi_c") && !text.contains("copy:multi_a"),
+        "{text}"
+    );
+}

@@ -118,16 +118,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let unit = ws
         .find_service(&name)
         .map_err(scone::manifest::Diagnostics::from)?;
-    let (mesh, service) = ws
-        .meshes
-        .iter()
-        .find_map(|m| {
-            m.services
-                .iter()
-                .find(|s| s.name == name)
-                .or_else(|| m.services.iter().find(|s| s.unit == unit))
-                .map(|s| (m, s))
-        })
+    // The mesh service of that name (it runs `unit`), else the first that
+    // runs `unit` (`-p` gave its build.name).
+    let in_meshes = |pick: &dyn Fn(&scone::workspace::LinkedService) -> bool| {
+        ws.meshes
+            .iter()
+            .find_map(|m| m.services.iter().find(|s| pick(s)).map(|s| (m, s)))
+    };
+    let (mesh, service) = in_meshes(&|s| s.name == name && s.unit == unit)
+        .or_else(|| in_meshes(&|s| s.unit == unit))
         .with_context(|| format!("`{name}` is in no mesh: `scone run` needs a Meshfile (-f mesh.yml) to resolve its environment"))?;
     // Build and apply the workspace to the local CAS (the session holds
     // every service of the mesh).

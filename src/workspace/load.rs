@@ -219,6 +219,7 @@ impl Loader {
         self.duplicate_names();
         self.bases(&config);
         self.duplicate_namespaces(&linked);
+        self.mesh_names_of_other_builds(&linked);
         self.check_target_holds_no_manifest(&target);
         self.check_target_outside_inputs(&target, &config);
         if !self.target_refused {

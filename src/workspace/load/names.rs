@@ -1,8 +1,9 @@
 //! Names that must be unique across the workspace: a `build.name` names an
 //! image and its outputs; a mesh's namespace names its CAS session and its chart
-//! release (also as a Kubernetes name).
+//! release (also as a Kubernetes name); and `-p NAME`, a mesh service name or a
+//! `build.name`, must mean one service.
 
-use super::{relative, LoadedMesh, Loader};
+use super::{relative, Link, LoadedMesh, Loader};
 use crate::manifest::{Diagnostic, ErrorKind, Mesh};
 
 impl Loader {
@@ -59,6 +60,55 @@ impl Loader {
                 None => {
                     first.insert(label, &m.mesh);
                 }
+            }
+        }
+    }
+
+    /// A mesh service named like the `build.name` of another service
+    /// manifest than the one it runs: `-p NAME` (a mesh service name or a
+    /// `build.name`) would mean two services, and `graph`, `clean` and `run`
+    /// took different ones. Refused at the mesh service's name, naming the
+    /// other manifest's `build.name`.
+    pub(super) fn mesh_names_of_other_builds(&mut self, meshes: &[LoadedMesh]) {
+        for m in meshes {
+            for (name, link) in &m.links {
+                let Link::Unit(unit) = link else { continue };
+                let Some(other) = self
+                    .units
+                    .iter()
+                    .position(|u| u.manifest.build.name.value == *name)
+                else {
+                    continue;
+                };
+                let Some(service) = m.mesh.services.iter().find(|s| s.name.value == *name) else {
+                    continue;
+                };
+                if other == *unit {
+                    continue;
+                }
+                let (own, other) = (&self.units[*unit].manifest, &self.units[other].manifest);
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::DuplicateService,
+                        &m.mesh.path,
+                        service.name.pos,
+                        format!(
+                            "mesh service `{name}` runs the image of {} (build.name `{}`), \
+                             but `{name}` is the build.name of another service, {}:{}:{}: \
+                             `-p {name}` would mean two services",
+                            relative(&own.path, &self.cwd).display(),
+                            own.build.name.value,
+                            relative(&other.path, &self.cwd).display(),
+                            other.build.name.pos.line,
+                            other.build.name.pos.column,
+                        ),
+                    )
+                    .with_hint(format!(
+                        "a name is one service for -p: name the mesh service after the build it \
+                         runs (`{}`), or rename one of the two",
+                        own.build.name.value
+                    )),
+                );
             }
         }
     }
