@@ -8,6 +8,10 @@
 //! absent. Many files written at once are made durable together, with one
 //! [`sync_filesystem`]: a copy step's, before any is put in place; a
 //! checkout's downloads, before the build state that vouches for them.
+//!
+//! A temporary file is always made new ([`create_temp`]: `O_CREAT|O_EXCL`), so a
+//! link or a file someone planted under its predictable name in a shared folder
+//! is never opened or written through: the next name is tried instead.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -26,14 +30,49 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
+/// How many temporary names [`create_temp`] tries before it gives up.
+const TEMP_ATTEMPTS: u32 = 64;
+
+/// Creates a new file at `path`: never an existing one, never through a link
+/// (`O_CREAT|O_EXCL`, which also refuses a dangling link).
+pub fn create_new(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+/// A new temporary file beside `path` (its [`temp_sibling`] name), created
+/// by [`create_new`]; a name something already holds — a stale temp file, or
+/// a link planted to redirect the write — is skipped for the next one, at most
+/// [`TEMP_ATTEMPTS`] times.
+pub fn create_temp(path: &Path) -> io::Result<(PathBuf, File)> {
+    let mut last = None;
+    for _ in 0..TEMP_ATTEMPTS {
+        let tmp = temp_sibling(path);
+        match create_new(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(tmp),
+            Err(e) => return Err(e),
+        }
+    }
+    let last = last.map(|p| p.display().to_string()).unwrap_or_default();
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{TEMP_ATTEMPTS} temporary names beside it are taken (the last: {last}); \
+             remove the `.*.tmp-*` files there"
+        ),
+    ))
+}
+
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename).
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
-    let tmp = temp_sibling(path);
+    let (tmp, mut file) = create_temp(path)?;
     let result = (|| {
-        let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -66,9 +105,8 @@ pub fn write_parts_checked(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
-    let tmp = temp_sibling(path);
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
+    let (tmp, mut file) = create_temp(path)?;
+    let mut write = || -> io::Result<()> {
         for part in parts {
             file.write_all(part)?;
         }
@@ -192,5 +230,28 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("b.txt")]);
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temp_name_is_never_written_through() {
+        for write in [write, write_checked] {
+            let dir = tempfile::tempdir().unwrap();
+            let victim = dir.path().join("victim");
+            fs::write(&victim, "victim content").unwrap();
+            let out = dir.path().join("shared/sig.bin");
+            fs::create_dir(out.parent().unwrap()).unwrap();
+            // Links at the next temp names this process will use (the counter
+            // is shared by the tests running at once: a few ahead).
+            let next = COUNTER.load(Ordering::Relaxed);
+            for n in next..next + 16 {
+                let name = format!(".sig.bin.tmp-{}-{n}", std::process::id());
+                std::os::unix::fs::symlink(&victim, out.with_file_name(name)).unwrap();
+            }
+            write(&out, b"output").unwrap();
+            assert_eq!(fs::read(&victim).unwrap(), b"victim content");
+            let meta = fs::symlink_metadata(&out).unwrap();
+            assert!(meta.is_file(), "a file, not a link to the victim");
+            assert_eq!(fs::read(&out).unwrap(), b"output");
+        }
     }
 }

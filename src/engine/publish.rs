@@ -302,9 +302,17 @@ fn link_or_copy(from: &Path, to: &Path) -> io::Result<bool> {
     if fs::hard_link(from, to).is_ok() {
         return Ok(true);
     }
-    let tmp = durable::temp_sibling(to);
-    fs::copy(from, &tmp)?;
-    fs::File::open(&tmp)?.sync_all()?;
+    let (tmp, mut copy) = durable::create_temp(to)?;
+    // As `fs::copy` would, but into a file made new (never through a link).
+    let copied = fs::File::open(from).and_then(|mut source| {
+        io::copy(&mut source, &mut copy)?;
+        copy.set_permissions(source.metadata()?.permissions())?;
+        copy.sync_all()
+    });
+    if let Err(e) = copied {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     super::stat::pin_mtime(&tmp)?;
     fs::rename(&tmp, to)?;
     Ok(false)

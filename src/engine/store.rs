@@ -149,9 +149,8 @@ impl Store {
         if self.blob_intact(&digest) {
             return Ok(digest);
         }
-        let tmp = self.temp_blob_path(&digest)?;
+        let (tmp, mut file) = self.temp_blob(&digest)?;
         let written = (|| {
-            let mut file = File::create(&tmp)?;
             std::io::Write::write_all(&mut file, bytes)?;
             file.sync_all()
         })();
@@ -188,8 +187,7 @@ impl Store {
                     continue;
                 }
                 let mut source = super::stat::open_regular(path)?;
-                let tmp = self.temp_blob_path(digest)?;
-                let mut copy = File::create(&tmp)?;
+                let (tmp, mut copy) = self.temp_blob(digest)?;
                 staged.push((tmp, digest));
                 // What is written is what is hashed: one pass, not a copy
                 // read back.
@@ -225,13 +223,13 @@ impl Store {
         result
     }
 
-    /// A fresh temporary path beside where blob `digest` goes (its folder
-    /// made), for bytes moved into place once written and verified (a
-    /// download: [`Store::adopt`]).
-    pub fn temp_blob_path(&self, digest: &str) -> io::Result<PathBuf> {
+    /// A new temporary file beside where blob `digest` goes (its folder
+    /// made; [`durable::create_temp`]), for bytes moved into place once
+    /// written and verified.
+    pub fn temp_blob(&self, digest: &str) -> io::Result<(PathBuf, File)> {
         let dest = self.blob_path(digest);
         fan_out_folder(&dest)?;
-        Ok(durable::temp_sibling(&dest))
+        durable::create_temp(&dest)
     }
 
     /// Moves a downloaded file whose blake3 the caller has verified to be
@@ -257,7 +255,7 @@ impl Store {
     }
 
     /// [`Store::place`] of a file already in `dest`'s fan-out folder (made
-    /// by [`Store::temp_blob_path`]).
+    /// by [`Store::temp_blob`]).
     fn place_beside(&self, from: &Path, dest: &Path, digest: &str) -> io::Result<()> {
         let mut perms = fs::metadata(from)?.permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);

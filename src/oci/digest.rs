@@ -117,7 +117,8 @@ impl TempFile {
     pub fn new_in(dir: &Path) -> Result<(TempFile, File)> {
         fs::create_dir_all(dir).map_err(io_at("creating", dir))?;
         let path = temp_path(dir, "blob");
-        let file = File::create(&path).map_err(io_at("creating", &path))?;
+        // Made new: a link planted at the name is refused, never written through.
+        let file = crate::durable::create_new(&path).map_err(io_at("creating", &path))?;
         Ok((TempFile { path }, file))
     }
 

@@ -266,9 +266,8 @@ impl Downloads {
     /// One blob out of its pack's bytes, into a verified temp file.
     fn take_out(&self, pack_bytes: &[u8], blake3: &str, blob: &BlobRef) -> Fetched {
         let bytes = pack::member(pack_bytes, blake3, blob).map_err(Problem::Mismatch)?;
-        let tmp = self.temp_path(blake3)?;
+        let (tmp, mut file) = self.temp_file(blake3)?;
         let written = (|| {
-            let mut file = File::create(&tmp)?;
             file.write_all(bytes)?;
             finish_blob(&file, &tmp)
         })();
@@ -289,10 +288,9 @@ impl Downloads {
         if self.shared.off.load(Ordering::SeqCst) {
             return Err(Problem::Missing);
         }
-        let tmp = self.temp_path(blake3)?;
+        let (tmp, file) = self.temp_file(blake3)?;
         self.wrote.store(true, Ordering::SeqCst);
         let result = (|| {
-            let file = File::create(&tmp).map_err(|e| Problem::from(RemoteError::from(e)))?;
             let mut out = HashingWriter::new(Blake3Writer {
                 inner: BufWriter::new(file),
                 hasher: blake3::Hasher::new(),
@@ -327,13 +325,16 @@ impl Downloads {
         result
     }
 
-    fn temp_path(&self, blake3: &str) -> Result<PathBuf, Problem> {
+    /// A new temporary file beside where blob `blake3` goes
+    /// ([`crate::durable::create_temp`]).
+    fn temp_file(&self, blake3: &str) -> Result<(PathBuf, File), Problem> {
         let dest = blob_path_in(&self.root, blake3);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Problem::Transport(format!("creating the store: {e}")))?;
         }
-        Ok(crate::durable::temp_sibling(&dest))
+        crate::durable::create_temp(&dest)
+            .map_err(|e| Problem::Transport(format!("creating a file in the store: {e}")))
     }
 
     /// Whether any blob was written.
