@@ -100,6 +100,22 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
+/// Opens the regular file `path` (links followed) for reading, to be streamed:
+/// refused by type before it is opened, opened without blocking, and checked
+/// again once open (a file swapped for a FIFO or a device meanwhile).
+pub fn open(path: &Path) -> Result<(std::fs::File, Metadata), ReadError> {
+    check(path)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    match not_regular(&meta) {
+        Some(e) => Err(e),
+        None => Ok((file, meta)),
+    }
+}
+
 /// [`read`] as UTF-8 text; text that is not UTF-8 is an `InvalidData` error
 /// naming the first bad byte.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, ReadError> {

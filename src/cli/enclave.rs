@@ -1,14 +1,18 @@
 //! `scone enclave measure|sign|show`: measure, sign and inspect SGX enclaves by hand or
 //! in CI, with the same library code the `sign` step uses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{Subcommand, ValueEnum};
-use scone::sgx::measure::measure;
-use scone::sgx::output::write_atomic;
+use scone::regular_file;
+use scone::sgx::measure::{measure_reader, Measurement};
+use scone::sgx::output::{check_user_output, write_user_output};
 use scone::sgx::sigstruct::{parse_date, source_date, Sigstruct, SigstructParams};
 use scone::sgx::SigningKey;
+
+/// The size of a SIGSTRUCT: `show` reads no more.
+const SIGSTRUCT_BYTES: u64 = 1808;
 
 /// Subcommands of `scone enclave`.
 #[derive(Debug, Subcommand)]
@@ -111,9 +115,7 @@ fn parse_u16(text: &str) -> Result<u16, String> {
 pub fn run(cmd: &EnclaveCommand) -> anyhow::Result<i32> {
     match cmd {
         EnclaveCommand::Measure { file } => {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            let m = measure(&bytes).with_context(|| file.display().to_string())?;
+            let m = measure_file(file)?;
             println!("{}", hex::encode(m.mrenclave));
             Ok(0)
         }
@@ -122,16 +124,42 @@ pub fn run(cmd: &EnclaveCommand) -> anyhow::Result<i32> {
     }
 }
 
+/// Refuses what is no regular file (a FIFO would block, `/dev/zero` never
+/// end) before it is opened: `path: is a FIFO, not a regular file`.
+fn not_regular(path: &Path, e: regular_file::ReadError) -> anyhow::Error {
+    anyhow!("{}: {e}", path.display())
+}
+
+/// Measures the `.sgxs` file at `path`, a regular file streamed record by record
+/// (any size, in constant memory).
+fn measure_file(path: &Path) -> anyhow::Result<Measurement> {
+    let (file, _) = regular_file::open(path).map_err(|e| not_regular(path, e))?;
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    measure_reader(reader, path).with_context(|| path.display().to_string())
+}
+
+/// The SIGSTRUCT at `path`: a regular file of 1808 bytes, read no further.
+fn read_sigstruct(path: &Path) -> anyhow::Result<Sigstruct> {
+    let meta = regular_file::check(path).map_err(|e| not_regular(path, e))?;
+    if meta.len() != SIGSTRUCT_BYTES {
+        let e =
+            scone::sgx::SgxError::SigstructSize(usize::try_from(meta.len()).unwrap_or(usize::MAX));
+        return Err(anyhow!("{}: {e}", path.display()));
+    }
+    let bytes = regular_file::read(path, SIGSTRUCT_BYTES).map_err(|e| not_regular(path, e))?;
+    Sigstruct::from_bytes(&bytes).with_context(|| path.display().to_string())
+}
+
 fn sign(args: &SignArgs) -> anyhow::Result<i32> {
+    // The output may replace no input: checked first, before the work.
+    let mut inputs: Vec<(&str, &Path)> = vec![("--key", &args.key)];
+    if let Some(sgxs) = &args.sgxs {
+        inputs.push(("--sgxs", sgxs));
+    }
+    check_user_output(&args.output, &inputs)?;
     let key = SigningKey::load(&args.key)?;
     let enclave_hash = match (&args.sgxs, &args.enclave_hash) {
-        (Some(path), _) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            measure(&bytes)
-                .with_context(|| path.display().to_string())?
-                .mrenclave
-        }
+        (Some(path), _) => measure_file(path)?.mrenclave,
         (None, Some(text)) => {
             let mut hash = [0u8; 32];
             if hex::decode_to_slice(text.trim(), &mut hash).is_err() {
@@ -159,7 +187,7 @@ fn sign(args: &SignArgs) -> anyhow::Result<i32> {
     params.isvsvn = args.isvsvn.unwrap_or(params.isvsvn);
     params.vendor = args.vendor.unwrap_or(params.vendor);
     let sig = Sigstruct::sign(&key, &params, &enclave_hash)?;
-    write_atomic(&args.output, &sig.to_bytes())?;
+    write_user_output(&args.output, &sig.to_bytes(), &inputs)?;
     eprintln!(
         "     Signed {} (MRENCLAVE {}, MRSIGNER {})",
         args.output.display(),
@@ -207,9 +235,8 @@ fn fields(sig: &Sigstruct) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn show(file: &PathBuf, json: bool) -> anyhow::Result<i32> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let sig = Sigstruct::from_bytes(&bytes).with_context(|| file.display().to_string())?;
+fn show(file: &Path, json: bool) -> anyhow::Result<i32> {
+    let sig = read_sigstruct(file)?;
     let v = sig.verify();
     let ok = |b: bool| if b { "ok" } else { "FAILED" };
     if json {

@@ -121,7 +121,10 @@ pub fn checks(args: &VerifyArgs, image: &str) -> anyhow::Result<Vec<Check>> {
     // The SIGSTRUCT: given, or the provenance's.
     let sigstruct = match &args.sigstruct {
         Some(path) => Some((
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            // A SIGSTRUCT is 1808 bytes: a FIFO or a device is never opened, a
+            // big file never read whole.
+            scone::regular_file::read(path, 1808)
+                .map_err(|e| anyhow::anyhow!("reading the SIGSTRUCT {}: {e}", path.display()))?,
             path.display().to_string(),
         )),
         None => facts

@@ -86,6 +86,15 @@ pub enum SgxError {
         /// The library's reason (never contains key material).
         reason: String,
     },
+    /// An output path the user gave is refused (it is no regular file, or it is
+    /// one of the inputs).
+    #[error("{path}: {reason}")]
+    OutputRefused {
+        /// The output path as given.
+        path: PathBuf,
+        /// What it is and what to give instead.
+        reason: String,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

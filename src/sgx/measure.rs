@@ -7,6 +7,9 @@
 //! SHA-256 over the measured records in order, so for a stream of measured records only
 //! (what [`SgxsWriter`] writes) `MRENCLAVE == sha256(file)`.
 
+use std::io::Read;
+use std::path::Path;
+
 use super::error::SgxError;
 use sha2::{Digest, Sha256};
 
@@ -162,6 +165,26 @@ fn le_u64(bytes: &[u8], at: usize) -> u64 {
 /// increasing and inside the enclave, and each EEXTEND must fall on a 256-byte chunk of
 /// the page added last. Unmeasured chunks (`UNMEASRD`) are accepted and not hashed.
 pub fn measure(sgxs: &[u8]) -> Result<Measurement, SgxError> {
+    measure_reader(sgxs, Path::new("<memory>"))
+}
+
+/// Reads into `buf` until it is full or the stream ends; how many bytes came.
+fn fill(from: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match from.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// [`measure`] of a stream read record by record (a file of any size in
+/// constant memory); `origin` names it in a read error.
+pub fn measure_reader(mut from: impl Read, origin: &Path) -> Result<Measurement, SgxError> {
     let err = |offset: usize, reason: &str| SgxError::Sgxs {
         offset,
         reason: reason.to_string(),
@@ -171,10 +194,14 @@ pub fn measure(sgxs: &[u8]) -> Result<Measurement, SgxError> {
     let mut created: Option<(u32, u64)> = None;
     let mut last_page: Option<u64> = None;
     let (mut eadd, mut eextend) = (0usize, 0usize);
-    while pos < sgxs.len() {
-        let rec = sgxs
-            .get(pos..pos + 64)
-            .ok_or_else(|| err(pos, "truncated record (records are 64 bytes)"))?;
+    let mut rec = [0u8; 64];
+    let mut data = [0u8; CHUNK_SIZE];
+    loop {
+        match fill(&mut from, &mut rec).map_err(|e| SgxError::io(origin, e))? {
+            0 => break,
+            64 => {}
+            _ => return Err(err(pos, "truncated record (records are 64 bytes)")),
+        }
         let tag: &[u8] = &rec[..8];
         if tag == TAG_ECREATE || tag == TAG_UNSIZED {
             if created.is_some() || pos != 0 {
@@ -191,7 +218,7 @@ pub fn measure(sgxs: &[u8]) -> Result<Measurement, SgxError> {
             }
             let mut ssa = [0u8; 4];
             ssa.copy_from_slice(&rec[8..12]);
-            let size = le_u64(rec, 12);
+            let size = le_u64(&rec, 12);
             if !size.is_power_of_two() || size < 2 * PAGE_SIZE {
                 return Err(err(
                     pos,
@@ -207,7 +234,7 @@ pub fn measure(sgxs: &[u8]) -> Result<Measurement, SgxError> {
             return Err(err(pos, "the stream does not start with ECREATE"));
         };
         if tag == TAG_EADD {
-            let offset = le_u64(rec, 8);
+            let offset = le_u64(&rec, 8);
             if !offset.is_multiple_of(PAGE_SIZE) || offset >= size {
                 return Err(err(pos, "EADD offset is not a page inside the enclave"));
             }
@@ -219,7 +246,7 @@ pub fn measure(sgxs: &[u8]) -> Result<Measurement, SgxError> {
             hasher.update(rec);
             pos += 64;
         } else if tag == TAG_EEXTEND || tag == TAG_UNMEASURED {
-            let offset = le_u64(rec, 8);
+            let offset = le_u64(&rec, 8);
             let in_page = last_page.is_some_and(|p| offset >= p && offset < p + PAGE_SIZE);
             if !offset.is_multiple_of(CHUNK_SIZE as u64) || !in_page {
                 return Err(err(
@@ -227,9 +254,9 @@ pub fn measure(sgxs: &[u8]) -> Result<Measurement, SgxError> {
                     "EEXTEND offset is not a 256-byte chunk of the last added page",
                 ));
             }
-            let data = sgxs
-                .get(pos + 64..pos + 64 + CHUNK_SIZE)
-                .ok_or_else(|| err(pos, "EEXTEND record is missing its 256 data bytes"))?;
+            if fill(&mut from, &mut data).map_err(|e| SgxError::io(origin, e))? != CHUNK_SIZE {
+                return Err(err(pos, "EEXTEND record is missing its 256 data bytes"));
+            }
             if tag == TAG_EEXTEND {
                 eextend += 1;
                 hasher.update(rec);
