@@ -242,17 +242,104 @@ fn sign_refuses_non_sgx_keys_and_bad_arguments() {
         .args(["--enclave-hash", "abc", "-o"])
         .arg(&out)
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("64 hex digits"));
+        .code(2)
+        .stderr(predicate::str::contains("64 hex digits, this one has 3"));
+    // Not hex: which character, where (a usage error, exit 2, like --flags zz).
+    let not_hex = format!("zz{}", &hash[2..]);
+    support::scone()
+        .args(["enclave", "sign", "--key"])
+        .arg(vector("sig1.key.pem"))
+        .args(["--enclave-hash", &not_hex, "-o"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "'z' at character 1 is not a hex digit",
+        ));
     support::scone()
         .args(["enclave", "sign", "--key"])
         .arg(vector("sig1.key.pem"))
         .args(["--enclave-hash", &hash, "--date", "2023-02-30", "-o"])
         .arg(&out)
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("2023-02-30"));
     assert!(!out.exists());
+}
+
+#[test]
+fn sign_says_what_a_key_that_cannot_sign_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n";
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "enc.pem",
+            format!("-----BEGIN ENCRYPTED PRIVATE KEY-----\n{body}-----END ENCRYPTED PRIVATE KEY-----\n")
+                .into_bytes(),
+            "is an encrypted private key (ENCRYPTED PRIVATE KEY): decrypt it first",
+        ),
+        (
+            "pub.pem",
+            format!("-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n").into_bytes(),
+            "is a public key (PUBLIC KEY): signing needs the private key",
+        ),
+        (
+            "legacy.pem",
+            format!(
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                 DEK-Info: AES-128-CBC,00\n\n{body}-----END RSA PRIVATE KEY-----\n"
+            )
+            .into_bytes(),
+            "is an encrypted private key (RSA PRIVATE KEY, Proc-Type: 4,ENCRYPTED)",
+        ),
+        (
+            "k.der",
+            vec![0x30, 0x82, 0x06, 0xe3, 0x02, 0x01, 0x00, 0x02, 0x82, 0x01, 0x81, 0x00, 0xc1],
+            "is binary DER, not PEM: convert it",
+        ),
+    ];
+    for (name, bytes, said) in cases {
+        let key = dir.path().join(name);
+        std::fs::write(&key, bytes).expect("write");
+        support::scone()
+            .args(["enclave", "sign", "--key"])
+            .arg(&key)
+            .args(["--enclave-hash", &"00".repeat(32), "-o"])
+            .arg(dir.path().join("out.sig"))
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(format!("{name}: {said}")))
+            .stderr(predicate::str::contains(
+                "unencrypted RSA-3072 private key with public exponent 3",
+            ));
+    }
+}
+
+#[test]
+fn show_says_a_zero_date_is_no_date() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = std::fs::read(vector("test_enclave.sig")).expect("vector");
+    bytes[20..24].copy_from_slice(&[0; 4]); // DATE
+    let sig = dir.path().join("nodate.sig");
+    std::fs::write(&sig, &bytes).expect("write");
+    support::scone()
+        .args(["enclave", "show"])
+        .arg(&sig)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "date                 0000-00-00 (no date)",
+        ));
+    let out = support::scone()
+        .args(["enclave", "show", "--json"])
+        .arg(&sig)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    assert_eq!(v["date"], "0000-00-00 (no date)");
 }
 
 #[test]

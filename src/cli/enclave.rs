@@ -54,14 +54,14 @@ pub struct SignArgs {
     #[arg(long, value_name = "FILE")]
     sgxs: Option<PathBuf>,
     /// The MRENCLAVE to sign (64 hex digits).
-    #[arg(long, value_name = "HEX")]
-    enclave_hash: Option<String>,
+    #[arg(long, value_name = "HEX", value_parser = parse_hash)]
+    enclave_hash: Option<[u8; 32]>,
     /// Where to write the SIGSTRUCT.
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
     /// DATE (default: the UTC day of SOURCE_DATE_EPOCH, else 1970-01-01).
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    date: Option<String>,
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date_arg)]
+    date: Option<u32>,
     /// Sets the default ATTRIBUTES.FLAGS: MODE64BIT, plus DEBUG in debug mode.
     #[arg(long, value_enum, default_value_t = Mode::Production)]
     mode: Mode,
@@ -101,6 +101,26 @@ fn parse_u64(text: &str) -> Result<u64, String> {
         None => t.parse::<u64>(),
     };
     parsed.map_err(|_| format!("{text:?} is not a decimal or 0x-hex number"))
+}
+
+/// `--enclave-hash`: 64 hex digits; what is wrong otherwise (a usage error, exit 2).
+fn parse_hash(text: &str) -> Result<[u8; 32], String> {
+    let t = text.trim();
+    if let Some((at, c)) = t.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{c:?} at character {} is not a hex digit (an MRENCLAVE is 64 hex digits)",
+            at + 1
+        ));
+    }
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(t, &mut hash)
+        .map_err(|_| format!("an MRENCLAVE is 64 hex digits, this one has {}", t.len()))?;
+    Ok(hash)
+}
+
+/// `--date YYYY-MM-DD` as BCD (a usage error, exit 2, when invalid).
+fn parse_date_arg(text: &str) -> Result<u32, String> {
+    parse_date(text).map_err(|e| e.to_string())
 }
 
 fn parse_u32(text: &str) -> Result<u32, String> {
@@ -160,20 +180,11 @@ fn sign(args: &SignArgs) -> anyhow::Result<i32> {
     let key = SigningKey::load(&args.key)?;
     let enclave_hash = match (&args.sgxs, &args.enclave_hash) {
         (Some(path), _) => measure_file(path)?.mrenclave,
-        (None, Some(text)) => {
-            let mut hash = [0u8; 32];
-            if hex::decode_to_slice(text.trim(), &mut hash).is_err() {
-                bail!(
-                    "--enclave-hash must be 64 hex digits, got {} characters",
-                    text.trim().len()
-                );
-            }
-            hash
-        }
+        (None, Some(hash)) => *hash,
         (None, None) => bail!("give --sgxs FILE or --enclave-hash HEX"),
     };
-    let date = match &args.date {
-        Some(text) => parse_date(text)?,
+    let date = match args.date {
+        Some(date) => date,
         None => source_date()?,
     };
     let mut params = SigstructParams::for_mode(args.mode == Mode::Debug, date);
@@ -199,7 +210,9 @@ fn sign(args: &SignArgs) -> anyhow::Result<i32> {
 
 fn date_text(bcd: u32) -> String {
     let digits = format!("{bcd:08x}");
-    if digits.bytes().all(|b| b.is_ascii_digit()) {
+    if bcd == 0 {
+        "0000-00-00 (no date)".to_string()
+    } else if digits.bytes().all(|b| b.is_ascii_digit()) {
         format!("{}-{}-{}", &digits[..4], &digits[4..6], &digits[6..])
     } else {
         format!("{bcd:#010x} (not BCD)")

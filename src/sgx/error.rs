@@ -52,10 +52,15 @@ pub enum SgxError {
         reason: String,
     },
     /// A signing key file could not be parsed as an RSA private key (PKCS#1 or PKCS#8 PEM).
-    #[error("{path}: not an RSA private key in PEM form (PKCS#1 or PKCS#8)")]
+    #[error(
+        "{path}: {what}; scone signs with an unencrypted RSA-3072 private key with public \
+         exponent 3 in PEM form (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`)"
+    )]
     KeyFormat {
         /// The key file.
         path: PathBuf,
+        /// What the file is instead, and what to do with it.
+        what: String,
     },
     /// A signing key is RSA but not what SGX requires.
     #[error(

@@ -66,6 +66,7 @@ impl SigningKey {
             .or_else(|_| PrivateKey::from_pkcs8_pem(pem))
             .map_err(|_| SgxError::KeyFormat {
                 path: origin.to_path_buf(),
+                what: pem_kind(pem),
             })?;
         Self::checked(key, origin)
     }
@@ -93,11 +94,34 @@ impl SigningKey {
     /// the key by a digest of it).
     pub fn load_with_text(path: &Path) -> Result<(Self, String), SgxError> {
         // A regular file of a key's size: a FIFO or a device is never opened.
-        let pem = crate::regular_file::read_text(path, crate::regular_file::MAX_KEY_BYTES)
-            .map_err(|e| match e {
+        let bytes = crate::regular_file::read(path, crate::regular_file::MAX_KEY_BYTES).map_err(
+            |e| match e {
                 crate::regular_file::ReadError::Io(io) => SgxError::io(path, io),
                 other => SgxError::io(path, std::io::Error::other(other.to_string())),
-            })?;
+            },
+        )?;
+        let pem = match String::from_utf8(bytes) {
+            Ok(pem) => pem,
+            // DER starts with an ASN.1 SEQUENCE (0x30).
+            Err(e) if e.as_bytes().first() == Some(&0x30) => {
+                return Err(SgxError::KeyFormat {
+                    path: path.to_path_buf(),
+                    what: "is binary DER, not PEM: convert it with \
+                           `openssl pkey -inform DER -in KEY.der -out KEY.pem`"
+                        .to_string(),
+                })
+            }
+            Err(e) => {
+                let byte = e.utf8_error().valid_up_to();
+                return Err(SgxError::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("is not UTF-8 (byte {byte}), so no PEM key"),
+                    ),
+                ));
+            }
+        };
         Ok((Self::from_pem(&pem, path)?, pem))
     }
 
@@ -148,6 +172,32 @@ impl SigningKey {
         self.key
             .sign(Pkcs1v15Sign::new::<Sha256>(), digest)
             .map_err(rsa_err("signing"))
+    }
+}
+
+/// What a PEM text that holds no usable RSA private key is, by its first
+/// `-----BEGIN …-----` label, and what to do (for [`SgxError::KeyFormat`]).
+fn pem_kind(pem: &str) -> String {
+    let label = pem
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----"));
+    let legacy_encrypted = pem.contains("Proc-Type: 4,ENCRYPTED");
+    match label {
+        Some("ENCRYPTED PRIVATE KEY") => "is an encrypted private key (ENCRYPTED PRIVATE KEY): \
+             decrypt it first (`openssl pkey -in KEY.pem -out plain.pem`)"
+            .to_string(),
+        Some(l) if legacy_encrypted => format!(
+            "is an encrypted private key ({l}, Proc-Type: 4,ENCRYPTED): decrypt it first \
+             (`openssl pkey -in KEY.pem -out plain.pem`)"
+        ),
+        Some(l) if l.contains("PUBLIC KEY") => {
+            format!("is a public key ({l}): signing needs the private key")
+        }
+        Some(l @ ("RSA PRIVATE KEY" | "PRIVATE KEY")) => {
+            format!("holds a {l} that does not parse as an RSA key")
+        }
+        Some(l) => format!("holds a {l}, not an RSA private key"),
+        None => "holds no PEM block (-----BEGIN …-----)".to_string(),
     }
 }
 
