@@ -13,14 +13,6 @@ use predicates::prelude::*;
 
 const HASH: &str = "c50673624a6cb17c1c6c2a4e6906f47a170c4629b8723781d1017ef376f1a75d";
 
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("running mkfifo");
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
 fn sign(key: &Path, out: &Path) -> assert_cmd::Command {
     let mut cmd = support::scone();
     cmd.args(["enclave", "sign", "--key"])
@@ -45,7 +37,7 @@ fn sign_refuses_an_output_that_is_no_regular_file_and_leaves_it() {
     let key = support::sig1_key();
     // A FIFO (as a device would be: replaced, where it should receive the bytes).
     let fifo = d.join("out.fifo");
-    mkfifo(&fifo);
+    support::mkfifo(&fifo);
     sign(&key, &fifo)
         .assert()
         .code(1)
@@ -143,7 +135,7 @@ fn sign_refuses_an_output_that_is_its_key_or_its_stream() {
 fn with_fifo_input(args: &[&str], extra: &[&str]) -> assert_cmd::assert::Assert {
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("in.fifo");
-    mkfifo(&fifo);
+    support::mkfifo(&fifo);
     let writer_fifo = fifo.clone();
     let writer = std::thread::spawn(move || {
         // Blocks until a reader opens it; then ends the stream at once.

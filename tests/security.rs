@@ -102,14 +102,6 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("running mkfifo");
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
 const SVC0: &str = "services/svc-0000/service.yml";
 
 // ---------------------------------------------------------------------------
@@ -1013,7 +1005,7 @@ fn special_files_are_refused_before_they_are_opened() {
     let copy_line = line_of(&svc, "- main.cfg");
 
     // A FIFO named in `copy:`.
-    mkfifo(&root.join("services/svc-0000/pipe"));
+    support::mkfifo(&root.join("services/svc-0000/pipe"));
     edit(&svc, "    - lib\n", "    - lib\n    - pipe\n");
     let at = format!("{SVC0}:{}:", copy_line + 2);
     for cmd in ["check", "build"] {
@@ -1029,7 +1021,7 @@ fn special_files_are_refused_before_they_are_opened() {
 
     // A FIFO inside a copied folder.
     let at = format!("{SVC0}:{}:", copy_line + 1);
-    mkfifo(&root.join("services/svc-0000/lib/pipe"));
+    support::mkfifo(&root.join("services/svc-0000/lib/pipe"));
     for cmd in ["check", "build"] {
         assert_refused(
             &run(&sb, &root, &[cmd]),
@@ -1041,7 +1033,7 @@ fn special_files_are_refused_before_they_are_opened() {
     std::fs::remove_file(root.join("services/svc-0000/lib/pipe")).unwrap();
 
     // A FIFO and a link to /dev/zero as `-f`, and as a Meshfile's `manifest:`.
-    mkfifo(&root.join("pipe.yml"));
+    support::mkfifo(&root.join("pipe.yml"));
     std::os::unix::fs::symlink("/dev/zero", root.join("zero.yml")).unwrap();
     for file in ["pipe.yml", "zero.yml"] {
         let ran = run(&sb, &root, &["check", "-f", file]);
@@ -1074,7 +1066,7 @@ fn special_files_are_refused_before_they_are_opened() {
         std::fs::write(&mesh, text).unwrap();
     }
     // A FIFO as the signing key of a manifest.
-    mkfifo(&root.join("services/svc-0000/key.pem"));
+    support::mkfifo(&root.join("services/svc-0000/key.pem"));
     edit(
         &svc,
         "  copy:\n",
@@ -1089,7 +1081,7 @@ fn special_files_are_refused_before_they_are_opened() {
     );
     edit(&svc, "  signature:\n    key: key.pem\n", "");
     // A FIFO as scone.toml, and one as the key scone.toml names.
-    mkfifo(&root.join("scone.toml"));
+    support::mkfifo(&root.join("scone.toml"));
     assert_refused(
         &run(&sb, &root, &["check"]),
         "scone.toml:",
@@ -1127,13 +1119,13 @@ fn special_files_are_refused_before_they_are_opened() {
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     // A FIFO in a `dir:` base (a rootfs may hold special files) is never
     // opened and stays out of the layer: the build ends.
-    mkfifo(&root.join("base/pipe"));
+    support::mkfifo(&root.join("base/pipe"));
     let ran = run(&sb, &root, &["build"]);
     assert_eq!(ran.code, Some(0), "FIFO in a dir: base:\n{}", ran.stderr);
     std::fs::remove_file(root.join("base/pipe")).unwrap();
     // A FIFO that appears in a copied folder after a build (the incremental
     // path does not load the manifests again) is never opened: the build ends.
-    mkfifo(&root.join("services/svc-0000/lib/late-pipe"));
+    support::mkfifo(&root.join("services/svc-0000/lib/late-pipe"));
     let ran = run(&sb, &root, &["build"]);
     assert!(ran.code.is_some(), "the build hung on a FIFO");
     assert_refused(
@@ -1154,7 +1146,7 @@ fn a_key_from_the_environment_that_is_no_file_is_refused_before_any_step() {
     let folder = sb.path().join("keys");
     std::fs::create_dir(&folder).unwrap();
     let pipe = sb.path().join("key-pipe");
-    mkfifo(&pipe);
+    support::mkfifo(&pipe);
     for (var, path, kind) in [
         ("SCONE_SIGNING_KEY", &folder, "a folder"),
         ("SCONE_SIGNING_KEY", &pipe, "a FIFO"),

@@ -304,3 +304,12 @@ pub fn looks(dir: &std::path::Path) -> (u32, Vec<String>) {
     names.sort();
     (mode, names)
 }
+
+/// A FIFO at `path` (`mkfifo`), for tests that hand scone one.
+pub fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("running mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
