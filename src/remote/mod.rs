@@ -44,6 +44,11 @@ pub enum RemoteError {
     Status { what: String, status: u16 },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The remote answered, but not with what was asked (not JSON, not a scone
+    /// manifest, a config that does not match its digest): a miss with one
+    /// warning, the remote stays on.
+    #[error("{0}")]
+    Broken(String),
 }
 
 /// A bad `--remote-cache` / `[cache] remote` value.
@@ -144,10 +149,16 @@ pub fn open(opts: &RemoteOptions) -> Result<Arc<Tier>, RemoteUrlError> {
 /// The URL as messages show it: nothing of what may hold a credential. All
 /// before the last `@` (user-info, wherever a mistyped or missing scheme left
 /// it, and a token with a `/` in it) and any query or fragment become `***`.
+/// A digest at the end (`REPO@sha256:…`) is no user-info: it is shown, and
+/// only an `@` before it hides what comes before.
 pub fn redact(url: &str) -> String {
     let (url, rest) = match url.find(['?', '#']) {
-        Some(i) => (&url[..i], "?***"),
-        None => (url, ""),
+        Some(i) => (&url[..i], "?***".to_string()),
+        None => (url, String::new()),
+    };
+    let (url, rest) = match digest_suffix(url) {
+        Some((before, digest)) => (before, format!("@{digest}{rest}")),
+        None => (url, rest),
     };
     let (scheme, after) = match url.split_once("://") {
         Some((scheme, after)) => (format!("{scheme}://"), after),
@@ -157,6 +168,34 @@ pub fn redact(url: &str) -> String {
         Some((_, host)) => format!("{scheme}***@{host}{rest}"),
         None => format!("{scheme}{after}{rest}"),
     }
+}
+
+/// `URL@DIGEST` split at the digest's `@`, when what comes before is a host
+/// (its port, if any, a number) and a path: anything else keeps the `@` as
+/// user-info's, hidden with all before it.
+fn digest_suffix(url: &str) -> Option<(&str, &str)> {
+    let (before, digest) = url.rsplit_once('@')?;
+    let after_scheme = before.split_once("://").map_or(before, |(_, a)| a);
+    let (authority, path) = after_scheme.split_once('/')?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let port_ok = host
+        .rsplit_once(':')
+        .is_none_or(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    (is_digest(digest) && port_ok && !path.is_empty()).then_some((before, digest))
+}
+
+/// Whether `s` is an OCI digest (`ALGORITHM:ENCODED`, e.g. `sha256:` and 64 hex
+/// digits): at least 32 characters after the `:`, so never a host's port.
+pub(crate) fn is_digest(s: &str) -> bool {
+    let Some((algorithm, encoded)) = s.split_once(':') else {
+        return false;
+    };
+    !algorithm.is_empty()
+        && algorithm
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+        && encoded.len() >= 32
+        && encoded.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -204,6 +243,93 @@ mod tests {
                 Ok(_) => panic!("{url} opened"),
                 Err(e) => e.to_string(),
             };
+            assert!(!told.contains("T0ken"), "{told}");
+        }
+    }
+
+    /// A digest's `@` is no user-info (probe 52 F6): the host and repository
+    /// stay; an `@` before them still hides all before it.
+    #[test]
+    fn redact_shows_a_digest_and_hides_only_user_info() {
+        let hex = "a".repeat(64);
+        for (url, shown) in [
+            (
+                format!("oci://127.0.0.1:5052/repo@sha256:{hex}"),
+                format!("oci://127.0.0.1:5052/repo@sha256:{hex}"),
+            ),
+            (
+                format!("oci://bob:T0ken@127.0.0.1:5052/repo@sha256:{hex}"),
+                format!("oci://***@127.0.0.1:5052/repo@sha256:{hex}"),
+            ),
+            (
+                format!("oci://bob:t0ken/secret@sha256:{hex}"),
+                format!("oci://***@sha256:{hex}"),
+            ),
+            (
+                format!("oci://bob:t0ken@sha256:{hex}"),
+                format!("oci://***@sha256:{hex}"),
+            ),
+        ] {
+            assert_eq!(redact(&url), shown, "{url}");
+        }
+    }
+
+    /// Probe 52 F6: a port out of range, a digest and a tag are refused up front,
+    /// each saying what is wrong and what to give; nothing after an `@` that may
+    /// be a credential is quoted.
+    #[test]
+    fn an_oci_url_with_a_bad_port_a_digest_or_a_tag_says_so() {
+        let hex = "a".repeat(64);
+        for (url, says) in [
+            (
+                "oci://127.0.0.1:99999/x".to_string(),
+                "the port must be a number from 1 to 65535, not `99999`",
+            ),
+            ("oci://127.0.0.1:0/x".to_string(), "not `0`"),
+            ("oci://[::1]:70000/x".to_string(), "not `70000`"),
+            (
+                format!("oci://127.0.0.1:5052/repo@sha256:{hex}"),
+                "names one manifest by its digest",
+            ),
+            (
+                "oci://127.0.0.1:5052/team/repo:v1".to_string(),
+                "`:v1` is a tag; a remote cache names a repository",
+            ),
+        ] {
+            let Err(err) = open(&opts(&url)) else {
+                panic!("{url} opened");
+            };
+            let told = err.to_string();
+            assert!(told.contains(says), "{url}: {told}");
+        }
+        let Err(err) = open(&opts(&format!("oci://127.0.0.1:5052/repo@sha256:{hex}"))) else {
+            panic!("a digest opened");
+        };
+        let told = err.to_string();
+        assert!(
+            told.contains("oci://127.0.0.1:5052/repo@sha256:") && !told.contains("***"),
+            "{told}"
+        );
+        assert!(told.contains("give oci://127.0.0.1:5052/repo"), "{told}");
+        let Err(err) = open(&opts("oci://127.0.0.1:5052/team/repo:v1")) else {
+            panic!("a tag opened");
+        };
+        assert!(
+            err.to_string()
+                .contains("give oci://127.0.0.1:5052/team/repo"),
+            "{err}"
+        );
+        assert!(open(&opts("oci://[::1]:5052/x")).is_ok());
+        assert!(open(&opts("oci://localhost:65535/x")).is_ok());
+        for url in [
+            format!("oci://bob:T0kenSecret99/x@127.0.0.1:1/c@sha256:{hex}"),
+            "oci://bob:T0kenSecret99/x@127.0.0.1:1/c".to_string(),
+        ] {
+            let Err(err) = open(&opts(&url)) else {
+                panic!("{url} opened");
+            };
+            let told = err.to_string();
+            assert!(told.contains("takes no credentials"), "{told}");
             assert!(!told.contains("T0ken"), "{told}");
         }
     }

@@ -63,8 +63,30 @@ impl OciBackend {
                     .into(),
             );
         }
-        if !repository.contains('/') {
+        let Some((authority, path)) = repository.split_once('/') else {
             return Err("name a repository: oci://HOST[:PORT]/REPO".into());
+        };
+        if path.contains('@') {
+            return Err(match path.rsplit_once('@') {
+                Some((repo, digest)) if !repo.contains('@') && super::is_digest(digest) => format!(
+                    "`{authority}/{repo}@{digest}` names one manifest by its digest; a remote \
+                     cache names a repository (scone tags a manifest per step in it): give \
+                     oci://{authority}/{repo}"
+                ),
+                // Never quoted: what comes before an `@` may be a credential.
+                _ => "an oci:// remote cache takes no credentials in its URL: a registry's \
+                      come from the Docker config (`docker login`, DOCKER_CONFIG), as for pushes"
+                    .into(),
+            });
+        }
+        check_port(authority)?;
+        let last = path.rsplit('/').next().unwrap_or_default();
+        if let Some((_, tag)) = last.split_once(':') {
+            let repo = &repository[..repository.len() - tag.len() - 1];
+            return Err(format!(
+                "`:{tag}` is a tag; a remote cache names a repository (scone tags a manifest \
+                 per step in it): give oci://{repo}"
+            ));
         }
         // Parse once now, so a bad name fails before the build.
         Reference::parse(&format!("{repository}:probe")).map_err(|e| match e {
@@ -89,6 +111,23 @@ impl OciBackend {
 
     fn blob_ref(&self) -> Result<Reference, RemoteError> {
         self.reference("latest")
+    }
+}
+
+/// Refuses a port that is no number from 1 to 65535 in `authority`
+/// (`HOST[:PORT]`, `[IPV6][:PORT]`), as an `http://` URL's is.
+fn check_port(authority: &str) -> Result<(), String> {
+    let port = match authority.strip_prefix('[') {
+        Some(v6) => v6
+            .split_once(']')
+            .and_then(|(_, rest)| rest.strip_prefix(':')),
+        None => authority.split_once(':').map(|(_, port)| port),
+    };
+    match port {
+        Some(port) if !matches!(port.parse::<u16>(), Ok(1..)) => Err(format!(
+            "`{authority}`: the port must be a number from 1 to 65535, not `{port}`"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -209,16 +248,22 @@ impl OciBackend {
             Err(OciError::BaseNotFound { .. }) => return Ok(None),
             Err(e) => return Err(transport(e)),
         };
+        let tag = reference.manifest_ref();
+        let broken =
+            |what: String| Err(RemoteError::Broken(format!("the manifest `{tag}` {what}")));
         let value: serde_json::Value = match serde_json::from_slice(&manifest.bytes) {
             Ok(v) => v,
-            Err(_) => return Ok(None),
+            Err(e) => return broken(format!("is not JSON ({e})")),
         };
         let config = &value["config"];
         if config["mediaType"] != media_type {
-            return Ok(None);
+            return broken(format!(
+                "is not a scone manifest (its config's media type is {}, not {media_type})",
+                config["mediaType"]
+            ));
         }
         let Some(digest) = config["digest"].as_str() else {
-            return Ok(None);
+            return broken("has no config digest".into());
         };
         if config["size"].as_u64().is_some_and(|n| n > limit) {
             return Err(RemoteError::Transport(format!(
@@ -241,14 +286,18 @@ impl OciBackend {
                 };
                 match self.client.fetch_blob(reference, digest, &mut capped) {
                     Ok(Some(_)) => {}
-                    Ok(None) => return Ok(None),
+                    Ok(None) => {
+                        return broken(format!("names config {digest}, which the registry lacks"))
+                    }
                     Err(e) => return Err(transport(e)),
                 }
                 bytes
             }
         };
         if crate::oci::digest::sha256_digest(&bytes) != digest {
-            return Ok(None);
+            return broken(format!(
+                "has a config that does not match its digest {digest}"
+            ));
         }
         Ok(Some(bytes))
     }

@@ -21,21 +21,25 @@
 //!   ([`Tier::complete`], after the build has reported its result).
 //! * **Failures**: the first transport error (refused, timeout, 5xx) turns the tier
 //!   off for the rest of the build, with one warning; the build goes on locally.
+//!   A broken answer (a manifest that is not JSON, …) is a miss, the first named
+//!   in one warning ([`shared::Shared::failed`]); a pack's problem is named once.
 
 mod fetch;
+mod shared;
 mod upload;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use self::fetch::{adopt, Downloads, Problem};
+use self::shared::{Failed, Shared};
 use self::upload::Writer;
 use super::index::Index;
 use super::pool::{IoPool, Pending};
-use super::{Backend, BlobRef, Entry, RemoteError, RemoteOptions};
+use super::{Backend, BlobRef, Entry, RemoteOptions};
 use crate::engine::{ActionRecord, Lookup, RemoteTier, StepId, Store};
 
 /// Threads for requests: enough to keep a distant remote busy (a round trip of
@@ -67,54 +71,6 @@ pub struct TierStats {
     pub uploaded_blobs: u64,
 }
 
-pub(crate) struct Shared {
-    backend: Box<dyn Backend>,
-    url: String,
-    off: AtomicBool,
-    /// A step's own lookup got no answer within its wait: the remote is slow,
-    /// and later steps take only what has come, without waiting.
-    stalled: AtomicBool,
-    /// Warning texts already given (one per problem).
-    warned: Mutex<BTreeSet<String>>,
-    /// Warnings raised off the build's threads, given at the end.
-    pending: Mutex<Vec<String>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    late: AtomicU64,
-    indexed: AtomicU64,
-    downloaded: AtomicU64,
-    uploaded_entries: AtomicU64,
-    uploaded_blobs: AtomicU64,
-}
-
-impl Shared {
-    /// Turns the tier off after a transport failure; the first one warns.
-    fn trip(&self, err: &dyn std::fmt::Display) -> Option<String> {
-        if self.off.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        self.once(format!(
-            "remote cache {} failed ({err}); building locally without it for the rest of this build",
-            self.url
-        ))
-    }
-
-    /// [`Shared::trip`] on a thread of the tier's: the warning is given at the end.
-    fn trip_later(&self, err: &RemoteError) {
-        if let Some(w) = self.trip(err) {
-            self.pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(w);
-        }
-    }
-
-    fn once(&self, message: String) -> Option<String> {
-        let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
-        warned.insert(message.clone()).then_some(message)
-    }
-}
-
 /// The build index as this build found it.
 struct Found {
     entries: HashMap<String, Entry>,
@@ -135,7 +91,7 @@ struct Late {
 /// How far a late lookup had got.
 enum LateEntry {
     /// Its entry was asked for.
-    Asked(Pending<Result<Option<Vec<u8>>, String>>),
+    Asked(Pending<Result<Option<Vec<u8>>, Failed>>),
     /// Its entry is known; its blobs are on their way.
     Known(Box<Entry>),
 }
@@ -166,21 +122,7 @@ impl std::fmt::Debug for Tier {
 impl Tier {
     pub fn new(backend: Box<dyn Backend>, url: String, opts: &RemoteOptions) -> Tier {
         Tier {
-            shared: Arc::new(Shared {
-                backend,
-                url,
-                off: AtomicBool::new(false),
-                stalled: AtomicBool::new(false),
-                warned: Mutex::default(),
-                pending: Mutex::default(),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
-                late: AtomicU64::new(0),
-                indexed: AtomicU64::new(0),
-                downloaded: AtomicU64::new(0),
-                uploaded_entries: AtomicU64::new(0),
-                uploaded_blobs: AtomicU64::new(0),
-            }),
+            shared: Arc::new(Shared::new(backend, url)),
             write: opts.write,
             timeout: opts.timeout,
             wait: opts.wait,
@@ -230,7 +172,9 @@ impl Tier {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => return None,
                 Err(e) => {
-                    shared.trip_later(&e);
+                    if let Some(w) = shared.failed(&Failed::from(e)) {
+                        shared.later(w);
+                    }
                     return None;
                 }
             };
@@ -241,7 +185,7 @@ impl Tier {
                         "remote cache {}: the build index is not usable ({problem}); looking steps up one by one",
                         shared.url
                     )) {
-                        shared.pending.lock().unwrap_or_else(PoisonError::into_inner).push(w);
+                        shared.later(w);
                     }
                     return None;
                 }
@@ -362,7 +306,7 @@ impl Tier {
         let fp = fingerprint.to_string();
         let pending = self
             .pool
-            .run(move || shared.backend.get_entry(&fp).map_err(|e| e.to_string()));
+            .run(move || shared.backend.get_entry(&fp).map_err(Failed::from));
         let Some(answer) = pending.wait_until(deadline) else {
             // Slow: the step builds locally; the result is kept if it comes.
             // An entry is a small answer: the next steps do not wait again.
@@ -383,8 +327,8 @@ impl Tier {
         let bytes = match answer {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return None,
-            Err(err) => {
-                if let Some(w) = self.shared.trip(&err) {
+            Err(failed) => {
+                if let Some(w) = self.shared.failed(&failed) {
                     warn(w);
                 }
                 return None;
@@ -422,13 +366,9 @@ impl Tier {
                     Err(_) => return false,
                 },
                 // A request that failed late fails like any other: one warning.
-                Some(Err(err)) => {
-                    if let Some(w) = self.shared.trip(&err) {
-                        self.shared
-                            .pending
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(w);
+                Some(Err(failed)) => {
+                    if let Some(w) = self.shared.failed(&failed) {
+                        self.shared.later(w);
                     }
                     return false;
                 }
@@ -536,10 +476,14 @@ impl RemoteTier for Tier {
                     return self.miss();
                 }
                 Some(Err(Problem::Mismatch(problem))) => {
-                    warn(format!(
-                        "remote cache {}: {problem}; building {step} locally",
-                        self.shared.url
-                    ));
+                    // Once per problem: a pack many steps need is one problem.
+                    if self.shared.first(&problem) {
+                        warn(format!(
+                            "remote cache {}: {problem}; building {step} locally (and any \
+                             other step that needs it)",
+                            self.shared.url
+                        ));
+                    }
                     return self.miss();
                 }
             }
