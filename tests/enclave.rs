@@ -351,3 +351,41 @@ fn show_whose_reader_goes_away_ends_quietly() {
         .arg(vector("test_enclave.sig"));
     support::assert_ends_quietly_without_reader(show);
 }
+
+/// Values real SGX refuses at launch (probe 52 F8) are signed, as asked, with a
+/// warning each: XFRM without x87 and SSE, FLAGS without MODE64BIT. The
+/// defaults, and bits the masks leave free, say nothing.
+#[test]
+fn sign_warns_of_attributes_sgx_refuses_at_launch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("sig.bin");
+    let sign = |extra: &[&str]| {
+        let assert = support::scone()
+            .args(["enclave", "sign", "--key"])
+            .arg(vector("sig1.key.pem"))
+            .args(["--enclave-hash", &"00".repeat(32), "-o"])
+            .arg(&out)
+            .args(extra)
+            .assert()
+            .success();
+        String::from_utf8_lossy(&assert.get_output().stderr).to_string()
+    };
+    let told = sign(&["--xfrm", "0", "--flags", "0x2"]);
+    let warns: Vec<&str> = told.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warns.len(), 2, "{told}");
+    assert!(
+        warns[0].contains("XFRM 0x0 lacks") && warns[0].contains("x87 and SSE"),
+        "{told}"
+    );
+    assert!(warns[1].contains("lacks MODE64BIT (0x4)"), "{told}");
+    assert_eq!(std::fs::metadata(&out).map(|m| m.len()).ok(), Some(1808));
+    for quiet in [
+        &[][..],
+        &["--mode", "debug"],
+        &["--xfrm", "0", "--xfrm-mask", "0xfffffffffffffffc"],
+        &["--flags", "0", "--flags-mask", "0xfffffffffffffffb"],
+    ] {
+        let told = sign(quiet);
+        assert!(!told.contains("warning:"), "{quiet:?}: {told}");
+    }
+}

@@ -199,6 +199,9 @@ fn sign(args: &SignArgs) -> anyhow::Result<i32> {
     params.vendor = args.vendor.unwrap_or(params.vendor);
     let sig = Sigstruct::sign(&key, &params, &enclave_hash)?;
     write_user_output(&args.output, &sig.to_bytes(), &inputs)?;
+    for problem in params.launch_problems() {
+        eprintln!("warning: {}: {problem}", args.output.display());
+    }
     eprintln!(
         "     Signed {} (MRENCLAVE {}, MRSIGNER {})",
         args.output.display(),

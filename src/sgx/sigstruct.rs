@@ -90,6 +90,32 @@ impl SigstructParams {
         }
     }
 
+    /// What real SGX refuses at launch in these values, though the SIGSTRUCT is
+    /// well formed (explicit overrides: a warning each, not an error). EINIT
+    /// compares the enclave's attributes with these under the masks, so a bit is
+    /// a problem only where its mask enforces it: XFRM without x87 and SSE
+    /// (bits 0, 1), which ECREATE requires of every enclave; FLAGS without
+    /// MODE64BIT, which every 64-bit enclave (all scone builds) has.
+    pub fn launch_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let missing = !self.xfrm & self.xfrm_mask & 0x3;
+        if missing != 0 {
+            problems.push(format!(
+                "XFRM {:#x} lacks bit(s) {missing:#x} of x87 and SSE (0x3), which SGX requires \
+                 of every enclave: EINIT will refuse this SIGSTRUCT; give --xfrm with 0x3 set",
+                self.xfrm
+            ));
+        }
+        if self.flags_mask & FLAG_MODE64BIT != 0 && self.flags & FLAG_MODE64BIT == 0 {
+            problems.push(format!(
+                "FLAGS {:#x} lacks MODE64BIT (0x4): a 64-bit enclave, as scone builds, will not \
+                 launch under this SIGSTRUCT; give --flags with 0x4 set",
+                self.flags
+            ));
+        }
+        problems
+    }
+
     /// [`Self::for_mode`] dated from `SOURCE_DATE_EPOCH` (UTC day), 1970-01-01 if unset.
     /// An unparsable `SOURCE_DATE_EPOCH` is an error, never silently ignored.
     pub fn from_env(debug: bool) -> Result<Self, SgxError> {
