@@ -536,3 +536,37 @@ fn an_oci_cache_url_with_a_token_is_a_usage_error_that_does_not_print_it() {
         );
     }
 }
+
+/// An `oci://` URL that names no repository — a port out of range, a digest,
+/// a tag — is a usage error before the build, naming what is wrong (probe 52
+/// F6): the port was taken and failed at the first request, the digest's `@`
+/// hid the host as if it were credentials.
+#[test]
+fn an_oci_cache_url_with_a_bad_port_digest_or_tag_is_a_usage_error() {
+    let (sb, root) = checkout(1);
+    let digest = format!("sha256:{}", "a".repeat(64));
+    for (url, says) in [
+        (
+            "oci://127.0.0.1:99999/cache".to_string(),
+            "the port must be a number from 1 to 65535, not `99999`".to_string(),
+        ),
+        (
+            format!("oci://127.0.0.1:5052/cache@{digest}"),
+            format!("`127.0.0.1:5052/cache@{digest}` names one manifest by its digest"),
+        ),
+        (
+            "oci://127.0.0.1:5052/cache:v1".to_string(),
+            "`:v1` is a tag".to_string(),
+        ),
+    ] {
+        let out = sb
+            .scone(&root)
+            .args(["build", "-f", "mesh.yml", "--remote-cache", &url])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert!(stderr.contains(&says), "{url}: {stderr}");
+        assert!(!stderr.contains("***"), "{url}: {stderr}");
+    }
+}
