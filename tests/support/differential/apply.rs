@@ -322,6 +322,14 @@ impl Edit {
                 }
                 Ok(true)
             }
+            Edit::MakeDir { path } => {
+                let path = root.join(path);
+                if path.symlink_metadata().is_ok() {
+                    return Ok(false);
+                }
+                std::fs::create_dir_all(&path)?;
+                Ok(true)
+            }
             Edit::SetCommand { manifest, command } => change_service(root, manifest, |d| {
                 d.command = command.clone();
                 true

@@ -130,6 +130,10 @@ pub enum Edit {
     Remove {
         path: String,
     },
+    /// An empty folder (and its parents): in a copied folder, the layer holds it.
+    MakeDir {
+        path: String,
+    },
     SetCommand {
         manifest: String,
         command: String,
@@ -290,6 +294,7 @@ impl fmt::Display for Edit {
             ),
             Edit::Copy { from, to } => write!(f, "copy {from} to {to}"),
             Edit::Remove { path } => write!(f, "remove {path}"),
+            Edit::MakeDir { path } => write!(f, "make the empty folder {path}"),
             Edit::SetCommand { manifest, command } => {
                 write!(f, "set build.command of {manifest} to \"{command}\"")
             }

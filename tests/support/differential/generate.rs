@@ -24,6 +24,7 @@ pub const KINDS: &[(&str, usize)] = &[
     ("to-symlink", 3),
     ("from-symlink", 3),
     ("copy", 3),
+    ("empty-dir", 2),
     ("comment", 3),
     ("add-service", 4),
     ("remove-service", 3),
@@ -262,6 +263,29 @@ fn make(
                     }
                 };
                 Edit::Copy { from, to }
+            }
+        }
+        "empty-dir" => {
+            // An empty folder in a service's copied `lib/` (at times one
+            // deeper), or one made before removed again.
+            let empty: Vec<&String> = s
+                .dirs
+                .iter()
+                .filter(|d| d.rsplit('/').next().is_some_and(|n| n.starts_with("empty")))
+                .collect();
+            if !empty.is_empty() && rng.chance(40) {
+                Edit::Remove {
+                    path: any(rng, &empty)?.to_string(),
+                }
+            } else {
+                let svc = any(rng, &s.services)?;
+                let n = rng.below(3);
+                let path = if rng.chance(30) {
+                    format!("{}/lib/empty{n}/empty-inner", svc.dir)
+                } else {
+                    format!("{}/lib/empty{n}", svc.dir)
+                };
+                Edit::MakeDir { path }
             }
         }
         "comment" => {
