@@ -102,16 +102,19 @@ impl LayerIndex {
             if path.is_empty() {
                 continue;
             }
+            // A GNU sparse file is a regular file whose holes the archive
+            // leaves out: read, it is its whole content (holes as zeros), as
+            // a container runtime unpacks it.
             let regular = matches!(
                 entry.header().entry_type(),
-                tar::EntryType::Regular | tar::EntryType::Continuous
+                tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
             );
             let mode = entry.header().mode().map_err(bad)? & 0o7777;
             let meta = if regular {
-                let size = entry.size();
-                let mut content = keep(&raw, size).then(Vec::new);
+                let mut size = 0u64;
+                let mut content = keep(&raw, entry.size()).then(Vec::new);
                 let mut hasher = Sha256::new();
-                let mut buf = vec![0u8; size.min(256 << 10) as usize + 1];
+                let mut buf = vec![0u8; entry.size().min(256 << 10) as usize + 1];
                 loop {
                     let n = match entry.read(&mut buf) {
                         Ok(0) => break,
@@ -120,6 +123,7 @@ impl LayerIndex {
                         Err(e) => return Err(bad(e)),
                     };
                     hasher.update(&buf[..n]);
+                    size += n as u64;
                     if let Some(content) = &mut content {
                         content.extend_from_slice(&buf[..n]);
                     }

@@ -402,4 +402,47 @@ mod tests {
             "/a/b is a hard link to /gone/c, which is not in the image"
         );
     }
+
+    /// A GNU sparse file (the archive leaves its holes out) is protected as
+    /// the file it unpacks to, not as a special node whose content would not
+    /// count. The archive is made by GNU tar, as a base's may be.
+    #[test]
+    fn a_sparse_file_is_protected_by_its_whole_content() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let file = src.join("data.bin");
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::File::create(&file).unwrap();
+            f.write_all(b"head").unwrap();
+            f.seek(SeekFrom::Start(1 << 20)).unwrap();
+            f.write_all(b"tail").unwrap();
+        }
+        let layer = tmp.path().join("layer.tar");
+        let made = std::process::Command::new("tar")
+            .args(["--sparse", "--format=gnu", "-cf"])
+            .arg(&layer)
+            .arg("-C")
+            .arg(&src)
+            .arg("data.bin")
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let raw = std::fs::read(&layer).unwrap();
+        assert_eq!(raw[156], b'S', "GNU tar wrote a sparse entry");
+        let fs = RootFs::open(&[layer]).unwrap();
+        let mut entries = image_entries(&fs).unwrap();
+        let whole = std::fs::read(&file).unwrap();
+        assert_eq!(whole.len(), (1 << 20) + 4);
+        let mode = std::fs::metadata(&file).unwrap().permissions();
+        let mode = std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777;
+        assert_eq!(
+            entries,
+            vec![FspfEntry::from_contents("/data.bin", mode, &whole)]
+        );
+        assert!(!String::from_utf8(canonical_bytes(&mut entries))
+            .unwrap()
+            .contains("node "));
+    }
 }
