@@ -87,6 +87,17 @@ impl LayerIndex {
         layer: &Path,
         keep: &mut dyn FnMut(&str, u64) -> bool,
     ) -> Result<(LayerIndex, Vec<KeptFile>)> {
+        Self::scan(layer, keep, true)
+    }
+
+    /// [`LayerIndex::read_capturing`]; `hash`: take each regular file's
+    /// SHA-256 (else its `sha256` is empty: an index only [`read_file`] uses,
+    /// never listed, kept or merged into a view that leaves it).
+    fn scan(
+        layer: &Path,
+        keep: &mut dyn FnMut(&str, u64) -> bool,
+        hash: bool,
+    ) -> Result<(LayerIndex, Vec<KeptFile>)> {
         let mut kept = Vec::new();
         let mut archive = tar::Archive::new(open_layer(layer)?);
         let mut index = LayerIndex {
@@ -122,7 +133,9 @@ impl LayerIndex {
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(bad(e)),
                     };
-                    hasher.update(&buf[..n]);
+                    if hash {
+                        hasher.update(&buf[..n]);
+                    }
                     size += n as u64;
                     if let Some(content) = &mut content {
                         content.extend_from_slice(&buf[..n]);
@@ -134,7 +147,11 @@ impl LayerIndex {
                 Some(FileMeta {
                     mode,
                     size,
-                    sha256: hex::encode(hasher.finalize()),
+                    sha256: if hash {
+                        hex::encode(hasher.finalize())
+                    } else {
+                        String::new()
+                    },
                 })
             } else {
                 None
@@ -387,15 +404,18 @@ impl RootFs {
         let name = &at.name;
         let mut archive = tar::Archive::new(open_layer(blob)?);
         let bad = |e: std::io::Error| OciError::io(format!("reading layer {}", blob.display()), e);
+        // A layer may hold a name twice: the last one is what a runtime
+        // unpacks, and what the index describes.
+        let mut found = None;
         for entry in archive.entries().map_err(bad)? {
             let mut entry = entry.map_err(bad)?;
             if String::from_utf8_lossy(&entry.path_bytes()) == name.as_str() {
                 let mut content = Vec::new();
                 entry.read_to_end(&mut content).map_err(bad)?;
-                return Ok(Some(content));
+                found = Some(content);
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Every path of the merged file system (no leading `/`), sorted by its
@@ -443,9 +463,33 @@ impl RootFs {
     }
 }
 
-/// Read one file (symlinks followed, whiteouts honoured) from a stack of layer blobs.
+/// Read one file (symlinks followed, whiteouts honoured) from a stack of layer
+/// blobs. Each layer is read once, without hashing its files: the file is kept
+/// as it goes by, and a layer is read again only when the path reaches it
+/// through a link.
 pub fn read_file(layers: &[PathBuf], path: &str) -> Result<Option<Vec<u8>>> {
-    RootFs::open(layers)?.read_file(path)
+    let wanted = normalize(path);
+    let mut indexes = Vec::with_capacity(layers.len());
+    let mut kept = Vec::new();
+    for (layer, blob) in layers.iter().enumerate() {
+        let (index, files) =
+            LayerIndex::scan(blob, &mut |name, _| normalize(name) == wanted, false)?;
+        kept.extend(files.into_iter().map(|(name, bytes)| (layer, name, bytes)));
+        indexes.push(index);
+    }
+    let fs = RootFs::merge(layers, &indexes);
+    let Some(at) = fs.locate(path)? else {
+        return Ok(None);
+    };
+    // The last entry of that name in its layer: the one the view holds.
+    match kept
+        .into_iter()
+        .rev()
+        .find(|(layer, name, _)| *layer == at.layer && *name == at.name)
+    {
+        Some((_, _, bytes)) => Ok(Some(bytes)),
+        None => fs.read_located(&at),
+    }
 }
 
 /// Find an executable on `path_var` in a stack of layer blobs; returns its real path.
@@ -545,6 +589,72 @@ mod tests {
             kept,
             vec![("usr/bin/python3.11".to_string(), b"ELF python".to_vec())],
             "regular files only: the python3 symlink is not kept"
+        );
+    }
+
+    /// A plain tar layer holding `files` in this order (a name may repeat).
+    fn raw_layer(path: &Path, files: &[(&str, &[u8])]) -> PathBuf {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut header, name, *bytes).unwrap();
+        }
+        std::fs::write(path, builder.into_inner().unwrap()).unwrap();
+        path.to_path_buf()
+    }
+
+    #[test]
+    fn a_name_held_twice_reads_as_the_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layers = vec![
+            raw_layer(
+                &tmp.path().join("bottom"),
+                &[("etc/status", b"bottom"), ("usr/bin/py", b"first")],
+            ),
+            raw_layer(
+                &tmp.path().join("top"),
+                &[
+                    ("var/status", b"one"),
+                    ("var/other", b"x"),
+                    ("var/status", b"two"),
+                ],
+            ),
+        ];
+        // As a runtime unpacks it: the later entry replaces the earlier.
+        assert_eq!(read_file(&layers, "var/status").unwrap().unwrap(), b"two");
+        assert_eq!(
+            read_file(&layers, "/etc/status").unwrap().unwrap(),
+            b"bottom"
+        );
+        assert_eq!(read_file(&layers, "nope").unwrap(), None);
+        let fs = RootFs::open(&layers).unwrap();
+        assert_eq!(fs.read_file("var/status").unwrap().unwrap(), b"two");
+        let Some((_, Entry::File(meta))) = fs.entries().find(|(p, _)| *p == "var/status") else {
+            panic!("var/status is a file of the view");
+        };
+        assert_eq!(meta.sha256, hex::encode(Sha256::digest(b"two")));
+        assert_eq!(meta.size, 3);
+    }
+
+    #[test]
+    fn reading_one_file_through_a_link_reads_its_layer_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("py");
+        std::fs::write(&src, b"ELF").unwrap();
+        let out = tmp.path().join("blobs");
+        let layers = vec![layer(
+            &out,
+            &[
+                LayerEntry::file("usr/lib/dpkg/status", src.clone(), 3, false),
+                LayerEntry::symlink("var/lib/dpkg", "../../usr/lib/dpkg"),
+            ],
+        )];
+        assert_eq!(
+            read_file(&layers, "var/lib/dpkg/status").unwrap().unwrap(),
+            b"ELF"
         );
     }
 }

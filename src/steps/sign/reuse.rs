@@ -63,11 +63,13 @@ pub(super) fn root_fs(
 pub(super) struct Captured(Vec<(usize, String, Vec<u8>)>);
 
 impl Captured {
+    /// The file at `at`: the last kept of that name (a layer that holds a name
+    /// twice unpacks to the last).
     fn take(&mut self, at: &FileLocation) -> Option<Vec<u8>> {
         let i = self
             .0
             .iter()
-            .position(|(layer, name, _)| *layer == at.layer && *name == at.name)?;
+            .rposition(|(layer, name, _)| *layer == at.layer && *name == at.name)?;
         Some(self.0.swap_remove(i).2)
     }
 }
@@ -252,8 +254,10 @@ pub(super) fn entry_binary(
     Ok(binary)
 }
 
+/// "2": the file is the last entry of its name in the layer (a memo of the
+/// first, kept before, is not looked up).
 fn file_key(layer: &str, name: &str) -> Key {
-    Key::new("file", &[layer.as_bytes(), name.as_bytes()])
+    Key::new("file", &[b"2", layer.as_bytes(), name.as_bytes()])
 }
 
 /// Keeps the digests of the file `name` of `layer`.
