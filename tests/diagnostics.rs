@@ -306,6 +306,41 @@ fn repeated_warnings_collapse_into_one_line_with_a_count_and_v_lists_them() {
 }
 
 #[test]
+fn a_steps_warnings_are_json_diagnostics() {
+    let sb = Sandbox::new();
+    let root = renamed_services(&sb, 3);
+    let (code, stdout, stderr) = run(
+        &sb,
+        &root,
+        &["build", "-f", "mesh.yml", "--message-format", "json"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let messages: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let chart = messages
+        .iter()
+        .find(|m| m["reason"] == "step" && m["step"] == "chart")
+        .expect("the chart step's message");
+    let warned = chart["outputs"]["warnings"].as_array().unwrap();
+    assert_eq!(warned.len(), 3, "{chart}");
+    let diagnostics: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["reason"] == "diagnostic" && m["level"] == "warning" && m["code"] == "build")
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    for w in warned {
+        let unit = chart["unit"].as_str().unwrap();
+        let want = format!("chart:{unit}: {}", w.as_str().unwrap());
+        assert!(
+            diagnostics.contains(&want.as_str()),
+            "{want} in {diagnostics:?}"
+        );
+    }
+}
+
+#[test]
 fn testing_tolerances_warn_once_per_build_and_production_refuses_them() {
     let sb = Sandbox::new();
     let dir = sb.hello_world("app");

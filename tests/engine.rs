@@ -166,6 +166,16 @@ fn explain_names_the_changed_input_in_human_output() {
     assert!(stderr.contains("file:main.cfg changed"), "{stderr}");
     assert!(stderr.contains("dep:copy:svc_0001 changed"), "{stderr}");
     assert!(stderr.contains("Finished"), "{stderr}");
+    // Why the build is not a no-op, with the path as the user would type it.
+    let dirty = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("Dirty "))
+        .unwrap_or_else(|| panic!("a Dirty line: {stderr}"));
+    assert_eq!(
+        dirty.trim_start(),
+        "Dirty services/svc-0001/main.cfg changed (copy:svc_0001)",
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -433,6 +443,24 @@ fn a_failing_step_fails_the_build_with_exit_1_and_reports_it() {
     assert!(msgs
         .iter()
         .any(|m| m["status"] == "failed" && m["error"].as_str().unwrap().contains("app")));
+    // Each failed step's error is a diagnostic too (docs/cli.md: every error is).
+    for (kind, unit, _) in &failed {
+        let error = msgs
+            .iter()
+            .find(|m| m["step"] == kind.as_str() && m["unit"] == unit.as_str())
+            .unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let want = format!("{kind}:{unit}: {error}");
+        assert!(
+            msgs.iter().any(|m| m["reason"] == "diagnostic"
+                && m["level"] == "error"
+                && m["code"] == "build"
+                && m["message"] == want.as_str()),
+            "no diagnostic `{want}`"
+        );
+    }
 }
 
 #[test]

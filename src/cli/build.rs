@@ -201,14 +201,17 @@ fn execute_with(
         } => {
             seen = check_seen;
             if common.explain || common.verbose > 0 {
-                probe.status("Dirty", &reason);
+                probe.status("Dirty", &relative_to_here(&reason));
             }
             prune = output_changed;
             Some(std::sync::Arc::new(engine::Reuse::new(dirty)))
         }
         Verdict::Full { reason } => {
             if common.explain || common.verbose > 0 {
-                probe.status("Dirty", &format!("{reason}: every step is checked"));
+                probe.status(
+                    "Dirty",
+                    &format!("{}: every step is checked", relative_to_here(&reason)),
+                );
             }
             None
         }
@@ -572,4 +575,14 @@ fn load_images(ws: &Workspace, only: &[usize], target: &Path, out: &Output) -> a
         out.status("Loaded", tag);
     }
     Ok(())
+}
+
+/// `reason` with the paths under the current folder shown relative to it, as
+/// the user typed them (`services/a/main.cfg changed`).
+fn relative_to_here(reason: &str) -> String {
+    let Ok(here) = std::env::current_dir().and_then(std::fs::canonicalize) else {
+        return reason.to_string();
+    };
+    let prefix = format!("{}/", here.display());
+    reason.replace(&prefix, "")
 }

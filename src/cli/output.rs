@@ -363,6 +363,24 @@ impl EventSink for Output {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
                 }
+                // What the step warns of is a diagnostic in either format.
+                let warnings: Vec<Diagnostic> = match status {
+                    Status::Built => outputs
+                        .get("warnings")
+                        .and_then(|w| w.as_array())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|w| {
+                            Some(Diagnostic::warning(
+                                ErrorKind::Build,
+                                "",
+                                Pos::default(),
+                                format!("{id}: {}", w.as_str()?),
+                            ))
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 match self.format {
                     MessageFormat::Json => {
                         let mut msg = serde_json::json!({
@@ -379,26 +397,23 @@ impl EventSink for Output {
                             Status::Failed => msg["error"] = serde_json::json!(why),
                             Status::Fresh | Status::Remote => {}
                         }
+                        let failed = (status == Status::Failed).then(|| {
+                            Diagnostic::new(
+                                ErrorKind::Build,
+                                "",
+                                Pos::default(),
+                                format!("{id}: {}", why.as_deref().unwrap_or_default()),
+                            )
+                        });
                         self.json(msg);
+                        self.diagnostics(&warnings);
+                        if let Some(error) = failed {
+                            self.diagnostics(&[error]);
+                        }
                     }
                     MessageFormat::Human => match status {
                         Status::Built => {
-                            if let Some(warnings) =
-                                outputs.get("warnings").and_then(|w| w.as_array())
-                            {
-                                let diags: Vec<Diagnostic> = warnings
-                                    .iter()
-                                    .filter_map(|w| {
-                                        Some(Diagnostic::warning(
-                                            ErrorKind::Build,
-                                            "",
-                                            Pos::default(),
-                                            format!("{id}: {}", w.as_str()?),
-                                        ))
-                                    })
-                                    .collect();
-                                self.diagnostics(&diags);
-                            }
+                            self.diagnostics(&warnings);
                             if let Some(note) = outputs.get("note").and_then(|n| n.as_str()) {
                                 self.note(&format!("{id}: {note}"));
                             }
