@@ -231,32 +231,72 @@ impl Lockfile {
 pub const DIFF_LINES: usize = 40;
 
 /// The lines of `old` that `new` lacks (`- line`) and those of `new` that
-/// `old` lacks (`+ line`), each counted as often as it occurs, in the order
-/// they appear: the `--locked` error's diff of the file on disk (`old`; empty
-/// for none) and the text the build would write. Linear in the two texts;
-/// past [`DIFF_LINES`] lines, the rest is one `… and N more lines`.
+/// `old` lacks (`+ line`), each counted as often as it occurs: the `--locked`
+/// error's diff of the file on disk (`old`; empty for none) and the text the
+/// build would write. Lines are grouped by the `[table]` they are in, each
+/// group under its header (`  [image.api]`, in the order the tables first
+/// differ), `-` lines before `+` lines, each in its order. Linear in the two
+/// texts; past [`DIFF_LINES`] lines, the rest is one `… and N more lines`.
 pub fn diff(old: &str, new: &str) -> Vec<String> {
-    fn counts(text: &str) -> HashMap<&str, usize> {
+    /// Each line with the `[table]` header it is under (`""`: none).
+    fn tabled(text: &str) -> Vec<(&str, &str)> {
+        let mut table = "";
+        text.lines()
+            .map(|line| {
+                if line.starts_with('[') {
+                    table = line;
+                }
+                (table, line)
+            })
+            .collect()
+    }
+    fn counts<'a>(lines: &[(&'a str, &'a str)]) -> HashMap<(&'a str, &'a str), usize> {
         let mut counts = HashMap::new();
-        for line in text.lines() {
+        for &line in lines {
             *counts.entry(line).or_insert(0) += 1;
         }
         counts
     }
-    let mut out = Vec::new();
-    let mut more = 0usize;
-    let mut missing = |text: &str, mut other: HashMap<&str, usize>, sign: char| {
-        for line in text.lines() {
-            match other.get_mut(line) {
+    let (old_lines, new_lines) = (tabled(old), tabled(new));
+    let mut changed: Vec<(&str, char, &str)> = Vec::new();
+    /// Pushes onto `changed` each line of `lines` that `other` lacks.
+    fn missing<'a>(
+        lines: &[(&'a str, &'a str)],
+        mut other: HashMap<(&'a str, &'a str), usize>,
+        sign: char,
+        changed: &mut Vec<(&'a str, char, &'a str)>,
+    ) {
+        for &(table, line) in lines {
+            match other.get_mut(&(table, line)) {
                 Some(n) if *n > 0 => *n -= 1,
-                _ if out.len() < DIFF_LINES => out.push(format!("{sign} {line}")),
-                _ => more += 1,
+                _ => changed.push((table, sign, line)),
             }
         }
-    };
-    missing(old, counts(new), '-');
-    missing(new, counts(old), '+');
-    match more {
+    }
+    missing(&old_lines, counts(&new_lines), '-', &mut changed);
+    missing(&new_lines, counts(&old_lines), '+', &mut changed);
+    let mut tables: Vec<&str> = Vec::new();
+    for &(table, _, _) in &changed {
+        if !tables.contains(&table) {
+            tables.push(table);
+        }
+    }
+    let mut out = Vec::new();
+    let mut shown = 0usize;
+    for table in tables {
+        let mut header = !table.is_empty();
+        for &(_, sign, line) in changed.iter().filter(|c| c.0 == table) {
+            if shown == DIFF_LINES {
+                break;
+            }
+            if std::mem::take(&mut header) && line != table {
+                out.push(format!("  {table}"));
+            }
+            out.push(format!("{sign} {line}"));
+            shown += 1;
+        }
+    }
+    match changed.len() - shown {
         0 => {}
         1 => out.push("… and 1 more line".to_string()),
         n => out.push(format!("… and {n} more lines")),
@@ -428,6 +468,21 @@ mod strict_tests {
         let moved = diff("a\nb\n", "b\na\n");
         assert_eq!(moved.len(), 1);
         assert!(moved[0].contains("another order"), "{moved:?}");
+        // Each line under the table it is in, so that `digest = …` of one
+        // image is told from another's.
+        let old = "version = 1\n\n[image.a]\ndigest = \"1\"\n\n[image.b]\ndigest = \"1\"\n";
+        let new = "version = 1\n\n[image.a]\ndigest = \"1\"\n\n[image.b]\ndigest = \"2\"\n\n[image.c]\ndigest = \"3\"\n";
+        assert_eq!(
+            diff(old, new),
+            [
+                "  [image.b]",
+                "- digest = \"1\"",
+                "+ digest = \"2\"",
+                "+ ",
+                "+ [image.c]",
+                "+ digest = \"3\"",
+            ]
+        );
     }
 }
 

@@ -125,6 +125,10 @@ fn failed(err: &anyhow::Error, out: &cli::output::Output, usage_code: u8) -> u8 
         out.diagnostics(&[usage.diagnostic()]);
         return usage_code;
     }
+    if let Some(refused) = err.downcast_ref::<cli::Refused>() {
+        out.diagnostics(&[refused.diagnostic()]);
+        return 1;
+    }
     // The cause once: a message that already says its source is
     // not followed by it again (`{err:#}` said it twice).
     let mut diag = Diagnostic::new(

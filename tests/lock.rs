@@ -66,6 +66,25 @@ fn lock_records_images_enclaves_and_sessions_and_locked_refuses_changes() {
         !msgs.iter().any(|m| m["step"] == "upload"),
         "no effect under a failed --locked"
     );
+    // As a diagnostic: the hint in `help`, and each changed line under the
+    // table it belongs to.
+    let refusal = msgs
+        .iter()
+        .find(|m| m["reason"] == "diagnostic" && m["level"] == "error")
+        .unwrap_or_else(|| panic!("the refusal as a diagnostic: {msgs:?}"));
+    assert_eq!(refusal["help"], "run without --locked to update scone.lock");
+    let message = refusal["message"].as_str().unwrap();
+    assert!(!message.contains("help:"), "{message}");
+    let lines: Vec<&str> = message.lines().collect();
+    let tag = lines
+        .iter()
+        .position(|l| l.starts_with("- fspf_tag"))
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(
+        lines[..tag].iter().rev().find(|l| l.starts_with("  ["))
+            == Some(&"  [image.python_hello_user]"),
+        "{message}"
+    );
     // One closing message, last, failed: the steps ran, the command did not
     // succeed (it said `"success":true` before the lock was checked).
     let closing: Vec<_> = msgs

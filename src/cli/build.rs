@@ -368,9 +368,11 @@ fn execute_with(
                 scone::lockfile::diff(lock_text.as_deref().unwrap_or_default(), &text).join("\n");
             let next = next_state(&mut report, planned, whole, None);
             drop(session.finish(next)?);
-            bail!(
-                "scone.lock needs to be updated but --locked was given:\n{diff}\nhelp: run without --locked to update scone.lock"
-            );
+            return Err(crate::cli::Refused {
+                message: format!("scone.lock needs to be updated but --locked was given:\n{diff}"),
+                hint: "run without --locked to update scone.lock".into(),
+            }
+            .into());
         }
         index = remote
             .as_ref()

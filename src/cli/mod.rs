@@ -28,6 +28,22 @@ pub mod verify_sources;
 
 use scone::manifest::{Diagnostic, ErrorKind, Pos};
 
+/// A build that cannot succeed as asked, and what to do instead (exit 1):
+/// a diagnostic of code `build` whose `help` is the hint.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    pub message: String,
+    pub hint: String,
+}
+
+impl Refused {
+    /// As a diagnostic in no file.
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic::new(ErrorKind::Build, "", Pos::default(), &self.message).with_hint(&self.hint)
+    }
+}
+
 /// A command line that clap accepts but scone cannot run (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
