@@ -370,6 +370,32 @@ fn a_manifest_that_does_not_read_is_shown_before_the_service_it_leaves_unlinked(
     assert!(stderr.starts_with("error: service.yml:"), "{stderr}");
 }
 
+/// Raw output (`{{{x}}}`, `{{&x}}`) in a service manifest found by its image
+/// (probe 53b #4): discovery reports its `template` error at the manifest's own
+/// place and counts it among the files that could not be read, as for any
+/// other manifest that does not render, instead of skipping it and telling the
+/// user to fix the Meshfile's `image`.
+#[test]
+fn raw_output_in_a_discovered_manifest_is_shown_at_its_place() {
+    for raw in ["{{{namespace}}}", "{{&namespace}}"] {
+        let service = service_with("  pwd: /python", &format!("  pwd: /{raw}"));
+        both_ways(service.as_bytes(), "service.yml:18:9", "template");
+        let sb = Sandbox::new();
+        let dir = workspace(&sb, service.as_bytes(), MESH);
+        let (code, stderr) = check(&sb, &dir, "mesh.yml");
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with("error: service.yml:18:9: raw output"),
+            "{raw}: {stderr}"
+        );
+        assert!(
+            stderr.contains("1 file(s) under `.` that could build it cannot be read"),
+            "{raw}: {stderr}"
+        );
+        assert!(!stderr.contains("fix `image`"), "{raw}: {stderr}");
+    }
+}
+
 /// A second `cas` entry with another name and no `alias` plays no role (only
 /// the first entry without `alias` gets the default alias): `check` warns at
 /// its name, with a hint, and still passes.

@@ -193,13 +193,17 @@ impl Loader {
 }
 
 /// Why a candidate manifest has no `build.to` to link by: it does not render
-/// with `vars`, or is not YAML. `None` when it reads (it builds another image).
+/// with `vars` as a service manifest renders (raw output `{{{x}}}` is a
+/// `template` error there, as [`build_to`] finds), or is not YAML. `None` when
+/// it reads (it builds another image).
 fn candidate_error(text: &str, path: &Path, vars: &Variables) -> Option<Diagnostic> {
-    let rendered = match template::render(text, vars, path) {
+    let rendered = match template::render_service(text, vars, path) {
         Ok(r) => r,
         Err(d) => return Some(d),
     };
-    parse::from_yaml::<serde_json::Value>(&rendered, path).err()
+    parse::from_yaml::<serde_json::Value>(&rendered.text, path)
+        .err()
+        .map(|d| rendered.values.explain(d))
 }
 
 /// The `build.to` of a candidate manifest, rendered with `vars` when it can be.
