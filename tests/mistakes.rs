@@ -396,6 +396,49 @@ fn raw_output_in_a_discovered_manifest_is_shown_at_its_place() {
     }
 }
 
+/// A mesh whose generated secrets pass the session's bound (1048576 in all,
+/// probe 53b #5) is refused by `check` (and the load of `build`) at the secret
+/// that crosses it, naming the mesh and the sum, instead of failing late at the
+/// `policy` step (exit 1, no place). Counted as the policy counts: a manifest
+/// linked by two services once; alone (no mesh, no session) it passes.
+#[test]
+fn generated_secrets_past_the_session_bound_are_shown_at_the_secret_crossing_it() {
+    let big = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("    - {{ name: s{i}, kind: binary, size: 65536 }}\n"))
+            .collect()
+    };
+    let with = |n: usize| service_with("      size: 10\n", &format!("      size: 10\n{}", big(n)));
+    // 10 + 16 × 65536 = 1048586: the 16th (line 14 + 15) crosses the bound.
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, with(16).as_bytes(), MESH);
+    let got = check(&sb, &dir, "mesh.yml");
+    assert_shown(&got, "service.yml:29:40", "invalid-value");
+    assert!(
+        got.1.contains("mesh `hello` declares 1048586 characters or bytes of generated secrets in all, more than the maximum of 1048576")
+            && got.1.contains("secret `s15`"),
+        "{}",
+        got.1
+    );
+    let out = sb
+        .scone(&dir)
+        .args(["build", "-f", "mesh.yml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("error: service.yml:29:40: "), "{stderr}");
+    assert!(!dir.join("target/policy").exists(), "{stderr}");
+    let (code, stderr) = check(&sb, &dir, "service.yml");
+    assert_eq!(code, Some(0), "alone, no session: {stderr}");
+    // 10 + 15 × 65536 = 983050, once though two services run the manifest.
+    let sb = Sandbox::new();
+    let twice = format!("{MESH}  - name: hello2\n    image: registry.example.com/team/hello:1\n");
+    let dir = workspace(&sb, with(15).as_bytes(), &twice);
+    let (code, stderr) = check(&sb, &dir, "mesh.yml");
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
 /// A second `cas` entry with another name and no `alias` plays no role (only
 /// the first entry without `alias` gets the default alias): `check` warns at
 /// its name, with a hint, and still passes.

@@ -153,3 +153,66 @@ pub fn check_local_secrets(
         }
     }
 }
+
+/// Refuses (`invalid-value`, at the declaration that crosses the bound) a mesh
+/// whose session would declare more than
+/// [`MAX_SESSION_SECRET_BYTES`](crate::cas::secret::MAX_SESSION_SECRET_BYTES)
+/// characters or bytes of generated (`ascii`, `binary`) secrets in all, which
+/// the `policy` step refuses to render: counted as it counts them, one secret
+/// per name (the first declaration in the Meshfile's order of services
+/// decides, so a manifest linked by several services counts once), a missing
+/// `size` as [`DEFAULT_SECRET_SIZE`](crate::cas::secret::DEFAULT_SECRET_SIZE).
+/// A size past the per-secret maximum is refused by itself, and not counted.
+pub fn check_session_secret_bytes(
+    mesh: &Mesh,
+    members: &[Member<'_>],
+    shown: &dyn Fn(&Path) -> String,
+    out: &mut Vec<Diagnostic>,
+) {
+    use crate::cas::secret::{
+        is_generated, DEFAULT_SECRET_SIZE, MAX_SECRET_SIZE, MAX_SESSION_SECRET_BYTES,
+    };
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut total: u64 = 0;
+    let mut crossing: Option<(&Path, &Secret, &str)> = None;
+    for member in members {
+        let m = member.manifest;
+        for secret in m.secrets.global.iter().chain(&m.secrets.local) {
+            if !seen.insert(secret.name.value.as_str()) || !is_generated(&secret.kind.value) {
+                continue;
+            }
+            let size = secret
+                .size
+                .as_ref()
+                .map_or(DEFAULT_SECRET_SIZE, |s| s.value);
+            if size > MAX_SECRET_SIZE {
+                continue;
+            }
+            total += u64::from(size);
+            if total > MAX_SESSION_SECRET_BYTES && crossing.is_none() {
+                crossing = Some((m.path.as_path(), secret, member.name));
+            }
+        }
+    }
+    let Some((file, secret, service)) = crossing else {
+        return;
+    };
+    let pos = secret.size.as_ref().map_or(secret.name.pos, |s| s.pos);
+    out.push(
+        Diagnostic::new(
+            ErrorKind::InvalidValue,
+            file,
+            pos,
+            format!(
+                "mesh `{}` declares {total} characters or bytes of generated secrets in all, more than the maximum of {MAX_SESSION_SECRET_BYTES} of a CAS session; secret `{}` of service `{}` ({}) crosses it",
+                mesh.policy.namespace.value,
+                secret.name.value,
+                service,
+                shown(file),
+            ),
+        )
+        .with_hint(
+            "declare fewer or smaller generated secrets in this mesh (no `size` counts as 32); larger data belongs in a file",
+        ),
+    );
+}

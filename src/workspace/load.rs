@@ -450,6 +450,7 @@ impl Loader {
             let cwd = &self.cwd;
             let shown = |p: &Path| relative(p, cwd).display().to_string();
             link_secrets::check_local_secrets(&mesh, &members, &shown, &mut self.diags);
+            link_secrets::check_session_secret_bytes(&mesh, &members, &shown, &mut self.diags);
             if complete {
                 link::check_imports(&mesh, &members, &mut self.diags);
             }
