@@ -286,3 +286,73 @@ fn a_huge_locked_diff_is_cut_with_the_count_of_the_rest() {
     assert!(stderr.lines().count() < 60, "{stderr}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), lock);
 }
+
+/// `scone check` reads `scone.lock` as a build does (probe 53b #6): a lock
+/// every build would refuse (a merge's conflict markers, another `version`)
+/// fails `check` too, with the build's own `lockfile` error, text and place,
+/// exit 2; and `check` writes nothing (the lock stays, no `target/`).
+#[test]
+fn check_refuses_a_lock_the_build_refuses_with_the_same_error() {
+    let sb = Sandbox::new();
+    let dir = example(&sb);
+    let path = dir.join("scone.lock");
+    let run = |cmd: &str| {
+        let out = sb
+            .scone(&dir)
+            .args([cmd, "-f", "mesh.yml", "-q"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    // The `error:` line of the lock and the lines after it (source, help).
+    let lock_error = |stderr: &str| -> String {
+        let from = stderr
+            .find("error: scone.lock:")
+            .unwrap_or_else(|| panic!("no lock error in:\n{stderr}"));
+        stderr[from..]
+            .lines()
+            .take_while(|l| !l.starts_with("error: build failed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (lock, want) in [
+        (
+            "version = 1\n<<<<<<< HEAD\n=======\n>>>>>>> theirs\n",
+            "error: scone.lock:2:1: scone.lock holds a merge's conflict markers [lockfile]",
+        ),
+        (
+            "version = 2\n",
+            "error: scone.lock:1:11: scone.lock has `version = 2`",
+        ),
+    ] {
+        std::fs::write(&path, lock).unwrap();
+        let before = listing(&dir.join("target"));
+        let (code, check) = run("check");
+        assert_eq!(code, Some(2), "{check}");
+        assert!(check.contains(want), "{want}: {check}");
+        assert!(check.contains("[lockfile]"), "{check}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), lock);
+        assert_eq!(listing(&dir.join("target")), before, "check writes nothing");
+        let (code, build) = run("build");
+        assert_eq!(code, Some(2), "{build}");
+        assert_eq!(lock_error(&check), lock_error(&build));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), lock);
+    }
+}
+
+/// Every path under `dir` (none when it does not exist), sorted.
+fn listing(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(e.path());
+            }
+            all.push(e.path());
+        }
+    }
+    all.sort();
+    all
+}

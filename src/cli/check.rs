@@ -1,5 +1,6 @@
-//! `scone check`: load and validate the workspace, then print one summary line
-//! per mesh and per service manifest used alone. Problems are printed as
+//! `scone check`: load and validate the workspace (and read `scone.lock` as a
+//! build would), then print one summary line per mesh and per service manifest
+//! used alone. Problems are printed as
 //! diagnostics (exit 2); nothing is written. With `--message-format json`,
 //! every diagnostic, each summary line and the verdict are JSON objects.
 
@@ -38,6 +39,12 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<i32> {
         scone::plan::entry::missing_entry_binaries(&ws, &[], &super::build::cache_dir(), &cwd)
             .missing,
     );
+    // `scone.lock` as a build reads it (read only: check writes nothing): a
+    // lock every build would refuse (conflict markers, another `version`) is
+    // refused here first, with the build's own `lockfile` error.
+    if let Err(lock) = scone::lockfile::Lockfile::load(&ws.root.join("scone.lock")) {
+        errors.extend(lock.0);
+    }
     let mut warnings = ws.warnings.clone();
     warnings.extend(missing_bases(&ws, &cwd));
     out.diagnostics(&warnings);
