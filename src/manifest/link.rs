@@ -396,7 +396,7 @@ pub fn check_env(
             }
         }
     }
-    if env.global.is_empty() {
+    if env.global.is_empty() && env.helm.is_empty() {
         return;
     }
     // Who declares what, once: the first member declaring a variable local.
@@ -426,6 +426,32 @@ pub fn check_env(
                 .with_hint(unused_env_hint(var, global_somewhere.iter().copied())),
             ),
         }
+    }
+    // `service: helm` values feed the services' globals as `service: global`
+    // ones do (above them in precedence): one no service declares global is
+    // read by nobody, and is warned of alike.
+    for (var, value) in &env.helm {
+        if global_somewhere.contains(var.as_str()) {
+            continue;
+        }
+        let message =
+            format!("mesh sets `{var}` under `service: helm`, which no service declares global");
+        let warning = match first_local.get(var.as_str()) {
+            Some(member) => Diagnostic {
+                message: format!(
+                    "{message} (service `{}` declares it local: the mesh cannot set it)",
+                    member.name
+                ),
+                ..local_override(file, value.pos, var, member)
+            },
+            None => Diagnostic::new(ErrorKind::UnusedEnv, file, value.pos, message)
+                .with_hint(unused_env_hint(var, global_somewhere.iter().copied())),
+        };
+        warnings.push(Diagnostic {
+            level: super::diag::Level::Warning,
+            kind: ErrorKind::UnusedEnv,
+            ..warning
+        });
     }
 }
 

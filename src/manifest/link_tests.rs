@@ -206,6 +206,57 @@ fn a_misspelt_mesh_env_is_told_the_global_it_was_meant_to_be() {
     );
 }
 
+/// A `service: helm` value no service declares global is read by nobody:
+/// warned of like a `service: global` one (probe 53b #3), not dropped silently.
+#[test]
+fn an_unused_helm_value_is_warned_like_a_global_one() {
+    let mesh_text = MESH.replace(
+        "      - name: D\n        value: helm\n",
+        "      - name: D\n        value: helm\n      - name: LOG_LEVL\n        value: x\n      - name: L\n        value: y\n",
+    );
+    let (mesh, _) = parse_mesh(&mesh_text, Path::new("mesh.yml")).unwrap();
+    let mut out = Vec::new();
+    let env = mesh_env(&mesh, &mut out);
+    let m = service(&SERVICE.replace(
+        "    - name: E\n",
+        "    - name: LOG_LEVEL\n      value: info\n    - name: E\n",
+    ));
+    let mut warnings = Vec::new();
+    check_env(
+        &mesh,
+        &env,
+        &[Member {
+            name: "svc",
+            manifest: &m,
+        }],
+        &mut out,
+        &mut warnings,
+    );
+    assert!(out.is_empty(), "a warning, no error: {out:?}");
+    let got: Vec<(ErrorKind, &str, Option<&str>, u32)> = warnings
+        .iter()
+        .map(|w| (w.kind, w.message.as_str(), w.hint.as_deref(), w.pos.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                ErrorKind::UnusedEnv,
+                "mesh sets `L` under `service: helm`, which no service declares global (service `svc` declares it local: the mesh cannot set it)",
+                Some("remove this entry, or move `L` to `environment.global` in s.yml"),
+                23
+            ),
+            (
+                ErrorKind::UnusedEnv,
+                "mesh sets `LOG_LEVL` under `service: helm`, which no service declares global",
+                Some("did you mean `LOG_LEVEL`? (a service declares it global)"),
+                21
+            ),
+        ],
+        "{warnings:#?}"
+    );
+}
+
 #[test]
 fn malformed_entries() {
     let mesh_text = "apiVersion: scone/5.8
