@@ -228,10 +228,25 @@ pub fn yaml_error(err: &YamlError, file: &Path, text: &str) -> Diagnostic {
             ),
             expected,
         ),
-        YamlError::InvalidScalar { ty, .. } => diag(
-            ErrorKind::Type,
-            format!("this value is not {}", human_expected(ty)),
-        ),
+        YamlError::InvalidScalar { ty, .. } => match key_before(text, pos) {
+            // A secret's `size` (the manifest's only u32): its own bounds.
+            Some("size") if *ty == "u32" => diag(
+                ErrorKind::Type,
+                format!(
+                    "this value is not a whole number from 1 to {}",
+                    crate::cas::secret::MAX_SECRET_SIZE
+                ),
+            )
+            .with_hint(format!(
+                "a secret's `size` is its length in characters (ascii) or bytes (binary), \
+                 written in digits: `size: 32` (1 to {})",
+                crate::cas::secret::MAX_SECRET_SIZE
+            )),
+            _ => diag(
+                ErrorKind::Type,
+                format!("this value is not {}", human_expected(ty)),
+            ),
+        },
         YamlError::NullIntoString { .. } => diag(
             ErrorKind::Type,
             "expected a string, found an empty value".to_string(),
@@ -345,6 +360,20 @@ fn human_expected(expected: &str) -> String {
         e if e.starts_with("struct ") => "a mapping".to_string(),
         e => e.to_string(),
     }
+}
+
+/// The key whose value is at `pos` on its line (`size` of `size: ten`, also
+/// in a flow mapping `{ name: s, size: ten }`), if any.
+fn key_before(text: &str, pos: Pos) -> Option<&str> {
+    let line = text
+        .lines()
+        .nth(usize::try_from(pos.line.checked_sub(1)?).ok()?)?;
+    let column = usize::try_from(pos.column.checked_sub(1)?).ok()?;
+    let before = line.get(..column)?.trim_end().strip_suffix(':')?;
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .map_or(0, |i| i + 1);
+    Some(&before[start..]).filter(|k| !k.is_empty())
 }
 
 /// Where the block mapping that holds the node at `pos` starts: the nearest

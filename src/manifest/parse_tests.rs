@@ -85,16 +85,31 @@ fn a_number_past_its_bound_is_named_with_the_bound() {
         )
     };
     assert!(parse_service(&service("10"), file(), &Variables::new()).is_ok());
-    for size in ["99999999999", "-1"] {
+    // A secret's size: its real bounds (1 to 65536) and how to write one
+    // (probe 53b, confusing message 5), not the bounds of the type it is read as.
+    for size in ["99999999999", "-1", "ten"] {
         let d = parse_service(&service(size), file(), &Variables::new()).unwrap_err();
         assert_eq!(d.kind, ErrorKind::Type, "{d}");
         assert_eq!(d.pos.line, 7, "{d}");
+        assert_eq!(
+            d.message, "this value is not a whole number from 1 to 65536",
+            "{size}: {d}"
+        );
         assert!(
-            d.to_string()
-                .contains("a whole number from 0 to 4294967295"),
+            d.hint.as_deref().is_some_and(|h| h.contains("`size: 32`")),
             "{size}: {d}"
         );
     }
+    let flow = SERVICE.replace(
+        "      value: |\n        -----BEGIN-----\n        abc\n        -----END-----\n",
+        "      size: 8\n    - { name: t, kind: ascii, size: ten }\n",
+    );
+    let d = parse_service(&flow, file(), &Variables::new()).unwrap_err();
+    assert_eq!(d.pos.line, 8, "{d}");
+    assert_eq!(
+        d.message, "this value is not a whole number from 1 to 65536",
+        "{d}"
+    );
 }
 
 #[test]
