@@ -87,6 +87,30 @@ fn collects_every_problem() {
     );
 }
 
+/// A copy path leaving the folder (`../x.py`) is one error, `path-escape`
+/// (probe 53b, confusing message 7), not also `invalid-value` for its `..`;
+/// a `..` that stays inside (`a/../x.py`) is `invalid-value` alone.
+#[test]
+fn a_copy_path_leaving_the_folder_is_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yml");
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    std::fs::write(dir.path().join("x.py"), "").unwrap();
+    for (copy, kind) in [
+        ("../x.py", ErrorKind::PathEscape),
+        ("a/../../x.py", ErrorKind::PathEscape),
+        ("a/../x.py", ErrorKind::InvalidValue),
+    ] {
+        let text = format!("apiVersion: scone/5.8\nkind: genImage\nbuild:\n  name: a\n  kind: binary\n  from: scratch\n  to: r/a:1\n  pwd: /app\n  command: app\n  copy: [\"{copy}\"]\n");
+        let m = parse_service(&text, &file, &Variables::new()).unwrap();
+        let mut out = Vec::new();
+        check_service(&m, dir.path(), &mut out, &mut Vec::new());
+        let at: Vec<_> = out.iter().filter(|d| d.pos.line == 10).collect();
+        assert_eq!(at.len(), 1, "{copy}: {out:#?}");
+        assert_eq!(at[0].kind, kind, "{copy}: {out:#?}");
+    }
+}
+
 #[test]
 fn the_salt_secret_name_is_taken() {
     let text = "apiVersion: scone/5.8\nkind: genImage\nsecrets:\n  local:\n    - name: scone_session_salt\n      kind: ascii\n      size: 43\nbuild:\n  name: a\n  kind: binary\n  from: scratch\n  to: r/a:1\n  pwd: /app\n  command: app\n";

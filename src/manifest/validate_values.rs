@@ -130,10 +130,14 @@ fn check_enclave_settings(m: &ServiceManifest, out: &mut Vec<Diagnostic>) {
 
 /// A copy path is one the image layer can hold: no `.`, `..` or empty
 /// components (`.`, `./x`, `a//b`); `copy: [.]` would copy the manifest's own
-/// folder, `target/` included.
+/// folder, `target/` included. A path that leaves the folder (`../x.py`) is
+/// `path-escape` alone: one error at one place.
 fn check_copy_components(entry: &Located<String>, file: &Path, out: &mut Vec<Diagnostic>) {
     let raw = entry.value.as_str();
-    if raw.trim().is_empty() || raw.starts_with('/') {
+    if raw.trim().is_empty()
+        || raw.starts_with('/')
+        || super::validate_paths::escapes(Path::new(raw))
+    {
         return;
     }
     let trimmed = raw.strip_suffix('/').unwrap_or(raw);
