@@ -335,6 +335,37 @@ fn a_mesh_without_cas_is_shown() {
     );
 }
 
+/// A list left empty (`cas:` with nothing under it, `env:`, `copy:`) reads as
+/// the empty list (probe 53b, confusing message 8): the clear message of what
+/// is missing, as for `cas: []`, not `expected a list [type]`.
+#[test]
+fn an_empty_list_field_is_read_as_an_empty_list() {
+    let sb = Sandbox::new();
+    let cas = "cas:\n  - name: cas\n    cas_url: cas.example.com\n";
+    for empty in ["cas:\n", "cas: ~\n", "cas: []\n"] {
+        let dir = workspace(&sb, SERVICE.as_bytes(), &MESH.replace(cas, empty));
+        let got = check(&sb, &dir, "mesh.yml");
+        assert_shown(&got, "mesh.yml:1:1", "missing-field");
+        assert!(
+            got.1.contains("the mesh defines no CAS"),
+            "{empty}: {}",
+            got.1
+        );
+        assert!(!got.1.contains("[type]"), "{empty}: {}", got.1);
+    }
+    // `env:` left empty: no value for the service's global, said as such.
+    let env = "env:\n  - name: API_USER\n    value: myself\n";
+    let dir = workspace(&sb, SERVICE.as_bytes(), &MESH.replace(env, "env:\n"));
+    let got = check(&sb, &dir, "mesh.yml");
+    assert_shown(&got, "service.yml:8:13", "undefined-global");
+    assert!(!got.1.contains("[type]"), "{}", got.1);
+    // Lists of a service manifest too: `copy:` with nothing under it is none.
+    let service = service_with("  copy:\n    - print_env.py\n", "  copy:\n");
+    let dir = workspace(&sb, service.as_bytes(), MESH);
+    let got = check(&sb, &dir, "service.yml");
+    assert!(!got.1.contains("[type]"), "{}", got.1);
+}
+
 #[test]
 fn an_unlinked_image_names_the_searched_folder() {
     let sb = Sandbox::new();

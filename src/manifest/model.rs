@@ -30,7 +30,7 @@ pub struct ServiceManifest {
     pub secrets: Secrets,
     pub build: Build,
     /// Ports the service listens on (a chart Service is generated for them).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub ports: Vec<Port>,
     /// Published, not implemented: files CAS injects into the enclave.
     #[serde(default)]
@@ -137,10 +137,10 @@ impl ServiceManifest {
 pub struct Environment {
     /// Fixed by the service; a Meshfile cannot change them. `SCONE_*` locals
     /// configure the enclave (heap, stack, threads, dlopen).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub local: Vec<EnvVar>,
     /// Values come from the Meshfile (or the default given here).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub global: Vec<EnvVar>,
 }
 
@@ -177,13 +177,13 @@ pub struct EnvVar {
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
     /// Shared with the other services of the mesh.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub global: Vec<Secret>,
     /// Only this service.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub local: Vec<Secret>,
     /// Names of global secrets that other services of the mesh define.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub import: Vec<Located<String>>,
 }
 
@@ -267,7 +267,7 @@ pub struct Build {
     /// The protected command line.
     pub command: Located<String>,
     /// Files or folders to copy, relative to the manifest's folder.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub copy: Vec<Located<String>>,
     /// The entry binary, if not the first word of `command` looked up on PATH.
     #[serde(default)]
@@ -321,12 +321,12 @@ pub struct Mesh {
     #[serde(rename = "apiVersion")]
     pub api_version: Located<String>,
     pub kind: Located<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub cas: Vec<Cas>,
     pub policy: Policy,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub env: Vec<MeshEnvEntry>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub services: Vec<MeshService>,
     /// Chart version (default 0.1.0).
     #[serde(default)]
@@ -512,3 +512,14 @@ impl Mesh {
 pub const SERVICE_KINDS: &[&str] = &["genImage", "genservice", "genAppImage"];
 /// The Meshfile kind.
 pub const MESH_KIND: &str = "mesh";
+
+/// A list field left empty (`cas:` with nothing under it, `cas: ~`) reads as
+/// the empty list, as `cas: []` does: the rules about an empty list then say
+/// what is missing (`the mesh defines no CAS`), not a bare type error.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
