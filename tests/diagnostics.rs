@@ -209,6 +209,31 @@ fn an_error_without_a_place_prints_none() {
     assert_eq!(error["code"], "unknown-service", "{error}");
 }
 
+/// A base `--offline` cannot have says "base image" once (probe 53b,
+/// confusing message 4): the step names the base, the error says why, with
+/// no `base image REF:` context in between.
+#[test]
+fn an_offline_base_not_in_the_cache_says_base_image_once() {
+    let sb = Sandbox::new();
+    let dir = hello(&sb, |t| {
+        t.replace(
+            "  kind: python\n",
+            "  kind: python\n  from: docker.io/library/python:3.11-slim\n",
+        )
+    });
+    let (code, _, stderr) = run(&sb, &dir, &["build", "-f", "mesh.yml", "--offline"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("forbids the network"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.starts_with("error: base:docker.io/library/python:3.11-slim: base image `docker.io/library/python:3.11-slim` is not in the local cache ("),
+        "{line}"
+    );
+    assert_eq!(line.matches("base image").count(), 1, "{line}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let sb = Sandbox::new();

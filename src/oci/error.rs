@@ -51,6 +51,17 @@ pub enum OciError {
 pub type Result<T, E = OciError> = std::result::Result<T, E>;
 
 impl OciError {
+    /// Whether the message names the image it is about already (`base image
+    /// `REF` not found: …`): a caller adds no `base image REF:` of its own.
+    pub fn names_the_image(&self) -> bool {
+        matches!(
+            self,
+            OciError::BadReference { .. }
+                | OciError::BaseNotFound { .. }
+                | OciError::Offline { .. }
+        )
+    }
+
     /// An I/O error with a description of what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         OciError::Io {

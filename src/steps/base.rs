@@ -136,8 +136,12 @@ impl Step for BaseStep {
     }
 
     fn run(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        let image = resolve(&self.spec, &self.context)
-            .map_err(|e| StepError::context(format!("base image {}", self.reference), e))?;
+        // The step is named by the base (`base:REF`); an error naming it
+        // too says "base image" once, not once more as context.
+        let image = resolve(&self.spec, &self.context).map_err(|e| match e.names_the_image() {
+            true => StepError::new(e.to_string()),
+            false => StepError::context(format!("base image {}", self.reference), e),
+        })?;
         let mut stored = BTreeMap::new();
         let mut layers = Vec::new();
         for layer in &image.layers {
