@@ -234,6 +234,25 @@ fn an_offline_base_not_in_the_cache_says_base_image_once() {
     assert_eq!(line.matches("base image").count(), 1, "{line}");
 }
 
+/// `verify --image` of an image that is not there names it as the image to
+/// verify (probe 53b, confusing message 10), not as a "base image".
+#[test]
+fn verify_of_a_missing_image_names_the_image_to_verify() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let missing = sb.path().join("nonexistent");
+    let image = format!("oci:{}", missing.display());
+    let (code, _, stderr) = run(&sb, &dir, &["verify", "--image", &image]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: the image to verify `{image}` was not found: not an OCI image layout"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("base image"), "{stderr}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let sb = Sandbox::new();

@@ -51,7 +51,7 @@ pub fn checks(args: &VerifyArgs, image: &str) -> anyhow::Result<Vec<Check>> {
             docker_host: std::env::var("DOCKER_HOST").ok(),
         },
     )
-    .with_context(|| format!("reading the image {image}"))?;
+    .map_err(|e| anyhow::anyhow!(e.about_image("the image to verify", image)))?;
     let digest = resolved.digest.clone();
     let mut checks = Vec::new();
 

@@ -62,6 +62,23 @@ impl OciError {
         )
     }
 
+    /// The message for an image that is no base: `what` (`the image to
+    /// verify`) instead of the words "base image", e.g. ``the image to verify
+    /// `oci:/x` was not found: not an OCI image layout (no index.json)``;
+    /// other errors as they are, after `reading {what} REF`.
+    pub fn about_image(&self, what: &str, reference: &str) -> String {
+        match self {
+            OciError::BaseNotFound { reference, reason } => {
+                format!("{what} `{reference}` was not found: {reason}")
+            }
+            OciError::Offline { reference, cache } => format!(
+                "{what} `{reference}` is not in the local cache ({cache}) and --offline forbids the network; run once without --offline"
+            ),
+            OciError::BadReference { .. } => self.to_string(),
+            other => format!("reading {what} `{reference}`: {other}"),
+        }
+    }
+
     /// An I/O error with a description of what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         OciError::Io {
