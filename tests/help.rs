@@ -191,3 +191,52 @@ fn zero_jobs_is_a_usage_error() {
     assert!(stderr.contains("0 would run no step"), "{stderr}");
     assert!(!dir.join("target").exists(), "it built: {stderr}");
 }
+
+/// `apply --print-defaults` and `verify --print-defaults` print as `build
+/// --print-defaults` does and do nothing else: no step runs, nothing is
+/// uploaded to CAS (probe 53b: apply built and uploaded, and printed
+/// nothing). With `verify --image` there is no manifest to print: a usage
+/// error.
+#[test]
+fn print_defaults_builds_and_applies_nothing_with_apply_and_verify() {
+    let sb = Sandbox::new();
+    let dir = sb.hello_world("app");
+    let expected = sb
+        .scone(&dir)
+        .args(["build", "--print-defaults", "-f", "mesh.yml"])
+        .output()
+        .expect("scone runs");
+    assert_eq!(expected.status.code(), Some(0));
+    for command in ["apply", "verify"] {
+        let out = sb
+            .scone(&dir)
+            .args([command, "--print-defaults", "-f", "mesh.yml"])
+            .output()
+            .expect("scone runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{command}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&expected.stdout),
+            "{command} prints what build does"
+        );
+        assert!(!stderr.contains("Built"), "{command} built: {stderr}");
+        assert!(!dir.join("target").exists(), "{command} wrote target/");
+        assert!(
+            !dir.join("scone.lock").exists(),
+            "{command} wrote scone.lock"
+        );
+        assert!(
+            !sb.path().join("cas").exists(),
+            "{command} touched the local CAS"
+        );
+    }
+    let out = sb
+        .scone(&dir)
+        .args(["verify", "--print-defaults", "--image", "oci:nowhere"])
+        .output()
+        .expect("scone runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--print-defaults"), "{stderr}");
+}

@@ -129,7 +129,7 @@ pub struct BuildArgs {
     /// Ignore the remote cache of scone.toml for this build.
     #[arg(long, conflicts_with_all = ["remote_cache", "remote_cache_write"])]
     pub no_remote_cache: bool,
-    /// Print each manifest with every default filled in, and build nothing.
+    /// Print each manifest with every default filled in, and do nothing else.
     #[arg(long)]
     pub print_defaults: bool,
     /// Write a page of when each step ran, the critical path and where the
@@ -207,6 +207,7 @@ pub struct ApplyArgs {
 /// `scone verify`: against the sources (rebuild, then compare with scone.lock,
 /// CAS and, with --registry, the registry), or an image alone (--image).
 #[derive(Debug, Args, Clone, Default)]
+#[command(mut_arg("print_defaults", |a| a.conflicts_with("image")))]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub build: BuildArgs,

@@ -65,6 +65,10 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
 
 /// Runs `scone apply`.
 pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<i32> {
+    // As with `build`: print, build nothing, upload and push nothing.
+    if args.build.print_defaults {
+        return super::defaults::run(&args.build);
+    }
     if args.plan {
         return super::plan::run(args);
     }

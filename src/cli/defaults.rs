@@ -1,4 +1,5 @@
-//! `scone build --print-defaults -f FILE`: each manifest the workspace loads,
+//! `scone build --print-defaults -f FILE` (and `apply`, `verify`): each
+//! manifest the workspace loads,
 //! as YAML with every default filled in — the base image each service builds
 //! on, its entry binary and signing key, the CAS roles, the chart version,
 //! and the value each service's global variables get. Nothing is built.

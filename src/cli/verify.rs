@@ -10,6 +10,11 @@ use super::args::{MessageFormat, VerifyArgs};
 
 /// Runs `scone verify`.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
+    // The manifests verify would build from (`--image` reads none: clap
+    // refuses the two together).
+    if args.build.print_defaults {
+        return super::defaults::run(&args.build);
+    }
     let (checks, not_checked) = match &args.image {
         Some(image) => (super::verify_image::checks(args, image)?, Vec::new()),
         None => match super::verify_sources::checks(args)? {
