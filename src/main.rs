@@ -5,7 +5,7 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cli::args::{Cli, Command};
 use scone::manifest::{Diagnostic, Diagnostics, ErrorKind, Pos};
 use std::io::Write;
@@ -63,8 +63,21 @@ fn only_prints(command: &Command) -> bool {
     }
 }
 
+/// An option's variable set to nothing (`SCONE_TARGET_DIR= scone build`, the
+/// usual way to unset one for one command) is taken as not set, as most tools
+/// take it: clap would read it as the option given with no value, and blame
+/// an option the user never typed. Runs before any thread starts.
+fn unset_empty_option_variables() {
+    for name in cli::args::option_variables() {
+        if std::env::var_os(&name).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(&name);
+        }
+    }
+}
+
 /// The command's exit code.
 fn run() -> u8 {
+    unset_empty_option_variables();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // `scone apply -f FILE --help`: the options FILE's kind takes.
     if let Some(code) = cli::help::manifest_help(&argv) {
@@ -73,7 +86,13 @@ fn run() -> u8 {
     // `apply --plan --detailed-exitcode`: 2 means "changes to apply" (as with
     // `terraform plan -detailed-exitcode`), so every error exits 1.
     let detailed = argv.iter().any(|a| a == "--detailed-exitcode");
-    let cli = match Cli::try_parse_from(&argv) {
+    let parsed = Cli::command()
+        .try_get_matches_from(&argv)
+        .and_then(|matches| {
+            cli::args::refuse_conflicts(&matches)?;
+            Cli::from_arg_matches(&matches)
+        });
+    let mut cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if detailed && e.use_stderr() {
@@ -85,6 +104,7 @@ fn run() -> u8 {
             return u8::try_from(code).unwrap_or(2);
         }
     };
+    cli.settle();
     let usage_code = if detailed { 1 } else { 2 };
     if only_prints(&cli.command) {
         quiet_on_a_closed_pipe();

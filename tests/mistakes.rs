@@ -884,6 +884,54 @@ fn a_remote_cache_of_an_unknown_scheme_is_named_with_where_it_was_given() {
     }
 }
 
+/// `--no-remote-cache` beats `SCONE_REMOTE_CACHE` (a CI job that exports it
+/// opts one build out), and an empty `SCONE_REMOTE_CACHE=` or
+/// `SCONE_TARGET_DIR=` means "not set" (probe 53b: clap refused both, naming
+/// flags the user never gave). Both flags on the command line stay a conflict.
+#[test]
+fn no_remote_cache_beats_the_environment_and_empty_variables_are_unset() {
+    let sb = Sandbox::new();
+    let dir = workspace(&sb, SERVICE.as_bytes(), MESH);
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = sb.scone(&dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.args(args).output().expect("scone runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(
+        &[("SCONE_REMOTE_CACHE", "http://127.0.0.1:1/cache")],
+        &["build", "-f", "mesh.yml", "--no-remote-cache"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("remote cache"),
+        "the remote was used: {stderr}"
+    );
+    let (code, stderr) = run(&[("SCONE_REMOTE_CACHE", "")], &["build", "-f", "mesh.yml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("remote cache"), "{stderr}");
+    let (code, stderr) = run(&[("SCONE_TARGET_DIR", "")], &["check", "-f", "mesh.yml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run(
+        &[],
+        &[
+            "build",
+            "-f",
+            "mesh.yml",
+            "--remote-cache",
+            "http://127.0.0.1:1/cache",
+            "--no-remote-cache",
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--no-remote-cache"), "{stderr}");
+}
+
 /// A build directory scone cannot make (here under `/proc`, which takes no
 /// new folder even from root) fails with its cause said once, and the hint
 /// says where else to build.

@@ -126,8 +126,12 @@ pub struct BuildArgs {
     /// Upload what this build makes to the remote cache (CI writes, laptops read).
     #[arg(long)]
     pub remote_cache_write: bool,
-    /// Ignore the remote cache of scone.toml for this build.
-    #[arg(long, conflicts_with_all = ["remote_cache", "remote_cache_write"])]
+    /// Ignore the remote cache of SCONE_REMOTE_CACHE or scone.toml for this
+    /// build.
+    // Not `conflicts_with` `remote_cache`: clap counts SCONE_REMOTE_CACHE as
+    // the flag, and this flag must beat the variable. `--remote-cache URL`
+    // given with it on the command line is refused by [`refuse_conflicts`].
+    #[arg(long, conflicts_with = "remote_cache_write")]
     pub no_remote_cache: bool,
     /// Print each manifest with every default filled in, and do nothing else.
     #[arg(long)]
@@ -314,6 +318,62 @@ pub enum GraphFormat {
     Json,
     /// A picture: step kinds coloured, one box per service (see --expand).
     Svg,
+}
+
+/// The environment variables the options read (`env = …` above).
+pub fn option_variables() -> Vec<String> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+                if !out.iter().any(|o| o == name) {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut out);
+    out
+}
+
+/// What clap cannot refuse by itself: `--no-remote-cache` with
+/// `--remote-cache URL` both on the command line (the URL of
+/// SCONE_REMOTE_CACHE is set aside by `--no-remote-cache`, see
+/// [`Cli::settle`]).
+pub fn refuse_conflicts(matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+    let Some((name @ ("build" | "apply" | "verify"), sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let given = |id: &str| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    if given("remote_cache") && given("no_remote_cache") {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        cmd.build();
+        let mut sub = cmd.find_subcommand(name).cloned().unwrap_or_default();
+        return Err(sub.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "the argument '--no-remote-cache' cannot be used with '--remote-cache <URL>'",
+        ));
+    }
+    Ok(())
+}
+
+impl Cli {
+    /// After parsing: `--no-remote-cache` sets aside a URL that came from
+    /// SCONE_REMOTE_CACHE (one given on the command line was refused).
+    pub fn settle(&mut self) {
+        let build = match &mut self.command {
+            Command::Build(a) => a,
+            Command::Apply(a) => &mut a.build,
+            Command::Verify(a) => &mut a.build,
+            _ => return,
+        };
+        if build.no_remote_cache {
+            build.remote_cache = None;
+        }
+    }
 }
 
 /// `-j N`: one step at a time or more (0 would run none).
