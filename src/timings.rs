@@ -70,8 +70,11 @@ pub struct Timings {
     pub command: String,
     /// When it started (UTC, RFC 3339).
     pub started: String,
-    /// Steps run at once (`-j`).
+    /// Steps run at once (`-j`), as asked.
     pub jobs: usize,
+    /// The step workers the build had: `jobs`, but never more than its
+    /// steps, nor than [`crate::engine::MOST_JOBS`] (0: no step ran).
+    pub workers: usize,
     /// From start to the end of the last phase.
     pub total_ms: f64,
     pub success: bool,
@@ -214,14 +217,36 @@ impl Timings {
         out
     }
 
+    /// The workers the build had ([`Timings::workers`]), or `-j` when that
+    /// is not known.
+    pub fn pool(&self) -> usize {
+        if self.workers == 0 {
+            self.jobs
+        } else {
+            self.workers
+        }
+    }
+
+    /// Why the build had fewer workers than `-j` asked for, if it had.
+    pub fn fewer_workers(&self) -> Option<&'static str> {
+        (self.workers > 0 && self.workers < self.jobs).then_some(
+            if self.workers == crate::engine::MOST_JOBS {
+                "the most a build starts"
+            } else {
+                "one per step"
+            },
+        )
+    }
+
     /// The mean share of the workers busy from the first step's start to
-    /// the last one's end (0 to 1).
+    /// the last one's end (0 to 1): of the workers the build had, not of a
+    /// `-j` above its steps.
     pub fn utilisation(&self) -> f64 {
         let Some((first, last)) = self.run_span() else {
             return 0.0;
         };
         let busy: f64 = self.worker_spans().iter().map(|(s, e)| e - s).sum();
-        let span = (last - first) * self.jobs.max(1) as f64;
+        let span = (last - first) * self.pool().max(1) as f64;
         if span <= 0.0 {
             0.0
         } else {

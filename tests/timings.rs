@@ -376,6 +376,13 @@ fn without_timings_no_page_and_no_message() {
     // with it is the fast path.
     let msgs = build(&sb, &root);
     assert_eq!(finished(&msgs)["fast_path"], true);
+    // The same build, counted alike by both messages (probe 53b: the
+    // timings said 16 reused, build-finished 0).
+    assert_eq!(
+        timings_message(&msgs)["reused"],
+        finished(&msgs)["reused"],
+        "{msgs:?}"
+    );
     let out = sb
         .scone(&root)
         .args(["build", "-f", "mesh.yml", "--timings"])
@@ -386,6 +393,59 @@ fn without_timings_no_page_and_no_message() {
     assert!(
         stderr.contains("Timings saved to ") && stderr.contains("scone-timing.html"),
         "{stderr}"
+    );
+}
+
+/// `-j 1000` on a build of a few steps: utilisation is of the workers the
+/// build had (one per step), not of the 1,000 asked for, and the page says
+/// how many there were (probe 53b: "0% busy").
+#[test]
+fn utilisation_is_of_the_workers_the_build_had() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("repo");
+    generate(
+        &root,
+        MonorepoOptions {
+            services: 2,
+            ..MonorepoOptions::default()
+        },
+    );
+    let out = sb
+        .scone(&root)
+        .args(["build", "-f", "mesh.yml", "--message-format", "json"])
+        .args(["--timings", "-j", "1000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = messages(&out.stdout);
+    let timings = timings_message(&msgs);
+    let steps = timings["steps"].as_array().unwrap().len() as u64;
+    assert_eq!(timings["jobs"], 1000);
+    assert_eq!(timings["workers"], steps, "one worker per step: {timings}");
+    // The mean of the busy curve over the workers that existed.
+    let busy: Vec<(f64, f64)> = timings["busy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b[0].as_f64().unwrap(), b[1].as_f64().unwrap()))
+        .collect();
+    let area: f64 = busy.windows(2).map(|w| (w[1].0 - w[0].0) * w[0].1).sum();
+    let span = busy.last().unwrap().0 - busy[0].0;
+    let mean = area / (span * steps as f64);
+    let utilisation = timings["utilisation"].as_f64().unwrap();
+    assert!(
+        (utilisation - mean).abs() < 0.01,
+        "utilisation {utilisation}, busy mean {mean}: {timings}"
+    );
+    let page =
+        std::fs::read_to_string(root.join("target/scone-timings/scone-timing.html")).unwrap();
+    assert!(
+        page.contains(&format!("-j 1000 ({steps} workers: one per step)")),
+        "{page}"
     );
 }
 

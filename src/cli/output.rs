@@ -59,7 +59,9 @@ fn finished_json(report: &BuildReport, success: bool) -> serde_json::Value {
         "failed": report.failed.len(),
         "hashed_files": report.hashed_files,
         "fast_path": report.replayed,
-        "reused": report.reused.len(),
+        // On the fast path every step is carried over unchecked (as the
+        // `timings` message counts them).
+        "reused": if report.replayed { report.fresh } else { report.reused.len() },
         "ms": report.ms,
     })
 }

@@ -36,6 +36,8 @@ struct Inner {
     start: Instant,
     wall: SystemTime,
     jobs: usize,
+    /// The most step workers a run of this build had.
+    workers: usize,
     phase: Option<(String, Instant)>,
     phases: Vec<Phase>,
     heard: Mutex<Vec<Heard>>,
@@ -117,6 +119,7 @@ impl Inner {
             start,
             wall: SystemTime::now(),
             jobs,
+            workers: 0,
             phase: Some(("load".into(), start)),
             phases: Vec::new(),
             heard: Mutex::new(Vec::new()),
@@ -190,6 +193,9 @@ impl Inner {
         self.written_bytes += written;
         self.hashed = (store.paths().hashed_files(), store.paths().hashed_bytes());
         self.reused += report.reused.len();
+        self.workers = self
+            .workers
+            .max(scone::engine::workers(self.jobs, nodes.len()));
     }
 
     /// Stops the clock: the timings of the build.
@@ -234,6 +240,7 @@ impl Inner {
             command: self.command.to_string(),
             started: format!("{}.{:03}Z", second.trim_end_matches('Z'), started % 1000),
             jobs: self.jobs,
+            workers: self.workers,
             total_ms,
             success,
             fast_path: self.fast_path,

@@ -44,7 +44,7 @@ pub mod wire;
 pub use dep::Dep;
 pub use events::{Event, EventSink, Ran, Status};
 pub use remote::{Lookup, RemoteTier};
-pub use scheduler::{BuildReport, EngineError, EngineOptions, Node, Reuse};
+pub use scheduler::{workers, BuildReport, EngineError, EngineOptions, Node, Reuse, MOST_JOBS};
 pub use session::Session;
 pub use step::{
     BlobSource, DepFields, Input, InputKind, Prepared, Publish, PublishFile, ResolvedInput, Step,

@@ -27,6 +27,17 @@ use super::store::{ActionRecord, Store};
 /// four with a remote cache): a bound against a mistyped `-j`, not a tuning.
 pub const MOST_JOBS: usize = 256;
 
+/// The step workers a build of `steps` steps has with `-j jobs` (0: the
+/// cores): never more than its steps, nor than [`MOST_JOBS`].
+pub fn workers(jobs: usize, steps: usize) -> usize {
+    if jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        jobs
+    }
+    .clamp(1, steps.clamp(1, MOST_JOBS))
+}
+
 /// One node of the graph: a step and the indices of the nodes it depends on.
 pub struct Node {
     pub step: Box<dyn Step>,
@@ -155,12 +166,7 @@ pub(super) fn run(
     };
     // Never more workers than steps: `-j 100000` made a pool of 100,000
     // threads, and a one-step build took twelve minutes and 1 GB.
-    let jobs = if opts.jobs == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        opts.jobs
-    }
-    .clamp(1, nodes.len().clamp(1, MOST_JOBS));
+    let jobs = workers(opts.jobs, nodes.len());
     // Remote lookups mostly wait on the network, so with a remote cache more
     // steps are in flight than there are cores. (No semaphore limits how many
     // of them run: a step blocked on one inside a rayon pool could be the one

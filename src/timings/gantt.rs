@@ -209,7 +209,7 @@ pub(super) fn timeline(out: &mut String, t: &Timings) {
         .map(|b| b.1)
         .max()
         .unwrap_or(0)
-        .max(t.jobs)
+        .max(t.pool())
         .max(1) as f64;
     let y = |n: usize| top + BUSY - n as f64 / most * BUSY;
     let _ = writeln!(
@@ -233,13 +233,16 @@ pub(super) fn timeline(out: &mut String, t: &Timings) {
     }
     let _ = writeln!(
         out,
-        "<line class=\"jobs\" x1=\"{}\" y1=\"{jy}\" x2=\"{}\" y2=\"{jy}\"/><text x=\"{}\" y=\"{}\" class=\"tick\">-j {}</text>",
+        "<line class=\"jobs\" x1=\"{}\" y1=\"{jy}\" x2=\"{}\" y2=\"{jy}\"/><text x=\"{}\" y=\"{}\" class=\"tick\">{}</text>",
         num(LABELS),
         num(LABELS + PLOT),
         num(LABELS + PLOT + 2.0),
-        num(y(t.jobs) + 4.0),
-        t.jobs,
-        jy = num(y(t.jobs)),
+        num(y(t.pool()) + 4.0),
+        match t.fewer_workers() {
+            Some(_) => format!("{} workers", t.workers),
+            None => format!("-j {}", t.jobs),
+        },
+        jy = num(y(t.pool())),
     );
 
     // The Gantt rows.

@@ -155,11 +155,19 @@ fn summary(out: &mut String, t: &Timings) {
     row(
         "Workers",
         String::new(),
-        format!(
-            "-j {}, {} busy on average while steps ran",
-            t.jobs,
-            percent(t.utilisation(), 1.0)
-        ),
+        match t.fewer_workers() {
+            Some(why) => format!(
+                "-j {} ({} workers: {why}), {} busy on average while steps ran",
+                t.jobs,
+                t.workers,
+                percent(t.utilisation(), 1.0)
+            ),
+            None => format!(
+                "-j {}, {} busy on average while steps ran",
+                t.jobs,
+                percent(t.utilisation(), 1.0)
+            ),
+        },
     );
     row(
         "Hashed",
