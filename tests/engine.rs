@@ -379,6 +379,45 @@ fn clean_p_removes_one_service_only() {
     assert_eq!(finished(&msgs)["fresh"], 0);
 }
 
+/// A clean with nothing to remove says so (probe 53b: `removed: true` and
+/// "Removed …/target" for a target holding only scone's lock and tag, or for
+/// an empty folder), and writes nothing into an empty folder.
+#[test]
+fn clean_of_nothing_removes_nothing_and_says_so() {
+    let (sb, root) = repo(1);
+    build_json(&sb, &root, &[]);
+    let msgs = sb.json_ok(&root, &["clean", "-f", "mesh.yml"]);
+    assert_eq!(cleaned(&msgs)["removed"], true);
+    let msgs = sb.json_ok(&root, &["clean", "-f", "mesh.yml"]);
+    assert_eq!(cleaned(&msgs)["removed"], false, "cleaned twice");
+    let out = sb
+        .scone(&root)
+        .args(["clean", "-f", "mesh.yml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("nothing"), "{stderr}");
+    let empty = root.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for args in [&[][..], &["--gc"][..], &["-p", "svc_0000"][..]] {
+        let msgs = sb.json_ok(
+            &root,
+            &[
+                &["clean", "-f", "mesh.yml", "--target-dir", "empty"][..],
+                args,
+            ]
+            .concat(),
+        );
+        assert_eq!(cleaned(&msgs)["removed"], false, "{args:?}");
+        assert_eq!(
+            std::fs::read_dir(&empty).unwrap().count(),
+            0,
+            "{args:?}: clean wrote into an empty folder"
+        );
+    }
+}
+
 #[test]
 fn json_messages_follow_the_contract() {
     let (sb, root) = repo(1);

@@ -60,16 +60,25 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
     super::folders::refuse_cas_in_target(&target, &cwd)?;
     let out = Output::new(&args.common, 0);
     let mut done = Cleaned::new(&target, args.gc, only.is_empty());
-    if !target.exists() {
+    // Nothing there: nothing is removed, and nothing is made (locking the
+    // folder would write scone's `.scone/` into it).
+    let empty = match std::fs::read_dir(&target) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
+    };
+    if empty {
+        out.status(
+            "Removed",
+            &format!(
+                "nothing: {} holds no outputs or build state",
+                target.display()
+            ),
+        );
         done.finish(&out);
         return Ok(0);
     }
-    if !scone::workspace::target::is_tagged(&target)
-        && std::fs::read_dir(&target)
-            .with_context(|| format!("reading {}", target.display()))?
-            .next()
-            .is_some()
-    {
+    if !scone::workspace::target::is_tagged(&target) {
         anyhow::bail!(
             "{} has no `.scone/` folder: scone did not make it, so it does not clean it",
             target.display()
@@ -117,6 +126,19 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if only.is_empty() {
+        // Whether anything went but scone's own marks: the empty `blobs/`
+        // and `actions/` the lock makes, and the parse cache this clean's
+        // own load writes. Else nothing was there.
+        let mut removed = false;
+        let mut remove = |path: &std::path::Path| -> anyhow::Result<()> {
+            let parse_cache = path.parent().and_then(|p| p.file_name()) == Some(".scone".as_ref())
+                && path
+                    .file_name()
+                    .is_some_and(|n| n == scone::workspace::PARSE_CACHE);
+            removed |= !(parse_cache || is_empty_folder(path));
+            scone::durable::remove_all(path)?;
+            Ok(())
+        };
         for entry in
             std::fs::read_dir(&target).with_context(|| format!("reading {}", target.display()))?
         {
@@ -130,15 +152,25 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
                         .file_name()
                         .is_some_and(|n| n != "lock" && n != "CACHEDIR.TAG")
                     {
-                        scone::durable::remove_all(&inner)?;
+                        remove(&inner)?;
                     }
                 }
             } else {
-                scone::durable::remove_all(&path)?;
+                remove(&path)?;
             }
         }
-        out.status("Removed", &target.display().to_string());
-        done.removed = true;
+        if removed {
+            out.status("Removed", &target.display().to_string());
+        } else {
+            out.status(
+                "Removed",
+                &format!(
+                    "nothing: {} holds no outputs or build state",
+                    target.display()
+                ),
+            );
+        }
+        done.removed = removed;
         done.finish(&out);
         return Ok(0);
     }
@@ -163,6 +195,12 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<i32> {
     })?);
     done.finish(&out);
     Ok(0)
+}
+
+/// Whether `path` is a folder with nothing in it (not a link to one).
+fn is_empty_folder(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+        && std::fs::read_dir(path).is_ok_and(|mut e| e.next().is_none())
 }
 
 /// What a clean removed, for its closing JSON message (`--message-format
