@@ -437,6 +437,8 @@ fn apply_refuses_a_cas_dir_that_is_another_folder() {
             && err.contains("SCONE_CAS_DIR"),
         "{err}"
     );
+    // apply takes no --cas-dir: the refusal names only what it does take.
+    assert!(!err.contains("--cas-dir"), "{err}");
     assert_eq!(support::looks(&shared), (0o755, vec!["file".to_string()]));
 }
 

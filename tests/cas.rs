@@ -521,7 +521,9 @@ fn cas_serve_refuses_a_folder_that_is_no_cas() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.and_then(|s| s.code()), Some(1), "it served: {err}");
     assert!(
-        err.contains(&shared.display().to_string()) && err.contains("not a local CAS"),
+        err.contains(&shared.display().to_string())
+            && err.contains("not a local CAS")
+            && err.contains("--cas-dir"),
         "{err}"
     );
     assert_eq!(support::looks(&shared), (0o755, vec!["file".to_string()]));

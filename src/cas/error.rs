@@ -109,8 +109,8 @@ pub enum CasError {
     /// The local CAS folder is something else (see `local::check_dir`).
     #[error(
         "the local CAS dir {} {detail}: scone keeps sessions and their secrets in a folder \
-         of its own, and changes no other; point --cas-dir or SCONE_CAS_DIR at a new or \
-         empty folder, or at a local CAS (unset SCONE_CAS_DIR for the default, {})",
+         of its own, and changes no other; point SCONE_CAS_DIR at a new or empty folder, \
+         or at a local CAS (unset SCONE_CAS_DIR for the default, {})",
         dir.display(),
         super::local::standard_dir_text()
     )]

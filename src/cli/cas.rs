@@ -63,6 +63,20 @@ pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
             let addr: SocketAddr = listen
                 .parse()
                 .with_context(|| format!("--listen `{listen}` is not an IP:PORT address"))?;
+            // A folder given here is refused naming this flag (the error
+            // of the library names SCONE_CAS_DIR, what the others read).
+            if let Some(given) = dir {
+                if let Err(scone::cas::CasError::NotCasDir { dir, detail }) =
+                    scone::cas::local::check_dir(given)
+                {
+                    anyhow::bail!(
+                        "the local CAS dir {} {detail}: scone keeps sessions and their secrets \
+                         in a folder of its own, and changes no other; give --cas-dir a new or \
+                         empty folder, or a local CAS",
+                        dir.display()
+                    );
+                }
+            }
             let dir = cas_dir(dir)?;
             let limits = Limits {
                 max_connections: *max_connections as usize,
