@@ -172,6 +172,37 @@ impl Drop for Dev {
     }
 }
 
+/// Without `--native` and no Docker engine, `scone dev` says what `scone run`
+/// says (is one running? DOCKER_HOST, or --native), and does not wait "for a
+/// fix" as if a manifest were wrong (probe 53b).
+#[test]
+fn dev_without_a_docker_engine_says_how_to_get_one() {
+    let sb = Sandbox::new();
+    let root = workspace(&sb);
+    let stderr = sb.path().join("dev.err");
+    let child = command(&sb, &root)
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", sb.path().join("no-docker.sock").display()),
+        )
+        .args(["dev", "-f", "mesh.yml", "--debounce-ms", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut dev = Dev {
+        child,
+        stdout: stderr.clone(),
+        stderr,
+    };
+    let text = dev.wait_for(true, "Watching", 1);
+    assert!(
+        text.contains("is a Docker engine running? set DOCKER_HOST, or use --native"),
+        "{text}"
+    );
+    assert!(!text.contains("for a fix"), "{text}");
+}
+
 fn cycles(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.contains("Cycle ")).collect()
 }

@@ -283,7 +283,7 @@ fn run_without_p_in_a_workspace_of_several_services_names_them_and_builds_nothin
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
-            "error: `scone run` could not tell which service to run: the workspace has 3"
+            "error: `scone run` could not tell which service to run: the workspace has 3 mesh services"
         ),
         "{stderr}"
     );

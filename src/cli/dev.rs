@@ -184,10 +184,13 @@ pub fn run(args: &DevArgs) -> anyhow::Result<i32> {
                 relevance = None;
                 if let Some(diags) = err.downcast_ref::<scone::manifest::Diagnostics>() {
                     out.diagnostics(&diags.0);
+                    out.status("Watching", "for a fix");
                 } else {
+                    // Not the manifests (a Docker engine that is not there,
+                    // a CAS that cannot be read): the next change tries again.
                     out.error(&scone::cause::with_causes(err.as_ref()));
+                    out.status("Watching", "for a change, then trying again");
                 }
-                out.status("Watching", "for a fix");
                 if watcher.is_none() {
                     // Nothing could be loaded yet: watch the current folder.
                     let cwd = std::env::current_dir()?;
@@ -377,7 +380,8 @@ fn cycle(
                 )
             } else {
                 let host = std::env::var("DOCKER_HOST").ok();
-                scone::oci::docker::load(&layout, tag, host.as_deref())?;
+                scone::oci::docker::load(&layout, tag, host.as_deref())
+                    .with_context(|| format!("loading {tag} ({})", super::run::DOCKER_HINT))?;
                 let network = !unit.manifest.ports.is_empty();
                 Running::Docker(scone::run::start_docker(
                     &fp.spec,

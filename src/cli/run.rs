@@ -11,6 +11,10 @@ use super::args::{ApplyArgs, BuildArgs, RunArgs};
 use super::build::{load_workspace, run_apply};
 use super::output::Output;
 
+/// What to do when the Docker engine cannot be reached (`scone run`, `scone
+/// dev` without `--native`).
+pub(super) const DOCKER_HINT: &str = "is a Docker engine running? set DOCKER_HOST, or use --native";
+
 /// The one mesh service of `ws`, for `scone run` without `-p`; with none or
 /// several, a usage error that names them.
 fn only_service(ws: &scone::workspace::Workspace) -> anyhow::Result<String> {
@@ -30,7 +34,7 @@ fn only_service(ws: &scone::workspace::Workspace) -> anyhow::Result<String> {
         .into()),
         many => Err(super::UsageError::new(
             format!(
-                "`scone run` could not tell which service to run: the workspace has {}",
+                "`scone run` could not tell which service to run: the workspace has {} mesh services",
                 many.len()
             ),
             format!(
@@ -162,9 +166,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         return native(&spec, &layout, tag, &out);
     }
     let host = std::env::var("DOCKER_HOST").ok();
-    scone::oci::docker::load(&layout, tag, host.as_deref()).with_context(|| {
-        format!("loading {tag} (is a Docker engine running? set DOCKER_HOST, or use --native)")
-    })?;
+    scone::oci::docker::load(&layout, tag, host.as_deref())
+        .with_context(|| format!("loading {tag} ({DOCKER_HINT})"))?;
     let network = !unit.manifest.ports.is_empty();
     Ok(scone::run::run_docker(
         &spec,
