@@ -189,6 +189,16 @@ fn a_rewrite_with_the_same_bytes_checks_one_step_and_builds_nothing() {
         STEPS - 1,
         "its output did not change, so its dependents are reused"
     );
+    // Said in the singular with -v.
+    std::fs::write(&file, &bytes).unwrap();
+    let out = sb
+        .scone(&root)
+        .args(["build", "-f", "mesh.yml", "-v"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("(1 file hashed"), "{stderr}");
 }
 
 #[test]

@@ -380,6 +380,27 @@ fn a_remote_that_never_answers_costs_one_timeout_and_a_warning() {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), n);
 }
 
+/// A remote that refuses the first connection is off for the rest of the
+/// build: with -v its steps are said not asked, not missed (probe 53b).
+#[test]
+fn steps_after_the_remote_went_off_are_not_asked_not_missed() {
+    let (sb, root) = checkout(1);
+    let out = sb
+        .scone(&root)
+        .args(["build", "-f", "mesh.yml", "-v"])
+        .args(["--remote-cache", "http://127.0.0.1:1/cache"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Remote http://127.0.0.1:1/cache"))
+        .unwrap_or_else(|| panic!("no Remote line: {stderr}"));
+    assert!(line.contains(" not asked"), "{line}");
+    assert!(line.contains(" 0 misses"), "{line}");
+}
+
 #[test]
 fn a_registry_with_basic_auth_uses_the_push_credentials() {
     let registry = Registry::start_with_basic_auth("scone", "s3cret-pw");

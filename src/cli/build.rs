@@ -555,10 +555,18 @@ fn upload_rest(
     out.status(
         "Remote",
         &format!(
-            "{}: {} hits, {} misses, {} found in the build index, {} late, {:.1} MB downloaded, {} entries and {} blobs uploaded",
+            "{}: {} hits, {} misses{}, {} found in the build index, {} late, {:.1} MB downloaded, {} entries and {} blobs uploaded",
             tier.url(),
             st.hits,
             st.misses,
+            if st.unasked > 0 {
+                format!(
+                    ", {} not asked (the remote was off after a transport error)",
+                    st.unasked
+                )
+            } else {
+                String::new()
+            },
             st.indexed,
             st.late,
             st.downloaded_bytes as f64 / 1e6,

@@ -305,7 +305,11 @@ impl Output {
                     text.push_str(&format!(", {} failed", report.failed.len()));
                 }
                 if self.verbosity.verbose > 0 {
-                    text.push_str(&format!(" ({} files hashed", report.hashed_files));
+                    text.push_str(&format!(
+                        " ({} file{} hashed",
+                        report.hashed_files,
+                        if report.hashed_files == 1 { "" } else { "s" }
+                    ));
                     if !report.reused.is_empty() {
                         text.push_str(&format!(
                             ", {} reused unchecked: nothing they read changed",

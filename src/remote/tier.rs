@@ -62,6 +62,9 @@ const PREFETCH_AFTER: usize = 4;
 pub struct TierStats {
     pub hits: u64,
     pub misses: u64,
+    /// Steps not looked up: the remote was off by then (after a transport
+    /// error), so they were not asked, and not missed either.
+    pub unasked: u64,
     /// Hits that arrived after their step stopped waiting (stored, not used).
     pub late: u64,
     /// Steps found in the build index.
@@ -149,6 +152,7 @@ impl Tier {
         TierStats {
             hits: s.hits.load(Ordering::Relaxed),
             misses: s.misses.load(Ordering::Relaxed),
+            unasked: s.unasked.load(Ordering::Relaxed),
             late: s.late.load(Ordering::Relaxed),
             indexed: s.indexed.load(Ordering::Relaxed),
             downloaded_bytes: s.downloaded.load(Ordering::Relaxed),
@@ -262,6 +266,13 @@ impl Tier {
 
     fn miss(&self) -> Lookup {
         self.shared.misses.fetch_add(1, Ordering::Relaxed);
+        Lookup::Miss
+    }
+
+    /// A step not looked up, as the remote is off: a miss to the build,
+    /// counted apart.
+    fn unasked(&self) -> Lookup {
+        self.shared.unasked.fetch_add(1, Ordering::Relaxed);
         Lookup::Miss
     }
 
@@ -422,7 +433,7 @@ impl RemoteTier for Tier {
         warn: &mut dyn FnMut(String),
     ) -> Lookup {
         if self.shared.off.load(Ordering::SeqCst) {
-            return self.miss();
+            return self.unasked();
         }
         // A stalled remote is not waited for: what has come is taken.
         let deadline = if self.shared.stalled.load(Ordering::SeqCst) {
@@ -438,6 +449,8 @@ impl RemoteTier for Tier {
                     None
                 }
             },
+            // The build index failed with a transport error meanwhile.
+            None if self.shared.off.load(Ordering::SeqCst) => return self.unasked(),
             None => self.entry_alone(step, fingerprint, deadline, warn),
         };
         let Some(entry) = entry else {

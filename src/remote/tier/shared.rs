@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(super) pending: Mutex<Vec<String>>,
     pub(super) hits: AtomicU64,
     pub(super) misses: AtomicU64,
+    /// Lookups not made: the remote was off by then.
+    pub(super) unasked: AtomicU64,
     pub(super) late: AtomicU64,
     pub(super) indexed: AtomicU64,
     pub(super) downloaded: AtomicU64,
@@ -64,6 +66,7 @@ impl Shared {
             pending: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            unasked: AtomicU64::new(0),
             late: AtomicU64::new(0),
             indexed: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
