@@ -550,6 +550,35 @@ fn user_templates(root: &Path, folder: &str, files: &[(&str, &str)]) -> PathBuf 
 }
 
 #[test]
+fn links_in_a_user_template_folder_are_refused_not_followed() {
+    // The chart step's inputs are the folder's own entries: an edit behind a
+    // link would leave the chart as it was, so a link is an error.
+    let root = tempfile::tempdir().expect("tempdir");
+    let input = hello_world(&root.path().join("target/images"));
+    let shared = user_templates(root.path(), "shared", &[("cm.yaml", "kind: ConfigMap\n")]);
+    let file = user_templates(root.path(), "file", &[("values.yaml", "x: 1\n")]);
+    std::fs::create_dir_all(file.join("templates")).expect("folder");
+    std::os::unix::fs::symlink(shared.join("cm.yaml"), file.join("templates/cm.yaml"))
+        .expect("link");
+    let folder = user_templates(root.path(), "folder", &[("values.yaml", "x: 1\n")]);
+    std::os::unix::fs::symlink(&shared, folder.join("templates")).expect("link");
+    let whole = root.path().join("whole");
+    std::os::unix::fs::symlink(&shared, &whole).expect("link");
+    for (dir, link) in [
+        (&file, file.join("templates/cm.yaml")),
+        (&folder, folder.join("templates")),
+        (&whole, whole.clone()),
+    ] {
+        let err = helm::render(&input, Some(dir)).expect_err("a link");
+        let message = err.to_string();
+        assert!(
+            message.contains(&link.display().to_string()) && message.contains("is a link"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn a_user_template_with_a_syntax_error_gives_file_and_line() {
     let root = tempfile::tempdir().expect("tempdir");
     let input = hello_world(&root.path().join("target/images"));

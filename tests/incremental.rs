@@ -55,6 +55,56 @@ fn repo() -> (Sandbox, PathBuf) {
 }
 
 /// What a build published: `target/` (without the store) and `scone.lock`.
+/// The MRSIGNER every enclave of the build was signed with.
+fn signers(root: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(root.join("target/enclave"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path().join("mrsigner")).unwrap())
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn a_signing_key_rotated_behind_its_links_signs_the_next_build() {
+    use scone::sgx::keys::SigningKey;
+    let (sb, root) = repo();
+    // A Kubernetes Secret mount: enclave.pem -> ..data/enclave.pem, and
+    // ..data -> the current version's folder, swapped at each rotation.
+    let secret = sb.path().join("secret");
+    for version in ["..v1", "..v2"] {
+        std::fs::create_dir_all(secret.join(version)).unwrap();
+    }
+    std::fs::copy(support::sig1_key(), secret.join("..v1/enclave.pem")).unwrap();
+    let second = SigningKey::generate_at(&secret.join("..v2/enclave.pem")).unwrap();
+    let first = SigningKey::load(&support::sig1_key()).unwrap();
+    std::os::unix::fs::symlink("..v1", secret.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/enclave.pem", secret.join("enclave.pem")).unwrap();
+    let key = secret.join("enclave.pem");
+    let build = || {
+        let out = sb
+            .scone(&root)
+            .env("SCONE_SIGNING_KEY", &key)
+            .args(["build", "-f", "mesh.yml", "-q"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        signers(&root)
+    };
+    let one = |key: &SigningKey| BTreeSet::from([hex::encode(key.mrsigner())]);
+    assert_eq!(build(), one(&first));
+    // Rotated as kubelet does: a new link renamed over `..data`.
+    std::os::unix::fs::symlink("..v2", secret.join("..data.tmp")).unwrap();
+    std::fs::rename(secret.join("..data.tmp"), secret.join("..data")).unwrap();
+    assert_eq!(build(), one(&second), "the rotated key signs");
+    // The file behind the links replaced in place.
+    std::fs::copy(support::sig1_key(), secret.join("..v2/enclave.pem")).unwrap();
+    assert_eq!(build(), one(&first), "the key's new content signs");
+}
+
 fn outputs(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = tree(&root.join("target"));
     out.insert(

@@ -469,7 +469,7 @@ fn declared_inputs(nodes: &[engine::Node]) -> Vec<(PathBuf, bool)> {
         .iter()
         .flat_map(|n| n.step.inputs())
         .map(|input| match input {
-            engine::Input::File { path, .. } => (path, false),
+            engine::Input::File { path, .. } | engine::Input::Read { path, .. } => (path, false),
             engine::Input::Tree { path, .. } | engine::Input::Rootfs { path, .. } => (path, true),
         })
         .collect()

@@ -24,6 +24,7 @@ pub fn resolve(
     for input in inputs {
         match input {
             Input::File { label, path } => out.push(resolve_one(label.clone(), path, paths)?),
+            Input::Read { label, path } => resolve_read(label, path, paths, &mut out)?,
             Input::Tree { label, path } => walk(label, path, false, paths, consulted, &mut out)?,
             Input::Rootfs { label, path } => walk(label, path, true, paths, consulted, &mut out)?,
         }
@@ -89,6 +90,49 @@ fn walk(
         out.push(input);
     }
     Ok(())
+}
+
+/// Links followed before a path is taken as a loop (the kernel's own bound).
+const MAX_LINKS: usize = 40;
+
+/// [`Input::Read`]: each link met while resolving `path`, then the file.
+fn resolve_read(
+    label: &str,
+    path: &Path,
+    paths: &PathTable,
+    out: &mut Vec<ResolvedInput>,
+) -> io::Result<()> {
+    let mut current = path.to_path_buf();
+    for n in 1..=MAX_LINKS {
+        let Some((link, rest)) = first_link(&current) else {
+            out.push(resolve_one(label.to_string(), &current, paths)?);
+            return Ok(());
+        };
+        out.push(resolve_one(format!("{label}:link{n}"), &link, paths)?);
+        let target = fs::read_link(&link)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", link.display())))?;
+        let from = link.parent().unwrap_or(Path::new("/"));
+        current = from.join(target).join(rest);
+    }
+    Err(io::Error::other(format!(
+        "{}: more than {MAX_LINKS} links on the way to the file",
+        path.display()
+    )))
+}
+
+/// The first leading part of `path` that is a link, and what follows it.
+fn first_link(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    let mut lead = PathBuf::new();
+    let mut parts = path.components();
+    while let Some(part) = parts.next() {
+        lead.push(part);
+        if matches!(part, std::path::Component::Normal(_))
+            && fs::symlink_metadata(&lead).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Some((lead, parts.as_path().to_path_buf()));
+        }
+    }
+    None
 }
 
 fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<ResolvedInput> {

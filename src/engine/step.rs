@@ -34,8 +34,16 @@ use super::store::{ActionRecord, Store};
 /// A workspace path a step reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
-    /// One file, under a label (shown by `--explain`).
+    /// One file, under a label (shown by `--explain`). A link is taken as
+    /// the link (its target's text), as a layer keeps it.
     File { label: String, path: PathBuf },
+    /// One file the step reads through whatever links lead to it (a key in a
+    /// Kubernetes Secret mount: `enclave.pem -> ..data/enclave.pem`, `..data
+    /// -> ..2026_12_07`): every link met on the way, in any component of the
+    /// path, is an input by its target's text (`<label>:link1`, …), then the
+    /// file it leads to by content. Retargeting a link and editing the file
+    /// both change the fingerprint.
+    Read { label: String, path: PathBuf },
     /// Every file under a folder (sorted, recursive; symlinks not followed),
     /// each labelled `<label>/<relative path>`; of their modes only the exec
     /// bit counts (the layer normalizes the rest). An empty folder (the

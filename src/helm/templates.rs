@@ -99,18 +99,33 @@ impl TemplateSet {
             path: path.to_path_buf(),
             reason,
         };
+        // Links are refused, not followed: the chart step's inputs are the
+        // folder's own entries, so an edit behind a link would leave the
+        // chart as it was.
+        let linked = |path: &Path| {
+            folder_error(
+                path,
+                "is a link; links are not followed here (an edit behind one would not rebuild the chart): put the file or folder itself there, or give the folder the link leads to".to_owned(),
+            )
+        };
+        if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(linked(dir));
+        }
         if !dir.is_dir() {
             return Err(folder_error(dir, "is not a folder".to_owned()));
         }
         let mut set = TemplateSet::embedded();
         let walk = walkdir::WalkDir::new(dir)
-            .follow_links(true)
+            .follow_links(false)
             .sort_by_file_name();
         for entry in walk {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(dir).to_path_buf();
                 folder_error(&path, e.to_string())
             })?;
+            if entry.path_is_symlink() {
+                return Err(linked(entry.path()));
+            }
             if !entry.file_type().is_file() {
                 continue;
             }

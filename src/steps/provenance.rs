@@ -82,12 +82,12 @@ impl Step for ProvenanceStep {
     }
 
     fn inputs(&self) -> Vec<Input> {
-        let mut inputs = vec![Input::File {
+        let mut inputs = vec![Input::Read {
             label: "provenance-key".into(),
             path: self.key.clone(),
         }];
         for m in self.manifests.iter().filter(|m| !m.holds_secret) {
-            inputs.push(Input::File {
+            inputs.push(Input::Read {
                 label: format!("manifest:{}", m.rel),
                 path: m.path.clone(),
             });

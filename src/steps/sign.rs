@@ -72,7 +72,7 @@ impl Step for SignStep {
     }
 
     fn inputs(&self) -> Vec<Input> {
-        vec![Input::File {
+        vec![Input::Read {
             label: "signing-key".into(),
             path: self.key.clone(),
         }]
