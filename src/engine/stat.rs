@@ -16,6 +16,12 @@ use std::path::Path;
 /// seconds (see [`Stat::is_racy`]).
 pub const RACY_WINDOW_NS: i64 = 20_000_000;
 
+/// How long before a load started its paths' stats count as taken: the
+/// kernel stamps ctime from a clock that runs up to a tick (4 ms at 250 Hz)
+/// behind, so a file replaced just after the load started can carry a ctime
+/// just before it. A path changed after this is racy ([`Stat::is_racy`]).
+pub const LOAD_TICK_NS: i64 = 5_000_000;
+
 /// The mtime scone gives the files it writes into its store (1 s after the
 /// epoch): any later write to their content moves it away.
 pub const PINNED_MTIME_SECS: i64 = 1;
@@ -52,7 +58,10 @@ impl Stat {
 
     /// Whether a stat taken at `taken_ns` could miss a change: the path was
     /// written (its mtime) within the racy window of it, so another write in
-    /// the same timestamp tick would leave the stat as it is. Any later
+    /// the same timestamp tick would leave the stat as it is; or it changed
+    /// after the clock was read (its ctime: a file replaced by one that keeps
+    /// an old mtime, as `rsync -a`, `cp -p` and `tar x` make, after a load
+    /// read it and before it was stat'ed: see [`LOAD_TICK_NS`]). Any later
     /// write moves mtime to its own time; a restored mtime (`touch -d`)
     /// moves ctime, which [`PartialEq`] compares. A file dated after the
     /// window (an archive made on a machine whose clock is ahead, `touch -d
@@ -78,7 +87,7 @@ impl Stat {
         } else {
             self.mtime_ns
         };
-        changed.saturating_add(window(changed)) >= taken_ns
+        changed.saturating_add(window(changed)) >= taken_ns || self.ctime_ns > taken_ns
     }
 
     /// Whether its mtime is the one scone pins ([`pin_mtime`]).
@@ -264,6 +273,10 @@ mod tests {
         assert!(
             stat(taken + 1_000, taken + 1_000).is_racy(taken),
             "written after the clock was read for the stat"
+        );
+        assert!(
+            stat(taken - 3_600_000_000_000, taken + 1_000).is_racy(taken),
+            "replaced by a file of an old mtime after the clock was read (rsync -a during a load)"
         );
         assert!(
             !stat(PINNED_MTIME_NS, taken).is_racy(taken),

@@ -256,11 +256,30 @@ pub fn assert_ends_quietly_without_reader(mut cmd: std::process::Command) -> Str
     stderr
 }
 
-/// The texts of the warnings among `msgs`.
+/// The texts of the warnings among `msgs` but a step's own (the chart's
+/// renames of the generated `svc_` names: a diagnostic `<step>:<unit>: …`
+/// that its step message lists in `outputs.warnings` too).
 pub fn warnings(msgs: &[serde_json::Value]) -> Vec<String> {
+    let of_steps: std::collections::HashSet<String> = msgs
+        .iter()
+        .filter(|m| m["reason"] == "step")
+        .flat_map(|m| {
+            let step = format!(
+                "{}:{}",
+                m["step"].as_str().unwrap_or_default(),
+                m["unit"].as_str().unwrap_or_default()
+            );
+            m["outputs"]["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |w| format!("{step}: {}", w.as_str().unwrap_or_default()))
+        })
+        .collect();
     msgs.iter()
         .filter(|m| m["reason"] == "diagnostic" && m["level"] == "warning")
         .map(|m| m["message"].as_str().unwrap_or_default().to_string())
+        .filter(|text| !of_steps.contains(text))
         .collect()
 }
 

@@ -84,7 +84,8 @@ fn with_files(
             file
         })
         .collect();
-    let taken_ns = state.paths[0].taken_ns;
+    // Stat'ed after they were made (their ctime is now).
+    let taken_ns = super::super::super::stat::now_ns();
     state.paths.extend(extra);
     state.paths.extend(files.iter().map(|f| PathEntry {
         path: f.clone(),
