@@ -100,6 +100,25 @@ pub fn meshfile_above(start: &Path) -> Option<PathBuf> {
     }
 }
 
+/// Watches `file` and, when it is a link, each link on the way and the file
+/// it leads to: an ignore file is read through its links, so an edit of the
+/// file behind one changes what the walk ignores.
+fn watch_through_links(file: PathBuf, watched: &mut Watched) {
+    let mut at = file;
+    for _ in 0..40 {
+        let link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink());
+        let next = link
+            .then(|| std::fs::read_link(&at).ok())
+            .flatten()
+            .map(|target| at.parent().unwrap_or(Path::new("/")).join(target));
+        watched.push((at, Watch::Content));
+        match next {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+}
+
 /// The ignore files a walk honours in each folder it lists.
 const IGNORE_FILES: &[&str] = &[".gitignore", ".ignore"];
 
@@ -128,7 +147,7 @@ pub fn walk(root: &Path, watched: &mut Watched) -> Vec<PathBuf> {
             for name in IGNORE_FILES {
                 let file = dir.join(name);
                 if file.is_file() {
-                    watched.push((file, Watch::Content));
+                    watch_through_links(file, watched);
                 }
             }
         } else if kind.is_file() {
@@ -306,6 +325,24 @@ mod tests {
         );
         assert_eq!(sniff_kind("kind: \"mesh\"\n").as_deref(), Some("mesh"));
         assert_eq!(sniff_kind("  kind: nested\n"), None);
+    }
+
+    #[test]
+    fn an_ignore_file_behind_links_is_watched_with_each_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("shared")).unwrap();
+        std::fs::write(root.join("shared/ignore"), "ignored/\n").unwrap();
+        std::os::unix::fs::symlink("shared/ignore", root.join("middle")).unwrap();
+        std::os::unix::fs::symlink("middle", root.join(".gitignore")).unwrap();
+        let mut watched = Vec::new();
+        walk(root, &mut watched);
+        for path in [".gitignore", "middle", "shared/ignore"] {
+            assert!(
+                watched.contains(&(root.join(path), Watch::Content)),
+                "{path}: {watched:?}"
+            );
+        }
     }
 
     #[test]
