@@ -11,7 +11,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use support::browser;
 use support::monorepo::{self, generate, MonorepoOptions};
 use support::{finished, messages, Sandbox};
@@ -396,12 +396,9 @@ fn without_timings_no_page_and_no_message() {
     );
 }
 
-/// `-j 1000` on a build of a few steps: utilisation is of the workers the
-/// build had (one per step), not of the 1,000 asked for, and the page says
-/// how many there were (probe 53b: "0% busy").
-#[test]
-fn utilisation_is_of_the_workers_the_build_had() {
-    let sb = Sandbox::new();
+/// A generated workspace of two services, and the JSON messages of `scone
+/// ARGS -f mesh.yml --message-format json` on it, which must succeed.
+fn two_services(sb: &Sandbox, args: &[&str]) -> (PathBuf, Vec<serde_json::Value>) {
     let root = sb.path().join("repo");
     generate(
         &root,
@@ -412,8 +409,8 @@ fn utilisation_is_of_the_workers_the_build_had() {
     );
     let out = sb
         .scone(&root)
-        .args(["build", "-f", "mesh.yml", "--message-format", "json"])
-        .args(["--timings", "-j", "1000"])
+        .args(args)
+        .args(["-f", "mesh.yml", "--message-format", "json"])
         .output()
         .unwrap();
     assert!(
@@ -421,7 +418,16 @@ fn utilisation_is_of_the_workers_the_build_had() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let msgs = messages(&out.stdout);
+    (root, messages(&out.stdout))
+}
+
+/// `-j 1000` on a build of a few steps: utilisation is of the workers the
+/// build had (one per step), not of the 1,000 asked for, and the page says
+/// how many there were (probe 53b: "0% busy").
+#[test]
+fn utilisation_is_of_the_workers_the_build_had() {
+    let sb = Sandbox::new();
+    let (root, msgs) = two_services(&sb, &["build", "--timings", "-j", "1000"]);
     let timings = timings_message(&msgs);
     let steps = timings["steps"].as_array().unwrap().len() as u64;
     assert_eq!(timings["jobs"], 1000);
@@ -475,26 +481,7 @@ fn the_request_check_catches_a_page_that_fetches() {
 #[test]
 fn apply_with_timings_times_the_upload_too() {
     let sb = Sandbox::new();
-    let root = sb.path().join("repo");
-    generate(
-        &root,
-        MonorepoOptions {
-            services: 2,
-            ..MonorepoOptions::default()
-        },
-    );
-    let out = sb
-        .scone(&root)
-        .args(["apply", "-f", "mesh.yml", "--message-format", "json"])
-        .args(["--timings", "-j", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = messages(&out.stdout);
+    let (root, msgs) = two_services(&sb, &["apply", "--timings", "-j", "2"]);
     let timings = timings_message(&msgs);
     assert_eq!(timings["command"], "apply");
     let ran: BTreeMap<String, u64> = timings["steps"]

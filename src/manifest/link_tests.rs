@@ -127,10 +127,15 @@ fn undefined_global_points_at_the_manifest() {
 
 /// The errors and warnings of `mesh_text`'s env, with [`SERVICE`] as `svc`.
 fn checked_with_svc(mesh_text: &str) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    checked_with(mesh_text, SERVICE)
+}
+
+/// The errors and warnings of `mesh_text`'s env, with `service_text` as `svc`.
+fn checked_with(mesh_text: &str, service_text: &str) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let (mesh, _) = parse_mesh(mesh_text, Path::new("mesh.yml")).unwrap();
     let mut out = Vec::new();
     let env = mesh_env(&mesh, &mut out);
-    let m = service(SERVICE);
+    let m = service(service_text);
     let mut warnings = Vec::new();
     check_env(
         &mesh,
@@ -214,23 +219,12 @@ fn an_unused_helm_value_is_warned_like_a_global_one() {
         "      - name: D\n        value: helm\n",
         "      - name: D\n        value: helm\n      - name: LOG_LEVL\n        value: x\n      - name: L\n        value: y\n",
     );
-    let (mesh, _) = parse_mesh(&mesh_text, Path::new("mesh.yml")).unwrap();
-    let mut out = Vec::new();
-    let env = mesh_env(&mesh, &mut out);
-    let m = service(&SERVICE.replace(
-        "    - name: E\n",
-        "    - name: LOG_LEVEL\n      value: info\n    - name: E\n",
-    ));
-    let mut warnings = Vec::new();
-    check_env(
-        &mesh,
-        &env,
-        &[Member {
-            name: "svc",
-            manifest: &m,
-        }],
-        &mut out,
-        &mut warnings,
+    let (out, warnings) = checked_with(
+        &mesh_text,
+        &SERVICE.replace(
+            "    - name: E\n",
+            "    - name: LOG_LEVEL\n      value: info\n    - name: E\n",
+        ),
     );
     assert!(out.is_empty(), "a warning, no error: {out:?}");
     let got: Vec<(ErrorKind, &str, Option<&str>, u32)> = warnings
