@@ -13,6 +13,7 @@ pub mod draw;
 pub mod durable;
 pub mod engine;
 pub mod helm;
+pub mod link_chain;
 pub mod lockfile;
 pub mod manifest;
 pub mod oci;

@@ -92,47 +92,20 @@ fn walk(
     Ok(())
 }
 
-/// Links followed before a path is taken as a loop (the kernel's own bound).
-const MAX_LINKS: usize = 40;
-
-/// [`Input::Read`]: each link met while resolving `path`, then the file.
+/// [`Input::Read`]: each link met while resolving `path`, then the file
+/// (`crate::link_chain`, which the discovery walk's ignore files share).
 fn resolve_read(
     label: &str,
     path: &Path,
     paths: &PathTable,
     out: &mut Vec<ResolvedInput>,
 ) -> io::Result<()> {
-    let mut current = path.to_path_buf();
-    for n in 1..=MAX_LINKS {
-        let Some((link, rest)) = first_link(&current) else {
-            out.push(resolve_one(label.to_string(), &current, paths)?);
-            return Ok(());
-        };
-        out.push(resolve_one(format!("{label}:link{n}"), &link, paths)?);
-        let target = fs::read_link(&link)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", link.display())))?;
-        let from = link.parent().unwrap_or(Path::new("/"));
-        current = from.join(target).join(rest);
+    let chain = crate::link_chain::follow(path)?;
+    for (n, link) in chain.links.iter().enumerate() {
+        out.push(resolve_one(format!("{label}:link{}", n + 1), link, paths)?);
     }
-    Err(io::Error::other(format!(
-        "{}: more than {MAX_LINKS} links on the way to the file",
-        path.display()
-    )))
-}
-
-/// The first leading part of `path` that is a link, and what follows it.
-fn first_link(path: &Path) -> Option<(PathBuf, PathBuf)> {
-    let mut lead = PathBuf::new();
-    let mut parts = path.components();
-    while let Some(part) = parts.next() {
-        lead.push(part);
-        if matches!(part, std::path::Component::Normal(_))
-            && fs::symlink_metadata(&lead).is_ok_and(|m| m.file_type().is_symlink())
-        {
-            return Some((lead, parts.as_path().to_path_buf()));
-        }
-    }
-    None
+    out.push(resolve_one(label.to_string(), &chain.file, paths)?);
+    Ok(())
 }
 
 fn resolve_one(label: String, path: &Path, paths: &PathTable) -> io::Result<ResolvedInput> {

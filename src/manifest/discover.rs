@@ -100,22 +100,19 @@ pub fn meshfile_above(start: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Watches `file` and, when it is a link, each link on the way and the file
-/// it leads to: an ignore file is read through its links, so an edit of the
-/// file behind one changes what the walk ignores.
+/// Watches `file` and each link on the way to the file it leads to (in any
+/// part of its path: `crate::link_chain`, as a step's keys are read), and
+/// that file: an ignore file is read through its links, so an edit of the
+/// file behind one, or a link re-pointed, changes what the walk ignores.
 fn watch_through_links(file: PathBuf, watched: &mut Watched) {
-    let mut at = file;
-    for _ in 0..40 {
-        let link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink());
-        let next = link
-            .then(|| std::fs::read_link(&at).ok())
-            .flatten()
-            .map(|target| at.parent().unwrap_or(Path::new("/")).join(target));
-        watched.push((at, Watch::Content));
-        match next {
-            Some(next) => at = next,
-            None => return,
+    match crate::link_chain::follow(&file) {
+        Ok(chain) => {
+            watched.extend(chain.links.into_iter().map(|link| (link, Watch::Content)));
+            watched.push((chain.file, Watch::Content));
         }
+        // A loop or a link that cannot be read: the walk read nothing
+        // through it; the path itself is what changes that.
+        Err(_) => watched.push((file, Watch::Content)),
     }
 }
 
@@ -333,11 +330,14 @@ mod tests {
         let root = tmp.path();
         std::fs::create_dir_all(root.join("shared")).unwrap();
         std::fs::write(root.join("shared/ignore"), "ignored/\n").unwrap();
-        std::os::unix::fs::symlink("shared/ignore", root.join("middle")).unwrap();
+        // A link to a file through a linked folder: the folder's link is
+        // on the way too.
+        std::os::unix::fs::symlink("shared", root.join("conf")).unwrap();
+        std::os::unix::fs::symlink("conf/ignore", root.join("middle")).unwrap();
         std::os::unix::fs::symlink("middle", root.join(".gitignore")).unwrap();
         let mut watched = Vec::new();
         walk(root, &mut watched);
-        for path in [".gitignore", "middle", "shared/ignore"] {
+        for path in [".gitignore", "middle", "conf", "shared/ignore"] {
             assert!(
                 watched.contains(&(root.join(path), Watch::Content)),
                 "{path}: {watched:?}"
