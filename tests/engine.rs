@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
-use support::monorepo::{generate, MonorepoOptions};
+use support::monorepo::{age_tree, generate, MonorepoOptions};
 use support::{finished, messages, step_statuses, tree, Sandbox};
 
 fn build_json(sb: &Sandbox, root: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
@@ -21,20 +21,6 @@ fn built(msgs: &[serde_json::Value]) -> BTreeSet<String> {
         .filter(|(_, _, s)| s == "built")
         .map(|(k, u, _)| format!("{k}:{u}"))
         .collect()
-}
-
-/// Moves every file's mtime into the past, so no input is "racy" (modified in
-/// the same instant it is hashed) — racy files are hashed again by design.
-fn age_tree(dir: &Path) {
-    let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
-    // Folders too: a tree made within the racy window of a build's start is
-    // (rightly) not recorded for the no-op fast path.
-    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
-        let entry = entry.unwrap();
-        if entry.file_type().is_file() || entry.file_type().is_dir() {
-            filetime::set_file_mtime(entry.path(), past).unwrap();
-        }
-    }
 }
 
 fn repo(services: usize) -> (Sandbox, std::path::PathBuf) {

@@ -6,18 +6,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use support::monorepo::{generate, MonorepoOptions};
+use support::monorepo::{age_tree, generate, MonorepoOptions};
 use support::{finished, Sandbox};
 
 const SERVICES: usize = 4;
-
-fn age_tree(dir: &Path) {
-    let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
-    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
-        let entry = entry.unwrap();
-        filetime::set_symlink_file_times(entry.path(), past, past).unwrap();
-    }
-}
 
 /// The bytes of every file under `dir` (0 if it is missing).
 fn size(dir: &Path) -> u64 {

@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use support::monorepo::{generate, MonorepoOptions};
+use support::monorepo::{age_tree, generate, MonorepoOptions};
 use support::{finished, step_statuses, tree, Sandbox};
 
 const SERVICES: usize = 6;
@@ -30,14 +30,6 @@ fn chain(unit: &str) -> BTreeSet<String> {
         .map(|k| format!("{k}:{unit}"))
         .chain(["policy:mono-0".to_string(), "chart:mono-0".to_string()])
         .collect()
-}
-
-fn age_tree(dir: &Path) {
-    let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
-    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
-        let entry = entry.unwrap();
-        filetime::set_symlink_file_times(entry.path(), past, past).unwrap();
-    }
 }
 
 fn repo() -> (Sandbox, PathBuf) {

@@ -13,19 +13,10 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use support::browser;
-use support::monorepo::{self, generate, MonorepoOptions};
+use support::monorepo::{self, age_tree, generate, MonorepoOptions};
 use support::{finished, messages, Sandbox};
 
 const SERVICES: usize = 50;
-
-/// Dates every file of the tree in the past (so the build state trusts them).
-fn age_tree(dir: &Path) {
-    let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
-    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
-        let entry = entry.unwrap();
-        filetime::set_symlink_file_times(entry.path(), past, past).unwrap();
-    }
-}
 
 /// `scone build --timings --message-format json -j 2` in `root`: its messages.
 fn build(sb: &Sandbox, root: &Path) -> Vec<serde_json::Value> {

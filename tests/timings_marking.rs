@@ -13,17 +13,8 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use support::monorepo::{self, generate, MonorepoOptions};
+use support::monorepo::{self, age_tree, generate, MonorepoOptions};
 use support::{browser, finished, messages, Sandbox};
-
-/// Dates every file of the tree in the past (so the build state trusts them).
-fn age_tree(dir: &Path) {
-    let past = filetime::FileTime::from_unix_time(1_600_000_000, 0);
-    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
-        let entry = entry.unwrap();
-        filetime::set_symlink_file_times(entry.path(), past, past).unwrap();
-    }
-}
 
 fn timings_message(msgs: &[serde_json::Value]) -> serde_json::Value {
     let found: Vec<_> = msgs.iter().filter(|m| m["reason"] == "timings").collect();
