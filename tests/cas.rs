@@ -528,3 +528,26 @@ fn cas_serve_refuses_a_folder_that_is_no_cas() {
     );
     assert_eq!(support::looks(&shared), (0o755, vec!["file".to_string()]));
 }
+
+/// An address `cas serve` cannot listen on is a usage error (exit 2, as every
+/// other bad flag value), named with its flag, before any folder is made.
+#[test]
+fn serve_refuses_a_listen_value_that_is_no_address_as_a_usage_error() {
+    let sb = support::Sandbox::new();
+    let dir = sb.path().join("cas");
+    for bad in ["nonsense", "127.0.0.1", "localhost:8081", "127.0.0.1:99999"] {
+        let out = sb
+            .scone(sb.path())
+            .args(["cas", "serve", "--listen", bad, "--cas-dir"])
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains("--listen <IP:PORT>") && err.contains(bad),
+            "{bad}: {err}"
+        );
+        assert!(!dir.exists(), "{bad}: no folder made");
+    }
+}

@@ -17,8 +17,8 @@ pub enum CasCommand {
     /// Serve the embedded local CAS over HTTPS (client certificates required).
     Serve {
         /// Address to listen on (port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        listen: String,
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
         /// The CAS directory to serve (default: $SCONE_CAS_DIR, else the user data dir).
         #[arg(long, value_name = "DIR")]
         cas_dir: Option<PathBuf>,
@@ -60,9 +60,7 @@ pub fn run(cmd: &CasCommand) -> anyhow::Result<i32> {
             hosts,
             max_connections,
         } => {
-            let addr: SocketAddr = listen
-                .parse()
-                .with_context(|| format!("--listen `{listen}` is not an IP:PORT address"))?;
+            let addr = *listen;
             // A folder given here is refused naming this flag (the error
             // of the library names SCONE_CAS_DIR, what the others read).
             if let Some(given) = dir {
