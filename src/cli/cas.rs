@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Subcommand;
 use scone::cas::local::{default_dir, LocalCas};
 use scone::cas::serve::{log, serve, Limits, DEFAULT_MAX_CONNECTIONS};
