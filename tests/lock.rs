@@ -356,3 +356,67 @@ fn listing(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     all.sort();
     all
 }
+
+/// `-f` naming one of a workspace's `members` builds a part of it, as `-p`
+/// does: the other meshes' outputs and `scone.lock` entries stay, so a CI job
+/// per mesh can run `--locked` on the lock a whole build wrote (cargo keeps
+/// the workspace's lock whole under `--manifest-path member/Cargo.toml`).
+#[test]
+fn f_naming_one_member_keeps_the_other_members_outputs_and_lock_entries() {
+    use support::monorepo::{generate, Link, MonorepoOptions};
+    let sb = Sandbox::new();
+    let root = sb.path().join("repo");
+    let opts = MonorepoOptions {
+        services: 4,
+        meshes: 2,
+        link: Link::Members,
+        ..MonorepoOptions::default()
+    };
+    let repo = generate(&root, opts);
+    sb.scone(&root).args(["build", "-q"]).assert().success();
+    let lock = std::fs::read_to_string(root.join("scone.lock")).unwrap();
+    let outputs = || {
+        // (Not helm/: a build of one Meshfile writes its chart to
+        // target/helm itself, the one-mesh layout: docs/helm.md.)
+        ["images", "enclave", "policy"]
+            .iter()
+            .flat_map(|d| listing(&root.join("target").join(d)))
+            .collect::<Vec<_>>()
+    };
+    let before = outputs();
+    assert!(
+        before.iter().filter(|p| p.ends_with("mrenclave")).count() == 4
+            && before
+                .iter()
+                .filter(|p| p.extension() == Some("yaml".as_ref()))
+                .count()
+                == 2,
+        "{before:?}"
+    );
+    for meshfile in &repo.meshfiles {
+        let name = meshfile.file_name().unwrap().to_str().unwrap();
+        let out = sb
+            .scone(&root)
+            .args(["build", "--locked", "-q", "-f", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("scone.lock")).unwrap(),
+            lock,
+            "{name}"
+        );
+        assert_eq!(outputs(), before, "{name}");
+    }
+    // A whole build after them is a no-op with the same outputs.
+    sb.scone(&root).args(["build", "-q"]).assert().success();
+    assert_eq!(outputs(), before);
+    assert_eq!(
+        std::fs::read_to_string(root.join("scone.lock")).unwrap(),
+        lock
+    );
+}

@@ -313,7 +313,17 @@ fn execute_with(
             }
         }
     };
-    let whole = only.is_empty();
+    // A whole build prunes what no step of it made (outputs, `scone.lock`
+    // entries). `-p` narrows it to some services; so does `-f` naming some
+    // of a workspace's `members` (a CI job per mesh, run with `--locked`,
+    // must not drop the other meshes' entries), as cargo's
+    // `--manifest-path member/Cargo.toml` keeps the workspace's lock whole.
+    let narrowed_by_files = !common.files.is_empty()
+        && match &ws {
+            Some(ws) => !ws.config.members.is_empty(),
+            None => !location.config().members.is_empty(),
+        };
+    let whole = only.is_empty() && !narrowed_by_files;
     let mut last = None;
     let mut index = None;
     let mut inputs = Vec::new();
@@ -448,8 +458,9 @@ fn execute_with(
             clock.phase("docker load");
             load_images(workspace()?, &only, &target_dir, &probe)?;
         }
-        // What the next `apply --plan` compares the chart with.
-        if records_applied && whole {
+        // What the next `apply --plan` compares the chart with: each mesh
+        // applied whole (`-f` naming some members applies those meshes whole).
+        if records_applied && only.is_empty() {
             super::plan::record_applied(workspace()?, &target_dir)?;
         }
     }
