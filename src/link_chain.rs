@@ -36,11 +36,13 @@ pub fn follow(path: &Path) -> io::Result<LinkChain> {
         }
         let target = fs::read_link(&link)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", link.display())))?;
-        current = link
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join(target)
-            .join(rest);
+        current = link.parent().unwrap_or(Path::new("/")).join(target);
+        // Not `join(rest)` when nothing follows the link: joining "" adds a
+        // trailing `/`, and the file a last link leads to (`key.pem ->
+        // store/key.pem`) was then taken for a folder ("Not a directory").
+        if !rest.as_os_str().is_empty() {
+            current.push(rest);
+        }
         links.push(link);
     }
     Ok(LinkChain {
@@ -95,6 +97,24 @@ mod tests {
         let chain = follow(&root.join("key")).unwrap();
         assert_eq!(chain.links, vec![root.join("key"), root.join("folder")]);
         assert_eq!(chain.file, root.join("real/key"));
+    }
+
+    #[test]
+    fn a_link_straight_to_a_file_leads_to_the_file_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir(root.join("store")).unwrap();
+        fs::write(root.join("store/key.pem"), "k").unwrap();
+        symlink("store/key.pem", root.join("key.pem")).unwrap();
+        let chain = follow(&root.join("key.pem")).unwrap();
+        assert_eq!(chain.links, vec![root.join("key.pem")]);
+        // Compared as text: `Path` equality would not see a trailing `/`,
+        // which made the file unreadable ("Not a directory").
+        assert_eq!(
+            chain.file.as_os_str(),
+            root.join("store/key.pem").as_os_str()
+        );
+        assert!(fs::symlink_metadata(&chain.file).unwrap().is_file());
     }
 
     #[test]
