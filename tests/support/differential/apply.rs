@@ -1,8 +1,8 @@
 //! Applies an edit to a tree. An edit whose target is gone (a shrunk list may drop
 //! the edit that made it) is skipped, so every sublist of an edit list replays.
 
-use super::edits::{mesh_path, svc_dir, Edit, Env, How, Keys};
-use super::initial::{self, KEY_PATH};
+use super::edits::{mesh_path, svc_dir, Edit, Env, How, KeyId, KeyRoute, Keys, Store};
+use super::initial::{self, IGNORE_FOLDER, IGNORE_LISTS, KEY_FOLDER, KEY_PATH};
 use super::layout::{image, ConfigDoc, MeshDoc, ServiceDoc};
 use super::Rng;
 use crate::support::monorepo::write_file;
@@ -74,9 +74,13 @@ fn is_file(path: &Path) -> bool {
     path.symlink_metadata().is_ok_and(|m| m.is_file())
 }
 
-/// Copies a file or a folder (symlinks as symlinks, modes kept).
+/// Copies a file or a folder (symlinks as symlinks, modes kept; `from` itself
+/// too: a link to a folder is copied as the link, not walked into).
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    for entry in walkdir::WalkDir::new(from).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(from)
+        .follow_root_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry.map_err(io::Error::other)?;
         let rel = entry.path().strip_prefix(from).map_err(io::Error::other)?;
         let dest = if rel.as_os_str().is_empty() {
@@ -95,6 +99,58 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
         } else {
             std::fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// The last part of a path relative to the root (`keys/current`: `current`).
+pub fn leaf(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+/// Makes `path` a symlink to `target`, unless it already is one: a new link
+/// beside it renamed over the file or link there, so that a reader sees the old
+/// or the new one, never none (as kubelet swaps a Secret mount's `..data`).
+fn relink(path: &Path, target: &str) -> io::Result<()> {
+    if std::fs::read_link(path).is_ok_and(|t| t == Path::new(target)) {
+        return Ok(());
+    }
+    let parent = path.parent().ok_or_else(|| io::Error::other("no parent"))?;
+    std::fs::create_dir_all(parent)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("no name"))?;
+    let tmp = parent.join(format!(".{}.link-tmp", name.to_string_lossy()));
+    if tmp.symlink_metadata().is_ok() {
+        std::fs::remove_file(&tmp)?;
+    }
+    std::os::unix::fs::symlink(target, &tmp)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The key folders of `key-link` (`keys/store-a/key.pem` with key A,
+/// `keys/store-b/key.pem` with key B), each written when missing: a `key` edit
+/// made through a link since has changed one, and stays.
+fn ensure_key_stores(root: &Path, keys: &Keys) -> io::Result<()> {
+    for (store, key) in [(Store::A, KeyId::A), (Store::B, KeyId::B)] {
+        let keys_dir = Path::new(KEY_PATH).parent().unwrap_or(Path::new(""));
+        let path = root.join(keys_dir).join(store.dir()).join("key.pem");
+        if path.symlink_metadata().is_err() {
+            write_file(&path, keys.get(key), 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+/// The ignore lists of `ignore-link` (`ignores/one/list`, `ignores/two/list`),
+/// each written when missing; both hide `attic/`, as the root's `.gitignore` does.
+fn ensure_ignore_lists(root: &Path) -> io::Result<()> {
+    let folder = Path::new(IGNORE_FOLDER).parent().unwrap_or(Path::new(""));
+    for (name, text) in IGNORE_LISTS.iter().zip(["attic/\n", "attic/\n*.tmp\n"]) {
+        let path = root.join(folder).join(name).join("list");
+        if path.symlink_metadata().is_err() {
+            write_file(&path, text.as_bytes(), 0o644)?;
         }
     }
     Ok(())
@@ -375,7 +431,7 @@ impl Edit {
                     return Ok(false);
                 }
                 if lines.is_empty() {
-                    if path.exists() {
+                    if path.symlink_metadata().is_ok() {
                         std::fs::remove_file(&path)?;
                     }
                 } else {
@@ -402,6 +458,68 @@ impl Edit {
                     .open(root.join(KEY_PATH))?;
                 file.write_all(keys.get(*key))?;
                 Ok(true)
+            }
+            Edit::KeyLink { route } => {
+                let path = root.join(KEY_PATH);
+                if !path.parent().is_some_and(Path::is_dir) {
+                    return Ok(false);
+                }
+                match route {
+                    KeyRoute::Plain(key) => write_file(&path, keys.get(*key), 0o600)?,
+                    KeyRoute::Direct(store) => {
+                        ensure_key_stores(root, keys)?;
+                        relink(&path, &format!("{}/key.pem", store.dir()))?;
+                    }
+                    KeyRoute::Folder(store) => {
+                        ensure_key_stores(root, keys)?;
+                        relink(&root.join(KEY_FOLDER), store.dir())?;
+                        relink(&path, &format!("{}/key.pem", leaf(KEY_FOLDER)))?;
+                    }
+                }
+                Ok(true)
+            }
+            Edit::IgnoreLink { path, target } => {
+                let path = root.join(path);
+                if !path.parent().is_some_and(Path::is_dir)
+                    || path.symlink_metadata().is_ok_and(|m| m.is_dir())
+                {
+                    return Ok(false);
+                }
+                ensure_ignore_lists(root)?;
+                let folder = root.join(IGNORE_FOLDER);
+                if target.contains(&format!("{IGNORE_FOLDER}/"))
+                    && folder.symlink_metadata().is_err()
+                {
+                    relink(&folder, IGNORE_LISTS[0])?;
+                }
+                relink(&path, target)?;
+                Ok(true)
+            }
+            Edit::IgnoreFolder { to } => {
+                ensure_ignore_lists(root)?;
+                relink(&root.join(IGNORE_FOLDER), to)?;
+                Ok(true)
+            }
+            Edit::WriteBehind { path, lines, how } => {
+                let path = root.join(path);
+                if !path
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink())
+                {
+                    return Ok(false);
+                }
+                let (Ok(behind), Ok(top)) = (path.canonicalize(), root.canonicalize()) else {
+                    return Ok(false);
+                };
+                let Ok(rel) = behind.strip_prefix(&top) else {
+                    return Ok(false);
+                };
+                let text = if lines.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}\n", lines.join("\n"))
+                };
+                write(&top, &rel.to_string_lossy(), text.as_bytes(), *how)
             }
             Edit::SetEnv { name, value } => {
                 match value {

@@ -1,7 +1,7 @@
 //! What one edit is: a concrete change to the workspace (paths, bytes, values),
 //! shown as one readable line (applying it is in [`super::apply`]).
 
-use super::initial::KEY_PATH;
+use super::initial::{IGNORE_FOLDER, KEY_FOLDER, KEY_PATH};
 use super::layout::image;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +28,46 @@ impl Keys {
             KeyId::B => &self.b,
         }
     }
+}
+
+/// One of the two folders that keep a signing key behind a link (`key-link`):
+/// `keys/store-a/key.pem` and `keys/store-b/key.pem`, written with keys A and B
+/// when missing (a `key` edit through a link may change them later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    A,
+    B,
+}
+
+impl Store {
+    /// The folder's name, in `keys/`.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Store::A => "store-a",
+            Store::B => "store-b",
+        }
+    }
+
+    pub fn other(self) -> Store {
+        match self {
+            Store::A => Store::B,
+            Store::B => Store::A,
+        }
+    }
+}
+
+/// What a `key-link` edit makes of the signing key's path ([`KEY_PATH`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRoute {
+    /// A plain file again (a new inode), holding this key.
+    Plain(KeyId),
+    /// A relative link to `store-x/key.pem`.
+    Direct(Store),
+    /// A relative link to `current/key.pem`, and the folder link [`KEY_FOLDER`]
+    /// pointed at `store-x` (a new link renamed over the old one, as kubelet
+    /// rotates a Secret mount): with the key's link already there, only the
+    /// folder link changes.
+    Folder(Store),
 }
 
 /// The environment variables the edits set, by name (absent: unset). The value of
@@ -168,8 +208,37 @@ pub enum Edit {
         of: String,
         dir: String,
     },
+    /// Writes the key's bytes to [`KEY_PATH`] in place, through its links when
+    /// it is one (then the file behind it changes).
     ReplaceKey {
         key: KeyId,
+    },
+    /// The signing key's path made a link to a key kept elsewhere in `keys/`
+    /// (directly or through a folder link), a link re-pointed, or a plain file
+    /// again.
+    KeyLink {
+        route: KeyRoute,
+    },
+    /// An ignore file (at the root or in `apps/`) made a relative symlink to
+    /// `target`: `ignores/one/list` or `ignores/two/list` (both written with
+    /// `attic/` lines when missing), or `ignores/current/list` through the folder
+    /// link (made, pointing at `one`, when missing).
+    IgnoreLink {
+        path: String,
+        target: String,
+    },
+    /// The folder link [`IGNORE_FOLDER`] pointed at `ignores/<to>` (a new link
+    /// renamed over the old one).
+    IgnoreFolder {
+        to: String,
+    },
+    /// Writes the file the ignore file `path`, a link, leads to (through every
+    /// link on the way, all kept); no lines: an empty file. Only `Replace` (a new
+    /// file renamed over the one behind) and `InPlace`.
+    WriteBehind {
+        path: String,
+        lines: Vec<String>,
+        how: How,
     },
     SetEnv {
         name: String,
@@ -338,7 +407,44 @@ impl fmt::Display for Edit {
                 write!(f, "add {dir}/service.yml building the same image as {of}")
             }
             Edit::ReplaceKey { key } => {
-                write!(f, "replace {KEY_PATH} in place with key {key:?}")
+                write!(
+                    f,
+                    "replace {KEY_PATH} in place with key {key:?} (through its links, if any)"
+                )
+            }
+            Edit::KeyLink {
+                route: KeyRoute::Plain(key),
+            } => write!(f, "make {KEY_PATH} a plain file holding key {key:?}"),
+            Edit::KeyLink {
+                route: KeyRoute::Direct(store),
+            } => write!(f, "make {KEY_PATH} a symlink to {}/key.pem", store.dir()),
+            Edit::KeyLink {
+                route: KeyRoute::Folder(store),
+            } => write!(
+                f,
+                "point the folder link {KEY_FOLDER} at {}, {KEY_PATH} a symlink to current/key.pem",
+                store.dir()
+            ),
+            Edit::IgnoreLink { path, target } => {
+                write!(f, "make {path} a symlink to {target}")
+            }
+            Edit::IgnoreFolder { to } => {
+                write!(f, "point the folder link {IGNORE_FOLDER} at {to}")
+            }
+            Edit::WriteBehind { path, lines, how } => {
+                let how = match how {
+                    How::Replace => "a new file renamed over it",
+                    _ => "in place",
+                };
+                write!(
+                    f,
+                    "write the file behind the link {path} ({how}; the links kept): "
+                )?;
+                if lines.is_empty() {
+                    write!(f, "nothing (empty)")
+                } else {
+                    write!(f, "{}", lines.join(" | "))
+                }
             }
             Edit::SetEnv {
                 name,

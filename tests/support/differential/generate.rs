@@ -4,8 +4,9 @@
 //! tree and the seed decide, never a build: generating a list without building and
 //! replaying it later gives the same edits.
 
-use super::edits::{Edit, How, KeyId, Step};
-use super::initial::{KEY_PATH, MEMBERS};
+use super::apply::leaf;
+use super::edits::{Edit, How, KeyId, KeyRoute, Step, Store};
+use super::initial::{IGNORE_FOLDER, IGNORE_LISTS, KEY_FOLDER, KEY_PATH, MEMBERS};
 use super::repair::repairs;
 use super::state::{Service, State};
 use super::Rng;
@@ -41,10 +42,12 @@ pub const KINDS: &[(&str, usize)] = &[
     ("mesh-env", 3),
     ("members", 3),
     ("gitignore", 3),
+    ("ignore-link", 2),
     ("decoy", 2),
     ("base", 3),
     ("key", 2),
     ("signing-config", 1),
+    ("key-link", 2),
     ("env", 3),
     ("while-building", 4),
 ];
@@ -488,6 +491,67 @@ fn make(
                 },
             }
         }
+        "ignore-link" => {
+            let svc = any(rng, &team_services)?;
+            let (team, leaf_name) = team_and_leaf(svc)?;
+            let dir = if rng.chance(60) { "" } else { "apps/" };
+            let name = if rng.chance(75) {
+                ".gitignore"
+            } else {
+                ".ignore"
+            };
+            let path = format!("{dir}{name}");
+            let up = if dir.is_empty() { "" } else { "../" };
+            let lists = IGNORE_FOLDER.rsplit_once('/').map_or("", |(l, _)| l);
+            let through = s
+                .ignore_links
+                .iter()
+                .any(|(_, t)| t.contains(&format!("{IGNORE_FOLDER}/")));
+            match rng.below(10) {
+                // Through the folder link: re-point it.
+                0 | 1 if through => Edit::IgnoreFolder {
+                    to: match s.ignore_folder.as_deref() {
+                        Some(l) if l == IGNORE_LISTS[0] => IGNORE_LISTS[1],
+                        Some(l) if l == IGNORE_LISTS[1] => IGNORE_LISTS[0],
+                        _ => rng.pick(IGNORE_LISTS),
+                    }
+                    .to_string(),
+                },
+                0..=2 => Edit::IgnoreLink {
+                    path,
+                    target: format!("{up}{IGNORE_FOLDER}/list"),
+                },
+                // The file behind a link written: hiding attic/ or not (the
+                // second manifests there), a service folder, or nothing.
+                3..=7 if !s.ignore_links.is_empty() => {
+                    let (path, _) = rng.pick(&s.ignore_links).clone();
+                    let lines = if path.starts_with("apps/") {
+                        match rng.below(3) {
+                            0 => vec![],
+                            1 => vec![format!("{team}/{leaf_name}/")],
+                            _ => vec!["*.tmp".into()],
+                        }
+                    } else {
+                        match rng.below(5) {
+                            0 => vec![],
+                            1 => vec!["attic/".into(), "*.tmp".into()],
+                            2 => vec!["attic/".into(), format!("{}/", svc.dir)],
+                            3 => vec!["*.tmp".into()],
+                            _ => vec!["attic/".into()],
+                        }
+                    };
+                    Edit::WriteBehind {
+                        path,
+                        lines,
+                        how: *rng.pick(&[How::Replace, How::InPlace]),
+                    }
+                }
+                _ => Edit::IgnoreLink {
+                    path,
+                    target: format!("{up}{lists}/{}/list", rng.pick(IGNORE_LISTS)),
+                },
+            }
+        }
         "decoy" if !s.decoys.is_empty() && rng.chance(40) => Edit::Remove {
             path: any(rng, &s.decoys)?.clone(),
         },
@@ -547,6 +611,31 @@ fn make(
         "key" => Edit::ReplaceKey {
             key: *rng.pick(&[KeyId::A, KeyId::B]),
         },
+        "key-link" => {
+            // The other store than the one the link (or the folder link on
+            // the way) leads to now: the key the build signs with changes,
+            // unless a `key` edit through a link made both hold the same.
+            let store_of = |text: Option<&str>, suffix: &str| {
+                [Store::A, Store::B]
+                    .into_iter()
+                    .find(|st| text == Some(format!("{}{suffix}", st.dir()).as_str()))
+            };
+            let through = format!("{}/key.pem", leaf(KEY_FOLDER));
+            let direct = store_of(s.key_link.as_deref(), "/key.pem");
+            let folder = (s.key_link.as_deref() == Some(through.as_str()))
+                .then(|| store_of(s.key_folder.as_deref(), ""))
+                .flatten();
+            let flip = |rng: &mut Rng, now: Option<Store>| match now {
+                Some(st) => st.other(),
+                None => *rng.pick(&[Store::A, Store::B]),
+            };
+            let route = match rng.below(10) {
+                0..=3 => KeyRoute::Direct(flip(rng, direct)),
+                4..=7 => KeyRoute::Folder(flip(rng, folder)),
+                _ => KeyRoute::Plain(*rng.pick(&[KeyId::A, KeyId::B])),
+            };
+            Edit::KeyLink { route }
+        }
         "signing-config" => Edit::SetSigning {
             key: rng.chance(60).then(|| KEY_PATH.to_string()),
         },

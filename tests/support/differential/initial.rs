@@ -9,6 +9,20 @@ use std::path::Path;
 /// The workspace's signing key, relative to the root.
 pub const KEY_PATH: &str = "keys/signing.pem";
 
+/// The folder link a `key-link` edit may put on the way to the key: `keys/current`
+/// -> `store-a` or `store-b` (each holding a `key.pem`), with [`KEY_PATH`] ->
+/// `current/key.pem`.
+pub const KEY_FOLDER: &str = "keys/current";
+
+/// The ignore lists an `ignore-link` edit links ignore files to: `ignores/one/list`
+/// and `ignores/two/list` (written when missing), at times through the folder link
+/// [`IGNORE_FOLDER`].
+pub const IGNORE_LISTS: &[&str] = &["one", "two"];
+
+/// The folder link to one of the ignore lists' folders: `ignores/current` -> `one`
+/// or `two`.
+pub const IGNORE_FOLDER: &str = "ignores/current";
+
 /// The `members` of `scone.toml` at the start.
 pub const MEMBERS: &str = "apps/*/mesh.yml";
 

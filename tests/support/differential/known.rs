@@ -2,9 +2,10 @@
 //! rewrite (issue 21, commit 4012f6a), kept as regression cases: the shrunk edit
 //! lists, written out, and the random runs (seed, edit count, kinds) that first
 //! showed them. Each failed on the code before the rewrite (9b29ce8) and replays
-//! cleanly since.
+//! cleanly since; the cases of links in front of what scone reads through them
+//! came later and name the commit that fixed them.
 
-use super::edits::{Edit, Step};
+use super::edits::{Edit, How, KeyId, KeyRoute, Step, Store};
 
 /// A shrunk edit list, replayed on the starting workspace (`Shape::SMALL`) of `seed`.
 pub struct Case {
@@ -115,6 +116,51 @@ pub fn cases() -> Vec<Case> {
                 path: s("apps/.gitignore"),
                 lines: vec![s("t3/s6/")],
             })],
+        },
+        Case {
+            what: "a signing key behind a folder link (keys/signing.pem -> current/key.pem, \
+                   keys/current -> store-a) re-pointed at another key's folder keeps \
+                   signing with the old key: the key was an input by its link's text \
+                   (fixed by 0c55bdf)",
+            seed: 5,
+            steps: vec![
+                step(Edit::KeyLink {
+                    route: KeyRoute::Folder(Store::A),
+                }),
+                step(Edit::KeyLink {
+                    route: KeyRoute::Folder(Store::B),
+                }),
+            ],
+        },
+        Case {
+            what: "a signing key behind a link (keys/signing.pem -> store-a/key.pem) \
+                   replaced in place by another key keeps signing with the old key \
+                   (fixed by 0c55bdf)",
+            seed: 5,
+            steps: vec![
+                step(Edit::KeyLink {
+                    route: KeyRoute::Direct(Store::A),
+                }),
+                step(Edit::ReplaceKey { key: KeyId::B }),
+            ],
+        },
+        Case {
+            what: "the root .gitignore a link (to ignores/one/list, hiding attic/) and the \
+                   file behind it edited to hide attic/ no longer is not seen (the build \
+                   should fail: several manifests build an image-linked service's image); \
+                   discovery watched the link alone (fixed by 5db8248)",
+            seed: 5,
+            steps: vec![
+                step(Edit::IgnoreLink {
+                    path: s(".gitignore"),
+                    target: s("ignores/one/list"),
+                }),
+                step(Edit::WriteBehind {
+                    path: s(".gitignore"),
+                    lines: vec![s("*.tmp")],
+                    how: How::InPlace,
+                }),
+            ],
         },
     ]
 }

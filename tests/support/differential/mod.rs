@@ -29,6 +29,12 @@
 //! attic/old-sK/service.yml        builds the same image as an image-linked service:
 //! .gitignore                      "attic/", so that linking finds one manifest only
 //! ```
+//!
+//! Made by later edits only (`key-link`, `ignore-link`): `keys/store-a/key.pem` and
+//! `keys/store-b/key.pem` (keys A and B) with `keys/signing.pem` a link to one, or to
+//! `current/key.pem` through the folder link `keys/current`; `ignores/one/list` and
+//! `ignores/two/list` (`attic/` lines) with the root's or `apps/`'s ignore file a
+//! link to one, or to `ignores/current/list` through the folder link `ignores/current`.
 
 pub mod apply;
 pub mod edits;

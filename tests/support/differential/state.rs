@@ -1,7 +1,9 @@
 //! What the generator sees of a tree: teams and their Meshfiles, services and their
 //! manifests, the files, links and folders in service folders and `base/`, the
-//! second manifests in `attic/`, and the next free number for a name.
+//! second manifests in `attic/`, the links in front of the signing key and of
+//! the ignore files, and the next free number for a name.
 
+use super::initial::{IGNORE_FOLDER, KEY_FOLDER, KEY_PATH};
 use super::layout::{ConfigDoc, MeshDoc, ServiceDoc};
 use std::path::Path;
 
@@ -31,6 +33,24 @@ pub struct State {
     pub decoys: Vec<String>,
     /// One more than every number in a team, folder or build name.
     pub next_id: usize,
+    /// Where the signing key's path leads when it is a symlink (the link's text).
+    pub key_link: Option<String>,
+    /// Where the folder link `keys/current` points, if there is one.
+    pub key_folder: Option<String>,
+    /// Where the folder link `ignores/current` points, if there is one.
+    pub ignore_folder: Option<String>,
+    /// The ignore files at the root and in `apps/` that are symlinks, with their
+    /// text.
+    pub ignore_links: Vec<(String, String)>,
+}
+
+/// The ignore files an `ignore-link` edit may make links.
+pub const LINKABLE_IGNORES: &[&str] = &[".gitignore", ".ignore", "apps/.gitignore", "apps/.ignore"];
+
+fn link_text(root: &Path, rel: &str) -> Option<String> {
+    std::fs::read_link(root.join(rel))
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned())
 }
 
 fn number(name: &str) -> usize {
@@ -56,6 +76,13 @@ impl State {
                 .ok()
                 .and_then(|t| ConfigDoc::parse(&t)),
             next_id: 1,
+            key_link: link_text(root, KEY_PATH),
+            key_folder: link_text(root, KEY_FOLDER),
+            ignore_folder: link_text(root, IGNORE_FOLDER),
+            ignore_links: LINKABLE_IGNORES
+                .iter()
+                .filter_map(|p| Some((p.to_string(), link_text(root, p)?)))
+                .collect(),
             ..State::default()
         };
         let mut dirs = Vec::new();
