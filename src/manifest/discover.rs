@@ -208,13 +208,19 @@ pub fn members(
     let files = walk(root, watched);
     let mut found = Vec::new();
     for (glob, ov) in &matchers {
-        let before = found.len();
+        // A file an earlier glob took is still matched by this one (a glob
+        // without a `/` matches at any depth: `mesh*.yml` takes
+        // `apps/mesh.yml` too): a member once, and no "matches no file".
+        let mut matched = false;
         for f in &files {
-            if ov.matched(f, false).is_whitelist() && !found.contains(f) {
-                found.push(f.clone());
+            if ov.matched(f, false).is_whitelist() {
+                matched = true;
+                if !found.contains(f) {
+                    found.push(f.clone());
+                }
             }
         }
-        if found.len() == before {
+        if !matched {
             diags.push(diag(glob, "matches no file"));
         }
     }
@@ -416,6 +422,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, vec![root.join("mesh.yml"), root.join("m1/mesh.yml")]);
+        // A file an earlier glob took (one without a `/` matches at any
+        // depth) is no error of a later glob naming it: a member once.
+        let got = members(
+            root,
+            &["mesh*.yml".to_string(), "m1/mesh.yml".to_string()],
+            &cfg,
+            &nowhere,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                root.join("m1/mesh.yml"),
+                root.join("m2/mesh.yml"),
+                root.join("mesh.yml")
+            ]
+        );
         let err = members(
             root,
             &["nope/*.yml".to_string()],
