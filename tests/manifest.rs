@@ -415,6 +415,27 @@ fn no_manifest_is_a_diagnostic() {
     })
     .unwrap_err();
     assert_eq!(err.0[0].kind, ErrorKind::NoManifest, "{err}");
+    // Run in a subfolder of a workspace that is no repository: its
+    // scone.toml above is not read, and the hint says so.
+    std::fs::write(
+        tmp.path().join("scone.toml"),
+        "members = [\"a/mesh.yml\"]\n",
+    )
+    .unwrap();
+    let sub = tmp.path().join("services/a");
+    std::fs::create_dir_all(&sub).unwrap();
+    let err = load(&LoadOptions {
+        files: vec![],
+        cwd: sub,
+        target_dir: None,
+    })
+    .unwrap_err();
+    let hint = err.0[0].hint.clone().unwrap_or_default();
+    assert_eq!(err.0[0].kind, ErrorKind::NoManifest, "{err}");
+    assert!(
+        hint.contains("`../../scone.toml` is above this folder") && hint.contains("git init"),
+        "{hint}"
+    );
 }
 
 #[test]

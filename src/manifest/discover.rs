@@ -100,6 +100,25 @@ pub fn meshfile_above(start: &Path) -> Option<PathBuf> {
     }
 }
 
+/// Outside a repository, the nearest `scone.toml` in a folder above `start`,
+/// as a relative path (`../../scone.toml`): one scone did not read (outside
+/// a repository only `start`'s own is read, [`config_folders`]), which a user
+/// who ran scone in a subfolder of that workspace likely meant. Only told,
+/// never loaded. Inside a repository every one up to its root is read: none.
+pub fn config_above(start: &Path) -> Option<PathBuf> {
+    if repository_root(start).is_some() {
+        return None;
+    }
+    let mut up = PathBuf::new();
+    for dir in start.ancestors().skip(1) {
+        up.push("..");
+        if dir.join(CONFIG_FILE).is_file() {
+            return Some(up.join(CONFIG_FILE));
+        }
+    }
+    None
+}
+
 /// Watches `file` and each link on the way to the file it leads to (in any
 /// part of its path: `crate::link_chain`, as a step's keys are read), and
 /// that file: an ignore file is read through its links, so an edit of the
@@ -292,6 +311,20 @@ mod tests {
                 ("svc.yml".to_string(), "genImage".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn a_config_above_is_told_outside_a_repository_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        let deep = ws.join("services/a");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(ws.join(CONFIG_FILE), "members = [\"mesh.yml\"]\n").unwrap();
+        assert_eq!(config_above(&deep), Some(PathBuf::from("../../scone.toml")));
+        assert_eq!(config_above(&ws), None, "its own is read, not told");
+        // In a repository, every scone.toml up to its root is read.
+        std::fs::create_dir(ws.join(".git")).unwrap();
+        assert_eq!(config_above(&deep), None);
     }
 
     #[test]

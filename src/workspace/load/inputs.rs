@@ -224,6 +224,16 @@ fn no_manifest_hint(cwd: &Path) -> String {
     if let Some((name, _)) = mesh {
         return format!("`{name}` here is a Meshfile: give it with `-f {name}`");
     }
+    if let Some(config) = discover::config_above(cwd) {
+        let folder = config.parent().map_or(Path::new(".."), |p| p);
+        return format!(
+            "`{}` is above this folder, but outside a repository scone reads only the scone.toml \
+             of the folder it runs in (one in a shared folder above may be someone else's): run \
+             scone in `{}`, or make the workspace a repository (`git init` there)",
+            config.display(),
+            folder.display()
+        );
+    }
     if let Some(above) = discover::meshfile_above(cwd) {
         return format!(
             "`{}` is a Meshfile above this folder: give it with `-f {0}`, or run scone in `{}`",
