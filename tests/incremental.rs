@@ -72,10 +72,10 @@ fn a_signing_key_rotated_behind_its_links_signs_the_next_build() {
     std::os::unix::fs::symlink("..v1", secret.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/enclave.pem", secret.join("enclave.pem")).unwrap();
     let key = secret.join("enclave.pem");
-    let build = || {
+    let build_with = |key: &Path| {
         let out = sb
             .scone(&root)
-            .env("SCONE_SIGNING_KEY", &key)
+            .env("SCONE_SIGNING_KEY", key)
             .args(["build", "-f", "mesh.yml", "-q"])
             .output()
             .unwrap();
@@ -86,6 +86,7 @@ fn a_signing_key_rotated_behind_its_links_signs_the_next_build() {
         );
         signers(&root)
     };
+    let build = || build_with(&key);
     let one = |key: &SigningKey| BTreeSet::from([hex::encode(key.mrsigner())]);
     assert_eq!(build(), one(&first));
     // Rotated as kubelet does: a new link renamed over `..data`.
@@ -95,6 +96,20 @@ fn a_signing_key_rotated_behind_its_links_signs_the_next_build() {
     // The file behind the links replaced in place.
     std::fs::copy(support::sig1_key(), secret.join("..v2/enclave.pem")).unwrap();
     assert_eq!(build(), one(&first), "the key's new content signs");
+    // A link straight to a file (`~/.config/scone/key.pem -> keys/a.pem`):
+    // followed to the file itself (it was once taken for `keys/a.pem/`, a
+    // folder, and every sign step failed), and re-pointed, it signs anew.
+    let third = SigningKey::generate_at(&secret.join("third.pem")).unwrap();
+    let direct = secret.join("direct.pem");
+    std::os::unix::fs::symlink("third.pem", &direct).unwrap();
+    assert_eq!(build_with(&direct), one(&third), "a direct link signs");
+    std::fs::remove_file(&direct).unwrap();
+    std::os::unix::fs::symlink("..v1/enclave.pem", &direct).unwrap();
+    assert_eq!(
+        build_with(&direct),
+        one(&first),
+        "the link re-pointed signs"
+    );
 }
 
 fn outputs(root: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -432,39 +432,22 @@ mod tests {
         }
         let cfg = root.join(CONFIG_FILE);
         let nowhere = |_: &str| Pos::default();
-        let got = members(
-            root,
-            &["*/mesh.yml".to_string()],
-            &cfg,
-            &nowhere,
-            &mut Vec::new(),
-        )
-        .unwrap();
+        let members_of = |globs: &[&str]| {
+            let globs: Vec<String> = globs.iter().map(|g| g.to_string()).collect();
+            members(root, &globs, &cfg, &nowhere, &mut Vec::new())
+        };
+        let got = members_of(&["*/mesh.yml"]).unwrap();
         assert_eq!(
             got,
             vec![root.join("m1/mesh.yml"), root.join("m2/mesh.yml")]
         );
         // `./` as a shell would write it: from the root, at the root only.
         std::fs::write(root.join("mesh.yml"), "kind: mesh\n").unwrap();
-        let got = members(
-            root,
-            &["./mesh.yml".to_string(), "././m1/mesh.yml".to_string()],
-            &cfg,
-            &nowhere,
-            &mut Vec::new(),
-        )
-        .unwrap();
+        let got = members_of(&["./mesh.yml", "././m1/mesh.yml"]).unwrap();
         assert_eq!(got, vec![root.join("mesh.yml"), root.join("m1/mesh.yml")]);
         // A file an earlier glob took (one without a `/` matches at any
         // depth) is no error of a later glob naming it: a member once.
-        let got = members(
-            root,
-            &["mesh*.yml".to_string(), "m1/mesh.yml".to_string()],
-            &cfg,
-            &nowhere,
-            &mut Vec::new(),
-        )
-        .unwrap();
+        let got = members_of(&["mesh*.yml", "m1/mesh.yml"]).unwrap();
         assert_eq!(
             got,
             vec![
@@ -473,14 +456,7 @@ mod tests {
                 root.join("mesh.yml")
             ]
         );
-        let err = members(
-            root,
-            &["nope/*.yml".to_string()],
-            &cfg,
-            &nowhere,
-            &mut Vec::new(),
-        )
-        .unwrap_err();
+        let err = members_of(&["nope/*.yml"]).unwrap_err();
         assert_eq!(err[0].kind, ErrorKind::Config);
         assert!(err[0].message.contains("matches no file"));
         // Outside the workspace: refused as such, even where files match.
@@ -501,14 +477,7 @@ mod tests {
                 err[0].message
             );
         }
-        let err = members(
-            root,
-            &["m1/../m2/*.yml".to_string()],
-            &cfg,
-            &nowhere,
-            &mut Vec::new(),
-        )
-        .unwrap_err();
+        let err = members_of(&["m1/../m2/*.yml"]).unwrap_err();
         assert!(
             err[0].message.contains("has a `..` part"),
             "{}",
