@@ -1103,3 +1103,37 @@ fn a_secret_reference_with_no_name_or_a_part_its_kind_has_not_is_shown() {
         got.1
     );
 }
+
+/// Outside a repository, scone reads only the scone.toml of the first file's
+/// folder: run one folder too deep, a service's base above that folder is
+/// "outside the repository", and the hint names the workspace's scone.toml
+/// above that was not read, not the `[paths] allow` of one that is not read.
+#[test]
+fn outside_a_repository_too_deep_the_hint_names_the_scone_toml_above() {
+    use support::monorepo::{generate, Link, MonorepoOptions};
+    let sb = Sandbox::new();
+    let root = sb.path().join("ws");
+    let repo = generate(
+        &root,
+        MonorepoOptions {
+            services: 1,
+            link: Link::Members,
+            ..MonorepoOptions::default()
+        },
+    );
+    assert!(!root.join(".git").exists(), "no repository");
+    let dir = &repo.services[0].2;
+    let out = sb
+        .scone(dir)
+        .args(["check", "-f", "service.yml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is outside the repository"), "{err}");
+    assert!(
+        err.contains("`../../scone.toml` above") && err.contains("git init"),
+        "{err}"
+    );
+    assert!(!err.contains("[paths] allow"), "{err}");
+}

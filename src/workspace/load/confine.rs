@@ -286,7 +286,7 @@ impl Loader {
         path: &Path,
     ) {
         if !self.permits(dir, &path.to_string_lossy()) {
-            let repository = self.boundary().repository().display().to_string();
+            let repository = self.boundary().repository().to_path_buf();
             self.diags.push(outside(file, field, value, &repository));
         }
     }
@@ -297,7 +297,7 @@ impl Loader {
         if self.permits(&dir, &rel.value) {
             return true;
         }
-        let repository = self.boundary().repository().display().to_string();
+        let repository = self.boundary().repository().to_path_buf();
         self.diags.push(outside(mesh, "manifest", rel, &repository));
         false
     }
@@ -321,15 +321,29 @@ fn host_root(kind: ErrorKind, file: PathBuf, pos: Pos, field: &str, value: &str)
     )
 }
 
-fn outside(file: &Path, field: &str, value: &Located<String>, repository: &str) -> Diagnostic {
+fn outside(file: &Path, field: &str, value: &Located<String>, repository: &Path) -> Diagnostic {
+    // Outside a repository, the "repository" is the first file's folder: a
+    // user who ran scone one folder too deep is told of the scone.toml above
+    // that was not read, rather than to edit one that is not read.
+    let hint = match crate::manifest::discover::config_above(repository) {
+        Some(config) => format!(
+            "`{}` above {} is not read: outside a repository scone reads only the \
+             scone.toml of the first file's folder; run scone in the workspace's folder, or \
+             make the workspace a repository (`git init` there)",
+            config.display(),
+            repository.display()
+        ),
+        None => ALLOW_HINT.to_string(),
+    };
     Diagnostic::new(
         ErrorKind::OutsideWorkspace,
         file,
         value.pos,
         format!(
-            "{field} `{}` is outside the repository ({repository})",
-            value.value
+            "{field} `{}` is outside the repository ({})",
+            value.value,
+            repository.display()
         ),
     )
-    .with_hint(ALLOW_HINT)
+    .with_hint(hint)
 }
